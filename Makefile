@@ -1,0 +1,28 @@
+# Thin wrapper over CMake: `make test` installs what is missing, builds and runs the tests.
+BUILD_DIR ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test clean fixtures format
+
+all: build
+
+deps:
+	bash scripts/setup-deps.sh
+
+build:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: deps build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# Regenerates tests/fixtures/*.safetensors with PyTorch (Debian's python3-torch); tests never need it.
+fixtures:
+	python3 tests/reference/make_fixtures.py tests/fixtures
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,62 @@
+// vit::Config: the shape of a Vision Transformer, and the checks that reject impossible ones.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace vit {
+
+enum class PosEmbed { kLearned, kSinCos };
+enum class Pool { kCls, kMean };
+
+// A ViT as timm builds it (pre-norm blocks, fused qkv, GELU MLP, final LayerNorm), on square
+// images. Letters used everywhere: B batch, C channels, P patch, N tokens, D width, H heads,
+// Dh = D / H, M = MLP width, K classes.
+struct Config {
+  int image_size = 28;   // pixels per side; a multiple of patch_size
+  int channels = 1;      // C
+  int patch_size = 4;    // P
+  int dim = 64;          // D
+  int depth = 6;         // number of encoder blocks
+  int heads = 4;         // H; divides D
+  int mlp_dim = 256;     // M (timm's mlp_ratio * D)
+  int num_classes = 10;  // K
+  PosEmbed pos_embed = PosEmbed::kLearned;
+  // kCls: a class token is prepended and its final state is classified (timm global_pool='token').
+  // kMean: no class token; the patch tokens are averaged (timm class_token=False,
+  // global_pool='avg', which puts the final LayerNorm after the pooling as `fc_norm`).
+  Pool pool = Pool::kCls;
+  bool qkv_bias = true;
+  float ln_eps = 1e-6f;  // LayerNorm epsilon (timm's ViTs use 1e-6)
+  // GELU is always the exact (erf) form, as nn.GELU() and timm default to.
+
+  // Throws vit::Error naming the first field that makes this configuration impossible.
+  void validate() const;
+
+  int grid() const { return image_size / patch_size; }  // patches per side
+  int num_patches() const { return grid() * grid(); }   // Np
+  int num_prefix_tokens() const { return pool == Pool::kCls ? 1 : 0; }
+  int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
+  int head_dim() const { return dim / heads; }                            // Dh
+  int patch_dim() const { return channels * patch_size * patch_size; }    // C*P*P
+
+  // Number of parameters, and forward multiply-adds x 2 for one image (every matmul counted as
+  // 2*m*n*k, attention's QK^T and AV included; elementwise work is not counted).
+  int64_t num_params() const;
+  int64_t forward_flops() const;
+
+  // The JSON object stored in checkpoints (keys: image_size, channels, patch_size, dim, depth,
+  // heads, mlp_dim, num_classes, pos_embed, pool, qkv_bias, ln_eps), and its inverse, which
+  // rejects unknown or missing keys and validates the result.
+  std::string to_json() const;
+  static Config from_json(const std::string& json);
+
+  bool operator==(const Config&) const = default;
+};
+
+const char* to_string(PosEmbed p);
+const char* to_string(Pool p);
+PosEmbed parse_pos_embed(const std::string& s);  // "learned" | "sincos", else vit::Error
+Pool parse_pool(const std::string& s);           // "cls" | "mean", else vit::Error
+
+}  // namespace vit

@@ -1,0 +1,79 @@
+// vit::Model: a Vision Transformer's parameters (one arena, timm names), its training forward and
+// explicit backward, and an inference path that keeps only one block's activations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vit/config.hpp"
+#include "vit/tensor.hpp"
+
+namespace vit {
+
+struct ParamInfo {
+  std::string name;            // timm name, e.g. "blocks.0.attn.qkv.weight"
+  std::vector<int64_t> shape;  // as timm stores it, e.g. cls_token [1, 1, D]
+  size_t offset = 0;           // in floats, into the parameter (and gradient) arena
+  int64_t numel = 0;
+  bool trainable = true;  // false for the fixed sin/cos pos_embed
+  bool decay = false;     // AdamW weight decay applies (matrix weights only)
+};
+
+class Model {
+ public:
+  // Validates cfg and allocates the parameter arena (zeros; call init() or load values).
+  explicit Model(const Config& cfg);
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  const Config& config() const;
+
+  // timm-like initialisation, fully determined by seed: weights (patch embedding, qkv, proj, fc1,
+  // fc2, head), cls_token and a learned pos_embed ~ normal(0, 0.02) truncated at 2 std; biases 0;
+  // LayerNorm weights 1; a sincos pos_embed gets its fixed table.
+  void init(uint64_t seed);
+
+  // Parameters, in timm order. Names are unique; param() throws vit::Error for an unknown name.
+  const std::vector<ParamInfo>& params() const;
+  const ParamInfo& param_info(const std::string& name) const;
+  TensorView param(const std::string& name);
+  int64_t num_params() const;  // all elements, trainable or not
+
+  // The whole parameter arena: params()[i] lives at param_data() + params()[i].offset.
+  float* param_data();
+  const float* param_data() const;
+  size_t arena_floats() const;  // arena size including alignment padding (padding stays zero)
+
+  // ---- Training. Allocates the gradient and activation arenas once, for batches up to
+  // max_batch; calling it again with a larger max_batch reallocates the activations.
+  void enable_training(int max_batch);
+  int max_batch() const;
+  // Forward of a batch images [B, C, S, S] (B <= max_batch), saving what the backward needs.
+  // Returns logits [B, K], valid until the next forward.
+  const float* forward(const float* images, int B);
+  // Backward of the last forward: dlogits [B, K]. Parameter gradients accumulate (+=) into the
+  // gradient arena, so call zero_grad() between steps (or not, to accumulate).
+  void backward(const float* dlogits);
+  void zero_grad();
+  float* grad_data();  // same layout as param_data()
+  TensorView grad(const std::string& name);
+
+  // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
+  // workspace holds one block's buffers and grows (once) to the largest B seen.
+  void predict(const float* images, int B, float* logits);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns
+// the mean loss; when dlogits is non-null, writes the gradient of the mean loss there. probs is a
+// [B, K] scratch (the softmax). Labels outside [0, K) throw vit::Error.
+double cross_entropy(const float* logits, const int32_t* labels, int B, int K, float smoothing,
+                     float* probs, float* dlogits);
+
+}  // namespace vit

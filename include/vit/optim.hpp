@@ -1,0 +1,56 @@
+// Optimisation: AdamW over a model's parameter arena (weight decay masked per tensor), and global
+// gradient-norm clipping.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "vit/model.hpp"
+
+namespace vit {
+
+struct AdamWOptions {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  // Decoupled weight decay (Loshchilov & Hutter), applied only to tensors whose ParamInfo::decay
+  // is set: the matrix weights, never biases, LayerNorm parameters, cls_token or pos_embed.
+  float weight_decay = 0.0f;
+
+  void validate() const;  // vit::Error naming the bad field
+};
+
+class AdamW {
+ public:
+  // Allocates the moment buffers (m and v, each the size of the parameter arena, zero).
+  AdamW(Model& model, const AdamWOptions& options);
+
+  // One update of every trainable parameter from the model's gradients, at learning rate lr
+  // (the schedule's value for this step). Increments step_count() first (bias correction uses
+  // the 1-based step).
+  void step(float lr);
+  void step() { step(options_.lr); }
+
+  const AdamWOptions& options() const { return options_; }
+  int64_t step_count() const { return step_; }
+  void set_step_count(int64_t t) { step_ = t; }
+  // Moment buffers, laid out like Model::param_data() (for checkpoints).
+  float* exp_avg() { return m_.data(); }
+  float* exp_avg_sq() { return v_.data(); }
+  size_t size() const { return m_.size(); }
+
+ private:
+  Model& model_;
+  AdamWOptions options_;
+  int64_t step_ = 0;
+  std::vector<float> m_, v_;
+};
+
+// Computes the global L2 norm of all gradients (double accumulation, thread-count independent)
+// and, when max_norm > 0 and the norm exceeds it, scales every gradient by
+// max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping
+// (NaN or inf when a gradient is not finite; gradients are then left as they are).
+double clip_grad_norm(Model& model, float max_norm);
+
+}  // namespace vit

@@ -1,0 +1,34 @@
+// Arena: one 64-byte-aligned allocation carved into many fp32 tensors (llm.c style). Tensors are
+// planned first (add), the block is allocated once (allocate), and nothing is allocated after.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace vit {
+
+class Arena {
+ public:
+  static constexpr size_t kAlign = 16;  // floats: each tensor starts on a 64-byte boundary
+
+  // Plans a tensor of n floats; returns its offset in floats. Only before allocate().
+  size_t add(size_t n);
+  // Allocates (zero-filled) everything planned. Throws vit::Error if the memory is not available.
+  void allocate();
+
+  bool allocated() const { return data_ != nullptr; }
+  float* data() { return data_.get(); }
+  const float* data() const { return data_.get(); }
+  size_t size() const { return size_; }  // floats, padding included
+  float* at(size_t offset) { return data_.get() + offset; }
+  const float* at(size_t offset) const { return data_.get() + offset; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float, Free> data_;
+  size_t size_ = 0;
+};
+
+}  // namespace vit

@@ -1,0 +1,50 @@
+// Thread-count policy. OpenBLAS (pthreads build) keeps its own pool beside OpenMP's; both are set
+// here to the same count, and no kernel calls BLAS from inside an OpenMP region, so at any moment
+// at most n threads compute.
+#include "vit/threads.hpp"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <string>
+
+#include "vit/error.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);
+
+namespace vit {
+namespace {
+
+int g_threads = 0;  // 0: not decided yet
+
+void ensure_initialized() {
+  if (g_threads == 0) set_num_threads(available_cores());
+}
+
+}  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return std::max(1, omp_get_num_procs());
+}
+
+void set_num_threads(int n) {
+  VIT_CHECK(n >= 1 && n <= 1024,
+            "threads must be between 1 and 1024 (got " + std::to_string(n) + ")");
+  g_threads = n;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+int num_threads() {
+  ensure_initialized();
+  return g_threads;
+}
+
+}  // namespace vit

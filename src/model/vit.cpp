@@ -1,0 +1,436 @@
+// The Vision Transformer: parameter layout (timm names), initialisation, the training forward,
+// its explicit backward (the ops in reverse, by hand), and the inference forward.
+//
+// Training forward, per image batch (shapes with B batch, N tokens, D width, M MLP width):
+//   x0 = pos_embed + [cls_token;] patch_embed(images)                      [B, N, D]
+//   for each block l:  xmid = x_l + proj(attention(qkv(norm1(x_l))))
+//                      x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
+//   pooled = x_L[:, 0] (cls) or mean_N(x_L) (mean);  logits = head(norm(pooled))  [B, K]
+// (For cls pooling timm normalises every token and then takes token 0; LayerNorm is per token,
+// so normalising token 0 alone gives the same logits.)
+#include "vit/model.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+
+#include "core/arena.hpp"
+#include "core/rng.hpp"
+#include "ops/ops.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+namespace {
+
+constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
+// Offsets of one block's parameters in the parameter arena (the gradient arena has the same
+// layout). kNone marks an absent tensor (qkv bias when qkv_bias is false).
+struct BlockOffsets {
+  size_t norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b, fc2_w,
+      fc2_b;
+};
+
+// Activations one block saves for its backward.
+struct BlockActs {
+  float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *h, *g;
+};
+
+}  // namespace
+
+struct Model::Impl {
+  Config cfg;
+  std::vector<ParamInfo> params;
+  std::unordered_map<std::string, size_t> index;
+  Arena weights, grads;
+
+  size_t cls = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
+  std::vector<BlockOffsets> blocks;
+  size_t norm_w = kNone, norm_b = kNone, head_w = kNone, head_b = kNone;
+
+  // Training activations, sized for max_batch.
+  int max_batch = 0;
+  int last_batch = 0;  // B of the last forward, 0 when there is nothing to backpropagate
+  Arena acts;
+  float* cols = nullptr;     // [B*Np, C*P*P]
+  float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
+  std::vector<float*> x;     // depth + 1 residual-stream states [B, N, D]
+  std::vector<BlockActs> block_acts;
+  float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
+        *logits = nullptr;
+  // Gradient scratch, shared by all blocks.
+  float *dx = nullptr, *dtmp = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr,
+        *dpooled = nullptr, *dnormed = nullptr, *dpatches = nullptr;
+
+  // Inference workspace (one block), sized for infer_batch.
+  int infer_batch = 0;
+  Arena infer;
+  std::vector<size_t> infer_offsets;
+
+  size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
+                   bool trainable = true) {
+    ParamInfo p;
+    p.name = name;
+    p.shape = std::move(shape);
+    p.numel = 1;
+    for (int64_t d : p.shape) p.numel *= d;
+    p.offset = weights.add(size_t(p.numel));
+    p.decay = decay;
+    p.trainable = trainable;
+    index[name] = params.size();
+    params.push_back(std::move(p));
+    return params.back().offset;
+  }
+
+  float* W(size_t off) { return weights.at(off); }
+  float* G(size_t off) { return grads.at(off); }
+  float* Wopt(size_t off) { return off == kNone ? nullptr : weights.at(off); }
+  float* Gopt(size_t off) { return off == kNone ? nullptr : grads.at(off); }
+};
+
+Model::Model(const Config& cfg) : impl_(std::make_unique<Impl>()) {
+  cfg.validate();
+  Impl& m = *impl_;
+  m.cfg = cfg;
+  const int64_t D = cfg.dim, M = cfg.mlp_dim, K = cfg.num_classes;
+  const bool learned = cfg.pos_embed == PosEmbed::kLearned;
+  if (cfg.pool == Pool::kCls) m.cls = m.add_param("cls_token", {1, 1, D}, false);
+  m.pos = m.add_param("pos_embed", {1, cfg.num_tokens(), D}, false, learned);
+  m.patch_w = m.add_param("patch_embed.proj.weight",
+                          {D, cfg.channels, cfg.patch_size, cfg.patch_size}, true);
+  m.patch_b = m.add_param("patch_embed.proj.bias", {D}, false);
+  for (int l = 0; l < cfg.depth; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    BlockOffsets b;
+    b.norm1_w = m.add_param(p + "norm1.weight", {D}, false);
+    b.norm1_b = m.add_param(p + "norm1.bias", {D}, false);
+    b.qkv_w = m.add_param(p + "attn.qkv.weight", {3 * D, D}, true);
+    b.qkv_b = cfg.qkv_bias ? m.add_param(p + "attn.qkv.bias", {3 * D}, false) : kNone;
+    b.proj_w = m.add_param(p + "attn.proj.weight", {D, D}, true);
+    b.proj_b = m.add_param(p + "attn.proj.bias", {D}, false);
+    b.norm2_w = m.add_param(p + "norm2.weight", {D}, false);
+    b.norm2_b = m.add_param(p + "norm2.bias", {D}, false);
+    b.fc1_w = m.add_param(p + "mlp.fc1.weight", {M, D}, true);
+    b.fc1_b = m.add_param(p + "mlp.fc1.bias", {M}, false);
+    b.fc2_w = m.add_param(p + "mlp.fc2.weight", {D, M}, true);
+    b.fc2_b = m.add_param(p + "mlp.fc2.bias", {D}, false);
+    m.blocks.push_back(b);
+  }
+  // timm: the final LayerNorm is `norm` (on the tokens) for token pooling and `fc_norm` (after
+  // the pooling) for average pooling.
+  const std::string norm = cfg.pool == Pool::kCls ? "norm" : "fc_norm";
+  m.norm_w = m.add_param(norm + ".weight", {D}, false);
+  m.norm_b = m.add_param(norm + ".bias", {D}, false);
+  m.head_w = m.add_param("head.weight", {K, D}, true);
+  m.head_b = m.add_param("head.bias", {K}, false);
+  m.weights.allocate();
+}
+
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+const Config& Model::config() const {
+  return impl_->cfg;
+}
+const std::vector<ParamInfo>& Model::params() const {
+  return impl_->params;
+}
+float* Model::param_data() {
+  return impl_->weights.data();
+}
+const float* Model::param_data() const {
+  return impl_->weights.data();
+}
+size_t Model::arena_floats() const {
+  return impl_->weights.size();
+}
+int Model::max_batch() const {
+  return impl_->max_batch;
+}
+
+int64_t Model::num_params() const {
+  int64_t n = 0;
+  for (const ParamInfo& p : impl_->params) n += p.numel;
+  return n;
+}
+
+const ParamInfo& Model::param_info(const std::string& name) const {
+  auto it = impl_->index.find(name);
+  VIT_CHECK(it != impl_->index.end(), "the model has no parameter named '" + name + "'");
+  return impl_->params[it->second];
+}
+
+TensorView Model::param(const std::string& name) {
+  const ParamInfo& p = param_info(name);
+  return {impl_->weights.at(p.offset), p.shape};
+}
+
+TensorView Model::grad(const std::string& name) {
+  const ParamInfo& p = param_info(name);
+  VIT_CHECK(impl_->grads.allocated(), "gradients exist only after enable_training()");
+  return {impl_->grads.at(p.offset), p.shape};
+}
+
+float* Model::grad_data() {
+  VIT_CHECK(impl_->grads.allocated(), "gradients exist only after enable_training()");
+  return impl_->grads.data();
+}
+
+void Model::zero_grad() {
+  if (impl_->grads.allocated()) std::memset(impl_->grads.data(), 0, impl_->grads.size() * 4);
+}
+
+void Model::init(uint64_t seed) {
+  Impl& m = *impl_;
+  for (size_t i = 0; i < m.params.size(); ++i) {
+    const ParamInfo& p = m.params[i];
+    float* w = m.W(p.offset);
+    // One stream per tensor: a tensor's values do not depend on which tensors precede it.
+    Rng rng(seed, i);
+    const bool is_norm_weight = p.name.ends_with("norm1.weight") ||
+                                p.name.ends_with("norm2.weight") || p.name == "norm.weight" ||
+                                p.name == "fc_norm.weight";
+    if (p.offset == m.pos && !p.trainable) {
+      ops::sincos_table(w, m.cfg.num_tokens(), m.cfg.dim);
+    } else if (is_norm_weight) {
+      std::fill(w, w + p.numel, 1.0f);
+    } else if (p.decay || p.offset == m.cls || p.offset == m.pos) {
+      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(0.02));
+    } else {
+      std::fill(w, w + p.numel, 0.0f);  // biases and LayerNorm shifts
+    }
+  }
+}
+
+void Model::enable_training(int max_batch) {
+  VIT_CHECK(max_batch >= 1, "enable_training: max_batch must be at least 1 (got " +
+                                std::to_string(max_batch) + ")");
+  Impl& m = *impl_;
+  if (!m.grads.allocated()) {
+    for (const ParamInfo& p : m.params) m.grads.add(size_t(p.numel));
+    m.grads.allocate();
+  }
+  if (max_batch <= m.max_batch) return;
+
+  const Config& c = m.cfg;
+  const int64_t B = max_batch, N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim,
+                H = c.heads, K = c.num_classes;
+  const int64_t BN = B * N, BND = BN * D;
+  Arena a;
+  struct Slot {
+    float** ptr;
+    size_t off;
+  };
+  std::vector<Slot> slots;
+  auto plan = [&](float** ptr, int64_t n) { slots.push_back({ptr, a.add(size_t(n))}); };
+
+  m.x.assign(c.depth + 1, nullptr);
+  m.block_acts.assign(c.depth, BlockActs{});
+  plan(&m.cols, B * Np * c.patch_dim());
+  if (c.pool == Pool::kCls) plan(&m.patches, B * Np * D);
+  for (auto& xl : m.x) plan(&xl, BND);
+  for (BlockActs& s : m.block_acts) {
+    plan(&s.ln1, BND);
+    plan(&s.mean1, BN);
+    plan(&s.rstd1, BN);
+    plan(&s.qkv, 3 * BND);
+    plan(&s.att, B * H * N * N);
+    plan(&s.attn, BND);
+    plan(&s.xmid, BND);
+    plan(&s.ln2, BND);
+    plan(&s.mean2, BN);
+    plan(&s.rstd2, BN);
+    plan(&s.h, BN * M);
+    plan(&s.g, BN * M);
+  }
+  plan(&m.pooled, B * D);
+  plan(&m.pool_mean, B);
+  plan(&m.pool_rstd, B);
+  plan(&m.normed, B * D);
+  plan(&m.logits, B * K);
+  plan(&m.dx, BND);
+  plan(&m.dtmp, BND);
+  plan(&m.dln, BND);
+  plan(&m.dqkv, 3 * BND);
+  plan(&m.dg, BN * M);
+  plan(&m.dpooled, B * D);
+  plan(&m.dnormed, B * D);
+  if (c.pool == Pool::kCls) plan(&m.dpatches, B * Np * D);
+  a.allocate();
+  for (const Slot& s : slots) *s.ptr = a.at(s.off);
+  m.acts = std::move(a);
+  m.max_batch = max_batch;
+  m.last_batch = 0;
+}
+
+const float* Model::forward(const float* images, int B) {
+  Impl& m = *impl_;
+  VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
+  VIT_CHECK(B >= 1 && B <= m.max_batch, "forward: batch " + std::to_string(B) + " is outside [1, " +
+                                            std::to_string(m.max_batch) + "]");
+  const Config& c = m.cfg;
+  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int64_t BN = int64_t(B) * N;
+
+  float* x0 = m.x[0];
+  float* pe = c.pool == Pool::kCls ? m.patches : x0;
+  ops::patch_embed_forward(pe, m.cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
+                           c.image_size, c.patch_size, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(x0, pe, m.W(m.cls), B, Np, D);
+  ops::pos_add_forward(x0, x0, m.W(m.pos), B, N, D);
+
+  for (int l = 0; l < c.depth; ++l) {
+    const BlockOffsets& p = m.blocks[l];
+    BlockActs& s = m.block_acts[l];
+    const float* xin = m.x[l];
+    float* xout = m.x[l + 1];
+    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, xin, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
+                           c.ln_eps);
+    ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
+    ops::attention_forward(s.attn, s.att, s.qkv, B, N, D, H);
+    ops::linear_forward(s.xmid, s.attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
+    ops::residual_forward(s.xmid, xin, s.xmid, BN * D);
+    ops::layernorm_forward(s.ln2, s.mean2, s.rstd2, s.xmid, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
+                           c.ln_eps);
+    ops::linear_forward(s.h, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
+    ops::gelu_forward(s.g, s.h, BN * M);
+    ops::linear_forward(xout, s.g, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
+    ops::residual_forward(xout, s.xmid, xout, BN * D);
+  }
+
+  const float* xl = m.x[c.depth];
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_forward(m.pooled, xl, B, N, D);
+  } else {
+    ops::mean_pool_forward(m.pooled, xl, B, N, D);
+  }
+  ops::layernorm_forward(m.normed, m.pool_mean, m.pool_rstd, m.pooled, m.W(m.norm_w), m.W(m.norm_b),
+                         B, D, c.ln_eps);
+  ops::linear_forward(m.logits, m.normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
+  m.last_batch = B;
+  return m.logits;
+}
+
+void Model::backward(const float* dlogits) {
+  Impl& m = *impl_;
+  VIT_CHECK(m.last_batch > 0, "backward: no forward to differentiate; call forward() first");
+  const Config& c = m.cfg;
+  const int B = m.last_batch;
+  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int64_t BN = int64_t(B) * N;
+  const bool learned = c.pos_embed == PosEmbed::kLearned;
+
+  ops::linear_backward(m.dnormed, m.G(m.head_w), m.G(m.head_b), dlogits, m.normed, m.W(m.head_w), B,
+                       D, c.num_classes);
+  ops::layernorm_backward(m.dpooled, m.G(m.norm_w), m.G(m.norm_b), m.dnormed, m.pooled, m.pool_mean,
+                          m.pool_rstd, m.W(m.norm_w), B, D);
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_backward(m.dx, m.dpooled, B, N, D);
+  } else {
+    ops::mean_pool_backward(m.dx, m.dpooled, B, N, D);
+  }
+
+  // m.dx holds the gradient of the residual stream, flowing from the last block to the first.
+  for (int l = c.depth - 1; l >= 0; --l) {
+    const BlockOffsets& p = m.blocks[l];
+    const BlockActs& s = m.block_acts[l];
+    // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
+    ops::linear_backward(m.dg, m.G(p.fc2_w), m.G(p.fc2_b), m.dx, s.g, m.W(p.fc2_w), BN, M, D);
+    ops::gelu_backward(m.dg, m.dg, s.h, BN * M);
+    ops::linear_backward(m.dln, m.G(p.fc1_w), m.G(p.fc1_b), m.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
+    ops::layernorm_backward(m.dtmp, m.G(p.norm2_w), m.G(p.norm2_b), m.dln, s.xmid, s.mean2, s.rstd2,
+                            m.W(p.norm2_w), BN, D);
+    ops::residual_backward(m.dx, m.dx, m.dtmp, BN * D);
+    // xmid = x_l + proj(attention(qkv(norm1(x_l))))
+    ops::linear_backward(m.dln, m.G(p.proj_w), m.G(p.proj_b), m.dx, s.attn, m.W(p.proj_w), BN, D,
+                         D);
+    ops::attention_backward(m.dqkv, m.dln, s.qkv, s.att, s.attn, B, N, D, H);
+    ops::linear_backward(m.dln, m.G(p.qkv_w), m.Gopt(p.qkv_b), m.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
+                         3 * D);
+    ops::layernorm_backward(m.dtmp, m.G(p.norm1_w), m.G(p.norm1_b), m.dln, m.x[l], s.mean1, s.rstd1,
+                            m.W(p.norm1_w), BN, D);
+    ops::residual_backward(m.dx, m.dx, m.dtmp, BN * D);
+  }
+
+  ops::pos_add_backward(m.dx, learned ? m.G(m.pos) : nullptr, m.dx, B, N, D);
+  const float* dpe = m.dx;
+  if (c.pool == Pool::kCls) {
+    ops::cls_prepend_backward(m.dpatches, m.G(m.cls), m.dx, B, Np, D);
+    dpe = m.dpatches;
+  }
+  ops::patch_embed_backward(nullptr, m.G(m.patch_w), m.G(m.patch_b), dpe, m.cols, m.W(m.patch_w), B,
+                            c.channels, c.image_size, c.patch_size, D);
+}
+
+void Model::predict(const float* images, int B, float* logits) {
+  Impl& m = *impl_;
+  VIT_CHECK(B >= 1, "predict: batch must be at least 1 (got " + std::to_string(B) + ")");
+  const Config& c = m.cfg;
+  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int64_t BN = int64_t(B) * N;
+
+  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed, for the largest B.
+  if (B > m.infer_batch) {
+    const int64_t sizes[] = {int64_t(B) * Np * c.patch_dim(),
+                             int64_t(B) * Np * D,
+                             BN * D,
+                             BN * D,
+                             3 * BN * D,
+                             BN * D,
+                             BN * M,
+                             int64_t(B) * D,
+                             int64_t(B) * D};
+    Arena a;
+    m.infer_offsets.clear();
+    for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));
+    a.allocate();
+    m.infer = std::move(a);
+    m.infer_batch = B;
+  }
+  float* buf[9];
+  for (int i = 0; i < 9; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
+  float *cols = buf[0], *patches = buf[1], *x = buf[2], *ln = buf[3], *qkv = buf[4], *attn = buf[5],
+        *h = buf[6], *pooled = buf[7], *normed = buf[8];
+
+  float* pe = c.pool == Pool::kCls ? patches : x;
+  ops::patch_embed_forward(pe, cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
+                           c.image_size, c.patch_size, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(x, pe, m.W(m.cls), B, Np, D);
+  ops::pos_add_forward(x, x, m.W(m.pos), B, N, D);
+  for (int l = 0; l < c.depth; ++l) {
+    const BlockOffsets& p = m.blocks[l];
+    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
+                           c.ln_eps);
+    ops::linear_forward(qkv, ln, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
+    ops::attention_forward(attn, nullptr, qkv, B, N, D, H);
+    ops::linear_forward(ln, attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
+    ops::residual_forward(x, x, ln, BN * D);
+    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
+                           c.ln_eps);
+    ops::linear_forward(h, ln, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
+    ops::gelu_forward(h, h, BN * M);
+    ops::linear_forward(ln, h, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
+    ops::residual_forward(x, x, ln, BN * D);
+  }
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_forward(pooled, x, B, N, D);
+  } else {
+    ops::mean_pool_forward(pooled, x, B, N, D);
+  }
+  ops::layernorm_forward(normed, nullptr, nullptr, pooled, m.W(m.norm_w), m.W(m.norm_b), B, D,
+                         c.ln_eps);
+  ops::linear_forward(logits, normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
+}
+
+double cross_entropy(const float* logits, const int32_t* labels, int B, int K, float smoothing,
+                     float* probs, float* dlogits) {
+  VIT_CHECK(std::isfinite(smoothing) && smoothing >= 0.0f && smoothing < 1.0f,
+            "label smoothing must be in [0, 1) (got " + std::to_string(smoothing) + ")");
+  const double loss = ops::cross_entropy_forward(probs, logits, labels, B, K, smoothing);
+  if (dlogits) ops::cross_entropy_backward(dlogits, probs, labels, B, K, smoothing);
+  return loss;
+}
+
+}  // namespace vit

@@ -1,0 +1,123 @@
+// Token-level ops: class-token prepend, positional embedding (learned add and the fixed sin/cos
+// table), pooling to one vector per image, and the residual join.
+#include <cmath>
+#include <cstring>
+
+#include "ops/ops.hpp"
+
+namespace vit::ops {
+
+void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D) {
+  const int N = Np + 1;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    float* o = out + int64_t(b) * N * D;
+    std::memcpy(o, cls, sizeof(float) * D);
+    std::memcpy(o + D, tokens + int64_t(b) * Np * D, sizeof(float) * Np * D);
+  }
+}
+
+void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D) {
+  const int N = Np + 1;
+  if (dtokens) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; ++b) {
+      std::memcpy(dtokens + int64_t(b) * Np * D, dout + int64_t(b) * N * D + D,
+                  sizeof(float) * Np * D);
+    }
+  }
+  if (dcls) {
+    for (int b = 0; b < B; ++b) {
+      const float* g = dout + int64_t(b) * N * D;
+      for (int d = 0; d < D; ++d) dcls[d] += g[d];
+    }
+  }
+}
+
+void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D) {
+  const int64_t ND = int64_t(N) * D;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const float* xb = x + b * ND;
+    float* ob = out + b * ND;
+    for (int64_t i = 0; i < ND; ++i) ob[i] = xb[i] + pos[i];
+  }
+}
+
+void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D) {
+  const int64_t ND = int64_t(N) * D;
+  if (dx && dx != dout) std::memcpy(dx, dout, sizeof(float) * B * ND);
+  if (dpos) {
+    // Each element summed over the batch in order by one thread: thread-count independent.
+#pragma omp parallel for schedule(static) if (B * ND > 32768)
+    for (int64_t i = 0; i < ND; ++i) {
+      float acc = 0.0f;
+      for (int b = 0; b < B; ++b) acc += dout[b * ND + i];
+      dpos[i] += acc;
+    }
+  }
+}
+
+void sincos_table(float* out, int N, int D) {
+  for (int i = 0; i < N; ++i) {
+    for (int j = 0; j < D; ++j) {
+      // Computed in double: the angle i / 10000^(j/D) reaches N radians, where float's rounding
+      // would show in the sine.
+      const int even = j - (j % 2);
+      const double angle = i / std::pow(10000.0, double(even) / D);
+      out[int64_t(i) * D + j] = float(j % 2 == 0 ? std::sin(angle) : std::cos(angle));
+    }
+  }
+}
+
+void cls_pool_forward(float* out, const float* x, int B, int N, int D) {
+  for (int b = 0; b < B; ++b)
+    std::memcpy(out + int64_t(b) * D, x + int64_t(b) * N * D, sizeof(float) * D);
+}
+
+void cls_pool_backward(float* dx, const float* dout, int B, int N, int D) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    float* g = dx + int64_t(b) * N * D;
+    std::memcpy(g, dout + int64_t(b) * D, sizeof(float) * D);
+    std::memset(g + D, 0, sizeof(float) * (N - 1) * D);
+  }
+}
+
+void mean_pool_forward(float* out, const float* x, int B, int N, int D) {
+  const float inv = 1.0f / N;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    float* o = out + int64_t(b) * D;
+    const float* xb = x + int64_t(b) * N * D;
+    for (int d = 0; d < D; ++d) o[d] = 0.0f;
+    for (int n = 0; n < N; ++n) {
+      for (int d = 0; d < D; ++d) o[d] += xb[int64_t(n) * D + d];
+    }
+    for (int d = 0; d < D; ++d) o[d] *= inv;
+  }
+}
+
+void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
+  const float inv = 1.0f / N;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const float* g = dout + int64_t(b) * D;
+    for (int n = 0; n < N; ++n) {
+      float* row = dx + (int64_t(b) * N + n) * D;
+      for (int d = 0; d < D; ++d) row[d] = g[d] * inv;
+    }
+  }
+}
+
+void residual_forward(float* out, const float* x, const float* fx, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] + fx[i];
+}
+
+void residual_backward(float* dx, const float* dout, const float* dbranch, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] + dbranch[i];
+}
+
+}  // namespace vit::ops

@@ -1,0 +1,116 @@
+// The ops: forward/backward pairs the model is composed of. This header is the one dispatch point:
+// every op the model calls is declared here, today implemented for the CPU in src/ops/cpu/; a CUDA
+// backend will implement the same functions on device pointers behind these declarations.
+//
+// Conventions: row-major, last dimension contiguous; outputs first, then saved tensors, then
+// inputs; gradients are prefixed `d`. Parameter gradients ACCUMULATE (+=) so several backward
+// passes can sum into one gradient buffer; activation gradients OVERWRITE. A nullable gradient
+// pointer means "not needed". Letters: B batch, N tokens, Np patches, D width, H heads,
+// Dh = D / H, C channels, S image side, P patch side, R rows (B*N for token-wise ops), K classes.
+#pragma once
+
+#include <cstdint>
+
+namespace vit::ops {
+
+// ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C, row-major, where
+// op(A) is A[M,K] or (trans_a) A[K,M] transposed; likewise op(B) is B[K,N] or B[N,K] transposed.
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc);
+
+// ---- Reductions (src/ops/cpu/reduce.cpp)
+// dst[j] += sum_r src[r, j] for src [R, D]. Each column is summed by one thread in row order, so
+// the result does not depend on the thread count.
+void colsum_accumulate(float* dst, const float* src, int64_t R, int D);
+
+// ---- Patch embedding (src/ops/cpu/patch_embed.cpp): a Conv2d with kernel = stride = P.
+// cols [B*Np, C*P*P]: im2col of images [B, C, S, S]; patch p = (py, px) in raster order, column
+// index c*P*P + ky*P + kx (the order of a Conv2d weight [D, C, P, P] flattened).
+// out [B*Np, D] = cols @ weight^T + bias.
+void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
+                         const float* bias, int B, int C, int S, int P, int D);
+// dweight [D, C*P*P] += dout^T @ cols; dbias += colsum(dout); dimages (nullable) = col2im(dout @
+// weight). dimages needs no scratch: patches do not overlap, so each pixel gets exactly one
+// contribution.
+void patch_embed_backward(float* dimages, float* dweight, float* dbias, const float* dout,
+                          const float* cols, const float* weight, int B, int C, int S, int P,
+                          int D);
+
+// ---- Class token (src/ops/cpu/tokens.cpp): out [B, Np+1, D] = concat(cls [D], tokens [B, Np, D]).
+void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D);
+// dtokens [B, Np, D] = dout[:, 1:]; dcls [D] += sum_b dout[b, 0].
+void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D);
+
+// ---- Positional embedding: out [B, N, D] = x + pos [N, D]; out may alias x.
+void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D);
+// dx = dout (nullable; may alias dout, then nothing is copied); dpos (nullable) += sum_b dout[b].
+void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D);
+// The fixed table of the seed: pe[i][j] = sin(i / 10000^(j/D)) for even j, and
+// cos(i / 10000^((j-1)/D)) for odd j; out [N, D].
+void sincos_table(float* out, int N, int D);
+
+// ---- Pooling: out [B, D] from x [B, N, D].
+void cls_pool_forward(float* out, const float* x, int B, int N, int D);     // out = x[:, 0]
+void cls_pool_backward(float* dx, const float* dout, int B, int N, int D);  // zeros but row 0
+void mean_pool_forward(float* out, const float* x, int B, int N, int D);    // mean over N
+void mean_pool_backward(float* dx, const float* dout, int B, int N, int D);
+
+// ---- LayerNorm over the last dimension (src/ops/cpu/layernorm.cpp), x [R, D]:
+// mean[r], rstd[r] = 1/sqrt(var[r] + eps) (biased variance), out = (x - mean) * rstd * w + b.
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+                       const float* b, int64_t R, int D, float eps);
+// xhat = (x - mean) * rstd, g = dout * w:
+// dx = rstd * (g - mean_D(g) - xhat * mean_D(g * xhat)); dw += sum_r dout * xhat; db += sum_r dout.
+void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
+                        const float* mean, const float* rstd, const float* w, int64_t R, int D);
+
+// ---- Linear (src/ops/cpu/linear.cpp): out [R, O] = x [R, I] @ w[O, I]^T + b [O] (b nullable).
+void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
+                    int O);
+// dx (nullable) = dout @ w; dw += dout^T @ x; db (nullable) += colsum(dout).
+void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
+                     const float* w, int64_t R, int I, int O);
+
+// ---- GELU, exact: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (src/ops/cpu/gelu.cpp).
+void gelu_forward(float* out, const float* x, int64_t n);
+// dx = dout * (Phi(x) + x * phi(x)); dx may alias dout.
+void gelu_backward(float* dx, const float* dout, const float* x, int64_t n);
+
+// ---- Residual (src/ops/cpu/tokens.cpp): y = x + f(x).
+void residual_forward(float* out, const float* x, const float* fx, int64_t n);  // out may alias x
+// The join of the two paths in the backward: dx = dout + dbranch, where dbranch is the branch's
+// gradient with respect to x. dx may alias dout or dbranch.
+void residual_backward(float* dx, const float* dout, const float* dbranch, int64_t n);
+
+// ---- Multi-head self-attention core (src/ops/cpu/attention.cpp).
+// qkv [B, N, 3D] is the fused projection laid out [q | k | v], each split into H heads of Dh
+// (timm). Per (b, h): att = softmax(q k^T / sqrt(Dh)) [N, N]; out[b, :, h*Dh:(h+1)*Dh] = att v.
+// att [B, H, N, N] is saved for the backward; when att is null (inference) the softmax is computed
+// online, one query row at a time, and no N x N buffer exists.
+void attention_forward(float* out, float* att, const float* qkv, int B, int N, int D, int H);
+// With s = 1/sqrt(Dh), dA = dout v^T, and the row term delta_i = sum_j att_ij dA_ij, which equals
+// dout_i . out_i (so out, the saved forward output, replaces an N x N scratch):
+// dS = att * (dA - delta); dq = s dS k; dk = s dS^T q; dv = att^T dout. dqkv is overwritten.
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
+                        const float* out, int B, int N, int D, int H);
+
+// ---- Softmax cross-entropy from logits, with label smoothing eps (src/ops/cpu/loss.cpp).
+// Target q = (1 - eps) onehot(label) + eps / K; loss_b = -sum_k q_k log softmax(logits_b)_k.
+// Writes probs [B, K] (saved) and returns the mean loss over B (accumulated in double).
+// Labels must be in [0, K) (vit::Error otherwise).
+double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
+                             float smoothing);
+// dlogits [B, K] = scale * (probs - q) / B: the gradient of scale * mean loss.
+void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
+                            float smoothing, float scale = 1.0f);
+
+// ---- Optimizer kernels (src/ops/cpu/optim.cpp), over flat arrays of n floats.
+// AdamW as PyTorch's torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with t the 1-based step.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int64_t step);
+// sum of g^2 in double, in fixed chunks summed in order: the same bits for any thread count.
+double sum_squares(const float* g, int64_t n);
+void scale_inplace(float* x, int64_t n, float s);
+
+}  // namespace vit::ops

@@ -1,0 +1,59 @@
+// AdamW over the parameter arena, tensor by tensor (so decay can be masked per tensor), and
+// global gradient-norm clipping.
+#include "vit/optim.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "ops/ops.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+
+void AdamWOptions::validate() const {
+  auto ok = [](float v, float lo, float hi) { return std::isfinite(v) && v >= lo && v < hi; };
+  VIT_CHECK(ok(lr, 0.0f, 1e3f), "lr must be >= 0 and finite (got " + std::to_string(lr) + ")");
+  VIT_CHECK(ok(beta1, 0.0f, 1.0f), "beta1 must be in [0, 1) (got " + std::to_string(beta1) + ")");
+  VIT_CHECK(ok(beta2, 0.0f, 1.0f), "beta2 must be in [0, 1) (got " + std::to_string(beta2) + ")");
+  VIT_CHECK(ok(eps, 0.0f, 1.0f) && eps > 0.0f,
+            "eps must be in (0, 1) (got " + std::to_string(eps) + ")");
+  VIT_CHECK(ok(weight_decay, 0.0f, 1e3f),
+            "weight_decay must be >= 0 and finite (got " + std::to_string(weight_decay) + ")");
+}
+
+AdamW::AdamW(Model& model, const AdamWOptions& options)
+    : model_(model),
+      options_(options),
+      m_(model.arena_floats(), 0.0f),
+      v_(model.arena_floats(), 0.0f) {
+  options_.validate();
+}
+
+void AdamW::step(float lr) {
+  VIT_CHECK(std::isfinite(lr) && lr >= 0.0f,
+            "AdamW: learning rate must be >= 0 and finite (got " + std::to_string(lr) + ")");
+  ++step_;
+  float* p = model_.param_data();
+  const float* g = model_.grad_data();
+  for (const ParamInfo& info : model_.params()) {
+    if (!info.trainable) continue;
+    const size_t o = info.offset;
+    ops::adamw_update(p + o, m_.data() + o, v_.data() + o, g + o, info.numel, lr, options_.beta1,
+                      options_.beta2, options_.eps, info.decay ? options_.weight_decay : 0.0f,
+                      step_);
+  }
+}
+
+double clip_grad_norm(Model& model, float max_norm) {
+  // Padding and non-trainable gradients are zero, so one pass over the arena is the global norm.
+  float* g = model.grad_data();
+  const int64_t n = int64_t(model.arena_floats());
+  const double norm = std::sqrt(ops::sum_squares(g, n));
+  if (max_norm > 0.0f && std::isfinite(norm)) {
+    const double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) ops::scale_inplace(g, n, float(coef));
+  }
+  return norm;
+}
+
+}  // namespace vit

@@ -1,0 +1,64 @@
+// A training step and an inference call allocate nothing: every buffer lives in the arenas sized
+// up front. Counted by replacing the global operator new for this test binary.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "test_util.hpp"
+#include "vit/model.hpp"
+#include "vit/optim.hpp"
+
+namespace {
+std::atomic<long> g_allocations{0};
+}
+
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+namespace vit::test {
+namespace {
+
+TEST(Allocation, TrainingStepAndPredictAllocateNothing) {
+  Config c;
+  c.depth = 2;
+  const int B = 16, K = c.num_classes;
+  Model model(c);
+  model.init(1);
+  model.enable_training(B);
+  AdamW opt(model, AdamWOptions{});
+  auto images = random_vector(int64_t(B) * 28 * 28, 2);
+  std::vector<int32_t> labels(B, 3);
+  std::vector<float> probs(B * K), dlogits(B * K), logits(B * K);
+  auto step = [&] {
+    model.zero_grad();
+    const float* z = model.forward(images.data(), B);
+    cross_entropy(z, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+    model.backward(dlogits.data());
+    clip_grad_norm(model, 1.0f);
+    opt.step();
+  };
+  step();                                          // warm-up: thread pools start
+  model.predict(images.data(), B, logits.data());  // sizes the inference workspace once
+
+  const long before = g_allocations.load();
+  step();
+  step();
+  model.predict(images.data(), B, logits.data());
+  model.predict(images.data(), B / 2, logits.data());  // smaller batches reuse the workspace
+  EXPECT_EQ(g_allocations.load() - before, 0) << "operator new calls inside training steps";
+}
+
+}  // namespace
+}  // namespace vit::test

@@ -1,0 +1,88 @@
+// vit::Config: every impossible configuration is refused with a message naming the field, the
+// checkpoint JSON round-trips, and the parameter / FLOP counts match hand computations.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "vit/config.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+namespace {
+
+void expect_rejected(const std::function<void(Config&)>& edit, const std::string& phrase) {
+  Config c;
+  edit(c);
+  try {
+    c.validate();
+    ADD_FAILURE() << "accepted a config that should fail with '" << phrase << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos)
+        << "message '" << e.what() << "' does not mention '" << phrase << "'";
+  }
+}
+
+TEST(Config, DefaultIsValid) {
+  EXPECT_NO_THROW(Config{}.validate());
+}
+
+TEST(Config, RejectsImpossibleShapes) {
+  expect_rejected([](Config& c) { c.image_size = 30; }, "not divisible by patch_size");
+  expect_rejected([](Config& c) { c.image_size = 0; }, "image_size");
+  expect_rejected([](Config& c) { c.patch_size = 0; }, "patch_size");
+  expect_rejected([](Config& c) { c.patch_size = 56; }, "patch_size");
+  expect_rejected([](Config& c) { c.channels = 0; }, "channels");
+  expect_rejected([](Config& c) { c.dim = 0; }, "dim");
+  expect_rejected([](Config& c) { c.dim = 66; }, "not divisible by heads");
+  expect_rejected([](Config& c) { c.heads = 0; }, "heads");
+  expect_rejected([](Config& c) { c.depth = 0; }, "depth");
+  expect_rejected([](Config& c) { c.depth = -2; }, "depth");
+  expect_rejected([](Config& c) { c.mlp_dim = 0; }, "mlp_dim");
+  expect_rejected([](Config& c) { c.num_classes = 1; }, "num_classes");
+  expect_rejected([](Config& c) { c.ln_eps = 0.0f; }, "ln_eps");
+  expect_rejected([](Config& c) { c.ln_eps = -1e-6f; }, "ln_eps");
+  expect_rejected(
+      [](Config& c) {
+        c.image_size = 65536;
+        c.patch_size = 1;
+      },
+      "tokens");
+}
+
+TEST(Config, JsonRoundTripAndStrictParsing) {
+  Config c;
+  c.pos_embed = PosEmbed::kSinCos;
+  c.pool = Pool::kMean;
+  c.qkv_bias = false;
+  c.ln_eps = 1e-5f;
+  const std::string j = c.to_json();
+  EXPECT_NE(j.find("\"ln_eps\":1e-05"), std::string::npos) << j;
+  EXPECT_EQ(Config::from_json(j), c);
+  EXPECT_THROW(Config::from_json("not json"), Error);
+  EXPECT_THROW(Config::from_json("[1, 2]"), Error);
+  std::string extra = j;
+  extra.insert(1, "\"surprise\":1,");
+  EXPECT_THROW(Config::from_json(extra), Error);
+  std::string bad_pool = j;
+  bad_pool.replace(bad_pool.find("\"mean\""), 6, "\"max\"");
+  EXPECT_THROW(Config::from_json(bad_pool), Error);
+  std::string bad_shape = j;
+  bad_shape.replace(bad_shape.find("\"heads\":4"), 9, "\"heads\":5");
+  EXPECT_THROW(Config::from_json(bad_shape), Error);  // from_json validates
+}
+
+TEST(Config, CountsMatchHandComputation) {
+  Config c;  // 28x28x1, patch 4, D 64, depth 6, H 4, M 256, K 10, cls: the tiny28 shape
+  const int64_t D = 64, M = 256, N = 50;
+  const int64_t block = 2 * D + 3 * D * D + 3 * D + D * D + D + 2 * D + M * D + M + D * M + D;
+  EXPECT_EQ(c.num_params(), 16 * D + D + N * D + D + 6 * block + 2 * D + 10 * D + 10);
+  EXPECT_EQ(c.num_params(), 305'034);
+  const int64_t flops = 2 * 49 * 16 * D +
+                        6 * (2 * N * D * 3 * D + 4 * N * N * D + 2 * N * D * D + 4 * N * D * M) +
+                        2 * D * 10;
+  EXPECT_EQ(c.forward_flops(), flops);
+}
+
+}  // namespace
+}  // namespace vit

@@ -1,0 +1,324 @@
+// The whole model against PyTorch float64 fixtures (model_{a,b,c}.safetensors): logits, loss,
+// every parameter gradient, and five AdamW steps; plus init, names and memory behaviour.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ops/ops.hpp"
+#include "test_util.hpp"
+#include "vit/error.hpp"
+#include "vit/model.hpp"
+#include "vit/optim.hpp"
+
+namespace vit::test {
+namespace {
+
+constexpr double kFwdAtol = 1e-5, kFwdRtol = 1e-4, kGradAtol = 1e-4, kGradRtol = 1e-3;
+
+struct Loaded {
+  Config cfg;
+  nlohmann::json recipe;
+  std::vector<float> images, logits;
+  std::vector<int32_t> labels;
+  float loss = 0;
+  int B = 0;
+};
+
+// Builds the model of a fixture file with the fixture's weights; every model parameter must be in
+// the file, and every parameter-like name in the file must be a model parameter.
+Loaded load_fixture(const SafetensorsReader& f, Model** out) {
+  Loaded L;
+  L.cfg = Config::from_json(f.metadata().at("config"));
+  L.recipe = nlohmann::json::parse(f.metadata().at("recipe"));
+  auto* model = new Model(L.cfg);
+  for (const ParamInfo& p : model->params()) {
+    EXPECT_TRUE(f.contains(p.name)) << "fixture lacks parameter " << p.name;
+    EXPECT_EQ(f.info(p.name).shape, p.shape) << p.name;
+    f.read_f32(p.name, model->param(p.name).data, p.numel);
+  }
+  for (const TensorInfo& t : f.tensors()) {
+    const bool other = t.name.starts_with("input.") || t.name.starts_with("out.") ||
+                       t.name.starts_with("grad.") || t.name.starts_with("adamw.");
+    if (!other) EXPECT_NO_THROW(model->param_info(t.name)) << "unexpected tensor " << t.name;
+  }
+  L.images = f.read_f32("input.images");
+  auto fl = f.read_f32("input.labels");
+  L.labels.assign(fl.begin(), fl.end());
+  L.B = int(fl.size());
+  L.logits = f.read_f32("out.logits");
+  L.loss = f.read_f32("out.loss")[0];
+  *out = model;
+  return L;
+}
+
+class ModelFixture : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ModelFixture, ForwardBackwardMatchPyTorch) {
+  SafetensorsReader f(fixture(GetParam()));
+  Model* raw;
+  Loaded L = load_fixture(f, &raw);
+  std::unique_ptr<Model> model(raw);
+  const int B = L.B, K = L.cfg.num_classes;
+  const float smoothing = L.recipe["label_smoothing"].get<float>();
+
+  model->enable_training(B + 3);  // a larger arena than the batch must not matter
+  const float* logits = model->forward(L.images.data(), B);
+  double max_logit = expect_close("logits", logits, L.logits, kFwdAtol, kFwdRtol);
+  std::vector<float> probs(B * K), dlogits(B * K);
+  const float loss =
+      float(cross_entropy(logits, L.labels.data(), B, K, smoothing, probs.data(), dlogits.data()));
+  expect_close("loss", &loss, &L.loss, 1, kFwdAtol, kFwdRtol);
+
+  // The inference path gives the same logits without saved activations.
+  std::vector<float> inf(B * K);
+  model->predict(L.images.data(), B, inf.data());
+  expect_close("predict logits", inf.data(), L.logits, kFwdAtol, kFwdRtol);
+
+  model->zero_grad();
+  model->backward(dlogits.data());
+  double max_grad = 0;
+  int checked = 0;
+  for (const ParamInfo& p : model->params()) {
+    if (!p.trainable) {
+      EXPECT_FALSE(f.contains("grad." + p.name)) << p.name << " is fixed but has a gradient";
+      continue;
+    }
+    auto expected = f.read_f32("grad." + p.name);
+    max_grad = std::max(max_grad, expect_close("grad." + p.name, model->grad(p.name).data, expected,
+                                               kGradAtol, kGradRtol));
+    ++checked;
+  }
+  EXPECT_GT(checked, 10);
+  std::printf("[ fixture ] %s: max |logits diff| %.3g, max |grad diff| %.3g over %d tensors\n",
+              GetParam(), max_logit, max_grad, checked);
+}
+
+TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
+  SafetensorsReader f(fixture(GetParam()));
+  Model* raw;
+  Loaded L = load_fixture(f, &raw);
+  std::unique_ptr<Model> model(raw);
+  const int B = L.B, K = L.cfg.num_classes;
+  const auto& r = L.recipe;
+  AdamWOptions opt;
+  opt.lr = r["lr"].get<float>();
+  opt.beta1 = r["beta1"].get<float>();
+  opt.beta2 = r["beta2"].get<float>();
+  opt.eps = r["eps"].get<float>();
+  opt.weight_decay = r["weight_decay"].get<float>();
+  const float clip = r["clip_grad_norm"].get<float>();
+  const float smoothing = r["label_smoothing"].get<float>();
+  const int steps = r["steps"].get<int>();
+
+  model->enable_training(B);
+  AdamW adamw(*model, opt);
+  std::vector<float> probs(B * K), dlogits(B * K), losses(steps), norms(steps);
+  for (int t = 0; t < steps; ++t) {
+    model->zero_grad();
+    const float* logits = model->forward(L.images.data(), B);
+    losses[t] = float(
+        cross_entropy(logits, L.labels.data(), B, K, smoothing, probs.data(), dlogits.data()));
+    model->backward(dlogits.data());
+    norms[t] = float(clip_grad_norm(*model, clip));
+    adamw.step();
+  }
+  EXPECT_EQ(adamw.step_count(), steps);
+  const double loss_diff =
+      expect_close("adamw.loss", losses.data(), f.read_f32("adamw.loss"), 0.0, 1e-5);
+  expect_close("adamw.grad_norm", norms.data(), f.read_f32("adamw.grad_norm"), 0.0, 1e-4);
+  double max_w = 0;
+  const int D = L.cfg.dim;
+  for (const ParamInfo& p : model->params()) {
+    if (!p.trainable) continue;
+    const float* got = model->param(p.name).data;
+    auto expected = f.read_f32("adamw.final." + p.name);
+    if (!p.name.ends_with("attn.qkv.bias")) {
+      max_w =
+          std::max(max_w, expect_close("adamw.final." + p.name, got, expected, kFwdAtol, kFwdRtol));
+      continue;
+    }
+    // The key bias adds q.b_k to every score of a softmax row, which the softmax cancels: its
+    // exact gradient is 0, and its fp32 gradient is rounding noise (~1e-9) that Adam's
+    // normalisation m / (sqrt(v) + eps) turns into steps of up to lr. It cannot match a float64
+    // reference (fp32 PyTorch cannot either), so the q and v parts are compared at the usual
+    // tolerance and the k part is only bounded by Adam's largest possible move.
+    max_w = std::max(max_w, expect_close("adamw.final." + p.name + " [q]", got, expected.data(), D,
+                                         kFwdAtol, kFwdRtol));
+    max_w = std::max(max_w, expect_close("adamw.final." + p.name + " [v]", got + 2 * D,
+                                         expected.data() + 2 * D, D, kFwdAtol, kFwdRtol));
+    auto initial = f.read_f32(p.name);
+    expect_close("adamw.final." + p.name + " [k], bounded by steps * lr", got + D,
+                 initial.data() + D, D, 1.01 * steps * opt.lr, 0.0);
+  }
+  std::printf("[ fixture ] %s: 5 steps: max |loss diff| %.3g, max |weight diff| %.3g\n", GetParam(),
+              loss_diff, max_w);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture,
+                         ::testing::Values("model_a.safetensors", "model_b.safetensors",
+                                           "model_c.safetensors"),
+                         [](const auto& info) { return std::string(1, info.param[6]); });
+
+Config small_config() {
+  Config c;
+  c.image_size = 8;
+  c.channels = 2;
+  c.patch_size = 4;
+  c.dim = 12;
+  c.depth = 2;
+  c.heads = 3;
+  c.mlp_dim = 20;
+  c.num_classes = 5;
+  return c;
+}
+
+// Model-level finite differences (independent of PyTorch): for a few entries of every trainable
+// tensor, d(loss)/dw by central differences matches the backward.
+TEST(ModelFiniteDiff, EveryParameterTensor) {
+  for (Pool pool : {Pool::kCls, Pool::kMean}) {
+    Config c = small_config();
+    c.pool = pool;
+    c.pos_embed = pool == Pool::kCls ? PosEmbed::kLearned : PosEmbed::kSinCos;
+    Model model(c);
+    model.init(7);
+    // Larger weights than the init, so every path carries signal.
+    Rng rng(3);
+    for (const ParamInfo& p : model.params()) {
+      if (!p.trainable) continue;
+      float* w = model.param(p.name).data;
+      for (int64_t i = 0; i < p.numel; ++i) w[i] += float(0.3 * rng.normal());
+    }
+    const int B = 3, K = c.num_classes;
+    auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 4);
+    std::vector<int32_t> labels = {1, 4, 0};
+    std::vector<float> probs(B * K), dlogits(B * K);
+    model.enable_training(B);
+    auto loss = [&] {
+      const float* logits = model.forward(images.data(), B);
+      return cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), nullptr);
+    };
+    const float* logits = model.forward(images.data(), B);
+    cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+    model.zero_grad();
+    model.backward(dlogits.data());
+    std::vector<float> grads(model.grad_data(), model.grad_data() + model.arena_floats());
+    for (const ParamInfo& p : model.params()) {
+      if (!p.trainable) continue;
+      expect_fd(p.name + (pool == Pool::kCls ? " (cls)" : " (mean)"), model.param(p.name).data,
+                p.numel, grads.data() + p.offset, loss, 6, 1e-2f, 1e-3, 2e-2);
+    }
+  }
+}
+
+TEST(Model, TimmNamesAndShapes) {
+  Config c = small_config();
+  Model model(c);
+  std::vector<std::string> names;
+  for (const ParamInfo& p : model.params()) names.push_back(p.name);
+  const std::vector<std::string> head = {"cls_token", "pos_embed", "patch_embed.proj.weight",
+                                         "patch_embed.proj.bias", "blocks.0.norm1.weight"};
+  ASSERT_GE(names.size(), head.size());
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 5), head);
+  EXPECT_EQ(names.back(), "head.bias");
+  EXPECT_EQ(model.param_info("blocks.1.attn.qkv.weight").shape, (std::vector<int64_t>{36, 12}));
+  EXPECT_EQ(model.param_info("blocks.1.mlp.fc1.weight").shape, (std::vector<int64_t>{20, 12}));
+  EXPECT_EQ(model.param_info("patch_embed.proj.weight").shape, (std::vector<int64_t>{12, 2, 4, 4}));
+  EXPECT_EQ(model.param_info("pos_embed").shape, (std::vector<int64_t>{1, 5, 12}));
+  EXPECT_EQ(model.num_params(), c.num_params());
+  EXPECT_THROW(model.param("blocks.2.norm1.weight"), Error);
+  // Decay mask: matrices only.
+  for (const ParamInfo& p : model.params()) {
+    EXPECT_EQ(p.decay, p.shape.size() >= 2 && p.name != "cls_token" && p.name != "pos_embed")
+        << p.name;
+  }
+  c.pool = Pool::kMean;
+  c.qkv_bias = false;
+  Model mean(c);
+  EXPECT_THROW(mean.param("cls_token"), Error);
+  EXPECT_THROW(mean.param("blocks.0.attn.qkv.bias"), Error);
+  EXPECT_NO_THROW(mean.param("fc_norm.weight"));
+  EXPECT_THROW(mean.param("norm.weight"), Error);
+  EXPECT_EQ(mean.param_info("pos_embed").shape, (std::vector<int64_t>{1, 4, 12}));
+  EXPECT_EQ(mean.num_params(), c.num_params());
+}
+
+TEST(Model, InitIsDeterministicAndTimmLike) {
+  Config c = small_config();
+  c.dim = 64;
+  c.heads = 4;
+  c.mlp_dim = 256;
+  Model a(c), b(c), other(c);
+  a.init(42);
+  b.init(42);
+  other.init(43);
+  const size_t bytes = a.arena_floats() * sizeof(float);
+  EXPECT_EQ(std::memcmp(a.param_data(), b.param_data(), bytes), 0);
+  EXPECT_NE(std::memcmp(a.param_data(), other.param_data(), bytes), 0);
+  for (const ParamInfo& p : a.params()) {
+    const float* w = a.param(p.name).data;
+    double sum = 0, sq = 0, maxabs = 0;
+    for (int64_t i = 0; i < p.numel; ++i) {
+      sum += w[i];
+      sq += double(w[i]) * w[i];
+      maxabs = std::max(maxabs, double(std::fabs(w[i])));
+    }
+    const double mean = sum / p.numel, std = std::sqrt(sq / p.numel - mean * mean);
+    if (p.name.ends_with("norm1.weight") || p.name.ends_with("norm2.weight") ||
+        p.name == "norm.weight") {
+      EXPECT_EQ(mean, 1.0) << p.name;
+      EXPECT_EQ(std, 0.0) << p.name;
+    } else if (p.decay || p.name == "cls_token" || p.name == "pos_embed") {
+      if (p.numel >= 4096) EXPECT_NEAR(std, 0.02 * 0.8796, 0.002) << p.name;  // 2-sigma truncation
+      EXPECT_LE(maxabs, 0.04 + 1e-7) << p.name;
+      EXPECT_GT(maxabs, 0.0) << p.name;
+    } else {
+      EXPECT_EQ(maxabs, 0.0) << p.name << " (biases start at zero)";
+    }
+  }
+}
+
+TEST(Model, SinCosPositionsAreFixed) {
+  Config c = small_config();
+  c.pos_embed = PosEmbed::kSinCos;
+  Model model(c);
+  model.init(1);
+  const ParamInfo& p = model.param_info("pos_embed");
+  EXPECT_FALSE(p.trainable);
+  std::vector<float> table(p.numel);
+  ops::sincos_table(table.data(), c.num_tokens(), c.dim);
+  expect_close("pos_embed", model.param("pos_embed").data, table, 0, 0);
+  // Training steps do not move it.
+  model.enable_training(2);
+  AdamW opt(model, AdamWOptions{});
+  auto images = random_vector(2 * 2 * 8 * 8, 5);
+  std::vector<int32_t> labels = {0, 1};
+  std::vector<float> probs(10), dl(10);
+  for (int t = 0; t < 3; ++t) {
+    model.zero_grad();
+    cross_entropy(model.forward(images.data(), 2), labels.data(), 2, 5, 0, probs.data(), dl.data());
+    model.backward(dl.data());
+    opt.step();
+  }
+  expect_close("pos_embed after steps", model.param("pos_embed").data, table, 0, 0);
+}
+
+TEST(Model, ErrorsAreClear) {
+  Config c = small_config();
+  Model model(c);
+  std::vector<float> images(2 * 2 * 8 * 8), logits(10);
+  EXPECT_THROW(model.forward(images.data(), 2), Error);  // enable_training first
+  EXPECT_THROW(model.backward(logits.data()), Error);
+  model.enable_training(2);
+  EXPECT_THROW(model.forward(images.data(), 3), Error);
+  EXPECT_THROW(model.backward(logits.data()), Error);  // no forward yet
+  EXPECT_THROW(model.predict(images.data(), 0, logits.data()), Error);
+  c.heads = 5;
+  EXPECT_THROW(Model bad(c), Error);
+}
+
+}  // namespace
+}  // namespace vit::test

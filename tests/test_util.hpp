@@ -1,0 +1,117 @@
+// Shared test helpers: fixture loading, tolerance comparisons that report the worst element, and
+// central finite differences with double accumulation.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "vit/safetensors.hpp"
+
+namespace vit::test {
+
+inline std::string fixture(const std::string& name) {
+  return std::string(VIT_FIXTURE_DIR) + "/" + name;
+}
+
+// Result of comparing actual against expected: the worst element by |a - e| - rtol * |e|.
+struct Diff {
+  double max_abs = 0.0;  // max |a - e| over all elements
+  int64_t worst = -1;    // index of the element furthest beyond (or closest to) tolerance
+  double worst_excess = -INFINITY;  // max of |a - e| - (atol + rtol |e|); > 0 means failure
+  int64_t count = 0;
+};
+
+inline Diff compare(const float* actual, const float* expected, int64_t n, double atol,
+                    double rtol) {
+  Diff d;
+  d.count = n;
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = actual[i], e = expected[i];
+    const double err = std::isfinite(a) ? std::fabs(a - e) : INFINITY;
+    d.max_abs = std::max(d.max_abs, err);
+    const double excess = err - (atol + rtol * std::fabs(e));
+    if (excess > d.worst_excess) {
+      d.worst_excess = excess;
+      d.worst = i;
+    }
+  }
+  return d;
+}
+
+// EXPECTs every element within atol + rtol |expected|; on failure names the tensor, the max
+// difference and the worst element. Returns the max absolute difference (for reports).
+inline double expect_close(const std::string& what, const float* actual, const float* expected,
+                           int64_t n, double atol, double rtol) {
+  Diff d = compare(actual, expected, n, atol, rtol);
+  EXPECT_LE(d.worst_excess, 0.0) << what << ": max |diff| " << d.max_abs << "; worst at flat index "
+                                 << d.worst << ": got " << actual[d.worst] << ", expected "
+                                 << expected[d.worst] << " (atol " << atol << ", rtol " << rtol
+                                 << ", " << n << " elements)";
+  return d.max_abs;
+}
+
+inline double expect_close(const std::string& what, const float* actual,
+                           const std::vector<float>& expected, double atol, double rtol) {
+  return expect_close(what, actual, expected.data(), int64_t(expected.size()), atol, rtol);
+}
+
+inline std::vector<float> random_vector(int64_t n, uint64_t seed, double std = 1.0,
+                                        double mean = 0.0) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = float(mean + std * rng.normal());
+  return v;
+}
+
+inline double dot(const float* a, const float* b, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += double(a[i]) * b[i];
+  return s;
+}
+
+// Checks grad (the analytic gradient of loss() with respect to x[0..n)) by central differences
+// on up to `samples` elements spread over x: |numeric - analytic| <= atol + rtol |numeric|.
+// loss() must recompute from the current x and return a double.
+inline void expect_fd(const std::string& what, float* x, int64_t n, const float* grad,
+                      const std::function<double()>& loss, int samples = 64, float h = 1e-2f,
+                      double atol = 2e-3, double rtol = 1e-2) {
+  const int64_t step = std::max<int64_t>(1, n / samples);
+  double worst = 0.0;
+  int64_t worst_i = -1;
+  double worst_num = 0, worst_ana = 0;
+  for (int64_t i = 0; i < n; i += step) {
+    const float saved = x[i];
+    x[i] = saved + h;
+    const double lp = loss();
+    x[i] = saved - h;
+    const double lm = loss();
+    x[i] = saved;
+    // The effective step is what float arithmetic actually applied.
+    const double num = (lp - lm) / (double(saved + h) - double(saved - h));
+    const double excess = std::fabs(num - grad[i]) - (atol + rtol * std::fabs(num));
+    if (worst_i < 0 || excess > worst) {
+      worst = excess;
+      worst_i = i;
+      worst_num = num;
+      worst_ana = grad[i];
+    }
+  }
+  EXPECT_LE(worst, 0.0) << what << ": finite differences disagree at flat index " << worst_i
+                        << ": numeric " << worst_num << ", analytic " << worst_ana;
+}
+
+// Reads a tensor from a fixture file, checking its element count.
+inline std::vector<float> read(const SafetensorsReader& f, const std::string& name,
+                               int64_t expect_numel = -1) {
+  std::vector<float> v = f.read_f32(name);
+  if (expect_numel >= 0) EXPECT_EQ(int64_t(v.size()), expect_numel) << name;
+  return v;
+}
+
+}  // namespace vit::test
