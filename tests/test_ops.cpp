@@ -69,14 +69,17 @@ TEST_F(OpsFixture, Attention) {
   auto qkv = get("attention.qkv"), dout = get("attention.dout");
   const int B = 2, N = 5, D = 12, H = int(meta("attention.heads"));
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size(), 123.0f);
-  ops::attention_forward(out.data(), att.data(), qkv.data(), B, N, D, H);
+  const int slots = 2;
+  std::vector<float> scratch(slots * ops::attention_scratch_floats(N));
+  ops::attention_forward(out.data(), att.data(), nullptr, slots, qkv.data(), B, N, D, H);
   expect_close("attention.out", out.data(), get("attention.out"), kFwdAtol, kFwdRtol);
   // The inference path (online softmax, no N x N buffer) computes the same thing.
   std::vector<float> out_online(out.size());
-  ops::attention_forward(out_online.data(), nullptr, qkv.data(), B, N, D, H);
+  ops::attention_forward(out_online.data(), nullptr, scratch.data(), slots, qkv.data(), B, N, D, H);
   expect_close("attention.out (online softmax)", out_online.data(), get("attention.out"), kFwdAtol,
                kFwdRtol);
-  ops::attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), out.data(), B, N, D, H);
+  ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
+                          out.data(), B, N, D, H);
   expect_close("attention.dqkv", dqkv.data(), get("attention.dqkv"), kGradAtol, kGradRtol);
 }
 
@@ -254,12 +257,14 @@ TEST(OpsFiniteDiff, Attention) {
   const int B = 2, N = 7, D = 12, H = 3;
   auto qkv = random_vector(B * N * 3 * D, 11, 1.2), g = random_vector(B * N * D, 12);
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size());
+  std::vector<float> scratch(2 * ops::attention_scratch_floats(N));
   auto loss = [&] {
-    ops::attention_forward(out.data(), att.data(), qkv.data(), B, N, D, H);
+    ops::attention_forward(out.data(), att.data(), nullptr, 2, qkv.data(), B, N, D, H);
     return dot(g.data(), out.data(), B * N * D);
   };
   loss();
-  ops::attention_backward(dqkv.data(), g.data(), qkv.data(), att.data(), out.data(), B, N, D, H);
+  ops::attention_backward(dqkv.data(), scratch.data(), 2, g.data(), qkv.data(), att.data(),
+                          out.data(), B, N, D, H);
   expect_fd("attention dqkv", qkv.data(), int64_t(qkv.size()), dqkv.data(), loss, 200, 5e-3f);
 }
 

@@ -19,6 +19,7 @@
 #include "core/rng.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
+#include "vit/threads.hpp"
 
 namespace vit {
 namespace {
@@ -62,9 +63,13 @@ struct Model::Impl {
   // Gradient scratch, shared by all blocks.
   float *dx = nullptr, *dtmp = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr,
         *dpooled = nullptr, *dnormed = nullptr, *dpatches = nullptr;
+  // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
+  float* att_scratch = nullptr;
+  int slots = 1;
 
   // Inference workspace (one block), sized for infer_batch.
   int infer_batch = 0;
+  int infer_slots = 1;
   Arena infer;
   std::vector<size_t> infer_offsets;
 
@@ -258,9 +263,12 @@ void Model::enable_training(int max_batch) {
   plan(&m.dpooled, B * D);
   plan(&m.dnormed, B * D);
   if (c.pool == Pool::kCls) plan(&m.dpatches, B * Np * D);
+  const int threads = num_threads();
+  plan(&m.att_scratch, threads * ops::attention_scratch_floats(int(N)));
   a.allocate();
   for (const Slot& s : slots) *s.ptr = a.at(s.off);
   m.acts = std::move(a);
+  m.slots = threads;
   m.max_batch = max_batch;
   m.last_batch = 0;
 }
@@ -289,7 +297,7 @@ const float* Model::forward(const float* images, int B) {
     ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, xin, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
                            c.ln_eps);
     ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(s.attn, s.att, s.qkv, B, N, D, H);
+    ops::attention_forward(s.attn, s.att, nullptr, m.slots, s.qkv, B, N, D, H);
     ops::linear_forward(s.xmid, s.attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
     ops::residual_forward(s.xmid, xin, s.xmid, BN * D);
     ops::layernorm_forward(s.ln2, s.mean2, s.rstd2, s.xmid, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
@@ -346,7 +354,8 @@ void Model::backward(const float* dlogits) {
     // xmid = x_l + proj(attention(qkv(norm1(x_l))))
     ops::linear_backward(m.dln, m.G(p.proj_w), m.G(p.proj_b), m.dx, s.attn, m.W(p.proj_w), BN, D,
                          D);
-    ops::attention_backward(m.dqkv, m.dln, s.qkv, s.att, s.attn, B, N, D, H);
+    ops::attention_backward(m.dqkv, m.att_scratch, m.slots, m.dln, s.qkv, s.att, s.attn, B, N, D,
+                            H);
     ops::linear_backward(m.dln, m.G(p.qkv_w), m.Gopt(p.qkv_b), m.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
                          3 * D);
     ops::layernorm_backward(m.dtmp, m.G(p.norm1_w), m.G(p.norm1_b), m.dln, m.x[l], s.mean1, s.rstd1,
@@ -371,28 +380,33 @@ void Model::predict(const float* images, int B, float* logits) {
   const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int64_t BN = int64_t(B) * N;
 
-  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed, for the largest B.
+  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention scratch,
+  // for the largest B seen.
+  constexpr int kBuffers = 10;
   if (B > m.infer_batch) {
-    const int64_t sizes[] = {int64_t(B) * Np * c.patch_dim(),
-                             int64_t(B) * Np * D,
-                             BN * D,
-                             BN * D,
-                             3 * BN * D,
-                             BN * D,
-                             BN * M,
-                             int64_t(B) * D,
-                             int64_t(B) * D};
+    const int slots = num_threads();
+    const int64_t sizes[kBuffers] = {int64_t(B) * Np * c.patch_dim(),
+                                     int64_t(B) * Np * D,
+                                     BN * D,
+                                     BN * D,
+                                     3 * BN * D,
+                                     BN * D,
+                                     BN * M,
+                                     int64_t(B) * D,
+                                     int64_t(B) * D,
+                                     slots * ops::attention_scratch_floats(N)};
     Arena a;
     m.infer_offsets.clear();
     for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));
     a.allocate();
     m.infer = std::move(a);
     m.infer_batch = B;
+    m.infer_slots = slots;
   }
-  float* buf[9];
-  for (int i = 0; i < 9; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
+  float* buf[kBuffers];
+  for (int i = 0; i < kBuffers; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
   float *cols = buf[0], *patches = buf[1], *x = buf[2], *ln = buf[3], *qkv = buf[4], *attn = buf[5],
-        *h = buf[6], *pooled = buf[7], *normed = buf[8];
+        *h = buf[6], *pooled = buf[7], *normed = buf[8], *scratch = buf[9];
 
   float* pe = c.pool == Pool::kCls ? patches : x;
   ops::patch_embed_forward(pe, cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
@@ -404,7 +418,7 @@ void Model::predict(const float* images, int B, float* logits) {
     ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
                            c.ln_eps);
     ops::linear_forward(qkv, ln, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(attn, nullptr, qkv, B, N, D, H);
+    ops::attention_forward(attn, nullptr, scratch, m.infer_slots, qkv, B, N, D, H);
     ops::linear_forward(ln, attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
     ops::residual_forward(x, x, ln, BN * D);
     ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,

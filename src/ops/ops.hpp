@@ -85,14 +85,18 @@ void residual_backward(float* dx, const float* dout, const float* dbranch, int64
 // ---- Multi-head self-attention core (src/ops/cpu/attention.cpp).
 // qkv [B, N, 3D] is the fused projection laid out [q | k | v], each split into H heads of Dh
 // (timm). Per (b, h): att = softmax(q k^T / sqrt(Dh)) [N, N]; out[b, :, h*Dh:(h+1)*Dh] = att v.
-// att [B, H, N, N] is saved for the backward; when att is null (inference) the softmax is computed
-// online, one query row at a time, and no N x N buffer exists.
-void attention_forward(float* out, float* att, const float* qkv, int B, int N, int D, int H);
+// Work is split by (b, h) over at most `slots` threads, thread t using scratch + t *
+// attention_scratch_floats(N) (scratch holds slots such regions).
+// Training (att non-null): att [B, H, N, N] is saved for the backward; scratch is unused.
+// Inference (att null): query rows are processed in tiles, so no N x N buffer exists.
+int64_t attention_scratch_floats(int N);
+void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
+                       int N, int D, int H);
 // With s = 1/sqrt(Dh), dA = dout v^T, and the row term delta_i = sum_j att_ij dA_ij, which equals
-// dout_i . out_i (so out, the saved forward output, replaces an N x N scratch):
+// dout_i . out_i (out being the saved forward output):
 // dS = att * (dA - delta); dq = s dS k; dk = s dS^T q; dv = att^T dout. dqkv is overwritten.
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att,
-                        const float* out, int B, int N, int D, int H);
+void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+                        const float* att, const float* out, int B, int N, int D, int H);
 
 // ---- Softmax cross-entropy from logits, with label smoothing eps (src/ops/cpu/loss.cpp).
 // Target q = (1 - eps) onehot(label) + eps / K; loss_b = -sum_k q_k log softmax(logits_b)_k.
