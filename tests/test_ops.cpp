@@ -172,8 +172,9 @@ TEST_F(OpsFixture, SinCosTable) {
 }
 
 TEST_F(OpsFixture, AdamW) {
-  for (const char* prefix : {"adamw", "adamw_nodecay"}) {
+  for (const char* prefix : {"adamw", "adamw_nodecay", "adam_l2"}) {
     const std::string p = prefix;
+    const bool decoupled = p != "adam_l2";
     auto param = get("adamw.p0");
     const int64_t n = int64_t(param.size());
     std::vector<float> m(n, 0.0f), v(n, 0.0f);
@@ -181,7 +182,7 @@ TEST_F(OpsFixture, AdamW) {
       auto g = get("adamw.g" + std::to_string(t));
       ops::adamw_update(param.data(), m.data(), v.data(), g.data(), n, meta("adamw.lr"),
                         meta("adamw.beta1"), meta("adamw.beta2"), meta("adamw.eps"),
-                        meta(p + ".weight_decay"), t);
+                        meta(p + ".weight_decay"), decoupled, t);
     }
     expect_close(p + ".p3", param.data(), get(p + ".p3"), kFwdAtol, kFwdRtol);
     if (p == "adamw") {

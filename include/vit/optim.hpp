@@ -17,6 +17,9 @@ struct AdamWOptions {
   // Decoupled weight decay (Loshchilov & Hutter), applied only to tensors whose ParamInfo::decay
   // is set: the matrix weights, never biases, LayerNorm parameters, cls_token or pos_embed.
   float weight_decay = 0.0f;
+  // true: AdamW (decay applied to the weights); false: Adam with L2 (decay added to the
+  // gradients, torch.optim.Adam's weight_decay).
+  bool decoupled = true;
 
   void validate() const;  // vit::Error naming the bad field
 };

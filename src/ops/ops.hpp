@@ -109,10 +109,11 @@ void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* l
                             float smoothing, float scale = 1.0f);
 
 // ---- Optimizer kernels (src/ops/cpu/optim.cpp), over flat arrays of n floats.
-// AdamW as PyTorch's torch.optim.AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// Adam(W) as PyTorch: with decoupled weight decay (torch.optim.AdamW) p *= 1 - lr*wd, else
+// (torch.optim.Adam) g += wd * p; then m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with t the 1-based step.
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, int64_t step);
+                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step);
 // sum of g^2 in double, in fixed chunks summed in order: the same bits for any thread count.
 double sum_squares(const float* g, int64_t n);
 void scale_inplace(float* x, int64_t n, float s);

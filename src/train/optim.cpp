@@ -40,7 +40,7 @@ void AdamW::step(float lr) {
     const size_t o = info.offset;
     ops::adamw_update(p + o, m_.data() + o, v_.data() + o, g + o, info.numel, lr, options_.beta1,
                       options_.beta2, options_.eps, info.decay ? options_.weight_decay : 0.0f,
-                      step_);
+                      options_.decoupled, step_);
   }
 }
 

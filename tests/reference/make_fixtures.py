@@ -11,7 +11,8 @@ It writes four safetensors files into the given directory:
                        timm-layout attention, patch_embed, cls_prepend,
                        pos_add, mean_pool, cls_pool, cross_entropy (with and
                        without label smoothing), the sincos position table,
-                       AdamW (3 steps, with and without weight decay) and
+                       AdamW (3 steps, with and without weight decay), Adam with L2
+                       weight decay, and
                        clip_grad_norm_.  Forward outputs and autograd
                        gradients for random upstream gradients.
   model_a.safetensors  a whole timm-style ViT (learned pos_embed, cls pool,
@@ -324,6 +325,15 @@ def make_ops():
             st = opt.state[p]
             put("adamw.m3", st["exp_avg"]); put("adamw.v3", st["exp_avg_sq"])
         M[prefix + ".weight_decay"] = fmt(wd)
+    # Adam with L2 weight decay (torch.optim.Adam's weight_decay adds wd * p to the gradient).
+    p = nn.Parameter(p0.clone())
+    opt = torch.optim.Adam([p], lr=lr, betas=betas, eps=eps, weight_decay=0.05)
+    for gr in (g1, g2, g3):
+        opt.zero_grad(set_to_none=True)
+        p.grad = gr.clone()
+        opt.step()
+    put("adam_l2.p3", p)
+    M["adam_l2.weight_decay"] = fmt(0.05)
     M["adamw.lr"] = fmt(lr); M["adamw.beta1"] = fmt(betas[0]); M["adamw.beta2"] = fmt(betas[1])
     M["adamw.eps"] = fmt(eps); M["adamw.steps"] = "3"
 

@@ -8,17 +8,18 @@
 namespace vit::ops {
 
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, int64_t step) {
+                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
   // Bias corrections in double (beta2^t for t in the thousands), as PyTorch computes them.
   const double bc1 = 1.0 - std::pow(double(beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
   const float step_size = float(lr / bc1);
   const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
-  const float decay = 1.0f - lr * weight_decay;
+  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float l2 = decoupled ? 0.0f : weight_decay;
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i];
+    const float gi = g[i] + l2 * p[i];
     const float mi = beta1 * m[i] + one_minus_b1 * gi;
     const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
     m[i] = mi;
