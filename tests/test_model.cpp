@@ -281,6 +281,34 @@ TEST(Model, InitIsDeterministicAndTimmLike) {
   }
 }
 
+TEST(Model, InitOptionsChangeOnlyWhatTheyName) {
+  Config c = small_config();
+  c.dim = 64;
+  c.heads = 4;
+  Model base(c), wide(c), sincos(c);
+  base.init(9);
+  wide.init(9, {0.2f, false});
+  sincos.init(9, {0.02f, true});
+  for (const ParamInfo& p : base.params()) {
+    const float* a = base.param(p.name).data;
+    const float* b = wide.param(p.name).data;
+    const float* s = sincos.param(p.name).data;
+    const bool qkv = p.name.ends_with("attn.qkv.weight");
+    // qkv_std scales the same draws: wide = base * 10 exactly where it applies.
+    for (int64_t i = 0; i < p.numel; ++i) {
+      ASSERT_FLOAT_EQ(b[i], qkv ? a[i] * 10.0f : a[i]) << p.name << "[" << i << "]";
+    }
+    if (p.name == "pos_embed") {
+      EXPECT_TRUE(p.trainable);
+      std::vector<float> table(p.numel);
+      ops::sincos_table(table.data(), c.num_tokens(), c.dim);
+      expect_close("sincos-initialised pos_embed", s, table, 0, 0);
+    } else {
+      EXPECT_EQ(std::memcmp(a, s, p.numel * 4), 0) << p.name;
+    }
+  }
+}
+
 TEST(Model, SinCosPositionsAreFixed) {
   Config c = small_config();
   c.pos_embed = PosEmbed::kSinCos;

@@ -1,12 +1,12 @@
 // vit::Config: validation, parameter and FLOP counts, and the JSON form stored in checkpoints.
 #include "vit/config.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
+#include "core/json_float.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -109,10 +109,7 @@ std::string Config::to_json() const {
   j["pos_embed"] = to_string(pos_embed);
   j["pool"] = to_string(pool);
   j["qkv_bias"] = qkv_bias;
-  // The shortest decimal that reads back as the same float: 1e-06, not 9.999999974752427e-07.
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof(buf), ln_eps);
-  j["ln_eps"] = std::stod(std::string(buf, res.ptr));
+  j["ln_eps"] = json_float(ln_eps);
   return j.dump();
 }
 

@@ -187,7 +187,10 @@ void Model::zero_grad() {
   if (impl_->grads.allocated()) std::memset(impl_->grads.data(), 0, impl_->grads.size() * 4);
 }
 
-void Model::init(uint64_t seed) {
+void Model::init(uint64_t seed, const InitOptions& options) {
+  const float qkv_std = options.qkv_std;
+  VIT_CHECK(std::isfinite(qkv_std) && qkv_std > 0.0f && qkv_std < 10.0f,
+            "init: qkv_std must be in (0, 10) (got " + std::to_string(qkv_std) + ")");
   Impl& m = *impl_;
   for (size_t i = 0; i < m.params.size(); ++i) {
     const ParamInfo& p = m.params[i];
@@ -197,12 +200,13 @@ void Model::init(uint64_t seed) {
     const bool is_norm_weight = p.name.ends_with("norm1.weight") ||
                                 p.name.ends_with("norm2.weight") || p.name == "norm.weight" ||
                                 p.name == "fc_norm.weight";
-    if (p.offset == m.pos && !p.trainable) {
+    if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
       ops::sincos_table(w, m.cfg.num_tokens(), m.cfg.dim);
     } else if (is_norm_weight) {
       std::fill(w, w + p.numel, 1.0f);
     } else if (p.decay || p.offset == m.cls || p.offset == m.pos) {
-      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(0.02));
+      const double std = p.name.ends_with("attn.qkv.weight") ? qkv_std : 0.02;
+      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(std));
     } else {
       std::fill(w, w + p.numel, 0.0f);  // biases and LayerNorm shifts
     }

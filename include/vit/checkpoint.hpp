@@ -1,0 +1,38 @@
+// Checkpoints: model weights under timm names in safetensors, with the config, class names and
+// normalisation in __metadata__, so PyTorch users can load_state_dict them as they are.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vit/config.hpp"
+#include "vit/data.hpp"
+#include "vit/model.hpp"
+
+namespace vit {
+
+struct ModelMeta {
+  Config config;
+  std::vector<std::string> class_names;  // one per class
+  Normalization normalize;               // one mean and std per channel
+};
+
+// Writes every parameter (F32, timm names) and __metadata__: format = "vitcpp", version,
+// config (JSON, see Config::to_json), class_names (JSON array), normalize (JSON {"mean": [...],
+// "std": [...]}) and any `extra` keys. Atomic (see write_safetensors).
+void save_model(const std::string& path, Model& model, const ModelMeta& meta,
+                const std::map<std::string, std::string>& extra = {});
+
+struct LoadedModel {
+  Model model;
+  ModelMeta meta;
+  std::map<std::string, std::string> metadata;  // all of __metadata__
+};
+
+// Reads a checkpoint written by save_model: the metadata must parse and validate, and the tensors
+// must be exactly the config's parameters with their shapes (missing, extra or misshapen tensors
+// are each a vit::Error naming them).
+LoadedModel load_model(const std::string& path);
+
+}  // namespace vit

@@ -1,0 +1,116 @@
+// Training: the recipe (optimizer, schedule, regularisation, augmentation), presets that bundle a
+// model with a recipe, evaluation, and the training loop with checkpoints and exact resume.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vit/config.hpp"
+#include "vit/data.hpp"
+#include "vit/model.hpp"
+
+namespace vit {
+
+struct Recipe {
+  int epochs = 10;
+  int batch_size = 128;
+  std::string optimizer = "adamw";  // "adamw" (decoupled decay) or "adam" (L2 added to gradients)
+  float lr = 1e-3f;                 // peak learning rate
+  float min_lr = 0.0f;              // end of the cosine decay
+  int warmup_epochs = 0;            // linear warm-up from lr / warmup_steps
+  bool cosine = true;               // cosine decay after the warm-up, else constant
+  float weight_decay = 0.05f;       // matrix weights only (see ParamInfo::decay)
+  float beta1 = 0.9f, beta2 = 0.999f;
+  float label_smoothing = 0.0f;
+  float clip_grad = 0.0f;        // max global gradient norm; 0 = no clipping
+  uint64_t seed = 0;             // initialisation, data order and augmentation
+  float qkv_init_std = 0.02f;    // std of the qkv weights at initialisation (timm: 0.02)
+  bool pos_init_sincos = false;  // start a learned pos_embed from the sin/cos table
+  AugmentOptions augment;
+
+  void validate() const;  // vit::Error naming the first bad field
+  std::string to_json() const;
+  static Recipe from_json(const std::string& json);
+  // Learning rate at `step` (0-based) of `total` steps with `warmup` warm-up steps.
+  float lr_at(int64_t step, int64_t total, int64_t warmup) const;
+};
+
+struct Preset {
+  std::string name;
+  std::string description;
+  Config config;
+  Recipe recipe;
+};
+const std::vector<Preset>& presets();
+const Preset& find_preset(const std::string& name);  // vit::Error listing the presets
+
+// Whether mirroring images keeps their labels (clothes: yes; digits and unknown sets: no). The
+// tool turns a preset's horizontal flips off where it does not.
+bool flips_preserve_labels(const std::string& dataset_spec);
+
+struct EvalResult {
+  int64_t count = 0;
+  double accuracy = 0, loss = 0;                // loss: mean cross-entropy without smoothing
+  std::vector<double> per_class_accuracy;       // NaN for a class with no samples
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+};
+// Evaluates on the whole dataset with the inference path, `batch` images at a time.
+EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch = 256);
+
+struct EpochMetrics {
+  int epoch = 0;  // 1-based
+  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, lr = 0, seconds = 0,
+         img_per_s = 0;
+  std::string to_json() const;  // one metrics.jsonl line (no newline)
+};
+
+struct StepProgress {
+  int epoch = 0, epochs = 0;    // 1-based
+  int64_t step = 0, steps = 0;  // within the epoch, 1-based
+  double loss = 0, acc = 0, img_per_s = 0, eta_seconds = 0;
+};
+
+// Receives progress; the CLI's console reporter draws a bar on a terminal.
+struct TrainReporter {
+  virtual ~TrainReporter() = default;
+  virtual void message(const std::string& line) = 0;
+  virtual void step(const StepProgress& p) = 0;
+  virtual void epoch(const EpochMetrics& m, int epochs) = 0;
+  // Polled after every epoch's checkpoint: true ends training there, as an interruption would
+  // (the run can be resumed).
+  virtual bool stop_requested() { return false; }
+};
+// Progress bar on stderr when it is a terminal (redrawn at most 10 times a second); epoch lines
+// and messages on stdout.
+std::unique_ptr<TrainReporter> make_console_reporter();
+
+struct TrainOptions {
+  std::string data;      // dataset spec (see load_dataset)
+  std::string data_dir;  // overrides where a named dataset lives
+  std::string out_dir;   // run directory
+  int eval_batch = 256;
+};
+
+struct TrainSummary {
+  double final_test_acc = 0, best_test_acc = 0;
+  int best_epoch = 0, epochs = 0;
+  double seconds = 0;
+};
+
+// Trains a new model in options.out_dir (which must not hold a run already). Writes, after every
+// epoch: last.safetensors (weights + config, class names, normalisation), last.train.safetensors
+// (optimizer moments, epoch, step, recipe), best.safetensors when the test accuracy improves, and
+// a line of metrics.jsonl. Every write is atomic.
+TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
+                   TrainReporter& reporter);
+
+// Continues the run in run_dir from its last checkpoint, bit for bit as if it had not stopped
+// (same thread count). epochs > 0 extends (or shortens) the run; the schedule then follows the
+// new total.
+TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
+                    TrainReporter& reporter);
+
+}  // namespace vit

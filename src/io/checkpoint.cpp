@@ -1,0 +1,118 @@
+// Model checkpoints: timm-named F32 tensors plus the metadata needed to rebuild and use the model.
+#include "vit/checkpoint.hpp"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "vit/error.hpp"
+#include "vit/safetensors.hpp"
+
+namespace vit {
+
+void save_model(const std::string& path, Model& model, const ModelMeta& meta,
+                const std::map<std::string, std::string>& extra) {
+  const Config& c = model.config();
+  VIT_CHECK(int(meta.class_names.size()) == c.num_classes,
+            "save_model: " + std::to_string(meta.class_names.size()) + " class names for " +
+                std::to_string(c.num_classes) + " classes");
+  VIT_CHECK(
+      int(meta.normalize.mean.size()) == c.channels && int(meta.normalize.std.size()) == c.channels,
+      "save_model: normalisation must have one mean and std per channel");
+  std::vector<TensorToWrite> tensors;
+  for (const ParamInfo& p : model.params()) {
+    tensors.push_back({p.name, p.shape, model.param_data() + p.offset});
+  }
+  std::map<std::string, std::string> md = extra;
+  md["format"] = "vitcpp";
+  md["version"] = VIT_VERSION;
+  md["config"] = c.to_json();
+  md["class_names"] = nlohmann::json(meta.class_names).dump();
+  md["normalize"] =
+      nlohmann::json{{"mean", meta.normalize.mean}, {"std", meta.normalize.std}}.dump();
+  write_safetensors(path, tensors, md);
+}
+
+namespace {
+
+std::string require(const std::map<std::string, std::string>& md, const std::string& key,
+                    const std::string& path) {
+  auto it = md.find(key);
+  VIT_CHECK(it != md.end(),
+            "'" + path + "' is not a vitcpp checkpoint: its metadata has no '" + key + "'");
+  return it->second;
+}
+
+nlohmann::json parse_json(const std::string& text, const std::string& what,
+                          const std::string& path) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "': metadata '" + what + "' is not valid JSON: " + e.what());
+  }
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path) {
+  SafetensorsReader file(path);
+  const auto& md = file.metadata();
+  const std::string format = require(md, "format", path);
+  VIT_CHECK(format == "vitcpp",
+            "'" + path + "' has format '" + format + "' in its metadata; expected 'vitcpp'");
+  ModelMeta meta;
+  try {
+    meta.config = Config::from_json(require(md, "config", path));
+  } catch (const Error& e) {
+    throw Error("'" + path + "': " + e.what());
+  }
+  const Config& c = meta.config;
+
+  const auto names = parse_json(require(md, "class_names", path), "class_names", path);
+  VIT_CHECK(names.is_array() && int(names.size()) == c.num_classes,
+            "'" + path + "': class_names must be a JSON array of " + std::to_string(c.num_classes) +
+                " strings");
+  for (const auto& n : names) {
+    VIT_CHECK(n.is_string(), "'" + path + "': class_names must hold strings only");
+    meta.class_names.push_back(n.get<std::string>());
+  }
+  const auto norm = parse_json(require(md, "normalize", path), "normalize", path);
+  auto channel_values = [&](const char* key) {
+    VIT_CHECK(norm.is_object() && norm.contains(key) && norm[key].is_array() &&
+                  int(norm[key].size()) == c.channels,
+              "'" + path + "': normalize." + key + " must be a list of " +
+                  std::to_string(c.channels) + " numbers");
+    std::vector<float> v;
+    for (const auto& x : norm[key]) {
+      VIT_CHECK(x.is_number() && std::isfinite(x.get<double>()),
+                "'" + path + "': normalize." + key + " must hold finite numbers");
+      v.push_back(x.get<float>());
+    }
+    return v;
+  };
+  meta.normalize.mean = channel_values("mean");
+  meta.normalize.std = channel_values("std");
+  for (float s : meta.normalize.std) {
+    VIT_CHECK(s > 0.0f, "'" + path + "': normalize.std must be positive");
+  }
+
+  Model model(c);
+  std::set<std::string> expected;
+  for (const ParamInfo& p : model.params()) {
+    expected.insert(p.name);
+    VIT_CHECK(file.contains(p.name),
+              "'" + path + "' lacks the tensor '" + p.name + "' that its config needs");
+    const TensorInfo& t = file.info(p.name);
+    VIT_CHECK(t.shape == p.shape, "'" + path + "': tensor '" + p.name + "' has shape " +
+                                      shape_to_string(t.shape) + " but the config needs " +
+                                      shape_to_string(p.shape));
+    file.read_f32(p.name, model.param_data() + p.offset, p.numel);
+  }
+  for (const TensorInfo& t : file.tensors()) {
+    VIT_CHECK(expected.count(t.name),
+              "'" + path + "' holds a tensor '" + t.name + "' that the config does not use");
+  }
+  return LoadedModel{std::move(model), std::move(meta), md};
+}
+
+}  // namespace vit

@@ -1,0 +1,57 @@
+// Evaluation on a dataset with the inference path: accuracy, loss, per-class accuracy, confusion.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "vit/error.hpp"
+#include "vit/train.hpp"
+
+namespace vit {
+
+EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch) {
+  const Config& c = model.config();
+  VIT_CHECK(data.channels == c.channels && data.image_size == c.image_size,
+            "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
+                "x" + std::to_string(c.image_size) + " images but the dataset has " +
+                std::to_string(data.channels) + "x" + std::to_string(data.image_size) + "x" +
+                std::to_string(data.image_size));
+  VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
+  const int K = c.num_classes;
+  EvalResult r;
+  r.count = data.size();
+  r.confusion.assign(K, std::vector<int64_t>(K, 0));
+  const int64_t n = data.size();
+  const int B = int(std::min<int64_t>(batch, std::max<int64_t>(n, 1)));
+  std::vector<float> images(size_t(B) * data.image_pixels()), logits(size_t(B) * K);
+  std::vector<int32_t> labels(B);
+  std::vector<int64_t> idx(B);
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t start = 0; start < n; start += B) {
+    const int b = int(std::min<int64_t>(B, n - start));
+    for (int i = 0; i < b; ++i) idx[i] = start + i;
+    make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
+    model.predict(images.data(), b, logits.data());
+    for (int i = 0; i < b; ++i) {
+      const float* z = logits.data() + int64_t(i) * K;
+      const int pred = int(std::max_element(z, z + K) - z);
+      const float mx = z[pred];
+      double sum = 0;
+      for (int k = 0; k < K; ++k) sum += std::exp(double(z[k]) - mx);
+      loss_sum += std::log(sum) - (double(z[labels[i]]) - mx);
+      correct += pred == labels[i];
+      ++r.confusion[labels[i]][pred];
+    }
+  }
+  r.accuracy = n ? double(correct) / n : 0.0;
+  r.loss = n ? loss_sum / n : 0.0;
+  for (int k = 0; k < K; ++k) {
+    int64_t total = 0;
+    for (int64_t v : r.confusion[k]) total += v;
+    r.per_class_accuracy.push_back(total ? double(r.confusion[k][k]) / total
+                                         : std::numeric_limits<double>::quiet_NaN());
+  }
+  return r;
+}
+
+}  // namespace vit

@@ -1,0 +1,93 @@
+// Console progress for training: a redrawn bar on stderr when it is a terminal, plain lines on
+// stdout otherwise (and for every epoch's summary).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "vit/train.hpp"
+
+namespace vit {
+
+std::string EpochMetrics::to_json() const {
+  nlohmann::ordered_json j;
+  j["epoch"] = epoch;
+  j["train_loss"] = train_loss;
+  j["train_acc"] = train_acc;
+  j["test_loss"] = test_loss;
+  j["test_acc"] = test_acc;
+  j["lr"] = lr;
+  j["seconds"] = seconds;
+  j["img_per_s"] = img_per_s;
+  return j.dump();
+}
+
+namespace {
+
+std::string format_duration(double seconds) {
+  const long s = long(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  }
+  return buf;
+}
+
+class ConsoleReporter : public TrainReporter {
+ public:
+  ConsoleReporter() : tty_(isatty(STDERR_FILENO) == 1) {}
+
+  void message(const std::string& line) override {
+    clear_bar();
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+
+  void step(const StepProgress& p) override {
+    if (!tty_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (p.step != p.steps && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    constexpr int kWidth = 24;
+    const int filled = int(kWidth * p.step / std::max<int64_t>(p.steps, 1));
+    std::string bar(size_t(filled), '=');
+    if (filled < kWidth) bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
+    std::fprintf(stderr,
+                 "\r\033[Kepoch %d/%d [%s] %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s  ETA %s",
+                 p.epoch, p.epochs, bar.c_str(), (long long)p.step, (long long)p.steps, p.loss,
+                 100 * p.acc, p.img_per_s, format_duration(p.eta_seconds).c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+
+  void epoch(const EpochMetrics& m, int epochs) override {
+    clear_bar();
+    std::printf(
+        "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.1f s  "
+        "%.0f img/s\n",
+        m.epoch, epochs, m.train_loss, 100 * m.train_acc, m.test_loss, 100 * m.test_acc, m.lr,
+        m.seconds, m.img_per_s);
+    std::fflush(stdout);
+  }
+
+ private:
+  void clear_bar() {
+    if (drawn_) std::fprintf(stderr, "\r\033[K");
+    drawn_ = false;
+  }
+  bool tty_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+}  // namespace
+
+std::unique_ptr<TrainReporter> make_console_reporter() {
+  return std::make_unique<ConsoleReporter>();
+}
+
+}  // namespace vit

@@ -1,0 +1,171 @@
+// Training end to end on generated data: the loss falls and accuracy beats chance; checkpoints
+// round-trip; an interrupted run resumed gives bitwise the weights of an uninterrupted one.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/checkpoint.hpp"
+#include "vit/error.hpp"
+#include "vit/safetensors.hpp"
+#include "vit/train.hpp"
+
+namespace vit::test {
+namespace {
+
+// Collects metrics; optionally asks to stop after a number of epochs.
+struct Recorder : TrainReporter {
+  std::vector<EpochMetrics> epochs;
+  int stop_after = 0;
+  void message(const std::string&) override {}
+  void step(const StepProgress&) override {}
+  void epoch(const EpochMetrics& m, int) override { epochs.push_back(m); }
+  bool stop_requested() override { return stop_after && int(epochs.size()) >= stop_after; }
+};
+
+Config small() {
+  Config c;
+  c.image_size = 8;
+  c.patch_size = 2;
+  c.dim = 32;
+  c.depth = 2;
+  c.heads = 2;
+  c.mlp_dim = 64;
+  c.num_classes = 4;
+  return c;
+}
+
+Recipe quick(int epochs) {
+  Recipe r;
+  r.epochs = epochs;
+  r.batch_size = 32;
+  r.lr = 3e-3f;
+  r.warmup_epochs = 1;
+  r.label_smoothing = 0.1f;
+  r.clip_grad = 1.0f;
+  r.augment.crop_padding = 1;
+  r.augment.erase_prob = 0.1f;
+  r.seed = 5;
+  return r;
+}
+
+class Train : public ::testing::Test {
+ protected:
+  TempDir dir{"train"};
+  std::string data;
+  void SetUp() override {
+    write_quadrant_dataset(dir / "data", 600, 200, 8);
+    data = "idx:" + (dir / "data");
+  }
+};
+
+TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
+  Recorder rec;
+  TrainSummary s = train(small(), quick(6), {data, "", dir / "run", 256}, rec);
+  ASSERT_EQ(rec.epochs.size(), 6u);
+  EXPECT_LT(rec.epochs.back().train_loss, 0.7 * rec.epochs.front().train_loss)
+      << "first " << rec.epochs.front().train_loss << ", last " << rec.epochs.back().train_loss;
+  EXPECT_GT(s.final_test_acc, 0.75) << "chance is 0.25";
+  EXPECT_EQ(s.epochs, 6);
+  // metrics.jsonl: one line per epoch with the documented keys.
+  std::ifstream f(dir / "run/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                          "seconds", "img_per_s"}) {
+      EXPECT_TRUE(j.contains(k)) << k;
+    }
+    EXPECT_EQ(j["epoch"].get<int>(), ++lines);
+  }
+  EXPECT_EQ(lines, 6);
+  // best.safetensors is the best epoch's model; evaluating it reproduces the recorded accuracy.
+  LoadedModel best = load_model(dir / "run/best.safetensors");
+  DatasetSplits d = load_dataset(data, 4);
+  const double acc = evaluate(best.model, d.test, best.meta.normalize).accuracy;
+  EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
+  // A second run into the same directory is refused rather than overwriting it.
+  try {
+    train(small(), quick(2), {data, "", dir / "run", 256}, rec);
+    ADD_FAILURE() << "overwrote an existing run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Train, CheckpointRoundTrip) {
+  Model m(small());
+  m.init(3);
+  ModelMeta meta{small(), {"a", "b", "c", "d"}, {{0.1f}, {0.3f}}};
+  save_model(dir / "m.safetensors", m, meta, {{"epoch", "7"}});
+  LoadedModel l = load_model(dir / "m.safetensors");
+  EXPECT_EQ(l.meta.config, small());
+  EXPECT_EQ(l.meta.class_names, meta.class_names);
+  EXPECT_EQ(l.meta.normalize.mean, meta.normalize.mean);
+  EXPECT_EQ(l.metadata.at("epoch"), "7");
+  EXPECT_EQ(l.metadata.at("format"), "vitcpp");
+  EXPECT_EQ(std::memcmp(l.model.param_data(), m.param_data(), m.arena_floats() * 4), 0);
+  // The metadata holds exactly the config keys the checkpoint format promises.
+  auto cfg = nlohmann::json::parse(l.metadata.at("config"));
+  std::vector<std::string> keys;
+  for (auto it = cfg.begin(); it != cfg.end(); ++it) keys.push_back(it.key());
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"channels", "depth", "dim", "heads", "image_size",
+                                            "ln_eps", "mlp_dim", "num_classes", "patch_size",
+                                            "pool", "pos_embed", "qkv_bias"}));
+  // A tensor missing, or of the wrong shape, or extra, is refused by name.
+  std::vector<TensorToWrite> t;
+  for (const ParamInfo& p : m.params()) t.push_back({p.name, p.shape, m.param_data() + p.offset});
+  SafetensorsReader r(dir / "m.safetensors");
+  auto md = r.metadata();
+  auto without_head = t;
+  without_head.pop_back();
+  write_safetensors(dir / "missing.safetensors", without_head, md);
+  EXPECT_THROW(load_model(dir / "missing.safetensors"), Error);
+  auto extra = t;
+  float one = 1;
+  extra.push_back({"surprise", {1}, &one});
+  write_safetensors(dir / "extra.safetensors", extra, md);
+  EXPECT_THROW(load_model(dir / "extra.safetensors"), Error);
+  auto bad_cfg = md;
+  bad_cfg["config"] = "{\"dim\": 3}";
+  write_safetensors(dir / "cfg.safetensors", t, bad_cfg);
+  EXPECT_THROW(load_model(dir / "cfg.safetensors"), Error);
+}
+
+TEST_F(Train, ResumeIsBitwiseExact) {
+  // Two epochs straight, against one epoch, an interruption, and a resume for the second.
+  Recorder straight_rec, first_rec, second_rec;
+  train(small(), quick(2), {data, "", dir / "straight", 256}, straight_rec);
+  first_rec.stop_after = 1;
+  train(small(), quick(2), {data, "", dir / "resumed", 256}, first_rec);
+  ASSERT_EQ(first_rec.epochs.size(), 1u);
+  resume(dir / "resumed", 0, "", second_rec);
+  ASSERT_EQ(second_rec.epochs.size(), 1u);
+  EXPECT_EQ(second_rec.epochs[0].train_loss, straight_rec.epochs[1].train_loss);
+  EXPECT_EQ(second_rec.epochs[0].test_acc, straight_rec.epochs[1].test_acc);
+  for (const char* f : {"last.safetensors", "last.train.safetensors"}) {
+    SafetensorsReader a(dir / "straight/" + f), b(dir / "resumed/" + f);
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    for (const TensorInfo& t : a.tensors()) {
+      auto va = a.read_f32(t.name), vb = b.read_f32(t.name);
+      EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * 4), 0) << f << ": " << t.name;
+    }
+  }
+  // Resuming a finished run trains nothing more; --epochs extends it.
+  Recorder done;
+  TrainSummary s = resume(dir / "resumed", 0, "", done);
+  EXPECT_TRUE(done.epochs.empty());
+  EXPECT_EQ(s.epochs, 2);
+  resume(dir / "resumed", 3, "", done);
+  EXPECT_EQ(done.epochs.size(), 1u);
+  EXPECT_EQ(done.epochs[0].epoch, 3);
+}
+
+}  // namespace
+}  // namespace vit::test
