@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test clean fixtures format
+.PHONY: all deps build test demo clean fixtures format
 
 all: build
 
@@ -16,6 +16,12 @@ build:
 
 test: deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# Installs, builds, prepares the MNIST digits and trains the default model (tiny28) on them; prints
+# the test accuracy. Each run gets its own directory under runs/.
+demo: deps build
+	bash scripts/setup-data.sh mnist
+	./$(BUILD_DIR)/vit train --preset tiny28 --data mnist --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 # Regenerates tests/fixtures/*.safetensors with PyTorch (Debian's python3-torch); tests never need it.
 fixtures:

@@ -3,7 +3,7 @@
 # only those not installed yet: running it twice does nothing the second time.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev libgtest-dev)
+packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev zlib1g-dev libstb-dev libcli11-dev libgtest-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,4 +12,12 @@ int available_cores();
 void set_num_threads(int n);
 int num_threads();
 
+// libgomp fixes how long idle threads busy-wait when it loads, before main(). Its default spin
+// makes two processes sharing the cores collapse (tiny28 training, 2 cores: 926 img/s alone,
+// 58 img/s each for two at once); GOMP_SPINCOUNT=10000 keeps 923 img/s alone and 373 each for
+// two. Programs call this first thing in main(): when neither OMP_WAIT_POLICY nor
+// GOMP_SPINCOUNT is set, it sets GOMP_SPINCOUNT=10000 and re-executes the program once
+// (/proc/self/exe) so the setting takes effect; otherwise, or if exec fails, it returns.
+void set_openmp_wait_policy(char** argv);
+
 }  // namespace vit

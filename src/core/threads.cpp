@@ -5,8 +5,10 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "vit/error.hpp"
@@ -40,6 +42,13 @@ void set_num_threads(int n) {
   g_threads = n;
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
+}
+
+void set_openmp_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  if (setenv("GOMP_SPINCOUNT", "10000", 0) != 0) return;
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): carry on with libgomp's default.
 }
 
 int num_threads() {

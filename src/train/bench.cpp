@@ -1,0 +1,86 @@
+// `vit bench`: times training steps and inference batches of a model on random inputs.
+#include "vit/bench.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "vit/error.hpp"
+#include "vit/model.hpp"
+#include "vit/optim.hpp"
+
+namespace vit {
+namespace {
+
+template <typename Fn>
+BenchTiming time_steps(Fn step, int warmup, int steps, int batch, double flops_per_image) {
+  for (int i = 0; i < warmup; ++i) step();
+  std::vector<double> ms;
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  BenchTiming t;
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  t.ms_median = sorted[sorted.size() / 2];
+  t.ms_min = sorted.front();
+  t.ms_max = sorted.back();
+  double total = 0;
+  for (double v : ms) total += v;
+  t.img_per_s = 1e3 * steps * batch / total;
+  t.gflops = t.img_per_s * flops_per_image / 1e9;
+  return t;
+}
+
+}  // namespace
+
+BenchResult benchmark(const Config& config, const BenchOptions& o) {
+  config.validate();
+  VIT_CHECK(o.batch >= 1 && o.steps >= 1 && o.warmup >= 0,
+            "bench: batch and steps must be at least 1, warmup at least 0");
+  const int B = o.batch, K = config.num_classes;
+  Model model(config);
+  model.init(1);
+  Rng rng(2);
+  std::vector<float> images(size_t(B) * config.channels * config.image_size * config.image_size);
+  for (float& v : images) v = float(rng.normal());
+  std::vector<int32_t> labels(B);
+  for (int32_t& y : labels) y = int32_t(rng.below(uint64_t(K)));
+  const double fwd = double(config.forward_flops());
+  BenchResult r;
+  if (o.train) {
+    model.enable_training(B);
+    AdamWOptions ao;
+    ao.lr = 1e-4f;
+    ao.weight_decay = 0.05f;
+    AdamW opt(model, ao);
+    std::vector<float> probs(size_t(B) * K), dlogits(size_t(B) * K);
+    r.train = time_steps(
+        [&] {
+          model.zero_grad();
+          const float* logits = model.forward(images.data(), B);
+          cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+          model.backward(dlogits.data());
+          clip_grad_norm(model, 1.0f);
+          opt.step();
+        },
+        o.warmup, o.steps, B, 3 * fwd);
+  }
+  if (o.infer) {
+    std::vector<float> logits(size_t(B) * K);
+    r.infer = time_steps([&] { model.predict(images.data(), B, logits.data()); }, o.warmup, o.steps,
+                         B, fwd);
+  }
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  r.peak_rss_mb = ru.ru_maxrss / 1024.0;  // Linux reports KiB
+  return r;
+}
+
+}  // namespace vit

@@ -1,0 +1,139 @@
+// The `vit` tool as a user runs it: help, exit codes (0 ok, 1 runtime error, 2 usage error),
+// messages that name the problem, and a train -> eval -> predict -> info round on generated data.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "idx_writer.hpp"
+
+namespace vit::test {
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result vit(const std::string& args) {
+  const std::string cmd = std::string(VIT_CLI_PATH) + " " + args + " 2>&1";
+  Result r;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+#define EXPECT_RUN(ARGS, EXIT_CODE, PHRASE)                               \
+  do {                                                                    \
+    const std::string args_ = (ARGS);                                     \
+    const Result r_ = vit(args_);                                         \
+    EXPECT_EQ(r_.code, (EXIT_CODE)) << "vit " << args_ << "\n" << r_.out; \
+    EXPECT_NE(r_.out.find(PHRASE), std::string::npos)                     \
+        << "vit " << args_ << ": output lacks '" << (PHRASE) << "':\n"    \
+        << r_.out;                                                        \
+  } while (0)
+
+TEST(Cli, HelpAndVersion) {
+  EXPECT_RUN("--help", 0, "train");
+  EXPECT_RUN("--version", 0, "vit 0.");
+  for (const char* cmd : {"train", "eval", "predict", "info"}) {
+    EXPECT_RUN(std::string(cmd) + " --help", 0, "--");
+  }
+  EXPECT_RUN("train --help", 0, "tiny28");
+}
+
+TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
+  EXPECT_RUN("", 2, "subcommand");
+  EXPECT_RUN("frobnicate", 2, "frobnicate");
+  EXPECT_RUN("train --data mnist --out /tmp/x --bogus", 2, "--bogus");
+  EXPECT_RUN("train --data mnist --out /tmp/x --batch 0", 2, "--batch");
+  EXPECT_RUN("train --data mnist --out /tmp/x --epochs 0", 2, "--epochs");
+  EXPECT_RUN("train --data mnist --out /tmp/x --lr -1", 2, "--lr");
+  EXPECT_RUN("train --data mnist --out /tmp/x --threads 0", 2, "--threads");
+  EXPECT_RUN("train --data mnist --out /tmp/x --batch many", 2, "--batch");
+  EXPECT_RUN("train --data mnist --out /tmp/x --heads 5", 2, "heads");
+  EXPECT_RUN("train --data mnist --out /tmp/x --patch 5", 2, "patch_size");
+  EXPECT_RUN("train --data mnist --out /tmp/x --pos fourier", 2, "--pos");
+  EXPECT_RUN("train --data mnist --out /tmp/x --preset huge", 1, "unknown preset");
+  EXPECT_RUN("train --out /tmp/x", 2, "--data");
+  EXPECT_RUN("train --data mnist", 2, "--out");
+  EXPECT_RUN("train --resume /tmp/x --lr 0.1", 2, "--lr cannot be changed");
+  EXPECT_RUN("eval --data mnist", 2, "--model");
+  EXPECT_RUN("predict --model m.safetensors", 2, "images");
+  EXPECT_RUN("info", 2, "--model");
+}
+
+TEST(Cli, RuntimeErrorsExitOne) {
+  TempDir dir("cli-err");
+  EXPECT_RUN("eval --model " + (dir / "none.safetensors") + " --data mnist", 1, "cannot open");
+  EXPECT_RUN("info --model " + (dir / "none.safetensors"), 1, "none.safetensors");
+  EXPECT_RUN("train --data idx:" + (dir / "nothing") + " --out " + (dir / "run"), 1, "not found");
+  EXPECT_RUN("train --resume " + (dir / "nothing"), 1, "no run to resume");
+  write_bytes(dir / "junk.safetensors", {1, 2, 3}, false);
+  EXPECT_RUN("predict --model " + (dir / "junk.safetensors") + " x.png", 1, "too short");
+}
+
+TEST(Cli, InfoOnPresets) {
+  EXPECT_RUN("info --preset tiny28", 0, "305034");
+  EXPECT_RUN("info --preset vit_base_patch16_224", 0, "86567656");
+  Result r = vit("info --preset seed --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["config"]["dim"], 8);
+  EXPECT_EQ(j["config"]["pos_embed"], "sincos");
+}
+
+TEST(Cli, TrainEvalPredictInfo) {
+  TempDir dir("cli");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  const std::string data = "idx:" + (dir / "data");
+  const std::string model_flags =
+      " --image-size 8 --patch 2 --dim 32 --depth 2 --heads 2 --classes 4 --batch 32 --lr 3e-3";
+  Result t =
+      vit("train --data " + data + model_flags + " --epochs 8 --threads 2 --out " + (dir / "run"));
+  ASSERT_EQ(t.code, 0) << t.out;
+  EXPECT_NE(t.out.find("test accuracy:"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("epoch 8/8"), std::string::npos) << t.out;
+  const std::string model = dir / "run/best.safetensors";
+
+  Result e = vit("eval --json --model " + model + " --data " + data);
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto j = nlohmann::json::parse(e.out);
+  EXPECT_GT(j["accuracy"].get<double>(), 0.7);
+  EXPECT_EQ(j["confusion"].size(), 4u);
+  EXPECT_EQ(j["per_class_accuracy"].size(), 4u);
+  EXPECT_TRUE(j.contains("loss"));
+  EXPECT_RUN("eval --model " + model + " --data " + data, 0, "confusion matrix");
+
+  // An 8x8 PGM with the bright square in the bottom-right quadrant (class 3).
+  std::string pgm = "P5\n8 8\n255\n";
+  for (int y = 0; y < 8; ++y) {
+    for (int x = 0; x < 8; ++x) pgm += char(y >= 5 && y < 8 && x >= 5 && x < 8 ? 255 : 10);
+  }
+  write_bytes(dir / "q3.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
+  Result p = vit("predict --json --top-k 2 --model " + model + " " + (dir / "q3.pgm"));
+  ASSERT_EQ(p.code, 0) << p.out;
+  auto pj = nlohmann::json::parse(p.out);
+  EXPECT_EQ(pj["file"], dir / "q3.pgm");
+  EXPECT_EQ(pj["top"].size(), 2u);
+  EXPECT_EQ(pj["logits"].size(), 4u);
+  EXPECT_EQ(pj["top"][0]["index"], 3) << p.out;
+  EXPECT_RUN("predict --model " + model + " " + (dir / "q3.pgm"), 0, "q3.pgm: 3 (");
+  EXPECT_RUN("predict --model " + model + " " + (dir / "q3.pgm") + " " + (dir / "missing.png"), 1,
+             "cannot read image");
+  EXPECT_RUN("info --model " + model, 0, "parameters:");
+
+  // Resume continues the run; extending it with --epochs trains one more epoch.
+  EXPECT_RUN("train --resume " + (dir / "run") + " --epochs 9", 0, "epoch 9/9");
+  EXPECT_RUN("train --data " + data + model_flags + " --out " + (dir / "run"), 1, "--resume");
+}
+
+}  // namespace
+}  // namespace vit::test
