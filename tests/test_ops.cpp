@@ -58,11 +58,18 @@ TEST_F(OpsFixture, Linear) {
 
 TEST_F(OpsFixture, Gelu) {
   auto x = get("gelu.x"), dy = get("gelu.dy");
-  std::vector<float> y(x.size()), dx(x.size());
-  ops::gelu_forward(y.data(), x.data(), int64_t(x.size()));
+  const int64_t n = int64_t(x.size());
+  std::vector<float> y(n), cdf(n), dx(n), y2(n);
+  ops::gelu_forward(y.data(), cdf.data(), x.data(), n);
   expect_close("gelu.y", y.data(), get("gelu.y"), kFwdAtol, kFwdRtol);
-  ops::gelu_backward(dx.data(), dy.data(), x.data(), int64_t(x.size()));
+  ops::gelu_forward(y2.data(), nullptr, x.data(), n);
+  expect_close("gelu.y (no cdf)", y2.data(), y, 0, 0);
+  ops::gelu_from_cdf(y2.data(), x.data(), cdf.data(), n);
+  expect_close("gelu.y (from cdf)", y2.data(), y, 0, 0);
+  ops::gelu_backward(dx.data(), dy.data(), x.data(), cdf.data(), n);
   expect_close("gelu.dx", dx.data(), get("gelu.dx"), kGradAtol, kGradRtol);
+  ops::gelu_backward(dx.data(), dy.data(), x.data(), nullptr, n);
+  expect_close("gelu.dx (cdf recomputed)", dx.data(), get("gelu.dx"), kGradAtol, kGradRtol);
 }
 
 TEST_F(OpsFixture, Attention) {
@@ -247,10 +254,10 @@ TEST(OpsFiniteDiff, Gelu) {
   auto x = random_vector(n, 9, 3.0), g = random_vector(n, 10);
   std::vector<float> y(n), dx(n);
   auto loss = [&] {
-    ops::gelu_forward(y.data(), x.data(), n);
+    ops::gelu_forward(y.data(), nullptr, x.data(), n);
     return dot(g.data(), y.data(), n);
   };
-  ops::gelu_backward(dx.data(), g.data(), x.data(), n);
+  ops::gelu_backward(dx.data(), g.data(), x.data(), nullptr, n);
   expect_fd("gelu dx", x.data(), n, dx.data(), loss, n, 1e-3f);
 }
 

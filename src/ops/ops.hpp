@@ -13,10 +13,26 @@
 
 namespace vit::ops {
 
-// ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C, row-major, where
-// op(A) is A[M,K] or (trans_a) A[K,M] transposed; likewise op(B) is B[K,N] or B[N,K] transposed.
+// ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C (+ bias[N] on every
+// row when bias is non-null), row-major, where op(A) is A[M,K] or (trans_a) A[K,M] transposed;
+// likewise op(B) is B[K,N] or B[N,K] transposed. An epilogue then transforms the finished C
+// while it is still in cache (instead of another pass over memory):
+//   kGelu:     C holds h; writes out = h * Phi(h) and, when cdf is non-null, cdf = Phi(h)
+//              (arrays with row stride ld; out may be C itself);
+//   kGeluGrad: C *= Phi(x) + x phi(x), the GELU derivative at x, with xcdf = Phi(x) given.
+struct Epilogue {
+  enum Kind { kNone, kGelu, kGeluGrad } kind = kNone;
+  float* cdf = nullptr;
+  float* out = nullptr;
+  const float* x = nullptr;
+  const float* xcdf = nullptr;
+  int64_t ld = 0;
+};
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc);
+          const float* B, int ldb, float beta, float* C, int ldc, const float* bias = nullptr,
+          const Epilogue& epilogue = {});
+// The epilogue on the block C[i0:i0+m, j0:j0+n] (C points at its first element).
+void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0, int m, int n);
 
 // ---- Reductions (src/ops/cpu/reduce.cpp)
 // dst[j] += sum_r src[r, j] for src [R, D]. Each column is summed by one thread in row order, so
@@ -67,14 +83,30 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
 // ---- Linear (src/ops/cpu/linear.cpp): out [R, O] = x [R, I] @ w[O, I]^T + b [O] (b nullable).
 void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
                     int O);
-// dx (nullable) = dout @ w; dw += dout^T @ x; db (nullable) += colsum(dout).
+// dw += dout^T @ x; db (nullable) += colsum(dout); then dx (nullable) = dout @ w. dx may alias x:
+// x is only read before dx is written.
 void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
                      const float* w, int64_t R, int I, int O);
 
+// ---- Linear + GELU, fused (the MLP): h = x @ w^T + b, cdf = Phi(h), g = h * Phi(h), all [R, O].
+// cdf may be null (inference), and g may then be h itself.
+void linear_gelu_forward(float* h, float* cdf, float* g, const float* x, const float* w,
+                         const float* b, int64_t R, int I, int O);
+// The backward of the layer after the GELU (out = g @ w^T + b, g = GELU(h)): dw += dout^T @ g;
+// db += colsum(dout); then dh = (dout @ w) * GELU'(h), with h's cdf from the forward. dh may alias
+// g.
+void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
+                          const float* w, const float* h, const float* cdf, int64_t R, int I,
+                          int O);
+
 // ---- GELU, exact: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (src/ops/cpu/gelu.cpp).
-void gelu_forward(float* out, const float* x, int64_t n);
-// dx = dout * (Phi(x) + x * phi(x)); dx may alias dout.
-void gelu_backward(float* dx, const float* dout, const float* x, int64_t n);
+// cdf (nullable) receives Phi(x), which is all the backward needs besides x: training keeps it
+// instead of y and recomputes y = x * Phi(x) when it is needed again (gelu_from_cdf).
+void gelu_forward(float* out, float* cdf, const float* x, int64_t n);
+void gelu_from_cdf(float* out, const float* x, const float* cdf, int64_t n);
+// dx = dout * (Phi(x) + x * phi(x)), Phi from cdf when non-null, else recomputed; dx may alias
+// dout.
+void gelu_backward(float* dx, const float* dout, const float* x, const float* cdf, int64_t n);
 
 // ---- Residual (src/ops/cpu/tokens.cpp): y = x + f(x).
 void residual_forward(float* out, const float* x, const float* fx, int64_t n);  // out may alias x

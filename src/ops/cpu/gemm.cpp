@@ -1,15 +1,212 @@
-// GEMM on the CPU: OpenBLAS sgemm (AVX-512 kernels, its own threads; see core/threads.cpp).
+// GEMM on the CPU. Row-major C[M,N] = alpha * A[M,K] op(B) + beta * C with A not transposed, M
+// large, K small and beta 0 or 1 (the forward linear layers and input gradients of small ViTs)
+// runs on our own AVX-512 kernel; everything else goes to OpenBLAS sgemm.
+//
+// Why our own: the model's GEMMs are tall and thin (M = B*N tokens, thousands; K and N = the
+// widths, 64-3072). OpenBLAS packs A (the big activation matrix) on every call, which for K = 64
+// costs a third of the multiply. Here only B (the small weight) is packed, into panels of 32
+// columns; A is read in place, 8 rows at a time, by an 8 x 32 register tile (16 accumulators,
+// 2 FMAs per broadcast). Each C element is summed over k in order by one thread, so results do not
+// depend on the thread count. Inside an OpenMP region (attention's per-head products) it runs
+// serially, as OpenBLAS's OpenMP build does.
 #include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "ops/ops.hpp"
 
 namespace vit::ops {
 
+#ifdef __AVX512F__
+namespace {
+
+constexpr int kMR = 8;     // rows per register tile
+constexpr int kNR = 32;    // columns per register tile (two zmm registers)
+constexpr int kNC = 1024;  // n-block: with K <= 256 a packed B block (1 MB) stays in L2
+
+// Packs op(B)[0:kc, n0:n0+nc] into panels of kNR columns: panel p holds, for each k, the kNR
+// values of columns n0 + p*kNR ..., zero-padded past N.
+void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, int nc, int p_begin,
+            int p_end) {
+  for (int p = p_begin; p < p_end; ++p) {
+    float* out = dst + int64_t(p) * kc * kNR;
+    const int j0 = n0 + p * kNR;
+    const int w = std::min(kNR, n0 + nc - j0);
+    for (int k = 0; k < kc; ++k) {
+      float* o = out + int64_t(k) * kNR;
+      if (trans_b) {  // B is [N, K]: column j of op(B) is row j of B
+        for (int j = 0; j < w; ++j) o[j] = B[int64_t(j0 + j) * ldb + k];
+      } else {  // B is [K, N]
+        const float* row = B + int64_t(k) * ldb + j0;
+        for (int j = 0; j < w; ++j) o[j] = row[j];
+      }
+      for (int j = w; j < kNR; ++j) o[j] = 0.0f;
+    }
+  }
+}
+
+// C[0:MR, 0:w] (+)= alpha * A[0:MR, 0:kc] Bp, with Bp a packed kc x kNR panel.
+template <int MR>
+inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
+                 float alpha, bool accumulate, const float* bias) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(Bp + k * kNR);
+    const __m512 b1 = _mm512_loadu_ps(Bp + k * kNR + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(A[int64_t(i) * lda + k]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+  }
+  const __mmask16 m0 = w >= 16 ? 0xFFFF : __mmask16((1u << w) - 1);
+  const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : __mmask16((1u << (w - 16)) - 1));
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    float* row = C + int64_t(i) * ldc;
+    __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
+    if (accumulate) {
+      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
+      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    if (bias) {
+      r0 = _mm512_add_ps(r0, bias0);
+      r1 = _mm512_add_ps(r1, bias1);
+    }
+    _mm512_mask_storeu_ps(row, m0, r0);
+    _mm512_mask_storeu_ps(row + 16, m1, r1);
+  }
+}
+
+// Rows [m_begin, m_end) of C for one packed (kc x nc) block of B; bias points at the block's
+// columns. The epilogue runs on each tile just stored; n0 is the block's first column in the
+// whole C (the epilogue's arrays are indexed globally).
+void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const float* packed,
+          float* C, int ldc, float alpha, bool accumulate, const float* bias, const Epilogue* epi,
+          int n0) {
+  const int panels = (nc + kNR - 1) / kNR;
+  for (int i = m_begin; i < m_end; i += kMR) {
+    const int mr = std::min(kMR, m_end - i);
+    const float* a = A + int64_t(i) * lda;
+    float* c = C + int64_t(i) * ldc;
+    for (int p = 0; p < panels; ++p) {
+      const float* bp = packed + int64_t(p) * kc * kNR;
+      const int w = std::min(kNR, nc - p * kNR);
+      float* cp = c + p * kNR;
+      const float* bb = bias ? bias + p * kNR : nullptr;
+      switch (mr) {
+        case 8:
+          tile<8>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 7:
+          tile<7>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 6:
+          tile<6>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 5:
+          tile<5>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 4:
+          tile<4>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 3:
+          tile<3>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        case 2:
+          tile<2>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+        default:
+          tile<1>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
+          break;
+      }
+      if (epi) apply_epilogue(*epi, cp, ldc, i, n0 + p * kNR, mr, w);
+    }
+  }
+}
+
+// Packing buffer per thread, grown (rarely: the first call of each size) and then reused.
+float* pack_buffer(size_t floats) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < floats) buffer.resize(floats);
+  return buffer.data();
+}
+
+void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+               const Epilogue& epilogue) {
+  const bool nested = omp_in_parallel();
+  const bool accumulate = beta != 0.0f;
+  const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
+  const int nc_max = std::min(N, kNC);
+  // One shared buffer (the calling thread's) at top level; each caller its own when nested.
+  float* packed = pack_buffer(size_t(K) * ((nc_max + kNR - 1) / kNR) * kNR);
+  for (int n0 = 0; n0 < N; n0 += kNC) {
+    const int nc = std::min(kNC, N - n0);
+    const int panels = (nc + kNR - 1) / kNR;
+    const float* b = bias ? bias + n0 : nullptr;
+    if (nested) {
+      pack_b(packed, B, ldb, trans_b, K, n0, nc, 0, panels);
+      rows(0, M, nc, K, A, lda, packed, C + n0, ldc, alpha, accumulate, b, epi, n0);
+      continue;
+    }
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      pack_b(packed, B, ldb, trans_b, K, n0, nc, panels * t / nt, panels * (t + 1) / nt);
+#pragma omp barrier
+      // Row blocks of whole tiles, split evenly over the threads.
+      const int tiles = (M + kMR - 1) / kMR;
+      const int m_begin = std::min(M, tiles * t / nt * kMR);
+      const int m_end = std::min(M, tiles * (t + 1) / nt * kMR);
+      rows(m_begin, m_end, nc, K, A, lda, packed, C + n0, ldc, alpha, accumulate, b, epi, n0);
+    }
+  }
+}
+
+}  // namespace
+#endif
+
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc) {
+          const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+          const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
+#ifdef __AVX512F__
+  // Measured (bench/gemm_shapes.cpp): ours wins where K is small and M large (tiny28's 6400 x
+  // {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
+  // wins on large K (ViT-B's K = 768 and 3072) and on small M (attention's per-head products).
+  if (!trans_a && K > 0 && K <= 256 && M >= 256 && (beta == 0.0f || beta == 1.0f)) {
+    gemm_tall(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
+    return;
+  }
+#endif
+  if (bias) {
+    // OpenBLAS has no bias: C = beta C + bias first, then C += alpha op(A) op(B).
+#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768)
+    for (int i = 0; i < M; ++i) {
+      float* row = C + int64_t(i) * ldc;
+      for (int j = 0; j < N; ++j) row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + bias[j];
+    }
+    beta = 1.0f;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (epilogue.kind != Epilogue::kNone) {
+    constexpr int kRows = 16;
+#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
+    for (int i = 0; i < M; i += kRows) {
+      apply_epilogue(epilogue, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
+    }
+  }
 }
 
 }  // namespace vit::ops
