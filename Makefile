@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test demo clean fixtures format
+.PHONY: all deps build test demo compare clean fixtures format
 
 all: build
 
@@ -22,6 +22,10 @@ test: deps build
 demo: deps build
 	bash scripts/setup-data.sh mnist
 	./$(BUILD_DIR)/vit train --preset tiny28 --data mnist --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+# vitcpp against PyTorch (Debian's python3-torch) on this machine, same run; see docs/PERFORMANCE.md.
+compare: build
+	/usr/bin/python3 bench/compare.py --threads $(JOBS)
 
 # Regenerates tests/fixtures/*.safetensors with PyTorch (Debian's python3-torch); tests never need it.
 fixtures:

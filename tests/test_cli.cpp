@@ -90,6 +90,21 @@ TEST(Cli, InfoOnPresets) {
   EXPECT_EQ(j["config"]["pos_embed"], "sincos");
 }
 
+TEST(Cli, BenchSmoke) {
+  // Seconds-long: it checks that the benchmark runs and reports, not how fast (no timed asserts).
+  Result r = vit("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --threads 2 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k :
+       {"train_img_per_s", "infer_img_per_s", "train_gflops", "infer_gflops", "peak_rss_mb"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    EXPECT_GT(j[k].get<double>(), 0.0) << k;
+  }
+  EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode infer", 0, "infer");
+  EXPECT_RUN("bench --preset nope", 1, "unknown preset");
+  EXPECT_RUN("bench --batch 0", 2, "--batch");
+}
+
 TEST(Cli, TrainEvalPredictInfo) {
   TempDir dir("cli");
   write_quadrant_dataset(dir / "data", 400, 100, 8);

@@ -77,8 +77,8 @@ TEST_F(OpsFixture, Attention) {
   const int B = 2, N = 5, D = 12, H = int(meta("attention.heads"));
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size(), 123.0f);
   const int slots = 2;
-  std::vector<float> scratch(slots * ops::attention_scratch_floats(N));
-  ops::attention_forward(out.data(), att.data(), nullptr, slots, qkv.data(), B, N, D, H);
+  std::vector<float> scratch(slots * ops::attention_scratch_floats(N, D / H, true));
+  ops::attention_forward(out.data(), att.data(), scratch.data(), slots, qkv.data(), B, N, D, H);
   expect_close("attention.out", out.data(), get("attention.out"), kFwdAtol, kFwdRtol);
   // The inference path (online softmax, no N x N buffer) computes the same thing.
   std::vector<float> out_online(out.size());
@@ -265,9 +265,9 @@ TEST(OpsFiniteDiff, Attention) {
   const int B = 2, N = 7, D = 12, H = 3;
   auto qkv = random_vector(B * N * 3 * D, 11, 1.2), g = random_vector(B * N * D, 12);
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size());
-  std::vector<float> scratch(2 * ops::attention_scratch_floats(N));
+  std::vector<float> scratch(2 * ops::attention_scratch_floats(N, D / H, true));
   auto loss = [&] {
-    ops::attention_forward(out.data(), att.data(), nullptr, 2, qkv.data(), B, N, D, H);
+    ops::attention_forward(out.data(), att.data(), scratch.data(), 2, qkv.data(), B, N, D, H);
     return dot(g.data(), out.data(), B * N * D);
   };
   loss();

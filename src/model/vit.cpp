@@ -270,7 +270,7 @@ void Model::enable_training(int max_batch) {
   plan(&m.dnormed, B * D);
   if (c.pool == Pool::kCls) plan(&m.dpatches, B * Np * D);
   const int threads = num_threads();
-  plan(&m.att_scratch, threads * ops::attention_scratch_floats(int(N)));
+  plan(&m.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), true));
   a.allocate();
   for (const Slot& s : slots) *s.ptr = a.at(s.off);
   m.acts = std::move(a);
@@ -303,7 +303,7 @@ const float* Model::forward(const float* images, int B) {
     ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, xin, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
                            c.ln_eps);
     ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(s.attn, s.att, nullptr, m.slots, s.qkv, B, N, D, H);
+    ops::attention_forward(s.attn, s.att, m.att_scratch, m.slots, s.qkv, B, N, D, H);
     ops::linear_forward(s.xmid, s.attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
     ops::residual_forward(s.xmid, xin, s.xmid, BN * D);
     ops::layernorm_forward(s.ln2, s.mean2, s.rstd2, s.xmid, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
@@ -401,7 +401,7 @@ void Model::predict(const float* images, int B, float* logits) {
                                      BN * M,
                                      int64_t(B) * D,
                                      int64_t(B) * D,
-                                     slots * ops::attention_scratch_floats(N)};
+                                     slots * ops::attention_scratch_floats(N, D / H, false)};
     Arena a;
     m.infer_offsets.clear();
     for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));

@@ -118,10 +118,11 @@ void residual_backward(float* dx, const float* dout, const float* dbranch, int64
 // qkv [B, N, 3D] is the fused projection laid out [q | k | v], each split into H heads of Dh
 // (timm). Per (b, h): att = softmax(q k^T / sqrt(Dh)) [N, N]; out[b, :, h*Dh:(h+1)*Dh] = att v.
 // Work is split by (b, h) over at most `slots` threads, thread t using scratch + t *
-// attention_scratch_floats(N) (scratch holds slots such regions).
-// Training (att non-null): att [B, H, N, N] is saved for the backward; scratch is unused.
-// Inference (att null): query rows are processed in tiles, so no N x N buffer exists.
-int64_t attention_scratch_floats(int N);
+// attention_scratch_floats(N, Dh, training) (scratch holds slots such regions; the training size
+// serves both the forward with att and the backward).
+// Training (att non-null): att [B, H, N, N] is saved for the backward. Inference (att null):
+// one query row at a time, so no N x N buffer exists.
+int64_t attention_scratch_floats(int N, int Dh, bool training);
 void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
                        int N, int D, int H);
 // With s = 1/sqrt(Dh), dA = dout v^T, and the row term delta_i = sum_j att_ij dA_ij, which equals

@@ -1,12 +1,19 @@
-// Multi-head self-attention core, one (batch, head) pair per task, in parallel over B x H. Within
-// a task the products are small GEMMs (QK^T, AV and their gradients): OpenBLAS's OpenMP build runs
-// them single-threaded inside our parallel region, so the two levels never oversubscribe. Each
+// Multi-head self-attention core, one (batch, head) pair per task, in parallel over B x H. Each
 // task writes only its own slices and its own scratch, so results do not depend on the thread
 // count.
+//
+// The products are small (N ~ 50-200 tokens, Dh ~ 16-64), too small for a BLAS call per head to
+// pay off (call overhead and packing dominated when these were sgemm calls). Each task transposes
+// K (and, in the backward, V) into its scratch as [Dh, Np] so that scores s_j = q . k_j
+// vectorise over j; sums of rows (o_i = sum_j p_ij v_j and the gradients) vectorise over the head
+// dimension. Both work on 4 rows at once, which gives 8 independent accumulator chains: one chain
+// per register would wait on the FMA latency. The forward finishes 4 query rows (scores,
+// softmax, output) before the next 4, so the inference path needs no N x N buffer.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "ops/cpu/vmath.hpp"
 #include "ops/ops.hpp"
@@ -14,42 +21,131 @@
 namespace vit::ops {
 namespace {
 
-constexpr int kQueryBlock = 16;  // query rows per tile on the inference path
+constexpr int kRows = 4;  // rows computed together
 
-// Row-wise softmax in place over s [m, N].
-void softmax_rows(float* s, int m, int N) {
-  for (int i = 0; i < m; ++i) {
-    float* r = s + int64_t(i) * N;
-    float mx = r[0];
-    // The ternary (not std::max) is what GCC vectorises as a max reduction.
-#pragma omp simd reduction(max : mx)
-    for (int j = 1; j < N; ++j) mx = r[j] > mx ? r[j] : mx;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < N; ++j) {
-      r[j] = vmath::exp(r[j] - mx);
-      sum += r[j];
-    }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int j = 0; j < N; ++j) r[j] *= inv;
-  }
+int padded(int N) {
+  return (N + 15) / 16 * 16;
 }
 
 int task_threads(int slots) {
   return std::max(1, std::min(slots, omp_get_max_threads()));
 }
 
-}  // namespace
-
-int64_t attention_scratch_floats(int N) {
-  return int64_t(std::max(N, kQueryBlock)) * N;
+// The head width as a compile-time constant where it is a common one (the loops over it then
+// unroll and vectorise fully), else 0 and the runtime value.
+template <int DH>
+inline int head_width(int Dh) {
+  return DH ? DH : Dh;
 }
 
-void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
-                       int N, int D, int H) {
-  const int Dh = D / H;
-  const int row = 3 * D;  // stride between tokens in qkv
+// dst [Dh, Np] = src^T, src rows j < N of Dh floats with stride `row`; columns past N are 0.
+void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
+  const int Np = padded(N);
+  for (int d = 0; d < Dh; ++d) {
+    float* out = dst + int64_t(d) * Np;
+    for (int j = 0; j < N; ++j) out[j] = src[j * row + d];
+    for (int j = N; j < Np; ++j) out[j] = 0.0f;
+  }
+}
+
+// For r < M: s_r[j] = scale * q_r . k_j over j < Np, with q_r = q + r * qstride and
+// kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np.
+template <int DH, int M>
+inline void scores(float* s, const float* q, int64_t qstride, const float* kt, int N, int dh,
+                   float scale) {
+  const int Dh = head_width<DH>(dh);
+  const int Np = padded(N);
+  for (int j0 = 0; j0 < Np; j0 += 16) {
+    float acc[M][16] = {};
+    for (int d = 0; d < Dh; ++d) {
+      const float* kd = kt + int64_t(d) * Np + j0;
+      for (int r = 0; r < M; ++r) {
+        const float qd = q[r * qstride + d] * scale;
+#pragma omp simd
+        for (int j = 0; j < 16; ++j) acc[r][j] += qd * kd[j];
+      }
+    }
+    for (int r = 0; r < M; ++r) {
+#pragma omp simd
+      for (int j = 0; j < 16; ++j) s[int64_t(r) * Np + j0 + j] = acc[r][j];
+    }
+  }
+}
+
+// In-place softmax over s[0:N]; s[N:Np] becomes 0. Whole 16-float blocks, no remainder loops.
+inline void softmax(float* s, int N) {
+  const int Np = padded(N);
+  for (int j = N; j < Np; ++j) s[j] = -INFINITY;
+  float mx = s[0];
+  // The ternary (not std::max) is what GCC vectorises as a max reduction.
+#pragma omp simd reduction(max : mx)
+  for (int j = 0; j < Np; ++j) mx = s[j] > mx ? s[j] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < Np; ++j) {
+    s[j] = vmath::exp(s[j] - mx);  // exactly 0 past N
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int j = 0; j < Np; ++j) s[j] *= inv;
+}
+
+// For r < M: out_r[0:Dh] = sum_{j<N} p[r * pr + j * pj] * rows[j * row + 0:Dh], with
+// out_r = out + r * ostride. The weights come from rows (pj = 1) or columns (pr = 1) of a matrix.
+template <int DH, int M>
+inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t pr, int64_t pj,
+                          const float* rows, int64_t row, int N, int dh) {
+  constexpr int kW = DH && DH < 32 ? DH : 32;  // head columns per pass
+  const int Dh = head_width<DH>(dh);
+  for (int d0 = 0; d0 < Dh; d0 += kW) {
+    const int w = std::min(kW, Dh - d0);
+    float acc[M][kW] = {};
+    for (int j = 0; j < N; ++j) {
+      const float* x = rows + j * row + d0;
+      for (int r = 0; r < M; ++r) {
+        const float pv = p[r * pr + j * pj];
+        if (DH && DH % kW == 0) {
+#pragma omp simd
+          for (int d = 0; d < kW; ++d) acc[r][d] += pv * x[d];
+        } else {
+          for (int d = 0; d < w; ++d) acc[r][d] += pv * x[d];
+        }
+      }
+    }
+    for (int r = 0; r < M; ++r) {
+      for (int d = 0; d < w; ++d) out[r * ostride + d0 + d] = acc[r][d];
+    }
+  }
+}
+
+// Calls f.template operator()<M>(i) for row blocks [i, i + M) covering [0, N), M = kRows but for
+// the last block.
+template <typename F>
+inline void row_blocks(int N, F&& f) {
+  int i = 0;
+  for (; i + kRows <= N; i += kRows) f.template operator()<kRows>(i);
+  switch (N - i) {
+    case 3:
+      f.template operator()<3>(i);
+      break;
+    case 2:
+      f.template operator()<2>(i);
+      break;
+    case 1:
+      f.template operator()<1>(i);
+      break;
+    default:
+      break;
+  }
+}
+
+template <int DH>
+void forward_impl(float* out, float* att, float* scratch, int slots, const float* qkv, int B, int N,
+                  int D, int H) {
+  const int Dh = head_width<DH>(D / H);
+  const int64_t row = 3 * int64_t(D);  // stride between tokens in qkv
+  const int Np = padded(N);
   const float scale = 1.0f / std::sqrt(float(Dh));
 #pragma omp parallel for collapse(2) schedule(static) num_threads(task_threads(slots))
   for (int b = 0; b < B; ++b) {
@@ -58,30 +154,30 @@ void attention_forward(float* out, float* att, float* scratch, int slots, const 
       const float* k = q + D;
       const float* v = q + 2 * D;
       float* o = out + int64_t(b) * N * D + h * Dh;
-      if (att) {
-        // Training: all N query rows at once, the probabilities kept for the backward.
-        float* a = att + (int64_t(b) * H + h) * N * N;
-        gemm(false, true, N, N, Dh, scale, q, row, k, row, 0.0f, a, N);
-        softmax_rows(a, N, N);
-        gemm(false, false, N, Dh, N, 1.0f, a, N, v, row, 0.0f, o, D);
-      } else {
-        // Inference: tiles of query rows, so the scores never take more than kQueryBlock x N.
-        float* s = scratch + omp_get_thread_num() * attention_scratch_floats(N);
-        for (int i0 = 0; i0 < N; i0 += kQueryBlock) {
-          const int m = std::min(kQueryBlock, N - i0);
-          gemm(false, true, m, N, Dh, scale, q + int64_t(i0) * row, row, k, row, 0.0f, s, N);
-          softmax_rows(s, m, N);
-          gemm(false, false, m, Dh, N, 1.0f, s, N, v, row, 0.0f, o + int64_t(i0) * D, D);
+      float* kt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, att != nullptr);
+      float* probs = kt + int64_t(Dh) * Np;  // kRows rows of Np
+      transpose_head(kt, k, row, N, Dh);
+      row_blocks(N, [&]<int M>(int i) {
+        scores<DH, M>(probs, q + i * row, row, kt, N, Dh, scale);
+        for (int r = 0; r < M; ++r) softmax(probs + int64_t(r) * Np, N);
+        if (att) {  // training keeps the probabilities for the backward
+          for (int r = 0; r < M; ++r) {
+            std::memcpy(att + ((int64_t(b) * H + h) * N + i + r) * N, probs + int64_t(r) * Np,
+                        sizeof(float) * N);
+          }
         }
-      }
+        weighted_rows<DH, M>(o + int64_t(i) * D, D, probs, Np, 1, v, row, N, Dh);
+      });
     }
   }
 }
 
-void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
-                        const float* att, const float* out, int B, int N, int D, int H) {
-  const int Dh = D / H;
-  const int row = 3 * D;
+template <int DH>
+void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+                   const float* att, const float* out, int B, int N, int D, int H) {
+  const int Dh = head_width<DH>(D / H);
+  const int64_t row = 3 * int64_t(D);
+  const int Np = padded(N);
   const float scale = 1.0f / std::sqrt(float(Dh));
 #pragma omp parallel for collapse(2) schedule(static) num_threads(task_threads(slots))
   for (int b = 0; b < B; ++b) {
@@ -96,20 +192,66 @@ void attention_backward(float* dqkv, float* scratch, int slots, const float* dou
       const float* a = att + (int64_t(b) * H + h) * N * N;
       const float* g = dout + int64_t(b) * N * D + h * Dh;
       const float* o = out + int64_t(b) * N * D + h * Dh;
-      float* ds = scratch + omp_get_thread_num() * attention_scratch_floats(N);
-      gemm(true, false, N, Dh, N, 1.0f, a, N, g, D, 0.0f, dv, row);  // dV = A^T dO
-      gemm(false, true, N, N, Dh, 1.0f, g, D, v, row, 0.0f, ds, N);  // dA = dO V^T
+      float* vt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, true);
+      float* ds = vt + int64_t(Dh) * Np;  // dS [N, Np]
+      transpose_head(vt, v, row, N, Dh);
+      // dA_ij = dO_i . v_j, then dS_ij = A_ij (dA_ij - delta_i) / sqrt(Dh), where
+      // delta_i = sum_j A_ij dA_ij equals dO_i . O_i.
+      row_blocks(N, [&]<int M>(int i) {
+        scores<DH, M>(ds + int64_t(i) * Np, g + int64_t(i) * D, D, vt, N, Dh, 1.0f);
+      });
       for (int i = 0; i < N; ++i) {
-        float delta = 0.0f;  // sum_j A_ij dA_ij, computed as dO_i . O_i
-        for (int d = 0; d < Dh; ++d) delta += g[int64_t(i) * D + d] * o[int64_t(i) * D + d];
-        float* r = ds + int64_t(i) * N;
-        const float* ar = a + int64_t(i) * N;
+        const float* ai = a + int64_t(i) * N;
+        const float* gi = g + int64_t(i) * D;
+        const float* oi = o + int64_t(i) * D;
+        float delta = 0.0f;
+        for (int d = 0; d < Dh; ++d) delta += gi[d] * oi[d];
+        float* dsi = ds + int64_t(i) * Np;
 #pragma omp simd
-        for (int j = 0; j < N; ++j) r[j] = ar[j] * (r[j] - delta) * scale;
+        for (int j = 0; j < N; ++j) dsi[j] = ai[j] * (dsi[j] - delta) * scale;
       }
-      gemm(false, false, N, Dh, N, 1.0f, ds, N, k, row, 0.0f, dq, row);  // dQ = dS K
-      gemm(true, false, N, Dh, N, 1.0f, ds, N, q, row, 0.0f, dk, row);   // dK = dS^T Q
+      row_blocks(N, [&]<int M>(int i) {
+        // dQ_i = sum_j dS_ij k_j; dK_i = sum_j dS_ji q_j; dV_i = sum_j A_ji dO_j.
+        weighted_rows<DH, M>(dq + i * row, row, ds + int64_t(i) * Np, Np, 1, k, row, N, Dh);
+        weighted_rows<DH, M>(dk + i * row, row, ds + i, 1, Np, q, row, N, Dh);
+        weighted_rows<DH, M>(dv + i * row, row, a + i, 1, N, g, D, N, Dh);
+      });
     }
+  }
+}
+
+}  // namespace
+
+int64_t attention_scratch_floats(int N, int Dh, bool training) {
+  // K^T (or V^T) [Dh, Np], then kRows rows of probabilities (inference) or dS [N, Np] (training).
+  return (int64_t(Dh) + std::max(kRows, training ? N : 0)) * padded(N);
+}
+
+void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
+                       int N, int D, int H) {
+  switch (D / H) {
+    case 16:
+      return forward_impl<16>(out, att, scratch, slots, qkv, B, N, D, H);
+    case 32:
+      return forward_impl<32>(out, att, scratch, slots, qkv, B, N, D, H);
+    case 64:
+      return forward_impl<64>(out, att, scratch, slots, qkv, B, N, D, H);
+    default:
+      return forward_impl<0>(out, att, scratch, slots, qkv, B, N, D, H);
+  }
+}
+
+void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+                        const float* att, const float* out, int B, int N, int D, int H) {
+  switch (D / H) {
+    case 16:
+      return backward_impl<16>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+    case 32:
+      return backward_impl<32>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+    case 64:
+      return backward_impl<64>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+    default:
+      return backward_impl<0>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
   }
 }
 
