@@ -181,8 +181,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
           const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
 #ifdef __AVX512F__
-  // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's 6400 x
-  // {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
+  // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
+  // 6400 x {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
   // wins on large K (ViT-B's K = 768 and 3072) and on small M (attention's per-head products).
   if (!trans_a && K > 0 && K <= 256 && M >= 256 && (beta == 0.0f || beta == 1.0f)) {
     gemm_tall(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);

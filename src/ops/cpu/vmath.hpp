@@ -36,9 +36,10 @@ inline float exp(float x) {
 
 // erf(x) = sign(x) * f(|x|) with, for a = |x|:
 //   a < 1:      a * sum_n c_n a^2n, the Taylor series of erf(a)/a (12 terms);
-//   1 <= a < 4: 1 - e^(-a^2) Q(1/a), Q a degree-9 least-squares fit of erfc(a) e^(a^2) on
-//               [1, 4] in t = 1/a (tests/reference/fit_erf.py derives the coefficients and
-//               measures the errors above);
+//   1 <= a < 4: 1 - e^(-a^2) Q(u), Q a degree-11 least-squares fit of erfc(a) e^(a^2) on
+//               [1, 4] in u = (a - 2.5) / 1.5 (a polynomial in a, not 1/a: no division, which
+//               was the slowest instruction of the GELU epilogue); tests/reference/fit_erf.py
+//               derives the coefficients and measures the errors above;
 //   a >= 4:     1 (erfc(4) = 1.5e-8 is below half an ulp of 1).
 inline float erf(float x) {
   const float a = std::fabs(x);
@@ -57,17 +58,19 @@ inline float erf(float x) {
   p = p * s - 3.7612639e-01f;
   p = p * s + 1.1283792e+00f;
   const float small = a * p;
-  const float t = 1.0f / a;
-  float q = 2.822228456e-02f;
-  q = q * t - 1.658573825e-01f;
-  q = q * t + 4.047911940e-01f;
-  q = q * t - 4.910086114e-01f;
-  q = q * t + 1.988379481e-01f;
-  q = q * t + 2.524045116e-01f;
-  q = q * t - 3.838022495e-01f;
-  q = q * t + 2.232147670e-02f;
-  q = q * t + 5.615408954e-01f;
-  q = q * t + 1.335135346e-04f;
+  const float u = (a - 2.5f) * (1.0f / 1.5f);  // [1, 4] -> [-1, 1]
+  float q = -3.692904952e-05f;
+  q = q * u + 9.640540703e-05f;
+  q = q * u - 1.439477830e-04f;
+  q = q * u + 3.678666659e-04f;
+  q = q * u - 1.017118508e-03f;
+  q = q * u + 2.425886662e-03f;
+  q = q * u - 5.567332624e-03f;
+  q = q * u + 1.248403520e-02f;
+  q = q * u - 2.700572533e-02f;
+  q = q * u + 5.611095846e-02f;
+  q = q * u - 1.115210047e-01f;
+  q = q * u + 2.108063575e-01f;
   const float big = 1.0f - exp(-s) * q;
   const float r = a < 1.0f ? small : (a < 4.0f ? big : 1.0f);
   return std::copysign(r, x);
