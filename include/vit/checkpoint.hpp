@@ -9,6 +9,7 @@
 #include "vit/config.hpp"
 #include "vit/data.hpp"
 #include "vit/model.hpp"
+#include "vit/safetensors.hpp"
 
 namespace vit {
 
@@ -20,9 +21,11 @@ struct ModelMeta {
 
 // Writes every parameter (F32, timm names) and __metadata__: format = "vitcpp", version,
 // config (JSON, see Config::to_json), class_names (JSON array), normalize (JSON {"mean": [...],
-// "std": [...]}) and any `extra` keys. Atomic (see write_safetensors).
+// "std": [...]}) and any `extra` keys, plus `extra_tensors` (a training state's optimizer
+// moments). Atomic (see write_safetensors).
 void save_model(const std::string& path, Model& model, const ModelMeta& meta,
-                const std::map<std::string, std::string>& extra = {});
+                const std::map<std::string, std::string>& extra = {},
+                const std::vector<TensorToWrite>& extra_tensors = {});
 
 struct LoadedModel {
   Model model;
@@ -32,7 +35,10 @@ struct LoadedModel {
 
 // Reads a checkpoint written by save_model: the metadata must parse and validate, and the tensors
 // must be exactly the config's parameters with their shapes (missing, extra or misshapen tensors
-// are each a vit::Error naming them).
+// are each a vit::Error naming them). Names and shapes are checked against the file before the
+// model is allocated, so a config claiming a huge model cannot make it allocate more than the
+// file holds. Tensors whose names start with extra_prefix (non-empty) are allowed and skipped.
+LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix = "");
 LoadedModel load_model(const std::string& path);
 
 }  // namespace vit

@@ -42,6 +42,10 @@ class Model {
   void init(uint64_t seed, const InitOptions& options);
   void init(uint64_t seed) { init(seed, InitOptions{}); }
 
+  // The parameters cfg implies (names, shapes, offsets), without allocating them: what a
+  // checkpoint must hold, checked before any memory is committed to it.
+  static std::vector<ParamInfo> layout(const Config& cfg);
+
   // Parameters, in timm order. Names are unique; param() throws vit::Error for an unknown name.
   const std::vector<ParamInfo>& params() const;
   const ParamInfo& param_info(const std::string& name) const;
@@ -57,6 +61,10 @@ class Model {
   // max_batch; calling it again with a larger max_batch reallocates the activations.
   void enable_training(int max_batch);
   int max_batch() const;
+  // Bytes that training this config with batches of max_batch needs: parameters, gradients, AdamW
+  // moments and activations (computed from the same plan enable_training allocates, without
+  // allocating anything).
+  static int64_t training_bytes(const Config& config, int max_batch);
   // Forward of a batch images [B, C, S, S] (B <= max_batch), saving what the backward needs.
   // Returns logits [B, K], valid until the next forward.
   const float* forward(const float* images, int B);
@@ -71,8 +79,10 @@ class Model {
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
 
+ public:
+  struct Impl;  // public only so that src/model/vit.cpp's helpers can name it
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

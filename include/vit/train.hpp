@@ -79,13 +79,20 @@ struct TrainReporter {
   virtual void message(const std::string& line) = 0;
   virtual void step(const StepProgress& p) = 0;
   virtual void epoch(const EpochMetrics& m, int epochs) = 0;
-  // Polled after every epoch's checkpoint: true ends training there, as an interruption would
-  // (the run can be resumed).
+  // Polled after every step: true ends training there, after saving the resume state (the run
+  // continues exactly with resume()).
   virtual bool stop_requested() { return false; }
 };
 // Progress bar on stderr when it is a terminal (redrawn at most 10 times a second); epoch lines
 // and messages on stdout.
+// Its stop_requested() answers whether SIGINT or SIGTERM arrived (see install_stop_signals).
 std::unique_ptr<TrainReporter> make_console_reporter();
+
+// SIGINT / SIGTERM handling for training: the first signal only records itself (training stops
+// after the current step and saves); a second one ends the process at once (the files on disk
+// are whole either way: every write is atomic). stop_signal() is the recorded signal, or 0.
+void install_stop_signals();
+int stop_signal();
 
 struct TrainOptions {
   std::string data;      // dataset spec (see load_dataset)
@@ -96,20 +103,27 @@ struct TrainOptions {
 
 struct TrainSummary {
   double final_test_acc = 0, best_test_acc = 0;
-  int best_epoch = 0, epochs = 0;
+  int best_epoch = 0, epochs = 0;  // epochs: finished epochs
   double seconds = 0;
+  // Stopped on request (TrainReporter::stop_requested) before the last epoch: the state was
+  // saved after step stopped_step of epoch stopped_epoch, and resume() continues from there.
+  bool interrupted = false;
+  int stopped_epoch = 0;
+  int64_t stopped_step = 0;
 };
 
 // Trains a new model in options.out_dir (which must not hold a run already). Writes, after every
-// epoch: last.safetensors (weights + config, class names, normalisation), last.train.safetensors
-// (optimizer moments, epoch, step, recipe), best.safetensors when the test accuracy improves, and
-// a line of metrics.jsonl. Every write is atomic.
+// epoch (and when stopped): last.train.safetensors (everything resume needs: weights, optimizer
+// moments, epoch, step, recipe), last.safetensors (weights + config, class names, normalisation),
+// best.safetensors when the test accuracy improves, and a line of metrics.jsonl. Every write is
+// atomic. Refuses, before allocating, a batch whose memory (Model::training_bytes) exceeds what
+// the machine has available; a non-finite loss or gradient stops training with a vit::Error.
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
                    TrainReporter& reporter);
 
-// Continues the run in run_dir from its last checkpoint, bit for bit as if it had not stopped
-// (same thread count). epochs > 0 extends (or shortens) the run; the schedule then follows the
-// new total.
+// Continues the run in run_dir from last.train.safetensors, bit for bit as if it had not stopped
+// (same thread count), also from the middle of an epoch. epochs > 0 extends (or shortens) the
+// run; the schedule then follows the new total.
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
                     TrainReporter& reporter);
 

@@ -11,7 +11,8 @@
 namespace vit {
 
 void save_model(const std::string& path, Model& model, const ModelMeta& meta,
-                const std::map<std::string, std::string>& extra) {
+                const std::map<std::string, std::string>& extra,
+                const std::vector<TensorToWrite>& extra_tensors) {
   const Config& c = model.config();
   VIT_CHECK(int(meta.class_names.size()) == c.num_classes,
             "save_model: " + std::to_string(meta.class_names.size()) + " class names for " +
@@ -23,6 +24,7 @@ void save_model(const std::string& path, Model& model, const ModelMeta& meta,
   for (const ParamInfo& p : model.params()) {
     tensors.push_back({p.name, p.shape, model.param_data() + p.offset});
   }
+  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
   std::map<std::string, std::string> md = extra;
   md["format"] = "vitcpp";
   md["version"] = VIT_VERSION;
@@ -55,11 +57,18 @@ nlohmann::json parse_json(const std::string& text, const std::string& what,
 }  // namespace
 
 LoadedModel load_model(const std::string& path) {
-  SafetensorsReader file(path);
+  return load_model(SafetensorsReader(path));
+}
+
+LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix) {
+  const std::string& path = file.path();
   const auto& md = file.metadata();
   const std::string format = require(md, "format", path);
   VIT_CHECK(format == "vitcpp",
             "'" + path + "' has format '" + format + "' in its metadata; expected 'vitcpp'");
+  VIT_CHECK(!extra_prefix.empty() || !md.count("kind") || md.at("kind") != "train-state",
+            "'" + path + "' is a training state (for vit train --resume); load the model from "
+            "last.safetensors or best.safetensors beside it");
   ModelMeta meta;
   try {
     meta.config = Config::from_json(require(md, "config", path));
@@ -96,9 +105,10 @@ LoadedModel load_model(const std::string& path) {
     VIT_CHECK(s > 0.0f, "'" + path + "': normalize.std must be positive");
   }
 
-  Model model(c);
+  // Every tensor the config needs, with its shape, before a byte of the model is allocated.
+  const std::vector<ParamInfo> layout = Model::layout(c);
   std::set<std::string> expected;
-  for (const ParamInfo& p : model.params()) {
+  for (const ParamInfo& p : layout) {
     expected.insert(p.name);
     VIT_CHECK(file.contains(p.name),
               "'" + path + "' lacks the tensor '" + p.name + "' that its config needs");
@@ -106,11 +116,21 @@ LoadedModel load_model(const std::string& path) {
     VIT_CHECK(t.shape == p.shape, "'" + path + "': tensor '" + p.name + "' has shape " +
                                       shape_to_string(t.shape) + " but the config needs " +
                                       shape_to_string(p.shape));
-    file.read_f32(p.name, model.param_data() + p.offset, p.numel);
   }
   for (const TensorInfo& t : file.tensors()) {
-    VIT_CHECK(expected.count(t.name),
+    const bool skipped = !extra_prefix.empty() && t.name.starts_with(extra_prefix);
+    VIT_CHECK(skipped || expected.count(t.name),
               "'" + path + "' holds a tensor '" + t.name + "' that the config does not use");
+  }
+  Model model(c);
+  for (const ParamInfo& p : model.params()) {
+    float* w = model.param_data() + p.offset;
+    file.read_f32(p.name, w, p.numel);
+    for (int64_t i = 0; i < p.numel; ++i) {
+      VIT_CHECK(std::isfinite(w[i]), "'" + path + "': tensor '" + p.name +
+                                         "' holds a non-finite value (NaN or infinity) at index " +
+                                         std::to_string(i) + "; the checkpoint is unusable");
+    }
   }
   return LoadedModel{std::move(model), std::move(meta), md};
 }

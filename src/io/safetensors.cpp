@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -510,6 +511,7 @@ class AtomicFileWriter {
 
   // Makes the data durable before the rename, so the new name never points at missing data.
   void commit() {
+    fault_delay();
     if (const int error = error_if(std::fflush(file_) != 0)) {
       fail_os(error, "flushing " + in_quotes(tmp_path_) + " failed");
     }
@@ -529,6 +531,16 @@ class AtomicFileWriter {
  private:
   [[noreturn]] void fail_os(int error, const std::string& step) const {
     fail_write(path_, step + ": " + std::strerror(error));
+  }
+
+  // Fault injection for the crash-safety tests (docs/RELIABILITY.md): VIT_FAULT_WRITE_DELAY_MS
+  // holds every write open that long before it is committed, so that a kill lands inside it.
+  static void fault_delay() {
+    static const long ms = [] {
+      const char* v = std::getenv("VIT_FAULT_WRITE_DELAY_MS");
+      return v ? std::strtol(v, nullptr, 10) : 0L;
+    }();
+    if (ms > 0) ::usleep(useconds_t(ms) * 1000);
   }
 
   // The rename itself is only durable once the directory entry is synced.

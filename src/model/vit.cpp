@@ -96,9 +96,11 @@ struct Model::Impl {
   float* Gopt(size_t off) { return off == kNone ? nullptr : grads.at(off); }
 };
 
-Model::Model(const Config& cfg) : impl_(std::make_unique<Impl>()) {
-  cfg.validate();
-  Impl& m = *impl_;
+namespace {
+
+// The parameter list (timm names and order) and offsets of cfg, planned in m.weights without
+// allocating.
+void plan_parameters(Model::Impl& m, const Config& cfg) {
   m.cfg = cfg;
   const int64_t D = cfg.dim, M = cfg.mlp_dim, K = cfg.num_classes;
   const bool learned = cfg.pos_embed == PosEmbed::kLearned;
@@ -131,7 +133,21 @@ Model::Model(const Config& cfg) : impl_(std::make_unique<Impl>()) {
   m.norm_b = m.add_param(norm + ".bias", {D}, false);
   m.head_w = m.add_param("head.weight", {K, D}, true);
   m.head_b = m.add_param("head.bias", {K}, false);
-  m.weights.allocate();
+}
+
+}  // namespace
+
+Model::Model(const Config& cfg) : impl_(std::make_unique<Impl>()) {
+  cfg.validate();
+  plan_parameters(*impl_, cfg);
+  impl_->weights.allocate();
+}
+
+std::vector<ParamInfo> Model::layout(const Config& cfg) {
+  cfg.validate();
+  Impl m;
+  plan_parameters(m, cfg);
+  return m.params;
 }
 
 Model::~Model() = default;
@@ -215,28 +231,22 @@ void Model::init(uint64_t seed, const InitOptions& options) {
   }
 }
 
-void Model::enable_training(int max_batch) {
-  VIT_CHECK(max_batch >= 1, "enable_training: max_batch must be at least 1 (got " +
-                                std::to_string(max_batch) + ")");
-  Impl& m = *impl_;
-  if (!m.grads.allocated()) {
-    for (const ParamInfo& p : m.params) m.grads.add(size_t(p.numel));
-    m.grads.allocate();
-  }
-  if (max_batch <= m.max_batch) return;
+namespace {
 
+struct ActivationSlot {
+  float** ptr;
+  size_t off;
+};
+
+// Plans the training activations of batch B into arena `a` (offsets only: nothing is allocated),
+// recording where each of m's activation pointers will point.
+void plan_activations(Model::Impl& m, int64_t B, int threads, Arena& a,
+                      std::vector<ActivationSlot>& slots) {
   const Config& c = m.cfg;
-  const int64_t B = max_batch, N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim,
-                H = c.heads, K = c.num_classes;
+  const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
+                K = c.num_classes;
   const int64_t BN = B * N, BND = BN * D;
-  Arena a;
-  struct Slot {
-    float** ptr;
-    size_t off;
-  };
-  std::vector<Slot> slots;
   auto plan = [&](float** ptr, int64_t n) { slots.push_back({ptr, a.add(size_t(n))}); };
-
   m.x.assign(c.depth + 1, nullptr);
   m.block_acts.assign(c.depth, BlockActs{});
   plan(&m.cols, B * Np * c.patch_dim());
@@ -269,10 +279,39 @@ void Model::enable_training(int max_batch) {
   plan(&m.dpooled, B * D);
   plan(&m.dnormed, B * D);
   if (c.pool == Pool::kCls) plan(&m.dpatches, B * Np * D);
-  const int threads = num_threads();
   plan(&m.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), true));
+}
+
+}  // namespace
+
+int64_t Model::training_bytes(const Config& config, int max_batch) {
+  config.validate();
+  VIT_CHECK(max_batch >= 1, "training_bytes: max_batch must be at least 1");
+  Model::Impl plan;
+  plan_parameters(plan, config);
+  Arena a;
+  std::vector<ActivationSlot> slots;
+  plan_activations(plan, max_batch, num_threads(), a, slots);
+  // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout.
+  return int64_t(sizeof(float)) * (4 * int64_t(plan.weights.size()) + int64_t(a.size()));
+}
+
+void Model::enable_training(int max_batch) {
+  VIT_CHECK(max_batch >= 1, "enable_training: max_batch must be at least 1 (got " +
+                                std::to_string(max_batch) + ")");
+  Impl& m = *impl_;
+  if (!m.grads.allocated()) {
+    for (const ParamInfo& p : m.params) m.grads.add(size_t(p.numel));
+    m.grads.allocate();
+  }
+  if (max_batch <= m.max_batch) return;
+
+  const int threads = num_threads();
+  Arena a;
+  std::vector<ActivationSlot> slots;
+  plan_activations(m, max_batch, threads, a, slots);
   a.allocate();
-  for (const Slot& s : slots) *s.ptr = a.at(s.off);
+  for (const ActivationSlot& s : slots) *s.ptr = a.at(s.off);
   m.acts = std::move(a);
   m.slots = threads;
   m.max_batch = max_batch;

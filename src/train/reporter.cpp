@@ -64,6 +64,8 @@ class ConsoleReporter : public TrainReporter {
     drawn_ = true;
   }
 
+  bool stop_requested() override { return stop_signal() != 0; }
+
   void epoch(const EpochMetrics& m, int epochs) override {
     clear_bar();
     std::printf(

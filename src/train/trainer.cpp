@@ -1,7 +1,20 @@
 // The training loop: epochs of shuffled, augmented batches; AdamW with warm-up + cosine schedule;
-// evaluation after every epoch; atomic checkpoints (last, best, optimizer state) and exact resume.
+// evaluation after every epoch; atomic checkpoints and exact resume, also from the middle of an
+// epoch when training was asked to stop (Ctrl-C).
+//
+// Files in the run directory:
+//   last.train.safetensors  everything resume needs, in one atomically written file: weights,
+//                           AdamW moments (optimizer.exp_avg.*, optimizer.exp_avg_sq.*), config,
+//                           recipe, epoch, step and the position inside an interrupted epoch;
+//   last.safetensors        the same weights as a plain checkpoint, for eval / predict / PyTorch;
+//   best.safetensors        the weights of the best test accuracy so far;
+//   metrics.jsonl           one line per finished epoch.
+// Resume reads only last.train.safetensors, so a crash between two writes can never pair files
+// from different steps.
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,8 +36,17 @@ constexpr const char* kLast = "last.safetensors";
 constexpr const char* kLastTrain = "last.train.safetensors";
 constexpr const char* kBest = "best.safetensors";
 constexpr const char* kMetrics = "metrics.jsonl";
+constexpr const char* kMoment1 = "optimizer.exp_avg.";
+constexpr const char* kMoment2 = "optimizer.exp_avg_sq.";
 
-// Everything a run carries from epoch to epoch.
+// Where training is inside the current epoch (all zero at an epoch boundary).
+struct EpochPosition {
+  int64_t step = 0;  // batches done
+  double loss_sum = 0, seconds = 0;
+  int64_t correct = 0, seen = 0;
+};
+
+// Everything a run carries from step to step.
 struct Run {
   std::string dir, data_spec, data_dir;
   Config config;
@@ -34,12 +56,19 @@ struct Run {
   std::unique_ptr<Model> model;
   std::unique_ptr<AdamW> opt;
   int64_t epochs_done = 0, step = 0;
+  EpochPosition pos;
   double best_acc = -1;
   int best_epoch = 0;
 };
 
 std::string path_in(const Run& r, const char* name) {
   return (fs::path(r.dir) / name).string();
+}
+
+std::string exact(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
 }
 
 AdamWOptions optimizer_options(const Recipe& r) {
@@ -62,32 +91,56 @@ void check_data_fits(const Config& c, const DatasetSplits& d) {
   VIT_CHECK(d.train.size() > 0, "dataset '" + d.name + "' has no training images");
 }
 
+// MemAvailable from /proc/meminfo, in bytes; -1 when unknown.
+int64_t available_memory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb;
+  std::string unit;
+  while (f >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return -1;
+}
+
+void check_memory(const Config& c, int batch) {
+  const int64_t need = Model::training_bytes(c, batch);
+  const int64_t have = available_memory();
+  VIT_CHECK(have < 0 || need <= have,
+            "training this model with batch " + std::to_string(batch) + " needs about " +
+                std::to_string(need >> 20) + " MiB but only " + std::to_string(have >> 20) +
+                " MiB of memory is available; use a smaller --batch or model");
+}
+
 ModelMeta model_meta(const Run& r) {
   return {r.config, r.data.class_names, r.norm};
 }
 
-// last.safetensors, then last.train.safetensors; both carry the same epoch and step, which resume
-// checks, so a crash between the two writes is detected rather than resumed wrongly.
+// last.train.safetensors (the resume state), then last.safetensors (the plain checkpoint).
 void save_last(Run& r) {
-  const std::map<std::string, std::string> progress = {{"epoch", std::to_string(r.epochs_done)},
-                                                       {"step", std::to_string(r.step)}};
-  save_model(path_in(r, kLast), *r.model, model_meta(r), progress);
-  std::vector<TensorToWrite> tensors;
+  std::map<std::string, std::string> md = {{"kind", "train-state"},
+                                           {"epoch", std::to_string(r.epochs_done)},
+                                           {"step", std::to_string(r.step)},
+                                           {"optimizer_step", std::to_string(r.opt->step_count())},
+                                           {"recipe", r.recipe.to_json()},
+                                           {"data", r.data_spec},
+                                           {"data_dir", r.data_dir},
+                                           {"best_acc", exact(r.best_acc)},
+                                           {"best_epoch", std::to_string(r.best_epoch)},
+                                           {"epoch_step", std::to_string(r.pos.step)},
+                                           {"epoch_loss_sum", exact(r.pos.loss_sum)},
+                                           {"epoch_correct", std::to_string(r.pos.correct)},
+                                           {"epoch_seen", std::to_string(r.pos.seen)},
+                                           {"epoch_seconds", exact(r.pos.seconds)}};
+  std::vector<TensorToWrite> moments;
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
-    tensors.push_back({"exp_avg." + p.name, p.shape, r.opt->exp_avg() + p.offset});
-    tensors.push_back({"exp_avg_sq." + p.name, p.shape, r.opt->exp_avg_sq() + p.offset});
+    moments.push_back({kMoment1 + p.name, p.shape, r.opt->exp_avg() + p.offset});
+    moments.push_back({kMoment2 + p.name, p.shape, r.opt->exp_avg_sq() + p.offset});
   }
-  std::map<std::string, std::string> md = progress;
-  md["format"] = "vitcpp-train";
-  md["version"] = VIT_VERSION;
-  md["recipe"] = r.recipe.to_json();
-  md["data"] = r.data_spec;
-  md["data_dir"] = r.data_dir;
-  md["best_acc"] = std::to_string(r.best_acc);
-  md["best_epoch"] = std::to_string(r.best_epoch);
-  md["optimizer_step"] = std::to_string(r.opt->step_count());
-  write_safetensors(path_in(r, kLastTrain), tensors, md);
+  save_model(path_in(r, kLastTrain), *r.model, model_meta(r), md, moments);
+  save_model(path_in(r, kLast), *r.model, model_meta(r),
+             {{"epoch", std::to_string(r.epochs_done)}, {"step", std::to_string(r.step)}});
 }
 
 void append_metrics(const Run& r, const EpochMetrics& m) {
@@ -105,6 +158,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const int B = int(std::min<int64_t>(rc.batch_size, n));
   const int64_t steps = (n + B - 1) / B;
   const int64_t total = steps * rc.epochs, warmup = steps * rc.warmup_epochs;
+  check_memory(r.config, B);
   r.model->enable_training(B);
 
   std::vector<float> images(size_t(B) * train.image_pixels()), probs(size_t(B) * K),
@@ -112,15 +166,15 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   std::vector<int32_t> labels(B);
   TrainSummary summary;
   const auto run_start = Clock::now();
-  if (r.epochs_done >= rc.epochs)
+  if (r.epochs_done >= rc.epochs) {
     summary.final_test_acc = evaluate(*r.model, r.data.test, r.norm).accuracy;
+  }
   for (int64_t e = r.epochs_done; e < rc.epochs; ++e) {
     const auto start = Clock::now();
+    const double seconds_before = r.pos.seconds;  // time spent on this epoch before a resume
     const std::vector<int64_t> order = epoch_order(n, rc.seed, e);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
     float lr = rc.lr;
-    for (int64_t s = 0; s < steps; ++s) {
+    for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = int(std::min<int64_t>(B, n - s * B));
       make_batch(train, order.data() + s * B, b, r.norm, rc.augment, rc.seed, e, images.data(),
                  labels.data());
@@ -129,61 +183,84 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       const float* logits = r.model->forward(images.data(), b);
       const double loss = cross_entropy(logits, labels.data(), b, K, rc.label_smoothing,
                                         probs.data(), dlogits.data());
-      if (!std::isfinite(loss)) {
+      r.model->backward(dlogits.data());
+      const double grad_norm = clip_grad_norm(*r.model, rc.clip_grad);
+      if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
         std::ostringstream msg;
         msg << "training diverged at epoch " << e + 1 << ", step " << s + 1 << " of " << steps
-            << ": the loss is " << loss << ". The last good checkpoint is " << path_in(r, kLast)
-            << " (epoch " << r.epochs_done << "). Try a lower learning rate (--lr, now " << rc.lr
-            << ")" << (rc.clip_grad > 0 ? "" : " or gradient clipping (--clip-grad 1)") << ".";
+            << ": " << (std::isfinite(loss) ? "the gradient norm" : "the loss") << " is "
+            << (std::isfinite(loss) ? grad_norm : loss) << ". Nothing was saved from this epoch; "
+            << "the last good checkpoint is " << path_in(r, kLast) << " (epoch " << r.epochs_done
+            << "). Try a lower learning rate (--lr, now " << rc.lr << ")"
+            << (rc.clip_grad > 0 ? "" : " or gradient clipping (--clip-grad 1)") << ".";
         throw Error(msg.str());
       }
       for (int i = 0; i < b; ++i) {
         const float* z = logits + int64_t(i) * K;
-        correct += int(std::max_element(z, z + K) - z) == labels[i];
+        r.pos.correct += int(std::max_element(z, z + K) - z) == labels[i];
       }
-      loss_sum += loss * b;
-      seen += b;
-      r.model->backward(dlogits.data());
-      if (rc.clip_grad > 0) clip_grad_norm(*r.model, rc.clip_grad);
+      r.pos.loss_sum += loss * b;
+      r.pos.seen += b;
       r.opt->step(lr);
       ++r.step;
+      r.pos.step = s + 1;
 
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      r.pos.seconds = seconds_before + elapsed;
       StepProgress p;
       p.epoch = int(e + 1);
       p.epochs = rc.epochs;
       p.step = s + 1;
       p.steps = steps;
-      p.loss = loss_sum / seen;
-      p.acc = double(correct) / seen;
-      p.img_per_s = seen / std::max(elapsed, 1e-9);
-      p.eta_seconds = (n - seen) / std::max(p.img_per_s, 1e-9);
+      p.loss = r.pos.loss_sum / r.pos.seen;
+      p.acc = double(r.pos.correct) / r.pos.seen;
+      p.img_per_s = r.pos.seen / std::max(r.pos.seconds, 1e-9);
+      p.eta_seconds = (n - r.pos.seen) / std::max(p.img_per_s, 1e-9);
       rep.step(p);
+      if (s + 1 < steps && rep.stop_requested()) {
+        save_last(r);
+        summary.interrupted = true;
+        summary.stopped_epoch = int(e + 1);
+        summary.stopped_step = s + 1;
+        summary.epochs = int(r.epochs_done);
+        summary.best_test_acc = r.best_acc;
+        summary.best_epoch = r.best_epoch;
+        summary.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+        return summary;
+      }
     }
-    const double train_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const double train_seconds = r.pos.seconds;
     const EvalResult ev = evaluate(*r.model, r.data.test, r.norm);
-    r.epochs_done = e + 1;
 
     EpochMetrics m;
     m.epoch = int(e + 1);
-    m.train_loss = loss_sum / seen;
-    m.train_acc = double(correct) / seen;
+    m.train_loss = r.pos.loss_sum / r.pos.seen;
+    m.train_acc = double(r.pos.correct) / r.pos.seen;
     m.test_loss = ev.loss;
     m.test_acc = ev.accuracy;
     m.lr = lr;
-    m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    m.img_per_s = seen / std::max(train_seconds, 1e-9);
+    m.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
+    m.img_per_s = r.pos.seen / std::max(train_seconds, 1e-9);
+    r.epochs_done = e + 1;
+    r.pos = EpochPosition{};
     if (ev.accuracy > r.best_acc) {
       r.best_acc = ev.accuracy;
       r.best_epoch = m.epoch;
       save_model(path_in(r, kBest), *r.model, model_meta(r),
-                 {{"epoch", std::to_string(m.epoch)}, {"test_acc", std::to_string(ev.accuracy)}});
+                 {{"epoch", std::to_string(m.epoch)}, {"test_acc", exact(ev.accuracy)}});
     }
-    save_last(r);
+    // The metrics line before the checkpoint: a crash between the two leaves a line that resume
+    // drops (it is later than the checkpoint) and writes again, never a missing line.
     append_metrics(r, m);
+    save_last(r);
     rep.epoch(m, rc.epochs);
     summary.final_test_acc = ev.accuracy;
-    if (rep.stop_requested()) break;
+    if (e + 1 < rc.epochs && rep.stop_requested()) {
+      summary.interrupted = true;
+      summary.stopped_epoch = int(e + 1);
+      summary.stopped_step = int(steps);
+      break;
+    }
   }
   summary.best_test_acc = r.best_acc;
   summary.best_epoch = r.best_epoch;
@@ -211,15 +288,35 @@ void truncate_metrics(const Run& r, int64_t epochs) {
   VIT_CHECK(out.good(), "cannot rewrite '" + path + "'");
 }
 
-int64_t metadata_int(const std::map<std::string, std::string>& md, const std::string& key,
-                     const std::string& path) {
+const std::string& metadata(const std::map<std::string, std::string>& md, const std::string& key,
+                            const std::string& path) {
   auto it = md.find(key);
   VIT_CHECK(it != md.end(), "'" + path + "' has no '" + key + "' in its metadata");
+  return it->second;
+}
+
+int64_t metadata_int(const std::map<std::string, std::string>& md, const std::string& key,
+                     const std::string& path) {
+  const std::string& v = metadata(md, key, path);
   try {
-    return std::stoll(it->second);
+    size_t used = 0;
+    const int64_t x = std::stoll(v, &used);
+    if (used == v.size() && x >= -1) return x;
   } catch (const std::exception&) {
-    throw Error("'" + path + "': metadata '" + key + "' is not an integer");
   }
+  throw Error("'" + path + "': metadata '" + key + "' is not a valid integer ('" + v + "')");
+}
+
+double metadata_double(const std::map<std::string, std::string>& md, const std::string& key,
+                       const std::string& path) {
+  const std::string& v = metadata(md, key, path);
+  try {
+    size_t used = 0;
+    const double x = std::stod(v, &used);
+    if (used == v.size() && std::isfinite(x)) return x;
+  } catch (const std::exception&) {
+  }
+  throw Error("'" + path + "': metadata '" + key + "' is not a valid number ('" + v + "')");
 }
 
 }  // namespace
@@ -240,6 +337,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                                               "); continue it with `vit train --resume " + r.dir +
                                               "` or choose another --out directory");
   }
+  check_memory(config, recipe.batch_size);
   std::error_code ec;
   fs::create_directories(r.dir, ec);
   VIT_CHECK(!ec && fs::is_directory(r.dir),
@@ -261,42 +359,55 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
                     TrainReporter& reporter) {
   Run r;
   r.dir = run_dir;
-  const std::string last = path_in(r, kLast), state = path_in(r, kLastTrain);
-  VIT_CHECK(
-      fs::exists(last) && fs::exists(state),
-      "'" + run_dir + "' holds no run to resume (it needs " + kLast + " and " + kLastTrain + ")");
-  LoadedModel loaded = load_model(last);
-  SafetensorsReader st(state);
-  const auto& md = st.metadata();
-  VIT_CHECK(md.count("format") && md.at("format") == "vitcpp-train",
+  const std::string state = path_in(r, kLastTrain);
+  VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
+                                   "; training writes it after the first epoch)");
+  // A write interrupted by a crash leaves its temporary file (the real file is untouched).
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    if (entry.path().filename().string().find(".safetensors.tmp-") != std::string::npos) {
+      std::error_code ignored;
+      fs::remove(entry.path(), ignored);
+    }
+  }
+  SafetensorsReader file(state);
+  const auto& md = file.metadata();
+  VIT_CHECK(md.count("kind") && md.at("kind") == "train-state",
             "'" + state + "' is not a vitcpp training state");
+  LoadedModel loaded = load_model(file, "optimizer.");
   r.epochs_done = metadata_int(md, "epoch", state);
   r.step = metadata_int(md, "step", state);
-  VIT_CHECK(metadata_int(loaded.metadata, "epoch", last) == r.epochs_done &&
-                metadata_int(loaded.metadata, "step", last) == r.step,
-            "'" + last + "' and '" + state +
-                "' are from different steps (a crash between the two writes?); resume is not "
-                "possible from this pair");
-  r.recipe = Recipe::from_json(md.count("recipe") ? md.at("recipe") : "");
+  r.recipe = Recipe::from_json(metadata(md, "recipe", state));
   if (epochs > 0) {
     r.recipe.epochs = epochs;
     r.recipe.validate();
   }
-  r.data_spec = md.count("data") ? md.at("data") : "";
-  r.data_dir = !data_dir.empty() ? data_dir : (md.count("data_dir") ? md.at("data_dir") : "");
+  r.data_spec = metadata(md, "data", state);
+  r.data_dir = !data_dir.empty() ? data_dir : metadata(md, "data_dir", state);
   r.best_epoch = int(metadata_int(md, "best_epoch", state));
-  r.best_acc = std::stod(md.count("best_acc") ? md.at("best_acc") : "-1");
+  r.best_acc = metadata_double(md, "best_acc", state);
+  r.pos.step = metadata_int(md, "epoch_step", state);
+  r.pos.loss_sum = metadata_double(md, "epoch_loss_sum", state);
+  r.pos.correct = metadata_int(md, "epoch_correct", state);
+  r.pos.seen = metadata_int(md, "epoch_seen", state);
+  r.pos.seconds = metadata_double(md, "epoch_seconds", state);
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 
   r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir);
   check_data_fits(r.config, r.data);
+  const int64_t steps_per_epoch =
+      (r.data.train.size() + std::min<int64_t>(r.recipe.batch_size, r.data.train.size()) - 1) /
+      std::min<int64_t>(r.recipe.batch_size, r.data.train.size());
+  VIT_CHECK(r.pos.step >= 0 && r.pos.step < steps_per_epoch &&
+                r.step == r.epochs_done * steps_per_epoch + r.pos.step,
+            "'" + state + "' does not fit the dataset '" + r.data_spec +
+                "' (its step counts disagree with the number of training images)");
   r.model = std::make_unique<Model>(std::move(loaded.model));
   r.opt = std::make_unique<AdamW>(*r.model, optimizer_options(r.recipe));
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
-    st.read_f32("exp_avg." + p.name, r.opt->exp_avg() + p.offset, p.numel);
-    st.read_f32("exp_avg_sq." + p.name, r.opt->exp_avg_sq() + p.offset, p.numel);
+    file.read_f32(kMoment1 + p.name, r.opt->exp_avg() + p.offset, p.numel);
+    file.read_f32(kMoment2 + p.name, r.opt->exp_avg_sq() + p.offset, p.numel);
   }
   r.opt->set_step_count(metadata_int(md, "optimizer_step", state));
   truncate_metrics(r, r.epochs_done);
@@ -306,8 +417,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
                      " epochs; pass --epochs N to train longer");
   } else {
     reporter.message("resuming " + run_dir + " at epoch " + std::to_string(r.epochs_done + 1) +
-                     " of " + std::to_string(r.recipe.epochs) + " (step " + std::to_string(r.step) +
-                     ")");
+                     " of " + std::to_string(r.recipe.epochs) + ", step " +
+                     std::to_string(r.pos.step + 1) + " of " + std::to_string(steps_per_epoch));
   }
   return run_epochs(r, reporter);
 }

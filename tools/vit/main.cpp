@@ -2,6 +2,7 @@
 // Exit codes: 0 success, 1 runtime error (bad file, missing data, divergence...), 2 usage error.
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -122,6 +123,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
   auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
   if (a.threads) vit::set_num_threads(a.threads);
   auto reporter = vit::make_console_reporter();
+  vit::install_stop_signals();
   vit::TrainSummary s;
   if (!a.resume.empty()) {
     for (const char* f : {"--preset",       "--data",         "--out",
@@ -194,6 +196,16 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     reporter->message("model: " + c.to_json());
     reporter->message("recipe: " + rc.to_json());
     s = vit::train(c, rc, {a.data, a.data_dir, a.out, 256}, *reporter);
+  }
+  if (s.interrupted) {
+    const int sig = vit::stop_signal();
+    const std::string dir = a.resume.empty() ? a.out : a.resume;
+    std::printf(
+        "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
+        "  vit train --resume %s\n",
+        sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
+        dir.c_str());
+    return 128 + (sig ? sig : SIGINT);
   }
   std::printf("test accuracy: %.2f%% (best %.2f%% at epoch %d), %d epochs, %.1f s\n",
               100 * s.final_test_acc, 100 * s.best_test_acc, s.best_epoch, s.epochs, s.seconds);
@@ -277,7 +289,7 @@ struct PredictArgs {
 };
 
 void add_predict(CLI::App& app, PredictArgs& a) {
-  CLI::App* p = app.add_subcommand("predict", "Classify image files (PNG, JPEG, PGM, BMP, ...)");
+  CLI::App* p = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP, PGM/PPM)");
   p->footer(
       "Images are converted to the model's channels and size and normalised as in "
       "training.\nExample: vit predict --model runs/mnist/best.safetensors digit.png");
