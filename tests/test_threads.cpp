@@ -53,6 +53,21 @@ TrainResult train(int threads) {
   return r;
 }
 
+// Batch-1 inference with one head: attention then cuts each head's rows into as many chunks as
+// it needs to keep the threads busy (2 for one thread, 4 for two).
+std::vector<float> predict_one_image(int threads) {
+  set_num_threads(threads);
+  Config c;
+  c.depth = 2;
+  c.heads = 1;
+  Model model(c);
+  model.init(5);
+  auto image = random_vector(28 * 28, 6);
+  std::vector<float> logits(c.num_classes);
+  model.predict(image.data(), 1, logits.data());
+  return logits;
+}
+
 TEST(Threads, OneAndTwoThreadsAgreeBitwise) {
   const int before = num_threads();
   TrainResult one = train(1), two = train(2);
@@ -71,6 +86,9 @@ TEST(Threads, OneAndTwoThreadsAgreeBitwise) {
       << compare(one.weights.data(), two.weights.data(), int64_t(one.weights.size()), 0, 0).max_abs;
   EXPECT_TRUE(same(one.predicted, two.predicted));
   EXPECT_EQ(one.loss, two.loss);
+  const std::vector<float> single_one = predict_one_image(1), single_two = predict_one_image(2);
+  set_num_threads(before);
+  EXPECT_TRUE(same(single_one, single_two));
 }
 
 TEST(Threads, RejectsImpossibleCounts) {

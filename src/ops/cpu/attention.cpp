@@ -119,13 +119,13 @@ inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t p
   }
 }
 
-// Calls f.template operator()<M>(i) for row blocks [i, i + M) covering [0, N), M = kRows but for
-// the last block.
+// Calls f.template operator()<M>(i) for row blocks [i, i + M) covering [begin, end), M = kRows
+// but for the last block.
 template <typename F>
-inline void row_blocks(int N, F&& f) {
-  int i = 0;
-  for (; i + kRows <= N; i += kRows) f.template operator()<kRows>(i);
-  switch (N - i) {
+inline void row_blocks(int begin, int end, F&& f) {
+  int i = begin;
+  for (; i + kRows <= end; i += kRows) f.template operator()<kRows>(i);
+  switch (end - i) {
     case 3:
       f.template operator()<3>(i);
       break;
@@ -147,28 +147,36 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
   const int64_t row = 3 * int64_t(D);  // stride between tokens in qkv
   const int Np = padded(N);
   const float scale = 1.0f / std::sqrt(float(Dh));
-#pragma omp parallel for collapse(2) schedule(static) num_threads(task_threads(slots))
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < H; ++h) {
-      const float* q = qkv + int64_t(b) * N * row + h * Dh;
-      const float* k = q + D;
-      const float* v = q + 2 * D;
-      float* o = out + int64_t(b) * N * D + h * Dh;
-      float* kt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, att != nullptr);
-      float* probs = kt + int64_t(Dh) * Np;  // kRows rows of Np
-      transpose_head(kt, k, row, N, Dh);
-      row_blocks(N, [&]<int M>(int i) {
-        scores<DH, M>(probs, q + i * row, row, kt, N, Dh, scale);
-        for (int r = 0; r < M; ++r) softmax(probs + int64_t(r) * Np, N);
-        if (att) {  // training keeps the probabilities for the backward
-          for (int r = 0; r < M; ++r) {
-            std::memcpy(att + ((int64_t(b) * H + h) * N + i + r) * N, probs + int64_t(r) * Np,
-                        sizeof(float) * N);
-          }
+  // Tasks are (b, h) pairs, each cut into row chunks when there are too few pairs to keep every
+  // thread busy (batch-1 inference: ViT-Ti's 3 heads on 2 threads). Every row is computed the same
+  // way whatever the chunking, so results do not depend on the thread count.
+  const int threads = task_threads(slots);
+  const int blocks = (N + kRows - 1) / kRows;
+  const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
+  const int tasks = B * H * chunks;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int t = 0; t < tasks; ++t) {
+    const int b = t / (H * chunks), h = t / chunks % H, c = t % chunks;
+    const int first = c * blocks / chunks * kRows,
+              last = std::min(N, (c + 1) * blocks / chunks * kRows);
+    const float* q = qkv + int64_t(b) * N * row + h * Dh;
+    const float* k = q + D;
+    const float* v = q + 2 * D;
+    float* o = out + int64_t(b) * N * D + h * Dh;
+    float* kt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, att != nullptr);
+    float* probs = kt + int64_t(Dh) * Np;  // kRows rows of Np
+    transpose_head(kt, k, row, N, Dh);
+    row_blocks(first, last, [&]<int M>(int i) {
+      scores<DH, M>(probs, q + i * row, row, kt, N, Dh, scale);
+      for (int r = 0; r < M; ++r) softmax(probs + int64_t(r) * Np, N);
+      if (att) {  // training keeps the probabilities for the backward
+        for (int r = 0; r < M; ++r) {
+          std::memcpy(att + ((int64_t(b) * H + h) * N + i + r) * N, probs + int64_t(r) * Np,
+                      sizeof(float) * N);
         }
-        weighted_rows<DH, M>(o + int64_t(i) * D, D, probs, Np, 1, v, row, N, Dh);
-      });
-    }
+      }
+      weighted_rows<DH, M>(o + int64_t(i) * D, D, probs, Np, 1, v, row, N, Dh);
+    });
   }
 }
 
@@ -197,7 +205,7 @@ void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, co
       transpose_head(vt, v, row, N, Dh);
       // dA_ij = dO_i . v_j, then dS_ij = A_ij (dA_ij - delta_i) / sqrt(Dh), where
       // delta_i = sum_j A_ij dA_ij equals dO_i . O_i.
-      row_blocks(N, [&]<int M>(int i) {
+      row_blocks(0, N, [&]<int M>(int i) {
         scores<DH, M>(ds + int64_t(i) * Np, g + int64_t(i) * D, D, vt, N, Dh, 1.0f);
       });
       for (int i = 0; i < N; ++i) {
@@ -210,7 +218,7 @@ void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, co
 #pragma omp simd
         for (int j = 0; j < N; ++j) dsi[j] = ai[j] * (dsi[j] - delta) * scale;
       }
-      row_blocks(N, [&]<int M>(int i) {
+      row_blocks(0, N, [&]<int M>(int i) {
         // dQ_i = sum_j dS_ij k_j; dK_i = sum_j dS_ji q_j; dV_i = sum_j A_ji dO_j.
         weighted_rows<DH, M>(dq + i * row, row, ds + int64_t(i) * Np, Np, 1, k, row, N, Dh);
         weighted_rows<DH, M>(dk + i * row, row, ds + i, 1, Np, q, row, N, Dh);
