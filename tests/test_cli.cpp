@@ -57,6 +57,8 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist --out /tmp/x --epochs 0", 2, "--epochs");
   EXPECT_RUN("train --data mnist --out /tmp/x --lr -1", 2, "--lr");
   EXPECT_RUN("train --data mnist --out /tmp/x --threads 0", 2, "--threads");
+  EXPECT_RUN("train --data mnist --out /tmp/x --seed -1", 2, "--seed");
+  EXPECT_RUN("train --data mnist --out /tmp/x --weight-decay nan", 2, "weight");
   EXPECT_RUN("train --data mnist --out /tmp/x --batch many", 2, "--batch");
   EXPECT_RUN("train --data mnist --out /tmp/x --heads 5", 2, "heads");
   EXPECT_RUN("train --data mnist --out /tmp/x --patch 5", 2, "patch_size");

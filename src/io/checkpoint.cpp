@@ -67,8 +67,9 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
   VIT_CHECK(format == "vitcpp",
             "'" + path + "' has format '" + format + "' in its metadata; expected 'vitcpp'");
   VIT_CHECK(!extra_prefix.empty() || !md.count("kind") || md.at("kind") != "train-state",
-            "'" + path + "' is a training state (for vit train --resume); load the model from "
-            "last.safetensors or best.safetensors beside it");
+            "'" + path +
+                "' is a training state (for vit train --resume); load the model from "
+                "last.safetensors or best.safetensors beside it");
   ModelMeta meta;
   try {
     meta.config = Config::from_json(require(md, "config", path));

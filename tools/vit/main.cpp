@@ -115,7 +115,15 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--pos-init", a.pos_init, "Start of a learned pos_embed: normal (timm) or sincos")
       ->group(r)
       ->check(CLI::IsMember({"normal", "sincos"}));
-  t->add_option("--seed", a.seed, "Seed for initialisation, data order and augmentation")->group(r);
+  // CLI11 would wrap a negative value into the unsigned seed.
+  const CLI::Validator non_negative(
+      [](std::string& v) {
+        return v.find('-') == std::string::npos ? std::string() : "must be >= 0, got " + v;
+      },
+      "");
+  t->add_option("--seed", a.seed, "Seed for initialisation, data order and augmentation")
+      ->check(non_negative)
+      ->group(r);
   t->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 
