@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs (with apt-get) exactly the Debian packages that building and testing vitcpp need, and
 # only those not installed yet: running it twice does nothing the second time.
+#   scripts/setup-deps.sh        build and test (make build, make test, make test-sanitize)
+#   scripts/setup-deps.sh fuzz   also clang and its libFuzzer / OpenMP runtimes (make fuzz)
 set -euo pipefail
 
-packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev zlib1g-dev libstb-dev libcli11-dev libgtest-dev)
+packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev
+          zlib1g-dev libstb-dev libcli11-dev libgtest-dev libbenchmark-dev)
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang libclang-rt-14-dev libomp-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -313,6 +314,51 @@ TEST(Image, DecodesConvertsAndResizes) {
   std::fputs("not an image", f);
   std::fclose(f);
   expect_error([&] { load_image(dir / "junk.png", 1, 28); }, "cannot read image");
+  expect_error([&] { load_image(dir.path, 1, 28); }, "not a regular file");
+}
+
+// Files that made Debian's stb_image 2.27 read or write out of bounds (found by fuzz_image).
+TEST(Image, FilesThatBrokeTheDecoderAreHandled) {
+  const std::string corpus = VIT_FUZZ_CORPUS_DIR "/image/";
+  // Huffman code counts summing past 256: a write past stb's tables.
+  expect_error([&] { load_image(corpus + "regress-jpeg-dht-overflow.jpg", 3, 28); },
+               "a Huffman table declares");
+  // The same behind a run of 0xFF fill bytes before the start-of-image marker.
+  expect_error([&] { load_image(corpus + "regress-jpeg-fill-before-soi.jpg", 3, 28); },
+               "a Huffman table declares");
+  // A PNM header of width 0.
+  expect_error([&] { load_image(corpus + "regress-pnm-zero-width.pgm", 1, 28); },
+               "corrupt PGM/PPM header (no whitespace before the width)");
+  // A width of 11 digits: a signed overflow in stb's integer parser.
+  expect_error([&] { load_image(corpus + "regress-pnm-integer-overflow.pgm", 1, 28); },
+               "corrupt PGM/PPM header");
+  // A truncated 16-bit PGM, on which stb's channel conversion read past its buffer.
+  expect_error([&] { load_image(corpus + "regress-pnm-16bit-convert.pgm", 3, 28); },
+               "truncated (40 of 96 bytes");
+}
+
+// Samples scale by 255 / maxval: 16-bit ones (big-endian) and those of a small maxval.
+TEST(Image, PgmMaxval) {
+  TempDir dir("img16");
+  std::ofstream(dir / "a.pgm", std::ios::binary)
+      << std::string("P5\n1 1\n65535\n") + char(0xAB) + char(0xCD);
+  EXPECT_EQ(load_image(dir / "a.pgm", 1, 1), (std::vector<uint8_t>{0xAB}));
+  EXPECT_EQ(load_image(dir / "a.pgm", 3, 1), (std::vector<uint8_t>{0xAB, 0xAB, 0xAB}));
+  std::ofstream(dir / "b.pgm", std::ios::binary)
+      << std::string("P5 # four levels\n2 1 3\n") + char(1) + char(3);
+  EXPECT_EQ(load_image(dir / "b.pgm", 1, 2), (std::vector<uint8_t>{85, 255, 85, 255}));
+  std::ofstream(dir / "c.pgm", std::ios::binary) << "P5 99999999999 1 255\n";
+  expect_error([&] { load_image(dir / "c.pgm", 1, 2); }, "the width has too many digits");
+}
+
+// Channel conversion: gray to RGB repeats, RGB to gray is luminance (77 R + 150 G + 29 B) / 256.
+TEST(Image, ChannelConversion) {
+  TempDir dir("imgc");
+  const std::string ppm = std::string("P6\n1 1\n255\n") + char(200) + char(100) + char(50);
+  std::ofstream(dir / "c.ppm", std::ios::binary) << ppm;
+  EXPECT_EQ(load_image(dir / "c.ppm", 1, 1),
+            std::vector<uint8_t>{(200 * 77 + 100 * 150 + 50 * 29) >> 8});
+  EXPECT_EQ(load_image(dir / "c.ppm", 3, 1), (std::vector<uint8_t>{200, 100, 50}));
 }
 
 }  // namespace

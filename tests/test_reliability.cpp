@@ -98,11 +98,11 @@ class Reliability : public ::testing::Test {
     // A short finished run whose files the checkpoint tests start from.
     ASSERT_EQ(wait_exit(spawn(train_args(data(), *dir_ / "short", "2"), *dir_ / "short.log")), 0);
   }
-  // The uninterrupted run every interrupted one must reproduce bit for bit (made once).
-  static std::string reference() {
-    const std::string ref = *dir_ / "ref";
+  // The uninterrupted run of `epochs` that interrupted ones must reproduce bit for bit (made once).
+  static std::string reference(const char* epochs = kEpochs) {
+    const std::string ref = *dir_ / (std::string("ref") + epochs);
     if (!fs::exists(ref + "/last.safetensors")) {
-      EXPECT_EQ(wait_exit(spawn(train_args(data(), ref), *dir_ / "ref.log")), 0);
+      EXPECT_EQ(wait_exit(spawn(train_args(data(), ref, epochs), ref + ".log")), 0);
     }
     return ref;
   }
@@ -146,12 +146,12 @@ TEST_F(Reliability, SigkillAtRandomMomentsLosesNothing) {
     // moment 20-300 ms after the run has a checkpoint to resume from (writes held 15 ms, so
     // some of these land inside a write too).
     const bool aim_at_write = kills % 6 == 5;
-    const std::vector<std::string> env = {
-        std::string("VIT_FAULT_WRITE_DELAY_MS=") + (aim_at_write ? "1000" : "15")};
-    const pid_t pid = spawn(have_state ? std::vector<std::string>{"train", "--resume", run,
-                                                                  "--threads", "1"}
-                                       : train_args(data(), run),
-                            log, env);
+    const std::vector<std::string> env = {std::string("VIT_FAULT_WRITE_DELAY_MS=") +
+                                          (aim_at_write ? "1000" : "15")};
+    const pid_t pid =
+        spawn(have_state ? std::vector<std::string>{"train", "--resume", run, "--threads", "1"}
+                         : train_args(data(), run),
+              log, env);
     if (aim_at_write) {
       EXPECT_TRUE(wait_for([&] { return writing(run, pid); })) << "no write started in 60 s";
     } else {
@@ -188,18 +188,20 @@ TEST_F(Reliability, SigkillAtRandomMomentsLosesNothing) {
 }
 
 TEST_F(Reliability, SigintAndSigtermStopCleanlyAndResumeExactly) {
+  const char* epochs = "10";
   for (int sig : {SIGINT, SIGTERM}) {
     const std::string run = *dir_ / ("sig" + std::to_string(sig));
     const std::string log = run + ".log";
-    const pid_t pid = spawn(train_args(data(), run), log);
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    const pid_t pid = spawn(train_args(data(), run, epochs), log);
+    // Early in the second epoch (mid-epoch or at the first epoch's end), long before the end.
+    EXPECT_TRUE(wait_for([&] { return fs::exists(run + "/metrics.jsonl"); }));
     kill(pid, sig);
     EXPECT_EQ(wait_exit(pid), 128 + sig);
     std::ifstream f(log);
     const std::string out((std::istreambuf_iterator<char>(f)), {});
     EXPECT_NE(out.find("vit train --resume " + run), std::string::npos) << out;
     ASSERT_EQ(wait_exit(spawn({"train", "--resume", run, "--threads", "1"}, log)), 0);
-    const std::string ref = reference();
+    const std::string ref = reference(epochs);
     expect_same_weights(run + "/last.safetensors", ref + "/last.safetensors");
     EXPECT_EQ(metrics(run + "/metrics.jsonl"), metrics(ref + "/metrics.jsonl"));
   }
