@@ -51,13 +51,16 @@ void add_train(CLI::App& app, TrainArgs& a) {
   CLI::App* t = app.add_subcommand("train", "Train a ViT on a dataset (or resume a run)");
   t->footer("Presets:" + preset_list() +
             "\n\nModel and recipe flags override the preset. Checkpoints (last, best, optimizer "
-            "state) and metrics.jsonl go to --out DIR after every epoch.\nExample: vit train "
+            "state) and metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) "
+            "finishes the step, saves and exits; --resume DIR continues.\nExample: vit train "
             "--data mnist --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
   t->add_option("--data", a.data, "Dataset: fashion-mnist, mnist or idx:DIR");
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
   t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
-  t->add_option("--resume", a.resume, "Continue the run in this directory from its last epoch");
+  t->add_option("--resume", a.resume,
+                "Continue the run in this directory where it stopped (last epoch, or the step "
+                "where Ctrl-C stopped it)");
   auto* m = "Model (default: the preset's)";
   t->add_option("--image-size", a.image_size, "Image side in pixels")
       ->group(m)
