@@ -326,6 +326,9 @@ TEST(Image, FilesThatBrokeTheDecoderAreHandled) {
   // The same behind a run of 0xFF fill bytes before the start-of-image marker.
   expect_error([&] { load_image(corpus + "regress-jpeg-fill-before-soi.jpg", 3, 28); },
                "a Huffman table declares");
+  // A scan that uses a Huffman table the file never defines: stb decoded with uninitialised limits.
+  expect_error([&] { load_image(corpus + "regress-jpeg-undefined-huffman-table.jpg", 3, 28); },
+               "Corrupt JPEG");
   // A PNM header of width 0.
   expect_error([&] { load_image(corpus + "regress-pnm-zero-width.pgm", 1, 28); },
                "corrupt PGM/PPM header (no whitespace before the width)");
