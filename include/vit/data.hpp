@@ -75,10 +75,10 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
 // The order of an epoch's samples: a permutation of [0, n) determined by (seed, epoch).
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch);
 
-// Decodes an image file (PNG, JPEG, BMP or PGM/PPM, up to 8192 pixels a side, via stb_image),
-// converts it to `channels`
-// (1: luminance, 3: RGB) and resizes it to size x size (area averaging when shrinking, bilinear
-// when enlarging), returning uint8 [channels, size, size]. invert turns dark-on-light drawings
+// Decodes an image file (PNG, JPEG or BMP via stb_image; binary PGM/PPM, 8- or 16-bit; up to
+// 8192 pixels a side), converts it to `channels` (1: luminance, 2: + alpha, 3: RGB, 4: RGBA) and
+// resizes it to size x size (area averaging when shrinking, bilinear when enlarging), returning
+// uint8 [channels, size, size]. invert turns dark-on-light drawings
 // into MNIST's light-on-dark. Unreadable or undecodable files are a vit::Error.
 std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
                                 bool invert = false);
