@@ -596,6 +596,17 @@ TEST_F(SafetensorsTest, SuccessfulWriteLeavesNoTempFile) {
   EXPECT_FALSE(has_temp_files());
 }
 
+TEST_F(SafetensorsTest, RemoveInterruptedWritesRemovesOnlyWriterTempFiles) {
+  for (const char* name : {"m.safetensors.tmp-123", "m.safetensors", "notes.tmp-x", ".tmp-7"}) {
+    std::ofstream(path(name)) << "x";
+  }
+  remove_interrupted_writes(dir_.string());
+  EXPECT_FALSE(fs::exists(path("m.safetensors.tmp-123")));
+  EXPECT_TRUE(fs::exists(path("m.safetensors")));
+  EXPECT_TRUE(fs::exists(path("notes.tmp-x")));  // not <file>.tmp-<pid>
+  EXPECT_TRUE(fs::exists(path(".tmp-7")));       // no file name before the suffix
+}
+
 TEST_F(SafetensorsTest, OverwriteReplacesExistingFile) {
   const std::vector<float> first = {1.0f, 2.0f, 3.0f};
   const std::vector<float> second = {9.0f};

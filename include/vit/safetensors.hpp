@@ -82,4 +82,9 @@ struct TensorToWrite {
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Removes from `dir` the temporary files that writes interrupted by a crash (SIGKILL, power loss)
+// left behind; the files they were replacing are untouched. Errors are ignored: a leftover is only
+// clutter.
+void remove_interrupted_writes(const std::string& dir);
+
 }  // namespace vit

@@ -484,10 +484,12 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
 
 // A temporary file next to `path` that replaces `path` on commit() and is removed otherwise, so a
 // failed or interrupted write never leaves a half-written file under the real name.
+constexpr const char* kTempInfix = ".tmp-";  // path + kTempInfix + pid
+
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(const std::string& path)
-      : path_(path), tmp_path_(path + ".tmp-" + std::to_string(::getpid())) {
+      : path_(path), tmp_path_(path + kTempInfix + std::to_string(::getpid())) {
     file_ = std::fopen(tmp_path_.c_str(), "wb");
     if (const int error = error_if(file_ == nullptr)) {
       fail_os(error, "cannot create " + in_quotes(tmp_path_));
@@ -677,6 +679,20 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     out.write(t.data, static_cast<size_t>(*checked_numel(t.shape)) * sizeof(float));
   }
   out.commit();
+}
+
+void remove_interrupted_writes(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.rfind(kTempInfix);
+    if (at == std::string::npos || at == 0) continue;
+    const std::string pid = name.substr(at + std::strlen(kTempInfix));
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
+  }
 }
 
 }  // namespace vit

@@ -362,13 +362,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   const std::string state = path_in(r, kLastTrain);
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
-  // A write interrupted by a crash leaves its temporary file (the real file is untouched).
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    if (entry.path().filename().string().find(".safetensors.tmp-") != std::string::npos) {
-      std::error_code ignored;
-      fs::remove(entry.path(), ignored);
-    }
-  }
+  remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   const auto& md = file.metadata();
   VIT_CHECK(md.count("kind") && md.at("kind") == "train-state",
