@@ -1,13 +1,12 @@
 // libFuzzer harness: checkpoint metadata. The input, split at NUL bytes, gives the config JSON,
 // the class names and the normalisation of a checkpoint whose tensors are a fixed small model; the
 // model config and training recipe parsers also see the first part on its own.
-#include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "temp_file.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
 #include "vit/safetensors.hpp"
@@ -45,16 +44,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const vit::ParamInfo& p : model.params()) {
     tensors.push_back({p.name, p.shape, model.param_data() + p.offset});
   }
-  const std::string path = "/tmp/vit-fuzz-" + std::to_string(getpid()) + "-meta.safetensors";
+  const TempFile file("metadata");
   try {
-    vit::write_safetensors(path, tensors,
+    vit::write_safetensors(file.path, tensors,
                            {{"format", "vitcpp"},
                             {"config", parts[0]},
                             {"class_names", parts[1]},
                             {"normalize", parts[2]}});
-    vit::load_model(path);
+    vit::load_model(file.path);
   } catch (const vit::Error&) {
   }
-  std::remove(path.c_str());
   return 0;
 }
