@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <new>
 #include <vector>
 
 #include "core/rng.hpp"
@@ -14,9 +15,25 @@ namespace {
 
 using namespace vit;
 
-std::vector<float> randv(size_t n, uint64_t seed) {
+// Buffers aligned as the model's arena aligns its tensors (64 bytes), so that row loads do not
+// straddle cache lines here when they do not in the model.
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const Aligned64&) const { return true; }
+};
+using Vec = std::vector<float, Aligned64<float>>;
+
+Vec randv(size_t n, uint64_t seed) {
   Rng r(seed);
-  std::vector<float> v(n);
+  Vec v(n);
   for (float& x : v) x = float(r.normal());
   return v;
 }
@@ -27,7 +44,7 @@ constexpr int B = 128, N = 50, D = 64, H = 4, M = 256, R = B * N;
 void BM_GemmNT(benchmark::State& st, bool ours) {
   const int I = int(st.range(0)), O = int(st.range(1));
   auto x = randv(size_t(R) * I, 1), w = randv(size_t(O) * I, 2);
-  std::vector<float> c(size_t(R) * O);
+  Vec c(size_t(R) * O);
   for (auto _ : st) {
     if (ours) {
       ops::gemm(false, true, R, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f, c.data(), O);
@@ -51,12 +68,44 @@ BENCHMARK_CAPTURE(BM_GemmNT, openblas, false)
     ->Args({256, 64})
     ->Args({64, 64});
 
+// dW[O, I] += dY[R, O]^T X[R, I] (a weight gradient): args (O, I, R); ours vs OpenBLAS.
+void BM_GemmTN(benchmark::State& st, bool ours) {
+  const int O = int(st.range(0)), I = int(st.range(1)), rows = int(st.range(2));
+  auto dy = randv(size_t(rows) * O, 1), x = randv(size_t(rows) * I, 2);
+  Vec dw(size_t(O) * I);
+  for (auto _ : st) {
+    if (ours) {
+      ops::gemm(true, false, O, I, rows, 1.0f, dy.data(), O, x.data(), I, 1.0f, dw.data(), I);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, rows, 1.0f, dy.data(), O, x.data(),
+                  I, 1.0f, dw.data(), I);
+    }
+    benchmark::DoNotOptimize(dw.data());
+  }
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * O * I, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+// tiny28 at batch 128 (R = 6400), then ViT-Ti and ViT-B at batch 16 (R = 3152).
+#define GEMM_TN_SHAPES          \
+  ->Args({192, 64, R})          \
+      ->Args({64, 64, R})       \
+      ->Args({256, 64, R})      \
+      ->Args({64, 256, R})      \
+      ->Args({576, 192, 3152})  \
+      ->Args({768, 192, 3152})  \
+      ->Args({192, 768, 3152})  \
+      ->Args({2304, 768, 3152}) \
+      ->Args({3072, 768, 3152})
+BENCHMARK_CAPTURE(BM_GemmTN, dispatch, true) GEMM_TN_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmTN, openblas, false) GEMM_TN_SHAPES;
+
 void BM_AttentionForward(benchmark::State& st) {
   const bool train = st.range(0);
   auto qkv = randv(size_t(R) * 3 * D, 3);
-  std::vector<float> out(size_t(R) * D), att(size_t(B) * H * N * N);
+  Vec out(size_t(R) * D), att(size_t(B) * H * N * N);
   const int slots = num_threads();
-  std::vector<float> scratch(slots * ops::attention_scratch_floats(N, D / H, true));
+  Vec scratch(slots * ops::attention_scratch_floats(N, D / H, true));
   for (auto _ : st) {
     ops::attention_forward(out.data(), train ? att.data() : nullptr, scratch.data(), slots,
                            qkv.data(), B, N, D, H);
@@ -69,9 +118,9 @@ BENCHMARK(BM_AttentionForward)->Arg(1)->Arg(0);
 
 void BM_AttentionBackward(benchmark::State& st) {
   auto qkv = randv(size_t(R) * 3 * D, 3), dout = randv(size_t(R) * D, 4);
-  std::vector<float> out(size_t(R) * D), att(size_t(B) * H * N * N), dqkv(size_t(R) * 3 * D);
+  Vec out(size_t(R) * D), att(size_t(B) * H * N * N), dqkv(size_t(R) * 3 * D);
   const int slots = num_threads();
-  std::vector<float> scratch(slots * ops::attention_scratch_floats(N, D / H, true));
+  Vec scratch(slots * ops::attention_scratch_floats(N, D / H, true));
   ops::attention_forward(out.data(), att.data(), scratch.data(), slots, qkv.data(), B, N, D, H);
   for (auto _ : st) {
     ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
@@ -85,7 +134,7 @@ BENCHMARK(BM_AttentionBackward);
 
 void BM_LayerNorm(benchmark::State& st) {
   auto x = randv(size_t(R) * D, 5), w = randv(D, 6), b = randv(D, 7), dy = randv(size_t(R) * D, 8);
-  std::vector<float> y(size_t(R) * D), mean(R), rstd(R), dx(size_t(R) * D), dw(D), db(D);
+  Vec y(size_t(R) * D), mean(R), rstd(R), dx(size_t(R) * D), dw(D), db(D);
   for (auto _ : st) {
     ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
                            1e-6f);
@@ -96,17 +145,19 @@ void BM_LayerNorm(benchmark::State& st) {
 }
 BENCHMARK(BM_LayerNorm);
 
+// Arg: elements. R * M is one tiny28 MLP activation at batch 128 (6.5 MB, from memory); 16384
+// fits in L1, which separates the cost of erf/exp from that of the memory traffic.
 void BM_Gelu(benchmark::State& st) {
-  const int64_t n = int64_t(R) * M;
+  const int64_t n = st.range(0);
   auto x = randv(size_t(n), 9), dy = randv(size_t(n), 10);
-  std::vector<float> y(static_cast<size_t>(n)), cdf(y), dx(y);
+  Vec y(static_cast<size_t>(n)), cdf(y), dx(y);
   for (auto _ : st) {
     ops::gelu_forward(y.data(), cdf.data(), x.data(), n);
     ops::gelu_backward(dx.data(), dy.data(), x.data(), cdf.data(), n);
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
-BENCHMARK(BM_Gelu);
+BENCHMARK(BM_Gelu)->Arg(int64_t(R) * M)->Arg(16384);
 
 }  // namespace
 

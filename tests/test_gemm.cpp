@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "ops/ops.hpp"
@@ -79,6 +80,66 @@ TEST(Gemm, OpenBlasPathWithBias) {
     check_gemm(tb, 50, 50, 16, 0.25f, 1.0f, true, false);   // small M
     check_gemm(tb, 50, 50, 16, 1.0f, 0.0f, true, true);
   }
+}
+
+// C = op(A)^T B + beta C0 with A [K, M] (the weight-gradient shape), against double precision.
+void check_gemm_tn(int M, int N, int K, float beta, bool nested) {
+  auto A = random_vector(int64_t(K) * M, 11), B = random_vector(int64_t(K) * N, 12);
+  auto C0 = random_vector(int64_t(M) * N, 13);
+  std::vector<float> C = C0;
+  auto run = [&] {
+    ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, beta, C.data(), N);
+  };
+  if (nested) {
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      run();
+    }
+  } else {
+    run();
+  }
+  double worst = 0;
+  for (int i = 0; i < M; ++i) {
+    for (int j = 0; j < N; ++j) {
+      double s = 0, m = 1.0;
+      for (int k = 0; k < K; ++k) {
+        const double p = double(A[size_t(k) * M + i]) * B[size_t(k) * N + j];
+        s += p;
+        m += std::fabs(p);
+      }
+      const double ref = s + beta * C0[size_t(i) * N + j];
+      worst = std::max(worst, std::fabs(C[size_t(i) * N + j] - ref) / m);
+    }
+  }
+  EXPECT_LE(worst, 1e-6) << "M " << M << " N " << N << " K " << K << " beta " << beta << " nested "
+                         << nested;
+}
+
+TEST(Gemm, WeightGradientShapes) {
+  // K >= 256 and M x N <= 256 x 256: our kernel. Partial row tiles (M % 8), partial and
+  // two-register column tiles (N % 32), a last K chunk shorter than the others; then the
+  // OpenBLAS side of the dispatch (M x N too large, K too small).
+  check_gemm_tn(64, 64, 6400, 1.0f, false);
+  check_gemm_tn(13, 45, 700, 1.0f, false);
+  check_gemm_tn(70, 17, 513, 0.0f, false);
+  check_gemm_tn(9, 100, 300, 1.0f, true);
+  check_gemm_tn(300, 260, 300, 1.0f, false);
+  check_gemm_tn(40, 40, 100, 0.0f, false);
+}
+
+// The weight-gradient kernel sums each element in a fixed order whatever the thread count.
+TEST(Gemm, WeightGradientBitwiseAcrossThreads) {
+  const int M = 70, N = 96, K = 1000;
+  auto A = random_vector(int64_t(K) * M, 14), B = random_vector(int64_t(K) * N, 15);
+  auto C1 = random_vector(int64_t(M) * N, 16), C2 = C1;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, 1.0f, C1.data(), N);
+  omp_set_num_threads(2);
+  ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, 1.0f, C2.data(), N);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)), 0);
 }
 
 // The fused MLP ops equal the unfused composition, on both GEMM paths.
