@@ -1,49 +1,55 @@
 #!/usr/bin/python3
-"""Derives the erf coefficients of src/ops/cpu/vmath.hpp and measures the float32 error.
+"""Derives the erf coefficients of src/ops/cpu/vmath.hpp and measures their float32 error.
 
     /usr/bin/python3 tests/reference/fit_erf.py
 
-erf(a) for a = |x|: the Taylor series of erf(a)/a in a^2 below 1 (12 terms), and
-1 - exp(-a^2) Q(u) on [1, 4], Q a degree-11 least-squares polynomial fit (Chebyshev nodes) of
-erfc(a) exp(a^2) in u = (a - 2.5) / 1.5. The evaluation is simulated in float32, Horner step by step, as the
-C++ does it, and compared with double-precision math.erf.
+erf(a) for a = |x| < 4: [0, 4) is cut into 16 intervals [i/4, (i+1)/4); on each, a degree-7
+least-squares polynomial (Chebyshev nodes) in t = a - i/4. The first has no constant term, so that
+erf(0) = 0 and small arguments keep their relative accuracy. For a >= 4, erf = 1. The evaluation is
+simulated in float32, Horner with one rounding per fused multiply-add as the C++ does it, and
+compared with double-precision math.erf. Prints the table as C++ (kErfCoef[degree][interval]).
 """
 import math
 
 import numpy as np
 
 f32 = np.float32
-DEG = 11
+INTERVALS, WIDTH, DEG = 16, 0.25, 7
 
-a = np.cos(np.linspace(0, math.pi, 8000)) * 1.5 + 2.5
-q = np.array([math.erfc(x) * math.exp(x * x) for x in a])
-fit = np.polynomial.polynomial.polyfit((a - 2.5) / 1.5, q, DEG)
-taylor = [2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(12)]
-print("Taylor coefficients (a^0, a^2, ...):", ", ".join("%.7e" % c for c in taylor))
-print("Q coefficients (u^0, u^1, ...):", ", ".join("%.9e" % c for c in fit))
+rows = []
+for i in range(INTERVALS):
+    t = (np.cos(np.linspace(0, math.pi, 400)) + 1) * (WIDTH / 2)
+    y = np.array([math.erf(i * WIDTH + v) for v in t])
+    if i == 0:
+        basis = np.stack([t**d for d in range(1, DEG + 1)], 1)
+        c = np.concatenate([[0.0], np.linalg.lstsq(basis, y, rcond=None)[0]])
+    else:
+        c = np.polynomial.polynomial.polyfit(t, y, DEG)
+    rows.append(c)
+coef = np.array(rows, dtype=np.float32)  # [interval, degree]
 
 
 def erf32(x):
     a = f32(abs(x))
-    s = f32(a * a)
-    p = f32(taylor[-1])
-    for c in reversed(taylor[:-1]):
-        p = f32(p * s + f32(c))
-    if a < 1:
-        r = f32(a * p)
-    elif a < 4:
-        u = f32((a - f32(2.5)) * f32(1 / 1.5))
-        qq = f32(fit[-1])
-        for c in reversed(fit[:-1]):
-            qq = f32(qq * u + f32(c))
-        r = f32(f32(1) - f32(np.exp(f32(-s))) * qq)
-    else:
-        r = f32(1)
-    return math.copysign(r, x)
+    if not a < 4:
+        return math.copysign(1.0, x)
+    i = int(a * f32(4))
+    t = f32(a - f32(i * WIDTH))
+    p = coef[i, DEG]
+    for d in range(DEG - 1, -1, -1):
+        p = f32(np.float64(p) * np.float64(t) + np.float64(coef[i, d]))
+    return math.copysign(float(p), x)
 
 
-xs = np.linspace(-6, 6, 200001)
+print("inline constexpr float kErfCoef[%d][%d] = {" % (DEG + 1, INTERVALS))
+for d in range(DEG + 1):
+    print("    {" + ", ".join("%.9e" % coef[i, d] for i in range(INTERVALS)) + "},")
+print("};")
+xs = np.linspace(-7, 7, 400001)
 err = max(abs(erf32(x) - math.erf(x)) for x in xs)
+small = np.geomspace(1e-30, 0.25, 2000)
+rel = max(abs(erf32(x) - math.erf(x)) / math.erf(x) for x in small)
 gelu = max(abs(0.5 * x * (1 + erf32(x / math.sqrt(2))) - 0.5 * x * (1 + math.erf(x / math.sqrt(2))))
-           for x in xs)
-print("max |erf error| %.3g, max |GELU error| %.3g on [-6, 6]" % (err, gelu))
+           for x in np.linspace(-6, 6, 200001))
+print("max |erf error| %.3g on [-7, 7]; max relative error %.3g below 0.25; max |GELU error| %.3g on [-6, 6]"
+      % (err, rel, gelu))

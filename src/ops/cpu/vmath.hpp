@@ -1,12 +1,17 @@
-// exp and erf for float, written branch-free so loops calling them vectorise (glibc's expf/erff
-// are scalar calls and took a fifth of a training step). Accuracy, measured against double
-// libm over [-6, 6] in steps of 6e-5: exp within 2 ulp on its range; erf within 1.6e-7 absolute,
-// so GELU built on it is within 1.2e-7 of the exact value.
+// exp and erf for float (glibc's expf/erff are scalar calls and took a fifth of a training step):
+// exp written branch-free so that loops calling it vectorise; erf as a scalar function and, for
+// AVX-512, a 16-lane one with bitwise the same results. Accuracy, measured against double
+// libm: exp within 2 ulp on its range; erf within 6.6e-8 absolute on [-7, 7] (1.6e-7 relative
+// below 0.25), so GELU built on it is within 1.6e-7 of the exact value on [-6, 6].
 #pragma once
 
 #include <bit>
 #include <cmath>
 #include <cstdint>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace vit::vmath {
 
@@ -34,46 +39,78 @@ inline float exp(float x) {
   return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : y);
 }
 
-// erf(x) = sign(x) * f(|x|) with, for a = |x|:
-//   a < 1:      a * sum_n c_n a^2n, the Taylor series of erf(a)/a (12 terms);
-//   1 <= a < 4: 1 - e^(-a^2) Q(u), Q a degree-11 least-squares fit of erfc(a) e^(a^2) on
-//               [1, 4] in u = (a - 2.5) / 1.5 (a polynomial in a, not 1/a: no division, which
-//               was the slowest instruction of the GELU epilogue); tests/reference/fit_erf.py
-//               derives the coefficients and measures the errors above;
-//   a >= 4:     1 (erfc(4) = 1.5e-8 is below half an ulp of 1).
+// erf(x) = sign(x) p_i(|x| - i/4) for |x| < 4, where i = floor(4|x|) picks one of sixteen degree-7
+// polynomials, least-squares fits of erf on [i/4, (i+1)/4] (tests/reference/fit_erf.py derives
+// them and measures the errors above; the first has no constant term, so erf(0) = 0 and small
+// arguments keep their relative accuracy), and 1 for |x| >= 4 (erfc(4) = 1.5e-8 is below half an
+// ulp of 1). One polynomial per value instead of a series plus an exp: with the coefficients
+// picked by register permutes (the AVX-512 form below), GELU's forward and backward together
+// run 2.6 times faster than with that (BM_Gelu, one thread).
+// kErfCoef[d][i]: coefficient of t^d in interval i.
+alignas(64) inline constexpr float kErfCoef[8][16] = {
+    {0.000000000e+00, 2.763263881e-01, 5.204998851e-01, 7.111556530e-01, 8.427007794e-01,
+     9.229001403e-01, 9.661051631e-01, 9.866716862e-01, 9.953222871e-01, 9.985373020e-01,
+     9.995930195e-01, 9.998993874e-01, 9.999778867e-01, 9.999957085e-01, 9.999992847e-01,
+     9.999998808e-01},
+    {1.128379226e+00, 1.060014129e+00, 8.787825704e-01, 6.429310441e-01, 4.151074886e-01,
+     2.365211248e-01, 1.189302877e-01, 5.277499557e-02, 2.066698484e-02, 7.142319344e-03,
+     2.178284340e-03, 5.862772232e-04, 1.392530248e-04, 2.918901191e-05, 5.399421752e-06,
+     8.814307080e-07},
+    {-8.643468874e-08, -2.650037408e-01, -4.393914342e-01, -4.821982682e-01, -4.151073694e-01,
+     -2.956513166e-01, -1.783954203e-01, -9.235627204e-02, -4.133399948e-02, -1.607022993e-02,
+     -5.445711780e-03, -1.612259774e-03, -4.177568771e-04, -9.486319323e-05, -1.889756822e-05,
+     -3.305246082e-06},
+    {-3.761235178e-01, -3.091636598e-01, -1.464592069e-01, 2.678791061e-02, 1.383653730e-01,
+     1.675329506e-01, 1.387515068e-01, 9.015815705e-02, 4.822387174e-02, 2.172496356e-02,
+     8.350127377e-03, 2.760304371e-03, 7.890274865e-04, 1.957726927e-04, 4.228169928e-05,
+     7.965546502e-06},
+    {-4.523602183e-05, 1.268691421e-01, 1.830067784e-01, 1.506994814e-01, 6.924392283e-02,
+     -6.114077289e-03, -4.459044337e-02, -4.811573401e-02, -3.445930406e-02, -1.908996888e-02,
+     -8.623031899e-03, -3.256799653e-03, -1.043238095e-03, -2.859784290e-04, -6.749622116e-05,
+     -1.377560420e-05},
+    {1.132090539e-01, 8.100277930e-02, 7.962752134e-03, -5.333162472e-02, -6.968724728e-02,
+     -4.757529870e-02, -1.494584978e-02, 6.737269461e-03, 1.321261376e-02, 1.071569137e-02,
+     6.123865955e-03, 2.744737780e-03, 1.006527455e-03, 3.086369543e-04, 8.016631909e-05,
+     1.778922160e-05},
+    {-1.589750755e-03, -4.498365894e-02, -5.319619551e-02, -2.659620717e-02, 6.954211276e-03,
+     2.322158031e-02, 1.976440847e-02, 8.450784720e-03, -1.337944705e-04, -3.192963079e-03,
+     -2.836761065e-03, -1.606288948e-03, -6.897462881e-04, -2.381983941e-04, -6.804923760e-05,
+     -1.634726141e-05},
+    {-2.388091199e-02, -5.454431754e-03, 1.378277689e-02, 1.848149672e-02, 9.594082832e-03,
+     -1.363841235e-03, -6.134740543e-03, -4.915581550e-03, -1.879367162e-03, 1.114274273e-04,
+     6.754990900e-04, 5.279969773e-04, 2.673772688e-04, 1.029391497e-04, 3.187401671e-05,
+     8.162957783e-06},
+};
+
 inline float erf(float x) {
   const float a = std::fabs(x);
-  const float s = a * a;
-  // Taylor: 2/sqrt(pi) * (-1)^n / (n! (2n + 1))
-  float p = -1.2290555e-09f;
-  p = p * s + 1.4807193e-08f;
-  p = p * s - 1.6365845e-07f;
-  p = p * s + 1.6462114e-06f;
-  p = p * s - 1.4925650e-05f;
-  p = p * s + 1.2055333e-04f;
-  p = p * s - 8.5483270e-04f;
-  p = p * s + 5.2239776e-03f;
-  p = p * s - 2.6866171e-02f;
-  p = p * s + 1.1283792e-01f;
-  p = p * s - 3.7612639e-01f;
-  p = p * s + 1.1283792e+00f;
-  const float small = a * p;
-  const float u = (a - 2.5f) * (1.0f / 1.5f);  // [1, 4] -> [-1, 1]
-  float q = -3.692904952e-05f;
-  q = q * u + 9.640540703e-05f;
-  q = q * u - 1.439477830e-04f;
-  q = q * u + 3.678666659e-04f;
-  q = q * u - 1.017118508e-03f;
-  q = q * u + 2.425886662e-03f;
-  q = q * u - 5.567332624e-03f;
-  q = q * u + 1.248403520e-02f;
-  q = q * u - 2.700572533e-02f;
-  q = q * u + 5.611095846e-02f;
-  q = q * u - 1.115210047e-01f;
-  q = q * u + 2.108063575e-01f;
-  const float big = 1.0f - exp(-s) * q;
-  const float r = a < 1.0f ? small : (a < 4.0f ? big : 1.0f);
-  return std::copysign(r, x);
+  if (!(a < 4.0f)) return std::copysign(1.0f, x);  // also NaN, as the vector form does
+  const int i = static_cast<int>(a * 4.0f);
+  const float t = a - static_cast<float>(i) * 0.25f;  // exact
+  float p = kErfCoef[7][i];
+  for (int d = 6; d >= 0; --d)
+    p = std::fma(p, t, kErfCoef[d][i]);  // one rounding, as the vector form
+  return std::copysign(p, x);
 }
+
+#ifdef __AVX512F__
+// erf of 16 floats, the same polynomials: each coefficient row (16 intervals) is one register and
+// _mm512_permutexvar_ps picks every lane's interval from it.
+inline __m512 erf(__m512 x) {
+  const __m512 a = _mm512_abs_ps(x);
+  // min() maps |x| >= 4 (and NaN: min returns its second operand) to interval 15; those lanes
+  // are replaced by 1 below.
+  const __m512i i = _mm512_cvttps_epi32(
+      _mm512_min_ps(_mm512_mul_ps(a, _mm512_set1_ps(4.0f)), _mm512_set1_ps(15.0f)));
+  const __m512 t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(i), _mm512_set1_ps(0.25f), a);
+  __m512 p = _mm512_permutexvar_ps(i, _mm512_load_ps(kErfCoef[7]));
+  for (int d = 6; d >= 0; --d) {
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(i, _mm512_load_ps(kErfCoef[d])));
+  }
+  const __mmask16 saturated = _mm512_cmp_ps_mask(a, _mm512_set1_ps(4.0f), _CMP_NLT_UQ);
+  p = _mm512_mask_blend_ps(saturated, p, _mm512_set1_ps(1.0f));
+  return _mm512_or_ps(p, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));  // the sign of x
+}
+#endif
 
 }  // namespace vit::vmath
