@@ -10,14 +10,12 @@ namespace vit::ops {
 namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-inline float phi_cdf(float x) {
-  return 0.5f * (1.0f + vmath::erf(x * kInvSqrt2));
-}
-
 // GCC 12 reports the _mm512_undefined_ps() pass-through operands inside its own AVX-512 intrinsics
 // as "maybe uninitialized" once inlined here (GCC bug 105593, fixed in GCC 13).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // For j < n: out[j] = x[j] Phi(x[j]) and cdf[j] = Phi(x[j]), each when non-null; out may be x.
 void gelu_span(float* out, float* cdf, const float* x, int64_t n) {
 #ifdef __AVX512F__
@@ -33,13 +31,15 @@ void gelu_span(float* out, float* cdf, const float* x, int64_t n) {
 #else
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    const float c = phi_cdf(x[j]);
+    const float c = 0.5f * (1.0f + vmath::erf(x[j] * kInvSqrt2));  // Phi(x)
     if (cdf) cdf[j] = c;
     if (out) out[j] = x[j] * c;
   }
 #endif
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 }  // namespace
 
 void gelu_forward(float* out, float* cdf, const float* x, int64_t n) {
