@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -47,31 +48,54 @@ TEST(VMath, ErfWithinATenthOfAMillionth) {
 }
 
 #ifdef __AVX512F__
+// Runs the 16-lane form of f over xs and compares each lane with the scalar form, bit for bit.
+template <typename F>
+int vector_scalar_mismatches(const char* name, std::vector<float> xs, F f) {
+  while (xs.size() % 16) xs.push_back(0.5f);
+  int mismatches = 0;
+  for (size_t i = 0; i < xs.size(); i += 16) {
+    alignas(64) float out[16];
+    _mm512_store_ps(out, f(_mm512_loadu_ps(&xs[i])));
+    for (int j = 0; j < 16; ++j) {
+      const float ref = f(xs[i + j]);
+      if (std::memcmp(&out[j], &ref, sizeof(float)) != 0 && ++mismatches <= 5) {
+        ADD_FAILURE() << name << "(" << xs[i + j] << "): vector " << out[j] << ", scalar " << ref;
+      }
+    }
+  }
+  return mismatches;
+}
+
+const float kSpecials[] = {1e-30f,
+                           -1e-38f,
+                           0.0f,
+                           -0.0f,
+                           1e30f,
+                           -1e30f,
+                           std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::quiet_NaN()};
+
+TEST(VMath, ExpVectorFormEqualsScalarForm) {
+  std::vector<float> xs(std::begin(kSpecials), std::end(kSpecials));
+  for (double x = -100.0; x <= 100.0; x += 1.0 / 512) xs.push_back(float(x));
+  for (float edge : {-87.0f, 88.0f}) {
+    xs.push_back(std::nextafter(edge, -1000.0f));
+    xs.push_back(std::nextafter(edge, 1000.0f));
+  }
+  EXPECT_EQ(vector_scalar_mismatches("exp", xs, [](auto v) { return vmath::exp(v); }), 0);
+}
+
 // The 16-lane form evaluates the same polynomials: equal to the scalar form bit for bit, on every
 // interval, on the interval edges, past 4 and on infinities and NaN.
 TEST(VMath, ErfVectorFormEqualsScalarForm) {
-  std::vector<float> xs;
+  std::vector<float> xs(std::begin(kSpecials), std::end(kSpecials));
   for (double x = -7.0; x <= 7.0; x += 1.0 / 4096) xs.push_back(float(x));
   for (int i = 0; i <= 16; ++i) {
     xs.push_back(std::nextafter(i * 0.25f, 0.0f));
     xs.push_back(-i * 0.25f);
   }
-  for (float v : {1e-30f, -1e-38f, 0.0f, -0.0f, 1e30f, std::numeric_limits<float>::infinity(),
-                  -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()})
-    xs.push_back(v);
-  while (xs.size() % 16) xs.push_back(0.5f);
-  int mismatches = 0;
-  for (size_t i = 0; i < xs.size(); i += 16) {
-    alignas(64) float out[16];
-    _mm512_store_ps(out, vmath::erf(_mm512_loadu_ps(&xs[i])));
-    for (int j = 0; j < 16; ++j) {
-      const float ref = vmath::erf(xs[i + j]);
-      if (std::memcmp(&out[j], &ref, sizeof(float)) != 0 && ++mismatches <= 5) {
-        ADD_FAILURE() << "erf(" << xs[i + j] << "): vector " << out[j] << ", scalar " << ref;
-      }
-    }
-  }
-  EXPECT_EQ(mismatches, 0);
+  EXPECT_EQ(vector_scalar_mismatches("erf", xs, [](auto v) { return vmath::erf(v); }), 0);
 }
 #endif
 
