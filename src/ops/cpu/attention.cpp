@@ -72,23 +72,60 @@ inline void scores(float* s, const float* q, int64_t qstride, const float* kt, i
   }
 }
 
-// In-place softmax over s[0:N]; s[N:Np] becomes 0. Whole 16-float blocks, no remainder loops.
-inline void softmax(float* s, int N) {
+// In-place softmax over each of the M rows s + r * Np, r < M, over [0, N); [N, Np) becomes 0.
+// Whole 16-float blocks, no remainder loops. One row alone is a chain of dependent steps (max,
+// reduce, exps, sum, reduce, divide, scale) too short to fill the pipelines: at tiny28's 50
+// tokens the softmax took half the forward. The M rows of a block go through each step together,
+// so their chains overlap.
+template <int M>
+inline void softmax_rows(float* s, int N) {
   const int Np = padded(N);
-  for (int j = N; j < Np; ++j) s[j] = -INFINITY;
-  float mx = s[0];
-  // The ternary (not std::max) is what GCC vectorises as a max reduction.
-#pragma omp simd reduction(max : mx)
-  for (int j = 0; j < Np; ++j) mx = s[j] > mx ? s[j] : mx;
-  float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < Np; ++j) {
-    s[j] = vmath::exp(s[j] - mx);  // exactly 0 past N
-    sum += s[j];
+  for (int r = 0; r < M; ++r) {
+    for (int j = N; j < Np; ++j) s[r * Np + j] = -INFINITY;
   }
-  const float inv = 1.0f / sum;
+#ifdef __AVX512F__
+  __m512 mx[M], sum[M];
+  for (int r = 0; r < M; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
+  for (int j = 0; j < Np; j += 16) {
+    for (int r = 0; r < M; ++r) mx[r] = _mm512_max_ps(mx[r], _mm512_loadu_ps(s + r * Np + j));
+  }
+  for (int r = 0; r < M; ++r) {
+    mx[r] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
+    sum[r] = _mm512_setzero_ps();
+  }
+  for (int j = 0; j < Np; j += 16) {
+    for (int r = 0; r < M; ++r) {
+      float* x = s + r * Np + j;
+      const __m512 e = vmath::exp(_mm512_sub_ps(_mm512_loadu_ps(x), mx[r]));  // 0 past N
+      _mm512_storeu_ps(x, e);
+      sum[r] = _mm512_add_ps(sum[r], e);
+    }
+  }
+  for (int r = 0; r < M; ++r) sum[r] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[r]));
+  for (int j = 0; j < Np; j += 16) {
+    for (int r = 0; r < M; ++r) {
+      float* x = s + r * Np + j;
+      _mm512_storeu_ps(x, _mm512_mul_ps(_mm512_loadu_ps(x), sum[r]));
+    }
+  }
+#else
+  for (int r = 0; r < M; ++r) {
+    float* x = s + r * Np;
+    float mx = x[0];
+    // The ternary (not std::max) is what GCC vectorises as a max reduction.
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < Np; ++j) mx = x[j] > mx ? x[j] : mx;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < Np; ++j) {
+      x[j] = vmath::exp(x[j] - mx);  // exactly 0 past N
+      sum += x[j];
+    }
+    const float inv = 1.0f / sum;
 #pragma omp simd
-  for (int j = 0; j < Np; ++j) s[j] *= inv;
+    for (int j = 0; j < Np; ++j) x[j] *= inv;
+  }
+#endif
 }
 
 // For r < M: out_r[0:Dh] = sum_{j<N} p[r * pr + j * pj] * rows[j * row + 0:Dh], with
@@ -168,7 +205,7 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
     transpose_head(kt, k, row, N, Dh);
     row_blocks(first, last, [&]<int M>(int i) {
       scores<DH, M>(probs, q + i * row, row, kt, N, Dh, scale);
-      for (int r = 0; r < M; ++r) softmax(probs + int64_t(r) * Np, N);
+      softmax_rows<M>(probs, N);
       if (att) {  // training keeps the probabilities for the backward
         for (int r = 0; r < M; ++r) {
           std::memcpy(att + ((int64_t(b) * H + h) * N + i + r) * N, probs + int64_t(r) * Np,

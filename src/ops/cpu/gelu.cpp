@@ -10,12 +10,6 @@ namespace vit::ops {
 namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-// GCC 12 reports the _mm512_undefined_ps() pass-through operands inside its own AVX-512 intrinsics
-// as "maybe uninitialized" once inlined here (GCC bug 105593, fixed in GCC 13).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 // For j < n: out[j] = x[j] Phi(x[j]) and cdf[j] = Phi(x[j]), each when non-null; out may be x.
 void gelu_span(float* out, float* cdf, const float* x, int64_t n) {
 #ifdef __AVX512F__
@@ -59,9 +53,6 @@ void gelu_grad_span(float* out, const float* dout, const float* x, const float* 
   }
 #endif
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 }  // namespace
 
 void gelu_forward(float* out, float* cdf, const float* x, int64_t n) {
