@@ -128,6 +128,40 @@ TEST(Gemm, WeightGradientShapes) {
   check_gemm_tn(40, 40, 100, 0.0f, false);
 }
 
+// weight_grad: dw += dout^T x and db += colsum(dout) in one pass on our kernel (R >= 256), and on
+// the OpenBLAS + colsum path (R < 256); odd widths give partial tiles.
+TEST(Gemm, WeightGradWithBiasSums) {
+  for (int R : {700, 100}) {
+    for (auto [I, O] : {std::pair{64, 192}, std::pair{45, 13}}) {
+      auto dout = random_vector(int64_t(R) * O, 17), x = random_vector(int64_t(R) * I, 18);
+      auto dw = random_vector(int64_t(O) * I, 19), db = random_vector(O, 20);
+      std::vector<double> dw_ref(dw.begin(), dw.end()), db_ref(db.begin(), db.end());
+      for (int r = 0; r < R; ++r) {
+        for (int o = 0; o < O; ++o) {
+          const double g = dout[size_t(r) * O + o];
+          db_ref[o] += g;
+          for (int i = 0; i < I; ++i) dw_ref[size_t(o) * I + i] += g * x[size_t(r) * I + i];
+        }
+      }
+      ops::weight_grad(dw.data(), db.data(), dout.data(), x.data(), R, I, O);
+      double worst_w = 0, worst_b = 0;
+      for (size_t i = 0; i < dw.size(); ++i)
+        worst_w = std::max(worst_w, std::fabs(dw[i] - dw_ref[i]));
+      for (size_t i = 0; i < db.size(); ++i)
+        worst_b = std::max(worst_b, std::fabs(db[i] - db_ref[i]));
+      // Sums of R products of magnitude <= 1: a few ulps of R.
+      EXPECT_LE(worst_w, 2e-4) << "R " << R << " I " << I << " O " << O;
+      EXPECT_LE(worst_b, 2e-4) << "R " << R << " I " << I << " O " << O;
+      std::vector<float> db_only = random_vector(O, 20);
+      ops::weight_grad(nullptr, db_only.data(), dout.data(), x.data(), R, I, O);
+      double worst_only = 0;
+      for (size_t i = 0; i < db.size(); ++i)
+        worst_only = std::max(worst_only, std::fabs(db_only[i] - db_ref[i]));
+      EXPECT_LE(worst_only, 2e-4) << "db alone, R " << R;
+    }
+  }
+}
+
 // The weight-gradient kernel sums each element in a fixed order whatever the thread count.
 TEST(Gemm, WeightGradientBitwiseAcrossThreads) {
   const int M = 70, N = 96, K = 1000;

@@ -31,6 +31,9 @@ struct Epilogue {
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc, const float* bias = nullptr,
           const Epilogue& epilogue = {});
+// A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
+// db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
+void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O);
 // The epilogue on the block C[i0:i0+m, j0:j0+n] (C points at its first element).
 void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0, int m, int n);
 

@@ -195,13 +195,17 @@ constexpr int64_t kWgradMaxMN = 256 * 256;
 // ahead > 0: the distance in rows to the next chunk, whose rows of this tile's A and B columns
 // are prefetched into L2 meanwhile (the hardware prefetchers do not follow these strided rows
 // well when they come from memory, and the tile would wait on every row).
+// sums (nullable): sums[0:MR] += the sums over the chunk of A's MR columns, which are loaded anyway
+// (the bias gradient, in the same pass).
 template <int MR, bool kFull>
 void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int w,
-                bool load_c, int ahead) {
+                bool load_c, int ahead, float* sums) {
   const __mmask16 m0 = w >= 16 ? 0xFFFF : __mmask16((1u << w) - 1);
   const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : __mmask16((1u << (w - 16)) - 1));
+  const __mmask8 mr_mask = __mmask8((1u << MR) - 1);
   __m512 c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  __m256 asum = _mm256_setzero_ps();
   for (int k = 0; k < kc; ++k) {
     const float* b = B + int64_t(k) * ldb;
     const float* a = A + int64_t(k) * lda;
@@ -217,6 +221,13 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
       c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
       c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
     }
+    if (sums) {
+      asum =
+          _mm256_add_ps(asum, MR == kWR ? _mm256_loadu_ps(a) : _mm256_maskz_loadu_ps(mr_mask, a));
+    }
+  }
+  if (sums) {
+    _mm256_mask_storeu_ps(sums, mr_mask, _mm256_add_ps(_mm256_maskz_loadu_ps(mr_mask, sums), asum));
   }
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
@@ -232,30 +243,31 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
 
 template <bool kFull>
 void wgrad_dispatch(int mr, int kc, const float* A, int lda, const float* B, int ldb, float* C,
-                    int ldc, int w, bool load_c, int ahead) {
+                    int ldc, int w, bool load_c, int ahead, float* sums) {
   switch (mr) {
     case 8:
-      return wgrad_tile<8, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<8, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 7:
-      return wgrad_tile<7, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<7, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 6:
-      return wgrad_tile<6, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<6, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 5:
-      return wgrad_tile<5, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<5, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 4:
-      return wgrad_tile<4, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<4, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 3:
-      return wgrad_tile<3, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<3, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     case 2:
-      return wgrad_tile<2, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<2, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
     default:
-      return wgrad_tile<1, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead);
+      return wgrad_tile<1, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
   }
 }
 
-// Tiles [t_begin, t_end) of C (row-major over kWR x kNR tiles), every chunk of K.
+// Tiles [t_begin, t_end) of C (row-major over kWR x kNR tiles), every chunk of K; the tiles of
+// the first column also add A's column sums to asums (when non-null).
 void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, int lda,
-                 const float* B, int ldb, bool beta_one, float* C, int ldc) {
+                 const float* B, int ldb, bool beta_one, float* C, int ldc, float* asums) {
   const int tn = (N + kNR - 1) / kNR;
   for (int k0 = 0; k0 < K; k0 += kKC) {
     const int kc = std::min(kKC, K - k0);
@@ -267,28 +279,33 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, in
       const int i = t / tn * kWR, j = t % tn * kNR;
       const int mr = std::min(kWR, M - i), w = std::min(kNR, N - j);
       float* c = C + int64_t(i) * ldc + j;
+      float* sums = asums && j == 0 ? asums + i : nullptr;
       if (w == kNR) {
-        wgrad_dispatch<true>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead);
+        wgrad_dispatch<true>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
       } else {
-        wgrad_dispatch<false>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead);
+        wgrad_dispatch<false>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
       }
     }
   }
 }
 
 void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
-                float* C, int ldc) {
+                float* C, int ldc, float* asums) {
   const int tiles = (M + kWR - 1) / kWR * ((N + kNR - 1) / kNR);
   if (omp_in_parallel()) {
-    wgrad_tiles(0, tiles, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc);
+    wgrad_tiles(0, tiles, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc, asums);
     return;
   }
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    wgrad_tiles(tiles * t / nt, tiles * (t + 1) / nt, M, N, K, A, lda, B, ldb, beta != 0.0f, C,
-                ldc);
+    wgrad_tiles(tiles * t / nt, tiles * (t + 1) / nt, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc,
+                asums);
   }
+}
+
+bool wgrad_applies(int M, int N, int K) {
+  return K >= kKC && int64_t(M) * N <= kWgradMaxMN;
 }
 
 }  // namespace
@@ -308,8 +325,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   }
   // Weight gradients (A^T B over the tokens): ours where both widths are small (BM_GemmTN).
   if (trans_a && !trans_b && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && !bias &&
-      epilogue.kind == Epilogue::kNone && K >= kKC && int64_t(M) * N <= kWgradMaxMN) {
-    gemm_wgrad(M, N, K, A, lda, B, ldb, beta, C, ldc);
+      epilogue.kind == Epilogue::kNone && wgrad_applies(M, N, K)) {
+    gemm_wgrad(M, N, K, A, lda, B, ldb, beta, C, ldc, nullptr);
     return;
   }
 #endif
@@ -331,6 +348,17 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
       apply_epilogue(epilogue, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
     }
   }
+}
+
+void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O) {
+#ifdef __AVX512F__
+  if (dw && wgrad_applies(O, I, int(R))) {
+    gemm_wgrad(O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
+    return;
+  }
+#endif
+  if (dw) gemm(true, false, O, I, int(R), 1.0f, dout, O, x, I, 1.0f, dw, I);
+  if (db) colsum_accumulate(db, dout, R, O);
 }
 
 }  // namespace vit::ops

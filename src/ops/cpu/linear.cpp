@@ -11,8 +11,7 @@ void linear_forward(float* out, const float* x, const float* w, const float* b, 
 
 void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
                      const float* w, int64_t R, int I, int O) {
-  if (dw) gemm(true, false, O, I, int(R), 1.0f, dout, O, x, I, 1.0f, dw, I);
-  if (db) colsum_accumulate(db, dout, R, O);
+  weight_grad(dw, db, dout, x, R, I, O);
   if (dx) gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
 }
 
