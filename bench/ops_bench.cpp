@@ -150,10 +150,10 @@ BENCHMARK(BM_LayerNorm);
 void BM_Gelu(benchmark::State& st) {
   const int64_t n = st.range(0);
   auto x = randv(size_t(n), 9), dy = randv(size_t(n), 10);
-  Vec y(static_cast<size_t>(n)), cdf(y), dx(y);
+  Vec y(static_cast<size_t>(n)), slope(y), dx(y);
   for (auto _ : st) {
-    ops::gelu_forward(y.data(), cdf.data(), x.data(), n);
-    ops::gelu_backward(dx.data(), dy.data(), x.data(), cdf.data(), n);
+    ops::gelu_forward(y.data(), slope.data(), x.data(), n);
+    ops::gelu_backward(dx.data(), dy.data(), x.data(), slope.data(), n);
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }

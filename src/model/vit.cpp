@@ -35,9 +35,8 @@ struct BlockOffsets {
 
 // Activations one block saves for its backward.
 struct BlockActs {
-  // h: fc1's output (GELU input); cdf: Phi(h), from which the GELU output h * Phi(h) is
-  // recomputed in the backward instead of being kept.
-  float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *h, *cdf;
+  // g: the GELU's output (fc2's input); slope: GELU' at fc1's output h, which is not kept.
+  float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *g, *slope;
 };
 
 }  // namespace
@@ -263,8 +262,8 @@ void plan_activations(Model::Impl& m, int64_t B, int threads, Arena& a,
     plan(&s.ln2, BND);
     plan(&s.mean2, BN);
     plan(&s.rstd2, BN);
-    plan(&s.h, BN * M);
-    plan(&s.cdf, BN * M);
+    plan(&s.g, BN * M);
+    plan(&s.slope, BN * M);
   }
   plan(&m.pooled, B * D);
   plan(&m.pool_mean, B);
@@ -347,9 +346,8 @@ const float* Model::forward(const float* images, int B) {
     ops::residual_forward(s.xmid, xin, s.xmid, BN * D);
     ops::layernorm_forward(s.ln2, s.mean2, s.rstd2, s.xmid, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
                            c.ln_eps);
-    // GELU's output goes to dg, free during the forward; h and cdf are kept.
-    ops::linear_gelu_forward(s.h, s.cdf, m.dg, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    ops::linear_forward(xout, m.dg, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
+    ops::linear_gelu_forward(s.g, s.slope, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
+    ops::linear_forward(xout, s.g, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
     ops::residual_forward(xout, s.xmid, xout, BN * D);
   }
 
@@ -390,9 +388,8 @@ void Model::backward(const float* dlogits) {
     const BlockOffsets& p = m.blocks[l];
     const BlockActs& s = m.block_acts[l];
     // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
-    ops::gelu_from_cdf(m.dg, s.h, s.cdf, BN * M);  // fc2's input, then in place the gradient of h
-    ops::linear_backward_gelu(m.dg, m.G(p.fc2_w), m.G(p.fc2_b), m.dx, m.dg, m.W(p.fc2_w), s.h,
-                              s.cdf, BN, M, D);
+    ops::linear_backward_gelu(m.dg, m.G(p.fc2_w), m.G(p.fc2_b), m.dx, s.g, m.W(p.fc2_w), s.slope,
+                              BN, M, D);
     ops::linear_backward(m.dln, m.G(p.fc1_w), m.G(p.fc1_b), m.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
     ops::layernorm_backward(m.dtmp, m.G(p.norm2_w), m.G(p.norm2_b), m.dln, s.xmid, s.mean2, s.rstd2,
                             m.W(p.norm2_w), BN, D);
@@ -469,7 +466,7 @@ void Model::predict(const float* images, int B, float* logits) {
     ops::residual_forward(x, x, ln, BN * D);
     ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
                            c.ln_eps);
-    ops::linear_gelu_forward(h, nullptr, h, ln, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
+    ops::linear_gelu_forward(h, nullptr, ln, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
     ops::linear_forward(ln, h, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
     ops::residual_forward(x, x, ln, BN * D);
   }

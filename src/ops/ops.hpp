@@ -17,15 +17,14 @@ namespace vit::ops {
 // row when bias is non-null), row-major, where op(A) is A[M,K] or (trans_a) A[K,M] transposed;
 // likewise op(B) is B[K,N] or B[N,K] transposed. An epilogue then transforms the finished C
 // while it is still in cache (instead of another pass over memory):
-//   kGelu:     C holds h; writes out = h * Phi(h) and, when cdf is non-null, cdf = Phi(h)
-//              (arrays with row stride ld; out may be C itself);
-//   kGeluGrad: C *= Phi(x) + x phi(x), the GELU derivative at x, with xcdf = Phi(x) given.
+//   kGelu:  C holds h; writes out = GELU(h) and, when slope is non-null, slope = GELU'(h)
+//           (arrays with row stride ld; out may be C itself);
+//   kScale: C *= scale, elementwise (row stride ld): the backward through a saved slope.
 struct Epilogue {
-  enum Kind { kNone, kGelu, kGeluGrad } kind = kNone;
-  float* cdf = nullptr;
+  enum Kind { kNone, kGelu, kScale } kind = kNone;
   float* out = nullptr;
-  const float* x = nullptr;
-  const float* xcdf = nullptr;
+  float* slope = nullptr;
+  const float* scale = nullptr;
   int64_t ld = 0;
 };
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
@@ -91,25 +90,24 @@ void linear_forward(float* out, const float* x, const float* w, const float* b, 
 void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
                      const float* w, int64_t R, int I, int O);
 
-// ---- Linear + GELU, fused (the MLP): h = x @ w^T + b, cdf = Phi(h), g = h * Phi(h), all [R, O].
-// cdf may be null (inference), and g may then be h itself.
-void linear_gelu_forward(float* h, float* cdf, float* g, const float* x, const float* w,
-                         const float* b, int64_t R, int I, int O);
+// ---- Linear + GELU, fused (the MLP): g = GELU(x @ w^T + b) and, when slope is non-null
+// (training), slope = GELU'(x @ w^T + b), both [R, O]. The pre-activation is not kept: the backward
+// needs only g (the next layer's input) and the slope.
+void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
+                         int64_t R, int I, int O);
 // The backward of the layer after the GELU (out = g @ w^T + b, g = GELU(h)): dw += dout^T @ g;
-// db += colsum(dout); then dh = (dout @ w) * GELU'(h), with h's cdf from the forward. dh may alias
-// g.
+// db += colsum(dout); then dh = (dout @ w) * slope, the slope GELU'(h) from the forward. dh may
+// alias g.
 void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
-                          const float* w, const float* h, const float* cdf, int64_t R, int I,
-                          int O);
+                          const float* w, const float* slope, int64_t R, int I, int O);
 
 // ---- GELU, exact: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (src/ops/cpu/gelu.cpp).
-// cdf (nullable) receives Phi(x), which is all the backward needs besides x: training keeps it
-// instead of y and recomputes y = x * Phi(x) when it is needed again (gelu_from_cdf).
-void gelu_forward(float* out, float* cdf, const float* x, int64_t n);
-void gelu_from_cdf(float* out, const float* x, const float* cdf, int64_t n);
-// dx = dout * (Phi(x) + x * phi(x)), Phi from cdf when non-null, else recomputed; dx may alias
-// dout.
-void gelu_backward(float* dx, const float* dout, const float* x, const float* cdf, int64_t n);
+// slope (nullable) receives GELU'(x) = Phi(x) + x phi(x), all the backward needs: training keeps
+// it instead of x.
+void gelu_forward(float* out, float* slope, const float* x, int64_t n);
+// dx = dout * GELU'(x): the slope from the forward when non-null, else computed from x; dx may
+// alias dout.
+void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n);
 
 // ---- Residual (src/ops/cpu/tokens.cpp): y = x + f(x).
 void residual_forward(float* out, const float* x, const float* fx, int64_t n);  // out may alias x

@@ -15,24 +15,22 @@ void linear_backward(float* dx, float* dw, float* db, const float* dout, const f
   if (dx) gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
 }
 
-void linear_gelu_forward(float* h, float* cdf, float* g, const float* x, const float* w,
-                         const float* b, int64_t R, int I, int O) {
+void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
+                         int64_t R, int I, int O) {
   Epilogue e;
   e.kind = Epilogue::kGelu;
-  e.cdf = cdf;
-  e.out = g;
+  e.out = g;  // over the pre-activation, while each tile is in cache
+  e.slope = slope;
   e.ld = O;
-  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, h, O, b, e);
+  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, g, O, b, e);
 }
 
 void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
-                          const float* w, const float* h, const float* cdf, int64_t R, int I,
-                          int O) {
+                          const float* w, const float* slope, int64_t R, int I, int O) {
   linear_backward(nullptr, dw, db, dout, g, w, R, I, O);  // dw, db: those of a plain linear on g
   Epilogue e;
-  e.kind = Epilogue::kGeluGrad;
-  e.x = h;
-  e.xcdf = cdf;
+  e.kind = Epilogue::kScale;
+  e.scale = slope;
   e.ld = I;
   gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dh, I, nullptr, e);
 }
