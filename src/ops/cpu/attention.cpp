@@ -49,26 +49,43 @@ void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
 }
 
 // For r < M: s_r[j] = scale * q_r . k_j over j < Np, with q_r = q + r * qstride and
-// kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np.
+// kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np. Columns go 64 at a time (4 registers), so
+// that each d costs 4 loads of K^T and M broadcasts of q for 4 M multiply-adds.
+template <int DH, int M, int NB>
+inline void scores_block(float* s, const float* q, int64_t qstride, const float* kt, int Np, int Dh,
+                         float scale) {
+  float acc[M][NB * 16] = {};
+  for (int d = 0; d < Dh; ++d) {
+    const float* kd = kt + int64_t(d) * Np;
+    for (int r = 0; r < M; ++r) {
+      const float qd = q[r * qstride + d] * scale;
+#pragma omp simd
+      for (int j = 0; j < NB * 16; ++j) acc[r][j] += qd * kd[j];
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+#pragma omp simd
+    for (int j = 0; j < NB * 16; ++j) s[int64_t(r) * Np + j] = acc[r][j];
+  }
+}
+
 template <int DH, int M>
 inline void scores(float* s, const float* q, int64_t qstride, const float* kt, int N, int dh,
                    float scale) {
   const int Dh = head_width<DH>(dh);
   const int Np = padded(N);
-  for (int j0 = 0; j0 < Np; j0 += 16) {
-    float acc[M][16] = {};
-    for (int d = 0; d < Dh; ++d) {
-      const float* kd = kt + int64_t(d) * Np + j0;
-      for (int r = 0; r < M; ++r) {
-        const float qd = q[r * qstride + d] * scale;
-#pragma omp simd
-        for (int j = 0; j < 16; ++j) acc[r][j] += qd * kd[j];
-      }
-    }
-    for (int r = 0; r < M; ++r) {
-#pragma omp simd
-      for (int j = 0; j < 16; ++j) s[int64_t(r) * Np + j0 + j] = acc[r][j];
-    }
+  int j0 = 0;
+  for (; j0 + 64 <= Np; j0 += 64)
+    scores_block<DH, M, 4>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+  switch ((Np - j0) / 16) {
+    case 3:
+      return scores_block<DH, M, 3>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    case 2:
+      return scores_block<DH, M, 2>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    case 1:
+      return scores_block<DH, M, 1>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    default:
+      return;
   }
 }
 
@@ -133,7 +150,7 @@ inline void softmax_rows(float* s, int N) {
 template <int DH, int M>
 inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t pr, int64_t pj,
                           const float* rows, int64_t row, int N, int dh) {
-  constexpr int kW = DH && DH < 32 ? DH : 32;  // head columns per pass
+  constexpr int kW = DH && DH <= 64 ? DH : 32;  // head columns per pass
   const int Dh = head_width<DH>(dh);
   for (int d0 = 0; d0 < Dh; d0 += kW) {
     const int w = std::min(kW, Dh - d0);
