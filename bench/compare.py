@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """vitcpp against PyTorch on the same machine, in the same run: prints a Markdown table.
 
-    /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 2] [--vit build/vit]
+    /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 3] [--vit build/vit]
                                       [--peak build/bench/vit_sgemm_peak]
 
 For each configuration it alternates `vit bench --json` and bench/pytorch_peer.py --json, rounds
@@ -16,11 +16,11 @@ import sys
 
 CONFIGS = [
     # (preset, mode, batch, timed steps)
-    ("tiny28", "train", 128, 10),
-    ("tiny28", "infer", 256, 10),
-    ("vit_tiny_patch16_224", "train", 16, 4),
-    ("vit_tiny_patch16_224", "infer", 1, 20),
-    ("vit_base_patch16_224", "infer", 1, 10),
+    ("tiny28", "train", 128, 30),
+    ("tiny28", "infer", 256, 20),
+    ("vit_tiny_patch16_224", "train", 16, 6),
+    ("vit_tiny_patch16_224", "infer", 1, 40),
+    ("vit_base_patch16_224", "infer", 1, 15),
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,7 +34,7 @@ def run_json(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--vit", default="build/vit")
     ap.add_argument("--peak", default="build/bench/vit_sgemm_peak")
     a = ap.parse_args()
