@@ -167,5 +167,26 @@ TEST_F(Train, ResumeIsBitwiseExact) {
   EXPECT_EQ(done.epochs[0].epoch, 3);
 }
 
+// tiny28 has its own Fashion-MNIST recipe (no crops, 25 epochs: docs/RECIPES.md); every other
+// dataset gets the preset's recipe.
+TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
+  const Preset& p = find_preset("tiny28");
+  const Recipe& fashion = p.recipe_for("fashion-mnist");
+  EXPECT_EQ(fashion.epochs, 25);
+  EXPECT_EQ(fashion.augment.crop_padding, 0);
+  EXPECT_EQ(fashion.augment.erase_prob, 0.25f);
+  EXPECT_TRUE(fashion.augment.hflip);
+  EXPECT_EQ(fashion.lr, p.recipe.lr);
+  EXPECT_EQ(fashion.batch_size, p.recipe.batch_size);
+  for (const char* other : {"mnist", "idx:/data/fashion-mnist"}) {
+    const Recipe& r = p.recipe_for(other);
+    EXPECT_EQ(&r, &p.recipe) << other;
+    EXPECT_EQ(r.epochs, 30) << other;
+    EXPECT_EQ(r.augment.crop_padding, 2) << other;
+    EXPECT_EQ(r.augment.erase_prob, 0.25f) << other;
+  }
+  EXPECT_EQ(&find_preset("seed").recipe_for("fashion-mnist"), &find_preset("seed").recipe);
+}
+
 }  // namespace
 }  // namespace vit::test

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "vit/config.hpp"
@@ -43,6 +44,9 @@ struct Preset {
   std::string description;
   Config config;
   Recipe recipe;
+  // Recipes tuned for named datasets (dataset spec, recipe), used there instead of `recipe`.
+  std::vector<std::pair<std::string, Recipe>> dataset_recipes;
+  const Recipe& recipe_for(const std::string& dataset_spec) const;
 };
 const std::vector<Preset>& presets();
 const Preset& find_preset(const std::string& name);  // vit::Error listing the presets

@@ -180,7 +180,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     } catch (const Error& e) {
       throw UsageError(std::string("impossible model: ") + e.what());
     }
-    Recipe rc = p.recipe;
+    Recipe rc = p.recipe_for(a.data);
     if (given("--epochs")) rc.epochs = a.epochs;
     if (given("--batch")) rc.batch_size = a.batch;
     if (given("--optimizer")) rc.optimizer = a.optimizer;
