@@ -42,10 +42,11 @@ void gelu_span(float* out, float* slope, const float* x, int64_t n) {
 #endif
 }
 
-// Splits [0, n) into fixed chunks (the same whatever the thread count) over the threads.
+constexpr int64_t kChunk = 4096;
+
+// Splits [0, n) into chunks of kChunk (the same whatever the thread count) over the threads.
 template <typename F>
 void for_chunks(int64_t n, F&& f) {
-  constexpr int64_t kChunk = 4096;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(kChunk, n - c * kChunk));
@@ -60,7 +61,7 @@ void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
 
 void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n) {
   for_chunks(n, [&](int64_t j, int64_t len) {
-    float computed[4096];  // the chunk's slope when the caller has not kept it
+    float computed[kChunk];  // the chunk's slope when the caller has not kept it
     const float* s = slope ? slope + j : computed;
     if (!slope) gelu_span(nullptr, computed, x + j, len);
 #pragma omp simd

@@ -180,21 +180,20 @@ void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, i
 // it nearly as much as the multiply here. No packing is needed: row k of A gives the MR values
 // broadcast into an MR x 32 register tile, row k of B its 32 columns, both read in place. K is cut
 // into chunks whose rows of A and B stay in L2 while every tile passes over them; each chunk's
-// sum in the tile's registers is then added to C. Each C element is summed
-// over k in order by the one thread that owns its tile, so the result does not depend on the
-// thread count.
+// sum in the tile's registers is then added to C. Each C element is summed over k in order by
+// the one thread that owns its tile, so the result does not depend on the thread count.
 constexpr int kWR = 8;    // rows of C (columns of A) per tile
 constexpr int kKC = 256;  // rows of A and B per chunk
-// Measured (BM_GemmTN, 2 threads): 225-260 GFLOP/s against OpenBLAS's 130-200 on tiny28's
-// shapes (M x N <= 256 x 64, K = 6400); on par at ViT-Ti's 576 x 192 and slower from ViT-B's
-// 2304 x 768 on, where OpenBLAS's packing pays for itself.
+// Measured (BM_GemmTN, 2 threads): 228-250 GFLOP/s against OpenBLAS's 129-200 on tiny28's shapes
+// (M x N <= 256 x 64, K = 6400); on par from ViT-Ti's 576 x 192 (239 against 251-257) to ViT-B's
+// 2304 x 768 (313 against 237-326), which OpenBLAS keeps.
 constexpr int64_t kWgradMaxMN = 256 * 256;
 
 // kFull: w == 32, loads without masks. (With masked loads in the k loop GCC 12 spills all the
 // accumulators to the stack on every iteration, halving the speed; partial tiles are rare.)
 // ahead > 0: the distance in rows to the next chunk, whose rows of this tile's A and B columns
-// are prefetched into L2 meanwhile (the hardware prefetchers do not follow these strided rows
-// well when they come from memory, and the tile would wait on every row).
+// are prefetched into L2 meanwhile (BM_GemmTN at ViT-B's shapes: 210-215 -> 310-313 GFLOP/s;
+// tiny28's unchanged).
 // sums (nullable): sums[0:MR] += the sums over the chunk of A's MR columns, which are loaded anyway
 // (the bias gradient, in the same pass).
 template <int MR, bool kFull>
