@@ -89,6 +89,30 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   }
 }
 
+// Calls f.template operator()<MR>() with the compile-time MR = mr, 1 <= mr <= 8: the rows of a
+// register tile, a constant so that its accumulators stay in registers.
+template <typename F>
+inline void with_tile_rows(int mr, F&& f) {
+  switch (mr) {
+    case 8:
+      return f.template operator()<8>();
+    case 7:
+      return f.template operator()<7>();
+    case 6:
+      return f.template operator()<6>();
+    case 5:
+      return f.template operator()<5>();
+    case 4:
+      return f.template operator()<4>();
+    case 3:
+      return f.template operator()<3>();
+    case 2:
+      return f.template operator()<2>();
+    default:
+      return f.template operator()<1>();
+  }
+}
+
 // Rows [m_begin, m_end) of C for one packed (kc x nc) block of B; bias points at the block's
 // columns. The epilogue runs on each tile just stored; n0 is the block's first column in the
 // whole C (the epilogue's arrays are indexed globally).
@@ -105,32 +129,8 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
       const int w = std::min(kNR, nc - p * kNR);
       float* cp = c + p * kNR;
       const float* bb = bias ? bias + p * kNR : nullptr;
-      switch (mr) {
-        case 8:
-          tile<8>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 7:
-          tile<7>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 6:
-          tile<6>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 5:
-          tile<5>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 4:
-          tile<4>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 3:
-          tile<3>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        case 2:
-          tile<2>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-        default:
-          tile<1>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb);
-          break;
-      }
+      with_tile_rows(
+          mr, [&]<int MR>() { tile<MR>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb); });
       if (epi) apply_epilogue(*epi, cp, ldc, i, n0 + p * kNR, mr, w);
     }
   }
@@ -240,29 +240,6 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
   }
 }
 
-template <bool kFull>
-void wgrad_dispatch(int mr, int kc, const float* A, int lda, const float* B, int ldb, float* C,
-                    int ldc, int w, bool load_c, int ahead, float* sums) {
-  switch (mr) {
-    case 8:
-      return wgrad_tile<8, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 7:
-      return wgrad_tile<7, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 6:
-      return wgrad_tile<6, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 5:
-      return wgrad_tile<5, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 4:
-      return wgrad_tile<4, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 3:
-      return wgrad_tile<3, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    case 2:
-      return wgrad_tile<2, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-    default:
-      return wgrad_tile<1, kFull>(kc, A, lda, B, ldb, C, ldc, w, load_c, ahead, sums);
-  }
-}
-
 // Tiles [t_begin, t_end) of C (row-major over kWR x kNR tiles), every chunk of K; the tiles of
 // the first column also add A's column sums to asums (when non-null).
 void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, int lda,
@@ -279,11 +256,13 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, in
       const int mr = std::min(kWR, M - i), w = std::min(kNR, N - j);
       float* c = C + int64_t(i) * ldc + j;
       float* sums = asums && j == 0 ? asums + i : nullptr;
-      if (w == kNR) {
-        wgrad_dispatch<true>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
-      } else {
-        wgrad_dispatch<false>(mr, kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
-      }
+      with_tile_rows(mr, [&]<int MR>() {
+        if (w == kNR) {
+          wgrad_tile<MR, true>(kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
+        } else {
+          wgrad_tile<MR, false>(kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
+        }
+      });
     }
   }
 }
