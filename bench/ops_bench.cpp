@@ -38,6 +38,12 @@ Vec randv(size_t n, uint64_t seed) {
   return v;
 }
 
+// A GFLOP/s counter for `flops` floating-point operations per iteration.
+benchmark::Counter gflops(double flops) {
+  return benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
+                            benchmark::Counter::kIs1000);
+}
+
 constexpr int B = 128, N = 50, D = 64, H = 4, M = 256, R = B * N;
 
 // C[R, O] = X[R, I] W[O, I]^T: args (I, O); ours vs OpenBLAS.
@@ -54,8 +60,7 @@ void BM_GemmNT(benchmark::State& st, bool ours) {
     }
     benchmark::DoNotOptimize(c.data());
   }
-  st.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * R * O * I, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = gflops(2.0 * R * O * I);
 }
 BENCHMARK_CAPTURE(BM_GemmNT, dispatch, true)
     ->Args({64, 192})
@@ -82,9 +87,7 @@ void BM_GemmTN(benchmark::State& st, bool ours) {
     }
     benchmark::DoNotOptimize(dw.data());
   }
-  st.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * rows * O * I, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = gflops(2.0 * rows * O * I);
 }
 // tiny28 at batch 128 (R = 6400), then ViT-Ti and ViT-B at batch 16 (R = 3152).
 #define GEMM_TN_SHAPES          \
@@ -110,9 +113,7 @@ void BM_AttentionForward(benchmark::State& st) {
     ops::attention_forward(out.data(), train ? att.data() : nullptr, scratch.data(), slots,
                            qkv.data(), B, N, D, H);
   }
-  st.counters["GFLOP/s"] =
-      benchmark::Counter(4.0 * B * N * N * D, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = gflops(4.0 * B * N * N * D);
 }
 BENCHMARK(BM_AttentionForward)->Arg(1)->Arg(0);
 
@@ -126,9 +127,7 @@ void BM_AttentionBackward(benchmark::State& st) {
     ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
                             out.data(), B, N, D, H);
   }
-  st.counters["GFLOP/s"] =
-      benchmark::Counter(8.0 * B * N * N * D, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = gflops(8.0 * B * N * N * D);
 }
 BENCHMARK(BM_AttentionBackward);
 

@@ -13,6 +13,18 @@
 namespace vit::test {
 namespace {
 
+// Runs f directly, or (nested) from inside a parallel region, as attention calls the GEMM: there
+// it runs serially in each caller.
+template <typename F>
+void run_maybe_nested(bool nested, F&& f) {
+  if (!nested) return f();
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    f();
+  }
+}
+
 // C = alpha op(A) op(B) + beta C0 + bias, in double; also returns sum |alpha a b| per element to
 // scale the tolerance.
 void reference(bool tb, int M, int N, int K, float alpha, const std::vector<float>& A,
@@ -41,20 +53,10 @@ void check_gemm(bool tb, int M, int N, int K, float alpha, float beta, bool with
   std::vector<double> ref, mag;
   reference(tb, M, N, K, alpha, A, B, beta, C0, with_bias ? bias.data() : nullptr, &ref, &mag);
   std::vector<float> C = C0;
-  auto run = [&] {
+  run_maybe_nested(nested, [&] {
     ops::gemm(false, tb, M, N, K, alpha, A.data(), K, B.data(), tb ? K : N, beta, C.data(), N,
               with_bias ? bias.data() : nullptr);
-  };
-  if (nested) {
-    // Called from inside a parallel region (as attention does): runs serially per caller.
-#pragma omp parallel num_threads(2)
-    {
-#pragma omp single
-      run();
-    }
-  } else {
-    run();
-  }
+  });
   double worst = 0;
   for (size_t i = 0; i < C.size(); ++i) worst = std::max(worst, std::fabs(C[i] - ref[i]) / mag[i]);
   EXPECT_LE(worst, 1e-6) << "M " << M << " N " << N << " K " << K << " trans_b " << tb << " alpha "
@@ -87,18 +89,9 @@ void check_gemm_tn(int M, int N, int K, float beta, bool nested) {
   auto A = random_vector(int64_t(K) * M, 11), B = random_vector(int64_t(K) * N, 12);
   auto C0 = random_vector(int64_t(M) * N, 13);
   std::vector<float> C = C0;
-  auto run = [&] {
+  run_maybe_nested(nested, [&] {
     ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, beta, C.data(), N);
-  };
-  if (nested) {
-#pragma omp parallel num_threads(2)
-    {
-#pragma omp single
-      run();
-    }
-  } else {
-    run();
-  }
+  });
   double worst = 0;
   for (int i = 0; i < M; ++i) {
     for (int j = 0; j < N; ++j) {
