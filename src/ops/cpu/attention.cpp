@@ -147,28 +147,41 @@ inline void softmax_rows(float* s, int N) {
 
 // For r < M: out_r[0:Dh] = sum_{j<N} p[r * pr + j * pj] * rows[j * row + 0:Dh], with
 // out_r = out + r * ostride. The weights come from rows (pj = 1) or columns (pr = 1) of a matrix.
+// Each accumulator is a chain of N dependent multiply-adds; the FMA units need 8 chains in flight
+// to stay busy, so when the M rows give fewer (Dh = 16: one register per row), even and odd j go
+// to separate accumulators, summed at the end.
 template <int DH, int M>
 inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t pr, int64_t pj,
                           const float* rows, int64_t row, int N, int dh) {
   constexpr int kW = DH && DH <= 64 ? DH : 32;  // head columns per pass
+  constexpr int kSplit = M * kW < 8 * 16 ? 2 : 1;
   const int Dh = head_width<DH>(dh);
   for (int d0 = 0; d0 < Dh; d0 += kW) {
     const int w = std::min(kW, Dh - d0);
-    float acc[M][kW] = {};
-    for (int j = 0; j < N; ++j) {
+    float acc[kSplit][M][kW] = {};
+    auto step = [&](int j, float(&a)[M][kW]) {
       const float* x = rows + j * row + d0;
       for (int r = 0; r < M; ++r) {
         const float pv = p[r * pr + j * pj];
         if (DH && DH % kW == 0) {
 #pragma omp simd
-          for (int d = 0; d < kW; ++d) acc[r][d] += pv * x[d];
+          for (int d = 0; d < kW; ++d) a[r][d] += pv * x[d];
         } else {
-          for (int d = 0; d < w; ++d) acc[r][d] += pv * x[d];
+          for (int d = 0; d < w; ++d) a[r][d] += pv * x[d];
         }
       }
+    };
+    int j = 0;
+    for (; j + kSplit <= N; j += kSplit) {
+      for (int s = 0; s < kSplit; ++s) step(j + s, acc[s]);
     }
+    for (; j < N; ++j) step(j, acc[0]);
     for (int r = 0; r < M; ++r) {
-      for (int d = 0; d < w; ++d) out[r * ostride + d0 + d] = acc[r][d];
+      for (int d = 0; d < w; ++d) {
+        float v = acc[0][r][d];
+        for (int s = 1; s < kSplit; ++s) v += acc[s][r][d];
+        out[r * ostride + d0 + d] = v;
+      }
     }
   }
 }
