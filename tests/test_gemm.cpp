@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "ops/ops.hpp"
@@ -198,6 +199,55 @@ TEST(Gemm, FusedLinearGeluMatchesComposition) {
     expect_close("dh", dh.data(), dg2, 1e-6, 1e-5);
     expect_close("dw", dw.data(), dw2, 0, 0);
     expect_close("db", db.data(), db2, 0, 0);
+  }
+}
+
+// linear + residual + LayerNorm in one GEMM epilogue against the three ops one after another, on
+// our kernel (I 64; O 40 is a partial column panel, R 301 a partial row tile; also from inside a
+// parallel region), on OpenBLAS + a separate pass (I 300), and past one column block (O 1100);
+// out-of-place and in place, with and without the LayerNorm.
+TEST(Gemm, FusedLinearResidualNormMatchesComposition) {
+  struct Case {
+    int I, O;
+    bool nested;
+  };
+  for (const Case cs :
+       {Case{64, 40, false}, Case{64, 40, true}, Case{300, 40, false}, Case{64, 1100, false}}) {
+    const int R = 301, I = cs.I, O = cs.O;
+    SCOPED_TRACE("I " + std::to_string(I) + ", O " + std::to_string(O) +
+                 (cs.nested ? ", nested" : ""));
+    auto x = random_vector(int64_t(R) * I, 11), w = random_vector(int64_t(O) * I, 12, 0.2);
+    auto b = random_vector(O, 13, 0.5), res = random_vector(int64_t(R) * O, 14, 2.0);
+    auto lw = random_vector(O, 15, 0.3, 1.0), lb = random_vector(O, 16, 0.3);
+    // The composition: out = res + linear(x); ln = LayerNorm(out).
+    std::vector<float> out2(size_t(R) * O), ln2(size_t(R) * O), mean2(R), rstd2(R);
+    ops::linear_forward(out2.data(), x.data(), w.data(), b.data(), R, I, O);
+    for (size_t i = 0; i < out2.size(); ++i) out2[i] += res[i];
+    ops::layernorm_forward(ln2.data(), mean2.data(), rstd2.data(), out2.data(), lw.data(),
+                           lb.data(), R, O, 1e-6f);
+
+    std::vector<float> out(size_t(R) * O, 7.0f), ln(size_t(R) * O), mean(R), rstd(R);
+    run_maybe_nested(cs.nested, [&] {
+      ops::linear_residual_norm_forward(out.data(), ln.data(), mean.data(), rstd.data(), x.data(),
+                                        w.data(), b.data(), res.data(), lw.data(), lb.data(), R, I,
+                                        O, 1e-6f);
+    });
+    expect_close("out", out.data(), out2, 1e-6, 1e-6);
+    expect_close("ln", ln.data(), ln2, 1e-5, 1e-5);
+    expect_close("mean", mean.data(), mean2, 1e-6, 1e-6);
+    expect_close("rstd", rstd.data(), rstd2, 1e-6, 1e-6);
+
+    std::vector<float> inplace = res, ln_inplace(size_t(R) * O);
+    ops::linear_residual_norm_forward(inplace.data(), ln_inplace.data(), nullptr, nullptr, x.data(),
+                                      w.data(), b.data(), inplace.data(), lw.data(), lb.data(), R,
+                                      I, O, 1e-6f);
+    expect_close("out in place", inplace.data(), out2, 1e-6, 1e-6);
+    expect_close("ln in place", ln_inplace.data(), ln2, 1e-5, 1e-5);
+
+    std::vector<float> no_norm(size_t(R) * O);
+    ops::linear_residual_norm_forward(no_norm.data(), nullptr, nullptr, nullptr, x.data(), w.data(),
+                                      b.data(), res.data(), nullptr, nullptr, R, I, O, 1e-6f);
+    expect_close("out without the LayerNorm", no_norm.data(), out2, 1e-6, 1e-6);
   }
 }
 

@@ -45,6 +45,51 @@ TEST_F(OpsFixture, LayerNorm) {
   expect_close("layernorm.dbias", db.data(), get("layernorm.dbias"), kGradAtol, kGradRtol);
 }
 
+// Rows past one chunk of the backward (64 rows; the last chunk partial), against a float64 loop;
+// then the accumulating form, which adds the same gradient to what dx holds.
+TEST(Ops, LayerNormBackwardOverChunksAndAccumulating) {
+  const int R = 150, D = 24;
+  auto x = random_vector(R * D, 31, 1.5, 0.3), w = random_vector(D, 32, 0.5, 1.0);
+  auto b = random_vector(D, 33), dy = random_vector(R * D, 34);
+  std::vector<float> y(R * D), mean(R), rstd(R), dx(R * D), dw(D, 0.5f), db(D, -0.5f);
+  ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
+                         1e-6f);
+  ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
+                          rstd.data(), w.data(), R, D);
+  std::vector<float> ref_dx(R * D), ref_dw(D), ref_db(D);
+  std::vector<double> sw(D, 0.5), sb(D, -0.5);
+  for (int r = 0; r < R; ++r) {
+    double m = 0, v = 0;
+    for (int d = 0; d < D; ++d) m += x[r * D + d];
+    m /= D;
+    for (int d = 0; d < D; ++d) v += (x[r * D + d] - m) * (x[r * D + d] - m);
+    const double s = 1.0 / std::sqrt(v / D + 1e-6);
+    double mg = 0, mgx = 0;
+    for (int d = 0; d < D; ++d) {
+      const double xhat = (x[r * D + d] - m) * s, g = double(dy[r * D + d]) * w[d];
+      mg += g / D;
+      mgx += g * xhat / D;
+      sw[d] += dy[r * D + d] * xhat;
+      sb[d] += dy[r * D + d];
+    }
+    for (int d = 0; d < D; ++d) {
+      const double xhat = (x[r * D + d] - m) * s;
+      ref_dx[r * D + d] = float(s * (double(dy[r * D + d]) * w[d] - mg - xhat * mgx));
+    }
+  }
+  for (int d = 0; d < D; ++d) ref_dw[d] = float(sw[d]), ref_db[d] = float(sb[d]);
+  expect_close("layernorm dx", dx.data(), ref_dx, kGradAtol, kGradRtol);
+  expect_close("layernorm dweight (+= 0.5)", dw.data(), ref_dw, kGradAtol, kGradRtol);
+  expect_close("layernorm dbias (+= -0.5)", db.data(), ref_db, kGradAtol, kGradRtol);
+
+  auto skip = random_vector(R * D, 35);
+  std::vector<float> acc(skip), expected(R * D);
+  for (int i = 0; i < R * D; ++i) expected[i] = skip[i] + ref_dx[i];
+  ops::layernorm_backward(acc.data(), nullptr, nullptr, dy.data(), x.data(), mean.data(),
+                          rstd.data(), w.data(), R, D, /*accumulate=*/true);
+  expect_close("layernorm dx accumulated", acc.data(), expected, kGradAtol, kGradRtol);
+}
+
 TEST_F(OpsFixture, Linear) {
   auto x = get("linear.x"), w = get("linear.weight"), b = get("linear.bias"), dy = get("linear.dy");
   const int R = 7, I = 5, O = 6;
@@ -409,22 +454,6 @@ TEST(OpsFiniteDiff, TokensAndPooling) {
     expect_fd("cls_token" + tag, cls.data(), D, dcls.data(), loss);
     expect_fd("pos_embed" + tag, pos.data(), N * D, dpos.data(), loss);
   }
-}
-
-TEST(OpsFiniteDiff, ResidualJoin) {
-  // y = x + tanh(x) elementwise; the join adds the skip and branch gradients.
-  const int n = 50;
-  auto x = random_vector(n, 21), g = random_vector(n, 22);
-  std::vector<float> fx(n), y(n), dbranch(n), dx(n);
-  auto loss = [&] {
-    for (int i = 0; i < n; ++i) fx[i] = std::tanh(x[i]);
-    ops::residual_forward(y.data(), x.data(), fx.data(), n);
-    return dot(g.data(), y.data(), n);
-  };
-  loss();
-  for (int i = 0; i < n; ++i) dbranch[i] = g[i] * (1.0f - fx[i] * fx[i]);
-  ops::residual_backward(dx.data(), g.data(), dbranch.data(), n);
-  expect_fd("residual dx", x.data(), n, dx.data(), loss, n, 1e-3f);
 }
 
 TEST(OpsFiniteDiff, CrossEntropy) {

@@ -62,8 +62,8 @@ struct Model::Impl {
   float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
         *logits = nullptr;
   // Gradient scratch, shared by all blocks.
-  float *dx = nullptr, *dtmp = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr,
-        *dpooled = nullptr, *dnormed = nullptr, *dpatches = nullptr;
+  float *dx = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr, *dpooled = nullptr,
+        *dnormed = nullptr, *dpatches = nullptr;
   // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
   float* att_scratch = nullptr;
   int slots = 1;
@@ -271,7 +271,6 @@ void plan_activations(Model::Impl& m, int64_t B, int threads, Arena& a,
   plan(&m.normed, B * D);
   plan(&m.logits, B * K);
   plan(&m.dx, BND);
-  plan(&m.dtmp, BND);
   plan(&m.dln, BND);
   plan(&m.dqkv, 3 * BND);
   plan(&m.dg, BN * M);
@@ -333,22 +332,33 @@ const float* Model::forward(const float* images, int B) {
   if (c.pool == Pool::kCls) ops::cls_prepend_forward(x0, pe, m.W(m.cls), B, Np, D);
   ops::pos_add_forward(x0, x0, m.W(m.pos), B, N, D);
 
+  // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
+  // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs alone.
+  if (c.depth > 0) {
+    const BlockOffsets& p = m.blocks[0];
+    BlockActs& s = m.block_acts[0];
+    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
+                           c.ln_eps);
+  }
   for (int l = 0; l < c.depth; ++l) {
     const BlockOffsets& p = m.blocks[l];
     BlockActs& s = m.block_acts[l];
-    const float* xin = m.x[l];
-    float* xout = m.x[l + 1];
-    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, xin, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
-                           c.ln_eps);
     ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
     ops::attention_forward(s.attn, s.att, m.att_scratch, m.slots, s.qkv, B, N, D, H);
-    ops::linear_forward(s.xmid, s.attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
-    ops::residual_forward(s.xmid, xin, s.xmid, BN * D);
-    ops::layernorm_forward(s.ln2, s.mean2, s.rstd2, s.xmid, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
-                           c.ln_eps);
+    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, m.W(p.proj_w),
+                                      m.W(p.proj_b), m.x[l], m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
+                                      D, c.ln_eps);
     ops::linear_gelu_forward(s.g, s.slope, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    ops::linear_forward(xout, s.g, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
-    ops::residual_forward(xout, s.xmid, xout, BN * D);
+    BlockActs next{};  // the next block's norm1 outputs (none after the last block)
+    const float *norm_w = nullptr, *norm_b = nullptr;
+    if (l + 1 < c.depth) {
+      next = m.block_acts[l + 1];
+      norm_w = m.W(m.blocks[l + 1].norm1_w);
+      norm_b = m.W(m.blocks[l + 1].norm1_b);
+    }
+    ops::linear_residual_norm_forward(m.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
+                                      m.W(p.fc2_w), m.W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
+                                      c.ln_eps);
   }
 
   const float* xl = m.x[c.depth];
@@ -391,9 +401,8 @@ void Model::backward(const float* dlogits) {
     ops::linear_backward_gelu(m.dg, m.G(p.fc2_w), m.G(p.fc2_b), m.dx, s.g, m.W(p.fc2_w), s.slope,
                               BN, M, D);
     ops::linear_backward(m.dln, m.G(p.fc1_w), m.G(p.fc1_b), m.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
-    ops::layernorm_backward(m.dtmp, m.G(p.norm2_w), m.G(p.norm2_b), m.dln, s.xmid, s.mean2, s.rstd2,
-                            m.W(p.norm2_w), BN, D);
-    ops::residual_backward(m.dx, m.dx, m.dtmp, BN * D);
+    ops::layernorm_backward(m.dx, m.G(p.norm2_w), m.G(p.norm2_b), m.dln, s.xmid, s.mean2, s.rstd2,
+                            m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
     // xmid = x_l + proj(attention(qkv(norm1(x_l))))
     ops::linear_backward(m.dln, m.G(p.proj_w), m.G(p.proj_b), m.dx, s.attn, m.W(p.proj_w), BN, D,
                          D);
@@ -401,9 +410,8 @@ void Model::backward(const float* dlogits) {
                             H);
     ops::linear_backward(m.dln, m.G(p.qkv_w), m.Gopt(p.qkv_b), m.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
                          3 * D);
-    ops::layernorm_backward(m.dtmp, m.G(p.norm1_w), m.G(p.norm1_b), m.dln, m.x[l], s.mean1, s.rstd1,
-                            m.W(p.norm1_w), BN, D);
-    ops::residual_backward(m.dx, m.dx, m.dtmp, BN * D);
+    ops::layernorm_backward(m.dx, m.G(p.norm1_w), m.G(p.norm1_b), m.dln, m.x[l], s.mean1, s.rstd1,
+                            m.W(p.norm1_w), BN, D, /*accumulate=*/true);
   }
 
   ops::pos_add_backward(m.dx, learned ? m.G(m.pos) : nullptr, m.dx, B, N, D);
@@ -456,19 +464,23 @@ void Model::predict(const float* images, int B, float* logits) {
                            c.image_size, c.patch_size, D);
   if (c.pool == Pool::kCls) ops::cls_prepend_forward(x, pe, m.W(m.cls), B, Np, D);
   ops::pos_add_forward(x, x, m.W(m.pos), B, N, D);
+  // As in forward(), but the residual stream x is updated in place.
+  if (c.depth > 0) {
+    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(m.blocks[0].norm1_w),
+                           m.W(m.blocks[0].norm1_b), BN, D, c.ln_eps);
+  }
   for (int l = 0; l < c.depth; ++l) {
     const BlockOffsets& p = m.blocks[l];
-    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
-                           c.ln_eps);
     ops::linear_forward(qkv, ln, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
     ops::attention_forward(attn, nullptr, scratch, m.infer_slots, qkv, B, N, D, H);
-    ops::linear_forward(ln, attn, m.W(p.proj_w), m.W(p.proj_b), BN, D, D);
-    ops::residual_forward(x, x, ln, BN * D);
-    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
-                           c.ln_eps);
+    ops::linear_residual_norm_forward(x, ln, nullptr, nullptr, attn, m.W(p.proj_w), m.W(p.proj_b),
+                                      x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D, D, c.ln_eps);
     ops::linear_gelu_forward(h, nullptr, ln, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    ops::linear_forward(ln, h, m.W(p.fc2_w), m.W(p.fc2_b), BN, M, D);
-    ops::residual_forward(x, x, ln, BN * D);
+    const bool last = l + 1 == c.depth;  // then no next norm1
+    ops::linear_residual_norm_forward(
+        x, last ? nullptr : ln, nullptr, nullptr, h, m.W(p.fc2_w), m.W(p.fc2_b), x,
+        last ? nullptr : m.W(m.blocks[l + 1].norm1_w),
+        last ? nullptr : m.W(m.blocks[l + 1].norm1_b), BN, M, D, c.ln_eps);
   }
   if (c.pool == Pool::kCls) {
     ops::cls_pool_forward(pooled, x, B, N, D);

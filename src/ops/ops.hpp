@@ -19,12 +19,20 @@ namespace vit::ops {
 // while it is still in cache (instead of another pass over memory):
 //   kGelu:  C holds h; writes out = GELU(h) and, when slope is non-null, slope = GELU'(h)
 //           (arrays with row stride ld; out may be C itself);
-//   kScale: C *= scale, elementwise (row stride ld): the backward through a saved slope.
+//   kScale: C *= scale, elementwise (row stride ld): the backward through a saved slope;
+//   kResidualNorm: C += residual when non-null; then, when norm is non-null, norm = LayerNorm(C)
+//           per row with norm_w, norm_b, eps, saving mean and rstd per row when non-null (arrays
+//           with row stride ld). It needs whole rows of C, so it runs once a row block's every
+//           column is done: a residual block's output and the next LayerNorm in one pass.
 struct Epilogue {
-  enum Kind { kNone, kGelu, kScale } kind = kNone;
+  enum Kind { kNone, kGelu, kScale, kResidualNorm } kind = kNone;
   float* out = nullptr;
   float* slope = nullptr;
   const float* scale = nullptr;
+  const float* residual = nullptr;
+  float *norm = nullptr, *mean = nullptr, *rstd = nullptr;
+  const float *norm_w = nullptr, *norm_b = nullptr;
+  float eps = 0.0f;
   int64_t ld = 0;
 };
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
@@ -33,7 +41,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
 void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O);
-// The epilogue on the block C[i0:i0+m, j0:j0+n] (C points at its first element).
+// The epilogue on the block C[i0:i0+m, j0:j0+n] (C points at its first element); for
+// kResidualNorm the block must hold whole rows (j0 = 0, n = N).
 void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0, int m, int n);
 
 // ---- Reductions (src/ops/cpu/reduce.cpp)
@@ -79,8 +88,14 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* x, con
                        const float* b, int64_t R, int D, float eps);
 // xhat = (x - mean) * rstd, g = dout * w:
 // dx = rstd * (g - mean_D(g) - xhat * mean_D(g * xhat)); dw += sum_r dout * xhat; db += sum_r dout.
+// accumulate: dx += instead of dx =, the join of a residual y = x + f(LN(x)) done in the same pass
+// (dx then holds the skip path's gradient on entry).
 void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                        const float* mean, const float* rstd, const float* w, int64_t R, int D);
+                        const float* mean, const float* rstd, const float* w, int64_t R, int D,
+                        bool accumulate = false);
+
+// kResidualNorm's work on the whole rows C[i0:i0+m, 0:n] (src/ops/cpu/layernorm.cpp).
+void residual_norm_rows(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int m, int n);
 
 // ---- Linear (src/ops/cpu/linear.cpp): out [R, O] = x [R, I] @ w[O, I]^T + b [O] (b nullable).
 void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
@@ -89,6 +104,15 @@ void linear_forward(float* out, const float* x, const float* w, const float* b, 
 // x is only read before dx is written.
 void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
                      const float* w, int64_t R, int I, int O);
+
+// ---- Linear + residual + LayerNorm, fused (the end of each half of a block): out [R, O] =
+// residual + x @ w^T + b; then, when ln is non-null, ln = LayerNorm(out) with ln_w, ln_b, eps
+// (mean, rstd [R] saved when non-null) - the next sublayer's input, made while out is in cache.
+// residual may alias out (in-place inference); x must not.
+void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
+                                  const float* w, const float* b, const float* residual,
+                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
+                                  float eps);
 
 // ---- Linear + GELU, fused (the MLP): g = GELU(x @ w^T + b) and, when slope is non-null
 // (training), slope = GELU'(x @ w^T + b), both [R, O]. The pre-activation is not kept: the backward
@@ -108,12 +132,6 @@ void gelu_forward(float* out, float* slope, const float* x, int64_t n);
 // dx = dout * GELU'(x): the slope from the forward when non-null, else computed from x; dx may
 // alias dout.
 void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n);
-
-// ---- Residual (src/ops/cpu/tokens.cpp): y = x + f(x).
-void residual_forward(float* out, const float* x, const float* fx, int64_t n);  // out may alias x
-// The join of the two paths in the backward: dx = dout + dbranch, where dbranch is the branch's
-// gradient with respect to x. dx may alias dout or dbranch.
-void residual_backward(float* dx, const float* dout, const float* dbranch, int64_t n);
 
 // ---- Multi-head self-attention core (src/ops/cpu/attention.cpp).
 // qkv [B, N, 3D] is the fused projection laid out [q | k | v], each split into H heads of Dh

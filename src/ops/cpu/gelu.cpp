@@ -70,6 +70,7 @@ void gelu_backward(float* dx, const float* dout, const float* x, const float* sl
 }
 
 void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0, int m, int n) {
+  if (e.kind == Epilogue::kResidualNorm) return residual_norm_rows(e, C, ldc, i0, m, n);
   for (int i = 0; i < m; ++i) {
     float* c = C + i * ldc;
     const int64_t off = (i0 + i) * e.ld + j0;

@@ -76,13 +76,15 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
     __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
-    if (accumulate) {
-      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
-      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
-    }
+    // The bias before C: (A B + bias) + C, the rounding of a linear layer followed by a residual
+    // add, so that in-place inference matches the training forward bitwise.
     if (bias) {
       r0 = _mm512_add_ps(r0, bias0);
       r1 = _mm512_add_ps(r1, bias1);
+    }
+    if (accumulate) {
+      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
+      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
     }
     _mm512_mask_storeu_ps(row, m0, r0);
     _mm512_mask_storeu_ps(row + 16, m1, r1);
@@ -114,12 +116,14 @@ inline void with_tile_rows(int mr, F&& f) {
 }
 
 // Rows [m_begin, m_end) of C for one packed (kc x nc) block of B; bias points at the block's
-// columns. The epilogue runs on each tile just stored; n0 is the block's first column in the
-// whole C (the epilogue's arrays are indexed globally).
+// columns. The epilogue runs on each tile just stored, or (kResidualNorm, nc = N) on each row block
+// once all its columns are; n0 is the block's first column in the whole C (the epilogue's arrays
+// are indexed globally).
 void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const float* packed,
           float* C, int ldc, float alpha, bool accumulate, const float* bias, const Epilogue* epi,
           int n0) {
   const int panels = (nc + kNR - 1) / kNR;
+  const bool whole_rows = epi && epi->kind == Epilogue::kResidualNorm;
   for (int i = m_begin; i < m_end; i += kMR) {
     const int mr = std::min(kMR, m_end - i);
     const float* a = A + int64_t(i) * lda;
@@ -131,8 +135,9 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
       const float* bb = bias ? bias + p * kNR : nullptr;
       with_tile_rows(
           mr, [&]<int MR>() { tile<MR>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb); });
-      if (epi) apply_epilogue(*epi, cp, ldc, i, n0 + p * kNR, mr, w);
+      if (epi && !whole_rows) apply_epilogue(*epi, cp, ldc, i, n0 + p * kNR, mr, w);
     }
+    if (whole_rows) apply_epilogue(*epi, c, ldc, i, n0, mr, nc);
   }
 }
 
@@ -297,7 +302,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
   // 6400 x {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
   // wins on large K (ViT-B's K = 768 and 3072) and on small M (attention's per-head products).
-  if (!trans_a && K > 0 && K <= 256 && M >= 256 && (beta == 0.0f || beta == 1.0f)) {
+  // (kResidualNorm needs whole rows in one column block.)
+  if (!trans_a && K > 0 && K <= 256 && M >= 256 && (beta == 0.0f || beta == 1.0f) &&
+      (epilogue.kind != Epilogue::kResidualNorm || N <= kNC)) {
     gemm_tall(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }

@@ -15,6 +15,25 @@ void linear_backward(float* dx, float* dw, float* db, const float* dout, const f
   if (dx) gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
 }
 
+void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
+                                  const float* w, const float* b, const float* residual,
+                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
+                                  float eps) {
+  Epilogue e;
+  e.kind = Epilogue::kResidualNorm;
+  // In place (residual == out): the GEMM adds onto out itself, the epilogue only normalises.
+  const bool in_place = residual == out;
+  e.residual = in_place ? nullptr : residual;
+  e.norm = ln;
+  e.mean = mean;
+  e.rstd = rstd;
+  e.norm_w = ln_w;
+  e.norm_b = ln_b;
+  e.eps = eps;
+  e.ld = O;
+  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, in_place ? 1.0f : 0.0f, out, O, b, e);
+}
+
 void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
                          int64_t R, int I, int O) {
   Epilogue e;

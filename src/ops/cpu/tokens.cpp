@@ -1,5 +1,5 @@
 // Token-level ops: class-token prepend, positional embedding (learned add and the fixed sin/cos
-// table), pooling to one vector per image, and the residual join.
+// table) and pooling to one vector per image.
 #include <cmath>
 #include <cstring>
 
@@ -108,16 +108,6 @@ void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
       for (int d = 0; d < D; ++d) row[d] = g[d] * inv;
     }
   }
-}
-
-void residual_forward(float* out, const float* x, const float* fx, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] + fx[i];
-}
-
-void residual_backward(float* dx, const float* dout, const float* dbranch, int64_t n) {
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) dx[i] = dout[i] + dbranch[i];
 }
 
 }  // namespace vit::ops
