@@ -156,18 +156,31 @@ TEST(Gemm, WeightGradWithBiasSums) {
   }
 }
 
-// The weight-gradient kernel sums each element in a fixed order whatever the thread count.
+// The weight-gradient kernel sums each element in a fixed order whatever the thread count (K in
+// two halves taken by two groups of threads; 3 threads give unequal groups) or when nested; the
+// bias sums too.
 TEST(Gemm, WeightGradientBitwiseAcrossThreads) {
   const int M = 70, N = 96, K = 1000;
   auto A = random_vector(int64_t(K) * M, 14), B = random_vector(int64_t(K) * N, 15);
-  auto C1 = random_vector(int64_t(M) * N, 16), C2 = C1;
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, 1.0f, C1.data(), N);
-  omp_set_num_threads(2);
-  ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, 1.0f, C2.data(), N);
-  omp_set_num_threads(saved);
-  EXPECT_EQ(std::memcmp(C1.data(), C2.data(), C1.size() * sizeof(float)), 0);
+  auto C0 = random_vector(int64_t(M) * N, 16), s0 = random_vector(M, 17);
+  auto run = [&](int threads, bool nested) {
+    std::pair<std::vector<float>, std::vector<float>> out{C0, s0};
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    run_maybe_nested(nested, [&] {
+      ops::weight_grad(out.first.data(), out.second.data(), A.data(), B.data(), K, N, M);
+    });
+    omp_set_num_threads(saved);
+    return out;
+  };
+  const auto one = run(1, false);
+  for (auto [threads, nested] : {std::pair{2, false}, std::pair{3, false}, std::pair{2, true}}) {
+    const auto other = run(threads, nested);
+    EXPECT_EQ(std::memcmp(one.first.data(), other.first.data(), one.first.size() * 4), 0)
+        << threads << " threads" << (nested ? ", nested" : "");
+    EXPECT_EQ(std::memcmp(one.second.data(), other.second.data(), one.second.size() * 4), 0)
+        << "bias sums, " << threads << " threads" << (nested ? ", nested" : "");
+  }
 }
 
 // The fused MLP ops equal the unfused composition, on both GEMM paths.

@@ -185,8 +185,8 @@ void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, i
 // it nearly as much as the multiply here. No packing is needed: row k of A gives the MR values
 // broadcast into an MR x 32 register tile, row k of B its 32 columns, both read in place. K is cut
 // into chunks whose rows of A and B stay in L2 while every tile passes over them; each chunk's
-// sum in the tile's registers is then added to C. Each C element is summed over k in order by
-// the one thread that owns its tile, so the result does not depend on the thread count.
+// sum in the tile's registers is then added to C. Each C element is summed over k in a fixed
+// order (see gemm_wgrad), so the result does not depend on the thread count.
 constexpr int kWR = 8;    // rows of C (columns of A) per tile
 constexpr int kKC = 256;  // rows of A and B per chunk
 // Measured (BM_GemmTN, 2 threads): 228-250 GFLOP/s against OpenBLAS's 129-200 on tiny28's shapes
@@ -245,15 +245,15 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
   }
 }
 
-// Tiles [t_begin, t_end) of C (row-major over kWR x kNR tiles), every chunk of K; the tiles of
-// the first column also add A's column sums to asums (when non-null).
-void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, int lda,
-                 const float* B, int ldb, bool beta_one, float* C, int ldc, float* asums) {
+// Tiles [t_begin, t_end) of C (row-major over kWR x kNR tiles), the chunks of K in [k_begin,
+// k_end); the tiles of the first column also add A's column sums to asums (when non-null).
+void wgrad_tiles(int t_begin, int t_end, int M, int N, int k_begin, int k_end, const float* A,
+                 int lda, const float* B, int ldb, bool beta_one, float* C, int ldc, float* asums) {
   const int tn = (N + kNR - 1) / kNR;
-  for (int k0 = 0; k0 < K; k0 += kKC) {
-    const int kc = std::min(kKC, K - k0);
-    const bool load_c = beta_one || k0 > 0;
-    const int ahead = k0 + kc < K ? kc : 0;  // the next chunk's rows are kc further on
+  for (int k0 = k_begin; k0 < k_end; k0 += kKC) {
+    const int kc = std::min(kKC, k_end - k0);
+    const bool load_c = beta_one || k0 > k_begin;
+    const int ahead = k0 + kc < k_end ? kc : 0;  // the next chunk's rows are kc further on
     const float* a = A + int64_t(k0) * lda;
     const float* b = B + int64_t(k0) * ldb;
     for (int t = t_begin; t < t_end; ++t) {
@@ -272,18 +272,72 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int K, const float* A, in
   }
 }
 
+// K is cut into two fixed halves (whole chunks; one when K is a single chunk): the first is summed
+// into C, the second into a separate partial that is then added to C. Half the threads take each
+// half, splitting its tiles, so each reads only half of the rows of A and B - the half that the
+// op before it (split by rows) left in its own cache. The halves do not depend on the thread
+// count, nor then does the result: C = (C + first half) + second half, whoever computes them.
 void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
                 float* C, int ldc, float* asums) {
   const int tiles = (M + kWR - 1) / kWR * ((N + kNR - 1) / kNR);
-  if (omp_in_parallel()) {
-    wgrad_tiles(0, tiles, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc, asums);
+  const int chunks = (K + kKC - 1) / kKC;
+  const int k_split = std::min(K, (chunks + 1) / 2 * kKC);
+  const bool beta_one = beta != 0.0f;
+  // The second half's partial C [M, N] and column sums [M] (the calling thread's buffer).
+  float* partial = pack_buffer(size_t(M) * N + M);
+  float* psums = asums ? partial + int64_t(M) * N : nullptr;
+  auto add_partial = [&](int r_begin, int r_end) {
+    for (int r = r_begin; r < r_end; ++r) {
+      float* c = C + int64_t(r) * ldc;
+      const float* p = partial + int64_t(r) * N;
+#pragma omp simd
+      for (int j = 0; j < N; ++j) c[j] += p[j];
+    }
+  };
+  if (k_split == K) {  // one half
+    if (omp_in_parallel()) {
+      wgrad_tiles(0, tiles, M, N, 0, K, A, lda, B, ldb, beta_one, C, ldc, asums);
+      return;
+    }
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      wgrad_tiles(tiles * t / nt, tiles * (t + 1) / nt, M, N, 0, K, A, lda, B, ldb, beta_one, C,
+                  ldc, asums);
+    }
     return;
   }
+  if (psums) std::fill(psums, psums + M, 0.0f);
+  auto both_halves = [&] {
+    wgrad_tiles(0, tiles, M, N, 0, k_split, A, lda, B, ldb, beta_one, C, ldc, asums);
+    wgrad_tiles(0, tiles, M, N, k_split, K, A, lda, B, ldb, false, partial, N, psums);
+    add_partial(0, M);
+  };
+  if (omp_in_parallel()) {
+    both_halves();
+  } else {
 #pragma omp parallel
-  {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    wgrad_tiles(tiles * t / nt, tiles * (t + 1) / nt, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc,
-                asums);
+    {
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int first = (nt + 1) / 2;  // threads on the first half; the rest on the second
+      if (nt == 1) {
+        both_halves();
+      } else {
+        if (t < first) {
+          wgrad_tiles(tiles * t / first, tiles * (t + 1) / first, M, N, 0, k_split, A, lda, B, ldb,
+                      beta_one, C, ldc, asums);
+        } else {
+          const int u = t - first, nu = nt - first;
+          wgrad_tiles(tiles * u / nu, tiles * (u + 1) / nu, M, N, k_split, K, A, lda, B, ldb, false,
+                      partial, N, psums);
+        }
+#pragma omp barrier
+        add_partial(M * t / nt, M * (t + 1) / nt);
+      }
+    }
+  }
+  if (asums) {
+    for (int r = 0; r < M; ++r) asums[r] += psums[r];
   }
 }
 
