@@ -3,6 +3,7 @@
 // computed in the forward (where x is in cache, straight out of the GEMM), so the backward is one
 // multiply per element and reads one array instead of x and Phi(x).
 #include <algorithm>
+#include <cstdint>
 
 #include "ops/cpu/vmath.hpp"
 #include "ops/ops.hpp"
@@ -27,7 +28,14 @@ void gelu_span(float* out, float* slope, const float* x, int64_t n) {
       const __m512 pdf =
           _mm512_mul_ps(_mm512_set1_ps(kInvSqrt2Pi),
                         vmath::exp(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), v), v)));
-      _mm512_mask_storeu_ps(slope + j, m, _mm512_fmadd_ps(v, pdf, c));
+      const __m512 sl = _mm512_fmadd_ps(v, pdf, c);
+      // The slope is read only in the backward, long after: full aligned lines go straight to
+      // memory (a streaming store), not first read into the cache to be overwritten.
+      if (m == 0xFFFF && (reinterpret_cast<uintptr_t>(slope + j) & 63) == 0) {
+        _mm512_stream_ps(slope + j, sl);
+      } else {
+        _mm512_mask_storeu_ps(slope + j, m, sl);
+      }
     }
     if (out) _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(v, c));
   }
@@ -56,6 +64,9 @@ void for_chunks(int64_t n, F&& f) {
 void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
   for_chunks(n, [&](int64_t j, int64_t len) {
     gelu_span(out + j, slope ? slope + j : nullptr, x + j, len);
+#ifdef __AVX512F__
+    _mm_sfence();  // the streaming stores are visible before the region's barrier
+#endif
   });
 }
 

@@ -139,6 +139,7 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
     }
     if (whole_rows) apply_epilogue(*epi, c, ldc, i, n0, mr, nc);
   }
+  if (epi) _mm_sfence();  // an epilogue's streaming stores are visible before the barrier
 }
 
 // Packing buffer per thread, grown (rarely: the first call of each size) and then reused.
@@ -385,6 +386,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 #pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
     for (int i = 0; i < M; i += kRows) {
       apply_epilogue(epilogue, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
+#ifdef __AVX512F__
+      _mm_sfence();
+#endif
     }
   }
 }
