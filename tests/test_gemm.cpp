@@ -215,6 +215,20 @@ TEST(Gemm, FusedLinearGeluMatchesComposition) {
   }
 }
 
+// A slope over 4 MB is written with streaming stores: the same values.
+TEST(Gemm, FusedLinearGeluStreamingSlope) {
+  const int R = 6400, I = 64, O = 257;  // O odd: some rows' lines are unaligned, stored plainly
+  auto x = random_vector(int64_t(R) * I, 21), w = random_vector(int64_t(O) * I, 22, 0.2);
+  auto b = random_vector(O, 23, 0.5);
+  std::vector<float> g(size_t(R) * O), slope(size_t(R) * O), h2(size_t(R) * O), g2(size_t(R) * O),
+      slope2(size_t(R) * O);
+  ops::linear_gelu_forward(g.data(), slope.data(), x.data(), w.data(), b.data(), R, I, O);
+  ops::linear_forward(h2.data(), x.data(), w.data(), b.data(), R, I, O);
+  ops::gelu_forward(g2.data(), slope2.data(), h2.data(), int64_t(R) * O);
+  expect_close("g", g.data(), g2, 1e-7, 1e-6);
+  expect_close("slope", slope.data(), slope2, 1e-7, 1e-6);
+}
+
 // linear + residual + LayerNorm in one GEMM epilogue against the three ops one after another, on
 // our kernel (I 64; O 40 is a partial column panel, R 301 a partial row tile; also from inside a
 // parallel region), on OpenBLAS + a separate pass (I 300), and past one column block (O 1100);

@@ -18,7 +18,7 @@ namespace vit::ops {
 // likewise op(B) is B[K,N] or B[N,K] transposed. An epilogue then transforms the finished C
 // while it is still in cache (instead of another pass over memory):
 //   kGelu:  C holds h; writes out = GELU(h) and, when slope is non-null, slope = GELU'(h)
-//           (arrays with row stride ld; out may be C itself);
+//           (arrays with row stride ld; out may be C itself), with streaming stores when stream;
 //   kScale: C *= scale, elementwise (row stride ld): the backward through a saved slope;
 //   kResidualNorm: C += residual when non-null; then, when norm is non-null, norm = LayerNorm(C)
 //           per row with norm_w, norm_b, eps, saving mean and rstd per row when non-null (arrays
@@ -33,6 +33,7 @@ struct Epilogue {
   float *norm = nullptr, *mean = nullptr, *rstd = nullptr;
   const float *norm_w = nullptr, *norm_b = nullptr;
   float eps = 0.0f;
+  bool stream = false;
   int64_t ld = 0;
 };
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,

@@ -15,8 +15,10 @@ constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 
 // For j < n: out[j] = x[j] Phi(x[j]) and slope[j] = Phi(x[j]) + x[j] phi(x[j]), each when
-// non-null; out may be x.
-void gelu_span(float* out, float* slope, const float* x, int64_t n) {
+// non-null; out may be x. stream: full aligned lines of the slope go straight to memory (a
+// streaming store) instead of being read into the cache first, for a slope too large to stay
+// cached until the backward reads it.
+void gelu_span(float* out, float* slope, const float* x, int64_t n, bool stream) {
 #ifdef __AVX512F__
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
@@ -29,9 +31,7 @@ void gelu_span(float* out, float* slope, const float* x, int64_t n) {
           _mm512_mul_ps(_mm512_set1_ps(kInvSqrt2Pi),
                         vmath::exp(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), v), v)));
       const __m512 sl = _mm512_fmadd_ps(v, pdf, c);
-      // The slope is read only in the backward, long after: full aligned lines go straight to
-      // memory (a streaming store), not first read into the cache to be overwritten.
-      if (m == 0xFFFF && (reinterpret_cast<uintptr_t>(slope + j) & 63) == 0) {
+      if (stream && m == 0xFFFF && (reinterpret_cast<uintptr_t>(slope + j) & 63) == 0) {
         _mm512_stream_ps(slope + j, sl);
       } else {
         _mm512_mask_storeu_ps(slope + j, m, sl);
@@ -63,10 +63,7 @@ void for_chunks(int64_t n, F&& f) {
 
 void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
   for_chunks(n, [&](int64_t j, int64_t len) {
-    gelu_span(out + j, slope ? slope + j : nullptr, x + j, len);
-#ifdef __AVX512F__
-    _mm_sfence();  // the streaming stores are visible before the region's barrier
-#endif
+    gelu_span(out + j, slope ? slope + j : nullptr, x + j, len, false);
   });
 }
 
@@ -74,7 +71,7 @@ void gelu_backward(float* dx, const float* dout, const float* x, const float* sl
   for_chunks(n, [&](int64_t j, int64_t len) {
     float computed[kChunk];  // the chunk's slope when the caller has not kept it
     const float* s = slope ? slope + j : computed;
-    if (!slope) gelu_span(nullptr, computed, x + j, len);
+    if (!slope) gelu_span(nullptr, computed, x + j, len, false);
 #pragma omp simd
     for (int64_t i = 0; i < len; ++i) dx[j + i] = dout[j + i] * s[i];
   });
@@ -86,7 +83,7 @@ void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0
     float* c = C + i * ldc;
     const int64_t off = (i0 + i) * e.ld + j0;
     if (e.kind == Epilogue::kGelu) {
-      gelu_span(e.out + off, e.slope ? e.slope + off : nullptr, c, n);  // out may be C itself
+      gelu_span(e.out + off, e.slope ? e.slope + off : nullptr, c, n, e.stream);  // out may be C
     } else if (e.kind == Epilogue::kScale) {
       const float* s = e.scale + off;
 #pragma omp simd

@@ -139,7 +139,7 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
     }
     if (whole_rows) apply_epilogue(*epi, c, ldc, i, n0, mr, nc);
   }
-  if (epi) _mm_sfence();  // an epilogue's streaming stores are visible before the barrier
+  if (epi && epi->stream) _mm_sfence();  // the streaming stores are visible before the barrier
 }
 
 // Packing buffer per thread, grown (rarely: the first call of each size) and then reused.
@@ -387,7 +387,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     for (int i = 0; i < M; i += kRows) {
       apply_epilogue(epilogue, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
 #ifdef __AVX512F__
-      _mm_sfence();
+      if (epilogue.stream) _mm_sfence();
 #endif
     }
   }
