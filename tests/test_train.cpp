@@ -181,7 +181,7 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
   for (const char* other : {"mnist", "idx:/data/fashion-mnist"}) {
     const Recipe& r = p.recipe_for(other);
     EXPECT_EQ(&r, &p.recipe) << other;
-    EXPECT_EQ(r.epochs, 30) << other;
+    EXPECT_EQ(r.epochs, 50) << other;
     EXPECT_EQ(r.augment.crop_padding, 2) << other;
     EXPECT_EQ(r.augment.erase_prob, 0.25f) << other;
   }

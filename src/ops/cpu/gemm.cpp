@@ -142,7 +142,8 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
   if (epi && epi->stream) _mm_sfence();  // the streaming stores are visible before the barrier
 }
 
-// Packing buffer per thread, grown (rarely: the first call of each size) and then reused.
+// Scratch per thread (gemm_tall's packed B, gemm_wgrad's partial sums), grown (rarely: the first call
+// of each size) and then reused.
 float* pack_buffer(size_t floats) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats) buffer.resize(floats);
