@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "ops/ops.hpp"
 #include "test_util.hpp"
 #include "vit/error.hpp"
+#include "vit/threads.hpp"
 
 namespace vit::test {
 namespace {
@@ -88,6 +90,30 @@ TEST(Ops, LayerNormBackwardOverChunksAndAccumulating) {
   ops::layernorm_backward(acc.data(), nullptr, nullptr, dy.data(), x.data(), mean.data(),
                           rstd.data(), w.data(), R, D, /*accumulate=*/true);
   expect_close("layernorm dx accumulated", acc.data(), expected, kGradAtol, kGradRtol);
+}
+
+// Large enough to run in parallel (D not a multiple of 16): 1 and 2 threads agree bitwise.
+TEST(Ops, LayerNormBackwardBitwiseAcrossThreads) {
+  const int R = 600, D = 72;
+  auto x = random_vector(R * D, 41, 1.5, 0.3), w = random_vector(D, 42, 0.5, 1.0);
+  auto b = random_vector(D, 43), dy = random_vector(R * D, 44), skip = random_vector(R * D, 45);
+  std::vector<float> y(R * D), mean(R), rstd(R);
+  ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
+                         1e-6f);
+  auto run = [&](int threads) {
+    const int before = num_threads();
+    set_num_threads(threads);
+    std::vector<float> dx(skip), dw(D, 0.25f), db(D, 0.5f);
+    ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
+                            rstd.data(), w.data(), R, D, /*accumulate=*/true);
+    set_num_threads(before);
+    dx.insert(dx.end(), dw.begin(), dw.end());
+    dx.insert(dx.end(), db.begin(), db.end());
+    return dx;
+  };
+  const auto one = run(1), two = run(2);
+  EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * 4), 0)
+      << "max diff " << compare(one.data(), two.data(), int64_t(one.size()), 0, 0).max_abs;
 }
 
 TEST_F(OpsFixture, Linear) {

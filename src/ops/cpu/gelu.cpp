@@ -40,6 +40,7 @@ void gelu_span(float* out, float* slope, const float* x, int64_t n, bool stream)
     if (out) _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(v, c));
   }
 #else
+  (void)stream;  // no streaming stores in this form
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
     const float v = x[j];

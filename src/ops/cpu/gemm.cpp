@@ -77,7 +77,8 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
     float* row = C + int64_t(i) * ldc;
     __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
     // The bias before C: (A B + bias) + C, the rounding of a linear layer followed by a residual
-    // add, so that in-place inference matches the training forward bitwise.
+    // add, so that in-place inference matches the training forward bitwise on this kernel (the
+    // OpenBLAS path in gemm() keeps its two modes alike too).
     if (bias) {
       r0 = _mm512_add_ps(r0, bias0);
       r1 = _mm512_add_ps(r1, bias1);
@@ -142,8 +143,8 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
   if (epi && epi->stream) _mm_sfence();  // the streaming stores are visible before the barrier
 }
 
-// Scratch per thread (gemm_tall's packed B, gemm_wgrad's partial sums), grown (rarely: the first call
-// of each size) and then reused.
+// Scratch per thread (gemm_tall's packed B, gemm_wgrad's partial sums), grown (rarely: the first
+// call of each size) and then reused.
 float* pack_buffer(size_t floats) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < floats) buffer.resize(floats);
@@ -275,27 +276,17 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int k_begin, int k_end, c
 }
 
 // K is cut into two fixed halves (whole chunks; one when K is a single chunk): the first is summed
-// into C, the second into a separate partial that is then added to C. Half the threads take each
-// half, splitting its tiles, so each reads only half of the rows of A and B - the half that the
-// op before it (split by rows) left in its own cache. The halves do not depend on the thread
-// count, nor then does the result: C = (C + first half) + second half, whoever computes them.
+// into C, the second into a separate partial that is then added to C. A group of threads takes
+// each half (the first group one larger for odd counts), splitting its tiles, so each reads only
+// half of the rows of A and B - the half that the op before it (split by rows) left in its own
+// cache. The halves do not depend on the thread count, nor then does the result: C = (C + first
+// half) + second half, whoever computes them.
 void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
                 float* C, int ldc, float* asums) {
   const int tiles = (M + kWR - 1) / kWR * ((N + kNR - 1) / kNR);
   const int chunks = (K + kKC - 1) / kKC;
   const int k_split = std::min(K, (chunks + 1) / 2 * kKC);
   const bool beta_one = beta != 0.0f;
-  // The second half's partial C [M, N] and column sums [M] (the calling thread's buffer).
-  float* partial = pack_buffer(size_t(M) * N + M);
-  float* psums = asums ? partial + int64_t(M) * N : nullptr;
-  auto add_partial = [&](int r_begin, int r_end) {
-    for (int r = r_begin; r < r_end; ++r) {
-      float* c = C + int64_t(r) * ldc;
-      const float* p = partial + int64_t(r) * N;
-#pragma omp simd
-      for (int j = 0; j < N; ++j) c[j] += p[j];
-    }
-  };
   if (k_split == K) {  // one half
     if (omp_in_parallel()) {
       wgrad_tiles(0, tiles, M, N, 0, K, A, lda, B, ldb, beta_one, C, ldc, asums);
@@ -309,7 +300,18 @@ void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, in
     }
     return;
   }
+  // The second half's partial C [M, N] and column sums [M] (the calling thread's buffer).
+  float* partial = pack_buffer(size_t(M) * N + M);
+  float* psums = asums ? partial + int64_t(M) * N : nullptr;
   if (psums) std::fill(psums, psums + M, 0.0f);
+  auto add_partial = [&](int r_begin, int r_end) {
+    for (int r = r_begin; r < r_end; ++r) {
+      float* c = C + int64_t(r) * ldc;
+      const float* p = partial + int64_t(r) * N;
+#pragma omp simd
+      for (int j = 0; j < N; ++j) c[j] += p[j];
+    }
+  };
   auto both_halves = [&] {
     wgrad_tiles(0, tiles, M, N, 0, k_split, A, lda, B, ldb, beta_one, C, ldc, asums);
     wgrad_tiles(0, tiles, M, N, k_split, K, A, lda, B, ldb, false, partial, N, psums);
@@ -371,24 +373,35 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     return;
   }
 #endif
-  if (bias) {
-    // OpenBLAS has no bias: C = beta C + bias first, then C += alpha op(A) op(B).
-#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768)
+  // OpenBLAS has no bias: C = beta C + bias first, then C += alpha op(A) op(B). A residual is added
+  // in the same first pass, so that out of place ((residual + bias) + AB) rounds as in place does
+  // (C = residual, beta 1).
+  const float* res = epilogue.kind == Epilogue::kResidualNorm ? epilogue.residual : nullptr;
+  if (bias || res) {
+#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
     for (int i = 0; i < M; ++i) {
       float* row = C + int64_t(i) * ldc;
-      for (int j = 0; j < N; ++j) row[j] = (beta == 0.0f ? 0.0f : beta * row[j]) + bias[j];
+      const float* r = res ? res + int64_t(i) * epilogue.ld : nullptr;
+      for (int j = 0; j < N; ++j) {
+        float v = beta == 0.0f ? 0.0f : beta * row[j];
+        if (r) v += r[j];
+        if (bias) v += bias[j];
+        row[j] = v;
+      }
     }
     beta = 1.0f;
   }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
               trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (epilogue.kind != Epilogue::kNone) {
+    Epilogue e = epilogue;
+    e.residual = nullptr;  // added above
     constexpr int kRows = 16;
 #pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
     for (int i = 0; i < M; i += kRows) {
-      apply_epilogue(epilogue, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
+      apply_epilogue(e, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
 #ifdef __AVX512F__
-      if (epilogue.stream) _mm_sfence();
+      if (e.stream) _mm_sfence();
 #endif
     }
   }
