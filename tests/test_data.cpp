@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -176,6 +177,46 @@ TEST_F(Augment, SeededPerSampleAndReproducible) {
   // A sample's augmentation does not depend on its batch position or neighbours.
   auto b = batch(aug, 1, 0, {5, 2, 9});
   EXPECT_TRUE(std::equal(b.begin() + 144, b.begin() + 288, a.begin() + 288));
+}
+
+// Patch dropout's draws: distinct, sorted, in range; seeded per (seed, epoch, sample) whatever
+// the batch; every patch equally likely (49 patches, 24 kept: each kept with probability 24/49).
+TEST(Data, KeptPatchesAreSeededUniformSubsets) {
+  const int Np = 49, Nk = 24;
+  const std::vector<int64_t> idx = {3, 8, 1, 40000};
+  auto draw = [&](uint64_t seed, int64_t epoch, const std::vector<int64_t>& samples) {
+    std::vector<int32_t> keep(samples.size() * Nk);
+    sample_kept_patches(samples.data(), int(samples.size()), Np, Nk, seed, epoch, keep.data());
+    return keep;
+  };
+  const auto a = draw(0, 0, idx);
+  for (size_t b = 0; b < idx.size(); ++b) {
+    const int32_t* k = a.data() + b * Nk;
+    for (int j = 0; j < Nk; ++j) {
+      EXPECT_GE(k[j], 0);
+      EXPECT_LT(k[j], Np);
+      if (j) EXPECT_LT(k[j - 1], k[j]) << "sample " << b << ": not increasing and distinct";
+    }
+  }
+  EXPECT_EQ(a, draw(0, 0, idx));
+  EXPECT_NE(a, draw(0, 1, idx));
+  EXPECT_NE(a, draw(1, 0, idx));
+  const auto alone = draw(0, 0, {idx[2]});
+  EXPECT_TRUE(std::equal(alone.begin(), alone.end(), a.begin() + 2 * Nk));
+
+  const int64_t n = 4000;
+  std::vector<int64_t> many(n);
+  for (int64_t i = 0; i < n; ++i) many[size_t(i)] = i;
+  const auto k = draw(7, 2, many);
+  std::vector<int> count(Np, 0);
+  for (int32_t j : k) ++count[size_t(j)];
+  const double p = double(Nk) / Np, expected = n * p, sd = std::sqrt(n * p * (1 - p));
+  for (int j = 0; j < Np; ++j) {
+    EXPECT_NEAR(count[size_t(j)], expected, 5 * sd) << "patch " << j;
+  }
+  std::vector<int32_t> bad(Nk);
+  EXPECT_THROW(sample_kept_patches(idx.data(), 1, Np, 0, 0, 0, bad.data()), Error);
+  EXPECT_THROW(sample_kept_patches(idx.data(), 1, Np, Np + 1, 0, 0, bad.data()), Error);
 }
 
 TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {

@@ -2,7 +2,10 @@
 // every parameter gradient, and five AdamW steps; plus init, names and memory behaviour.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -334,6 +337,83 @@ TEST(Model, SinCosPositionsAreFixed) {
   expect_close("pos_embed after steps", model.param("pos_embed").data, table, 0, 0);
 }
 
+// Patch dropout (forward with kept patch indices), for both poolings: keeping every patch in
+// order is the plain forward bit for bit; the blocks see a set of tokens, so the order of the kept
+// indices does not change the logits; finite differences check the backward through the
+// selection (embedding, class token and positions of kept patches only).
+TEST(Model, PatchDropout) {
+  for (Pool pool : {Pool::kCls, Pool::kMean}) {
+    const std::string tag = pool == Pool::kCls ? " (cls)" : " (mean)";
+    Config c = small_config();
+    c.patch_size = 2;  // 16 patches
+    c.pool = pool;
+    const int B = 3, K = c.num_classes, Np = c.num_patches(), Nk = 6;
+    Model model(c);
+    model.init(11);
+    Rng rng(5);
+    for (const ParamInfo& p : model.params()) {
+      float* w = model.param(p.name).data;
+      for (int64_t i = 0; i < p.numel; ++i) w[i] += float(0.3 * rng.normal());
+    }
+    auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 6);
+    std::vector<int32_t> labels = {2, 0, 4};
+    std::vector<float> probs(B * K), dlogits(B * K);
+    model.enable_training(B);
+    auto grads_of = [&](const int32_t* keep, int num_keep) {
+      const float* logits = model.forward(images.data(), B, keep, num_keep);
+      std::vector<float> out(logits, logits + B * K);
+      cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+      model.zero_grad();
+      model.backward(dlogits.data());
+      out.insert(out.end(), model.grad_data(), model.grad_data() + model.arena_floats());
+      return out;  // logits, then every gradient
+    };
+
+    std::vector<int32_t> all;
+    for (int b = 0; b < B; ++b)
+      for (int j = 0; j < Np; ++j) all.push_back(j);
+    const std::vector<float> plain = grads_of(nullptr, 0), kept_all = grads_of(all.data(), Np);
+    ASSERT_EQ(plain.size(), kept_all.size());
+    EXPECT_EQ(std::memcmp(plain.data(), kept_all.data(), plain.size() * 4), 0)
+        << "keeping every patch differs from the plain forward" << tag;
+
+    const std::vector<int32_t> keep = {0, 3, 5, 9, 12, 15, 1, 2, 7, 8, 10, 11, 4, 6, 13, 14, 15, 0};
+    std::vector<int32_t> shuffled = keep;
+    for (int b = 0; b < B; ++b)
+      std::reverse(shuffled.begin() + b * Nk, shuffled.begin() + (b + 1) * Nk);
+    const std::vector<float> a = grads_of(keep.data(), Nk), r = grads_of(shuffled.data(), Nk);
+    expect_close("logits, kept indices reversed" + tag, r.data(), a.data(), B * K, kFwdAtol,
+                 kFwdRtol);
+    expect_close("gradients, kept indices reversed" + tag, r.data() + B * K, a.data() + B * K,
+                 int64_t(a.size()) - B * K, kGradAtol, kGradRtol);
+    double moved = 0;
+    for (int i = 0; i < B * K; ++i) moved = std::max(moved, double(std::fabs(a[i] - plain[i])));
+    EXPECT_GT(moved, 1e-3) << "dropping patches did not change the logits" << tag;
+
+    auto loss = [&] {
+      const float* logits = model.forward(images.data(), B, keep.data(), Nk);
+      return cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), nullptr);
+    };
+    for (const ParamInfo& p : model.params()) {
+      if (!p.trainable) continue;
+      expect_fd(p.name + ", patch dropout" + tag, model.param(p.name).data, p.numel,
+                a.data() + B * K + p.offset, loss, 6, 1e-2f, 1e-3, 2e-2);
+    }
+    // Positions of patches no image kept get no gradient.
+    if (c.pos_embed == PosEmbed::kLearned) {
+      const int F = c.num_tokens() - Np, D = c.dim;
+      const float* dpos = a.data() + B * K + model.param_info("pos_embed").offset;
+      std::vector<bool> used(Np, false);
+      for (int32_t k : keep) used[k] = true;
+      for (int j = 0; j < Np; ++j) {
+        double mag = 0;
+        for (int d = 0; d < D; ++d) mag += std::fabs(dpos[(F + j) * D + d]);
+        EXPECT_EQ(mag == 0, !used[j]) << "pos_embed row of patch " << j << tag;
+      }
+    }
+  }
+}
+
 TEST(Model, ErrorsAreClear) {
   Config c = small_config();
   Model model(c);
@@ -344,6 +424,11 @@ TEST(Model, ErrorsAreClear) {
   EXPECT_THROW(model.forward(images.data(), 3), Error);
   EXPECT_THROW(model.backward(logits.data()), Error);  // no forward yet
   EXPECT_THROW(model.predict(images.data(), 0, logits.data()), Error);
+  const int32_t keep[4] = {0, 3, 1, 4};  // 4 patches: index 4 is outside
+  EXPECT_THROW(model.forward(images.data(), 2, keep, 2), Error);
+  EXPECT_THROW(model.forward(images.data(), 2, keep, 0), Error);
+  EXPECT_THROW(model.forward(images.data(), 1, keep, 5), Error);
+  EXPECT_NO_THROW(model.forward(images.data(), 1, keep, 2));
   c.heads = 5;
   EXPECT_THROW(Model bad(c), Error);
 }

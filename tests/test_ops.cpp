@@ -196,6 +196,17 @@ TEST_F(OpsFixture, ClsPrependAndPosAdd) {
   expect_close("pos_add.dpos", dpos.data(), get("pos_add.dpos"), kGradAtol, kGradRtol);
 }
 
+TEST_F(OpsFixture, TokenKeep) {
+  const int B = 2, F = 1, Np = 4, Nk = 3, D = 3;
+  auto x = get("token_keep.x"), dout = get("token_keep.dout"), keepf = get("token_keep.keep");
+  std::vector<int32_t> keep(keepf.begin(), keepf.end());
+  std::vector<float> out(B * (F + Nk) * D), dx(B * (F + Np) * D, 7.0f);
+  ops::token_keep_forward(out.data(), x.data(), keep.data(), B, F, Np, Nk, D);
+  expect_close("token_keep.out", out.data(), get("token_keep.out"), 0, 0);
+  ops::token_keep_backward(dx.data(), dout.data(), keep.data(), B, F, Np, Nk, D);
+  expect_close("token_keep.dx", dx.data(), get("token_keep.dx"), kGradAtol, kGradRtol);
+}
+
 TEST_F(OpsFixture, Pooling) {
   const int B = 3, N = 4, D = 5;
   auto x = get("mean_pool.x"), dout = get("mean_pool.dout");

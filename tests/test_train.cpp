@@ -138,6 +138,69 @@ TEST_F(Train, CheckpointRoundTrip) {
   EXPECT_THROW(load_model(dir / "cfg.safetensors"), Error);
 }
 
+// With patch dropout in the first epoch only, across the switch to every token.
+TEST_F(Train, ResumeWithPatchDropoutIsBitwiseExact) {
+  Recipe r = quick(2);
+  r.patch_drop = 0.5f;
+  r.full_token_epochs = 1;
+  ASSERT_EQ(r.kept_patches(small().num_patches(), 0), 8);
+  ASSERT_EQ(r.kept_patches(small().num_patches(), 1), 16);
+  Recorder straight_rec, first_rec, second_rec, plain_rec;
+  train(small(), r, {data, "", dir / "straight", 256}, straight_rec);
+  train(small(), quick(2), {data, "", dir / "plain", 256}, plain_rec);
+  EXPECT_NE(straight_rec.epochs[0].train_loss, plain_rec.epochs[0].train_loss);
+  EXPECT_GT(straight_rec.epochs[1].test_acc, 0.5);  // 4 classes
+  first_rec.stop_after = 1;
+  train(small(), r, {data, "", dir / "resumed", 256}, first_rec);
+  ASSERT_EQ(first_rec.epochs.size(), 1u);
+  resume(dir / "resumed", 0, "", second_rec);
+  ASSERT_EQ(second_rec.epochs.size(), 1u);
+  EXPECT_EQ(second_rec.epochs[0].train_loss, straight_rec.epochs[1].train_loss);
+  SafetensorsReader a(dir / "straight/last.safetensors"), b(dir / "resumed/last.safetensors");
+  for (const TensorInfo& t : a.tensors()) {
+    auto va = a.read_f32(t.name), vb = b.read_f32(t.name);
+    EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * 4), 0) << t.name;
+  }
+}
+
+TEST(Recipe, PatchDropoutCountsAndJson) {
+  Recipe r;
+  r.epochs = 10;
+  EXPECT_EQ(r.kept_patches(49, 0), 49);
+  r.patch_drop = 0.5f;
+  r.full_token_epochs = 3;
+  EXPECT_EQ(r.kept_patches(49, 0), 24);  // timm: max(1, int(49 * 0.5))
+  EXPECT_EQ(r.kept_patches(49, 6), 24);
+  EXPECT_EQ(r.kept_patches(49, 7), 49);  // the last 3 epochs see every token
+  EXPECT_EQ(r.kept_patches(196, 0), 98);
+  r.patch_drop = 0.25f;
+  EXPECT_EQ(r.kept_patches(49, 0), 36);
+  r.patch_drop = 0.99f;
+  EXPECT_EQ(r.kept_patches(49, 0), 1);
+  r.full_token_epochs = 20;  // longer than the run: no epoch drops
+  EXPECT_EQ(r.kept_patches(49, 0), 49);
+
+  r.patch_drop = 0.3f;
+  r.full_token_epochs = 2;
+  const Recipe back = Recipe::from_json(r.to_json());
+  EXPECT_EQ(back.patch_drop, 0.3f);
+  EXPECT_EQ(back.full_token_epochs, 2);
+  // Runs saved before patch dropout existed resume without it.
+  auto j = nlohmann::json::parse(r.to_json());
+  j.erase("patch_drop");
+  j.erase("full_token_epochs");
+  const Recipe old = Recipe::from_json(j.dump());
+  EXPECT_EQ(old.patch_drop, 0.0f);
+  EXPECT_EQ(old.full_token_epochs, 0);
+  r.patch_drop = 1.0f;
+  EXPECT_THROW(r.validate(), Error);
+  r.patch_drop = -0.1f;
+  EXPECT_THROW(r.validate(), Error);
+  r.patch_drop = 0.5f;
+  r.full_token_epochs = -1;
+  EXPECT_THROW(r.validate(), Error);
+}
+
 TEST_F(Train, ResumeIsBitwiseExact) {
   // Two epochs straight, against one epoch, an interruption, and a resume for the second.
   Recorder straight_rec, first_rec, second_rec;

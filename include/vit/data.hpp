@@ -72,6 +72,12 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
                 const AugmentOptions& aug, uint64_t seed, int64_t epoch, float* images,
                 int32_t* labels);
 
+// Patch dropout's draw for a batch: keep [B, num_keep] gets, for sample idx[b], num_keep distinct
+// patch indices out of [0, num_patches) in increasing order, from a stream of (seed, epoch, idx[b])
+// independent of the augmentation's (the same on resume and for any thread count).
+void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_keep, uint64_t seed,
+                         int64_t epoch, int32_t* keep);
+
 // The order of an epoch's samples: a permutation of [0, n) determined by (seed, epoch).
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch);
 

@@ -31,6 +31,14 @@ struct Recipe {
   float qkv_init_std = 0.02f;    // std of the qkv weights at initialisation (timm: 0.02)
   bool pos_init_sincos = false;  // start a learned pos_embed from the sin/cos table
   AugmentOptions augment;
+  // Patch dropout: each training image's blocks see the class token and a random
+  // max(1, floor(num_patches * (1 - patch_drop))) of its patch tokens (timm's patch_drop_rate),
+  // except in the last full_token_epochs epochs (all of a shorter run), which see every token as
+  // evaluation does.
+  float patch_drop = 0.0f;
+  int full_token_epochs = 0;
+  // Patch tokens a training step of 0-based epoch e keeps (num_patches when none are dropped).
+  int kept_patches(int num_patches, int64_t epoch) const;
 
   void validate() const;  // vit::Error naming the first bad field
   std::string to_json() const;

@@ -1,7 +1,9 @@
 // Normalisation statistics, epoch order, seeded per-sample augmentation (random crop with
-// padding, horizontal flip, random erasing) and batch assembly.
+// padding, horizontal flip, random erasing), batch assembly and patch dropout's draws.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <string>
 
 #include "core/rng.hpp"
@@ -17,6 +19,9 @@ uint64_t order_stream(int64_t epoch) {
 }
 uint64_t sample_stream(int64_t epoch, int64_t index) {
   return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x4155470000000000ull;
+}
+uint64_t patch_stream(int64_t epoch, int64_t index) {
+  return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x5041540000000000ull;
 }
 
 }  // namespace
@@ -128,6 +133,26 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
         break;
       }
     }
+  }
+}
+
+void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_keep, uint64_t seed,
+                         int64_t epoch, int32_t* keep) {
+  VIT_CHECK(num_keep >= 1 && num_keep <= num_patches,
+            "patch dropout must keep 1 to " + std::to_string(num_patches) + " patches (got " +
+                std::to_string(num_keep) + ")");
+  std::vector<int32_t> perm(static_cast<size_t>(num_patches));
+  for (int b = 0; b < B; ++b) {
+    // The first num_keep steps of a Fisher-Yates shuffle: a uniform num_keep-subset.
+    std::iota(perm.begin(), perm.end(), 0);
+    Rng rng(seed, patch_stream(epoch, idx[b]));
+    for (int j = 0; j < num_keep; ++j) {
+      const int k = j + int(rng.below(uint64_t(num_patches - j)));
+      std::swap(perm[size_t(j)], perm[size_t(k)]);
+    }
+    int32_t* out = keep + int64_t(b) * num_keep;
+    std::copy(perm.begin(), perm.begin() + num_keep, out);
+    std::sort(out, out + num_keep);
   }
 }
 

@@ -53,7 +53,9 @@ struct Model::Impl {
 
   // Training activations, sized for max_batch.
   int max_batch = 0;
-  int last_batch = 0;  // B of the last forward, 0 when there is nothing to backpropagate
+  int last_batch = 0;         // B of the last forward, 0 when there is nothing to backpropagate
+  std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
+  int num_keep = 0;           // 0: the last forward kept every token
   Arena acts;
   float* cols = nullptr;     // [B*Np, C*P*P]
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
@@ -316,21 +318,42 @@ void Model::enable_training(int max_batch) {
   m.last_batch = 0;
 }
 
-const float* Model::forward(const float* images, int B) {
+const float* Model::forward(const float* images, int B, const int32_t* keep, int num_keep) {
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
   VIT_CHECK(B >= 1 && B <= m.max_batch, "forward: batch " + std::to_string(B) + " is outside [1, " +
                                             std::to_string(m.max_batch) + "]");
   const Config& c = m.cfg;
-  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int F = c.num_tokens() - Np;  // prefix tokens: the class token or none
+  if (keep) {
+    VIT_CHECK(num_keep >= 1 && num_keep <= Np,
+              "forward: patch dropout keeps " + std::to_string(num_keep) +
+                  " tokens; it must keep 1 to " + std::to_string(Np));
+    for (int64_t i = 0; i < int64_t(B) * num_keep; ++i) {
+      VIT_CHECK(keep[i] >= 0 && keep[i] < Np, "forward: kept patch index " +
+                                                  std::to_string(keep[i]) + " is outside [0, " +
+                                                  std::to_string(Np) + ")");
+    }
+    m.keep.assign(keep, keep + int64_t(B) * num_keep);
+    m.num_keep = num_keep;
+  } else {
+    m.num_keep = 0;
+  }
+  // N: the tokens the blocks see (all, or the prefix and the kept patches).
+  const int N = keep ? F + num_keep : c.num_tokens();
   const int64_t BN = int64_t(B) * N;
 
+  // With patch dropout the embedding of every token is built in m.dx (free until the backward)
+  // and the kept ones are copied to x0.
   float* x0 = m.x[0];
-  float* pe = c.pool == Pool::kCls ? m.patches : x0;
+  float* emb = keep ? m.dx : x0;
+  float* pe = c.pool == Pool::kCls ? m.patches : emb;
   ops::patch_embed_forward(pe, m.cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
                            c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(x0, pe, m.W(m.cls), B, Np, D);
-  ops::pos_add_forward(x0, x0, m.W(m.pos), B, N, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, m.W(m.cls), B, Np, D);
+  ops::pos_add_forward(emb, emb, m.W(m.pos), B, c.num_tokens(), D);
+  if (keep) ops::token_keep_forward(x0, emb, keep, B, F, Np, num_keep, D);
 
   // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
   // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs alone.
@@ -379,7 +402,9 @@ void Model::backward(const float* dlogits) {
   VIT_CHECK(m.last_batch > 0, "backward: no forward to differentiate; call forward() first");
   const Config& c = m.cfg;
   const int B = m.last_batch;
-  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int F = c.num_tokens() - Np;
+  const int N = m.num_keep ? F + m.num_keep : c.num_tokens();  // tokens the forward's blocks saw
   const int64_t BN = int64_t(B) * N;
   const bool learned = c.pos_embed == PosEmbed::kLearned;
 
@@ -414,10 +439,16 @@ void Model::backward(const float* dlogits) {
                             m.W(p.norm1_w), BN, D, /*accumulate=*/true);
   }
 
-  ops::pos_add_backward(m.dx, learned ? m.G(m.pos) : nullptr, m.dx, B, N, D);
-  const float* dpe = m.dx;
+  // demb: the gradient of every token's embedding (dln is free again here).
+  float* demb = m.dx;
+  if (m.num_keep) {
+    demb = m.dln;
+    ops::token_keep_backward(demb, m.dx, m.keep.data(), B, F, Np, m.num_keep, D);
+  }
+  ops::pos_add_backward(demb, learned ? m.G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
+  const float* dpe = demb;
   if (c.pool == Pool::kCls) {
-    ops::cls_prepend_backward(m.dpatches, m.G(m.cls), m.dx, B, Np, D);
+    ops::cls_prepend_backward(m.dpatches, m.G(m.cls), demb, B, Np, D);
     dpe = m.dpatches;
   }
   ops::patch_embed_backward(nullptr, m.G(m.patch_w), m.G(m.patch_b), dpe, m.cols, m.W(m.patch_w), B,

@@ -77,6 +77,16 @@ void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, i
 // cos(i / 10000^((j-1)/D)) for odd j; out [N, D].
 void sincos_table(float* out, int N, int D);
 
+// ---- Patch dropout (timm's PatchDropout), x [B, F + Np, D] with F prefix tokens (the class
+// token: F = 1, or 0): out [B, F + Nk, D] keeps every image's prefix rows and then, in the order
+// given, its patch rows F + keep[b * Nk + j] (keep values in [0, Np)).
+void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
+                        int Nk, int D);
+// dx [B, F + Np, D] = dout's rows put back where they were taken from, zeros elsewhere (a row kept
+// twice gets both gradients).
+void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
+                         int Nk, int D);
+
 // ---- Pooling: out [B, D] from x [B, N, D].
 void cls_pool_forward(float* out, const float* x, int B, int N, int D);     // out = x[:, 0]
 void cls_pool_backward(float* dx, const float* dout, int B, int N, int D);  // zeros but row 0

@@ -1,4 +1,5 @@
 // Recipes (validation, JSON, learning-rate schedule) and the presets that pair a model with one.
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -40,6 +41,17 @@ void Recipe::validate() const {
   VIT_CHECK(finite_in(augment.erase_prob, 0.0f, 1.0f),
             "random erasing probability must be in [0, 1] (got " +
                 std::to_string(augment.erase_prob) + ")");
+  VIT_CHECK(finite_in(patch_drop, 0.0f, 0.99f),
+            "patch drop must be in [0, 0.99] (got " + std::to_string(patch_drop) + ")");
+  VIT_CHECK(
+      full_token_epochs >= 0 && full_token_epochs <= 100000,
+      "full-token epochs must be in [0, 100000] (got " + std::to_string(full_token_epochs) + ")");
+}
+
+int Recipe::kept_patches(int num_patches, int64_t epoch) const {
+  if (patch_drop <= 0.0f || epoch >= int64_t(epochs) - full_token_epochs) return num_patches;
+  // timm's PatchDropout: max(1, int(L * (1 - prob))), computed in double as Python does.
+  return std::max(1, int(num_patches * (1.0 - double(patch_drop))));
 }
 
 std::string Recipe::to_json() const {
@@ -62,6 +74,8 @@ std::string Recipe::to_json() const {
   j["crop_padding"] = augment.crop_padding;
   j["hflip"] = augment.hflip;
   j["erase_prob"] = json_float(augment.erase_prob);
+  j["patch_drop"] = json_float(patch_drop);
+  j["full_token_epochs"] = full_token_epochs;
   return j.dump();
 }
 
@@ -96,6 +110,9 @@ Recipe Recipe::from_json(const std::string& text) {
     r.augment.crop_padding = j.at("crop_padding").get<int>();
     r.augment.hflip = j.at("hflip").get<bool>();
     r.augment.erase_prob = j.at("erase_prob").get<float>();
+    // Absent from runs saved before patch dropout existed: those trained on every token.
+    r.patch_drop = j.value("patch_drop", 0.0f);
+    r.full_token_epochs = j.value("full_token_epochs", 0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("training recipe is incomplete or mistyped: ") + e.what());
   }

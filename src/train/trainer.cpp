@@ -164,6 +164,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   std::vector<float> images(size_t(B) * train.image_pixels()), probs(size_t(B) * K),
       dlogits(size_t(B) * K);
   std::vector<int32_t> labels(B);
+  const int Np = r.config.num_patches();
+  std::vector<int32_t> keep;  // patch dropout's draws [B, kept]
   TrainSummary summary;
   const auto run_start = Clock::now();
   if (r.epochs_done >= rc.epochs) {
@@ -173,6 +175,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     const auto start = Clock::now();
     const double seconds_before = r.pos.seconds;  // time spent on this epoch before a resume
     const std::vector<int64_t> order = epoch_order(n, rc.seed, e);
+    const int kept = rc.kept_patches(Np, e);
+    keep.resize(size_t(B) * size_t(kept));
     float lr = rc.lr;
     for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = int(std::min<int64_t>(B, n - s * B));
@@ -180,7 +184,10 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
                  labels.data());
       lr = rc.lr_at(r.step, total, warmup);
       r.model->zero_grad();
-      const float* logits = r.model->forward(images.data(), b);
+      const bool drop = kept < Np;
+      if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
+      const float* logits =
+          r.model->forward(images.data(), b, drop ? keep.data() : nullptr, drop ? kept : 0);
       const double loss = cross_entropy(logits, labels.data(), b, K, rc.label_smoothing,
                                         probs.data(), dlogits.data());
       r.model->backward(dlogits.data());

@@ -9,7 +9,7 @@ It writes four safetensors files into the given directory:
 
   ops.safetensors      one reference per op: layernorm, linear, gelu (erf),
                        timm-layout attention, patch_embed, cls_prepend,
-                       pos_add, mean_pool, cls_pool, cross_entropy (with and
+                       pos_add, token_keep (patch dropout), mean_pool, cls_pool, cross_entropy (with and
                        without label smoothing), the sincos position table,
                        AdamW (3 steps, with and without weight decay), Adam with L2
                        weight decay, and
@@ -269,6 +269,18 @@ def make_ops():
     out.backward(dout)
     put("pos_add.x", x); put("pos_add.pos", pos); put("pos_add.out", out)
     put("pos_add.dout", dout); put("pos_add.dx", xl.grad); put("pos_add.dpos", pl.grad)
+
+    # token_keep (patch dropout) -------------------------------------------
+    g = gen(1020)
+    x = randn(g, 2, 5, 3); dout = randn(g, 2, 4, 3)
+    keep = torch.tensor([[2, 0, 3], [1, 1, 3]])  # image 1 keeps patch 1 twice: its gradients add
+    xl = leaf(x)
+    # The class token (row 0), then the kept patches (rows 1 + keep), as timm's PatchDropout.
+    rows = torch.cat([torch.zeros(2, 1, dtype=torch.long), keep + 1], dim=1)
+    out = torch.gather(xl, 1, rows.unsqueeze(-1).expand(-1, -1, 3))
+    out.backward(dout)
+    put("token_keep.x", x); put("token_keep.keep", keep.to(DT)); put("token_keep.out", out)
+    put("token_keep.dout", dout); put("token_keep.dx", xl.grad)
 
     # mean_pool ------------------------------------------------------------
     g = gen(1008)

@@ -38,10 +38,10 @@ struct TrainArgs {
   int image_size = 0, channels = 0, patch = 0, dim = 0, depth = 0, heads = 0, classes = 0;
   double mlp_ratio = 0;
   std::string pos, pool;
-  int epochs = 0, batch = 0, warmup = 0, crop_padding = 0;
+  int epochs = 0, batch = 0, warmup = 0, crop_padding = 0, full_token_epochs = 0;
   std::string optimizer, schedule, pos_init;
   float lr = 0, min_lr = 0, weight_decay = 0, label_smoothing = 0, clip_grad = 0, erase = 0,
-        qkv_init_std = 0;
+        qkv_init_std = 0, patch_drop = 0;
   bool hflip = false, no_hflip = false;
   uint64_t seed = 0;
   int threads = 0;
@@ -112,6 +112,15 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--erase", a.erase, "Random-erasing probability")
       ->group(r)
       ->check(CLI::Range(0.0, 1.0));
+  t->add_option(
+       "--patch-drop", a.patch_drop,
+       "Fraction of patch tokens each training image drops (0: off; timm's patch_drop_rate)")
+      ->group(r)
+      ->check(CLI::Range(0.0, 0.99));
+  t->add_option("--full-token-epochs", a.full_token_epochs,
+                "The last N epochs train on every token (patch dropout off)")
+      ->group(r)
+      ->check(CLI::Range(0, 100000));
   t->add_option("--qkv-init-std", a.qkv_init_std, "Std of the qkv weights at init (timm: 0.02)")
       ->group(r)
       ->check(CLI::Range(1e-6, 1.0));
@@ -130,6 +139,16 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 
+// The run's own settings, which --resume takes from its checkpoint.
+// clang-format off
+const char* const kFixedOnResume[] = {
+    "--preset", "--data", "--out", "--image-size", "--channels", "--patch", "--dim", "--depth",
+    "--heads", "--mlp-ratio", "--classes", "--pos", "--pool", "--batch", "--optimizer", "--lr",
+    "--min-lr", "--warmup", "--schedule", "--weight-decay", "--label-smoothing", "--clip-grad",
+    "--crop-padding", "--hflip", "--no-hflip", "--erase", "--seed", "--qkv-init-std", "--pos-init",
+    "--patch-drop", "--full-token-epochs"};
+// clang-format on
+
 int run_train(CLI::App& cmd, const TrainArgs& a) {
   auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
   if (a.threads) vit::set_num_threads(a.threads);
@@ -137,16 +156,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
   vit::install_stop_signals();
   vit::TrainSummary s;
   if (!a.resume.empty()) {
-    for (const char* f : {"--preset",       "--data",         "--out",
-                          "--image-size",   "--channels",     "--patch",
-                          "--dim",          "--depth",        "--heads",
-                          "--mlp-ratio",    "--classes",      "--pos",
-                          "--pool",         "--batch",        "--optimizer",
-                          "--lr",           "--min-lr",       "--warmup",
-                          "--schedule",     "--weight-decay", "--label-smoothing",
-                          "--clip-grad",    "--crop-padding", "--hflip",
-                          "--no-hflip",     "--erase",        "--seed",
-                          "--qkv-init-std", "--pos-init"}) {
+    for (const char* f : kFixedOnResume) {
       if (given(f)) {
         throw UsageError(std::string(f) +
                          " cannot be changed when resuming; --resume takes the "
@@ -196,6 +206,8 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     if (given("--seed")) rc.seed = a.seed;
     if (given("--qkv-init-std")) rc.qkv_init_std = a.qkv_init_std;
     if (given("--pos-init")) rc.pos_init_sincos = a.pos_init == "sincos";
+    if (given("--patch-drop")) rc.patch_drop = a.patch_drop;
+    if (given("--full-token-epochs")) rc.full_token_epochs = a.full_token_epochs;
     rc.augment.hflip =
         a.hflip || (!a.no_hflip && rc.augment.hflip && vit::flips_preserve_labels(a.data));
     if (rc.min_lr > rc.lr) rc.min_lr = given("--min-lr") ? rc.min_lr : 0.0f;

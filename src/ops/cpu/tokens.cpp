@@ -1,5 +1,5 @@
 // Token-level ops: class-token prepend, positional embedding (learned add and the fixed sin/cos
-// table) and pooling to one vector per image.
+// table), patch dropout's token selection and pooling to one vector per image.
 #include <cmath>
 #include <cstring>
 
@@ -66,6 +66,37 @@ void sincos_table(float* out, int N, int D) {
       const int even = j - (j % 2);
       const double angle = i / std::pow(10000.0, double(even) / D);
       out[int64_t(i) * D + j] = float(j % 2 == 0 ? std::sin(angle) : std::cos(angle));
+    }
+  }
+}
+
+void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
+                        int Nk, int D) {
+  const int64_t N = F + Np, Nout = F + Nk;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const float* xb = x + b * N * D;
+    float* ob = out + b * Nout * D;
+    std::memcpy(ob, xb, sizeof(float) * F * D);
+    for (int j = 0; j < Nk; ++j) {
+      std::memcpy(ob + (F + j) * D, xb + (F + keep[int64_t(b) * Nk + j]) * D, sizeof(float) * D);
+    }
+  }
+}
+
+void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
+                         int Nk, int D) {
+  const int64_t N = F + Np, Nout = F + Nk;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    float* gb = dx + b * N * D;
+    const float* ob = dout + b * Nout * D;
+    std::memcpy(gb, ob, sizeof(float) * F * D);
+    std::memset(gb + F * D, 0, sizeof(float) * Np * D);
+    for (int j = 0; j < Nk; ++j) {
+      float* g = gb + (F + keep[int64_t(b) * Nk + j]) * D;
+      const float* o = ob + (F + j) * D;
+      for (int d = 0; d < D; ++d) g[d] += o[d];
     }
   }
 }
