@@ -63,10 +63,13 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist --out /tmp/x --heads 5", 2, "heads");
   EXPECT_RUN("train --data mnist --out /tmp/x --patch 5", 2, "patch_size");
   EXPECT_RUN("train --data mnist --out /tmp/x --pos fourier", 2, "--pos");
+  EXPECT_RUN("train --data mnist --out /tmp/x --patch-drop 1", 2, "--patch-drop");
+  EXPECT_RUN("train --data mnist --out /tmp/x --full-token-epochs -1", 2, "--full-token-epochs");
   EXPECT_RUN("train --data mnist --out /tmp/x --preset huge", 1, "unknown preset");
   EXPECT_RUN("train --out /tmp/x", 2, "--data");
   EXPECT_RUN("train --data mnist", 2, "--out");
   EXPECT_RUN("train --resume /tmp/x --lr 0.1", 2, "--lr cannot be changed");
+  EXPECT_RUN("train --resume /tmp/x --patch-drop 0.1", 2, "--patch-drop cannot be changed");
   EXPECT_RUN("eval --data mnist", 2, "--model");
   EXPECT_RUN("predict --model m.safetensors", 2, "images");
   EXPECT_RUN("info", 2, "--model");
