@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "test_util.hpp"
+#include "vit/data.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
 
@@ -41,20 +42,28 @@ TEST(Allocation, TrainingStepAndPredictAllocateNothing) {
   auto images = random_vector(int64_t(B) * 28 * 28, 2);
   std::vector<int32_t> labels(B, 3);
   std::vector<float> probs(B * K), dlogits(B * K), logits(B * K);
-  auto step = [&] {
+  // With patch dropout: half the patches, drawn as the trainer does.
+  const int Np = c.num_patches(), Nk = Np / 2;
+  std::vector<int64_t> idx(B);
+  std::vector<int32_t> keep(size_t(B) * Nk);
+  for (int b = 0; b < B; ++b) idx[size_t(b)] = b;
+  auto step = [&](bool drop) {
     model.zero_grad();
-    const float* z = model.forward(images.data(), B);
+    if (drop) sample_kept_patches(idx.data(), B, Np, Nk, 0, 1, keep.data());
+    const float* z = model.forward(images.data(), B, drop ? keep.data() : nullptr, drop ? Nk : 0);
     cross_entropy(z, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
     model.backward(dlogits.data());
     clip_grad_norm(model, 1.0f);
     opt.step();
   };
-  step();                                          // warm-up: thread pools start
+  step(false);                                     // warm-up: thread pools start
+  step(true);                                      // the kept-index buffers grow once
   model.predict(images.data(), B, logits.data());  // sizes the inference workspace once
 
   const long before = g_allocations.load();
-  step();
-  step();
+  step(false);
+  step(true);
+  step(false);
   model.predict(images.data(), B, logits.data());
   model.predict(images.data(), B / 2, logits.data());  // smaller batches reuse the workspace
   EXPECT_EQ(g_allocations.load() - before, 0) << "operator new calls inside training steps";

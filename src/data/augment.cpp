@@ -141,7 +141,9 @@ void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_kee
   VIT_CHECK(num_keep >= 1 && num_keep <= num_patches,
             "patch dropout must keep 1 to " + std::to_string(num_patches) + " patches (got " +
                 std::to_string(num_keep) + ")");
-  std::vector<int32_t> perm(static_cast<size_t>(num_patches));
+  // Kept between calls so that a training step allocates nothing once the first one has run.
+  thread_local std::vector<int32_t> perm;
+  perm.resize(size_t(num_patches));
   for (int b = 0; b < B; ++b) {
     // The first num_keep steps of a Fisher-Yates shuffle: a uniform num_keep-subset.
     std::iota(perm.begin(), perm.end(), 0);
