@@ -230,12 +230,14 @@ TEST_F(Train, ResumeIsBitwiseExact) {
   EXPECT_EQ(done.epochs[0].epoch, 3);
 }
 
-// tiny28 has its own Fashion-MNIST recipe (no crops, 27 epochs: docs/RECIPES.md); every other
-// dataset gets the preset's recipe.
+// tiny28 has its own Fashion-MNIST recipe (no crops, patch dropout, 55 epochs: docs/RECIPES.md);
+// every other dataset gets the preset's recipe.
 TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
   const Preset& p = find_preset("tiny28");
   const Recipe& fashion = p.recipe_for("fashion-mnist");
-  EXPECT_EQ(fashion.epochs, 27);
+  EXPECT_EQ(fashion.epochs, 55);
+  EXPECT_EQ(fashion.patch_drop, 0.6f);
+  EXPECT_EQ(fashion.full_token_epochs, 3);
   EXPECT_EQ(fashion.augment.crop_padding, 0);
   EXPECT_EQ(fashion.augment.erase_prob, 0.25f);
   EXPECT_TRUE(fashion.augment.hflip);
@@ -247,6 +249,7 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
     EXPECT_EQ(r.epochs, 50) << other;
     EXPECT_EQ(r.augment.crop_padding, 2) << other;
     EXPECT_EQ(r.augment.erase_prob, 0.25f) << other;
+    EXPECT_EQ(r.patch_drop, 0.0f) << other;
   }
   EXPECT_EQ(&find_preset("seed").recipe_for("fashion-mnist"), &find_preset("seed").recipe);
 }

@@ -67,7 +67,7 @@ class Model {
   static int64_t training_bytes(const Config& config, int max_batch);
   // Forward of a batch images [B, C, S, S] (B <= max_batch), saving what the backward needs.
   // Returns logits [B, K], valid until the next forward. With keep (patch dropout, timm's
-  // PatchDropout) the blocks see only the class token and, for image b, the patch tokens
+  // PatchDropout) the blocks see only the class token (if any) and, for image b, the patch tokens
   // keep[b * num_keep + j] (j < num_keep, values in [0, num_patches)), after the positional
   // embedding is added: fewer tokens, a faster step and a regulariser.
   const float* forward(const float* images, int B, const int32_t* keep = nullptr, int num_keep = 0);
