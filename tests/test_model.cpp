@@ -382,6 +382,9 @@ TEST(Model, PatchDropout) {
     for (int b = 0; b < B; ++b)
       std::reverse(shuffled.begin() + b * Nk, shuffled.begin() + (b + 1) * Nk);
     const std::vector<float> a = grads_of(keep.data(), Nk), r = grads_of(shuffled.data(), Nk);
+    const std::vector<float> plain_after = grads_of(nullptr, 0);  // a plain step after dropping
+    EXPECT_EQ(std::memcmp(plain.data(), plain_after.data(), plain.size() * 4), 0)
+        << "a plain forward after a dropout one differs" << tag;
     expect_close("logits, kept indices reversed" + tag, r.data(), a.data(), B * K, kFwdAtol,
                  kFwdRtol);
     expect_close("gradients, kept indices reversed" + tag, r.data() + B * K, a.data() + B * K,
@@ -401,7 +404,7 @@ TEST(Model, PatchDropout) {
     }
     // Positions of patches no image kept get no gradient.
     if (c.pos_embed == PosEmbed::kLearned) {
-      const int F = c.num_tokens() - Np, D = c.dim;
+      const int F = c.num_prefix_tokens(), D = c.dim;
       const float* dpos = a.data() + B * K + model.param_info("pos_embed").offset;
       std::vector<bool> used(Np, false);
       for (int32_t k : keep) used[k] = true;
@@ -428,6 +431,7 @@ TEST(Model, ErrorsAreClear) {
   EXPECT_THROW(model.forward(images.data(), 2, keep, 2), Error);
   EXPECT_THROW(model.forward(images.data(), 2, keep, 0), Error);
   EXPECT_THROW(model.forward(images.data(), 1, keep, 5), Error);
+  EXPECT_THROW(model.forward(images.data(), 1, nullptr, 2), Error);
   EXPECT_NO_THROW(model.forward(images.data(), 1, keep, 2));
   c.heads = 5;
   EXPECT_THROW(Model bad(c), Error);

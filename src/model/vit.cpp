@@ -325,11 +325,13 @@ const float* Model::forward(const float* images, int B, const int32_t* keep, int
                                             std::to_string(m.max_batch) + "]");
   const Config& c = m.cfg;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int F = c.num_tokens() - Np;  // prefix tokens: the class token or none
+  const int F = c.num_prefix_tokens();  // the class token or none
+  VIT_CHECK(keep || num_keep == 0, "forward: num_keep is " + std::to_string(num_keep) +
+                                       " but no kept patch indices were given");
   if (keep) {
     VIT_CHECK(num_keep >= 1 && num_keep <= Np,
               "forward: patch dropout keeps " + std::to_string(num_keep) +
-                  " tokens; it must keep 1 to " + std::to_string(Np));
+                  " patches; it must keep 1 to " + std::to_string(Np));
     for (int64_t i = 0; i < int64_t(B) * num_keep; ++i) {
       VIT_CHECK(keep[i] >= 0 && keep[i] < Np, "forward: kept patch index " +
                                                   std::to_string(keep[i]) + " is outside [0, " +
@@ -403,7 +405,7 @@ void Model::backward(const float* dlogits) {
   const Config& c = m.cfg;
   const int B = m.last_batch;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int F = c.num_tokens() - Np;
+  const int F = c.num_prefix_tokens();
   const int N = m.num_keep ? F + m.num_keep : c.num_tokens();  // tokens the forward's blocks saw
   const int64_t BN = int64_t(B) * N;
   const bool learned = c.pos_embed == PosEmbed::kLearned;

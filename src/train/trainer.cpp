@@ -176,7 +176,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     const double seconds_before = r.pos.seconds;  // time spent on this epoch before a resume
     const std::vector<int64_t> order = epoch_order(n, rc.seed, e);
     const int kept = rc.kept_patches(Np, e);
-    keep.resize(size_t(B) * size_t(kept));
+    const bool drop = kept < Np;
+    if (drop) keep.resize(size_t(B) * size_t(kept));
     float lr = rc.lr;
     for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = int(std::min<int64_t>(B, n - s * B));
@@ -184,7 +185,6 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
                  labels.data());
       lr = rc.lr_at(r.step, total, warmup);
       r.model->zero_grad();
-      const bool drop = kept < Np;
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
       const float* logits =
           r.model->forward(images.data(), b, drop ? keep.data() : nullptr, drop ? kept : 0);

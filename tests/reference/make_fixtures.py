@@ -9,8 +9,9 @@ It writes four safetensors files into the given directory:
 
   ops.safetensors      one reference per op: layernorm, linear, gelu (erf),
                        timm-layout attention, patch_embed, cls_prepend,
-                       pos_add, token_keep (patch dropout), mean_pool, cls_pool, cross_entropy (with and
-                       without label smoothing), the sincos position table,
+                       pos_add, token_keep (patch dropout), mean_pool,
+                       cls_pool, cross_entropy (with and without label
+                       smoothing), the sincos position table,
                        AdamW (3 steps, with and without weight decay), Adam with L2
                        weight decay, and
                        clip_grad_norm_.  Forward outputs and autograd
