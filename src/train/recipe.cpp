@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -56,9 +55,9 @@ int Recipe::kept_patches(int num_patches, int64_t epoch) const {
   // back through its shortest decimal (0.6f -> "0.6" -> the double 0.6), so that the rounding
   // down happens where Python's does (100 * (1 - 0.9) keeps 9, not 10).
   char text[32];
-  const auto end = std::to_chars(text, text + sizeof(text) - 1, patch_drop).ptr;
-  *end = '\0';
-  const double prob = std::strtod(text, nullptr);
+  const char* end = std::to_chars(text, text + sizeof(text), patch_drop).ptr;
+  double prob = 0.0;
+  std::from_chars(text, end, prob);  // both locale-independent
   return std::max(1, int(num_patches * (1.0 - prob)));
 }
 
