@@ -56,6 +56,10 @@ struct Model::Impl {
   int last_batch = 0;         // B of the last forward, 0 when there is nothing to backpropagate
   std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
   int num_keep = 0;           // 0: the last forward kept every token
+  // Tokens the last forward's blocks saw: all, or the prefix and the kept patches.
+  int block_tokens() const {
+    return num_keep ? cfg.num_prefix_tokens() + num_keep : cfg.num_tokens();
+  }
   Arena acts;
   float* cols = nullptr;     // [B*Np, C*P*P]
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
@@ -342,8 +346,7 @@ const float* Model::forward(const float* images, int B, const int32_t* keep, int
   } else {
     m.num_keep = 0;
   }
-  // N: the tokens the blocks see (all, or the prefix and the kept patches).
-  const int N = keep ? F + num_keep : c.num_tokens();
+  const int N = m.block_tokens();
   const int64_t BN = int64_t(B) * N;
 
   // With patch dropout the embedding of every token is built in m.dx (free until the backward)
@@ -406,7 +409,7 @@ void Model::backward(const float* dlogits) {
   const int B = m.last_batch;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int F = c.num_prefix_tokens();
-  const int N = m.num_keep ? F + m.num_keep : c.num_tokens();  // tokens the forward's blocks saw
+  const int N = m.block_tokens();
   const int64_t BN = int64_t(B) * N;
   const bool learned = c.pos_embed == PosEmbed::kLearned;
 
