@@ -179,6 +179,18 @@ Config small_config() {
   return c;
 }
 
+// init(seed), then normal(0, 0.3) noise from noise_seed on every trainable tensor: larger weights
+// than the init, so every path carries signal.
+void init_with_larger_weights(Model& model, uint64_t seed, uint64_t noise_seed) {
+  model.init(seed);
+  Rng rng(noise_seed);
+  for (const ParamInfo& p : model.params()) {
+    if (!p.trainable) continue;
+    float* w = model.param(p.name).data;
+    for (int64_t i = 0; i < p.numel; ++i) w[i] += float(0.3 * rng.normal());
+  }
+}
+
 // Model-level finite differences (independent of PyTorch): for a few entries of every trainable
 // tensor, d(loss)/dw by central differences matches the backward.
 TEST(ModelFiniteDiff, EveryParameterTensor) {
@@ -187,14 +199,7 @@ TEST(ModelFiniteDiff, EveryParameterTensor) {
     c.pool = pool;
     c.pos_embed = pool == Pool::kCls ? PosEmbed::kLearned : PosEmbed::kSinCos;
     Model model(c);
-    model.init(7);
-    // Larger weights than the init, so every path carries signal.
-    Rng rng(3);
-    for (const ParamInfo& p : model.params()) {
-      if (!p.trainable) continue;
-      float* w = model.param(p.name).data;
-      for (int64_t i = 0; i < p.numel; ++i) w[i] += float(0.3 * rng.normal());
-    }
+    init_with_larger_weights(model, 7, 3);
     const int B = 3, K = c.num_classes;
     auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 4);
     std::vector<int32_t> labels = {1, 4, 0};
@@ -349,12 +354,7 @@ TEST(Model, PatchDropout) {
     c.pool = pool;
     const int B = 3, K = c.num_classes, Np = c.num_patches(), Nk = 6;
     Model model(c);
-    model.init(11);
-    Rng rng(5);
-    for (const ParamInfo& p : model.params()) {
-      float* w = model.param(p.name).data;
-      for (int64_t i = 0; i < p.numel; ++i) w[i] += float(0.3 * rng.normal());
-    }
+    init_with_larger_weights(model, 11, 5);  // learned positions: every tensor is trainable
     auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 6);
     std::vector<int32_t> labels = {2, 0, 4};
     std::vector<float> probs(B * K), dlogits(B * K);
