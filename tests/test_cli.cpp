@@ -105,9 +105,19 @@ TEST(Cli, BenchSmoke) {
     ASSERT_TRUE(j.contains(k)) << k;
     EXPECT_GT(j[k].get<double>(), 0.0) << k;
   }
+  EXPECT_EQ(j["train_micro_batch"].get<int>(), 2);  // 2 images are one micro-batch
+  // Micro-batches of 1 image: said in the report and in the JSON.
+  EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --micro-batch 1", 0,
+             "micro-batches of at most 1 images");
+  r =
+      vit("bench --preset tiny28 --batch 3 --steps 1 --warmup 0 --mode train --micro-batch 2 "
+          "--json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["train_micro_batch"].get<int>(), 2);
   EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode infer", 0, "infer");
   EXPECT_RUN("bench --preset nope", 1, "unknown preset");
   EXPECT_RUN("bench --batch 0", 2, "--batch");
+  EXPECT_RUN("bench --micro-batch 0", 2, "--micro-batch");
 }
 
 TEST(Cli, TrainEvalPredictInfo) {

@@ -16,6 +16,7 @@
 #include "vit/error.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
+#include "vit/train.hpp"
 
 namespace vit::test {
 namespace {
@@ -415,6 +416,105 @@ TEST(Model, PatchDropout) {
       }
     }
   }
+}
+
+// The micro-batch rule: the most images whose widest activation fits in 1 MiB, unless that is
+// under 512 tokens.
+TEST(Model, MicroBatchImages) {
+  const Config tiny = find_preset("tiny28").config;  // widest: the MLP's 256 floats a token
+  EXPECT_EQ(micro_batch_images(tiny, 128, 50), 20);  // 20 x 50 x 256 x 4 B = 1.0e6 B <= 2^20 B
+  EXPECT_EQ(micro_batch_images(tiny, 128, 20), 51);  // patch dropout's 20 tokens: 51 images
+  EXPECT_EQ(micro_batch_images(tiny, 7, 50), 7);     // never more than the batch
+  // ViT-Ti: one image's 197 x 768 floats exceed 1 MiB, and 197 tokens are under 512: no split.
+  EXPECT_EQ(micro_batch_images(find_preset("vit_tiny_patch16_224").config, 16, 197), 16);
+  EXPECT_THROW(micro_batch_images(tiny, 0, 50), Error);
+}
+
+// batch_gradients in micro-batches gives the batch's loss, predictions and gradients: against one
+// pass (which equals the plain zero_grad/forward/cross_entropy/backward bit for bit), for several
+// micro-batch sizes, both poolings, with and without patch dropout.
+TEST(Model, MicroBatchesGiveTheBatchGradient) {
+  for (Pool pool : {Pool::kCls, Pool::kMean}) {
+    Config c = small_config();
+    c.patch_size = 2;  // 16 patches
+    c.pool = pool;
+    const int B = 7, K = c.num_classes, Nk = 5;
+    Model model(c);
+    init_with_larger_weights(model, 21, 8);
+    auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 9);
+    const std::vector<int32_t> labels = {2, 0, 4, 1, 1, 3, 0};
+    std::vector<int32_t> keep;
+    for (int i = 0; i < B * Nk; ++i) keep.push_back((i * 7 + i / Nk) % c.num_patches());
+    std::vector<float> probs(B * K), dlogits(B * K);
+    model.enable_training(B);
+    for (const bool drop : {false, true}) {
+      const std::string tag =
+          std::string(pool == Pool::kCls ? " (cls" : " (mean") + (drop ? ", patch dropout)" : ")");
+      const int32_t* kp = drop ? keep.data() : nullptr;
+      const int nk = drop ? Nk : 0;
+      // The plain step.
+      model.zero_grad();
+      const float* logits = model.forward(images.data(), B, kp, nk);
+      int64_t correct = 0;
+      for (int b = 0; b < B; ++b) {
+        const float* z = logits + b * K;
+        correct += int(std::max_element(z, z + K) - z) == labels[b];
+      }
+      const double loss =
+          cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+      model.backward(dlogits.data());
+      const std::vector<float> plain(model.grad_data(), model.grad_data() + model.arena_floats());
+      const std::vector<float> plain_dlogits = dlogits;
+
+      for (int micro : {B, 1, 2, 3}) {
+        const std::string what = " in micro-batches of " + std::to_string(micro) + tag;
+        std::fill(dlogits.begin(), dlogits.end(), 0.0f);
+        model.grad_data()[0] = 1e6f;  // batch_gradients zeroes the gradients first
+        const BatchStats st = batch_gradients(model, images.data(), labels.data(), B, 0.1f, kp, nk,
+                                              probs.data(), dlogits.data(), micro);
+        EXPECT_NEAR(st.loss, loss, 1e-6 * std::fabs(loss)) << "loss" << what;
+        EXPECT_EQ(st.correct, correct) << "correct" << what;
+        const float* g = model.grad_data();
+        if (micro == B) {
+          EXPECT_EQ(std::memcmp(g, plain.data(), plain.size() * 4), 0)
+              << "one micro-batch differs from the plain step" << tag;
+        }
+        expect_close("dlogits" + what, dlogits.data(), plain_dlogits.data(), B * K, 1e-7, 1e-5);
+        expect_close("gradients" + what, g, plain.data(), int64_t(plain.size()), 1e-6, 1e-5);
+      }
+    }
+  }
+  Model model(small_config());
+  std::vector<float> x(3 * 2 * 8 * 8), p(15), d(15);
+  std::vector<int32_t> y = {0, 1, 2};
+  model.enable_training(3);
+  EXPECT_THROW(batch_gradients(model, x.data(), y.data(), 0, 0.1f, nullptr, 0, p.data(), d.data()),
+               Error);
+  EXPECT_THROW(
+      batch_gradients(model, x.data(), y.data(), 3, 0.1f, nullptr, 0, p.data(), d.data(), -1),
+      Error);
+}
+
+// predict runs a micro-batch at a time (tiny28: 20 images); each image's logits are the bits of a
+// call with just its micro-batch, and of the training forward.
+TEST(Model, PredictInMicroBatches) {
+  const Config c = find_preset("tiny28").config;
+  const int B = 45, K = c.num_classes;  // three micro-batches of 15
+  ASSERT_EQ(micro_batch_images(c, B, c.num_tokens()), 20);
+  Model model(c);
+  init_with_larger_weights(model, 4, 2);
+  const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
+  auto images = random_vector(B * pixels, 12);
+  std::vector<float> all(B * K), parts(B * K);
+  model.predict(images.data(), B, all.data());
+  for (int b0 = 0; b0 < B; b0 += 15)
+    model.predict(images.data() + b0 * pixels, 15, parts.data() + b0 * K);
+  EXPECT_EQ(std::memcmp(all.data(), parts.data(), all.size() * 4), 0)
+      << "predict of 45 images differs from its three micro-batches alone";
+  model.enable_training(B);
+  const float* logits = model.forward(images.data(), B);
+  expect_close("predict against the training forward", all.data(), logits, B * K, kFwdAtol,
+               kFwdRtol);
 }
 
 TEST(Model, ErrorsAreClear) {

@@ -14,6 +14,7 @@ struct BenchOptions {
   int steps = 10;  // timed steps (per mode)
   int warmup = 2;  // untimed steps first
   bool train = true, infer = true;
+  int micro_batch = 0;  // training's images per micro-batch (batch_gradients); 0: automatic
 };
 
 struct BenchTiming {
@@ -24,6 +25,7 @@ struct BenchTiming {
 
 struct BenchResult {
   BenchTiming train, infer;
+  int micro_batch = 0;     // the images per training micro-batch used (the batch: none)
   double peak_rss_mb = 0;  // the process's peak resident memory at the end
 };
 

@@ -89,6 +89,14 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
+// Images per micro-batch for batches of B images whose blocks see N tokens each: as many as keep
+// the widest activation (qkv or the MLP's hidden layer) near 1 MiB, half a core's L2 here; all B
+// where that is under 512 tokens (ViT-Ti's 197 tokens x 768 exceed it for one image, and its large
+// GEMMs gain nothing from it). Model::predict and training (batch_gradients in train.hpp) run a
+// batch through the model a micro-batch at a time, so that each op finds its input in the cache
+// the op before it wrote it to.
+int micro_batch_images(const Config& config, int B, int N);
+
 // Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns
 // the mean loss; when dlogits is non-null, writes the gradient of the mean loss there. probs is a
 // [B, K] scratch (the softmax). Labels outside [0, K) throw vit::Error.

@@ -460,40 +460,16 @@ void Model::backward(const float* dlogits) {
                             c.channels, c.image_size, c.patch_size, D);
 }
 
-void Model::predict(const float* images, int B, float* logits) {
-  Impl& m = *impl_;
-  VIT_CHECK(B >= 1, "predict: batch must be at least 1 (got " + std::to_string(B) + ")");
+namespace {
+
+// The inference forward of images [B, C, S, S] into logits [B, K] in the given workspace buffers
+// (each sized for at least B images).
+void predict_images(Model::Impl& m, const float* images, int B, float* logits, float* cols,
+                    float* patches, float* x, float* ln, float* qkv, float* attn, float* h,
+                    float* pooled, float* normed, float* scratch) {
   const Config& c = m.cfg;
   const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int64_t BN = int64_t(B) * N;
-
-  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention scratch,
-  // for the largest B seen.
-  constexpr int kBuffers = 10;
-  if (B > m.infer_batch) {
-    const int slots = num_threads();
-    const int64_t sizes[kBuffers] = {int64_t(B) * Np * c.patch_dim(),
-                                     int64_t(B) * Np * D,
-                                     BN * D,
-                                     BN * D,
-                                     3 * BN * D,
-                                     BN * D,
-                                     BN * M,
-                                     int64_t(B) * D,
-                                     int64_t(B) * D,
-                                     slots * ops::attention_scratch_floats(N, D / H, false)};
-    Arena a;
-    m.infer_offsets.clear();
-    for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));
-    a.allocate();
-    m.infer = std::move(a);
-    m.infer_batch = B;
-    m.infer_slots = slots;
-  }
-  float* buf[kBuffers];
-  for (int i = 0; i < kBuffers; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
-  float *cols = buf[0], *patches = buf[1], *x = buf[2], *ln = buf[3], *qkv = buf[4], *attn = buf[5],
-        *h = buf[6], *pooled = buf[7], *normed = buf[8], *scratch = buf[9];
 
   float* pe = c.pool == Pool::kCls ? patches : x;
   ops::patch_embed_forward(pe, cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
@@ -526,6 +502,60 @@ void Model::predict(const float* images, int B, float* logits) {
   ops::layernorm_forward(normed, nullptr, nullptr, pooled, m.W(m.norm_w), m.W(m.norm_b), B, D,
                          c.ln_eps);
   ops::linear_forward(logits, normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
+}
+
+}  // namespace
+
+void Model::predict(const float* images, int B, float* logits) {
+  Impl& m = *impl_;
+  VIT_CHECK(B >= 1, "predict: batch must be at least 1 (got " + std::to_string(B) + ")");
+  const Config& c = m.cfg;
+  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  // A micro-batch at a time, as in training (micro_batch_images): each op then finds its input
+  // in the cache. An image's logits are the same bits whatever micro-batch it is in.
+  const int per = micro_batch_images(c, B, N), parts = (B + per - 1) / per;
+
+  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention scratch,
+  // for the largest micro-batch seen.
+  constexpr int kBuffers = 10;
+  if (per > m.infer_batch) {
+    const int slots = num_threads();
+    const int64_t PN = int64_t(per) * N;
+    const int64_t sizes[kBuffers] = {int64_t(per) * Np * c.patch_dim(),
+                                     int64_t(per) * Np * D,
+                                     PN * D,
+                                     PN * D,
+                                     3 * PN * D,
+                                     PN * D,
+                                     PN * M,
+                                     int64_t(per) * D,
+                                     int64_t(per) * D,
+                                     slots * ops::attention_scratch_floats(N, D / H, false)};
+    Arena a;
+    m.infer_offsets.clear();
+    for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));
+    a.allocate();
+    m.infer = std::move(a);
+    m.infer_batch = per;
+    m.infer_slots = slots;
+  }
+  float* buf[kBuffers];
+  for (int i = 0; i < kBuffers; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
+  const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
+  for (int part = 0; part < parts; ++part) {
+    const int b0 = int(int64_t(B) * part / parts), bc = int(int64_t(B) * (part + 1) / parts) - b0;
+    predict_images(m, images + b0 * pixels, bc, logits + int64_t(b0) * c.num_classes, buf[0],
+                   buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9]);
+  }
+}
+
+int micro_batch_images(const Config& config, int B, int N) {
+  VIT_CHECK(B >= 1 && N >= 1, "micro_batch_images: batch and tokens must be at least 1");
+  constexpr int64_t kBytes = int64_t(1) << 20, kMinTokens = 512;
+  const int64_t widest = std::max(3 * config.dim, config.mlp_dim);
+  const int64_t images = std::max<int64_t>(1, kBytes / (int64_t(N) * widest * 4));
+  if (images * N < kMinTokens) return B;
+  return int(std::min<int64_t>(B, images));
 }
 
 double cross_entropy(const float* logits, const int32_t* labels, int B, int K, float smoothing,

@@ -1,4 +1,5 @@
-// `vit bench`: times training steps and inference batches of a model on random inputs.
+// `vit bench`: times training steps (batch_gradients, clipping, AdamW: the trainer's step) and
+// inference batches of a model on random inputs.
 #include "vit/bench.hpp"
 
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include "vit/error.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
+#include "vit/train.hpp"
 
 namespace vit {
 namespace {
@@ -55,6 +57,9 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   const double fwd = double(config.forward_flops());
   BenchResult r;
   if (o.train) {
+    VIT_CHECK(o.micro_batch >= 0, "bench: micro_batch must be 0 (automatic) or more");
+    r.micro_batch = o.micro_batch > 0 ? std::min(B, o.micro_batch)
+                                      : micro_batch_images(config, B, config.num_tokens());
     model.enable_training(B);
     AdamWOptions ao;
     ao.lr = 1e-4f;
@@ -63,10 +68,8 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
     std::vector<float> probs(size_t(B) * K), dlogits(size_t(B) * K);
     r.train = time_steps(
         [&] {
-          model.zero_grad();
-          const float* logits = model.forward(images.data(), B);
-          cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
-          model.backward(dlogits.data());
+          batch_gradients(model, images.data(), labels.data(), B, 0.1f, nullptr, 0, probs.data(),
+                          dlogits.data(), o.micro_batch);
           clip_grad_norm(model, 1.0f);
           opt.step();
         },

@@ -184,13 +184,11 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       make_batch(train, order.data() + s * B, b, r.norm, rc.augment, rc.seed, e, images.data(),
                  labels.data());
       lr = rc.lr_at(r.step, total, warmup);
-      r.model->zero_grad();
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
-      const float* logits =
-          r.model->forward(images.data(), b, drop ? keep.data() : nullptr, drop ? kept : 0);
-      const double loss = cross_entropy(logits, labels.data(), b, K, rc.label_smoothing,
-                                        probs.data(), dlogits.data());
-      r.model->backward(dlogits.data());
+      const BatchStats stats = batch_gradients(*r.model, images.data(), labels.data(), b,
+                                               rc.label_smoothing, drop ? keep.data() : nullptr,
+                                               drop ? kept : 0, probs.data(), dlogits.data());
+      const double loss = stats.loss;
       const double grad_norm = clip_grad_norm(*r.model, rc.clip_grad);
       if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
         std::ostringstream msg;
@@ -202,10 +200,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
             << (rc.clip_grad > 0 ? "" : " or gradient clipping (--clip-grad 1)") << ".";
         throw Error(msg.str());
       }
-      for (int i = 0; i < b; ++i) {
-        const float* z = logits + int64_t(i) * K;
-        r.pos.correct += int(std::max_element(z, z + K) - z) == labels[i];
-      }
+      r.pos.correct += stats.correct;
       r.pos.loss_sum += loss * b;
       r.pos.seen += b;
       r.opt->step(lr);

@@ -466,7 +466,7 @@ int run_prepare(const PrepareArgs& a) {
 
 struct BenchArgs {
   std::string preset = "tiny28", mode = "both";
-  int batch = 0, steps = 10, warmup = 2, threads = 0;
+  int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
   bool json = false;
 };
 
@@ -489,6 +489,10 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   b->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  b->add_option("--micro-batch", a.micro_batch,
+                "Training: images per forward/backward pass, the gradients summed over a step's "
+                "passes (default: picked from the model's widths; the batch size: one pass)")
+      ->check(CLI::Range(1, 65536));
   b->add_flag("--json", a.json, "Print one JSON object");
 }
 
@@ -501,6 +505,7 @@ int run_bench(const BenchArgs& a) {
   o.warmup = a.warmup;
   o.train = a.mode != "infer";
   o.infer = a.mode != "train";
+  o.micro_batch = a.micro_batch;
   const vit::BenchResult r = vit::benchmark(p.config, o);
   if (a.json) {
     nlohmann::ordered_json j;
@@ -511,6 +516,7 @@ int run_bench(const BenchArgs& a) {
       j["train_img_per_s"] = r.train.img_per_s;
       j["train_ms_median"] = r.train.ms_median;
       j["train_gflops"] = r.train.gflops;
+      j["train_micro_batch"] = r.micro_batch;
     }
     if (o.infer) {
       j["infer_img_per_s"] = r.infer.img_per_s;
@@ -527,7 +533,13 @@ int run_bench(const BenchArgs& a) {
     std::printf("  %-6s %9.1f img/s  %9.2f ms/step (min %.2f, max %.2f)  %7.1f GFLOP/s\n", name,
                 t.img_per_s, t.ms_median, t.ms_min, t.ms_max, t.gflops);
   };
-  if (o.train) row("train", r.train);
+  if (o.train) {
+    row("train", r.train);
+    if (r.micro_batch < o.batch) {
+      std::printf("         (forward and backward in micro-batches of at most %d images)\n",
+                  r.micro_batch);
+    }
+  }
   if (o.infer) row("infer", r.infer);
   std::printf("  peak RSS %.1f MB\n", r.peak_rss_mb);
   return 0;
