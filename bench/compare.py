@@ -5,7 +5,9 @@
                                       [--peak build/bench/vit_sgemm_peak]
 
 For each configuration it alternates `vit bench --json` and bench/pytorch_peer.py --json, rounds
-times, and keeps each side's best round (the same rule for both). It also measures OpenBLAS's
+times, and keeps each side's best round (the same rule for both). Where vitcpp runs the batch in
+micro-batches, each round also runs PyTorch with the same micro-batches (--micro-batch), and
+PyTorch's best round of either way is kept. It also measures OpenBLAS's
 square sgemm GFLOP/s with the same thread count as the machine's practical fp32 peak.
 """
 import argparse
@@ -44,9 +46,13 @@ def main():
         common = ["--preset", preset, "--mode", mode, "--batch", str(batch), "--threads",
                   str(a.threads), "--steps", str(steps), "--warmup", "2", "--json"]
         ours, theirs = [], []
+        peer = [sys.executable, os.path.join(HERE, "pytorch_peer.py")] + common
         for _ in range(a.rounds):
             ours.append(run_json([a.vit, "bench"] + common))
-            theirs.append(run_json([sys.executable, os.path.join(HERE, "pytorch_peer.py")] + common))
+            theirs.append(run_json(peer))
+            micro = ours[-1].get(mode + "_micro_batch", batch)
+            if micro < batch:
+                theirs.append(run_json(peer + ["--micro-batch", str(micro)]))
         key = mode + "_img_per_s"
         o = max(ours, key=lambda r: r[key])
         t = max(theirs, key=lambda r: r[key])
@@ -54,8 +60,9 @@ def main():
         print(f"measured {preset} {mode} batch {batch}", file=sys.stderr)
 
     print(f"OpenBLAS sgemm (2048^3, {a.threads} threads): {peak:.1f} GFLOP/s\n")
-    print("| config | vitcpp | PyTorch | ratio | vitcpp GFLOP/s (% of sgemm) | peak RSS vitcpp / PyTorch |")
-    print("|---|---|---|---|---|---|")
+    print("| config | vitcpp | PyTorch | ratio | vitcpp GFLOP/s (% of sgemm) | peak RSS vitcpp / PyTorch "
+          "| micro-batch vitcpp / PyTorch |")
+    print("|---|---|---|---|---|---|---|")
     for preset, mode, batch, o, t in rows:
         key = mode + "_img_per_s"
         if batch == 1:
@@ -68,7 +75,8 @@ def main():
             ratio = f"{o[key] / t[key]:.2f}x"
         g = o[mode + "_gflops"]
         print(f"| `{preset}` {mode}, batch {batch} | {ours_s} | {theirs_s} | {ratio} | "
-              f"{g:.1f} ({100 * g / peak:.0f}%) | {o['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f} MB |")
+              f"{g:.1f} ({100 * g / peak:.0f}%) | {o['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f} MB | "
+              f"{o.get(mode + '_micro_batch', batch)} / {t.get('micro_batch', batch)} |")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 """The PyTorch peer of `vit bench`: the same ViT shapes in idiomatic PyTorch, timed the same way.
 
     /usr/bin/python3 bench/pytorch_peer.py --preset tiny28 --batch 128 --threads 2 [--mode both]
-                                           [--steps 10] [--warmup 2] [--json]
+                                           [--steps 10] [--warmup 2] [--micro-batch M] [--json]
 
 timm-style model (Conv2d patch embedding, class token, learned positions, pre-norm blocks with a
 fused qkv Linear, batched attention (matmul + softmax), nn.LayerNorm, nn.GELU, final LayerNorm,
@@ -10,6 +10,11 @@ head). A training step is forward, cross-entropy with label smoothing 0.1, backw
 clip_grad_norm_(1.0) and AdamW (weight decay on matrices); inference runs the model in
 torch.inference_mode(). FLOPs are counted as vitcpp counts them (Config::forward_flops): 2*m*n*k
 over every matmul including QK^T and AV; training counts 3x the forward.
+
+With --micro-batch M a training step runs forward and backward M images at a time, summing the
+gradients (gradient accumulation, each piece's loss weighted by its share of the batch), and
+inference runs M images at a time: what vitcpp does (`vit bench` reports its M), offered to
+PyTorch too (bench/compare.py keeps PyTorch's faster way).
 
 Fairness: PyTorch uses `--threads` intra-op threads; OpenBLAS's own thread pool is limited to one
 thread (OPENBLAS_NUM_THREADS=1, set below before torch loads), since otherwise its threads and
@@ -114,6 +119,7 @@ def main():
     ap.add_argument("--mode", default="both", choices=["train", "infer", "both"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--micro-batch", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     shape = PRESETS[a.preset]
@@ -124,7 +130,12 @@ def main():
     images = torch.randn(batch, shape[1], shape[0], shape[0])
     labels = torch.randint(0, shape[7], (batch,))
     fwd = forward_flops(*shape)
-    out = {"preset": a.preset, "batch": batch, "threads": a.threads, "torch": torch.__version__}
+    micro = min(batch, a.micro_batch) if a.micro_batch > 0 else batch
+    parts = -(-batch // micro)
+    # Pieces of even sizes, as vitcpp cuts them.
+    pieces = [(batch * i // parts, batch * (i + 1) // parts) for i in range(parts)]
+    out = {"preset": a.preset, "batch": batch, "threads": a.threads, "micro_batch": micro,
+           "torch": torch.__version__}
 
     def report(name, ms, flops):
         total = sum(ms) / 1e3
@@ -142,8 +153,9 @@ def main():
 
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(images), labels, label_smoothing=0.1)
-            loss.backward()
+            for b0, b1 in pieces:
+                loss = F.cross_entropy(model(images[b0:b1]), labels[b0:b1], label_smoothing=0.1)
+                (loss * ((b1 - b0) / batch) if parts > 1 else loss).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
 
@@ -153,7 +165,8 @@ def main():
 
         def infer():
             with torch.inference_mode():
-                model(images)
+                for b0, b1 in pieces:
+                    model(images[b0:b1])
 
         report("infer", timed(infer, a.warmup, a.steps), fwd)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

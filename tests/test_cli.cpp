@@ -106,6 +106,7 @@ TEST(Cli, BenchSmoke) {
     EXPECT_GT(j[k].get<double>(), 0.0) << k;
   }
   EXPECT_EQ(j["train_micro_batch"].get<int>(), 2);  // 2 images are one micro-batch
+  EXPECT_EQ(j["infer_micro_batch"].get<int>(), 2);
   // Micro-batches of 1 image: said in the report and in the JSON.
   EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --micro-batch 1", 0,
              "micro-batches of at most 1 images");

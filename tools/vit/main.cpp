@@ -507,6 +507,8 @@ int run_bench(const BenchArgs& a) {
   o.infer = a.mode != "train";
   o.micro_batch = a.micro_batch;
   const vit::BenchResult r = vit::benchmark(p.config, o);
+  // predict's micro-batches (always the automatic size)
+  const int infer_micro = vit::micro_batch_images(p.config, o.batch, p.config.num_tokens());
   if (a.json) {
     nlohmann::ordered_json j;
     j["preset"] = a.preset;
@@ -522,6 +524,7 @@ int run_bench(const BenchArgs& a) {
       j["infer_img_per_s"] = r.infer.img_per_s;
       j["infer_ms_median"] = r.infer.ms_median;
       j["infer_gflops"] = r.infer.gflops;
+      j["infer_micro_batch"] = infer_micro;
     }
     j["peak_rss_mb"] = r.peak_rss_mb;
     std::printf("%s\n", j.dump().c_str());
@@ -540,7 +543,12 @@ int run_bench(const BenchArgs& a) {
                   r.micro_batch);
     }
   }
-  if (o.infer) row("infer", r.infer);
+  if (o.infer) {
+    row("infer", r.infer);
+    if (infer_micro < o.batch) {
+      std::printf("         (in micro-batches of at most %d images)\n", infer_micro);
+    }
+  }
   std::printf("  peak RSS %.1f MB\n", r.peak_rss_mb);
   return 0;
 }
