@@ -93,8 +93,8 @@ class Model {
 // the widest activation (qkv or the MLP's hidden layer) near 1 MiB, half a core's L2 here; all B
 // where that is under 512 tokens (ViT-Ti's 197 tokens x 768 exceed it for one image, and its large
 // GEMMs gain nothing from it). Model::predict and training (batch_gradients in train.hpp) run a
-// batch through the model a micro-batch at a time, so that each op finds its input in the cache
-// the op before it wrote it to.
+// batch through the model a micro-batch at a time, so that what an op (and, in training, the
+// micro-batch's backward) reads was written moments before and is still cached.
 int micro_batch_images(const Config& config, int B, int N);
 
 // Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns

@@ -15,7 +15,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   VIT_CHECK(micro_batch >= 0, "batch_gradients: micro_batch must be 0 (automatic) or more (got " +
                                   std::to_string(micro_batch) + ")");
   const int K = c.num_classes;
-  const int N = keep ? c.num_prefix_tokens() + num_keep : c.num_tokens();
+  // (A bad num_keep is Model::forward's to report.)
+  const int N = std::max(1, keep ? c.num_prefix_tokens() + num_keep : c.num_tokens());
   const int per = micro_batch > 0 ? std::min(B, micro_batch) : micro_batch_images(c, B, N);
   const int parts = (B + per - 1) / per;
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
