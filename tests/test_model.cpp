@@ -428,6 +428,9 @@ TEST(Model, MicroBatchImages) {
   // ViT-Ti: one image's 197 x 768 floats exceed 1 MiB, and 197 tokens are under 512: no split.
   EXPECT_EQ(micro_batch_images(find_preset("vit_tiny_patch16_224").config, 16, 197), 16);
   EXPECT_THROW(micro_batch_images(tiny, 0, 50), Error);
+  EXPECT_EQ(micro_batch_images(tiny, 128, 50, 7), 7);  // a requested size, at most the batch
+  EXPECT_EQ(micro_batch_images(tiny, 5, 50, 7), 5);
+  EXPECT_THROW(micro_batch_images(tiny, 128, 50, -1), Error);
 }
 
 // batch_gradients in micro-batches gives the batch's loss, predictions and gradients: against one

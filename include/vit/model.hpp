@@ -94,8 +94,14 @@ class Model {
 // where that is under 512 tokens (ViT-Ti's 197 tokens x 768 exceed it for one image, and its large
 // GEMMs gain nothing from it). Model::predict and training (batch_gradients in train.hpp) run a
 // batch through the model a micro-batch at a time, so that what an op (and, in training, the
-// micro-batch's backward) reads was written moments before and is still cached.
-int micro_batch_images(const Config& config, int B, int N);
+// micro-batch's backward) reads was written moments before and is still cached. requested > 0
+// asks for that many images instead (at most B); it must not be negative.
+int micro_batch_images(const Config& config, int B, int N, int requested = 0);
+// The first image of micro-batch i (of `parts`) when B images are cut into micro-batches of even
+// sizes: micro-batch i holds images [micro_batch_start(B, parts, i), ...(i + 1)).
+inline int micro_batch_start(int B, int parts, int i) {
+  return int(int64_t(B) * i / parts);
+}
 
 // Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns
 // the mean loss; when dlogits is non-null, writes the gradient of the mean loss there. probs is a

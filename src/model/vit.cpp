@@ -543,14 +543,18 @@ void Model::predict(const float* images, int B, float* logits) {
   for (int i = 0; i < kBuffers; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   for (int part = 0; part < parts; ++part) {
-    const int b0 = int(int64_t(B) * part / parts), bc = int(int64_t(B) * (part + 1) / parts) - b0;
+    const int b0 = micro_batch_start(B, parts, part);
+    const int bc = micro_batch_start(B, parts, part + 1) - b0;
     predict_images(m, images + b0 * pixels, bc, logits + int64_t(b0) * c.num_classes, buf[0],
                    buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9]);
   }
 }
 
-int micro_batch_images(const Config& config, int B, int N) {
+int micro_batch_images(const Config& config, int B, int N, int requested) {
   VIT_CHECK(B >= 1 && N >= 1, "micro_batch_images: batch and tokens must be at least 1");
+  VIT_CHECK(requested >= 0, "the micro-batch size must be 0 (automatic) or more (got " +
+                                std::to_string(requested) + ")");
+  if (requested > 0) return std::min(B, requested);
   constexpr int64_t kBytes = int64_t(1) << 20, kMinTokens = 512;
   const int64_t widest = std::max(3 * config.dim, config.mlp_dim);
   const int64_t images = std::max<int64_t>(1, kBytes / (int64_t(N) * widest * 4));

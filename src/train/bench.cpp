@@ -57,9 +57,7 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   const double fwd = double(config.forward_flops());
   BenchResult r;
   if (o.train) {
-    VIT_CHECK(o.micro_batch >= 0, "bench: micro_batch must be 0 (automatic) or more");
-    r.micro_batch = o.micro_batch > 0 ? std::min(B, o.micro_batch)
-                                      : micro_batch_images(config, B, config.num_tokens());
+    r.micro_batch = micro_batch_images(config, B, config.num_tokens(), o.micro_batch);
     model.enable_training(B);
     AdamWOptions ao;
     ao.lr = 1e-4f;

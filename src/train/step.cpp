@@ -12,18 +12,16 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
                            float* dlogits, int micro_batch) {
   const Config& c = model.config();
   VIT_CHECK(B >= 1, "batch_gradients: batch must be at least 1 (got " + std::to_string(B) + ")");
-  VIT_CHECK(micro_batch >= 0, "batch_gradients: micro_batch must be 0 (automatic) or more (got " +
-                                  std::to_string(micro_batch) + ")");
   const int K = c.num_classes;
   // (A bad num_keep is Model::forward's to report.)
   const int N = std::max(1, keep ? c.num_prefix_tokens() + num_keep : c.num_tokens());
-  const int per = micro_batch > 0 ? std::min(B, micro_batch) : micro_batch_images(c, B, N);
+  const int per = micro_batch_images(c, B, N, micro_batch);
   const int parts = (B + per - 1) / per;
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   BatchStats stats;
   model.zero_grad();
   for (int i = 0; i < parts; ++i) {
-    const int b0 = int(int64_t(B) * i / parts), bc = int(int64_t(B) * (i + 1) / parts) - b0;
+    const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     const float* logits = model.forward(images + b0 * pixels, bc,
                                         keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
     float* p = probs + int64_t(b0) * K;
