@@ -11,6 +11,7 @@
 #include "vit/data.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
+#include "vit/train.hpp"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -47,12 +48,11 @@ TEST(Allocation, TrainingStepAndPredictAllocateNothing) {
   std::vector<int64_t> idx(B);
   std::vector<int32_t> keep(size_t(B) * Nk);
   for (int b = 0; b < B; ++b) idx[size_t(b)] = b;
+  // The trainer's step, in micro-batches of at most 5 images (16: four of 4).
   auto step = [&](bool drop) {
-    model.zero_grad();
     if (drop) sample_kept_patches(idx.data(), B, Np, Nk, 0, 1, keep.data());
-    const float* z = model.forward(images.data(), B, drop ? keep.data() : nullptr, drop ? Nk : 0);
-    cross_entropy(z, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
-    model.backward(dlogits.data());
+    batch_gradients(model, images.data(), labels.data(), B, 0.1f, drop ? keep.data() : nullptr,
+                    drop ? Nk : 0, probs.data(), dlogits.data(), 5);
     clip_grad_norm(model, 1.0f);
     opt.step();
   };
