@@ -46,32 +46,30 @@ benchmark::Counter gflops(double flops) {
 
 constexpr int B = 128, N = 50, D = 64, H = 4, M = 256, R = B * N;
 
-// C[R, O] = X[R, I] W[O, I]^T: args (I, O); ours vs OpenBLAS.
+// A micro-batch of tiny28's training at batch 128 (19 images, micro_batch_images): the rows the
+// model's GEMMs see in a step.
+constexpr int kPieceRows = 19 * N;
+
+// C[R, O] = X[R, I] W[O, I]^T: args (I, O, R); ours vs OpenBLAS.
 void BM_GemmNT(benchmark::State& st, bool ours) {
-  const int I = int(st.range(0)), O = int(st.range(1));
-  auto x = randv(size_t(R) * I, 1), w = randv(size_t(O) * I, 2);
-  Vec c(size_t(R) * O);
+  const int I = int(st.range(0)), O = int(st.range(1)), rows = int(st.range(2));
+  auto x = randv(size_t(rows) * I, 1), w = randv(size_t(O) * I, 2);
+  Vec c(size_t(rows) * O);
   for (auto _ : st) {
     if (ours) {
-      ops::gemm(false, true, R, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f, c.data(), O);
+      ops::gemm(false, true, rows, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f, c.data(), O);
     } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, O, I, 1.0f, x.data(), I, w.data(), I,
-                  0.0f, c.data(), O);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, O, I, 1.0f, x.data(), I, w.data(),
+                  I, 0.0f, c.data(), O);
     }
     benchmark::DoNotOptimize(c.data());
   }
-  st.counters["GFLOP/s"] = gflops(2.0 * R * O * I);
+  st.counters["GFLOP/s"] = gflops(2.0 * rows * O * I);
 }
-BENCHMARK_CAPTURE(BM_GemmNT, dispatch, true)
-    ->Args({64, 192})
-    ->Args({64, 256})
-    ->Args({256, 64})
-    ->Args({64, 64});
-BENCHMARK_CAPTURE(BM_GemmNT, openblas, false)
-    ->Args({64, 192})
-    ->Args({64, 256})
-    ->Args({256, 64})
-    ->Args({64, 64});
+#define GEMM_NT_SHAPES(R) \
+  ->Args({64, 192, R})->Args({64, 256, R})->Args({256, 64, R})->Args({64, 64, R})
+BENCHMARK_CAPTURE(BM_GemmNT, dispatch, true) GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows);
+BENCHMARK_CAPTURE(BM_GemmNT, openblas, false) GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows);
 
 // dW[O, I] += dY[R, O]^T X[R, I] (a weight gradient): args (O, I, R); ours vs OpenBLAS.
 void BM_GemmTN(benchmark::State& st, bool ours) {
@@ -89,16 +87,21 @@ void BM_GemmTN(benchmark::State& st, bool ours) {
   }
   st.counters["GFLOP/s"] = gflops(2.0 * rows * O * I);
 }
-// tiny28 at batch 128 (R = 6400), then ViT-Ti and ViT-B at batch 16 (R = 3152).
-#define GEMM_TN_SHAPES          \
-  ->Args({192, 64, R})          \
-      ->Args({64, 64, R})       \
-      ->Args({256, 64, R})      \
-      ->Args({64, 256, R})      \
-      ->Args({576, 192, 3152})  \
-      ->Args({768, 192, 3152})  \
-      ->Args({192, 768, 3152})  \
-      ->Args({2304, 768, 3152}) \
+// tiny28 at batch 128 (R = 6400) and its micro-batch, then ViT-Ti and ViT-B at batch 16 (R =
+// 3152).
+#define GEMM_TN_SHAPES              \
+  ->Args({192, 64, R})              \
+      ->Args({64, 64, R})           \
+      ->Args({256, 64, R})          \
+      ->Args({64, 256, R})          \
+      ->Args({192, 64, kPieceRows}) \
+      ->Args({64, 64, kPieceRows})  \
+      ->Args({256, 64, kPieceRows}) \
+      ->Args({64, 256, kPieceRows}) \
+      ->Args({576, 192, 3152})      \
+      ->Args({768, 192, 3152})      \
+      ->Args({192, 768, 3152})      \
+      ->Args({2304, 768, 3152})     \
       ->Args({3072, 768, 3152})
 BENCHMARK_CAPTURE(BM_GemmTN, dispatch, true) GEMM_TN_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmTN, openblas, false) GEMM_TN_SHAPES;

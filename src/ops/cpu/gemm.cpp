@@ -224,7 +224,8 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
   const __mmask16 m0 = w >= 16 ? 0xFFFF : __mmask16((1u << w) - 1);
   const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : __mmask16((1u << (w - 16)) - 1));
   const __mmask16 mr_mask = __mmask16((1u << MR) - 1);
-  __m512 c0[MR], c1[MR];
+  __m512 c0[MR], c1[MR];  // in registers: every loop over MR unrolled, as in tile()
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   __m512 asum = _mm512_setzero_ps();
   for (int k = 0; k < kc; ++k) {
@@ -237,6 +238,7 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
     }
     const __m512 b0 = kFull ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = kFull ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
       c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
@@ -249,6 +251,7 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
   if (sums) {
     _mm512_mask_storeu_ps(sums, mr_mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mr_mask, sums), asum));
   }
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
     __m512 r0 = c0[i], r1 = c1[i];
