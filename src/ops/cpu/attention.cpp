@@ -102,6 +102,33 @@ void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
 template <int DH, int M, int NB>
 inline void scores_block(float* s, const float* q, int64_t qstride, const float* kt, int Np, int Dh,
                          float scale) {
+#ifdef __AVX512F__
+  // The same sums in explicit registers, every loop unrolled: as arrays, GCC kept the accumulators
+  // on the stack, cleared by a memset call per block (with a vzeroupper before it).
+  __m512 acc[M][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  }
+  for (int d = 0; d < Dh; ++d) {
+    const float* kd = kt + int64_t(d) * Np;
+    __m512 k[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) k[b] = _mm512_loadu_ps(kd + 16 * b);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      const __m512 qd = _mm512_set1_ps(q[r * qstride + d] * scale);
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(qd, k[b], acc[r][b]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(s + int64_t(r) * Np + 16 * b, acc[r][b]);
+  }
+#else
   float acc[M][NB * 16] = {};
   for (int d = 0; d < Dh; ++d) {
     const float* kd = kt + int64_t(d) * Np;
@@ -115,6 +142,7 @@ inline void scores_block(float* s, const float* q, int64_t qstride, const float*
 #pragma omp simd
     for (int j = 0; j < NB * 16; ++j) s[int64_t(r) * Np + j] = acc[r][j];
   }
+#endif
 }
 
 template <int DH, int M>
@@ -203,6 +231,49 @@ inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t p
                           const float* rows, int64_t row, int N, int dh) {
   constexpr int kW = DH && DH <= 64 ? DH : 32;  // head columns per pass
   constexpr int kSplit = M * kW < 8 * 16 ? 2 : 1;
+#ifdef __AVX512F__
+  if constexpr (DH && DH % 16 == 0 && DH <= 64) {
+    // The same sums in explicit registers (as in scores_block: no stack array, no memset).
+    constexpr int V = kW / 16;
+    __m512 acc[kSplit][M][V];
+#pragma GCC unroll 2
+    for (int s = 0; s < kSplit; ++s) {
+#pragma GCC unroll 16
+      for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[s][r][v] = _mm512_setzero_ps();
+      }
+    }
+    auto step = [&](int j, __m512(&a)[M][V]) {
+      const float* x = rows + j * row;
+      __m512 xv[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(x + 16 * v);
+#pragma GCC unroll 16
+      for (int r = 0; r < M; ++r) {
+        const __m512 pv = _mm512_set1_ps(p[r * pr + j * pj]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) a[r][v] = _mm512_fmadd_ps(pv, xv[v], a[r][v]);
+      }
+    };
+    int j = 0;
+    for (; j + kSplit <= N; j += kSplit) {
+#pragma GCC unroll 2
+      for (int s = 0; s < kSplit; ++s) step(j + s, acc[s]);
+    }
+    for (; j < N; ++j) step(j, acc[0]);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        __m512 sum = acc[0][r][v];
+        if constexpr (kSplit == 2) sum = _mm512_add_ps(sum, acc[1][r][v]);
+        _mm512_storeu_ps(out + r * ostride + 16 * v, sum);
+      }
+    }
+    return;
+  }
+#endif
   const int Dh = head_width<DH>(dh);
   for (int d0 = 0; d0 < Dh; d0 += kW) {
     const int w = std::min(kW, Dh - d0);
