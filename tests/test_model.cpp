@@ -418,19 +418,24 @@ TEST(Model, PatchDropout) {
   }
 }
 
-// The micro-batch rule: the most images whose widest activation fits in 1 MiB, unless that is
-// under 512 tokens.
+// The micro-batch rule: the most images whose widest activation fits in 512 KiB, unless that is
+// under 256 tokens; and the count, made even.
 TEST(Model, MicroBatchImages) {
   const Config tiny = find_preset("tiny28").config;  // widest: the MLP's 256 floats a token
-  EXPECT_EQ(micro_batch_images(tiny, 128, 50), 20);  // 20 x 50 x 256 x 4 B = 1.0e6 B <= 2^20 B
-  EXPECT_EQ(micro_batch_images(tiny, 128, 20), 51);  // patch dropout's 20 tokens: 51 images
+  EXPECT_EQ(micro_batch_images(tiny, 128, 50), 10);  // 10 x 50 x 256 x 4 B = 512,000 <= 2^19 B
+  EXPECT_EQ(micro_batch_images(tiny, 128, 20), 25);  // patch dropout's 20 tokens: 25 images
   EXPECT_EQ(micro_batch_images(tiny, 7, 50), 7);     // never more than the batch
-  // ViT-Ti: one image's 197 x 768 floats exceed 1 MiB, and 197 tokens are under 512: no split.
+  // ViT-Ti: one image's 197 x 768 floats exceed 512 KiB, and 197 tokens are under 256: no split.
   EXPECT_EQ(micro_batch_images(find_preset("vit_tiny_patch16_224").config, 16, 197), 16);
   EXPECT_THROW(micro_batch_images(tiny, 0, 50), Error);
   EXPECT_EQ(micro_batch_images(tiny, 128, 50, 7), 7);  // a requested size, at most the batch
   EXPECT_EQ(micro_batch_images(tiny, 5, 50, 7), 5);
   EXPECT_THROW(micro_batch_images(tiny, 128, 50, -1), Error);
+  EXPECT_EQ(micro_batch_count(128, 10), 14);  // 13 made even: pieces of 9 and 10
+  EXPECT_EQ(micro_batch_count(32, 10), 4);
+  EXPECT_EQ(micro_batch_count(7, 7), 1);
+  EXPECT_EQ(micro_batch_count(5, 2), 4);
+  EXPECT_EQ(micro_batch_count(3, 1), 3);  // one image each already
 }
 
 // batch_gradients in micro-batches gives the batch's loss, predictions and gradients: against one
@@ -524,8 +529,10 @@ TEST(Model, MicroBatchesGiveTheBatchGradient) {
 // call with just its micro-batch, and of the training forward.
 TEST(Model, PredictInMicroBatches) {
   const Config c = find_preset("tiny28").config;
-  const int B = 45, K = c.num_classes;  // three micro-batches of 15
-  ASSERT_EQ(micro_batch_images(c, B, c.num_tokens()), 20);
+  // Six micro-batches of 7-8 images (one per thread at a time where there are two); the pieces
+  // of 15 below are cut in two.
+  const int B = 45, K = c.num_classes;
+  ASSERT_EQ(micro_batch_images(c, B, c.num_tokens()), 10);
   Model model(c);
   init_with_larger_weights(model, 4, 2);
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;

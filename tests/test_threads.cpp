@@ -11,6 +11,7 @@
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
 #include "vit/threads.hpp"
+#include "vit/train.hpp"
 
 namespace vit::test {
 namespace {
@@ -89,6 +90,64 @@ TEST(Threads, OneAndTwoThreadsAgreeBitwise) {
   const std::vector<float> single_one = predict_one_image(1), single_two = predict_one_image(2);
   set_num_threads(before);
   EXPECT_TRUE(same(single_one, single_two));
+}
+
+// The trainer's step in micro-batches (batch_gradients), which runs whole micro-batches one per
+// thread (and what is left over with every thread on each), and predict, which does the same:
+// 1, 2 and 3 threads (3: nine micro-batches in rounds of three, the tenth split over the threads)
+// give the same bits.
+struct StepResult {
+  std::vector<float> grads, predicted, probs, dlogits;
+  double loss = 0;
+  int64_t correct = 0;
+};
+
+StepResult micro_batch_step(int threads) {
+  set_num_threads(threads);
+  Config c;
+  c.depth = 2;
+  const int B = 40, K = c.num_classes, Np = c.num_patches(), Nk = Np / 2;
+  Model model(c);
+  model.init(3);
+  model.enable_training(B);
+  auto images = random_vector(int64_t(B) * 28 * 28, 4);
+  std::vector<int32_t> labels(B), keep(size_t(B) * Nk);
+  for (int b = 0; b < B; ++b) labels[b] = (b * 3) % K;
+  for (size_t i = 0; i < keep.size(); ++i) keep[i] = int32_t((i * 5) % Np);
+  StepResult r;
+  r.probs.resize(B * K);
+  r.dlogits.resize(B * K);
+  for (bool drop : {false, true}) {
+    const BatchStats st =
+        batch_gradients(model, images.data(), labels.data(), B, 0.1f, drop ? keep.data() : nullptr,
+                        drop ? Nk : 0, r.probs.data(), r.dlogits.data(), 4);  // ten of 4
+    r.loss += st.loss;
+    r.correct += st.correct;
+    r.grads.insert(r.grads.end(), model.grad_data(), model.grad_data() + model.arena_floats());
+  }
+  r.predicted.resize(B * K);
+  model.predict(images.data(), B, r.predicted.data());
+  return r;
+}
+
+TEST(Threads, MicroBatchesAgreeBitwise) {
+  const int before = num_threads();
+  const StepResult one = micro_batch_step(1), two = micro_batch_step(2),
+                   three = micro_batch_step(3);
+  set_num_threads(before);
+  for (const StepResult* r : {&two, &three}) {
+    const int t = r == &two ? 2 : 3;
+    ASSERT_EQ(one.grads.size(), r->grads.size());
+    EXPECT_EQ(std::memcmp(one.grads.data(), r->grads.data(), one.grads.size() * 4), 0)
+        << t << " threads: grads max diff "
+        << compare(one.grads.data(), r->grads.data(), int64_t(one.grads.size()), 0, 0).max_abs;
+    EXPECT_EQ(std::memcmp(one.predicted.data(), r->predicted.data(), one.predicted.size() * 4), 0)
+        << t << " threads: predict";
+    EXPECT_EQ(std::memcmp(one.dlogits.data(), r->dlogits.data(), one.dlogits.size() * 4), 0)
+        << t << " threads: dlogits";
+    EXPECT_EQ(one.loss, r->loss) << t << " threads";
+    EXPECT_EQ(one.correct, r->correct) << t << " threads";
+  }
 }
 
 TEST(Threads, RejectsImpossibleCounts) {

@@ -78,6 +78,23 @@ class Model {
   float* grad_data();  // same layout as param_data()
   TensorView grad(const std::string& name);
 
+  // ---- Parallel micro-batches (what vit::batch_gradients runs on): `lanes` more sets of training
+  // activations, each for batches of up to max_batch images, so that several threads can each run
+  // a micro-batch's forward and backward at once; and grad_buffers gradient buffers (arena_floats()
+  // floats each, the gradient arena's layout) for the micro-batches' parameter gradients. Grows
+  // (reallocating) when asked for more; call enable_training() first.
+  void enable_lanes(int lanes, int max_batch, int grad_buffers);
+  float* grad_buffer(int i);
+  // forward()'s checks for a lane (vit::Error when one fails). forward_lane skips them, so that it
+  // can run inside an OpenMP region, which an exception must not leave: check first.
+  void check_lane_forward(int lane, int B, const int32_t* keep, int num_keep) const;
+  // forward() and backward() on lane `lane` (one thread each may use its own lane at a time),
+  // backward_lane accumulating the parameter gradients into grads; backward_lane differentiates
+  // the lane's last forward_lane.
+  const float* forward_lane(int lane, const float* images, int B, const int32_t* keep = nullptr,
+                            int num_keep = 0);
+  void backward_lane(int lane, const float* dlogits, float* grads);
+
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
@@ -97,6 +114,14 @@ class Model {
 // micro-batch's backward) reads was written moments before and is still cached. requested > 0
 // asks for that many images instead (at most B); it must not be negative.
 int micro_batch_images(const Config& config, int B, int N, int requested = 0);
+// How many micro-batches of at most `per` images B images are cut into: an even count where there
+// are several (and B allows), so that two threads running them one each get the same number
+// (batch_gradients).
+inline int micro_batch_count(int B, int per) {
+  int parts = (B + per - 1) / per;
+  if (parts > 1 && parts % 2 == 1 && parts < B) ++parts;
+  return parts;
+}
 // The first image of micro-batch i (of `parts`) when B images are cut into micro-batches of even
 // sizes: micro-batch i holds images [micro_batch_start(B, parts, i), ...(i + 1)).
 inline int micro_batch_start(int B, int parts, int i) {

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/arena.hpp"
+#include "core/parallel.hpp"
 #include "core/rng.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
@@ -39,27 +40,12 @@ struct BlockActs {
   float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *g, *slope;
 };
 
-}  // namespace
-
-struct Model::Impl {
-  Config cfg;
-  std::vector<ParamInfo> params;
-  std::unordered_map<std::string, size_t> index;
-  Arena weights, grads;
-
-  size_t cls = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
-  std::vector<BlockOffsets> blocks;
-  size_t norm_w = kNone, norm_b = kNone, head_w = kNone, head_b = kNone;
-
-  // Training activations, sized for max_batch.
-  int max_batch = 0;
+// One set of training activations and gradient scratch, for batches of up to `capacity` images.
+struct Lane {
+  int capacity = 0;
   int last_batch = 0;         // B of the last forward, 0 when there is nothing to backpropagate
   std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
   int num_keep = 0;           // 0: the last forward kept every token
-  // Tokens the last forward's blocks saw: all, or the prefix and the kept patches.
-  int block_tokens() const {
-    return num_keep ? cfg.num_prefix_tokens() + num_keep : cfg.num_tokens();
-  }
   Arena acts;
   float* cols = nullptr;     // [B*Np, C*P*P]
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
@@ -73,9 +59,32 @@ struct Model::Impl {
   // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
   float* att_scratch = nullptr;
   int slots = 1;
+};
 
-  // Inference workspace (one block), sized for infer_batch.
+}  // namespace
+
+struct Model::Impl {
+  Config cfg;
+  std::vector<ParamInfo> params;
+  std::unordered_map<std::string, size_t> index;
+  Arena weights, grads;
+
+  size_t cls = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
+  std::vector<BlockOffsets> blocks;
+  size_t norm_w = kNone, norm_b = kNone, head_w = kNone, head_b = kNone;
+
+  // Training activations: the model's own (forward/backward), sized for max_batch, and the lanes
+  // of parallel micro-batches with their gradient buffers (enable_lanes).
+  Lane main;
+  int max_batch = 0;
+  std::vector<Lane> lanes;
+  int lane_batch = 0;
+  Arena grad_buffers;
+  std::vector<size_t> grad_buffer_offsets;
+
+  // Inference workspaces (one block each), sized for infer_batch images.
   int infer_batch = 0;
+  int infer_spaces = 0;  // workspaces, one per thread running micro-batches at once
   int infer_slots = 1;
   Arena infer;
   std::vector<size_t> infer_offsets;
@@ -244,20 +253,19 @@ struct ActivationSlot {
 };
 
 // Plans the training activations of batch B into arena `a` (offsets only: nothing is allocated),
-// recording where each of m's activation pointers will point.
-void plan_activations(Model::Impl& m, int64_t B, int threads, Arena& a,
+// recording where each of lane L's activation pointers will point.
+void plan_activations(const Config& c, Lane& L, int64_t B, int threads, Arena& a,
                       std::vector<ActivationSlot>& slots) {
-  const Config& c = m.cfg;
   const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
                 K = c.num_classes;
   const int64_t BN = B * N, BND = BN * D;
   auto plan = [&](float** ptr, int64_t n) { slots.push_back({ptr, a.add(size_t(n))}); };
-  m.x.assign(c.depth + 1, nullptr);
-  m.block_acts.assign(c.depth, BlockActs{});
-  plan(&m.cols, B * Np * c.patch_dim());
-  if (c.pool == Pool::kCls) plan(&m.patches, B * Np * D);
-  for (auto& xl : m.x) plan(&xl, BND);
-  for (BlockActs& s : m.block_acts) {
+  L.x.assign(c.depth + 1, nullptr);
+  L.block_acts.assign(c.depth, BlockActs{});
+  plan(&L.cols, B * Np * c.patch_dim());
+  if (c.pool == Pool::kCls) plan(&L.patches, B * Np * D);
+  for (auto& xl : L.x) plan(&xl, BND);
+  for (BlockActs& s : L.block_acts) {
     plan(&s.ln1, BND);
     plan(&s.mean1, BN);
     plan(&s.rstd1, BN);
@@ -271,19 +279,185 @@ void plan_activations(Model::Impl& m, int64_t B, int threads, Arena& a,
     plan(&s.g, BN * M);
     plan(&s.slope, BN * M);
   }
-  plan(&m.pooled, B * D);
-  plan(&m.pool_mean, B);
-  plan(&m.pool_rstd, B);
-  plan(&m.normed, B * D);
-  plan(&m.logits, B * K);
-  plan(&m.dx, BND);
-  plan(&m.dln, BND);
-  plan(&m.dqkv, 3 * BND);
-  plan(&m.dg, BN * M);
-  plan(&m.dpooled, B * D);
-  plan(&m.dnormed, B * D);
-  if (c.pool == Pool::kCls) plan(&m.dpatches, B * Np * D);
-  plan(&m.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), true));
+  plan(&L.pooled, B * D);
+  plan(&L.pool_mean, B);
+  plan(&L.pool_rstd, B);
+  plan(&L.normed, B * D);
+  plan(&L.logits, B * K);
+  plan(&L.dx, BND);
+  plan(&L.dln, BND);
+  plan(&L.dqkv, 3 * BND);
+  plan(&L.dg, BN * M);
+  plan(&L.dpooled, B * D);
+  plan(&L.dnormed, B * D);
+  if (c.pool == Pool::kCls) plan(&L.dpatches, B * Np * D);
+  plan(&L.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), true));
+}
+
+// Allocates lane L's activations for batches of up to B images.
+void allocate_lane(const Config& c, Lane& L, int B) {
+  const int threads = num_threads();
+  Arena a;
+  std::vector<ActivationSlot> slots;
+  plan_activations(c, L, B, threads, a, slots);
+  a.allocate();
+  for (const ActivationSlot& s : slots) *s.ptr = a.at(s.off);
+  L.acts = std::move(a);
+  L.slots = threads;
+  L.capacity = B;
+  L.last_batch = 0;
+}
+
+// Tokens the last forward's blocks saw in lane L: all, or the prefix and the kept patches.
+int block_tokens(const Config& c, const Lane& L) {
+  return L.num_keep ? c.num_prefix_tokens() + L.num_keep : c.num_tokens();
+}
+
+// The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
+const float* lane_forward(Model::Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
+                          int num_keep) {
+  const Config& c = m.cfg;
+  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int F = c.num_prefix_tokens();  // the class token or none
+  if (keep) {
+    L.keep.assign(keep, keep + int64_t(B) * num_keep);
+    L.num_keep = num_keep;
+  } else {
+    L.num_keep = 0;
+  }
+  const int N = block_tokens(c, L);
+  const int64_t BN = int64_t(B) * N;
+
+  // With patch dropout the embedding of every token is built in L.dx (free until the backward)
+  // and the kept ones are copied to x0.
+  float* x0 = L.x[0];
+  float* emb = keep ? L.dx : x0;
+  float* pe = c.pool == Pool::kCls ? L.patches : emb;
+  ops::patch_embed_forward(pe, L.cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
+                           c.image_size, c.patch_size, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, m.W(m.cls), B, Np, D);
+  ops::pos_add_forward(emb, emb, m.W(m.pos), B, c.num_tokens(), D);
+  if (keep) ops::token_keep_forward(x0, emb, keep, B, F, Np, num_keep, D);
+
+  // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
+  // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs alone.
+  if (c.depth > 0) {
+    const BlockOffsets& p = m.blocks[0];
+    BlockActs& s = L.block_acts[0];
+    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
+                           c.ln_eps);
+  }
+  for (int l = 0; l < c.depth; ++l) {
+    const BlockOffsets& p = m.blocks[l];
+    BlockActs& s = L.block_acts[l];
+    ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
+    ops::attention_forward(s.attn, s.att, L.att_scratch, L.slots, s.qkv, B, N, D, H);
+    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, m.W(p.proj_w),
+                                      m.W(p.proj_b), L.x[l], m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
+                                      D, c.ln_eps);
+    ops::linear_gelu_forward(s.g, s.slope, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
+    BlockActs next{};  // the next block's norm1 outputs (none after the last block)
+    const float *norm_w = nullptr, *norm_b = nullptr;
+    if (l + 1 < c.depth) {
+      next = L.block_acts[l + 1];
+      norm_w = m.W(m.blocks[l + 1].norm1_w);
+      norm_b = m.W(m.blocks[l + 1].norm1_b);
+    }
+    ops::linear_residual_norm_forward(L.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
+                                      m.W(p.fc2_w), m.W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
+                                      c.ln_eps);
+  }
+
+  const float* xl = L.x[c.depth];
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_forward(L.pooled, xl, B, N, D);
+  } else {
+    ops::mean_pool_forward(L.pooled, xl, B, N, D);
+  }
+  ops::layernorm_forward(L.normed, L.pool_mean, L.pool_rstd, L.pooled, m.W(m.norm_w), m.W(m.norm_b),
+                         B, D, c.ln_eps);
+  ops::linear_forward(L.logits, L.normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
+  L.last_batch = B;
+  return L.logits;
+}
+
+// The backward of lane L's last forward, accumulating the parameter gradients into grads (the
+// gradient arena's layout).
+void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) {
+  const Config& c = m.cfg;
+  const int B = L.last_batch;
+  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int F = c.num_prefix_tokens();
+  const int N = block_tokens(c, L);
+  const int64_t BN = int64_t(B) * N;
+  const bool learned = c.pos_embed == PosEmbed::kLearned;
+  auto G = [&](size_t off) { return grads + off; };
+  auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
+
+  ops::linear_backward(L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.normed, m.W(m.head_w), B, D,
+                       c.num_classes);
+  ops::layernorm_backward(L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.pooled, L.pool_mean,
+                          L.pool_rstd, m.W(m.norm_w), B, D);
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_backward(L.dx, L.dpooled, B, N, D);
+  } else {
+    ops::mean_pool_backward(L.dx, L.dpooled, B, N, D);
+  }
+
+  // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
+  for (int l = c.depth - 1; l >= 0; --l) {
+    const BlockOffsets& p = m.blocks[l];
+    const BlockActs& s = L.block_acts[l];
+    // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
+    ops::linear_backward_gelu(L.dg, G(p.fc2_w), G(p.fc2_b), L.dx, s.g, m.W(p.fc2_w), s.slope, BN, M,
+                              D);
+    ops::linear_backward(L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
+    ops::layernorm_backward(L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
+                            m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
+    // xmid = x_l + proj(attention(qkv(norm1(x_l))))
+    ops::linear_backward(L.dln, G(p.proj_w), G(p.proj_b), L.dx, s.attn, m.W(p.proj_w), BN, D, D);
+    ops::attention_backward(L.dqkv, L.att_scratch, L.slots, L.dln, s.qkv, s.att, s.attn, B, N, D,
+                            H);
+    ops::linear_backward(L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
+                         3 * D);
+    ops::layernorm_backward(L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.x[l], s.mean1, s.rstd1,
+                            m.W(p.norm1_w), BN, D, /*accumulate=*/true);
+  }
+
+  // demb: the gradient of every token's embedding (dln is free again here).
+  float* demb = L.dx;
+  if (L.num_keep) {
+    demb = L.dln;
+    ops::token_keep_backward(demb, L.dx, L.keep.data(), B, F, Np, L.num_keep, D);
+  }
+  ops::pos_add_backward(demb, learned ? G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
+  const float* dpe = demb;
+  if (c.pool == Pool::kCls) {
+    ops::cls_prepend_backward(L.dpatches, G(m.cls), demb, B, Np, D);
+    dpe = L.dpatches;
+  }
+  ops::patch_embed_backward(nullptr, G(m.patch_w), G(m.patch_b), dpe, L.cols, m.W(m.patch_w), B,
+                            c.channels, c.image_size, c.patch_size, D);
+}
+
+// Checks a forward's arguments against lane L (as Model::forward documents).
+void check_forward(const Config& c, const Lane& L, const char* what, int B, const int32_t* keep,
+                   int num_keep) {
+  const std::string f = what;
+  VIT_CHECK(B >= 1 && B <= L.capacity, f + ": batch " + std::to_string(B) + " is outside [1, " +
+                                           std::to_string(L.capacity) + "]");
+  const int Np = c.num_patches();
+  VIT_CHECK(keep || num_keep == 0, f + ": num_keep is " + std::to_string(num_keep) +
+                                       " but no kept patch indices were given");
+  if (keep) {
+    VIT_CHECK(num_keep >= 1 && num_keep <= Np,
+              f + ": patch dropout keeps " + std::to_string(num_keep) +
+                  " patches; it must keep 1 to " + std::to_string(Np));
+    for (int64_t i = 0; i < int64_t(B) * num_keep; ++i) {
+      VIT_CHECK(keep[i] >= 0 && keep[i] < Np, f + ": kept patch index " + std::to_string(keep[i]) +
+                                                  " is outside [0, " + std::to_string(Np) + ")");
+    }
+  }
 }
 
 }  // namespace
@@ -295,7 +469,7 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   plan_parameters(plan, config);
   Arena a;
   std::vector<ActivationSlot> slots;
-  plan_activations(plan, max_batch, num_threads(), a, slots);
+  plan_activations(config, plan.main, max_batch, num_threads(), a, slots);
   // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout.
   return int64_t(sizeof(float)) * (4 * int64_t(plan.weights.size()) + int64_t(a.size()));
 }
@@ -309,155 +483,70 @@ void Model::enable_training(int max_batch) {
     m.grads.allocate();
   }
   if (max_batch <= m.max_batch) return;
-
-  const int threads = num_threads();
-  Arena a;
-  std::vector<ActivationSlot> slots;
-  plan_activations(m, max_batch, threads, a, slots);
-  a.allocate();
-  for (const ActivationSlot& s : slots) *s.ptr = a.at(s.off);
-  m.acts = std::move(a);
-  m.slots = threads;
+  allocate_lane(m.cfg, m.main, max_batch);
   m.max_batch = max_batch;
-  m.last_batch = 0;
+}
+
+void Model::enable_lanes(int lanes, int max_batch, int grad_buffers) {
+  VIT_CHECK(lanes >= 1 && max_batch >= 1 && grad_buffers >= 0,
+            "enable_lanes: lanes and max_batch must be at least 1, grad_buffers at least 0");
+  Impl& m = *impl_;
+  VIT_CHECK(m.grads.allocated(), "enable_lanes: call enable_training(max_batch) first");
+  if (lanes > int(m.lanes.size()) || max_batch > m.lane_batch) {
+    const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, m.lane_batch);
+    m.lanes.clear();
+    m.lanes.resize(size_t(n));
+    for (Lane& L : m.lanes) allocate_lane(m.cfg, L, b);
+    m.lane_batch = b;
+  }
+  if (grad_buffers > int(m.grad_buffer_offsets.size())) {
+    Arena a;
+    std::vector<size_t> offsets;
+    for (int i = 0; i < grad_buffers; ++i) offsets.push_back(a.add(m.grads.size()));
+    a.allocate();
+    m.grad_buffers = std::move(a);
+    m.grad_buffer_offsets = std::move(offsets);
+  }
+}
+
+float* Model::grad_buffer(int i) {
+  Impl& m = *impl_;
+  VIT_CHECK(i >= 0 && i < int(m.grad_buffer_offsets.size()),
+            "grad_buffer: " + std::to_string(i) + " is outside [0, " +
+                std::to_string(m.grad_buffer_offsets.size()) + "); see enable_lanes");
+  return m.grad_buffers.at(m.grad_buffer_offsets[size_t(i)]);
 }
 
 const float* Model::forward(const float* images, int B, const int32_t* keep, int num_keep) {
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
-  VIT_CHECK(B >= 1 && B <= m.max_batch, "forward: batch " + std::to_string(B) + " is outside [1, " +
-                                            std::to_string(m.max_batch) + "]");
-  const Config& c = m.cfg;
-  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int F = c.num_prefix_tokens();  // the class token or none
-  VIT_CHECK(keep || num_keep == 0, "forward: num_keep is " + std::to_string(num_keep) +
-                                       " but no kept patch indices were given");
-  if (keep) {
-    VIT_CHECK(num_keep >= 1 && num_keep <= Np,
-              "forward: patch dropout keeps " + std::to_string(num_keep) +
-                  " patches; it must keep 1 to " + std::to_string(Np));
-    for (int64_t i = 0; i < int64_t(B) * num_keep; ++i) {
-      VIT_CHECK(keep[i] >= 0 && keep[i] < Np, "forward: kept patch index " +
-                                                  std::to_string(keep[i]) + " is outside [0, " +
-                                                  std::to_string(Np) + ")");
-    }
-    m.keep.assign(keep, keep + int64_t(B) * num_keep);
-    m.num_keep = num_keep;
-  } else {
-    m.num_keep = 0;
-  }
-  const int N = m.block_tokens();
-  const int64_t BN = int64_t(B) * N;
-
-  // With patch dropout the embedding of every token is built in m.dx (free until the backward)
-  // and the kept ones are copied to x0.
-  float* x0 = m.x[0];
-  float* emb = keep ? m.dx : x0;
-  float* pe = c.pool == Pool::kCls ? m.patches : emb;
-  ops::patch_embed_forward(pe, m.cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
-                           c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, m.W(m.cls), B, Np, D);
-  ops::pos_add_forward(emb, emb, m.W(m.pos), B, c.num_tokens(), D);
-  if (keep) ops::token_keep_forward(x0, emb, keep, B, F, Np, num_keep, D);
-
-  // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
-  // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs alone.
-  if (c.depth > 0) {
-    const BlockOffsets& p = m.blocks[0];
-    BlockActs& s = m.block_acts[0];
-    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
-                           c.ln_eps);
-  }
-  for (int l = 0; l < c.depth; ++l) {
-    const BlockOffsets& p = m.blocks[l];
-    BlockActs& s = m.block_acts[l];
-    ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(s.attn, s.att, m.att_scratch, m.slots, s.qkv, B, N, D, H);
-    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, m.W(p.proj_w),
-                                      m.W(p.proj_b), m.x[l], m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
-                                      D, c.ln_eps);
-    ops::linear_gelu_forward(s.g, s.slope, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    BlockActs next{};  // the next block's norm1 outputs (none after the last block)
-    const float *norm_w = nullptr, *norm_b = nullptr;
-    if (l + 1 < c.depth) {
-      next = m.block_acts[l + 1];
-      norm_w = m.W(m.blocks[l + 1].norm1_w);
-      norm_b = m.W(m.blocks[l + 1].norm1_b);
-    }
-    ops::linear_residual_norm_forward(m.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
-                                      m.W(p.fc2_w), m.W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
-                                      c.ln_eps);
-  }
-
-  const float* xl = m.x[c.depth];
-  if (c.pool == Pool::kCls) {
-    ops::cls_pool_forward(m.pooled, xl, B, N, D);
-  } else {
-    ops::mean_pool_forward(m.pooled, xl, B, N, D);
-  }
-  ops::layernorm_forward(m.normed, m.pool_mean, m.pool_rstd, m.pooled, m.W(m.norm_w), m.W(m.norm_b),
-                         B, D, c.ln_eps);
-  ops::linear_forward(m.logits, m.normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
-  m.last_batch = B;
-  return m.logits;
+  check_forward(m.cfg, m.main, "forward", B, keep, num_keep);
+  return lane_forward(m, m.main, images, B, keep, num_keep);
 }
 
 void Model::backward(const float* dlogits) {
   Impl& m = *impl_;
-  VIT_CHECK(m.last_batch > 0, "backward: no forward to differentiate; call forward() first");
-  const Config& c = m.cfg;
-  const int B = m.last_batch;
-  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int F = c.num_prefix_tokens();
-  const int N = m.block_tokens();
-  const int64_t BN = int64_t(B) * N;
-  const bool learned = c.pos_embed == PosEmbed::kLearned;
+  VIT_CHECK(m.main.last_batch > 0, "backward: no forward to differentiate; call forward() first");
+  lane_backward(m, m.main, dlogits, m.grads.data());
+}
 
-  ops::linear_backward(m.dnormed, m.G(m.head_w), m.G(m.head_b), dlogits, m.normed, m.W(m.head_w), B,
-                       D, c.num_classes);
-  ops::layernorm_backward(m.dpooled, m.G(m.norm_w), m.G(m.norm_b), m.dnormed, m.pooled, m.pool_mean,
-                          m.pool_rstd, m.W(m.norm_w), B, D);
-  if (c.pool == Pool::kCls) {
-    ops::cls_pool_backward(m.dx, m.dpooled, B, N, D);
-  } else {
-    ops::mean_pool_backward(m.dx, m.dpooled, B, N, D);
-  }
+void Model::check_lane_forward(int lane, int B, const int32_t* keep, int num_keep) const {
+  const Impl& m = *impl_;
+  VIT_CHECK(lane >= 0 && lane < int(m.lanes.size()),
+            "lane " + std::to_string(lane) + " is outside [0, " + std::to_string(m.lanes.size()) +
+                "); see enable_lanes");
+  check_forward(m.cfg, m.lanes[size_t(lane)], "forward", B, keep, num_keep);
+}
 
-  // m.dx holds the gradient of the residual stream, flowing from the last block to the first.
-  for (int l = c.depth - 1; l >= 0; --l) {
-    const BlockOffsets& p = m.blocks[l];
-    const BlockActs& s = m.block_acts[l];
-    // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
-    ops::linear_backward_gelu(m.dg, m.G(p.fc2_w), m.G(p.fc2_b), m.dx, s.g, m.W(p.fc2_w), s.slope,
-                              BN, M, D);
-    ops::linear_backward(m.dln, m.G(p.fc1_w), m.G(p.fc1_b), m.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
-    ops::layernorm_backward(m.dx, m.G(p.norm2_w), m.G(p.norm2_b), m.dln, s.xmid, s.mean2, s.rstd2,
-                            m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
-    // xmid = x_l + proj(attention(qkv(norm1(x_l))))
-    ops::linear_backward(m.dln, m.G(p.proj_w), m.G(p.proj_b), m.dx, s.attn, m.W(p.proj_w), BN, D,
-                         D);
-    ops::attention_backward(m.dqkv, m.att_scratch, m.slots, m.dln, s.qkv, s.att, s.attn, B, N, D,
-                            H);
-    ops::linear_backward(m.dln, m.G(p.qkv_w), m.Gopt(p.qkv_b), m.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
-                         3 * D);
-    ops::layernorm_backward(m.dx, m.G(p.norm1_w), m.G(p.norm1_b), m.dln, m.x[l], s.mean1, s.rstd1,
-                            m.W(p.norm1_w), BN, D, /*accumulate=*/true);
-  }
+const float* Model::forward_lane(int lane, const float* images, int B, const int32_t* keep,
+                                 int num_keep) {
+  Impl& m = *impl_;
+  return lane_forward(m, m.lanes[size_t(lane)], images, B, keep, num_keep);
+}
 
-  // demb: the gradient of every token's embedding (dln is free again here).
-  float* demb = m.dx;
-  if (m.num_keep) {
-    demb = m.dln;
-    ops::token_keep_backward(demb, m.dx, m.keep.data(), B, F, Np, m.num_keep, D);
-  }
-  ops::pos_add_backward(demb, learned ? m.G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
-  const float* dpe = demb;
-  if (c.pool == Pool::kCls) {
-    ops::cls_prepend_backward(m.dpatches, m.G(m.cls), demb, B, Np, D);
-    dpe = m.dpatches;
-  }
-  ops::patch_embed_backward(nullptr, m.G(m.patch_w), m.G(m.patch_b), dpe, m.cols, m.W(m.patch_w), B,
-                            c.channels, c.image_size, c.patch_size, D);
+void Model::backward_lane(int lane, const float* dlogits, float* grads) {
+  Impl& m = *impl_;
+  lane_backward(m, m.lanes[size_t(lane)], dlogits, grads);
 }
 
 namespace {
@@ -512,42 +601,54 @@ void Model::predict(const float* images, int B, float* logits) {
   const Config& c = m.cfg;
   const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   // A micro-batch at a time, as in training (micro_batch_images): each op then finds its input
-  // in the cache. An image's logits are the same bits whatever micro-batch it is in.
-  const int per = micro_batch_images(c, B, N), parts = (B + per - 1) / per;
+  // in the cache; as many as there are threads at once where there are enough, each thread with a
+  // workspace of its own. An image's logits are the same bits whatever micro-batch it is in and
+  // whichever thread runs it.
+  const int per = micro_batch_images(c, B, N), parts = micro_batch_count(B, per);
+  const int threads = num_threads();
+  const int spaces = threads > 1 && parts >= threads ? threads : 1;
 
-  // Workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention scratch,
-  // for the largest micro-batch seen.
+  // Each workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention
+  // scratch, for the largest micro-batch seen.
   constexpr int kBuffers = 10;
-  if (per > m.infer_batch) {
-    const int slots = num_threads();
-    const int64_t PN = int64_t(per) * N;
-    const int64_t sizes[kBuffers] = {int64_t(per) * Np * c.patch_dim(),
-                                     int64_t(per) * Np * D,
+  if (per > m.infer_batch || spaces > m.infer_spaces || threads > m.infer_slots) {
+    const int b = std::max(per, m.infer_batch), n = std::max(spaces, m.infer_spaces);
+    const int slots = std::max(threads, m.infer_slots);
+    const int64_t PN = int64_t(b) * N;
+    const int64_t sizes[kBuffers] = {int64_t(b) * Np * c.patch_dim(),
+                                     int64_t(b) * Np * D,
                                      PN * D,
                                      PN * D,
                                      3 * PN * D,
                                      PN * D,
                                      PN * M,
-                                     int64_t(per) * D,
-                                     int64_t(per) * D,
+                                     int64_t(b) * D,
+                                     int64_t(b) * D,
                                      slots * ops::attention_scratch_floats(N, D / H, false)};
     Arena a;
     m.infer_offsets.clear();
-    for (int64_t n : sizes) m.infer_offsets.push_back(a.add(size_t(n)));
+    for (int w = 0; w < n; ++w) {
+      for (int64_t size : sizes) m.infer_offsets.push_back(a.add(size_t(size)));
+    }
     a.allocate();
     m.infer = std::move(a);
-    m.infer_batch = per;
+    m.infer_batch = b;
+    m.infer_spaces = n;
     m.infer_slots = slots;
   }
-  float* buf[kBuffers];
-  for (int i = 0; i < kBuffers; ++i) buf[i] = m.infer.at(m.infer_offsets[i]);
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
-  for (int part = 0; part < parts; ++part) {
+  auto run = [&](int w, int part) {
+    float* buf[kBuffers];
+    for (int i = 0; i < kBuffers; ++i)
+      buf[i] = m.infer.at(m.infer_offsets[size_t(w * kBuffers + i)]);
     const int b0 = micro_batch_start(B, parts, part);
     const int bc = micro_batch_start(B, parts, part + 1) - b0;
     predict_images(m, images + b0 * pixels, bc, logits + int64_t(b0) * c.num_classes, buf[0],
                    buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9]);
-  }
+  };
+  const int solo = spaces > 1 ? parts / spaces * spaces : 0;
+  run_on_lanes(solo, spaces, run);
+  for (int part = solo; part < parts; ++part) run(0, part);
 }
 
 int micro_batch_images(const Config& config, int B, int N, int requested) {
@@ -555,7 +656,7 @@ int micro_batch_images(const Config& config, int B, int N, int requested) {
   VIT_CHECK(requested >= 0, "the micro-batch size must be 0 (automatic) or more (got " +
                                 std::to_string(requested) + ")");
   if (requested > 0) return std::min(B, requested);
-  constexpr int64_t kBytes = int64_t(1) << 20, kMinTokens = 512;
+  constexpr int64_t kBytes = int64_t(1) << 19, kMinTokens = 256;
   const int64_t widest = std::max(3 * config.dim, config.mlp_dim);
   const int64_t images = std::max<int64_t>(1, kBytes / (int64_t(N) * widest * 4));
   if (images * N < kMinTokens) return B;
