@@ -21,6 +21,7 @@
 #include <immintrin.h>
 #endif
 
+#include "ops/cpu/transpose.hpp"
 #include "ops/ops.hpp"
 
 namespace vit::ops {
@@ -40,14 +41,29 @@ void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, i
     float* out = dst + int64_t(p) * kc * kNR;
     const int j0 = n0 + p * kNR;
     const int w = std::min(kNR, n0 + nc - j0);
-    for (int k = 0; k < kc; ++k) {
-      float* o = out + int64_t(k) * kNR;
-      if (trans_b) {  // B is [N, K]: column j of op(B) is row j of B
-        for (int j = 0; j < w; ++j) o[j] = B[int64_t(j0 + j) * ldb + k];
-      } else {  // B is [K, N]
-        const float* row = B + int64_t(k) * ldb + j0;
-        for (int j = 0; j < w; ++j) o[j] = row[j];
+    if (trans_b) {
+      // B is [N, K]: the panel's columns are rows of B, moved 16 x 16 blocks at a time through
+      // registers (element by element, this packing took 2% of tiny28's training step). Rows past
+      // w load as zeros: the padding.
+      for (int h = 0; h < kNR; h += 16) {
+        for (int k0 = 0; k0 < kc; k0 += 16) {
+          const int kw = std::min(16, kc - k0);
+          const __mmask16 km = kw == 16 ? __mmask16(0xFFFF) : __mmask16((1u << kw) - 1);
+          __m512 r[16];
+          for (int j = 0; j < 16; ++j) {
+            r[j] = h + j < w ? _mm512_maskz_loadu_ps(km, B + int64_t(j0 + h + j) * ldb + k0)
+                             : _mm512_setzero_ps();
+          }
+          transpose16(r);
+          for (int c = 0; c < kw; ++c) _mm512_storeu_ps(out + int64_t(k0 + c) * kNR + h, r[c]);
+        }
       }
+      continue;
+    }
+    for (int k = 0; k < kc; ++k) {
+      float* o = out + int64_t(k) * kNR;  // B is [K, N]
+      const float* row = B + int64_t(k) * ldb + j0;
+      for (int j = 0; j < w; ++j) o[j] = row[j];
       for (int j = w; j < kNR; ++j) o[j] = 0.0f;
     }
   }
