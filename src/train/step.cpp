@@ -48,10 +48,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     return stats;
   }
 
-  // Micro-batch i's parameter gradients go to a buffer of its own; the batch's gradient is then
-  // their sum, element by element in micro-batch order: the same bits whichever thread ran which
-  // micro-batch, and whatever the thread count. Every check is made here, before the parallel
-  // region, which an exception must not leave.
+  // Each micro-batch's parameter gradients go to a buffer (its lane's), which is then added to
+  // the gradient arena, the micro-batches in their order: the batch's gradient is
+  // ((g_0 + g_1) + g_2) + ..., the same bits whichever thread ran which micro-batch, and whatever
+  // the thread count. Every check is made here, before the parallel region, which an exception
+  // must not leave.
   VIT_CHECK(std::isfinite(smoothing) && smoothing >= 0.0f && smoothing < 1.0f,
             "label smoothing must be in [0, 1) (got " + std::to_string(smoothing) + ")");
   for (int b = 0; b < B; ++b) {
@@ -62,7 +63,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   }
   VIT_CHECK(model.max_batch() > 0, "batch_gradients: call enable_training(max_batch) first");
   const int threads = num_threads();
-  model.enable_lanes(threads, per, parts);
+  model.enable_lanes(threads, per, threads);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     model.check_lane_forward(0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -76,10 +77,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   double* losses = loss_buffer.data();
   int64_t* correct = correct_buffer.data();
   const size_t floats = model.arena_floats();
+  float* total = model.grad_data();
 
   auto run = [&](int lane, int i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    float* grads = model.grad_buffer(i);
+    float* grads = model.grad_buffer(lane);
     std::memset(grads, 0, floats * sizeof(float));
     const float* logits = model.forward_lane(
         lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -92,27 +94,31 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     model.backward_lane(lane, d, grads);
     correct[i] = count_correct(logits, y, bc, K);
   };
+  // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
+  auto fold = [&](int lane, int i) {
+    const float* g = model.grad_buffer(lane);
+    constexpr int64_t kChunk = 4096;
+    const int64_t chunks = (int64_t(floats) + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      const int64_t j0 = ch * kChunk, n = std::min<int64_t>(kChunk, int64_t(floats) - j0);
+      if (i == 0) {
+        std::memcpy(total + j0, g + j0, size_t(n) * sizeof(float));
+      } else {
+#pragma omp simd
+        for (int64_t j = j0; j < j0 + n; ++j) total[j] += g[j];
+      }
+    }
+  };
   // Whole rounds of micro-batches run one per thread, each thread on its own lane, its ops serial
   // inside the region (no barrier between them: tiny28 at batch 128 trains N% faster than with
   // every op split over the threads); what is left runs a micro-batch at a time with every op
   // split over the threads.
   const int solo = threads > 1 ? parts / threads * threads : 0;
-  run_on_lanes(solo, threads, run);
-  for (int i = solo; i < parts; ++i) run(0, i);
-
-  float* grads = model.grad_data();
-  constexpr int64_t kChunk = 4096;
-  const int64_t chunks = (int64_t(floats) + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int64_t j0 = ch * kChunk, n = std::min<int64_t>(kChunk, int64_t(floats) - j0);
-    float* out = grads + j0;
-    std::memcpy(out, model.grad_buffer(0) + j0, size_t(n) * sizeof(float));
-    for (int i = 1; i < parts; ++i) {
-      const float* g = model.grad_buffer(i) + j0;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) out[j] += g[j];
-    }
+  run_on_lanes_ordered(solo, threads, run, fold);
+  for (int i = solo; i < parts; ++i) {
+    run(0, i);
+    fold(0, i);
   }
   for (int i = 0; i < parts; ++i) {
     const int bc = micro_batch_start(B, parts, i + 1) - micro_batch_start(B, parts, i);
