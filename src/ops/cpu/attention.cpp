@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "ops/cpu/transpose.hpp"
 #include "ops/cpu/vmath.hpp"
@@ -136,12 +135,13 @@ inline void scores(float* s, const float* q, int64_t qstride, const float* kt, i
 }
 
 // In-place softmax over each of the M rows s + r * Np, r < M, over [0, N); [N, Np) becomes 0.
+// copy (nullable): the rows' first N values are also stored at copy + r * copy_stride.
 // Whole 16-float blocks, no remainder loops. One row alone is a chain of dependent steps (max,
 // reduce, exps, sum, reduce, divide, scale) too short to fill the pipelines: at tiny28's 50
 // tokens the softmax took half the forward. The M rows of a block go through each step together,
 // so their chains overlap.
 template <int M>
-inline void softmax_rows(float* s, int N) {
+inline void softmax_rows(float* s, int N, float* copy = nullptr, int64_t copy_stride = 0) {
   const int Np = padded(N);
   for (int r = 0; r < M; ++r) {
     for (int j = N; j < Np; ++j) s[r * Np + j] = -INFINITY;
@@ -166,9 +166,12 @@ inline void softmax_rows(float* s, int N) {
   }
   for (int r = 0; r < M; ++r) sum[r] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[r]));
   for (int j = 0; j < Np; j += 16) {
+    const __mmask16 valid = N - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (N - j)) - 1);
     for (int r = 0; r < M; ++r) {
       float* x = s + r * Np + j;
-      _mm512_storeu_ps(x, _mm512_mul_ps(_mm512_loadu_ps(x), sum[r]));
+      const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x), sum[r]);
+      _mm512_storeu_ps(x, p);
+      if (copy) _mm512_mask_storeu_ps(copy + r * copy_stride + j, valid, p);
     }
   }
 #else
@@ -187,6 +190,7 @@ inline void softmax_rows(float* s, int N) {
     const float inv = 1.0f / sum;
 #pragma omp simd
     for (int j = 0; j < Np; ++j) x[j] *= inv;
+    if (copy) std::copy_n(x, N, copy + r * copy_stride);
   }
 #endif
 }
@@ -324,13 +328,8 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
     transpose_head(kt, k, row, N, Dh);
     row_blocks(first, last, [&]<int M>(int i) {
       scores<DH, M>(probs, q + i * row, row, kt, N, Dh, scale);
-      softmax_rows<M>(probs, N);
-      if (att) {  // training keeps the probabilities for the backward
-        for (int r = 0; r < M; ++r) {
-          std::memcpy(att + ((int64_t(b) * H + h) * N + i + r) * N, probs + int64_t(r) * Np,
-                      sizeof(float) * N);
-        }
-      }
+      // Training keeps the probabilities for the backward (stored in the same pass).
+      softmax_rows<M>(probs, N, att ? att + ((int64_t(b) * H + h) * N + i) * N : nullptr, N);
       weighted_rows<DH, M>(o + int64_t(i) * D, D, probs, Np, 1, v, row, N, Dh);
     });
   }
