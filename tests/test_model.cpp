@@ -419,7 +419,7 @@ TEST(Model, PatchDropout) {
 }
 
 // The micro-batch rule: the most images whose widest activation fits in 512 KiB, unless that is
-// under 256 tokens; and the count, made even.
+// under 256 tokens; and the count, rounded up to a multiple of 4.
 TEST(Model, MicroBatchImages) {
   const Config tiny = find_preset("tiny28").config;  // widest: the MLP's 256 floats a token
   EXPECT_EQ(micro_batch_images(tiny, 128, 50), 10);  // 10 x 50 x 256 x 4 B = 512,000 <= 2^19 B
@@ -431,11 +431,13 @@ TEST(Model, MicroBatchImages) {
   EXPECT_EQ(micro_batch_images(tiny, 128, 50, 7), 7);  // a requested size, at most the batch
   EXPECT_EQ(micro_batch_images(tiny, 5, 50, 7), 5);
   EXPECT_THROW(micro_batch_images(tiny, 128, 50, -1), Error);
-  EXPECT_EQ(micro_batch_count(128, 10), 14);  // 13 made even: pieces of 9 and 10
-  EXPECT_EQ(micro_batch_count(32, 10), 4);
-  EXPECT_EQ(micro_batch_count(7, 7), 1);
-  EXPECT_EQ(micro_batch_count(5, 2), 4);
-  EXPECT_EQ(micro_batch_count(3, 1), 3);  // one image each already
+  EXPECT_EQ(micro_batch_count(128, 50, 10), 16);  // 13 made a multiple of 4: pieces of 8
+  EXPECT_EQ(micro_batch_count(32, 50, 10), 4);
+  EXPECT_EQ(micro_batch_count(45, 50, 10), 6);  // 8 pieces of 5 would be 250 tokens: 6 of 7-8
+  EXPECT_EQ(micro_batch_count(45, 50, 20), 4);  // 3 made 4 pieces of 11-12
+  EXPECT_EQ(micro_batch_count(7, 50, 7), 1);
+  EXPECT_EQ(micro_batch_count(40, 50, 4), 10);  // pieces of 4 (200 tokens): as requested
+  EXPECT_THROW(micro_batch_count(8, 50, 0), Error);
 }
 
 // batch_gradients in micro-batches gives the batch's loss, predictions and gradients: against one

@@ -14,7 +14,7 @@ struct BenchOptions {
   int steps = 10;  // timed steps (per mode)
   int warmup = 2;  // untimed steps first
   bool train = true, infer = true;
-  int micro_batch = 0;  // training's images per micro-batch (batch_gradients); 0: automatic
+  int micro_batch = 0;  // training's most images per micro-batch (batch_gradients); 0: automatic
 };
 
 struct BenchTiming {
@@ -25,7 +25,8 @@ struct BenchTiming {
 
 struct BenchResult {
   BenchTiming train, infer;
-  int micro_batch = 0;     // the images per training micro-batch used (the batch: none)
+  // The most images in one micro-batch (the batch: none) of training and of inference.
+  int micro_batch = 0, infer_micro_batch = 0;
   double peak_rss_mb = 0;  // the process's peak resident memory at the end
 };
 

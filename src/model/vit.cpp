@@ -467,11 +467,25 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   VIT_CHECK(max_batch >= 1, "training_bytes: max_batch must be at least 1");
   Model::Impl plan;
   plan_parameters(plan, config);
-  Arena a;
-  std::vector<ActivationSlot> slots;
-  plan_activations(config, plan.main, max_batch, num_threads(), a, slots);
-  // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout.
-  return int64_t(sizeof(float)) * (4 * int64_t(plan.weights.size()) + int64_t(a.size()));
+  const int threads = num_threads();
+  auto activations = [&](int images) {
+    Arena a;
+    std::vector<ActivationSlot> slots;
+    plan_activations(config, plan.main, images, threads, a, slots);
+    return int64_t(a.size());
+  };
+  // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout; then
+  // the activations of a forward over the whole batch or, if more, the lanes of micro-batches
+  // (activations and a gradient buffer each) where every thread has one.
+  const int64_t params = int64_t(plan.weights.size());
+  const int N = config.num_tokens();
+  const int parts = micro_batch_count(max_batch, N, micro_batch_images(config, max_batch, N));
+  int64_t acts = activations(max_batch);
+  if (parts > 1) {
+    const int64_t lanes = threads > 1 && parts >= threads ? threads : 1;
+    acts = std::max(acts, lanes * (activations((max_batch + parts - 1) / parts) + params));
+  }
+  return int64_t(sizeof(float)) * (4 * params + acts);
 }
 
 void Model::enable_training(int max_batch) {
@@ -482,9 +496,9 @@ void Model::enable_training(int max_batch) {
     for (const ParamInfo& p : m.params) m.grads.add(size_t(p.numel));
     m.grads.allocate();
   }
-  if (max_batch <= m.max_batch) return;
-  allocate_lane(m.cfg, m.main, max_batch);
-  m.max_batch = max_batch;
+  // The model's own activations are allocated by the first forward() that needs them: training
+  // in micro-batches (batch_gradients) uses the lanes' instead.
+  m.max_batch = std::max(m.max_batch, max_batch);
 }
 
 void Model::enable_lanes(int lanes, int max_batch, int grad_buffers) {
@@ -520,6 +534,7 @@ float* Model::grad_buffer(int i) {
 const float* Model::forward(const float* images, int B, const int32_t* keep, int num_keep) {
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
+  if (m.main.capacity < m.max_batch) allocate_lane(m.cfg, m.main, m.max_batch);
   check_forward(m.cfg, m.main, "forward", B, keep, num_keep);
   return lane_forward(m, m.main, images, B, keep, num_keep);
 }
@@ -604,7 +619,7 @@ void Model::predict(const float* images, int B, float* logits) {
   // in the cache; as many as there are threads at once where there are enough, each thread with a
   // workspace of its own. An image's logits are the same bits whatever micro-batch it is in and
   // whichever thread runs it.
-  const int per = micro_batch_images(c, B, N), parts = micro_batch_count(B, per);
+  const int per = micro_batch_images(c, B, N), parts = micro_batch_count(B, N, per);
   const int threads = num_threads();
   const int spaces = threads > 1 && parts >= threads ? threads : 1;
 
@@ -661,6 +676,18 @@ int micro_batch_images(const Config& config, int B, int N, int requested) {
   const int64_t images = std::max<int64_t>(1, kBytes / (int64_t(N) * widest * 4));
   if (images * N < kMinTokens) return B;
   return int(std::min<int64_t>(B, images));
+}
+
+int micro_batch_count(int B, int N, int per) {
+  VIT_CHECK(B >= 1 && N >= 1 && per >= 1, "micro_batch_count: B, N and per must be at least 1");
+  constexpr int64_t kMinTokens = 256;
+  const int parts = (B + per - 1) / per;
+  if (parts == 1) return 1;
+  for (int multiple : {4, 2}) {
+    const int rounded = (parts + multiple - 1) / multiple * multiple;
+    if (rounded <= B && int64_t(B / rounded) * N >= kMinTokens) return rounded;
+  }
+  return parts;
 }
 
 double cross_entropy(const float* logits, const int32_t* labels, int B, int K, float smoothing,

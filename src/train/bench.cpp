@@ -56,8 +56,15 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   for (int32_t& y : labels) y = int32_t(rng.below(uint64_t(K)));
   const double fwd = double(config.forward_flops());
   BenchResult r;
+  // The largest of the micro-batches batch_gradients and predict cut the batch into.
+  auto largest = [&](int requested) {
+    const int N = config.num_tokens();
+    const int parts = micro_batch_count(B, N, micro_batch_images(config, B, N, requested));
+    return (B + parts - 1) / parts;
+  };
+  r.infer_micro_batch = largest(0);
   if (o.train) {
-    r.micro_batch = micro_batch_images(config, B, config.num_tokens(), o.micro_batch);
+    r.micro_batch = largest(o.micro_batch);
     model.enable_training(B);
     AdamWOptions ao;
     ao.lr = 1e-4f;

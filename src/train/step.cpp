@@ -36,7 +36,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   // (A bad num_keep is Model::forward's to report.)
   const int N = std::max(1, keep ? c.num_prefix_tokens() + num_keep : c.num_tokens());
   const int per = micro_batch_images(c, B, N, micro_batch);
-  const int parts = micro_batch_count(B, per);
+  const int parts = micro_batch_count(B, N, per);
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   BatchStats stats;
   if (parts == 1) {  // one piece: straight into the gradient arena
@@ -63,7 +63,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   }
   VIT_CHECK(model.max_batch() > 0, "batch_gradients: call enable_training(max_batch) first");
   const int threads = num_threads();
-  model.enable_lanes(threads, per, threads);
+  // Whole rounds of micro-batches run one per thread (solo), each thread on its own lane;
+  // what is left runs on lane 0, a micro-batch at a time with every op split over the threads.
+  const int solo = threads > 1 ? parts / threads * threads : 0;
+  const int lanes = solo > 0 ? threads : 1;
+  model.enable_lanes(lanes, (B + parts - 1) / parts, lanes);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     model.check_lane_forward(0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -110,11 +114,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
       }
     }
   };
-  // Whole rounds of micro-batches run one per thread, each thread on its own lane, its ops serial
-  // inside the region (no barrier between them: tiny28 at batch 128 trains N% faster than with
-  // every op split over the threads); what is left runs a micro-batch at a time with every op
-  // split over the threads.
-  const int solo = threads > 1 ? parts / threads * threads : 0;
+  // In a solo round each thread's ops run serially, with no barrier between them: tiny28 at batch
+  // 128 trains N% faster than with every op split over the threads.
   run_on_lanes_ordered(solo, threads, run, fold);
   for (int i = solo; i < parts; ++i) {
     run(0, i);

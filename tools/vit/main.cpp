@@ -490,8 +490,9 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       ->capture_default_str();
   b->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
   b->add_option("--micro-batch", a.micro_batch,
-                "Training: images per forward/backward pass, the gradients summed over a step's "
-                "passes (default: picked from the model's widths; the batch size: one pass)")
+                "Training: at most this many images per forward/backward pass, the gradients "
+                "summed over a step's passes (default: picked from the model's widths; the batch "
+                "size: one pass)")
       ->check(CLI::Range(1, 65536));
   b->add_flag("--json", a.json, "Print one JSON object");
 }
@@ -507,8 +508,6 @@ int run_bench(const BenchArgs& a) {
   o.infer = a.mode != "train";
   o.micro_batch = a.micro_batch;
   const vit::BenchResult r = vit::benchmark(p.config, o);
-  // predict's micro-batches (always the automatic size)
-  const int infer_micro = vit::micro_batch_images(p.config, o.batch, p.config.num_tokens());
   if (a.json) {
     nlohmann::ordered_json j;
     j["preset"] = a.preset;
@@ -524,7 +523,7 @@ int run_bench(const BenchArgs& a) {
       j["infer_img_per_s"] = r.infer.img_per_s;
       j["infer_ms_median"] = r.infer.ms_median;
       j["infer_gflops"] = r.infer.gflops;
-      j["infer_micro_batch"] = infer_micro;
+      j["infer_micro_batch"] = r.infer_micro_batch;
     }
     j["peak_rss_mb"] = r.peak_rss_mb;
     std::printf("%s\n", j.dump().c_str());
@@ -545,8 +544,8 @@ int run_bench(const BenchArgs& a) {
   }
   if (o.infer) {
     row("infer", r.infer);
-    if (infer_micro < o.batch) {
-      std::printf("         (in micro-batches of at most %d images)\n", infer_micro);
+    if (r.infer_micro_batch < o.batch) {
+      std::printf("         (in micro-batches of at most %d images)\n", r.infer_micro_batch);
     }
   }
   std::printf("  peak RSS %.1f MB\n", r.peak_rss_mb);
