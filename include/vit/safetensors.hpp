@@ -82,6 +82,10 @@ struct TensorToWrite {
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// Writes `bytes` to `path` the same atomic way (for a run's other files: the rewrite of
+// metrics.jsonl on resume).
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
 // Removes from `dir` the temporary files that writes interrupted by a crash (SIGKILL, power loss)
 // left behind; the files they were replacing are untouched. Errors are ignored: a leftover is only
 // clutter.

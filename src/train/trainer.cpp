@@ -272,22 +272,27 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
 }
 
 // Keeps the metrics lines of epochs up to `epochs` (a crash may have left later ones, or the
-// checkpoint may be older than the last line).
+// checkpoint may be older than the last line). The file is replaced atomically, and only when a
+// line goes: truncating it in place lost every line to a kill between the truncation and the
+// write (seen once in the SIGKILL test, tests/test_reliability.cpp).
 void truncate_metrics(const Run& r, int64_t epochs) {
   const std::string path = path_in(r, kMetrics);
   std::ifstream in(path);
   std::string kept, line;
+  bool dropped = false;
   while (std::getline(in, line)) {
     try {
-      if (nlohmann::json::parse(line).at("epoch").get<int64_t>() <= epochs) kept += line + "\n";
+      if (nlohmann::json::parse(line).at("epoch").get<int64_t>() <= epochs) {
+        kept += line + "\n";
+        continue;
+      }
     } catch (const nlohmann::json::exception&) {
       // A torn last line from a crash: dropped.
     }
+    dropped = true;
   }
   in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kept;
-  VIT_CHECK(out.good(), "cannot rewrite '" + path + "'");
+  if (dropped) write_file_atomically(path, kept);
 }
 
 const std::string& metadata(const std::map<std::string, std::string>& md, const std::string& key,

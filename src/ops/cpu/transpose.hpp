@@ -7,10 +7,11 @@
 
 namespace vit::ops {
 
-// GCC 12 reports the intrinsics' own undefined pass-through operand as maybe uninitialized once
-// this is inlined into some callers: a false positive.
+// GCC 12 reports the intrinsics' own undefined pass-through operand (`__m512 __Y = __Y;`) as
+// (maybe) uninitialized once this is inlined into some callers: a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // r[c] = column c of the 16 x 16 block whose rows are r[0..15], in registers: each step swaps
 // ever larger sub-blocks (single floats, pairs, 128-bit lanes, then 256-bit halves) across a pair
 // of rows, 64 shuffles for 256 floats.
