@@ -109,12 +109,13 @@ class Model {
 };
 
 // Images per micro-batch for batches of B images whose blocks see N tokens each: as many as keep
-// the widest activation (qkv or the MLP's hidden layer) near 1 MiB, half a core's L2 here; all B
-// where that is under 512 tokens (ViT-Ti's 197 tokens x 768 exceed it for one image, and its large
-// GEMMs gain nothing from it). Model::predict and training (batch_gradients in train.hpp) run a
-// batch through the model a micro-batch at a time, so that what an op (and, in training, the
-// micro-batch's backward) reads was written moments before and is still cached. requested > 0
-// asks for that many images instead (at most B); it must not be negative.
+// the widest activation (qkv or the MLP's hidden layer) near 512 KiB, a quarter of a core's L2 here
+// (a micro-batch runs on one core); all B where that is under 256 tokens (ViT-Ti's 197 tokens x
+// 768 exceed it for one image, and its large GEMMs gain nothing from it). Model::predict and
+// training (batch_gradients in train.hpp) run a batch through the model a micro-batch at a time,
+// so that what an op (and, in training, the micro-batch's backward) reads was written moments
+// before and is still cached. requested > 0 asks for at most that many images instead (at most
+// B); it must not be negative.
 int micro_batch_images(const Config& config, int B, int N, int requested = 0);
 // How many micro-batches of at most `per` images a batch of B images of N tokens is cut into:
 // where there are several, rounded up to a multiple of 4 (else of 2) if every piece keeps at least

@@ -67,14 +67,17 @@ struct BatchStats {
   double loss = 0;      // the mean loss over the batch
   int64_t correct = 0;  // images whose largest logit is their label
 };
-// One training batch's gradients: zero_grad(), then forward, cross_entropy and backward a
-// micro-batch of images at a time, each micro-batch's loss gradient scaled by its share of the
-// batch, so that the gradient arena ends with the gradient of the mean loss over all B images (up
-// to the rounding of the sums across micro-batches). A micro-batch's activations are still cached
-// when its backward reads them: tiny28 at batch 128 trains about 15% faster than in one piece.
-// keep, num_keep: patch dropout, as in Model::forward ([B, num_keep]). micro_batch: images per
-// micro-batch, 0 for micro_batch_images(); the batch is cut into micro-batches of even sizes.
-// probs, dlogits: [B, K] scratch (dlogits ends with the gradient of the mean loss).
+// One training batch's gradients: forward, cross_entropy and backward a micro-batch of images at a
+// time, each micro-batch's loss gradient scaled by its share of the batch, so that the gradient
+// arena ends with the gradient of the mean loss over all B images (up to the rounding of the sums
+// across micro-batches; earlier contents are overwritten). A micro-batch's activations are still
+// cached when its backward reads them, and with several threads whole micro-batches run one per
+// thread (Model's lanes), their gradients added in micro-batch order: the same bits for any thread
+// count (docs/CONVENTIONS.md). keep, num_keep: patch dropout, as in Model::forward ([B, num_keep]).
+// micro_batch: at most this many images per micro-batch, 0 for micro_batch_images(); the batch is
+// cut into micro_batch_count() micro-batches of even sizes. probs, dlogits: [B, K] scratch (dlogits
+// ends with the gradient of the mean loss). Needs enable_training(). Bad labels, smoothing or kept
+// indices throw vit::Error before any gradient is computed.
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
                            float* dlogits, int micro_batch = 0);

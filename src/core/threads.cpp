@@ -1,6 +1,7 @@
-// Thread-count policy. OpenBLAS (pthreads build) keeps its own pool beside OpenMP's; both are set
-// here to the same count, and no kernel calls BLAS from inside an OpenMP region, so at any moment
-// at most n threads compute.
+// Thread-count policy: OpenMP's and OpenBLAS's thread counts are set here to the same n (the build
+// links OpenBLAS's OpenMP flavour, which runs on OpenMP's threads). OpenBLAS called inside an OpenMP
+// region (a training or inference micro-batch run whole by one thread) runs single-threaded, so at
+// any moment at most n threads compute.
 #include "vit/threads.hpp"
 
 #include <omp.h>
