@@ -496,7 +496,8 @@ TEST(Model, MicroBatchesGiveTheBatchGradient) {
   }
   {
     // At tiny28's shapes, where the rows are enough for our own GEMM kernels (the small config's
-    // go to OpenBLAS): 48 images whole against the automatic 20 (three pieces of 16).
+    // go to OpenBLAS): 48 images whole against the automatic size (eight pieces of 6, run one
+    // per thread where there are two).
     const Config c = find_preset("tiny28").config;
     const int B = 48, K = c.num_classes;
     Model model(c);

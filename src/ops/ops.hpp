@@ -163,10 +163,12 @@ void attention_backward(float* dqkv, float* scratch, int slots, const float* dou
 
 // ---- Softmax cross-entropy from logits, with label smoothing eps (src/ops/cpu/loss.cpp).
 // Target q = (1 - eps) onehot(label) + eps / K; loss_b = -sum_k q_k log softmax(logits_b)_k.
-// Writes probs [B, K] (saved) and returns the mean loss over B (accumulated in double).
-// Labels must be in [0, K) (vit::Error otherwise).
+// Writes probs [B, K] (saved) and returns the mean loss over B (accumulated in double). Checks its
+// inputs first with check_loss_inputs.
 double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
                              float smoothing);
+// vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1).
+void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing);
 // dlogits [B, K] = scale * (probs - q) / B: the gradient of scale * mean loss.
 void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
                             float smoothing, float scale = 1.0f);

@@ -9,14 +9,20 @@
 
 namespace vit::ops {
 
-double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
-                             float smoothing) {
+void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing) {
+  VIT_CHECK(std::isfinite(smoothing) && smoothing >= 0.0f && smoothing < 1.0f,
+            "label smoothing must be in [0, 1) (got " + std::to_string(smoothing) + ")");
   for (int b = 0; b < B; ++b) {
     VIT_CHECK(labels[b] >= 0 && labels[b] < K,
               "label " + std::to_string(labels[b]) + " of sample " + std::to_string(b) +
                   " is outside [0, " + std::to_string(K) + "); the model has " + std::to_string(K) +
                   " classes");
   }
+}
+
+double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
+                             float smoothing) {
+  check_loss_inputs(labels, B, K, smoothing);
   // loss_b = logsumexp(z) - (1 - eps) z_y - (eps / K) sum_k z_k, from the max-shifted logits.
   double total = 0.0;
   for (int b = 0; b < B; ++b) {
