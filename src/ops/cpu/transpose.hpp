@@ -8,10 +8,13 @@
 namespace vit::ops {
 
 // GCC 12 reports the intrinsics' own undefined pass-through operand (`__m512 __Y = __Y;`) as
-// (maybe) uninitialized once this is inlined into some callers: a false positive.
+// (maybe) uninitialized once this is inlined into some callers: a false positive. (Clang, which
+// builds the fuzzers, has no such warning.)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 // r[c] = column c of the 16 x 16 block whose rows are r[0..15], in registers: each step swaps
 // ever larger sub-blocks (single floats, pairs, 128-bit lanes, then 256-bit halves) across a pair
 // of rows, 64 shuffles for 256 floats.
@@ -40,7 +43,9 @@ inline void transpose16(__m512 (&r)[16]) {
     r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xdd);
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 }  // namespace vit::ops
 #endif
