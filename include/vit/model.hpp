@@ -128,6 +128,10 @@ int micro_batch_count(int B, int N, int per);
 inline int micro_batch_start(int B, int parts, int i) {
   return int(int64_t(B) * i / parts);
 }
+// The most images in one of those micro-batches.
+inline int micro_batch_largest(int B, int parts) {
+  return (B + parts - 1) / parts;
+}
 
 // Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns
 // the mean loss; when dlogits is non-null, writes the gradient of the mean loss there. probs is a

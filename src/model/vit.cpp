@@ -77,8 +77,7 @@ struct Model::Impl {
   // of parallel micro-batches with their gradient buffers (enable_lanes).
   Lane main;
   int max_batch = 0;
-  std::vector<Lane> lanes;
-  int lane_batch = 0;
+  std::vector<Lane> lanes;  // all of the same capacity
   Arena grad_buffers;
   std::vector<size_t> grad_buffer_offsets;
 
@@ -441,21 +440,20 @@ void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) 
 }
 
 // Checks a forward's arguments against lane L (as Model::forward documents).
-void check_forward(const Config& c, const Lane& L, const char* what, int B, const int32_t* keep,
-                   int num_keep) {
-  const std::string f = what;
-  VIT_CHECK(B >= 1 && B <= L.capacity, f + ": batch " + std::to_string(B) + " is outside [1, " +
+void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, int num_keep) {
+  VIT_CHECK(B >= 1 && B <= L.capacity, "forward: batch " + std::to_string(B) + " is outside [1, " +
                                            std::to_string(L.capacity) + "]");
   const int Np = c.num_patches();
-  VIT_CHECK(keep || num_keep == 0, f + ": num_keep is " + std::to_string(num_keep) +
+  VIT_CHECK(keep || num_keep == 0, "forward: num_keep is " + std::to_string(num_keep) +
                                        " but no kept patch indices were given");
   if (keep) {
     VIT_CHECK(num_keep >= 1 && num_keep <= Np,
-              f + ": patch dropout keeps " + std::to_string(num_keep) +
+              "forward: patch dropout keeps " + std::to_string(num_keep) +
                   " patches; it must keep 1 to " + std::to_string(Np));
     for (int64_t i = 0; i < int64_t(B) * num_keep; ++i) {
-      VIT_CHECK(keep[i] >= 0 && keep[i] < Np, f + ": kept patch index " + std::to_string(keep[i]) +
-                                                  " is outside [0, " + std::to_string(Np) + ")");
+      VIT_CHECK(keep[i] >= 0 && keep[i] < Np, "forward: kept patch index " +
+                                                  std::to_string(keep[i]) + " is outside [0, " +
+                                                  std::to_string(Np) + ")");
     }
   }
 }
@@ -482,8 +480,8 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   const int parts = micro_batch_count(max_batch, N, micro_batch_images(config, max_batch, N));
   int64_t acts = activations(max_batch);
   if (parts > 1) {
-    const int64_t lanes = threads > 1 && parts >= threads ? threads : 1;
-    acts = std::max(acts, lanes * (activations((max_batch + parts - 1) / parts) + params));
+    const int64_t lanes = plan_lanes(parts, threads).lanes;
+    acts = std::max(acts, lanes * (activations(micro_batch_largest(max_batch, parts)) + params));
   }
   return int64_t(sizeof(float)) * (4 * params + acts);
 }
@@ -506,12 +504,12 @@ void Model::enable_lanes(int lanes, int max_batch, int grad_buffers) {
             "enable_lanes: lanes and max_batch must be at least 1, grad_buffers at least 0");
   Impl& m = *impl_;
   VIT_CHECK(m.grads.allocated(), "enable_lanes: call enable_training(max_batch) first");
-  if (lanes > int(m.lanes.size()) || max_batch > m.lane_batch) {
-    const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, m.lane_batch);
+  const int capacity = m.lanes.empty() ? 0 : m.lanes.front().capacity;
+  if (lanes > int(m.lanes.size()) || max_batch > capacity) {
+    const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, capacity);
     m.lanes.clear();
     m.lanes.resize(size_t(n));
     for (Lane& L : m.lanes) allocate_lane(m.cfg, L, b);
-    m.lane_batch = b;
   }
   if (grad_buffers > int(m.grad_buffer_offsets.size())) {
     Arena a;
@@ -535,7 +533,7 @@ const float* Model::forward(const float* images, int B, const int32_t* keep, int
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
   if (m.main.capacity < m.max_batch) allocate_lane(m.cfg, m.main, m.max_batch);
-  check_forward(m.cfg, m.main, "forward", B, keep, num_keep);
+  check_forward(m.cfg, m.main, B, keep, num_keep);
   return lane_forward(m, m.main, images, B, keep, num_keep);
 }
 
@@ -550,7 +548,7 @@ void Model::check_lane_forward(int lane, int B, const int32_t* keep, int num_kee
   VIT_CHECK(lane >= 0 && lane < int(m.lanes.size()),
             "lane " + std::to_string(lane) + " is outside [0, " + std::to_string(m.lanes.size()) +
                 "); see enable_lanes");
-  check_forward(m.cfg, m.lanes[size_t(lane)], "forward", B, keep, num_keep);
+  check_forward(m.cfg, m.lanes[size_t(lane)], B, keep, num_keep);
 }
 
 const float* Model::forward_lane(int lane, const float* images, int B, const int32_t* keep,
@@ -621,7 +619,7 @@ void Model::predict(const float* images, int B, float* logits) {
   // whichever thread runs it.
   const int per = micro_batch_images(c, B, N), parts = micro_batch_count(B, N, per);
   const int threads = num_threads();
-  const int spaces = threads > 1 && parts >= threads ? threads : 1;
+  const int spaces = plan_lanes(parts, threads).lanes;
 
   // Each workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention
   // scratch, for the largest micro-batch seen.
@@ -661,9 +659,7 @@ void Model::predict(const float* images, int B, float* logits) {
     predict_images(m, images + b0 * pixels, bc, logits + int64_t(b0) * c.num_classes, buf[0],
                    buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9]);
   };
-  const int solo = spaces > 1 ? parts / spaces * spaces : 0;
-  run_on_lanes(solo, spaces, run);
-  for (int part = solo; part < parts; ++part) run(0, part);
+  run_on_lanes(parts, threads, run);
 }
 
 int micro_batch_images(const Config& config, int B, int N, int requested) {

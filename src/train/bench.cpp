@@ -60,7 +60,7 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   auto largest = [&](int requested) {
     const int N = config.num_tokens();
     const int parts = micro_batch_count(B, N, micro_batch_images(config, B, N, requested));
-    return (B + parts - 1) / parts;
+    return micro_batch_largest(B, parts);
   };
   r.infer_micro_batch = largest(0);
   if (o.train) {

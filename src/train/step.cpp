@@ -54,12 +54,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   // must not leave.
   ops::check_loss_inputs(labels, B, K, smoothing);
   VIT_CHECK(model.max_batch() > 0, "batch_gradients: call enable_training(max_batch) first");
+  // Whole rounds of micro-batches run one per thread, each thread on its own lane; what is left
+  // runs on lane 0, a micro-batch at a time with every op split over the threads (plan_lanes).
   const int threads = num_threads();
-  // Whole rounds of micro-batches run one per thread (solo), each thread on its own lane;
-  // what is left runs on lane 0, a micro-batch at a time with every op split over the threads.
-  const int solo = threads > 1 ? parts / threads * threads : 0;
-  const int lanes = solo > 0 ? threads : 1;
-  model.enable_lanes(lanes, (B + parts - 1) / parts, lanes);
+  const int lanes = plan_lanes(parts, threads).lanes;
+  model.enable_lanes(lanes, micro_batch_largest(B, parts), lanes);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     model.check_lane_forward(0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -109,11 +108,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   // In a solo round each thread's ops run serially, with no barrier between them (tiny28 at batch
   // 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of pieces of 20 split
   // over the threads: means of 5 alternated runs, docs/PERFORMANCE.md).
-  run_on_lanes_ordered(solo, threads, run, fold);
-  for (int i = solo; i < parts; ++i) {
-    run(0, i);
-    fold(0, i);
-  }
+  run_on_lanes_ordered(parts, threads, run, fold);
   for (int i = 0; i < parts; ++i) {
     const int bc = micro_batch_start(B, parts, i + 1) - micro_batch_start(B, parts, i);
     stats.loss += losses[i] * bc / B;
