@@ -132,7 +132,7 @@ def main():
     fwd = forward_flops(*shape)
     micro = min(batch, a.micro_batch) if a.micro_batch > 0 else batch
     parts = -(-batch // micro)
-    # Pieces of even sizes, as vitcpp cuts them.
+    # ceil(batch / micro) pieces of even sizes (vitcpp may round its count up, e.g. 26 -> 28).
     pieces = [(batch * i // parts, batch * (i + 1) // parts) for i in range(parts)]
     out = {"preset": a.preset, "batch": batch, "threads": a.threads, "micro_batch": micro,
            "torch": torch.__version__}
