@@ -43,7 +43,7 @@ test-sanitize: deps
 fuzz:
 	bash scripts/setup-deps.sh fuzz
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DVIT_FUZZ=ON -DVIT_OPENBLAS_OPENMP=OFF -DVIT_BUILD_TESTS=OFF -DVIT_BUILD_BENCH=OFF
+	  -DVIT_FUZZ=ON -DVIT_BUILD_TESTS=OFF -DVIT_BUILD_BENCH=OFF
 	cmake --build build-fuzz -j $(JOBS)
 	for h in idx safetensors image metadata; do \
 	  mkdir -p build-fuzz/corpus-$$h && \

@@ -5,7 +5,8 @@
 #   scripts/setup-deps.sh fuzz   also clang and its libFuzzer / OpenMP runtimes (make fuzz)
 set -euo pipefail
 
-packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev nlohmann-json3-dev
+packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev
+          nlohmann-json3-dev
           zlib1g-dev libstb-dev libcli11-dev libgtest-dev libbenchmark-dev)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)

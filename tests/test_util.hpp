@@ -61,6 +61,31 @@ inline double expect_close(const std::string& what, const float* actual,
   return expect_close(what, actual, expected.data(), int64_t(expected.size()), atol, rtol);
 }
 
+// EXPECTs |actual[i] - expected[i]| <= bound[i] for every i (a bound derived per element, as from
+// an error analysis); on failure names the tensor and the element furthest past its bound.
+inline void expect_within(const std::string& what, const float* actual, const float* expected,
+                          const std::vector<double>& bound) {
+  int64_t worst = -1;
+  double excess = -INFINITY;
+  for (int64_t i = 0; i < int64_t(bound.size()); ++i) {
+    const double e = std::fabs(double(actual[i]) - double(expected[i])) - bound[size_t(i)];
+    if (!(e <= excess)) {  // also NaN
+      excess = e;
+      worst = i;
+    }
+  }
+  EXPECT_LE(excess, 0.0) << what << ": element " << worst << " is " << actual[worst]
+                         << ", expected " << expected[worst] << " within " << bound[size_t(worst)];
+}
+
+// gamma(n) = n u / (1 - n u), u = 2^-24: a sum or dot product of n float terms is within
+// gamma(n) * sum |terms| of the exact value, in any order of summation (Higham, Accuracy and
+// Stability of Numerical Algorithms, 3.1).
+inline double gamma_n(int64_t n) {
+  const double u = std::ldexp(1.0, -24);
+  return double(n) * u / (1.0 - double(n) * u);
+}
+
 inline std::vector<float> random_vector(int64_t n, uint64_t seed, double std = 1.0,
                                         double mean = 0.0) {
   Rng rng(seed);

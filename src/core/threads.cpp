@@ -1,7 +1,6 @@
-// Thread-count policy: OpenMP's and OpenBLAS's thread counts are set here to the same n (the build
-// links OpenBLAS's OpenMP flavour, which runs on OpenMP's threads). OpenBLAS called inside an OpenMP
-// region (a training or inference micro-batch run whole by one thread) runs single-threaded, so at
-// any moment at most n threads compute.
+// Thread-count policy: OpenMP's thread count is set here. OpenBLAS is its single-threaded build
+// (CMakeLists.txt): every BLAS call runs on the thread that makes it, so at any moment at most n
+// threads compute.
 #include "vit/threads.hpp"
 
 #include <omp.h>
@@ -13,8 +12,6 @@
 #include <string>
 
 #include "vit/error.hpp"
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace vit {
 namespace {
@@ -42,7 +39,6 @@ void set_num_threads(int n) {
             "threads must be between 1 and 1024 (got " + std::to_string(n) + ")");
   g_threads = n;
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
 }
 
 void set_openmp_wait_policy(char** argv) {

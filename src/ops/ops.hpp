@@ -1,16 +1,22 @@
-// The ops: forward/backward pairs the model is composed of. This header is the one dispatch point:
-// every op the model calls is declared here, today implemented for the CPU in src/ops/cpu/; a CUDA
+// The ops: forward/backward pairs the model is composed of. This header is the one contract: every
+// op the model calls is declared here, today implemented for the CPU in src/ops/cpu/; a CUDA
 // backend will implement the same functions on device pointers behind these declarations.
+//
+// The CPU kernels are compiled once per instruction set (scalar, AVX2, AVX-512), each build with
+// VIT_ISA_NS set, which declares and defines these functions in vit::ops::VIT_ISA_NS instead of
+// vit::ops. The plain vit::ops functions, which the rest of the library calls, are defined in
+// src/ops/dispatch.cpp: each forwards to the variant vit::active_isa() names. That file includes
+// this header once more per variant (VIT_OPS_DECLARE_AGAIN) to see them all.
 //
 // Conventions: row-major, last dimension contiguous; outputs first, then saved tensors, then
 // inputs; gradients are prefixed `d`. Parameter gradients ACCUMULATE (+=) so several backward
 // passes can sum into one gradient buffer; activation gradients OVERWRITE. A nullable gradient
 // pointer means "not needed". Letters: B batch, N tokens, Np patches, D width, H heads,
 // Dh = D / H, C channels, S image side, P patch side, R rows (B*N for token-wise ops), K classes.
-#pragma once
-
 #include <cstdint>
 
+#ifndef VIT_OPS_TYPES_DECLARED
+#define VIT_OPS_TYPES_DECLARED
 namespace vit::ops {
 
 // ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C (+ bias[N] on every
@@ -36,20 +42,26 @@ struct Epilogue {
   bool stream = false;
   int64_t ld = 0;
 };
+
+// vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1) (one
+// definition, src/ops/checks.cpp, for every variant).
+void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing);
+}  // namespace vit::ops
+#endif
+
+#if !defined(VIT_OPS_FUNCTIONS_DECLARED) || defined(VIT_OPS_DECLARE_AGAIN)
+#define VIT_OPS_FUNCTIONS_DECLARED
+#ifdef VIT_ISA_NS
+namespace vit::ops::VIT_ISA_NS {
+#else
+namespace vit::ops {
+#endif
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc, const float* bias = nullptr,
           const Epilogue& epilogue = {});
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
 void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O);
-// The epilogue on the block C[i0:i0+m, j0:j0+n] (C points at its first element); for
-// kResidualNorm the block must hold whole rows (j0 = 0, n = N).
-void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0, int m, int n);
-
-// ---- Reductions (src/ops/cpu/reduce.cpp)
-// dst[j] += sum_r src[r, j] for src [R, D]. Each column is summed by one thread in row order, so
-// the result does not depend on the thread count.
-void colsum_accumulate(float* dst, const float* src, int64_t R, int D);
 
 // ---- Patch embedding (src/ops/cpu/patch_embed.cpp): a Conv2d with kernel = stride = P.
 // cols [B*Np, C*P*P]: im2col of images [B, C, S, S]; patch p = (py, px) in raster order, column
@@ -104,9 +116,6 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* x, con
 void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
                         const float* mean, const float* rstd, const float* w, int64_t R, int D,
                         bool accumulate = false);
-
-// kResidualNorm's work on the whole rows C[i0:i0+m, 0:n] (src/ops/cpu/layernorm.cpp).
-void residual_norm_rows(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int m, int n);
 
 // ---- Linear (src/ops/cpu/linear.cpp): out [R, O] = x [R, I] @ w[O, I]^T + b [O] (b nullable).
 void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
@@ -167,8 +176,6 @@ void attention_backward(float* dqkv, float* scratch, int slots, const float* dou
 // inputs first with check_loss_inputs.
 double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
                              float smoothing);
-// vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1).
-void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing);
 // dlogits [B, K] = scale * (probs - q) / B: the gradient of scale * mean loss.
 void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
                             float smoothing, float scale = 1.0f);
@@ -183,4 +190,5 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
 double sum_squares(const float* g, int64_t n);
 void scale_inplace(float* x, int64_t n, float s);
 
-}  // namespace vit::ops
+}  // namespace vit::ops (or vit::ops::VIT_ISA_NS)
+#endif

@@ -14,14 +14,28 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
 #include "ops/cpu/vmath.hpp"
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 namespace {
 
 constexpr int kRows = 4;  // rows computed together
+
+#if VIT_SIMD
+// Score columns per block: kScoreVecs registers per row, kRows rows of accumulators (with 32
+// registers, 4 x 4 = 64 columns at 16 lanes; with 16, 4 x 2 = 16 columns at 8 lanes, so that the
+// accumulators, the K^T row and the broadcast query fit). Head columns per pass of weighted_rows,
+// likewise.
+constexpr int kLanes = simd::kLanes;
+constexpr int kScoreVecs = simd::kRegisters >= 32 ? 4 : 2;
+constexpr int kMaxHeadCols = simd::kRegisters >= 32 ? 64 : 16;
+#else
+constexpr int kLanes = 16;  // the plain loops' block width
+constexpr int kScoreVecs = 4;
+#endif
 
 int padded(int N) {
   return (N + 15) / 16 * 16;
@@ -41,18 +55,18 @@ inline int head_width(int Dh) {
 // dst [Dh, Np] = src^T, src rows j < N of Dh floats with stride `row`; columns past N are 0.
 void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
   const int Np = padded(N);
-#ifdef __AVX512F__
-  // 16 x 16 blocks in registers (rows past N load as zeros: the padding); the scalar loop below
-  // took 2.3% of tiny28's training step.
-  if (Dh % 16 == 0) {
-    for (int d0 = 0; d0 < Dh; d0 += 16) {
-      for (int j0 = 0; j0 < Np; j0 += 16) {
-        __m512 r[16];
-        for (int j = 0; j < 16; ++j) {
-          r[j] = j0 + j < N ? _mm512_loadu_ps(src + (j0 + j) * row + d0) : _mm512_setzero_ps();
+#if VIT_SIMD
+  // kLanes x kLanes blocks in registers (rows past N load as zeros: the padding); the scalar loop
+  // below took 2.3% of tiny28's training step.
+  if (Dh % kLanes == 0) {
+    for (int d0 = 0; d0 < Dh; d0 += kLanes) {
+      for (int j0 = 0; j0 < Np; j0 += kLanes) {
+        simd::Vec r[kLanes];
+        for (int j = 0; j < kLanes; ++j) {
+          r[j] = j0 + j < N ? simd::load(src + (j0 + j) * row + d0) : simd::zero();
         }
-        transpose16(r);
-        for (int c = 0; c < 16; ++c) _mm512_storeu_ps(dst + int64_t(d0 + c) * Np + j0, r[c]);
+        transpose(r);
+        for (int c = 0; c < kLanes; ++c) simd::store(dst + int64_t(d0 + c) * Np + j0, r[c]);
       }
     }
     return;
@@ -66,50 +80,51 @@ void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
 }
 
 // For r < M: s_r[j] = scale * q_r . k_j over j < Np, with q_r = q + r * qstride and
-// kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np. Columns go 64 at a time (4 registers), so
-// that each d costs 4 loads of K^T and M broadcasts of q for 4 M multiply-adds.
+// kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np, over NB * kLanes columns. Each d costs NB
+// loads of K^T and M broadcasts of q for NB M multiply-adds.
 template <int DH, int M, int NB>
 inline void scores_block(float* s, const float* q, int64_t qstride, const float* kt, int Np, int Dh,
                          float scale) {
-#ifdef __AVX512F__
-  // The same sums in explicit registers, every loop unrolled: as arrays, GCC kept the accumulators
-  // on the stack, cleared by a memset call per block (with a vzeroupper before it).
-  __m512 acc[M][NB];
+#if VIT_SIMD
+  using namespace simd;
+  // The sums in explicit registers, every loop unrolled: as arrays, GCC kept the accumulators on
+  // the stack, cleared by a memset call per block (with a vzeroupper before it).
+  Vec acc[M][NB];
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
 #pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+    for (int b = 0; b < NB; ++b) acc[r][b] = zero();
   }
   for (int d = 0; d < Dh; ++d) {
     const float* kd = kt + int64_t(d) * Np;
-    __m512 k[NB];
+    Vec k[NB];
 #pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) k[b] = _mm512_loadu_ps(kd + 16 * b);
+    for (int b = 0; b < NB; ++b) k[b] = load(kd + kLanes * b);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const __m512 qd = _mm512_set1_ps(q[r * qstride + d] * scale);
+      const Vec qd = set1(q[r * qstride + d] * scale);
 #pragma GCC unroll 4
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(qd, k[b], acc[r][b]);
+      for (int b = 0; b < NB; ++b) acc[r][b] = fmadd(qd, k[b], acc[r][b]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
 #pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(s + int64_t(r) * Np + 16 * b, acc[r][b]);
+    for (int b = 0; b < NB; ++b) store(s + int64_t(r) * Np + kLanes * b, acc[r][b]);
   }
 #else
-  float acc[M][NB * 16] = {};
+  float acc[M][NB * kLanes] = {};
   for (int d = 0; d < Dh; ++d) {
     const float* kd = kt + int64_t(d) * Np;
     for (int r = 0; r < M; ++r) {
       const float qd = q[r * qstride + d] * scale;
 #pragma omp simd
-      for (int j = 0; j < NB * 16; ++j) acc[r][j] += qd * kd[j];
+      for (int j = 0; j < NB * kLanes; ++j) acc[r][j] += qd * kd[j];
     }
   }
   for (int r = 0; r < M; ++r) {
 #pragma omp simd
-    for (int j = 0; j < NB * 16; ++j) s[int64_t(r) * Np + j] = acc[r][j];
+    for (int j = 0; j < NB * kLanes; ++j) s[int64_t(r) * Np + j] = acc[r][j];
   }
 #endif
 }
@@ -119,19 +134,19 @@ inline void scores(float* s, const float* q, int64_t qstride, const float* kt, i
                    float scale) {
   const int Dh = head_width<DH>(dh);
   const int Np = padded(N);
+  constexpr int kBlock = kScoreVecs * kLanes;
   int j0 = 0;
-  for (; j0 + 64 <= Np; j0 += 64)
-    scores_block<DH, M, 4>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
-  switch ((Np - j0) / 16) {
-    case 3:
-      return scores_block<DH, M, 3>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
-    case 2:
-      return scores_block<DH, M, 2>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
-    case 1:
-      return scores_block<DH, M, 1>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
-    default:
-      return;
+  for (; j0 + kBlock <= Np; j0 += kBlock)
+    scores_block<DH, M, kScoreVecs>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+  // Np is a multiple of 16, so what is left is whole registers, fewer than kScoreVecs.
+  const int rest = (Np - j0) / kLanes;
+  if constexpr (kScoreVecs > 3) {
+    if (rest == 3) return scores_block<DH, M, 3>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
   }
+  if constexpr (kScoreVecs > 2) {
+    if (rest == 2) return scores_block<DH, M, 2>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+  }
+  if (rest == 1) scores_block<DH, M, 1>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
 }
 
 // In-place softmax over each of the M rows s + r * Np, r < M, over [0, N); [N, Np) becomes 0.
@@ -146,32 +161,32 @@ inline void softmax_rows(float* s, int N, float* copy = nullptr, int64_t copy_st
   for (int r = 0; r < M; ++r) {
     for (int j = N; j < Np; ++j) s[r * Np + j] = -INFINITY;
   }
-#ifdef __AVX512F__
-  __m512 mx[M], sum[M];
-  for (int r = 0; r < M; ++r) mx[r] = _mm512_set1_ps(-INFINITY);
-  for (int j = 0; j < Np; j += 16) {
-    for (int r = 0; r < M; ++r) mx[r] = _mm512_max_ps(mx[r], _mm512_loadu_ps(s + r * Np + j));
+#if VIT_SIMD
+  using namespace simd;
+  Vec mx[M], sum[M];
+  for (int r = 0; r < M; ++r) mx[r] = set1(-INFINITY);
+  for (int j = 0; j < Np; j += kLanes) {
+    for (int r = 0; r < M; ++r) mx[r] = max(mx[r], load(s + r * Np + j));
   }
   for (int r = 0; r < M; ++r) {
-    mx[r] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[r]));
-    sum[r] = _mm512_setzero_ps();
+    mx[r] = set1(reduce_max(mx[r]));
+    sum[r] = zero();
   }
-  for (int j = 0; j < Np; j += 16) {
+  for (int j = 0; j < Np; j += kLanes) {
     for (int r = 0; r < M; ++r) {
       float* x = s + r * Np + j;
-      const __m512 e = vmath::exp(_mm512_sub_ps(_mm512_loadu_ps(x), mx[r]));  // 0 past N
-      _mm512_storeu_ps(x, e);
-      sum[r] = _mm512_add_ps(sum[r], e);
+      const Vec e = vmath::exp(sub(load(x), mx[r]));  // 0 past N
+      store(x, e);
+      sum[r] = add(sum[r], e);
     }
   }
-  for (int r = 0; r < M; ++r) sum[r] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[r]));
-  for (int j = 0; j < Np; j += 16) {
-    const __mmask16 valid = N - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (N - j)) - 1);
+  for (int r = 0; r < M; ++r) sum[r] = set1(1.0f / reduce_add(sum[r]));
+  for (int j = 0; j < Np; j += kLanes) {
     for (int r = 0; r < M; ++r) {
       float* x = s + r * Np + j;
-      const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x), sum[r]);
-      _mm512_storeu_ps(x, p);
-      if (copy) _mm512_mask_storeu_ps(copy + r * copy_stride + j, valid, p);
+      const Vec p = mul(load(x), sum[r]);
+      store(x, p);
+      if (copy && j < N) store_first(copy + r * copy_stride + j, N - j, p);
     }
   }
 #else
@@ -205,44 +220,50 @@ inline void weighted_rows(float* out, int64_t ostride, const float* p, int64_t p
                           const float* rows, int64_t row, int N, int dh) {
   constexpr int kW = DH && DH <= 64 ? DH : 32;  // head columns per pass
   constexpr int kSplit = M * kW < 8 * 16 ? 2 : 1;
-#ifdef __AVX512F__
-  if constexpr (DH && DH % 16 == 0 && DH <= 64) {
-    // The same sums in explicit registers (as in scores_block: no stack array, no memset).
-    constexpr int V = kW / 16;
-    __m512 acc[kSplit][M][V];
+#if VIT_SIMD
+  if constexpr (DH && DH % kLanes == 0 && (DH <= kMaxHeadCols || DH % kMaxHeadCols == 0)) {
+    // The sums in explicit registers (as in scores_block: no stack array, no memset), VW head
+    // columns (V registers) a pass.
+    using namespace simd;
+    constexpr int VW = DH <= kMaxHeadCols ? DH : kMaxHeadCols;
+    constexpr int V = VW / kLanes;
+    constexpr int kChains = M * VW < 8 * kLanes ? 2 : 1;
+    for (int d0 = 0; d0 < DH; d0 += VW) {
+      Vec acc[kChains][M][V];
 #pragma GCC unroll 2
-    for (int s = 0; s < kSplit; ++s) {
+      for (int s = 0; s < kChains; ++s) {
+#pragma GCC unroll 16
+        for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+          for (int v = 0; v < V; ++v) acc[s][r][v] = zero();
+        }
+      }
+      auto step = [&](int j, Vec(&a)[M][V]) {
+        const float* x = rows + j * row + d0;
+        Vec xv[V];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) xv[v] = load(x + kLanes * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < M; ++r) {
+          const Vec pv = set1(p[r * pr + j * pj]);
+#pragma GCC unroll 4
+          for (int v = 0; v < V; ++v) a[r][v] = fmadd(pv, xv[v], a[r][v]);
+        }
+      };
+      int j = 0;
+      for (; j + kChains <= N; j += kChains) {
+#pragma GCC unroll 2
+        for (int s = 0; s < kChains; ++s) step(j + s, acc[s]);
+      }
+      for (; j < N; ++j) step(j, acc[0]);
 #pragma GCC unroll 16
       for (int r = 0; r < M; ++r) {
 #pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) acc[s][r][v] = _mm512_setzero_ps();
-      }
-    }
-    auto step = [&](int j, __m512(&a)[M][V]) {
-      const float* x = rows + j * row;
-      __m512 xv[V];
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_ps(x + 16 * v);
-#pragma GCC unroll 16
-      for (int r = 0; r < M; ++r) {
-        const __m512 pv = _mm512_set1_ps(p[r * pr + j * pj]);
-#pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) a[r][v] = _mm512_fmadd_ps(pv, xv[v], a[r][v]);
-      }
-    };
-    int j = 0;
-    for (; j + kSplit <= N; j += kSplit) {
-#pragma GCC unroll 2
-      for (int s = 0; s < kSplit; ++s) step(j + s, acc[s]);
-    }
-    for (; j < N; ++j) step(j, acc[0]);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        __m512 sum = acc[0][r][v];
-        if constexpr (kSplit == 2) sum = _mm512_add_ps(sum, acc[1][r][v]);
-        _mm512_storeu_ps(out + r * ostride + 16 * v, sum);
+        for (int v = 0; v < V; ++v) {
+          Vec sum = acc[0][r][v];
+          if constexpr (kChains == 2) sum = add(sum, acc[1][r][v]);
+          store(out + r * ostride + d0 + kLanes * v, sum);
+        }
       }
     }
     return;
@@ -418,4 +439,4 @@ void attention_backward(float* dqkv, float* scratch, int slots, const float* dou
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

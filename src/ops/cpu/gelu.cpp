@@ -6,9 +6,9 @@
 #include <cstdint>
 
 #include "ops/cpu/vmath.hpp"
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 namespace {
 constexpr float kInvSqrt2 = 0.70710678118654752f;
@@ -19,25 +19,24 @@ constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 // streaming store) instead of being read into the cache first, for a slope too large to stay
 // cached until the backward reads it.
 void gelu_span(float* out, float* slope, const float* x, int64_t n, bool stream) {
-#ifdef __AVX512F__
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 m = n - j >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
-    const __m512 half = _mm512_set1_ps(0.5f);
-    const __m512 c =
-        _mm512_fmadd_ps(vmath::erf(_mm512_mul_ps(v, _mm512_set1_ps(kInvSqrt2))), half, half);
+#if VIT_SIMD
+  using namespace simd;
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const int w = int(std::min<int64_t>(kLanes, n - j));
+    const Vec v = load_first(x + j, w);
+    const Vec half = set1(0.5f);
+    const Vec c = fmadd(vmath::erf(mul(v, set1(kInvSqrt2))), half, half);
     if (slope) {
-      const __m512 pdf =
-          _mm512_mul_ps(_mm512_set1_ps(kInvSqrt2Pi),
-                        vmath::exp(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(-0.5f), v), v)));
-      const __m512 sl = _mm512_fmadd_ps(v, pdf, c);
-      if (stream && m == 0xFFFF && (reinterpret_cast<uintptr_t>(slope + j) & 63) == 0) {
-        _mm512_stream_ps(slope + j, sl);
+      const Vec pdf = mul(set1(kInvSqrt2Pi), vmath::exp(mul(mul(set1(-0.5f), v), v)));
+      const Vec sl = fmadd(v, pdf, c);
+      if (stream && w == kLanes &&
+          (reinterpret_cast<uintptr_t>(slope + j) & (sizeof(Vec) - 1)) == 0) {
+        simd::stream(slope + j, sl);
       } else {
-        _mm512_mask_storeu_ps(slope + j, m, sl);
+        store_first(slope + j, w, sl);
       }
     }
-    if (out) _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(v, c));
+    if (out) store_first(out + j, w, mul(v, c));
   }
 #else
   (void)stream;  // no streaming stores in this form
@@ -93,4 +92,4 @@ void apply_epilogue(const Epilogue& e, float* C, int64_t ldc, int64_t i0, int j0
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

@@ -1,4 +1,5 @@
-// GEMM on the CPU. Two shapes run on our own AVX-512 kernels, everything else on OpenBLAS sgemm:
+// GEMM on the CPU. Two shapes run on our own vector kernels (AVX-512 or AVX2, simd.hpp), everything
+// else (and everything in the scalar build) on OpenBLAS sgemm:
 // - C[M,N] = alpha * A[M,K] op(B) + beta * C with M large, K small and beta 0 or 1 (the forward
 //   linear layers and input gradients of small ViTs);
 // - C[M,N] = A^T B + beta * C with K large and M x N small (their weight gradients; see
@@ -6,9 +7,10 @@
 //
 // Why our own: the model's GEMMs are tall and thin (M = B*N tokens, thousands; K and N = the
 // widths, 64-3072). OpenBLAS packs A (the big activation matrix) on every call, which for K = 64
-// costs a third of the multiply. Here only B (the small weight) is packed, into panels of 32
-// columns; A is read in place, 12 rows at a time, by a 12 x 32 register tile (24 accumulators,
-// 2 FMAs per broadcast; 8 rows measured 4% slower on tiny28's training step). Each C element is
+// costs a third of the multiply. Here only B (the small weight) is packed, into panels of two
+// registers' columns; A is read in place by a register tile: 12 x 32 with AVX-512 (24
+// accumulators, 2 FMAs per broadcast; 8 rows measured 4% slower on tiny28's training step), 6 x 16
+// with AVX2's 16 registers. Each C element is
 // summed over k in order by one thread, so results do not depend on the thread count. Inside an
 // OpenMP region (attention's per-head products) it runs serially, as OpenBLAS's OpenMP build does.
 #include <cblas.h>
@@ -17,20 +19,20 @@
 #include <algorithm>
 #include <vector>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
+#include "ops/cpu/kernels.hpp"
+#include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
-#include "ops/ops.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
-#ifdef __AVX512F__
+#if VIT_SIMD
 namespace {
 
-constexpr int kMR = 12;    // rows per register tile
-constexpr int kNR = 32;    // columns per register tile (two zmm registers)
+using namespace simd;
+// The register tile: kMR rows of two registers, kMR x 2 accumulators plus the two of B and one
+// broadcast of A: 12 x 32 with AVX-512's 32 registers, 6 x 16 with AVX2's 16.
+constexpr int kMR = kRegisters >= 32 ? 12 : 6;  // rows per register tile
+constexpr int kNR = 2 * kLanes;                 // columns per register tile (two registers)
 constexpr int kNC = 1024;  // n-block: with K <= 256 a packed B block (1 MB) stays in L2
 
 // Packs op(B)[0:kc, n0:n0+nc] into panels of kNR columns: panel p holds, for each k, the kNR
@@ -42,20 +44,19 @@ void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, i
     const int j0 = n0 + p * kNR;
     const int w = std::min(kNR, n0 + nc - j0);
     if (trans_b) {
-      // B is [N, K]: the panel's columns are rows of B, moved 16 x 16 blocks at a time through
-      // registers (element by element, this packing took 2% of tiny28's training step). Rows past
+      // B is [N, K]: the panel's columns are rows of B, moved kLanes x kLanes blocks at a time
+      // through registers (element by element, this packing took 2% of tiny28's training step). Rows past
       // w load as zeros: the padding.
-      for (int h = 0; h < kNR; h += 16) {
-        for (int k0 = 0; k0 < kc; k0 += 16) {
-          const int kw = std::min(16, kc - k0);
-          const __mmask16 km = kw == 16 ? __mmask16(0xFFFF) : __mmask16((1u << kw) - 1);
-          __m512 r[16];
-          for (int j = 0; j < 16; ++j) {
-            r[j] = h + j < w ? _mm512_maskz_loadu_ps(km, B + int64_t(j0 + h + j) * ldb + k0)
-                             : _mm512_setzero_ps();
+      for (int h = 0; h < kNR; h += kLanes) {
+        for (int k0 = 0; k0 < kc; k0 += kLanes) {
+          const int kw = std::min(kLanes, kc - k0);
+          const Mask km = first(kw);
+          Vec r[kLanes];
+          for (int j = 0; j < kLanes; ++j) {
+            r[j] = h + j < w ? load(B + int64_t(j0 + h + j) * ldb + k0, km) : zero();
           }
-          transpose16(r);
-          for (int c = 0; c < kw; ++c) _mm512_storeu_ps(out + int64_t(k0 + c) * kNR + h, r[c]);
+          transpose(r);
+          for (int c = 0; c < kw; ++c) store(out + int64_t(k0 + c) * kNR + h, r[c]);
         }
       }
       continue;
@@ -76,73 +77,62 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   // Every loop over the MR rows is unrolled, so that the accumulators live in registers from start
   // to end (rolled, GCC kept them in a stack array that it cleared with memset and stored to after
   // the k loop on every tile: 10% of this kernel at K = 64).
-  __m512 c0[MR], c1[MR];
+  Vec c0[MR], c1[MR];
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero();
   for (int k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(Bp + k * kNR);
-    const __m512 b1 = _mm512_loadu_ps(Bp + k * kNR + 16);
+    const Vec b0 = load(Bp + k * kNR);
+    const Vec b1 = load(Bp + k * kNR + kLanes);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 a = _mm512_set1_ps(A[int64_t(i) * lda + k]);
-      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+      const Vec a = set1(A[int64_t(i) * lda + k]);
+      c0[i] = fmadd(a, b0, c0[i]);
+      c1[i] = fmadd(a, b1, c1[i]);
     }
   }
-  const __mmask16 m0 = w >= 16 ? 0xFFFF : __mmask16((1u << w) - 1);
-  const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : __mmask16((1u << (w - 16)) - 1));
-  const __m512 va = _mm512_set1_ps(alpha);
-  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  const bool whole = w == kNR;
+  const Mask m0 = first(w), m1 = first(w - kLanes);
+  const Vec va = set1(alpha);
+  const Vec bias0 = bias ? load(bias, m0) : zero();
+  const Vec bias1 = bias ? load(bias + kLanes, m1) : zero();
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
-    __m512 r0 = _mm512_mul_ps(c0[i], va), r1 = _mm512_mul_ps(c1[i], va);
+    Vec r0 = mul(c0[i], va), r1 = mul(c1[i], va);
     // The bias before C: (A B + bias) + C, the rounding of a linear layer followed by a residual
     // add, so that in-place inference matches the training forward bitwise on this kernel (the
     // OpenBLAS path in gemm() keeps its two modes alike too).
     if (bias) {
-      r0 = _mm512_add_ps(r0, bias0);
-      r1 = _mm512_add_ps(r1, bias1);
+      r0 = add(r0, bias0);
+      r1 = add(r1, bias1);
     }
-    if (accumulate) {
-      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
-      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
+    if (whole) {
+      if (accumulate) {
+        r0 = add(r0, load(row));
+        r1 = add(r1, load(row + kLanes));
+      }
+      store(row, r0);
+      store(row + kLanes, r1);
+    } else {
+      if (accumulate) {
+        r0 = add(r0, load(row, m0));
+        r1 = add(r1, load(row + kLanes, m1));
+      }
+      store(row, m0, r0);
+      store(row + kLanes, m1, r1);
     }
-    _mm512_mask_storeu_ps(row, m0, r0);
-    _mm512_mask_storeu_ps(row + 16, m1, r1);
   }
 }
 
-// Calls f.template operator()<MR>() with the compile-time MR = mr, 1 <= mr <= 12: the rows of a
+// Calls f.template operator()<MR>() with the compile-time MR = mr, 1 <= mr <= Max: the rows of a
 // register tile, a constant so that its accumulators stay in registers.
-template <typename F>
+template <int Max, typename F>
 inline void with_tile_rows(int mr, F&& f) {
-  switch (mr) {
-    case 12:
-      return f.template operator()<12>();
-    case 11:
-      return f.template operator()<11>();
-    case 10:
-      return f.template operator()<10>();
-    case 9:
-      return f.template operator()<9>();
-    case 8:
-      return f.template operator()<8>();
-    case 7:
-      return f.template operator()<7>();
-    case 6:
-      return f.template operator()<6>();
-    case 5:
-      return f.template operator()<5>();
-    case 4:
-      return f.template operator()<4>();
-    case 3:
-      return f.template operator()<3>();
-    case 2:
-      return f.template operator()<2>();
-    default:
-      return f.template operator()<1>();
+  if constexpr (Max <= 1) {
+    return f.template operator()<1>();
+  } else {
+    if (mr >= Max) return f.template operator()<Max>();
+    return with_tile_rows<Max - 1>(mr, f);
   }
 }
 
@@ -162,7 +152,7 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
       const int w = std::min(kNR, nc - p * kNR);
       float* cp = c + p * kNR;
       const float* bb = bias ? bias + p * kNR : nullptr;
-      with_tile_rows(
+      with_tile_rows<kMR>(
           mr, [&]<int MR>() { tile<MR>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb); });
     }
     // On the row block (in L1) once all its columns are done, not per tile: the rows of the arrays
@@ -222,7 +212,7 @@ void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, i
 // into chunks whose rows of A and B stay in L2 while every tile passes over them; each chunk's
 // sum in the tile's registers is then added to C. Each C element is summed over k in a fixed
 // order (see gemm_wgrad), so the result does not depend on the thread count.
-constexpr int kWR = 12;   // rows of C (columns of A) per tile
+constexpr int kWR = kMR;  // rows of C (columns of A) per tile (at most kLanes: see sums)
 constexpr int kKC = 256;  // rows of A and B per chunk
 // Measured (BM_GemmTN, 2 threads): 228-250 GFLOP/s against OpenBLAS's 129-200 on tiny28's shapes
 // (M x N <= 256 x 64, K = 6400); on par from ViT-Ti's 576 x 192 (239 against 251-257) to ViT-B's
@@ -239,13 +229,11 @@ constexpr int64_t kWgradMaxMN = 256 * 256;
 template <int MR, bool kFull>
 void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float* C, int ldc, int w,
                 bool load_c, int ahead, float* sums) {
-  const __mmask16 m0 = w >= 16 ? 0xFFFF : __mmask16((1u << w) - 1);
-  const __mmask16 m1 = w >= 32 ? 0xFFFF : (w <= 16 ? 0 : __mmask16((1u << (w - 16)) - 1));
-  const __mmask16 mr_mask = __mmask16((1u << MR) - 1);
-  __m512 c0[MR], c1[MR];  // in registers: every loop over MR unrolled, as in tile()
+  const Mask m0 = first(w), m1 = first(w - kLanes), mr_mask = first(MR);
+  Vec c0[MR], c1[MR];  // in registers: every loop over MR unrolled, as in tile()
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-  __m512 asum = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero();
+  Vec asum = zero();
   for (int k = 0; k < kc; ++k) {
     const float* b = B + int64_t(k) * ldb;
     const float* a = A + int64_t(k) * lda;
@@ -254,31 +242,36 @@ void wgrad_tile(int kc, const float* A, int lda, const float* B, int ldb, float*
       _mm_prefetch(reinterpret_cast<const char*>(b + int64_t(ahead) * ldb), _MM_HINT_T1);
       _mm_prefetch(reinterpret_cast<const char*>(b + int64_t(ahead) * ldb + 16), _MM_HINT_T1);
     }
-    const __m512 b0 = kFull ? _mm512_loadu_ps(b) : _mm512_maskz_loadu_ps(m0, b);
-    const __m512 b1 = kFull ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(m1, b + 16);
+    const Vec b0 = kFull ? load(b) : load(b, m0);
+    const Vec b1 = kFull ? load(b + kLanes) : load(b + kLanes, m1);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      const Vec ai = set1(a[i]);
+      c0[i] = fmadd(ai, b0, c0[i]);
+      c1[i] = fmadd(ai, b1, c1[i]);
     }
-    if (sums) {
-      asum = _mm512_add_ps(asum, _mm512_maskz_loadu_ps(mr_mask, a));
-    }
+    if (sums) asum = add(asum, load(a, mr_mask));
   }
-  if (sums) {
-    _mm512_mask_storeu_ps(sums, mr_mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mr_mask, sums), asum));
-  }
+  if (sums) store(sums, mr_mask, add(load(sums, mr_mask), asum));
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
-    __m512 r0 = c0[i], r1 = c1[i];
-    if (load_c) {
-      r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), r0);
-      r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), r1);
+    Vec r0 = c0[i], r1 = c1[i];
+    if (kFull) {
+      if (load_c) {
+        r0 = add(load(row), r0);
+        r1 = add(load(row + kLanes), r1);
+      }
+      store(row, r0);
+      store(row + kLanes, r1);
+    } else {
+      if (load_c) {
+        r0 = add(load(row, m0), r0);
+        r1 = add(load(row + kLanes, m1), r1);
+      }
+      store(row, m0, r0);
+      store(row + kLanes, m1, r1);
     }
-    _mm512_mask_storeu_ps(row, m0, r0);
-    _mm512_mask_storeu_ps(row + 16, m1, r1);
   }
 }
 
@@ -298,7 +291,7 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int k_begin, int k_end, c
       const int mr = std::min(kWR, M - i), w = std::min(kNR, N - j);
       float* c = C + int64_t(i) * ldc + j;
       float* sums = asums && j == 0 ? asums + i : nullptr;
-      with_tile_rows(mr, [&]<int MR>() {
+      with_tile_rows<kWR>(mr, [&]<int MR>() {
         if (w == kNR) {
           wgrad_tile<MR, true>(kc, a + i, lda, b + j, ldb, c, ldc, w, load_c, ahead, sums);
         } else {
@@ -387,11 +380,57 @@ bool wgrad_applies(int M, int N, int K) {
 }  // namespace
 #endif
 
+namespace {
+
+// C[M,N] = alpha * op(A) op(B) + beta * C on OpenBLAS, cut into pieces that depend on the shape
+// alone: up to 8 row blocks (when M >= N) or column blocks, each one sgemm call on one thread.
+// Every element is then computed by the same call on any thread count, so the result is the same
+// bits; OpenBLAS's threaded builds partition by their thread count, and with some of its kernels
+// (the AVX2 ones, for one) that changes the rounding. 8 pieces balance 1, 2, 4 and 8 threads; each
+// re-packs the operand it shares with the others (a few percent of a large product's time).
+void blas_in_pieces(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                    int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  const bool by_rows = M >= N;
+  const int extent = by_rows ? M : N;
+  const double work = double(M) * N * K;
+  const int pieces = std::clamp(int(work / (1 << 20)), 1, std::min(8, (extent + 15) / 16));
+  const int step = ((extent + pieces - 1) / pieces + 15) / 16 * 16;
+  const int count = (extent + step - 1) / step;
+  auto piece = [&](int p) {
+    const int begin = p * step, len = std::min(step, extent - begin);
+    const float* a = A;
+    const float* b = B;
+    float* c = C;
+    int m = M, n = N;
+    if (by_rows) {
+      a += trans_a ? begin : int64_t(begin) * lda;
+      c += int64_t(begin) * ldc;
+      m = len;
+    } else {
+      b += trans_b ? int64_t(begin) * ldb : begin;
+      c += begin;
+      n = len;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc);
+  };
+  // OpenBLAS's OpenMP build runs a call serially inside an active parallel region, and otherwise on
+  // as many threads as OpenMP would use: so outside one, even a single piece goes into a region.
+  if (omp_in_parallel() || omp_get_max_threads() == 1) {
+    for (int p = 0; p < count; ++p) piece(p);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < count; ++p) piece(p);
+}
+
+}  // namespace
+
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
           const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
-#ifdef __AVX512F__
+#if VIT_SIMD
   // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
   // 6400 x {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
   // wins on large K (ViT-B's K = 768 and 3072) and on small M (attention's per-head products).
@@ -437,8 +476,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     }
     beta = 1.0f;
   }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-              trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  blas_in_pieces(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (epilogue.kind != Epilogue::kNone) {
     Epilogue e = epilogue;
     e.residual = nullptr;  // added above
@@ -446,7 +484,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 #pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
     for (int i = 0; i < M; i += kRows) {
       apply_epilogue(e, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
-#ifdef __AVX512F__
+#if VIT_SIMD
       if (e.stream) _mm_sfence();
 #endif
     }
@@ -454,7 +492,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 }
 
 void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O) {
-#ifdef __AVX512F__
+#if VIT_SIMD
   if (dw && wgrad_applies(O, I, int(R))) {
     gemm_wgrad(O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
     return;
@@ -464,4 +502,4 @@ void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_
   if (db) colsum_accumulate(db, dout, R, O);
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 namespace {
 // One row: out = (x - mean) * rstd * w + b, mean and rstd stored when non-null.
@@ -112,4 +112,4 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

@@ -1,8 +1,8 @@
 // Linear layers as GEMMs with the transpose flags doing the layout work (weights [O, I]) and the
 // bias added by the GEMM.
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
                     int O) {
@@ -59,4 +59,4 @@ void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, co
   gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dh, I, nullptr, e);
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

@@ -2,23 +2,10 @@
 // softmax (the seed's bug), and the gradient probs - target.
 #include <algorithm>
 #include <cmath>
-#include <string>
 
-#include "ops/ops.hpp"
-#include "vit/error.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
-
-void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing) {
-  VIT_CHECK(std::isfinite(smoothing) && smoothing >= 0.0f && smoothing < 1.0f,
-            "label smoothing must be in [0, 1) (got " + std::to_string(smoothing) + ")");
-  for (int b = 0; b < B; ++b) {
-    VIT_CHECK(labels[b] >= 0 && labels[b] < K,
-              "label " + std::to_string(labels[b]) + " of sample " + std::to_string(b) +
-                  " is outside [0, " + std::to_string(K) + "); the model has " + std::to_string(K) +
-                  " classes");
-  }
-}
+namespace vit::ops::VIT_ISA_NS {
 
 double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
                              float smoothing) {
@@ -56,4 +43,4 @@ void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* l
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

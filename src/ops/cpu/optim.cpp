@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
@@ -55,4 +55,4 @@ void scale_inplace(float* x, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

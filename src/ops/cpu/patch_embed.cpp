@@ -1,8 +1,8 @@
 // Patch embedding: im2col of non-overlapping P x P patches, then one GEMM (a Conv2d with
 // kernel = stride = P, weight [D, C, P, P]).
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
                          const float* bias, int B, int C, int S, int P, int D) {
@@ -55,4 +55,4 @@ void patch_embed_backward(float* dimages, float* dweight, float* dbias, const fl
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

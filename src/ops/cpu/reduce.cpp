@@ -1,9 +1,9 @@
 // Column sums over rows, used by every bias and LayerNorm-parameter gradient.
 #include <algorithm>
 
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 // Columns are split into blocks of 16 (one AVX-512 register); each block is owned by one thread
 // and summed over the rows in order, so the sum is bitwise independent of the thread count.
@@ -23,4 +23,4 @@ void colsum_accumulate(float* dst, const float* src, int64_t R, int D) {
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

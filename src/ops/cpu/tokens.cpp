@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "ops/ops.hpp"
+#include "ops/cpu/kernels.hpp"
 
-namespace vit::ops {
+namespace vit::ops::VIT_ISA_NS {
 
 void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D) {
   const int N = Np + 1;
@@ -141,4 +141,4 @@ void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
   }
 }
 
-}  // namespace vit::ops
+}  // namespace vit::ops::VIT_ISA_NS

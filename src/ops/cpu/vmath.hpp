@@ -1,6 +1,6 @@
 // exp and erf for float (glibc's expf/erff are scalar calls and took a fifth of a training step):
-// exp written branch-free so that loops calling it vectorise; erf as a scalar function and, for
-// AVX-512, a 16-lane one with bitwise the same results. Accuracy, measured against double
+// exp written branch-free so that loops calling it vectorise; erf as a scalar function and, where
+// the build has vector registers (simd.hpp), a kLanes-wide one with bitwise the same results. Accuracy, measured against double
 // libm: exp within 2 ulp on its range; erf within 6.6e-8 absolute on [-7, 7] (1.6e-7 relative
 // below 0.25), so GELU built on it is within 1.6e-7 of the exact value on [-6, 6].
 #pragma once
@@ -9,11 +9,9 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
+#include "ops/cpu/simd.hpp"
 
-namespace vit::vmath {
+namespace vit::ops::VIT_ISA_NS::vmath {
 
 // e^x = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2, where e^r is its Taylor series to
 // degree 7 (remainder below 1e-8 relative). 2^n is built in the exponent bits; inputs below
@@ -40,27 +38,22 @@ inline float exp(float x) {
   return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : y);
 }
 
-#ifdef __AVX512F__
-// e^x of 16 floats, the same steps as the scalar form (bitwise equal where the scalar form's
-// multiply-adds are fused, as in -march=native builds; tested).
-inline __m512 exp(__m512 x) {
+#if VIT_SIMD
+// e^x of kLanes floats, the same steps as the scalar form (bitwise equal where the scalar form's
+// multiply-adds are fused, as in the vector builds; tested).
+inline simd::Vec exp(simd::Vec x) {
+  using namespace simd;
   // max/min return their second operand when one is NaN: NaN stays NaN, as in the scalar form.
-  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), x));
-  const __m512 round = _mm512_set1_ps(12582912.0f);
-  const __m512 n =
-      _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), round), round);
-  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f),
-                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc));
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  const Vec xc = min(set1(88.0f), max(set1(-87.0f), x));
+  const Vec round = set1(12582912.0f);
+  const Vec n = sub(fmadd(xc, set1(1.44269504088896341f), round), round);
+  const Vec r = fnmadd(n, set1(1.428606765330187e-06f), fnmadd(n, set1(0.693145751953125f), xc));
+  Vec p = set1(1.0f / 5040.0f);
   for (const float c : {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f})
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-  const __m512i e =
-      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
-  const __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-  const __mmask16 low = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
-  const __mmask16 high = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.0f), _CMP_GT_OQ);
-  return _mm512_mask_blend_ps(high, _mm512_mask_blend_ps(low, y, _mm512_setzero_ps()),
-                              _mm512_set1_ps(INFINITY));
+    p = fmadd(p, r, set1(c));
+  const Vec y = mul(p, pow2(truncate(n)));
+  return select(greater(x, set1(88.0f)), set1(INFINITY),
+                select(less(x, set1(-87.0f)), zero(), y));
 }
 #endif
 
@@ -117,25 +110,22 @@ inline float erf(float x) {
   return std::copysign(p, x);
 }
 
-#ifdef __AVX512F__
-// erf of 16 floats, the same polynomials: each coefficient row (16 intervals) is one register and
-// _mm512_permutexvar_ps picks every lane's interval from it. Bitwise equal to the scalar form
-// where that one's multiply-adds are fused (tested).
-inline __m512 erf(__m512 x) {
-  const __m512 a = _mm512_abs_ps(x);
+#if VIT_SIMD
+// erf of kLanes floats, the same polynomials: each coefficient row (16 intervals) is looked up per
+// lane (simd::lookup16: a register permute). Bitwise equal to the scalar form where that one's
+// multiply-adds are fused (tested).
+inline simd::Vec erf(simd::Vec x) {
+  using namespace simd;
+  const Vec a = abs(x);
   // min() maps |x| >= 4 (and NaN: min returns its second operand) to interval 15; those lanes
   // are replaced by 1 below.
-  const __m512i i = _mm512_cvttps_epi32(
-      _mm512_min_ps(_mm512_mul_ps(a, _mm512_set1_ps(4.0f)), _mm512_set1_ps(15.0f)));
-  const __m512 t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(i), _mm512_set1_ps(0.25f), a);
-  __m512 p = _mm512_permutexvar_ps(i, _mm512_load_ps(kErfCoef[7]));
-  for (int d = 6; d >= 0; --d) {
-    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(i, _mm512_load_ps(kErfCoef[d])));
-  }
-  const __mmask16 saturated = _mm512_cmp_ps_mask(a, _mm512_set1_ps(4.0f), _CMP_NLT_UQ);
-  p = _mm512_mask_blend_ps(saturated, p, _mm512_set1_ps(1.0f));
-  return _mm512_or_ps(p, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));  // the sign of x
+  const VecI i = truncate(min(mul(a, set1(4.0f)), set1(15.0f)));
+  const Vec t = fnmadd(to_float(i), set1(0.25f), a);
+  Vec p = lookup16(kErfCoef[7], i);
+  for (int d = 6; d >= 0; --d) p = fmadd(p, t, lookup16(kErfCoef[d], i));
+  p = select(not_less(a, set1(4.0f)), set1(1.0f), p);
+  return bit_or(p, bit_and(x, set1(-0.0f)));  // the sign of x
 }
 #endif
 
-}  // namespace vit::vmath
+}  // namespace vit::ops::VIT_ISA_NS::vmath

@@ -1,0 +1,32 @@
+// Which instruction set the CPU kernels run on. One binary carries every variant the build made
+// (on x86-64: AVX-512, AVX2 + FMA, and a portable scalar one) and picks at run time: the best the
+// CPU and the operating system support, or the one the environment variable VIT_ISA names.
+// Results agree across variants within floating-point tolerance, not bit for bit; on one variant
+// they do not depend on the thread count.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vit {
+
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+// "scalar", "avx2", "avx512".
+const char* isa_name(Isa isa);
+
+// The variants this binary carries that this CPU and OS can run, best last (scalar is always one).
+std::vector<Isa> supported_isas();
+
+// The variant the kernels use. Decided on first use: VIT_ISA when set (vit::Error if it names an
+// unknown variant or one this CPU lacks), else the best of supported_isas().
+Isa active_isa();
+
+// Makes the kernels use `isa` from now on (vit::Error if this CPU or build lacks it). Not to be
+// called while kernels run on other threads.
+void set_isa(Isa isa);
+
+// Parses "scalar", "avx2" or "avx512"; vit::Error naming the choices otherwise.
+Isa parse_isa(const std::string& name);
+
+}  // namespace vit

@@ -1,0 +1,304 @@
+// The CPU instruction-set variants: which ones this CPU can run (cpuid and the OS's register
+// state), which one is active (vit/isa.hpp), and ops.hpp's functions, each forwarding to the active
+// variant's. The kernels in src/ops/cpu are compiled once per variant into vit::ops::isa_<name>
+// (CMakeLists.txt); this file is compiled for the x86-64 baseline, so it runs anywhere.
+//
+// One rule keeps the variants from leaking into each other: the kernel sources instantiate nothing
+// that the baseline code also instantiates (no std::string or std::vector there, for instance),
+// since the linker keeps one copy of such an inline function and it could be one compiled for
+// AVX-512. tests/isa_symbols.sh checks the variants' object files for that.
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include "vit/error.hpp"
+#include "vit/isa.hpp"
+
+// The plain declarations first, then each variant's (this header's VIT_OPS_DECLARE_AGAIN).
+#include "ops/ops.hpp"
+#define VIT_OPS_DECLARE_AGAIN
+#define VIT_ISA_NS isa_scalar
+#include "ops/ops.hpp"
+#undef VIT_ISA_NS
+#ifdef VIT_X86_VARIANTS
+#define VIT_ISA_NS isa_avx2
+#include "ops/ops.hpp"
+#undef VIT_ISA_NS
+#define VIT_ISA_NS isa_avx512
+#include "ops/ops.hpp"
+#undef VIT_ISA_NS
+#endif
+#undef VIT_OPS_DECLARE_AGAIN
+
+#ifdef VIT_X86_VARIANTS
+#include <cpuid.h>
+#endif
+
+namespace vit {
+namespace {
+
+// -1 until decided, then an Isa.
+std::atomic<int> g_active{-1};
+
+bool cpu_has(Isa isa) {
+  if (isa == Isa::kScalar) return true;
+#ifdef VIT_X86_VARIANTS
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
+  if (!osxsave || !avx || !fma) return false;
+  // The OS saves the registers on a context switch: XCR0's SSE and AVX state bits, and for AVX-512
+  // the opmask and both halves of the upper ZMM state.
+  unsigned xlo, xhi;
+  __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+  (void)xhi;
+  if ((xlo & 0x6) != 0x6) return false;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool avx2 = b & (1u << 5);
+  if (isa == Isa::kAvx2) return avx2;
+  const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+  return avx2 && f && dq && bw && vl && (xlo & 0xE0) == 0xE0;
+#else
+  return false;
+#endif
+}
+
+// The variant the forwarders below use (decided on the first call).
+inline Isa current() {
+  const int v = g_active.load(std::memory_order_relaxed);
+  return v >= 0 ? Isa(v) : active_isa();
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (cpu_has(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+Isa parse_isa(const std::string& name) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (name == isa_name(isa)) return isa;
+  }
+  throw Error("unknown instruction set '" + name + "': choose avx512, avx2 or scalar");
+}
+
+void set_isa(Isa isa) {
+  VIT_CHECK(
+      cpu_has(isa), std::string("this CPU (or this build) cannot run the ") + isa_name(isa) +
+                        " kernels; it can run: " + [] {
+                          std::string s;
+                          for (Isa i : supported_isas())
+                            s += std::string(s.empty() ? "" : ", ") + isa_name(i);
+                          return s;
+                        }());
+  g_active.store(int(isa), std::memory_order_relaxed);
+}
+
+Isa active_isa() {
+  int v = g_active.load(std::memory_order_relaxed);
+  if (v >= 0) return Isa(v);
+  if (const char* env = std::getenv("VIT_ISA"); env && *env) {
+    try {
+      set_isa(parse_isa(env));
+    } catch (const Error& e) {
+      throw Error(std::string("VIT_ISA=") + env + ": " + e.what());
+    }
+  } else {
+    set_isa(supported_isas().back());
+  }
+  return Isa(g_active.load(std::memory_order_relaxed));
+}
+
+}  // namespace vit
+
+namespace vit::ops {
+namespace {
+
+// The active variant's version of a function.
+template <class F>
+inline F pick([[maybe_unused]] F scalar, [[maybe_unused]] F avx2, [[maybe_unused]] F avx512) {
+  switch (current()) {
+    case Isa::kAvx512:
+      return avx512;
+    case Isa::kAvx2:
+      return avx2;
+    default:
+      return scalar;
+  }
+}
+
+}  // namespace
+
+#ifdef VIT_X86_VARIANTS
+#define VIT_PICK(name) pick(&isa_scalar::name, &isa_avx2::name, &isa_avx512::name)
+#else
+#define VIT_PICK(name) pick(&isa_scalar::name, &isa_scalar::name, &isa_scalar::name)
+#endif
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+          const Epilogue& epilogue) {
+  VIT_PICK(gemm)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
+}
+
+void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O) {
+  return VIT_PICK(weight_grad)(dw, db, dout, x, R, I, O);
+}
+
+void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
+                         const float* bias, int B, int C, int S, int P, int D) {
+  return VIT_PICK(patch_embed_forward)(out, cols, images, weight, bias, B, C, S, P, D);
+}
+
+void patch_embed_backward(float* dimages, float* dweight, float* dbias, const float* dout,
+                          const float* cols, const float* weight, int B, int C, int S, int P,
+                          int D) {
+  return VIT_PICK(patch_embed_backward)(dimages, dweight, dbias, dout, cols, weight, B, C, S, P, D);
+}
+
+void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D) {
+  return VIT_PICK(cls_prepend_forward)(out, tokens, cls, B, Np, D);
+}
+
+void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D) {
+  return VIT_PICK(cls_prepend_backward)(dtokens, dcls, dout, B, Np, D);
+}
+
+void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D) {
+  return VIT_PICK(pos_add_forward)(out, x, pos, B, N, D);
+}
+
+void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D) {
+  return VIT_PICK(pos_add_backward)(dx, dpos, dout, B, N, D);
+}
+
+void sincos_table(float* out, int N, int D) {
+  return VIT_PICK(sincos_table)(out, N, D);
+}
+
+void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
+                        int Nk, int D) {
+  return VIT_PICK(token_keep_forward)(out, x, keep, B, F, Np, Nk, D);
+}
+
+void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
+                         int Nk, int D) {
+  return VIT_PICK(token_keep_backward)(dx, dout, keep, B, F, Np, Nk, D);
+}
+
+void cls_pool_forward(float* out, const float* x, int B, int N, int D) {
+  return VIT_PICK(cls_pool_forward)(out, x, B, N, D);
+}
+
+void cls_pool_backward(float* dx, const float* dout, int B, int N, int D) {
+  return VIT_PICK(cls_pool_backward)(dx, dout, B, N, D);
+}
+
+void mean_pool_forward(float* out, const float* x, int B, int N, int D) {
+  return VIT_PICK(mean_pool_forward)(out, x, B, N, D);
+}
+
+void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
+  return VIT_PICK(mean_pool_backward)(dx, dout, B, N, D);
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
+                       const float* b, int64_t R, int D, float eps) {
+  return VIT_PICK(layernorm_forward)(out, mean, rstd, x, w, b, R, D, eps);
+}
+
+void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
+                        const float* mean, const float* rstd, const float* w, int64_t R, int D,
+                        bool accumulate) {
+  return VIT_PICK(layernorm_backward)(dx, dw, db, dout, x, mean, rstd, w, R, D, accumulate);
+}
+
+void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
+                    int O) {
+  return VIT_PICK(linear_forward)(out, x, w, b, R, I, O);
+}
+
+void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
+                     const float* w, int64_t R, int I, int O) {
+  return VIT_PICK(linear_backward)(dx, dw, db, dout, x, w, R, I, O);
+}
+
+void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
+                                  const float* w, const float* b, const float* residual,
+                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
+                                  float eps) {
+  return VIT_PICK(linear_residual_norm_forward)(out, ln, mean, rstd, x, w, b, residual, ln_w, ln_b,
+                                                R, I, O, eps);
+}
+
+void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
+                         int64_t R, int I, int O) {
+  return VIT_PICK(linear_gelu_forward)(g, slope, x, w, b, R, I, O);
+}
+
+void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
+                          const float* w, const float* slope, int64_t R, int I, int O) {
+  return VIT_PICK(linear_backward_gelu)(dh, dw, db, dout, g, w, slope, R, I, O);
+}
+
+void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
+  return VIT_PICK(gelu_forward)(out, slope, x, n);
+}
+
+void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n) {
+  return VIT_PICK(gelu_backward)(dx, dout, x, slope, n);
+}
+
+int64_t attention_scratch_floats(int N, int Dh, bool training) {
+  return VIT_PICK(attention_scratch_floats)(N, Dh, training);
+}
+
+void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
+                       int N, int D, int H) {
+  return VIT_PICK(attention_forward)(out, att, scratch, slots, qkv, B, N, D, H);
+}
+
+void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+                        const float* att, const float* out, int B, int N, int D, int H) {
+  return VIT_PICK(attention_backward)(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+}
+
+double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
+                             float smoothing) {
+  return VIT_PICK(cross_entropy_forward)(probs, logits, labels, B, K, smoothing);
+}
+
+void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
+                            float smoothing, float scale) {
+  return VIT_PICK(cross_entropy_backward)(dlogits, probs, labels, B, K, smoothing, scale);
+}
+
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
+  return VIT_PICK(adamw_update)(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled,
+                                step);
+}
+
+double sum_squares(const float* g, int64_t n) {
+  return VIT_PICK(sum_squares)(g, n);
+}
+
+void scale_inplace(float* x, int64_t n, float s) {
+  return VIT_PICK(scale_inplace)(x, n, s);
+}
+}  // namespace vit::ops
