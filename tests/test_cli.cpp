@@ -9,6 +9,7 @@
 #include <string>
 
 #include "idx_writer.hpp"
+#include "vit/isa.hpp"
 
 namespace vit::test {
 namespace {
@@ -18,8 +19,16 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
+// args may start with environment settings (NAME=value ...), which go before the program.
 Result vit(const std::string& args) {
-  const std::string cmd = std::string(VIT_CLI_PATH) + " " + args + " 2>&1";
+  std::string env, rest = args;
+  while (rest.find('=') != std::string::npos && rest.find('=') < rest.find(' ') &&
+         rest.find('-') != 0) {
+    const size_t sp = rest.find(' ');
+    env += rest.substr(0, sp) + " ";
+    rest = sp == std::string::npos ? "" : rest.substr(sp + 1);
+  }
+  const std::string cmd = env + std::string(VIT_CLI_PATH) + " " + rest + " 2>&1";
   Result r;
   std::FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;
@@ -47,6 +56,23 @@ TEST(Cli, HelpAndVersion) {
     EXPECT_RUN(std::string(cmd) + " --help", 0, "--");
   }
   EXPECT_RUN("train --help", 0, "tiny28");
+}
+
+// The kernels in use are named by info, bench --json and train; VIT_ISA forces them, and one that
+// is unknown (or that this CPU cannot run) is a usage error.
+TEST(Cli, ReportsAndChoosesTheKernels) {
+  EXPECT_RUN("info --preset tiny28", 0, std::string("kernels:     ") + isa_name(active_isa()));
+  EXPECT_RUN("info --preset tiny28 --json", 0,
+             std::string("\"isa\":\"") + isa_name(active_isa()) + "\"");
+  for (Isa isa : supported_isas()) {
+    EXPECT_RUN(std::string("VIT_ISA=") + isa_name(isa) +
+                   " bench --preset seed --batch 4 --steps 1 --warmup 0 --json",
+               0, std::string("\"isa\":\"") + isa_name(isa) + "\"");
+  }
+  EXPECT_RUN("VIT_ISA=avx3 info --preset tiny28", 2, "unknown instruction set 'avx3'");
+  if (supported_isas().back() != Isa::kAvx512) {
+    EXPECT_RUN("VIT_ISA=avx512 info --preset tiny28", 2, "cannot run the avx512 kernels");
+  }
 }
 
 TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {

@@ -266,7 +266,8 @@ TEST(Gemm, FusedLinearResidualNormMatchesComposition) {
     for (int r = 0; r < R; ++r) {
       for (int o = 0; o < O; ++o) {
         double mag = std::fabs(b[o]) + std::fabs(res[size_t(r) * O + o]);
-        for (int i = 0; i < I; ++i) mag += std::fabs(double(x[size_t(r) * I + i]) * w[size_t(o) * I + i]);
+        for (int i = 0; i < I; ++i)
+          mag += std::fabs(double(x[size_t(r) * I + i]) * w[size_t(o) * I + i]);
         out_bound[size_t(r) * O + o] = 2 * gamma_n(I + 2) * mag;
       }
     }

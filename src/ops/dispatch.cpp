@@ -301,4 +301,9 @@ double sum_squares(const float* g, int64_t n) {
 void scale_inplace(float* x, int64_t n, float s) {
   return VIT_PICK(scale_inplace)(x, n, s);
 }
+void vmath_forms(float* exp_vector, float* exp_scalar, float* erf_vector, float* erf_scalar,
+                 const float* x, int64_t n) {
+  VIT_PICK(vmath_forms)(exp_vector, exp_scalar, erf_vector, erf_scalar, x, n);
+}
+
 }  // namespace vit::ops

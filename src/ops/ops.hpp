@@ -190,5 +190,10 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
 double sum_squares(const float* g, int64_t n);
 void scale_inplace(float* x, int64_t n, float s);
 
+// ---- For tests (src/ops/cpu/vmath.cpp): the variant's exp and erf (vmath.hpp) over x[0..n), in
+// their vector forms (where the variant has vector registers; else the scalar ones again) and in
+// their scalar forms, as that variant compiles them.
+void vmath_forms(float* exp_vector, float* exp_scalar, float* erf_vector, float* erf_scalar,
+                 const float* x, int64_t n);
 }  // namespace vit::ops (or vit::ops::VIT_ISA_NS)
 #endif

@@ -11,10 +11,20 @@
 #include "vit/bench.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
+#include "vit/isa.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
 
 namespace {
+
+// "avx512 (this CPU runs: scalar, avx2, avx512; VIT_ISA chooses)": the kernels in use.
+std::string isa_summary() {
+  std::string runs;
+  for (vit::Isa isa : vit::supported_isas())
+    runs += (runs.empty() ? "" : ", ") + std::string(vit::isa_name(isa));
+  return std::string(vit::isa_name(vit::active_isa())) + " (this CPU runs: " + runs +
+         "; VIT_ISA chooses)";
+}
 
 using vit::Config;
 using vit::Error;
@@ -216,6 +226,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     } catch (const Error& e) {
       throw UsageError(std::string("impossible recipe: ") + e.what());
     }
+    reporter->message("kernels: " + isa_summary());
     reporter->message("model: " + c.to_json());
     reporter->message("recipe: " + rc.to_json());
     s = vit::train(c, rc, {a.data, a.data_dir, a.out, 256}, *reporter);
@@ -418,6 +429,7 @@ int run_info(const InfoArgs& a) {
     j["params"] = c.num_params();
     j["forward_flops_per_image"] = c.forward_flops();
     j["tokens"] = c.num_tokens();
+    j["isa"] = vit::isa_name(vit::active_isa());
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -432,6 +444,7 @@ int run_info(const InfoArgs& a) {
   std::printf("parameters:  %lld (%.2f MB as fp32)\n", (long long)c.num_params(),
               c.num_params() * 4 / 1e6);
   std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
+  std::printf("kernels:     %s\n", isa_summary().c_str());
   for (auto it = extra.begin(); it != extra.end(); ++it) {
     std::printf("%-12s %s\n", (it.key() + ":").c_str(), it.value().dump().c_str());
   }
@@ -513,6 +526,7 @@ int run_bench(const BenchArgs& a) {
     j["preset"] = a.preset;
     j["batch"] = o.batch;
     j["threads"] = vit::num_threads();
+    j["isa"] = vit::isa_name(vit::active_isa());
     if (o.train) {
       j["train_img_per_s"] = r.train.img_per_s;
       j["train_ms_median"] = r.train.ms_median;
@@ -529,8 +543,9 @@ int run_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s, batch %d, %d threads, %d timed steps after %d warm-up\n", a.preset.c_str(),
-              o.batch, vit::num_threads(), o.steps, o.warmup);
+  std::printf("%s, batch %d, %d threads, %s kernels, %d timed steps after %d warm-up\n",
+              a.preset.c_str(), o.batch, vit::num_threads(), vit::isa_name(vit::active_isa()),
+              o.steps, o.warmup);
   auto row = [](const char* name, const vit::BenchTiming& t) {
     std::printf("  %-6s %9.1f img/s  %9.2f ms/step (min %.2f, max %.2f)  %7.1f GFLOP/s\n", name,
                 t.img_per_s, t.ms_median, t.ms_min, t.ms_max, t.gflops);
@@ -594,6 +609,12 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
+    return 2;
+  }
+  try {
+    vit::active_isa();  // a VIT_ISA this CPU cannot run is refused before any work
+  } catch (const Error& e) {
+    std::fprintf(stderr, "vit: %s\n", e.what());
     return 2;
   }
   try {

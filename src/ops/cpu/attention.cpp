@@ -14,10 +14,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu/kernels.hpp"
 #include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
 #include "ops/cpu/vmath.hpp"
-#include "ops/cpu/kernels.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 namespace {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "ops/cpu/vmath.hpp"
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/vmath.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 

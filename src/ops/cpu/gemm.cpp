@@ -17,9 +17,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/scratch.hpp"
 #include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
 
@@ -45,8 +45,8 @@ void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, i
     const int w = std::min(kNR, n0 + nc - j0);
     if (trans_b) {
       // B is [N, K]: the panel's columns are rows of B, moved kLanes x kLanes blocks at a time
-      // through registers (element by element, this packing took 2% of tiny28's training step). Rows past
-      // w load as zeros: the padding.
+      // through registers (element by element, this packing took 2% of tiny28's training step).
+      // Rows past w load as zeros: the padding.
       for (int h = 0; h < kNR; h += kLanes) {
         for (int k0 = 0; k0 < kc; k0 += kLanes) {
           const int kw = std::min(kLanes, kc - k0);
@@ -168,9 +168,7 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
 // Scratch per thread (gemm_tall's packed B, gemm_wgrad's partial sums), grown (rarely: the first
 // call of each size) and then reused.
 float* pack_buffer(size_t floats) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < floats) buffer.resize(floats);
-  return buffer.data();
+  return thread_scratch(kScratchGemm, floats);
 }
 
 void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,

@@ -4,9 +4,9 @@
 // The same row code serves the GEMM epilogue that adds a residual and normalises its output.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/scratch.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 
@@ -68,9 +68,7 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
                         bool accumulate) {
   const int64_t chunks = (R + kChunkRows - 1) / kChunkRows;
   // partials [chunks][2][D]: dw then db of each chunk; the calling thread's, grown and reused.
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < size_t(chunks * 2 * D)) buffer.resize(size_t(chunks * 2 * D));
-  float* partials = buffer.data();
+  float* partials = thread_scratch(kScratchLayerNorm, size_t(chunks * 2 * D));
 #pragma omp parallel for schedule(static) if (R * D > 32768)
   for (int64_t c = 0; c < chunks; ++c) {
     float* pw = partials + c * 2 * D;

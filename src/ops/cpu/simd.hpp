@@ -31,37 +31,87 @@ using VecI = __m512i;
 using Mask = __mmask16;
 using Cmp = __mmask16;
 
-inline Vec zero() { return _mm512_setzero_ps(); }
-inline Vec set1(float x) { return _mm512_set1_ps(x); }
-inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
-inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+inline Vec zero() {
+  return _mm512_setzero_ps();
+}
+inline Vec set1(float x) {
+  return _mm512_set1_ps(x);
+}
+inline Vec load(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+inline void store(float* p, Vec v) {
+  _mm512_storeu_ps(p, v);
+}
 inline Mask first(int n) {
   return n >= 16 ? Mask(0xFFFF) : (n <= 0 ? Mask(0) : Mask((1u << n) - 1));
 }
-inline Vec load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-inline void store(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+inline Vec load(const float* p, Mask m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+inline void store(float* p, Mask m, Vec v) {
+  _mm512_mask_storeu_ps(p, m, v);
+}
 // A full line straight to memory (p aligned to 64 bytes), not through the cache.
-inline void stream(float* p, Vec v) { _mm512_stream_ps(p, v); }
-inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
-inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline void stream(float* p, Vec v) {
+  _mm512_stream_ps(p, v);
+}
+inline Vec add(Vec a, Vec b) {
+  return _mm512_add_ps(a, b);
+}
+inline Vec sub(Vec a, Vec b) {
+  return _mm512_sub_ps(a, b);
+}
+inline Vec mul(Vec a, Vec b) {
+  return _mm512_mul_ps(a, b);
+}
 // max returns b where either is NaN.
-inline Vec max(Vec a, Vec b) { return _mm512_max_ps(a, b); }
-inline Vec min(Vec a, Vec b) { return _mm512_min_ps(a, b); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }    // a b + c
-inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
-inline Vec bit_and(Vec a, Vec b) { return _mm512_and_ps(a, b); }
-inline Vec bit_or(Vec a, Vec b) { return _mm512_or_ps(a, b); }
-inline Vec abs(Vec a) { return _mm512_abs_ps(a); }
-inline float reduce_add(Vec v) { return _mm512_reduce_add_ps(v); }
-inline float reduce_max(Vec v) { return _mm512_reduce_max_ps(v); }
-inline Cmp less(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
-inline Cmp greater(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-inline Cmp not_less(Vec a, Vec b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ); }  // NaN: true
+inline Vec max(Vec a, Vec b) {
+  return _mm512_max_ps(a, b);
+}
+inline Vec min(Vec a, Vec b) {
+  return _mm512_min_ps(a, b);
+}
+inline Vec fmadd(Vec a, Vec b, Vec c) {
+  return _mm512_fmadd_ps(a, b, c);
+}  // a b + c
+inline Vec fnmadd(Vec a, Vec b, Vec c) {
+  return _mm512_fnmadd_ps(a, b, c);
+}  // c - a b
+inline Vec bit_and(Vec a, Vec b) {
+  return _mm512_and_ps(a, b);
+}
+inline Vec bit_or(Vec a, Vec b) {
+  return _mm512_or_ps(a, b);
+}
+inline Vec abs(Vec a) {
+  return _mm512_abs_ps(a);
+}
+inline float reduce_add(Vec v) {
+  return _mm512_reduce_add_ps(v);
+}
+inline float reduce_max(Vec v) {
+  return _mm512_reduce_max_ps(v);
+}
+inline Cmp less(Vec a, Vec b) {
+  return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ);
+}
+inline Cmp greater(Vec a, Vec b) {
+  return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ);
+}
+inline Cmp not_less(Vec a, Vec b) {
+  return _mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ);
+}  // NaN: true
 // Lanes of `then` where c, else of `otherwise`.
-inline Vec select(Cmp c, Vec then, Vec otherwise) { return _mm512_mask_blend_ps(c, otherwise, then); }
-inline VecI truncate(Vec v) { return _mm512_cvttps_epi32(v); }
-inline Vec to_float(VecI v) { return _mm512_cvtepi32_ps(v); }
+inline Vec select(Cmp c, Vec then, Vec otherwise) {
+  return _mm512_mask_blend_ps(c, otherwise, then);
+}
+inline VecI truncate(Vec v) {
+  return _mm512_cvttps_epi32(v);
+}
+inline Vec to_float(VecI v) {
+  return _mm512_cvtepi32_ps(v);
+}
 // 2^n for integer-valued n in float's normal exponent range.
 inline Vec pow2(VecI n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n, _mm512_set1_epi32(127)), 23));
@@ -78,29 +128,63 @@ using VecI = __m256i;
 using Mask = __m256i;
 using Cmp = __m256;
 
-inline Vec zero() { return _mm256_setzero_ps(); }
-inline Vec set1(float x) { return _mm256_set1_ps(x); }
-inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
-inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec zero() {
+  return _mm256_setzero_ps();
+}
+inline Vec set1(float x) {
+  return _mm256_set1_ps(x);
+}
+inline Vec load(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+inline void store(float* p, Vec v) {
+  _mm256_storeu_ps(p, v);
+}
 inline Mask first(int n) {
   alignas(64) static constexpr int32_t kOnes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                                     0,  0,  0,  0,  0,  0,  0,  0};
+                                                    0,  0,  0,  0,  0,  0,  0,  0};
   n = n < 0 ? 0 : (n > 8 ? 8 : n);
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOnes + 8 - n));
 }
-inline Vec load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-inline void store(float* p, Mask m, Vec v) { _mm256_maskstore_ps(p, m, v); }
-inline void stream(float* p, Vec v) { _mm256_stream_ps(p, v); }  // p aligned to 32 bytes
-inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
-inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
-inline Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
-inline Vec min(Vec a, Vec b) { return _mm256_min_ps(a, b); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline Vec fnmadd(Vec a, Vec b, Vec c) { return _mm256_fnmadd_ps(a, b, c); }
-inline Vec bit_and(Vec a, Vec b) { return _mm256_and_ps(a, b); }
-inline Vec bit_or(Vec a, Vec b) { return _mm256_or_ps(a, b); }
-inline Vec abs(Vec a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+inline Vec load(const float* p, Mask m) {
+  return _mm256_maskload_ps(p, m);
+}
+inline void store(float* p, Mask m, Vec v) {
+  _mm256_maskstore_ps(p, m, v);
+}
+inline void stream(float* p, Vec v) {
+  _mm256_stream_ps(p, v);
+}  // p aligned to 32 bytes
+inline Vec add(Vec a, Vec b) {
+  return _mm256_add_ps(a, b);
+}
+inline Vec sub(Vec a, Vec b) {
+  return _mm256_sub_ps(a, b);
+}
+inline Vec mul(Vec a, Vec b) {
+  return _mm256_mul_ps(a, b);
+}
+inline Vec max(Vec a, Vec b) {
+  return _mm256_max_ps(a, b);
+}
+inline Vec min(Vec a, Vec b) {
+  return _mm256_min_ps(a, b);
+}
+inline Vec fmadd(Vec a, Vec b, Vec c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+inline Vec fnmadd(Vec a, Vec b, Vec c) {
+  return _mm256_fnmadd_ps(a, b, c);
+}
+inline Vec bit_and(Vec a, Vec b) {
+  return _mm256_and_ps(a, b);
+}
+inline Vec bit_or(Vec a, Vec b) {
+  return _mm256_or_ps(a, b);
+}
+inline Vec abs(Vec a) {
+  return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
+}
 inline float reduce_add(Vec v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -113,12 +197,24 @@ inline float reduce_max(Vec v) {
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-inline Cmp less(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-inline Cmp greater(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-inline Cmp not_less(Vec a, Vec b) { return _mm256_cmp_ps(a, b, _CMP_NLT_UQ); }
-inline Vec select(Cmp c, Vec then, Vec otherwise) { return _mm256_blendv_ps(otherwise, then, c); }
-inline VecI truncate(Vec v) { return _mm256_cvttps_epi32(v); }
-inline Vec to_float(VecI v) { return _mm256_cvtepi32_ps(v); }
+inline Cmp less(Vec a, Vec b) {
+  return _mm256_cmp_ps(a, b, _CMP_LT_OQ);
+}
+inline Cmp greater(Vec a, Vec b) {
+  return _mm256_cmp_ps(a, b, _CMP_GT_OQ);
+}
+inline Cmp not_less(Vec a, Vec b) {
+  return _mm256_cmp_ps(a, b, _CMP_NLT_UQ);
+}
+inline Vec select(Cmp c, Vec then, Vec otherwise) {
+  return _mm256_blendv_ps(otherwise, then, c);
+}
+inline VecI truncate(Vec v) {
+  return _mm256_cvttps_epi32(v);
+}
+inline Vec to_float(VecI v) {
+  return _mm256_cvtepi32_ps(v);
+}
 inline Vec pow2(VecI n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
 }
@@ -132,7 +228,9 @@ inline Vec lookup16(const float* table, VecI i) {
 
 #if VIT_SIMD
 // The first n lanes (n may exceed kLanes: all of them), unmasked when they are all.
-inline Vec load_first(const float* p, int n) { return n >= kLanes ? load(p) : load(p, first(n)); }
+inline Vec load_first(const float* p, int n) {
+  return n >= kLanes ? load(p) : load(p, first(n));
+}
 inline void store_first(float* p, int n, Vec v) {
   if (n >= kLanes) {
     store(p, v);

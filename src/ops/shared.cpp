@@ -1,8 +1,11 @@
-// Input checks of the ops that are compiled once, not per instruction set: they build messages
-// (std::string), which the kernel variants must not instantiate (see src/ops/dispatch.cpp).
+// What the CPU kernel variants share, compiled once (not per instruction set): the loss input
+// check and each thread's scratch buffers. Both use the standard library's containers, which the
+// variants must not instantiate themselves (see src/ops/dispatch.cpp).
 #include <cmath>
 #include <string>
+#include <vector>
 
+#include "ops/cpu/scratch.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
 
@@ -17,6 +20,13 @@ void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing) {
                   " is outside [0, " + std::to_string(K) + "); the model has " + std::to_string(K) +
                   " classes");
   }
+}
+
+float* thread_scratch(ScratchSlot slot, size_t floats) {
+  thread_local std::vector<float> buffers[kScratchSlots];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < floats) b.resize(floats);
+  return b.data();
 }
 
 }  // namespace vit::ops
