@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test demo compare test-sanitize fuzz clean fixtures format
+.PHONY: all deps build test test-isa demo compare test-sanitize fuzz clean fixtures format
 
 all: build
 
@@ -18,6 +18,19 @@ build:
 
 test: deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The suite again on each other kernel variant (VIT_ISA) and OpenBLAS kernel family this CPU can
+# run, as on other machines: AVX2 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell, as on
+# AVX2-only CPUs and on machines that set it), AVX-512 with its SkylakeX kernels, and the portable
+# scalar path. The fault-injection and corpus tests run no kernel worth repeating and are left out.
+ISA_CTEST_EXCLUDE = ^(Reliability|FuzzCorpus|IsaVariants)
+test-isa: build
+	@set -e; flags=$$(grep -m1 '^flags' /proc/cpuinfo); \
+	run() { echo "== $$*"; env "$$@" ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) \
+	  -E '$(ISA_CTEST_EXCLUDE)'; }; \
+	case " $$flags " in *" avx2 "*) run VIT_ISA=avx2 OPENBLAS_CORETYPE=Haswell;; esac; \
+	case " $$flags " in *" avx512f "*) run VIT_ISA=avx512 OPENBLAS_CORETYPE=SkylakeX;; esac; \
+	run VIT_ISA=scalar OPENBLAS_CORETYPE=Haswell
 
 # Installs, builds, prepares the MNIST digits and trains the default model (tiny28) on them; prints
 # the test accuracy. Each run gets its own directory under runs/.
@@ -52,8 +65,11 @@ fuzz:
 	done
 
 # vitcpp against PyTorch (Debian's python3-torch) on this machine, same run; see docs/PERFORMANCE.md.
+# ISA=avx2 (or scalar, avx512) forces vitcpp's kernels; avx2 also gives both sides OpenBLAS's AVX2
+# kernels (OPENBLAS_CORETYPE=Haswell).
+ISA ?=
 compare: build
-	/usr/bin/python3 bench/compare.py --threads $(JOBS)
+	/usr/bin/python3 bench/compare.py --threads $(JOBS) $(if $(ISA),--isa $(ISA))
 
 # Regenerates tests/fixtures/*.safetensors with PyTorch (Debian's python3-torch); tests never need it.
 fixtures:

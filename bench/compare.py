@@ -2,13 +2,17 @@
 """vitcpp against PyTorch on the same machine, in the same run: prints a Markdown table.
 
     /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 3] [--vit build/vit]
-                                      [--peak build/bench/vit_sgemm_peak]
+                                      [--peak build/bench/vit_sgemm_peak] [--isa avx2]
 
 For each configuration it alternates `vit bench --json` and bench/pytorch_peer.py --json, rounds
 times, and keeps each side's best round (the same rule for both). Where vitcpp runs the batch in
 micro-batches, each round also runs PyTorch with the same micro-batches (--micro-batch), and
 PyTorch's best round of either way is kept. It also measures OpenBLAS's
 square sgemm GFLOP/s with the same thread count as the machine's practical fp32 peak.
+
+--isa forces vitcpp's kernels (VIT_ISA). With --isa avx2 every process of the run (vitcpp,
+PyTorch, the sgemm peak) also gets OPENBLAS_CORETYPE=Haswell, so OpenBLAS runs its AVX2 kernels
+on both sides, as on a CPU without AVX-512.
 """
 import argparse
 import json
@@ -28,8 +32,11 @@ CONFIGS = [
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+ENV = dict(os.environ)
+
+
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=ENV).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -39,7 +46,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--vit", default="build/vit")
     ap.add_argument("--peak", default="build/bench/vit_sgemm_peak")
+    ap.add_argument("--isa", choices=["avx512", "avx2", "scalar"],
+                    help="vitcpp's kernels (default: the best this CPU runs)")
     a = ap.parse_args()
+    if a.isa:
+        ENV["VIT_ISA"] = a.isa
+        if a.isa == "avx2":
+            ENV["OPENBLAS_CORETYPE"] = "Haswell"
     peak = run_json([a.peak, str(a.threads)])["sgemm_gflops"]
     rows = []
     for preset, mode, batch, steps in CONFIGS:
@@ -59,6 +72,9 @@ def main():
         rows.append((preset, mode, batch, o, t))
         print(f"measured {preset} {mode} batch {batch}", file=sys.stderr)
 
+    isa = rows[0][3].get("isa", "?")
+    core = ENV.get("OPENBLAS_CORETYPE", "OpenBLAS's choice")
+    print(f"vitcpp kernels: {isa}; OPENBLAS_CORETYPE: {core}")
     print(f"OpenBLAS sgemm (2048^3, {a.threads} threads): {peak:.1f} GFLOP/s\n")
     print("| config | vitcpp | PyTorch | ratio | vitcpp GFLOP/s (% of sgemm) | peak RSS vitcpp / PyTorch "
           "| micro-batch vitcpp / PyTorch |")
