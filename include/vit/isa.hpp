@@ -26,6 +26,9 @@ Isa active_isa();
 // called while kernels run on other threads.
 void set_isa(Isa isa);
 
+// "scalar, avx2, avx512" for those three: names joined by commas.
+std::string isa_list(const std::vector<Isa>& isas);
+
 // Parses "scalar", "avx2" or "avx512"; vit::Error naming the choices otherwise.
 Isa parse_isa(const std::string& name);
 

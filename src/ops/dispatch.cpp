@@ -97,15 +97,15 @@ Isa parse_isa(const std::string& name) {
   throw Error("unknown instruction set '" + name + "': choose avx512, avx2 or scalar");
 }
 
+std::string isa_list(const std::vector<Isa>& isas) {
+  std::string s;
+  for (Isa isa : isas) s += (s.empty() ? "" : ", ") + std::string(isa_name(isa));
+  return s;
+}
+
 void set_isa(Isa isa) {
-  VIT_CHECK(
-      cpu_has(isa), std::string("this CPU (or this build) cannot run the ") + isa_name(isa) +
-                        " kernels; it can run: " + [] {
-                          std::string s;
-                          for (Isa i : supported_isas())
-                            s += std::string(s.empty() ? "" : ", ") + isa_name(i);
-                          return s;
-                        }());
+  VIT_CHECK(cpu_has(isa), std::string("this CPU (or this build) cannot run the ") + isa_name(isa) +
+                              " kernels; it can run: " + isa_list(supported_isas()));
   g_active.store(int(isa), std::memory_order_relaxed);
 }
 

@@ -19,11 +19,8 @@ namespace {
 
 // "avx512 (this CPU runs: scalar, avx2, avx512; VIT_ISA chooses)": the kernels in use.
 std::string isa_summary() {
-  std::string runs;
-  for (vit::Isa isa : vit::supported_isas())
-    runs += (runs.empty() ? "" : ", ") + std::string(vit::isa_name(isa));
-  return std::string(vit::isa_name(vit::active_isa())) + " (this CPU runs: " + runs +
-         "; VIT_ISA chooses)";
+  return std::string(vit::isa_name(vit::active_isa())) +
+         " (this CPU runs: " + vit::isa_list(vit::supported_isas()) + "; VIT_ISA chooses)";
 }
 
 using vit::Config;
