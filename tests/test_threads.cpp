@@ -1,6 +1,7 @@
 // Thread-count independence: training with 1 and with 2 threads gives bitwise identical logits,
 // gradients and weights. This holds by design: every reduction is split by fixed chunks or column
-// blocks (never by thread), and OpenBLAS sgemm partitions only the output, not the K dimension.
+// blocks (never by thread), and OpenBLAS is called on pieces chosen from the shape alone, one
+// thread per call (its own threading rounds differently per thread count with some kernels).
 #include <gtest/gtest.h>
 
 #include <cstring>

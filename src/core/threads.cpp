@@ -1,5 +1,6 @@
-// Thread-count policy: OpenMP's thread count is set here. OpenBLAS is its single-threaded build
-// (CMakeLists.txt): every BLAS call runs on the thread that makes it, so at any moment at most n
+// Thread-count policy: OpenMP's thread count is set here. OpenBLAS (its OpenMP build) never threads
+// a call itself: gemm() runs every BLAS call inside an active OpenMP region or with one thread
+// (src/ops/cpu/gemm.cpp), so each call runs on the thread that makes it and at any moment at most n
 // threads compute.
 #include "vit/threads.hpp"
 
