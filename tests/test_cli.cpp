@@ -142,6 +142,19 @@ TEST(Cli, BenchSmoke) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["train_micro_batch"].get<int>(), 2);
   EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode infer", 0, "infer");
+  // --contend: the same beside a busy process on one core, then with 1 thread; both reported.
+  r = vit("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --threads 2 --contend --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["threads"].get<int>(), 2);
+  EXPECT_GE(j["contend_cpu"].get<int>(), 0);
+  for (const char* k : {"one_thread_train_img_per_s", "one_thread_infer_img_per_s"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    EXPECT_GT(j[k].get<double>(), 0.0) << k;
+  }
+  EXPECT_RUN(
+      "bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --threads 2 --contend", 0,
+      "2 threads at");
   EXPECT_RUN("bench --preset nope", 1, "unknown preset");
   EXPECT_RUN("bench --batch 0", 2, "--batch");
   EXPECT_RUN("bench --micro-batch 0", 2, "--micro-batch");

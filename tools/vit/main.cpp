@@ -1,9 +1,17 @@
 // The `vit` command-line tool: parses arguments, calls the library, prints results.
 // Exit codes: 0 success, 1 runtime error (bad file, missing data, divergence...), 2 usage error.
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -477,7 +485,7 @@ int run_prepare(const PrepareArgs& a) {
 struct BenchArgs {
   std::string preset = "tiny28", mode = "both";
   int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
-  bool json = false;
+  bool json = false, contend = false;
 };
 
 void add_bench(CLI::App& app, BenchArgs& a) {
@@ -485,7 +493,11 @@ void add_bench(CLI::App& app, BenchArgs& a) {
   b->footer(
       "Training steps are forward + backward + AdamW; inference uses the path that keeps no "
       "activations. GFLOP/s counts 2*m*n*k over every matmul (training: 3x the forward).\n"
-      "Example: vit bench --preset tiny28 --batch 128 --threads 2");
+      "--contend measures a shared machine: a child process spins on one core (the first this "
+      "process may use) while the benchmark runs with --threads (default: all cores) and then "
+      "with 1 thread, and both are reported.\n"
+      "Examples: vit bench --preset tiny28 --batch 128 --threads 2\n"
+      "          vit bench --preset tiny28 --batch 128 --mode train --contend");
   b->add_option("--preset", a.preset, "Model shape")->capture_default_str();
   b->add_option("--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)")
       ->check(CLI::Range(1, 65536));
@@ -504,8 +516,56 @@ void add_bench(CLI::App& app, BenchArgs& a) {
                 "summed over a step's passes (default: picked from the model's widths; the batch "
                 "size: one pass)")
       ->check(CLI::Range(1, 65536));
+  b->add_flag("--contend", a.contend,
+              "Run beside a busy process pinned to one core, with --threads and then with 1 "
+              "thread (a shared machine)");
   b->add_flag("--json", a.json, "Print one JSON object");
 }
+
+// A competing busy process for `vit bench --contend`: a child that spins on one CPU (the first
+// in this process's affinity mask) until this object is destroyed, which kills and reaps it. The
+// child also dies with its parent (PR_SET_PDEATHSIG), so an interrupted benchmark leaves no
+// spinner behind.
+class BusyProcess {
+ public:
+  BusyProcess() {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    if (sched_getaffinity(0, sizeof(mine), &mine) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &mine)) {
+          cpu_ = c;
+          break;
+        }
+      }
+    }
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ < 0) throw Error(std::string("bench --contend: fork failed: ") + std::strerror(errno));
+    if (pid_ == 0) {  // the child: async-signal-safe calls only, then spin
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(0);
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu_, &one);
+      sched_setaffinity(0, sizeof(one), &one);
+      volatile unsigned long spins = 0;
+      for (;;) spins = spins + 1;
+    }
+  }
+  BusyProcess(const BusyProcess&) = delete;
+  BusyProcess& operator=(const BusyProcess&) = delete;
+  ~BusyProcess() {
+    kill(pid_, SIGKILL);
+    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  int cpu() const { return cpu_; }
+
+ private:
+  pid_t pid_ = -1;
+  int cpu_ = 0;
+};
 
 int run_bench(const BenchArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
@@ -517,12 +577,26 @@ int run_bench(const BenchArgs& a) {
   o.train = a.mode != "infer";
   o.infer = a.mode != "train";
   o.micro_batch = a.micro_batch;
+  // With --contend: the busy process starts before any timing and runs through both
+  // measurements.
+  std::unique_ptr<BusyProcess> busy;
+  if (a.contend) busy = std::make_unique<BusyProcess>();
+  const int busy_cpu = busy ? busy->cpu() : -1;
+  const int threads = vit::num_threads();
   const vit::BenchResult r = vit::benchmark(p.config, o);
+  vit::BenchResult one;  // --contend: the same with 1 thread
+  const bool compare_one = a.contend && threads > 1;
+  if (compare_one) {
+    vit::set_num_threads(1);
+    one = vit::benchmark(p.config, o);
+    vit::set_num_threads(threads);
+  }
+  busy.reset();
   if (a.json) {
     nlohmann::ordered_json j;
     j["preset"] = a.preset;
     j["batch"] = o.batch;
-    j["threads"] = vit::num_threads();
+    j["threads"] = threads;
     j["isa"] = vit::isa_name(vit::active_isa());
     if (o.train) {
       j["train_img_per_s"] = r.train.img_per_s;
@@ -537,30 +611,49 @@ int run_bench(const BenchArgs& a) {
       j["infer_micro_batch"] = r.infer_micro_batch;
     }
     j["peak_rss_mb"] = r.peak_rss_mb;
+    if (a.contend) {
+      j["contend_cpu"] = busy_cpu;
+      const vit::BenchResult& b = compare_one ? one : r;
+      if (o.train) j["one_thread_train_img_per_s"] = b.train.img_per_s;
+      if (o.infer) j["one_thread_infer_img_per_s"] = b.infer.img_per_s;
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s, batch %d, %d threads, %s kernels, %d timed steps after %d warm-up\n",
-              a.preset.c_str(), o.batch, vit::num_threads(), vit::isa_name(vit::active_isa()),
-              o.steps, o.warmup);
   auto row = [](const char* name, const vit::BenchTiming& t) {
     std::printf("  %-6s %9.1f img/s  %9.2f ms/step (min %.2f, max %.2f)  %7.1f GFLOP/s\n", name,
                 t.img_per_s, t.ms_median, t.ms_min, t.ms_max, t.gflops);
   };
-  if (o.train) {
-    row("train", r.train);
-    if (r.micro_batch < o.batch) {
-      std::printf("         (forward and backward in micro-batches of at most %d images)\n",
-                  r.micro_batch);
+  auto report = [&](int n, const vit::BenchResult& res) {
+    std::printf(
+        "%s, batch %d, %d threads, %s kernels, %d timed steps after %d warm-up%s\n",
+        a.preset.c_str(), o.batch, n, vit::isa_name(vit::active_isa()), o.steps, o.warmup,
+        a.contend ? (", beside a busy process on CPU " + std::to_string(busy_cpu)).c_str() : "");
+    if (o.train) {
+      row("train", res.train);
+      if (res.micro_batch < o.batch) {
+        std::printf("         (forward and backward in micro-batches of at most %d images)\n",
+                    res.micro_batch);
+      }
     }
-  }
-  if (o.infer) {
-    row("infer", r.infer);
-    if (r.infer_micro_batch < o.batch) {
-      std::printf("         (in micro-batches of at most %d images)\n", r.infer_micro_batch);
+    if (o.infer) {
+      row("infer", res.infer);
+      if (res.infer_micro_batch < o.batch) {
+        std::printf("         (in micro-batches of at most %d images)\n", res.infer_micro_batch);
+      }
     }
+    std::printf("  peak RSS %.1f MB\n", res.peak_rss_mb);
+  };
+  report(threads, r);
+  if (compare_one) {
+    report(1, one);
+    auto ratio = [&](const char* name, double n_threads, double one_thread) {
+      std::printf("  %s: %d threads at %.2fx the speed of 1 thread\n", name, threads,
+                  n_threads / one_thread);
+    };
+    if (o.train) ratio("train", r.train.img_per_s, one.train.img_per_s);
+    if (o.infer) ratio("infer", r.infer.img_per_s, one.infer.img_per_s);
   }
-  std::printf("  peak RSS %.1f MB\n", r.peak_rss_mb);
   return 0;
 }
 
