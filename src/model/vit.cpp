@@ -474,14 +474,16 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   };
   // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout; then
   // the activations of a forward over the whole batch or, if more, the lanes of micro-batches
-  // (activations and a gradient buffer each) where every thread has one.
+  // and their gradient buffers (plan_lanes: a lane per thread and two buffers per thread where
+  // every thread has a lane; else one of each).
   const int64_t params = int64_t(plan.weights.size());
   const int N = config.num_tokens();
   const int parts = micro_batch_count(max_batch, N, micro_batch_images(config, max_batch, N));
   int64_t acts = activations(max_batch);
   if (parts > 1) {
-    const int64_t lanes = plan_lanes(parts, threads).lanes;
-    acts = std::max(acts, lanes * (activations(micro_batch_largest(max_batch, parts)) + params));
+    const LanePlan lanes = plan_lanes(parts, threads);
+    acts = std::max(acts, lanes.lanes * activations(micro_batch_largest(max_batch, parts)) +
+                              lanes.buffers * params);
   }
   return int64_t(sizeof(float)) * (4 * params + acts);
 }

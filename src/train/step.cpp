@@ -47,18 +47,20 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     return stats;
   }
 
-  // Each micro-batch's parameter gradients go to a buffer (its lane's), which is then added to
+  // Each micro-batch's parameter gradients go to a buffer of their own, which is then added to
   // the gradient arena, the micro-batches in their order: the batch's gradient is
   // ((g_0 + g_1) + g_2) + ..., the same bits whichever thread ran which micro-batch, and whatever
   // the thread count. Every check is made here, before the parallel region, which an exception
   // must not leave.
   ops::check_loss_inputs(labels, B, K, smoothing);
   VIT_CHECK(model.max_batch() > 0, "batch_gradients: call enable_training(max_batch) first");
-  // Whole rounds of micro-batches run one per thread, each thread on its own lane; what is left
-  // runs on lane 0, a micro-batch at a time with every op split over the threads (plan_lanes).
+  // Whole rounds of micro-batches run one per thread, each thread on its own lane, a thread
+  // taking the next micro-batch when it finishes one (a thread slowed down by another process
+  // takes fewer), into one of a few gradient buffers; what is left runs on lane 0, a micro-batch
+  // at a time with every op split over the threads (plan_lanes).
   const int threads = num_threads();
-  const int lanes = plan_lanes(parts, threads).lanes;
-  model.enable_lanes(lanes, micro_batch_largest(B, parts), lanes);
+  const LanePlan plan = plan_lanes(parts, threads);
+  model.enable_lanes(plan.lanes, micro_batch_largest(B, parts), plan.buffers);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     model.check_lane_forward(0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -74,9 +76,9 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   const size_t floats = model.arena_floats();
   float* total = model.grad_data();
 
-  auto run = [&](int lane, int i) {
+  auto run = [&](int lane, int buffer, int i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    float* grads = model.grad_buffer(lane);
+    float* grads = model.grad_buffer(buffer);
     std::memset(grads, 0, floats * sizeof(float));
     const float* logits = model.forward_lane(
         lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -90,8 +92,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     correct[i] = count_correct(logits, y, bc, K);
   };
   // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
-  auto fold = [&](int lane, int i) {
-    const float* g = model.grad_buffer(lane);
+  auto fold = [&](int buffer, int i) {
+    const float* g = model.grad_buffer(buffer);
     constexpr int64_t kChunk = 4096;
     const int64_t chunks = (int64_t(floats) + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
@@ -105,9 +107,9 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
       }
     }
   };
-  // In a solo round each thread's ops run serially, with no barrier between them (tiny28 at batch
-  // 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of pieces of 20 split
-  // over the threads: means of 5 alternated runs, docs/PERFORMANCE.md).
+  // In the solo micro-batches each thread's ops run serially, with no barrier between them (tiny28
+  // at batch 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of pieces of
+  // 20 split over the threads: means of 5 alternated runs, docs/PERFORMANCE.md).
   run_on_lanes_ordered(parts, threads, run, fold);
   for (int i = 0; i < parts; ++i) {
     const int bc = micro_batch_start(B, parts, i + 1) - micro_batch_start(B, parts, i);
