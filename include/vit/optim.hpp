@@ -48,6 +48,13 @@ class AdamW {
   AdamWOptions options_;
   int64_t step_ = 0;
   std::vector<float> m_, v_;
+  // The trainable tensors cut into pieces the threads take one at a time in step().
+  struct Piece {
+    size_t offset;
+    int64_t numel;
+    bool decay;
+  };
+  std::vector<Piece> pieces_;
 };
 
 // Computes the global L2 norm of all gradients (double accumulation, thread-count independent)

@@ -294,6 +294,13 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
                                 step);
 }
 
+void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                         int64_t step) {
+  return VIT_PICK(adamw_update_serial)(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay,
+                                       decoupled, step);
+}
+
 double sum_squares(const float* g, int64_t n) {
   return VIT_PICK(sum_squares)(g, n);
 }

@@ -186,6 +186,11 @@ void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* l
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with t the 1-based step.
 void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, bool decoupled, int64_t step);
+// The same on the calling thread alone (for callers that split the work over threads
+// themselves: AdamW::step); the same bits.
+void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                         int64_t step);
 // sum of g^2 in double, in fixed chunks summed in order: the same bits for any thread count.
 double sum_squares(const float* g, int64_t n);
 void scale_inplace(float* x, int64_t n, float s);

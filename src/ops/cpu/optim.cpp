@@ -7,8 +7,13 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
+namespace {
+
+// adamw_update's loop over n floats, split over the threads (`parallel`) or on the calling thread
+// only: the same arithmetic on each element either way.
+void adamw_range(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
+                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
+                 bool parallel) {
   // Bias corrections in double (beta2^t for t in the thousands), as PyTorch computes them.
   const double bc1 = 1.0 - std::pow(double(beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
@@ -17,15 +22,34 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float
   const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
   const float l2 = decoupled ? 0.0f : weight_decay;
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  auto update = [&](int64_t i) {
     const float gi = g[i] + l2 * p[i];
     const float mi = beta1 * m[i] + one_minus_b1 * gi;
     const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
     p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  };
+  if (parallel) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) update(i);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) update(i);
   }
+}
+
+}  // namespace
+
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
+  adamw_range(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, true);
+}
+
+void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                         int64_t step) {
+  adamw_range(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, false);
 }
 
 double sum_squares(const float* g, int64_t n) {
