@@ -68,8 +68,23 @@ void BM_GemmNT(benchmark::State& st, bool ours) {
 }
 #define GEMM_NT_SHAPES(R) \
   ->Args({64, 192, R})->Args({64, 256, R})->Args({256, 64, R})->Args({64, 64, R})
-BENCHMARK_CAPTURE(BM_GemmNT, dispatch, true) GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows);
-BENCHMARK_CAPTURE(BM_GemmNT, openblas, false) GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows);
+// One 224 x 224 image's tokens (197) through ViT-Ti's and ViT-B's linear layers: batch-1 inference.
+#define GEMM_NT_B1_SHAPES      \
+  ->Args({192, 576, 197})      \
+      ->Args({192, 192, 197})  \
+      ->Args({192, 768, 197})  \
+      ->Args({768, 192, 197})  \
+      ->Args({768, 2304, 197}) \
+      ->Args({768, 768, 197})  \
+      ->Args({768, 3072, 197}) \
+      ->Args({3072, 768, 197}) \
+      ->Args({768, 192, 3152}) \
+      ->Args({768, 768, 3152}) \
+      ->Args({3072, 768, 3152})
+BENCHMARK_CAPTURE(BM_GemmNT, dispatch, true)
+GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows) GEMM_NT_B1_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmNT, openblas, false)
+GEMM_NT_SHAPES(R) GEMM_NT_SHAPES(kPieceRows) GEMM_NT_B1_SHAPES;
 
 // dW[O, I] += dY[R, O]^T X[R, I] (a weight gradient): args (O, I, R); ours vs OpenBLAS.
 void BM_GemmTN(benchmark::State& st, bool ours) {

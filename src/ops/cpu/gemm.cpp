@@ -1,7 +1,7 @@
 // GEMM on the CPU. Two shapes run on our own vector kernels (AVX-512 or AVX2, simd.hpp), everything
 // else (and everything in the scalar build) on OpenBLAS sgemm:
-// - C[M,N] = alpha * A[M,K] op(B) + beta * C with M large, K small and beta 0 or 1 (the forward
-//   linear layers and input gradients of small ViTs);
+// - C[M,N] = alpha * A[M,K] op(B) + beta * C with beta 0 or 1 and M large, K small (the forward
+//   linear layers and input gradients of small ViTs), or M short (one image's tokens), K <= 1024;
 // - C[M,N] = A^T B + beta * C with K large and M x N small (their weight gradients; see
 //   gemm_wgrad below).
 //
@@ -34,6 +34,14 @@ using namespace simd;
 constexpr int kMR = kRegisters >= 32 ? 12 : 6;  // rows per register tile
 constexpr int kNR = 2 * kLanes;                 // columns per register tile (two registers)
 constexpr int kNC = 1024;  // n-block: with K <= 256 a packed B block (1 MB) stays in L2
+constexpr int64_t kPackFloats = 256 * 1024;  // a packed B block's budget (1 MB) for larger K
+
+// Columns per n-block for depth K: kNC, or fewer whole panels when K x kNC would not fit in the
+// budget (at least one panel).
+inline int n_block(int K) {
+  const int64_t fit = kPackFloats / std::max(K, 1) / kNR * kNR;
+  return int(std::clamp<int64_t>(fit, kNR, kNC));
+}
 
 // Packs op(B)[0:kc, n0:n0+nc] into panels of kNR columns: panel p holds, for each k, the kNR
 // values of columns n0 + p*kNR ..., zero-padded past N.
@@ -177,11 +185,12 @@ void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, i
   const bool nested = omp_in_parallel();
   const bool accumulate = beta != 0.0f;
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
-  const int nc_max = std::min(N, kNC);
+  const int nb = n_block(K);
+  const int nc_max = std::min(N, nb);
   // One shared buffer (the calling thread's) at top level; each caller its own when nested.
   float* packed = pack_buffer(size_t(K) * ((nc_max + kNR - 1) / kNR) * kNR);
-  for (int n0 = 0; n0 < N; n0 += kNC) {
-    const int nc = std::min(kNC, N - n0);
+  for (int n0 = 0; n0 < N; n0 += nb) {
+    const int nc = std::min(nb, N - n0);
     const int panels = (nc + kNR - 1) / kNR;
     const float* b = bias ? bias + n0 : nullptr;
     if (nested) {
@@ -431,10 +440,14 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 #if VIT_SIMD
   // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
   // 6400 x {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
-  // wins on large K (ViT-B's K = 768 and 3072) and on small M (attention's per-head products).
-  // (kResidualNorm needs whole rows in one column block.)
-  if (!trans_a && K > 0 && K <= 256 && M >= 256 && (beta == 0.0f || beta == 1.0f) &&
-      (epilogue.kind != Epilogue::kResidualNorm || N <= kNC)) {
+  // won on large K with large M (ViT-B's K = 768 and 3072, on an Intel Xeon's AVX-512 kernels).
+  // For a short A (M < 256: one 224 x 224 image's 197 tokens) ours also takes K up to 1024: the
+  // fixed pieces of the OpenBLAS path each pack all of A again, and ours packs only B (ViT-Ti
+  // batch-1 inference, one thread, OPENBLAS_CORETYPE=Haswell: 34.5 -> 31.6 ms of CPU time a
+  // step). (kResidualNorm needs whole rows in one column block.)
+  const int max_k = M >= 256 ? 256 : 1024;
+  if (!trans_a && K > 0 && K <= max_k && M >= 32 && (beta == 0.0f || beta == 1.0f) &&
+      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(K))) {
     gemm_tall(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }
