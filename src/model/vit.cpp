@@ -1,7 +1,9 @@
-// The Vision Transformer: parameter layout (timm names), initialisation, the training forward,
-// its explicit backward (the ops in reverse, by hand), and the inference forward.
+// The Vision Transformer: parameter layout (timm names), initialisation, the forward (written once,
+// forward_graph: training runs it in buffers that keep every block's activations, inference in one
+// block's buffers reused by all, plan_forward planning both), and its explicit backward (the ops in
+// reverse, by hand).
 //
-// Training forward, per image batch (shapes with B batch, N tokens, D width, M MLP width):
+// The forward, per image batch (shapes with B batch, N tokens, D width, M MLP width):
 //   x0 = pos_embed + [cls_token;] patch_embed(images)                      [B, N, D]
 //   for each block l:  xmid = x_l + proj(attention(qkv(norm1(x_l))))
 //                      x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
@@ -34,10 +36,26 @@ struct BlockOffsets {
       fc2_b;
 };
 
-// Activations one block saves for its backward.
+// One block's buffers: in training, what it saves for its backward; in inference, what it works
+// in (shared by every block; what only the backward reads is null).
 struct BlockActs {
   // g: the GELU's output (fc2's input); slope: GELU' at fc1's output h, which is not kept.
   float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *g, *slope;
+};
+
+// Where one forward of the network (forward_graph) reads and writes, planned by plan_forward for
+// training (every block's activations kept) or inference (one block's buffers reused by all).
+struct ForwardBuffers {
+  float* cols = nullptr;     // [B*Np, C*P*P]
+  float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
+  float* emb = nullptr;      // [B, N, D]: every token's embedding with patch dropout (training)
+  std::vector<float*> x;     // depth + 1 residual-stream states [B, N, D] (inference: one)
+  std::vector<BlockActs> blocks;
+  float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
+        *logits = nullptr;
+  // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
+  float* att_scratch = nullptr;
+  int slots = 1;
 };
 
 // One set of training activations and gradient scratch, for batches of up to `capacity` images.
@@ -47,18 +65,10 @@ struct Lane {
   std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
   int num_keep = 0;           // 0: the last forward kept every token
   Arena acts;
-  float* cols = nullptr;     // [B*Np, C*P*P]
-  float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
-  std::vector<float*> x;     // depth + 1 residual-stream states [B, N, D]
-  std::vector<BlockActs> block_acts;
-  float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
-        *logits = nullptr;
-  // Gradient scratch, shared by all blocks.
+  ForwardBuffers fwd;
+  // Gradient scratch, shared by all blocks (dx also holds fwd.emb during the forward).
   float *dx = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr, *dpooled = nullptr,
         *dnormed = nullptr, *dpatches = nullptr;
-  // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
-  float* att_scratch = nullptr;
-  int slots = 1;
 };
 
 }  // namespace
@@ -81,12 +91,12 @@ struct Model::Impl {
   Arena grad_buffers;
   std::vector<size_t> grad_buffer_offsets;
 
-  // Inference workspaces (one block each), sized for infer_batch images.
+  // Inference workspaces (one block's buffers each), sized for infer_batch images: one per thread
+  // running micro-batches at once.
   int infer_batch = 0;
-  int infer_spaces = 0;  // workspaces, one per thread running micro-batches at once
   int infer_slots = 1;
   Arena infer;
-  std::vector<size_t> infer_offsets;
+  std::vector<ForwardBuffers> infer_spaces;
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
                    bool trainable = true) {
@@ -251,60 +261,109 @@ struct ActivationSlot {
   size_t off;
 };
 
-// Plans the training activations of batch B into arena `a` (offsets only: nothing is allocated),
-// recording where each of lane L's activation pointers will point.
-void plan_activations(const Config& c, Lane& L, int64_t B, int threads, Arena& a,
-                      std::vector<ActivationSlot>& slots) {
+// Records, for buffers planned in an arena, where each pointer will point once it is allocated.
+struct Planner {
+  Arena& arena;
+  std::vector<ActivationSlot> slots;
+  size_t plan(float** ptr, int64_t n) {
+    const size_t off = arena.add(size_t(n));
+    slots.push_back({ptr, off});
+    return off;
+  }
+  void alias(float** ptr, size_t off) { slots.push_back({ptr, off}); }
+  void allocate() {
+    arena.allocate();
+    for (const ActivationSlot& s : slots) *s.ptr = arena.at(s.off);
+  }
+};
+
+enum class Pass { kTraining, kInference };
+
+// Plans forward_graph's buffers for batches of B images. Training: every block keeps its own
+// activations, and with them what only the backward reads (LayerNorm statistics, attention
+// probabilities, GELU slopes). Inference: one block's buffers serve every block, the residual
+// stream is updated in place (x_l, xmid and x_l+1 are one buffer; ln1 and ln2 one), and what
+// only the backward reads stays null. The pointers of blocks after the first are copied from the
+// first by finish_forward once the arena is allocated.
+void plan_forward(const Config& c, int64_t B, Pass pass, int threads, Planner& p,
+                  ForwardBuffers& F) {
+  const bool training = pass == Pass::kTraining;
   const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
                 K = c.num_classes;
   const int64_t BN = B * N, BND = BN * D;
-  auto plan = [&](float** ptr, int64_t n) { slots.push_back({ptr, a.add(size_t(n))}); };
-  L.x.assign(c.depth + 1, nullptr);
-  L.block_acts.assign(c.depth, BlockActs{});
-  plan(&L.cols, B * Np * c.patch_dim());
-  if (c.pool == Pool::kCls) plan(&L.patches, B * Np * D);
-  for (auto& xl : L.x) plan(&xl, BND);
-  for (BlockActs& s : L.block_acts) {
-    plan(&s.ln1, BND);
-    plan(&s.mean1, BN);
-    plan(&s.rstd1, BN);
-    plan(&s.qkv, 3 * BND);
-    plan(&s.att, B * H * N * N);
-    plan(&s.attn, BND);
-    plan(&s.xmid, BND);
-    plan(&s.ln2, BND);
-    plan(&s.mean2, BN);
-    plan(&s.rstd2, BN);
-    plan(&s.g, BN * M);
-    plan(&s.slope, BN * M);
+  auto saved = [&](float** ptr, int64_t n) {  // read by the backward alone
+    if (training) p.plan(ptr, n);
+  };
+  F = ForwardBuffers{};
+  F.x.assign(c.depth + 1, nullptr);
+  F.blocks.assign(c.depth, BlockActs{});
+  p.plan(&F.cols, B * Np * c.patch_dim());
+  if (c.pool == Pool::kCls) p.plan(&F.patches, B * Np * D);
+  const size_t x0 = p.plan(&F.x[0], BND);
+  for (int l = 1; l <= c.depth; ++l) {
+    if (training) p.plan(&F.x[l], BND);
   }
-  plan(&L.pooled, B * D);
-  plan(&L.pool_mean, B);
-  plan(&L.pool_rstd, B);
-  plan(&L.normed, B * D);
-  plan(&L.logits, B * K);
-  plan(&L.dx, BND);
-  plan(&L.dln, BND);
-  plan(&L.dqkv, 3 * BND);
-  plan(&L.dg, BN * M);
-  plan(&L.dpooled, B * D);
-  plan(&L.dnormed, B * D);
-  if (c.pool == Pool::kCls) plan(&L.dpatches, B * Np * D);
-  plan(&L.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), true));
+  for (int l = 0; l < (training ? c.depth : std::min(c.depth, 1)); ++l) {
+    BlockActs& s = F.blocks[l];
+    const size_t ln1 = p.plan(&s.ln1, BND);
+    saved(&s.mean1, BN);
+    saved(&s.rstd1, BN);
+    p.plan(&s.qkv, 3 * BND);
+    saved(&s.att, B * H * N * N);
+    p.plan(&s.attn, BND);
+    if (training) {
+      p.plan(&s.xmid, BND);
+      p.plan(&s.ln2, BND);
+    } else {
+      p.alias(&s.xmid, x0);
+      p.alias(&s.ln2, ln1);
+    }
+    saved(&s.mean2, BN);
+    saved(&s.rstd2, BN);
+    p.plan(&s.g, BN * M);
+    saved(&s.slope, BN * M);
+  }
+  p.plan(&F.pooled, B * D);
+  saved(&F.pool_mean, B);
+  saved(&F.pool_rstd, B);
+  p.plan(&F.normed, B * D);
+  if (training) p.plan(&F.logits, B * K);  // inference writes into the caller's array
+  p.plan(&F.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), training));
+  F.slots = threads;
+}
+
+// After allocation: an inference plan's blocks share the first block's buffers.
+void finish_forward(ForwardBuffers& F) {
+  if (F.x.size() > 1 && F.x[1] == nullptr) {
+    for (float*& x : F.x) x = F.x[0];
+    for (BlockActs& s : F.blocks) s = F.blocks[0];
+  }
+}
+
+// Plans lane L's training activations and gradient scratch for batch B into arena `a` (offsets
+// only: nothing is allocated).
+void plan_activations(const Config& c, Lane& L, int64_t B, int threads, Planner& p) {
+  const int64_t BND = B * c.num_tokens() * c.dim, BN = B * c.num_tokens();
+  const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim;
+  plan_forward(c, B, Pass::kTraining, threads, p, L.fwd);
+  p.plan(&L.dx, BND);
+  p.plan(&L.dln, BND);
+  p.plan(&L.dqkv, 3 * BND);
+  p.plan(&L.dg, BN * M);
+  p.plan(&L.dpooled, B * D);
+  p.plan(&L.dnormed, B * D);
+  if (c.pool == Pool::kCls) p.plan(&L.dpatches, B * Np * D);
 }
 
 // Allocates lane L's activations for batches of up to B images.
 void allocate_lane(const Config& c, Lane& L, int B) {
-  const int threads = num_threads();
-  Arena a;
-  std::vector<ActivationSlot> slots;
-  plan_activations(c, L, B, threads, a, slots);
-  a.allocate();
-  for (const ActivationSlot& s : slots) *s.ptr = a.at(s.off);
-  L.acts = std::move(a);
-  L.slots = threads;
-  L.capacity = B;
-  L.last_batch = 0;
+  Lane fresh;  // L is replaced only once the memory is there
+  Planner p{fresh.acts, {}};
+  plan_activations(c, fresh, B, num_threads(), p);
+  p.allocate();
+  fresh.fwd.emb = fresh.dx;  // free until the backward
+  fresh.capacity = B;
+  L = std::move(fresh);
 }
 
 // Tokens the last forward's blocks saw in lane L: all, or the prefix and the kept patches.
@@ -312,72 +371,84 @@ int block_tokens(const Config& c, const Lane& L) {
   return L.num_keep ? c.num_prefix_tokens() + L.num_keep : c.num_tokens();
 }
 
+// The network's forward, written once: images [B, C, S, S] to logits F.logits [B, K], in the
+// buffers F that plan_forward laid out for training (each block's activations saved for the
+// backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
+// each op not to keep what only the backward reads). keep (training only) is patch dropout:
+// image b's blocks see the prefix tokens and the patch tokens keep[b * num_keep + j].
+void forward_graph(const Model::Impl& m, ForwardBuffers& F, const float* images, int B,
+                   const int32_t* keep, int num_keep) {
+  const Config& c = m.cfg;
+  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int F0 = c.num_prefix_tokens();  // the class token or none
+  const int N = keep ? F0 + num_keep : c.num_tokens();
+  const int64_t BN = int64_t(B) * N;
+  auto W = [&](size_t off) { return m.weights.at(off); };
+
+  // With patch dropout the embedding of every token is built in F.emb and the kept ones are
+  // copied to x0.
+  float* x0 = F.x[0];
+  float* emb = keep ? F.emb : x0;
+  float* pe = c.pool == Pool::kCls ? F.patches : emb;
+  ops::patch_embed_forward(pe, F.cols, images, W(m.patch_w), W(m.patch_b), B, c.channels,
+                           c.image_size, c.patch_size, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, W(m.cls), B, Np, D);
+  ops::pos_add_forward(emb, emb, W(m.pos), B, c.num_tokens(), D);
+  if (keep) ops::token_keep_forward(x0, emb, keep, B, F0, Np, num_keep, D);
+
+  // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
+  // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs
+  // alone. In inference x_l, xmid and x_l+1 are one buffer: the adds are in place.
+  if (c.depth > 0) {
+    const BlockOffsets& p = m.blocks[0];
+    BlockActs& s = F.blocks[0];
+    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, W(p.norm1_w), W(p.norm1_b), BN, D,
+                           c.ln_eps);
+  }
+  for (int l = 0; l < c.depth; ++l) {
+    const BlockOffsets& p = m.blocks[l];
+    BlockActs& s = F.blocks[l];
+    ops::linear_forward(s.qkv, s.ln1, W(p.qkv_w), p.qkv_b == kNone ? nullptr : W(p.qkv_b), BN, D,
+                        3 * D);
+    ops::attention_forward(s.attn, s.att, F.att_scratch, F.slots, s.qkv, B, N, D, H);
+    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, W(p.proj_w),
+                                      W(p.proj_b), F.x[l], W(p.norm2_w), W(p.norm2_b), BN, D, D,
+                                      c.ln_eps);
+    ops::linear_gelu_forward(s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
+    BlockActs next{};  // the next block's norm1 outputs (none after the last block)
+    const float *norm_w = nullptr, *norm_b = nullptr;
+    if (l + 1 < c.depth) {
+      next = F.blocks[l + 1];
+      norm_w = W(m.blocks[l + 1].norm1_w);
+      norm_b = W(m.blocks[l + 1].norm1_b);
+    }
+    ops::linear_residual_norm_forward(F.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g, W(p.fc2_w),
+                                      W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D, c.ln_eps);
+  }
+
+  const float* xl = F.x[c.depth];
+  if (c.pool == Pool::kCls) {
+    ops::cls_pool_forward(F.pooled, xl, B, N, D);
+  } else {
+    ops::mean_pool_forward(F.pooled, xl, B, N, D);
+  }
+  ops::layernorm_forward(F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w), W(m.norm_b), B,
+                         D, c.ln_eps);
+  ops::linear_forward(F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, c.num_classes);
+}
+
 // The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
 const float* lane_forward(Model::Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
                           int num_keep) {
-  const Config& c = m.cfg;
-  const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int F = c.num_prefix_tokens();  // the class token or none
   if (keep) {
     L.keep.assign(keep, keep + int64_t(B) * num_keep);
     L.num_keep = num_keep;
   } else {
     L.num_keep = 0;
   }
-  const int N = block_tokens(c, L);
-  const int64_t BN = int64_t(B) * N;
-
-  // With patch dropout the embedding of every token is built in L.dx (free until the backward)
-  // and the kept ones are copied to x0.
-  float* x0 = L.x[0];
-  float* emb = keep ? L.dx : x0;
-  float* pe = c.pool == Pool::kCls ? L.patches : emb;
-  ops::patch_embed_forward(pe, L.cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
-                           c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, m.W(m.cls), B, Np, D);
-  ops::pos_add_forward(emb, emb, m.W(m.pos), B, c.num_tokens(), D);
-  if (keep) ops::token_keep_forward(x0, emb, keep, B, F, Np, num_keep, D);
-
-  // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
-  // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs alone.
-  if (c.depth > 0) {
-    const BlockOffsets& p = m.blocks[0];
-    BlockActs& s = L.block_acts[0];
-    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, m.W(p.norm1_w), m.W(p.norm1_b), BN, D,
-                           c.ln_eps);
-  }
-  for (int l = 0; l < c.depth; ++l) {
-    const BlockOffsets& p = m.blocks[l];
-    BlockActs& s = L.block_acts[l];
-    ops::linear_forward(s.qkv, s.ln1, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(s.attn, s.att, L.att_scratch, L.slots, s.qkv, B, N, D, H);
-    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, m.W(p.proj_w),
-                                      m.W(p.proj_b), L.x[l], m.W(p.norm2_w), m.W(p.norm2_b), BN, D,
-                                      D, c.ln_eps);
-    ops::linear_gelu_forward(s.g, s.slope, s.ln2, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    BlockActs next{};  // the next block's norm1 outputs (none after the last block)
-    const float *norm_w = nullptr, *norm_b = nullptr;
-    if (l + 1 < c.depth) {
-      next = L.block_acts[l + 1];
-      norm_w = m.W(m.blocks[l + 1].norm1_w);
-      norm_b = m.W(m.blocks[l + 1].norm1_b);
-    }
-    ops::linear_residual_norm_forward(L.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
-                                      m.W(p.fc2_w), m.W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
-                                      c.ln_eps);
-  }
-
-  const float* xl = L.x[c.depth];
-  if (c.pool == Pool::kCls) {
-    ops::cls_pool_forward(L.pooled, xl, B, N, D);
-  } else {
-    ops::mean_pool_forward(L.pooled, xl, B, N, D);
-  }
-  ops::layernorm_forward(L.normed, L.pool_mean, L.pool_rstd, L.pooled, m.W(m.norm_w), m.W(m.norm_b),
-                         B, D, c.ln_eps);
-  ops::linear_forward(L.logits, L.normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
+  forward_graph(m, L.fwd, images, B, keep, num_keep);
   L.last_batch = B;
-  return L.logits;
+  return L.fwd.logits;
 }
 
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
@@ -393,10 +464,10 @@ void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) 
   auto G = [&](size_t off) { return grads + off; };
   auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
 
-  ops::linear_backward(L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.normed, m.W(m.head_w), B, D,
-                       c.num_classes);
-  ops::layernorm_backward(L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.pooled, L.pool_mean,
-                          L.pool_rstd, m.W(m.norm_w), B, D);
+  ops::linear_backward(L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed, m.W(m.head_w), B,
+                       D, c.num_classes);
+  ops::layernorm_backward(L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
+                          L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), B, D);
   if (c.pool == Pool::kCls) {
     ops::cls_pool_backward(L.dx, L.dpooled, B, N, D);
   } else {
@@ -406,7 +477,7 @@ void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
   for (int l = c.depth - 1; l >= 0; --l) {
     const BlockOffsets& p = m.blocks[l];
-    const BlockActs& s = L.block_acts[l];
+    const BlockActs& s = L.fwd.blocks[l];
     // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
     ops::linear_backward_gelu(L.dg, G(p.fc2_w), G(p.fc2_b), L.dx, s.g, m.W(p.fc2_w), s.slope, BN, M,
                               D);
@@ -415,11 +486,11 @@ void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) 
                             m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
     // xmid = x_l + proj(attention(qkv(norm1(x_l))))
     ops::linear_backward(L.dln, G(p.proj_w), G(p.proj_b), L.dx, s.attn, m.W(p.proj_w), BN, D, D);
-    ops::attention_backward(L.dqkv, L.att_scratch, L.slots, L.dln, s.qkv, s.att, s.attn, B, N, D,
-                            H);
+    ops::attention_backward(L.dqkv, L.fwd.att_scratch, L.fwd.slots, L.dln, s.qkv, s.att, s.attn, B,
+                            N, D, H);
     ops::linear_backward(L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
                          3 * D);
-    ops::layernorm_backward(L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.x[l], s.mean1, s.rstd1,
+    ops::layernorm_backward(L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1, s.rstd1,
                             m.W(p.norm1_w), BN, D, /*accumulate=*/true);
   }
 
@@ -435,7 +506,7 @@ void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) 
     ops::cls_prepend_backward(L.dpatches, G(m.cls), demb, B, Np, D);
     dpe = L.dpatches;
   }
-  ops::patch_embed_backward(nullptr, G(m.patch_w), G(m.patch_b), dpe, L.cols, m.W(m.patch_w), B,
+  ops::patch_embed_backward(nullptr, G(m.patch_w), G(m.patch_b), dpe, L.fwd.cols, m.W(m.patch_w), B,
                             c.channels, c.image_size, c.patch_size, D);
 }
 
@@ -468,8 +539,8 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   const int threads = num_threads();
   auto activations = [&](int images) {
     Arena a;
-    std::vector<ActivationSlot> slots;
-    plan_activations(config, plan.main, images, threads, a, slots);
+    Planner p{a, {}};
+    plan_activations(config, plan.main, images, threads, p);
     return int64_t(a.size());
   };
   // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout; then
@@ -564,57 +635,11 @@ void Model::backward_lane(int lane, const float* dlogits, float* grads) {
   lane_backward(m, m.lanes[size_t(lane)], dlogits, grads);
 }
 
-namespace {
-
-// The inference forward of images [B, C, S, S] into logits [B, K] in the given workspace buffers
-// (each sized for at least B images).
-void predict_images(Model::Impl& m, const float* images, int B, float* logits, float* cols,
-                    float* patches, float* x, float* ln, float* qkv, float* attn, float* h,
-                    float* pooled, float* normed, float* scratch) {
-  const Config& c = m.cfg;
-  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
-  const int64_t BN = int64_t(B) * N;
-
-  float* pe = c.pool == Pool::kCls ? patches : x;
-  ops::patch_embed_forward(pe, cols, images, m.W(m.patch_w), m.W(m.patch_b), B, c.channels,
-                           c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(x, pe, m.W(m.cls), B, Np, D);
-  ops::pos_add_forward(x, x, m.W(m.pos), B, N, D);
-  // As in forward(), but the residual stream x is updated in place.
-  if (c.depth > 0) {
-    ops::layernorm_forward(ln, nullptr, nullptr, x, m.W(m.blocks[0].norm1_w),
-                           m.W(m.blocks[0].norm1_b), BN, D, c.ln_eps);
-  }
-  for (int l = 0; l < c.depth; ++l) {
-    const BlockOffsets& p = m.blocks[l];
-    ops::linear_forward(qkv, ln, m.W(p.qkv_w), m.Wopt(p.qkv_b), BN, D, 3 * D);
-    ops::attention_forward(attn, nullptr, scratch, m.infer_slots, qkv, B, N, D, H);
-    ops::linear_residual_norm_forward(x, ln, nullptr, nullptr, attn, m.W(p.proj_w), m.W(p.proj_b),
-                                      x, m.W(p.norm2_w), m.W(p.norm2_b), BN, D, D, c.ln_eps);
-    ops::linear_gelu_forward(h, nullptr, ln, m.W(p.fc1_w), m.W(p.fc1_b), BN, D, M);
-    const bool last = l + 1 == c.depth;  // then no next norm1
-    ops::linear_residual_norm_forward(
-        x, last ? nullptr : ln, nullptr, nullptr, h, m.W(p.fc2_w), m.W(p.fc2_b), x,
-        last ? nullptr : m.W(m.blocks[l + 1].norm1_w),
-        last ? nullptr : m.W(m.blocks[l + 1].norm1_b), BN, M, D, c.ln_eps);
-  }
-  if (c.pool == Pool::kCls) {
-    ops::cls_pool_forward(pooled, x, B, N, D);
-  } else {
-    ops::mean_pool_forward(pooled, x, B, N, D);
-  }
-  ops::layernorm_forward(normed, nullptr, nullptr, pooled, m.W(m.norm_w), m.W(m.norm_b), B, D,
-                         c.ln_eps);
-  ops::linear_forward(logits, normed, m.W(m.head_w), m.W(m.head_b), B, D, c.num_classes);
-}
-
-}  // namespace
-
 void Model::predict(const float* images, int B, float* logits) {
   Impl& m = *impl_;
   VIT_CHECK(B >= 1, "predict: batch must be at least 1 (got " + std::to_string(B) + ")");
   const Config& c = m.cfg;
-  const int N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
+  const int N = c.num_tokens();
   // A micro-batch at a time, as in training (micro_batch_images): each op then finds its input
   // in the cache; as many as there are threads at once where there are enough, each thread with a
   // workspace of its own. An image's logits are the same bits whatever micro-batch it is in and
@@ -623,43 +648,29 @@ void Model::predict(const float* images, int B, float* logits) {
   const int threads = num_threads();
   const int spaces = plan_lanes(parts, threads).lanes;
 
-  // Each workspace: cols | patches | x | ln | qkv | attn | h | pooled | normed | attention
-  // scratch, for the largest micro-batch seen.
-  constexpr int kBuffers = 10;
-  if (per > m.infer_batch || spaces > m.infer_spaces || threads > m.infer_slots) {
-    const int b = std::max(per, m.infer_batch), n = std::max(spaces, m.infer_spaces);
+  // Each workspace: one block's buffers (plan_forward), for the largest micro-batch seen.
+  if (per > m.infer_batch || spaces > int(m.infer_spaces.size()) || threads > m.infer_slots) {
+    const int b = std::max(per, m.infer_batch);
+    const int n = std::max(spaces, int(m.infer_spaces.size()));
     const int slots = std::max(threads, m.infer_slots);
-    const int64_t PN = int64_t(b) * N;
-    const int64_t sizes[kBuffers] = {int64_t(b) * Np * c.patch_dim(),
-                                     int64_t(b) * Np * D,
-                                     PN * D,
-                                     PN * D,
-                                     3 * PN * D,
-                                     PN * D,
-                                     PN * M,
-                                     int64_t(b) * D,
-                                     int64_t(b) * D,
-                                     slots * ops::attention_scratch_floats(N, D / H, false)};
-    Arena a;
-    m.infer_offsets.clear();
-    for (int w = 0; w < n; ++w) {
-      for (int64_t size : sizes) m.infer_offsets.push_back(a.add(size_t(size)));
-    }
-    a.allocate();
-    m.infer = std::move(a);
+    Arena arena;  // the old workspaces are replaced only once the memory is there
+    std::vector<ForwardBuffers> spaces(static_cast<size_t>(n));
+    Planner p{arena, {}};
+    for (ForwardBuffers& F : spaces) plan_forward(c, b, Pass::kInference, slots, p, F);
+    p.allocate();
+    for (ForwardBuffers& F : spaces) finish_forward(F);
+    m.infer = std::move(arena);
+    m.infer_spaces = std::move(spaces);
     m.infer_batch = b;
-    m.infer_spaces = n;
     m.infer_slots = slots;
   }
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   auto run = [&](int w, int part) {
-    float* buf[kBuffers];
-    for (int i = 0; i < kBuffers; ++i)
-      buf[i] = m.infer.at(m.infer_offsets[size_t(w * kBuffers + i)]);
+    ForwardBuffers& F = m.infer_spaces[size_t(w)];
     const int b0 = micro_batch_start(B, parts, part);
     const int bc = micro_batch_start(B, parts, part + 1) - b0;
-    predict_images(m, images + b0 * pixels, bc, logits + int64_t(b0) * c.num_classes, buf[0],
-                   buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8], buf[9]);
+    F.logits = logits + int64_t(b0) * c.num_classes;
+    forward_graph(m, F, images + b0 * pixels, bc, nullptr, 0);
   };
   run_on_lanes(parts, threads, run);
 }
