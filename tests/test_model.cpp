@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "model/executor.hpp"
 #include "ops/ops.hpp"
 #include "test_util.hpp"
 #include "vit/error.hpp"

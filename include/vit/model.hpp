@@ -12,6 +12,11 @@
 
 namespace vit {
 
+namespace detail {
+struct ModelImpl;
+struct ModelAccess;
+}  // namespace detail
+
 struct ParamInfo {
   std::string name;            // timm name, e.g. "blocks.0.attn.qkv.weight"
   std::vector<int64_t> shape;  // as timm stores it, e.g. cls_token [1, 1, D]
@@ -59,7 +64,8 @@ class Model {
 
   // ---- Training. Allocates the gradient arena and sets the largest batch forward() takes (a
   // larger max_batch later raises it); forward() allocates its activations on first use, for
-  // max_batch images (training in micro-batches, batch_gradients, uses lanes instead).
+  // max_batch images (training in micro-batches, batch_gradients, uses the CPU executor's lanes
+  // instead).
   void enable_training(int max_batch);
   int max_batch() const;
   // Bytes that training this config with batches of max_batch needs, at most: parameters,
@@ -80,58 +86,14 @@ class Model {
   float* grad_data();  // same layout as param_data()
   TensorView grad(const std::string& name);
 
-  // ---- Parallel micro-batches (what vit::batch_gradients runs on): `lanes` more sets of training
-  // activations, each for batches of up to max_batch images, so that several threads can each run
-  // a micro-batch's forward and backward at once; and grad_buffers gradient buffers (arena_floats()
-  // floats each, the gradient arena's layout) for the micro-batches' parameter gradients. Grows
-  // (reallocating) when asked for more; call enable_training() first.
-  void enable_lanes(int lanes, int max_batch, int grad_buffers);
-  float* grad_buffer(int i);
-  // forward()'s checks for a lane (vit::Error when one fails). forward_lane skips them, so that it
-  // can run inside an OpenMP region, which an exception must not leave: check first.
-  void check_lane_forward(int lane, int B, const int32_t* keep, int num_keep) const;
-  // forward() and backward() on lane `lane` (one thread each may use its own lane at a time),
-  // backward_lane accumulating the parameter gradients into grads; backward_lane differentiates
-  // the lane's last forward_lane.
-  const float* forward_lane(int lane, const float* images, int B, const int32_t* keep = nullptr,
-                            int num_keep = 0);
-  void backward_lane(int lane, const float* dlogits, float* grads);
-
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
 
- public:
-  struct Impl;  // public only so that src/model/vit.cpp's helpers can name it
-
  private:
-  std::unique_ptr<Impl> impl_;
+  friend struct detail::ModelAccess;  // the CPU executor's lanes (src/model/executor.hpp)
+  std::unique_ptr<detail::ModelImpl> impl_;
 };
-
-// Images per micro-batch for batches of B images whose blocks see N tokens each: as many as keep
-// the widest activation (qkv or the MLP's hidden layer) near 512 KiB, a quarter of a core's L2 here
-// (a micro-batch runs on one core); all B where that is under 256 tokens (ViT-Ti's 197 tokens x
-// 768 exceed it for one image, and its large GEMMs gain nothing from it). Model::predict and
-// training (batch_gradients in train.hpp) run a batch through the model a micro-batch at a time,
-// so that what an op (and, in training, the micro-batch's backward) reads was written moments
-// before and is still cached. requested > 0 asks for at most that many images instead (at most
-// B); it must not be negative.
-int micro_batch_images(const Config& config, int B, int N, int requested = 0);
-// How many micro-batches of at most `per` images a batch of B images of N tokens is cut into:
-// where there are several, rounded up to a multiple of 4 (else of 2) if every piece keeps at least
-// 256 tokens (our GEMM kernels' least), so that two or four threads running them one each get the
-// same number and batches of 2^k images equal pieces (batch_gradients; tiny28 at batch 128: 16
-// pieces of 8 trained 2.4% faster than 14 of 9 or 10).
-int micro_batch_count(int B, int N, int per);
-// The first image of micro-batch i (of `parts`) when B images are cut into micro-batches of even
-// sizes: micro-batch i holds images [micro_batch_start(B, parts, i), ...(i + 1)).
-inline int micro_batch_start(int B, int parts, int i) {
-  return int(int64_t(B) * i / parts);
-}
-// The most images in one of those micro-batches.
-inline int micro_batch_largest(int B, int parts) {
-  return (B + parts - 1) / parts;
-}
 
 // Softmax cross-entropy with label smoothing from logits [B, K] and labels in [0, K): returns
 // the mean loss; when dlogits is non-null, writes the gradient of the mean loss there. probs is a

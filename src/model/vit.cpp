@@ -20,6 +20,7 @@
 #include "core/arena.hpp"
 #include "core/parallel.hpp"
 #include "core/rng.hpp"
+#include "model/executor.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
 #include "vit/threads.hpp"
@@ -73,7 +74,7 @@ struct Lane {
 
 }  // namespace
 
-struct Model::Impl {
+struct detail::ModelImpl {
   Config cfg;
   std::vector<ParamInfo> params;
   std::unordered_map<std::string, size_t> index;
@@ -119,11 +120,13 @@ struct Model::Impl {
   float* Gopt(size_t off) { return off == kNone ? nullptr : grads.at(off); }
 };
 
+using Impl = detail::ModelImpl;
+
 namespace {
 
 // The parameter list (timm names and order) and offsets of cfg, planned in m.weights without
 // allocating.
-void plan_parameters(Model::Impl& m, const Config& cfg) {
+void plan_parameters(Impl& m, const Config& cfg) {
   m.cfg = cfg;
   const int64_t D = cfg.dim, M = cfg.mlp_dim, K = cfg.num_classes;
   const bool learned = cfg.pos_embed == PosEmbed::kLearned;
@@ -160,7 +163,7 @@ void plan_parameters(Model::Impl& m, const Config& cfg) {
 
 }  // namespace
 
-Model::Model(const Config& cfg) : impl_(std::make_unique<Impl>()) {
+Model::Model(const Config& cfg) : impl_(std::make_unique<detail::ModelImpl>()) {
   cfg.validate();
   plan_parameters(*impl_, cfg);
   impl_->weights.allocate();
@@ -376,7 +379,7 @@ int block_tokens(const Config& c, const Lane& L) {
 // backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
 // each op not to keep what only the backward reads). keep (training only) is patch dropout:
 // image b's blocks see the prefix tokens and the patch tokens keep[b * num_keep + j].
-void forward_graph(const Model::Impl& m, ForwardBuffers& F, const float* images, int B,
+void forward_graph(const Impl& m, ForwardBuffers& F, const float* images, int B,
                    const int32_t* keep, int num_keep) {
   const Config& c = m.cfg;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
@@ -438,7 +441,7 @@ void forward_graph(const Model::Impl& m, ForwardBuffers& F, const float* images,
 }
 
 // The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
-const float* lane_forward(Model::Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
+const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
                           int num_keep) {
   if (keep) {
     L.keep.assign(keep, keep + int64_t(B) * num_keep);
@@ -453,7 +456,7 @@ const float* lane_forward(Model::Impl& m, Lane& L, const float* images, int B, c
 
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
 // gradient arena's layout).
-void lane_backward(Model::Impl& m, Lane& L, const float* dlogits, float* grads) {
+void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   const Config& c = m.cfg;
   const int B = L.last_batch;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
@@ -534,7 +537,7 @@ void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, i
 int64_t Model::training_bytes(const Config& config, int max_batch) {
   config.validate();
   VIT_CHECK(max_batch >= 1, "training_bytes: max_batch must be at least 1");
-  Model::Impl plan;
+  Impl plan;
   plan_parameters(plan, config);
   const int threads = num_threads();
   auto activations = [&](int images) {
@@ -572,11 +575,11 @@ void Model::enable_training(int max_batch) {
   m.max_batch = std::max(m.max_batch, max_batch);
 }
 
-void Model::enable_lanes(int lanes, int max_batch, int grad_buffers) {
+void lanes::enable(Model& model, int lanes, int max_batch, int grad_buffers) {
   VIT_CHECK(lanes >= 1 && max_batch >= 1 && grad_buffers >= 0,
-            "enable_lanes: lanes and max_batch must be at least 1, grad_buffers at least 0");
-  Impl& m = *impl_;
-  VIT_CHECK(m.grads.allocated(), "enable_lanes: call enable_training(max_batch) first");
+            "lanes::enable: lanes and max_batch must be at least 1, grad_buffers at least 0");
+  Impl& m = detail::ModelAccess::impl(model);
+  VIT_CHECK(m.grads.allocated(), "lanes::enable: call enable_training(max_batch) first");
   const int capacity = m.lanes.empty() ? 0 : m.lanes.front().capacity;
   if (lanes > int(m.lanes.size()) || max_batch > capacity) {
     const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, capacity);
@@ -594,11 +597,11 @@ void Model::enable_lanes(int lanes, int max_batch, int grad_buffers) {
   }
 }
 
-float* Model::grad_buffer(int i) {
-  Impl& m = *impl_;
+float* lanes::grad_buffer(Model& model, int i) {
+  Impl& m = detail::ModelAccess::impl(model);
   VIT_CHECK(i >= 0 && i < int(m.grad_buffer_offsets.size()),
-            "grad_buffer: " + std::to_string(i) + " is outside [0, " +
-                std::to_string(m.grad_buffer_offsets.size()) + "); see enable_lanes");
+            "lanes::grad_buffer: " + std::to_string(i) + " is outside [0, " +
+                std::to_string(m.grad_buffer_offsets.size()) + "); see lanes::enable");
   return m.grad_buffers.at(m.grad_buffer_offsets[size_t(i)]);
 }
 
@@ -616,22 +619,22 @@ void Model::backward(const float* dlogits) {
   lane_backward(m, m.main, dlogits, m.grads.data());
 }
 
-void Model::check_lane_forward(int lane, int B, const int32_t* keep, int num_keep) const {
-  const Impl& m = *impl_;
+void lanes::check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep) {
+  const Impl& m = detail::ModelAccess::impl(model);
   VIT_CHECK(lane >= 0 && lane < int(m.lanes.size()),
             "lane " + std::to_string(lane) + " is outside [0, " + std::to_string(m.lanes.size()) +
-                "); see enable_lanes");
+                "); see lanes::enable");
   check_forward(m.cfg, m.lanes[size_t(lane)], B, keep, num_keep);
 }
 
-const float* Model::forward_lane(int lane, const float* images, int B, const int32_t* keep,
-                                 int num_keep) {
-  Impl& m = *impl_;
+const float* lanes::forward(Model& model, int lane, const float* images, int B, const int32_t* keep,
+                            int num_keep) {
+  Impl& m = detail::ModelAccess::impl(model);
   return lane_forward(m, m.lanes[size_t(lane)], images, B, keep, num_keep);
 }
 
-void Model::backward_lane(int lane, const float* dlogits, float* grads) {
-  Impl& m = *impl_;
+void lanes::backward(Model& model, int lane, const float* dlogits, float* grads) {
+  Impl& m = detail::ModelAccess::impl(model);
   lane_backward(m, m.lanes[size_t(lane)], dlogits, grads);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/rng.hpp"
+#include "model/executor.hpp"
 #include "vit/error.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/parallel.hpp"
+#include "model/executor.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
 #include "vit/threads.hpp"
@@ -60,10 +61,10 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   // at a time with every op split over the threads (plan_lanes).
   const int threads = num_threads();
   const LanePlan plan = plan_lanes(parts, threads);
-  model.enable_lanes(plan.lanes, micro_batch_largest(B, parts), plan.buffers);
+  lanes::enable(model, plan.lanes, micro_batch_largest(B, parts), plan.buffers);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    model.check_lane_forward(0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
+    lanes::check_forward(model, 0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
   }
   // Each micro-batch's loss and correct count (the calling thread's buffers, grown once: the
   // pointers, not the thread_local names, are what the other threads may use).
@@ -78,22 +79,22 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
 
   auto run = [&](int lane, int buffer, int i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    float* grads = model.grad_buffer(buffer);
+    float* grads = lanes::grad_buffer(model, buffer);
     std::memset(grads, 0, floats * sizeof(float));
-    const float* logits = model.forward_lane(
-        lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
+    const float* logits = lanes::forward(model, lane, images + b0 * pixels, bc,
+                                         keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
     float* p = probs + int64_t(b0) * K;
     float* d = dlogits + int64_t(b0) * K;
     const int32_t* y = labels + b0;
     losses[i] = ops::cross_entropy_forward(p, logits, y, bc, K, smoothing);
     // The gradient of (bc / B) x the micro-batch's mean loss: its share of the batch's mean.
     ops::cross_entropy_backward(d, p, y, bc, K, smoothing, float(bc) / float(B));
-    model.backward_lane(lane, d, grads);
+    lanes::backward(model, lane, d, grads);
     correct[i] = count_correct(logits, y, bc, K);
   };
   // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
   auto fold = [&](int buffer, int i) {
-    const float* g = model.grad_buffer(buffer);
+    const float* g = lanes::grad_buffer(model, buffer);
     constexpr int64_t kChunk = 4096;
     const int64_t chunks = (int64_t(floats) + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static)
