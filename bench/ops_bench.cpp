@@ -8,12 +8,19 @@
 #include <vector>
 
 #include "core/rng.hpp"
+#include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "vit/threads.hpp"
 
 namespace {
 
 using namespace vit;
+
+// The context the benchmarked ops run in: every thread of the process's setting (--threads).
+ops::Context op_context() {
+  static ops::CpuContext cpu;
+  return cpu.with_threads(num_threads());
+}
 
 // Buffers aligned as the model's arena aligns its tensors (64 bytes), so that row loads do not
 // straddle cache lines here when they do not in the model.
@@ -57,7 +64,8 @@ void BM_GemmNT(benchmark::State& st, bool ours) {
   Vec c(size_t(rows) * O);
   for (auto _ : st) {
     if (ours) {
-      ops::gemm(false, true, rows, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f, c.data(), O);
+      ops::gemm(op_context(), false, true, rows, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f,
+                c.data(), O);
     } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, O, I, 1.0f, x.data(), I, w.data(),
                   I, 0.0f, c.data(), O);
@@ -93,7 +101,8 @@ void BM_GemmTN(benchmark::State& st, bool ours) {
   Vec dw(size_t(O) * I);
   for (auto _ : st) {
     if (ours) {
-      ops::gemm(true, false, O, I, rows, 1.0f, dy.data(), O, x.data(), I, 1.0f, dw.data(), I);
+      ops::gemm(op_context(), true, false, O, I, rows, 1.0f, dy.data(), O, x.data(), I, 1.0f,
+                dw.data(), I);
     } else {
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, rows, 1.0f, dy.data(), O, x.data(),
                   I, 1.0f, dw.data(), I);
@@ -125,11 +134,9 @@ void BM_AttentionForward(benchmark::State& st) {
   const bool train = st.range(0);
   auto qkv = randv(size_t(R) * 3 * D, 3);
   Vec out(size_t(R) * D), att(size_t(B) * H * N * N);
-  const int slots = num_threads();
-  Vec scratch(slots * ops::attention_scratch_floats(N, D / H, true));
   for (auto _ : st) {
-    ops::attention_forward(out.data(), train ? att.data() : nullptr, scratch.data(), slots,
-                           qkv.data(), B, N, D, H);
+    ops::attention_forward(op_context(), out.data(), train ? att.data() : nullptr, qkv.data(), B, N,
+                           D, H);
   }
   st.counters["GFLOP/s"] = gflops(4.0 * B * N * N * D);
 }
@@ -138,11 +145,9 @@ BENCHMARK(BM_AttentionForward)->Arg(1)->Arg(0);
 void BM_AttentionBackward(benchmark::State& st) {
   auto qkv = randv(size_t(R) * 3 * D, 3), dout = randv(size_t(R) * D, 4);
   Vec out(size_t(R) * D), att(size_t(B) * H * N * N), dqkv(size_t(R) * 3 * D);
-  const int slots = num_threads();
-  Vec scratch(slots * ops::attention_scratch_floats(N, D / H, true));
-  ops::attention_forward(out.data(), att.data(), scratch.data(), slots, qkv.data(), B, N, D, H);
+  ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, N, D, H);
   for (auto _ : st) {
-    ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
+    ops::attention_backward(op_context(), dqkv.data(), dout.data(), qkv.data(), att.data(),
                             out.data(), B, N, D, H);
   }
   st.counters["GFLOP/s"] = gflops(8.0 * B * N * N * D);
@@ -153,10 +158,10 @@ void BM_LayerNorm(benchmark::State& st) {
   auto x = randv(size_t(R) * D, 5), w = randv(D, 6), b = randv(D, 7), dy = randv(size_t(R) * D, 8);
   Vec y(size_t(R) * D), mean(R), rstd(R), dx(size_t(R) * D), dw(D), db(D);
   for (auto _ : st) {
-    ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
-                           1e-6f);
-    ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
-                            rstd.data(), w.data(), R, D);
+    ops::layernorm_forward(op_context(), y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                           b.data(), R, D, 1e-6f);
+    ops::layernorm_backward(op_context(), dx.data(), dw.data(), db.data(), dy.data(), x.data(),
+                            mean.data(), rstd.data(), w.data(), R, D);
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * R * D * 4 * 5);
 }
@@ -169,8 +174,8 @@ void BM_Gelu(benchmark::State& st) {
   auto x = randv(size_t(n), 9), dy = randv(size_t(n), 10);
   Vec y(static_cast<size_t>(n)), slope(y), dx(y);
   for (auto _ : st) {
-    ops::gelu_forward(y.data(), slope.data(), x.data(), n);
-    ops::gelu_backward(dx.data(), dy.data(), x.data(), slope.data(), n);
+    ops::gelu_forward(op_context(), y.data(), slope.data(), x.data(), n);
+    ops::gelu_backward(op_context(), dx.data(), dy.data(), x.data(), slope.data(), n);
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }

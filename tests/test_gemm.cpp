@@ -60,8 +60,8 @@ void check_gemm(bool tb, int M, int N, int K, float alpha, float beta, bool with
   reference(tb, M, N, K, alpha, A, B, beta, C0, with_bias ? bias.data() : nullptr, &ref, &mag);
   std::vector<float> C = C0;
   run_maybe_nested(nested, [&] {
-    ops::gemm(false, tb, M, N, K, alpha, A.data(), K, B.data(), tb ? K : N, beta, C.data(), N,
-              with_bias ? bias.data() : nullptr);
+    ops::gemm(op_context(), false, tb, M, N, K, alpha, A.data(), K, B.data(), tb ? K : N, beta,
+              C.data(), N, with_bias ? bias.data() : nullptr);
   });
   const double g = gamma_n(K + 3);
   double worst = 0;
@@ -76,7 +76,10 @@ void check_gemm(bool tb, int M, int N, int K, float alpha, float beta, bool with
                         << ref[at] << " within " << g * mag[at];
 }
 
-TEST(Gemm, OwnKernelShapesAndEdges) {
+class Gemm : public BackendTest {};
+VIT_BACKEND_SUITE(Gemm);
+
+TEST_P(Gemm, OwnKernelShapesAndEdges) {
   // M >= 256 and K <= 256, or 32 <= M < 256 and K <= 1024: our kernel. Odd sizes exercise partial
   // register tiles and masks; N = 1100 spans two column blocks, and so does N = 400 at K = 1000
   // (blocks of 256K floats: 256 columns there).
@@ -92,7 +95,7 @@ TEST(Gemm, OwnKernelShapesAndEdges) {
   }
 }
 
-TEST(Gemm, OpenBlasPathWithBias) {
+TEST_P(Gemm, OpenBlasPathWithBias) {
   for (bool tb : {false, true}) {
     check_gemm(tb, 300, 40, 300, 1.0f, 0.0f, true, false);   // K > 256 with M >= 256
     check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);  // K > 1024
@@ -108,7 +111,8 @@ void check_gemm_tn(int M, int N, int K, float beta, bool nested) {
   auto C0 = random_vector(int64_t(M) * N, 13);
   std::vector<float> C = C0;
   run_maybe_nested(nested, [&] {
-    ops::gemm(true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, beta, C.data(), N);
+    ops::gemm(op_context(), true, false, M, N, K, 1.0f, A.data(), M, B.data(), N, beta, C.data(),
+              N);
   });
   const double g = gamma_n(K + 1);
   double worst = 0;
@@ -129,7 +133,7 @@ void check_gemm_tn(int M, int N, int K, float beta, bool nested) {
                         << nested << ": worst error / bound";
 }
 
-TEST(Gemm, WeightGradientShapes) {
+TEST_P(Gemm, WeightGradientShapes) {
   // K >= 256 and M x N <= 256 x 256: our kernel. Partial row tiles (M % 8), partial and
   // two-register column tiles (N % 32), a last K chunk shorter than the others; then the
   // OpenBLAS side of the dispatch (M x N too large, K too small).
@@ -143,7 +147,7 @@ TEST(Gemm, WeightGradientShapes) {
 
 // weight_grad: dw += dout^T x and db += colsum(dout) in one pass on our kernel (R >= 256), and on
 // the OpenBLAS + colsum path (R < 256); odd widths give partial tiles.
-TEST(Gemm, WeightGradWithBiasSums) {
+TEST_P(Gemm, WeightGradWithBiasSums) {
   for (int R : {700, 100}) {
     for (auto [I, O] : {std::pair{64, 192}, std::pair{45, 13}}) {
       auto dout = random_vector(int64_t(R) * O, 17), x = random_vector(int64_t(R) * I, 18);
@@ -156,7 +160,7 @@ TEST(Gemm, WeightGradWithBiasSums) {
           for (int i = 0; i < I; ++i) dw_ref[size_t(o) * I + i] += g * x[size_t(r) * I + i];
         }
       }
-      ops::weight_grad(dw.data(), db.data(), dout.data(), x.data(), R, I, O);
+      ops::weight_grad(op_context(), dw.data(), db.data(), dout.data(), x.data(), R, I, O);
       double worst_w = 0, worst_b = 0;
       for (size_t i = 0; i < dw.size(); ++i)
         worst_w = std::max(worst_w, std::fabs(dw[i] - dw_ref[i]));
@@ -166,7 +170,7 @@ TEST(Gemm, WeightGradWithBiasSums) {
       EXPECT_LE(worst_w, 2e-4) << "R " << R << " I " << I << " O " << O;
       EXPECT_LE(worst_b, 2e-4) << "R " << R << " I " << I << " O " << O;
       std::vector<float> db_only = random_vector(O, 20);
-      ops::weight_grad(nullptr, db_only.data(), dout.data(), x.data(), R, I, O);
+      ops::weight_grad(op_context(), nullptr, db_only.data(), dout.data(), x.data(), R, I, O);
       double worst_only = 0;
       for (size_t i = 0; i < db.size(); ++i)
         worst_only = std::max(worst_only, std::fabs(db_only[i] - db_ref[i]));
@@ -178,18 +182,16 @@ TEST(Gemm, WeightGradWithBiasSums) {
 // The weight-gradient kernel sums each element in a fixed order whatever the thread count (K in
 // two halves taken by two groups of threads; 3 threads give unequal groups) or when nested; the
 // bias sums too.
-TEST(Gemm, WeightGradientBitwiseAcrossThreads) {
+TEST_P(Gemm, WeightGradientBitwiseAcrossThreads) {
   const int M = 70, N = 96, K = 1000;
   auto A = random_vector(int64_t(K) * M, 14), B = random_vector(int64_t(K) * N, 15);
   auto C0 = random_vector(int64_t(M) * N, 16), s0 = random_vector(M, 17);
   auto run = [&](int threads, bool nested) {
     std::pair<std::vector<float>, std::vector<float>> out{C0, s0};
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
     run_maybe_nested(nested, [&] {
-      ops::weight_grad(out.first.data(), out.second.data(), A.data(), B.data(), K, N, M);
+      ops::weight_grad(op_context(nested ? 1 : threads), out.first.data(), out.second.data(),
+                       A.data(), B.data(), K, N, M);
     });
-    omp_set_num_threads(saved);
     return out;
   };
   const auto one = run(1, false);
@@ -203,19 +205,21 @@ TEST(Gemm, WeightGradientBitwiseAcrossThreads) {
 }
 
 // The fused MLP ops equal the unfused composition, on both GEMM paths.
-TEST(Gemm, FusedLinearGeluMatchesComposition) {
+TEST_P(Gemm, FusedLinearGeluMatchesComposition) {
   for (int I : {64, 300}) {  // 64: our kernel; 300: OpenBLAS + a separate epilogue pass
     const int R = 300, O = 70;
     auto x = random_vector(int64_t(R) * I, 5), w = random_vector(int64_t(O) * I, 6, 0.2);
     auto b = random_vector(O, 7, 0.5);
     std::vector<float> g(R * O), slope(R * O), h2(R * O), slope2(R * O), g2(R * O);
-    ops::linear_gelu_forward(g.data(), slope.data(), x.data(), w.data(), b.data(), R, I, O);
-    ops::linear_forward(h2.data(), x.data(), w.data(), b.data(), R, I, O);
-    ops::gelu_forward(g2.data(), slope2.data(), h2.data(), R * O);
+    ops::linear_gelu_forward(op_context(), g.data(), slope.data(), x.data(), w.data(), b.data(), R,
+                             I, O);
+    ops::linear_forward(op_context(), h2.data(), x.data(), w.data(), b.data(), R, I, O);
+    ops::gelu_forward(op_context(), g2.data(), slope2.data(), h2.data(), R * O);
     expect_close("g", g.data(), g2, 1e-7, 1e-6);
     expect_close("slope", slope.data(), slope2, 1e-7, 1e-6);
     std::vector<float> g_only(R * O);
-    ops::linear_gelu_forward(g_only.data(), nullptr, x.data(), w.data(), b.data(), R, I, O);
+    ops::linear_gelu_forward(op_context(), g_only.data(), nullptr, x.data(), w.data(), b.data(), R,
+                             I, O);
     expect_close("GELU without slope", g_only.data(), g2, 1e-7, 1e-6);
 
     // Backward of a layer fed by g: [R, I2=O] -> [R, O2].
@@ -223,11 +227,11 @@ TEST(Gemm, FusedLinearGeluMatchesComposition) {
     auto w2 = random_vector(int64_t(O2) * O, 8, 0.2), dout = random_vector(int64_t(R) * O2, 9);
     std::vector<float> dh(R * O), dw(O2 * O, 0.0f), db(O2, 0.0f);
     std::vector<float> dg2(R * O), dw2(O2 * O, 0.0f), db2(O2, 0.0f);
-    ops::linear_backward_gelu(dh.data(), dw.data(), db.data(), dout.data(), g.data(), w2.data(),
-                              slope.data(), R, O, O2);
-    ops::linear_backward(dg2.data(), dw2.data(), db2.data(), dout.data(), g.data(), w2.data(), R, O,
-                         O2);
-    ops::gelu_backward(dg2.data(), dg2.data(), h2.data(), nullptr, R * O);
+    ops::linear_backward_gelu(op_context(), dh.data(), dw.data(), db.data(), dout.data(), g.data(),
+                              w2.data(), slope.data(), R, O, O2);
+    ops::linear_backward(op_context(), dg2.data(), dw2.data(), db2.data(), dout.data(), g.data(),
+                         w2.data(), R, O, O2);
+    ops::gelu_backward(op_context(), dg2.data(), dg2.data(), h2.data(), nullptr, R * O);
     expect_close("dh", dh.data(), dg2, 1e-6, 1e-5);
     expect_close("dw", dw.data(), dw2, 0, 0);
     expect_close("db", db.data(), db2, 0, 0);
@@ -235,15 +239,16 @@ TEST(Gemm, FusedLinearGeluMatchesComposition) {
 }
 
 // A slope over 4 MB is written with streaming stores: the same values.
-TEST(Gemm, FusedLinearGeluStreamingSlope) {
+TEST_P(Gemm, FusedLinearGeluStreamingSlope) {
   const int R = 6400, I = 64, O = 257;  // O odd: some rows' lines are unaligned, stored plainly
   auto x = random_vector(int64_t(R) * I, 21), w = random_vector(int64_t(O) * I, 22, 0.2);
   auto b = random_vector(O, 23, 0.5);
   std::vector<float> g(size_t(R) * O), slope(size_t(R) * O), h2(size_t(R) * O), g2(size_t(R) * O),
       slope2(size_t(R) * O);
-  ops::linear_gelu_forward(g.data(), slope.data(), x.data(), w.data(), b.data(), R, I, O);
-  ops::linear_forward(h2.data(), x.data(), w.data(), b.data(), R, I, O);
-  ops::gelu_forward(g2.data(), slope2.data(), h2.data(), int64_t(R) * O);
+  ops::linear_gelu_forward(op_context(), g.data(), slope.data(), x.data(), w.data(), b.data(), R, I,
+                           O);
+  ops::linear_forward(op_context(), h2.data(), x.data(), w.data(), b.data(), R, I, O);
+  ops::gelu_forward(op_context(), g2.data(), slope2.data(), h2.data(), int64_t(R) * O);
   expect_close("g", g.data(), g2, 1e-7, 1e-6);
   expect_close("slope", slope.data(), slope2, 1e-7, 1e-6);
 }
@@ -252,7 +257,7 @@ TEST(Gemm, FusedLinearGeluStreamingSlope) {
 // our kernel (I 64; O 40 is a partial column panel, R 301 a partial row tile; also from inside a
 // parallel region), on OpenBLAS + a separate pass (I 300), and past one column block (O 1100);
 // out-of-place and in place, with and without the LayerNorm.
-TEST(Gemm, FusedLinearResidualNormMatchesComposition) {
+TEST_P(Gemm, FusedLinearResidualNormMatchesComposition) {
   struct Case {
     int I, O;
     bool nested;
@@ -267,16 +272,16 @@ TEST(Gemm, FusedLinearResidualNormMatchesComposition) {
     auto lw = random_vector(O, 15, 0.3, 1.0), lb = random_vector(O, 16, 0.3);
     // The composition: out = res + linear(x); ln = LayerNorm(out).
     std::vector<float> out2(size_t(R) * O), ln2(size_t(R) * O), mean2(R), rstd2(R);
-    ops::linear_forward(out2.data(), x.data(), w.data(), b.data(), R, I, O);
+    ops::linear_forward(op_context(), out2.data(), x.data(), w.data(), b.data(), R, I, O);
     for (size_t i = 0; i < out2.size(); ++i) out2[i] += res[i];
-    ops::layernorm_forward(ln2.data(), mean2.data(), rstd2.data(), out2.data(), lw.data(),
-                           lb.data(), R, O, 1e-6f);
+    ops::layernorm_forward(op_context(), ln2.data(), mean2.data(), rstd2.data(), out2.data(),
+                           lw.data(), lb.data(), R, O, 1e-6f);
 
     std::vector<float> out(size_t(R) * O, 7.0f), ln(size_t(R) * O), mean(R), rstd(R);
     run_maybe_nested(cs.nested, [&] {
-      ops::linear_residual_norm_forward(out.data(), ln.data(), mean.data(), rstd.data(), x.data(),
-                                        w.data(), b.data(), res.data(), lw.data(), lb.data(), R, I,
-                                        O, 1e-6f);
+      ops::linear_residual_norm_forward(op_context(), out.data(), ln.data(), mean.data(),
+                                        rstd.data(), x.data(), w.data(), b.data(), res.data(),
+                                        lw.data(), lb.data(), R, I, O, 1e-6f);
     });
     // The two sum the same terms in different orders (res + b + x.w against x.w + b + res, and the
     // dot product itself blocked differently on some paths), each within gamma(I + 2) * (sum
@@ -318,16 +323,17 @@ TEST(Gemm, FusedLinearResidualNormMatchesComposition) {
     expect_within("rstd", rstd.data(), rstd2.data(), rstd_bound);
 
     std::vector<float> inplace = res, ln_inplace(size_t(R) * O);
-    ops::linear_residual_norm_forward(inplace.data(), ln_inplace.data(), nullptr, nullptr, x.data(),
-                                      w.data(), b.data(), inplace.data(), lw.data(), lb.data(), R,
-                                      I, O, 1e-6f);
+    ops::linear_residual_norm_forward(op_context(), inplace.data(), ln_inplace.data(), nullptr,
+                                      nullptr, x.data(), w.data(), b.data(), inplace.data(),
+                                      lw.data(), lb.data(), R, I, O, 1e-6f);
     // In place rounds as out of place does (inference matches the training forward), on both paths.
     EXPECT_EQ(std::memcmp(inplace.data(), out.data(), out.size() * 4), 0) << "out in place";
     EXPECT_EQ(std::memcmp(ln_inplace.data(), ln.data(), ln.size() * 4), 0) << "ln in place";
 
     std::vector<float> no_norm(size_t(R) * O);
-    ops::linear_residual_norm_forward(no_norm.data(), nullptr, nullptr, nullptr, x.data(), w.data(),
-                                      b.data(), res.data(), nullptr, nullptr, R, I, O, 1e-6f);
+    ops::linear_residual_norm_forward(op_context(), no_norm.data(), nullptr, nullptr, nullptr,
+                                      x.data(), w.data(), b.data(), res.data(), nullptr, nullptr, R,
+                                      I, O, 1e-6f);
     expect_within("out without the LayerNorm", no_norm.data(), out2.data(), out_bound);
   }
 }

@@ -312,7 +312,7 @@ TEST(Model, InitOptionsChangeOnlyWhatTheyName) {
     if (p.name == "pos_embed") {
       EXPECT_TRUE(p.trainable);
       std::vector<float> table(p.numel);
-      ops::sincos_table(table.data(), c.num_tokens(), c.dim);
+      ops::sincos_table(op_context(), table.data(), c.num_tokens(), c.dim);
       expect_close("sincos-initialised pos_embed", s, table, 0, 0);
     } else {
       EXPECT_EQ(std::memcmp(a, s, p.numel * 4), 0) << p.name;
@@ -328,7 +328,7 @@ TEST(Model, SinCosPositionsAreFixed) {
   const ParamInfo& p = model.param_info("pos_embed");
   EXPECT_FALSE(p.trainable);
   std::vector<float> table(p.numel);
-  ops::sincos_table(table.data(), c.num_tokens(), c.dim);
+  ops::sincos_table(op_context(), table.data(), c.num_tokens(), c.dim);
   expect_close("pos_embed", model.param("pos_embed").data, table, 0, 0);
   // Training steps do not move it.
   model.enable_training(2);

@@ -19,7 +19,7 @@ namespace {
 // fp32 tolerances of the project: forward atol 1e-5 / rtol 1e-4, gradients 1e-4 / 1e-3.
 constexpr double kFwdAtol = 1e-5, kFwdRtol = 1e-4, kGradAtol = 1e-4, kGradRtol = 1e-3;
 
-class OpsFixture : public ::testing::Test {
+class OpsFixture : public BackendTest {
  protected:
   static void SetUpTestSuite() { file_ = new SafetensorsReader(fixture("ops.safetensors")); }
   static void TearDownTestSuite() {
@@ -31,17 +31,23 @@ class OpsFixture : public ::testing::Test {
   static SafetensorsReader* file_;
 };
 SafetensorsReader* OpsFixture::file_ = nullptr;
+VIT_BACKEND_SUITE(OpsFixture);
 
-TEST_F(OpsFixture, LayerNorm) {
+class Ops : public BackendTest {};
+VIT_BACKEND_SUITE(Ops);
+class OpsFiniteDiff : public BackendTest {};
+VIT_BACKEND_SUITE(OpsFiniteDiff);
+
+TEST_P(OpsFixture, LayerNorm) {
   auto x = get("layernorm.x"), w = get("layernorm.weight"), b = get("layernorm.bias");
   auto dy = get("layernorm.dy");
   const int D = 10, R = 6;
   std::vector<float> y(R * D), mean(R), rstd(R), dx(R * D), dw(D, 0.0f), db(D, 0.0f);
-  ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
-                         meta("layernorm.eps"));
+  ops::layernorm_forward(op_context(), y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                         b.data(), R, D, meta("layernorm.eps"));
   expect_close("layernorm.y", y.data(), get("layernorm.y"), kFwdAtol, kFwdRtol);
-  ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
-                          rstd.data(), w.data(), R, D);
+  ops::layernorm_backward(op_context(), dx.data(), dw.data(), db.data(), dy.data(), x.data(),
+                          mean.data(), rstd.data(), w.data(), R, D);
   expect_close("layernorm.dx", dx.data(), get("layernorm.dx"), kGradAtol, kGradRtol);
   expect_close("layernorm.dweight", dw.data(), get("layernorm.dweight"), kGradAtol, kGradRtol);
   expect_close("layernorm.dbias", db.data(), get("layernorm.dbias"), kGradAtol, kGradRtol);
@@ -49,15 +55,15 @@ TEST_F(OpsFixture, LayerNorm) {
 
 // Rows past one chunk of the backward (64 rows; the last chunk partial), against a float64 loop;
 // then the accumulating form, which adds the same gradient to what dx holds.
-TEST(Ops, LayerNormBackwardOverChunksAndAccumulating) {
+TEST_P(Ops, LayerNormBackwardOverChunksAndAccumulating) {
   const int R = 150, D = 24;
   auto x = random_vector(R * D, 31, 1.5, 0.3), w = random_vector(D, 32, 0.5, 1.0);
   auto b = random_vector(D, 33), dy = random_vector(R * D, 34);
   std::vector<float> y(R * D), mean(R), rstd(R), dx(R * D), dw(D, 0.5f), db(D, -0.5f);
-  ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
-                         1e-6f);
-  ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
-                          rstd.data(), w.data(), R, D);
+  ops::layernorm_forward(op_context(), y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                         b.data(), R, D, 1e-6f);
+  ops::layernorm_backward(op_context(), dx.data(), dw.data(), db.data(), dy.data(), x.data(),
+                          mean.data(), rstd.data(), w.data(), R, D);
   std::vector<float> ref_dx(R * D), ref_dw(D), ref_db(D);
   std::vector<double> sw(D, 0.5), sb(D, -0.5);
   for (int r = 0; r < R; ++r) {
@@ -87,26 +93,24 @@ TEST(Ops, LayerNormBackwardOverChunksAndAccumulating) {
   auto skip = random_vector(R * D, 35);
   std::vector<float> acc(skip), expected(R * D);
   for (int i = 0; i < R * D; ++i) expected[i] = skip[i] + ref_dx[i];
-  ops::layernorm_backward(acc.data(), nullptr, nullptr, dy.data(), x.data(), mean.data(),
-                          rstd.data(), w.data(), R, D, /*accumulate=*/true);
+  ops::layernorm_backward(op_context(), acc.data(), nullptr, nullptr, dy.data(), x.data(),
+                          mean.data(), rstd.data(), w.data(), R, D, /*accumulate=*/true);
   expect_close("layernorm dx accumulated", acc.data(), expected, kGradAtol, kGradRtol);
 }
 
 // Large enough to run in parallel (D not a multiple of 16): 1 and 2 threads agree bitwise.
-TEST(Ops, LayerNormBackwardBitwiseAcrossThreads) {
+TEST_P(Ops, LayerNormBackwardBitwiseAcrossThreads) {
   const int R = 600, D = 72;
   auto x = random_vector(R * D, 41, 1.5, 0.3), w = random_vector(D, 42, 0.5, 1.0);
   auto b = random_vector(D, 43), dy = random_vector(R * D, 44), skip = random_vector(R * D, 45);
   std::vector<float> y(R * D), mean(R), rstd(R);
-  ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
-                         1e-6f);
+  ops::layernorm_forward(op_context(), y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                         b.data(), R, D, 1e-6f);
   auto run = [&](int threads) {
-    const int before = num_threads();
-    set_num_threads(threads);
     std::vector<float> dx(skip), dw(D, 0.25f), db(D, 0.5f);
-    ops::layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), mean.data(),
-                            rstd.data(), w.data(), R, D, /*accumulate=*/true);
-    set_num_threads(before);
+    ops::layernorm_backward(op_context(threads), dx.data(), dw.data(), db.data(), dy.data(),
+                            x.data(), mean.data(), rstd.data(), w.data(), R, D,
+                            /*accumulate=*/true);
     dx.insert(dx.end(), dw.begin(), dw.end());
     dx.insert(dx.end(), db.begin(), db.end());
     return dx;
@@ -116,115 +120,115 @@ TEST(Ops, LayerNormBackwardBitwiseAcrossThreads) {
       << "max diff " << compare(one.data(), two.data(), int64_t(one.size()), 0, 0).max_abs;
 }
 
-TEST_F(OpsFixture, Linear) {
+TEST_P(OpsFixture, Linear) {
   auto x = get("linear.x"), w = get("linear.weight"), b = get("linear.bias"), dy = get("linear.dy");
   const int R = 7, I = 5, O = 6;
   std::vector<float> y(R * O), dx(R * I), dw(O * I, 0.0f), db(O, 0.0f);
-  ops::linear_forward(y.data(), x.data(), w.data(), b.data(), R, I, O);
+  ops::linear_forward(op_context(), y.data(), x.data(), w.data(), b.data(), R, I, O);
   expect_close("linear.y", y.data(), get("linear.y"), kFwdAtol, kFwdRtol);
-  ops::linear_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), R, I, O);
+  ops::linear_backward(op_context(), dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+                       R, I, O);
   expect_close("linear.dx", dx.data(), get("linear.dx"), kGradAtol, kGradRtol);
   expect_close("linear.dweight", dw.data(), get("linear.dweight"), kGradAtol, kGradRtol);
   expect_close("linear.dbias", db.data(), get("linear.dbias"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, Gelu) {
+TEST_P(OpsFixture, Gelu) {
   auto x = get("gelu.x"), dy = get("gelu.dy");
   const int64_t n = int64_t(x.size());
   std::vector<float> y(n), slope(n), dx(n), y2(n);
-  ops::gelu_forward(y.data(), slope.data(), x.data(), n);
+  ops::gelu_forward(op_context(), y.data(), slope.data(), x.data(), n);
   expect_close("gelu.y", y.data(), get("gelu.y"), kFwdAtol, kFwdRtol);
-  ops::gelu_forward(y2.data(), nullptr, x.data(), n);
+  ops::gelu_forward(op_context(), y2.data(), nullptr, x.data(), n);
   expect_close("gelu.y (no slope)", y2.data(), y, 0, 0);
-  ops::gelu_backward(dx.data(), dy.data(), x.data(), slope.data(), n);
+  ops::gelu_backward(op_context(), dx.data(), dy.data(), x.data(), slope.data(), n);
   expect_close("gelu.dx", dx.data(), get("gelu.dx"), kGradAtol, kGradRtol);
-  ops::gelu_backward(dx.data(), dy.data(), x.data(), nullptr, n);
+  ops::gelu_backward(op_context(), dx.data(), dy.data(), x.data(), nullptr, n);
   expect_close("gelu.dx (slope recomputed)", dx.data(), get("gelu.dx"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, Attention) {
+TEST_P(OpsFixture, Attention) {
   auto qkv = get("attention.qkv"), dout = get("attention.dout");
   const int B = 2, N = 5, D = 12, H = int(meta("attention.heads"));
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size(), 123.0f);
-  const int slots = 2;
-  std::vector<float> scratch(slots * ops::attention_scratch_floats(N, D / H, true));
-  ops::attention_forward(out.data(), att.data(), scratch.data(), slots, qkv.data(), B, N, D, H);
+  ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, N, D, H);
   expect_close("attention.out", out.data(), get("attention.out"), kFwdAtol, kFwdRtol);
   // The inference path (online softmax, no N x N buffer) computes the same thing.
   std::vector<float> out_online(out.size());
-  ops::attention_forward(out_online.data(), nullptr, scratch.data(), slots, qkv.data(), B, N, D, H);
+  ops::attention_forward(op_context(), out_online.data(), nullptr, qkv.data(), B, N, D, H);
   expect_close("attention.out (online softmax)", out_online.data(), get("attention.out"), kFwdAtol,
                kFwdRtol);
-  ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
+  ops::attention_backward(op_context(), dqkv.data(), dout.data(), qkv.data(), att.data(),
                           out.data(), B, N, D, H);
   expect_close("attention.dqkv", dqkv.data(), get("attention.dqkv"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, PatchEmbed) {
+TEST_P(OpsFixture, PatchEmbed) {
   auto img = get("patch_embed.images"), w = get("patch_embed.weight"), b = get("patch_embed.bias");
   auto dout = get("patch_embed.dout");
   const int B = 2, C = 3, S = 8, P = int(meta("patch_embed.patch_size")), D = 5, Np = 4;
   std::vector<float> out(B * Np * D), cols(B * Np * C * P * P), dimg(img.size(), 7.0f),
       dw(w.size(), 0.0f), db(D, 0.0f);
-  ops::patch_embed_forward(out.data(), cols.data(), img.data(), w.data(), b.data(), B, C, S, P, D);
+  ops::patch_embed_forward(op_context(), out.data(), cols.data(), img.data(), w.data(), b.data(), B,
+                           C, S, P, D);
   expect_close("patch_embed.out", out.data(), get("patch_embed.out"), kFwdAtol, kFwdRtol);
-  ops::patch_embed_backward(dimg.data(), dw.data(), db.data(), dout.data(), cols.data(), w.data(),
-                            B, C, S, P, D);
+  ops::patch_embed_backward(op_context(), dimg.data(), dw.data(), db.data(), dout.data(),
+                            cols.data(), w.data(), B, C, S, P, D);
   expect_close("patch_embed.dimages", dimg.data(), get("patch_embed.dimages"), kGradAtol,
                kGradRtol);
   expect_close("patch_embed.dweight", dw.data(), get("patch_embed.dweight"), kGradAtol, kGradRtol);
   expect_close("patch_embed.dbias", db.data(), get("patch_embed.dbias"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, ClsPrependAndPosAdd) {
+TEST_P(OpsFixture, ClsPrependAndPosAdd) {
   const int B = 2, Np = 4, N = 5, D = 5;
   auto tok = get("cls_prepend.tokens"), cls = get("cls_prepend.cls"),
        dout = get("cls_prepend.dout");
   std::vector<float> out(B * N * D), dtok(B * Np * D), dcls(D, 0.0f);
-  ops::cls_prepend_forward(out.data(), tok.data(), cls.data(), B, Np, D);
+  ops::cls_prepend_forward(op_context(), out.data(), tok.data(), cls.data(), B, Np, D);
   expect_close("cls_prepend.out", out.data(), get("cls_prepend.out"), 0, 0);
-  ops::cls_prepend_backward(dtok.data(), dcls.data(), dout.data(), B, Np, D);
+  ops::cls_prepend_backward(op_context(), dtok.data(), dcls.data(), dout.data(), B, Np, D);
   expect_close("cls_prepend.dtokens", dtok.data(), get("cls_prepend.dtokens"), 0, 0);
   expect_close("cls_prepend.dcls", dcls.data(), get("cls_prepend.dcls"), kGradAtol, kGradRtol);
 
   auto x = get("pos_add.x"), pos = get("pos_add.pos"), pdout = get("pos_add.dout");
   std::vector<float> y(B * N * D), dx(B * N * D), dpos(N * D, 0.0f);
-  ops::pos_add_forward(y.data(), x.data(), pos.data(), B, N, D);
+  ops::pos_add_forward(op_context(), y.data(), x.data(), pos.data(), B, N, D);
   expect_close("pos_add.out", y.data(), get("pos_add.out"), kFwdAtol, kFwdRtol);
-  ops::pos_add_backward(dx.data(), dpos.data(), pdout.data(), B, N, D);
+  ops::pos_add_backward(op_context(), dx.data(), dpos.data(), pdout.data(), B, N, D);
   expect_close("pos_add.dx", dx.data(), get("pos_add.dx"), 0, 0);
   expect_close("pos_add.dpos", dpos.data(), get("pos_add.dpos"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, TokenKeep) {
+TEST_P(OpsFixture, TokenKeep) {
   const int B = 2, F = 1, Np = 4, Nk = 3, D = 3;
   auto x = get("token_keep.x"), dout = get("token_keep.dout"), keepf = get("token_keep.keep");
   std::vector<int32_t> keep(keepf.begin(), keepf.end());
   std::vector<float> out(B * (F + Nk) * D), dx(B * (F + Np) * D, 7.0f);
-  ops::token_keep_forward(out.data(), x.data(), keep.data(), B, F, Np, Nk, D);
+  ops::token_keep_forward(op_context(), out.data(), x.data(), keep.data(), B, F, Np, Nk, D);
   expect_close("token_keep.out", out.data(), get("token_keep.out"), 0, 0);
-  ops::token_keep_backward(dx.data(), dout.data(), keep.data(), B, F, Np, Nk, D);
+  ops::token_keep_backward(op_context(), dx.data(), dout.data(), keep.data(), B, F, Np, Nk, D);
   expect_close("token_keep.dx", dx.data(), get("token_keep.dx"), kGradAtol, kGradRtol);
 }
 
-TEST_F(OpsFixture, Pooling) {
+TEST_P(OpsFixture, Pooling) {
   const int B = 3, N = 4, D = 5;
   auto x = get("mean_pool.x"), dout = get("mean_pool.dout");
   std::vector<float> y(B * D), dx(B * N * D);
-  ops::mean_pool_forward(y.data(), x.data(), B, N, D);
+  ops::mean_pool_forward(op_context(), y.data(), x.data(), B, N, D);
   expect_close("mean_pool.out", y.data(), get("mean_pool.out"), kFwdAtol, kFwdRtol);
-  ops::mean_pool_backward(dx.data(), dout.data(), B, N, D);
+  ops::mean_pool_backward(op_context(), dx.data(), dout.data(), B, N, D);
   expect_close("mean_pool.dx", dx.data(), get("mean_pool.dx"), kGradAtol, kGradRtol);
 
   auto cx = get("cls_pool.x"), cdout = get("cls_pool.dout");
-  ops::cls_pool_forward(y.data(), cx.data(), B, N, D);
+  ops::cls_pool_forward(op_context(), y.data(), cx.data(), B, N, D);
   expect_close("cls_pool.out", y.data(), get("cls_pool.out"), 0, 0);
   std::fill(dx.begin(), dx.end(), 5.0f);  // stale values must be overwritten with zeros
-  ops::cls_pool_backward(dx.data(), cdout.data(), B, N, D);
+  ops::cls_pool_backward(op_context(), dx.data(), cdout.data(), B, N, D);
   expect_close("cls_pool.dx", dx.data(), get("cls_pool.dx"), 0, 0);
 }
 
-TEST_F(OpsFixture, CrossEntropy) {
+TEST_P(OpsFixture, CrossEntropy) {
   auto logits = get("cross_entropy.logits"), flabels = get("cross_entropy.labels");
   const int B = 6, K = 7;
   std::vector<int32_t> labels(flabels.begin(), flabels.end());
@@ -232,34 +236,36 @@ TEST_F(OpsFixture, CrossEntropy) {
     const std::string p = prefix;
     const float eps = meta(p + ".label_smoothing");
     std::vector<float> probs(B * K), dlogits(B * K);
-    const float loss =
-        float(ops::cross_entropy_forward(probs.data(), logits.data(), labels.data(), B, K, eps));
+    const float loss = float(ops::cross_entropy_forward(op_context(), probs.data(), logits.data(),
+                                                        labels.data(), B, K, eps));
     expect_close(p + ".loss", &loss, get(p + ".loss"), kFwdAtol, kFwdRtol);
-    ops::cross_entropy_backward(dlogits.data(), probs.data(), labels.data(), B, K, eps);
+    ops::cross_entropy_backward(op_context(), dlogits.data(), probs.data(), labels.data(), B, K,
+                                eps);
     expect_close(p + ".dlogits", dlogits.data(), get(p + ".dlogits"), kGradAtol, kGradRtol);
   }
 }
 
-TEST_F(OpsFixture, CrossEntropyRejectsBadLabels) {
+TEST_P(OpsFixture, CrossEntropyRejectsBadLabels) {
   std::vector<float> logits(2 * 3, 0.0f), probs(6);
   std::vector<int32_t> labels = {0, 3};
   try {
-    ops::cross_entropy_forward(probs.data(), logits.data(), labels.data(), 2, 3, 0.0f);
+    ops::cross_entropy_forward(op_context(), probs.data(), logits.data(), labels.data(), 2, 3,
+                               0.0f);
     FAIL() << "label 3 with 3 classes was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("label 3"), std::string::npos) << e.what();
   }
 }
 
-TEST_F(OpsFixture, SinCosTable) {
+TEST_P(OpsFixture, SinCosTable) {
   std::vector<float> a(50 * 8), b(10 * 7);
-  ops::sincos_table(a.data(), 50, 8);
-  ops::sincos_table(b.data(), 10, 7);
+  ops::sincos_table(op_context(), a.data(), 50, 8);
+  ops::sincos_table(op_context(), b.data(), 10, 7);
   expect_close("sincos.a", a.data(), get("sincos.a"), kFwdAtol, kFwdRtol);
   expect_close("sincos.b", b.data(), get("sincos.b"), kFwdAtol, kFwdRtol);
 }
 
-TEST_F(OpsFixture, AdamW) {
+TEST_P(OpsFixture, AdamW) {
   for (const char* prefix : {"adamw", "adamw_nodecay", "adam_l2"}) {
     const std::string p = prefix;
     const bool decoupled = p != "adam_l2";
@@ -268,9 +274,9 @@ TEST_F(OpsFixture, AdamW) {
     std::vector<float> m(n, 0.0f), v(n, 0.0f);
     for (int t = 1; t <= 3; ++t) {
       auto g = get("adamw.g" + std::to_string(t));
-      ops::adamw_update(param.data(), m.data(), v.data(), g.data(), n, meta("adamw.lr"),
-                        meta("adamw.beta1"), meta("adamw.beta2"), meta("adamw.eps"),
-                        meta(p + ".weight_decay"), decoupled, t);
+      ops::adamw_update(op_context(), param.data(), m.data(), v.data(), g.data(), n,
+                        meta("adamw.lr"), meta("adamw.beta1"), meta("adamw.beta2"),
+                        meta("adamw.eps"), meta(p + ".weight_decay"), decoupled, t);
     }
     expect_close(p + ".p3", param.data(), get(p + ".p3"), kFwdAtol, kFwdRtol);
     if (p == "adamw") {
@@ -280,16 +286,16 @@ TEST_F(OpsFixture, AdamW) {
   }
 }
 
-TEST_F(OpsFixture, ClipGradNorm) {
+TEST_P(OpsFixture, ClipGradNorm) {
   auto g0 = get("clip.g0"), g1 = get("clip.g1");
   std::vector<float> all(g0);
   all.insert(all.end(), g1.begin(), g1.end());
-  const double norm = std::sqrt(ops::sum_squares(all.data(), int64_t(all.size())));
+  const double norm = std::sqrt(ops::sum_squares(op_context(), all.data(), int64_t(all.size())));
   const float fnorm = float(norm);
   expect_close("clip.norm", &fnorm, get("clip.norm"), kFwdAtol, kFwdRtol);
   const double coef = meta("clip.max_norm") / (norm + meta("clip.coef_eps"));
   ASSERT_LT(coef, 1.0) << "the fixture is meant to exercise an active clip";
-  ops::scale_inplace(all.data(), int64_t(all.size()), float(coef));
+  ops::scale_inplace(op_context(), all.data(), int64_t(all.size()), float(coef));
   expect_close("clip.g0_clipped", all.data(), get("clip.g0_clipped"), kGradAtol, kGradRtol);
   expect_close("clip.g1_clipped", all.data() + g0.size(), get("clip.g1_clipped"), kGradAtol,
                kGradRtol);
@@ -297,55 +303,56 @@ TEST_F(OpsFixture, ClipGradNorm) {
 
 // ---- Finite differences: L = sum(g * f(inputs)) for a random upstream g, in double.
 
-TEST(OpsFiniteDiff, LayerNorm) {
+TEST_P(OpsFiniteDiff, LayerNorm) {
   const int R = 5, D = 12;
   auto x = random_vector(R * D, 1, 2.0, 0.5), w = random_vector(D, 2, 0.3, 1.0);
   auto b = random_vector(D, 3, 0.1), g = random_vector(R * D, 4);
   std::vector<float> y(R * D), mean(R), rstd(R), dx(R * D), dw(D, 0.0f), db(D, 0.0f);
   auto loss = [&] {
-    ops::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), R, D,
-                           1e-6f);
+    ops::layernorm_forward(op_context(), y.data(), mean.data(), rstd.data(), x.data(), w.data(),
+                           b.data(), R, D, 1e-6f);
     return dot(g.data(), y.data(), R * D);
   };
   loss();
-  ops::layernorm_backward(dx.data(), dw.data(), db.data(), g.data(), x.data(), mean.data(),
-                          rstd.data(), w.data(), R, D);
+  ops::layernorm_backward(op_context(), dx.data(), dw.data(), db.data(), g.data(), x.data(),
+                          mean.data(), rstd.data(), w.data(), R, D);
   expect_fd("layernorm dx", x.data(), R * D, dx.data(), loss);
   expect_fd("layernorm dw", w.data(), D, dw.data(), loss);
   expect_fd("layernorm db", b.data(), D, db.data(), loss);
 }
 
-TEST(OpsFiniteDiff, Linear) {
+TEST_P(OpsFiniteDiff, Linear) {
   const int R = 6, I = 9, O = 7;
   auto x = random_vector(R * I, 5), w = random_vector(O * I, 6, 0.3), b = random_vector(O, 7);
   auto g = random_vector(R * O, 8);
   std::vector<float> y(R * O), dx(R * I), dw(O * I, 0.0f), db(O, 0.0f);
   auto loss = [&] {
-    ops::linear_forward(y.data(), x.data(), w.data(), b.data(), R, I, O);
+    ops::linear_forward(op_context(), y.data(), x.data(), w.data(), b.data(), R, I, O);
     return dot(g.data(), y.data(), R * O);
   };
-  ops::linear_backward(dx.data(), dw.data(), db.data(), g.data(), x.data(), w.data(), R, I, O);
+  ops::linear_backward(op_context(), dx.data(), dw.data(), db.data(), g.data(), x.data(), w.data(),
+                       R, I, O);
   expect_fd("linear dx", x.data(), R * I, dx.data(), loss);
   expect_fd("linear dw", w.data(), O * I, dw.data(), loss);
   expect_fd("linear db", b.data(), O, db.data(), loss);
 }
 
-TEST(OpsFiniteDiff, Gelu) {
+TEST_P(OpsFiniteDiff, Gelu) {
   const int n = 200;
   auto x = random_vector(n, 9, 3.0), g = random_vector(n, 10);
   std::vector<float> y(n), dx(n);
   auto loss = [&] {
-    ops::gelu_forward(y.data(), nullptr, x.data(), n);
+    ops::gelu_forward(op_context(), y.data(), nullptr, x.data(), n);
     return dot(g.data(), y.data(), n);
   };
-  ops::gelu_backward(dx.data(), g.data(), x.data(), nullptr, n);
+  ops::gelu_backward(op_context(), dx.data(), g.data(), x.data(), nullptr, n);
   expect_fd("gelu dx", x.data(), n, dx.data(), loss, n, 1e-3f);
 }
 
 // Attention forward (both paths) and backward against a float64 loop implementation, at head
 // widths with their own compiled kernels (16, 32, 64) and a generic one (24), and at token counts
 // whose padded score rows end in each kind of column block (Np = 16, 64, 80, 96, 112).
-TEST(Ops, AttentionMatchesDoubleReferenceAcrossShapes) {
+TEST_P(Ops, AttentionMatchesDoubleReferenceAcrossShapes) {
   struct Shape {
     int N, Dh, H;
   };
@@ -408,12 +415,9 @@ TEST(Ops, AttentionMatchesDoubleReferenceAcrossShapes) {
     }
     std::vector<float> out(size_t(B) * N * D), out_online(out.size()), att(size_t(B) * H * N * N);
     std::vector<float> dqkv(qkv.size(), 123.0f);
-    const int slots = 2;
-    std::vector<float> scratch(slots * ops::attention_scratch_floats(N, Dh, true));
-    ops::attention_forward(out.data(), att.data(), scratch.data(), slots, qkv.data(), B, N, D, H);
-    ops::attention_forward(out_online.data(), nullptr, scratch.data(), slots, qkv.data(), B, N, D,
-                           H);
-    ops::attention_backward(dqkv.data(), scratch.data(), slots, dout.data(), qkv.data(), att.data(),
+    ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, N, D, H);
+    ops::attention_forward(op_context(), out_online.data(), nullptr, qkv.data(), B, N, D, H);
+    ops::attention_backward(op_context(), dqkv.data(), dout.data(), qkv.data(), att.data(),
                             out.data(), B, N, D, H);
     const std::string shape = " (N " + std::to_string(N) + ", Dh " + std::to_string(Dh) + ")";
     std::vector<float> ref_out_f(ref_out.begin(), ref_out.end()),
@@ -425,41 +429,40 @@ TEST(Ops, AttentionMatchesDoubleReferenceAcrossShapes) {
   }
 }
 
-TEST(OpsFiniteDiff, Attention) {
+TEST_P(OpsFiniteDiff, Attention) {
   const int B = 2, N = 7, D = 12, H = 3;
   auto qkv = random_vector(B * N * 3 * D, 11, 1.2), g = random_vector(B * N * D, 12);
   std::vector<float> out(B * N * D), att(B * H * N * N), dqkv(qkv.size());
-  std::vector<float> scratch(2 * ops::attention_scratch_floats(N, D / H, true));
   auto loss = [&] {
-    ops::attention_forward(out.data(), att.data(), scratch.data(), 2, qkv.data(), B, N, D, H);
+    ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, N, D, H);
     return dot(g.data(), out.data(), B * N * D);
   };
   loss();
-  ops::attention_backward(dqkv.data(), scratch.data(), 2, g.data(), qkv.data(), att.data(),
-                          out.data(), B, N, D, H);
+  ops::attention_backward(op_context(), dqkv.data(), g.data(), qkv.data(), att.data(), out.data(),
+                          B, N, D, H);
   expect_fd("attention dqkv", qkv.data(), int64_t(qkv.size()), dqkv.data(), loss, 200, 5e-3f);
 }
 
-TEST(OpsFiniteDiff, PatchEmbed) {
+TEST_P(OpsFiniteDiff, PatchEmbed) {
   const int B = 2, C = 2, S = 6, P = 3, D = 4, Np = 4, K = C * P * P;
   auto img = random_vector(B * C * S * S, 13), w = random_vector(D * K, 14, 0.3);
   auto b = random_vector(D, 15), g = random_vector(B * Np * D, 16);
   std::vector<float> out(B * Np * D), cols(B * Np * K), dimg(img.size()), dw(D * K, 0.0f),
       db(D, 0.0f);
   auto loss = [&] {
-    ops::patch_embed_forward(out.data(), cols.data(), img.data(), w.data(), b.data(), B, C, S, P,
-                             D);
+    ops::patch_embed_forward(op_context(), out.data(), cols.data(), img.data(), w.data(), b.data(),
+                             B, C, S, P, D);
     return dot(g.data(), out.data(), B * Np * D);
   };
   loss();
-  ops::patch_embed_backward(dimg.data(), dw.data(), db.data(), g.data(), cols.data(), w.data(), B,
-                            C, S, P, D);
+  ops::patch_embed_backward(op_context(), dimg.data(), dw.data(), db.data(), g.data(), cols.data(),
+                            w.data(), B, C, S, P, D);
   expect_fd("patch_embed dimages", img.data(), int64_t(img.size()), dimg.data(), loss);
   expect_fd("patch_embed dweight", w.data(), D * K, dw.data(), loss);
   expect_fd("patch_embed dbias", b.data(), D, db.data(), loss);
 }
 
-TEST(OpsFiniteDiff, TokensAndPooling) {
+TEST_P(OpsFiniteDiff, TokensAndPooling) {
   const int B = 3, Np = 4, N = 5, D = 6;
   auto tok = random_vector(B * Np * D, 17), cls = random_vector(D, 18);
   auto pos = random_vector(N * D, 19), g = random_vector(B * D, 20);
@@ -468,24 +471,24 @@ TEST(OpsFiniteDiff, TokensAndPooling) {
   for (bool mean : {false, true}) {
     // L = g . pool(pos + [cls; tokens]): exercises prepend, pos add, pooling and their backwards.
     auto loss = [&] {
-      ops::cls_prepend_forward(x.data(), tok.data(), cls.data(), B, Np, D);
-      ops::pos_add_forward(x.data(), x.data(), pos.data(), B, N, D);
+      ops::cls_prepend_forward(op_context(), x.data(), tok.data(), cls.data(), B, Np, D);
+      ops::pos_add_forward(op_context(), x.data(), x.data(), pos.data(), B, N, D);
       if (mean) {
-        ops::mean_pool_forward(pooled.data(), x.data(), B, N, D);
+        ops::mean_pool_forward(op_context(), pooled.data(), x.data(), B, N, D);
       } else {
-        ops::cls_pool_forward(pooled.data(), x.data(), B, N, D);
+        ops::cls_pool_forward(op_context(), pooled.data(), x.data(), B, N, D);
       }
       return dot(g.data(), pooled.data(), B * D);
     };
     std::fill(dcls.begin(), dcls.end(), 0.0f);
     std::fill(dpos.begin(), dpos.end(), 0.0f);
     if (mean) {
-      ops::mean_pool_backward(dx.data(), g.data(), B, N, D);
+      ops::mean_pool_backward(op_context(), dx.data(), g.data(), B, N, D);
     } else {
-      ops::cls_pool_backward(dx.data(), g.data(), B, N, D);
+      ops::cls_pool_backward(op_context(), dx.data(), g.data(), B, N, D);
     }
-    ops::pos_add_backward(dx.data(), dpos.data(), dx.data(), B, N, D);
-    ops::cls_prepend_backward(dtok.data(), dcls.data(), dx.data(), B, Np, D);
+    ops::pos_add_backward(op_context(), dx.data(), dpos.data(), dx.data(), B, N, D);
+    ops::cls_prepend_backward(op_context(), dtok.data(), dcls.data(), dx.data(), B, Np, D);
     const std::string tag = mean ? " (mean pool)" : " (cls pool)";
     expect_fd("tokens" + tag, tok.data(), B * Np * D, dtok.data(), loss);
     expect_fd("cls_token" + tag, cls.data(), D, dcls.data(), loss);
@@ -493,17 +496,19 @@ TEST(OpsFiniteDiff, TokensAndPooling) {
   }
 }
 
-TEST(OpsFiniteDiff, CrossEntropy) {
+TEST_P(OpsFiniteDiff, CrossEntropy) {
   const int B = 5, K = 9;
   auto logits = random_vector(B * K, 23, 2.0);
   std::vector<int32_t> labels = {0, 8, 3, 3, 5};
   std::vector<float> probs(B * K), dlogits(B * K);
   for (float eps : {0.0f, 0.2f}) {
     auto loss = [&] {
-      return ops::cross_entropy_forward(probs.data(), logits.data(), labels.data(), B, K, eps);
+      return ops::cross_entropy_forward(op_context(), probs.data(), logits.data(), labels.data(), B,
+                                        K, eps);
     };
     loss();
-    ops::cross_entropy_backward(dlogits.data(), probs.data(), labels.data(), B, K, eps);
+    ops::cross_entropy_backward(op_context(), dlogits.data(), probs.data(), labels.data(), B, K,
+                                eps);
     expect_fd("cross_entropy dlogits, smoothing " + std::to_string(eps), logits.data(), B * K,
               dlogits.data(), loss, B * K, 1e-2f, 2e-4, 1e-2);
   }

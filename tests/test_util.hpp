@@ -7,13 +7,56 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "core/rng.hpp"
+#include "ops/context.hpp"
+#include "vit/isa.hpp"
 #include "vit/safetensors.hpp"
+#include "vit/threads.hpp"
+
+namespace vit {
+// How GoogleTest names a backend test's parameter (ctest's test names show it).
+inline void PrintTo(Isa isa, std::ostream* os) {
+  *os << isa_name(isa);
+}
+}  // namespace vit
 
 namespace vit::test {
+
+// The context for ops a test calls: `threads` threads (default: the process's setting outside a
+// parallel region, one inside it, as the model's executor gives them), scratch of the test
+// process's own.
+inline ops::Context op_context(int threads = 0) {
+  static ops::CpuContext cpu;
+  if (threads == 0) threads = omp_in_parallel() ? 1 : num_threads();
+  return cpu.with_threads(threads);
+}
+
+// An op test run once per backend this binary and CPU have (today: the CPU kernel variants,
+// scalar, avx2 and avx512, as vit::supported_isas() lists them), that backend active for the
+// test's duration; a new backend added to the list inherits every op test. Instantiate a suite
+// with VIT_BACKEND_SUITE(Suite).
+class BackendTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    saved_ = active_isa();
+    set_isa(GetParam());
+  }
+  void TearDown() override { set_isa(saved_); }
+
+ private:
+  Isa saved_ = Isa::kScalar;
+};
+#define VIT_BACKEND_SUITE(Suite)                                                     \
+  INSTANTIATE_TEST_SUITE_P(Cpu, Suite, ::testing::ValuesIn(::vit::supported_isas()), \
+                           [](const ::testing::TestParamInfo<::vit::Isa>& info) {    \
+                             return std::string(::vit::isa_name(info.param));        \
+                           })
 
 inline std::string fixture(const std::string& name) {
   return std::string(VIT_FIXTURE_DIR) + "/" + name;

@@ -12,6 +12,8 @@
 // so normalising token 0 alone gives the same logits.)
 #include "vit/model.hpp"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -21,6 +23,7 @@
 #include "core/parallel.hpp"
 #include "core/rng.hpp"
 #include "model/executor.hpp"
+#include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
 #include "vit/threads.hpp"
@@ -54,9 +57,6 @@ struct ForwardBuffers {
   std::vector<BlockActs> blocks;
   float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
         *logits = nullptr;
-  // Per-thread attention scratch: `slots` regions (the thread count when it was sized).
-  float* att_scratch = nullptr;
-  int slots = 1;
 };
 
 // One set of training activations and gradient scratch, for batches of up to `capacity` images.
@@ -95,9 +95,11 @@ struct detail::ModelImpl {
   // Inference workspaces (one block's buffers each), sized for infer_batch images: one per thread
   // running micro-batches at once.
   int infer_batch = 0;
-  int infer_slots = 1;
   Arena infer;
   std::vector<ForwardBuffers> infer_spaces;
+
+  // The scratch of the ops the model runs, per thread of its parallel regions.
+  ops::CpuContext cpu;
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
                    bool trainable = true) {
@@ -245,7 +247,7 @@ void Model::init(uint64_t seed, const InitOptions& options) {
                                 p.name.ends_with("norm2.weight") || p.name == "norm.weight" ||
                                 p.name == "fc_norm.weight";
     if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
-      ops::sincos_table(w, m.cfg.num_tokens(), m.cfg.dim);
+      ops::sincos_table(ops::Context{}, w, m.cfg.num_tokens(), m.cfg.dim);
     } else if (is_norm_weight) {
       std::fill(w, w + p.numel, 1.0f);
     } else if (p.decay || p.offset == m.cls || p.offset == m.pos) {
@@ -288,8 +290,7 @@ enum class Pass { kTraining, kInference };
 // stream is updated in place (x_l, xmid and x_l+1 are one buffer; ln1 and ln2 one), and what
 // only the backward reads stays null. The pointers of blocks after the first are copied from the
 // first by finish_forward once the arena is allocated.
-void plan_forward(const Config& c, int64_t B, Pass pass, int threads, Planner& p,
-                  ForwardBuffers& F) {
+void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuffers& F) {
   const bool training = pass == Pass::kTraining;
   const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
                 K = c.num_classes;
@@ -331,8 +332,6 @@ void plan_forward(const Config& c, int64_t B, Pass pass, int threads, Planner& p
   saved(&F.pool_rstd, B);
   p.plan(&F.normed, B * D);
   if (training) p.plan(&F.logits, B * K);  // inference writes into the caller's array
-  p.plan(&F.att_scratch, threads * ops::attention_scratch_floats(int(N), int(D / H), training));
-  F.slots = threads;
 }
 
 // After allocation: an inference plan's blocks share the first block's buffers.
@@ -345,10 +344,10 @@ void finish_forward(ForwardBuffers& F) {
 
 // Plans lane L's training activations and gradient scratch for batch B into arena `a` (offsets
 // only: nothing is allocated).
-void plan_activations(const Config& c, Lane& L, int64_t B, int threads, Planner& p) {
+void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
   const int64_t BND = B * c.num_tokens() * c.dim, BN = B * c.num_tokens();
   const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim;
-  plan_forward(c, B, Pass::kTraining, threads, p, L.fwd);
+  plan_forward(c, B, Pass::kTraining, p, L.fwd);
   p.plan(&L.dx, BND);
   p.plan(&L.dln, BND);
   p.plan(&L.dqkv, 3 * BND);
@@ -362,11 +361,20 @@ void plan_activations(const Config& c, Lane& L, int64_t B, int threads, Planner&
 void allocate_lane(const Config& c, Lane& L, int B) {
   Lane fresh;  // L is replaced only once the memory is there
   Planner p{fresh.acts, {}};
-  plan_activations(c, fresh, B, num_threads(), p);
+  plan_activations(c, fresh, B, p);
   p.allocate();
   fresh.fwd.emb = fresh.dx;  // free until the backward
   fresh.capacity = B;
   L = std::move(fresh);
+}
+
+// The context of the ops the calling thread runs for the model: split over every thread of the
+// model's (num_threads()) outside a parallel region; inside one (run_on_lanes, each of whose
+// threads runs micro-batches of its own), the calling thread alone with its scratch, made before
+// the region (lanes::enable, predict).
+ops::Context executor_context(Impl& m) {
+  if (omp_in_parallel()) return m.cpu.on_thread(omp_get_thread_num());
+  return m.cpu.with_threads(num_threads());
 }
 
 // Tokens the last forward's blocks saw in lane L: all, or the prefix and the kept patches.
@@ -379,8 +387,8 @@ int block_tokens(const Config& c, const Lane& L) {
 // backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
 // each op not to keep what only the backward reads). keep (training only) is patch dropout:
 // image b's blocks see the prefix tokens and the patch tokens keep[b * num_keep + j].
-void forward_graph(const Impl& m, ForwardBuffers& F, const float* images, int B,
-                   const int32_t* keep, int num_keep) {
+void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, const float* images,
+                   int B, const int32_t* keep, int num_keep) {
   const Config& c = m.cfg;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int F0 = c.num_prefix_tokens();  // the class token or none
@@ -393,11 +401,11 @@ void forward_graph(const Impl& m, ForwardBuffers& F, const float* images, int B,
   float* x0 = F.x[0];
   float* emb = keep ? F.emb : x0;
   float* pe = c.pool == Pool::kCls ? F.patches : emb;
-  ops::patch_embed_forward(pe, F.cols, images, W(m.patch_w), W(m.patch_b), B, c.channels,
+  ops::patch_embed_forward(ctx, pe, F.cols, images, W(m.patch_w), W(m.patch_b), B, c.channels,
                            c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(emb, pe, W(m.cls), B, Np, D);
-  ops::pos_add_forward(emb, emb, W(m.pos), B, c.num_tokens(), D);
-  if (keep) ops::token_keep_forward(x0, emb, keep, B, F0, Np, num_keep, D);
+  if (c.pool == Pool::kCls) ops::cls_prepend_forward(ctx, emb, pe, W(m.cls), B, Np, D);
+  ops::pos_add_forward(ctx, emb, emb, W(m.pos), B, c.num_tokens(), D);
+  if (keep) ops::token_keep_forward(ctx, x0, emb, keep, B, F0, Np, num_keep, D);
 
   // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
   // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs
@@ -405,19 +413,19 @@ void forward_graph(const Impl& m, ForwardBuffers& F, const float* images, int B,
   if (c.depth > 0) {
     const BlockOffsets& p = m.blocks[0];
     BlockActs& s = F.blocks[0];
-    ops::layernorm_forward(s.ln1, s.mean1, s.rstd1, x0, W(p.norm1_w), W(p.norm1_b), BN, D,
+    ops::layernorm_forward(ctx, s.ln1, s.mean1, s.rstd1, x0, W(p.norm1_w), W(p.norm1_b), BN, D,
                            c.ln_eps);
   }
   for (int l = 0; l < c.depth; ++l) {
     const BlockOffsets& p = m.blocks[l];
     BlockActs& s = F.blocks[l];
-    ops::linear_forward(s.qkv, s.ln1, W(p.qkv_w), p.qkv_b == kNone ? nullptr : W(p.qkv_b), BN, D,
-                        3 * D);
-    ops::attention_forward(s.attn, s.att, F.att_scratch, F.slots, s.qkv, B, N, D, H);
-    ops::linear_residual_norm_forward(s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, W(p.proj_w),
+    ops::linear_forward(ctx, s.qkv, s.ln1, W(p.qkv_w), p.qkv_b == kNone ? nullptr : W(p.qkv_b), BN,
+                        D, 3 * D);
+    ops::attention_forward(ctx, s.attn, s.att, s.qkv, B, N, D, H);
+    ops::linear_residual_norm_forward(ctx, s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, W(p.proj_w),
                                       W(p.proj_b), F.x[l], W(p.norm2_w), W(p.norm2_b), BN, D, D,
                                       c.ln_eps);
-    ops::linear_gelu_forward(s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
+    ops::linear_gelu_forward(ctx, s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
     BlockActs next{};  // the next block's norm1 outputs (none after the last block)
     const float *norm_w = nullptr, *norm_b = nullptr;
     if (l + 1 < c.depth) {
@@ -425,19 +433,20 @@ void forward_graph(const Impl& m, ForwardBuffers& F, const float* images, int B,
       norm_w = W(m.blocks[l + 1].norm1_w);
       norm_b = W(m.blocks[l + 1].norm1_b);
     }
-    ops::linear_residual_norm_forward(F.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g, W(p.fc2_w),
-                                      W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D, c.ln_eps);
+    ops::linear_residual_norm_forward(ctx, F.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
+                                      W(p.fc2_w), W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
+                                      c.ln_eps);
   }
 
   const float* xl = F.x[c.depth];
   if (c.pool == Pool::kCls) {
-    ops::cls_pool_forward(F.pooled, xl, B, N, D);
+    ops::cls_pool_forward(ctx, F.pooled, xl, B, N, D);
   } else {
-    ops::mean_pool_forward(F.pooled, xl, B, N, D);
+    ops::mean_pool_forward(ctx, F.pooled, xl, B, N, D);
   }
-  ops::layernorm_forward(F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w), W(m.norm_b), B,
-                         D, c.ln_eps);
-  ops::linear_forward(F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, c.num_classes);
+  ops::layernorm_forward(ctx, F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w),
+                         W(m.norm_b), B, D, c.ln_eps);
+  ops::linear_forward(ctx, F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, c.num_classes);
 }
 
 // The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
@@ -449,7 +458,7 @@ const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const in
   } else {
     L.num_keep = 0;
   }
-  forward_graph(m, L.fwd, images, B, keep, num_keep);
+  forward_graph(m, executor_context(m), L.fwd, images, B, keep, num_keep);
   L.last_batch = B;
   return L.fwd.logits;
 }
@@ -466,15 +475,16 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   const bool learned = c.pos_embed == PosEmbed::kLearned;
   auto G = [&](size_t off) { return grads + off; };
   auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
+  const ops::Context ctx = executor_context(m);
 
-  ops::linear_backward(L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed, m.W(m.head_w), B,
-                       D, c.num_classes);
-  ops::layernorm_backward(L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
+  ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
+                       m.W(m.head_w), B, D, c.num_classes);
+  ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
                           L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), B, D);
   if (c.pool == Pool::kCls) {
-    ops::cls_pool_backward(L.dx, L.dpooled, B, N, D);
+    ops::cls_pool_backward(ctx, L.dx, L.dpooled, B, N, D);
   } else {
-    ops::mean_pool_backward(L.dx, L.dpooled, B, N, D);
+    ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D);
   }
 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
@@ -482,35 +492,35 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
     const BlockOffsets& p = m.blocks[l];
     const BlockActs& s = L.fwd.blocks[l];
     // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
-    ops::linear_backward_gelu(L.dg, G(p.fc2_w), G(p.fc2_b), L.dx, s.g, m.W(p.fc2_w), s.slope, BN, M,
-                              D);
-    ops::linear_backward(L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
-    ops::layernorm_backward(L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
+    ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), L.dx, s.g, m.W(p.fc2_w), s.slope,
+                              BN, M, D);
+    ops::linear_backward(ctx, L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
+    ops::layernorm_backward(ctx, L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
                             m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
     // xmid = x_l + proj(attention(qkv(norm1(x_l))))
-    ops::linear_backward(L.dln, G(p.proj_w), G(p.proj_b), L.dx, s.attn, m.W(p.proj_w), BN, D, D);
-    ops::attention_backward(L.dqkv, L.fwd.att_scratch, L.fwd.slots, L.dln, s.qkv, s.att, s.attn, B,
-                            N, D, H);
-    ops::linear_backward(L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
+    ops::linear_backward(ctx, L.dln, G(p.proj_w), G(p.proj_b), L.dx, s.attn, m.W(p.proj_w), BN, D,
+                         D);
+    ops::attention_backward(ctx, L.dqkv, L.dln, s.qkv, s.att, s.attn, B, N, D, H);
+    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
                          3 * D);
-    ops::layernorm_backward(L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1, s.rstd1,
-                            m.W(p.norm1_w), BN, D, /*accumulate=*/true);
+    ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
+                            s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);
   }
 
   // demb: the gradient of every token's embedding (dln is free again here).
   float* demb = L.dx;
   if (L.num_keep) {
     demb = L.dln;
-    ops::token_keep_backward(demb, L.dx, L.keep.data(), B, F, Np, L.num_keep, D);
+    ops::token_keep_backward(ctx, demb, L.dx, L.keep.data(), B, F, Np, L.num_keep, D);
   }
-  ops::pos_add_backward(demb, learned ? G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
+  ops::pos_add_backward(ctx, demb, learned ? G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
   const float* dpe = demb;
   if (c.pool == Pool::kCls) {
-    ops::cls_prepend_backward(L.dpatches, G(m.cls), demb, B, Np, D);
+    ops::cls_prepend_backward(ctx, L.dpatches, G(m.cls), demb, B, Np, D);
     dpe = L.dpatches;
   }
-  ops::patch_embed_backward(nullptr, G(m.patch_w), G(m.patch_b), dpe, L.fwd.cols, m.W(m.patch_w), B,
-                            c.channels, c.image_size, c.patch_size, D);
+  ops::patch_embed_backward(ctx, nullptr, G(m.patch_w), G(m.patch_b), dpe, L.fwd.cols,
+                            m.W(m.patch_w), B, c.channels, c.image_size, c.patch_size, D);
 }
 
 // Checks a forward's arguments against lane L (as Model::forward documents).
@@ -543,7 +553,7 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   auto activations = [&](int images) {
     Arena a;
     Planner p{a, {}};
-    plan_activations(config, plan.main, images, threads, p);
+    plan_activations(config, plan.main, images, p);
     return int64_t(a.size());
   };
   // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout; then
@@ -580,6 +590,7 @@ void lanes::enable(Model& model, int lanes, int max_batch, int grad_buffers) {
             "lanes::enable: lanes and max_batch must be at least 1, grad_buffers at least 0");
   Impl& m = detail::ModelAccess::impl(model);
   VIT_CHECK(m.grads.allocated(), "lanes::enable: call enable_training(max_batch) first");
+  m.cpu.with_threads(std::max(lanes, num_threads()));  // scratch for each lane's thread
   const int capacity = m.lanes.empty() ? 0 : m.lanes.front().capacity;
   if (lanes > int(m.lanes.size()) || max_batch > capacity) {
     const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, capacity);
@@ -652,20 +663,18 @@ void Model::predict(const float* images, int B, float* logits) {
   const int spaces = plan_lanes(parts, threads).lanes;
 
   // Each workspace: one block's buffers (plan_forward), for the largest micro-batch seen.
-  if (per > m.infer_batch || spaces > int(m.infer_spaces.size()) || threads > m.infer_slots) {
+  if (per > m.infer_batch || spaces > int(m.infer_spaces.size())) {
     const int b = std::max(per, m.infer_batch);
     const int n = std::max(spaces, int(m.infer_spaces.size()));
-    const int slots = std::max(threads, m.infer_slots);
     Arena arena;  // the old workspaces are replaced only once the memory is there
     std::vector<ForwardBuffers> spaces(static_cast<size_t>(n));
     Planner p{arena, {}};
-    for (ForwardBuffers& F : spaces) plan_forward(c, b, Pass::kInference, slots, p, F);
+    for (ForwardBuffers& F : spaces) plan_forward(c, b, Pass::kInference, p, F);
     p.allocate();
     for (ForwardBuffers& F : spaces) finish_forward(F);
     m.infer = std::move(arena);
     m.infer_spaces = std::move(spaces);
     m.infer_batch = b;
-    m.infer_slots = slots;
   }
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   auto run = [&](int w, int part) {
@@ -673,8 +682,9 @@ void Model::predict(const float* images, int B, float* logits) {
     const int b0 = micro_batch_start(B, parts, part);
     const int bc = micro_batch_start(B, parts, part + 1) - b0;
     F.logits = logits + int64_t(b0) * c.num_classes;
-    forward_graph(m, F, images + b0 * pixels, bc, nullptr, 0);
+    forward_graph(m, executor_context(m), F, images + b0 * pixels, bc, nullptr, 0);
   };
+  m.cpu.with_threads(threads);  // scratch for each thread, before the region
   run_on_lanes(parts, threads, run);
 }
 
@@ -704,8 +714,9 @@ int micro_batch_count(int B, int N, int per) {
 
 double cross_entropy(const float* logits, const int32_t* labels, int B, int K, float smoothing,
                      float* probs, float* dlogits) {
-  const double loss = ops::cross_entropy_forward(probs, logits, labels, B, K, smoothing);
-  if (dlogits) ops::cross_entropy_backward(dlogits, probs, labels, B, K, smoothing);
+  const ops::Context ctx;  // one thread: a small array
+  const double loss = ops::cross_entropy_forward(ctx, probs, logits, labels, B, K, smoothing);
+  if (dlogits) ops::cross_entropy_backward(ctx, dlogits, probs, labels, B, K, smoothing);
   return loss;
 }
 

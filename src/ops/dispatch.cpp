@@ -150,163 +150,163 @@ inline F pick([[maybe_unused]] F scalar, [[maybe_unused]] F avx2, [[maybe_unused
 #define VIT_PICK(name) pick(&isa_scalar::name, &isa_scalar::name, &isa_scalar::name)
 #endif
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
-          const Epilogue& epilogue) {
-  VIT_PICK(gemm)(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
+void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
+          const float* bias, const Epilogue& epilogue) {
+  VIT_PICK(gemm)
+  (ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
 }
 
-void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O) {
-  return VIT_PICK(weight_grad)(dw, db, dout, x, R, I, O);
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+                 int64_t R, int I, int O) {
+  return VIT_PICK(weight_grad)(ctx, dw, db, dout, x, R, I, O);
 }
 
-void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
-                         const float* bias, int B, int C, int S, int P, int D) {
-  return VIT_PICK(patch_embed_forward)(out, cols, images, weight, bias, B, C, S, P, D);
+void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
+                         const float* weight, const float* bias, int B, int C, int S, int P,
+                         int D) {
+  return VIT_PICK(patch_embed_forward)(ctx, out, cols, images, weight, bias, B, C, S, P, D);
 }
 
-void patch_embed_backward(float* dimages, float* dweight, float* dbias, const float* dout,
-                          const float* cols, const float* weight, int B, int C, int S, int P,
-                          int D) {
-  return VIT_PICK(patch_embed_backward)(dimages, dweight, dbias, dout, cols, weight, B, C, S, P, D);
+void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
+                          const float* dout, const float* cols, const float* weight, int B, int C,
+                          int S, int P, int D) {
+  return VIT_PICK(patch_embed_backward)(ctx, dimages, dweight, dbias, dout, cols, weight, B, C, S,
+                                        P, D);
 }
 
-void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D) {
-  return VIT_PICK(cls_prepend_forward)(out, tokens, cls, B, Np, D);
+void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
+                         int B, int Np, int D) {
+  return VIT_PICK(cls_prepend_forward)(ctx, out, tokens, cls, B, Np, D);
 }
 
-void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D) {
-  return VIT_PICK(cls_prepend_backward)(dtokens, dcls, dout, B, Np, D);
+void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
+                          int Np, int D) {
+  return VIT_PICK(cls_prepend_backward)(ctx, dtokens, dcls, dout, B, Np, D);
 }
 
-void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D) {
-  return VIT_PICK(pos_add_forward)(out, x, pos, B, N, D);
+void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
+                     int D) {
+  return VIT_PICK(pos_add_forward)(ctx, out, x, pos, B, N, D);
 }
 
-void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D) {
-  return VIT_PICK(pos_add_backward)(dx, dpos, dout, B, N, D);
+void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
+                      int D) {
+  return VIT_PICK(pos_add_backward)(ctx, dx, dpos, dout, B, N, D);
 }
 
-void sincos_table(float* out, int N, int D) {
-  return VIT_PICK(sincos_table)(out, N, D);
+void sincos_table(const Context& ctx, float* out, int N, int D) {
+  return VIT_PICK(sincos_table)(ctx, out, N, D);
 }
 
-void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
-                        int Nk, int D) {
-  return VIT_PICK(token_keep_forward)(out, x, keep, B, F, Np, Nk, D);
+void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
+                        int F, int Np, int Nk, int D) {
+  return VIT_PICK(token_keep_forward)(ctx, out, x, keep, B, F, Np, Nk, D);
 }
 
-void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
-                         int Nk, int D) {
-  return VIT_PICK(token_keep_backward)(dx, dout, keep, B, F, Np, Nk, D);
+void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
+                         int B, int F, int Np, int Nk, int D) {
+  return VIT_PICK(token_keep_backward)(ctx, dx, dout, keep, B, F, Np, Nk, D);
 }
 
-void cls_pool_forward(float* out, const float* x, int B, int N, int D) {
-  return VIT_PICK(cls_pool_forward)(out, x, B, N, D);
+void cls_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
+  return VIT_PICK(cls_pool_forward)(ctx, out, x, B, N, D);
 }
 
-void cls_pool_backward(float* dx, const float* dout, int B, int N, int D) {
-  return VIT_PICK(cls_pool_backward)(dx, dout, B, N, D);
+void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
+  return VIT_PICK(cls_pool_backward)(ctx, dx, dout, B, N, D);
 }
 
-void mean_pool_forward(float* out, const float* x, int B, int N, int D) {
-  return VIT_PICK(mean_pool_forward)(out, x, B, N, D);
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
+  return VIT_PICK(mean_pool_forward)(ctx, out, x, B, N, D);
 }
 
-void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
-  return VIT_PICK(mean_pool_backward)(dx, dout, B, N, D);
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
+  return VIT_PICK(mean_pool_backward)(ctx, dx, dout, B, N, D);
 }
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
-                       const float* b, int64_t R, int D, float eps) {
-  return VIT_PICK(layernorm_forward)(out, mean, rstd, x, w, b, R, D, eps);
+void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,
+                       const float* w, const float* b, int64_t R, int D, float eps) {
+  return VIT_PICK(layernorm_forward)(ctx, out, mean, rstd, x, w, b, R, D, eps);
 }
 
-void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                        const float* mean, const float* rstd, const float* w, int64_t R, int D,
-                        bool accumulate) {
-  return VIT_PICK(layernorm_backward)(dx, dw, db, dout, x, mean, rstd, w, R, D, accumulate);
+void layernorm_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                        const float* x, const float* mean, const float* rstd, const float* w,
+                        int64_t R, int D, bool accumulate) {
+  return VIT_PICK(layernorm_backward)(ctx, dx, dw, db, dout, x, mean, rstd, w, R, D, accumulate);
 }
 
-void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
-                    int O) {
-  return VIT_PICK(linear_forward)(out, x, w, b, R, I, O);
+void linear_forward(const Context& ctx, float* out, const float* x, const float* w, const float* b,
+                    int64_t R, int I, int O) {
+  return VIT_PICK(linear_forward)(ctx, out, x, w, b, R, I, O);
 }
 
-void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                     const float* w, int64_t R, int I, int O) {
-  return VIT_PICK(linear_backward)(dx, dw, db, dout, x, w, R, I, O);
+void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                     const float* x, const float* w, int64_t R, int I, int O) {
+  return VIT_PICK(linear_backward)(ctx, dx, dw, db, dout, x, w, R, I, O);
 }
 
-void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
-                                  const float* w, const float* b, const float* residual,
-                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
-                                  float eps) {
-  return VIT_PICK(linear_residual_norm_forward)(out, ln, mean, rstd, x, w, b, residual, ln_w, ln_b,
-                                                R, I, O, eps);
+void linear_residual_norm_forward(const Context& ctx, float* out, float* ln, float* mean,
+                                  float* rstd, const float* x, const float* w, const float* b,
+                                  const float* residual, const float* ln_w, const float* ln_b,
+                                  int64_t R, int I, int O, float eps) {
+  return VIT_PICK(linear_residual_norm_forward)(ctx, out, ln, mean, rstd, x, w, b, residual, ln_w,
+                                                ln_b, R, I, O, eps);
 }
 
-void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
-                         int64_t R, int I, int O) {
-  return VIT_PICK(linear_gelu_forward)(g, slope, x, w, b, R, I, O);
+void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float* x, const float* w,
+                         const float* b, int64_t R, int I, int O) {
+  return VIT_PICK(linear_gelu_forward)(ctx, g, slope, x, w, b, R, I, O);
 }
 
-void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
-                          const float* w, const float* slope, int64_t R, int I, int O) {
-  return VIT_PICK(linear_backward_gelu)(dh, dw, db, dout, g, w, slope, R, I, O);
+void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
+                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          int O) {
+  return VIT_PICK(linear_backward_gelu)(ctx, dh, dw, db, dout, g, w, slope, R, I, O);
 }
 
-void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
-  return VIT_PICK(gelu_forward)(out, slope, x, n);
+void gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n) {
+  return VIT_PICK(gelu_forward)(ctx, out, slope, x, n);
 }
 
-void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n) {
-  return VIT_PICK(gelu_backward)(dx, dout, x, slope, n);
+void gelu_backward(const Context& ctx, float* dx, const float* dout, const float* x,
+                   const float* slope, int64_t n) {
+  return VIT_PICK(gelu_backward)(ctx, dx, dout, x, slope, n);
 }
 
-int64_t attention_scratch_floats(int N, int Dh, bool training) {
-  return VIT_PICK(attention_scratch_floats)(N, Dh, training);
+void attention_forward(const Context& ctx, float* out, float* att, const float* qkv, int B, int N,
+                       int D, int H) {
+  return VIT_PICK(attention_forward)(ctx, out, att, qkv, B, N, D, H);
 }
 
-void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
-                       int N, int D, int H) {
-  return VIT_PICK(attention_forward)(out, att, scratch, slots, qkv, B, N, D, H);
-}
-
-void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+void attention_backward(const Context& ctx, float* dqkv, const float* dout, const float* qkv,
                         const float* att, const float* out, int B, int N, int D, int H) {
-  return VIT_PICK(attention_backward)(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+  return VIT_PICK(attention_backward)(ctx, dqkv, dout, qkv, att, out, B, N, D, H);
 }
 
-double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
-                             float smoothing) {
-  return VIT_PICK(cross_entropy_forward)(probs, logits, labels, B, K, smoothing);
+double cross_entropy_forward(const Context& ctx, float* probs, const float* logits,
+                             const int32_t* labels, int B, int K, float smoothing) {
+  return VIT_PICK(cross_entropy_forward)(ctx, probs, logits, labels, B, K, smoothing);
 }
 
-void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
-                            float smoothing, float scale) {
-  return VIT_PICK(cross_entropy_backward)(dlogits, probs, labels, B, K, smoothing, scale);
+void cross_entropy_backward(const Context& ctx, float* dlogits, const float* probs,
+                            const int32_t* labels, int B, int K, float smoothing, float scale) {
+  return VIT_PICK(cross_entropy_backward)(ctx, dlogits, probs, labels, B, K, smoothing, scale);
 }
 
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
-  return VIT_PICK(adamw_update)(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled,
+void adamw_update(const Context& ctx, float* p, float* m, float* v, const float* g, int64_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                  int64_t step) {
+  return VIT_PICK(adamw_update)(ctx, p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled,
                                 step);
 }
 
-void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                         int64_t step) {
-  return VIT_PICK(adamw_update_serial)(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay,
-                                       decoupled, step);
+double sum_squares(const Context& ctx, const float* g, int64_t n) {
+  return VIT_PICK(sum_squares)(ctx, g, n);
 }
 
-double sum_squares(const float* g, int64_t n) {
-  return VIT_PICK(sum_squares)(g, n);
-}
-
-void scale_inplace(float* x, int64_t n, float s) {
-  return VIT_PICK(scale_inplace)(x, n, s);
+void scale_inplace(const Context& ctx, float* x, int64_t n, float s) {
+  return VIT_PICK(scale_inplace)(ctx, x, n, s);
 }
 void vmath_forms(float* exp_vector, float* exp_scalar, float* erf_vector, float* erf_scalar,
                  const float* x, int64_t n) {

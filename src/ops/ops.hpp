@@ -8,16 +8,30 @@
 // src/ops/dispatch.cpp: each forwards to the variant vit::active_isa() names. That file includes
 // this header once more per variant (VIT_OPS_DECLARE_AGAIN) to see them all.
 //
-// Conventions: row-major, last dimension contiguous; outputs first, then saved tensors, then
-// inputs; gradients are prefixed `d`. Parameter gradients ACCUMULATE (+=) so several backward
-// passes can sum into one gradient buffer; activation gradients OVERWRITE. A nullable gradient
-// pointer means "not needed". Letters: B batch, N tokens, Np patches, D width, H heads,
-// Dh = D / H, C channels, S image side, P patch side, R rows (B*N for token-wise ops), K classes.
+// Conventions: every op's first argument is its execution context (below); then row-major
+// tensors, last dimension contiguous: outputs first, then saved tensors, then inputs; gradients are
+// prefixed `d`. Parameter gradients ACCUMULATE (+=) so several backward passes can sum into one
+// gradient buffer; activation gradients OVERWRITE. A nullable gradient pointer means "not needed".
+// Letters: B batch, N tokens, Np patches, D width, H heads, Dh = D / H, C channels, S image side, P
+// patch side, R rows (B*N for token-wise ops), K classes.
 #include <cstdint>
 
 #ifndef VIT_OPS_TYPES_DECLARED
 #define VIT_OPS_TYPES_DECLARED
 namespace vit::ops {
+
+// ---- The execution context, every op's first argument: what an op may use besides its tensors,
+// given by its caller and never found in a global. A backend makes its contexts: the CPU's
+// (src/ops/context.hpp, CpuContext) say how many threads an op may split its work over (1: the
+// calling thread alone, as inside a lane that runs a micro-batch while other threads run others)
+// and where each thread's scratch memory is. A context is used by one op at a time. A CUDA
+// backend's would carry its stream and device scratch in the same place.
+struct ScratchSet;  // the backend's; opaque here
+struct Context {
+  int threads = 1;
+  ScratchSet* scratch = nullptr;
+  int thread = 0;  // with threads == 1: whose scratch the calling thread uses
+};
 
 // ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C (+ bias[N] on every
 // row when bias is non-null), row-major, where op(A) is A[M,K] or (trans_a) A[K,M] transposed;
@@ -56,144 +70,148 @@ namespace vit::ops::VIT_ISA_NS {
 #else
 namespace vit::ops {
 #endif
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc, const float* bias = nullptr,
-          const Epilogue& epilogue = {});
+void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
+          const float* bias = nullptr, const Epilogue& epilogue = {});
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
-void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O);
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+                 int64_t R, int I, int O);
 
 // ---- Patch embedding (src/ops/cpu/patch_embed.cpp): a Conv2d with kernel = stride = P.
 // cols [B*Np, C*P*P]: im2col of images [B, C, S, S]; patch p = (py, px) in raster order, column
 // index c*P*P + ky*P + kx (the order of a Conv2d weight [D, C, P, P] flattened).
 // out [B*Np, D] = cols @ weight^T + bias.
-void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
-                         const float* bias, int B, int C, int S, int P, int D);
+void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
+                         const float* weight, const float* bias, int B, int C, int S, int P, int D);
 // dweight [D, C*P*P] += dout^T @ cols; dbias += colsum(dout); dimages (nullable) = col2im(dout @
 // weight). dimages needs no scratch: patches do not overlap, so each pixel gets exactly one
 // contribution.
-void patch_embed_backward(float* dimages, float* dweight, float* dbias, const float* dout,
-                          const float* cols, const float* weight, int B, int C, int S, int P,
-                          int D);
+void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
+                          const float* dout, const float* cols, const float* weight, int B, int C,
+                          int S, int P, int D);
 
 // ---- Class token (src/ops/cpu/tokens.cpp): out [B, Np+1, D] = concat(cls [D], tokens [B, Np, D]).
-void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D);
+void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
+                         int B, int Np, int D);
 // dtokens [B, Np, D] = dout[:, 1:]; dcls [D] += sum_b dout[b, 0].
-void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D);
+void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
+                          int Np, int D);
 
 // ---- Positional embedding: out [B, N, D] = x + pos [N, D]; out may alias x.
-void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D);
+void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
+                     int D);
 // dx = dout (nullable; may alias dout, then nothing is copied); dpos (nullable) += sum_b dout[b].
-void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D);
+void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
+                      int D);
 // The fixed table of the seed: pe[i][j] = sin(i / 10000^(j/D)) for even j, and
 // cos(i / 10000^((j-1)/D)) for odd j; out [N, D].
-void sincos_table(float* out, int N, int D);
+void sincos_table(const Context& ctx, float* out, int N, int D);
 
 // ---- Patch dropout (timm's PatchDropout), x [B, F + Np, D] with F prefix tokens (the class
 // token: F = 1, or 0): out [B, F + Nk, D] keeps every image's prefix rows and then, in the order
 // given, its patch rows F + keep[b * Nk + j] (keep values in [0, Np)).
-void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
-                        int Nk, int D);
+void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
+                        int F, int Np, int Nk, int D);
 // dx [B, F + Np, D] = dout's rows put back where they were taken from, zeros elsewhere (a row kept
 // twice gets both gradients).
-void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
-                         int Nk, int D);
+void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
+                         int B, int F, int Np, int Nk, int D);
 
 // ---- Pooling: out [B, D] from x [B, N, D].
-void cls_pool_forward(float* out, const float* x, int B, int N, int D);     // out = x[:, 0]
-void cls_pool_backward(float* dx, const float* dout, int B, int N, int D);  // zeros but row 0
-void mean_pool_forward(float* out, const float* x, int B, int N, int D);    // mean over N
-void mean_pool_backward(float* dx, const float* dout, int B, int N, int D);
+void cls_pool_forward(const Context& ctx, float* out, const float* x, int B, int N,
+                      int D);  // out = x[:, 0]
+void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N,
+                       int D);  // zeros but row 0
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N,
+                       int D);  // mean over N
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D);
 
 // ---- LayerNorm over the last dimension (src/ops/cpu/layernorm.cpp), x [R, D]:
 // mean[r], rstd[r] = 1/sqrt(var[r] + eps) (biased variance), out = (x - mean) * rstd * w + b.
-void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
-                       const float* b, int64_t R, int D, float eps);
+void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,
+                       const float* w, const float* b, int64_t R, int D, float eps);
 // xhat = (x - mean) * rstd, g = dout * w:
 // dx = rstd * (g - mean_D(g) - xhat * mean_D(g * xhat)); dw += sum_r dout * xhat; db += sum_r dout.
 // accumulate: dx += instead of dx =, the join of a residual y = x + f(LN(x)) done in the same pass
 // (dx then holds the skip path's gradient on entry).
-void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                        const float* mean, const float* rstd, const float* w, int64_t R, int D,
-                        bool accumulate = false);
+void layernorm_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                        const float* x, const float* mean, const float* rstd, const float* w,
+                        int64_t R, int D, bool accumulate = false);
 
 // ---- Linear (src/ops/cpu/linear.cpp): out [R, O] = x [R, I] @ w[O, I]^T + b [O] (b nullable).
-void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
-                    int O);
+void linear_forward(const Context& ctx, float* out, const float* x, const float* w, const float* b,
+                    int64_t R, int I, int O);
 // dw += dout^T @ x; db (nullable) += colsum(dout); then dx (nullable) = dout @ w. dx may alias x:
 // x is only read before dx is written.
-void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                     const float* w, int64_t R, int I, int O);
+void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                     const float* x, const float* w, int64_t R, int I, int O);
 
 // ---- Linear + residual + LayerNorm, fused (the end of each half of a block): out [R, O] =
 // residual + x @ w^T + b; then, when ln is non-null, ln = LayerNorm(out) with ln_w, ln_b, eps
 // (mean, rstd [R] saved when non-null) - the next sublayer's input, made while out is in cache.
 // residual may alias out (in-place inference); x must not.
-void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
-                                  const float* w, const float* b, const float* residual,
-                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
-                                  float eps);
+void linear_residual_norm_forward(const Context& ctx, float* out, float* ln, float* mean,
+                                  float* rstd, const float* x, const float* w, const float* b,
+                                  const float* residual, const float* ln_w, const float* ln_b,
+                                  int64_t R, int I, int O, float eps);
 
 // ---- Linear + GELU, fused (the MLP): g = GELU(x @ w^T + b) and, when slope is non-null
 // (training), slope = GELU'(x @ w^T + b), both [R, O]. The pre-activation is not kept: the backward
 // needs only g (the next layer's input) and the slope.
-void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
-                         int64_t R, int I, int O);
+void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float* x, const float* w,
+                         const float* b, int64_t R, int I, int O);
 // The backward of the layer after the GELU (out = g @ w^T + b, g = GELU(h)): dw += dout^T @ g;
 // db += colsum(dout); then dh = (dout @ w) * slope, the slope GELU'(h) from the forward. dh may
 // alias g.
-void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
-                          const float* w, const float* slope, int64_t R, int I, int O);
+void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
+                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          int O);
 
 // ---- GELU, exact: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (src/ops/cpu/gelu.cpp).
 // slope (nullable) receives GELU'(x) = Phi(x) + x phi(x), all the backward needs: training keeps
 // it instead of x.
-void gelu_forward(float* out, float* slope, const float* x, int64_t n);
+void gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n);
 // dx = dout * GELU'(x): the slope from the forward when non-null, else computed from x; dx may
 // alias dout.
-void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n);
+void gelu_backward(const Context& ctx, float* dx, const float* dout, const float* x,
+                   const float* slope, int64_t n);
 
 // ---- Multi-head self-attention core (src/ops/cpu/attention.cpp).
 // qkv [B, N, 3D] is the fused projection laid out [q | k | v], each split into H heads of Dh
 // (timm). Per (b, h): att = softmax(q k^T / sqrt(Dh)) [N, N]; out[b, :, h*Dh:(h+1)*Dh] = att v.
-// Work is split by (b, h) over at most `slots` threads, thread t using scratch + t *
-// attention_scratch_floats(N, Dh, training) (scratch holds slots such regions; the training size
-// serves both the forward with att and the backward).
+// Work is split over ctx's threads, each with scratch of its own from ctx.
 // Training (att non-null): att [B, H, N, N] is saved for the backward. Inference (att null):
 // one query row at a time, so no N x N buffer exists.
-int64_t attention_scratch_floats(int N, int Dh, bool training);
-void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
-                       int N, int D, int H);
+void attention_forward(const Context& ctx, float* out, float* att, const float* qkv, int B, int N,
+                       int D, int H);
 // With s = 1/sqrt(Dh), dA = dout v^T, and the row term delta_i = sum_j att_ij dA_ij, which equals
 // dout_i . out_i (out being the saved forward output):
 // dS = att * (dA - delta); dq = s dS k; dk = s dS^T q; dv = att^T dout. dqkv is overwritten.
-void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+void attention_backward(const Context& ctx, float* dqkv, const float* dout, const float* qkv,
                         const float* att, const float* out, int B, int N, int D, int H);
 
 // ---- Softmax cross-entropy from logits, with label smoothing eps (src/ops/cpu/loss.cpp).
 // Target q = (1 - eps) onehot(label) + eps / K; loss_b = -sum_k q_k log softmax(logits_b)_k.
 // Writes probs [B, K] (saved) and returns the mean loss over B (accumulated in double). Checks its
 // inputs first with check_loss_inputs.
-double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
-                             float smoothing);
+double cross_entropy_forward(const Context& ctx, float* probs, const float* logits,
+                             const int32_t* labels, int B, int K, float smoothing);
 // dlogits [B, K] = scale * (probs - q) / B: the gradient of scale * mean loss.
-void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
-                            float smoothing, float scale = 1.0f);
+void cross_entropy_backward(const Context& ctx, float* dlogits, const float* probs,
+                            const int32_t* labels, int B, int K, float smoothing,
+                            float scale = 1.0f);
 
 // ---- Optimizer kernels (src/ops/cpu/optim.cpp), over flat arrays of n floats.
 // Adam(W) as PyTorch: with decoupled weight decay (torch.optim.AdamW) p *= 1 - lr*wd, else
 // (torch.optim.Adam) g += wd * p; then m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with t the 1-based step.
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step);
-// The same on the calling thread alone (for callers that split the work over threads
-// themselves: AdamW::step); the same bits.
-void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                         int64_t step);
+void adamw_update(const Context& ctx, float* p, float* m, float* v, const float* g, int64_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                  int64_t step);
 // sum of g^2 in double, in fixed chunks summed in order: the same bits for any thread count.
-double sum_squares(const float* g, int64_t n);
-void scale_inplace(float* x, int64_t n, float s);
+double sum_squares(const Context& ctx, const float* g, int64_t n);
+void scale_inplace(const Context& ctx, float* x, int64_t n, float s);
 
 // ---- For tests (src/ops/cpu/vmath.cpp): the variant's exp and erf (vmath.hpp) over x[0..n), in
 // their vector forms (where the variant has vector registers; else the scalar ones again) and in

@@ -1,10 +1,14 @@
 // What the CPU kernel variants share, compiled once (not per instruction set): the loss input
-// check and each thread's scratch buffers. Both use the standard library's containers, which the
-// variants must not instantiate themselves (see src/ops/dispatch.cpp).
+// check and the contexts' scratch buffers (CpuContext). Both use the standard library's containers,
+// which the variants must not instantiate themselves (see src/ops/dispatch.cpp).
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "ops/context.hpp"
 #include "ops/cpu/scratch.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
@@ -22,9 +26,18 @@ void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing) {
   }
 }
 
-float* thread_scratch(ScratchSlot slot, size_t floats) {
-  thread_local std::vector<float> buffers[kScratchSlots];
-  std::vector<float>& b = buffers[slot];
+CpuContext::CpuContext() : scratch_(std::make_unique<ScratchSet>()) {}
+
+Context CpuContext::with_threads(int threads) {
+  threads = std::max(1, threads);
+  const size_t regions = size_t(threads) * kScratchSlots;
+  if (scratch_->regions.size() < regions) scratch_->regions.resize(regions);
+  return Context{threads, scratch_.get(), 0};
+}
+
+float* scratch(const Context& ctx, ScratchSlot slot, size_t floats) {
+  const size_t t = size_t(ctx.threads > 1 ? omp_get_thread_num() : ctx.thread);
+  std::vector<float>& b = ctx.scratch->regions[t * kScratchSlots + slot];
   if (b.size() < floats) b.resize(floats);
   return b.data();
 }

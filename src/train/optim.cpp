@@ -8,6 +8,7 @@
 
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
+#include "vit/threads.hpp"
 
 namespace vit {
 
@@ -51,12 +52,13 @@ void AdamW::step(float lr) {
   const int count = int(pieces_.size());
   // Each element's update depends on that element alone: the same bits however the pieces are
   // shared out. Dynamic: a thread that another process holds off its core takes fewer.
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads())
   for (int k = 0; k < count; ++k) {
     const Piece& s = pieces_[size_t(k)];
-    ops::adamw_update_serial(p + s.offset, m + s.offset, v + s.offset, g + s.offset, s.numel, lr,
-                             options_.beta1, options_.beta2, options_.eps,
-                             s.decay ? options_.weight_decay : 0.0f, options_.decoupled, step_);
+    // One thread per piece: this region shares the pieces out.
+    ops::adamw_update(ops::Context{}, p + s.offset, m + s.offset, v + s.offset, g + s.offset,
+                      s.numel, lr, options_.beta1, options_.beta2, options_.eps,
+                      s.decay ? options_.weight_decay : 0.0f, options_.decoupled, step_);
   }
 }
 
@@ -64,10 +66,11 @@ double clip_grad_norm(Model& model, float max_norm) {
   // Padding and non-trainable gradients are zero, so one pass over the arena is the global norm.
   float* g = model.grad_data();
   const int64_t n = int64_t(model.arena_floats());
-  const double norm = std::sqrt(ops::sum_squares(g, n));
+  const ops::Context ctx{num_threads()};  // no scratch: neither op needs any
+  const double norm = std::sqrt(ops::sum_squares(ctx, g, n));
   if (max_norm > 0.0f && std::isfinite(norm)) {
     const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) ops::scale_inplace(g, n, float(coef));
+    if (coef < 1.0) ops::scale_inplace(ctx, g, n, float(coef));
   }
   return norm;
 }

@@ -86,9 +86,10 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     float* p = probs + int64_t(b0) * K;
     float* d = dlogits + int64_t(b0) * K;
     const int32_t* y = labels + b0;
-    losses[i] = ops::cross_entropy_forward(p, logits, y, bc, K, smoothing);
+    const ops::Context serial;  // a micro-batch's logits: too few for threads
+    losses[i] = ops::cross_entropy_forward(serial, p, logits, y, bc, K, smoothing);
     // The gradient of (bc / B) x the micro-batch's mean loss: its share of the batch's mean.
-    ops::cross_entropy_backward(d, p, y, bc, K, smoothing, float(bc) / float(B));
+    ops::cross_entropy_backward(serial, d, p, y, bc, K, smoothing, float(bc) / float(B));
     lanes::backward(model, lane, d, grads);
     correct[i] = count_correct(logits, y, bc, K);
   };

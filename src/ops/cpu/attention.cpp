@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/scratch.hpp"
 #include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
 #include "ops/cpu/vmath.hpp"
@@ -39,10 +40,6 @@ constexpr int kScoreVecs = 4;
 
 int padded(int N) {
   return (N + 15) / 16 * 16;
-}
-
-int task_threads(int slots) {
-  return std::max(1, std::min(slots, omp_get_max_threads()));
 }
 
 // The head width as a compile-time constant where it is a common one (the loops over it then
@@ -321,9 +318,15 @@ inline void row_blocks(int begin, int end, F&& f) {
   }
 }
 
+// Scratch floats per thread: K^T (or V^T) [Dh, Np], then kRows rows of probabilities (inference)
+// or dS [N, Np] (training).
+int64_t scratch_floats(int N, int Dh, bool training) {
+  return (int64_t(Dh) + std::max(kRows, training ? N : 0)) * padded(N);
+}
+
 template <int DH>
-void forward_impl(float* out, float* att, float* scratch, int slots, const float* qkv, int B, int N,
-                  int D, int H) {
+void forward_impl(const Context& ctx, float* out, float* att, const float* qkv, int B, int N, int D,
+                  int H) {
   const int Dh = head_width<DH>(D / H);
   const int64_t row = 3 * int64_t(D);  // stride between tokens in qkv
   const int Np = padded(N);
@@ -331,7 +334,7 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
   // Tasks are (b, h) pairs, each cut into row chunks when there are too few pairs to keep every
   // thread busy (batch-1 inference: ViT-Ti's 3 heads on 2 threads). Every row is computed the same
   // way whatever the chunking, so results do not depend on the thread count.
-  const int threads = task_threads(slots);
+  const int threads = ctx.threads;
   const int blocks = (N + kRows - 1) / kRows;
   const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
   const int tasks = B * H * chunks;
@@ -344,7 +347,7 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
     const float* k = q + D;
     const float* v = q + 2 * D;
     float* o = out + int64_t(b) * N * D + h * Dh;
-    float* kt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, att != nullptr);
+    float* kt = scratch(ctx, kScratchAttention, size_t(scratch_floats(N, Dh, att != nullptr)));
     float* probs = kt + int64_t(Dh) * Np;  // kRows rows of Np
     transpose_head(kt, k, row, N, Dh);
     row_blocks(first, last, [&]<int M>(int i) {
@@ -357,13 +360,13 @@ void forward_impl(float* out, float* att, float* scratch, int slots, const float
 }
 
 template <int DH>
-void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+void backward_impl(const Context& ctx, float* dqkv, const float* dout, const float* qkv,
                    const float* att, const float* out, int B, int N, int D, int H) {
   const int Dh = head_width<DH>(D / H);
   const int64_t row = 3 * int64_t(D);
   const int Np = padded(N);
   const float scale = 1.0f / std::sqrt(float(Dh));
-#pragma omp parallel for collapse(2) schedule(static) num_threads(task_threads(slots))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     for (int h = 0; h < H; ++h) {
       const int64_t base = int64_t(b) * N * row + h * Dh;
@@ -376,7 +379,7 @@ void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, co
       const float* a = att + (int64_t(b) * H + h) * N * N;
       const float* g = dout + int64_t(b) * N * D + h * Dh;
       const float* o = out + int64_t(b) * N * D + h * Dh;
-      float* vt = scratch + omp_get_thread_num() * attention_scratch_floats(N, Dh, true);
+      float* vt = scratch(ctx, kScratchAttention, size_t(scratch_floats(N, Dh, true)));
       float* ds = vt + int64_t(Dh) * Np;  // dS [N, Np]
       transpose_head(vt, v, row, N, Dh);
       // dA_ij = dO_i . v_j, then dS_ij = A_ij (dA_ij - delta_i) / sqrt(Dh), where
@@ -406,36 +409,31 @@ void backward_impl(float* dqkv, float* scratch, int slots, const float* dout, co
 
 }  // namespace
 
-int64_t attention_scratch_floats(int N, int Dh, bool training) {
-  // K^T (or V^T) [Dh, Np], then kRows rows of probabilities (inference) or dS [N, Np] (training).
-  return (int64_t(Dh) + std::max(kRows, training ? N : 0)) * padded(N);
-}
-
-void attention_forward(float* out, float* att, float* scratch, int slots, const float* qkv, int B,
-                       int N, int D, int H) {
+void attention_forward(const Context& ctx, float* out, float* att, const float* qkv, int B, int N,
+                       int D, int H) {
   switch (D / H) {
     case 16:
-      return forward_impl<16>(out, att, scratch, slots, qkv, B, N, D, H);
+      return forward_impl<16>(ctx, out, att, qkv, B, N, D, H);
     case 32:
-      return forward_impl<32>(out, att, scratch, slots, qkv, B, N, D, H);
+      return forward_impl<32>(ctx, out, att, qkv, B, N, D, H);
     case 64:
-      return forward_impl<64>(out, att, scratch, slots, qkv, B, N, D, H);
+      return forward_impl<64>(ctx, out, att, qkv, B, N, D, H);
     default:
-      return forward_impl<0>(out, att, scratch, slots, qkv, B, N, D, H);
+      return forward_impl<0>(ctx, out, att, qkv, B, N, D, H);
   }
 }
 
-void attention_backward(float* dqkv, float* scratch, int slots, const float* dout, const float* qkv,
+void attention_backward(const Context& ctx, float* dqkv, const float* dout, const float* qkv,
                         const float* att, const float* out, int B, int N, int D, int H) {
   switch (D / H) {
     case 16:
-      return backward_impl<16>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+      return backward_impl<16>(ctx, dqkv, dout, qkv, att, out, B, N, D, H);
     case 32:
-      return backward_impl<32>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+      return backward_impl<32>(ctx, dqkv, dout, qkv, att, out, B, N, D, H);
     case 64:
-      return backward_impl<64>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+      return backward_impl<64>(ctx, dqkv, dout, qkv, att, out, B, N, D, H);
     default:
-      return backward_impl<0>(dqkv, scratch, slots, dout, qkv, att, out, B, N, D, H);
+      return backward_impl<0>(ctx, dqkv, dout, qkv, att, out, B, N, D, H);
   }
 }
 

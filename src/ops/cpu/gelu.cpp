@@ -54,21 +54,22 @@ constexpr int64_t kChunk = 4096;
 
 // Splits [0, n) into chunks of kChunk (the same whatever the thread count) over the threads.
 template <typename F>
-void for_chunks(int64_t n, F&& f) {
+void for_chunks(const Context& ctx, int64_t n, F&& f) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (chunks > 1)
+#pragma omp parallel for schedule(static) if (chunks > 1) num_threads(ctx.threads)
   for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(kChunk, n - c * kChunk));
 }
 }  // namespace
 
-void gelu_forward(float* out, float* slope, const float* x, int64_t n) {
-  for_chunks(n, [&](int64_t j, int64_t len) {
+void gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n) {
+  for_chunks(ctx, n, [&](int64_t j, int64_t len) {
     gelu_span(out + j, slope ? slope + j : nullptr, x + j, len, false);
   });
 }
 
-void gelu_backward(float* dx, const float* dout, const float* x, const float* slope, int64_t n) {
-  for_chunks(n, [&](int64_t j, int64_t len) {
+void gelu_backward(const Context& ctx, float* dx, const float* dout, const float* x,
+                   const float* slope, int64_t n) {
+  for_chunks(ctx, n, [&](int64_t j, int64_t len) {
     float computed[kChunk];  // the chunk's slope when the caller has not kept it
     const float* s = slope ? slope + j : computed;
     if (!slope) gelu_span(nullptr, computed, x + j, len, false);

@@ -173,22 +173,22 @@ void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const
   if (epi && epi->stream) _mm_sfence();  // the streaming stores are visible before the barrier
 }
 
-// Scratch per thread (gemm_tall's packed B, gemm_wgrad's partial sums), grown (rarely: the first
-// call of each size) and then reused.
-float* pack_buffer(size_t floats) {
-  return thread_scratch(kScratchGemm, floats);
+// Scratch (gemm_tall's packed B, gemm_wgrad's partial sums) from the context: grown (rarely: the
+// first call of each size) and then reused.
+float* pack_buffer(const Context& ctx, size_t floats) {
+  return scratch(ctx, kScratchGemm, floats);
 }
 
-void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-               const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+void gemm_tall(const Context& ctx, bool trans_b, int M, int N, int K, float alpha, const float* A,
+               int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
                const Epilogue& epilogue) {
-  const bool nested = omp_in_parallel();
+  const bool nested = ctx.threads == 1;
   const bool accumulate = beta != 0.0f;
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
   const int nb = n_block(K);
   const int nc_max = std::min(N, nb);
-  // One shared buffer (the calling thread's) at top level; each caller its own when nested.
-  float* packed = pack_buffer(size_t(K) * ((nc_max + kNR - 1) / kNR) * kNR);
+  // One buffer shared by the op's threads (thread 0's), packed by all of them.
+  float* packed = pack_buffer(ctx, size_t(K) * ((nc_max + kNR - 1) / kNR) * kNR);
   for (int n0 = 0; n0 < N; n0 += nb) {
     const int nc = std::min(nb, N - n0);
     const int panels = (nc + kNR - 1) / kNR;
@@ -198,7 +198,7 @@ void gemm_tall(bool trans_b, int M, int N, int K, float alpha, const float* A, i
       rows(0, M, nc, K, A, lda, packed, C + n0, ldc, alpha, accumulate, b, epi, n0);
       continue;
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(ctx.threads)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       pack_b(packed, B, ldb, trans_b, K, n0, nc, panels * t / nt, panels * (t + 1) / nt);
@@ -317,17 +317,17 @@ void wgrad_tiles(int t_begin, int t_end, int M, int N, int k_begin, int k_end, c
 // rows of A and B - the half that the op before it (split by rows) left in its own cache. The
 // halves do not depend on the thread count, nor then does the result: C = (C + first half) + second
 // half, whoever computes them.
-void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
-                float* C, int ldc, float* asums) {
+void gemm_wgrad(const Context& ctx, int M, int N, int K, const float* A, int lda, const float* B,
+                int ldb, float beta, float* C, int ldc, float* asums) {
   const int tiles = (M + kWR - 1) / kWR * ((N + kNR - 1) / kNR);
   const int k_split = K > kKC ? (K / 2 + 15) / 16 * 16 : K;
   const bool beta_one = beta != 0.0f;
   if (k_split == K) {  // one half
-    if (omp_in_parallel()) {
+    if (ctx.threads == 1) {
       wgrad_tiles(0, tiles, M, N, 0, K, A, lda, B, ldb, beta_one, C, ldc, asums);
       return;
     }
-#pragma omp parallel
+#pragma omp parallel num_threads(ctx.threads)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       wgrad_tiles(tiles * t / nt, tiles * (t + 1) / nt, M, N, 0, K, A, lda, B, ldb, beta_one, C,
@@ -336,7 +336,7 @@ void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, in
     return;
   }
   // The second half's partial C [M, N] and column sums [M] (the calling thread's buffer).
-  float* partial = pack_buffer(size_t(M) * N + M);
+  float* partial = pack_buffer(ctx, size_t(M) * N + M);
   float* psums = asums ? partial + int64_t(M) * N : nullptr;
   if (psums) std::fill(psums, psums + M, 0.0f);
   auto add_partial = [&](int r_begin, int r_end) {
@@ -352,10 +352,10 @@ void gemm_wgrad(int M, int N, int K, const float* A, int lda, const float* B, in
     wgrad_tiles(0, tiles, M, N, k_split, K, A, lda, B, ldb, false, partial, N, psums);
     add_partial(0, M);
   };
-  if (omp_in_parallel()) {
+  if (ctx.threads == 1) {
     both_halves();
   } else {
-#pragma omp parallel
+#pragma omp parallel num_threads(ctx.threads)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int first = (nt + 1) / 2;  // threads on the first half; the rest on the second
@@ -395,8 +395,9 @@ namespace {
 // bits; OpenBLAS's threaded builds partition by their thread count, and with some of its kernels
 // (the AVX2 ones, for one) that changes the rounding. 8 pieces balance 1, 2, 4 and 8 threads; each
 // re-packs the operand it shares with the others (a few percent of a large product's time).
-void blas_in_pieces(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                    int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K,
+                    float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+                    float* C, int ldc) {
   const bool by_rows = M >= N;
   const int extent = by_rows ? M : N;
   const double work = double(M) * N * K;
@@ -422,20 +423,28 @@ void blas_in_pieces(bool trans_a, bool trans_b, int M, int N, int K, float alpha
                 trans_b ? CblasTrans : CblasNoTrans, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc);
   };
   // OpenBLAS's OpenMP build runs a call serially inside an active parallel region, and otherwise on
-  // as many threads as OpenMP would use: so outside one, even a single piece goes into a region.
-  if (omp_in_parallel() || omp_get_max_threads() == 1) {
+  // as many threads as OpenMP would use (the calling thread's setting, which a one-thread context
+  // sets to 1 for its calls).
+  if (omp_in_parallel()) {
     for (int p = 0; p < count; ++p) piece(p);
     return;
   }
-#pragma omp parallel for schedule(static)
+  if (ctx.threads == 1) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int p = 0; p < count; ++p) piece(p);
+    omp_set_num_threads(saved);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int p = 0; p < count; ++p) piece(p);
 }
 
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
-          const Epilogue& epilogue) {
+void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
+          const float* bias, const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
 #if VIT_SIMD
   // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
@@ -448,13 +457,13 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   const int max_k = M >= 256 ? 256 : 1024;
   if (!trans_a && K > 0 && K <= max_k && M >= 32 && (beta == 0.0f || beta == 1.0f) &&
       (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(K))) {
-    gemm_tall(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
+    gemm_tall(ctx, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }
   // Weight gradients (A^T B over the tokens): ours where both widths are small (BM_GemmTN).
   if (trans_a && !trans_b && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && !bias &&
       epilogue.kind == Epilogue::kNone && wgrad_applies(M, N, K)) {
-    gemm_wgrad(M, N, K, A, lda, B, ldb, beta, C, ldc, nullptr);
+    gemm_wgrad(ctx, M, N, K, A, lda, B, ldb, beta, C, ldc, nullptr);
     return;
   }
 #endif
@@ -463,7 +472,8 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   // (C = residual, beta 1).
   const float* res = epilogue.kind == Epilogue::kResidualNorm ? epilogue.residual : nullptr;
   if (bias || res) {
-#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (ctx.threads > 1 && int64_t(M) * N > 32768) \
+    num_threads(ctx.threads)
     for (int i = 0; i < M; ++i) {
       float* row = C + int64_t(i) * ldc;
       // One plain loop per case, so that each vectorises (a branch per element did not: ViT-Ti's
@@ -487,12 +497,13 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
     }
     beta = 1.0f;
   }
-  blas_in_pieces(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  blas_in_pieces(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (epilogue.kind != Epilogue::kNone) {
     Epilogue e = epilogue;
     e.residual = nullptr;  // added above
     constexpr int kRows = 16;
-#pragma omp parallel for schedule(static) if (int64_t(M) * N > 32768 && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (ctx.threads > 1 && int64_t(M) * N > 32768) \
+    num_threads(ctx.threads)
     for (int i = 0; i < M; i += kRows) {
       apply_epilogue(e, C + int64_t(i) * ldc, ldc, i, 0, std::min(kRows, M - i), N);
 #if VIT_SIMD
@@ -502,15 +513,16 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
   }
 }
 
-void weight_grad(float* dw, float* db, const float* dout, const float* x, int64_t R, int I, int O) {
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+                 int64_t R, int I, int O) {
 #if VIT_SIMD
   if (dw && wgrad_applies(O, I, int(R))) {
-    gemm_wgrad(O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
+    gemm_wgrad(ctx, O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
     return;
   }
 #endif
-  if (dw) gemm(true, false, O, I, int(R), 1.0f, dout, O, x, I, 1.0f, dw, I);
-  if (db) colsum_accumulate(db, dout, R, O);
+  if (dw) gemm(ctx, true, false, O, I, int(R), 1.0f, dout, O, x, I, 1.0f, dw, I);
+  if (db) colsum_accumulate(ctx, db, dout, R, O);
 }
 
 }  // namespace vit::ops::VIT_ISA_NS

@@ -21,6 +21,6 @@ void residual_norm_rows(const Epilogue& e, float* C, int64_t ldc, int64_t i0, in
 
 // dst[j] += sum_r src[r, j] for src [R, D]. Each column is summed by one thread in row order, so
 // the result does not depend on the thread count. (reduce.cpp)
-void colsum_accumulate(float* dst, const float* src, int64_t R, int D);
+void colsum_accumulate(const Context& ctx, float* dst, const float* src, int64_t R, int D);
 
 }  // namespace vit::ops::VIT_ISA_NS

@@ -29,9 +29,9 @@ inline void norm_row(float* out, float* mean, float* rstd, const float* xr, cons
 }
 }  // namespace
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w,
-                       const float* b, int64_t R, int D, float eps) {
-#pragma omp parallel for schedule(static)
+void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,
+                       const float* w, const float* b, int64_t R, int D, float eps) {
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int64_t r = 0; r < R; ++r) {
     norm_row(out + r * D, mean ? mean + r : nullptr, rstd ? rstd + r : nullptr, x + r * D, w, b, D,
              eps);
@@ -63,13 +63,14 @@ constexpr int64_t kChunkRows = 64;
 // One pass over the rows: the input gradient and, per chunk of rows, the partial sums of dw and
 // db (the row's x, dout and xhat are in cache then; a second pass over them for the parameter
 // gradients cost as much as the first).
-void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                        const float* mean, const float* rstd, const float* w, int64_t R, int D,
-                        bool accumulate) {
+void layernorm_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                        const float* x, const float* mean, const float* rstd, const float* w,
+                        int64_t R, int D, bool accumulate) {
   const int64_t chunks = (R + kChunkRows - 1) / kChunkRows;
-  // partials [chunks][2][D]: dw then db of each chunk; the calling thread's, grown and reused.
-  float* partials = thread_scratch(kScratchLayerNorm, size_t(chunks * 2 * D));
-#pragma omp parallel for schedule(static) if (R * D > 32768)
+  // partials [chunks][2][D]: dw then db of each chunk, in the context's scratch (shared by the
+  // op's threads).
+  float* partials = scratch(ctx, kScratchLayerNorm, size_t(chunks * 2 * D));
+#pragma omp parallel for schedule(static) if (R * D > 32768) num_threads(ctx.threads)
   for (int64_t c = 0; c < chunks; ++c) {
     float* pw = partials + c * 2 * D;
     float* pb = pw + D;

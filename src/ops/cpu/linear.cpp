@@ -4,21 +4,21 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-void linear_forward(float* out, const float* x, const float* w, const float* b, int64_t R, int I,
-                    int O) {
-  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, out, O, b);
+void linear_forward(const Context& ctx, float* out, const float* x, const float* w, const float* b,
+                    int64_t R, int I, int O) {
+  gemm(ctx, false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, out, O, b);
 }
 
-void linear_backward(float* dx, float* dw, float* db, const float* dout, const float* x,
-                     const float* w, int64_t R, int I, int O) {
-  weight_grad(dw, db, dout, x, R, I, O);
-  if (dx) gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
+void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
+                     const float* x, const float* w, int64_t R, int I, int O) {
+  weight_grad(ctx, dw, db, dout, x, R, I, O);
+  if (dx) gemm(ctx, false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
 }
 
-void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rstd, const float* x,
-                                  const float* w, const float* b, const float* residual,
-                                  const float* ln_w, const float* ln_b, int64_t R, int I, int O,
-                                  float eps) {
+void linear_residual_norm_forward(const Context& ctx, float* out, float* ln, float* mean,
+                                  float* rstd, const float* x, const float* w, const float* b,
+                                  const float* residual, const float* ln_w, const float* ln_b,
+                                  int64_t R, int I, int O, float eps) {
   Epilogue e;
   e.kind = Epilogue::kResidualNorm;
   // In place (residual == out): the GEMM adds onto out itself, the epilogue only normalises.
@@ -31,11 +31,11 @@ void linear_residual_norm_forward(float* out, float* ln, float* mean, float* rst
   e.norm_b = ln_b;
   e.eps = eps;
   e.ld = O;
-  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, in_place ? 1.0f : 0.0f, out, O, b, e);
+  gemm(ctx, false, true, int(R), O, I, 1.0f, x, I, w, I, in_place ? 1.0f : 0.0f, out, O, b, e);
 }
 
-void linear_gelu_forward(float* g, float* slope, const float* x, const float* w, const float* b,
-                         int64_t R, int I, int O) {
+void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float* x, const float* w,
+                         const float* b, int64_t R, int I, int O) {
   Epilogue e;
   e.kind = Epilogue::kGelu;
   e.out = g;  // over the pre-activation, while each tile is in cache
@@ -46,17 +46,19 @@ void linear_gelu_forward(float* g, float* slope, const float* x, const float* w,
   constexpr int64_t kStreamBytes = int64_t(4) << 20;
   e.stream = R * O * int64_t(sizeof(float)) > kStreamBytes;
   e.ld = O;
-  gemm(false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, g, O, b, e);
+  gemm(ctx, false, true, int(R), O, I, 1.0f, x, I, w, I, 0.0f, g, O, b, e);
 }
 
-void linear_backward_gelu(float* dh, float* dw, float* db, const float* dout, const float* g,
-                          const float* w, const float* slope, int64_t R, int I, int O) {
-  linear_backward(nullptr, dw, db, dout, g, w, R, I, O);  // dw, db: those of a plain linear on g
+void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
+                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          int O) {
+  linear_backward(ctx, nullptr, dw, db, dout, g, w, R, I,
+                  O);  // dw, db: those of a plain linear on g
   Epilogue e;
   e.kind = Epilogue::kScale;
   e.scale = slope;
   e.ld = I;
-  gemm(false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dh, I, nullptr, e);
+  gemm(ctx, false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dh, I, nullptr, e);
 }
 
 }  // namespace vit::ops::VIT_ISA_NS

@@ -7,8 +7,8 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-double cross_entropy_forward(float* probs, const float* logits, const int32_t* labels, int B, int K,
-                             float smoothing) {
+double cross_entropy_forward(const Context& /*ctx: serial*/, float* probs, const float* logits,
+                             const int32_t* labels, int B, int K, float smoothing) {
   check_loss_inputs(labels, B, K, smoothing);
   // loss_b = logsumexp(z) - (1 - eps) z_y - (eps / K) sum_k z_k, from the max-shifted logits.
   double total = 0.0;
@@ -31,8 +31,8 @@ double cross_entropy_forward(float* probs, const float* logits, const int32_t* l
   return total / B;
 }
 
-void cross_entropy_backward(float* dlogits, const float* probs, const int32_t* labels, int B, int K,
-                            float smoothing, float scale) {
+void cross_entropy_backward(const Context& /*ctx: serial*/, float* dlogits, const float* probs,
+                            const int32_t* labels, int B, int K, float smoothing, float scale) {
   const float off = smoothing / K;
   const float on = 1.0f - smoothing + off;
   const float s = scale / B;

@@ -7,13 +7,11 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-namespace {
-
-// adamw_update's loop over n floats, split over the threads (`parallel`) or on the calling thread
-// only: the same arithmetic on each element either way.
-void adamw_range(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                 float beta2, float eps, float weight_decay, bool decoupled, int64_t step,
-                 bool parallel) {
+// Split over ctx's threads, or on the calling thread alone with one: the same arithmetic on each
+// element either way.
+void adamw_update(const Context& ctx, float* p, float* m, float* v, const float* g, int64_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                  int64_t step) {
   // Bias corrections in double (beta2^t for t in the thousands), as PyTorch computes them.
   const double bc1 = 1.0 - std::pow(double(beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
@@ -30,8 +28,8 @@ void adamw_range(float* p, float* m, float* v, const float* g, int64_t n, float 
     v[i] = vi;
     p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
   };
-  if (parallel) {
-#pragma omp parallel for simd schedule(static)
+  if (ctx.threads > 1) {
+#pragma omp parallel for simd schedule(static) num_threads(ctx.threads)
     for (int64_t i = 0; i < n; ++i) update(i);
   } else {
 #pragma omp simd
@@ -39,20 +37,7 @@ void adamw_range(float* p, float* m, float* v, const float* g, int64_t n, float 
   }
 }
 
-}  // namespace
-
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, bool decoupled, int64_t step) {
-  adamw_range(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, true);
-}
-
-void adamw_update_serial(float* p, float* m, float* v, const float* g, int64_t n, float lr,
-                         float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                         int64_t step) {
-  adamw_range(p, m, v, g, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, false);
-}
-
-double sum_squares(const float* g, int64_t n) {
+double sum_squares(const Context& ctx, const float* g, int64_t n) {
   // Fixed chunks, each summed by one thread, then the partials added in chunk order.
   constexpr int64_t kChunk = 1 << 14;
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
@@ -62,7 +47,7 @@ double sum_squares(const float* g, int64_t n) {
   double partial[kGroup];
   for (int64_t c0 = 0; c0 < nchunks; c0 += kGroup) {
     const int64_t cn = std::min(kGroup, nchunks - c0);
-#pragma omp parallel for schedule(static) if (n > kChunk)
+#pragma omp parallel for schedule(static) if (n > kChunk) num_threads(ctx.threads)
     for (int64_t c = 0; c < cn; ++c) {
       const int64_t lo = (c0 + c) * kChunk, hi = std::min(n, lo + kChunk);
       double s = 0.0;
@@ -74,8 +59,8 @@ double sum_squares(const float* g, int64_t n) {
   return total;
 }
 
-void scale_inplace(float* x, int64_t n, float s) {
-#pragma omp parallel for simd schedule(static)
+void scale_inplace(const Context& ctx, float* x, int64_t n, float s) {
+#pragma omp parallel for simd schedule(static) num_threads(ctx.threads)
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 

@@ -4,11 +4,12 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-void patch_embed_forward(float* out, float* cols, const float* images, const float* weight,
-                         const float* bias, int B, int C, int S, int P, int D) {
+void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
+                         const float* weight, const float* bias, int B, int C, int S, int P,
+                         int D) {
   const int G = S / P, Np = G * G, K = C * P * P;
   // cols[(b*Np + gy*G + gx), c*P*P + ky*P + kx] = images[b, c, gy*P + ky, gx*P + kx]
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     for (int gy = 0; gy < G; ++gy) {
       for (int gx = 0; gx < G; ++gx) {
@@ -22,19 +23,19 @@ void patch_embed_forward(float* out, float* cols, const float* images, const flo
       }
     }
   }
-  linear_forward(out, cols, weight, bias, int64_t(B) * Np, K, D);
+  linear_forward(ctx, out, cols, weight, bias, int64_t(B) * Np, K, D);
 }
 
-void patch_embed_backward(float* dimages, float* dweight, float* dbias, const float* dout,
-                          const float* cols, const float* weight, int B, int C, int S, int P,
-                          int D) {
+void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
+                          const float* dout, const float* cols, const float* weight, int B, int C,
+                          int S, int P, int D) {
   const int G = S / P, Np = G * G, K = C * P * P;
   const int64_t R = int64_t(B) * Np;
-  linear_backward(nullptr, dweight, dbias, dout, cols, weight, R, K, D);
+  linear_backward(ctx, nullptr, dweight, dbias, dout, cols, weight, R, K, D);
   if (!dimages) return;
     // dimages[b, c, gy*P + ky, gx*P + kx] = (dout @ weight)[b*Np + gy*G + gx, c*P*P + ky*P + kx],
     // computed one patch row at a time to need no [R, K] scratch.
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     for (int gy = 0; gy < G; ++gy) {
       for (int gx = 0; gx < G; ++gx) {

@@ -7,9 +7,10 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-void cls_prepend_forward(float* out, const float* tokens, const float* cls, int B, int Np, int D) {
+void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
+                         int B, int Np, int D) {
   const int N = Np + 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     float* o = out + int64_t(b) * N * D;
     std::memcpy(o, cls, sizeof(float) * D);
@@ -17,10 +18,11 @@ void cls_prepend_forward(float* out, const float* tokens, const float* cls, int 
   }
 }
 
-void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B, int Np, int D) {
+void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
+                          int Np, int D) {
   const int N = Np + 1;
   if (dtokens) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
     for (int b = 0; b < B; ++b) {
       std::memcpy(dtokens + int64_t(b) * Np * D, dout + int64_t(b) * N * D + D,
                   sizeof(float) * Np * D);
@@ -34,9 +36,10 @@ void cls_prepend_backward(float* dtokens, float* dcls, const float* dout, int B,
   }
 }
 
-void pos_add_forward(float* out, const float* x, const float* pos, int B, int N, int D) {
+void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
+                     int D) {
   const int64_t ND = int64_t(N) * D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     const float* xb = x + b * ND;
     float* ob = out + b * ND;
@@ -44,12 +47,13 @@ void pos_add_forward(float* out, const float* x, const float* pos, int B, int N,
   }
 }
 
-void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, int D) {
+void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
+                      int D) {
   const int64_t ND = int64_t(N) * D;
   if (dx && dx != dout) std::memcpy(dx, dout, sizeof(float) * B * ND);
   if (dpos) {
     // Each element summed over the batch in order by one thread: thread-count independent.
-#pragma omp parallel for schedule(static) if (B * ND > 32768)
+#pragma omp parallel for schedule(static) if (B * ND > 32768) num_threads(ctx.threads)
     for (int64_t i = 0; i < ND; ++i) {
       float acc = 0.0f;
       for (int b = 0; b < B; ++b) acc += dout[b * ND + i];
@@ -58,7 +62,7 @@ void pos_add_backward(float* dx, float* dpos, const float* dout, int B, int N, i
   }
 }
 
-void sincos_table(float* out, int N, int D) {
+void sincos_table(const Context& /*ctx: serial*/, float* out, int N, int D) {
   for (int i = 0; i < N; ++i) {
     for (int j = 0; j < D; ++j) {
       // Computed in double: the angle i / 10000^(j/D) reaches N radians, where float's rounding
@@ -70,10 +74,10 @@ void sincos_table(float* out, int N, int D) {
   }
 }
 
-void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, int F, int Np,
-                        int Nk, int D) {
+void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
+                        int F, int Np, int Nk, int D) {
   const int64_t N = F + Np, Nout = F + Nk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     const float* xb = x + b * N * D;
     float* ob = out + b * Nout * D;
@@ -84,10 +88,10 @@ void token_keep_forward(float* out, const float* x, const int32_t* keep, int B, 
   }
 }
 
-void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int B, int F, int Np,
-                         int Nk, int D) {
+void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
+                         int B, int F, int Np, int Nk, int D) {
   const int64_t N = F + Np, Nout = F + Nk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     float* gb = dx + b * N * D;
     const float* ob = dout + b * Nout * D;
@@ -101,13 +105,14 @@ void token_keep_backward(float* dx, const float* dout, const int32_t* keep, int 
   }
 }
 
-void cls_pool_forward(float* out, const float* x, int B, int N, int D) {
+void cls_pool_forward(const Context& /*ctx: serial*/, float* out, const float* x, int B, int N,
+                      int D) {
   for (int b = 0; b < B; ++b)
     std::memcpy(out + int64_t(b) * D, x + int64_t(b) * N * D, sizeof(float) * D);
 }
 
-void cls_pool_backward(float* dx, const float* dout, int B, int N, int D) {
-#pragma omp parallel for schedule(static)
+void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     float* g = dx + int64_t(b) * N * D;
     std::memcpy(g, dout + int64_t(b) * D, sizeof(float) * D);
@@ -115,9 +120,9 @@ void cls_pool_backward(float* dx, const float* dout, int B, int N, int D) {
   }
 }
 
-void mean_pool_forward(float* out, const float* x, int B, int N, int D) {
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
   const float inv = 1.0f / N;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     float* o = out + int64_t(b) * D;
     const float* xb = x + int64_t(b) * N * D;
@@ -129,9 +134,9 @@ void mean_pool_forward(float* out, const float* x, int B, int N, int D) {
   }
 }
 
-void mean_pool_backward(float* dx, const float* dout, int B, int N, int D) {
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
   const float inv = 1.0f / N;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     const float* g = dout + int64_t(b) * D;
     for (int n = 0; n < N; ++n) {
