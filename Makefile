@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test test-isa demo compare test-sanitize fuzz clean fixtures format
+.PHONY: all deps build install test test-isa demo compare test-sanitize fuzz clean fixtures format
 
 all: build
 
@@ -15,6 +15,12 @@ deps:
 build:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Installs the library (headers, libvit.a, the CMake package for find_package(vit)) and the tool
+# under PREFIX (bin/vit, include/vit, lib/cmake/vit).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 test: deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
