@@ -355,8 +355,22 @@ TEST_F(SafetensorsTest, RejectsMissingFile) {
 }
 
 TEST_F(SafetensorsTest, RejectsFileShorterThan8Bytes) {
-  EXPECT_TRUE(OpenFailsWith("", "too short"));
+  EXPECT_TRUE(OpenFailsWith("", "empty file (0 bytes)"));
   EXPECT_TRUE(OpenFailsWith(std::string("\x02\x00\x00", 3), "3 bytes, too short"));
+}
+
+// Files of other kinds that users pass as --model get named as what they are, not as a safetensors
+// file with an absurd header length.
+TEST_F(SafetensorsTest, NamesOtherFileKinds) {
+  const std::string png("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR", 16);
+  EXPECT_TRUE(OpenFailsWith(png, "not a safetensors file (it looks like a PNG image)"));
+  EXPECT_TRUE(OpenFailsWith(std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11),
+                            "not a safetensors file (it looks like a JPEG image)"));
+  EXPECT_TRUE(OpenFailsWith(std::string("PK\x03\x04\x14\x00\x00\x00\x08\x00", 10),
+                            "zip archive, as PyTorch's torch.save writes"));
+  EXPECT_TRUE(OpenFailsWith(std::string("\x80\x02}q\x00", 5), "too short"));
+  EXPECT_TRUE(OpenFailsWith(std::string("\x80\x02}q\x00(X\x05\x00\x00\x00", 12),
+                            "it looks like a Python pickle"));
 }
 
 TEST_F(SafetensorsTest, RejectsZeroHeaderLength) {

@@ -160,20 +160,47 @@ class InputFile {
   int fd_;
 };
 
+// What a file that is not safetensors looks like, from its first bytes (n of them): " (it looks
+// like ...)" for formats people pass by mistake, else "".
+std::string looks_like(const unsigned char* b, size_t n) {
+  auto starts = [&](const char* magic, size_t len) {
+    return n >= len && std::memcmp(b, magic, len) == 0;
+  };
+  if (starts("\x89PNG", 4)) return " (it looks like a PNG image)";
+  if (starts("\xFF\xD8\xFF", 3)) return " (it looks like a JPEG image)";
+  if (starts("\x1F\x8B", 2)) return " (it looks like a gzip file)";
+  if (starts("PK\x03\x04", 4)) {
+    return " (it looks like a zip archive, as PyTorch's torch.save writes .pt/.pth/.bin files: "
+           "convert it with safetensors.torch.save_file)";
+  }
+  if (starts("\x80", 1)) return " (it looks like a Python pickle, as older torch.save files are)";
+  return "";
+}
+
 uint64_t read_header_length(const std::string& path, const InputFile& file, uint64_t file_size) {
+  if (file_size == 0) fail(path, "empty file (0 bytes); not a safetensors file");
+  unsigned char bytes[9] = {};
+  const size_t head = size_t(std::min<uint64_t>(file_size, sizeof bytes));
+  file.read_exact(0, bytes, head, "the header length");
   if (file_size < 8) {
     fail(path, "file is " + std::to_string(file_size) +
-                   " bytes, too short for the 8-byte header length; not a safetensors file");
+                   " bytes, too short for the 8-byte header length; not a safetensors file" +
+                   looks_like(bytes, head));
   }
-  unsigned char bytes[8];
-  file.read_exact(0, bytes, sizeof bytes, "the header length");
   uint64_t length = 0;
   for (int i = 7; i >= 0; --i) length = (length << 8) | bytes[i];
 
   if (length == 0) fail(path, "header length is 0; a safetensors header is at least '{}'");
+  // A safetensors file is an 8-byte length and then a JSON object: anything else is another kind
+  // of file, not a damaged safetensors one.
+  const bool plausible = length <= file_size - 8 && head == 9 && bytes[8] == '{';
+  if (!plausible && !looks_like(bytes, head).empty()) {
+    fail(path, "not a safetensors file" + looks_like(bytes, head));
+  }
   if (length > kMaxHeaderBytes) {
     fail(path, "header length " + std::to_string(length) + " exceeds the limit of " +
-                   std::to_string(kMaxHeaderBytes) + " bytes; the file is corrupt");
+                   std::to_string(kMaxHeaderBytes) +
+                   " bytes; not a safetensors file, or a corrupt one");
   }
   if (length > file_size - 8) {
     fail(path, "header length " + std::to_string(length) + " extends beyond the end of the file (" +
