@@ -298,8 +298,8 @@ TEST(Model, InitOptionsChangeOnlyWhatTheyName) {
   c.heads = 4;
   Model base(c), wide(c), sincos(c);
   base.init(9);
-  wide.init(9, {0.2f, false});
-  sincos.init(9, {0.02f, true});
+  wide.init(9, {.qkv_std = 0.2f});
+  sincos.init(9, {.sincos_pos = true});
   for (const ParamInfo& p : base.params()) {
     const float* a = base.param(p.name).data;
     const float* b = wide.param(p.name).data;
@@ -316,6 +316,45 @@ TEST(Model, InitOptionsChangeOnlyWhatTheyName) {
       expect_close("sincos-initialised pos_embed", s, table, 0, 0);
     } else {
       EXPECT_EQ(std::memcmp(a, s, p.numel * 4), 0) << p.name;
+    }
+  }
+}
+
+// PyTorch's defaults (the seed tutorial's model): every layer's weight and bias uniform in
+// +-1/sqrt(fan_in), filling that range (min and max within 2% of it for the large tensors); the
+// class token uniform in [0, 1); LayerNorms 1 and 0.
+TEST(Model, TorchInitIsPyTorchsDefaults) {
+  Config c = small_config();
+  c.dim = 64;
+  c.heads = 4;
+  c.mlp_dim = 256;
+  Model model(c);
+  model.init(3, {.scheme = Model::InitOptions::kTorch});
+  auto fan_in = [&](const std::string& weight) {
+    const ParamInfo& w = model.param_info(weight);
+    return double(w.numel / w.shape[0]);
+  };
+  for (const ParamInfo& p : model.params()) {
+    const float* v = model.param(p.name).data;
+    const auto [lo, hi] = std::minmax_element(v, v + p.numel);
+    if (p.name.find("norm") != std::string::npos) {
+      EXPECT_EQ(*lo, p.name.ends_with(".weight") ? 1.0f : 0.0f) << p.name;
+      EXPECT_EQ(*hi, *lo) << p.name;
+    } else if (p.name == "cls_token") {
+      EXPECT_GE(*lo, 0.0f);
+      EXPECT_LT(*hi, 1.0f);
+      EXPECT_GT(*hi - *lo, 0.8f) << "64 draws of U[0, 1)";
+    } else if (p.name == "pos_embed") {
+      EXPECT_LE(std::max(-*lo, *hi), 0.04f + 1e-7f) << "a learned pos_embed keeps timm's draw";
+    } else {
+      const std::string weight =
+          p.name.ends_with(".bias") ? p.name.substr(0, p.name.size() - 5) + ".weight" : p.name;
+      const double bound = 1.0 / std::sqrt(fan_in(weight));
+      EXPECT_LE(std::max(-*lo, *hi), bound) << p.name;
+      if (p.numel >= 1000) {
+        EXPECT_GT(-*lo, 0.98 * bound) << p.name;
+        EXPECT_GT(*hi, 0.98 * bound) << p.name;
+      }
     }
   }
 }

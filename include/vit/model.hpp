@@ -40,8 +40,17 @@ class Model {
   // fc2, head), cls_token and a learned pos_embed ~ normal(0, 0.02) truncated at 2 std; biases 0;
   // LayerNorm weights 1; a sincos pos_embed gets its fixed table. InitOptions departs from timm
   // where that trains faster on small datasets (see the tiny28 preset).
+  //
+  // scheme kTorch instead gives every layer PyTorch's default initialisation, as code that builds a
+  // ViT from nn.Linear / nn.Conv2d / nn.LayerNorm without re-initialising it has (the tutorial of
+  // the `seed` preset): weights and biases uniform in +-1/sqrt(fan_in) (fan_in: the weight's
+  // inputs, C*P*P for the patch embedding), LayerNorms 1 and 0, the class token uniform in [0, 1)
+  // (the tutorial's torch.rand); a learned pos_embed is drawn as in kTimm (PyTorch has no default
+  // for it).
   struct InitOptions {
-    float qkv_std = 0.02f;    // std of the qkv weights: larger makes the first attention peaked
+    enum Scheme { kTimm, kTorch } scheme = kTimm;
+    float qkv_std =
+        0.02f;  // kTimm: std of the qkv weights: larger makes the first attention peaked
     bool sincos_pos = false;  // a learned pos_embed starts from the sin/cos table
   };
   void init(uint64_t seed, const InitOptions& options);

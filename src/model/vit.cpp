@@ -238,6 +238,7 @@ void Model::init(uint64_t seed, const InitOptions& options) {
   VIT_CHECK(std::isfinite(qkv_std) && qkv_std > 0.0f && qkv_std < 10.0f,
             "init: qkv_std must be in (0, 10) (got " + std::to_string(qkv_std) + ")");
   Impl& m = *impl_;
+  const bool torch = options.scheme == InitOptions::kTorch;
   for (size_t i = 0; i < m.params.size(); ++i) {
     const ParamInfo& p = m.params[i];
     float* w = m.W(p.offset);
@@ -246,7 +247,18 @@ void Model::init(uint64_t seed, const InitOptions& options) {
     const bool is_norm_weight = p.name.ends_with("norm1.weight") ||
                                 p.name.ends_with("norm2.weight") || p.name == "norm.weight" ||
                                 p.name == "fc_norm.weight";
-    if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
+    // kTorch: a layer's weight (decayed) or bias, uniform in +-1/sqrt(the weight's fan_in).
+    const std::string weight_name =
+        p.name.ends_with(".bias") ? p.name.substr(0, p.name.size() - 5) + ".weight" : p.name;
+    const auto weight = m.index.find(weight_name);
+    const bool layer = weight != m.index.end() && m.params[weight->second].decay;
+    if (torch && p.offset == m.cls) {
+      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.uniform());
+    } else if (torch && layer) {
+      const ParamInfo& wp = m.params[weight->second];
+      const double bound = 1.0 / std::sqrt(double(wp.numel / wp.shape[0]));
+      for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
+    } else if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
       ops::sincos_table(ops::Context{}, w, m.cfg.num_tokens(), m.cfg.dim);
     } else if (is_norm_weight) {
       std::fill(w, w + p.numel, 1.0f);

@@ -354,7 +354,8 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   check_data_fits(config, r.data);
   r.norm = compute_normalization(r.data.train);
   r.model = std::make_unique<Model>(config);
-  r.model->init(recipe.seed, {recipe.qkv_init_std, recipe.pos_init_sincos});
+  r.model->init(recipe.seed,
+                {.qkv_std = recipe.qkv_init_std, .sincos_pos = recipe.pos_init_sincos});
   r.opt = std::make_unique<AdamW>(*r.model, optimizer_options(recipe));
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train.size()) +
                    " train / " + std::to_string(r.data.test.size()) + " test images, " +
