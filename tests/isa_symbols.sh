@@ -3,12 +3,12 @@
 # own namespace, vit::ops::isa_<name>: an inline function or template the variant instantiated
 # (std::vector's, say) could otherwise be the copy the linker keeps for the whole program, compiled
 # for instructions that the CPU running the baseline code may lack.
-#   isa_symbols.sh NAME OBJECT...
+#   isa_symbols.sh NAME OBJECT...     (NM: the nm to use, for a cross build the target's)
 set -euo pipefail
 isa=$1
 shift
 # Global definitions (nm's upper-case types), less the personality routine's pointer (data).
-leaks=$(nm -C --defined-only "$@" | grep -E '^[0-9a-f]+ [A-Z] ' | grep -v "vit::ops::isa_${isa}::" |
+leaks=$("${NM:-nm}" -C --defined-only "$@" | grep -E '^[0-9a-f]+ [A-Z] ' | grep -v "vit::ops::isa_${isa}::" |
         grep -v 'DW\.ref\.__gxx_personality_v0' | sort -u || true)
 if [ -n "$leaks" ]; then
   echo "the $isa kernels define symbols outside vit::ops::isa_$isa (move what defines them to a"

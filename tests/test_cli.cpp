@@ -9,6 +9,7 @@
 #include <string>
 
 #include "idx_writer.hpp"
+#include "test_util.hpp"
 #include "vit/isa.hpp"
 
 namespace vit::test {
@@ -28,7 +29,9 @@ Result vit(const std::string& args) {
     env += rest.substr(0, sp) + " ";
     rest = sp == std::string::npos ? "" : rest.substr(sp + 1);
   }
-  const std::string cmd = env + std::string(VIT_CLI_PATH) + " " + rest + " 2>&1";
+  std::string cmd = env;
+  for (const std::string& w : cli_command()) cmd += w + " ";
+  cmd += rest + " 2>&1";
   Result r;
   std::FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;

@@ -41,10 +41,12 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log,
     dup2(fd, 1);
     dup2(fd, 2);
     for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> argv = {const_cast<char*>(VIT_CLI_PATH)};
+    const std::vector<std::string> command = cli_command();
+    std::vector<char*> argv;
+    for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(VIT_CLI_PATH, argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   return pid;

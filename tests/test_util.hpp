@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,19 @@ inline void PrintTo(Isa isa, std::ostream* os) {
 }  // namespace vit
 
 namespace vit::test {
+
+// The command that starts the `vit` tool: its path, after the emulator that runs it when the build
+// is a cross build (CMAKE_CROSSCOMPILING_EMULATOR, such as qemu-aarch64: a child process of an
+// emulated test is not emulated unless the kernel's binfmt_misc is set up to do it).
+inline std::vector<std::string> cli_command() {
+  std::vector<std::string> words;
+#ifdef VIT_CLI_EMULATOR
+  std::istringstream emulator(VIT_CLI_EMULATOR);
+  for (std::string w; emulator >> w;) words.push_back(w);
+#endif
+  words.push_back(VIT_CLI_PATH);
+  return words;
+}
 
 // The context for ops a test calls: `threads` threads (default: the process's setting outside a
 // parallel region, one inside it, as the model's executor gives them), scratch of the test
