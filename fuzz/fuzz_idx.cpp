@@ -6,7 +6,7 @@
 #include <string>
 
 #include "temp_file.hpp"
-#include "vit/data.hpp"
+#include "vit/dataset.hpp"
 #include "vit/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const TempFile images("images", data + 1, split);
   const TempFile labels("labels", data + 1 + split, size - 1 - split);
   try {
-    vit::Dataset d = vit::read_idx(images.path, labels.path);
+    vit::ImageArray d = vit::read_idx(images.path, labels.path);
     // A dataset that loads is consistent.
     if (d.pixels.size() != size_t(d.size()) * d.image_pixels()) __builtin_trap();
   } catch (const vit::Error&) {

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "temp_file.hpp"
-#include "vit/data.hpp"
 #include "vit/error.hpp"
+#include "vit/transforms.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const TempFile file("image", data, size);

@@ -1,5 +1,6 @@
-// Data: the IDX reader on generated (and corrupt) files, the named-dataset errors, normalisation,
-// epoch order and augmentation properties, image decoding and resizing.
+// Data: the IDX reader on generated (and corrupt) files, the table of named sources and its errors,
+// normalisation, epoch order and augmentation properties, datasets read sample by sample, image
+// decoding and resizing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -46,7 +47,7 @@ TEST_F(Idx, ReadsRawAndGzip) {
   for (bool gz : {false, true}) {
     auto img = write("img", idx_bytes({3, 4, 4}, pixels), gz);
     auto lab = write("lab", idx_bytes({3}, labels), gz);
-    Dataset d = read_idx(img, lab);
+    ImageArray d = read_idx(img, lab);
     EXPECT_EQ(d.size(), 3);
     EXPECT_EQ(d.image_size, 4);
     EXPECT_EQ(d.channels, 1);
@@ -102,7 +103,10 @@ TEST_F(Idx, RefusesCorruptFiles) {
 }
 
 TEST_F(Idx, NamedDatasetErrors) {
-  expect_error([&] { load_dataset("cifar-100", 10); }, "unknown dataset");
+  // An unknown name lists every known source.
+  expect_error([&] { load_dataset("cifar-100", 10); },
+               "unknown dataset 'cifar-100'; the known ones are fashion-mnist, mnist, idx:DIR");
+  EXPECT_EQ(dataset_names(), "fashion-mnist, mnist, idx:DIR");
   expect_error([&] { load_dataset("idx:" + dir.path + "/nope", 10); }, "not found");
   expect_error([&] { load_dataset("mnist", 10, dir.path + "/nope"); }, "setup-data.sh");
   expect_error([&] { load_dataset("fashion-mnist", 10, dir.path + "/nope"); },
@@ -110,14 +114,35 @@ TEST_F(Idx, NamedDatasetErrors) {
   expect_error([&] { load_dataset("idx:" + dir.path, 10); }, "train-images-idx3-ubyte");
   write_quadrant_dataset(dir.path + "/q", 20, 10, 8);
   DatasetSplits s = load_dataset("idx:" + dir.path + "/q", 4);
-  EXPECT_EQ(s.train.size(), 20);
-  EXPECT_EQ(s.test.size(), 10);
+  EXPECT_EQ(s.train->size(), 20);
+  EXPECT_EQ(s.test->size(), 10);
+  ASSERT_NE(s.train->as_array(), nullptr);  // IDX sets are held in memory: the fast path
   EXPECT_EQ(s.class_names, (std::vector<std::string>{"0", "1", "2", "3"}));
   expect_error([&] { load_dataset("idx:" + dir.path + "/q", 3); }, "outside the model's 3 classes");
 }
 
+// Named sources are one table, looked up by whole name or by prefix ("idx:" + its argument).
+TEST(Data, SourcesAreOneTable) {
+  std::string arg = "unchanged";
+  const DatasetSource* idx = find_dataset_source("idx:/data/x", &arg);
+  ASSERT_NE(idx, nullptr);
+  EXPECT_STREQ(idx->usage, "idx:DIR");
+  EXPECT_EQ(arg, "/data/x");
+  const DatasetSource* mnist = find_dataset_source("mnist", &arg);
+  ASSERT_NE(mnist, nullptr);
+  EXPECT_STREQ(mnist->name, "mnist");
+  EXPECT_EQ(arg, "");
+  EXPECT_EQ(find_dataset_source("mnist2"), nullptr);
+  EXPECT_EQ(find_dataset_source("idx"), nullptr);
+  EXPECT_EQ(find_dataset_source("cifar-100"), nullptr);
+  // Of the IDX sets, only clothes keep their class in a mirror.
+  for (const DatasetSource& s : dataset_sources()) {
+    EXPECT_EQ(s.flips_preserve_labels, std::string(s.name) == "fashion-mnist") << s.name;
+  }
+}
+
 TEST(Data, NormalizationIsExact) {
-  Dataset d;
+  ImageArray d;
   d.image_size = 2;
   d.pixels = {0, 255, 0, 255, 255, 255, 0, 0};
   d.labels = {0, 1};
@@ -140,7 +165,7 @@ TEST(Data, EpochOrderIsASeededPermutation) {
 
 class Augment : public ::testing::Test {
  protected:
-  Dataset d;
+  ImageArray d;
   Normalization norm{{0.25f}, {0.5f}};
   void SetUp() override {
     std::vector<uint8_t> lb;
@@ -177,6 +202,47 @@ TEST_F(Augment, SeededPerSampleAndReproducible) {
   // A sample's augmentation does not depend on its batch position or neighbours.
   auto b = batch(aug, 1, 0, {5, 2, 9});
   EXPECT_TRUE(std::equal(b.begin() + 144, b.begin() + 288, a.begin() + 288));
+}
+
+// A dataset that is not held in memory (read() per sample, as image folders will be) gives the
+// same batches, labels and statistics as the same samples in an ImageArray, with 3 channels.
+TEST(Data, AnyDatasetBatchesAsTheArrayDoes) {
+  struct Decoded final : Dataset {
+    const ImageArray* a;
+    explicit Decoded(const ImageArray* array) : a(array) {}
+    int64_t size() const override { return a->size(); }
+    int32_t label(int64_t i) const override { return a->label(i); }
+    SampleShape shape() const override { return a->shape(); }
+    void read(int64_t i, Image& out) const override { a->read(i, out); }
+  };
+  ImageArray d;
+  d.channels = 3;
+  d.image_size = 6;
+  Rng rng(4);
+  for (int i = 0; i < 5 * 3 * 36; ++i) d.pixels.push_back(uint8_t(rng.below(256)));
+  d.labels = {4, 0, 2, 1, 3};
+  const Decoded decoded(&d);
+  ASSERT_EQ(decoded.as_array(), nullptr);
+  const Normalization n = compute_normalization(d);
+  const Normalization m = compute_normalization(decoded);
+  EXPECT_EQ(n.mean, m.mean);
+  EXPECT_EQ(n.std, m.std);
+  const std::vector<int64_t> idx = {4, 1, 3};
+  for (const AugmentOptions& aug : {AugmentOptions{}, AugmentOptions{2, true, 0.5f}}) {
+    std::vector<float> x(3 * 108), y(3 * 108);
+    std::vector<int32_t> lx(3), ly(3);
+    make_batch(d, idx.data(), 3, n, aug, 7, 1, x.data(), lx.data());
+    make_batch(decoded, idx.data(), 3, n, aug, 7, 1, y.data(), ly.data());
+    EXPECT_EQ(x, y);
+    EXPECT_EQ(lx, (std::vector<int32_t>{3, 0, 1}));
+    EXPECT_EQ(lx, ly);
+  }
+  // read() interleaves the channels, as decoded image files hold them.
+  Image img;
+  d.read(2, img);
+  EXPECT_EQ(img.width, 6);
+  EXPECT_EQ(img.channels, 3);
+  EXPECT_EQ(img.pixels[3 * 7 + 2], d.image(2)[2 * 36 + 7]);
 }
 
 // Patch dropout's draws: distinct, sorted, in range; seeded per (seed, epoch, sample) whatever
@@ -304,18 +370,19 @@ TEST(Data, MnistSplitIsStratifiedAndDeterministic) {
   EXPECT_EQ(c.train + c.test, total);
   DatasetSplits a = load_dataset("idx:" + (dir / "a"), 10),
                 b = load_dataset("idx:" + (dir / "b"), 10);
-  EXPECT_EQ(a.train.pixels, b.train.pixels);  // deterministic
-  EXPECT_EQ(a.test.labels, b.test.labels);
+  const ImageArray &a_train = *a.train->as_array(), &a_test = *a.test->as_array();
+  EXPECT_EQ(a_train.pixels, b.train->as_array()->pixels);  // deterministic
+  EXPECT_EQ(a_test.labels, b.test->as_array()->labels);
   // Stratified: each digit contributes round(20%) of its images to the test set, and every image
   // (identified by its pixel value) lands in exactly one split.
   std::vector<int> per_digit(10, 0);
   std::set<int> seen;
-  for (const Dataset* d : {&a.train, &a.test}) {
+  for (const ImageArray* d : {&a_train, &a_test}) {
     for (int64_t i = 0; i < d->size(); ++i) {
       const int label = d->labels[size_t(i)], value = d->image(i)[0];
       EXPECT_EQ(digit_of[size_t(value)], label);
       EXPECT_TRUE(seen.insert(value).second) << "image " << value << " appears twice";
-      if (d == &a.test) ++per_digit[label];
+      if (d == &a_test) ++per_digit[label];
     }
   }
   EXPECT_EQ(int64_t(seen.size()), total);

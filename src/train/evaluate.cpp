@@ -10,11 +10,12 @@ namespace vit {
 
 EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch) {
   const Config& c = model.config();
-  VIT_CHECK(data.channels == c.channels && data.image_size == c.image_size,
+  const SampleShape s = data.shape();
+  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
             "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
                 "x" + std::to_string(c.image_size) + " images but the dataset has " +
-                std::to_string(data.channels) + "x" + std::to_string(data.image_size) + "x" +
-                std::to_string(data.image_size));
+                std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+                std::to_string(s.width));
   VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
   const int K = c.num_classes;
   EvalResult r;
@@ -22,7 +23,7 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
   r.confusion.assign(K, std::vector<int64_t>(K, 0));
   const int64_t n = data.size();
   const int B = int(std::min<int64_t>(batch, std::max<int64_t>(n, 1)));
-  std::vector<float> images(size_t(B) * data.image_pixels()), logits(size_t(B) * K);
+  std::vector<float> images(size_t(B) * s.pixels()), logits(size_t(B) * K);
   std::vector<int32_t> labels(B);
   std::vector<int64_t> idx(B);
   double loss_sum = 0;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/json_float.hpp"
+#include "vit/dataset.hpp"
 #include "vit/error.hpp"
 #include "vit/train.hpp"
 
@@ -269,7 +270,8 @@ const Preset& find_preset(const std::string& name) {
 }
 
 bool flips_preserve_labels(const std::string& dataset_spec) {
-  return dataset_spec == "fashion-mnist";
+  const DatasetSource* source = find_dataset_source(dataset_spec);
+  return source != nullptr && source->flips_preserve_labels;
 }
 
 }  // namespace vit

@@ -82,13 +82,14 @@ AdamWOptions optimizer_options(const Recipe& r) {
 }
 
 void check_data_fits(const Config& c, const DatasetSplits& d) {
-  VIT_CHECK(d.train.channels == c.channels && d.train.image_size == c.image_size,
-            "dataset '" + d.name + "' has " + std::to_string(d.train.channels) + "x" +
-                std::to_string(d.train.image_size) + "x" + std::to_string(d.train.image_size) +
+  const SampleShape s = d.train->shape();
+  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
+            "dataset '" + d.name + "' has " + std::to_string(s.channels) + "x" +
+                std::to_string(s.height) + "x" + std::to_string(s.width) +
                 " images but the model expects " + std::to_string(c.channels) + "x" +
                 std::to_string(c.image_size) + "x" + std::to_string(c.image_size) +
                 "; set --image-size and --channels to match the data");
-  VIT_CHECK(d.train.size() > 0, "dataset '" + d.name + "' has no training images");
+  VIT_CHECK(d.train->size() > 0, "dataset '" + d.name + "' has no training images");
 }
 
 // MemAvailable from /proc/meminfo, in bytes; -1 when unknown.
@@ -152,7 +153,7 @@ void append_metrics(const Run& r, const EpochMetrics& m) {
 
 TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const Recipe& rc = r.recipe;
-  const Dataset& train = r.data.train;
+  const Dataset& train = *r.data.train;
   const int K = r.config.num_classes;
   const int64_t n = train.size();
   const int B = int(std::min<int64_t>(rc.batch_size, n));
@@ -161,7 +162,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   check_memory(r.config, B);
   r.model->enable_training(B);
 
-  std::vector<float> images(size_t(B) * train.image_pixels()), probs(size_t(B) * K),
+  std::vector<float> images(size_t(B) * train.shape().pixels()), probs(size_t(B) * K),
       dlogits(size_t(B) * K);
   std::vector<int32_t> labels(B);
   const int Np = r.config.num_patches();
@@ -169,7 +170,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   TrainSummary summary;
   const auto run_start = Clock::now();
   if (r.epochs_done >= rc.epochs) {
-    summary.final_test_acc = evaluate(*r.model, r.data.test, r.norm).accuracy;
+    summary.final_test_acc = evaluate(*r.model, *r.data.test, r.norm).accuracy;
   }
   for (int64_t e = r.epochs_done; e < rc.epochs; ++e) {
     const auto start = Clock::now();
@@ -232,7 +233,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       }
     }
     const double train_seconds = r.pos.seconds;
-    const EvalResult ev = evaluate(*r.model, r.data.test, r.norm);
+    const EvalResult ev = evaluate(*r.model, *r.data.test, r.norm);
 
     EpochMetrics m;
     m.epoch = int(e + 1);
@@ -352,13 +353,13 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 
   r.data = load_dataset(options.data, config.num_classes, options.data_dir);
   check_data_fits(config, r.data);
-  r.norm = compute_normalization(r.data.train);
+  r.norm = compute_normalization(*r.data.train);
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed,
                 {.qkv_std = recipe.qkv_init_std, .sincos_pos = recipe.pos_init_sincos});
   r.opt = std::make_unique<AdamW>(*r.model, optimizer_options(recipe));
-  reporter.message("training on " + options.data + ": " + std::to_string(r.data.train.size()) +
-                   " train / " + std::to_string(r.data.test.size()) + " test images, " +
+  reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
+                   " train / " + std::to_string(r.data.test->size()) + " test images, " +
                    std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir);
   return run_epochs(r, reporter);
 }
@@ -398,8 +399,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir);
   check_data_fits(r.config, r.data);
   const int64_t steps_per_epoch =
-      (r.data.train.size() + std::min<int64_t>(r.recipe.batch_size, r.data.train.size()) - 1) /
-      std::min<int64_t>(r.recipe.batch_size, r.data.train.size());
+      (r.data.train->size() + std::min<int64_t>(r.recipe.batch_size, r.data.train->size()) - 1) /
+      std::min<int64_t>(r.recipe.batch_size, r.data.train->size());
   VIT_CHECK(r.pos.step >= 0 && r.pos.step < steps_per_epoch &&
                 r.step == r.epochs_done * steps_per_epoch + r.pos.step,
             "'" + state + "' does not fit the dataset '" + r.data_spec +

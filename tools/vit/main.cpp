@@ -70,7 +70,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
             "finishes the step, saves and exits; --resume DIR continues.\nExample: vit train "
             "--data mnist --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
-  t->add_option("--data", a.data, "Dataset: fashion-mnist, mnist or idx:DIR");
+  t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
   t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
   t->add_option("--resume", a.resume,
@@ -180,7 +180,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     }
     s = vit::resume(a.resume, a.epochs, a.data_dir, *reporter);
   } else {
-    if (a.data.empty()) throw UsageError("--data is required (fashion-mnist, mnist or idx:DIR)");
+    if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
     const vit::Preset& p = vit::find_preset(a.preset);
     Config c = p.config;
@@ -263,7 +263,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset");
   e->footer("Example: vit eval --model runs/mnist/best.safetensors --data mnist");
   e->add_option("--model", a.model, "Checkpoint (.safetensors written by vit train)")->required();
-  e->add_option("--data", a.data, "Dataset: fashion-mnist, mnist or idx:DIR")->required();
+  e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   e->add_option("--split", a.split, "test or train")
       ->check(CLI::IsMember({"test", "train"}))
@@ -280,7 +280,7 @@ int run_eval(const EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   vit::LoadedModel m = vit::load_model(a.model);
   const vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
-  const vit::Dataset& split = a.split == "test" ? d.test : d.train;
+  const vit::Dataset& split = a.split == "test" ? *d.test : *d.train;
   const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
   const int K = m.meta.config.num_classes;
   if (a.json) {

