@@ -1,4 +1,5 @@
-// Test helper: writes IDX files (raw or gzip) and small synthetic datasets a ViT can learn.
+// Test helper: writes IDX files (raw or gzip; the bytes from vit::idx_bytes) and small synthetic
+// datasets a ViT can learn.
 #pragma once
 
 #include <unistd.h>
@@ -11,18 +12,9 @@
 #include <vector>
 
 #include "core/rng.hpp"
+#include "vit/dataset.hpp"  // vit::idx_bytes
 
 namespace vit::test {
-
-inline std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims,
-                                      const std::vector<uint8_t>& data, uint8_t type = 0x08) {
-  std::vector<uint8_t> b = {0, 0, type, uint8_t(dims.size())};
-  for (uint32_t d : dims) {
-    for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(d >> s));
-  }
-  b.insert(b.end(), data.begin(), data.end());
-  return b;
-}
 
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes, bool gz) {
   if (gz) {

