@@ -167,8 +167,8 @@ TEST(Cli, TrainEvalPredictInfo) {
   TempDir dir("cli");
   write_quadrant_dataset(dir / "data", 400, 100, 8);
   const std::string data = "idx:" + (dir / "data");
-  const std::string model_flags =
-      " --image-size 8 --patch 2 --dim 32 --depth 2 --heads 2 --classes 4 --batch 32 --lr 3e-3";
+  std::string model_flags;
+  for (const std::string& word : kQuadrantFlags) model_flags += " " + word;
   Result t =
       vit("train --data " + data + model_flags + " --epochs 8 --threads 2 --out " + (dir / "run"));
   ASSERT_EQ(t.code, 0) << t.out;

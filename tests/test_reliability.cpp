@@ -28,10 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kModelFlags[] = {"--image-size", "8",  "--patch", "2",    "--dim",     "32",
-                                   "--depth",      "2",  "--heads", "2",    "--classes", "4",
-                                   "--batch",      "32", "--lr",    "3e-3", "--threads", "1"};
-
 // Starts `vit` with args, stdout and stderr to log; returns the pid.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log,
             const std::vector<std::string>& env = {}) {
@@ -65,7 +61,8 @@ constexpr const char* kEpochs = "60";
 std::vector<std::string> train_args(const std::string& data, const std::string& out,
                                     const char* epochs = kEpochs) {
   std::vector<std::string> a = {"train", "--data", data, "--epochs", epochs, "--out", out};
-  a.insert(a.end(), std::begin(kModelFlags), std::end(kModelFlags));
+  a.insert(a.end(), kQuadrantFlags.begin(), kQuadrantFlags.end());
+  a.insert(a.end(), {"--threads", "1"});
   return a;
 }
 
@@ -304,15 +301,7 @@ TEST_F(Reliability, AbsurdRequestsAreRefusedBeforeAllocating) {
   // An output directory that cannot be created (a path component is a file).
   std::ofstream(*dir_ / "afile") << "x";
   try {
-    Config small;
-    small.image_size = 8;
-    small.patch_size = 2;
-    small.dim = 16;
-    small.heads = 2;
-    small.mlp_dim = 32;
-    small.depth = 1;
-    small.num_classes = 4;
-    train(small, r, {data(), "", *dir_ / "afile/run", 256}, quiet);
+    train(quadrant_config(), r, {data(), "", *dir_ / "afile/run", 256}, quiet);
     FAIL() << "trained into a path under a regular file";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cannot create the output directory"), std::string::npos)

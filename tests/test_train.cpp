@@ -27,18 +27,6 @@ struct Recorder : TrainReporter {
   bool stop_requested() override { return stop_after && int(epochs.size()) >= stop_after; }
 };
 
-Config small() {
-  Config c;
-  c.image_size = 8;
-  c.patch_size = 2;
-  c.dim = 32;
-  c.depth = 2;
-  c.heads = 2;
-  c.mlp_dim = 64;
-  c.num_classes = 4;
-  return c;
-}
-
 Recipe quick(int epochs) {
   Recipe r;
   r.epochs = epochs;
@@ -65,7 +53,7 @@ class Train : public ::testing::Test {
 
 TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   Recorder rec;
-  TrainSummary s = train(small(), quick(6), {data, "", dir / "run", 256}, rec);
+  TrainSummary s = train(quadrant_config(), quick(6), {data, "", dir / "run", 256}, rec);
   ASSERT_EQ(rec.epochs.size(), 6u);
   EXPECT_LT(rec.epochs.back().train_loss, 0.7 * rec.epochs.front().train_loss)
       << "first " << rec.epochs.front().train_loss << ", last " << rec.epochs.back().train_loss;
@@ -91,7 +79,7 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
   // A second run into the same directory is refused rather than overwriting it.
   try {
-    train(small(), quick(2), {data, "", dir / "run", 256}, rec);
+    train(quadrant_config(), quick(2), {data, "", dir / "run", 256}, rec);
     ADD_FAILURE() << "overwrote an existing run";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
@@ -99,12 +87,12 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
 }
 
 TEST_F(Train, CheckpointRoundTrip) {
-  Model m(small());
+  Model m(quadrant_config());
   m.init(3);
-  ModelMeta meta{small(), {"a", "b", "c", "d"}, {{0.1f}, {0.3f}}};
+  ModelMeta meta{quadrant_config(), {"a", "b", "c", "d"}, {{0.1f}, {0.3f}}};
   save_model(dir / "m.safetensors", m, meta, {{"epoch", "7"}});
   LoadedModel l = load_model(dir / "m.safetensors");
-  EXPECT_EQ(l.meta.config, small());
+  EXPECT_EQ(l.meta.config, quadrant_config());
   EXPECT_EQ(l.meta.class_names, meta.class_names);
   EXPECT_EQ(l.meta.normalize.mean, meta.normalize.mean);
   EXPECT_EQ(l.metadata.at("epoch"), "7");
@@ -144,15 +132,15 @@ TEST_F(Train, ResumeWithPatchDropoutIsBitwiseExact) {
   Recipe r = quick(3);
   r.patch_drop = 0.5f;
   r.full_token_epochs = 1;
-  ASSERT_EQ(r.kept_patches(small().num_patches(), 1), 8);
-  ASSERT_EQ(r.kept_patches(small().num_patches(), 2), 16);
+  ASSERT_EQ(r.kept_patches(quadrant_config().num_patches(), 1), 8);
+  ASSERT_EQ(r.kept_patches(quadrant_config().num_patches(), 2), 16);
   Recorder straight_rec, first_rec, second_rec, plain_rec;
-  train(small(), r, {data, "", dir / "straight", 256}, straight_rec);
-  train(small(), quick(3), {data, "", dir / "plain", 256}, plain_rec);
+  train(quadrant_config(), r, {data, "", dir / "straight", 256}, straight_rec);
+  train(quadrant_config(), quick(3), {data, "", dir / "plain", 256}, plain_rec);
   EXPECT_NE(straight_rec.epochs[0].train_loss, plain_rec.epochs[0].train_loss);
   EXPECT_GT(straight_rec.epochs[2].test_acc, 0.5);  // 4 classes
   first_rec.stop_after = 1;
-  train(small(), r, {data, "", dir / "resumed", 256}, first_rec);
+  train(quadrant_config(), r, {data, "", dir / "resumed", 256}, first_rec);
   ASSERT_EQ(first_rec.epochs.size(), 1u);
   resume(dir / "resumed", 0, "", second_rec);
   ASSERT_EQ(second_rec.epochs.size(), 2u);
@@ -217,9 +205,9 @@ TEST(Recipe, PatchDropoutCountsAndJson) {
 TEST_F(Train, ResumeIsBitwiseExact) {
   // Two epochs straight, against one epoch, an interruption, and a resume for the second.
   Recorder straight_rec, first_rec, second_rec;
-  train(small(), quick(2), {data, "", dir / "straight", 256}, straight_rec);
+  train(quadrant_config(), quick(2), {data, "", dir / "straight", 256}, straight_rec);
   first_rec.stop_after = 1;
-  train(small(), quick(2), {data, "", dir / "resumed", 256}, first_rec);
+  train(quadrant_config(), quick(2), {data, "", dir / "resumed", 256}, first_rec);
   ASSERT_EQ(first_rec.epochs.size(), 1u);
   resume(dir / "resumed", 0, "", second_rec);
   ASSERT_EQ(second_rec.epochs.size(), 1u);

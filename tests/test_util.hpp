@@ -1,5 +1,6 @@
-// Shared test helpers: fixture loading, tolerance comparisons that report the worst element, and
-// central finite differences with double accumulation.
+// Shared test helpers: fixture loading, the small model shapes several tests train, tolerance
+// comparisons that report the worst element, and central finite differences with double
+// accumulation.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 
 #include "core/rng.hpp"
 #include "ops/context.hpp"
+#include "vit/config.hpp"
 #include "vit/isa.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/threads.hpp"
@@ -75,6 +77,26 @@ class BackendTest : public ::testing::TestWithParam<Isa> {
 inline std::string fixture(const std::string& name) {
   return std::string(VIT_FIXTURE_DIR) + "/" + name;
 }
+
+// The small ViT that the quadrant datasets (idx_writer.hpp) train in seconds: 8x8x1 images, patch
+// 2, D 32, 2 blocks, 2 heads, MLP 64, 4 classes.
+inline Config quadrant_config() {
+  Config c;
+  c.image_size = 8;
+  c.patch_size = 2;
+  c.dim = 32;
+  c.depth = 2;
+  c.heads = 2;
+  c.mlp_dim = 64;
+  c.num_classes = 4;
+  return c;
+}
+
+// That shape as `vit train` flags (with the CLI's default MLP ratio 4, so MLP 128), with the batch
+// and learning rate the CLI and fault tests train it with.
+inline const std::vector<std::string> kQuadrantFlags = {
+    "--image-size", "8", "--patch",   "2", "--dim",   "32", "--depth", "2",
+    "--heads",      "2", "--classes", "4", "--batch", "32", "--lr",    "3e-3"};
 
 // Result of comparing actual against expected: the worst element by |a - e| - rtol * |e|.
 struct Diff {
