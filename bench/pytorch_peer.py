@@ -4,9 +4,10 @@
     /usr/bin/python3 bench/pytorch_peer.py --preset tiny28 --batch 128 --threads 2 [--mode both]
                                            [--steps 10] [--warmup 2] [--micro-batch M] [--json]
 
-timm-style model (Conv2d patch embedding, class token, learned positions, pre-norm blocks with a
-fused qkv Linear, batched attention (matmul + softmax), nn.LayerNorm, nn.GELU, final LayerNorm,
-head). A training step is forward, cross-entropy with label smoothing 0.1, backward,
+The model is tests/reference/timm_vit.py's, the one the test fixtures come from, in float32: timm
+layout (Conv2d patch embedding, class token, learned positions, pre-norm blocks with a fused qkv
+Linear, batched attention (matmul + softmax), nn.LayerNorm, exact GELU, final LayerNorm, head).
+A training step is forward, cross-entropy with label smoothing 0.1, backward,
 clip_grad_norm_(1.0) and AdamW (weight decay on matrices); inference runs the model in
 torch.inference_mode(). FLOPs are counted as vitcpp counts them (Config::forward_flops): 2*m*n*k
 over every matmul including QK^T and AV; training counts 3x the forward.
@@ -31,8 +32,11 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "reference"))
+from timm_vit import ViT  # noqa: E402
 
 PRESETS = {
     # image, channels, patch, dim, depth, heads, mlp, classes
@@ -44,53 +48,14 @@ PRESETS = {
 }
 
 
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, D = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        att = (q @ k.transpose(-2, -1)) * self.scale
-        att = att.softmax(dim=-1)
-        x = (att @ v).transpose(1, 2).reshape(B, N, D)
-        return self.proj(x)
-
-
-class Block(nn.Module):
-    def __init__(self, dim, heads, mlp):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class ViT(nn.Module):
-    def __init__(self, image, channels, patch, dim, depth, heads, mlp, classes):
-        super().__init__()
-        n = (image // patch) ** 2 + 1
-        self.patch_embed = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.randn(1, n, dim) * 0.02)
-        self.blocks = nn.Sequential(*[Block(dim, heads, mlp) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.head = nn.Linear(dim, classes)
-
-    def forward(self, x):
-        x = self.patch_embed(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
-        x = self.blocks(x)
-        return self.head(self.norm(x)[:, 0])
+def make_model(image, channels, patch, dim, depth, heads, mlp, classes):
+    cfg = {"image_size": image, "channels": channels, "patch_size": patch, "dim": dim,
+           "depth": depth, "heads": heads, "mlp_dim": mlp, "num_classes": classes,
+           "pos_embed": "learned", "pool": "cls", "qkv_bias": True, "ln_eps": 1e-6}
+    model = ViT(cfg, dtype=torch.float32)
+    with torch.no_grad():
+        model.pos_embed.normal_(0.0, 0.02)
+    return model
 
 
 def forward_flops(image, channels, patch, dim, depth, heads, mlp, classes):
@@ -126,7 +91,7 @@ def main():
     batch = a.batch or (1 if shape[0] >= 224 else 128)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = ViT(*shape)
+    model = make_model(*shape)
     images = torch.randn(batch, shape[1], shape[0], shape[0])
     labels = torch.randint(0, shape[7], (batch,))
     fwd = forward_flops(*shape)

@@ -54,6 +54,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from timm_vit import ViT, attention_core, sincos_table  # the shared model (same directory)
+
 DT = torch.float64
 torch.set_num_threads(1)
 torch.set_default_dtype(DT)
@@ -144,30 +146,6 @@ def leaf(t):
 
 def scalar(x):
     return torch.as_tensor(x, dtype=DT).reshape(1)
-
-
-def sincos_table(n, d):
-    """pe[i][j] = sin(i / 10000**(j/d)) for even j, cos(i / 10000**((j-1)/d)) for odd j."""
-    pe = torch.zeros(n, d, dtype=DT)
-    for i in range(n):
-        for j in range(d):
-            if j % 2 == 0:
-                pe[i, j] = math.sin(i / (10000 ** (j / d)))
-            else:
-                pe[i, j] = math.cos(i / (10000 ** ((j - 1) / d)))
-    return pe
-
-
-def attention_core(qkv, heads):
-    """timm layout: qkv [B,N,3D] -> out [B,N,D]; also returns the attention probs."""
-    B, N, threeD = qkv.shape
-    D = threeD // 3
-    dh = D // heads
-    q, k, v = qkv.reshape(B, N, 3, heads, dh).permute(2, 0, 3, 1, 4).unbind(0)
-    att = (q @ k.transpose(-2, -1)) * (dh ** -0.5)
-    att = att.softmax(dim=-1)
-    out = (att @ v).transpose(1, 2).reshape(B, N, D)
-    return out, att
 
 
 def fmt(x):
@@ -368,96 +346,8 @@ def make_ops():
 
 
 # ----------------------------------------------------------------------------
-# Files 2-4: the ViT
+# Files 2-4: the ViT (the model itself is in timm_vit.py)
 # ----------------------------------------------------------------------------
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads, qkv_bias):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias, dtype=DT)
-        self.proj = nn.Linear(dim, dim, dtype=DT)
-        self.last_att = None
-
-    def forward(self, x):
-        out, att = attention_core(self.qkv(x), self.heads)
-        self.last_att = att.detach()
-        return self.proj(out)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden, dtype=DT)
-        self.fc2 = nn.Linear(hidden, dim, dtype=DT)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="none"))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        d, eps = cfg["dim"], cfg["ln_eps"]
-        self.norm1 = nn.LayerNorm(d, eps=eps, dtype=DT)
-        self.attn = Attention(d, cfg["heads"], cfg["qkv_bias"])
-        self.norm2 = nn.LayerNorm(d, eps=eps, dtype=DT)
-        self.mlp = Mlp(d, cfg["mlp_dim"])
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        x = x + self.mlp(self.norm2(x))
-        return x
-
-
-class PatchEmbed(nn.Module):
-    def __init__(self, c, d, p):
-        super().__init__()
-        self.proj = nn.Conv2d(c, d, kernel_size=p, stride=p, dtype=DT)
-
-    def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class ViT(nn.Module):
-    """timm VisionTransformer layout/names (pre-norm, no dropout, no layer scale)."""
-
-    def __init__(self, cfg):
-        super().__init__()
-        self.cfg = cfg
-        d = cfg["dim"]
-        num_patches = (cfg["image_size"] // cfg["patch_size"]) ** 2
-        self.num_tokens = num_patches + (1 if cfg["pool"] == "cls" else 0)
-        if cfg["pool"] == "cls":
-            self.cls_token = nn.Parameter(torch.zeros(1, 1, d, dtype=DT))
-        if cfg["pos_embed"] == "learned":
-            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, d, dtype=DT))
-        else:
-            table = f32(sincos_table(self.num_tokens, d)).unsqueeze(0)
-            self.register_buffer("pos_embed", table, persistent=True)
-        self.patch_embed = PatchEmbed(cfg["channels"], d, cfg["patch_size"])
-        self.blocks = nn.Sequential(*[Block(cfg) for _ in range(cfg["depth"])])
-        if cfg["pool"] == "cls":
-            self.norm = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=DT)
-        else:
-            self.fc_norm = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=DT)
-        self.head = nn.Linear(d, cfg["num_classes"], dtype=DT)
-
-    def forward(self, images):
-        x = self.patch_embed(images)
-        if self.cfg["pool"] == "cls":
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + self.pos_embed
-        x = self.blocks(x)
-        if self.cfg["pool"] == "cls":
-            x = self.norm(x)[:, 0]
-        else:
-            x = self.fc_norm(x.mean(dim=1))
-        return self.head(x)
-
-    def attention_maps(self):
-        return [blk.attn.last_att for blk in self.blocks]
-
 
 def ordered_names(model):
     """timm order: cls_token, pos_embed, patch_embed.*, blocks.*, norm/fc_norm, head."""
@@ -582,7 +472,7 @@ def total_grad_norm(params):
 
 def make_model(cfg, recipe, seed, check_loops=False):
     g = gen(seed)
-    model = ViT(cfg)
+    model = ViT(cfg, dtype=DT, record_attention=True)
     names = ordered_names(model)
     vals = init_values(model, g)
     B, C, S = recipe["batch"], cfg["channels"], cfg["image_size"]
