@@ -1,7 +1,7 @@
-// Thread-count policy: OpenMP's thread count is set here. OpenBLAS (its OpenMP build) never threads
-// a call itself: gemm() runs every BLAS call inside an active OpenMP region or with one thread
-// (src/ops/cpu/gemm.cpp), so each call runs on the thread that makes it and at any moment at most n
-// threads compute.
+// Thread-count policy: OpenMP's thread count is set here, and nothing about the BLAS (core neither
+// calls nor names it). The ops keep OpenBLAS to the threads set here: gemm() runs every BLAS call
+// inside an active OpenMP region or with one thread (src/ops/cpu/gemm.cpp, blas_in_pieces), so at
+// any moment at most n threads compute.
 #include "vit/threads.hpp"
 
 #include <omp.h>
