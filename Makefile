@@ -28,13 +28,14 @@ test: deps build
 # The suite again on each other kernel variant (VIT_ISA) and OpenBLAS kernel family this CPU can
 # run, as on other machines: AVX2 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell, as on
 # AVX2-only CPUs and on machines that set it), AVX-512 with its SkylakeX kernels, and the portable
-# scalar path. The fault-injection and corpus tests run no kernel worth repeating and are left out.
-ISA_CTEST_EXCLUDE = ^(Reliability|FuzzCorpus|IsaVariants)
+# scalar path. The fault-injection, corpus and symbol tests (labels reliability, fuzz-corpus,
+# isa-symbols; tests/labels.cmake) run no kernel worth repeating and are left out by label.
+ISA_CTEST_EXCLUDE_LABELS = reliability|fuzz-corpus|isa-symbols
 test-isa: build
 	@set -e; flags=$$(grep -m1 '^flags' /proc/cpuinfo); \
-	ISA_CTEST_EXCLUDE='$(ISA_CTEST_EXCLUDE)'; \
+	exclude='$(ISA_CTEST_EXCLUDE_LABELS)'; \
 	run() { echo "== $$*"; env "$$@" ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) \
-	  -E "$$ISA_CTEST_EXCLUDE"; }; \
+	  -LE "^($$exclude)$$"; }; \
 	case " $$flags " in *" avx2 "*) run VIT_ISA=avx2 OPENBLAS_CORETYPE=Haswell;; esac; \
 	case " $$flags " in *" avx512f "*) run VIT_ISA=avx512 OPENBLAS_CORETYPE=SkylakeX;; esac; \
 	run VIT_ISA=scalar OPENBLAS_CORETYPE=Haswell
@@ -61,7 +62,7 @@ demo: deps build
 	./$(BUILD_DIR)/vit train --preset tiny28 --data mnist --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 # The whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (GCC);
-# SANITIZE_CTEST_ARGS passes more ctest arguments (CI leaves out the slowest test with -E).
+# SANITIZE_CTEST_ARGS passes more ctest arguments (CI leaves out the tests labelled slow: -LE slow).
 # alloc_dealloc_mismatch=0: GCC 12's std::stable_sort frees its nothrow-new buffer in a way ASan
 # misreads as new/free (a known false positive in libstdc++'s headers, not in our code).
 SANITIZE_CTEST_ARGS ?=
