@@ -28,9 +28,10 @@ test: deps build
 # The suite again on each other kernel variant (VIT_ISA) and OpenBLAS kernel family this CPU can
 # run, as on other machines: AVX2 with OpenBLAS's AVX2 kernels (OPENBLAS_CORETYPE=Haswell, as on
 # AVX2-only CPUs and on machines that set it), AVX-512 with its SkylakeX kernels, and the portable
-# scalar path. The fault-injection, corpus and symbol tests (labels reliability, fuzz-corpus,
-# isa-symbols; tests/labels.cmake) run no kernel worth repeating and are left out by label.
-ISA_CTEST_EXCLUDE_LABELS = reliability|fuzz-corpus|isa-symbols
+# scalar path. The fault-injection, corpus, symbol and install tests (labels reliability,
+# fuzz-corpus, isa-symbols, install; tests/labels.cmake) run no kernel worth repeating and are
+# left out by label.
+ISA_CTEST_EXCLUDE_LABELS = reliability|fuzz-corpus|isa-symbols|install
 test-isa: build
 	@set -e; flags=$$(grep -m1 '^flags' /proc/cpuinfo); \
 	exclude='$(ISA_CTEST_EXCLUDE_LABELS)'; \

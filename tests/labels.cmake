@@ -6,8 +6,9 @@
 #   cli          Cli.*: the `vit` tool end to end (runs the binary)
 #   reliability  Reliability.*: fault injection (SIGKILL, signals, full disk, lying files)
 #   slow         over a minute in a sanitizer build: left out of `make test-sanitize` in CI
-# fuzz-corpus (FuzzCorpus.*, fuzz/CMakeLists.txt) and isa-symbols (IsaVariants.*,
-# tests/CMakeLists.txt) are set where those tests are added.
+# fuzz-corpus (FuzzCorpus.*, fuzz/CMakeLists.txt), isa-symbols (IsaVariants.*) and install
+# (Install.*: make install and find_package, tests/CMakeLists.txt) are set where those tests are
+# added.
 set(vit_slow_tests Reliability.SigkillAtRandomMomentsLosesNothing)
 foreach(test IN LISTS vit_tests_TESTS)
   string(REGEX REPLACE "^([^/]*/)?([^.]*)\\..*$" "\\2" suite "${test}")
