@@ -14,6 +14,7 @@
 #include "model/executor.hpp"
 #include "ops/ops.hpp"
 #include "test_util.hpp"
+#include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/model.hpp"
 #include "vit/optim.hpp"
@@ -461,6 +462,25 @@ TEST(Model, PatchDropout) {
 
 // The micro-batch rule: the most images whose widest activation fits in 512 KiB, unless that is
 // under 256 tokens; and the count, rounded up to a multiple of 4.
+// Reading logits: the first largest wins argmax, softmax sums to 1, top-k is sorted and clipped to
+// K, and class_loss is -log softmax of the true class.
+TEST(Classify, ArgmaxSoftmaxTopKAndLoss) {
+  const float z[4] = {1.0f, 3.0f, 2.0f, 3.0f};
+  EXPECT_EQ(argmax(z, 4), 1);
+  double p[4];
+  softmax(z, 4, p);
+  EXPECT_NEAR(p[0] + p[1] + p[2] + p[3], 1.0, 1e-15);
+  EXPECT_NEAR(p[1] / p[2], std::exp(1.0), 1e-12);
+  EXPECT_EQ(p[1], p[3]);
+  const std::vector<ClassScore> top = top_k(z, 4, 3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[2].index, 2);
+  EXPECT_EQ(top[0].prob, p[1]);
+  EXPECT_EQ(top[2].prob, p[2]);
+  EXPECT_EQ(top_k(z, 4, 10).size(), 4u);
+  for (int k = 0; k < 4; ++k) EXPECT_NEAR(class_loss(z, 4, k), -std::log(p[k]), 1e-12) << k;
+}
+
 TEST(Model, MicroBatchImages) {
   const Config tiny = find_preset("tiny28").config;  // widest: the MLP's 256 floats a token
   EXPECT_EQ(micro_batch_images(tiny, 128, 50), 10);  // 10 x 50 x 256 x 4 B = 512,000 <= 2^19 B
@@ -605,7 +625,7 @@ TEST(Model, MicroBatchesGiveTheBatchGradient) {
       int64_t correct = 0;
       for (int b = 0; b < B; ++b) {
         const float* z = logits + b * K;
-        correct += int(std::max_element(z, z + K) - z) == labels[b];
+        correct += argmax(z, K) == labels[b];
       }
       const double loss =
           cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());

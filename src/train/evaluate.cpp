@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/train.hpp"
 
@@ -35,11 +36,8 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
     model.predict(images.data(), b, logits.data());
     for (int i = 0; i < b; ++i) {
       const float* z = logits.data() + int64_t(i) * K;
-      const int pred = int(std::max_element(z, z + K) - z);
-      const float mx = z[pred];
-      double sum = 0;
-      for (int k = 0; k < K; ++k) sum += std::exp(double(z[k]) - mx);
-      loss_sum += std::log(sum) - (double(z[labels[i]]) - mx);
+      const int pred = argmax(z, K);
+      loss_sum += class_loss(z, K, labels[i]);
       correct += pred == labels[i];
       ++r.confusion[labels[i]][pred];
     }

@@ -7,6 +7,7 @@
 #include "core/parallel.hpp"
 #include "model/executor.hpp"
 #include "ops/ops.hpp"
+#include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
@@ -19,8 +20,7 @@ namespace {
 int64_t count_correct(const float* logits, const int32_t* labels, int B, int K) {
   int64_t correct = 0;
   for (int j = 0; j < B; ++j) {
-    const float* z = logits + int64_t(j) * K;
-    correct += int(std::max_element(z, z + K) - z) == labels[j];
+    correct += argmax(logits + int64_t(j) * K, K) == labels[j];
   }
   return correct;
 }

@@ -18,6 +18,7 @@
 
 #include "vit/bench.hpp"
 #include "vit/checkpoint.hpp"
+#include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
 #include "vit/threads.hpp"
@@ -363,30 +364,22 @@ int run_predict(const PredictArgs& a) {
     }
     vit::normalize_image(pixels.data(), c.channels, c.image_size, m.meta.normalize, input.data());
     m.model.predict(input.data(), 1, logits.data());
-    const float mx = *std::max_element(logits.begin(), logits.end());
-    std::vector<double> prob(K);
-    double sum = 0;
-    for (int i = 0; i < K; ++i) sum += prob[i] = std::exp(double(logits[i]) - mx);
-    std::vector<int> order(K);
-    for (int i = 0; i < K; ++i) order[i] = i;
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int x, int y) { return prob[x] > prob[y]; });
+    const std::vector<vit::ClassScore> top = vit::top_k(logits.data(), K, k);
     if (a.json) {
       nlohmann::ordered_json j;
       j["file"] = file;
       j["top"] = nlohmann::json::array();
-      for (int i = 0; i < k; ++i) {
-        j["top"].push_back({{"class", m.meta.class_names[order[i]]},
-                            {"index", order[i]},
-                            {"prob", prob[order[i]] / sum}});
+      for (const vit::ClassScore& t : top) {
+        j["top"].push_back(
+            {{"class", m.meta.class_names[t.index]}, {"index", t.index}, {"prob", t.prob}});
       }
       j["logits"] = logits;
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%s:", file.c_str());
-      for (int i = 0; i < k; ++i) {
-        std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[order[i]].c_str(),
-                    100 * prob[order[i]] / sum);
+      for (size_t i = 0; i < top.size(); ++i) {
+        std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[top[i].index].c_str(),
+                    100 * top[i].prob);
       }
       std::printf("\n");
     }
