@@ -38,23 +38,23 @@ TEST(Allocation, TrainingStepAndPredictAllocateNothing) {
   const int B = 16, K = c.num_classes;
   Model model(c);
   model.init(1);
-  model.enable_training(B);
-  AdamW opt(model, AdamWOptions{});
+  Recipe recipe;
+  recipe.label_smoothing = 0.1f;
+  recipe.clip_grad = 1.0f;
+  TrainStep train_step(model, recipe, B, 5);  // micro-batches of at most 5 images (16: four of 4)
   auto images = random_vector(int64_t(B) * 28 * 28, 2);
   std::vector<int32_t> labels(B, 3);
-  std::vector<float> probs(B * K), dlogits(B * K), logits(B * K);
+  std::vector<float> logits(B * K);
   // With patch dropout: half the patches, drawn as the trainer does.
   const int Np = c.num_patches(), Nk = Np / 2;
   std::vector<int64_t> idx(B);
   std::vector<int32_t> keep(size_t(B) * Nk);
   for (int b = 0; b < B; ++b) idx[size_t(b)] = b;
-  // The trainer's step, in micro-batches of at most 5 images (16: four of 4).
+  // The trainer's step.
   auto step = [&](bool drop) {
     if (drop) sample_kept_patches(idx.data(), B, Np, Nk, 0, 1, keep.data());
-    batch_gradients(model, images.data(), labels.data(), B, 0.1f, drop ? keep.data() : nullptr,
-                    drop ? Nk : 0, probs.data(), dlogits.data(), 5);
-    clip_grad_norm(model, 1.0f);
-    opt.step();
+    train_step.run(images.data(), labels.data(), B, recipe.lr, drop ? keep.data() : nullptr,
+                   drop ? Nk : 0);
   };
   step(false);                                     // warm-up: thread pools start
   step(true);                                      // the kept-index buffers grow once

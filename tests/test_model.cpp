@@ -109,31 +109,29 @@ TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
   Model* raw;
   Loaded L = load_fixture(f, &raw);
   std::unique_ptr<Model> model(raw);
-  const int B = L.B, K = L.cfg.num_classes;
+  const int B = L.B;
   const auto& r = L.recipe;
-  AdamWOptions opt;
-  opt.lr = r["lr"].get<float>();
-  opt.beta1 = r["beta1"].get<float>();
-  opt.beta2 = r["beta2"].get<float>();
-  opt.eps = r["eps"].get<float>();
-  opt.weight_decay = r["weight_decay"].get<float>();
-  const float clip = r["clip_grad_norm"].get<float>();
-  const float smoothing = r["label_smoothing"].get<float>();
+  // The trainer's step (vit::TrainStep) with the fixture's AdamW settings, the batch in one piece.
+  Recipe recipe;
+  recipe.optimizer = "adamw";
+  recipe.lr = r["lr"].get<float>();
+  recipe.beta1 = r["beta1"].get<float>();
+  recipe.beta2 = r["beta2"].get<float>();
+  recipe.weight_decay = r["weight_decay"].get<float>();
+  recipe.clip_grad = r["clip_grad_norm"].get<float>();
+  recipe.label_smoothing = r["label_smoothing"].get<float>();
+  ASSERT_EQ(r["eps"].get<float>(), optimizer_options(recipe).eps);  // the recipe keeps the default
   const int steps = r["steps"].get<int>();
 
-  model->enable_training(B);
-  AdamW adamw(*model, opt);
-  std::vector<float> probs(B * K), dlogits(B * K), losses(steps), norms(steps);
+  TrainStep step(*model, recipe, B, B);
+  std::vector<float> losses(steps), norms(steps);
   for (int t = 0; t < steps; ++t) {
-    model->zero_grad();
-    const float* logits = model->forward(L.images.data(), B);
-    losses[t] = float(
-        cross_entropy(logits, L.labels.data(), B, K, smoothing, probs.data(), dlogits.data()));
-    model->backward(dlogits.data());
-    norms[t] = float(clip_grad_norm(*model, clip));
-    adamw.step();
+    const StepStats s = step.run(L.images.data(), L.labels.data(), B, recipe.lr);
+    ASSERT_TRUE(s.updated);
+    losses[t] = float(s.loss);
+    norms[t] = float(s.grad_norm);
   }
-  EXPECT_EQ(adamw.step_count(), steps);
+  EXPECT_EQ(step.optimizer().step_count(), steps);
   const double loss_diff =
       expect_close("adamw.loss", losses.data(), f.read_f32("adamw.loss"), 0.0, 1e-5);
   expect_close("adamw.grad_norm", norms.data(), f.read_f32("adamw.grad_norm"), 0.0, 1e-4);
@@ -159,7 +157,7 @@ TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
                                          expected.data() + 2 * D, D, kFwdAtol, kFwdRtol));
     auto initial = f.read_f32(p.name);
     expect_close("adamw.final." + p.name + " [k], bounded by steps * lr", got + D,
-                 initial.data() + D, D, 1.01 * steps * opt.lr, 0.0);
+                 initial.data() + D, D, 1.01 * steps * recipe.lr, 0.0);
   }
   std::printf("[ fixture ] %s: 5 steps: max |loss diff| %.3g, max |weight diff| %.3g\n", GetParam(),
               loss_diff, max_w);
@@ -370,18 +368,13 @@ TEST(Model, SinCosPositionsAreFixed) {
   std::vector<float> table(p.numel);
   ops::sincos_table(op_context(), table.data(), c.num_tokens(), c.dim);
   expect_close("pos_embed", model.param("pos_embed").data, table, 0, 0);
-  // Training steps do not move it.
-  model.enable_training(2);
-  AdamW opt(model, AdamWOptions{});
+  // Training steps (the trainer's, AdamW without weight decay) do not move it.
+  Recipe recipe;
+  recipe.weight_decay = 0.0f;
+  TrainStep step(model, recipe, 2);
   auto images = random_vector(2 * 2 * 8 * 8, 5);
   std::vector<int32_t> labels = {0, 1};
-  std::vector<float> probs(10), dl(10);
-  for (int t = 0; t < 3; ++t) {
-    model.zero_grad();
-    cross_entropy(model.forward(images.data(), 2), labels.data(), 2, 5, 0, probs.data(), dl.data());
-    model.backward(dl.data());
-    opt.step();
-  }
+  for (int t = 0; t < 3; ++t) step.run(images.data(), labels.data(), 2, recipe.lr);
   expect_close("pos_embed after steps", model.param("pos_embed").data, table, 0, 0);
 }
 

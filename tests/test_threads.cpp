@@ -29,25 +29,24 @@ TrainResult train(int threads) {
   const int B = 32, K = c.num_classes;
   Model model(c);
   model.init(11);
-  model.enable_training(B);
-  AdamWOptions o;
-  o.lr = 1e-3f;
-  o.weight_decay = 0.05f;
-  AdamW opt(model, o);
+  Recipe recipe;  // AdamW, lr 1e-3, weight decay 0.05
+  recipe.label_smoothing = 0.1f;
+  recipe.clip_grad = 1.0f;
+  // The trainer's step on the whole batch at once (one micro-batch): every op split over the
+  // threads.
+  TrainStep train_step(model, recipe, B, B);
   auto images = random_vector(int64_t(B) * 28 * 28, 12);
   std::vector<int32_t> labels(B);
   for (int b = 0; b < B; ++b) labels[b] = (b * 7) % K;
-  std::vector<float> probs(B * K), dlogits(B * K);
   TrainResult r;
   for (int step = 0; step < 3; ++step) {
-    model.zero_grad();
-    const float* logits = model.forward(images.data(), B);
-    r.loss = cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
-    if (step == 0) r.logits.assign(logits, logits + B * K);
-    model.backward(dlogits.data());
-    clip_grad_norm(model, 1.0f);
+    if (step == 0) {  // the logits the first step's forward computes
+      const float* logits = model.forward(images.data(), B);
+      r.logits.assign(logits, logits + B * K);
+    }
+    r.loss = train_step.run(images.data(), labels.data(), B, recipe.lr).loss;
+    // The clipped gradients (the update leaves them as they are).
     if (step == 0) r.grads.assign(model.grad_data(), model.grad_data() + model.arena_floats());
-    opt.step();
   }
   r.weights.assign(model.param_data(), model.param_data() + model.arena_floats());
   r.predicted.resize(B * K);

@@ -83,6 +83,44 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
                            float* dlogits, int micro_batch = 0);
 
+struct StepStats : BatchStats {
+  double grad_norm = 0;  // the global gradient norm before clipping
+  bool updated = false;  // false: the loss or the gradient norm was not finite, weights untouched
+};
+class AdamW;
+struct AdamWOptions;
+// The recipe's optimizer settings (optimizer, lr, beta1, beta2, weight_decay).
+AdamWOptions optimizer_options(const Recipe& recipe);
+
+// One training step, the one vit::train, `vit bench` and the tests run: the batch's gradients
+// (batch_gradients, with the recipe's label smoothing), the global gradient-norm clip (clip_grad),
+// then the optimizer's update (the recipe's optimizer, betas and weight decay) at the learning
+// rate given (the caller's schedule: Recipe::lr_at). Allocates nothing once made.
+class TrainStep {
+ public:
+  // Enables training on model for batches of up to max_batch images and allocates the optimizer's
+  // moments and the step's buffers. micro_batch: as batch_gradients' (0: automatic).
+  TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch = 0);
+  ~TrainStep();
+  TrainStep(const TrainStep&) = delete;
+  TrainStep& operator=(const TrainStep&) = delete;
+
+  // One step on images [B, C, S, S] with labels [B], B <= max_batch; keep, num_keep: patch
+  // dropout, as in batch_gradients. When the loss or the gradient norm is not finite the weights
+  // and the optimizer are left as they were (updated = false): what then is the caller's choice.
+  StepStats run(const float* images, const int32_t* labels, int B, float lr,
+                const int32_t* keep = nullptr, int num_keep = 0);
+
+  AdamW& optimizer() { return *opt_; }
+
+ private:
+  Model& model_;
+  float smoothing_, clip_grad_;
+  int max_batch_, micro_batch_;
+  std::unique_ptr<AdamW> opt_;
+  std::vector<float> probs_, dlogits_;  // [max_batch, K] scratch for batch_gradients
+};
+
 struct EvalResult {
   int64_t count = 0;
   double accuracy = 0, loss = 0;                // loss: mean cross-entropy without smoothing

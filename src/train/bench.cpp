@@ -1,4 +1,4 @@
-// `vit bench`: times training steps (batch_gradients, clipping, AdamW: the trainer's step) and
+// `vit bench`: times training steps (vit::TrainStep, the trainer's step) and
 // inference batches of a model on random inputs.
 #include "vit/bench.hpp"
 
@@ -12,7 +12,6 @@
 #include "model/executor.hpp"
 #include "vit/error.hpp"
 #include "vit/model.hpp"
-#include "vit/optim.hpp"
 #include "vit/train.hpp"
 
 namespace vit {
@@ -66,20 +65,14 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   r.infer_micro_batch = largest(0);
   if (o.train) {
     r.micro_batch = largest(o.micro_batch);
-    model.enable_training(B);
-    AdamWOptions ao;
-    ao.lr = 1e-4f;
-    ao.weight_decay = 0.05f;
-    AdamW opt(model, ao);
-    std::vector<float> probs(size_t(B) * K), dlogits(size_t(B) * K);
-    r.train = time_steps(
-        [&] {
-          batch_gradients(model, images.data(), labels.data(), B, 0.1f, nullptr, 0, probs.data(),
-                          dlogits.data(), o.micro_batch);
-          clip_grad_norm(model, 1.0f);
-          opt.step();
-        },
-        o.warmup, o.steps, B, 3 * fwd);
+    Recipe recipe;
+    recipe.lr = 1e-4f;
+    recipe.weight_decay = 0.05f;
+    recipe.label_smoothing = 0.1f;
+    recipe.clip_grad = 1.0f;
+    TrainStep step(model, recipe, B, o.micro_batch);
+    r.train = time_steps([&] { step.run(images.data(), labels.data(), B, recipe.lr); }, o.warmup,
+                         o.steps, B, 3 * fwd);
   }
   if (o.infer) {
     std::vector<float> logits(size_t(B) * K);

@@ -1,6 +1,9 @@
-// One training batch's gradients, computed a micro-batch at a time (gradient accumulation), the
-// micro-batches run in parallel, one per thread, where there are enough of them.
+// The training step: one batch's gradients, computed a micro-batch at a time (gradient
+// accumulation), the micro-batches run in parallel, one per thread, where there are enough of them
+// (batch_gradients); and vit::TrainStep, those gradients, the clip and the optimizer's update: the
+// one step the trainer, `vit bench` and the tests run.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -9,6 +12,7 @@
 #include "ops/ops.hpp"
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
+#include "vit/optim.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
 
@@ -119,6 +123,49 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     stats.correct += correct[i];
   }
   return stats;
+}
+
+AdamWOptions optimizer_options(const Recipe& r) {
+  AdamWOptions o;
+  o.lr = r.lr;
+  o.beta1 = r.beta1;
+  o.beta2 = r.beta2;
+  o.weight_decay = r.weight_decay;
+  o.decoupled = r.optimizer == "adamw";
+  return o;
+}
+
+TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch)
+    : model_(model),
+      smoothing_(recipe.label_smoothing),
+      clip_grad_(recipe.clip_grad),
+      max_batch_(max_batch),
+      micro_batch_(micro_batch) {
+  VIT_CHECK(max_batch >= 1,
+            "TrainStep: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
+  model.enable_training(max_batch);
+  opt_ = std::make_unique<AdamW>(model, optimizer_options(recipe));
+  const size_t n = size_t(max_batch) * size_t(model.config().num_classes);
+  probs_.resize(n);
+  dlogits_.resize(n);
+}
+
+TrainStep::~TrainStep() = default;
+
+StepStats TrainStep::run(const float* images, const int32_t* labels, int B, float lr,
+                         const int32_t* keep, int num_keep) {
+  VIT_CHECK(B >= 1 && B <= max_batch_, "TrainStep: a batch of " + std::to_string(B) +
+                                           " images, but the step was made for 1 to " +
+                                           std::to_string(max_batch_));
+  StepStats s;
+  static_cast<BatchStats&>(s) =
+      batch_gradients(model_, images, labels, B, smoothing_, keep, num_keep, probs_.data(),
+                      dlogits_.data(), micro_batch_);
+  s.grad_norm = clip_grad_norm(model_, clip_grad_);
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) return s;
+  opt_->step(lr);
+  s.updated = true;
+  return s;
 }
 
 }  // namespace vit

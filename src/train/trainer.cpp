@@ -54,7 +54,8 @@ struct Run {
   DatasetSplits data;
   Normalization norm;
   std::unique_ptr<Model> model;
-  std::unique_ptr<AdamW> opt;
+  std::unique_ptr<TrainStep> train_step;  // the training step
+  AdamW* opt = nullptr;                   // its optimizer (the moments checkpoints keep)
   int64_t epochs_done = 0, step = 0;
   EpochPosition pos;
   double best_acc = -1;
@@ -69,16 +70,6 @@ std::string exact(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
-}
-
-AdamWOptions optimizer_options(const Recipe& r) {
-  AdamWOptions o;
-  o.lr = r.lr;
-  o.beta1 = r.beta1;
-  o.beta2 = r.beta2;
-  o.weight_decay = r.weight_decay;
-  o.decoupled = r.optimizer == "adamw";
-  return o;
 }
 
 void check_data_fits(const Config& c, const DatasetSplits& d) {
@@ -111,6 +102,19 @@ void check_memory(const Config& c, int batch) {
             "training this model with batch " + std::to_string(batch) + " needs about " +
                 std::to_string(need >> 20) + " MiB but only " + std::to_string(have >> 20) +
                 " MiB of memory is available; use a smaller --batch or model");
+}
+
+// The batch size of r's steps: the recipe's, at most the training set.
+int step_batch(const Run& r) {
+  return int(std::min<int64_t>(r.recipe.batch_size, r.data.train.size()));
+}
+
+// r's training step (and its optimizer), once the memory it needs is known to be there.
+void make_step(Run& r) {
+  const int B = step_batch(r);
+  check_memory(r.config, B);
+  r.train_step = std::make_unique<TrainStep>(*r.model, r.recipe, B);
+  r.opt = &r.train_step->optimizer();
 }
 
 ModelMeta model_meta(const Run& r) {
@@ -154,16 +158,12 @@ void append_metrics(const Run& r, const EpochMetrics& m) {
 TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const Recipe& rc = r.recipe;
   const Dataset& train = *r.data.train;
-  const int K = r.config.num_classes;
   const int64_t n = train.size();
-  const int B = int(std::min<int64_t>(rc.batch_size, n));
+  const int B = step_batch(r);
   const int64_t steps = (n + B - 1) / B;
   const int64_t total = steps * rc.epochs, warmup = steps * rc.warmup_epochs;
-  check_memory(r.config, B);
-  r.model->enable_training(B);
 
-  std::vector<float> images(size_t(B) * train.shape().pixels()), probs(size_t(B) * K),
-      dlogits(size_t(B) * K);
+  std::vector<float> images(size_t(B) * train.shape().pixels());
   std::vector<int32_t> labels(B);
   const int Np = r.config.num_patches();
   std::vector<int32_t> keep;  // patch dropout's draws [B, kept]
@@ -186,12 +186,10 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
                  labels.data());
       lr = rc.lr_at(r.step, total, warmup);
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
-      const BatchStats stats = batch_gradients(*r.model, images.data(), labels.data(), b,
-                                               rc.label_smoothing, drop ? keep.data() : nullptr,
-                                               drop ? kept : 0, probs.data(), dlogits.data());
-      const double loss = stats.loss;
-      const double grad_norm = clip_grad_norm(*r.model, rc.clip_grad);
-      if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      const StepStats stats = r.train_step->run(images.data(), labels.data(), b, lr,
+                                                drop ? keep.data() : nullptr, drop ? kept : 0);
+      const double loss = stats.loss, grad_norm = stats.grad_norm;
+      if (!stats.updated) {
         std::ostringstream msg;
         msg << "training diverged at epoch " << e + 1 << ", step " << s + 1 << " of " << steps
             << ": " << (std::isfinite(loss) ? "the gradient norm" : "the loss") << " is "
@@ -204,7 +202,6 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       r.pos.correct += stats.correct;
       r.pos.loss_sum += loss * b;
       r.pos.seen += b;
-      r.opt->step(lr);
       ++r.step;
       r.pos.step = s + 1;
 
@@ -357,7 +354,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed,
                 {.qkv_std = recipe.qkv_init_std, .sincos_pos = recipe.pos_init_sincos});
-  r.opt = std::make_unique<AdamW>(*r.model, optimizer_options(recipe));
+  make_step(r);
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
                    " train / " + std::to_string(r.data.test->size()) + " test images, " +
                    std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir);
@@ -406,7 +403,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
             "'" + state + "' does not fit the dataset '" + r.data_spec +
                 "' (its step counts disagree with the number of training images)");
   r.model = std::make_unique<Model>(std::move(loaded.model));
-  r.opt = std::make_unique<AdamW>(*r.model, optimizer_options(r.recipe));
+  make_step(r);
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
     file.read_f32(kMoment1 + p.name, r.opt->exp_avg() + p.offset, p.numel);
