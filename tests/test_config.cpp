@@ -51,6 +51,11 @@ TEST(Config, RejectsImpossibleShapes) {
 }
 
 TEST(Config, JsonRoundTripAndStrictParsing) {
+  // The keys, their order and the values checkpoints have always had (the default is tiny28's).
+  EXPECT_EQ(Config{}.to_json(),
+            "{\"image_size\":28,\"channels\":1,\"patch_size\":4,\"dim\":64,\"depth\":6,\"heads\":4,"
+            "\"mlp_dim\":256,\"num_classes\":10,\"pos_embed\":\"learned\",\"pool\":\"cls\","
+            "\"qkv_bias\":true,\"ln_eps\":1e-06}");
   Config c;
   c.pos_embed = PosEmbed::kSinCos;
   c.pool = Pool::kMean;

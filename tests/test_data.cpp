@@ -17,18 +17,6 @@
 namespace vit::test {
 namespace {
 
-// Expects fn() to throw vit::Error whose message contains `phrase`.
-template <typename Fn>
-void expect_error(Fn fn, const std::string& phrase) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning '" << phrase << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos)
-        << "message '" << e.what() << "' lacks '" << phrase << "'";
-  }
-}
-
 class Idx : public ::testing::Test {
  protected:
   TempDir dir{"idx"};

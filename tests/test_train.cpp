@@ -9,6 +9,7 @@
 
 #include "idx_writer.hpp"
 #include "test_util.hpp"
+#include "train/state.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
 #include "vit/safetensors.hpp"
@@ -253,6 +254,95 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
     EXPECT_EQ(r.patch_drop, 0.0f) << other;
   }
   EXPECT_EQ(&find_preset("seed").recipe_for("fashion-mnist"), &find_preset("seed").recipe);
+}
+
+// The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
+// values it had when each field was written out by hand (these are the lines `vit train` printed
+// before the field lists), and reads back to the same recipe.
+TEST(Recipe, JsonKeepsItsKeysAndValues) {
+  Recipe seed = find_preset("seed").recipe;
+  seed.epochs = 2;
+  const std::string seed_json =
+      "{\"epochs\":2,\"batch_size\":128,\"optimizer\":\"adam\",\"lr\":0.005,\"min_lr\":0.0,"
+      "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
+      "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"qkv_init_std\":0.02,\"pos_init\":"
+      "\"normal\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_drop\":0.0,"
+      "\"full_token_epochs\":0}";
+  EXPECT_EQ(seed.to_json(), seed_json);
+  Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
+  fashion.epochs = 1;
+  fashion.warmup_epochs = 0;
+  const std::string fashion_json =
+      "{\"epochs\":1,\"batch_size\":32,\"optimizer\":\"adamw\",\"lr\":0.001,\"min_lr\":1e-05,"
+      "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
+      "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"qkv_init_std\":0.2,\"pos_init\":"
+      "\"sincos\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_drop\":0.6,"
+      "\"full_token_epochs\":3}";
+  EXPECT_EQ(fashion.to_json(), fashion_json);
+  for (const std::string& j : {seed_json, fashion_json}) {
+    EXPECT_EQ(Recipe::from_json(j).to_json(), j);
+  }
+  // A key of the wrong type, or a word that is no value of its field, is refused by name.
+  std::string bad = seed_json;
+  bad.replace(bad.find("\"adam\""), 6, "\"sgd\"");
+  EXPECT_THROW(Recipe::from_json(bad), Error);
+  bad = seed_json;
+  bad.replace(bad.find("\"cosine\":false"), 14, "\"cosine\":\"no\"");
+  EXPECT_THROW(Recipe::from_json(bad), Error);
+  auto j = nlohmann::json::parse(seed_json);
+  j.erase("lr");
+  EXPECT_THROW(Recipe::from_json(j.dump()), Error);  // only fields added later may be missing
+}
+
+// The resume state (last.train.safetensors' metadata) from its field list: the keys runs have
+// always written, numbers exactly, and back.
+TEST(TrainState, MetadataKeysAndRoundTrip) {
+  TrainState s;
+  s.epochs_done = 3;
+  s.step = 191;
+  s.optimizer_step = 191;
+  s.recipe = find_preset("tiny28").recipe;
+  s.data_spec = "mnist";
+  s.data_dir = "/data/x";
+  s.best_acc = 0.9735;
+  s.best_epoch = 2;
+  s.pos.step = 5;
+  s.pos.loss_sum = 0.1;
+  s.pos.correct = 77;
+  s.pos.seen = 160;
+  s.pos.seconds = 1.25;
+  const std::map<std::string, std::string> md = s.to_metadata();
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : md) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "data", "data_dir", "epoch",
+                                            "epoch_correct", "epoch_loss_sum", "epoch_seconds",
+                                            "epoch_seen", "epoch_step", "kind", "optimizer_step",
+                                            "recipe", "step"}));
+  EXPECT_EQ(md.at("kind"), "train-state");
+  EXPECT_EQ(md.at("epoch"), "3");
+  EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");  // %.17g, as always
+  EXPECT_EQ(md.at("epoch_loss_sum"), "0.10000000000000001");
+  EXPECT_EQ(md.at("recipe"), s.recipe.to_json());
+  const TrainState back = TrainState::from_metadata(md, "run");
+  EXPECT_EQ(back.to_metadata(), md);
+  EXPECT_EQ(back.best_acc, s.best_acc);
+  EXPECT_EQ(back.pos.loss_sum, s.pos.loss_sum);
+  auto expect_refused = [&](const std::map<std::string, std::string>& m,
+                            const std::string& phrase) {
+    expect_error([&] { TrainState::from_metadata(m, "run/last.train.safetensors"); }, phrase);
+  };
+  auto m = md;
+  m.erase("epoch_seen");
+  expect_refused(m, "no 'epoch_seen'");
+  m = md;
+  m["step"] = "12x";
+  expect_refused(m, "'step' is not a valid integer");
+  m = md;
+  m["best_acc"] = "nan";
+  expect_refused(m, "'best_acc' is not a valid number");
+  m = md;
+  m["kind"] = "model";
+  expect_refused(m, "not a vitcpp training state");
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "core/rng.hpp"
 #include "ops/context.hpp"
 #include "vit/config.hpp"
+#include "vit/error.hpp"
 #include "vit/isa.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/threads.hpp"
@@ -76,6 +77,18 @@ class BackendTest : public ::testing::TestWithParam<Isa> {
 
 inline std::string fixture(const std::string& name) {
   return std::string(VIT_FIXTURE_DIR) + "/" + name;
+}
+
+// Expects fn() to throw vit::Error whose message contains `phrase`.
+template <typename Fn>
+void expect_error(Fn fn, const std::string& phrase) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << phrase << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos)
+        << "message '" << e.what() << "' lacks '" << phrase << "'";
+  }
 }
 
 // The small ViT that the quadrant datasets (idx_writer.hpp) train in seconds: 8x8x1 images, patch

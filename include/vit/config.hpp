@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "vit/fields.hpp"
+
 namespace vit {
 
 enum class PosEmbed { kLearned, kSinCos };
@@ -45,11 +47,55 @@ struct Config {
   int64_t num_params() const;
   int64_t forward_flops() const;
 
-  // The JSON object stored in checkpoints (keys: image_size, channels, patch_size, dim, depth,
-  // heads, mlp_dim, num_classes, pos_embed, pool, qkv_bias, ln_eps), and its inverse, which
-  // rejects unknown or missing keys and validates the result.
+  // The JSON object stored in checkpoints (its fields, by name, in visit_fields' order), and its
+  // inverse, which rejects unknown or missing keys and validates the result.
   std::string to_json() const;
   static Config from_json(const std::string& json);
+
+  // Every field once (include/vit/fields.hpp): JSON, validation and the CLI's options come from
+  // here. Ranges are the static ones; validate() adds those between fields.
+  template <class Self, class Visitor>
+  static void visit_fields(Self& c, Visitor&& v) {
+    v(Field{.name = "image_size", .help = "Image side in pixels", .lo = 1, .hi = 65536},
+      c.image_size);
+    v(Field{.name = "channels", .help = "Image channels", .lo = 1, .hi = 64}, c.channels);
+    v(Field{.name = "patch_size",
+            .help = "Patch side in pixels",
+            .lo = 1,
+            .hi = 65536,
+            .flag = "patch"},
+      c.patch_size);
+    v(Field{.name = "dim", .help = "Width D", .lo = 1, .hi = 65536}, c.dim);
+    v(Field{.name = "depth", .help = "Number of blocks", .lo = 1, .hi = 1024}, c.depth);
+    v(Field{.name = "heads",
+            .help = "Attention heads (a divisor of the width)",
+            .lo = 1,
+            .hi = 65536},
+      c.heads);
+    v(Field{.name = "mlp_dim", .help = "MLP width", .lo = 1, .hi = 16 * 65536, .cli = false},
+      c.mlp_dim);
+    v(Field{.name = "num_classes",
+            .help = "Number of classes",
+            .lo = 2,
+            .hi = 65536,
+            .flag = "classes"},
+      c.num_classes);
+    v(Field{.name = "pos_embed",
+            .help = "Positional embedding",
+            .words = {"learned", "sincos"},
+            .flag = "pos"},
+      c.pos_embed);
+    v(Field{.name = "pool", .help = "Pooling", .words = {"cls", "mean"}}, c.pool);
+    v(Field{.name = "qkv_bias", .help = "Bias in the qkv projection", .cli = false}, c.qkv_bias);
+    v(Field{.name = "ln_eps",
+            .help = "LayerNorm epsilon",
+            .lo = 0,
+            .hi = 1,
+            .lo_open = true,
+            .hi_open = true,
+            .cli = false},
+      c.ln_eps);
+  }
 
   bool operator==(const Config&) const = default;
 };

@@ -41,10 +41,99 @@ struct Recipe {
   int kept_patches(int num_patches, int64_t epoch) const;
 
   void validate() const;  // vit::Error naming the first bad field
+  // Its fields as one JSON object (in visit_fields' order), and back (validated; fields written
+  // before a field existed keep its default).
   std::string to_json() const;
   static Recipe from_json(const std::string& json);
   // Learning rate at `step` (0-based) of `total` steps with `warmup` warm-up steps.
   float lr_at(int64_t step, int64_t total, int64_t warmup) const;
+
+  // Every field once (include/vit/fields.hpp): JSON (the recipe a checkpoint keeps, which resume
+  // reads back) and validation come from here. validate() adds the rules between fields
+  // (min_lr <= lr, warmup_epochs < epochs).
+  template <class Self, class Visitor>
+  static void visit_fields(Self& r, Visitor&& v) {
+    v(Field{.name = "epochs", .help = "Epochs", .lo = 1, .hi = 100000}, r.epochs);
+    v(Field{.name = "batch_size", .help = "Batch size", .lo = 1, .hi = 65536, .flag = "batch"},
+      r.batch_size);
+    v(Field{.name = "optimizer",
+            .help = "adamw or adam (L2 added to the gradients)",
+            .words = {"adamw", "adam"}},
+      r.optimizer);
+    v(Field{.name = "lr", .help = "Peak learning rate", .lo = 0, .hi = 10, .lo_open = true}, r.lr);
+    v(Field{.name = "min_lr", .help = "Final learning rate of the cosine decay", .lo = 0, .hi = 10},
+      r.min_lr);
+    v(Field{.name = "warmup_epochs",
+            .help = "Warm-up epochs",
+            .lo = 0,
+            .hi = 100000,
+            .flag = "warmup"},
+      r.warmup_epochs);
+    v(Field{.name = "cosine",
+            .help = "Learning-rate schedule after the warm-up",
+            .words = {"constant", "cosine"},
+            .flag = "schedule",
+            .json_bool = true},
+      r.cosine);
+    v(Field{.name = "weight_decay", .help = "Weight decay (matrices only)", .lo = 0, .hi = 10},
+      r.weight_decay);
+    v(Field{.name = "beta1",
+            .help = "Adam's beta1",
+            .lo = 0,
+            .hi = 1,
+            .hi_open = true,
+            .cli = false},
+      r.beta1);
+    v(Field{.name = "beta2",
+            .help = "Adam's beta2",
+            .lo = 0,
+            .hi = 1,
+            .hi_open = true,
+            .cli = false},
+      r.beta2);
+    v(Field{.name = "label_smoothing", .help = "Label smoothing", .lo = 0, .hi = 0.99},
+      r.label_smoothing);
+    v(Field{.name = "clip_grad", .help = "Max gradient norm (0: off)", .lo = 0, .hi = 1e6},
+      r.clip_grad);
+    v(Field{.name = "seed", .help = "Seed for initialisation, data order and augmentation"},
+      r.seed);
+    v(Field{.name = "qkv_init_std",
+            .help = "Std of the qkv weights at init (timm: 0.02)",
+            .lo = 1e-6,
+            .hi = 1},
+      r.qkv_init_std);
+    v(Field{.name = "pos_init",
+            .help = "Start of a learned pos_embed: normal (timm) or sincos",
+            .words = {"normal", "sincos"}},
+      r.pos_init_sincos);
+    v(Field{.name = "crop_padding",
+            .help = "Random-crop padding in pixels (0: off)",
+            .lo = 0,
+            .hi = 64},
+      r.augment.crop_padding);
+    v(Field{.name = "hflip",
+            .help = "Random horizontal flips (default: the preset's, off for digits)"},
+      r.augment.hflip);
+    v(Field{.name = "erase_prob",
+            .help = "Random-erasing probability",
+            .lo = 0,
+            .hi = 1,
+            .flag = "erase"},
+      r.augment.erase_prob);
+    v(Field{.name = "patch_drop",
+            .help = "Fraction of patch tokens each training image drops (0: off; timm's "
+                    "patch_drop_rate)",
+            .lo = 0,
+            .hi = 0.99,
+            .optional = true},
+      r.patch_drop);
+    v(Field{.name = "full_token_epochs",
+            .help = "The last N epochs train on every token (patch dropout off)",
+            .lo = 0,
+            .hi = 100000,
+            .optional = true},
+      r.full_token_epochs);
+  }
 };
 
 struct Preset {
@@ -134,7 +223,19 @@ struct EpochMetrics {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, lr = 0, seconds = 0,
          img_per_s = 0;
-  std::string to_json() const;  // one metrics.jsonl line (no newline)
+  std::string to_json() const;  // one metrics.jsonl line (no newline): its fields, in order
+
+  template <class Self, class Visitor>
+  static void visit_fields(Self& m, Visitor&& v) {
+    v(Field{.name = "epoch"}, m.epoch);
+    v(Field{.name = "train_loss"}, m.train_loss);
+    v(Field{.name = "train_acc"}, m.train_acc);
+    v(Field{.name = "test_loss"}, m.test_loss);
+    v(Field{.name = "test_acc"}, m.test_acc);
+    v(Field{.name = "lr"}, m.lr);
+    v(Field{.name = "seconds"}, m.seconds);
+    v(Field{.name = "img_per_s"}, m.img_per_s);
+  }
 };
 
 struct StepProgress {

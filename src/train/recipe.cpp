@@ -2,9 +2,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <nlohmann/json.hpp>
-#include <set>
 
+#include "core/fields_json.hpp"
 #include "core/json_float.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
@@ -13,41 +12,10 @@
 namespace vit {
 
 void Recipe::validate() const {
-  auto finite_in = [](float v, float lo, float hi) {
-    return std::isfinite(v) && v >= lo && v <= hi;
-  };
-  VIT_CHECK(epochs >= 1 && epochs <= 100000,
-            "epochs must be in [1, 100000] (got " + std::to_string(epochs) + ")");
-  VIT_CHECK(batch_size >= 1 && batch_size <= 65536,
-            "batch size must be in [1, 65536] (got " + std::to_string(batch_size) + ")");
-  VIT_CHECK(optimizer == "adamw" || optimizer == "adam",
-            "optimizer must be 'adamw' or 'adam' (got '" + optimizer + "')");
-  VIT_CHECK(finite_in(lr, 0.0f, 10.0f) && lr > 0.0f,
-            "lr must be in (0, 10] (got " + std::to_string(lr) + ")");
-  VIT_CHECK(finite_in(min_lr, 0.0f, lr),
-            "min lr must be in [0, lr] (got " + std::to_string(min_lr) + ")");
-  VIT_CHECK(warmup_epochs >= 0 && warmup_epochs < epochs,
-            "warmup epochs must be in [0, epochs) (got " + std::to_string(warmup_epochs) + ")");
-  VIT_CHECK(finite_in(weight_decay, 0.0f, 10.0f),
-            "weight decay must be in [0, 10] (got " + std::to_string(weight_decay) + ")");
-  VIT_CHECK(finite_in(beta1, 0.0f, 0.99999f), "beta1 must be in [0, 1)");
-  VIT_CHECK(finite_in(beta2, 0.0f, 0.99999999f), "beta2 must be in [0, 1)");
-  VIT_CHECK(finite_in(label_smoothing, 0.0f, 0.99f),
-            "label smoothing must be in [0, 1) (got " + std::to_string(label_smoothing) + ")");
-  VIT_CHECK(finite_in(clip_grad, 0.0f, 1e6f),
-            "gradient clipping norm must be >= 0 (got " + std::to_string(clip_grad) + ")");
-  VIT_CHECK(finite_in(qkv_init_std, 1e-6f, 1.0f),
-            "qkv init std must be in (0, 1] (got " + std::to_string(qkv_init_std) + ")");
-  VIT_CHECK(augment.crop_padding >= 0 && augment.crop_padding <= 64,
-            "crop padding must be in [0, 64] (got " + std::to_string(augment.crop_padding) + ")");
-  VIT_CHECK(finite_in(augment.erase_prob, 0.0f, 1.0f),
-            "random erasing probability must be in [0, 1] (got " +
-                std::to_string(augment.erase_prob) + ")");
-  VIT_CHECK(finite_in(patch_drop, 0.0f, 0.99f),
-            "patch drop must be in [0, 0.99] (got " + std::to_string(patch_drop) + ")");
-  VIT_CHECK(
-      full_token_epochs >= 0 && full_token_epochs <= 100000,
-      "full-token epochs must be in [0, 100000] (got " + std::to_string(full_token_epochs) + ")");
+  validate_fields(*this, "");
+  VIT_CHECK(min_lr <= lr, "`min_lr` must be in [0, lr] (got " + std::to_string(min_lr) + ")");
+  VIT_CHECK(warmup_epochs < epochs,
+            "`warmup_epochs` must be in [0, epochs) (got " + std::to_string(warmup_epochs) + ")");
 }
 
 int Recipe::kept_patches(int num_patches, int64_t epoch) const {
@@ -63,67 +31,12 @@ int Recipe::kept_patches(int num_patches, int64_t epoch) const {
 }
 
 std::string Recipe::to_json() const {
-  nlohmann::ordered_json j;
-  j["epochs"] = epochs;
-  j["batch_size"] = batch_size;
-  j["optimizer"] = optimizer;
-  j["lr"] = json_float(lr);
-  j["min_lr"] = json_float(min_lr);
-  j["warmup_epochs"] = warmup_epochs;
-  j["cosine"] = cosine;
-  j["weight_decay"] = json_float(weight_decay);
-  j["beta1"] = json_float(beta1);
-  j["beta2"] = json_float(beta2);
-  j["label_smoothing"] = json_float(label_smoothing);
-  j["clip_grad"] = json_float(clip_grad);
-  j["seed"] = seed;
-  j["qkv_init_std"] = json_float(qkv_init_std);
-  j["pos_init"] = pos_init_sincos ? "sincos" : "normal";
-  j["crop_padding"] = augment.crop_padding;
-  j["hflip"] = augment.hflip;
-  j["erase_prob"] = json_float(augment.erase_prob);
-  j["patch_drop"] = json_float(patch_drop);
-  j["full_token_epochs"] = full_token_epochs;
-  return j.dump();
+  return fields_to_json(*this).dump();
 }
 
 Recipe Recipe::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("training recipe is not valid JSON: ") + e.what());
-  }
-  VIT_CHECK(j.is_object(), "training recipe must be a JSON object");
   Recipe r;
-  try {
-    r.epochs = j.at("epochs").get<int>();
-    r.batch_size = j.at("batch_size").get<int>();
-    r.optimizer = j.at("optimizer").get<std::string>();
-    r.lr = j.at("lr").get<float>();
-    r.min_lr = j.at("min_lr").get<float>();
-    r.warmup_epochs = j.at("warmup_epochs").get<int>();
-    r.cosine = j.at("cosine").get<bool>();
-    r.weight_decay = j.at("weight_decay").get<float>();
-    r.beta1 = j.at("beta1").get<float>();
-    r.beta2 = j.at("beta2").get<float>();
-    r.label_smoothing = j.at("label_smoothing").get<float>();
-    r.clip_grad = j.at("clip_grad").get<float>();
-    r.seed = j.at("seed").get<uint64_t>();
-    r.qkv_init_std = j.at("qkv_init_std").get<float>();
-    const std::string pos_init = j.at("pos_init").get<std::string>();
-    VIT_CHECK(pos_init == "normal" || pos_init == "sincos",
-              "training recipe: pos_init must be 'normal' or 'sincos'");
-    r.pos_init_sincos = pos_init == "sincos";
-    r.augment.crop_padding = j.at("crop_padding").get<int>();
-    r.augment.hflip = j.at("hflip").get<bool>();
-    r.augment.erase_prob = j.at("erase_prob").get<float>();
-    // Absent from runs saved before patch dropout existed: those trained on every token.
-    r.patch_drop = j.value("patch_drop", 0.0f);
-    r.full_token_epochs = j.value("full_token_epochs", 0);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("training recipe is incomplete or mistyped: ") + e.what());
-  }
+  fields_from_json(r, text, "training recipe", /*strict_keys=*/false);
   r.validate();
   return r;
 }

@@ -4,25 +4,11 @@
 
 #include <chrono>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "vit/train.hpp"
 
 namespace vit {
-
-std::string EpochMetrics::to_json() const {
-  nlohmann::ordered_json j;
-  j["epoch"] = epoch;
-  j["train_loss"] = train_loss;
-  j["train_acc"] = train_acc;
-  j["test_loss"] = test_loss;
-  j["test_acc"] = test_acc;
-  j["lr"] = lr;
-  j["seconds"] = seconds;
-  j["img_per_s"] = img_per_s;
-  return j.dump();
-}
 
 namespace {
 

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "train/state.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
 #include "vit/optim.hpp"
@@ -39,27 +40,16 @@ constexpr const char* kMetrics = "metrics.jsonl";
 constexpr const char* kMoment1 = "optimizer.exp_avg.";
 constexpr const char* kMoment2 = "optimizer.exp_avg_sq.";
 
-// Where training is inside the current epoch (all zero at an epoch boundary).
-struct EpochPosition {
-  int64_t step = 0;  // batches done
-  double loss_sum = 0, seconds = 0;
-  int64_t correct = 0, seen = 0;
-};
-
-// Everything a run carries from step to step.
-struct Run {
-  std::string dir, data_spec, data_dir;
+// Everything a run carries from step to step: its resume state (TrainState, state.hpp: what
+// last.train.safetensors keeps besides tensors) and what is rebuilt from it.
+struct Run : TrainState {
+  std::string dir;
   Config config;
-  Recipe recipe;
   DatasetSplits data;
   Normalization norm;
   std::unique_ptr<Model> model;
   std::unique_ptr<TrainStep> train_step;  // the training step
   AdamW* opt = nullptr;                   // its optimizer (the moments checkpoints keep)
-  int64_t epochs_done = 0, step = 0;
-  EpochPosition pos;
-  double best_acc = -1;
-  int best_epoch = 0;
 };
 
 std::string path_in(const Run& r, const char* name) {
@@ -123,20 +113,8 @@ ModelMeta model_meta(const Run& r) {
 
 // last.train.safetensors (the resume state), then last.safetensors (the plain checkpoint).
 void save_last(Run& r) {
-  std::map<std::string, std::string> md = {{"kind", "train-state"},
-                                           {"epoch", std::to_string(r.epochs_done)},
-                                           {"step", std::to_string(r.step)},
-                                           {"optimizer_step", std::to_string(r.opt->step_count())},
-                                           {"recipe", r.recipe.to_json()},
-                                           {"data", r.data_spec},
-                                           {"data_dir", r.data_dir},
-                                           {"best_acc", exact(r.best_acc)},
-                                           {"best_epoch", std::to_string(r.best_epoch)},
-                                           {"epoch_step", std::to_string(r.pos.step)},
-                                           {"epoch_loss_sum", exact(r.pos.loss_sum)},
-                                           {"epoch_correct", std::to_string(r.pos.correct)},
-                                           {"epoch_seen", std::to_string(r.pos.seen)},
-                                           {"epoch_seconds", exact(r.pos.seconds)}};
+  r.optimizer_step = r.opt->step_count();
+  const std::map<std::string, std::string> md = r.to_metadata();
   std::vector<TensorToWrite> moments;
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
@@ -293,37 +271,6 @@ void truncate_metrics(const Run& r, int64_t epochs) {
   if (dropped) write_file_atomically(path, kept);
 }
 
-const std::string& metadata(const std::map<std::string, std::string>& md, const std::string& key,
-                            const std::string& path) {
-  auto it = md.find(key);
-  VIT_CHECK(it != md.end(), "'" + path + "' has no '" + key + "' in its metadata");
-  return it->second;
-}
-
-int64_t metadata_int(const std::map<std::string, std::string>& md, const std::string& key,
-                     const std::string& path) {
-  const std::string& v = metadata(md, key, path);
-  try {
-    size_t used = 0;
-    const int64_t x = std::stoll(v, &used);
-    if (used == v.size() && x >= -1) return x;
-  } catch (const std::exception&) {
-  }
-  throw Error("'" + path + "': metadata '" + key + "' is not a valid integer ('" + v + "')");
-}
-
-double metadata_double(const std::map<std::string, std::string>& md, const std::string& key,
-                       const std::string& path) {
-  const std::string& v = metadata(md, key, path);
-  try {
-    size_t used = 0;
-    const double x = std::stod(v, &used);
-    if (used == v.size() && std::isfinite(x)) return x;
-  } catch (const std::exception&) {
-  }
-  throw Error("'" + path + "': metadata '" + key + "' is not a valid number ('" + v + "')");
-}
-
 }  // namespace
 
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
@@ -370,26 +317,13 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
                                    "; training writes it after the first epoch)");
   remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
-  const auto& md = file.metadata();
-  VIT_CHECK(md.count("kind") && md.at("kind") == "train-state",
-            "'" + state + "' is not a vitcpp training state");
+  static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);
   LoadedModel loaded = load_model(file, "optimizer.");
-  r.epochs_done = metadata_int(md, "epoch", state);
-  r.step = metadata_int(md, "step", state);
-  r.recipe = Recipe::from_json(metadata(md, "recipe", state));
   if (epochs > 0) {
     r.recipe.epochs = epochs;
     r.recipe.validate();
   }
-  r.data_spec = metadata(md, "data", state);
-  r.data_dir = !data_dir.empty() ? data_dir : metadata(md, "data_dir", state);
-  r.best_epoch = int(metadata_int(md, "best_epoch", state));
-  r.best_acc = metadata_double(md, "best_acc", state);
-  r.pos.step = metadata_int(md, "epoch_step", state);
-  r.pos.loss_sum = metadata_double(md, "epoch_loss_sum", state);
-  r.pos.correct = metadata_int(md, "epoch_correct", state);
-  r.pos.seen = metadata_int(md, "epoch_seen", state);
-  r.pos.seconds = metadata_double(md, "epoch_seconds", state);
+  if (!data_dir.empty()) r.data_dir = data_dir;
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 
@@ -409,7 +343,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
     file.read_f32(kMoment1 + p.name, r.opt->exp_avg() + p.offset, p.numel);
     file.read_f32(kMoment2 + p.name, r.opt->exp_avg_sq() + p.offset, p.numel);
   }
-  r.opt->set_step_count(metadata_int(md, "optimizer_step", state));
+  r.opt->set_step_count(r.optimizer_step);
   truncate_metrics(r, r.epochs_done);
   if (r.epochs_done >= r.recipe.epochs) {
     reporter.message("'" + run_dir + "' has already trained " + std::to_string(r.epochs_done) +

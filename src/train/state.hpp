@@ -1,0 +1,58 @@
+// The resume state: what last.train.safetensors holds besides its tensors (weights, AdamW
+// moments), each field listed once (visit_fields); it is written and read as the file's metadata,
+// under the keys runs have always used.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "vit/fields.hpp"
+#include "vit/train.hpp"
+
+namespace vit {
+
+// Where training is inside the current epoch (all zero at an epoch boundary).
+struct EpochPosition {
+  int64_t step = 0;  // batches done
+  double loss_sum = 0, seconds = 0;
+  int64_t correct = 0, seen = 0;
+};
+
+struct TrainState {
+  int64_t epochs_done = 0;     // finished epochs
+  int64_t step = 0;            // steps over the whole run
+  int64_t optimizer_step = 0;  // the optimizer's step count (its bias correction)
+  Recipe recipe;
+  std::string data_spec, data_dir;  // the dataset (load_dataset's spec) and where it was read
+  double best_acc = -1;             // the best test accuracy so far (-1: none yet)
+  int best_epoch = 0;
+  EpochPosition pos;
+
+  template <class Self, class Visitor>
+  static void visit_fields(Self& s, Visitor&& v) {
+    v(Field{.name = "epoch"}, s.epochs_done);
+    v(Field{.name = "step"}, s.step);
+    v(Field{.name = "optimizer_step"}, s.optimizer_step);
+    v(Field{.name = "recipe"}, s.recipe);
+    v(Field{.name = "data"}, s.data_spec);
+    v(Field{.name = "data_dir"}, s.data_dir);
+    v(Field{.name = "best_acc"}, s.best_acc);
+    v(Field{.name = "best_epoch"}, s.best_epoch);
+    v(Field{.name = "epoch_step"}, s.pos.step);
+    v(Field{.name = "epoch_loss_sum"}, s.pos.loss_sum);
+    v(Field{.name = "epoch_correct"}, s.pos.correct);
+    v(Field{.name = "epoch_seen"}, s.pos.seen);
+    v(Field{.name = "epoch_seconds"}, s.pos.seconds);
+  }
+
+  // The file's metadata: "kind" = "train-state" and every field as text (integers in decimal,
+  // doubles with 17 significant digits, so they read back exactly; the recipe as its JSON).
+  std::map<std::string, std::string> to_metadata() const;
+  // The inverse; vit::Error naming `path` and the key when the kind is wrong or a key is missing
+  // or malformed.
+  static TrainState from_metadata(const std::map<std::string, std::string>& md,
+                                  const std::string& path);
+};
+
+}  // namespace vit
