@@ -244,7 +244,8 @@ struct StepProgress {
   double loss = 0, acc = 0, img_per_s = 0, eta_seconds = 0;
 };
 
-// Receives progress; the CLI's console reporter draws a bar on a terminal.
+// Receives progress (the library itself never prints: the CLI's reporter, tools/vit/console.cpp,
+// draws a bar on a terminal).
 struct TrainReporter {
   virtual ~TrainReporter() = default;
   virtual void message(const std::string& line) = 0;
@@ -254,17 +255,6 @@ struct TrainReporter {
   // continues exactly with resume()).
   virtual bool stop_requested() { return false; }
 };
-// Progress bar on stderr when it is a terminal (redrawn at most 10 times a second); epoch lines
-// and messages on stdout.
-// Its stop_requested() answers whether SIGINT or SIGTERM arrived (see install_stop_signals).
-std::unique_ptr<TrainReporter> make_console_reporter();
-
-// SIGINT / SIGTERM handling for training: the first signal only records itself (training stops
-// after the current step and saves); a second one ends the process at once (the files on disk
-// are whole either way: every write is atomic). stop_signal() is the recorded signal, or 0.
-void install_stop_signals();
-int stop_signal();
-
 struct TrainOptions {
   std::string data;      // dataset spec (see load_dataset)
   std::string data_dir;  // overrides where a named dataset lives

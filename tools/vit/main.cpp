@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "console.hpp"
 #include "vit/bench.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
@@ -168,8 +169,8 @@ const char* const kFixedOnResume[] = {
 int run_train(CLI::App& cmd, const TrainArgs& a) {
   auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
   if (a.threads) vit::set_num_threads(a.threads);
-  auto reporter = vit::make_console_reporter();
-  vit::install_stop_signals();
+  auto reporter = vit_cli::make_console_reporter();
+  vit_cli::install_stop_signals();
   vit::TrainSummary s;
   if (!a.resume.empty()) {
     for (const char* f : kFixedOnResume) {
@@ -238,7 +239,7 @@ int run_train(CLI::App& cmd, const TrainArgs& a) {
     s = vit::train(c, rc, {a.data, a.data_dir, a.out, 256}, *reporter);
   }
   if (s.interrupted) {
-    const int sig = vit::stop_signal();
+    const int sig = vit_cli::stop_signal();
     const std::string dir = a.resume.empty() ? a.out : a.resume;
     std::printf(
         "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"

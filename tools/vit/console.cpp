@@ -1,14 +1,20 @@
-// Console progress for training: a redrawn bar on stderr when it is a terminal, plain lines on
-// stdout otherwise (and for every epoch's summary).
+// The console side of `vit train`: progress (a redrawn bar on stderr when it is a terminal, plain
+// lines on stdout otherwise, and every epoch's summary) and SIGINT / SIGTERM handling.
+#include "console.hpp"
+
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 
-#include "vit/train.hpp"
+namespace vit_cli {
 
-namespace vit {
+using vit::EpochMetrics;
+using vit::StepProgress;
+using vit::TrainReporter;
 
 namespace {
 
@@ -21,6 +27,17 @@ std::string format_duration(double seconds) {
     std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   }
   return buf;
+}
+
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_signal != 0) {
+    std::signal(sig, SIG_DFL);  // second signal: the default action, now
+    std::raise(sig);
+    return;
+  }
+  g_signal = sig;
 }
 
 class ConsoleReporter : public TrainReporter {
@@ -78,4 +95,16 @@ std::unique_ptr<TrainReporter> make_console_reporter() {
   return std::make_unique<ConsoleReporter>();
 }
 
-}  // namespace vit
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int stop_signal() {
+  return g_signal;
+}
+
+}  // namespace vit_cli

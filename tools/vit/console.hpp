@@ -1,0 +1,23 @@
+// The console side of `vit train`: a progress reporter that draws on the terminal, and the
+// SIGINT / SIGTERM handling that asks training to stop.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "vit/train.hpp"
+
+namespace vit_cli {
+
+// Progress bar on stderr when it is a terminal (redrawn at most 10 times a second); epoch lines
+// and messages on stdout. Its stop_requested() answers whether SIGINT or SIGTERM arrived
+// (install_stop_signals).
+std::unique_ptr<vit::TrainReporter> make_console_reporter();
+
+// The first SIGINT / SIGTERM only records itself (training stops after the current step and
+// saves); a second one ends the process at once (the files on disk are whole either way: every
+// write is atomic). stop_signal() is the recorded signal, or 0.
+void install_stop_signals();
+int stop_signal();
+
+}  // namespace vit_cli
