@@ -99,6 +99,12 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist", 2, "--out");
   EXPECT_RUN("train --resume /tmp/x --lr 0.1", 2, "--lr cannot be changed");
   EXPECT_RUN("train --resume /tmp/x --patch-drop 0.1", 2, "--patch-drop cannot be changed");
+  // Every option but --epochs, --threads and --data-dir is the run's own: none is left out.
+  for (const char* option : {"--preset seed", "--mlp-ratio 2", "--hflip", "--no-hflip", "--seed 1",
+                             "--pos-init normal", "--full-token-epochs 1", "--out /tmp/y"}) {
+    const std::string flag = std::string(option).substr(0, std::string(option).find(' '));
+    EXPECT_RUN(std::string("train --resume /tmp/x ") + option, 2, flag + " cannot be changed");
+  }
   EXPECT_RUN("eval --data mnist", 2, "--model");
   EXPECT_RUN("predict --model m.safetensors", 2, "images");
   EXPECT_RUN("info", 2, "--model");
@@ -110,6 +116,10 @@ TEST(Cli, RuntimeErrorsExitOne) {
   EXPECT_RUN("info --model " + (dir / "none.safetensors"), 1, "none.safetensors");
   EXPECT_RUN("train --data idx:" + (dir / "nothing") + " --out " + (dir / "run"), 1, "not found");
   EXPECT_RUN("train --resume " + (dir / "nothing"), 1, "no run to resume");
+  // The library names a setting as `data_dir`; the tool says which of its options sets it.
+  EXPECT_RUN(
+      "train --data fashion-mnist --data-dir " + (dir / "nothing") + " --out " + (dir / "run"), 1,
+      "or pass --data-dir");
   write_bytes(dir / "junk.safetensors", {1, 2, 3}, false);
   EXPECT_RUN("predict --model " + (dir / "junk.safetensors") + " x.png", 1, "too short");
 }
@@ -184,6 +194,8 @@ TEST(Cli, TrainEvalPredictInfo) {
   EXPECT_EQ(j["per_class_accuracy"].size(), 4u);
   EXPECT_TRUE(j.contains("loss"));
   EXPECT_RUN("eval --model " + model + " --data " + data, 0, "confusion matrix");
+  EXPECT_RUN("eval --model " + model + " --data fashion-mnist --data-dir " + (dir / "nothing"), 1,
+             "or pass --data-dir");
 
   // An 8x8 PGM with the bright square in the bottom-right quadrant (class 3).
   std::string pgm = "P5\n8 8\n255\n";

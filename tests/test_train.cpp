@@ -78,12 +78,13 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   DatasetSplits d = load_dataset(data, 4);
   const double acc = evaluate(best.model, *d.test, best.meta.normalize).accuracy;
   EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
-  // A second run into the same directory is refused rather than overwriting it.
+  // A second run into the same directory is refused rather than overwriting it, pointing to
+  // resume() (the CLI turns `resume` into --resume: tests/test_cli.cpp).
   try {
     train(quadrant_config(), quick(2), {data, "", dir / "run", 256}, rec);
     ADD_FAILURE() << "overwrote an existing run";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("`resume`"), std::string::npos) << e.what();
   }
 }
 
@@ -343,6 +344,44 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   m = md;
   m["kind"] = "model";
   expect_refused(m, "not a vitcpp training state");
+}
+
+// A run's settings: the preset's, then the given fields by name, with the two rules that follow a
+// preset (flips only where labels survive them, min_lr under a lower lr) and mlp_ratio.
+TEST(Presets, SettingsFromTheGivenFields) {
+  const Preset& p = find_preset("tiny28");
+  RunSettings s = preset_settings(p, "mnist", {{"dim", "96"}, {"heads", "6"}},
+                                  {{"lr", "0.002"}, {"epochs", "3"}});
+  EXPECT_EQ(s.config.dim, 96);
+  EXPECT_EQ(s.config.heads, 6);
+  EXPECT_EQ(s.config.mlp_dim, 384);  // the preset's ratio, 4
+  EXPECT_EQ(s.recipe.lr, 0.002f);
+  EXPECT_EQ(s.recipe.epochs, 3);
+  s = preset_settings(p, "mnist", {}, {{"cosine", "constant"}, {"batch_size", "8"}});
+  EXPECT_FALSE(s.recipe.cosine);
+  EXPECT_EQ(s.recipe.batch_size, 8);
+  EXPECT_FALSE(s.recipe.augment.hflip);  // digits: the preset's flips are off
+  EXPECT_TRUE(preset_settings(p, "fashion-mnist", {}, {}).recipe.augment.hflip);
+  EXPECT_EQ(preset_settings(p, "fashion-mnist", {}, {}).recipe.epochs, 55);
+  EXPECT_TRUE(preset_settings(p, "mnist", {}, {{"hflip", "true"}}).recipe.augment.hflip);
+  EXPECT_FALSE(preset_settings(p, "fashion-mnist", {}, {{"hflip", "false"}}).recipe.augment.hflip);
+  EXPECT_EQ(preset_settings(p, "mnist", {}, {{"lr", "1e-6"}}).recipe.min_lr, 0.0f);
+  EXPECT_EQ(preset_settings(p, "mnist", {{"mlp_ratio", "2"}}, {}).config.mlp_dim, 128);
+  EXPECT_EQ(preset_settings(p, "mnist", {{"mlp_dim", "100"}}, {}).config.mlp_dim, 100);
+  auto expect_refused = [&](const FieldValues& model, const FieldValues& recipe,
+                            const std::string& phrase) {
+    expect_error([&] { preset_settings(p, "mnist", model, recipe); }, phrase);
+  };
+  expect_refused({{"heads", "5"}}, {}, "impossible model: config: dim 64 is not divisible");
+  expect_refused({{"dim", "0"}}, {}, "impossible model: `dim` must be in [1, 65536] (got 0)");
+  expect_refused({{"mlp_ratio", "1.01"}}, {}, "`mlp_ratio` times `dim` must be a whole number");
+  expect_refused({{"pos_embed", "fourier"}}, {}, "`pos_embed` must be 'learned' or 'sincos'");
+  expect_refused({}, {{"optimizer", "sgd"}}, "impossible recipe: `optimizer` must be");
+  expect_refused({}, {{"lr", "1e-6"}, {"min_lr", "1e-5"}}, "`min_lr` must be in [0, lr]");
+  expect_refused({}, {{"epochs", "many"}}, "`epochs` must be an integer");
+  expect_refused({}, {{"seed", "-1"}}, "`seed` must be an integer >= 0");
+  expect_refused({}, {{"bogus", "1"}}, "no field `bogus`");
+  expect_refused({}, {{"schedule", "constant"}}, "no field `schedule`");  // an option, not a field
 }
 
 }  // namespace

@@ -102,7 +102,5 @@ struct Config {
 
 const char* to_string(PosEmbed p);
 const char* to_string(Pool p);
-PosEmbed parse_pos_embed(const std::string& s);  // "learned" | "sincos", else vit::Error
-Pool parse_pool(const std::string& s);           // "cls" | "mean", else vit::Error
 
 }  // namespace vit

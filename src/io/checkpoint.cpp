@@ -68,7 +68,7 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
             "'" + path + "' has format '" + format + "' in its metadata; expected 'vitcpp'");
   VIT_CHECK(!extra_prefix.empty() || !md.count("kind") || md.at("kind") != "train-state",
             "'" + path +
-                "' is a training state (for vit train --resume); load the model from "
+                "' is a training state (what resuming a run reads); load the model from "
                 "last.safetensors or best.safetensors beside it");
   ModelMeta meta;
   try {

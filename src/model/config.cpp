@@ -70,18 +70,6 @@ const char* to_string(Pool p) {
   return p == Pool::kCls ? "cls" : "mean";
 }
 
-PosEmbed parse_pos_embed(const std::string& s) {
-  if (s == "learned") return PosEmbed::kLearned;
-  if (s == "sincos") return PosEmbed::kSinCos;
-  throw Error("pos_embed must be 'learned' or 'sincos' (got '" + s + "')");
-}
-
-Pool parse_pool(const std::string& s) {
-  if (s == "cls") return Pool::kCls;
-  if (s == "mean") return Pool::kMean;
-  throw Error("pool must be 'cls' or 'mean' (got '" + s + "')");
-}
-
 std::string Config::to_json() const {
   return fields_to_json(*this).dump();
 }

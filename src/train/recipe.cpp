@@ -187,4 +187,51 @@ bool flips_preserve_labels(const std::string& dataset_spec) {
   return source != nullptr && source->flips_preserve_labels;
 }
 
+const Field& mlp_ratio_field() {
+  static const Field f{.name = "mlp_ratio", .help = "MLP width / D", .lo = 0.01, .hi = 64};
+  return f;
+}
+
+RunSettings preset_settings(const Preset& preset, const std::string& dataset_spec,
+                            const FieldValues& model, const FieldValues& recipe) {
+  RunSettings s{preset.config, preset.recipe_for(dataset_spec)};
+  auto given = [](const FieldValues& values, const char* name) {
+    for (const auto& [field, text] : values) {
+      if (field == name) return true;
+    }
+    return false;
+  };
+  double ratio = double(s.config.mlp_dim) / s.config.dim;
+  try {
+    for (const auto& [name, text] : model) {
+      if (name == mlp_ratio_field().name) {
+        const std::string problem = parse_field(mlp_ratio_field(), text, ratio);
+        VIT_CHECK(problem.empty(), "`mlp_ratio` " + problem);
+      } else {
+        set_field(s.config, name, text);
+      }
+    }
+    if (!given(model, "mlp_dim")) {
+      const double mlp = ratio * s.config.dim;
+      VIT_CHECK(std::fabs(mlp - std::round(mlp)) <= 1e-6 && mlp >= 1,
+                "`mlp_ratio` times `dim` must be a whole number (got " + std::to_string(mlp) + ")");
+      s.config.mlp_dim = int(std::lround(mlp));
+    }
+    s.config.validate();
+  } catch (const Error& e) {
+    throw Error(std::string("impossible model: ") + e.what());
+  }
+  try {
+    for (const auto& [name, text] : recipe) set_field(s.recipe, name, text);
+    if (!given(recipe, "hflip")) {
+      s.recipe.augment.hflip = s.recipe.augment.hflip && flips_preserve_labels(dataset_spec);
+    }
+    if (s.recipe.min_lr > s.recipe.lr && !given(recipe, "min_lr")) s.recipe.min_lr = 0.0f;
+    s.recipe.validate();
+  } catch (const Error& e) {
+    throw Error(std::string("impossible recipe: ") + e.what());
+  }
+  return s;
+}
+
 }  // namespace vit

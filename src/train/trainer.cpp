@@ -69,7 +69,7 @@ void check_data_fits(const Config& c, const DatasetSplits& d) {
                 std::to_string(s.height) + "x" + std::to_string(s.width) +
                 " images but the model expects " + std::to_string(c.channels) + "x" +
                 std::to_string(c.image_size) + "x" + std::to_string(c.image_size) +
-                "; set --image-size and --channels to match the data");
+                "; set `image_size` and `channels` to match the data");
   VIT_CHECK(d.train->size() > 0, "dataset '" + d.name + "' has no training images");
 }
 
@@ -91,12 +91,12 @@ void check_memory(const Config& c, int batch) {
   VIT_CHECK(have < 0 || need <= have,
             "training this model with batch " + std::to_string(batch) + " needs about " +
                 std::to_string(need >> 20) + " MiB but only " + std::to_string(have >> 20) +
-                " MiB of memory is available; use a smaller --batch or model");
+                " MiB of memory is available; use a smaller `batch_size` or model");
 }
 
 // The batch size of r's steps: the recipe's, at most the training set.
 int step_batch(const Run& r) {
-  return int(std::min<int64_t>(r.recipe.batch_size, r.data.train.size()));
+  return int(std::min<int64_t>(r.recipe.batch_size, r.data.train->size()));
 }
 
 // r's training step (and its optimizer), once the memory it needs is known to be there.
@@ -173,8 +173,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
             << ": " << (std::isfinite(loss) ? "the gradient norm" : "the loss") << " is "
             << (std::isfinite(loss) ? grad_norm : loss) << ". Nothing was saved from this epoch; "
             << "the last good checkpoint is " << path_in(r, kLast) << " (epoch " << r.epochs_done
-            << "). Try a lower learning rate (--lr, now " << rc.lr << ")"
-            << (rc.clip_grad > 0 ? "" : " or gradient clipping (--clip-grad 1)") << ".";
+            << "). Try a lower learning rate (`lr`, now " << rc.lr << ")"
+            << (rc.clip_grad > 0 ? "" : " or gradient clipping (`clip_grad` 1)") << ".";
         throw Error(msg.str());
       }
       r.pos.correct += stats.correct;
@@ -277,7 +277,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                    TrainReporter& reporter) {
   config.validate();
   recipe.validate();
-  VIT_CHECK(!options.out_dir.empty(), "an output directory is needed (--out DIR)");
+  VIT_CHECK(!options.out_dir.empty(), "an output directory is needed (`out_dir`)");
   Run r;
   r.dir = options.out_dir;
   r.data_spec = options.data;
@@ -286,8 +286,8 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.recipe = recipe;
   for (const char* f : {kLast, kLastTrain, kMetrics}) {
     VIT_CHECK(!fs::exists(path_in(r, f)), "'" + r.dir + "' already holds a training run (" + f +
-                                              "); continue it with `vit train --resume " + r.dir +
-                                              "` or choose another --out directory");
+                                              "); continue it with `resume` or choose another " +
+                                              "`out_dir`");
   }
   check_memory(config, recipe.batch_size);
   std::error_code ec;
@@ -348,7 +348,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   if (r.epochs_done >= r.recipe.epochs) {
     reporter.message("'" + run_dir + "' has already trained " + std::to_string(r.epochs_done) +
                      " of " + std::to_string(r.recipe.epochs) +
-                     " epochs; pass --epochs N to train longer");
+                     " epochs; set `epochs` higher to train longer");
   } else {
     reporter.message("resuming " + run_dir + " at epoch " + std::to_string(r.epochs_done + 1) +
                      " of " + std::to_string(r.recipe.epochs) + ", step " +

@@ -42,11 +42,12 @@ extern "C" void on_stop_signal(int sig) {
 
 class ConsoleReporter : public TrainReporter {
  public:
-  ConsoleReporter() : tty_(isatty(STDERR_FILENO) == 1) {}
+  explicit ConsoleReporter(std::function<std::string(const std::string&)> wording)
+      : tty_(isatty(STDERR_FILENO) == 1), wording_(std::move(wording)) {}
 
   void message(const std::string& line) override {
     clear_bar();
-    std::printf("%s\n", line.c_str());
+    std::printf("%s\n", wording_(line).c_str());
     std::fflush(stdout);
   }
 
@@ -85,14 +86,16 @@ class ConsoleReporter : public TrainReporter {
     drawn_ = false;
   }
   bool tty_;
+  std::function<std::string(const std::string&)> wording_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
 }  // namespace
 
-std::unique_ptr<TrainReporter> make_console_reporter() {
-  return std::make_unique<ConsoleReporter>();
+std::unique_ptr<TrainReporter> make_console_reporter(
+    std::function<std::string(const std::string&)> wording) {
+  return std::make_unique<ConsoleReporter>(std::move(wording));
 }
 
 void install_stop_signals() {

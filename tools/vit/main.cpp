@@ -6,14 +6,17 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "console.hpp"
@@ -52,17 +55,129 @@ std::string preset_list() {
 
 struct TrainArgs {
   std::string preset = "tiny28", data, data_dir, out, resume;
-  int image_size = 0, channels = 0, patch = 0, dim = 0, depth = 0, heads = 0, classes = 0;
-  double mlp_ratio = 0;
-  std::string pos, pool;
-  int epochs = 0, batch = 0, warmup = 0, crop_padding = 0, full_token_epochs = 0;
-  std::string optimizer, schedule, pos_init;
-  float lr = 0, min_lr = 0, weight_decay = 0, label_smoothing = 0, clip_grad = 0, erase = 0,
-        qkv_init_std = 0, patch_drop = 0;
-  bool hflip = false, no_hflip = false;
-  uint64_t seed = 0;
+  // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
+  std::map<std::string, std::string> model, recipe;
   int threads = 0;
 };
+
+// A settings struct's defaults, to visit its fields.
+template <class S>
+const S& defaults() {
+  static const S s{};
+  return s;
+}
+
+// The option that sets a field: --flag, or the name with '-' for '_'.
+std::string option_name(const vit::Field& f) {
+  std::string s = f.flag ? f.flag : f.name;
+  std::replace(s.begin(), s.end(), '_', '-');
+  return "--" + s;
+}
+
+// Library messages name a setting as `name` (a field, include/vit/fields.hpp, or a parameter such
+// as `data_dir`); on the command line it is the option of cmd that sets it, where cmd has one (a
+// checkpoint's bad config field stays `name` for eval, which sets no model field).
+std::string cli_words(std::string text, const CLI::App& cmd) {
+  std::vector<std::pair<std::string, std::string>> names = {{"out_dir", "--out"}};
+  auto add = [&](const vit::Field& f, const auto&) {
+    if (f.cli) names.emplace_back(f.name, option_name(f));
+  };
+  Config::visit_fields(defaults<Config>(), add);
+  Recipe::visit_fields(defaults<Recipe>(), add);
+  add(vit::mlp_ratio_field(), 0);
+  for (const CLI::Option* o : cmd.get_options()) {
+    const std::string option = o->get_name();  // --data-dir sets `data_dir`
+    if (!option.starts_with("--")) continue;
+    std::string name = option.substr(2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    names.emplace_back(name, option);
+  }
+  for (const auto& [name, option] : names) {
+    if (!cmd.get_option_no_throw(option)) continue;
+    const std::string quoted = "`" + name + "`";
+    for (size_t at = text.find(quoted); at != std::string::npos;
+         at = text.find(quoted, at + option.size())) {
+      text.replace(at, quoted.size(), option);
+    }
+  }
+  return text;
+}
+
+// How --help shows a field's values: INT in [1 - 64], FLOAT in (0 - 10], TEXT:{adamw,adam}.
+template <class T>
+std::string value_type(const vit::Field& f) {
+  std::string words;
+  for (const char* w : f.words) {
+    if (w) words += std::string(words.empty() ? "" : ",") + w;
+  }
+  if (!words.empty()) return "TEXT:{" + words + "}";
+  std::string t = std::is_floating_point_v<T> ? "FLOAT" : std::is_unsigned_v<T> ? "UINT" : "INT";
+  if (f.lo <= f.hi) {
+    t += std::string(" in ") + (f.lo_open ? "(" : "[") + CLI::detail::to_string(f.lo) + " - " +
+         CLI::detail::to_string(f.hi) + (f.hi_open ? ")" : "]");
+  }
+  return t;
+}
+
+// An option that sets field f (of type T) from its text, kept in text; CLI11 checks the value as
+// the library will read it (parse_field), so a bad one is a usage error naming the option.
+template <class T>
+CLI::Option* add_field_option(CLI::App* cmd, const vit::Field& f, std::string& text,
+                              const std::string& group) {
+  const CLI::Validator check(
+      [f](std::string& value) {
+        T v{};
+        return vit::parse_field(f, value, v);
+      },
+      "");
+  return cmd->add_option(option_name(f), text, f.help)
+      ->group(group)
+      ->check(check)
+      ->type_name(value_type<T>(f));
+}
+
+// One option per field of S that the CLI offers (Field::cli), in its group, keeping the text in
+// texts[name]. A bool without words is a switch and its --no- form.
+template <class S>
+void add_field_options(CLI::App* cmd, const std::string& group,
+                       std::map<std::string, std::string>& texts) {
+  S::visit_fields(defaults<S>(), [&](const vit::Field& f, const auto& member) {
+    using T = std::decay_t<decltype(member)>;
+    if (!f.cli) return;
+    const std::string name = f.name, option = option_name(f);
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!f.words[0]) {
+        CLI::Option* on = cmd->add_flag_callback(
+            option, [&texts, name] { texts[name] = "true"; }, f.help);
+        on->group(group);
+        cmd->add_flag_callback(
+               "--no-" + option.substr(2), [&texts, name] { texts[name] = "false"; },
+               "Turns " + option + " off")
+            ->group(group)
+            ->excludes(on);
+        return;
+      }
+    }
+    add_field_option<T>(cmd, f, texts[name], group);
+  });
+}
+
+// The fields of S whose options were given, in list order, as the library takes them.
+template <class S>
+vit::FieldValues given_fields(const CLI::App& cmd,
+                              const std::map<std::string, std::string>& texts) {
+  vit::FieldValues values;
+  S::visit_fields(defaults<S>(), [&](const vit::Field& f, const auto& member) {
+    if (!f.cli) return;
+    auto it = texts.find(f.name);
+    // A switch's text is there only when given; an option's always is (CLI11 binds to it).
+    const bool given = std::is_same_v<std::decay_t<decltype(member)>, bool> && !f.words[0]
+                           ? it != texts.end()
+                           : cmd.count(option_name(f)) > 0;
+    if (given) values.emplace_back(f.name, it->second);
+  });
+  return values;
+}
 
 void add_train(CLI::App& app, TrainArgs& a) {
   CLI::App* t = app.add_subcommand("train", "Train a ViT on a dataset (or resume a run)");
@@ -78,165 +193,63 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--resume", a.resume,
                 "Continue the run in this directory where it stopped (last epoch, or the step "
                 "where Ctrl-C stopped it)");
-  auto* m = "Model (default: the preset's)";
-  t->add_option("--image-size", a.image_size, "Image side in pixels")
-      ->group(m)
-      ->check(CLI::Range(1, 65536));
-  t->add_option("--channels", a.channels, "Image channels")->group(m)->check(CLI::Range(1, 64));
-  t->add_option("--patch", a.patch, "Patch side in pixels")->group(m)->check(CLI::Range(1, 65536));
-  t->add_option("--dim", a.dim, "Width D")->group(m)->check(CLI::Range(1, 65536));
-  t->add_option("--depth", a.depth, "Number of blocks")->group(m)->check(CLI::Range(1, 1024));
-  t->add_option("--heads", a.heads, "Attention heads (divide --dim)")
-      ->group(m)
-      ->check(CLI::Range(1, 65536));
-  t->add_option("--mlp-ratio", a.mlp_ratio, "MLP width / D")
-      ->group(m)
-      ->check(CLI::Range(0.01, 64.0));
-  t->add_option("--classes", a.classes, "Number of classes")->group(m)->check(CLI::Range(2, 65536));
-  t->add_option("--pos", a.pos, "Positional embedding")
-      ->group(m)
-      ->check(CLI::IsMember({"learned", "sincos"}));
-  t->add_option("--pool", a.pool, "Pooling")->group(m)->check(CLI::IsMember({"cls", "mean"}));
-  auto* r = "Recipe (default: the preset's)";
-  t->add_option("--epochs", a.epochs, "Epochs")->group(r)->check(CLI::Range(1, 100000));
-  t->add_option("--batch", a.batch, "Batch size")->group(r)->check(CLI::Range(1, 65536));
-  t->add_option("--optimizer", a.optimizer, "adamw or adam")
-      ->group(r)
-      ->check(CLI::IsMember({"adamw", "adam"}));
-  t->add_option("--lr", a.lr, "Peak learning rate")->group(r)->check(CLI::Range(1e-9, 10.0));
-  t->add_option("--min-lr", a.min_lr, "Final learning rate of the cosine decay")
-      ->group(r)
-      ->check(CLI::Range(0.0, 10.0));
-  t->add_option("--warmup", a.warmup, "Warm-up epochs")->group(r)->check(CLI::Range(0, 100000));
-  t->add_option("--schedule", a.schedule, "cosine or constant")
-      ->group(r)
-      ->check(CLI::IsMember({"cosine", "constant"}));
-  t->add_option("--weight-decay", a.weight_decay, "Weight decay (matrices only)")
-      ->group(r)
-      ->check(CLI::Range(0.0, 10.0));
-  t->add_option("--label-smoothing", a.label_smoothing, "Label smoothing")
-      ->group(r)
-      ->check(CLI::Range(0.0, 0.99));
-  t->add_option("--clip-grad", a.clip_grad, "Max gradient norm (0: off)")
-      ->group(r)
-      ->check(CLI::Range(0.0, 1e6));
-  t->add_option("--crop-padding", a.crop_padding, "Random-crop padding in pixels (0: off)")
-      ->group(r)
-      ->check(CLI::Range(0, 64));
-  t->add_flag("--hflip", a.hflip, "Random horizontal flips (default: the preset's, off for digits)")
-      ->group(r);
-  t->add_flag("--no-hflip", a.no_hflip, "No horizontal flips")->group(r)->excludes("--hflip");
-  t->add_option("--erase", a.erase, "Random-erasing probability")
-      ->group(r)
-      ->check(CLI::Range(0.0, 1.0));
-  t->add_option(
-       "--patch-drop", a.patch_drop,
-       "Fraction of patch tokens each training image drops (0: off; timm's patch_drop_rate)")
-      ->group(r)
-      ->check(CLI::Range(0.0, 0.99));
-  t->add_option("--full-token-epochs", a.full_token_epochs,
-                "The last N epochs train on every token (patch dropout off)")
-      ->group(r)
-      ->check(CLI::Range(0, 100000));
-  t->add_option("--qkv-init-std", a.qkv_init_std, "Std of the qkv weights at init (timm: 0.02)")
-      ->group(r)
-      ->check(CLI::Range(1e-6, 1.0));
-  t->add_option("--pos-init", a.pos_init, "Start of a learned pos_embed: normal (timm) or sincos")
-      ->group(r)
-      ->check(CLI::IsMember({"normal", "sincos"}));
-  // CLI11 would wrap a negative value into the unsigned seed.
-  const CLI::Validator non_negative(
-      [](std::string& v) {
-        return v.find('-') == std::string::npos ? std::string() : "must be >= 0, got " + v;
-      },
-      "");
-  t->add_option("--seed", a.seed, "Seed for initialisation, data order and augmentation")
-      ->check(non_negative)
-      ->group(r);
+  const std::string m = "Model (default: the preset's)";
+  add_field_options<Config>(t, m, a.model);
+  add_field_option<double>(t, vit::mlp_ratio_field(), a.model[vit::mlp_ratio_field().name], m);
+  add_field_options<Recipe>(t, "Recipe (default: the preset's)", a.recipe);
   t->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 
-// The run's own settings, which --resume takes from its checkpoint.
-// clang-format off
-const char* const kFixedOnResume[] = {
-    "--preset", "--data", "--out", "--image-size", "--channels", "--patch", "--dim", "--depth",
-    "--heads", "--mlp-ratio", "--classes", "--pos", "--pool", "--batch", "--optimizer", "--lr",
-    "--min-lr", "--warmup", "--schedule", "--weight-decay", "--label-smoothing", "--clip-grad",
-    "--crop-padding", "--hflip", "--no-hflip", "--erase", "--seed", "--qkv-init-std", "--pos-init",
-    "--patch-drop", "--full-token-epochs"};
-// clang-format on
+// What --resume still takes from the command line; every other option is the run's own (kept in
+// its checkpoint) and refused.
+const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir"};
 
-int run_train(CLI::App& cmd, const TrainArgs& a) {
-  auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  auto reporter = vit_cli::make_console_reporter();
+  auto reporter = vit_cli::make_console_reporter(
+      [&cmd](const std::string& line) { return cli_words(line, cmd); });
   vit_cli::install_stop_signals();
   vit::TrainSummary s;
   if (!a.resume.empty()) {
-    for (const char* f : kFixedOnResume) {
-      if (given(f)) {
-        throw UsageError(std::string(f) +
-                         " cannot be changed when resuming; --resume takes the "
-                         "run's own settings (only --epochs, --threads and --data-dir apply)");
-      }
+    std::string allowed;  // "--epochs, --threads and --data-dir"
+    for (const char* o : kResumeOptions) {
+      allowed += std::string(allowed.empty()                     ? ""
+                             : o == std::end(kResumeOptions)[-1] ? " and "
+                                                                 : ", ") +
+                 o;
     }
-    s = vit::resume(a.resume, a.epochs, a.data_dir, *reporter);
+    for (const CLI::Option* o : cmd.get_options()) {
+      const std::string n = o->get_name();
+      if (o->count() == 0 || n == "--resume" ||
+          std::find(std::begin(kResumeOptions), std::end(kResumeOptions), n) !=
+              std::end(kResumeOptions)) {
+        continue;
+      }
+      throw UsageError(n + " cannot be changed when resuming; --resume takes the run's own " +
+                       "settings (only " + allowed + " apply)");
+    }
+    Recipe given;
+    for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
+      vit::set_field(given, name, text);  // only epochs: the rest was refused above
+    }
+    s = vit::resume(a.resume, cmd.count("--epochs") ? given.epochs : 0, a.data_dir, *reporter);
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
     const vit::Preset& p = vit::find_preset(a.preset);
-    Config c = p.config;
-    const double ratio = double(c.mlp_dim) / c.dim;
-    if (given("--image-size")) c.image_size = a.image_size;
-    if (given("--channels")) c.channels = a.channels;
-    if (given("--patch")) c.patch_size = a.patch;
-    if (given("--dim")) c.dim = a.dim;
-    if (given("--depth")) c.depth = a.depth;
-    if (given("--heads")) c.heads = a.heads;
-    if (given("--classes")) c.num_classes = a.classes;
-    if (given("--pos")) c.pos_embed = vit::parse_pos_embed(a.pos);
-    if (given("--pool")) c.pool = vit::parse_pool(a.pool);
-    const double mlp = (given("--mlp-ratio") ? a.mlp_ratio : ratio) * c.dim;
-    if (std::fabs(mlp - std::round(mlp)) > 1e-6 || mlp < 1) {
-      throw UsageError("--mlp-ratio times --dim must be a whole number (got " +
-                       std::to_string(mlp) + ")");
-    }
-    c.mlp_dim = int(std::lround(mlp));
+    vit::RunSettings run;
+    vit::FieldValues model = given_fields<Config>(cmd, a.model);
+    const char* ratio = vit::mlp_ratio_field().name;
+    if (cmd.count(option_name(vit::mlp_ratio_field()))) model.emplace_back(ratio, a.model[ratio]);
     try {
-      c.validate();
+      run = vit::preset_settings(p, a.data, model, given_fields<Recipe>(cmd, a.recipe));
     } catch (const Error& e) {
-      throw UsageError(std::string("impossible model: ") + e.what());
-    }
-    Recipe rc = p.recipe_for(a.data);
-    if (given("--epochs")) rc.epochs = a.epochs;
-    if (given("--batch")) rc.batch_size = a.batch;
-    if (given("--optimizer")) rc.optimizer = a.optimizer;
-    if (given("--lr")) rc.lr = a.lr;
-    if (given("--min-lr")) rc.min_lr = a.min_lr;
-    if (given("--warmup")) rc.warmup_epochs = a.warmup;
-    if (given("--schedule")) rc.cosine = a.schedule == "cosine";
-    if (given("--weight-decay")) rc.weight_decay = a.weight_decay;
-    if (given("--label-smoothing")) rc.label_smoothing = a.label_smoothing;
-    if (given("--clip-grad")) rc.clip_grad = a.clip_grad;
-    if (given("--crop-padding")) rc.augment.crop_padding = a.crop_padding;
-    if (given("--erase")) rc.augment.erase_prob = a.erase;
-    if (given("--seed")) rc.seed = a.seed;
-    if (given("--qkv-init-std")) rc.qkv_init_std = a.qkv_init_std;
-    if (given("--pos-init")) rc.pos_init_sincos = a.pos_init == "sincos";
-    if (given("--patch-drop")) rc.patch_drop = a.patch_drop;
-    if (given("--full-token-epochs")) rc.full_token_epochs = a.full_token_epochs;
-    rc.augment.hflip =
-        a.hflip || (!a.no_hflip && rc.augment.hflip && vit::flips_preserve_labels(a.data));
-    if (rc.min_lr > rc.lr) rc.min_lr = given("--min-lr") ? rc.min_lr : 0.0f;
-    try {
-      rc.validate();
-    } catch (const Error& e) {
-      throw UsageError(std::string("impossible recipe: ") + e.what());
+      throw UsageError(e.what());
     }
     reporter->message("kernels: " + isa_summary());
-    reporter->message("model: " + c.to_json());
-    reporter->message("recipe: " + rc.to_json());
-    s = vit::train(c, rc, {a.data, a.data_dir, a.out, 256}, *reporter);
+    reporter->message("model: " + run.config.to_json());
+    reporter->message("recipe: " + run.recipe.to_json());
+    s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256}, *reporter);
   }
   if (s.interrupted) {
     const int sig = vit_cli::stop_signal();
@@ -701,6 +714,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vit: %s\n", e.what());
     return 2;
   }
+  const CLI::App* command = app.get_subcommands().front();  // require_subcommand(1)
   try {
     if (app.got_subcommand("train")) return run_train(*app.get_subcommand("train"), train_args);
     if (app.got_subcommand("eval")) return run_eval(eval_args);
@@ -709,10 +723,10 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return run_bench(bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "vit: %s\n", e.what());
+    std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
     return 2;
   } catch (const Error& e) {
-    std::fprintf(stderr, "vit: %s\n", e.what());
+    std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "vit: out of memory\n");
