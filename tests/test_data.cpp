@@ -11,6 +11,7 @@
 #include <string>
 
 #include "idx_writer.hpp"
+#include "test_util.hpp"
 #include "vit/data.hpp"
 #include "vit/error.hpp"
 
