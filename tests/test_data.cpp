@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -459,6 +460,124 @@ TEST(Image, ChannelConversion) {
   EXPECT_EQ(load_image(dir / "c.ppm", 1, 1),
             std::vector<uint8_t>{(200 * 77 + 100 * 150 + 50 * 29) >> 8});
   EXPECT_EQ(load_image(dir / "c.ppm", 3, 1), (std::vector<uint8_t>{200, 100, 50}));
+}
+
+// A w x h image of `channels` with every pixel `fill`, then the rectangle [x0, x1) x [y0, y1) set
+// to `ink` (per channel values given as one byte for all).
+Image canvas(int w, int h, int channels, std::vector<uint8_t> fill, std::vector<uint8_t> ink,
+             int x0, int y0, int x1, int y1) {
+  Image im;
+  im.width = w, im.height = h, im.channels = channels;
+  im.pixels.resize(size_t(w) * h * channels);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const bool in = x >= x0 && x < x1 && y >= y0 && y < y1;
+      for (int c = 0; c < channels; ++c) {
+        im.pixels[size_t((int64_t(y) * w + x) * channels + c)] = (in ? ink : fill)[size_t(c)];
+      }
+    }
+  }
+  return im;
+}
+
+// Centre of mass (x, y) and bounding box of the nonzero pixels of a size x size plane.
+struct Blob {
+  double cx = 0, cy = 0;
+  int x0 = 1 << 30, y0 = 1 << 30, x1 = -1, y1 = -1;
+};
+Blob blob(const std::vector<uint8_t>& p, int size) {
+  Blob b;
+  double mass = 0;
+  for (int y = 0; y < size; ++y) {
+    for (int x = 0; x < size; ++x) {
+      const double v = p[size_t(y * size + x)];
+      if (v == 0) continue;
+      mass += v, b.cx += v * (x + 0.5), b.cy += v * (y + 0.5);
+      b.x0 = std::min(b.x0, x), b.x1 = std::max(b.x1, x), b.y0 = std::min(b.y0, y);
+      b.y1 = std::max(b.y1, y);
+    }
+  }
+  b.cx /= mass, b.cy /= mass;
+  return b;
+}
+
+constexpr InputStyle kMnistStyle{.dark_background = true, .fit_mnist = true};
+
+// A black stroke on a transparent background (what drawing apps export): alpha composited over
+// white, never dropped, so the stroke is seen; then, the model's data being light on dark, the
+// light border inverts it.
+TEST(Prepare, AlphaIsCompositedNotDropped) {
+  const Image im = canvas(40, 40, 4, {0, 0, 0, 0}, {0, 0, 0, 255}, 15, 5, 25, 35);
+  const PreparedImage p = prepare_image(im, 1, 28, {.dark_background = true});
+  EXPECT_TRUE(p.inverted);
+  EXPECT_EQ(p.pixels[0], 0) << "the transparent background, composited over white, inverted";
+  EXPECT_EQ(p.pixels[size_t(14 * 28 + 14)], 255) << "the stroke";
+  // Over a black background (--background 0) the same file is light-on-dark... all black: the
+  // stroke is black too, so nothing but the background's polarity decides.
+  const PreparedImage q = prepare_image(im, 1, 28, {.dark_background = true}, {.background = 0});
+  EXPECT_FALSE(q.inverted);
+}
+
+// Polarity: an image whose border is the other way from the training data's is inverted (auto);
+// on and off force it.
+TEST(Prepare, PolarityFollowsTheTrainingData) {
+  const Image white_on_black = canvas(28, 28, 1, {0}, {255}, 10, 4, 18, 24);
+  const Image black_on_white = canvas(28, 28, 1, {255}, {0}, 10, 4, 18, 24);
+  const InputStyle dark{.dark_background = true}, light{.dark_background = false};
+  EXPECT_FALSE(prepare_image(white_on_black, 1, 28, dark).inverted);
+  EXPECT_TRUE(prepare_image(black_on_white, 1, 28, dark).inverted);
+  EXPECT_TRUE(prepare_image(white_on_black, 1, 28, light).inverted);
+  EXPECT_FALSE(prepare_image(black_on_white, 1, 28, light).inverted);
+  EXPECT_EQ(prepare_image(black_on_white, 1, 28, dark).pixels,
+            prepare_image(white_on_black, 1, 28, dark).pixels);
+  EXPECT_TRUE(prepare_image(white_on_black, 1, 28, dark, {.invert = Invert::kOn}).inverted);
+  EXPECT_FALSE(prepare_image(black_on_white, 1, 28, dark, {.invert = Invert::kOff}).inverted);
+}
+
+// MNIST's fit: a small digit anywhere in a large picture ends up with its longer side 20 pixels
+// and its centre of mass at the centre of the 28 x 28 field, whatever its size and position.
+TEST(Prepare, MnistFitScalesAndCentresByMass) {
+  for (auto [w, h, x0, y0, x1, y1] :
+       {std::array{200, 120, 10, 10, 30, 70}, std::array{64, 64, 40, 2, 62, 12},
+        std::array{28, 28, 3, 3, 9, 25}}) {
+    const PreparedImage p =
+        prepare_image(canvas(w, h, 1, {0}, {255}, x0, y0, x1, y1), 1, 28, kMnistStyle);
+    ASSERT_TRUE(p.fitted);
+    const Blob b = blob(p.pixels, 28);
+    EXPECT_EQ(std::max(b.x1 - b.x0, b.y1 - b.y0) + 1, 20) << w << "x" << h;
+    EXPECT_NEAR(b.cx, 14.0, 0.5) << w << "x" << h;
+    EXPECT_NEAR(b.cy, 14.0, 0.5) << w << "x" << h;
+  }
+  // A blank page has nothing to fit: resized whole, and said so.
+  EXPECT_FALSE(
+      prepare_image(canvas(50, 50, 1, {255}, {255}, 0, 0, 0, 0), 1, 28, kMnistStyle).fitted);
+  EXPECT_THROW(
+      prepare_image(canvas(50, 50, 3, {0, 0, 0}, {9, 9, 9}, 1, 1, 9, 9), 3, 28, kMnistStyle),
+      Error);
+}
+
+// A directory argument: its image files (by extension, any case), sorted; files as given.
+TEST(Image, ImageFilesExpandsDirectories) {
+  TempDir dir("imgfiles");
+  for (const char* name : {"b.PNG", "a.jpg", "notes.txt", "c.pgm"})
+    std::ofstream(dir / name) << "x";
+  std::filesystem::create_directory(dir / "sub");
+  EXPECT_EQ(image_files({dir.path}),
+            (std::vector<std::string>{dir / "a.jpg", dir / "b.PNG", dir / "c.pgm"}));
+  EXPECT_EQ(image_files({dir / "notes.txt"}), std::vector<std::string>{dir / "notes.txt"});
+  expect_error([&] { image_files({dir / "sub"}); }, "holds no image file");
+  EXPECT_EQ(image_files({dir / "missing.png"}), std::vector<std::string>{dir / "missing.png"})
+      << "left to the decoder, which names what is wrong with each file";
+}
+
+// Dark ink on grey paper: inverted, then levelled, so the paper is 0 and the ink 255 as in MNIST.
+TEST(Prepare, GreyPaperIsLevelled) {
+  const PreparedImage p =
+      prepare_image(canvas(60, 60, 1, {170}, {60}, 20, 10, 40, 50), 1, 28, kMnistStyle);
+  EXPECT_TRUE(p.inverted);
+  ASSERT_TRUE(p.fitted);
+  EXPECT_EQ(p.pixels[0], 0);
+  EXPECT_EQ(*std::max_element(p.pixels.begin(), p.pixels.end()), 255);
 }
 
 }  // namespace

@@ -78,6 +78,15 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   DatasetSplits d = load_dataset(data, 4);
   const double acc = evaluate(best.model, *d.test, best.meta.normalize).accuracy;
   EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
+  // The checkpoint records what it was trained on and how those images look (for vit predict),
+  // and a run directory names its best checkpoint.
+  EXPECT_EQ(best.meta.dataset, data);
+  ASSERT_TRUE(best.meta.input.has_value());
+  EXPECT_EQ(best.meta.input->dark_background, d.style.dark_background);
+  EXPECT_FALSE(best.meta.input->fit_mnist) << "an idx:DIR source is not MNIST-fitted";
+  EXPECT_EQ(checkpoint_path(dir / "run"), dir / "run/best.safetensors");
+  EXPECT_EQ(checkpoint_path(dir / "run/last.safetensors"), dir / "run/last.safetensors");
+  expect_error([&] { checkpoint_path(dir.path); }, "without best.safetensors or last.safetensors");
   // A second run into the same directory is refused rather than overwriting it, pointing to
   // resume() (the CLI turns `resume` into --resume: tests/test_cli.cpp).
   try {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@ struct ModelMeta {
   Config config;
   std::vector<std::string> class_names;  // one per class
   Normalization normalize;               // one mean and std per channel
+  // What it was trained on (as --data named it) and how those images look; empty / absent in
+  // checkpoints written before they were recorded.
+  std::string dataset;
+  std::optional<InputStyle> input;
 };
 
 // Writes every parameter (F32, timm names) and __metadata__: format = "vitcpp", version,
@@ -26,6 +31,10 @@ struct ModelMeta {
 void save_model(const std::string& path, Model& model, const ModelMeta& meta,
                 const std::map<std::string, std::string>& extra = {},
                 const std::vector<TensorToWrite>& extra_tensors = {});
+
+// The checkpoint a path names: the file itself, or for a run directory (vit train --out) its
+// best.safetensors, else its last.safetensors; vit::Error when a directory holds neither.
+std::string checkpoint_path(const std::string& path);
 
 struct LoadedModel {
   Model model;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vit/image.hpp"
+#include "vit/normalization.hpp"
 
 namespace vit {
 
@@ -59,6 +60,7 @@ struct DatasetSplits {
   std::string name;  // as given: "fashion-mnist", "mnist", "idx:/path"
   std::shared_ptr<const Dataset> train, test;
   std::vector<std::string> class_names;
+  InputStyle style;  // load_dataset: the source's fit, the training images' polarity
 };
 
 struct DatasetOptions {
@@ -76,6 +78,8 @@ struct DatasetSource {
   // Whether a mirrored image keeps its label (clothes: yes; digits, and sets of unknown content:
   // no). Presets' horizontal flips are turned off where it does not (vit::flips_preserve_labels).
   bool flips_preserve_labels;
+  // Whether the images went through MNIST's preprocessing (vit::InputStyle::fit_mnist).
+  bool fit_mnist;
   DatasetSplits (*open)(const std::string& arg, const DatasetOptions& options);
 };
 

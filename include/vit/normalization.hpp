@@ -1,6 +1,7 @@
-// Per-channel normalisation statistics: what a checkpoint keeps and preprocessing applies
-// (vit/transforms.hpp computes and applies them). It depends on nothing else in vitcpp, so
-// checkpoints can keep it without depending on datasets or transforms.
+// Per-channel normalisation statistics and the input style: what a checkpoint keeps of its
+// training data and preprocessing applies (vit/transforms.hpp computes and applies them). It
+// depends on nothing else in vitcpp, so checkpoints can keep it without depending on datasets or
+// transforms.
 #pragma once
 
 #include <vector>
@@ -11,6 +12,15 @@ namespace vit {
 // vit::compute_normalization).
 struct Normalization {
   std::vector<float> mean, std;
+};
+
+// How a dataset's images look, which a checkpoint records for prediction: whether objects are
+// light on a dark background (MNIST, Fashion-MNIST) and whether they went through MNIST's own
+// preprocessing (the digit's bounding box scaled to fit 20 x 20, keeping its aspect, and centred
+// by its centre of mass in 28 x 28).
+struct InputStyle {
+  bool dark_background = false;
+  bool fit_mnist = false;
 };
 
 }  // namespace vit

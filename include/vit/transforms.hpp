@@ -25,6 +25,36 @@ std::vector<uint8_t> resize_image(const Image& image, int channels, int size, bo
 std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
                                 bool invert = false);
 
+// ---- Everyday images for prediction (vit predict): drawings, scans and photos made to look like
+// the training data before resizing.
+
+enum class Invert { kAuto, kOn, kOff };
+
+struct PrepareOptions {
+  // kAuto: invert when the image's border (its background) is light and the training data's is
+  // dark, or the other way round.
+  Invert invert = Invert::kAuto;
+  // Follow InputStyle::fit_mnist (-1), or not (0), or fit whatever the style says (1).
+  int fit_mnist = -1;
+  // Gray level that transparent pixels are composited over (alpha is never dropped).
+  uint8_t background = 255;
+};
+
+struct PreparedImage {
+  std::vector<uint8_t> pixels;  // uint8 [channels, size, size]
+  bool inverted = false;        // what kAuto decided (or kOn)
+  bool fitted = false;          // MNIST's fit applied (false also when the image was blank)
+};
+
+// An image file's pixels made into a model's input: alpha composited over options.background,
+// inverted as options.invert says, then either resized whole (as resize_image) or, with MNIST's
+// fit, levelled (the background, the median of the border, to 0 and the strongest ink to 255, so
+// that grey paper and faint ink look like the training data), cut to the ink's bounding box,
+// scaled to fit 20/28 of the side keeping its aspect and placed with its centre of mass at the
+// centre. The fit needs a one-channel model (vit::Error otherwise); a blank image is resized whole.
+PreparedImage prepare_image(const Image& image, int channels, int size, const InputStyle& style,
+                            const PrepareOptions& options = {});
+
 // Per-channel mean and standard deviation of pixel / 255 over a dataset (the training split).
 Normalization compute_normalization(const Dataset& d);
 

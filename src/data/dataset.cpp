@@ -1,5 +1,6 @@
 // The table of named dataset sources, opening a dataset by name (with the checks every source
 // shares: label range, split shapes, class names), and ImageArray's per-sample reads.
+#include <algorithm>
 #include <string>
 
 #include "data/sources.hpp"
@@ -13,12 +14,12 @@ const std::vector<DatasetSource>& dataset_sources() {
   static const std::vector<DatasetSource> sources = {
       {"fashion-mnist", "fashion-mnist",
        "Fashion-MNIST, Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)", true,
-       data::open_fashion_mnist},
+       false, data::open_fashion_mnist},
       {"mnist", "mnist",
        "the MNIST digits scripts/setup-data.sh prepares ($VIT_DATA/mnist, ./data/mnist)", false,
-       data::open_mnist},
+       true, data::open_mnist},
       {"idx:", "idx:DIR", "the four MNIST-style IDX files (each optionally .gz) in DIR", false,
-       data::open_idx_dir},
+       false, data::open_idx_dir},
   };
   return sources;
 }
@@ -42,6 +43,36 @@ std::string dataset_names() {
   }
   return s;
 }
+
+namespace {
+
+// Whether the images' background is dark: the median over (at most 1,000 evenly spaced) samples
+// of their border's mean gray level is below half.
+bool dark_background(const Dataset& d) {
+  const int64_t n = d.size(), step = std::max<int64_t>(1, n / 1000);
+  std::vector<double> levels;
+  Image im;
+  for (int64_t i = 0; i < n; i += step) {
+    d.read(i, im);
+    const int w = im.width, h = im.height, c = im.channels;
+    double sum = 0;
+    int64_t count = 0;
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        if (y != 0 && y != h - 1 && x != 0 && x != w - 1) continue;
+        const uint8_t* p = im.pixels.data() + (int64_t(y) * w + x) * c;
+        sum += c >= 3 ? (p[0] * 77 + p[1] * 150 + p[2] * 29) / 256.0 : p[0];
+        ++count;
+      }
+    }
+    levels.push_back(sum / double(count));
+  }
+  if (levels.empty()) return false;
+  std::nth_element(levels.begin(), levels.begin() + levels.size() / 2, levels.end());
+  return levels[levels.size() / 2] < 127.5;
+}
+
+}  // namespace
 
 DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir) {
   VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
@@ -68,6 +99,8 @@ DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::
                     " is outside the model's " + std::to_string(num_classes) + " classes");
     }
   }
+  s.style.fit_mnist = found->fit_mnist;
+  s.style.dark_background = dark_background(*s.train);
   s.class_names.resize(size_t(num_classes));
   for (int k = 0; k < num_classes; ++k) {
     if (s.class_names[size_t(k)].empty()) s.class_names[size_t(k)] = std::to_string(k);

@@ -1,6 +1,7 @@
 // Image files: decoding as stored (PNG, JPEG, BMP with stb_image; PGM/PPM here), with the checks
 // that keep Debian's stb_image 2.27 from the faults fuzz/fuzz_image.cpp found. Converting and
 // resizing for the model are transforms (src/data/transforms.cpp).
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -160,6 +161,32 @@ Image decode_image(const std::string& path) {
   img.channels = n;
   img.pixels.assign(stb.get(), stb.get() + size_t(w) * h * n);
   return img;
+}
+
+std::vector<std::string> image_files(const std::vector<std::string>& paths) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) {
+      files.push_back(path);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
+      std::string ext = e.path().extension().string();
+      for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+      const bool image = ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" ||
+                         ext == ".pgm" || ext == ".ppm";
+      if (image && e.is_regular_file(ec)) found.push_back(e.path().string());
+    }
+    VIT_CHECK(!ec, "cannot list '" + path + "': " + ec.message());
+    VIT_CHECK(!found.empty(),
+              "'" + path + "' holds no image file (.png, .jpg, .jpeg, .bmp, .pgm, .ppm)");
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
 }
 
 }  // namespace vit

@@ -139,6 +139,145 @@ std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool
   return pixels;
 }
 
+namespace {
+
+// The image composited over `background` (alpha never dropped) as gray or RGB planes of floats
+// [planes, h, w] in 0..255: gray when one plane is asked for.
+std::vector<float> composite(const Image& img, int planes, uint8_t background) {
+  const int64_t hw = int64_t(img.width) * img.height;
+  const int n = img.channels;
+  std::vector<float> out(size_t(planes * hw));
+  for (int64_t j = 0; j < hw; ++j) {
+    const uint8_t* p = img.pixels.data() + j * n;
+    const float a = n == 2 ? p[1] / 255.0f : (n == 4 ? p[3] / 255.0f : 1.0f);
+    const float r = p[0], g = n >= 3 ? p[1] : r, b = n >= 3 ? p[2] : r;
+    const float bg = background * (1.0f - a);
+    if (planes == 1) {
+      const float gray = n >= 3 ? (r * 77 + g * 150 + b * 29) / 256.0f : r;
+      out[size_t(j)] = gray * a + bg;
+    } else {
+      out[size_t(j)] = r * a + bg;
+      out[size_t(hw + j)] = g * a + bg;
+      out[size_t(2 * hw + j)] = b * a + bg;
+    }
+  }
+  return out;
+}
+
+// The pixels of a w x h plane's outermost ring (its background, in a drawing or a scan).
+std::vector<float> border(const float* plane, int w, int h) {
+  std::vector<float> ring;
+  for (int x = 0; x < w; ++x) {
+    ring.push_back(plane[x]);
+    if (h > 1) ring.push_back(plane[int64_t(h - 1) * w + x]);
+  }
+  for (int y = 1; y + 1 < h; ++y) {
+    ring.push_back(plane[int64_t(y) * w]);
+    if (w > 1) ring.push_back(plane[int64_t(y) * w + w - 1]);
+  }
+  return ring;
+}
+
+float median(std::vector<float> v) {
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+// MNIST's fit of a light-on-dark gray plane g [h, w] into size x size: false when the plane holds
+// no ink (then out is untouched).
+bool fit_mnist(std::vector<float> g, int w, int h, int size, std::vector<uint8_t>& out) {
+  const float bg = median(border(g.data(), w, h));
+  const float ink = *std::max_element(g.begin(), g.end());
+  if (ink - bg < 32.0f) return false;  // blank, or too faint to tell ink from noise
+  for (float& v : g) v = std::clamp((v - bg) * 255.0f / (ink - bg), 0.0f, 255.0f);
+  // Bounding box of the ink (a tenth of full strength: paper grain and JPEG noise stay out).
+  int x0 = w, y0 = h, x1 = -1, y1 = -1;
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      if (g[size_t(int64_t(y) * w + x)] > 25.5f) {
+        x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      }
+    }
+  }
+  const int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+  // The longer side to 20 of 28 (for other sizes in proportion), the other in proportion.
+  const int box = std::max(1, int(std::lround(size * 20.0 / 28.0)));
+  const int tw = std::max(1, int(std::lround(double(bw) * box / std::max(bw, bh))));
+  const int th = std::max(1, int(std::lround(double(bh) * box / std::max(bw, bh))));
+  std::vector<float> rows(size_t(bh) * tw), small(size_t(th) * tw);
+  for (int y = 0; y < bh; ++y) {
+    resample(g.data() + int64_t(y0 + y) * w + x0, bw, 1, rows.data() + int64_t(y) * tw, tw, 1);
+  }
+  for (int x = 0; x < tw; ++x) resample(rows.data() + x, bh, tw, small.data() + x, th, tw);
+  // Centre of mass of the scaled digit, moved to the centre of the field.
+  double mass = 0, mx = 0, my = 0;
+  for (int y = 0; y < th; ++y) {
+    for (int x = 0; x < tw; ++x) {
+      const double v = small[size_t(int64_t(y) * tw + x)];
+      mass += v, mx += v * (x + 0.5), my += v * (y + 0.5);
+    }
+  }
+  const int ox = int(std::lround(size / 2.0 - mx / mass));
+  const int oy = int(std::lround(size / 2.0 - my / mass));
+  out.assign(size_t(size) * size, 0);
+  for (int y = 0; y < th; ++y) {
+    for (int x = 0; x < tw; ++x) {
+      const int X = x + ox, Y = y + oy;
+      if (X < 0 || Y < 0 || X >= size || Y >= size) continue;
+      const float v = std::clamp(std::round(small[size_t(int64_t(y) * tw + x)]), 0.0f, 255.0f);
+      out[size_t(int64_t(Y) * size + X)] = uint8_t(v);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+PreparedImage prepare_image(const Image& img, int channels, int size, const InputStyle& style,
+                            const PrepareOptions& options) {
+  check_channels(channels);
+  VIT_CHECK(size >= 1, "image size must be positive");
+  const int w = img.width, h = img.height, n = img.channels;
+  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4 && img.pixels.size() == size_t(w) * h * n,
+            "an image of " + std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
+                std::to_string(n) + " channels cannot hold " + std::to_string(img.pixels.size()) +
+                " samples");
+  const bool fit = options.fit_mnist == 1 || (options.fit_mnist == -1 && style.fit_mnist);
+  VIT_CHECK(!fit || channels == 1, "MNIST's fit is for one-channel (gray) models; this one has " +
+                                       std::to_string(channels) + " channels");
+  const int planes = channels >= 3 ? 3 : 1;
+  std::vector<float> px = composite(img, planes, options.background);
+  PreparedImage r;
+  if (options.invert == Invert::kAuto) {
+    // The background's lightness: the border's median, in gray.
+    std::vector<float> gray = planes == 1 ? px : composite(img, 1, options.background);
+    const bool light = median(border(gray.data(), w, h)) > 127.5f;
+    r.inverted = light == style.dark_background;
+  } else {
+    r.inverted = options.invert == Invert::kOn;
+  }
+  if (r.inverted) {
+    for (float& v : px) v = 255.0f - v;
+  }
+  if (fit) r.fitted = fit_mnist(px, w, h, size, r.pixels);
+  if (!r.fitted) {
+    Image flat;  // the composited (and inverted) image, resized whole
+    flat.width = w, flat.height = h, flat.channels = planes;
+    flat.pixels.resize(size_t(planes) * w * h);
+    const int64_t hw = int64_t(w) * h;
+    for (int64_t j = 0; j < hw; ++j) {
+      for (int c = 0; c < planes; ++c) {
+        flat.pixels[size_t(j * planes + c)] =
+            uint8_t(std::clamp(std::round(px[size_t(c * hw + j)]), 0.0f, 255.0f));
+      }
+    }
+    r.pixels = resize_image(flat, channels, size);
+  } else if (channels != 1) {
+    r.pixels.resize(size_t(channels) * size * size);  // unreachable: fit needs one channel
+  }
+  return r;
+}
+
 std::vector<uint8_t> load_image(const std::string& path, int channels, int size, bool invert) {
   check_channels(channels);
   VIT_CHECK(size >= 1, "image size must be positive");

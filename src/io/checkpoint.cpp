@@ -2,6 +2,7 @@
 #include "vit/checkpoint.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -32,7 +33,26 @@ void save_model(const std::string& path, Model& model, const ModelMeta& meta,
   md["class_names"] = nlohmann::json(meta.class_names).dump();
   md["normalize"] =
       nlohmann::json{{"mean", meta.normalize.mean}, {"std", meta.normalize.std}}.dump();
+  if (!meta.dataset.empty()) md["dataset"] = meta.dataset;
+  if (meta.input) {
+    md["input"] = nlohmann::json{{"background", meta.input->dark_background ? "dark" : "light"},
+                                 {"fit", meta.input->fit_mnist ? "mnist" : "none"}}
+                      .dump();
+  }
   write_safetensors(path, tensors, md);
+}
+
+std::string checkpoint_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return path;
+  for (const char* name : {"best.safetensors", "last.safetensors"}) {
+    const fs::path p = fs::path(path) / name;
+    if (fs::exists(p, ec)) return p.string();
+  }
+  throw Error("'" + path +
+              "' is a directory without best.safetensors or last.safetensors; pass "
+              "a checkpoint file or a run directory that vit train wrote");
 }
 
 namespace {
@@ -104,6 +124,17 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
   meta.normalize.std = channel_values("std");
   for (float s : meta.normalize.std) {
     VIT_CHECK(s > 0.0f, "'" + path + "': normalize.std must be positive");
+  }
+  if (md.count("dataset")) meta.dataset = md.at("dataset");
+  if (md.count("input")) {
+    const auto in = parse_json(md.at("input"), "input", path);
+    const auto text = [&](const char* key, const char* a, const char* b) {
+      VIT_CHECK(in.is_object() && in.contains(key) && in[key].is_string() &&
+                    (in[key] == a || in[key] == b),
+                "'" + path + "': input." + key + " must be \"" + a + "\" or \"" + b + "\"");
+      return in[key] == a;
+    };
+    meta.input = InputStyle{text("background", "dark", "light"), text("fit", "mnist", "none")};
   }
 
   // Every tensor the config needs, with its shape, before a byte of the model is allocated.

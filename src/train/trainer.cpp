@@ -108,7 +108,7 @@ void make_step(Run& r) {
 }
 
 ModelMeta model_meta(const Run& r) {
-  return {r.config, r.data.class_names, r.norm};
+  return {r.config, r.data.class_names, r.norm, r.data.name, r.data.style};
 }
 
 // last.train.safetensors (the resume state), then last.safetensors (the plain checkpoint).

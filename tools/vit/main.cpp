@@ -338,45 +338,79 @@ int run_eval(const EvalArgs& a) {
 struct PredictArgs {
   std::string model;
   std::vector<std::string> images;
-  int top_k = 3, threads = 0;
-  bool json = false, invert = false;
+  int top_k = 3, threads = 0, background = 255;
+  bool json = false;
+  std::string invert = "auto", fit = "auto";
 };
 
 void add_predict(CLI::App& app, PredictArgs& a) {
   CLI::App* p = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP, PGM/PPM)");
   p->footer(
-      "Images are converted to the model's channels and size and normalised as in "
-      "training.\nExample: vit predict --model runs/mnist/best.safetensors digit.png");
-  p->add_option("--model", a.model, "Checkpoint (.safetensors written by vit train)")->required();
-  p->add_option("images", a.images, "Image files")->required();
+      "Transparent pixels are composited over --background; an image whose background is the "
+      "other way from the training data's (dark digits on white paper for an MNIST model) is "
+      "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
+      "preprocessing (the digit scaled into 20x20 and centred by mass). Then the image is "
+      "resized to the model's and normalised as in training.\nExamples:\n  vit predict --model "
+      "runs/demo digit.png\n  vit predict --model runs/demo/best.safetensors --top-k 1 "
+      "drawings/");
+  p->add_option("--model", a.model,
+                "Checkpoint (.safetensors written by vit train), or a run directory (its "
+                "best.safetensors, else last.safetensors)")
+      ->required();
+  p->add_option("images", a.images, "Image files, or directories: every image file in them")
+      ->required();
   p->add_option("--top-k", a.top_k, "Classes to show per image")
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
-  p->add_flag("--invert", a.invert,
-              "Invert the pixels (dark drawings on light paper -> MNIST style)");
+  p->add_option("--invert", a.invert,
+                "auto: invert images whose background is the other way from the training "
+                "data's; on (also --invert alone): always; off: never")
+      ->expected(0, 1)
+      ->default_str("on")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  p->add_option("--fit", a.fit,
+                "mnist: MNIST's preprocessing (needs a gray model); none: resize the whole image; "
+                "auto: what the model's training data had")
+      ->check(CLI::IsMember({"auto", "mnist", "none"}))
+      ->capture_default_str();
+  p->add_option("--background", a.background,
+                "Gray level (0-255) that transparent pixels are composited over")
+      ->check(CLI::Range(0, 255))
+      ->capture_default_str();
   p->add_flag("--json", a.json,
-              "One JSON object per image: file, top [{class, index, prob}], logits");
+              "One JSON object per image: file, top [{class, index, prob}], logits, inverted, "
+              "fitted");
   p->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
 }
 
 int run_predict(const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::LoadedModel m = vit::load_model(a.model);
+  vit::LoadedModel m = vit::load_model(vit::checkpoint_path(a.model));
   const Config& c = m.meta.config;
   const int K = c.num_classes, k = std::min(a.top_k, K);
   const int64_t per_image = int64_t(c.channels) * c.image_size * c.image_size;
   std::vector<float> input(per_image), logits(K);
+  // Checkpoints from before the input style was recorded: no automatic inversion, no fit.
+  const vit::InputStyle style = m.meta.input.value_or(vit::InputStyle{});
+  vit::PrepareOptions options;
+  options.invert = a.invert == "on"                     ? vit::Invert::kOn
+                   : a.invert == "off" || !m.meta.input ? vit::Invert::kOff
+                                                        : vit::Invert::kAuto;
+  options.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
+  options.background = uint8_t(a.background);
   int failures = 0;
-  for (const std::string& file : a.images) {
-    std::vector<uint8_t> pixels;
+  for (const std::string& file : vit::image_files(a.images)) {
+    vit::PreparedImage prepared;
     try {
-      pixels = vit::load_image(file, c.channels, c.image_size, a.invert);
+      prepared =
+          vit::prepare_image(vit::decode_image(file), c.channels, c.image_size, style, options);
     } catch (const Error& e) {
       std::fprintf(stderr, "vit predict: %s\n", e.what());
       ++failures;
       continue;
     }
-    vit::normalize_image(pixels.data(), c.channels, c.image_size, m.meta.normalize, input.data());
+    vit::normalize_image(prepared.pixels.data(), c.channels, c.image_size, m.meta.normalize,
+                         input.data());
     m.model.predict(input.data(), 1, logits.data());
     const std::vector<vit::ClassScore> top = vit::top_k(logits.data(), K, k);
     if (a.json) {
@@ -388,6 +422,8 @@ int run_predict(const PredictArgs& a) {
             {{"class", m.meta.class_names[t.index]}, {"index", t.index}, {"prob", t.prob}});
       }
       j["logits"] = logits;
+      j["inverted"] = prepared.inverted;
+      j["fitted"] = prepared.fitted;
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("%s:", file.c_str());
@@ -395,7 +431,8 @@ int run_predict(const PredictArgs& a) {
         std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[top[i].index].c_str(),
                     100 * top[i].prob);
       }
-      std::printf("\n");
+      std::printf("%s\n",
+                  prepared.inverted ? "  [inverted: its background was the other way]" : "");
     }
   }
   return failures ? 1 : 0;
