@@ -268,7 +268,7 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
 
 // The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
 // values it had when each field was written out by hand (these are the lines `vit train` printed
-// before the field lists), and reads back to the same recipe.
+// before the field lists, with `init` added since), and reads back to the same recipe.
 TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
@@ -276,7 +276,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "{\"epochs\":2,\"batch_size\":128,\"optimizer\":\"adam\",\"lr\":0.005,\"min_lr\":0.0,"
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"qkv_init_std\":0.02,\"pos_init\":"
-      "\"normal\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_drop\":0.0,"
+      "\"normal\",\"init\":\"torch\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_drop\":0.0,"
       "\"full_token_epochs\":0}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
@@ -286,12 +286,17 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "{\"epochs\":1,\"batch_size\":32,\"optimizer\":\"adamw\",\"lr\":0.001,\"min_lr\":1e-05,"
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"qkv_init_std\":0.2,\"pos_init\":"
-      "\"sincos\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_drop\":0.6,"
+      "\"sincos\",\"init\":\"timm\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_drop\":0.6,"
       "\"full_token_epochs\":3}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);
   }
+  // JSON written before `init` existed (every checkpoint until then) reads as timm's.
+  std::string before = fashion_json;
+  before.erase(before.find("\"init\":\"timm\","), 14);
+  EXPECT_EQ(Recipe::from_json(before).init, Model::InitOptions::kTimm);
+  EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
   // A key of the wrong type, or a word that is no value of its field, is refused by name.
   std::string bad = seed_json;
   bad.replace(bad.find("\"adam\""), 6, "\"sgd\"");

@@ -30,6 +30,8 @@ struct Recipe {
   uint64_t seed = 0;             // initialisation, data order and augmentation
   float qkv_init_std = 0.02f;    // std of the qkv weights at initialisation (timm: 0.02)
   bool pos_init_sincos = false;  // start a learned pos_embed from the sin/cos table
+  // timm's initialisation, or PyTorch's defaults (the tutorial's code; Model::InitOptions).
+  Model::InitOptions::Scheme init = Model::InitOptions::kTimm;
   AugmentOptions augment;
   // Patch dropout: each training image's blocks see the class token and a random
   // max(1, floor(num_patches * (1 - patch_drop))) of its patch tokens (timm's patch_drop_rate),
@@ -106,6 +108,12 @@ struct Recipe {
             .help = "Start of a learned pos_embed: normal (timm) or sincos",
             .words = {"normal", "sincos"}},
       r.pos_init_sincos);
+    v(Field{.name = "init",
+            .help = "Initialisation: timm (truncated normal 0.02) or torch (PyTorch's defaults, "
+                    "as the seed tutorial's code)",
+            .words = {"timm", "torch"},
+            .optional = true},
+      r.init);
     v(Field{.name = "crop_padding",
             .help = "Random-crop padding in pixels (0: off)",
             .lo = 0,

@@ -70,7 +70,8 @@ std::vector<Preset> make_presets() {
     s.name = "seed";
     s.description =
         "the tutorial's MNIST ViT (28x28x1, patch 4, D 8, 2 heads, 2 blocks, sincos, class "
-        "token), trained as the post did: Adam, lr 5e-3, batch 128, 5 epochs";
+        "token), trained as the post did: Adam, lr 5e-3, batch 128, 5 epochs, PyTorch's default "
+        "initialisation";
     s.config.dim = 8;
     s.config.depth = 2;
     s.config.heads = 2;
@@ -83,6 +84,7 @@ std::vector<Preset> make_presets() {
     s.recipe.lr = 5e-3f;
     s.recipe.cosine = false;
     s.recipe.weight_decay = 0.0f;
+    s.recipe.init = Model::InitOptions::kTorch;  // as the tutorial's nn.Linear / torch.rand
     p.push_back(s);
   }
   {

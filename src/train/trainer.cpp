@@ -299,8 +299,9 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   check_data_fits(config, r.data);
   r.norm = compute_normalization(*r.data.train);
   r.model = std::make_unique<Model>(config);
-  r.model->init(recipe.seed,
-                {.qkv_std = recipe.qkv_init_std, .sincos_pos = recipe.pos_init_sincos});
+  r.model->init(recipe.seed, {.scheme = recipe.init,
+                              .qkv_std = recipe.qkv_init_std,
+                              .sincos_pos = recipe.pos_init_sincos});
   make_step(r);
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
                    " train / " + std::to_string(r.data.test->size()) + " test images, " +
