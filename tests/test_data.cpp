@@ -408,6 +408,8 @@ TEST(Image, DecodesConvertsAndResizes) {
   EXPECT_GT(up[8], 40);
   EXPECT_LT(up[8], 200);
   expect_error([&] { load_image(dir / "none.png", 1, 28); }, "cannot read image");
+  std::ofstream(dir / "empty.png").close();
+  expect_error([&] { load_image(dir / "empty.png", 1, 28); }, "empty file (0 bytes)");
   f = std::fopen((dir / "junk.png").c_str(), "wb");
   std::fputs("not an image", f);
   std::fclose(f);

@@ -33,6 +33,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   if (!f) throw Error("cannot read image '" + path + "': " + std::strerror(errno));
   const uintmax_t size = std::filesystem::file_size(path, ec);
   VIT_CHECK(!ec, "cannot read image '" + path + "': " + ec.message());
+  VIT_CHECK(size > 0, "cannot read image '" + path + "': empty file (0 bytes)");
   VIT_CHECK(size <= uintmax_t(kMaxImageFileBytes),
             "cannot read image '" + path + "': it is " + std::to_string(size >> 20) +
                 " MiB, more than the 256 MiB any supported image up to 8192 pixels a side needs");

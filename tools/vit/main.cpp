@@ -261,8 +261,9 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
         dir.c_str());
     return 128 + (sig ? sig : SIGINT);
   }
-  std::printf("test accuracy: %.2f%% (best %.2f%% at epoch %d), %d epochs, %.1f s\n",
-              100 * s.final_test_acc, 100 * s.best_test_acc, s.best_epoch, s.epochs, s.seconds);
+  std::printf("test accuracy: %.2f%% (best %.2f%% at epoch %d), %d epoch%s, %.1f s\n",
+              100 * s.final_test_acc, 100 * s.best_test_acc, s.best_epoch, s.epochs,
+              s.epochs == 1 ? "" : "s", s.seconds);
   return 0;
 }
 
