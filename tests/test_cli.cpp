@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -94,7 +95,16 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist --out /tmp/x --pos fourier", 2, "--pos");
   EXPECT_RUN("train --data mnist --out /tmp/x --patch-drop 1", 2, "--patch-drop");
   EXPECT_RUN("train --data mnist --out /tmp/x --full-token-epochs -1", 2, "--full-token-epochs");
-  EXPECT_RUN("train --data mnist --out /tmp/x --preset huge", 1, "unknown preset");
+  EXPECT_RUN("train --data mnist --out /tmp/x --preset huge", 2, "unknown preset");
+  // Near misses get the nearest name; every message starts with "vit:".
+  EXPECT_RUN("train --data mnist --out /tmp/x --preset tiny_28", 2,
+             "vit: unknown preset 'tiny_28'; did you mean 'tiny28'?");
+  EXPECT_RUN("train --data mnsit --out /tmp/x", 2,
+             "vit: unknown dataset 'mnsit'; did you mean 'mnist'?");
+  EXPECT_RUN("tran", 2, "vit: unknown command 'tran'; did you mean 'train'?");
+  EXPECT_RUN("train --data mnist --out /tmp/x --epoch 3", 2, "did you mean '--epochs'?");
+  EXPECT_RUN("train --data mnist --out /tmp/x --epochs three", 2,
+             "vit: --epochs: must be an integer (got 'three')");
   EXPECT_RUN("train --out /tmp/x", 2, "--data");
   EXPECT_RUN("train --data mnist", 2, "--out");
   EXPECT_RUN("train --resume /tmp/x --lr 0.1", 2, "--lr cannot be changed");
@@ -114,7 +124,13 @@ TEST(Cli, RuntimeErrorsExitOne) {
   TempDir dir("cli-err");
   EXPECT_RUN("eval --model " + (dir / "none.safetensors") + " --data mnist", 1, "cannot open");
   EXPECT_RUN("info --model " + (dir / "none.safetensors"), 1, "none.safetensors");
-  EXPECT_RUN("train --data idx:" + (dir / "nothing") + " --out " + (dir / "run"), 1, "not found");
+  {
+    const Result r = vit("train --data idx:" + (dir / "nothing") + " --out " + (dir / "run"));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("not found"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("model:"), std::string::npos) << "the error comes before any settings";
+    EXPECT_FALSE(std::filesystem::exists(dir / "run")) << "a failed start leaves no run directory";
+  }
   EXPECT_RUN("train --resume " + (dir / "nothing"), 1, "no run to resume");
   // The library names a setting as `data_dir`; the tool says which of its options sets it.
   EXPECT_RUN(
@@ -168,7 +184,7 @@ TEST(Cli, BenchSmoke) {
   EXPECT_RUN(
       "bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --threads 2 --contend", 0,
       "2 threads at");
-  EXPECT_RUN("bench --preset nope", 1, "unknown preset");
+  EXPECT_RUN("bench --preset nope", 2, "unknown preset");
   EXPECT_RUN("bench --batch 0", 2, "--batch");
   EXPECT_RUN("bench --micro-batch 0", 2, "--micro-batch");
 }
@@ -217,7 +233,7 @@ TEST(Cli, TrainEvalPredictInfo) {
 
   // Resume continues the run; extending it with --epochs trains one more epoch.
   EXPECT_RUN("train --resume " + (dir / "run") + " --epochs 9", 0, "epoch 9/9");
-  EXPECT_RUN("train --data " + data + model_flags + " --out " + (dir / "run"), 1, "--resume");
+  EXPECT_RUN("train --data " + data + model_flags + " --out " + (dir / "run"), 2, "--resume");
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ TEST_F(Idx, RefusesCorruptFiles) {
 TEST_F(Idx, NamedDatasetErrors) {
   // An unknown name lists every known source.
   expect_error([&] { load_dataset("cifar-100", 10); },
-               "unknown dataset 'cifar-100'; the known ones are fashion-mnist, mnist, idx:DIR");
+               "unknown dataset 'cifar-100' (the known ones: fashion-mnist, mnist, idx:DIR)");
   EXPECT_EQ(dataset_names(), "fashion-mnist, mnist, idx:DIR");
   expect_error([&] { load_dataset("idx:" + dir.path + "/nope", 10); }, "not found");
   expect_error([&] { load_dataset("mnist", 10, dir.path + "/nope"); }, "setup-data.sh");

@@ -90,6 +90,10 @@ const std::vector<DatasetSource>& dataset_sources();
 // receives the part after a prefix source's name ("/data/x").
 const DatasetSource* find_dataset_source(const std::string& spec, std::string* arg = nullptr);
 
+// As find_dataset_source, but a vit::Error naming the known sources (and the nearest one) when
+// none matches.
+const DatasetSource& dataset_source(const std::string& spec, std::string* arg = nullptr);
+
 // The sources' usages, comma-separated: "fashion-mnist, mnist, idx:DIR".
 std::string dataset_names();
 

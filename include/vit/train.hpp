@@ -308,6 +308,10 @@ struct TrainSummary {
 // best.safetensors when the test accuracy improves, and a line of metrics.jsonl. Every write is
 // atomic. Refuses, before allocating, a batch whose memory (Model::training_bytes) exceeds what
 // the machine has available; a non-finite loss or gradient stops training with a vit::Error.
+// The first file of a training run that dir holds (last.safetensors, last.train.safetensors,
+// metrics.jsonl), or "" when it holds none: train() refuses such a directory.
+std::string existing_run_file(const std::string& dir);
+
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
                    TrainReporter& reporter);
 

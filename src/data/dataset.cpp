@@ -6,6 +6,7 @@
 #include "data/sources.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
+#include "vit/suggest.hpp"
 
 namespace vit {
 
@@ -74,12 +75,21 @@ bool dark_background(const Dataset& d) {
 
 }  // namespace
 
+const DatasetSource& dataset_source(const std::string& spec, std::string* arg) {
+  const DatasetSource* found = find_dataset_source(spec, arg);
+  if (!found) {
+    std::vector<std::string> names;
+    for (const DatasetSource& source : dataset_sources()) names.push_back(source.name);
+    throw Error("unknown dataset '" + spec + "'" + did_you_mean(spec, names) +
+                " (the known ones: " + dataset_names() + ")");
+  }
+  return *found;
+}
+
 DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir) {
   VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
   std::string arg;
-  const DatasetSource* found = find_dataset_source(spec, &arg);
-  VIT_CHECK(found != nullptr,
-            "unknown dataset '" + spec + "'; the known ones are " + dataset_names());
+  const DatasetSource* found = &dataset_source(spec, &arg);
   DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir});
   s.name = spec;
   VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");

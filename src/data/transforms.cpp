@@ -84,6 +84,17 @@ void check_channels(int channels) {
                 " channels; image files can give 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)");
 }
 
+// A decoded image that holds what it says, to be made `channels` x size x size.
+void check_image(const Image& img, int channels, int size) {
+  check_channels(channels);
+  VIT_CHECK(size >= 1, "image size must be positive");
+  const int w = img.width, h = img.height, n = img.channels;
+  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4 && img.pixels.size() == size_t(w) * h * n,
+            "an image of " + std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
+                std::to_string(n) + " channels cannot hold " + std::to_string(img.pixels.size()) +
+                " samples");
+}
+
 // Sample i of d as uint8 [C, S, S]: in place for an ImageArray, else read into `image` and
 // de-interleaved into `planar`. shape: d's (fixed) shape, which the sample must have.
 const uint8_t* planar_sample(const Dataset& d, const ImageArray* array, const SampleShape& shape,
@@ -109,13 +120,8 @@ const uint8_t* planar_sample(const Dataset& d, const ImageArray* array, const Sa
 }  // namespace
 
 std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool invert) {
-  check_channels(channels);
-  VIT_CHECK(size >= 1, "image size must be positive");
+  check_image(img, channels, size);
   const int w = img.width, h = img.height, n = img.channels;
-  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4 && img.pixels.size() == size_t(w) * h * n,
-            "an image of " + std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
-                std::to_string(n) + " channels cannot hold " + std::to_string(img.pixels.size()) +
-                " samples");
   // Rows converted and resized one at a time, then columns: no full-size copy.
   std::vector<uint8_t> row(size_t(w) * channels);
   std::vector<float> rows(size_t(channels) * h * size), out(size_t(channels) * size * size);
@@ -235,13 +241,8 @@ bool fit_mnist(std::vector<float> g, int w, int h, int size, std::vector<uint8_t
 
 PreparedImage prepare_image(const Image& img, int channels, int size, const InputStyle& style,
                             const PrepareOptions& options) {
-  check_channels(channels);
-  VIT_CHECK(size >= 1, "image size must be positive");
-  const int w = img.width, h = img.height, n = img.channels;
-  VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4 && img.pixels.size() == size_t(w) * h * n,
-            "an image of " + std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
-                std::to_string(n) + " channels cannot hold " + std::to_string(img.pixels.size()) +
-                " samples");
+  check_image(img, channels, size);
+  const int w = img.width, h = img.height;
   const bool fit = options.fit_mnist == 1 || (options.fit_mnist == -1 && style.fit_mnist);
   VIT_CHECK(!fit || channels == 1, "MNIST's fit is for one-channel (gray) models; this one has " +
                                        std::to_string(channels) + " channels");

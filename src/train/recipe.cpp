@@ -7,6 +7,7 @@
 #include "core/json_float.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
+#include "vit/suggest.hpp"
 #include "vit/train.hpp"
 
 namespace vit {
@@ -177,11 +178,14 @@ const Recipe& Preset::recipe_for(const std::string& dataset_spec) const {
 
 const Preset& find_preset(const std::string& name) {
   std::string names;
+  std::vector<std::string> list;
   for (const Preset& p : presets()) {
     if (p.name == name) return p;
     names += (names.empty() ? "" : ", ") + p.name;
+    list.push_back(p.name);
   }
-  throw Error("unknown preset '" + name + "'; presets: " + names);
+  throw Error("unknown preset '" + name + "'" + did_you_mean(name, list) + " (presets: " + names +
+              ")");
 }
 
 bool flips_preserve_labels(const std::string& dataset_spec) {

@@ -273,6 +273,13 @@ void truncate_metrics(const Run& r, int64_t epochs) {
 
 }  // namespace
 
+std::string existing_run_file(const std::string& dir) {
+  for (const char* f : {kLast, kLastTrain, kMetrics}) {
+    if (fs::exists(fs::path(dir) / f)) return f;
+  }
+  return "";
+}
+
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
                    TrainReporter& reporter) {
   config.validate();
@@ -284,17 +291,12 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.data_dir = options.data_dir;
   r.config = config;
   r.recipe = recipe;
-  for (const char* f : {kLast, kLastTrain, kMetrics}) {
-    VIT_CHECK(!fs::exists(path_in(r, f)), "'" + r.dir + "' already holds a training run (" + f +
-                                              "); continue it with `resume` or choose another " +
-                                              "`out_dir`");
-  }
+  const std::string existing = existing_run_file(r.dir);
+  VIT_CHECK(existing.empty(), "'" + r.dir + "' already holds a training run (" + existing +
+                                  "); continue it with `resume` or choose another `out_dir`");
   check_memory(config, recipe.batch_size);
-  std::error_code ec;
-  fs::create_directories(r.dir, ec);
-  VIT_CHECK(!ec && fs::is_directory(r.dir),
-            "cannot create the output directory '" + r.dir + "': " + ec.message());
-
+  // Everything that can fail on the user's input (data, sizes, memory) before the run directory
+  // exists: a failed start leaves nothing behind.
   r.data = load_dataset(options.data, config.num_classes, options.data_dir);
   check_data_fits(config, r.data);
   r.norm = compute_normalization(*r.data.train);
@@ -303,6 +305,12 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                               .qkv_std = recipe.qkv_init_std,
                               .sincos_pos = recipe.pos_init_sincos});
   make_step(r);
+  std::error_code ec;
+  fs::create_directories(r.dir, ec);
+  VIT_CHECK(!ec && fs::is_directory(r.dir),
+            "cannot create the output directory '" + r.dir + "': " + ec.message());
+  reporter.message("model: " + config.to_json());
+  reporter.message("recipe: " + recipe.to_json());
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
                    " train / " + std::to_string(r.data.test->size()) + " test images, " +
                    std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir);

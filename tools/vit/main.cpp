@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
+#include "vit/suggest.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
 
@@ -44,6 +46,23 @@ using vit::Recipe;
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A preset or dataset the user named: an unknown name (with the nearest known one) is a usage
+// error, exit 2.
+const vit::Preset& named_preset(const std::string& name) {
+  try {
+    return vit::find_preset(name);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+void named_dataset(const std::string& spec) {
+  try {
+    vit::dataset_source(spec);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
 
 std::string preset_list() {
   std::string s;
@@ -236,7 +255,14 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
-    const vit::Preset& p = vit::find_preset(a.preset);
+    // Names and a used --out are the user's to fix: usage errors, before anything is printed.
+    const vit::Preset& p = named_preset(a.preset);
+    named_dataset(a.data);
+    const std::string existing = vit::existing_run_file(a.out);
+    if (!existing.empty()) {
+      throw UsageError("--out '" + a.out + "' already holds a training run (" + existing +
+                       "); continue it with --resume " + a.out + " or choose another --out");
+    }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
     const char* ratio = vit::mlp_ratio_field().name;
@@ -247,8 +273,6 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       throw UsageError(e.what());
     }
     reporter->message("kernels: " + isa_summary());
-    reporter->message("model: " + run.config.to_json());
-    reporter->message("recipe: " + run.recipe.to_json());
     s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256}, *reporter);
   }
   if (s.interrupted) {
@@ -294,7 +318,13 @@ void add_eval(CLI::App& app, EvalArgs& a) {
 
 int run_eval(const EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::LoadedModel m = vit::load_model(a.model);
+  named_dataset(a.data);
+  vit::LoadedModel m = vit::load_model(vit::checkpoint_path(a.model));
+  if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
+    std::fprintf(stderr,
+                 "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
+                 m.meta.dataset.c_str(), a.data.c_str());
+  }
   const vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
   const vit::Dataset& split = a.split == "test" ? *d.test : *d.train;
   const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
@@ -470,7 +500,7 @@ int run_info(const InfoArgs& a) {
       if (m.metadata.count(key)) extra[key] = m.metadata.at(key);
     }
   } else {
-    c = vit::find_preset(a.preset).config;
+    c = named_preset(a.preset).config;
   }
   const double gflops = c.forward_flops() / 1e9;
   if (a.json) {
@@ -614,7 +644,7 @@ class BusyProcess {
 
 int run_bench(const BenchArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  const vit::Preset& p = vit::find_preset(a.preset);
+  const vit::Preset& p = named_preset(a.preset);
   vit::BenchOptions o;
   o.batch = a.batch ? a.batch : (p.config.image_size >= 224 ? 1 : 128);
   o.steps = a.steps;
@@ -727,10 +757,12 @@ int main(int argc, char** argv) {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == first;
     if (!known) {
+      std::vector<std::string> names;
+      for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
       std::fprintf(stderr,
-                   "vit: unknown command '%s' (commands: train, eval, predict, info, bench, "
-                   "prepare-mnist)\n",
-                   argv[1]);
+                   "vit: unknown command '%s'%s (commands: train, eval, predict, info, "
+                   "bench, prepare-mnist)\n",
+                   argv[1], vit::did_you_mean(first, names).c_str());
       return 2;
     }
   }
@@ -743,7 +775,27 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // As every other message: "vit: ...", with the nearest option for a mistyped one.
+    std::string message = e.what(), hint;
+    CLI::App* sub = nullptr;
+    for (CLI::App* s : app.get_subcommands({})) {
+      if (s->get_name() == first) sub = s;
+    }
+    const std::string extras = "The following argument was not expected: ";
+    const std::string extras_many = "The following arguments were not expected: ";
+    for (const std::string& lead : {extras, extras_many}) {
+      if (!sub || !message.starts_with(lead)) continue;
+      std::vector<std::string> names;
+      for (const CLI::Option* o : sub->get_options()) {
+        for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+      }
+      std::istringstream words(message.substr(lead.size()));
+      for (std::string word; words >> word && hint.empty();) {
+        if (word.starts_with("-")) hint = vit::did_you_mean(word, names);
+      }
+    }
+    std::fprintf(stderr, "vit: %s%s\nRun `vit%s --help` for the options.\n", message.c_str(),
+                 hint.c_str(), sub ? (" " + first).c_str() : "");
     return 2;
   }
   try {
