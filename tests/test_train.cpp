@@ -240,6 +240,8 @@ TEST_F(Train, ResumeIsBitwiseExact) {
   resume(dir / "resumed", 3, "", done);
   EXPECT_EQ(done.epochs.size(), 1u);
   EXPECT_EQ(done.epochs[0].epoch, 3);
+  // Fewer epochs than planned would change the schedule the run followed: refused.
+  expect_error([&] { resume(dir / "resumed", 2, "", done); }, "was planned for 3 epochs");
 }
 
 // tiny28 has its own Fashion-MNIST recipe (no crops, patch dropout, 55 epochs: docs/RECIPES.md);
@@ -276,7 +278,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "{\"epochs\":2,\"batch_size\":128,\"optimizer\":\"adam\",\"lr\":0.005,\"min_lr\":0.0,"
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"qkv_init_std\":0.02,\"pos_init\":"
-      "\"normal\",\"init\":\"torch\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_drop\":0.0,"
+      "\"normal\",\"init\":\"torch\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_"
+      "drop\":0.0,"
       "\"full_token_epochs\":0}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
@@ -286,7 +289,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "{\"epochs\":1,\"batch_size\":32,\"optimizer\":\"adamw\",\"lr\":0.001,\"min_lr\":1e-05,"
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"qkv_init_std\":0.2,\"pos_init\":"
-      "\"sincos\",\"init\":\"timm\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_drop\":0.6,"
+      "\"sincos\",\"init\":\"timm\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_"
+      "drop\":0.6,"
       "\"full_token_epochs\":3}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
   for (const std::string& j : {seed_json, fashion_json}) {
@@ -382,11 +386,20 @@ TEST(Presets, SettingsFromTheGivenFields) {
   EXPECT_EQ(preset_settings(p, "mnist", {}, {{"lr", "1e-6"}}).recipe.min_lr, 0.0f);
   EXPECT_EQ(preset_settings(p, "mnist", {{"mlp_ratio", "2"}}, {}).config.mlp_dim, 128);
   EXPECT_EQ(preset_settings(p, "mnist", {{"mlp_dim", "100"}}, {}).config.mlp_dim, 100);
+  // Fewer epochs than the preset's warm-up: the warm-up is shortened, and the notes say so; a
+  // warm-up given with them must fit.
+  const RunSettings short_run = preset_settings(p, "mnist", {}, {{"epochs", "1"}});
+  EXPECT_EQ(short_run.recipe.warmup_epochs, 0);
+  ASSERT_EQ(short_run.notes.size(), 1u);
+  EXPECT_NE(short_run.notes[0].find("warm-up of 1 epoch is shortened to 0"), std::string::npos);
+  EXPECT_TRUE(preset_settings(p, "mnist", {}, {{"epochs", "3"}}).notes.empty());
   auto expect_refused = [&](const FieldValues& model, const FieldValues& recipe,
                             const std::string& phrase) {
     expect_error([&] { preset_settings(p, "mnist", model, recipe); }, phrase);
   };
   expect_refused({{"heads", "5"}}, {}, "impossible model: config: dim 64 is not divisible");
+  expect_refused({}, {{"epochs", "1"}, {"warmup_epochs", "1"}},
+                 "`warmup_epochs` must be in [0, epochs)");
   expect_refused({{"dim", "0"}}, {}, "impossible model: `dim` must be in [1, 65536] (got 0)");
   expect_refused({{"mlp_ratio", "1.01"}}, {}, "`mlp_ratio` times `dim` must be a whole number");
   expect_refused({{"pos_embed", "fourier"}}, {}, "`pos_embed` must be 'learned' or 'sincos'");

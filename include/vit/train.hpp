@@ -169,13 +169,16 @@ const Field& mlp_ratio_field();
 struct RunSettings {
   Config config;
   Recipe recipe;
+  std::vector<std::string> notes;  // what was adjusted to fit the given fields, for the user
 };
 // A run's model and recipe: the preset's model and its recipe for the dataset (recipe_for), then
 // the given fields, in order. The model also takes `mlp_ratio`: mlp_dim becomes mlp_ratio x dim,
 // the preset's ratio when it is not given (so a new dim keeps the preset's proportions). Two rules
 // follow a preset rather than override it: its flips stay only on datasets whose labels survive
 // them (flips_preserve_labels) unless `hflip` is given, and its min_lr drops to 0 when a given lr
-// is below it unless `min_lr` is given too. vit::Error starting "impossible model: " or
+// is below it unless `min_lr` is given too, and its warm-up is shortened to epochs - 1 when the
+// given epochs leave no room for it (unless `warmup_epochs` is given; notes says so). vit::Error
+// starting "impossible model: " or
 // "impossible recipe: " when a value or the result is invalid.
 RunSettings preset_settings(const Preset& preset, const std::string& dataset_spec,
                             const FieldValues& model, const FieldValues& recipe);

@@ -200,7 +200,7 @@ const Field& mlp_ratio_field() {
 
 RunSettings preset_settings(const Preset& preset, const std::string& dataset_spec,
                             const FieldValues& model, const FieldValues& recipe) {
-  RunSettings s{preset.config, preset.recipe_for(dataset_spec)};
+  RunSettings s{preset.config, preset.recipe_for(dataset_spec), {}};
   auto given = [](const FieldValues& values, const char* name) {
     for (const auto& [field, text] : values) {
       if (field == name) return true;
@@ -233,6 +233,16 @@ RunSettings preset_settings(const Preset& preset, const std::string& dataset_spe
       s.recipe.augment.hflip = s.recipe.augment.hflip && flips_preserve_labels(dataset_spec);
     }
     if (s.recipe.min_lr > s.recipe.lr && !given(recipe, "min_lr")) s.recipe.min_lr = 0.0f;
+    // A preset's warm-up longer than the epochs asked for is shortened to fit (a given one that
+    // does not fit stays an error).
+    if (s.recipe.warmup_epochs >= s.recipe.epochs && !given(recipe, "warmup_epochs")) {
+      const int shorter = std::max(0, s.recipe.epochs - 1);
+      s.notes.push_back("the preset's warm-up of " + std::to_string(s.recipe.warmup_epochs) +
+                        " epoch" + (s.recipe.warmup_epochs == 1 ? "" : "s") + " is shortened to " +
+                        std::to_string(shorter) + " to fit " + std::to_string(s.recipe.epochs) +
+                        " epoch" + (s.recipe.epochs == 1 ? "" : "s"));
+      s.recipe.warmup_epochs = shorter;
+    }
     s.recipe.validate();
   } catch (const Error& e) {
     throw Error(std::string("impossible recipe: ") + e.what());

@@ -309,6 +309,11 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   fs::create_directories(r.dir, ec);
   VIT_CHECK(!ec && fs::is_directory(r.dir),
             "cannot create the output directory '" + r.dir + "': " + ec.message());
+  if (recipe.batch_size > r.data.train->size()) {
+    reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
+                     ") is larger than the " + std::to_string(r.data.train->size()) +
+                     " training images; each step takes all of them");
+  }
   reporter.message("model: " + config.to_json());
   reporter.message("recipe: " + recipe.to_json());
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
@@ -329,6 +334,13 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);
   LoadedModel loaded = load_model(file, "optimizer.");
   if (epochs > 0) {
+    // Fewer epochs than planned would change the learning-rate schedule the finished epochs
+    // followed (the cosine's length): the result would match neither run.
+    VIT_CHECK(epochs >= r.recipe.epochs,
+              "'" + run_dir + "' was planned for " + std::to_string(r.recipe.epochs) +
+                  " epochs; resuming it with fewer (" + std::to_string(epochs) +
+                  ") would change the learning-rate schedule its epochs followed. Resume it as "
+                  "planned (or with more `epochs`), or start a new run with the `epochs` you want");
     r.recipe.epochs = epochs;
     r.recipe.validate();
   }

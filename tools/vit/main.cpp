@@ -273,6 +273,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       throw UsageError(e.what());
     }
     reporter->message("kernels: " + isa_summary());
+    for (const std::string& note : run.notes) reporter->message("note: " + note);
     s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256}, *reporter);
   }
   if (s.interrupted) {
