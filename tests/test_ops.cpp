@@ -286,6 +286,22 @@ TEST_P(OpsFixture, AdamW) {
   }
 }
 
+// The buffer ops: zeroing, copying and adding, exact for any thread count (one writer per element).
+TEST_P(Ops, BufferFillAndAdd) {
+  const int64_t n = 3 * 4096 + 17;  // chunks and a partial one
+  auto src = random_vector(n, 61), base = random_vector(n, 62);
+  for (int threads : {1, 2, 3}) {
+    std::vector<float> x(base);
+    ops::fill_zero(op_context(threads), x.data(), n);
+    EXPECT_TRUE(std::all_of(x.begin(), x.end(), [](float v) { return v == 0.0f; }));
+    ops::add_into(op_context(threads), x.data(), src.data(), n, /*copy=*/true);
+    EXPECT_EQ(std::memcmp(x.data(), src.data(), size_t(n) * 4), 0);
+    x = base;
+    ops::add_into(op_context(threads), x.data(), src.data(), n, /*copy=*/false);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(x[size_t(i)], base[size_t(i)] + src[size_t(i)]) << i;
+  }
+}
+
 TEST_P(OpsFixture, ClipGradNorm) {
   auto g0 = get("clip.g0"), g1 = get("clip.g1");
   std::vector<float> all(g0);

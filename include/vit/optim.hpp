@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "vit/model.hpp"
 
 namespace vit {
+
+class Arena;  // src/core/arena.hpp
 
 struct AdamWOptions {
   float lr = 1e-3f;
@@ -26,8 +29,10 @@ struct AdamWOptions {
 
 class AdamW {
  public:
-  // Allocates the moment buffers (m and v, each the size of the parameter arena, zero).
+  // Allocates the moment buffers (m and v, each the size of the parameter arena, zero) in an
+  // arena of their own.
   AdamW(Model& model, const AdamWOptions& options);
+  ~AdamW();
 
   // One update of every trainable parameter from the model's gradients, at learning rate lr
   // (the schedule's value for this step). Increments step_count() first (bias correction uses
@@ -39,15 +44,17 @@ class AdamW {
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t t) { step_ = t; }
   // Moment buffers, laid out like Model::param_data() (for checkpoints).
-  float* exp_avg() { return m_.data(); }
-  float* exp_avg_sq() { return v_.data(); }
-  size_t size() const { return m_.size(); }
+  float* exp_avg();
+  float* exp_avg_sq();
+  size_t size() const { return floats_; }
 
  private:
   Model& model_;
   AdamWOptions options_;
   int64_t step_ = 0;
-  std::vector<float> m_, v_;
+  size_t floats_ = 0;               // of each moment: the parameter arena's
+  std::unique_ptr<Arena> moments_;  // m at 0, v at v_offset_
+  size_t v_offset_ = 0;
   // The trainable tensors cut into pieces the threads take one at a time in step().
   struct Piece {
     size_t offset;

@@ -230,7 +230,9 @@ float* Model::grad_data() {
 }
 
 void Model::zero_grad() {
-  if (impl_->grads.allocated()) std::memset(impl_->grads.data(), 0, impl_->grads.size() * 4);
+  if (impl_->grads.allocated()) {
+    ops::fill_zero(ops::Context{num_threads()}, impl_->grads.data(), int64_t(impl_->grads.size()));
+  }
 }
 
 void Model::init(uint64_t seed, const InitOptions& options) {

@@ -305,6 +305,14 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
   return VIT_PICK(sum_squares)(ctx, g, n);
 }
 
+void fill_zero(const Context& ctx, float* x, int64_t n) {
+  return VIT_PICK(fill_zero)(ctx, x, n);
+}
+
+void add_into(const Context& ctx, float* dst, const float* src, int64_t n, bool copy) {
+  return VIT_PICK(add_into)(ctx, dst, src, n, copy);
+}
+
 void scale_inplace(const Context& ctx, float* x, int64_t n, float s) {
   return VIT_PICK(scale_inplace)(ctx, x, n, s);
 }

@@ -211,6 +211,11 @@ void adamw_update(const Context& ctx, float* p, float* m, float* v, const float*
                   int64_t step);
 // sum of g^2 in double, in fixed chunks summed in order: the same bits for any thread count.
 double sum_squares(const Context& ctx, const float* g, int64_t n);
+// ---- Buffers (src/ops/cpu/buffers.cpp), over n floats, in fixed chunks over ctx's threads:
+// x = 0 (a gradient buffer before a backward accumulates into it); dst = src (copy) or
+// dst += src (the micro-batches' gradients folded in order).
+void fill_zero(const Context& ctx, float* x, int64_t n);
+void add_into(const Context& ctx, float* dst, const float* src, int64_t n, bool copy);
 void scale_inplace(const Context& ctx, float* x, int64_t n, float s);
 
 // ---- For tests (src/ops/cpu/vmath.cpp): the variant's exp and erf (vmath.hpp) over x[0..n), in

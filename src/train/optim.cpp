@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/arena.hpp"
 #include "ops/ops.hpp"
 #include "vit/error.hpp"
 #include "vit/threads.hpp"
@@ -26,9 +27,12 @@ void AdamWOptions::validate() const {
 AdamW::AdamW(Model& model, const AdamWOptions& options)
     : model_(model),
       options_(options),
-      m_(model.arena_floats(), 0.0f),
-      v_(model.arena_floats(), 0.0f) {
+      floats_(model.arena_floats()),
+      moments_(std::make_unique<Arena>()) {
   options_.validate();
+  moments_->add(floats_);
+  v_offset_ = moments_->add(floats_);
+  moments_->allocate();  // zero-filled
   // The update in pieces of at most kPiece floats of one tensor each, for one parallel region
   // per step (a region per tensor was some 80 a step for tiny28, each ending in a barrier that
   // waits for the slowest thread: a timeslice where another process shares a core).
@@ -41,14 +45,24 @@ AdamW::AdamW(Model& model, const AdamWOptions& options)
   }
 }
 
+AdamW::~AdamW() = default;
+
+float* AdamW::exp_avg() {
+  return moments_->data();
+}
+
+float* AdamW::exp_avg_sq() {
+  return moments_->at(v_offset_);
+}
+
 void AdamW::step(float lr) {
   VIT_CHECK(std::isfinite(lr) && lr >= 0.0f,
             "AdamW: learning rate must be >= 0 and finite (got " + std::to_string(lr) + ")");
   ++step_;
   float* p = model_.param_data();
   const float* g = model_.grad_data();
-  float* m = m_.data();
-  float* v = v_.data();
+  float* m = exp_avg();
+  float* v = exp_avg_sq();
   const int count = int(pieces_.size());
   // Each element's update depends on that element alone: the same bits however the pieces are
   // shared out. Dynamic: a thread that another process holds off its core takes fewer.

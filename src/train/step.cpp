@@ -2,6 +2,8 @@
 // accumulation), the micro-batches run in parallel, one per thread, where there are enough of them
 // (batch_gradients); and vit::TrainStep, those gradients, the clip and the optimizer's update: the
 // one step the trainer, `vit bench` and the tests run.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,6 +19,16 @@
 #include "vit/train.hpp"
 
 namespace vit {
+
+namespace {
+
+// The context of a whole-buffer op (no scratch) run by the calling thread: all of the threads
+// outside a parallel region, the calling one inside (a lane's).
+ops::Context ops_context() {
+  return ops::Context{omp_in_parallel() ? 1 : num_threads()};
+}
+
+}  // namespace
 
 namespace {
 
@@ -84,7 +96,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   auto run = [&](int lane, int buffer, int i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     float* grads = lanes::grad_buffer(model, buffer);
-    std::memset(grads, 0, floats * sizeof(float));
+    ops::fill_zero(ops_context(), grads, int64_t(floats));
     const float* logits = lanes::forward(model, lane, images + b0 * pixels, bc,
                                          keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
     float* p = probs + int64_t(b0) * K;
@@ -99,19 +111,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   };
   // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
   auto fold = [&](int buffer, int i) {
-    const float* g = lanes::grad_buffer(model, buffer);
-    constexpr int64_t kChunk = 4096;
-    const int64_t chunks = (int64_t(floats) + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t j0 = ch * kChunk, n = std::min<int64_t>(kChunk, int64_t(floats) - j0);
-      if (i == 0) {
-        std::memcpy(total + j0, g + j0, size_t(n) * sizeof(float));
-      } else {
-#pragma omp simd
-        for (int64_t j = j0; j < j0 + n; ++j) total[j] += g[j];
-      }
-    }
+    ops::add_into(ops_context(), total, lanes::grad_buffer(model, buffer), int64_t(floats), i == 0);
   };
   // In the solo micro-batches each thread's ops run serially, with no barrier between them (tiny28
   // at batch 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of pieces of
