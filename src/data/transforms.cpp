@@ -273,8 +273,6 @@ PreparedImage prepare_image(const Image& img, int channels, int size, const Inpu
       }
     }
     r.pixels = resize_image(flat, channels, size);
-  } else if (channels != 1) {
-    r.pixels.resize(size_t(channels) * size * size);  // unreachable: fit needs one channel
   }
   return r;
 }
