@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "core/parallel.hpp"
@@ -27,10 +26,6 @@ namespace {
 ops::Context ops_context() {
   return ops::Context{omp_in_parallel() ? 1 : num_threads()};
 }
-
-}  // namespace
-
-namespace {
 
 // How many of logits [B, K] have their largest logit at their label.
 int64_t count_correct(const float* logits, const int32_t* labels, int B, int K) {
