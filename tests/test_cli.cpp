@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,6 +22,8 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
+Result vit_shell(const std::string& command);
+
 // args may start with environment settings (NAME=value ...), which go before the program.
 Result vit(const std::string& args) {
   std::string env, rest = args;
@@ -32,7 +35,12 @@ Result vit(const std::string& args) {
   }
   std::string cmd = env;
   for (const std::string& w : cli_command()) cmd += w + " ";
-  cmd += rest + " 2>&1";
+  return vit_shell(cmd + rest);
+}
+
+// A shell command line's exit code and output (stdout and stderr together).
+Result vit_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   Result r;
   std::FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf;
@@ -105,6 +113,17 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist --out /tmp/x --epoch 3", 2, "did you mean '--epochs'?");
   EXPECT_RUN("train --data mnist --out /tmp/x --epochs three", 2,
              "vit: --epochs: must be an integer (got 'three')");
+  // A range reads in a refusal as --help shows it, for settings and for the commands' own options.
+  EXPECT_RUN("train --help", 0, "--epochs INT in [1, 100000]");
+  EXPECT_RUN("train --data mnist --out /tmp/x --epochs 0", 2,
+             "vit: --epochs: must be in [1, 100000] (got 0)");
+  EXPECT_RUN("train --help", 0, "--val-split FLOAT in [0, 0.9]");
+  EXPECT_RUN("train --data mnist --out /tmp/x --val-split 1", 2, "must be in [0, 0.9] (got 1)");
+  EXPECT_RUN("eval --help", 0, "--batch INT in [1, 65536]");
+  EXPECT_RUN("eval --model m --data mnist --batch 0", 2,
+             "vit: --batch: must be in [1, 65536] (got 0)");
+  EXPECT_RUN("predict --help", 0, "--threads INT in [1, 1024]");
+  EXPECT_RUN("predict --model m x.png --threads 0", 2, "--threads: must be in [1, 1024] (got 0)");
   EXPECT_RUN("train --out /tmp/x", 2, "--data");
   EXPECT_RUN("train --data mnist", 2, "--out");
   EXPECT_RUN("train --resume /tmp/x --lr 0.1", 2, "--lr cannot be changed");
@@ -164,7 +183,7 @@ TEST(Cli, BenchSmoke) {
   EXPECT_EQ(j["infer_micro_batch"].get<int>(), 2);
   // Micro-batches of 1 image: said in the report and in the JSON.
   EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --micro-batch 1", 0,
-             "micro-batches of at most 1 images");
+             "micro-batches of at most 1 image)");
   r =
       vit("bench --preset tiny28 --batch 3 --steps 1 --warmup 0 --mode train --micro-batch 2 "
           "--json");
@@ -187,6 +206,9 @@ TEST(Cli, BenchSmoke) {
   EXPECT_RUN("bench --preset nope", 2, "unknown preset");
   EXPECT_RUN("bench --batch 0", 2, "--batch");
   EXPECT_RUN("bench --micro-batch 0", 2, "--micro-batch");
+  // Memory is checked before anything is allocated, as train does (terabytes of activations).
+  EXPECT_RUN("bench --preset vit_base_patch16_224 --batch 65536 --mode train", 1,
+             "MiB of memory is available; use a smaller --batch");
 }
 
 TEST(Cli, TrainEvalPredictInfo) {
@@ -195,11 +217,24 @@ TEST(Cli, TrainEvalPredictInfo) {
   const std::string data = "idx:" + (dir / "data");
   std::string model_flags;
   for (const std::string& word : kQuadrantFlags) model_flags += " " + word;
-  Result t =
-      vit("train --data " + data + model_flags + " --epochs 8 --threads 2 --out " + (dir / "run"));
+  const std::string program = cli_command().back();
+  Result t = vit("train --data " + data + model_flags +
+                 " --epochs 8 --val-split 0.25 --threads 2 --out " + (dir / "run"));
   ASSERT_EQ(t.code, 0) << t.out;
   EXPECT_NE(t.out.find("test accuracy:"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("epoch 8/8"), std::string::npos) << t.out;
+  // Of each class's training images a quarter (rounded) is held out: about 100 of the 400.
+  const size_t held_at = t.out.find(" validation / 100 test images");
+  ASSERT_NE(held_at, std::string::npos) << t.out;
+  const int held = std::stoi(t.out.substr(t.out.rfind(' ', held_at - 1) + 1));
+  EXPECT_NEAR(held, 100, 2);
+  EXPECT_NE(t.out.find("best epoch by validation accuracy:"), std::string::npos) << t.out;
+  // The end says where the checkpoints are and what to run next, as the user ran the tool.
+  EXPECT_NE(t.out.find(dir / "run/best.safetensors"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find(program + " eval --model " + (dir / "run") + " --data " + data),
+            std::string::npos)
+      << t.out;
+  EXPECT_NE(t.out.find(program + " predict --model " + (dir / "run")), std::string::npos) << t.out;
   const std::string model = dir / "run/best.safetensors";
 
   Result e = vit("eval --json --model " + model + " --data " + data);
@@ -210,8 +245,32 @@ TEST(Cli, TrainEvalPredictInfo) {
   EXPECT_EQ(j["per_class_accuracy"].size(), 4u);
   EXPECT_TRUE(j.contains("loss"));
   EXPECT_RUN("eval --model " + model + " --data " + data, 0, "confusion matrix");
+  // Classes named by their numbers are shown once ("  2 ", not "  2 2 ").
+  {
+    const Result r = vit("eval --model " + model + " --data " + data);
+    EXPECT_NE(r.out.find("\n  2    "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("2 2"), std::string::npos) << r.out;
+  }
   EXPECT_RUN("eval --model " + model + " --data fashion-mnist --data-dir " + (dir / "nothing"), 1,
              "or pass --data-dir");
+  // info: numbers as numbers, with what the model was trained on and how; eval --split val
+  // evaluates the images the run held out and reproduces the accuracy that chose the epoch.
+  Result i = vit("info --json --model " + (dir / "run"));
+  ASSERT_EQ(i.code, 0) << i.out;
+  auto ij = nlohmann::json::parse(i.out);
+  EXPECT_EQ(ij["file"], model);
+  EXPECT_EQ(ij["dataset"], data);
+  EXPECT_TRUE(ij["epoch"].is_number_integer()) << i.out;
+  EXPECT_TRUE(ij["val_acc"].is_number()) << i.out;
+  EXPECT_TRUE(ij["test_acc"].is_number()) << i.out;
+  EXPECT_EQ(ij["recipe"]["val_split"], 0.25) << i.out;
+  EXPECT_EQ(ij["recipe"]["epochs"], 8) << i.out;
+  Result v = vit("eval --json --split val --model " + model + " --data " + data);
+  ASSERT_EQ(v.code, 0) << v.out;
+  EXPECT_EQ(nlohmann::json::parse(v.out)["count"], held);
+  EXPECT_EQ(nlohmann::json::parse(v.out)["accuracy"].get<double>(), ij["val_acc"].get<double>());
+  EXPECT_RUN("info --model " + model, 0, "val_acc:     ");
+  EXPECT_RUN("info --model " + model, 0, "dataset:     " + data);
 
   // An 8x8 PGM with the bright square in the bottom-right quadrant (class 3).
   std::string pgm = "P5\n8 8\n255\n";
@@ -234,6 +293,39 @@ TEST(Cli, TrainEvalPredictInfo) {
   // Resume continues the run; extending it with --epochs trains one more epoch.
   EXPECT_RUN("train --resume " + (dir / "run") + " --epochs 9", 0, "epoch 9/9");
   EXPECT_RUN("train --data " + data + model_flags + " --out " + (dir / "run"), 2, "--resume");
+
+  // Without a validation split there is only the last checkpoint, and the end says so.
+  EXPECT_RUN("train --data " + data + model_flags + " --epochs 1 --out " + (dir / "plain"), 0,
+             "no best epoch is chosen without a validation split");
+  EXPECT_FALSE(std::filesystem::exists(dir / "plain/best.safetensors"));
+  EXPECT_RUN("eval --split val --model " + (dir / "plain") + " --data " + data, 1,
+             "trained without a validation split");
+  // A model evaluated on data it was not trained on is warned about: name and class names.
+  EXPECT_RUN("eval --model " + (dir / "plain") + " --data mnist --data-dir " + (dir / "data"), 0,
+             "warning: the model was trained on '" + data + "'");
+}
+
+// The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from
+// script(1)), and nothing of it when output goes to a pipe or a file.
+TEST(Cli, ProgressBarOnlyOnATerminal) {
+  TempDir dir("cli-bar");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  std::string args = "train --data idx:" + (dir / "data") + " --epochs 1 --threads 1";
+  for (const std::string& word : kQuadrantFlags) args += " " + word;
+  const Result piped = vit(args + " --out " + (dir / "piped"));
+  ASSERT_EQ(piped.code, 0) << piped.out;
+  EXPECT_EQ(piped.out.find("ETA"), std::string::npos) << piped.out;
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (std::system("command -v script > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "script(1) (util-linux) is not installed";
+  }
+  std::string command;
+  for (const std::string& w : cli_command()) command += w + " ";
+  command += args + " --out " + (dir / "tty");
+  const Result tty = vit_shell("script -qec '" + command + "' /dev/null");
+  ASSERT_EQ(tty.code, 0) << tty.out;
+  EXPECT_NE(tty.out.find("ETA"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("epoch 1/1 ["), std::string::npos) << tty.out;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -233,6 +234,84 @@ TEST(Data, AnyDatasetBatchesAsTheArrayDoes) {
   EXPECT_EQ(img.width, 6);
   EXPECT_EQ(img.channels, 3);
   EXPECT_EQ(img.pixels[3 * 7 + 2], d.image(2)[2 * 36 + 7]);
+}
+
+// The validation split: round(f * n_k) of each class, drawn by the seed, disjoint from what stays
+// for training, both in the original order; an array stays an array, and a dataset read sample by
+// sample gives the same split.
+TEST(Data, ValidationSplitIsStratifiedSeededAndDisjoint) {
+  struct Decoded final : Dataset {
+    std::shared_ptr<const ImageArray> a;
+    explicit Decoded(std::shared_ptr<const ImageArray> array) : a(std::move(array)) {}
+    int64_t size() const override { return a->size(); }
+    int32_t label(int64_t i) const override { return a->label(i); }
+    SampleShape shape() const override { return a->shape(); }
+    void read(int64_t i, Image& out) const override { a->read(i, out); }
+  };
+  // 250 one-pixel images, each image's pixel its number; class k has 10 + 20 k of them (k < 4,
+  // 160 in all) in a scattered order, then 90 more of class 0.
+  auto array = std::make_shared<ImageArray>();
+  array->image_size = 1;
+  std::vector<int> per_class(4, 0);
+  for (int i = 0; i < 250; ++i) {
+    int32_t y = 0;
+    if (i < 160) {  // the next class (from a scattered start) that still has room
+      y = int32_t(i * 7 % 4);
+      while (per_class[size_t(y)] >= 10 + 20 * y) y = (y + 1) % 4;
+    }
+    ++per_class[size_t(y)];
+    array->pixels.push_back(uint8_t(i));
+    array->labels.push_back(y);
+  }
+  auto split = [&](std::shared_ptr<const Dataset> train, double f, uint64_t seed) {
+    DatasetSplits s;
+    s.name = "t";
+    s.train = std::move(train);
+    hold_out_validation(s, f, seed);
+    return s;
+  };
+  // Each sample's number, in the order a split holds them.
+  auto numbers = [](const Dataset& d) {
+    std::vector<int> out;
+    Image im;
+    for (int64_t i = 0; i < d.size(); ++i) {
+      d.read(i, im);
+      out.push_back(im.pixels[0]);
+    }
+    return out;
+  };
+  const DatasetSplits a = split(array, 0.2, 3);
+  ASSERT_NE(a.train->as_array(), nullptr) << "the training fast path is kept";
+  ASSERT_NE(a.val->as_array(), nullptr);
+  const std::vector<int> train = numbers(*a.train), val = numbers(*a.val);
+  EXPECT_TRUE(std::is_sorted(train.begin(), train.end()));
+  EXPECT_TRUE(std::is_sorted(val.begin(), val.end()));
+  std::set<int> all(train.begin(), train.end());
+  for (int v : val) EXPECT_TRUE(all.insert(v).second) << "sample " << v << " is in both";
+  EXPECT_EQ(all.size(), 250u);
+  std::vector<int> held(4, 0);
+  for (int64_t i = 0; i < a.val->size(); ++i) {
+    EXPECT_EQ(a.val->label(i), array->labels[size_t(val[size_t(i)])]);
+    ++held[size_t(a.val->label(i))];
+  }
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(held[size_t(k)], std::lround(0.2 * per_class[size_t(k)]));
+  // Seeded: the same again, another seed another draw; through read() the same as the array.
+  EXPECT_EQ(numbers(*split(array, 0.2, 3).val), val);
+  EXPECT_NE(numbers(*split(array, 0.2, 4).val), val);
+  const DatasetSplits b = split(std::make_shared<Decoded>(array), 0.2, 3);
+  EXPECT_EQ(b.val->as_array(), nullptr);
+  EXPECT_EQ(numbers(*b.val), val);
+  EXPECT_EQ(numbers(*b.train), train);
+  EXPECT_EQ(b.train->label(5), a.train->label(5));
+  // Refused: a split that holds nothing or leaves nothing, or a second validation split.
+  auto tiny = std::make_shared<ImageArray>();
+  tiny->image_size = 1;
+  tiny->pixels = {1, 2, 3};
+  tiny->labels = {0, 1, 2};
+  expect_error([&] { split(tiny, 0.2, 0); }, "holds none of them");
+  expect_error([&] { split(tiny, 0.9, 0); }, "leaves no training images");
+  DatasetSplits twice = a;
+  expect_error([&] { hold_out_validation(twice, 0.1, 0); }, "its own validation split");
 }
 
 // Patch dropout's draws: distinct, sorted, in range; seeded per (seed, epoch, sample) whatever

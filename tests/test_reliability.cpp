@@ -60,7 +60,9 @@ constexpr const char* kEpochs = "60";
 
 std::vector<std::string> train_args(const std::string& data, const std::string& out,
                                     const char* epochs = kEpochs) {
-  std::vector<std::string> a = {"train", "--data", data, "--epochs", epochs, "--out", out};
+  // With a validation split, so that best.safetensors is written too.
+  std::vector<std::string> a = {"train", "--data", data,          "--epochs", epochs,
+                                "--out", out,      "--val-split", "0.1"};
   a.insert(a.end(), kQuadrantFlags.begin(), kQuadrantFlags.end());
   a.insert(a.end(), {"--threads", "1"});
   return a;

@@ -54,7 +54,9 @@ class Train : public ::testing::Test {
 
 TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   Recorder rec;
-  TrainSummary s = train(quadrant_config(), quick(6), {data, "", dir / "run", 256}, rec);
+  Recipe recipe = quick(6);
+  recipe.val_split = 0.25f;
+  TrainSummary s = train(quadrant_config(), recipe, {data, "", dir / "run", 256}, rec);
   ASSERT_EQ(rec.epochs.size(), 6u);
   EXPECT_LT(rec.epochs.back().train_loss, 0.7 * rec.epochs.front().train_loss)
       << "first " << rec.epochs.front().train_loss << ", last " << rec.epochs.back().train_loss;
@@ -64,20 +66,34 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   std::ifstream f(dir / "run/metrics.jsonl");
   std::string line;
   int lines = 0;
+  double best_val = -1;
+  int best_epoch = 0;
   while (std::getline(f, line)) {
     auto j = nlohmann::json::parse(line);
-    for (const char* k : {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
-                          "seconds", "img_per_s"}) {
-      EXPECT_TRUE(j.contains(k)) << k;
+    for (const char* k : {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                          "test_acc", "lr", "seconds", "img_per_s"}) {
+      EXPECT_TRUE(j.contains(k) && j[k].is_number()) << k;
     }
     EXPECT_EQ(j["epoch"].get<int>(), ++lines);
+    if (j["val_acc"].get<double>() > best_val) {
+      best_val = j["val_acc"].get<double>();
+      best_epoch = lines;
+    }
   }
   EXPECT_EQ(lines, 6);
-  // best.safetensors is the best epoch's model; evaluating it reproduces the recorded accuracy.
+  // best.safetensors is the epoch of the best validation accuracy (the first, on a tie), never
+  // chosen by the test set; evaluating it reproduces both recorded accuracies.
+  EXPECT_EQ(s.best_epoch, best_epoch);
+  EXPECT_EQ(s.best_val_acc, best_val);
   LoadedModel best = load_model(dir / "run/best.safetensors");
+  EXPECT_EQ(best.metadata.at("epoch"), std::to_string(best_epoch));
   DatasetSplits d = load_dataset(data, 4);
-  const double acc = evaluate(best.model, *d.test, best.meta.normalize).accuracy;
-  EXPECT_DOUBLE_EQ(acc, s.best_test_acc);
+  hold_out_validation(d, recipe.val_split, recipe.seed);  // the run's split, again
+  EXPECT_EQ(d.train->size() + d.val->size(), 600);
+  EXPECT_DOUBLE_EQ(evaluate(best.model, *d.val, best.meta.normalize).accuracy, s.best_val_acc);
+  EXPECT_DOUBLE_EQ(evaluate(best.model, *d.test, best.meta.normalize).accuracy, s.best_test_acc);
+  // Plain checkpoints keep the recipe that trained them.
+  EXPECT_EQ(Recipe::from_json(best.metadata.at("recipe")).to_json(), recipe.to_json());
   // The checkpoint records what it was trained on and how those images look (for vit predict),
   // and a run directory names its best checkpoint.
   EXPECT_EQ(best.meta.dataset, data);
@@ -150,6 +166,17 @@ TEST_F(Train, ResumeWithPatchDropoutIsBitwiseExact) {
   train(quadrant_config(), quick(3), {data, "", dir / "plain", 256}, plain_rec);
   EXPECT_NE(straight_rec.epochs[0].train_loss, plain_rec.epochs[0].train_loss);
   EXPECT_GT(straight_rec.epochs[2].test_acc, 0.5);  // 4 classes
+  // Without a validation split no epoch is chosen: no best checkpoint, no validation metrics, and
+  // a run directory names its last checkpoint.
+  EXPECT_FALSE(std::filesystem::exists(dir / "plain/best.safetensors"));
+  EXPECT_FALSE(plain_rec.epochs[0].val_acc.has_value());
+  EXPECT_EQ(checkpoint_path(dir / "plain"), dir / "plain/last.safetensors");
+  {
+    std::ifstream f(dir / "plain/metrics.jsonl");
+    std::string line;
+    std::getline(f, line);
+    EXPECT_TRUE(nlohmann::json::parse(line).at("val_acc").is_null()) << line;
+  }
   first_rec.stop_after = 1;
   train(quadrant_config(), r, {data, "", dir / "resumed", 256}, first_rec);
   ASSERT_EQ(first_rec.epochs.size(), 1u);
@@ -216,14 +243,18 @@ TEST(Recipe, PatchDropoutCountsAndJson) {
 TEST_F(Train, ResumeIsBitwiseExact) {
   // Two epochs straight, against one epoch, an interruption, and a resume for the second.
   Recorder straight_rec, first_rec, second_rec;
-  train(quadrant_config(), quick(2), {data, "", dir / "straight", 256}, straight_rec);
+  // With a validation split: resume must hold out the same images.
+  Recipe recipe = quick(2);
+  recipe.val_split = 0.1f;
+  train(quadrant_config(), recipe, {data, "", dir / "straight", 256}, straight_rec);
   first_rec.stop_after = 1;
-  train(quadrant_config(), quick(2), {data, "", dir / "resumed", 256}, first_rec);
+  train(quadrant_config(), recipe, {data, "", dir / "resumed", 256}, first_rec);
   ASSERT_EQ(first_rec.epochs.size(), 1u);
   resume(dir / "resumed", 0, "", second_rec);
   ASSERT_EQ(second_rec.epochs.size(), 1u);
   EXPECT_EQ(second_rec.epochs[0].train_loss, straight_rec.epochs[1].train_loss);
   EXPECT_EQ(second_rec.epochs[0].test_acc, straight_rec.epochs[1].test_acc);
+  EXPECT_EQ(second_rec.epochs[0].val_acc, straight_rec.epochs[1].val_acc);
   for (const char* f : {"last.safetensors", "last.train.safetensors"}) {
     SafetensorsReader a(dir / "straight/" + f), b(dir / "resumed/" + f);
     ASSERT_EQ(a.tensors().size(), b.tensors().size());
@@ -270,14 +301,16 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
 
 // The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
 // values it had when each field was written out by hand (these are the lines `vit train` printed
-// before the field lists, with `init` added since), and reads back to the same recipe.
+// before the field lists, with `init` and `val_split` added since), and reads back to the same
+// recipe.
 TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
   const std::string seed_json =
       "{\"epochs\":2,\"batch_size\":128,\"optimizer\":\"adam\",\"lr\":0.005,\"min_lr\":0.0,"
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
-      "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"qkv_init_std\":0.02,\"pos_init\":"
+      "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0."
+      "02,\"pos_init\":"
       "\"normal\",\"init\":\"torch\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0}";
@@ -288,7 +321,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   const std::string fashion_json =
       "{\"epochs\":1,\"batch_size\":32,\"optimizer\":\"adamw\",\"lr\":0.001,\"min_lr\":1e-05,"
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
-      "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"qkv_init_std\":0.2,\"pos_init\":"
+      "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0.2,"
+      "\"pos_init\":"
       "\"sincos\",\"init\":\"timm\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3}";
@@ -300,6 +334,11 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   std::string before = fashion_json;
   before.erase(before.find("\"init\":\"timm\","), 14);
   EXPECT_EQ(Recipe::from_json(before).init, Model::InitOptions::kTimm);
+  EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
+  // And JSON from before `val_split` as a run without a validation split.
+  before = fashion_json;
+  before.erase(before.find("\"val_split\":0.0,"), 16);
+  EXPECT_EQ(Recipe::from_json(before).val_split, 0.0f);
   EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
   // A key of the wrong type, or a word that is no value of its field, is refused by name.
   std::string bad = seed_json;
@@ -333,10 +372,10 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   const std::map<std::string, std::string> md = s.to_metadata();
   std::vector<std::string> keys;
   for (const auto& [k, v] : md) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "data", "data_dir", "epoch",
-                                            "epoch_correct", "epoch_loss_sum", "epoch_seconds",
-                                            "epoch_seen", "epoch_step", "kind", "optimizer_step",
-                                            "recipe", "step"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data",
+                                            "data_dir", "epoch", "epoch_correct", "epoch_loss_sum",
+                                            "epoch_seconds", "epoch_seen", "epoch_step", "kind",
+                                            "optimizer_step", "recipe", "step"}));
   EXPECT_EQ(md.at("kind"), "train-state");
   EXPECT_EQ(md.at("epoch"), "3");
   EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");  // %.17g, as always
@@ -353,6 +392,9 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   auto m = md;
   m.erase("epoch_seen");
   expect_refused(m, "no 'epoch_seen'");
+  m = md;
+  m.erase("best_test_acc");  // states written before it existed
+  EXPECT_EQ(TrainState::from_metadata(m, "run").best_test_acc, 0.0);
   m = md;
   m["step"] = "12x";
   expect_refused(m, "'step' is not a valid integer");

@@ -55,10 +55,13 @@ struct ImageArray final : Dataset {
   const uint8_t* image(int64_t i) const { return pixels.data() + i * image_pixels(); }
 };
 
-// A named dataset: its training and test splits and its class names (index = label).
+// A named dataset: its training, validation and test splits and its class names (index = label).
 struct DatasetSplits {
   std::string name;  // as given: "fashion-mnist", "mnist", "idx:/path"
   std::shared_ptr<const Dataset> train, test;
+  // Held out from training to choose the best epoch (hold_out_validation, or a source's own
+  // validation split); null when there is none.
+  std::shared_ptr<const Dataset> val;
   std::vector<std::string> class_names;
   InputStyle style;  // load_dataset: the source's fit, the training images' polarity
 };
@@ -108,6 +111,13 @@ std::string dataset_names();
 // saying how to install it.
 DatasetSplits load_dataset(const std::string& spec, int num_classes,
                            const std::string& data_dir = "");
+
+// Moves a stratified, seeded `fraction` (in (0, 1)) of s.train into s.val: of each class's n
+// training samples, round(fraction * n) drawn by a Fisher-Yates shuffle seeded with (seed, class).
+// Both parts keep the samples' order; an in-memory array stays one (the training fast path). The
+// same seed and fraction give the same split on every machine. vit::Error when s already has a
+// validation split, or when either part would be empty.
+void hold_out_validation(DatasetSplits& s, double fraction, uint64_t seed);
 
 // Reads an IDX pair: images (unsigned byte, [n, rows, cols] with rows == cols) and labels
 // (unsigned byte, [n]). Each path may be raw or gzip-compressed. Validates the magic number, the

@@ -33,6 +33,10 @@ struct Field {
   bool optional = false;       // may be missing from JSON written before the field existed
 };
 
+// A number field's accepted values as messages and --help show them: "[1, 64]", "(0, 10]"; empty
+// when any finite value is.
+std::string field_range(const Field& f);
+
 // What is wrong with `value` for field f ("must be in [1, 64] (got 0)"); empty when nothing.
 std::string field_problem(const Field& f, int value);
 std::string field_problem(const Field& f, int64_t value);

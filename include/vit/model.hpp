@@ -82,6 +82,9 @@ class Model {
   // micro-batch lanes', from the same plans as the allocations, without allocating anything;
   // with patch dropout the lanes hold more images each, but never more than the batch in all).
   static int64_t training_bytes(const Config& config, int max_batch);
+  // Bytes that predict() on batches of B images needs, at most: parameters and the workspaces
+  // (from the same plans as predict's allocation, with the current thread count).
+  static int64_t inference_bytes(const Config& config, int B);
   // Forward of a batch images [B, C, S, S] (B <= max_batch), saving what the backward needs.
   // Returns logits [B, K], valid until the next forward. With keep (patch dropout, timm's
   // PatchDropout) the blocks see only the class token (if any) and, for image b, the patch tokens

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,8 +27,11 @@ struct Recipe {
   float weight_decay = 0.05f;       // matrix weights only (see ParamInfo::decay)
   float beta1 = 0.9f, beta2 = 0.999f;
   float label_smoothing = 0.0f;
-  float clip_grad = 0.0f;        // max global gradient norm; 0 = no clipping
-  uint64_t seed = 0;             // initialisation, data order and augmentation
+  float clip_grad = 0.0f;  // max global gradient norm; 0 = no clipping
+  uint64_t seed = 0;       // initialisation, data order, augmentation, validation split
+  // Fraction of each class's training images held out to choose the best epoch (0: none, and then
+  // no best checkpoint; hold_out_validation). A dataset with its own validation split uses that.
+  float val_split = 0.0f;
   float qkv_init_std = 0.02f;    // std of the qkv weights at initialisation (timm: 0.02)
   bool pos_init_sincos = false;  // start a learned pos_embed from the sin/cos table
   // timm's initialisation, or PyTorch's defaults (the tutorial's code; Model::InitOptions).
@@ -97,8 +101,16 @@ struct Recipe {
       r.label_smoothing);
     v(Field{.name = "clip_grad", .help = "Max gradient norm (0: off)", .lo = 0, .hi = 1e6},
       r.clip_grad);
-    v(Field{.name = "seed", .help = "Seed for initialisation, data order and augmentation"},
+    v(Field{.name = "seed",
+            .help = "Seed for initialisation, data order, augmentation and the validation split"},
       r.seed);
+    v(Field{.name = "val_split",
+            .help = "Fraction of each class's training images held out to choose the best epoch "
+                    "(0: none, no best checkpoint)",
+            .lo = 0,
+            .hi = 0.9,
+            .optional = true},
+      r.val_split);
     v(Field{.name = "qkv_init_std",
             .help = "Std of the qkv weights at init (timm: 0.02)",
             .lo = 1e-6,
@@ -251,8 +263,9 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
 
 struct EpochMetrics {
   int epoch = 0;  // 1-based
-  double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0, lr = 0, seconds = 0,
-         img_per_s = 0;
+  double train_loss = 0, train_acc = 0;
+  std::optional<double> val_loss, val_acc;  // absent without a validation split (JSON null)
+  double test_loss = 0, test_acc = 0, lr = 0, seconds = 0, img_per_s = 0;
   std::string to_json() const;  // one metrics.jsonl line (no newline): its fields, in order
 
   template <class Self, class Visitor>
@@ -260,6 +273,8 @@ struct EpochMetrics {
     v(Field{.name = "epoch"}, m.epoch);
     v(Field{.name = "train_loss"}, m.train_loss);
     v(Field{.name = "train_acc"}, m.train_acc);
+    v(Field{.name = "val_loss"}, m.val_loss);
+    v(Field{.name = "val_acc"}, m.val_acc);
     v(Field{.name = "test_loss"}, m.test_loss);
     v(Field{.name = "test_acc"}, m.test_acc);
     v(Field{.name = "lr"}, m.lr);
@@ -295,9 +310,14 @@ struct TrainOptions {
 };
 
 struct TrainSummary {
-  double final_test_acc = 0, best_test_acc = 0;
-  int best_epoch = 0, epochs = 0;  // epochs: finished epochs
+  double final_test_acc = 0;
+  // With a validation split: the epoch of the best validation accuracy (best.safetensors), that
+  // accuracy and the epoch's test accuracy; best_epoch 0 without one.
+  int best_epoch = 0;
+  double best_val_acc = 0, best_test_acc = 0;
+  int epochs = 0;  // finished epochs
   double seconds = 0;
+  std::string dir, data;  // the run directory and its dataset (as load_dataset's spec)
   // Stopped on request (TrainReporter::stop_requested) before the last epoch: the state was
   // saved after step stopped_step of epoch stopped_epoch, and resume() continues from there.
   bool interrupted = false;
@@ -307,12 +327,14 @@ struct TrainSummary {
 
 // Trains a new model in options.out_dir (which must not hold a run already). Writes, after every
 // epoch (and when stopped): last.train.safetensors (everything resume needs: weights, optimizer
-// moments, epoch, step, recipe), last.safetensors (weights + config, class names, normalisation),
-// best.safetensors when the test accuracy improves, and a line of metrics.jsonl. Every write is
-// atomic. Refuses, before allocating, a batch whose memory (Model::training_bytes) exceeds what
-// the machine has available; a non-finite loss or gradient stops training with a vit::Error.
-// The first file of a training run that dir holds (last.safetensors, last.train.safetensors,
-// metrics.jsonl), or "" when it holds none: train() refuses such a directory.
+// moments, epoch, step, recipe), last.safetensors (weights + config, class names, normalisation,
+// dataset, recipe), best.safetensors when the validation accuracy improves (only with a
+// validation split: the recipe's val_split or the dataset's own; the test set never chooses),
+// and a line of metrics.jsonl. Every write is atomic. Refuses, before allocating, a batch whose
+// memory (Model::training_bytes) exceeds what the machine has available; a non-finite loss or
+// gradient stops training with a vit::Error. The first file of a training run that dir holds
+// (last.safetensors, last.train.safetensors, metrics.jsonl), or "" when it holds none: train()
+// refuses such a directory.
 std::string existing_run_file(const std::string& dir);
 
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,

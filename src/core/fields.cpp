@@ -30,8 +30,7 @@ std::string range_problem(const Field& f, T v, const std::string& shown) {
   const T lo = T(f.lo), hi = T(f.hi);
   const bool ok = (f.lo_open ? v > lo : v >= lo) && (f.hi_open ? v < hi : v <= hi);
   if (ok) return "";
-  return std::string("must be in ") + (f.lo_open ? "(" : "[") + shortest(f.lo) + ", " +
-         shortest(f.hi) + (f.hi_open ? ")" : "]") + " (got " + shown + ")";
+  return "must be in " + field_range(f) + " (got " + shown + ")";
 }
 
 std::string word_list(const Field& f) {
@@ -69,6 +68,17 @@ std::string parse_real(const Field& f, const std::string& text, T& out) {
 }
 
 }  // namespace
+
+std::string field_range(const Field& f) {
+  std::string s;
+  if (f.lo > f.hi) return s;
+  s += f.lo_open ? '(' : '[';
+  s += shortest(f.lo);
+  s += ", ";
+  s += shortest(f.hi);
+  s += f.hi_open ? ')' : ']';
+  return s;
+}
 
 std::string field_problem(const Field& f, int value) {
   return range_problem(f, value, std::to_string(value));

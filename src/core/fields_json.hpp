@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -14,8 +15,15 @@
 namespace vit {
 
 template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class T>
 nlohmann::ordered_json field_json(const Field& f, const T& v) {
-  if constexpr (std::is_enum_v<T>) {
+  if constexpr (is_optional<T>::value) {
+    return v ? field_json(f, *v) : nlohmann::ordered_json(nullptr);  // absent: null
+  } else if constexpr (std::is_enum_v<T>) {
     return f.words[size_t(v)];
   } else if constexpr (std::is_same_v<T, bool>) {
     if (f.words[0] && !f.json_bool) return f.words[v ? 1 : 0];

@@ -93,20 +93,23 @@ DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::
   DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir});
   s.name = spec;
   VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");
-  const SampleShape a = s.train->shape(), b = s.test->shape();
-  VIT_CHECK(a.channels == b.channels,
-            "dataset '" + spec + "': train images have " + std::to_string(a.channels) +
-                " channels but test images " + std::to_string(b.channels));
-  VIT_CHECK(a.width == b.width && a.height == b.height,
-            "dataset '" + spec + "': train images are " + std::to_string(a.width) +
-                " pixels wide but test images are " + std::to_string(b.width));
-  for (const Dataset* d : {s.train.get(), s.test.get()}) {
+  const SampleShape a = s.train->shape();
+  const std::pair<const Dataset*, const char*> splits[] = {
+      {s.train.get(), "training"}, {s.val.get(), "validation"}, {s.test.get(), "test"}};
+  for (const auto& [d, what] : splits) {
+    if (!d) continue;
+    const SampleShape b = d->shape();
+    VIT_CHECK(a.channels == b.channels && a.width == b.width && a.height == b.height,
+              "dataset '" + spec + "': training images are " + std::to_string(a.channels) + "x" +
+                  std::to_string(a.height) + "x" + std::to_string(a.width) + " but " + what +
+                  " images " + std::to_string(b.channels) + "x" + std::to_string(b.height) + "x" +
+                  std::to_string(b.width));
     for (int64_t i = 0; i < d->size(); ++i) {
       const int32_t y = d->label(i);
-      VIT_CHECK(y >= 0 && y < num_classes,
-                "dataset '" + spec + "': label " + std::to_string(y) + " of " +
-                    (d == s.train.get() ? "training" : "test") + " sample " + std::to_string(i) +
-                    " is outside the model's " + std::to_string(num_classes) + " classes");
+      VIT_CHECK(y >= 0 && y < num_classes, "dataset '" + spec + "': label " + std::to_string(y) +
+                                               " of " + what + " sample " + std::to_string(i) +
+                                               " is outside the model's " +
+                                               std::to_string(num_classes) + " classes");
     }
   }
   s.style.fit_mnist = found->fit_mnist;

@@ -586,6 +586,21 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   return int64_t(sizeof(float)) * (4 * params + acts);
 }
 
+int64_t Model::inference_bytes(const Config& config, int B) {
+  config.validate();
+  VIT_CHECK(B >= 1, "inference_bytes: the batch must be at least 1");
+  Impl plan;
+  plan_parameters(plan, config);
+  const int N = config.num_tokens();
+  const int per = micro_batch_images(config, B, N), parts = micro_batch_count(B, N, per);
+  const int spaces = plan_lanes(parts, num_threads()).lanes;
+  Arena a;
+  Planner p{a, {}};
+  std::vector<ForwardBuffers> buffers(static_cast<size_t>(spaces));
+  for (ForwardBuffers& F : buffers) plan_forward(config, per, Pass::kInference, p, F);
+  return int64_t(sizeof(float)) * (int64_t(plan.weights.size()) + int64_t(a.size()));
+}
+
 void Model::enable_training(int max_batch) {
   VIT_CHECK(max_batch >= 1, "enable_training: max_batch must be at least 1 (got " +
                                 std::to_string(max_batch) + ")");

@@ -11,6 +11,7 @@
 #include "core/rng.hpp"
 #include "model/executor.hpp"
 #include "vit/error.hpp"
+#include "vit/memory.hpp"
 #include "vit/model.hpp"
 #include "vit/train.hpp"
 
@@ -47,10 +48,18 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   VIT_CHECK(o.batch >= 1 && o.steps >= 1 && o.warmup >= 0,
             "bench: batch and steps must be at least 1, warmup at least 0");
   const int B = o.batch, K = config.num_classes;
+  // Refused before anything is allocated, as training is (one model does both modes, so their
+  // memory adds up).
+  const int64_t pixels = int64_t(config.channels) * config.image_size * config.image_size;
+  const int64_t need = (o.train ? Model::training_bytes(config, B) : 0) +
+                       (o.infer ? Model::inference_bytes(config, B) : 0) +
+                       int64_t(sizeof(float)) * B * (pixels + K + 1);  // inputs, logits, labels
+  require_memory(need, "benchmarking this model with batch " + std::to_string(B),
+                 "use a smaller `batch`");
   Model model(config);
   model.init(1);
   Rng rng(2);
-  std::vector<float> images(size_t(B) * config.channels * config.image_size * config.image_size);
+  std::vector<float> images(size_t(B) * size_t(pixels));
   for (float& v : images) v = float(rng.normal());
   std::vector<int32_t> labels(B);
   for (int32_t& y : labels) y = int32_t(rng.below(uint64_t(K)));

@@ -39,6 +39,7 @@ TrainState TrainState::from_metadata(const std::map<std::string, std::string>& m
   visit_fields(s, [&](const Field& f, auto& v) {
     using T = std::decay_t<decltype(v)>;
     auto it = md.find(f.name);
+    if (it == md.end() && f.optional) return;  // a state written before the field existed
     VIT_CHECK(it != md.end(), "'" + path + "' has no '" + f.name + "' in its metadata");
     const std::string& text = it->second;
     if constexpr (std::is_same_v<T, std::string>) {

@@ -25,8 +25,9 @@ struct TrainState {
   int64_t optimizer_step = 0;  // the optimizer's step count (its bias correction)
   Recipe recipe;
   std::string data_spec, data_dir;  // the dataset (load_dataset's spec) and where it was read
-  double best_acc = -1;             // the best test accuracy so far (-1: none yet)
+  double best_acc = -1;             // the best validation accuracy so far (-1: none yet)
   int best_epoch = 0;
+  double best_test_acc = 0;  // the test accuracy of that epoch
   EpochPosition pos;
 
   template <class Self, class Visitor>
@@ -39,6 +40,7 @@ struct TrainState {
     v(Field{.name = "data_dir"}, s.data_dir);
     v(Field{.name = "best_acc"}, s.best_acc);
     v(Field{.name = "best_epoch"}, s.best_epoch);
+    v(Field{.name = "best_test_acc", .optional = true}, s.best_test_acc);
     v(Field{.name = "epoch_step"}, s.pos.step);
     v(Field{.name = "epoch_loss_sum"}, s.pos.loss_sum);
     v(Field{.name = "epoch_correct"}, s.pos.correct);
@@ -50,7 +52,7 @@ struct TrainState {
   // doubles with 17 significant digits, so they read back exactly; the recipe as its JSON).
   std::map<std::string, std::string> to_metadata() const;
   // The inverse; vit::Error naming `path` and the key when the kind is wrong or a key is missing
-  // or malformed.
+  // (one that is not optional) or malformed.
   static TrainState from_metadata(const std::map<std::string, std::string>& md,
                                   const std::string& path);
 };

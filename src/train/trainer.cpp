@@ -7,7 +7,8 @@
 //                           AdamW moments (optimizer.exp_avg.*, optimizer.exp_avg_sq.*), config,
 //                           recipe, epoch, step and the position inside an interrupted epoch;
 //   last.safetensors        the same weights as a plain checkpoint, for eval / predict / PyTorch;
-//   best.safetensors        the weights of the best test accuracy so far;
+//   best.safetensors        the weights of the best validation accuracy so far (only with a
+//                           validation split: the test set never chooses an epoch);
 //   metrics.jsonl           one line per finished epoch.
 // Resume reads only last.train.safetensors, so a crash between two writes can never pair files
 // from different steps.
@@ -23,6 +24,7 @@
 #include "train/state.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
+#include "vit/memory.hpp"
 #include "vit/optim.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/train.hpp"
@@ -56,6 +58,11 @@ std::string path_in(const Run& r, const char* name) {
   return (fs::path(r.dir) / name).string();
 }
 
+// "1 epoch", "3 epochs".
+std::string epochs_text(int64_t n) {
+  return std::to_string(n) + (n == 1 ? " epoch" : " epochs");
+}
+
 std::string exact(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
@@ -73,25 +80,10 @@ void check_data_fits(const Config& c, const DatasetSplits& d) {
   VIT_CHECK(d.train->size() > 0, "dataset '" + d.name + "' has no training images");
 }
 
-// MemAvailable from /proc/meminfo, in bytes; -1 when unknown.
-int64_t available_memory() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  int64_t kb;
-  std::string unit;
-  while (f >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return -1;
-}
-
 void check_memory(const Config& c, int batch) {
-  const int64_t need = Model::training_bytes(c, batch);
-  const int64_t have = available_memory();
-  VIT_CHECK(have < 0 || need <= have,
-            "training this model with batch " + std::to_string(batch) + " needs about " +
-                std::to_string(need >> 20) + " MiB but only " + std::to_string(have >> 20) +
-                " MiB of memory is available; use a smaller `batch_size` or model");
+  require_memory(Model::training_bytes(c, batch),
+                 "training this model with batch " + std::to_string(batch),
+                 "use a smaller `batch_size` or model");
 }
 
 // The batch size of r's steps: the recipe's, at most the training set.
@@ -111,6 +103,22 @@ ModelMeta model_meta(const Run& r) {
   return {r.config, r.data.class_names, r.norm, r.data.name, r.data.style};
 }
 
+// The dataset of r's spec, checked against its model, with the recipe's validation split held
+// out (the same one on every resume: it depends only on the seed and the fraction).
+void open_data(Run& r) {
+  r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir);
+  check_data_fits(r.config, r.data);
+  if (r.recipe.val_split > 0) hold_out_validation(r.data, r.recipe.val_split, r.recipe.seed);
+}
+
+// What a plain checkpoint (last, best) keeps besides the model: where in the run it was written
+// and the recipe that trained it.
+std::map<std::string, std::string> checkpoint_extra(const Run& r, int64_t epoch) {
+  return {{"epoch", std::to_string(epoch)},
+          {"step", std::to_string(r.step)},
+          {"recipe", r.recipe.to_json()}};
+}
+
 // last.train.safetensors (the resume state), then last.safetensors (the plain checkpoint).
 void save_last(Run& r) {
   r.optimizer_step = r.opt->step_count();
@@ -122,8 +130,7 @@ void save_last(Run& r) {
     moments.push_back({kMoment2 + p.name, p.shape, r.opt->exp_avg_sq() + p.offset});
   }
   save_model(path_in(r, kLastTrain), *r.model, model_meta(r), md, moments);
-  save_model(path_in(r, kLast), *r.model, model_meta(r),
-             {{"epoch", std::to_string(r.epochs_done)}, {"step", std::to_string(r.step)}});
+  save_model(path_in(r, kLast), *r.model, model_meta(r), checkpoint_extra(r, r.epochs_done));
 }
 
 void append_metrics(const Run& r, const EpochMetrics& m) {
@@ -146,6 +153,16 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const int Np = r.config.num_patches();
   std::vector<int32_t> keep;  // patch dropout's draws [B, kept]
   TrainSummary summary;
+  summary.dir = r.dir;
+  summary.data = r.data_spec;
+  const bool validate = r.data.val != nullptr;
+  // The summary's best epoch, from the run's state (also what earlier sessions of it found).
+  auto note_best = [&] {
+    if (!validate || r.best_epoch == 0) return;
+    summary.best_epoch = r.best_epoch;
+    summary.best_val_acc = r.best_acc;
+    summary.best_test_acc = r.best_test_acc;
+  };
   const auto run_start = Clock::now();
   if (r.epochs_done >= rc.epochs) {
     summary.final_test_acc = evaluate(*r.model, *r.data.test, r.norm).accuracy;
@@ -201,19 +218,24 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
         summary.stopped_epoch = int(e + 1);
         summary.stopped_step = s + 1;
         summary.epochs = int(r.epochs_done);
-        summary.best_test_acc = r.best_acc;
-        summary.best_epoch = r.best_epoch;
+        note_best();
         summary.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
         return summary;
       }
     }
     const double train_seconds = r.pos.seconds;
     const EvalResult ev = evaluate(*r.model, *r.data.test, r.norm);
+    EvalResult val;
+    if (validate) val = evaluate(*r.model, *r.data.val, r.norm);
 
     EpochMetrics m;
     m.epoch = int(e + 1);
     m.train_loss = r.pos.loss_sum / r.pos.seen;
     m.train_acc = double(r.pos.correct) / r.pos.seen;
+    if (validate) {
+      m.val_loss = val.loss;
+      m.val_acc = val.accuracy;
+    }
     m.test_loss = ev.loss;
     m.test_acc = ev.accuracy;
     m.lr = lr;
@@ -221,11 +243,14 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     m.img_per_s = r.pos.seen / std::max(train_seconds, 1e-9);
     r.epochs_done = e + 1;
     r.pos = EpochPosition{};
-    if (ev.accuracy > r.best_acc) {
-      r.best_acc = ev.accuracy;
+    if (validate && val.accuracy > r.best_acc) {
+      r.best_acc = val.accuracy;
+      r.best_test_acc = ev.accuracy;
       r.best_epoch = m.epoch;
-      save_model(path_in(r, kBest), *r.model, model_meta(r),
-                 {{"epoch", std::to_string(m.epoch)}, {"test_acc", exact(ev.accuracy)}});
+      std::map<std::string, std::string> extra = checkpoint_extra(r, m.epoch);
+      extra["val_acc"] = exact(val.accuracy);
+      extra["test_acc"] = exact(ev.accuracy);
+      save_model(path_in(r, kBest), *r.model, model_meta(r), extra);
     }
     // The metrics line before the checkpoint: a crash between the two leaves a line that resume
     // drops (it is later than the checkpoint) and writes again, never a missing line.
@@ -240,8 +265,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       break;
     }
   }
-  summary.best_test_acc = r.best_acc;
-  summary.best_epoch = r.best_epoch;
+  note_best();
   summary.epochs = int(r.epochs_done);
   summary.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
   return summary;
@@ -297,8 +321,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   check_memory(config, recipe.batch_size);
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
-  r.data = load_dataset(options.data, config.num_classes, options.data_dir);
-  check_data_fits(config, r.data);
+  open_data(r);
   r.norm = compute_normalization(*r.data.train);
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed, {.scheme = recipe.init,
@@ -317,7 +340,9 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   reporter.message("model: " + config.to_json());
   reporter.message("recipe: " + recipe.to_json());
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
-                   " train / " + std::to_string(r.data.test->size()) + " test images, " +
+                   " train / " +
+                   (r.data.val ? std::to_string(r.data.val->size()) + " validation / " : "") +
+                   std::to_string(r.data.test->size()) + " test images, " +
                    std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir);
   return run_epochs(r, reporter);
 }
@@ -337,8 +362,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
     // Fewer epochs than planned would change the learning-rate schedule the finished epochs
     // followed (the cosine's length): the result would match neither run.
     VIT_CHECK(epochs >= r.recipe.epochs,
-              "'" + run_dir + "' was planned for " + std::to_string(r.recipe.epochs) +
-                  " epochs; resuming it with fewer (" + std::to_string(epochs) +
+              "'" + run_dir + "' was planned for " + epochs_text(r.recipe.epochs) +
+                  "; resuming it with fewer (" + std::to_string(epochs) +
                   ") would change the learning-rate schedule its epochs followed. Resume it as "
                   "planned (or with more `epochs`), or start a new run with the `epochs` you want");
     r.recipe.epochs = epochs;
@@ -348,11 +373,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 
-  r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir);
-  check_data_fits(r.config, r.data);
-  const int64_t steps_per_epoch =
-      (r.data.train->size() + std::min<int64_t>(r.recipe.batch_size, r.data.train->size()) - 1) /
-      std::min<int64_t>(r.recipe.batch_size, r.data.train->size());
+  open_data(r);
+  const int64_t steps_per_epoch = (r.data.train->size() + step_batch(r) - 1) / step_batch(r);
   VIT_CHECK(r.pos.step >= 0 && r.pos.step < steps_per_epoch &&
                 r.step == r.epochs_done * steps_per_epoch + r.pos.step,
             "'" + state + "' does not fit the dataset '" + r.data_spec +
@@ -367,9 +389,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   r.opt->set_step_count(r.optimizer_step);
   truncate_metrics(r, r.epochs_done);
   if (r.epochs_done >= r.recipe.epochs) {
-    reporter.message("'" + run_dir + "' has already trained " + std::to_string(r.epochs_done) +
-                     " of " + std::to_string(r.recipe.epochs) +
-                     " epochs; set `epochs` higher to train longer");
+    reporter.message("'" + run_dir + "' has finished its " + epochs_text(r.recipe.epochs) +
+                     "; set `epochs` higher to train longer");
   } else {
     reporter.message("resuming " + run_dir + " at epoch " + std::to_string(r.epochs_done + 1) +
                      " of " + std::to_string(r.recipe.epochs) + ", step " +

@@ -1,5 +1,6 @@
-// The console side of `vit train`: progress (a redrawn bar on stderr when it is a terminal, plain
-// lines on stdout otherwise, and every epoch's summary) and SIGINT / SIGTERM handling.
+// The console side of `vit train`: progress (a bar with ETA redrawn on stderr when it is a
+// terminal, nothing when it is not; every epoch's summary on stdout) and SIGINT / SIGTERM
+// handling.
 #include "console.hpp"
 
 #include <unistd.h>
@@ -72,10 +73,14 @@ class ConsoleReporter : public TrainReporter {
 
   void epoch(const EpochMetrics& m, int epochs) override {
     clear_bar();
+    char val[64] = "";
+    if (m.val_acc) {
+      std::snprintf(val, sizeof val, "  val loss %.4f acc %.2f%%", *m.val_loss, 100 * *m.val_acc);
+    }
     std::printf(
-        "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.1f s  "
+        "epoch %d/%d  train loss %.4f acc %.2f%%%s  test loss %.4f acc %.2f%%  lr %.2e  %.1f s  "
         "%.0f img/s\n",
-        m.epoch, epochs, m.train_loss, 100 * m.train_acc, m.test_loss, 100 * m.test_acc, m.lr,
+        m.epoch, epochs, m.train_loss, 100 * m.train_acc, val, m.test_loss, 100 * m.test_acc, m.lr,
         m.seconds, m.img_per_s);
     std::fflush(stdout);
   }

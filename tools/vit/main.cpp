@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -41,6 +42,20 @@ std::string isa_summary() {
 using vit::Config;
 using vit::Error;
 using vit::Recipe;
+
+// The program as the user ran it ("build/vit"), for the commands hints suggest.
+std::string g_program = "vit";
+
+// text as a shell word: itself when it holds only safe characters, else in single quotes.
+std::string shell_word(const std::string& text) {
+  const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("/._-+:=,@%", c);
+  });
+  if (plain) return text;
+  std::string q = "'";
+  for (char c : text) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
 
 // A usage problem found after parsing (an impossible combination of flags): exit code 2.
 struct UsageError : std::runtime_error {
@@ -122,7 +137,7 @@ std::string cli_words(std::string text, const CLI::App& cmd) {
   return text;
 }
 
-// How --help shows a field's values: INT in [1 - 64], FLOAT in (0 - 10], TEXT:{adamw,adam}.
+// How --help shows a field's values: INT in [1, 64], FLOAT in (0, 10], TEXT:{adamw,adam}.
 template <class T>
 std::string value_type(const vit::Field& f) {
   std::string words;
@@ -131,10 +146,7 @@ std::string value_type(const vit::Field& f) {
   }
   if (!words.empty()) return "TEXT:{" + words + "}";
   std::string t = std::is_floating_point_v<T> ? "FLOAT" : std::is_unsigned_v<T> ? "UINT" : "INT";
-  if (f.lo <= f.hi) {
-    t += std::string(" in ") + (f.lo_open ? "(" : "[") + CLI::detail::to_string(f.lo) + " - " +
-         CLI::detail::to_string(f.hi) + (f.hi_open ? ")" : "]");
-  }
+  if (f.lo <= f.hi) t += " in " + vit::field_range(f);  // as a bad value's message shows it
   return t;
 }
 
@@ -153,6 +165,27 @@ CLI::Option* add_field_option(CLI::App* cmd, const vit::Field& f, std::string& t
       ->group(group)
       ->check(check)
       ->type_name(value_type<T>(f));
+}
+
+// An integer option of a command (not a settings field) in [lo, hi], checked, shown and refused
+// as field options are ("--batch: must be in [1, 65536] (got 0)").
+CLI::Option* add_int_option(CLI::App* cmd, const std::string& option, int& value,
+                            const std::string& help, int lo, int hi) {
+  vit::Field f;
+  f.lo = lo;
+  f.hi = hi;
+  const CLI::Validator check(
+      [f](std::string& text) {
+        int v = 0;
+        return vit::parse_field(f, text, v);
+      },
+      "");
+  return cmd->add_option(option, value, help)->check(check)->type_name(value_type<int>(f));
+}
+
+// --threads, as every command takes it.
+void add_threads_option(CLI::App* cmd, int& threads) {
+  add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
 }
 
 // One option per field of S that the CLI offers (Field::cli), in its group, keeping the text in
@@ -201,10 +234,11 @@ vit::FieldValues given_fields(const CLI::App& cmd,
 void add_train(CLI::App& app, TrainArgs& a) {
   CLI::App* t = app.add_subcommand("train", "Train a ViT on a dataset (or resume a run)");
   t->footer("Presets:" + preset_list() +
-            "\n\nModel and recipe flags override the preset. Checkpoints (last, best, optimizer "
-            "state) and metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) "
-            "finishes the step, saves and exits; --resume DIR continues.\nExample: vit train "
-            "--data mnist --out runs/mnist");
+            "\n\nModel and recipe flags override the preset. Checkpoints (last, the optimizer "
+            "state, and with --val-split the best epoch by validation accuracy) and "
+            "metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) finishes the "
+            "step, saves and exits; --resume DIR continues.\nExample: vit train --data mnist "
+            "--val-split 0.1 --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
@@ -216,7 +250,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
   add_field_options<Config>(t, m, a.model);
   add_field_option<double>(t, vit::mlp_ratio_field(), a.model[vit::mlp_ratio_field().name], m);
   add_field_options<Recipe>(t, "Recipe (default: the preset's)", a.recipe);
-  t->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_threads_option(t, a.threads);
 }
 
 // What --resume still takes from the command line; every other option is the run's own (kept in
@@ -276,19 +310,35 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     for (const std::string& note : run.notes) reporter->message("note: " + note);
     s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256}, *reporter);
   }
+  const std::string dir = shell_word(s.dir), vit = shell_word(g_program);
   if (s.interrupted) {
     const int sig = vit_cli::stop_signal();
-    const std::string dir = a.resume.empty() ? a.out : a.resume;
     std::printf(
         "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
-        "  vit train --resume %s\n",
+        "  %s train --resume %s\n",
         sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
-        dir.c_str());
+        vit.c_str(), dir.c_str());
     return 128 + (sig ? sig : SIGINT);
   }
-  std::printf("test accuracy: %.2f%% (best %.2f%% at epoch %d), %d epoch%s, %.1f s\n",
-              100 * s.final_test_acc, 100 * s.best_test_acc, s.best_epoch, s.epochs,
+  std::printf("test accuracy: %.2f%% after %d epoch%s, %.1f s\n", 100 * s.final_test_acc, s.epochs,
               s.epochs == 1 ? "" : "s", s.seconds);
+  const std::string last = shell_word(s.dir + "/last.safetensors");
+  if (s.best_epoch > 0) {
+    std::printf("best epoch by validation accuracy: %d (validation %.2f%%, test %.2f%%)\n",
+                s.best_epoch, 100 * s.best_val_acc, 100 * s.best_test_acc);
+    std::printf("checkpoints: %s (best epoch), %s (last epoch)\n",
+                shell_word(s.dir + "/best.safetensors").c_str(), last.c_str());
+  } else {
+    std::printf(
+        "checkpoint: %s (no best epoch is chosen without a validation split: "
+        "--val-split F holds out a fraction F of the training images)\n",
+        last.c_str());
+  }
+  std::printf(
+      "next:\n  %s eval --model %s --data %s\n  %s predict --model %s IMAGE|DIR...\n  "
+      "%s info --model %s\n",
+      vit.c_str(), dir.c_str(), shell_word(s.data).c_str(), vit.c_str(), dir.c_str(), vit.c_str(),
+      dir.c_str());
   return 0;
 }
 
@@ -302,17 +352,20 @@ struct EvalArgs {
 
 void add_eval(CLI::App& app, EvalArgs& a) {
   CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset");
-  e->footer("Example: vit eval --model runs/mnist/best.safetensors --data mnist");
-  e->add_option("--model", a.model, "Checkpoint (.safetensors written by vit train)")->required();
+  e->footer("Example: vit eval --model runs/mnist --data mnist");
+  e->add_option("--model", a.model,
+                "Checkpoint (.safetensors written by vit train), or a run directory (its "
+                "best.safetensors, else last.safetensors)")
+      ->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
-  e->add_option("--split", a.split, "test or train")
-      ->check(CLI::IsMember({"test", "train"}))
+  e->add_option("--split", a.split,
+                "test, train, or val: the validation split the model's run held out (its "
+                "--val-split, or the dataset's own)")
+      ->check(CLI::IsMember({"test", "val", "train"}))
       ->capture_default_str();
-  e->add_option("--batch", a.batch, "Images per forward pass")
-      ->check(CLI::Range(1, 65536))
-      ->capture_default_str();
-  e->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_int_option(e, "--batch", a.batch, "Images per forward pass", 1, 65536)->capture_default_str();
+  add_threads_option(e, a.threads);
   e->add_flag("--json", a.json,
               "Print one JSON object: accuracy, loss, per_class_accuracy, confusion");
 }
@@ -326,10 +379,28 @@ int run_eval(const EvalArgs& a) {
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
                  m.meta.dataset.c_str(), a.data.c_str());
   }
-  const vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
-  const vit::Dataset& split = a.split == "test" ? *d.test : *d.train;
-  const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
+  vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
   const int K = m.meta.config.num_classes;
+  for (int k = 0; k < K; ++k) {
+    if (d.class_names[size_t(k)] == m.meta.class_names[size_t(k)]) continue;
+    std::fprintf(stderr,
+                 "vit eval: warning: the model's class %d is '%s' but the dataset's is '%s'; "
+                 "its labels may not mean what the model learned\n",
+                 k, m.meta.class_names[size_t(k)].c_str(), d.class_names[size_t(k)].c_str());
+    break;
+  }
+  if (a.split == "val" && !d.val) {
+    // The split the run held out: the same seed and fraction give the same images.
+    const auto recipe = m.metadata.find("recipe");
+    const Recipe r = recipe == m.metadata.end() ? Recipe{} : Recipe::from_json(recipe->second);
+    if (r.val_split <= 0) {
+      throw Error("'" + a.model + "' was trained without a validation split (--val-split), and '" +
+                  a.data + "' has none of its own; use --split test or train");
+    }
+    vit::hold_out_validation(d, r.val_split, r.seed);
+  }
+  const vit::Dataset& split = a.split == "test" ? *d.test : a.split == "val" ? *d.val : *d.train;
+  const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
   if (a.json) {
     nlohmann::ordered_json j;
     j["accuracy"] = r.accuracy;
@@ -347,8 +418,10 @@ int run_eval(const EvalArgs& a) {
               a.split.c_str(), (long long)r.count, 100 * r.accuracy, r.loss);
   std::printf("\nper-class accuracy:\n");
   for (int k = 0; k < K; ++k) {
-    std::printf("  %3d %-14s %6.2f%%\n", k, m.meta.class_names[k].c_str(),
-                100 * r.per_class_accuracy[k]);
+    // A class named by its number is shown once ("3", not "3 3").
+    const std::string& name = m.meta.class_names[size_t(k)];
+    const std::string label = name == std::to_string(k) ? name : std::to_string(k) + " " + name;
+    std::printf("  %-18s %6.2f%%\n", label.c_str(), 100 * r.per_class_accuracy[size_t(k)]);
   }
   if (K <= 20) {
     std::printf("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
@@ -383,7 +456,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
       "preprocessing (the digit scaled into 20x20 and centred by mass). Then the image is "
       "resized to the model's and normalised as in training.\nExamples:\n  vit predict --model "
-      "runs/demo digit.png\n  vit predict --model runs/demo/best.safetensors --top-k 1 "
+      "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
       "drawings/");
   p->add_option("--model", a.model,
                 "Checkpoint (.safetensors written by vit train), or a run directory (its "
@@ -391,8 +464,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       ->required();
   p->add_option("images", a.images, "Image files, or directories: every image file in them")
       ->required();
-  p->add_option("--top-k", a.top_k, "Classes to show per image")
-      ->check(CLI::Range(1, 65536))
+  add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
       ->capture_default_str();
   p->add_option("--invert", a.invert,
                 "auto: invert images whose background is the other way from the training "
@@ -405,14 +477,13 @@ void add_predict(CLI::App& app, PredictArgs& a) {
                 "auto: what the model's training data had")
       ->check(CLI::IsMember({"auto", "mnist", "none"}))
       ->capture_default_str();
-  p->add_option("--background", a.background,
-                "Gray level (0-255) that transparent pixels are composited over")
-      ->check(CLI::Range(0, 255))
+  add_int_option(p, "--background", a.background,
+                 "Gray level (0-255) that transparent pixels are composited over", 0, 255)
       ->capture_default_str();
   p->add_flag("--json", a.json,
               "One JSON object per image: file, top [{class, index, prob}], logits, inverted, "
               "fitted");
-  p->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_threads_option(p, a.threads);
 }
 
 int run_predict(const PredictArgs& a) {
@@ -480,25 +551,47 @@ struct InfoArgs {
 void add_info(CLI::App& app, InfoArgs& a) {
   CLI::App* i =
       app.add_subcommand("info", "Show a checkpoint's (or preset's) model: config, size, FLOPs");
-  auto* m = i->add_option("--model", a.model, "Checkpoint (.safetensors)");
+  auto* m = i->add_option("--model", a.model,
+                          "Checkpoint (.safetensors), or a run directory (its best, else last)");
   auto* p = i->add_option("--preset", a.preset, "A preset instead of a checkpoint");
   m->excludes(p);
   i->add_flag("--json", a.json, "Print one JSON object");
   i->footer("Presets:" + preset_list());
 }
 
+// A checkpoint's metadata value as JSON: numbers as numbers, recipes as objects, text as text.
+nlohmann::ordered_json metadata_value(const std::string& key, const std::string& text) {
+  if (key == "recipe" || key == "input" || key == "normalize" || key == "class_names") {
+    try {
+      return nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::exception&) {
+      return text;
+    }
+  }
+  if (key == "epoch" || key == "step" || key.ends_with("_acc")) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(v)) {
+      if (key.ends_with("_acc")) return v;
+      return (long long)v;
+    }
+  }
+  return text;
+}
+
 int run_info(const InfoArgs& a) {
   if (a.model.empty() == a.preset.empty())
     throw UsageError("info needs --model FILE or --preset NAME");
   Config c;
-  nlohmann::ordered_json extra;
+  nlohmann::ordered_json extra;  // what a checkpoint adds to its model, in the order shown
   if (!a.model.empty()) {
-    vit::LoadedModel m = vit::load_model(a.model);
+    const std::string path = vit::checkpoint_path(a.model);
+    vit::LoadedModel m = vit::load_model(path);
     c = m.meta.config;
-    extra["class_names"] = m.meta.class_names;
-    extra["normalize"] = {{"mean", m.meta.normalize.mean}, {"std", m.meta.normalize.std}};
-    for (const char* key : {"version", "epoch", "step", "test_acc"}) {
-      if (m.metadata.count(key)) extra[key] = m.metadata.at(key);
+    extra["file"] = path;
+    for (const char* key : {"dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe",
+                            "class_names", "normalize", "version"}) {
+      if (m.metadata.count(key)) extra[key] = metadata_value(key, m.metadata.at(key));
     }
   } else {
     c = named_preset(a.preset).config;
@@ -506,7 +599,7 @@ int run_info(const InfoArgs& a) {
   const double gflops = c.forward_flops() / 1e9;
   if (a.json) {
     nlohmann::ordered_json j;
-    j["config"] = nlohmann::json::parse(c.to_json());
+    j["config"] = nlohmann::ordered_json::parse(c.to_json());
     j["params"] = c.num_params();
     j["forward_flops_per_image"] = c.forward_flops();
     j["tokens"] = c.num_tokens();
@@ -527,7 +620,20 @@ int run_info(const InfoArgs& a) {
   std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
   std::printf("kernels:     %s\n", isa_summary().c_str());
   for (auto it = extra.begin(); it != extra.end(); ++it) {
-    std::printf("%-12s %s\n", (it.key() + ":").c_str(), it.value().dump().c_str());
+    const nlohmann::ordered_json& v = it.value();
+    std::string shown = v.is_string() ? v.get<std::string>() : v.dump();
+    if (it.key().ends_with("_acc") && v.is_number()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2f%%", 100 * v.get<double>());
+      shown = buf;
+    } else if (it.key() == "class_names" && v.is_array()) {
+      shown.clear();
+      for (size_t k = 0; k < v.size() && k < 20; ++k) {
+        shown += (k ? ", " : "") + v[k].get<std::string>();
+      }
+      if (v.size() > 20) shown += ", ... (" + std::to_string(v.size()) + " in all)";
+    }
+    std::printf("%-12s %s\n", (it.key() + ":").c_str(), shown.c_str());
   }
   return 0;
 }
@@ -575,23 +681,19 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       "Examples: vit bench --preset tiny28 --batch 128 --threads 2\n"
       "          vit bench --preset tiny28 --batch 128 --mode train --contend");
   b->add_option("--preset", a.preset, "Model shape")->capture_default_str();
-  b->add_option("--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)")
-      ->check(CLI::Range(1, 65536));
+  add_int_option(b, "--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)", 1,
+                 65536);
   b->add_option("--mode", a.mode, "train, infer or both")
       ->check(CLI::IsMember({"train", "infer", "both"}))
       ->capture_default_str();
-  b->add_option("--steps", a.steps, "Timed steps per mode")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
-  b->add_option("--warmup", a.warmup, "Untimed steps first")
-      ->check(CLI::Range(0, 100000))
-      ->capture_default_str();
-  b->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::Range(1, 1024));
-  b->add_option("--micro-batch", a.micro_batch,
-                "Training: at most this many images per forward/backward pass, the gradients "
-                "summed over a step's passes (default: picked from the model's widths; the batch "
-                "size: one pass)")
-      ->check(CLI::Range(1, 65536));
+  add_int_option(b, "--steps", a.steps, "Timed steps per mode", 1, 100000)->capture_default_str();
+  add_int_option(b, "--warmup", a.warmup, "Untimed steps first", 0, 100000)->capture_default_str();
+  add_threads_option(b, a.threads);
+  add_int_option(b, "--micro-batch", a.micro_batch,
+                 "Training: at most this many images per forward/backward pass, the gradients "
+                 "summed over a step's passes (default: picked from the model's widths; the "
+                 "batch size: one pass)",
+                 1, 65536);
   b->add_flag("--contend", a.contend,
               "Run beside a busy process pinned to one core, with --threads and then with 1 "
               "thread (a shared machine)");
@@ -708,14 +810,15 @@ int run_bench(const BenchArgs& a) {
     if (o.train) {
       row("train", res.train);
       if (res.micro_batch < o.batch) {
-        std::printf("         (forward and backward in micro-batches of at most %d images)\n",
-                    res.micro_batch);
+        std::printf("         (forward and backward in micro-batches of at most %d image%s)\n",
+                    res.micro_batch, res.micro_batch == 1 ? "" : "s");
       }
     }
     if (o.infer) {
       row("infer", res.infer);
       if (res.infer_micro_batch < o.batch) {
-        std::printf("         (in micro-batches of at most %d images)\n", res.infer_micro_batch);
+        std::printf("         (in micro-batches of at most %d image%s)\n", res.infer_micro_batch,
+                    res.infer_micro_batch == 1 ? "" : "s");
       }
     }
     std::printf("  peak RSS %.1f MB\n", res.peak_rss_mb);
@@ -737,6 +840,7 @@ int run_bench(const BenchArgs& a) {
 
 int main(int argc, char** argv) {
   vit::set_openmp_wait_policy(argv);
+  if (argc > 0 && argv[0] && *argv[0]) g_program = argv[0];
   CLI::App app{"vit " VIT_VERSION " - Vision Transformers in C++: train, evaluate and run ViTs"};
   app.set_version_flag("--version", "vit " VIT_VERSION);
   app.require_subcommand(1);
