@@ -95,9 +95,15 @@ TEST_F(Idx, RefusesCorruptFiles) {
 
 TEST_F(Idx, NamedDatasetErrors) {
   // An unknown name lists every known source.
-  expect_error([&] { load_dataset("cifar-100", 10); },
-               "unknown dataset 'cifar-100' (the known ones: fashion-mnist, mnist, idx:DIR)");
-  EXPECT_EQ(dataset_names(), "fashion-mnist, mnist, idx:DIR");
+  const std::string known =
+      "fashion-mnist, mnist, idx:DIR, folder:DIR, cifar10:DIR, cifar100:DIR, cifar100-coarse:DIR";
+  EXPECT_EQ(dataset_names(), known);
+  expect_error([&] { load_dataset("imagenet", 10); },
+               "unknown dataset 'imagenet' (the known ones: " + known + ")");
+  // A near miss gets the nearest source as a user writes it.
+  expect_error([&] { load_dataset("cifar-100:/d", 10); },
+               "unknown dataset 'cifar-100:/d'; did you mean 'cifar100:DIR'?");
+  expect_error([&] { load_dataset("mnsit", 10); }, "did you mean 'mnist'?");
   expect_error([&] { load_dataset("idx:" + dir.path + "/nope", 10); }, "not found");
   expect_error([&] { load_dataset("mnist", 10, dir.path + "/nope"); }, "setup-data.sh");
   expect_error([&] { load_dataset("fashion-mnist", 10, dir.path + "/nope"); },
@@ -126,10 +132,17 @@ TEST(Data, SourcesAreOneTable) {
   EXPECT_EQ(find_dataset_source("mnist2"), nullptr);
   EXPECT_EQ(find_dataset_source("idx"), nullptr);
   EXPECT_EQ(find_dataset_source("cifar-100"), nullptr);
-  // Of the IDX sets, only clothes keep their class in a mirror.
+  // Of the IDX sets only clothes keep their class in a mirror, and CIFAR's photos; digits and
+  // folders of unknown content do not.
   for (const DatasetSource& s : dataset_sources()) {
-    EXPECT_EQ(s.flips_preserve_labels, std::string(s.name) == "fashion-mnist") << s.name;
+    const std::string name = s.name;
+    EXPECT_EQ(s.flips_preserve_labels, name == "fashion-mnist" || name.starts_with("cifar"))
+        << s.name;
   }
+  EXPECT_EQ(find_dataset_source("cifar100-coarse:/d", &arg)->name, std::string("cifar100-coarse:"));
+  EXPECT_EQ(arg, "/d");
+  EXPECT_EQ(dataset_classes("cifar100:/nowhere"), 100);
+  EXPECT_EQ(dataset_classes("idx:/nowhere"), 0);
 }
 
 TEST(Data, NormalizationIsExact) {

@@ -69,6 +69,9 @@ struct DatasetSplits {
 struct DatasetOptions {
   int num_classes = 0;   // the model's; every label must lie in [0, num_classes)
   std::string data_dir;  // non-empty: where a named set lives, instead of its default place
+  // The model's input (channels, and its square side as height and width): what a source whose
+  // images vary in size (folder:DIR) decodes them to. Sources of fixed-size images ignore it.
+  SampleShape shape;
 };
 
 // One named source of datasets. `name` is matched whole ("mnist") or, when it ends in ':', as a
@@ -84,6 +87,9 @@ struct DatasetSource {
   // Whether the images went through MNIST's preprocessing (vit::InputStyle::fit_mnist).
   bool fit_mnist;
   DatasetSplits (*open)(const std::string& arg, const DatasetOptions& options);
+  // How many classes its datasets have, found without loading them (0: unknown); null when the
+  // source cannot tell (idx:DIR, whose labels say only the largest).
+  int (*classes)(const std::string& arg, const std::string& data_dir);
 };
 
 // Every known source, in the order help texts list them (src/data/dataset.cpp holds the table).
@@ -105,12 +111,20 @@ std::string dataset_names();
 // digits that scripts/setup-data.sh prepares in data/mnist (looked for in $VIT_DATA/mnist,
 // ./data/mnist, then the source tree's data/mnist); "idx:DIR" a directory holding
 // train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
-// t10k-labels-idx1-ubyte, each optionally .gz. data_dir, when non-empty, overrides where a named
-// set lives. Labels must lie in [0, num_classes); class names are the set's own (fashion-mnist) or
-// the label numbers. An unknown name lists the known ones; a missing dataset is a vit::Error
-// saying how to install it.
+// t10k-labels-idx1-ubyte, each optionally .gz; "folder:DIR" DIR/train/<class>/<images> with
+// val/ and test/ alike when there (class names: the train/ folders' names in byte order, as
+// torchvision's ImageFolder sorts them; val/ chooses the best epoch and test/ is reported, and
+// with only one of them it is the test split), decoded at `shape`; "cifar10:DIR",
+// "cifar100:DIR" and "cifar100-coarse:DIR" the CIFAR binary versions. data_dir, when non-empty,
+// overrides where a named set lives. Labels must lie in [0, num_classes); class names are the set's
+// own (fashion-mnist) or the label numbers. An unknown name lists the known ones; a missing dataset
+// is a vit::Error saying how to install it.
 DatasetSplits load_dataset(const std::string& spec, int num_classes,
-                           const std::string& data_dir = "");
+                           const std::string& data_dir = "", const SampleShape& shape = {});
+
+// The number of classes of the dataset a spec names, when its source can tell without loading it
+// (DatasetSource::classes), else 0; vit::Error for an unknown spec.
+int dataset_classes(const std::string& spec, const std::string& data_dir = "");
 
 // Moves a stratified, seeded `fraction` (in (0, 1)) of s.train into s.val: of each class's n
 // training samples, round(fraction * n) drawn by a Fisher-Yates shuffle seeded with (seed, class).

@@ -20,10 +20,13 @@ struct Image {
 // MiB of file. An unreadable, corrupt or unsupported file is a vit::Error naming it and the reason.
 Image decode_image(const std::string& path);
 
+// Whether a file's name is an image's that directories are searched for: not hidden (no leading
+// '.') and with an image's extension (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, any case).
+bool image_file_name(const std::string& path);
+
 // The image files that paths name: a path that is not a directory as it is (decode_image reports
-// a missing or unreadable one); a directory, the files in it (not below it) whose extension is an
-// image's (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, any case), sorted by name. vit::Error for a
-// directory with no image file.
+// a missing or unreadable one); a directory, the files in it (not below it) whose names are
+// image_file_name's, sorted by name. vit::Error for a directory with no image file.
 std::vector<std::string> image_files(const std::vector<std::string>& paths);
 
 }  // namespace vit

@@ -29,6 +29,9 @@ std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
 // the training data before resizing.
 
 enum class Invert { kAuto, kOn, kOff };
+// How an image that is not square becomes one: its centred square (the shorter side whole, as
+// timm's evaluation crop with crop_pct 1), or the whole image squashed.
+enum class Crop { kCenter, kSquash };
 
 struct PrepareOptions {
   // kAuto: invert when the image's border (its background) is light and the training data's is
@@ -38,6 +41,7 @@ struct PrepareOptions {
   int fit_mnist = -1;
   // Gray level that transparent pixels are composited over (alpha is never dropped).
   uint8_t background = 255;
+  Crop crop = Crop::kCenter;  // without MNIST's fit (which crops to the ink)
 };
 
 struct PreparedImage {
@@ -47,7 +51,8 @@ struct PreparedImage {
 };
 
 // An image file's pixels made into a model's input: alpha composited over options.background,
-// inverted as options.invert says, then either resized whole (as resize_image) or, with MNIST's
+// inverted as options.invert says, then either cropped as options.crop says and resized (as
+// resize_image) or, with MNIST's
 // fit, levelled (the background, the median of the border, to 0 and the strongest ink to 255, so
 // that grey paper and faint ink look like the training data), cut to the ink's bounding box,
 // scaled to fit 20/28 of the side keeping its aspect and placed with its centre of mass at the

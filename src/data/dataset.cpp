@@ -10,17 +10,35 @@
 
 namespace vit {
 
+namespace {
+template <int K>
+int fixed_classes(const std::string&, const std::string&) {
+  return K;
+}
+}  // namespace
+
 const std::vector<DatasetSource>& dataset_sources() {
-  // One entry per source; a new source (image folders, CIFAR) is one more line here.
+  // One entry per source; a new source is one more line here.
   static const std::vector<DatasetSource> sources = {
       {"fashion-mnist", "fashion-mnist",
        "Fashion-MNIST, Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)", true,
-       false, data::open_fashion_mnist},
+       false, data::open_fashion_mnist, fixed_classes<10>},
       {"mnist", "mnist",
        "the MNIST digits scripts/setup-data.sh prepares ($VIT_DATA/mnist, ./data/mnist)", false,
-       true, data::open_mnist},
+       true, data::open_mnist, fixed_classes<10>},
       {"idx:", "idx:DIR", "the four MNIST-style IDX files (each optionally .gz) in DIR", false,
-       false, data::open_idx_dir},
+       false, data::open_idx_dir, nullptr},
+      {"folder:", "folder:DIR",
+       "images in DIR/train/<class>/ (and DIR/val/<class>/, DIR/test/<class>/), torchvision's "
+       "ImageFolder layout",
+       false, false, data::open_folder, data::folder_classes},
+      {"cifar10:", "cifar10:DIR", "CIFAR-10's binary version (data_batch_1.bin ... test_batch.bin)",
+       true, false, data::open_cifar10, fixed_classes<10>},
+      {"cifar100:", "cifar100:DIR",
+       "CIFAR-100's binary version (train.bin, test.bin), 100 fine labels", true, false,
+       data::open_cifar100_fine, fixed_classes<100>},
+      {"cifar100-coarse:", "cifar100-coarse:DIR", "CIFAR-100 with its 20 coarse labels", true,
+       false, data::open_cifar100_coarse, fixed_classes<20>},
   };
   return sources;
 }
@@ -78,19 +96,40 @@ bool dark_background(const Dataset& d) {
 const DatasetSource& dataset_source(const std::string& spec, std::string* arg) {
   const DatasetSource* found = find_dataset_source(spec, arg);
   if (!found) {
+    // A prefix source is compared by its name without the ':' ("cifar-10" is near "cifar10")
+    // and suggested as a user writes it ("cifar10:DIR").
     std::vector<std::string> names;
-    for (const DatasetSource& source : dataset_sources()) names.push_back(source.name);
-    throw Error("unknown dataset '" + spec + "'" + did_you_mean(spec, names) +
-                " (the known ones: " + dataset_names() + ")");
+    for (const DatasetSource& source : dataset_sources()) {
+      std::string name = source.name;
+      if (name.ends_with(':')) name.pop_back();
+      names.push_back(name);
+    }
+    const std::string near = closest_name(spec.substr(0, spec.find(':')), names);
+    std::string hint;
+    for (const DatasetSource& source : dataset_sources()) {
+      if (!near.empty() && std::string(source.name).starts_with(near) &&
+          std::string(source.name).size() <= near.size() + 1) {
+        hint = "; did you mean '" + std::string(source.usage) + "'?";
+      }
+    }
+    throw Error("unknown dataset '" + spec + "'" + hint + " (the known ones: " + dataset_names() +
+                ")");
   }
   return *found;
 }
 
-DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir) {
+int dataset_classes(const std::string& spec, const std::string& data_dir) {
+  std::string arg;
+  const DatasetSource& source = dataset_source(spec, &arg);
+  return source.classes ? source.classes(arg, data_dir) : 0;
+}
+
+DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir,
+                           const SampleShape& shape) {
   VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
   std::string arg;
   const DatasetSource* found = &dataset_source(spec, &arg);
-  DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir});
+  DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir, shape});
   s.name = spec;
   VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");
   const SampleShape a = s.train->shape();

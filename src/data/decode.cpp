@@ -164,6 +164,15 @@ Image decode_image(const std::string& path) {
   return img;
 }
 
+bool image_file_name(const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (name.empty() || name[0] == '.') return false;
+  std::string ext = std::filesystem::path(name).extension().string();
+  for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm" ||
+         ext == ".ppm";
+}
+
 std::vector<std::string> image_files(const std::vector<std::string>& paths) {
   namespace fs = std::filesystem;
   std::vector<std::string> files;
@@ -175,11 +184,9 @@ std::vector<std::string> image_files(const std::vector<std::string>& paths) {
     }
     std::vector<std::string> found;
     for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
-      std::string ext = e.path().extension().string();
-      for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-      const bool image = ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" ||
-                         ext == ".pgm" || ext == ".ppm";
-      if (image && e.is_regular_file(ec)) found.push_back(e.path().string());
+      if (image_file_name(e.path().string()) && e.is_regular_file(ec)) {
+        found.push_back(e.path().string());
+      }
     }
     VIT_CHECK(!ec, "cannot list '" + path + "': " + ec.message());
     VIT_CHECK(!found.empty(),

@@ -262,14 +262,21 @@ PreparedImage prepare_image(const Image& img, int channels, int size, const Inpu
   }
   if (fit) r.fitted = fit_mnist(px, w, h, size, r.pixels);
   if (!r.fitted) {
-    Image flat;  // the composited (and inverted) image, resized whole
-    flat.width = w, flat.height = h, flat.channels = planes;
-    flat.pixels.resize(size_t(planes) * w * h);
+    // The composited (and inverted) image, or its centred square, resized whole.
+    const bool square = options.crop == Crop::kCenter;
+    const int cw = square ? std::min(w, h) : w, ch = square ? std::min(w, h) : h;
+    const int x0 = (w - cw) / 2, y0 = (h - ch) / 2;
+    Image flat;
+    flat.width = cw, flat.height = ch, flat.channels = planes;
+    flat.pixels.resize(size_t(planes) * cw * ch);
     const int64_t hw = int64_t(w) * h;
-    for (int64_t j = 0; j < hw; ++j) {
-      for (int c = 0; c < planes; ++c) {
-        flat.pixels[size_t(j * planes + c)] =
-            uint8_t(std::clamp(std::round(px[size_t(c * hw + j)]), 0.0f, 255.0f));
+    for (int y = 0; y < ch; ++y) {
+      for (int x = 0; x < cw; ++x) {
+        const int64_t j = int64_t(y0 + y) * w + x0 + x, o = int64_t(y) * cw + x;
+        for (int c = 0; c < planes; ++c) {
+          flat.pixels[size_t(o * planes + c)] =
+              uint8_t(std::clamp(std::round(px[size_t(c * hw + j)]), 0.0f, 255.0f));
+        }
       }
     }
     r.pixels = resize_image(flat, channels, size);

@@ -106,7 +106,8 @@ ModelMeta model_meta(const Run& r) {
 // The dataset of r's spec, checked against its model, with the recipe's validation split held
 // out (the same one on every resume: it depends only on the seed and the fraction).
 void open_data(Run& r) {
-  r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir);
+  r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir,
+                        {r.config.channels, r.config.image_size, r.config.image_size});
   check_data_fits(r.config, r.data);
   if (r.recipe.val_split > 0) hold_out_validation(r.data, r.recipe.val_split, r.recipe.seed);
 }

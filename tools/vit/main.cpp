@@ -299,6 +299,15 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
+    // The classes are the data's unless given: a folder of 5 classes trains a 5-way head.
+    const bool classes_given = std::any_of(model.begin(), model.end(),
+                                           [](const auto& f) { return f.first == "num_classes"; });
+    const int classes = classes_given ? 0 : vit::dataset_classes(a.data, a.data_dir);
+    if (classes > 0 && classes != p.config.num_classes) {
+      model.emplace_back("num_classes", std::to_string(classes));
+      reporter->message("note: " + std::to_string(classes) + " classes, as '" + a.data +
+                        "' has (`num_classes`)");
+    }
     const char* ratio = vit::mlp_ratio_field().name;
     if (cmd.count(option_name(vit::mlp_ratio_field()))) model.emplace_back(ratio, a.model[ratio]);
     try {
@@ -379,7 +388,9 @@ int run_eval(const EvalArgs& a) {
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
                  m.meta.dataset.c_str(), a.data.c_str());
   }
-  vit::DatasetSplits d = vit::load_dataset(a.data, m.meta.config.num_classes, a.data_dir);
+  const Config& c = m.meta.config;
+  vit::DatasetSplits d = vit::load_dataset(a.data, c.num_classes, a.data_dir,
+                                           {c.channels, c.image_size, c.image_size});
   const int K = m.meta.config.num_classes;
   for (int k = 0; k < K; ++k) {
     if (d.class_names[size_t(k)] == m.meta.class_names[size_t(k)]) continue;
@@ -445,7 +456,7 @@ struct PredictArgs {
   std::vector<std::string> images;
   int top_k = 3, threads = 0, background = 255;
   bool json = false;
-  std::string invert = "auto", fit = "auto";
+  std::string invert = "auto", fit = "auto", crop = "center";
 };
 
 void add_predict(CLI::App& app, PredictArgs& a) {
@@ -454,8 +465,9 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       "Transparent pixels are composited over --background; an image whose background is the "
       "other way from the training data's (dark digits on white paper for an MNIST model) is "
       "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
-      "preprocessing (the digit scaled into 20x20 and centred by mass). Then the image is "
-      "resized to the model's and normalised as in training.\nExamples:\n  vit predict --model "
+      "preprocessing (the digit scaled into 20x20 and centred by mass); any other image that "
+      "is not square is cut to its centred square (--crop). Then the image is resized to the "
+      "model's and normalised as in training.\nExamples:\n  vit predict --model "
       "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
       "drawings/");
   p->add_option("--model", a.model,
@@ -476,6 +488,11 @@ void add_predict(CLI::App& app, PredictArgs& a) {
                 "mnist: MNIST's preprocessing (needs a gray model); none: resize the whole image; "
                 "auto: what the model's training data had")
       ->check(CLI::IsMember({"auto", "mnist", "none"}))
+      ->capture_default_str();
+  p->add_option("--crop", a.crop,
+                "An image that is not square: center (its centred square, the shorter side whole, "
+                "as folder datasets are prepared) or squash (the whole image)")
+      ->check(CLI::IsMember({"center", "squash"}))
       ->capture_default_str();
   add_int_option(p, "--background", a.background,
                  "Gray level (0-255) that transparent pixels are composited over", 0, 255)
@@ -501,6 +518,7 @@ int run_predict(const PredictArgs& a) {
                                                         : vit::Invert::kAuto;
   options.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
   options.background = uint8_t(a.background);
+  options.crop = a.crop == "squash" ? vit::Crop::kSquash : vit::Crop::kCenter;
   int failures = 0;
   for (const std::string& file : vit::image_files(a.images)) {
     vit::PreparedImage prepared;

@@ -1,0 +1,168 @@
+// Image-folder datasets (folder:DIR, torchvision's ImageFolder layout): DIR/train/<class>/*, and
+// DIR/val/<class>/*, DIR/test/<class>/* when there. Every image is decoded once, when the dataset
+// is opened (in parallel), into an in-memory array at the model's input size: its centred square
+// resized, as prediction prepares an image.
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/sources.hpp"
+#include "vit/dataset.hpp"
+#include "vit/error.hpp"
+#include "vit/image.hpp"
+#include "vit/transforms.hpp"
+
+namespace vit {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// The class folders of a split directory, sorted by name (byte order).
+std::vector<std::string> class_folders(const fs::path& split) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(split, ec)) {
+    if (!hidden(e.path()) && e.is_directory(ec)) names.push_back(e.path().filename().string());
+  }
+  VIT_CHECK(!ec, "cannot list '" + split.string() + "': " + ec.message());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+struct Listing {
+  std::vector<std::string> files;
+  std::vector<int32_t> labels;
+};
+
+// Every image file of split/<class>/ (below it too, as torchvision walks), by class then name,
+// for the class folders split has (train/'s classes, numbered by `index`).
+Listing list_split(const fs::path& split, const std::map<std::string, int>& index) {
+  Listing l;
+  for (const std::string& name : class_folders(split)) {
+    const fs::path dir = split / name;
+    const int k = index.at(name);
+    std::vector<std::string> found;
+    std::error_code ec;
+    auto it =
+        fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (hidden(it->path())) {
+        if (it->is_directory(ec)) it.disable_recursion_pending();
+        continue;
+      }
+      if (image_file_name(it->path().string()) && it->is_regular_file(ec)) {
+        found.push_back(it->path().string());
+      }
+    }
+    VIT_CHECK(!ec, "cannot list '" + dir.string() + "': " + ec.message());
+    VIT_CHECK(!found.empty(), "class folder '" + dir.string() +
+                                  "' holds no image file (.png, .jpg, .jpeg, .bmp, .pgm, .ppm); "
+                                  "remove it or add its images");
+    std::sort(found.begin(), found.end());
+    for (std::string& f : found) {
+      l.files.push_back(std::move(f));
+      l.labels.push_back(int32_t(k));
+    }
+  }
+  return l;
+}
+
+// Decodes every file into [C, S, S] pixels, in parallel; the first file that cannot be read stops
+// it with the file's name and the reason.
+std::shared_ptr<ImageArray> decode_all(const Listing& l, int channels, int size) {
+  auto a = std::make_shared<ImageArray>();
+  a->channels = channels;
+  a->image_size = size;
+  a->labels = l.labels;
+  const int64_t n = int64_t(l.files.size()), px = a->image_pixels();
+  a->pixels.resize(size_t(n * px));
+  PrepareOptions options;
+  options.invert = Invert::kOff;
+  options.fit_mnist = 0;
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t i = 0; i < n; ++i) {
+    if (failed.load(std::memory_order_relaxed)) continue;
+    try {
+      const PreparedImage p =
+          prepare_image(decode_image(l.files[size_t(i)]), channels, size, InputStyle{}, options);
+      std::copy(p.pixels.begin(), p.pixels.end(), a->pixels.begin() + i * px);
+    } catch (...) {
+#pragma omp critical(vit_folder_error)
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  return a;
+}
+
+}  // namespace
+
+namespace data {
+
+int folder_classes(const std::string& dir, const std::string&) {
+  const fs::path train = fs::path(dir) / "train";
+  std::error_code ec;
+  if (!fs::is_directory(train, ec)) return 0;
+  return int(class_folders(train).size());
+}
+
+DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options) {
+  VIT_CHECK(!dir.empty(), "dataset 'folder:' needs a directory, e.g. folder:/data/flowers");
+  const fs::path root(dir), train = root / "train";
+  std::error_code ec;
+  VIT_CHECK(fs::is_directory(train, ec),
+            "folder dataset '" + dir + "' not found: it needs " + train.string() +
+                "/<class>/<images> (and optionally val/<class>/ and test/<class>/)");
+  const SampleShape want = options.shape;
+  VIT_CHECK(want.channels >= 1 && want.height >= 1 && want.height == want.width,
+            "a folder dataset is decoded at the model's square input size; none was given");
+  DatasetSplits s;
+  s.class_names = class_folders(train);
+  const int K = int(s.class_names.size());
+  VIT_CHECK(K >= 1, "'" + train.string() + "' holds no class folder (train/<class>/<images>)");
+  VIT_CHECK(K == options.num_classes, "folder dataset '" + dir + "' has " + std::to_string(K) +
+                                          " classes but the model " +
+                                          std::to_string(options.num_classes) +
+                                          "; set `num_classes` to " + std::to_string(K));
+  std::map<std::string, int> index;
+  for (int k = 0; k < K; ++k) index[s.class_names[size_t(k)]] = k;
+  auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
+    const fs::path split = root / name;
+    if (!fs::is_directory(split, ec)) return nullptr;
+    for (const std::string& c : class_folders(split)) {
+      VIT_CHECK(index.count(c), "class folder '" + (split / c).string() +
+                                    "' has no counterpart in train/; every class of " + name +
+                                    "/ must be one the model trains on");
+    }
+    return decode_all(list_split(split, index), want.channels, want.height);
+  };
+  s.train = open_split("train");
+  // val/ chooses the best epoch and test/ is reported; with only one of them, it is the test
+  // split (reported, never choosing), and a validation split can come from `val_split`.
+  std::shared_ptr<const Dataset> val = open_split("val"), test = open_split("test");
+  if (val && test) {
+    s.val = val;
+    s.test = test;
+  } else {
+    s.test = val ? val : test;
+  }
+  VIT_CHECK(s.test != nullptr, "folder dataset '" + dir +
+                                   "' has no val/ or test/ folder to evaluate on; add one "
+                                   "(val/<class>/<images>)");
+  return s;
+}
+
+}  // namespace data
+}  // namespace vit

@@ -1,0 +1,176 @@
+// The dataset sources for users' own images: CIFAR's binary versions and image folders
+// (torchvision's ImageFolder layout), on files written here, good and bad.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/data.hpp"
+#include "vit/error.hpp"
+
+namespace vit::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A CIFAR record: label bytes, then the red, green and blue planes; pixel j of plane c is
+// (seed + 3 c + j) mod 256, so every byte says where it came from.
+std::vector<uint8_t> cifar_record(std::vector<uint8_t> labels, int seed) {
+  std::vector<uint8_t> r = std::move(labels);
+  for (int c = 0; c < 3; ++c) {
+    for (int j = 0; j < 1024; ++j) r.push_back(uint8_t(seed + 3 * c + j));
+  }
+  return r;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()), false);
+}
+
+TEST(Sources, Cifar10BinaryVersion) {
+  TempDir dir("cifar10");
+  // Batch b holds two records, labels b and b + 5; the test batch one of label 9.
+  for (int b = 1; b <= 5; ++b) {
+    std::vector<uint8_t> bytes = cifar_record({uint8_t(b)}, 10 * b);
+    const std::vector<uint8_t> second = cifar_record({uint8_t(b + 4)}, 10 * b + 1);
+    bytes.insert(bytes.end(), second.begin(), second.end());
+    write_bytes(dir / ("data_batch_" + std::to_string(b) + ".bin"), bytes, false);
+  }
+  write_bytes(dir / "test_batch.bin", cifar_record({9}, 7), false);
+  write_text(dir / "batches.meta.txt",
+             "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  const std::string spec = "cifar10:" + dir.path;
+  EXPECT_EQ(dataset_classes(spec), 10);
+  DatasetSplits s = load_dataset(spec, 10);
+  ASSERT_EQ(s.train->size(), 10);
+  ASSERT_EQ(s.test->size(), 1);
+  const ImageArray& a = *s.train->as_array();
+  EXPECT_EQ(a.channels, 3);
+  EXPECT_EQ(a.image_size, 32);
+  EXPECT_EQ(a.labels, (std::vector<int32_t>{1, 5, 2, 6, 3, 7, 4, 8, 5, 9}));
+  EXPECT_EQ(a.image(3)[0], uint8_t(21));                 // batch 2's second record
+  EXPECT_EQ(a.image(3)[1024 + 5], uint8_t(21 + 3 + 5));  // its green plane
+  EXPECT_EQ(s.class_names[9], "truck");
+  EXPECT_TRUE(s.style.dark_background == false || s.style.dark_background == true);
+  // Refused with the file and the reason: a truncated file, a label beyond the classes, a
+  // missing file (saying where the real ones are), a model of another class count.
+  std::vector<uint8_t> cut = cifar_record({1}, 0);
+  cut.pop_back();
+  write_bytes(dir / "test_batch.bin", cut, false);
+  expect_error([&] { load_dataset(spec, 10); }, "not a whole number of 3073-byte CIFAR records");
+  write_bytes(dir / "test_batch.bin", cifar_record({10}, 0), false);
+  expect_error([&] { load_dataset(spec, 10); }, "record 0 has label 10, outside the 10 classes");
+  fs::remove(dir / "test_batch.bin");
+  expect_error([&] { load_dataset(spec, 10); }, "www.cs.toronto.edu/~kriz/cifar.html");
+  expect_error([&] { load_dataset(spec, 12); }, "set `num_classes` to 10");
+}
+
+TEST(Sources, Cifar100FineAndCoarseLabels) {
+  TempDir dir("cifar100");
+  std::vector<uint8_t> train = cifar_record({3, 77}, 1);
+  const std::vector<uint8_t> second = cifar_record({19, 99}, 2);
+  train.insert(train.end(), second.begin(), second.end());
+  write_bytes(dir / "train.bin", train, false);
+  write_bytes(dir / "test.bin", cifar_record({0, 5}, 3), false);
+  std::string fine, coarse;
+  for (int k = 0; k < 100; ++k) fine += "fine" + std::to_string(k) + "\n";
+  for (int k = 0; k < 20; ++k) coarse += "coarse" + std::to_string(k) + "\n";
+  write_text(dir / "fine_label_names.txt", fine);
+  write_text(dir / "coarse_label_names.txt", coarse);
+  DatasetSplits f = load_dataset("cifar100:" + dir.path, 100);
+  EXPECT_EQ(f.train->label(0), 77);
+  EXPECT_EQ(f.train->label(1), 99);
+  EXPECT_EQ(f.test->label(0), 5);
+  EXPECT_EQ(f.class_names[77], "fine77");
+  EXPECT_EQ(f.train->as_array()->image(1)[0], uint8_t(2));
+  DatasetSplits c = load_dataset("cifar100-coarse:" + dir.path, 20);
+  EXPECT_EQ(c.train->label(0), 3);
+  EXPECT_EQ(c.train->label(1), 19);
+  EXPECT_EQ(c.class_names[19], "coarse19");
+  EXPECT_EQ(dataset_classes("cifar100-coarse:" + dir.path), 20);
+}
+
+// A binary PPM of w x h whose pixel (x, y) is (x, y, value).
+void write_ppm(const std::string& path, int w, int h, uint8_t value) {
+  std::string s = "P6\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      s += char(x);
+      s += char(y);
+      s += char(value);
+    }
+  }
+  write_text(path, s);
+}
+
+TEST(Sources, ImageFolders) {
+  TempDir dir("folder");
+  const fs::path root(dir.path);
+  // Classes "b-cat", "a-dog" and "c-eel": sorted by name, whatever order they were made in.
+  for (const char* c : {"b-cat", "a-dog", "c-eel"}) {
+    fs::create_directories(root / "train" / c / "more");
+    fs::create_directories(root / "test" / c);
+  }
+  write_ppm(root / "train/a-dog/1.ppm", 6, 4, 10);  // wider than tall: its centre square
+  write_ppm(root / "train/a-dog/2.PPM", 4, 4, 20);  // any case of extension
+  write_ppm(root / "train/b-cat/x.ppm", 4, 4, 30);
+  write_ppm(root / "train/b-cat/more/y.ppm", 4, 8, 40);  // below the class folder too
+  write_ppm(root / "train/c-eel/z.ppm", 4, 4, 50);
+  write_ppm(root / "train/c-eel/.hidden.ppm", 4, 4, 60);  // ignored: hidden
+  write_text(root / "train/c-eel/notes.txt", "ignored: not an image");
+  fs::create_directories(root / "train/.git");  // a hidden folder is no class
+  for (const char* c : {"a-dog", "b-cat", "c-eel"})
+    write_ppm(root / "test" / c / "t.ppm", 4, 4, 70);
+  const std::string spec = "folder:" + dir.path;
+  EXPECT_EQ(dataset_classes(spec), 3);
+  DatasetSplits s = load_dataset(spec, 3, "", {3, 4, 4});
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"a-dog", "b-cat", "c-eel"}));
+  ASSERT_EQ(s.train->size(), 5);
+  EXPECT_EQ(s.test->size(), 3);
+  EXPECT_EQ(s.val, nullptr) << "with test/ alone there is no validation split";
+  const ImageArray& a = *s.train->as_array();
+  EXPECT_EQ(a.labels, (std::vector<int32_t>{0, 0, 1, 1, 2}));
+  // 1.ppm is 6x4: its centre square starts at x = 1, so red runs 1..4 across the first row.
+  EXPECT_EQ(a.image(0)[0], 1);
+  EXPECT_EQ(a.image(0)[3], 4);
+  EXPECT_EQ(a.image(0)[2 * 16], 10);  // blue plane: the file's value
+  // 4x8 (taller): the centre square starts at y = 2.
+  EXPECT_EQ(a.image(2)[16 + 0], 2);
+  EXPECT_EQ(a.image(2)[2 * 16], 40);
+  // Decoded at the model's shape: gray, another size.
+  DatasetSplits g = load_dataset(spec, 3, "", {1, 2, 2});
+  EXPECT_EQ(g.train->shape().channels, 1);
+  EXPECT_EQ(g.train->shape().height, 2);
+  // val/ and test/ together: val/ chooses (the validation split), test/ is reported.
+  for (const char* c : {"a-dog", "b-cat"}) {
+    fs::create_directories(root / "val" / c);
+    write_ppm(root / "val" / c / "v.ppm", 5, 5, 80);
+  }
+  s = load_dataset(spec, 3, "", {3, 4, 4});
+  ASSERT_NE(s.val, nullptr);
+  EXPECT_EQ(s.val->size(), 2);
+  EXPECT_EQ(s.test->size(), 3);
+  // Refused, with what to do: a class of val/ that train/ lacks, an empty class folder, a
+  // corrupt image (named), a model with another number of classes, no train/.
+  fs::create_directories(root / "val/d-fox");
+  expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "has no counterpart in train/");
+  fs::remove_all(root / "val/d-fox");
+  fs::create_directories(root / "train/d-fox");
+  expect_error([&] { load_dataset(spec, 4, "", {3, 4, 4}); }, "d-fox' holds no image file");
+  fs::remove_all(root / "train/d-fox");
+  write_text(root / "train/b-cat/broken.ppm", "P6\n4 4\n255\nxx");
+  expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "broken.ppm");
+  fs::remove(root / "train/b-cat/broken.ppm");
+  expect_error([&] { load_dataset(spec, 5, "", {3, 4, 4}); }, "set `num_classes` to 3");
+  expect_error(
+      [&] {
+        load_dataset("folder:" + (dir / "none"), 3, "", {3, 4, 4});
+      },
+      "train/<class>/<images>");
+}
+
+}  // namespace
+}  // namespace vit::test
