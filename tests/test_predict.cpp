@@ -49,9 +49,13 @@ double drawings_accuracy(LoadedModel& m, const InputStyle& style, const PrepareO
 
 TEST(Predict, DemoModelReadsDrawnDigits) {
   LoadedModel m = load_model(fixture("demo_tiny28.f16.safetensors"));
-  const InputStyle mnist{.dark_background = true, .fit_mnist = true};
+  // The checkpoint says what it was trained on, and so how vit predict prepares a picture for it.
+  EXPECT_EQ(m.meta.dataset, "mnist");
+  ASSERT_TRUE(m.meta.input.has_value());
+  EXPECT_TRUE(m.meta.input->dark_background);
+  EXPECT_TRUE(m.meta.input->fit_mnist);
   std::string misread;
-  const double fitted = drawings_accuracy(m, mnist, {}, &misread);
+  const double fitted = drawings_accuracy(m, *m.meta.input, {}, &misread);
   // For the record, the same pictures without the preparation (resized whole, polarity as drawn).
   const double plain = drawings_accuracy(m, {}, {.invert = Invert::kOff}, nullptr);
   std::printf("drawn digits: %.1f%% prepared (MNIST's fit, polarity), %.1f%% resized as drawn\n",
