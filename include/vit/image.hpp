@@ -15,10 +15,19 @@ struct Image {
   std::vector<uint8_t> pixels;
 };
 
-// Decodes an image file as it is stored (its own size and channels): PNG, JPEG or BMP via
-// stb_image; binary PGM/PPM (8- or 16-bit, scaled to 8) here. Up to 8192 pixels a side and 256
-// MiB of file. An unreadable, corrupt or unsupported file is a vit::Error naming it and the reason.
-Image decode_image(const std::string& path);
+struct DecodeOptions {
+  // > 0: a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg-turbo's DCT-domain
+  // scaling, several times faster) while its shorter side stays at least this many pixels.
+  int min_side = 0;
+};
+
+// Decodes an image file as it is stored (its own size and channels): JPEG (libjpeg-turbo; gray
+// or RGB, CMYK converted, turned upright by its EXIF orientation), PNG (libpng; palettes,
+// transparency and 16-bit samples at 8 bits, no gamma correction), BMP (stb_image) and binary
+// PGM/PPM (8- or 16-bit, scaled to 8). Up to 8192 pixels a side and 256 MiB of file. An
+// unreadable, corrupt (also partly: a truncated JPEG) or unsupported file is a vit::Error naming
+// it and the reason.
+Image decode_image(const std::string& path, const DecodeOptions& options = {});
 
 // Whether a file's name is an image's that directories are searched for: not hidden (no leading
 // '.') and with an image's extension (.png, .jpg, .jpeg, .bmp, .pgm, .ppm, any case).

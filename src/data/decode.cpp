@@ -1,6 +1,7 @@
-// Image files: decoding as stored (PNG, JPEG, BMP with stb_image; PGM/PPM here), with the checks
-// that keep Debian's stb_image 2.27 from the faults fuzz/fuzz_image.cpp found. Converting and
-// resizing for the model are transforms (src/data/transforms.cpp).
+// Image files: decoding as stored, each format by the hardest-tested decoder Debian packages: JPEG
+// with libjpeg-turbo (src/data/jpeg.cpp), PNG with libpng (src/data/png.cpp), PGM/PPM here, and
+// only BMP with stb_image (which produced every fault fuzz/fuzz_image.cpp found in its JPEG, PNM
+// and PNG code). Converting and resizing for the model are transforms (src/data/transforms.cpp).
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -14,6 +15,7 @@
 // stb_image.cpp holds the implementation and its configuration.
 #include <stb/stb_image.h>
 
+#include "data/decoders.hpp"
 #include "vit/error.hpp"
 #include "vit/image.hpp"
 
@@ -42,49 +44,6 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
       f.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(size)).good() || size == 0,
       "cannot read image '" + path + "': read error");
   return bytes;
-}
-
-// Debian 12's stb_image (2.27) trusts the code counts of a JPEG Huffman table (DHT): counts
-// summing past 256 make it write past its 256-entry tables (found by fuzz/fuzz_image.cpp; stb
-// 2.28 added the check). This refuses such files before stb sees them. Before the first scan
-// (SOS) the segments are walked one by one, as stb reads them; from the first scan, or from the
-// first byte that is not a marker (stb then searches for the next 0xFF), every 0xFF 0xC4 pair is
-// checked as stb would read it.
-void check_jpeg_huffman_tables(const std::vector<uint8_t>& b, const std::string& path) {
-  // stb takes any run of 0xFF bytes before a marker code as fill, also before the first (SOI).
-  size_t i = 0;
-  while (i < b.size() && b[i] == 0xFF) ++i;
-  if (i == 0 || i >= b.size() || b[i] != 0xD8) return;  // not a JPEG to stb
-  ++i;
-  auto at = [&](size_t i) -> int { return i < b.size() ? b[i] : 0; };  // stb reads 0 past the end
-  // A DHT segment whose length field starts at i, read table by table as stb does.
-  auto check_dht = [&](size_t i) {
-    int64_t left = (at(i) << 8 | at(i + 1)) - 2;
-    size_t p = i + 2;
-    while (left > 0 && p < b.size()) {
-      int n = 0;
-      for (int k = 1; k <= 16; ++k) n += at(p + k);
-      VIT_CHECK(n <= 256, "cannot read image '" + path +
-                              "': corrupt JPEG (a Huffman table declares " + std::to_string(n) +
-                              " codes; at most 256 exist)");
-      left -= 17 + n;
-      p += 17 + size_t(n);
-    }
-  };
-  while (i + 4 <= b.size()) {
-    if (b[i] != 0xFF) break;
-    const int m = b[i + 1];
-    if (m == 0xFF) {  // fill byte
-      ++i;
-      continue;
-    }
-    if (m == 0xDA || m == 0xD9) break;  // start of scan (entropy-coded data follows) or end
-    if (m == 0xC4) check_dht(i + 2);
-    i += 2 + size_t(b[i + 2] << 8 | b[i + 3]);
-  }
-  for (size_t j = i; j + 1 < b.size(); ++j) {
-    if (b[j] == 0xFF && b[j + 1] == 0xC4) check_dht(j + 2);
-  }
 }
 
 // Binary PGM/PPM (P5/P6), decoded here rather than by stb_image 2.27, which (found by
@@ -140,19 +99,26 @@ bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& i
 
 }  // namespace
 
-Image decode_image(const std::string& path) {
+Image decode_image(const std::string& path, const DecodeOptions& options) {
   const std::vector<uint8_t> bytes = read_bytes(path);
   Image img;
   if (decode_pnm(bytes, path, img)) return img;
-  check_jpeg_huffman_tables(bytes, path);
+  if (data::is_jpeg(bytes.data(), bytes.size())) {
+    return data::decode_jpeg(bytes.data(), bytes.size(), path, options.min_side);
+  }
+  if (data::is_png(bytes.data(), bytes.size()))
+    return data::decode_png(bytes.data(), bytes.size(), path);
+  VIT_CHECK(bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M',
+            "cannot read image '" + path +
+                "': not an image format vitcpp reads (PNG, JPEG, BMP, PGM/PPM)");
   VIT_CHECK(bytes.size() <= size_t(INT32_MAX), "cannot read image '" + path + "': too large");
-  // Decoded to the file's own channel count.
+  // BMP: stb_image, decoded to the file's own channel count.
   int w = 0, h = 0, n = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> stb(
       stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &n, 0), stbi_image_free);
   if (!stb) {
-    throw Error("cannot read image '" + path + "': " + stbi_failure_reason() +
-                " (supported: PNG, JPEG, BMP, PGM/PPM, up to 8192 pixels a side)");
+    throw Error("cannot read image '" + path + "': BMP: " + stbi_failure_reason() +
+                " (up to 8192 pixels a side)");
   }
   VIT_CHECK(w >= 1 && h >= 1 && n >= 1 && n <= 4,
             "cannot read image '" + path + "': decoded to " + std::to_string(w) + " x " +

@@ -94,8 +94,8 @@ std::shared_ptr<ImageArray> decode_all(const Listing& l, int channels, int size)
   for (int64_t i = 0; i < n; ++i) {
     if (failed.load(std::memory_order_relaxed)) continue;
     try {
-      const PreparedImage p =
-          prepare_image(decode_image(l.files[size_t(i)]), channels, size, InputStyle{}, options);
+      const PreparedImage p = prepare_image(decode_image(l.files[size_t(i)], {.min_side = size}),
+                                            channels, size, InputStyle{}, options);
       std::copy(p.pixels.begin(), p.pixels.end(), a->pixels.begin() + i * px);
     } catch (...) {
 #pragma omp critical(vit_folder_error)

@@ -1,0 +1,31 @@
+// The file decoders behind vit::decode_image (src/data/decode.cpp): JPEG with libjpeg-turbo, PNG
+// with libpng, each from the file's bytes, refusing a corrupt or truncated file (warnings
+// included) with a vit::Error "cannot read image '<path>': <reason>".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "vit/image.hpp"
+
+namespace vit::data {
+
+// Whether bytes start as a JPEG (FF D8 FF) or a PNG (its 8-byte signature) does.
+bool is_jpeg(const uint8_t* bytes, size_t n);
+bool is_png(const uint8_t* bytes, size_t n);
+
+// A JPEG decoded to gray (1 channel) or RGB (3; CMYK converted), turned upright as its EXIF
+// orientation says. min_side > 0 lets libjpeg-turbo decode at 1/2, 1/4 or 1/8 of the size in the
+// DCT domain (much faster) while the shorter side stays at least min_side.
+Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side);
+
+// A PNG at 8 bits a sample in its own channels (gray, gray + alpha, RGB, RGBA): palettes expanded,
+// transparency (tRNS) as alpha, 16-bit samples scaled to 8, low bit depths widened; no gamma
+// correction (as Pillow and torchvision read it).
+Image decode_png(const uint8_t* bytes, size_t n, const std::string& path);
+
+// The Image turned by an EXIF orientation (1-8; 1 and anything else leave it).
+void apply_exif_orientation(Image& image, int orientation);
+
+}  // namespace vit::data
