@@ -6,7 +6,9 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -347,6 +349,25 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   write_bytes(dir / "wide.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
   EXPECT_RUN("predict --top-k 1 --model " + (dir / "run") + " " + (dir / "wide.pgm"), 0,
              "wide.pgm: 3-bottom-right (");
+  // A corrupt image stops a run before training, named, with the way out; with that flag it is
+  // left out and listed in the run directory, and resume keeps the choice.
+  const std::string broken = dir / "train/2-bottom-left/broken.jpg";
+  write_bytes(broken, {0xFF, 0xD8, 0xFF, 0xE0, 0, 16}, false);
+  EXPECT_RUN("train --data " + data + flags + " --epochs 1 --out " + (dir / "bad"), 1,
+             "broken.jpg': JPEG: ");
+  EXPECT_RUN("train --data " + data + flags + " --epochs 1 --out " + (dir / "bad"), 1,
+             "or leave unreadable images out with --skip-bad-images");
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad"));
+  EXPECT_RUN(
+      "train --data " + data + flags + " --epochs 1 --skip-bad-images --out " + (dir / "skip"), 0,
+      "1 unreadable image was left out; it is listed in");
+  std::ifstream listed(dir / "skip/skipped-images.txt");
+  const std::string list((std::istreambuf_iterator<char>(listed)), {});
+  EXPECT_NE(list.find(broken), std::string::npos) << list;
+  EXPECT_RUN("train --resume " + (dir / "skip") + " --epochs 2", 0, "epoch 2/2");
+  EXPECT_RUN("eval --model " + (dir / "run") + " --data " + data + " --skip-bad-images", 0,
+             "vit eval: warning: cannot read image '" + broken + "': JPEG: ");
+  std::filesystem::remove(broken);
 
   // CIFAR's format, 3x32x32: the tiny28 shape does not fit and says what to set; the cifar
   // preset's does (made small here to be quick).
@@ -390,6 +411,26 @@ TEST(Cli, ProgressBarOnlyOnATerminal) {
   ASSERT_EQ(tty.code, 0) << tty.out;
   EXPECT_NE(tty.out.find("ETA"), std::string::npos) << tty.out;
   EXPECT_NE(tty.out.find("epoch 1/1 ["), std::string::npos) << tty.out;
+  // Decoding a folder's images shows its own bar.
+  for (const char* split : {"train/a", "train/b", "test/a", "test/b"}) {
+    std::filesystem::create_directories(dir / split);
+    for (int i = 0; i < 40; ++i) {
+      std::string pgm =
+          "P5\n8 8\n255\n" + std::string(64, char(split[std::strlen(split) - 1] == 'a' ? 30 : 200));
+      pgm[12 + i % 64] = char(i * 5);
+      write_bytes(dir / (std::string(split) + "/" + std::to_string(i) + ".pgm"),
+                  std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
+    }
+  }
+  command.clear();
+  for (const std::string& w : cli_command()) command += w + " ";
+  command += "train --data folder:" + dir.path +
+             " --image-size 8 --patch 2 --dim 8 --depth 1 "
+             "--heads 1 --epochs 1 --out " +
+             (dir / "tty-folder");
+  const Result decoding = vit_shell("script -qec '" + command + "' /dev/null");
+  ASSERT_EQ(decoding.code, 0) << decoding.out;
+  EXPECT_NE(decoding.out.find("decoding images ["), std::string::npos) << decoding.out;
 }
 
 }  // namespace

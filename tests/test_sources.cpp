@@ -2,6 +2,7 @@
 // (torchvision's ImageFolder layout), on files written here, good and bad.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -162,7 +163,30 @@ TEST(Sources, ImageFolders) {
   expect_error([&] { load_dataset(spec, 4, "", {3, 4, 4}); }, "d-fox' holds no image file");
   fs::remove_all(root / "train/d-fox");
   write_text(root / "train/b-cat/broken.ppm", "P6\n4 4\n255\nxx");
-  expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "broken.ppm");
+  expect_error(
+      [&] {
+        load_dataset(spec, 3, "", {3, 4, 4});
+      },
+      "broken.ppm': the PGM/PPM file is truncated");
+  expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "`skip_bad_images`");
+  // ... unless unreadable images are to be left out: then it is listed, the rest kept, and the
+  // progress reaches every file.
+  DatasetOptions o;
+  o.num_classes = 3;
+  o.shape = {3, 4, 4};
+  o.skip_bad = true;
+  std::vector<int64_t> seen;
+  o.progress = [&](int64_t done, int64_t total) {
+    EXPECT_EQ(total, 6 + 2 + 3);
+    seen.push_back(done);
+  };
+  s = load_dataset(spec, o);
+  ASSERT_EQ(s.skipped.size(), 1u);
+  EXPECT_NE(s.skipped[0].find("broken.ppm"), std::string::npos) << s.skipped[0];
+  EXPECT_EQ(s.train->size(), 5);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(seen.back(), 11);
   fs::remove(root / "train/b-cat/broken.ppm");
   expect_error([&] { load_dataset(spec, 5, "", {3, 4, 4}); }, "set `num_classes` to 3");
   expect_error(

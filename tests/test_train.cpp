@@ -372,10 +372,11 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   const std::map<std::string, std::string> md = s.to_metadata();
   std::vector<std::string> keys;
   for (const auto& [k, v] : md) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data",
-                                            "data_dir", "epoch", "epoch_correct", "epoch_loss_sum",
-                                            "epoch_seconds", "epoch_seen", "epoch_step", "kind",
-                                            "optimizer_step", "recipe", "step"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data", "data_dir",
+                                      "epoch", "epoch_correct", "epoch_loss_sum", "epoch_seconds",
+                                      "epoch_seen", "epoch_step", "kind", "optimizer_step",
+                                      "recipe", "skip_bad_images", "step"}));
   EXPECT_EQ(md.at("kind"), "train-state");
   EXPECT_EQ(md.at("epoch"), "3");
   EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");  // %.17g, as always
@@ -394,7 +395,9 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   expect_refused(m, "no 'epoch_seen'");
   m = md;
   m.erase("best_test_acc");  // states written before it existed
+  m.erase("skip_bad_images");
   EXPECT_EQ(TrainState::from_metadata(m, "run").best_test_acc, 0.0);
+  EXPECT_FALSE(TrainState::from_metadata(m, "run").skip_bad_images);
   m = md;
   m["step"] = "12x";
   expect_refused(m, "'step' is not a valid integer");

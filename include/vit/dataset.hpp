@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,8 @@ struct DatasetSplits {
   std::shared_ptr<const Dataset> val;
   std::vector<std::string> class_names;
   InputStyle style;  // load_dataset: the source's fit, the training images' polarity
+  // Files left out because they could not be read ("<path>: <reason>"; DatasetOptions::skip_bad).
+  std::vector<std::string> skipped;
 };
 
 struct DatasetOptions {
@@ -72,6 +75,12 @@ struct DatasetOptions {
   // The model's input (channels, and its square side as height and width): what a source whose
   // images vary in size (folder:DIR) decodes them to. Sources of fixed-size images ignore it.
   SampleShape shape;
+  // Sources that decode image files: leave out a file that cannot be read (listed in
+  // DatasetSplits::skipped) instead of stopping with its name and the reason.
+  bool skip_bad = false;
+  // Called now and then while a source decodes its files (images done, of total), from the
+  // thread that called load_dataset.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 // One named source of datasets. `name` is matched whole ("mnist") or, when it ends in ':', as a
@@ -121,6 +130,8 @@ std::string dataset_names();
 // is a vit::Error saying how to install it.
 DatasetSplits load_dataset(const std::string& spec, int num_classes,
                            const std::string& data_dir = "", const SampleShape& shape = {});
+// The same with every option (DatasetOptions; its num_classes is the model's).
+DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& options);
 
 // The number of classes of the dataset a spec names, when its source can tell without loading it
 // (DatasetSource::classes), else 0; vit::Error for an unknown spec.

@@ -297,6 +297,8 @@ struct TrainReporter {
   virtual void message(const std::string& line) = 0;
   virtual void step(const StepProgress& p) = 0;
   virtual void epoch(const EpochMetrics& m, int epochs) = 0;
+  // Long work before training, such as decoding a folder's images: `done` of `total` units.
+  virtual void progress(const std::string& /*what*/, int64_t /*done*/, int64_t /*total*/) {}
   // Polled after every step: true ends training there, after saving the resume state (the run
   // continues exactly with resume()).
   virtual bool stop_requested() { return false; }
@@ -307,6 +309,9 @@ struct TrainOptions {
   std::string data_dir;  // overrides where a named dataset lives
   std::string out_dir;   // run directory
   int eval_batch = 256;
+  // Leave out images that cannot be read (listed in the run directory's skipped-images.txt)
+  // instead of stopping; resume keeps the run's choice.
+  bool skip_bad_images = false;
 };
 
 struct TrainSummary {

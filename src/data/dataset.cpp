@@ -126,10 +126,19 @@ int dataset_classes(const std::string& spec, const std::string& data_dir) {
 
 DatasetSplits load_dataset(const std::string& spec, int num_classes, const std::string& data_dir,
                            const SampleShape& shape) {
+  DatasetOptions options;
+  options.num_classes = num_classes;
+  options.data_dir = data_dir;
+  options.shape = shape;
+  return load_dataset(spec, options);
+}
+
+DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& options) {
+  const int num_classes = options.num_classes;
   VIT_CHECK(num_classes >= 2, "a dataset needs at least 2 classes");
   std::string arg;
   const DatasetSource* found = &dataset_source(spec, &arg);
-  DatasetSplits s = found->open(arg, DatasetOptions{num_classes, data_dir, shape});
+  DatasetSplits s = found->open(arg, options);
   s.name = spec;
   VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");
   const SampleShape a = s.train->shape();

@@ -1,7 +1,10 @@
 // Image-folder datasets (folder:DIR, torchvision's ImageFolder layout): DIR/train/<class>/*, and
 // DIR/val/<class>/*, DIR/test/<class>/* when there. Every image is decoded once, when the dataset
-// is opened (in parallel), into an in-memory array at the model's input size: its centred square
-// resized, as prediction prepares an image.
+// is opened (in parallel, with progress), into an in-memory array at the model's input size: its
+// centred square resized, as prediction prepares an image. Unreadable images stop it, or are
+// skipped and listed (DatasetOptions::skip_bad).
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -76,20 +79,25 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
   return l;
 }
 
-// Decodes every file into [C, S, S] pixels, in parallel; the first file that cannot be read stops
-// it with the file's name and the reason.
-std::shared_ptr<ImageArray> decode_all(const Listing& l, int channels, int size) {
+// Decodes every file into [C, S, S] pixels, in parallel, telling o.progress how far it is (from
+// the first thread only). A file that cannot be read stops it with the file's name and the reason
+// (the first such file in the listing's order, whichever thread met it) or, with o.skip_bad, is
+// left out and listed in *skipped.
+std::shared_ptr<ImageArray> decode_all(const Listing& l, const DatasetOptions& o, int64_t* done,
+                                       int64_t total, std::vector<std::string>* skipped) {
+  const int channels = o.shape.channels, size = o.shape.height;
   auto a = std::make_shared<ImageArray>();
   a->channels = channels;
   a->image_size = size;
-  a->labels = l.labels;
   const int64_t n = int64_t(l.files.size()), px = a->image_pixels();
   a->pixels.resize(size_t(n * px));
   PrepareOptions options;
   options.invert = Invert::kOff;
   options.fit_mnist = 0;
+  std::vector<std::string> errors(static_cast<size_t>(n));  // per file: why it could not be read
   std::exception_ptr error;
   std::atomic<bool> failed{false};
+  std::atomic<int64_t> finished{0};
 #pragma omp parallel for schedule(dynamic, 16)
   for (int64_t i = 0; i < n; ++i) {
     if (failed.load(std::memory_order_relaxed)) continue;
@@ -97,13 +105,41 @@ std::shared_ptr<ImageArray> decode_all(const Listing& l, int channels, int size)
       const PreparedImage p = prepare_image(decode_image(l.files[size_t(i)], {.min_side = size}),
                                             channels, size, InputStyle{}, options);
       std::copy(p.pixels.begin(), p.pixels.end(), a->pixels.begin() + i * px);
+    } catch (const Error& e) {
+      errors[size_t(i)] = e.what();
+      if (!o.skip_bad) failed = true;
     } catch (...) {
 #pragma omp critical(vit_folder_error)
       if (!error) error = std::current_exception();
       failed = true;
     }
+    const int64_t f = finished.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (o.progress && omp_get_thread_num() == 0 && f % 64 == 0) o.progress(*done + f, total);
   }
   if (error) std::rethrow_exception(error);
+  if (!o.skip_bad) {
+    for (const std::string& e : errors) {
+      if (!e.empty()) {
+        throw Error(e +
+                    "; replace or remove the file, or leave unreadable images out with "
+                    "`skip_bad_images`");
+      }
+    }
+  }
+  *done += n;
+  if (o.progress) o.progress(*done, total);
+  // The images that were read, in order.
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!errors[size_t(i)].empty()) {
+      skipped->push_back(errors[size_t(i)]);
+      continue;
+    }
+    if (kept != i) std::copy_n(a->image(i), px, a->pixels.begin() + kept * px);
+    a->labels.push_back(l.labels[size_t(i)]);
+    ++kept;
+  }
+  a->pixels.resize(size_t(kept * px));
   return a;
 }
 
@@ -138,15 +174,25 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
                                           "; set `num_classes` to " + std::to_string(K));
   std::map<std::string, int> index;
   for (int k = 0; k < K; ++k) index[s.class_names[size_t(k)]] = k;
-  auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
+  // Every split listed first (the layout's errors before any decoding), then decoded.
+  std::map<std::string, Listing> listings;
+  int64_t total = 0, done = 0;
+  for (const char* name : {"train", "val", "test"}) {
     const fs::path split = root / name;
-    if (!fs::is_directory(split, ec)) return nullptr;
+    if (!fs::is_directory(split, ec)) continue;
     for (const std::string& c : class_folders(split)) {
       VIT_CHECK(index.count(c), "class folder '" + (split / c).string() +
                                     "' has no counterpart in train/; every class of " + name +
                                     "/ must be one the model trains on");
     }
-    return decode_all(list_split(split, index), want.channels, want.height);
+    listings[name] = list_split(split, index);
+    total += int64_t(listings[name].files.size());
+  }
+  auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
+    if (!listings.count(name)) return nullptr;
+    auto a = decode_all(listings[name], options, &done, total, &s.skipped);
+    VIT_CHECK(a->size() > 0, "every image of '" + (root / name).string() + "' was unreadable");
+    return a;
   };
   s.train = open_split("train");
   // val/ chooses the best epoch and test/ is reported; with only one of them, it is the test

@@ -25,6 +25,7 @@ struct TrainState {
   int64_t optimizer_step = 0;  // the optimizer's step count (its bias correction)
   Recipe recipe;
   std::string data_spec, data_dir;  // the dataset (load_dataset's spec) and where it was read
+  bool skip_bad_images = false;     // unreadable images left out (DatasetOptions::skip_bad)
   double best_acc = -1;             // the best validation accuracy so far (-1: none yet)
   int best_epoch = 0;
   double best_test_acc = 0;  // the test accuracy of that epoch
@@ -38,6 +39,7 @@ struct TrainState {
     v(Field{.name = "recipe"}, s.recipe);
     v(Field{.name = "data"}, s.data_spec);
     v(Field{.name = "data_dir"}, s.data_dir);
+    v(Field{.name = "skip_bad_images", .optional = true}, s.skip_bad_images);
     v(Field{.name = "best_acc"}, s.best_acc);
     v(Field{.name = "best_epoch"}, s.best_epoch);
     v(Field{.name = "best_test_acc", .optional = true}, s.best_test_acc);

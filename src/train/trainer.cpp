@@ -9,7 +9,8 @@
 //   last.safetensors        the same weights as a plain checkpoint, for eval / predict / PyTorch;
 //   best.safetensors        the weights of the best validation accuracy so far (only with a
 //                           validation split: the test set never chooses an epoch);
-//   metrics.jsonl           one line per finished epoch.
+//   metrics.jsonl           one line per finished epoch;
+//   skipped-images.txt      the unreadable images left out (skip_bad_images), when there are.
 // Resume reads only last.train.safetensors, so a crash between two writes can never pair files
 // from different steps.
 #include <chrono>
@@ -39,6 +40,7 @@ constexpr const char* kLast = "last.safetensors";
 constexpr const char* kLastTrain = "last.train.safetensors";
 constexpr const char* kBest = "best.safetensors";
 constexpr const char* kMetrics = "metrics.jsonl";
+constexpr const char* kSkipped = "skipped-images.txt";
 constexpr const char* kMoment1 = "optimizer.exp_avg.";
 constexpr const char* kMoment2 = "optimizer.exp_avg_sq.";
 
@@ -104,12 +106,33 @@ ModelMeta model_meta(const Run& r) {
 }
 
 // The dataset of r's spec, checked against its model, with the recipe's validation split held
-// out (the same one on every resume: it depends only on the seed and the fraction).
-void open_data(Run& r) {
-  r.data = load_dataset(r.data_spec, r.config.num_classes, r.data_dir,
-                        {r.config.channels, r.config.image_size, r.config.image_size});
+// out (the same one on every resume: it depends only on the seed and the fraction). A source that
+// decodes files reports its progress.
+void open_data(Run& r, TrainReporter& reporter) {
+  DatasetOptions o;
+  o.num_classes = r.config.num_classes;
+  o.data_dir = r.data_dir;
+  o.shape = {r.config.channels, r.config.image_size, r.config.image_size};
+  o.skip_bad = r.skip_bad_images;
+  o.progress = [&reporter](int64_t done, int64_t total) {
+    reporter.progress("decoding images", done, total);
+  };
+  r.data = load_dataset(r.data_spec, o);
   check_data_fits(r.config, r.data);
   if (r.recipe.val_split > 0) hold_out_validation(r.data, r.recipe.val_split, r.recipe.seed);
+}
+
+// Lists the images the dataset left out (skip_bad_images) in the run directory, and says so.
+void note_skipped(const Run& r, TrainReporter& reporter) {
+  if (r.data.skipped.empty()) return;
+  std::string text;
+  for (const std::string& line : r.data.skipped) text += line + "\n";
+  write_file_atomically(path_in(r, kSkipped), text);
+  const size_t n = r.data.skipped.size();
+  reporter.message("note: " + std::to_string(n) +
+                   (n == 1 ? " unreadable image was left out; it is"
+                           : " unreadable images were left out; they are") +
+                   " listed in " + path_in(r, kSkipped));
 }
 
 // What a plain checkpoint (last, best) keeps besides the model: where in the run it was written
@@ -314,6 +337,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.dir = options.out_dir;
   r.data_spec = options.data;
   r.data_dir = options.data_dir;
+  r.skip_bad_images = options.skip_bad_images;
   r.config = config;
   r.recipe = recipe;
   const std::string existing = existing_run_file(r.dir);
@@ -322,7 +346,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   check_memory(config, recipe.batch_size);
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
-  open_data(r);
+  open_data(r, reporter);
   r.norm = compute_normalization(*r.data.train);
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed, {.scheme = recipe.init,
@@ -333,6 +357,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   fs::create_directories(r.dir, ec);
   VIT_CHECK(!ec && fs::is_directory(r.dir),
             "cannot create the output directory '" + r.dir + "': " + ec.message());
+  note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
                      ") is larger than the " + std::to_string(r.data.train->size()) +
@@ -374,7 +399,8 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 
-  open_data(r);
+  open_data(r, reporter);
+  note_skipped(r, reporter);
   const int64_t steps_per_epoch = (r.data.train->size() + step_batch(r) - 1) / step_batch(r);
   VIT_CHECK(r.pos.step >= 0 && r.pos.step < steps_per_epoch &&
                 r.step == r.epochs_done * steps_per_epoch + r.pos.step,

@@ -30,6 +30,15 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+// "=====>      ": done of total in 24 characters.
+std::string bar(int64_t done, int64_t total) {
+  constexpr int kWidth = 24;
+  const int filled = int(kWidth * std::min(done, total) / std::max<int64_t>(total, 1));
+  std::string b(size_t(filled), '=');
+  if (filled < kWidth) b += '>' + std::string(size_t(kWidth - filled - 1), ' ');
+  return b;
+}
+
 volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" void on_stop_signal(int sig) {
@@ -57,16 +66,31 @@ class ConsoleReporter : public TrainReporter {
     const auto now = std::chrono::steady_clock::now();
     if (p.step != p.steps && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    constexpr int kWidth = 24;
-    const int filled = int(kWidth * p.step / std::max<int64_t>(p.steps, 1));
-    std::string bar(size_t(filled), '=');
-    if (filled < kWidth) bar += '>' + std::string(size_t(kWidth - filled - 1), ' ');
-    std::fprintf(stderr,
-                 "\r\033[Kepoch %d/%d [%s] %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s  ETA %s",
-                 p.epoch, p.epochs, bar.c_str(), (long long)p.step, (long long)p.steps, p.loss,
-                 100 * p.acc, p.img_per_s, format_duration(p.eta_seconds).c_str());
+    std::fprintf(
+        stderr, "\r\033[Kepoch %d/%d [%s] %lld/%lld  loss %.4f  acc %.2f%%  %.0f img/s  ETA %s",
+        p.epoch, p.epochs, bar(p.step, p.steps).c_str(), (long long)p.step, (long long)p.steps,
+        p.loss, 100 * p.acc, p.img_per_s, format_duration(p.eta_seconds).c_str());
     std::fflush(stderr);
     drawn_ = true;
+  }
+
+  void progress(const std::string& what, int64_t done, int64_t total) override {
+    if (!tty_ || total <= 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done == 0 || what != progress_what_) {
+      progress_what_ = what;
+      progress_start_ = now;
+    }
+    if (done < total && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    const double seconds = std::chrono::duration<double>(now - progress_start_).count();
+    const double eta = done > 0 ? seconds * double(total - done) / double(done) : 0;
+    std::fprintf(stderr, "\r\033[K%s [%s] %lld/%lld  ETA %s", what.c_str(),
+                 bar(done, total).c_str(), (long long)done, (long long)total,
+                 format_duration(eta).c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+    if (done >= total) clear_bar();
   }
 
   bool stop_requested() override { return stop_signal() != 0; }
@@ -93,7 +117,8 @@ class ConsoleReporter : public TrainReporter {
   bool tty_;
   std::function<std::string(const std::string&)> wording_;
   bool drawn_ = false;
-  std::chrono::steady_clock::time_point last_draw_{};
+  std::chrono::steady_clock::time_point last_draw_{}, progress_start_{};
+  std::string progress_what_;
 };
 
 }  // namespace

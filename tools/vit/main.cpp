@@ -92,6 +92,7 @@ struct TrainArgs {
   // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
+  bool skip_bad_images = false;
 };
 
 // A settings struct's defaults, to visit its fields.
@@ -243,6 +244,9 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
   t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
+  t->add_flag("--skip-bad-images", a.skip_bad_images,
+              "Leave out images that cannot be read (listed in the run directory's "
+              "skipped-images.txt) instead of stopping at the first");
   t->add_option("--resume", a.resume,
                 "Continue the run in this directory where it stopped (last epoch, or the step "
                 "where Ctrl-C stopped it)");
@@ -317,7 +321,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     reporter->message("kernels: " + isa_summary());
     for (const std::string& note : run.notes) reporter->message("note: " + note);
-    s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256}, *reporter);
+    s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256, a.skip_bad_images},
+                   *reporter);
   }
   const std::string dir = shell_word(s.dir), vit = shell_word(g_program);
   if (s.interrupted) {
@@ -356,7 +361,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 struct EvalArgs {
   std::string model, data, data_dir, split = "test";
   int batch = 256, threads = 0;
-  bool json = false;
+  bool json = false, skip_bad_images = false;
 };
 
 void add_eval(CLI::App& app, EvalArgs& a) {
@@ -377,6 +382,8 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   add_threads_option(e, a.threads);
   e->add_flag("--json", a.json,
               "Print one JSON object: accuracy, loss, per_class_accuracy, confusion");
+  e->add_flag("--skip-bad-images", a.skip_bad_images,
+              "Leave out images that cannot be read (each named on stderr) instead of stopping");
 }
 
 int run_eval(const EvalArgs& a) {
@@ -389,8 +396,15 @@ int run_eval(const EvalArgs& a) {
                  m.meta.dataset.c_str(), a.data.c_str());
   }
   const Config& c = m.meta.config;
-  vit::DatasetSplits d = vit::load_dataset(a.data, c.num_classes, a.data_dir,
-                                           {c.channels, c.image_size, c.image_size});
+  vit::DatasetOptions options;
+  options.num_classes = c.num_classes;
+  options.data_dir = a.data_dir;
+  options.shape = {c.channels, c.image_size, c.image_size};
+  options.skip_bad = a.skip_bad_images;
+  vit::DatasetSplits d = vit::load_dataset(a.data, options);
+  for (const std::string& skipped : d.skipped) {
+    std::fprintf(stderr, "vit eval: warning: %s; left out\n", skipped.c_str());
+  }
   const int K = m.meta.config.num_classes;
   for (int k = 0; k < K; ++k) {
     if (d.class_names[size_t(k)] == m.meta.class_names[size_t(k)]) continue;
