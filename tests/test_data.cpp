@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "core/rng.hpp"
 #include "idx_writer.hpp"
 #include "test_util.hpp"
 #include "vit/data.hpp"
@@ -507,6 +508,53 @@ TEST(Image, DecodesConvertsAndResizes) {
   std::fclose(f);
   expect_error([&] { load_image(dir / "junk.png", 1, 28); }, "cannot read image");
   expect_error([&] { load_image(dir.path, 1, 28); }, "not a regular file");
+}
+
+// resize_image is the triangle filter of its definition, bit for bit: the taps computed once and
+// the columns done a row at a time change the speed, not a sum's order or a rounding. The
+// reference is the direct loop it replaced (convert, then each row, then each column).
+TEST(Image, ResizeIsItsDefinitionBitForBit) {
+  auto filter = [](const float* in, int n_in, int64_t in_stride, float* out, int n_out,
+                   int64_t out_stride) {
+    const double scale = double(n_in) / n_out, support = std::max(1.0, scale);
+    for (int o = 0; o < n_out; ++o) {
+      const double center = (o + 0.5) * scale - 0.5;
+      const int lo = std::max(0, int(std::floor(center - support)) + 1);
+      const int hi = std::min(n_in - 1, int(std::ceil(center + support)) - 1);
+      double acc = 0, wsum = 0;
+      for (int i = lo; i <= hi; ++i) {
+        const double w = 1.0 - std::fabs(i - center) / support;
+        if (w <= 0) continue;
+        acc += w * in[i * in_stride];
+        wsum += w;
+      }
+      out[o * out_stride] = wsum == 0 ? in[0] : float(acc / wsum);
+    }
+  };
+  Rng rng(9);
+  const int cases[][4] = {{500, 375, 3, 224}, {37, 91, 1, 28}, {8, 8, 3, 32},
+                          {1, 5, 1, 3},       {64, 1, 3, 7},   {300, 200, 3, 1}};
+  for (const auto& k : cases) {
+    const int w = k[0], h = k[1], C = k[2], S = k[3];
+    Image im{w, h, C, {}};
+    for (int i = 0; i < w * h * C; ++i) im.pixels.push_back(uint8_t(rng.below(256)));
+    std::vector<float> rows(size_t(C) * h * S), out(size_t(C) * S * S), line(static_cast<size_t>(w));
+    for (int c = 0; c < C; ++c) {
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) line[size_t(x)] = im.pixels[size_t((y * w + x) * C + c)];
+        filter(line.data(), w, 1, rows.data() + (int64_t(c) * h + y) * S, S, 1);
+      }
+      for (int x = 0; x < S; ++x) {
+        filter(rows.data() + int64_t(c) * h * S + x, h, S, out.data() + int64_t(c) * S * S + x, S,
+               S);
+      }
+    }
+    std::vector<uint8_t> want(out.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+      want[i] = uint8_t(std::clamp(std::round(out[i]), 0.0f, 255.0f));
+    }
+    EXPECT_EQ(resize_image(im, C, S), want) << w << "x" << h << "x" << C << " to " << S;
+  }
 }
 
 // Files that made Debian's stb_image 2.27 read or write out of bounds (found by fuzz_image), which

@@ -71,10 +71,12 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   while (std::getline(f, line)) {
     auto j = nlohmann::json::parse(line);
     for (const char* k : {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                          "test_acc", "lr", "seconds", "img_per_s"}) {
+                          "test_acc", "lr", "seconds", "img_per_s", "data_share"}) {
       EXPECT_TRUE(j.contains(k) && j[k].is_number()) << k;
     }
     EXPECT_EQ(j["epoch"].get<int>(), ++lines);
+    EXPECT_GT(j["data_share"].get<double>(), 0.0);  // batches take some time ...
+    EXPECT_LT(j["data_share"].get<double>(), 1.0);  // ... and the steps the rest
     if (j["val_acc"].get<double>() > best_val) {
       best_val = j["val_acc"].get<double>();
       best_epoch = lines;
@@ -372,11 +374,11 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   const std::map<std::string, std::string> md = s.to_metadata();
   std::vector<std::string> keys;
   for (const auto& [k, v] : md) keys.push_back(k);
-  EXPECT_EQ(keys,
-            (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data", "data_dir",
-                                      "epoch", "epoch_correct", "epoch_loss_sum", "epoch_seconds",
-                                      "epoch_seen", "epoch_step", "kind", "optimizer_step",
-                                      "recipe", "skip_bad_images", "step"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data",
+                                            "data_dir", "epoch", "epoch_correct",
+                                            "epoch_data_seconds", "epoch_loss_sum", "epoch_seconds",
+                                            "epoch_seen", "epoch_step", "kind", "optimizer_step",
+                                            "recipe", "skip_bad_images", "step"}));
   EXPECT_EQ(md.at("kind"), "train-state");
   EXPECT_EQ(md.at("epoch"), "3");
   EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");  // %.17g, as always
@@ -396,6 +398,7 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   m = md;
   m.erase("best_test_acc");  // states written before it existed
   m.erase("skip_bad_images");
+  m.erase("epoch_data_seconds");
   EXPECT_EQ(TrainState::from_metadata(m, "run").best_test_acc, 0.0);
   EXPECT_FALSE(TrainState::from_metadata(m, "run").skip_bad_images);
   m = md;

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "vit/config.hpp"
+#include "vit/dataset.hpp"
+#include "vit/transforms.hpp"
 
 namespace vit {
 
@@ -31,5 +33,22 @@ struct BenchResult {
 };
 
 BenchResult benchmark(const Config& config, const BenchOptions& options);
+
+// The input pipeline on a real dataset: opening it (for an image folder, decoding every file to
+// the model's input) and then assembling training batches (random samples, augmented and
+// normalised as training does) without any model.
+struct DataBenchOptions {
+  std::string data, data_dir;  // load_dataset's spec and where it lives
+  int num_classes = 10;        // the model's (a folder's own count when 0)
+  SampleShape shape;           // the model's input: channels, side
+  AugmentOptions augment;
+  int batch = 128, steps = 50;
+};
+struct DataBenchResult {
+  int64_t images = 0;       // in all splits that were opened
+  double open_seconds = 0;  // load_dataset
+  double batch_img_per_s = 0;
+};
+DataBenchResult benchmark_data(const DataBenchOptions& options);
 
 }  // namespace vit

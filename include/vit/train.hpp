@@ -266,6 +266,9 @@ struct EpochMetrics {
   double train_loss = 0, train_acc = 0;
   std::optional<double> val_loss, val_acc;  // absent without a validation split (JSON null)
   double test_loss = 0, test_acc = 0, lr = 0, seconds = 0, img_per_s = 0;
+  // The share of the epoch's training time spent preparing batches (decoding, augmenting,
+  // normalising), during which the model waits: batches are made before each step, not ahead.
+  double data_share = 0;
   std::string to_json() const;  // one metrics.jsonl line (no newline): its fields, in order
 
   template <class Self, class Visitor>
@@ -280,6 +283,7 @@ struct EpochMetrics {
     v(Field{.name = "lr"}, m.lr);
     v(Field{.name = "seconds"}, m.seconds);
     v(Field{.name = "img_per_s"}, m.img_per_s);
+    v(Field{.name = "data_share"}, m.data_share);
   }
 };
 

@@ -14,6 +14,7 @@
 #include "vit/memory.hpp"
 #include "vit/model.hpp"
 #include "vit/train.hpp"
+#include "vit/transforms.hpp"
 
 namespace vit {
 namespace {
@@ -91,6 +92,39 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   r.peak_rss_mb = ru.ru_maxrss / 1024.0;  // Linux reports KiB
+  return r;
+}
+
+DataBenchResult benchmark_data(const DataBenchOptions& o) {
+  VIT_CHECK(o.batch >= 1 && o.steps >= 1, "bench: batch and steps must be at least 1");
+  DataBenchResult r;
+  DatasetOptions d;
+  d.num_classes = o.num_classes > 0 ? o.num_classes : dataset_classes(o.data, o.data_dir);
+  d.data_dir = o.data_dir;
+  d.shape = o.shape;
+  const auto t0 = std::chrono::steady_clock::now();
+  const DatasetSplits s = load_dataset(o.data, d);
+  r.open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto* split : {s.train.get(), s.val.get(), s.test.get()}) {
+    if (split) r.images += split->size();
+  }
+  const Dataset& train = *s.train;
+  const Normalization norm = compute_normalization(train);
+  const int B = o.batch;
+  std::vector<float> images(size_t(B) * size_t(train.shape().pixels()));
+  std::vector<int32_t> labels(static_cast<size_t>(B));
+  std::vector<int64_t> idx(static_cast<size_t>(B));
+  Rng rng(3);
+  auto batch = [&](int step) {
+    for (int64_t& i : idx) i = int64_t(rng.below(uint64_t(train.size())));
+    make_batch(train, idx.data(), B, norm, o.augment, 0, step, images.data(), labels.data());
+  };
+  batch(0);  // warm-up
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int step = 1; step <= o.steps; ++step) batch(step);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  r.batch_img_per_s = double(B) * o.steps / std::max(seconds, 1e-9);
   return r;
 }
 

@@ -16,6 +16,7 @@ namespace vit {
 struct EpochPosition {
   int64_t step = 0;  // batches done
   double loss_sum = 0, seconds = 0;
+  double data_seconds = 0;  // of those, preparing batches (the step waiting for its images)
   int64_t correct = 0, seen = 0;
 };
 
@@ -48,6 +49,7 @@ struct TrainState {
     v(Field{.name = "epoch_correct"}, s.pos.correct);
     v(Field{.name = "epoch_seen"}, s.pos.seen);
     v(Field{.name = "epoch_seconds"}, s.pos.seconds);
+    v(Field{.name = "epoch_data_seconds", .optional = true}, s.pos.data_seconds);
   }
 
   // The file's metadata: "kind" = "train-state" and every field as text (integers in decimal,

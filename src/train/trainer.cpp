@@ -201,8 +201,10 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     float lr = rc.lr;
     for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = int(std::min<int64_t>(B, n - s * B));
+      const auto batch_start = Clock::now();
       make_batch(train, order.data() + s * B, b, r.norm, rc.augment, rc.seed, e, images.data(),
                  labels.data());
+      r.pos.data_seconds += std::chrono::duration<double>(Clock::now() - batch_start).count();
       lr = rc.lr_at(r.step, total, warmup);
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
       const StepStats stats = r.train_step->run(images.data(), labels.data(), b, lr,
@@ -265,6 +267,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     m.lr = lr;
     m.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
     m.img_per_s = r.pos.seen / std::max(train_seconds, 1e-9);
+    m.data_share = r.pos.data_seconds / std::max(train_seconds, 1e-9);
     r.epochs_done = e + 1;
     r.pos = EpochPosition{};
     if (validate && val.accuracy > r.best_acc) {

@@ -697,7 +697,7 @@ int run_prepare(const PrepareArgs& a) {
 // ---------------------------------------------------------------- bench
 
 struct BenchArgs {
-  std::string preset = "tiny28", mode = "both";
+  std::string preset = "tiny28", mode = "both", data, data_dir;
   int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
   bool json = false, contend = false;
 };
@@ -711,6 +711,7 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       "process may use) while the benchmark runs with --threads (default: all cores) and then "
       "with 1 thread, and both are reported.\n"
       "Examples: vit bench --preset tiny28 --batch 128 --threads 2\n"
+      "          vit bench --preset cifar --data cifar10:cifar-10-batches-bin\n"
       "          vit bench --preset tiny28 --batch 128 --mode train --contend");
   b->add_option("--preset", a.preset, "Model shape")->capture_default_str();
   add_int_option(b, "--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)", 1,
@@ -726,6 +727,11 @@ void add_bench(CLI::App& app, BenchArgs& a) {
                  "summed over a step's passes (default: picked from the model's widths; the "
                  "batch size: one pass)",
                  1, 65536);
+  b->add_option("--data", a.data,
+                "Time the input pipeline on this dataset instead of the model: opening it (an "
+                "image folder decodes every file) and assembling augmented batches at the "
+                "preset's input size, with its recipe's augmentation");
+  b->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   b->add_flag("--contend", a.contend,
               "Run beside a busy process pinned to one core, with --threads and then with 1 "
               "thread (a shared machine)");
@@ -777,9 +783,52 @@ class BusyProcess {
   int cpu_ = 0;
 };
 
+// `vit bench --data`: the input pipeline at the preset's input with its recipe's augmentation.
+int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
+  named_dataset(a.data);
+  const vit::RunSettings run = vit::preset_settings(p, a.data, {}, {});
+  vit::DataBenchOptions o;
+  o.data = a.data;
+  o.data_dir = a.data_dir;
+  o.num_classes = 0;  // the data's own, where it can tell
+  if (vit::dataset_classes(a.data, a.data_dir) == 0) o.num_classes = run.config.num_classes;
+  o.shape = {run.config.channels, run.config.image_size, run.config.image_size};
+  o.augment = run.recipe.augment;
+  o.batch = a.batch ? a.batch : 128;
+  o.steps = a.steps;
+  const int threads = vit::num_threads();
+  const vit::DataBenchResult r = vit::benchmark_data(o);
+  const double open_rate = double(r.images) / std::max(r.open_seconds, 1e-9);
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["data"] = a.data;
+    j["preset"] = a.preset;
+    j["threads"] = threads;
+    j["batch"] = o.batch;
+    j["images"] = r.images;
+    j["open_seconds"] = r.open_seconds;
+    j["open_img_per_s"] = open_rate;
+    j["batch_img_per_s"] = r.batch_img_per_s;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  const vit::AugmentOptions& g = o.augment;
+  std::printf("%s at %s's input (%dx%dx%d), %d thread%s\n", a.data.c_str(), a.preset.c_str(),
+              o.shape.channels, o.shape.height, o.shape.width, threads, threads == 1 ? "" : "s");
+  std::printf("  open     %lld images in %.2f s: %.0f img/s (%.0f per thread)\n",
+              (long long)r.images, r.open_seconds, open_rate, open_rate / threads);
+  std::printf(
+      "  batches  %.0f img/s (%.0f per thread), batch %d, augmentation: crop padding %d, "
+      "flips %s, erasing %g\n",
+      r.batch_img_per_s, r.batch_img_per_s / threads, o.batch, g.crop_padding,
+      g.hflip ? "on" : "off", g.erase_prob);
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   const vit::Preset& p = named_preset(a.preset);
+  if (!a.data.empty()) return run_data_bench(a, p);
   vit::BenchOptions o;
   o.batch = a.batch ? a.batch : (p.config.image_size >= 224 ? 1 : 128);
   o.steps = a.steps;
