@@ -16,8 +16,8 @@ struct Image {
 };
 
 struct DecodeOptions {
-  // > 0: a JPEG may be decoded at 1/2, 1/4 or 1/8 of its size (libjpeg-turbo's DCT-domain
-  // scaling, several times faster) while its shorter side stays at least this many pixels.
+  // > 0: a JPEG may be decoded at M/8 of its size, M = 1..8 (libjpeg-turbo's DCT-domain
+  // scaling: faster, and less to resize) while its shorter side stays at least this many pixels.
   int min_side = 0;
 };
 

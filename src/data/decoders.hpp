@@ -16,8 +16,8 @@ bool is_jpeg(const uint8_t* bytes, size_t n);
 bool is_png(const uint8_t* bytes, size_t n);
 
 // A JPEG decoded to gray (1 channel) or RGB (3; CMYK converted), turned upright as its EXIF
-// orientation says. min_side > 0 lets libjpeg-turbo decode at 1/2, 1/4 or 1/8 of the size in the
-// DCT domain (much faster) while the shorter side stays at least min_side.
+// orientation says. min_side > 0 lets libjpeg-turbo decode at M/8 of the size (M = 1..8) in the
+// DCT domain (faster, and less to resize) while the shorter side stays at least min_side.
 Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side);
 
 // A PNG at 8 bits a sample in its own channels (gray, gray + alpha, RGB, RGBA): palettes expanded,

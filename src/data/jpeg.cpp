@@ -107,12 +107,14 @@ bool decode(const uint8_t* bytes, size_t n, int min_side, Image* out, int* orien
                          : cmyk                                 ? JCS_CMYK
                                                                 : JCS_RGB;
   if (min_side > 0) {
+    // The smallest scale M/8 (libjpeg-turbo's scaled inverse DCTs, M = 1..8) whose shorter side,
+    // ceil(side * M / 8) as libjpeg rounds it, is still at least min_side.
     const unsigned shorter =
         info.image_width < info.image_height ? info.image_width : info.image_height;
-    unsigned denom = 1;
-    while (denom < 8 && (shorter + 2 * denom - 1) / (2 * denom) >= unsigned(min_side)) denom *= 2;
-    info.scale_num = 1;
-    info.scale_denom = denom;
+    unsigned m = 1;
+    while (m < 8 && (shorter * m + 7) / 8 < unsigned(min_side)) ++m;
+    info.scale_num = m;
+    info.scale_denom = 8;
   }
   jpeg_start_decompress(&info);
   const int w = int(info.output_width), h = int(info.output_height);
