@@ -385,9 +385,19 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   EXPECT_RUN("train --data " + cifar + " --epochs 1 --out " + (dir / "c1"), 1,
              "has 3x32x32 images but the model expects 1x28x28");
   EXPECT_RUN("train --preset cifar --data " + cifar +
-                 " --dim 16 --depth 1 --heads 2 --epochs 1 --warmup 0 --threads 2 --out " +
+                 " --dim 16 --depth 1 --heads 2 --epochs 1 --warmup 0 --threads 2 --normalize "
+                 "imagenet --out " +
                  (dir / "c2"),
              0, "epoch 1/1");
+  // --normalize imagenet: ImageNet's constants, kept in the checkpoint; for RGB models only.
+  Result info = vit("info --json --model " + (dir / "c2"));
+  ASSERT_EQ(info.code, 0) << info.out;
+  auto mean = nlohmann::json::parse(info.out)["normalize"]["mean"];
+  ASSERT_EQ(mean.size(), 3u);
+  EXPECT_NEAR(mean[0].get<double>(), 0.485, 1e-7);
+  EXPECT_NEAR(mean[2].get<double>(), 0.406, 1e-7);
+  EXPECT_RUN("train --data " + data + flags + " --normalize imagenet --out " + (dir / "gray"), 2,
+             "--normalize imagenet is for 3-channel (RGB) models; this one has 1");
 }
 
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from

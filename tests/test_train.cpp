@@ -313,7 +313,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0."
       "02,\"pos_init\":"
-      "\"normal\",\"init\":\"torch\",\"crop_padding\":0,\"hflip\":false,\"erase_prob\":0.0,\"patch_"
+      "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_padding\":0,\"hflip\":false,"
+      "\"erase_prob\":0.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0}";
   EXPECT_EQ(seed.to_json(), seed_json);
@@ -325,7 +326,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0.2,"
       "\"pos_init\":"
-      "\"sincos\",\"init\":\"timm\",\"crop_padding\":0,\"hflip\":true,\"erase_prob\":0.25,\"patch_"
+      "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_padding\":0,\"hflip\":true,"
+      "\"erase_prob\":0.25,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
@@ -336,6 +338,11 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   std::string before = fashion_json;
   before.erase(before.find("\"init\":\"timm\","), 14);
   EXPECT_EQ(Recipe::from_json(before).init, Model::InitOptions::kTimm);
+  EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
+  // And JSON from before `normalize` as a run normalised by its data.
+  before = fashion_json;
+  before.erase(before.find("\"normalize\":\"data\","), 19);
+  EXPECT_EQ(Recipe::from_json(before).normalize, Normalization::kData);
   EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
   // And JSON from before `val_split` as a run without a validation split.
   before = fashion_json;

@@ -36,6 +36,9 @@ struct Recipe {
   bool pos_init_sincos = false;  // start a learned pos_embed from the sin/cos table
   // timm's initialisation, or PyTorch's defaults (the tutorial's code; Model::InitOptions).
   Model::InitOptions::Scheme init = Model::InitOptions::kTimm;
+  // The inputs' normalisation: the training images' own statistics, or ImageNet's or Inception's
+  // constants (what pretrained timm models were trained with; Normalization::preset).
+  Normalization::Source normalize = Normalization::kData;
   AugmentOptions augment;
   // Patch dropout: each training image's blocks see the class token and a random
   // max(1, floor(num_patches * (1 - patch_drop))) of its patch tokens (timm's patch_drop_rate),
@@ -126,6 +129,12 @@ struct Recipe {
             .words = {"timm", "torch"},
             .optional = true},
       r.init);
+    v(Field{.name = "normalize",
+            .help = "Input normalisation: data (the training images' mean and std), imagenet or "
+                    "inception (the constants pretrained models use; RGB only)",
+            .words = {"data", "imagenet", "inception"},
+            .optional = true},
+      r.normalize);
     v(Field{.name = "crop_padding",
             .help = "Random-crop padding in pixels (0: off)",
             .lo = 0,

@@ -364,6 +364,17 @@ std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
   return resize_image(decode_image(path), channels, size, invert);
 }
 
+Normalization Normalization::preset(Source source, int channels) {
+  VIT_CHECK(source != kData,
+            "the data's normalisation is computed from it (compute_normalization)");
+  const char* name = source == kImagenet ? "imagenet" : "inception";
+  VIT_CHECK(channels == 3, std::string("`normalize` ") + name +
+                               " is for 3-channel (RGB) models; this one has " +
+                               std::to_string(channels) + " (use `normalize` data)");
+  if (source == kImagenet) return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+  return {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+}
+
 Normalization compute_normalization(const Dataset& d) {
   VIT_CHECK(d.size() > 0, "cannot compute normalisation statistics of an empty dataset");
   const SampleShape shape = d.shape();

@@ -275,6 +275,10 @@ RunSettings preset_settings(const Preset& preset, const std::string& dataset_spe
       s.recipe.warmup_epochs = shorter;
     }
     s.recipe.validate();
+    // The constant normalisations are for RGB models (a vit::Error saying so otherwise).
+    if (s.recipe.normalize != Normalization::kData) {
+      Normalization::preset(s.recipe.normalize, s.config.channels);
+    }
   } catch (const Error& e) {
     throw Error(std::string("impossible recipe: ") + e.what());
   }

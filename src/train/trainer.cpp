@@ -350,7 +350,9 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
   open_data(r, reporter);
-  r.norm = compute_normalization(*r.data.train);
+  r.norm = recipe.normalize == Normalization::kData
+               ? compute_normalization(*r.data.train)
+               : Normalization::preset(recipe.normalize, config.channels);
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed, {.scheme = recipe.init,
                               .qkv_std = recipe.qkv_init_std,
