@@ -707,6 +707,27 @@ TEST(Model, PredictInMicroBatches) {
                kFwdRtol);
 }
 
+// The memory estimates that train and bench check before allocating: inference needs the
+// parameters and its workspaces, training also gradients, two AdamW moments and saved
+// activations; both grow with the batch.
+TEST(Model, MemoryEstimatesHoldTheirParts) {
+  Config c;
+  c.depth = 2;
+  Model m(c);
+  const int64_t params = int64_t(sizeof(float)) * int64_t(m.arena_floats());
+  for (int B : {1, 8, 64}) {
+    const int64_t infer = Model::inference_bytes(c, B), train = Model::training_bytes(c, B);
+    EXPECT_GT(infer, params) << B;  // the workspaces come on top
+    EXPECT_GE(train, 4 * params) << B;
+    EXPECT_GT(train, infer) << B;
+    if (B > 1) {
+      EXPECT_GE(Model::inference_bytes(c, B), Model::inference_bytes(c, 1)) << B;
+      EXPECT_GT(Model::training_bytes(c, B), Model::training_bytes(c, 1)) << B;
+    }
+  }
+  EXPECT_THROW(Model::inference_bytes(c, 0), Error);
+}
+
 TEST(Model, ErrorsAreClear) {
   Config c = small_config();
   Model model(c);
