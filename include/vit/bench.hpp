@@ -39,7 +39,8 @@ BenchResult benchmark(const Config& config, const BenchOptions& options);
 // normalised as training does) without any model.
 struct DataBenchOptions {
   std::string data, data_dir;  // load_dataset's spec and where it lives
-  int num_classes = 10;        // the model's (a folder's own count when 0)
+  int num_classes = 10;        // the model's, for a dataset that cannot tell its own
+                               // (dataset_classes); one that can is opened with its own
   SampleShape shape;           // the model's input: channels, side
   AugmentOptions augment;
   int batch = 128, steps = 50;

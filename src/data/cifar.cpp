@@ -64,13 +64,6 @@ std::shared_ptr<ImageArray> new_array() {
   return a;
 }
 
-void check_classes(const std::string& spec, int classes, const DatasetOptions& o) {
-  VIT_CHECK(o.num_classes == classes, "'" + spec + "' has " + std::to_string(classes) +
-                                          " classes but the model " +
-                                          std::to_string(o.num_classes) +
-                                          "; set `num_classes` to " + std::to_string(classes));
-}
-
 }  // namespace
 
 namespace data {
@@ -78,7 +71,7 @@ namespace data {
 DatasetSplits open_cifar10(const std::string& dir, const DatasetOptions& o) {
   VIT_CHECK(!dir.empty(),
             "dataset 'cifar10:' needs a directory, e.g. cifar10:cifar-10-batches-bin");
-  check_classes("cifar10:" + dir, 10, o);
+  require_classes("cifar10:" + dir, 10, o);
   const fs::path root(dir);
   DatasetSplits s;
   auto train = new_array(), test = new_array();
@@ -97,7 +90,7 @@ DatasetSplits open_cifar100(const std::string& dir, const DatasetOptions& o, boo
   VIT_CHECK(!dir.empty(),
             "dataset '" + name + "' needs a directory, e.g. " + name + "cifar-100-binary");
   const int classes = coarse ? 20 : 100;
-  check_classes(name + dir, classes, o);
+  require_classes(name + dir, classes, o);
   const fs::path root(dir);
   DatasetSplits s;
   auto train = new_array(), test = new_array();

@@ -118,6 +118,13 @@ const DatasetSource& dataset_source(const std::string& spec, std::string* arg) {
   return *found;
 }
 
+void data::require_classes(const std::string& spec, int classes, const DatasetOptions& options) {
+  VIT_CHECK(options.num_classes == classes,
+            "dataset '" + spec + "' has " + std::to_string(classes) + " classes but the model " +
+                std::to_string(options.num_classes) + "; set `num_classes` to " +
+                std::to_string(classes));
+}
+
 int dataset_classes(const std::string& spec, const std::string& data_dir) {
   std::string arg;
   const DatasetSource& source = dataset_source(spec, &arg);

@@ -168,10 +168,7 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
   s.class_names = class_folders(train);
   const int K = int(s.class_names.size());
   VIT_CHECK(K >= 1, "'" + train.string() + "' holds no class folder (train/<class>/<images>)");
-  VIT_CHECK(K == options.num_classes, "folder dataset '" + dir + "' has " + std::to_string(K) +
-                                          " classes but the model " +
-                                          std::to_string(options.num_classes) +
-                                          "; set `num_classes` to " + std::to_string(K));
+  require_classes("folder:" + dir, K, options);
   std::map<std::string, int> index;
   for (int k = 0; k < K; ++k) index[s.class_names[size_t(k)]] = k;
   // Every split listed first (the layout's errors before any decoding), then decoded.

@@ -7,6 +7,10 @@
 
 namespace vit::data {
 
+// For sources whose classes are their own (named folders, CIFAR's label sets): vit::Error unless
+// the model has exactly `classes` of them, saying what to set (src/data/dataset.cpp).
+void require_classes(const std::string& spec, int classes, const DatasetOptions& options);
+
 // src/data/idx.cpp: the IDX sets.
 DatasetSplits open_fashion_mnist(const std::string& arg, const DatasetOptions& options);
 DatasetSplits open_mnist(const std::string& arg, const DatasetOptions& options);

@@ -99,7 +99,8 @@ DataBenchResult benchmark_data(const DataBenchOptions& o) {
   VIT_CHECK(o.batch >= 1 && o.steps >= 1, "bench: batch and steps must be at least 1");
   DataBenchResult r;
   DatasetOptions d;
-  d.num_classes = o.num_classes > 0 ? o.num_classes : dataset_classes(o.data, o.data_dir);
+  const int own = dataset_classes(o.data, o.data_dir);
+  d.num_classes = own > 0 ? own : o.num_classes;
   d.data_dir = o.data_dir;
   d.shape = o.shape;
   const auto t0 = std::chrono::steady_clock::now();

@@ -790,8 +790,7 @@ int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
   vit::DataBenchOptions o;
   o.data = a.data;
   o.data_dir = a.data_dir;
-  o.num_classes = 0;  // the data's own, where it can tell
-  if (vit::dataset_classes(a.data, a.data_dir) == 0) o.num_classes = run.config.num_classes;
+  o.num_classes = run.config.num_classes;  // where the data cannot tell its own
   o.shape = {run.config.channels, run.config.image_size, run.config.image_size};
   o.augment = run.recipe.augment;
   o.batch = a.batch ? a.batch : 128;
@@ -944,11 +943,13 @@ int main(int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == first;
     if (!known) {
       std::vector<std::string> names;
-      for (const CLI::App* sub : app.get_subcommands({})) names.push_back(sub->get_name());
-      std::fprintf(stderr,
-                   "vit: unknown command '%s'%s (commands: train, eval, predict, info, "
-                   "bench, prepare-mnist)\n",
-                   argv[1], vit::did_you_mean(first, names).c_str());
+      std::string list;  // "train, eval, ..."
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        names.push_back(sub->get_name());
+        list += (list.empty() ? "" : ", ") + sub->get_name();
+      }
+      std::fprintf(stderr, "vit: unknown command '%s'%s (commands: %s)\n", argv[1],
+                   vit::did_you_mean(first, names).c_str(), list.c_str());
       return 2;
     }
   }
