@@ -349,6 +349,22 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   write_bytes(dir / "wide.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
   EXPECT_RUN("predict --top-k 1 --model " + (dir / "run") + " " + (dir / "wide.pgm"), 0,
              "wide.pgm: 3-bottom-right (");
+  // The run keeps its preprocessing (timm's default crop_pct) for prediction, which flags override.
+  Result ri = vit("info --json --model " + (dir / "run"));
+  ASSERT_EQ(ri.code, 0) << ri.out;
+  EXPECT_EQ(nlohmann::json::parse(ri.out)["preprocess"],
+            nlohmann::json::parse(
+                R"({"crop_pct":0.875,"crop_mode":"center","interpolation":"bicubic"})"));
+  EXPECT_RUN("predict --top-k 1 --crop-mode border --crop-pct 1 --interpolation bilinear --model " +
+                 (dir / "run") + " " + (dir / "wide.pgm"),
+             0, "wide.pgm: ");
+  EXPECT_RUN("predict --crop-pct 0 --model " + (dir / "run") + " " + (dir / "wide.pgm"), 2,
+             "--crop-pct: must be in (0, 1] (got 0)");
+  // Training with random resized crops (and another filter) runs and resumes.
+  EXPECT_RUN("train --data " + data + flags + " --epochs 1 --rrc --rrc-scale 0.5 " +
+                 "--interpolation bilinear --out " + (dir / "rrc"),
+             0, "epoch 1/1");
+  EXPECT_RUN("train --resume " + (dir / "rrc") + " --epochs 2", 0, "epoch 2/2");
   // A corrupt image stops a run before training, named, with the way out; with that flag it is
   // left out and listed in the run directory, and resume keeps the choice.
   const std::string broken = dir / "train/2-bottom-left/broken.jpg";
@@ -395,6 +411,8 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   auto mean = nlohmann::json::parse(info.out)["normalize"]["mean"];
   ASSERT_EQ(mean.size(), 3u);
   EXPECT_NEAR(mean[0].get<double>(), 0.485, 1e-7);
+  // Images of the model's own size were used whole: prediction keeps whole images too.
+  EXPECT_EQ(nlohmann::json::parse(info.out)["preprocess"]["crop_pct"], 1.0);
   EXPECT_NEAR(mean[2].get<double>(), 0.406, 1e-7);
   EXPECT_RUN("train --data " + data + flags + " --normalize imagenet --out " + (dir / "gray"), 2,
              "--normalize imagenet is for 3-channel (RGB) models; this one has 1");

@@ -199,7 +199,7 @@ TEST_F(Augment, NoAugmentationIsNormalisation) {
 }
 
 TEST_F(Augment, SeededPerSampleAndReproducible) {
-  AugmentOptions aug{2, true, 0.5f};
+  AugmentOptions aug{.crop_padding = 2, .hflip = true, .erase_prob = 0.5f};
   auto a = batch(aug, 1, 0, {0, 1, 2, 3});
   EXPECT_EQ(a, batch(aug, 1, 0, {0, 1, 2, 3}));
   EXPECT_NE(a, batch(aug, 1, 1, {0, 1, 2, 3}));  // another epoch, other draws
@@ -233,7 +233,8 @@ TEST(Data, AnyDatasetBatchesAsTheArrayDoes) {
   EXPECT_EQ(n.mean, m.mean);
   EXPECT_EQ(n.std, m.std);
   const std::vector<int64_t> idx = {4, 1, 3};
-  for (const AugmentOptions& aug : {AugmentOptions{}, AugmentOptions{2, true, 0.5f}}) {
+  for (const AugmentOptions& aug :
+       {AugmentOptions{}, AugmentOptions{.crop_padding = 2, .hflip = true, .erase_prob = 0.5f}}) {
     std::vector<float> x(3 * 108), y(3 * 108);
     std::vector<int32_t> lx(3), ly(3);
     make_batch(d, idx.data(), 3, n, aug, 7, 1, x.data(), lx.data());
@@ -373,7 +374,7 @@ TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {
   const float zero = -0.25f / 0.5f;  // a padded (black) pixel, normalised
   // Crop: every output is the input shifted by at most 2 pixels each way, zero-filled outside.
   for (uint64_t seed = 0; seed < 10; ++seed) {
-    auto out = batch({2, false, 0.0f}, seed, 0, {4});
+    auto out = batch({.crop_padding = 2}, seed, 0, {4});
     bool found = false;
     for (int dy = -2; dy <= 2 && !found; ++dy) {
       for (int dx = -2; dx <= 2 && !found; ++dx) {
@@ -394,7 +395,7 @@ TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {
   int flipped = 0, straight = 0;
   plain = batch({}, 0, 0, {6});
   for (uint64_t seed = 0; seed < 40; ++seed) {
-    auto out = batch({0, true, 0.0f}, seed, 0, {6});
+    auto out = batch({.hflip = true}, seed, 0, {6});
     bool is_flip = true;
     for (int y = 0; y < 12; ++y) {
       for (int x = 0; x < 12; ++x) is_flip &= out[y * 12 + x] == plain[y * 12 + 11 - x];
@@ -407,7 +408,7 @@ TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {
   EXPECT_EQ(flipped + straight, 40);
   // Erase with probability 1: a rectangle of exact zeros (the mean), the rest untouched.
   for (uint64_t seed = 0; seed < 10; ++seed) {
-    auto out = batch({0, false, 1.0f}, seed, 0, {7});
+    auto out = batch({.erase_prob = 1.0f}, seed, 0, {7});
     auto ref = batch({}, 0, 0, {7});
     int changed = 0;
     for (int p = 0; p < 144; ++p) {
@@ -508,53 +509,6 @@ TEST(Image, DecodesConvertsAndResizes) {
   std::fclose(f);
   expect_error([&] { load_image(dir / "junk.png", 1, 28); }, "cannot read image");
   expect_error([&] { load_image(dir.path, 1, 28); }, "not a regular file");
-}
-
-// resize_image is the triangle filter of its definition, bit for bit: the taps computed once and
-// the columns done a row at a time change the speed, not a sum's order or a rounding. The
-// reference is the direct loop it replaced (convert, then each row, then each column).
-TEST(Image, ResizeIsItsDefinitionBitForBit) {
-  auto filter = [](const float* in, int n_in, int64_t in_stride, float* out, int n_out,
-                   int64_t out_stride) {
-    const double scale = double(n_in) / n_out, support = std::max(1.0, scale);
-    for (int o = 0; o < n_out; ++o) {
-      const double center = (o + 0.5) * scale - 0.5;
-      const int lo = std::max(0, int(std::floor(center - support)) + 1);
-      const int hi = std::min(n_in - 1, int(std::ceil(center + support)) - 1);
-      double acc = 0, wsum = 0;
-      for (int i = lo; i <= hi; ++i) {
-        const double w = 1.0 - std::fabs(i - center) / support;
-        if (w <= 0) continue;
-        acc += w * in[i * in_stride];
-        wsum += w;
-      }
-      out[o * out_stride] = wsum == 0 ? in[0] : float(acc / wsum);
-    }
-  };
-  Rng rng(9);
-  const int cases[][4] = {{500, 375, 3, 224}, {37, 91, 1, 28}, {8, 8, 3, 32},
-                          {1, 5, 1, 3},       {64, 1, 3, 7},   {300, 200, 3, 1}};
-  for (const auto& k : cases) {
-    const int w = k[0], h = k[1], C = k[2], S = k[3];
-    Image im{w, h, C, {}};
-    for (int i = 0; i < w * h * C; ++i) im.pixels.push_back(uint8_t(rng.below(256)));
-    std::vector<float> rows(size_t(C) * h * S), out(size_t(C) * S * S), line(static_cast<size_t>(w));
-    for (int c = 0; c < C; ++c) {
-      for (int y = 0; y < h; ++y) {
-        for (int x = 0; x < w; ++x) line[size_t(x)] = im.pixels[size_t((y * w + x) * C + c)];
-        filter(line.data(), w, 1, rows.data() + (int64_t(c) * h + y) * S, S, 1);
-      }
-      for (int x = 0; x < S; ++x) {
-        filter(rows.data() + int64_t(c) * h * S + x, h, S, out.data() + int64_t(c) * S * S + x, S,
-               S);
-      }
-    }
-    std::vector<uint8_t> want(out.size());
-    for (size_t i = 0; i < out.size(); ++i) {
-      want[i] = uint8_t(std::clamp(std::round(out[i]), 0.0f, 255.0f));
-    }
-    EXPECT_EQ(resize_image(im, C, S), want) << w << "x" << h << "x" << C << " to " << S;
-  }
 }
 
 // Files that made Debian's stb_image 2.27 read or write out of bounds (found by fuzz_image), which

@@ -132,15 +132,21 @@ TEST(Sources, ImageFolders) {
   ASSERT_EQ(s.train->size(), 5);
   EXPECT_EQ(s.test->size(), 3);
   EXPECT_EQ(s.val, nullptr) << "with test/ alone there is no validation split";
-  const ImageArray& a = *s.train->as_array();
+  const ImageList& a = *s.train->as_list();
   EXPECT_EQ(a.labels, (std::vector<int32_t>{0, 0, 1, 1, 2}));
-  // 1.ppm is 6x4: its centre square starts at x = 1, so red runs 1..4 across the first row.
-  EXPECT_EQ(a.image(0)[0], 1);
-  EXPECT_EQ(a.image(0)[3], 4);
-  EXPECT_EQ(a.image(0)[2 * 16], 10);  // blue plane: the file's value
-  // 4x8 (taller): the centre square starts at y = 2.
-  EXPECT_EQ(a.image(2)[16 + 0], 2);
-  EXPECT_EQ(a.image(2)[2 * 16], 40);
+  // 1.ppm is 6x4: kept at its size (its shorter side is already floor(4 / 0.875) = 4), and its
+  // sample is the centre, from x = 1, so red runs 1..4 across the first row.
+  EXPECT_EQ(a.widths[0], 6);
+  EXPECT_EQ(a.heights[0], 4);
+  Image im;
+  s.train->read(0, im);
+  EXPECT_EQ(im.pixels[0], 1);
+  EXPECT_EQ(im.pixels[3 * 3], 4);
+  EXPECT_EQ(im.pixels[2], 10);  // blue: the file's value
+  // 4x8 (taller): the centre starts at y = 2.
+  s.train->read(2, im);
+  EXPECT_EQ(im.pixels[1], 2);
+  EXPECT_EQ(im.pixels[2], 40);
   // Decoded at the model's shape: gray, another size.
   DatasetSplits g = load_dataset(spec, 3, "", {1, 2, 2});
   EXPECT_EQ(g.train->shape().channels, 1);

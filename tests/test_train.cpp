@@ -303,8 +303,8 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
 
 // The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
 // values it had when each field was written out by hand (these are the lines `vit train` printed
-// before the field lists, with `init` and `val_split` added since), and reads back to the same
-// recipe.
+// before the field lists, with `init`, `val_split` and the preprocessing and random resized crop
+// added since), and reads back to the same recipe.
 TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
@@ -313,7 +313,9 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0."
       "02,\"pos_init\":"
-      "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_padding\":0,\"hflip\":false,"
+      "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
+      "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
+      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":false,"
       "\"erase_prob\":0.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0}";
@@ -326,7 +328,9 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0.2,"
       "\"pos_init\":"
-      "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_padding\":0,\"hflip\":true,"
+      "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
+      "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
+      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":true,"
       "\"erase_prob\":0.25,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3}";
@@ -338,6 +342,12 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   std::string before = fashion_json;
   before.erase(before.find("\"init\":\"timm\","), 14);
   EXPECT_EQ(Recipe::from_json(before).init, Model::InitOptions::kTimm);
+  EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
+  // JSON from before the preprocessing and random resized crop: their defaults, no crop.
+  before = fashion_json;
+  const size_t from = before.find("\"crop_pct\""), to = before.find("\"crop_padding\"");
+  before.erase(from, to - from);
+  EXPECT_FALSE(Recipe::from_json(before).augment.rrc);
   EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
   // And JSON from before `normalize` as a run normalised by its data.
   before = fashion_json;

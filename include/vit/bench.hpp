@@ -42,6 +42,7 @@ struct DataBenchOptions {
   int num_classes = 10;        // the model's, for a dataset that cannot tell its own
                                // (dataset_classes); one that can is opened with its own
   SampleShape shape;           // the model's input: channels, side
+  Preprocess preprocess;       // how image files are resized
   AugmentOptions augment;
   int batch = 128, steps = 50;
 };

@@ -22,12 +22,15 @@ struct ModelMeta {
   // checkpoints written before they were recorded.
   std::string dataset;
   std::optional<InputStyle> input;
+  // How an image file becomes its input (vit predict); checkpoints written before it was recorded
+  // read as crop_pct 1 (the centred square), bilinear, as they were prepared then.
+  Preprocess preprocess{.crop_pct = 1.0, .interpolation = Interpolation::kBilinear};
 };
 
 // Writes every parameter (F32, timm names) and __metadata__: format = "vitcpp", version,
 // config (JSON, see Config::to_json), class_names (JSON array), normalize (JSON {"mean": [...],
-// "std": [...]}) and any `extra` keys, plus `extra_tensors` (a training state's optimizer
-// moments). Atomic (see write_safetensors).
+// "std": [...]}), preprocess (Preprocess::to_json) and any `extra` keys, plus `extra_tensors` (a
+// training state's optimizer moments). Atomic (see write_safetensors).
 void save_model(const std::string& path, Model& model, const ModelMeta& meta,
                 const std::map<std::string, std::string>& extra = {},
                 const std::vector<TensorToWrite>& extra_tensors = {});

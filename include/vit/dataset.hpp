@@ -22,6 +22,7 @@ struct SampleShape {
 };
 
 struct ImageArray;
+struct ImageList;
 
 // A source of labelled samples, numbered 0 .. size() - 1. A sample's label is an index into its
 // source's class names (DatasetSplits::class_names); its image is decoded on demand by read().
@@ -37,6 +38,7 @@ class Dataset {
   virtual void read(int64_t i, Image& out) const = 0;
   // The fast path: the samples as one in-memory array of fixed-size images, or null.
   virtual const ImageArray* as_array() const { return nullptr; }
+  virtual const ImageList* as_list() const { return nullptr; }
 };
 
 // Images held in memory, uint8 [n, C, S, S], and labels int32 [n]: what IDX sets load into.
@@ -56,6 +58,31 @@ struct ImageArray final : Dataset {
   const uint8_t* image(int64_t i) const { return pixels.data() + i * image_pixels(); }
 };
 
+// Images of varying sizes held in memory, each uint8 [C, h, w] (a folder dataset's images after
+// the resize of its Preprocess, before the crop), and labels. A sample is its image's centred
+// S x S (centre_offset; padded with 0 where the image is smaller), so shape() is [C, S, S];
+// make_batch pads with the normalisation's mean colour instead, and a random resized crop takes
+// its box from the whole image.
+struct ImageList final : Dataset {
+  int channels = 3;
+  int image_size = 0;  // S
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> offsets;  // image i at pixels[offsets[i]]
+  std::vector<int32_t> widths, heights, labels;
+
+  int64_t size() const override { return int64_t(labels.size()); }
+  int32_t label(int64_t i) const override { return labels[size_t(i)]; }
+  SampleShape shape() const override { return {channels, image_size, image_size}; }
+  void read(int64_t i, Image& out) const override;
+  const ImageList* as_list() const override { return this; }
+
+  const uint8_t* image(int64_t i) const { return pixels.data() + offsets[size_t(i)]; }
+  // Appends an image ([channels, h, w]) and its label.
+  void add(const uint8_t* planar, int w, int h, int32_t label);
+  // Sample i's centred S x S into out [C, S, S], fill[c] where the image does not reach.
+  void centre(int64_t i, const uint8_t* fill, uint8_t* out) const;
+};
+
 // A named dataset: its training, validation and test splits and its class names (index = label).
 struct DatasetSplits {
   std::string name;  // as given: "fashion-mnist", "mnist", "idx:/path"
@@ -65,6 +92,9 @@ struct DatasetSplits {
   std::shared_ptr<const Dataset> val;
   std::vector<std::string> class_names;
   InputStyle style;  // load_dataset: the source's fit, the training images' polarity
+  // Its images are files that went through DatasetOptions::preprocess (folder:DIR); false for
+  // sources of images at the model's size.
+  bool preprocessed = false;
   // Files left out because they could not be read ("<path>: <reason>"; DatasetOptions::skip_bad).
   std::vector<std::string> skipped;
 };
@@ -75,6 +105,8 @@ struct DatasetOptions {
   // The model's input (channels, and its square side as height and width): what a source whose
   // images vary in size (folder:DIR) decodes them to. Sources of fixed-size images ignore it.
   SampleShape shape;
+  // How sources that decode image files (folder:DIR) resize them (the crop is the batch's).
+  Preprocess preprocess;
   // Sources that decode image files: leave out a file that cannot be read (listed in
   // DatasetSplits::skipped) instead of stopping with its name and the reason.
   bool skip_bad = false;
@@ -123,11 +155,11 @@ std::string dataset_names();
 // t10k-labels-idx1-ubyte, each optionally .gz; "folder:DIR" DIR/train/<class>/<images> with
 // val/ and test/ alike when there (class names: the train/ folders' names in byte order, as
 // torchvision's ImageFolder sorts them; val/ chooses the best epoch and test/ is reported, and
-// with only one of them it is the test split), decoded at `shape`; "cifar10:DIR",
-// "cifar100:DIR" and "cifar100-coarse:DIR" the CIFAR binary versions. data_dir, when non-empty,
-// overrides where a named set lives. Labels must lie in [0, num_classes); class names are the set's
-// own (fashion-mnist) or the label numbers. An unknown name lists the known ones; a missing dataset
-// is a vit::Error saying how to install it.
+// with only one of them it is the test split), decoded at `shape` and resized by `preprocess`;
+// "cifar10:DIR", "cifar100:DIR" and "cifar100-coarse:DIR" the CIFAR binary versions. data_dir, when
+// non-empty, overrides where a named set lives. Labels must lie in [0, num_classes); class names
+// are the set's own (fashion-mnist) or the label numbers. An unknown name lists the known ones; a
+// missing dataset is a vit::Error saying how to install it.
 DatasetSplits load_dataset(const std::string& spec, int num_classes,
                            const std::string& data_dir = "", const SampleShape& shape = {});
 // The same with every option (DatasetOptions; its num_classes is the model's).

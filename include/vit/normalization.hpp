@@ -1,10 +1,13 @@
-// Per-channel normalisation statistics and the input style: what a checkpoint keeps of its
-// training data and preprocessing applies (vit/transforms.hpp computes and applies them). It
-// depends on nothing else in vitcpp, so checkpoints can keep it without depending on datasets or
-// transforms.
+// What a checkpoint keeps of its training data's preprocessing: per-channel normalisation
+// statistics, the input style, and how an image file becomes the model's input (the crop and the
+// resampling filter). vit/transforms.hpp computes and applies them. It depends only on the field
+// lists, so checkpoints can keep it without depending on datasets or transforms.
 #pragma once
 
+#include <string>
 #include <vector>
+
+#include "vit/fields.hpp"
 
 namespace vit {
 
@@ -29,6 +32,54 @@ struct Normalization {
 struct InputStyle {
   bool dark_background = false;
   bool fit_mnist = false;
+};
+
+// The resampling filters of Pillow's Image.resize that torchvision and timm use: triangle
+// (bilinear) and cubic convolution with a = -0.5 (bicubic), each widened by the scale when
+// shrinking (antialiased).
+enum class Interpolation { kBilinear, kBicubic };
+// How an image becomes a square of the model's size S (timm's crop_mode): kCenter resizes its
+// shorter side to floor(S / crop_pct) keeping the aspect and cuts the centred S x S; kSquash
+// resizes both sides to floor(S / crop_pct), then cuts the centre; kBorder resizes the longer side
+// to floor(S / crop_pct) keeping the aspect, then pads with the mean colour to S x S where it is
+// smaller and cuts the centre where larger.
+enum class CropMode { kCenter, kSquash, kBorder };
+
+// An image file's way to the model's input at evaluation and prediction, timm's eval transform
+// (pretrained_cfg's crop_pct, crop_mode and interpolation). A recipe holds one for its run, and a
+// checkpoint keeps the one its model expects.
+struct Preprocess {
+  double crop_pct = 0.875;  // timm's default for new models; 1 keeps the whole image (center)
+  CropMode crop_mode = CropMode::kCenter;
+  Interpolation interpolation = Interpolation::kBicubic;
+
+  // The side an image is resized to before the crop: floor(size / crop_pct), as timm computes it.
+  int scale_size(int size) const;
+
+  template <class Self, class Visitor>
+  static void visit_fields(Self& p, Visitor&& v) {
+    v(Field{.name = "crop_pct",
+            .help = "Share of an image file's shorter side the model sees (timm's crop_pct): "
+                    "resized to size / crop_pct, then the centre cut",
+            .lo = 0,
+            .hi = 1,
+            .lo_open = true,
+            .optional = true},
+      p.crop_pct);
+    v(Field{.name = "crop_mode",
+            .help = "How an image file is made square: center (keep the aspect, cut), squash "
+                    "(stretch) or border (keep the aspect, pad)",
+            .words = {"center", "squash", "border"},
+            .optional = true},
+      p.crop_mode);
+    v(Field{.name = "interpolation",
+            .help = "Resampling filter for image files (Pillow's, antialiased)",
+            .words = {"bilinear", "bicubic"},
+            .optional = true},
+      p.interpolation);
+  }
+  std::string to_json() const;
+  static Preprocess from_json(const std::string& json);  // fields left out keep their defaults
 };
 
 }  // namespace vit

@@ -39,7 +39,12 @@ struct Recipe {
   // The inputs' normalisation: the training images' own statistics, or ImageNet's or Inception's
   // constants (what pretrained timm models were trained with; Normalization::preset).
   Normalization::Source normalize = Normalization::kData;
+  // How image files (folder datasets) are resized and cropped; the checkpoint keeps it for
+  // prediction (a model trained on images of its own size keeps crop_pct 1: whole images).
+  Preprocess preprocess;
   AugmentOptions augment;
+  // The augmentation make_batch applies: `augment` with the resampling filter of `preprocess`.
+  AugmentOptions augment_options() const;
   // Patch dropout: each training image's blocks see the class token and a random
   // max(1, floor(num_patches * (1 - patch_drop))) of its patch tokens (timm's patch_drop_rate),
   // except in the last full_token_epochs epochs (all of a shorter run), which see every token as
@@ -135,6 +140,25 @@ struct Recipe {
             .words = {"data", "imagenet", "inception"},
             .optional = true},
       r.normalize);
+    Preprocess::visit_fields(r.preprocess, v);
+    v(Field{.name = "rrc",
+            .help = "RandomResizedCrop (timm's training crop): a random box of the image, resized "
+                    "to the model's size",
+            .optional = true},
+      r.augment.rrc);
+    v(Field{.name = "rrc_scale",
+            .help = "Smallest share of the image's area a random resized crop takes",
+            .lo = 0,
+            .hi = 1,
+            .lo_open = true,
+            .optional = true},
+      r.augment.rrc_scale);
+    v(Field{.name = "rrc_ratio",
+            .help = "Widest aspect ratio of a random resized crop (and 1 / it the tallest)",
+            .lo = 1,
+            .hi = 10,
+            .optional = true},
+      r.augment.rrc_ratio);
     v(Field{.name = "crop_padding",
             .help = "Random-crop padding in pixels (0: off)",
             .lo = 0,

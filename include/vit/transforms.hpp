@@ -15,10 +15,38 @@
 namespace vit {
 
 // Converts a decoded image to `channels` (1: luminance with weights (77, 150, 29) / 256, 2: +
-// alpha, 3: RGB, 4: RGBA; alpha 255 where the image has none) and resizes it to size x size (a
-// triangle filter: area averaging when shrinking, bilinear when enlarging), returning uint8
-// [channels, size, size]. invert turns dark-on-light drawings into MNIST's light-on-dark.
+// alpha, 3: RGB, 4: RGBA; alpha 255 where the image has none) and resizes the whole of it to
+// size x size with Pillow's bilinear filter (antialiased), returning uint8 [channels, size, size].
+// invert turns dark-on-light drawings into MNIST's light-on-dark.
 std::vector<uint8_t> resize_image(const Image& image, int channels, int size, bool invert = false);
+
+// The width and height a w x h image is resized to before the crop to size x size
+// (Preprocess::crop_mode): kCenter the shorter side to s = p.scale_size(size) and the longer to
+// floor(s * longer / shorter) (torchvision's Resize); kSquash s x s; kBorder the longer side to s
+// and the shorter to round(shorter * s / longer) (timm's ResizeKeepRatio, halves to even).
+struct Extent {
+  int width = 0, height = 0;
+};
+Extent resized_extent(int w, int h, int size, const Preprocess& p);
+
+// Where the centred size x size window starts in a side of n pixels: round((n - size) / 2) with
+// halves to even (torchvision's CenterCrop) when n >= size, else minus the padding before it,
+// (size - n) / 2 rounded down (timm's CenterCropOrPad).
+int centre_offset(int n, int size);
+
+// timm's eval transform of an image already in the model's channels: resized to resized_extent
+// with p.interpolation (Pillow's filter, bit for bit), then the centred size x size cut out, or,
+// where the image is smaller (kBorder), padded with fill[c]. Returns uint8 [C, size, size].
+std::vector<uint8_t> eval_transform(const Image& image, int size, const Preprocess& p,
+                                    const std::vector<uint8_t>& fill);
+
+// The border colour of kBorder for a normalisation: round(255 * mean[c]) (halves to even, as timm).
+std::vector<uint8_t> border_fill(const Normalization& norm);
+
+// An image in `channels` channels (1 gray, 3 RGB; 2 and 4 keep or add alpha): colour to gray by
+// luminance, gray to colour by repeating it, and for 1 or 3 channels transparent pixels composited
+// over the gray level `background`.
+Image convert_image(const Image& image, int channels, uint8_t background = 255);
 
 // `vit predict`'s input: decode_image(path), then resize_image. Unreadable or undecodable files
 // are a vit::Error.
@@ -29,9 +57,6 @@ std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
 // the training data before resizing.
 
 enum class Invert { kAuto, kOn, kOff };
-// How an image that is not square becomes one: its centred square (the shorter side whole, as
-// timm's evaluation crop with crop_pct 1), or the whole image squashed.
-enum class Crop { kCenter, kSquash };
 
 struct PrepareOptions {
   // kAuto: invert when the image's border (its background) is light and the training data's is
@@ -41,7 +66,10 @@ struct PrepareOptions {
   int fit_mnist = -1;
   // Gray level that transparent pixels are composited over (alpha is never dropped).
   uint8_t background = 255;
-  Crop crop = Crop::kCenter;  // without MNIST's fit (which crops to the ink)
+  // Without MNIST's fit (which crops to the ink): the resize and crop (eval_transform), padding
+  // with border_fill (kBorder).
+  Preprocess preprocess{.crop_pct = 1.0};
+  std::vector<uint8_t> border_fill;  // one per channel; empty: 0
 };
 
 struct PreparedImage {
@@ -51,12 +79,12 @@ struct PreparedImage {
 };
 
 // An image file's pixels made into a model's input: alpha composited over options.background,
-// inverted as options.invert says, then either cropped as options.crop says and resized (as
-// resize_image) or, with MNIST's
-// fit, levelled (the background, the median of the border, to 0 and the strongest ink to 255, so
-// that grey paper and faint ink look like the training data), cut to the ink's bounding box,
-// scaled to fit 20/28 of the side keeping its aspect and placed with its centre of mass at the
-// centre. The fit needs a one-channel model (vit::Error otherwise); a blank image is resized whole.
+// inverted as options.invert says, then either made size x size by eval_transform with
+// options.preprocess or, with MNIST's fit, levelled (the background, the median of the border, to 0
+// and the strongest ink to 255, so that grey paper and faint ink look like the training data), cut
+// to the ink's bounding box, scaled to fit 20/28 of the side keeping its aspect and placed with its
+// centre of mass at the centre. The fit needs a one-channel model (vit::Error otherwise); a blank
+// image is resized whole.
 PreparedImage prepare_image(const Image& image, int channels, int size, const InputStyle& style,
                             const PrepareOptions& options = {});
 
@@ -68,15 +96,40 @@ void normalize_image(const uint8_t* pixels, int channels, int size, const Normal
                      float* out);
 
 struct AugmentOptions {
+  // RandomResizedCrop (torchvision's, as timm trains): a random box of scale in [rrc_scale, 1]
+  // of the image's area and aspect ratio (log-uniform) in [1 / rrc_ratio, rrc_ratio], resized to
+  // the model's size with `interpolation` (the run's Preprocess filter). First in the chain.
+  bool rrc = false;
+  float rrc_scale = 0.08f, rrc_ratio = 4.0f / 3.0f;
+  Interpolation interpolation = Interpolation::kBicubic;  // not a field: the run's Preprocess's
   int crop_padding = 0;     // random crop of the image zero-padded by this many pixels per side
   bool hflip = false;       // horizontal flip with probability 1/2
   float erase_prob = 0.0f;  // random erasing (a rectangle set to the mean) with this probability
-  bool enabled() const { return crop_padding > 0 || hflip || erase_prob > 0.0f; }
+  bool enabled() const { return rrc || crop_padding > 0 || hflip || erase_prob > 0.0f; }
 };
 
+// RandomResizedCrop's box in a width x height image (torchvision's get_params): up to 10 tries of
+// area = width * height * uniform(scale, 1) and aspect = exp(uniform(-log(ratio), log(ratio))),
+// w = round(sqrt(area * aspect)), h = round(sqrt(area / aspect)); the first that fits is placed at
+// a uniform position (top = below(height - h + 1), then left = below(width - w + 1)); else the
+// centred box of the whole image clamped to the ratio range.
+struct CropBox {
+  int left = 0, top = 0, width = 0, height = 0;
+};
+// The random draws a box takes, in order: a source of them (a seeded stream, or a test's list).
+struct CropDraws {
+  virtual ~CropDraws() = default;
+  virtual double uniform(double lo, double hi) = 0;  // in [lo, hi)
+  virtual int64_t below(int64_t n) = 0;              // in [0, n)
+};
+CropBox random_resized_crop_box(int width, int height, double scale, double ratio,
+                                CropDraws& draws);
+
 // Fills images [B, C, S, S] (normalised floats) and labels [B] with the samples idx[0..B) of d,
-// whose samples must all be C x S x S (d.shape()); an ImageArray is read in place, any other
-// dataset through read(). With augmentation, sample idx[i] gets its own random stream derived
+// whose samples must all be C x S x S (d.shape()); an ImageArray or ImageList is read in place (an
+// ImageList's images cut to their centred S x S, padded with the normalisation's mean colour,
+// unless a random resized crop takes its box from the whole image), any other dataset through
+// read(). With augmentation, sample idx[i] gets its own random stream derived
 // from (seed, epoch, idx[i]), so a batch is the same whatever the thread count and whether or not
 // training was resumed.
 void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization& norm,

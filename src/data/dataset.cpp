@@ -7,6 +7,7 @@
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
 #include "vit/suggest.hpp"
+#include "vit/transforms.hpp"
 
 namespace vit {
 
@@ -187,6 +188,51 @@ void ImageArray::read(int64_t i, Image& out) const {
   const uint8_t* src = image(i);
   for (int c = 0; c < channels; ++c) {
     for (int64_t j = 0; j < plane; ++j) out.pixels[size_t(j * channels + c)] = src[c * plane + j];
+  }
+}
+
+void ImageList::add(const uint8_t* planar, int w, int h, int32_t label) {
+  VIT_CHECK(w >= 1 && h >= 1, "an image list holds non-empty images");
+  offsets.push_back(int64_t(pixels.size()));
+  pixels.insert(pixels.end(), planar, planar + int64_t(channels) * w * h);
+  widths.push_back(w);
+  heights.push_back(h);
+  labels.push_back(label);
+}
+
+void ImageList::centre(int64_t i, const uint8_t* fill, uint8_t* out) const {
+  const int w = widths[size_t(i)], h = heights[size_t(i)], S = image_size;
+  const int ox = centre_offset(w, S), oy = centre_offset(h, S);
+  const int64_t plane = int64_t(S) * S;
+  for (int c = 0; c < channels; ++c) {
+    const uint8_t* src = image(i) + int64_t(c) * w * h;
+    uint8_t* dst = out + c * plane;
+    const uint8_t f = fill ? fill[c] : 0;
+    for (int y = 0; y < S; ++y) {
+      const int sy = y + oy;
+      for (int x = 0; x < S; ++x) {
+        const int sx = x + ox;
+        dst[int64_t(y) * S + x] =
+            sy >= 0 && sy < h && sx >= 0 && sx < w ? src[int64_t(sy) * w + sx] : f;
+      }
+    }
+  }
+}
+
+void ImageList::read(int64_t i, Image& out) const {
+  VIT_CHECK(i >= 0 && i < size(),
+            "sample " + std::to_string(i) + " is outside the dataset's " + std::to_string(size()));
+  const int S = image_size;
+  const int64_t plane = int64_t(S) * S;
+  thread_local std::vector<uint8_t> planar;
+  planar.resize(size_t(channels * plane));
+  centre(i, nullptr, planar.data());
+  out.width = out.height = S;
+  out.channels = channels;
+  out.pixels.resize(planar.size());
+  for (int c = 0; c < channels; ++c) {
+    for (int64_t j = 0; j < plane; ++j)
+      out.pixels[size_t(j * channels + c)] = planar[c * plane + j];
   }
 }
 

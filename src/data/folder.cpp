@@ -1,8 +1,9 @@
 // Image-folder datasets (folder:DIR, torchvision's ImageFolder layout): DIR/train/<class>/*, and
 // DIR/val/<class>/*, DIR/test/<class>/* when there. Every image is decoded once, when the dataset
-// is opened (in parallel, with progress), into an in-memory array at the model's input size: its
-// centred square resized, as prediction prepares an image. Unreadable images stop it, or are
-// skipped and listed (DatasetOptions::skip_bad).
+// is opened (in parallel, with progress), into an in-memory ImageList: converted to the model's
+// channels and resized as DatasetOptions::preprocess says (the eval transform's resize; batches
+// cut the centre, or a random resized crop). Unreadable images stop it, or are skipped and listed
+// (DatasetOptions::skip_bad).
 #include <omp.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "data/resample.hpp"
 #include "data/sources.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
@@ -79,21 +81,17 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
   return l;
 }
 
-// Decodes every file into [C, S, S] pixels, in parallel, telling o.progress how far it is (from
-// the first thread only). A file that cannot be read stops it with the file's name and the reason
-// (the first such file in the listing's order, whichever thread met it) or, with o.skip_bad, is
-// left out and listed in *skipped.
-std::shared_ptr<ImageArray> decode_all(const Listing& l, const DatasetOptions& o, int64_t* done,
-                                       int64_t total, std::vector<std::string>* skipped) {
+// Decodes every file into its resized pixels [C, h, w], in parallel, telling o.progress how far it
+// is (from the first thread only). A file that cannot be read stops it with the file's name and
+// the reason (the first such file in the listing's order, whichever thread met it) or, with
+// o.skip_bad, is left out and listed in *skipped.
+std::shared_ptr<ImageList> decode_all(const Listing& l, const DatasetOptions& o, int64_t* done,
+                                      int64_t total, std::vector<std::string>* skipped) {
   const int channels = o.shape.channels, size = o.shape.height;
-  auto a = std::make_shared<ImageArray>();
-  a->channels = channels;
-  a->image_size = size;
-  const int64_t n = int64_t(l.files.size()), px = a->image_pixels();
-  a->pixels.resize(size_t(n * px));
-  PrepareOptions options;
-  options.invert = Invert::kOff;
-  options.fit_mnist = 0;
+  const Preprocess& pre = o.preprocess;
+  const int64_t n = int64_t(l.files.size());
+  std::vector<std::vector<uint8_t>> decoded(static_cast<size_t>(n));
+  std::vector<Extent> extents(static_cast<size_t>(n));
   std::vector<std::string> errors(static_cast<size_t>(n));  // per file: why it could not be read
   std::exception_ptr error;
   std::atomic<bool> failed{false};
@@ -102,9 +100,15 @@ std::shared_ptr<ImageArray> decode_all(const Listing& l, const DatasetOptions& o
   for (int64_t i = 0; i < n; ++i) {
     if (failed.load(std::memory_order_relaxed)) continue;
     try {
-      const PreparedImage p = prepare_image(decode_image(l.files[size_t(i)], {.min_side = size}),
-                                            channels, size, InputStyle{}, options);
-      std::copy(p.pixels.begin(), p.pixels.end(), a->pixels.begin() + i * px);
+      // DCT-domain scaling may shrink a JPEG while its shorter side stays at the resize's.
+      const Image image = convert_image(
+          decode_image(l.files[size_t(i)], {.min_side = pre.scale_size(size)}), channels);
+      const Extent e = resized_extent(image.width, image.height, size, pre);
+      std::vector<uint8_t>& px = decoded[size_t(i)];
+      px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
+      data::resize_planes(data::Planes::interleaved(image), e.width, e.height, pre.interpolation,
+                          px.data());
+      extents[size_t(i)] = e;
     } catch (const Error& e) {
       errors[size_t(i)] = e.what();
       if (!o.skip_bad) failed = true;
@@ -129,18 +133,22 @@ std::shared_ptr<ImageArray> decode_all(const Listing& l, const DatasetOptions& o
   *done += n;
   if (o.progress) o.progress(*done, total);
   // The images that were read, in order.
-  int64_t kept = 0;
+  auto list = std::make_shared<ImageList>();
+  list->channels = channels;
+  list->image_size = size;
+  size_t bytes = 0;
+  for (const auto& px : decoded) bytes += px.size();
+  list->pixels.reserve(bytes);
   for (int64_t i = 0; i < n; ++i) {
     if (!errors[size_t(i)].empty()) {
       skipped->push_back(errors[size_t(i)]);
       continue;
     }
-    if (kept != i) std::copy_n(a->image(i), px, a->pixels.begin() + kept * px);
-    a->labels.push_back(l.labels[size_t(i)]);
-    ++kept;
+    const Extent e = extents[size_t(i)];
+    list->add(decoded[size_t(i)].data(), e.width, e.height, l.labels[size_t(i)]);
+    std::vector<uint8_t>().swap(decoded[size_t(i)]);
   }
-  a->pixels.resize(size_t(kept * px));
-  return a;
+  return list;
 }
 
 }  // namespace
@@ -165,6 +173,7 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
   VIT_CHECK(want.channels >= 1 && want.height >= 1 && want.height == want.width,
             "a folder dataset is decoded at the model's square input size; none was given");
   DatasetSplits s;
+  s.preprocessed = true;
   s.class_names = class_folders(train);
   const int K = int(s.class_names.size());
   VIT_CHECK(K >= 1, "'" + train.string() + "' holds no class folder (train/<class>/<images>)");

@@ -10,7 +10,9 @@
 #include <numeric>
 #include <string>
 
+#include "core/fields_json.hpp"
 #include "core/rng.hpp"
+#include "data/resample.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -138,76 +140,133 @@ const uint8_t* planar_sample(const Dataset& d, const ImageArray* array, const Sa
 
 }  // namespace
 
+int Preprocess::scale_size(int size) const {
+  return int(std::floor(size / crop_pct));
+}
+
+std::string Preprocess::to_json() const {
+  return fields_to_json(*this).dump();
+}
+
+Preprocess Preprocess::from_json(const std::string& json) {
+  Preprocess p;
+  fields_from_json(p, json, "preprocessing", /*strict_keys=*/false);
+  validate_fields(p, "preprocessing");
+  return p;
+}
+
+Image convert_image(const Image& img, int channels, uint8_t background) {
+  check_channels(channels);
+  const int n = img.channels;
+  if (n == channels) return img;
+  Image out;
+  out.width = img.width, out.height = img.height, out.channels = channels;
+  out.pixels.resize(size_t(img.width) * size_t(img.height) * size_t(channels));
+  const bool composite = (channels == 1 || channels == 3) && (n == 2 || n == 4);
+  const int64_t hw = int64_t(img.width) * img.height;
+  for (int64_t j = 0; j < hw; ++j) {
+    const uint8_t* p = img.pixels.data() + j * n;
+    uint8_t* o = out.pixels.data() + j * channels;
+    if (!composite) {
+      convert_row(p, n, o, channels, 1);
+      continue;
+    }
+    // Over the background: v * a + bg * (1 - a), rounded, in integers.
+    const int a = p[n - 1];
+    auto over = [&](int v) { return uint8_t((v * a + background * (255 - a) + 127) / 255); };
+    const int r = p[0], g = n == 4 ? p[1] : r, b = n == 4 ? p[2] : r;
+    if (channels == 1) {
+      o[0] = over(n == 4 ? (r * 77 + g * 150 + b * 29) >> 8 : r);
+    } else {
+      o[0] = over(r), o[1] = over(g), o[2] = over(b);
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool invert) {
+  check_image(img, channels, size);
+  const Image conv = convert_image(img, channels, 255);
+  std::vector<uint8_t> pixels(size_t(channels) * size_t(size) * size_t(size));
+  data::resize_planes(data::Planes::interleaved(conv), size, size, Interpolation::kBilinear,
+                      pixels.data());
+  if (invert) {
+    for (uint8_t& v : pixels) v = uint8_t(255 - v);
+  }
+  return pixels;
+}
+
+Extent resized_extent(int w, int h, int size, const Preprocess& p) {
+  const int s = p.scale_size(size);
+  switch (p.crop_mode) {
+    case CropMode::kSquash:
+      return {s, s};
+    case CropMode::kBorder: {
+      const double ratio = std::max(double(h) / s, double(w) / s);
+      return {std::max(1, int(std::nearbyint(w / ratio))),
+              std::max(1, int(std::nearbyint(h / ratio)))};
+    }
+    case CropMode::kCenter:
+    default:
+      // torchvision: the longer side int(s * longer / shorter) in double.
+      if (w <= h) return {s, int(double(int64_t(s) * h) / w)};
+      return {int(double(int64_t(s) * w) / h), s};
+  }
+}
+
+int centre_offset(int n, int size) {
+  if (n >= size) return int(std::nearbyint((n - size) / 2.0));  // halves to even, as Python
+  return -((size - n) / 2);
+}
+
 namespace {
 
-// The region [x0, x0 + rw) x [y0, y0 + rh) of img converted to `channels` and resized to
-// size x size (uint8 [channels, size, size] into `pixels`). Rows are converted and resized one at a
-// time, then columns; the float buffers are the calling thread's, kept between calls (a fresh
-// megabyte per image cost more in page faults than the resize itself).
-void resize_region(const Image& img, int x0, int y0, int rw, int rh, int channels, int size,
-                   bool invert, std::vector<uint8_t>& pixels) {
-  const int w = img.width, n = img.channels;
-  thread_local std::vector<uint8_t> row;
-  thread_local std::vector<float> rows, out;
-  row.resize(size_t(rw) * size_t(channels));
-  rows.resize(size_t(channels) * size_t(rh) * size_t(size));
-  out.resize(size_t(channels) * size_t(size) * size_t(size));
-  const Taps across(rw, size), down(rh, size);
-  // Rows: every channel of an output pixel from the same taps, each a sum in tap order.
-  for (int y = 0; y < rh; ++y) {
-    convert_row(img.pixels.data() + (int64_t(y0 + y) * w + x0) * n, n, row.data(), channels, rw);
-    for (int o = 0; o < size; ++o) {
-      const double* wt = across.w.data() + across.first[size_t(o)];
-      const uint8_t* p = row.data() + int64_t(across.lo[size_t(o)]) * channels;
-      double acc[4] = {0, 0, 0, 0};
-      for (int k = 0; k < across.count[size_t(o)]; ++k) {
-        for (int c = 0; c < channels; ++c) acc[c] += wt[k] * p[k * channels + c];
-      }
-      const double wsum = across.wsum[size_t(o)];
-      for (int c = 0; c < channels; ++c) {
-        // wsum is 0 only for a region 1 pixel wide: that pixel.
-        rows[size_t((int64_t(c) * rh + y) * size + o)] =
-            wsum == 0 ? float(row[size_t(c)]) : float(acc[c] / wsum);
-      }
-    }
+// The resized (full_w x full_h) image's centred size x size into out [C, size, size], fill[c]
+// where it does not reach; only the samples inside are resampled (each is the same whether or
+// not its neighbours are: a window of Pillow's result).
+void resize_and_centre(const data::Planes& in, int full_w, int full_h, int size,
+                       Interpolation filter, const std::vector<uint8_t>& fill, uint8_t* out) {
+  const int C = in.channels;
+  const int ox = centre_offset(full_w, size), oy = centre_offset(full_h, size);
+  const int x0 = std::max(0, ox), y0 = std::max(0, oy);
+  const int x1 = std::min(full_w, ox + size), y1 = std::min(full_h, oy + size);
+  if (x0 == ox && y0 == oy && x1 - x0 == size && y1 - y0 == size) {
+    data::resize_window(in, full_w, full_h, x0, y0, size, size, filter, out);
+    return;
   }
-  // Columns: a whole output row at a time, tap by tap over contiguous floats (vectorised), each
-  // sum in the same tap order as a column at a time would take.
-  thread_local std::vector<double> acc;
-  acc.resize(size_t(size));
-  for (int c = 0; c < channels; ++c) {
-    const float* plane = rows.data() + int64_t(c) * rh * size;
-    for (int o = 0; o < size; ++o) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      const double* wt = down.w.data() + down.first[size_t(o)];
-      for (int k = 0; k < down.count[size_t(o)]; ++k) {
-        const float* src = plane + int64_t(down.lo[size_t(o)] + k) * size;
-        const double wk = wt[k];
-        for (int x = 0; x < size; ++x) acc[size_t(x)] += wk * src[x];
-      }
-      const double wsum = down.wsum[size_t(o)];
-      float* dst = out.data() + (int64_t(c) * size + o) * size;
-      for (int x = 0; x < size; ++x) dst[x] = wsum == 0 ? plane[x] : float(acc[size_t(x)] / wsum);
+  const int ww = x1 - x0, wh = y1 - y0;
+  thread_local std::vector<uint8_t> window;
+  window.resize(size_t(C) * size_t(ww) * size_t(wh));
+  data::resize_window(in, full_w, full_h, x0, y0, ww, wh, filter, window.data());
+  const int64_t plane = int64_t(size) * size;
+  for (int c = 0; c < C; ++c) {
+    std::fill_n(out + c * plane, plane, fill.empty() ? uint8_t(0) : fill[size_t(c)]);
+    for (int y = 0; y < wh; ++y) {
+      std::copy_n(window.data() + (int64_t(c) * wh + y) * ww, ww,
+                  out + c * plane + int64_t(y0 - oy + y) * size + (x0 - ox));
     }
-  }
-  pixels.resize(out.size());
-  for (size_t i = 0; i < out.size(); ++i) {
-    // clamp(round(v), 0, 255) (halves away from zero) without a libm call: in [0, 255] the
-    // integer part by conversion, plus one from a fraction of a half or more.
-    const float v = std::clamp(out[i], 0.0f, 255.0f);
-    const int t = int(v);
-    const int q = t + (v - float(t) >= 0.5f ? 1 : 0);
-    pixels[i] = uint8_t(invert ? 255 - q : q);
   }
 }
 
 }  // namespace
 
-std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool invert) {
-  check_image(img, channels, size);
-  std::vector<uint8_t> pixels;
-  resize_region(img, 0, 0, img.width, img.height, channels, size, invert, pixels);
-  return pixels;
+std::vector<uint8_t> eval_transform(const Image& img, int size, const Preprocess& p,
+                                    const std::vector<uint8_t>& fill) {
+  check_image(img, img.channels, size);
+  VIT_CHECK(fill.empty() || int(fill.size()) == img.channels,
+            "the border colour needs one value per channel");
+  const Extent e = resized_extent(img.width, img.height, size, p);
+  std::vector<uint8_t> out(size_t(img.channels) * size_t(size) * size_t(size));
+  resize_and_centre(data::Planes::interleaved(img), e.width, e.height, size, p.interpolation, fill,
+                    out.data());
+  return out;
+}
+
+std::vector<uint8_t> border_fill(const Normalization& norm) {
+  std::vector<uint8_t> fill;
+  for (float m : norm.mean)
+    fill.push_back(uint8_t(std::clamp(std::nearbyint(255.0 * m), 0.0, 255.0)));
+  return fill;
 }
 
 namespace {
@@ -313,16 +372,11 @@ PreparedImage prepare_image(const Image& img, int channels, int size, const Inpu
   VIT_CHECK(!fit || channels == 1, "MNIST's fit is for one-channel (gray) models; this one has " +
                                        std::to_string(channels) + " channels");
   const int planes = channels >= 3 ? 3 : 1;
-  // Without MNIST's fit: the centred square, or the whole image.
-  const bool square = options.crop == Crop::kCenter;
-  const int cw = square ? std::min(w, h) : w, ch = square ? std::min(w, h) : h;
-  const int x0 = (w - cw) / 2, y0 = (h - ch) / 2;
   PreparedImage r;
-  if (!fit && options.invert == Invert::kOff && img.channels == planes) {
-    // No alpha, no inversion, the planes the model takes (gray for gray, RGB for colour):
-    // compositing would change nothing, so the file's pixels are resized directly (the path of
-    // every dataset of photos).
-    resize_region(img, x0, y0, cw, ch, channels, size, false, r.pixels);
+  if (!fit && options.invert == Invert::kOff && img.channels == channels) {
+    // No inversion, the channels the model takes: compositing would change nothing, so the
+    // file's pixels go to the eval transform directly (the path of every photo).
+    r.pixels = eval_transform(img, size, options.preprocess, options.border_fill);
     return r;
   }
   std::vector<float> px = composite(img, planes, options.background);
@@ -339,21 +393,19 @@ PreparedImage prepare_image(const Image& img, int channels, int size, const Inpu
   }
   if (fit) r.fitted = fit_mnist(px, w, h, size, r.pixels);
   if (!r.fitted) {
-    // The composited (and inverted) image's region, resized.
+    // The composited (and inverted) image in the model's channels, through the eval transform.
     Image flat;
-    flat.width = cw, flat.height = ch, flat.channels = planes;
-    flat.pixels.resize(size_t(planes) * cw * ch);
+    flat.width = w, flat.height = h, flat.channels = planes;
+    flat.pixels.resize(size_t(planes) * size_t(w) * size_t(h));
     const int64_t hw = int64_t(w) * h;
-    for (int y = 0; y < ch; ++y) {
-      for (int x = 0; x < cw; ++x) {
-        const int64_t j = int64_t(y0 + y) * w + x0 + x, o = int64_t(y) * cw + x;
-        for (int c = 0; c < planes; ++c) {
-          flat.pixels[size_t(o * planes + c)] =
-              uint8_t(std::clamp(std::round(px[size_t(c * hw + j)]), 0.0f, 255.0f));
-        }
+    for (int64_t j = 0; j < hw; ++j) {
+      for (int c = 0; c < planes; ++c) {
+        flat.pixels[size_t(j * planes + c)] =
+            uint8_t(std::clamp(std::round(px[size_t(c * hw + j)]), 0.0f, 255.0f));
       }
     }
-    resize_region(flat, 0, 0, cw, ch, channels, size, false, r.pixels);
+    r.pixels = eval_transform(convert_image(flat, channels), size, options.preprocess,
+                              options.border_fill);
   }
   return r;
 }
@@ -381,13 +433,22 @@ Normalization compute_normalization(const Dataset& d) {
   VIT_CHECK(shape.height > 0 && shape.width > 0,
             "normalisation statistics need samples of one size; this dataset's vary");
   const ImageArray* array = d.as_array();
+  const ImageList* list = d.as_list();  // its whole images, not their crops
   const int C = shape.channels;
-  const int64_t plane = int64_t(shape.height) * shape.width;
   std::vector<double> sum(static_cast<size_t>(C)), sq(static_cast<size_t>(C));
+  double count = 0;
   Image image;
   std::vector<uint8_t> planar;
   for (int64_t i = 0; i < d.size(); ++i) {
-    const uint8_t* px = planar_sample(d, array, shape, i, image, planar);
+    const uint8_t* px;
+    int64_t plane = int64_t(shape.height) * shape.width;
+    if (list) {
+      px = list->image(i);
+      plane = int64_t(list->widths[size_t(i)]) * list->heights[size_t(i)];
+    } else {
+      px = planar_sample(d, array, shape, i, image, planar);
+    }
+    count += double(plane);
     for (int c = 0; c < C; ++c) {
       const uint8_t* p = px + c * plane;
       uint64_t s1 = 0, s2 = 0;  // exact integer sums per image
@@ -401,7 +462,6 @@ Normalization compute_normalization(const Dataset& d) {
   }
   Normalization n;
   for (int c = 0; c < C; ++c) {
-    const double count = double(d.size()) * plane;
     const double mean = sum[size_t(c)] / count / 255.0;
     const double var = sq[size_t(c)] / count / (255.0 * 255.0) - mean * mean;
     const double std = std::sqrt(std::max(var, 0.0));
@@ -432,6 +492,47 @@ void normalize_image(const uint8_t* pixels, int channels, int size, const Normal
   }
 }
 
+namespace {
+
+// CropDraws from a sample's seeded stream.
+struct RngDraws final : CropDraws {
+  Rng& rng;
+  explicit RngDraws(Rng& r) : rng(r) {}
+  double uniform(double lo, double hi) override { return lo + (hi - lo) * rng.uniform(); }
+  int64_t below(int64_t n) override { return int64_t(rng.below(uint64_t(n))); }
+};
+
+}  // namespace
+
+CropBox random_resized_crop_box(int width, int height, double scale, double ratio,
+                                CropDraws& draws) {
+  VIT_CHECK(width >= 1 && height >= 1, "a random resized crop needs a non-empty image");
+  VIT_CHECK(scale > 0 && scale <= 1 && ratio >= 1,
+            "a random resized crop needs a scale in (0, 1] and a ratio of at least 1");
+  const double area = double(width) * height;
+  const double log_lo = std::log(1.0 / ratio), log_hi = std::log(ratio);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * draws.uniform(scale, 1.0);
+    const double aspect = std::exp(draws.uniform(log_lo, log_hi));
+    const int w = int(std::nearbyint(std::sqrt(target * aspect)));
+    const int h = int(std::nearbyint(std::sqrt(target / aspect)));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const int top = int(draws.below(height - h + 1));
+      const int left = int(draws.below(width - w + 1));
+      return {left, top, w, h};
+    }
+  }
+  // The whole image, clamped to the ratio range, centred.
+  const double in_ratio = double(width) / height;
+  int w = width, h = height;
+  if (in_ratio < 1.0 / ratio) {
+    h = int(std::nearbyint(w / (1.0 / ratio)));
+  } else if (in_ratio > ratio) {
+    w = int(std::nearbyint(h * ratio));
+  }
+  return {(width - w) / 2, (height - h) / 2, w, h};
+}
+
 void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization& norm,
                 const AugmentOptions& aug, uint64_t seed, int64_t epoch, float* images,
                 int32_t* labels) {
@@ -445,34 +546,58 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
   VIT_CHECK(int(norm.mean.size()) == C && int(norm.std.size()) == C,
             "normalisation has " + std::to_string(norm.mean.size()) + " channels, the data " +
                 std::to_string(C));
-  const ImageArray* array = d.as_array();  // the fast path: pixels read in place
-  std::exception_ptr error;                // the first sample that could not be read
+  if (aug.rrc) {
+    VIT_CHECK(aug.rrc_scale > 0 && aug.rrc_scale <= 1 && aug.rrc_ratio >= 1,
+              "`rrc_scale` must be in (0, 1] and `rrc_ratio` at least 1");
+  }
+  const ImageArray* array = d.as_array();  // the fast paths: pixels read in place
+  const ImageList* list = d.as_list();
+  const std::vector<uint8_t> fill = border_fill(norm);  // an ImageList's padding: the mean colour
+  std::exception_ptr error;                             // the first sample that could not be read
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; ++b) {
     const int64_t i = idx[b];
-    const uint8_t* src;
-    if (array) {
-      src = array->image(i);
-      labels[b] = array->labels[size_t(i)];
-    } else {
-      // Kept between calls: a dataset read through read() allocates only while samples grow.
-      thread_local Image image;
-      thread_local std::vector<uint8_t> planar;
-      try {
-        src = planar_sample(d, nullptr, shape, i, image, planar);
+    // Kept between calls: a batch allocates only while samples grow.
+    thread_local Image image;
+    thread_local std::vector<uint8_t> planar, cropped;
+    data::Planes whole;  // the sample's image (an ImageList's before its crop)
+    try {
+      if (array) {
+        whole = data::Planes::planar(array->image(i), C, S, S);
+        labels[b] = array->labels[size_t(i)];
+      } else if (list) {
+        whole = data::Planes::planar(list->image(i), C, list->heights[size_t(i)],
+                                     list->widths[size_t(i)]);
+        labels[b] = list->labels[size_t(i)];
+      } else {
+        whole = data::Planes::planar(planar_sample(d, nullptr, shape, i, image, planar), C, S, S);
         labels[b] = d.label(i);
-      } catch (...) {
-#pragma omp critical(vit_make_batch_error)
-        if (!error) error = std::current_exception();
-        continue;
       }
+    } catch (...) {
+#pragma omp critical(vit_make_batch_error)
+      if (!error) error = std::current_exception();
+      continue;
+    }
+    Rng rng(seed, sample_stream(epoch, i));
+    // The S x S sample before the pixel-level augmentations.
+    const uint8_t* src = whole.p;
+    cropped.resize(size_t(per_image));
+    if (aug.rrc) {
+      RngDraws draws(rng);
+      const CropBox box =
+          random_resized_crop_box(whole.w, whole.h, aug.rrc_scale, aug.rrc_ratio, draws);
+      data::resize_planes(whole.region(box.left, box.top, box.width, box.height), S, S,
+                          aug.interpolation, cropped.data());
+      src = cropped.data();
+    } else if (whole.w != S || whole.h != S) {
+      list->centre(i, fill.data(), cropped.data());
+      src = cropped.data();
     }
     float* out = images + b * per_image;
     if (!aug.enabled()) {
       normalize_image(src, C, S, norm, out);
       continue;
     }
-    Rng rng(seed, sample_stream(epoch, i));
     int dx = 0, dy = 0;
     if (aug.crop_padding > 0) {
       const int span = 2 * aug.crop_padding + 1;

@@ -33,6 +33,7 @@ void save_model(const std::string& path, Model& model, const ModelMeta& meta,
   md["class_names"] = nlohmann::json(meta.class_names).dump();
   md["normalize"] =
       nlohmann::json{{"mean", meta.normalize.mean}, {"std", meta.normalize.std}}.dump();
+  md["preprocess"] = meta.preprocess.to_json();
   if (!meta.dataset.empty()) md["dataset"] = meta.dataset;
   if (meta.input) {
     md["input"] = nlohmann::json{{"background", meta.input->dark_background ? "dark" : "light"},
@@ -126,6 +127,13 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
     VIT_CHECK(s > 0.0f, "'" + path + "': normalize.std must be positive");
   }
   if (md.count("dataset")) meta.dataset = md.at("dataset");
+  if (md.count("preprocess")) {
+    try {
+      meta.preprocess = Preprocess::from_json(md.at("preprocess"));
+    } catch (const Error& e) {
+      throw Error("'" + path + "': " + e.what());
+    }
+  }
   if (md.count("input")) {
     const auto in = parse_json(md.at("input"), "input", path);
     const auto text = [&](const char* key, const char* a, const char* b) {

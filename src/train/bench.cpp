@@ -103,6 +103,7 @@ DataBenchResult benchmark_data(const DataBenchOptions& o) {
   d.num_classes = own > 0 ? own : o.num_classes;
   d.data_dir = o.data_dir;
   d.shape = o.shape;
+  d.preprocess = o.preprocess;
   const auto t0 = std::chrono::steady_clock::now();
   const DatasetSplits s = load_dataset(o.data, d);
   r.open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -31,6 +31,12 @@ int Recipe::kept_patches(int num_patches, int64_t epoch) const {
   return std::max(1, int(num_patches * (1.0 - prob)));
 }
 
+AugmentOptions Recipe::augment_options() const {
+  AugmentOptions a = augment;
+  a.interpolation = preprocess.interpolation;
+  return a;
+}
+
 std::string Recipe::to_json() const {
   return fields_to_json(*this).dump();
 }
@@ -177,7 +183,8 @@ std::vector<Preset> make_presets() {
     v.name = m.name;
     v.description = std::string("timm's ") + m.name + " shape (224x224x3, patch 16, D " +
                     std::to_string(m.dim) + ", " + std::to_string(m.heads) +
-                    " heads, 12 blocks, 1000 classes), for benchmarks and interop";
+                    " heads, 12 blocks, 1000 classes), for benchmarks and interop; its recipe "
+                    "trains with random resized crops, flips and erasing";
     v.config = timm_config(m.dim, m.depth, m.heads);
     v.recipe.epochs = 300;
     v.recipe.batch_size = 64;
@@ -185,7 +192,7 @@ std::vector<Preset> make_presets() {
     v.recipe.warmup_epochs = 5;
     v.recipe.label_smoothing = 0.1f;
     v.recipe.clip_grad = 1.0f;
-    v.recipe.augment.crop_padding = 16;
+    v.recipe.augment.rrc = true;  // timm's (DeiT's) training crop
     v.recipe.augment.hflip = true;
     v.recipe.augment.erase_prob = 0.25f;
     p.push_back(v);

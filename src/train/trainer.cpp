@@ -102,7 +102,12 @@ void make_step(Run& r) {
 }
 
 ModelMeta model_meta(const Run& r) {
-  return {r.config, r.data.class_names, r.norm, r.data.name, r.data.style};
+  ModelMeta m{r.config, r.data.class_names, r.norm, r.data.name, r.data.style};
+  // Files for prediction are prepared as the training images were: by the recipe's preprocessing,
+  // or, after images of the model's own size, whole (crop_pct 1).
+  m.preprocess = r.recipe.preprocess;
+  if (!r.data.preprocessed) m.preprocess.crop_pct = 1.0, m.preprocess.crop_mode = CropMode::kCenter;
+  return m;
 }
 
 // The dataset of r's spec, checked against its model, with the recipe's validation split held
@@ -114,6 +119,7 @@ void open_data(Run& r, TrainReporter& reporter) {
   o.data_dir = r.data_dir;
   o.shape = {r.config.channels, r.config.image_size, r.config.image_size};
   o.skip_bad = r.skip_bad_images;
+  o.preprocess = r.recipe.preprocess;
   o.progress = [&reporter](int64_t done, int64_t total) {
     reporter.progress("decoding images", done, total);
   };
@@ -166,6 +172,7 @@ void append_metrics(const Run& r, const EpochMetrics& m) {
 
 TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const Recipe& rc = r.recipe;
+  const AugmentOptions augment = rc.augment_options();
   const Dataset& train = *r.data.train;
   const int64_t n = train.size();
   const int B = step_batch(r);
@@ -202,7 +209,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = int(std::min<int64_t>(B, n - s * B));
       const auto batch_start = Clock::now();
-      make_batch(train, order.data() + s * B, b, r.norm, rc.augment, rc.seed, e, images.data(),
+      make_batch(train, order.data() + s * B, b, r.norm, augment, rc.seed, e, images.data(),
                  labels.data());
       r.pos.data_seconds += std::chrono::duration<double>(Clock::now() - batch_start).count();
       lr = rc.lr_at(r.step, total, warmup);

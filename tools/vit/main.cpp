@@ -401,6 +401,7 @@ int run_eval(const EvalArgs& a) {
   options.data_dir = a.data_dir;
   options.shape = {c.channels, c.image_size, c.image_size};
   options.skip_bad = a.skip_bad_images;
+  options.preprocess = m.meta.preprocess;
   vit::DatasetSplits d = vit::load_dataset(a.data, options);
   for (const std::string& skipped : d.skipped) {
     std::fprintf(stderr, "vit eval: warning: %s; left out\n", skipped.c_str());
@@ -470,7 +471,8 @@ struct PredictArgs {
   std::vector<std::string> images;
   int top_k = 3, threads = 0, background = 255;
   bool json = false;
-  std::string invert = "auto", fit = "auto", crop = "center";
+  std::string invert = "auto", fit = "auto";
+  std::map<std::string, std::string> preprocess;  // Preprocess fields given, as text
 };
 
 void add_predict(CLI::App& app, PredictArgs& a) {
@@ -479,9 +481,10 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       "Transparent pixels are composited over --background; an image whose background is the "
       "other way from the training data's (dark digits on white paper for an MNIST model) is "
       "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
-      "preprocessing (the digit scaled into 20x20 and centred by mass); any other image that "
-      "is not square is cut to its centred square (--crop). Then the image is resized to the "
-      "model's and normalised as in training.\nExamples:\n  vit predict --model "
+      "preprocessing (the digit scaled into 20x20 and centred by mass); any other image is "
+      "resized and cropped as the model's checkpoint says (timm's eval transform: the shorter "
+      "side to size / crop_pct, the centre cut; --crop-pct, --crop-mode and --interpolation "
+      "override it), then normalised as in training.\nExamples:\n  vit predict --model "
       "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
       "drawings/");
   p->add_option("--model", a.model,
@@ -503,11 +506,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
                 "auto: what the model's training data had")
       ->check(CLI::IsMember({"auto", "mnist", "none"}))
       ->capture_default_str();
-  p->add_option("--crop", a.crop,
-                "An image that is not square: center (its centred square, the shorter side whole, "
-                "as folder datasets are prepared) or squash (the whole image)")
-      ->check(CLI::IsMember({"center", "squash"}))
-      ->capture_default_str();
+  add_field_options<vit::Preprocess>(p, "Preprocessing (default: the model's)", a.preprocess);
   add_int_option(p, "--background", a.background,
                  "Gray level (0-255) that transparent pixels are composited over", 0, 255)
       ->capture_default_str();
@@ -517,7 +516,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
   add_threads_option(p, a.threads);
 }
 
-int run_predict(const PredictArgs& a) {
+int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   vit::LoadedModel m = vit::load_model(vit::checkpoint_path(a.model));
   const Config& c = m.meta.config;
@@ -532,7 +531,11 @@ int run_predict(const PredictArgs& a) {
                                                         : vit::Invert::kAuto;
   options.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
   options.background = uint8_t(a.background);
-  options.crop = a.crop == "squash" ? vit::Crop::kSquash : vit::Crop::kCenter;
+  options.preprocess = m.meta.preprocess;
+  for (const auto& [name, text] : given_fields<vit::Preprocess>(cmd, a.preprocess)) {
+    vit::set_field(options.preprocess, name, text);
+  }
+  options.border_fill = vit::border_fill(m.meta.normalize);
   int failures = 0;
   for (const std::string& file : vit::image_files(a.images)) {
     vit::PreparedImage prepared;
@@ -624,6 +627,10 @@ int run_info(const InfoArgs& a) {
     for (const char* key : {"dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe",
                             "class_names", "normalize", "version"}) {
       if (m.metadata.count(key)) extra[key] = metadata_value(key, m.metadata.at(key));
+      // How prediction prepares image files (older checkpoints: what they were prepared with).
+      if (std::string(key) == "input") {
+        extra["preprocess"] = nlohmann::ordered_json::parse(m.meta.preprocess.to_json());
+      }
     }
   } else {
     c = named_preset(a.preset).config;
@@ -792,7 +799,8 @@ int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
   o.data_dir = a.data_dir;
   o.num_classes = run.config.num_classes;  // where the data cannot tell its own
   o.shape = {run.config.channels, run.config.image_size, run.config.image_size};
-  o.augment = run.recipe.augment;
+  o.augment = run.recipe.augment_options();
+  o.preprocess = run.recipe.preprocess;
   o.batch = a.batch ? a.batch : 128;
   o.steps = a.steps;
   const int threads = vit::num_threads();
@@ -817,9 +825,9 @@ int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
   std::printf("  open     %lld images in %.2f s: %.0f img/s (%.0f per thread)\n",
               (long long)r.images, r.open_seconds, open_rate, open_rate / threads);
   std::printf(
-      "  batches  %.0f img/s (%.0f per thread), batch %d, augmentation: crop padding %d, "
-      "flips %s, erasing %g\n",
-      r.batch_img_per_s, r.batch_img_per_s / threads, o.batch, g.crop_padding,
+      "  batches  %.0f img/s (%.0f per thread), batch %d, augmentation: random resized crop "
+      "%s, crop padding %d, flips %s, erasing %g\n",
+      r.batch_img_per_s, r.batch_img_per_s / threads, o.batch, g.rrc ? "on" : "off", g.crop_padding,
       g.hflip ? "on" : "off", g.erase_prob);
   return 0;
 }
@@ -995,7 +1003,8 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return run_train(*app.get_subcommand("train"), train_args);
     if (app.got_subcommand("eval")) return run_eval(eval_args);
-    if (app.got_subcommand("predict")) return run_predict(predict_args);
+    if (app.got_subcommand("predict"))
+      return run_predict(*app.get_subcommand("predict"), predict_args);
     if (app.got_subcommand("info")) return run_info(info_args);
     if (app.got_subcommand("bench")) return run_bench(bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);

@@ -1,0 +1,190 @@
+// Image transforms against Pillow and torchvision (tests/fixtures/transforms.safetensors, made by
+// tests/reference/make_transform_fixtures.py): resizing bit for bit, timm's eval transform in each
+// crop mode, RandomResizedCrop's box from the same draws; and the training crop's determinism.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "data/resample.hpp"
+#include "test_util.hpp"
+#include "vit/safetensors.hpp"
+#include "vit/threads.hpp"
+#include "vit/transforms.hpp"
+
+namespace vit::test {
+namespace {
+
+class TransformFixture : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    file_ = new SafetensorsReader(fixture("transforms.safetensors"));
+    cases_ = nlohmann::json::parse(file_->metadata().at("cases"));
+  }
+  static void TearDownTestSuite() {
+    delete file_;
+    file_ = nullptr;
+  }
+  // A source image as decoded: interleaved [h, w, c].
+  static Image source(const std::string& name) {
+    const TensorInfo& t = file_->info("src." + name);
+    Image im;
+    im.height = int(t.shape[0]), im.width = int(t.shape[1]), im.channels = int(t.shape[2]);
+    for (float v : file_->read_f32("src." + name)) im.pixels.push_back(uint8_t(v));
+    return im;
+  }
+  static std::vector<uint8_t> bytes(const std::string& name) {
+    std::vector<uint8_t> out;
+    for (float v : file_->read_f32(name)) out.push_back(uint8_t(v));
+    return out;
+  }
+  static Interpolation filter(const nlohmann::json& c) {
+    return c["filter"] == "bicubic" ? Interpolation::kBicubic : Interpolation::kBilinear;
+  }
+  static SafetensorsReader* file_;
+  static nlohmann::json cases_;
+};
+SafetensorsReader* TransformFixture::file_ = nullptr;
+nlohmann::json TransformFixture::cases_;
+
+// The first sample that differs, for the failure message.
+std::string first_difference(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
+  if (got.size() != want.size()) {
+    return std::to_string(got.size()) + " samples, want " + std::to_string(want.size());
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want[i]) {
+      return "sample " + std::to_string(i) + ": " + std::to_string(got[i]) + ", Pillow " +
+             std::to_string(want[i]);
+    }
+  }
+  return "";
+}
+
+// Every byte as Pillow's Image.resize: shrinking, enlarging, one side only, 1x1, gray and RGB.
+TEST_F(TransformFixture, ResizeIsPillowsBitForBit) {
+  for (size_t i = 0; i < cases_["resize"].size(); ++i) {
+    const auto& c = cases_["resize"][i];
+    const Image im = source(c["src"]);
+    const int w = c["w"], h = c["h"];
+    std::vector<uint8_t> got(size_t(im.channels) * size_t(w) * size_t(h));
+    data::resize_planes(data::Planes::interleaved(im), w, h, filter(c), got.data());
+    EXPECT_EQ(first_difference(got, bytes("resize." + std::to_string(i))), "") << c.dump();
+  }
+}
+
+// A window of the resize is the same window of the whole: what the eval crop computes alone.
+TEST_F(TransformFixture, ResizeWindowIsPartOfTheWhole) {
+  const Image im = source("c");
+  for (Interpolation f : {Interpolation::kBilinear, Interpolation::kBicubic}) {
+    std::vector<uint8_t> whole(3 * 90 * 70), part(3 * 20 * 30);
+    data::resize_planes(data::Planes::interleaved(im), 90, 70, f, whole.data());
+    data::resize_window(data::Planes::interleaved(im), 90, 70, 11, 37, 30, 20, f, part.data());
+    for (int c = 0; c < 3; ++c) {
+      for (int y = 0; y < 20; ++y) {
+        for (int x = 0; x < 30; ++x) {
+          ASSERT_EQ(part[size_t((c * 20 + y) * 30 + x)],
+                    whole[size_t((c * 70 + 37 + y) * 90 + 11 + x)])
+              << c << " " << y << " " << x;
+        }
+      }
+    }
+  }
+}
+
+// timm's eval transform in each crop mode (center, squash, border with the mean colour), crop_pct
+// and filter, as torchvision and timm compute it.
+TEST_F(TransformFixture, EvalTransformIsTimms) {
+  const std::vector<uint8_t> fill = border_fill(Normalization::preset(Normalization::kImagenet, 3));
+  EXPECT_EQ(fill, (std::vector<uint8_t>{124, 116, 104}));
+  for (size_t i = 0; i < cases_["eval"].size(); ++i) {
+    const auto& c = cases_["eval"][i];
+    const Image im = source(c["src"]);
+    Preprocess p;
+    p.crop_pct = c["crop_pct"];
+    set_field(p, "crop_mode", c["mode"]);
+    p.interpolation = filter(c);
+    const std::vector<uint8_t> f(fill.begin(), fill.begin() + im.channels);
+    const std::vector<uint8_t> got = eval_transform(im, c["size"], p, f);
+    EXPECT_EQ(first_difference(got, bytes("eval." + std::to_string(i))), "") << c.dump();
+  }
+}
+
+// Draws replayed from a list, as torchvision took them.
+struct Replay final : CropDraws {
+  std::vector<double> uniforms;
+  std::vector<int64_t> integers;
+  size_t u = 0, k = 0;
+  double uniform(double, double) override { return uniforms.at(u++); }
+  int64_t below(int64_t n) override {
+    const int64_t v = integers.at(k++);
+    EXPECT_LT(v, n);
+    return v;
+  }
+};
+
+TEST_F(TransformFixture, RandomResizedCropBoxIsTorchvisions) {
+  int fallbacks = 0;
+  for (size_t i = 0; i < cases_["rrc"].size(); ++i) {
+    const std::vector<float> row = file_->read_f32("rrc." + std::to_string(i));
+    const int w = int(row[0]), h = int(row[1]);
+    const size_t n = row.size();
+    Replay draws;
+    for (size_t j = 2; j + 4 < n; ++j) draws.uniforms.push_back(row[j]);
+    const int top = int(row[n - 4]), left = int(row[n - 3]), bh = int(row[n - 2]),
+              bw = int(row[n - 1]);
+    const bool fallback = draws.uniforms.size() == 20 && (bw == w || bh == h);
+    fallbacks += fallback;
+    if (!fallback) draws.integers = {top, left};
+    const CropBox b = random_resized_crop_box(w, h, 0.08, 4.0 / 3.0, draws);
+    EXPECT_EQ(b.top, top) << "case " << i << " (" << w << "x" << h << ")";
+    EXPECT_EQ(b.left, left) << "case " << i;
+    EXPECT_EQ(b.height, bh) << "case " << i;
+    EXPECT_EQ(b.width, bw) << "case " << i;
+    EXPECT_EQ(draws.u, draws.uniforms.size()) << "case " << i << ": every draw taken";
+  }
+  // 5x200 cannot hold a box of ratio 3/4..4/3 covering 8% or more: the fallback, ratio-clamped.
+  EXPECT_GE(fallbacks, 1);
+}
+
+// The training crop is seeded per sample: the same batch whatever the thread count, and another
+// epoch draws other boxes; an ImageList's crop reads its whole image.
+TEST(Transforms, RandomResizedCropIsSeededPerSample) {
+  auto list = std::make_shared<ImageList>();
+  list->channels = 3;
+  list->image_size = 8;
+  Rng rng(5);
+  for (int i = 0; i < 6; ++i) {
+    const int w = 9 + 3 * i, h = 20 - i;
+    std::vector<uint8_t> px(size_t(3 * w * h));
+    for (uint8_t& v : px) v = uint8_t(rng.below(256));
+    list->add(px.data(), w, h, i % 2);
+  }
+  const Normalization norm{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
+  AugmentOptions aug;
+  aug.rrc = true;
+  const std::vector<int64_t> idx = {5, 0, 3, 1, 4, 2};
+  const int before = num_threads();
+  auto batch = [&](int threads, int64_t epoch, const AugmentOptions& a) {
+    set_num_threads(threads);
+    std::vector<float> images(6 * 3 * 64);
+    std::vector<int32_t> labels(6);
+    make_batch(*list, idx.data(), 6, norm, a, 9, epoch, images.data(), labels.data());
+    set_num_threads(before);
+    return images;
+  };
+  const std::vector<float> one = batch(1, 0, aug);
+  EXPECT_EQ(batch(2, 0, aug), one);
+  EXPECT_NE(batch(1, 1, aug), one);
+  // Without augmentation: each image's centred 8 x 8.
+  const std::vector<float> plain = batch(1, 0, AugmentOptions{});
+  std::vector<uint8_t> centre(3 * 64);
+  list->centre(5, nullptr, centre.data());
+  std::vector<float> want(3 * 64);
+  normalize_image(centre.data(), 3, 8, norm, want.data());
+  EXPECT_EQ(std::vector<float>(plain.begin(), plain.begin() + 3 * 64), want);
+}
+
+}  // namespace
+}  // namespace vit::test
