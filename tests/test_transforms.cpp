@@ -8,6 +8,7 @@
 
 #include "core/rng.hpp"
 #include "data/resample.hpp"
+#include "ops/ops.hpp"
 #include "test_util.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/threads.hpp"
@@ -16,7 +17,8 @@
 namespace vit::test {
 namespace {
 
-class TransformFixture : public ::testing::Test {
+// Run once per kernel variant (the resampling passes are ops): the same bytes from each.
+class TransformFixture : public BackendTest {
  protected:
   static void SetUpTestSuite() {
     file_ = new SafetensorsReader(fixture("transforms.safetensors"));
@@ -47,6 +49,7 @@ class TransformFixture : public ::testing::Test {
 };
 SafetensorsReader* TransformFixture::file_ = nullptr;
 nlohmann::json TransformFixture::cases_;
+VIT_BACKEND_SUITE(TransformFixture);
 
 // The first sample that differs, for the failure message.
 std::string first_difference(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want) {
@@ -63,7 +66,7 @@ std::string first_difference(const std::vector<uint8_t>& got, const std::vector<
 }
 
 // Every byte as Pillow's Image.resize: shrinking, enlarging, one side only, 1x1, gray and RGB.
-TEST_F(TransformFixture, ResizeIsPillowsBitForBit) {
+TEST_P(TransformFixture, ResizeIsPillowsBitForBit) {
   for (size_t i = 0; i < cases_["resize"].size(); ++i) {
     const auto& c = cases_["resize"][i];
     const Image im = source(c["src"]);
@@ -75,7 +78,7 @@ TEST_F(TransformFixture, ResizeIsPillowsBitForBit) {
 }
 
 // A window of the resize is the same window of the whole: what the eval crop computes alone.
-TEST_F(TransformFixture, ResizeWindowIsPartOfTheWhole) {
+TEST_P(TransformFixture, ResizeWindowIsPartOfTheWhole) {
   const Image im = source("c");
   for (Interpolation f : {Interpolation::kBilinear, Interpolation::kBicubic}) {
     std::vector<uint8_t> whole(3 * 90 * 70), part(3 * 20 * 30);
@@ -95,7 +98,7 @@ TEST_F(TransformFixture, ResizeWindowIsPartOfTheWhole) {
 
 // timm's eval transform in each crop mode (center, squash, border with the mean colour), crop_pct
 // and filter, as torchvision and timm compute it.
-TEST_F(TransformFixture, EvalTransformIsTimms) {
+TEST_P(TransformFixture, EvalTransformIsTimms) {
   const std::vector<uint8_t> fill = border_fill(Normalization::preset(Normalization::kImagenet, 3));
   EXPECT_EQ(fill, (std::vector<uint8_t>{124, 116, 104}));
   for (size_t i = 0; i < cases_["eval"].size(); ++i) {
@@ -108,6 +111,27 @@ TEST_F(TransformFixture, EvalTransformIsTimms) {
     const std::vector<uint8_t> f(fill.begin(), fill.begin() + im.channels);
     const std::vector<uint8_t> got = eval_transform(im, c["size"], p, f);
     EXPECT_EQ(first_difference(got, bytes("eval." + std::to_string(i))), "") << c.dump();
+  }
+}
+
+class ResampleOps : public BackendTest {};
+VIT_BACKEND_SUITE(ResampleOps);
+
+// The blocked transpose (16 x 16 tiles and the edges past them) is the transpose, at every size.
+TEST_P(ResampleOps, TransposeU8IsATranspose) {
+  Rng rng(11);
+  for (const auto& [R, W] : std::vector<std::pair<int, int>>{
+           {1, 1}, {16, 16}, {17, 33}, {40, 7}, {5, 100}, {64, 48}, {31, 16}}) {
+    const int64_t in_ld = W + 3, out_ld = R + 5;  // strides wider than the rows
+    std::vector<uint8_t> in(size_t(R * in_ld)), out(size_t(W * out_ld), 0);
+    for (uint8_t& v : in) v = uint8_t(rng.below(256));
+    ops::transpose_u8(op_context(1), out.data(), out_ld, in.data(), in_ld, R, W);
+    for (int y = 0; y < R; ++y) {
+      for (int x = 0; x < W; ++x) {
+        ASSERT_EQ(out[size_t(x * out_ld + y)], in[size_t(y * in_ld + x)])
+            << R << "x" << W << " at " << y << "," << x;
+      }
+    }
   }
 }
 
@@ -124,7 +148,7 @@ struct Replay final : CropDraws {
   }
 };
 
-TEST_F(TransformFixture, RandomResizedCropBoxIsTorchvisions) {
+TEST_P(TransformFixture, RandomResizedCropBoxIsTorchvisions) {
   int fallbacks = 0;
   for (size_t i = 0; i < cases_["rrc"].size(); ++i) {
     const std::vector<float> row = file_->read_f32("rrc." + std::to_string(i));

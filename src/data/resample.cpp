@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
+#include "ops/ops.hpp"
 #include "vit/error.hpp"
 
 namespace vit::data {
@@ -71,11 +73,6 @@ struct Taps {
   }
 };
 
-// A fixed-point sum (with its rounding half) to 8 bits: floor(acc / 2^22) clamped to [0, 255].
-inline uint8_t clip8(int32_t acc) {
-  return uint8_t(std::clamp(acc >> kFractionBits, 0, 255));
-}
-
 }  // namespace
 
 Planes Planes::interleaved(const Image& image) {
@@ -101,58 +98,67 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
                 oh >= 1 && x0 + ow <= full_w && y0 + oh <= full_h,
             "resize: bad sizes (" + std::to_string(in.w) + "x" + std::to_string(in.h) + " to " +
                 std::to_string(full_w) + "x" + std::to_string(full_h) + ")");
-  const int C = in.channels;
+  const ops::Context ctx;  // the calling thread alone: batches run a sample per thread
   const bool across = full_w != in.w, down = full_h != in.h;
-  // The input rows the window's output rows read.
-  const Taps rows = down ? Taps(in.h, full_h, y0, oh, filter) : Taps(1, 1, 0, 1, filter);
-  const int r0 = down ? rows.lo[0] : y0;
-  const int r1 = down ? rows.lo[size_t(oh - 1)] + rows.n[size_t(oh - 1)] : y0 + oh;
-  const int nr = r1 - r0;
-  // Horizontal pass: those rows at the window's columns, 8-bit, planar [C, nr, ow].
-  thread_local std::vector<uint8_t> mid;
-  mid.resize(size_t(C) * size_t(nr) * size_t(ow));
+  // The taps, their inputs counted from the first input they read: rows [r0, r1) and columns
+  // [c0, c1) of `in` are all the window needs.
+  std::optional<Taps> cols, rows;
+  int c0 = x0, c1 = x0 + ow, r0 = y0, r1 = y0 + oh;
   if (across) {
-    const Taps cols(in.w, full_w, x0, ow, filter);
-    for (int c = 0; c < C; ++c) {
-      for (int y = 0; y < nr; ++y) {
-        const uint8_t* src = in.p + c * in.c_step + int64_t(r0 + y) * in.y_step;
-        uint8_t* dst = mid.data() + (int64_t(c) * nr + y) * ow;
-        for (int o = 0; o < ow; ++o) {
-          const int32_t* k = cols.k.data() + size_t(o) * size_t(cols.ksize);
-          const uint8_t* s = src + int64_t(cols.lo[size_t(o)]) * in.x_step;
-          int32_t acc = 1 << (kFractionBits - 1);
-          for (int t = 0; t < cols.n[size_t(o)]; ++t) acc += int32_t(s[t * in.x_step]) * k[t];
-          dst[o] = clip8(acc);
+    cols.emplace(in.w, full_w, x0, ow, filter);
+    c0 = cols->lo.front(), c1 = cols->lo.back() + cols->n.back();
+    for (int& l : cols->lo) l -= c0;
+  }
+  if (down) {
+    rows.emplace(in.h, full_h, y0, oh, filter);
+    r0 = rows->lo.front(), r1 = rows->lo.back() + rows->n.back();
+    for (int& l : rows->lo) l -= r0;
+  }
+  const int cw = c1 - c0, nr = r1 - r0;
+  thread_local std::vector<uint8_t> region, t_in, t_mid, mid;
+  // An interleaved image's region as planes first, every channel in one pass over its pixels.
+  const int C = in.channels;
+  const bool gather = in.x_step != 1;
+  if (gather) {
+    region.resize(size_t(C) * size_t(nr) * size_t(cw));
+    const int64_t plane = int64_t(nr) * cw;
+    for (int y = 0; y < nr; ++y) {
+      const uint8_t* row = in.p + int64_t(r0 + y) * in.y_step + int64_t(c0) * in.x_step;
+      uint8_t* dst = region.data() + int64_t(y) * cw;
+      if (C == 3 && in.x_step == 3 && in.c_step == 1) {  // RGB, the common case, unrolled
+        for (int x = 0; x < cw; ++x) {
+          dst[x] = row[3 * x], dst[plane + x] = row[3 * x + 1], dst[2 * plane + x] = row[3 * x + 2];
+        }
+      } else {
+        for (int x = 0; x < cw; ++x) {
+          for (int c = 0; c < C; ++c) dst[c * plane + x] = row[x * in.x_step + c * in.c_step];
         }
       }
     }
-  } else {
-    for (int c = 0; c < C; ++c) {
-      for (int y = 0; y < nr; ++y) {
-        const uint8_t* src = in.p + c * in.c_step + int64_t(r0 + y) * in.y_step;
-        uint8_t* dst = mid.data() + (int64_t(c) * nr + y) * ow;
-        for (int o = 0; o < ow; ++o) dst[o] = src[int64_t(x0 + o) * in.x_step];
-      }
-    }
   }
-  // Vertical pass: a whole output row at a time, tap by tap (vectorised).
-  if (!down) {
-    std::memcpy(out, mid.data(), mid.size());
-    return;
-  }
-  thread_local std::vector<int32_t> acc;
-  acc.resize(size_t(ow));
   for (int c = 0; c < C; ++c) {
-    for (int o = 0; o < oh; ++o) {
-      std::fill(acc.begin(), acc.end(), int32_t(1) << (kFractionBits - 1));
-      const int32_t* k = rows.k.data() + size_t(o) * size_t(rows.ksize);
-      for (int t = 0; t < rows.n[size_t(o)]; ++t) {
-        const uint8_t* src = mid.data() + (int64_t(c) * nr + rows.lo[size_t(o)] - r0 + t) * ow;
-        const int32_t kt = k[t];
-        for (int x = 0; x < ow; ++x) acc[size_t(x)] += int32_t(src[x]) * kt;
-      }
-      uint8_t* dst = out + (int64_t(c) * oh + o) * ow;
-      for (int x = 0; x < ow; ++x) dst[x] = clip8(acc[size_t(x)]);
+    // The region [r0, r1) x [c0, c1) of this plane as rows of cw bytes (row stride ld).
+    const uint8_t* src =
+        gather ? region.data() + int64_t(c) * nr * cw
+               : in.p + c * in.c_step + int64_t(r0) * in.y_step + int64_t(c0) * in.x_step;
+    int64_t ld = gather ? cw : in.y_step;
+    // Across the rows (Pillow's first pass): down the transposed region, then back.
+    if (across) {
+      t_in.resize(size_t(cw) * size_t(nr));
+      t_mid.resize(size_t(ow) * size_t(nr));
+      mid.resize(size_t(nr) * size_t(ow));
+      ops::transpose_u8(ctx, t_in.data(), nr, src, ld, nr, cw);
+      ops::resample_down_u8(ctx, t_mid.data(), nr, t_in.data(), nr, nr, ow, cols->lo.data(),
+                            cols->n.data(), cols->k.data(), cols->ksize);
+      ops::transpose_u8(ctx, mid.data(), ow, t_mid.data(), nr, ow, nr);
+      src = mid.data(), ld = ow;
+    }
+    uint8_t* dst = out + int64_t(c) * oh * ow;
+    if (down) {
+      ops::resample_down_u8(ctx, dst, ow, src, ld, ow, oh, rows->lo.data(), rows->n.data(),
+                            rows->k.data(), rows->ksize);
+    } else {
+      for (int y = 0; y < oh; ++y) std::memcpy(dst + int64_t(y) * ow, src + y * ld, size_t(ow));
     }
   }
 }

@@ -305,6 +305,17 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
   return VIT_PICK(sum_squares)(ctx, g, n);
 }
 
+void resample_down_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_t* in,
+                      int64_t in_ld, int W, int O, const int* lo, const int* n, const int32_t* k,
+                      int ksize) {
+  return VIT_PICK(resample_down_u8)(ctx, out, out_ld, in, in_ld, W, O, lo, n, k, ksize);
+}
+
+void transpose_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_t* in,
+                  int64_t in_ld, int R, int W) {
+  return VIT_PICK(transpose_u8)(ctx, out, out_ld, in, in_ld, R, W);
+}
+
 void fill_zero(const Context& ctx, float* x, int64_t n) {
   return VIT_PICK(fill_zero)(ctx, x, n);
 }

@@ -218,6 +218,18 @@ void fill_zero(const Context& ctx, float* x, int64_t n);
 void add_into(const Context& ctx, float* dst, const float* src, int64_t n, bool copy);
 void scale_inplace(const Context& ctx, float* x, int64_t n, float s);
 
+// ---- Image resampling (src/ops/cpu/resample.cpp): Pillow's 8-bit fixed-point arithmetic, exact
+// integers, so every variant gives the same bytes. One pass down the rows of in [*, W] (row
+// stride in_ld) for O output rows: out[o, x] = clamp((2^21 + sum_{t < n[o]} in[lo[o] + t, x] *
+// k[o * ksize + t]) >> 22, 0, 255) for x < W (out row stride out_ld). A pass across rows is this
+// pass on the transposed image (transpose_u8).
+void resample_down_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_t* in,
+                      int64_t in_ld, int W, int O, const int* lo, const int* n, const int32_t* k,
+                      int ksize);
+// out[x, y] = in[y, x] for in [R, W] (row stride in_ld) and out [W, R] (row stride out_ld).
+void transpose_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_t* in,
+                  int64_t in_ld, int R, int W);
+
 // ---- For tests (src/ops/cpu/vmath.cpp): the variant's exp and erf (vmath.hpp) over x[0..n), in
 // their vector forms (where the variant has vector registers; else the scalar ones again) and in
 // their scalar forms, as that variant compiles them.

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -191,12 +192,14 @@ void add_threads_option(CLI::App* cmd, int& threads) {
 
 // One option per field of S that the CLI offers (Field::cli), in its group, keeping the text in
 // texts[name]. A bool without words is a switch and its --no- form.
+// With `only`, just the fields it names.
 template <class S>
 void add_field_options(CLI::App* cmd, const std::string& group,
-                       std::map<std::string, std::string>& texts) {
+                       std::map<std::string, std::string>& texts,
+                       const std::set<std::string>& only = {}) {
   S::visit_fields(defaults<S>(), [&](const vit::Field& f, const auto& member) {
     using T = std::decay_t<decltype(member)>;
-    if (!f.cli) return;
+    if (!f.cli || (!only.empty() && !only.count(f.name))) return;
     const std::string name = f.name, option = option_name(f);
     if constexpr (std::is_same_v<T, bool>) {
       if (!f.words[0]) {
@@ -217,11 +220,11 @@ void add_field_options(CLI::App* cmd, const std::string& group,
 
 // The fields of S whose options were given, in list order, as the library takes them.
 template <class S>
-vit::FieldValues given_fields(const CLI::App& cmd,
-                              const std::map<std::string, std::string>& texts) {
+vit::FieldValues given_fields(const CLI::App& cmd, const std::map<std::string, std::string>& texts,
+                              const std::set<std::string>& only = {}) {
   vit::FieldValues values;
   S::visit_fields(defaults<S>(), [&](const vit::Field& f, const auto& member) {
-    if (!f.cli) return;
+    if (!f.cli || (!only.empty() && !only.count(f.name))) return;
     auto it = texts.find(f.name);
     // A switch's text is there only when given; an option's always is (CLI11 binds to it).
     const bool given = std::is_same_v<std::decay_t<decltype(member)>, bool> && !f.words[0]
@@ -707,7 +710,16 @@ struct BenchArgs {
   std::string preset = "tiny28", mode = "both", data, data_dir;
   int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
   bool json = false, contend = false;
+  std::map<std::string, std::string> recipe;  // --data's preprocessing and augmentation, as text
 };
+
+// The recipe fields `vit bench --data` takes: how images are prepared and augmented.
+const std::set<std::string>& pipeline_fields() {
+  static const std::set<std::string> names = {"crop_pct",     "crop_mode", "interpolation",
+                                              "rrc",          "rrc_scale", "rrc_ratio",
+                                              "crop_padding", "hflip",     "erase_prob"};
+  return names;
+}
 
 void add_bench(CLI::App& app, BenchArgs& a) {
   CLI::App* b = app.add_subcommand("bench", "Time training steps and inference on random data");
@@ -739,6 +751,8 @@ void add_bench(CLI::App& app, BenchArgs& a) {
                 "image folder decodes every file) and assembling augmented batches at the "
                 "preset's input size, with its recipe's augmentation");
   b->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
+  add_field_options<Recipe>(b, "Input pipeline for --data (default: the preset's recipe)", a.recipe,
+                            pipeline_fields());
   b->add_flag("--contend", a.contend,
               "Run beside a busy process pinned to one core, with --threads and then with 1 "
               "thread (a shared machine)");
@@ -791,9 +805,10 @@ class BusyProcess {
 };
 
 // `vit bench --data`: the input pipeline at the preset's input with its recipe's augmentation.
-int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
+int run_data_bench(const CLI::App& cmd, const BenchArgs& a, const vit::Preset& p) {
   named_dataset(a.data);
-  const vit::RunSettings run = vit::preset_settings(p, a.data, {}, {});
+  const vit::RunSettings run =
+      vit::preset_settings(p, a.data, {}, given_fields<Recipe>(cmd, a.recipe, pipeline_fields()));
   vit::DataBenchOptions o;
   o.data = a.data;
   o.data_dir = a.data_dir;
@@ -832,10 +847,10 @@ int run_data_bench(const BenchArgs& a, const vit::Preset& p) {
   return 0;
 }
 
-int run_bench(const BenchArgs& a) {
+int run_bench(const CLI::App& cmd, const BenchArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   const vit::Preset& p = named_preset(a.preset);
-  if (!a.data.empty()) return run_data_bench(a, p);
+  if (!a.data.empty()) return run_data_bench(cmd, a, p);
   vit::BenchOptions o;
   o.batch = a.batch ? a.batch : (p.config.image_size >= 224 ? 1 : 128);
   o.steps = a.steps;
@@ -1006,7 +1021,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("predict"))
       return run_predict(*app.get_subcommand("predict"), predict_args);
     if (app.got_subcommand("info")) return run_info(info_args);
-    if (app.got_subcommand("bench")) return run_bench(bench_args);
+    if (app.got_subcommand("bench")) return run_bench(*app.get_subcommand("bench"), bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
