@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,6 +19,22 @@
 
 namespace vit::test {
 namespace {
+
+// The `vit` processes tests start keep decoded folder images in a directory of this test
+// process's (removed at the end), not in the user's ~/.cache/vitcpp.
+class ImageCacheEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    dir_ = std::make_unique<TempDir>("cli-image-cache");
+    ::setenv("VIT_CACHE", dir_->path.c_str(), 1);
+  }
+  void TearDown() override { dir_.reset(); }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+};
+[[maybe_unused]] const auto* const kImageCache =
+    ::testing::AddGlobalTestEnvironment(new ImageCacheEnvironment);
 
 struct Result {
   int code = -1;

@@ -208,6 +208,50 @@ TEST_F(Reliability, SigintAndSigtermStopCleanlyAndResumeExactly) {
   }
 }
 
+// A kill while a folder dataset's image cache is being built leaves no cache file, only the
+// build's temporary file, which the next build of it removes; that build is whole and used.
+TEST_F(Reliability, KillDuringImageCacheBuildLeavesNoCache) {
+  const std::string root = *dir_ / "many", cache = *dir_ / "cache";
+  for (int k = 0; k < 2; ++k) {
+    for (const char* split : {"train", "test"}) {
+      const std::string folder = root + "/" + split + "/c" + std::to_string(k);
+      fs::create_directories(folder);
+      const int n = std::string(split) == "train" ? 2000 : 10;
+      for (int i = 0; i < n; ++i) {
+        std::string ppm = "P6\n64 48\n255\n";
+        for (int j = 0; j < 64 * 48 * 3; ++j) ppm += char((i * 7 + j * (k + 1)) & 255);
+        std::ofstream(folder + "/" + std::to_string(i) + ".ppm", std::ios::binary) << ppm;
+      }
+    }
+  }
+  auto files = [&](const std::string& part) {  // names holding `part` (".vitcache" ends one)
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(cache, ec)) {
+      const std::string name = e.path().filename().string();
+      n += part == ".vitcache" ? name.ends_with(part) : name.find(part) != std::string::npos;
+    }
+    return n;
+  };
+  const std::vector<std::string> args = {
+      "bench",     "--preset", "cifar",   "--data", "folder:" + root, "--cache-dir", cache,
+      "--threads", "1",        "--steps", "1"};
+  const pid_t pid = spawn(args, *dir_ / "cache.log");
+  // Killed as soon as the build's temporary file appears (it is written a chunk at a time).
+  bool seen = false;
+  for (int i = 0; i < 20000 && !seen; ++i) {
+    seen = files(".tmp-") > 0;
+    if (!seen) usleep(100);
+  }
+  kill(pid, SIGKILL);
+  wait_exit(pid);
+  ASSERT_TRUE(seen) << "the build's temporary file never appeared";
+  EXPECT_EQ(files(".vitcache"), 0) << "only the temporary file: no cache a later run could take";
+  EXPECT_EQ(wait_exit(spawn(args, *dir_ / "cache2.log")), 0);
+  EXPECT_EQ(files(".tmp-"), 0) << "the abandoned temporary file is removed";
+  EXPECT_EQ(files(".vitcache"), 2) << "train and test";
+}
+
 TEST_F(Reliability, DivergenceStopsAndKeepsTheLastGoodCheckpoint) {
   const std::string run = *dir_ / "diverge";
   fs::create_directories(run);

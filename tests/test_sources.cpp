@@ -2,7 +2,11 @@
 // (torchvision's ImageFolder layout), on files written here, good and bad.
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -200,6 +204,97 @@ TEST(Sources, ImageFolders) {
         load_dataset("folder:" + (dir / "none"), 3, "", {3, 4, 4});
       },
       "train/<class>/<images>");
+}
+
+// The image cache: built on first use (one file per split), reused while the files' names,
+// sizes and modification times and the preprocessing stay the same, rebuilt when they change; a
+// damaged cache file is not used; the reasons for unreadable files are kept; an abandoned build's
+// temporary file is removed; a validation split shares the mapped pixels.
+TEST(Sources, FolderCacheIsReusedAndInvalidated) {
+  TempDir dir("folder-cache");
+  const fs::path root(dir.path);
+  for (const char* c : {"a", "b"}) {
+    fs::create_directories(root / "train" / c);
+    fs::create_directories(root / "test" / c);
+    write_ppm(root / "test" / c / "t.ppm", 4, 4, 90);
+  }
+  const std::string first = root / "train/a/1.ppm";
+  write_ppm(first, 6, 4, 10);
+  write_ppm(root / "train/a/2.ppm", 4, 4, 20);
+  write_ppm(root / "train/b/3.ppm", 4, 4, 30);
+  write_ppm(root / "train/b/4.ppm", 4, 4, 40);
+  const std::string spec = "folder:" + dir.path, cache = dir / "cache";
+  DatasetOptions o;
+  o.num_classes = 2;
+  o.shape = {3, 4, 4};
+  o.cache_dir = cache;
+  auto cache_files = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(cache)) names.push_back(e.path().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  auto blue = [](const DatasetSplits& s, int64_t i) {  // sample i's first blue value
+    Image im;
+    s.train->read(i, im);
+    return int(im.pixels[2]);
+  };
+  DatasetSplits s = load_dataset(spec, o);
+  ASSERT_NE(s.train->as_list(), nullptr);
+  EXPECT_NE(s.train->as_list()->storage, nullptr) << "the pixels are the mapped cache file";
+  EXPECT_EQ(blue(s, 0), 10);
+  ASSERT_EQ(cache_files().size(), 2u) << "one file per split";
+  // Reused: a file rewritten with other pixels but the same size and modification time is still
+  // served from the cache (what the key cannot see), so the cache was read, not rebuilt.
+  const auto mtime = fs::last_write_time(first);
+  write_ppm(first, 6, 4, 11);
+  fs::last_write_time(first, mtime);
+  s = load_dataset(spec, o);
+  EXPECT_EQ(blue(s, 0), 10);
+  EXPECT_EQ(cache_files().size(), 2u);
+  // Invalidated by a new modification time: decoded anew, into a new file.
+  fs::last_write_time(first, mtime + std::chrono::seconds(1));
+  s = load_dataset(spec, o);
+  EXPECT_EQ(blue(s, 0), 11);
+  EXPECT_EQ(cache_files().size(), 3u);
+  // ... and by other preprocessing (squashed, 6x4 becomes 4x4: a new file for each split).
+  o.preprocess.crop_mode = CropMode::kSquash;
+  s = load_dataset(spec, o);
+  EXPECT_EQ(s.train->as_list()->widths[0], 4);
+  EXPECT_EQ(cache_files().size(), 5u);
+  o.preprocess = {};
+  // A file that turns corrupt after caching stops the run, named; skipped, the reason is kept in
+  // the cache and given again to a run that does not skip, without decoding.
+  write_text(first, "P6\n6 4\n255\nxx");
+  expect_error([&] { load_dataset(spec, o); }, "1.ppm': the PGM/PPM file is truncated");
+  o.skip_bad = true;
+  s = load_dataset(spec, o);
+  ASSERT_EQ(s.skipped.size(), 1u);
+  EXPECT_EQ(s.train->size(), 3);
+  o.skip_bad = false;
+  expect_error([&] { load_dataset(spec, o); }, "1.ppm': the PGM/PPM file is truncated");
+  write_ppm(first, 6, 4, 12);
+  fs::last_write_time(first, mtime + std::chrono::seconds(2));
+  // A damaged (truncated) cache file is not used: rebuilt. An abandoned build's temporary file
+  // (its process gone) is removed when the same file is built again.
+  fs::remove_all(cache);
+  s = load_dataset(spec, o);
+  const std::vector<std::string> before = cache_files();
+  ASSERT_EQ(before.size(), 2u);
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  for (const std::string& f : before) {
+    fs::resize_file(f, fs::file_size(f) / 2);
+    write_text(f + ".tmp-" + std::to_string(gone), "half");
+  }
+  s = load_dataset(spec, o);
+  EXPECT_EQ(blue(s, 0), 12);
+  EXPECT_EQ(cache_files(), before) << "the damaged files rebuilt, the leftovers gone";
+  // A validation split shares the mapped pixels.
+  hold_out_validation(s, 0.5, 1);
+  EXPECT_EQ(s.train->as_list()->storage, s.val->as_list()->storage);
+  EXPECT_EQ(s.train->size() + s.val->size(), 4);
 }
 
 }  // namespace

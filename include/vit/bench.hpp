@@ -39,6 +39,7 @@ BenchResult benchmark(const Config& config, const BenchOptions& options);
 // normalised as training does) without any model.
 struct DataBenchOptions {
   std::string data, data_dir;  // load_dataset's spec and where it lives
+  std::string cache_dir;       // DatasetOptions::cache_dir
   int num_classes = 10;        // the model's, for a dataset that cannot tell its own
                                // (dataset_classes); one that can is opened with its own
   SampleShape shape;           // the model's input: channels, side

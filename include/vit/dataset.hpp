@@ -65,9 +65,11 @@ struct ImageArray final : Dataset {
 // its box from the whole image.
 struct ImageList final : Dataset {
   int channels = 3;
-  int image_size = 0;  // S
-  std::vector<uint8_t> pixels;
-  std::vector<int64_t> offsets;  // image i at pixels[offsets[i]]
+  int image_size = 0;           // S
+  std::vector<uint8_t> pixels;  // the images, as add() appends them
+  // Or shared storage (a mapped cache file, or pixels a list gave away): then images are there.
+  std::shared_ptr<const uint8_t> storage;
+  std::vector<int64_t> offsets;  // image i at offsets[i] of the storage or pixels
   std::vector<int32_t> widths, heights, labels;
 
   int64_t size() const override { return int64_t(labels.size()); }
@@ -76,9 +78,15 @@ struct ImageList final : Dataset {
   void read(int64_t i, Image& out) const override;
   const ImageList* as_list() const override { return this; }
 
-  const uint8_t* image(int64_t i) const { return pixels.data() + offsets[size_t(i)]; }
-  // Appends an image ([channels, h, w]) and its label.
+  const uint8_t* image(int64_t i) const {
+    return (storage ? storage.get() : pixels.data()) + offsets[size_t(i)];
+  }
+  // Appends an image ([channels, h, w]) and its label (to pixels: not with shared storage).
   void add(const uint8_t* planar, int w, int h, int32_t label);
+  // Moves pixels into shared storage: lists of its samples (select) then share them.
+  void seal();
+  // The samples idx as a list: sharing the storage, or with copies of the pixels.
+  std::shared_ptr<ImageList> select(const std::vector<int64_t>& idx) const;
   // Sample i's centred S x S into out [C, S, S], fill[c] where the image does not reach.
   void centre(int64_t i, const uint8_t* fill, uint8_t* out) const;
 };
@@ -107,6 +115,9 @@ struct DatasetOptions {
   SampleShape shape;
   // How sources that decode image files (folder:DIR) resize them (the crop is the batch's).
   Preprocess preprocess;
+  // Sources that decode image files: where they keep them decoded between runs (a directory,
+  // made when missing; empty: nowhere, decoded on every open). See src/data/cache.hpp.
+  std::string cache_dir;
   // Sources that decode image files: leave out a file that cannot be read (listed in
   // DatasetSplits::skipped) instead of stopping with its name and the reason.
   bool skip_bad = false;

@@ -349,6 +349,9 @@ struct TrainOptions {
   // Leave out images that cannot be read (listed in the run directory's skipped-images.txt)
   // instead of stopping; resume keeps the run's choice.
   bool skip_bad_images = false;
+  // Where folder datasets keep their decoded images between runs (DatasetOptions::cache_dir;
+  // empty: none). This machine's, not the run's: resume takes its own.
+  std::string cache_dir;
 };
 
 struct TrainSummary {
@@ -386,6 +389,6 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 // (same thread count), also from the middle of an epoch. epochs > 0 extends (or shortens) the
 // run; the schedule then follows the new total.
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
-                    TrainReporter& reporter);
+                    TrainReporter& reporter, const std::string& cache_dir = "");
 
 }  // namespace vit

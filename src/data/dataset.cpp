@@ -193,11 +193,37 @@ void ImageArray::read(int64_t i, Image& out) const {
 
 void ImageList::add(const uint8_t* planar, int w, int h, int32_t label) {
   VIT_CHECK(w >= 1 && h >= 1, "an image list holds non-empty images");
+  VIT_CHECK(!storage, "an image list with shared storage takes no more images");
   offsets.push_back(int64_t(pixels.size()));
   pixels.insert(pixels.end(), planar, planar + int64_t(channels) * w * h);
   widths.push_back(w);
   heights.push_back(h);
   labels.push_back(label);
+}
+
+void ImageList::seal() {
+  if (storage) return;
+  auto held = std::make_shared<std::vector<uint8_t>>(std::move(pixels));
+  storage = std::shared_ptr<const uint8_t>(held, held->data());  // aliasing: owns the vector
+  pixels.clear();
+}
+
+std::shared_ptr<ImageList> ImageList::select(const std::vector<int64_t>& idx) const {
+  auto out = std::make_shared<ImageList>();
+  out->channels = channels;
+  out->image_size = image_size;
+  out->storage = storage;
+  for (int64_t i : idx) {
+    if (storage) {
+      out->offsets.push_back(offsets[size_t(i)]);
+      out->widths.push_back(widths[size_t(i)]);
+      out->heights.push_back(heights[size_t(i)]);
+      out->labels.push_back(labels[size_t(i)]);
+    } else {
+      out->add(image(i), widths[size_t(i)], heights[size_t(i)], labels[size_t(i)]);
+    }
+  }
+  return out;
 }
 
 void ImageList::centre(int64_t i, const uint8_t* fill, uint8_t* out) const {

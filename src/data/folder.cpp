@@ -10,10 +10,12 @@
 #include <atomic>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "data/cache.hpp"
 #include "data/resample.hpp"
 #include "data/sources.hpp"
 #include "vit/dataset.hpp"
@@ -81,74 +83,139 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
   return l;
 }
 
-// Decodes every file into its resized pixels [C, h, w], in parallel, telling o.progress how far it
-// is (from the first thread only). A file that cannot be read stops it with the file's name and
-// the reason (the first such file in the listing's order, whichever thread met it) or, with
-// o.skip_bad, is left out and listed in *skipped.
-std::shared_ptr<ImageList> decode_all(const Listing& l, const DatasetOptions& o, int64_t* done,
-                                      int64_t total, std::vector<std::string>* skipped) {
+// Where decoded images go, in the listing's order: an in-memory list or a cache file.
+struct Sink {
+  std::function<void(const uint8_t* planar, int w, int h, int32_t label)> add;
+  std::function<void(const std::string& reason)> error;
+};
+
+// The reason a file could not be read, as a run that stops reports it.
+std::string stop_reason(const std::string& error) {
+  return error +
+         "; replace or remove the file, or leave unreadable images out with "
+         "`skip_bad_images`";
+}
+
+// Decodes every file into its resized pixels [C, h, w], a chunk at a time in parallel, handing
+// them to the sink in order, and telling o.progress how far it is (from the first thread only).
+// A file that cannot be read stops it with the file's name and the reason (the first such file in
+// the listing's order) or, with o.skip_bad, goes to the sink as a reason.
+void decode_all(const Listing& l, const DatasetOptions& o, int64_t* done, int64_t total,
+                const Sink& sink) {
   const int channels = o.shape.channels, size = o.shape.height;
   const Preprocess& pre = o.preprocess;
   const int64_t n = int64_t(l.files.size());
-  std::vector<std::vector<uint8_t>> decoded(static_cast<size_t>(n));
-  std::vector<Extent> extents(static_cast<size_t>(n));
-  std::vector<std::string> errors(static_cast<size_t>(n));  // per file: why it could not be read
-  std::exception_ptr error;
-  std::atomic<bool> failed{false};
-  std::atomic<int64_t> finished{0};
-#pragma omp parallel for schedule(dynamic, 16)
-  for (int64_t i = 0; i < n; ++i) {
-    if (failed.load(std::memory_order_relaxed)) continue;
-    try {
-      // DCT-domain scaling may shrink a JPEG while its shorter side stays at the resize's.
-      const Image image = convert_image(
-          decode_image(l.files[size_t(i)], {.min_side = pre.scale_size(size)}), channels);
-      const Extent e = resized_extent(image.width, image.height, size, pre);
-      std::vector<uint8_t>& px = decoded[size_t(i)];
-      px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
-      data::resize_planes(data::Planes::interleaved(image), e.width, e.height, pre.interpolation,
-                          px.data());
-      extents[size_t(i)] = e;
-    } catch (const Error& e) {
-      errors[size_t(i)] = e.what();
-      if (!o.skip_bad) failed = true;
-    } catch (...) {
+  constexpr int64_t kChunk = 256;  // images decoded before they are handed on: bounded memory
+  std::vector<std::vector<uint8_t>> decoded(static_cast<size_t>(kChunk));
+  std::vector<Extent> extents(static_cast<size_t>(kChunk));
+  std::vector<std::string> errors(static_cast<size_t>(kChunk));
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - c0);
+    std::exception_ptr error;
+    std::atomic<bool> failed{false};
+    std::atomic<int64_t> finished{0};
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t j = 0; j < m; ++j) {
+      errors[size_t(j)].clear();
+      if (failed.load(std::memory_order_relaxed)) continue;
+      try {
+        // DCT-domain scaling may shrink a JPEG while its shorter side stays at the resize's.
+        const Image image = convert_image(
+            decode_image(l.files[size_t(c0 + j)], {.min_side = pre.scale_size(size)}), channels);
+        const Extent e = resized_extent(image.width, image.height, size, pre);
+        std::vector<uint8_t>& px = decoded[size_t(j)];
+        px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
+        data::resize_planes(data::Planes::interleaved(image), e.width, e.height, pre.interpolation,
+                            px.data());
+        extents[size_t(j)] = e;
+      } catch (const Error& e) {
+        errors[size_t(j)] = e.what();
+        if (!o.skip_bad) failed = true;
+      } catch (...) {
 #pragma omp critical(vit_folder_error)
-      if (!error) error = std::current_exception();
-      failed = true;
-    }
-    const int64_t f = finished.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (o.progress && omp_get_thread_num() == 0 && f % 64 == 0) o.progress(*done + f, total);
-  }
-  if (error) std::rethrow_exception(error);
-  if (!o.skip_bad) {
-    for (const std::string& e : errors) {
-      if (!e.empty()) {
-        throw Error(e +
-                    "; replace or remove the file, or leave unreadable images out with "
-                    "`skip_bad_images`");
+        if (!error) error = std::current_exception();
+        failed = true;
       }
+      const int64_t f = finished.fetch_add(1, std::memory_order_relaxed) + 1;
+      if (o.progress && omp_get_thread_num() == 0 && f % 16 == 0) o.progress(*done + f, total);
     }
+    if (error) std::rethrow_exception(error);
+    for (int64_t j = 0; j < m; ++j) {
+      if (!errors[size_t(j)].empty()) {
+        VIT_CHECK(o.skip_bad, stop_reason(errors[size_t(j)]));
+        sink.error(errors[size_t(j)]);
+        continue;
+      }
+      const Extent e = extents[size_t(j)];
+      sink.add(decoded[size_t(j)].data(), e.width, e.height, l.labels[size_t(c0 + j)]);
+    }
+    *done += m;
+    if (o.progress) o.progress(*done, total);
   }
-  *done += n;
+}
+
+// What a split's cached pixels depend on, hashed: the cache's format, the model's channels and
+// size, the preprocessing, and every file's path, size, modification time and label.
+uint64_t split_key(const Listing& l, const DatasetOptions& o) {
+  std::string d = "vitcpp folder cache 1\n";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d\n", o.shape.channels, o.shape.height,
+                o.preprocess.crop_pct, int(o.preprocess.crop_mode),
+                int(o.preprocess.interpolation));
+  d += buf;
+  for (size_t i = 0; i < l.files.size(); ++i) {
+    std::error_code ec;
+    const auto size = fs::file_size(l.files[i], ec);
+    const auto time = fs::last_write_time(l.files[i], ec).time_since_epoch().count();
+    std::snprintf(buf, sizeof buf, "\t%llu\t%lld\t%d\n", (unsigned long long)size, (long long)time,
+                  int(l.labels[i]));
+    d += l.files[i] + buf;
+  }
+  return data::fnv1a(d);
+}
+
+// A split's images: from its cache file when there is a valid one for the same files and
+// settings, else decoded (into a new cache file when there is a cache directory).
+std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptions& o,
+                                            int64_t* done, int64_t total,
+                                            std::vector<std::string>* skipped) {
+  const int channels = o.shape.channels, size = o.shape.height;
+  if (o.cache_dir.empty()) {
+    auto list = std::make_shared<ImageList>();
+    list->channels = channels;
+    list->image_size = size;
+    decode_all(l, o, done, total,
+               {[&](const uint8_t* p, int w, int h, int32_t y) { list->add(p, w, h, y); },
+                [&](const std::string& reason) { skipped->push_back(reason); }});
+    list->seal();
+    return list;
+  }
+  const uint64_t key = split_key(l, o);
+  const std::string path = data::cache_file(o.cache_dir, "folder", key);
+  std::vector<std::string> reasons;
+  std::shared_ptr<ImageList> cached = data::open_cache(path, key, channels, size, &reasons);
+  if (!cached) {
+    std::error_code ec;
+    fs::create_directories(o.cache_dir, ec);
+    VIT_CHECK(!ec, "cannot make the image cache directory '" + o.cache_dir + "': " + ec.message() +
+                       "; point `cache_dir` somewhere writable");
+    data::CacheWriter writer(path, key, channels, size);
+    const int64_t before = *done;
+    decode_all(l, o, done, total,
+               {[&](const uint8_t* p, int w, int h, int32_t y) { writer.add(p, w, h, y); },
+                [&](const std::string& reason) { writer.add_error(reason); }});
+    writer.commit();
+    cached = data::open_cache(path, key, channels, size, &reasons);
+    VIT_CHECK(cached, "the image cache '" + path + "' just written cannot be read back");
+    *done = before;  // counted again below, once
+  }
+  for (const std::string& r : reasons) {
+    VIT_CHECK(o.skip_bad, stop_reason(r));
+    skipped->push_back(r);
+  }
+  *done += int64_t(l.files.size());
   if (o.progress) o.progress(*done, total);
-  // The images that were read, in order.
-  auto list = std::make_shared<ImageList>();
-  list->channels = channels;
-  list->image_size = size;
-  size_t bytes = 0;
-  for (const auto& px : decoded) bytes += px.size();
-  list->pixels.reserve(bytes);
-  for (int64_t i = 0; i < n; ++i) {
-    if (!errors[size_t(i)].empty()) {
-      skipped->push_back(errors[size_t(i)]);
-      continue;
-    }
-    const Extent e = extents[size_t(i)];
-    list->add(decoded[size_t(i)].data(), e.width, e.height, l.labels[size_t(i)]);
-    std::vector<uint8_t>().swap(decoded[size_t(i)]);
-  }
-  return list;
+  return cached;
 }
 
 }  // namespace
@@ -196,7 +263,7 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
   }
   auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
     if (!listings.count(name)) return nullptr;
-    auto a = decode_all(listings[name], options, &done, total, &s.skipped);
+    auto a = load_split(listings[name], options, &done, total, &s.skipped);
     VIT_CHECK(a->size() > 0, "every image of '" + (root / name).string() + "' was unreadable");
     return a;
   };

@@ -37,15 +37,7 @@ class Subset final : public Dataset {
 // path reads it in place; MNIST's 60,000 images are 47 MB), otherwise a view reading through d.
 std::shared_ptr<const Dataset> select(const std::shared_ptr<const Dataset>& d,
                                       const std::vector<int64_t>& idx) {
-  if (const ImageList* l = d->as_list()) {
-    auto out = std::make_shared<ImageList>();
-    out->channels = l->channels;
-    out->image_size = l->image_size;
-    for (int64_t i : idx) {
-      out->add(l->image(i), l->widths[size_t(i)], l->heights[size_t(i)], l->labels[size_t(i)]);
-    }
-    return out;
-  }
+  if (const ImageList* l = d->as_list()) return l->select(idx);  // sharing sealed storage
   const ImageArray* a = d->as_array();
   if (!a) return std::make_shared<Subset>(d, idx);
   auto out = std::make_shared<ImageArray>();

@@ -48,6 +48,7 @@ constexpr const char* kMoment2 = "optimizer.exp_avg_sq.";
 // last.train.safetensors keeps besides tensors) and what is rebuilt from it.
 struct Run : TrainState {
   std::string dir;
+  std::string cache_dir;  // where decoded folder images are kept (this machine's; not saved)
   Config config;
   DatasetSplits data;
   Normalization norm;
@@ -117,6 +118,7 @@ void open_data(Run& r, TrainReporter& reporter) {
   DatasetOptions o;
   o.num_classes = r.config.num_classes;
   o.data_dir = r.data_dir;
+  o.cache_dir = r.cache_dir;
   o.shape = {r.config.channels, r.config.image_size, r.config.image_size};
   o.skip_bad = r.skip_bad_images;
   o.preprocess = r.recipe.preprocess;
@@ -347,6 +349,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.dir = options.out_dir;
   r.data_spec = options.data;
   r.data_dir = options.data_dir;
+  r.cache_dir = options.cache_dir;
   r.skip_bad_images = options.skip_bad_images;
   r.config = config;
   r.recipe = recipe;
@@ -386,7 +389,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 }
 
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
-                    TrainReporter& reporter) {
+                    TrainReporter& reporter, const std::string& cache_dir) {
   Run r;
   r.dir = run_dir;
   const std::string state = path_in(r, kLastTrain);
@@ -408,6 +411,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
     r.recipe.validate();
   }
   if (!data_dir.empty()) r.data_dir = data_dir;
+  r.cache_dir = cache_dir;
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 

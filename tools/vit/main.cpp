@@ -89,7 +89,7 @@ std::string preset_list() {
 // ---------------------------------------------------------------- train
 
 struct TrainArgs {
-  std::string preset = "tiny28", data, data_dir, out, resume;
+  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir;
   // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
@@ -185,6 +185,29 @@ CLI::Option* add_int_option(CLI::App* cmd, const std::string& option, int& value
   return cmd->add_option(option, value, help)->check(check)->type_name(value_type<int>(f));
 }
 
+// Where folder datasets keep decoded images: --cache-dir, else $VIT_CACHE, else
+// $XDG_CACHE_HOME/vitcpp, else ~/.cache/vitcpp; "off" (flag or variable) for nowhere.
+std::string image_cache_dir(const std::string& flag) {
+  std::string dir = flag;
+  if (dir.empty()) {
+    if (const char* v = std::getenv("VIT_CACHE"); v && *v) dir = v;
+  }
+  if (dir.empty()) {
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+      dir = std::string(x) + "/vitcpp";
+    } else if (const char* h = std::getenv("HOME"); h && *h) {
+      dir = std::string(h) + "/.cache/vitcpp";
+    }
+  }
+  return dir == "off" ? "" : dir;
+}
+
+void add_cache_dir_option(CLI::App* cmd, std::string& dir) {
+  cmd->add_option("--cache-dir", dir,
+                  "Where folder datasets keep their decoded images between runs (default: "
+                  "$VIT_CACHE, else ~/.cache/vitcpp; off: decode every time)");
+}
+
 // --threads, as every command takes it.
 void add_threads_option(CLI::App* cmd, int& threads) {
   add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
@@ -247,6 +270,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
   t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
+  add_cache_dir_option(t, a.cache_dir);
   t->add_flag("--skip-bad-images", a.skip_bad_images,
               "Leave out images that cannot be read (listed in the run directory's "
               "skipped-images.txt) instead of stopping at the first");
@@ -292,7 +316,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
       vit::set_field(given, name, text);  // only epochs: the rest was refused above
     }
-    s = vit::resume(a.resume, cmd.count("--epochs") ? given.epochs : 0, a.data_dir, *reporter);
+    s = vit::resume(a.resume, cmd.count("--epochs") ? given.epochs : 0, a.data_dir, *reporter,
+                    image_cache_dir(a.cache_dir));
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
@@ -324,7 +349,12 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     reporter->message("kernels: " + isa_summary());
     for (const std::string& note : run.notes) reporter->message("note: " + note);
-    s = vit::train(run.config, run.recipe, {a.data, a.data_dir, a.out, 256, a.skip_bad_images},
+    s = vit::train(run.config, run.recipe,
+                   {.data = a.data,
+                    .data_dir = a.data_dir,
+                    .out_dir = a.out,
+                    .skip_bad_images = a.skip_bad_images,
+                    .cache_dir = image_cache_dir(a.cache_dir)},
                    *reporter);
   }
   const std::string dir = shell_word(s.dir), vit = shell_word(g_program);
@@ -362,7 +392,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
-  std::string model, data, data_dir, split = "test";
+  std::string model, data, data_dir, split = "test", cache_dir;
   int batch = 256, threads = 0;
   bool json = false, skip_bad_images = false;
 };
@@ -376,6 +406,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
       ->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
+  add_cache_dir_option(e, a.cache_dir);
   e->add_option("--split", a.split,
                 "test, train, or val: the validation split the model's run held out (its "
                 "--val-split, or the dataset's own)")
@@ -405,6 +436,7 @@ int run_eval(const EvalArgs& a) {
   options.shape = {c.channels, c.image_size, c.image_size};
   options.skip_bad = a.skip_bad_images;
   options.preprocess = m.meta.preprocess;
+  options.cache_dir = image_cache_dir(a.cache_dir);
   vit::DatasetSplits d = vit::load_dataset(a.data, options);
   for (const std::string& skipped : d.skipped) {
     std::fprintf(stderr, "vit eval: warning: %s; left out\n", skipped.c_str());
@@ -707,7 +739,7 @@ int run_prepare(const PrepareArgs& a) {
 // ---------------------------------------------------------------- bench
 
 struct BenchArgs {
-  std::string preset = "tiny28", mode = "both", data, data_dir;
+  std::string preset = "tiny28", mode = "both", data, data_dir, cache_dir = "off";
   int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
   bool json = false, contend = false;
   std::map<std::string, std::string> recipe;  // --data's preprocessing and augmentation, as text
@@ -751,6 +783,10 @@ void add_bench(CLI::App& app, BenchArgs& a) {
                 "image folder decodes every file) and assembling augmented batches at the "
                 "preset's input size, with its recipe's augmentation");
   b->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
+  b->add_option("--cache-dir", a.cache_dir,
+                "Where --data keeps decoded images (off: decode every time, which the open "
+                "line then times)")
+      ->capture_default_str();
   add_field_options<Recipe>(b, "Input pipeline for --data (default: the preset's recipe)", a.recipe,
                             pipeline_fields());
   b->add_flag("--contend", a.contend,
@@ -812,6 +848,7 @@ int run_data_bench(const CLI::App& cmd, const BenchArgs& a, const vit::Preset& p
   vit::DataBenchOptions o;
   o.data = a.data;
   o.data_dir = a.data_dir;
+  o.cache_dir = image_cache_dir(a.cache_dir);
   o.num_classes = run.config.num_classes;  // where the data cannot tell its own
   o.shape = {run.config.channels, run.config.image_size, run.config.image_size};
   o.augment = run.recipe.augment_options();
