@@ -15,6 +15,7 @@
 #include "core/rng.hpp"
 #include "idx_writer.hpp"
 #include "test_util.hpp"
+#include "train/prefetch.hpp"
 #include "vit/data.hpp"
 #include "vit/error.hpp"
 
@@ -249,6 +250,49 @@ TEST(Data, AnyDatasetBatchesAsTheArrayDoes) {
   EXPECT_EQ(img.width, 6);
   EXPECT_EQ(img.channels, 3);
   EXPECT_EQ(img.pixels[3 * 7 + 2], d.image(2)[2 * 36 + 7]);
+}
+
+// The prefetcher's batches, assembled on its worker thread, are make_batch's; a sample that cannot
+// be read is the caller's error at wait(), and the prefetcher goes on afterwards.
+TEST(Data, PrefetchedBatchesAreMakeBatchs) {
+  struct Flaky final : Dataset {
+    const ImageArray* a;
+    explicit Flaky(const ImageArray* array) : a(array) {}
+    int64_t size() const override { return a->size(); }
+    int32_t label(int64_t i) const override { return a->label(i); }
+    SampleShape shape() const override { return a->shape(); }
+    void read(int64_t i, Image& out) const override {
+      VIT_CHECK(i != 3, "sample 3 is unreadable");
+      a->read(i, out);
+    }
+  };
+  ImageArray d;
+  d.channels = 1;
+  d.image_size = 5;
+  Rng rng(8);
+  for (int i = 0; i < 6 * 25; ++i) d.pixels.push_back(uint8_t(rng.below(256)));
+  d.labels = {0, 1, 0, 1, 0, 1};
+  const Flaky flaky(&d);
+  const Normalization n = compute_normalization(d);
+  const AugmentOptions aug{.crop_padding = 1, .hflip = true};
+  BatchPrefetcher p(flaky, n, aug, 5, 3, 25);
+  const std::vector<int64_t> first = {5, 0, 2}, bad = {1, 3, 4};
+  const float* images = nullptr;
+  const int32_t* labels = nullptr;
+  for (int64_t epoch : {0, 1}) {
+    p.start(first.data(), 3, epoch);
+    p.wait(&images, &labels);
+    std::vector<float> want(75);
+    std::vector<int32_t> want_labels(3);
+    make_batch(d, first.data(), 3, n, aug, 5, epoch, want.data(), want_labels.data());
+    EXPECT_EQ(std::vector<float>(images, images + 75), want) << "epoch " << epoch;
+    EXPECT_EQ(std::vector<int32_t>(labels, labels + 3), want_labels);
+  }
+  p.start(bad.data(), 3, 0);
+  expect_error([&] { p.wait(&images, &labels); }, "sample 3 is unreadable");
+  p.start(first.data(), 2, 0);
+  p.wait(&images, &labels);
+  EXPECT_EQ(labels[0], 1);
 }
 
 // The validation split: round(f * n_k) of each class, drawn by the seed, disjoint from what stays

@@ -299,8 +299,9 @@ struct EpochMetrics {
   double train_loss = 0, train_acc = 0;
   std::optional<double> val_loss, val_acc;  // absent without a validation split (JSON null)
   double test_loss = 0, test_acc = 0, lr = 0, seconds = 0, img_per_s = 0;
-  // The share of the epoch's training time spent preparing batches (decoding, augmenting,
-  // normalising), during which the model waits: batches are made before each step, not ahead.
+  // The share of the epoch's training time the steps spent waiting for their images: each batch
+  // is assembled on a worker thread while the step before it trains, so this is what the input
+  // pipeline could not hide.
   double data_share = 0;
   std::string to_json() const;  // one metrics.jsonl line (no newline): its fields, in order
 

@@ -132,9 +132,10 @@ CropBox random_resized_crop_box(int width, int height, double scale, double rati
 // read(). With augmentation, sample idx[i] gets its own random stream derived
 // from (seed, epoch, idx[i]), so a batch is the same whatever the thread count and whether or not
 // training was resumed.
+// threads > 0: at most that many threads (the same batch for any number).
 void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization& norm,
                 const AugmentOptions& aug, uint64_t seed, int64_t epoch, float* images,
-                int32_t* labels);
+                int32_t* labels, int threads = 0);
 
 // Patch dropout's draw for a batch: keep [B, num_keep] gets, for sample idx[b], num_keep distinct
 // patch indices out of [0, num_patches) in increasing order, from a stream of (seed, epoch, idx[b])

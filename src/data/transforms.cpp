@@ -3,6 +3,8 @@
 // horizontal flip, random erasing), batch assembly and patch dropout's draws.
 #include "vit/transforms.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -535,7 +537,7 @@ CropBox random_resized_crop_box(int width, int height, double scale, double rati
 
 void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization& norm,
                 const AugmentOptions& aug, uint64_t seed, int64_t epoch, float* images,
-                int32_t* labels) {
+                int32_t* labels, int threads) {
   const SampleShape shape = d.shape();
   VIT_CHECK(shape.height > 0 && shape.height == shape.width,
             "batches need square samples of one size; this dataset's are " +
@@ -554,7 +556,8 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
   const ImageList* list = d.as_list();
   const std::vector<uint8_t> fill = border_fill(norm);  // an ImageList's padding: the mean colour
   std::exception_ptr error;                             // the first sample that could not be read
-#pragma omp parallel for schedule(static)
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
   for (int b = 0; b < B; ++b) {
     const int64_t i = idx[b];
     // Kept between calls: a batch allocates only while samples grow.

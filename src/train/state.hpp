@@ -16,7 +16,7 @@ namespace vit {
 struct EpochPosition {
   int64_t step = 0;  // batches done
   double loss_sum = 0, seconds = 0;
-  double data_seconds = 0;  // of those, preparing batches (the step waiting for its images)
+  double data_seconds = 0;  // of those, the steps waiting for their images
   int64_t correct = 0, seen = 0;
 };
 

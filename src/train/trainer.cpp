@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "train/prefetch.hpp"
 #include "train/state.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
@@ -181,8 +182,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   const int64_t steps = (n + B - 1) / B;
   const int64_t total = steps * rc.epochs, warmup = steps * rc.warmup_epochs;
 
-  std::vector<float> images(size_t(B) * train.shape().pixels());
-  std::vector<int32_t> labels(B);
+  // The next batch is assembled on a worker thread while this one trains.
+  BatchPrefetcher batches(train, r.norm, augment, rc.seed, B, train.shape().pixels());
   const int Np = r.config.num_patches();
   std::vector<int32_t> keep;  // patch dropout's draws [B, kept]
   TrainSummary summary;
@@ -208,16 +209,21 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     const bool drop = kept < Np;
     if (drop) keep.resize(size_t(B) * size_t(kept));
     float lr = rc.lr;
+    auto batch_size = [&](int64_t s) { return int(std::min<int64_t>(B, n - s * B)); };
+    if (r.pos.step < steps) batches.start(order.data() + r.pos.step * B, batch_size(r.pos.step), e);
     for (int64_t s = r.pos.step; s < steps; ++s) {
-      const int b = int(std::min<int64_t>(B, n - s * B));
+      const int b = batch_size(s);
       const auto batch_start = Clock::now();
-      make_batch(train, order.data() + s * B, b, r.norm, augment, rc.seed, e, images.data(),
-                 labels.data());
+      const float* images = nullptr;
+      const int32_t* labels = nullptr;
+      batches.wait(&images, &labels);
+      if (s + 1 < steps) batches.start(order.data() + (s + 1) * B, batch_size(s + 1), e);
+      // The time the step waited for its images.
       r.pos.data_seconds += std::chrono::duration<double>(Clock::now() - batch_start).count();
       lr = rc.lr_at(r.step, total, warmup);
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
-      const StepStats stats = r.train_step->run(images.data(), labels.data(), b, lr,
-                                                drop ? keep.data() : nullptr, drop ? kept : 0);
+      const StepStats stats =
+          r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr, drop ? kept : 0);
       const double loss = stats.loss, grad_norm = stats.grad_norm;
       if (!stats.updated) {
         std::ostringstream msg;

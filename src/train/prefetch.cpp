@@ -1,0 +1,70 @@
+// The batch prefetcher (src/train/prefetch.hpp): one worker thread, two buffers.
+#include "train/prefetch.hpp"
+
+#include <utility>
+
+namespace vit {
+
+BatchPrefetcher::BatchPrefetcher(const Dataset& d, const Normalization& norm,
+                                 const AugmentOptions& aug, uint64_t seed, int max_batch,
+                                 int64_t pixels)
+    : data_(d), norm_(norm), aug_(aug), seed_(seed) {
+  for (int i = 0; i < 2; ++i) {
+    images_[i].resize(size_t(max_batch) * size_t(pixels));
+    labels_[i].resize(size_t(max_batch));
+  }
+  worker_ = std::thread([this] { work(); });
+}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+void BatchPrefetcher::start(const int64_t* idx, int b, int64_t epoch) {
+  std::lock_guard<std::mutex> lock(mu_);
+  idx_ = idx, b_ = b, epoch_ = epoch;
+  pending_ = true, done_ = false;
+  cv_.notify_all();
+}
+
+void BatchPrefetcher::wait(const float** images, const int32_t** labels) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_; });
+  done_ = false;
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  *images = images_[fill_].data();
+  *labels = labels_[fill_].data();
+  fill_ ^= 1;
+}
+
+void BatchPrefetcher::work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return pending_ || quit_; });
+    if (quit_) return;
+    pending_ = false;
+    const int64_t* idx = idx_;
+    const int b = b_, buffer = fill_;
+    const int64_t epoch = epoch_;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      // One thread: the caller's threads are training meanwhile.
+      make_batch(data_, idx, b, norm_, aug_, seed_, epoch, images_[buffer].data(),
+                 labels_[buffer].data(), 1);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    error_ = error;
+    done_ = true;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace vit
