@@ -379,7 +379,7 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
              "--crop-pct: must be in (0, 1] (got 0)");
   // Training with random resized crops (and another filter) runs and resumes.
   EXPECT_RUN("train --data " + data + flags + " --epochs 1 --rrc --rrc-scale 0.5 " +
-                 "--interpolation bilinear --out " + (dir / "rrc"),
+                 "--interpolation bilinear --mixup 0.8 --cutmix 1 --out " + (dir / "rrc"),
              0, "epoch 1/1");
   EXPECT_RUN("train --resume " + (dir / "rrc") + " --epochs 2", 0, "epoch 2/2");
   // A corrupt image stops a run before training, named, with the way out; with that flag it is

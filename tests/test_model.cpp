@@ -683,6 +683,56 @@ TEST(Model, MicroBatchesGiveTheBatchGradient) {
       Error);
 }
 
+// Mixed targets (mix_batch's lam with the batch reversed) train on timm's soft-target
+// cross-entropy: the loss and dlogits against a float64 computation from the logits, whole and in
+// micro-batches.
+TEST(Model, MixedTargetsAreTheSoftTargetCrossEntropy) {
+  const Config c = small_config();
+  const int B = 6, K = c.num_classes;
+  const float lam = 0.3f, smoothing = 0.1f;
+  Model model(c);
+  init_with_larger_weights(model, 7, 8);
+  auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 21);
+  const std::vector<int32_t> labels = {0, 3, 1, 4, 2, 2};
+  const std::vector<int32_t> partners(labels.rbegin(), labels.rend());
+  model.enable_training(B);
+  const float* out = model.forward(images.data(), B, nullptr, 0);
+  const std::vector<float> logits(out, out + B * K);
+  // The reference: mean over images of -sum_k t_k log softmax(z)_k, t = lam q(y) + (1 - lam)
+  // q(y'), q the smoothed one-hot; dlogits = (softmax - t) / B.
+  double want_loss = 0;
+  std::vector<float> want_d(size_t(B * K));
+  for (int j = 0; j < B; ++j) {
+    const float* z = logits.data() + j * K;
+    double zmax = z[0], sum = 0;
+    for (int k = 0; k < K; ++k) zmax = std::max(zmax, double(z[k]));
+    for (int k = 0; k < K; ++k) sum += std::exp(z[k] - zmax);
+    for (int k = 0; k < K; ++k) {
+      const double logp = z[k] - zmax - std::log(sum);
+      const double q1 = (k == labels[j] ? 1 - smoothing : 0) + smoothing / K;
+      const double q2 = (k == partners[j] ? 1 - smoothing : 0) + smoothing / K;
+      const double t = lam * q1 + (1 - lam) * q2;
+      want_loss -= t * logp / B;
+      want_d[size_t(j * K + k)] = float((std::exp(logp) - t) / B);
+    }
+  }
+  for (int micro : {B, 2}) {
+    std::vector<float> probs(B * K), dlogits(B * K);
+    const BatchStats st =
+        batch_gradients(model, images.data(), labels.data(), B, smoothing, nullptr, 0, probs.data(),
+                        dlogits.data(), micro, partners.data(), lam);
+    const std::string what = " (micro-batches of " + std::to_string(micro) + ")";
+    EXPECT_NEAR(st.loss, want_loss, 1e-6 * want_loss) << what;
+    // Each element is (p - t) / B from float probabilities good to a few ulps.
+    expect_close("dlogits" + what, dlogits.data(), want_d, 1e-6 / B, 0);
+  }
+  std::vector<float> probs(B * K), dlogits(B * K);
+  const std::vector<int32_t> bad(B, K);
+  EXPECT_THROW(batch_gradients(model, images.data(), labels.data(), B, smoothing, nullptr, 0,
+                               probs.data(), dlogits.data(), 0, bad.data(), lam),
+               Error);
+}
+
 // predict runs a micro-batch at a time (tiny28: 20 images); each image's logits are the bits of a
 // call with just its micro-batch, and of the training forward.
 TEST(Model, PredictInMicroBatches) {

@@ -193,6 +193,28 @@ TEST_F(Train, ResumeWithPatchDropoutIsBitwiseExact) {
   }
 }
 
+// Mixup and CutMix draw per step from the seed: a run stopped inside an epoch (after its first
+// step of epoch 2) and resumed ends with the same weights, and mixing changes the training.
+TEST_F(Train, ResumeWithMixingIsBitwiseExact) {
+  Recipe r = quick(3);
+  r.augment.mixup_alpha = 0.8f;
+  r.augment.cutmix_alpha = 1.0f;
+  Recorder straight_rec, plain_rec, first_rec, second_rec;
+  train(quadrant_config(), r, {data, "", dir / "mixed", 256}, straight_rec);
+  train(quadrant_config(), quick(3), {data, "", dir / "unmixed", 256}, plain_rec);
+  EXPECT_NE(straight_rec.epochs[0].train_loss, plain_rec.epochs[0].train_loss);
+  first_rec.stop_after = 1;
+  train(quadrant_config(), r, {data, "", dir / "mixed-resumed", 256}, first_rec);
+  resume(dir / "mixed-resumed", 0, "", second_rec);
+  ASSERT_EQ(second_rec.epochs.size(), 2u);
+  EXPECT_EQ(second_rec.epochs[1].train_loss, straight_rec.epochs[2].train_loss);
+  SafetensorsReader a(dir / "mixed/last.safetensors"), b(dir / "mixed-resumed/last.safetensors");
+  for (const TensorInfo& t : a.tensors()) {
+    auto va = a.read_f32(t.name), vb = b.read_f32(t.name);
+    EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * 4), 0) << t.name;
+  }
+}
+
 TEST(Recipe, PatchDropoutCountsAndJson) {
   Recipe r;
   r.epochs = 10;
@@ -303,8 +325,8 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
 
 // The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
 // values it had when each field was written out by hand (these are the lines `vit train` printed
-// before the field lists, with `init`, `val_split` and the preprocessing and random resized crop
-// added since), and reads back to the same recipe.
+// before the field lists, with `init`, `val_split`, the preprocessing, random resized crop and
+// mixing added since), and reads back to the same recipe.
 TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
@@ -316,7 +338,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
       "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":false,"
-      "\"erase_prob\":0.0,\"patch_"
+      "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0}";
   EXPECT_EQ(seed.to_json(), seed_json);
@@ -331,7 +353,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
       "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":true,"
-      "\"erase_prob\":0.25,\"patch_"
+      "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
@@ -343,10 +365,11 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   before.erase(before.find("\"init\":\"timm\","), 14);
   EXPECT_EQ(Recipe::from_json(before).init, Model::InitOptions::kTimm);
   EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
-  // JSON from before the preprocessing and random resized crop: their defaults, no crop.
+  // JSON from before the preprocessing, random resized crop and mixing: their defaults, off.
   before = fashion_json;
   const size_t from = before.find("\"crop_pct\""), to = before.find("\"crop_padding\"");
   before.erase(from, to - from);
+  before.erase(before.find("\"mixup\""), before.find("\"patch_drop\"") - before.find("\"mixup\""));
   EXPECT_FALSE(Recipe::from_json(before).augment.rrc);
   EXPECT_EQ(Recipe::from_json(before).to_json(), fashion_json);
   // And JSON from before `normalize` as a run normalised by its data.

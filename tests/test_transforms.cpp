@@ -3,6 +3,8 @@
 // crop mode, RandomResizedCrop's box from the same draws; and the training crop's determinism.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -208,6 +210,92 @@ TEST(Transforms, RandomResizedCropIsSeededPerSample) {
   std::vector<float> want(3 * 64);
   normalize_image(centre.data(), 3, 8, norm, want.data());
   EXPECT_EQ(std::vector<float>(plain.begin(), plain.begin() + 3 * 64), want);
+}
+
+// CutMix's box is timm's rand_bbox: sides int(S sqrt(1 - lam)), centred at the draw, clipped,
+// and lam corrected to the share it leaves.
+TEST(Transforms, CutMixBoxIsTimms) {
+  // S 32, lam 0.75: cut int(32 * 0.5) = 16, from 20 - 8 to 20 + 8 rows, 2 - 8 -> 0 to 10 columns.
+  Mixed m = cutmix_box(32, 0.75, 20, 2);
+  EXPECT_EQ(m.top, 12);
+  EXPECT_EQ(m.height, 16);
+  EXPECT_EQ(m.left, 0);
+  EXPECT_EQ(m.width, 10);
+  EXPECT_FLOAT_EQ(m.lam, float(1.0 - 16.0 * 10 / 1024));
+  // lam 0.1 at S 7: cut int(7 * sqrt(0.9)) = 6 (half 3), centre (6, 6): rows and columns 3..7.
+  m = cutmix_box(7, 0.1, 6, 6);
+  EXPECT_EQ(m.top, 3);
+  EXPECT_EQ(m.height, 4);
+  EXPECT_EQ(m.width, 4);
+  EXPECT_FLOAT_EQ(m.lam, float(1.0 - 16.0 / 49));
+}
+
+// Mixup mixes each image with its partner in the reversed batch at lam; CutMix swaps the box
+// between partners; the draws depend on (seed, epoch, step) alone; lam follows Beta(a, a).
+TEST(Transforms, MixBatchMixesPartnersAsDrawn) {
+  const int B = 5, C = 2, S = 6, per = C * S * S;
+  const std::vector<float> x = random_vector(B * per, 3);
+  AugmentOptions aug;
+  aug.mixup_alpha = 0.8f;
+  std::vector<float> y = x;
+  const Mixed m = mix_batch(y.data(), B, C, S, aug, 1, 2, 3);
+  ASSERT_FALSE(m.cutmix);
+  ASSERT_LT(m.lam, 1.0f);
+  for (int j = 0; j < B; ++j) {
+    for (int k = 0; k < per; ++k) {
+      const float own = x[size_t(j * per + k)], other = x[size_t((B - 1 - j) * per + k)];
+      const float want = j == B / 2 ? own : m.lam * own + (1.0f - m.lam) * other;
+      ASSERT_EQ(y[size_t(j * per + k)], want) << j << " " << k;
+    }
+  }
+  std::vector<float> again = x;
+  EXPECT_EQ(mix_batch(again.data(), B, C, S, aug, 1, 2, 3).lam, m.lam);
+  EXPECT_EQ(again, y);
+  EXPECT_NE(mix_batch(again.data(), B, C, S, aug, 1, 2, 4).lam, m.lam);
+  // CutMix alone: inside the box each image holds its partner's pixels, outside its own.
+  aug.mixup_alpha = 0.0f;
+  aug.cutmix_alpha = 1.0f;
+  Mixed cm;
+  for (int step = 0; step < 100 && (cm.width == 0 || cm.height == 0); ++step) {
+    std::copy(x.begin(), x.end(), y.begin());
+    cm = mix_batch(y.data(), B, C, S, aug, 1, 2, step);
+  }
+  ASSERT_TRUE(cm.cutmix);
+  ASSERT_GT(cm.width * cm.height, 0);
+  EXPECT_FLOAT_EQ(cm.lam, 1.0f - float(cm.width * cm.height) / (S * S));
+  for (int j = 0; j < B; ++j) {
+    for (int c = 0; c < C; ++c) {
+      for (int r = 0; r < S; ++r) {
+        for (int q = 0; q < S; ++q) {
+          const bool in =
+              r >= cm.top && r < cm.top + cm.height && q >= cm.left && q < cm.left + cm.width;
+          const int from = in ? B - 1 - j : j, k = (c * S + r) * S + q;
+          ASSERT_EQ(y[size_t(j * per + k)], x[size_t(from * per + k)]) << j << c << r << q;
+        }
+      }
+    }
+  }
+  // mix_prob 0 and no alphas leave the batch alone.
+  aug.mix_prob = 0.0f;
+  y = x;
+  EXPECT_EQ(mix_batch(y.data(), B, C, S, aug, 1, 2, 3).lam, 1.0f);
+  EXPECT_EQ(y, x);
+  // lam ~ Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)); over n = 4000 draws the sample mean
+  // is within 5 standard errors (sqrt(var / n)) of 1/2, and the variance within 10%.
+  for (float a : {0.2f, 0.8f, 2.0f}) {
+    AugmentOptions beta;
+    beta.mixup_alpha = a;
+    const int n = 4000;
+    double sum = 0, sq = 0;
+    float one[2] = {0, 1};
+    for (int step = 0; step < n; ++step) {
+      const double l = mix_batch(one, 2, 1, 1, beta, 9, 0, step).lam;
+      sum += l, sq += l * l;
+    }
+    const double mean = sum / n, var = sq / n - mean * mean, want = 1.0 / (4 * (2 * a + 1));
+    EXPECT_NEAR(mean, 0.5, 5 * std::sqrt(want / n)) << "alpha " << a;
+    EXPECT_NEAR(var, want, 0.1 * want) << "alpha " << a;
+  }
 }
 
 }  // namespace

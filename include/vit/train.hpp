@@ -173,6 +173,25 @@ struct Recipe {
             .hi = 1,
             .flag = "erase"},
       r.augment.erase_prob);
+    v(Field{.name = "mixup",
+            .help = "Mixup's Beta(a, a) for whole batches (0: off; timm's mixup_alpha, DeiT 0.8)",
+            .lo = 0,
+            .hi = 100,
+            .optional = true},
+      r.augment.mixup_alpha);
+    v(Field{.name = "cutmix",
+            .help = "CutMix's Beta(a, a) (0: off; timm's cutmix_alpha, DeiT 1.0); with mixup, "
+                    "half the mixed batches",
+            .lo = 0,
+            .hi = 100,
+            .optional = true},
+      r.augment.cutmix_alpha);
+    v(Field{.name = "mix_prob",
+            .help = "Probability that a batch is mixed (mixup or CutMix)",
+            .lo = 0,
+            .hi = 1,
+            .optional = true},
+      r.augment.mix_prob);
     v(Field{.name = "patch_drop",
             .help = "Fraction of patch tokens each training image drops (0: off; timm's "
                     "patch_drop_rate)",
@@ -243,9 +262,13 @@ struct BatchStats {
 // cut into micro_batch_count() micro-batches of even sizes. probs, dlogits: [B, K] scratch (dlogits
 // ends with the gradient of the mean loss). Needs enable_training(). Bad labels, smoothing or kept
 // indices throw vit::Error before any gradient is computed.
+// labels2, lam: mixed targets (mix_batch): image j's target is lam of labels[j] and 1 - lam of
+// labels2[j] (each smoothed), the loss lam CE(labels) + (1 - lam) CE(labels2); labels2 null: none.
+// The correct count is against labels.
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
-                           float* dlogits, int micro_batch = 0);
+                           float* dlogits, int micro_batch = 0, const int32_t* labels2 = nullptr,
+                           float lam = 1.0f);
 
 struct StepStats : BatchStats {
   double grad_norm = 0;  // the global gradient norm before clipping
@@ -270,10 +293,12 @@ class TrainStep {
   TrainStep& operator=(const TrainStep&) = delete;
 
   // One step on images [B, C, S, S] with labels [B], B <= max_batch; keep, num_keep: patch
-  // dropout, as in batch_gradients. When the loss or the gradient norm is not finite the weights
-  // and the optimizer are left as they were (updated = false): what then is the caller's choice.
+  // dropout, as in batch_gradients; lam < 1: the images were mixed with the batch reversed
+  // (mix_batch), and so are the targets. When the loss or the gradient norm is not finite the
+  // weights and the optimizer are left as they were (updated = false): what then is the caller's
+  // choice.
   StepStats run(const float* images, const int32_t* labels, int B, float lr,
-                const int32_t* keep = nullptr, int num_keep = 0);
+                const int32_t* keep = nullptr, int num_keep = 0, float lam = 1.0f);
 
   AdamW& optimizer() { return *opt_; }
 
@@ -283,6 +308,7 @@ class TrainStep {
   int max_batch_, micro_batch_;
   std::unique_ptr<AdamW> opt_;
   std::vector<float> probs_, dlogits_;  // [max_batch, K] scratch for batch_gradients
+  std::vector<int32_t> reversed_;       // [max_batch]: the labels of a mixed batch's partners
 };
 
 struct EvalResult {

@@ -106,7 +106,32 @@ struct AugmentOptions {
   bool hflip = false;       // horizontal flip with probability 1/2
   float erase_prob = 0.0f;  // random erasing (a rectangle set to the mean) with this probability
   bool enabled() const { return rrc || crop_padding > 0 || hflip || erase_prob > 0.0f; }
+  // Mixup and CutMix of whole batches (mix_batch; timm's Mixup in its default 'batch' mode):
+  // Beta(alpha, alpha) for each (0: off); with both, each mixed batch is CutMix with probability
+  // 1/2; a batch is mixed with probability mix_prob.
+  float mixup_alpha = 0.0f, cutmix_alpha = 0.0f, mix_prob = 1.0f;
+  bool mixes() const { return (mixup_alpha > 0.0f || cutmix_alpha > 0.0f) && mix_prob > 0.0f; }
 };
+
+// What mix_batch did to a batch: image j now holds lam of itself and 1 - lam of image B - 1 - j
+// (the batch reversed), so its target is lam of its label and 1 - lam of that image's (lam 1:
+// nothing was mixed). CutMix pasted the box [top, top + height) x [left, left + width).
+struct Mixed {
+  float lam = 1.0f;
+  bool cutmix = false;
+  int top = 0, left = 0, height = 0, width = 0;
+};
+
+// CutMix's box for lam in an S x S image centred at (cy, cx) (timm's rand_bbox): sides
+// int(S * sqrt(1 - lam)), clipped to the image; and the lam its area leaves, 1 - area / S^2.
+Mixed cutmix_box(int S, double lam, int cy, int cx);
+
+// timm's Mixup in 'batch' mode on normalised images [B, C, S, S], drawn from (seed, epoch, step):
+// with probability aug.mix_prob, lam ~ Beta(alpha, alpha) and either mixup (every image becomes
+// lam x + (1 - lam) x reversed) or CutMix (the box of cutmix_box at a uniform centre pasted from
+// the reversed batch, lam corrected to what it leaves); with both alphas, CutMix half the time.
+Mixed mix_batch(float* images, int B, int C, int S, const AugmentOptions& aug, uint64_t seed,
+                int64_t epoch, int64_t step);
 
 // RandomResizedCrop's box in a width x height image (torchvision's get_params): up to 10 tries of
 // area = width * height * uniform(scale, 1) and aspect = exp(uniform(-log(ratio), log(ratio))),

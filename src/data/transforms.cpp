@@ -27,6 +27,9 @@ uint64_t order_stream(int64_t epoch) {
 uint64_t sample_stream(int64_t epoch, int64_t index) {
   return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x4155470000000000ull;
 }
+uint64_t mix_stream(int64_t epoch, int64_t step) {
+  return (uint64_t(epoch) << 40) ^ uint64_t(step) ^ 0x4D49580000000000ull;
+}
 uint64_t patch_stream(int64_t epoch, int64_t index) {
   return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x5041540000000000ull;
 }
@@ -644,6 +647,85 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+namespace {
+
+// Gamma(a, 1) by Marsaglia and Tsang's method (for a < 1: Gamma(a + 1) * U^(1/a)).
+double gamma_sample(double a, Rng& rng) {
+  if (a < 1.0) return gamma_sample(a + 1.0, rng) * std::pow(1.0 - rng.uniform(), 1.0 / a);
+  const double d = a - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    double x, v;
+    do {
+      x = rng.normal();
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = 1.0 - rng.uniform();  // in (0, 1]
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+  }
+}
+
+// Beta(a, a) as X / (X + Y) with X, Y ~ Gamma(a).
+double beta_sample(double a, Rng& rng) {
+  const double x = gamma_sample(a, rng), y = gamma_sample(a, rng);
+  return x + y > 0 ? x / (x + y) : 0.5;
+}
+
+}  // namespace
+
+Mixed cutmix_box(int S, double lam, int cy, int cx) {
+  const double ratio = std::sqrt(1.0 - lam);
+  const int cut = int(S * ratio);  // both sides: the image is square
+  Mixed m;
+  m.cutmix = true;
+  const int y0 = std::clamp(cy - cut / 2, 0, S), y1 = std::clamp(cy + cut / 2, 0, S);
+  const int x0 = std::clamp(cx - cut / 2, 0, S), x1 = std::clamp(cx + cut / 2, 0, S);
+  m.top = y0, m.left = x0, m.height = y1 - y0, m.width = x1 - x0;
+  m.lam = float(1.0 - double(m.height) * m.width / (double(S) * S));
+  return m;
+}
+
+Mixed mix_batch(float* images, int B, int C, int S, const AugmentOptions& aug, uint64_t seed,
+                int64_t epoch, int64_t step) {
+  Mixed m;
+  if (!aug.mixes() || B < 2) return m;
+  Rng rng(seed, mix_stream(epoch, step));
+  if (!(rng.uniform() < aug.mix_prob)) return m;
+  const bool both = aug.mixup_alpha > 0 && aug.cutmix_alpha > 0;
+  const bool cutmix = both ? rng.uniform() < 0.5 : aug.cutmix_alpha > 0;
+  const double lam = beta_sample(cutmix ? aug.cutmix_alpha : aug.mixup_alpha, rng);
+  const int64_t plane = int64_t(S) * S, per = C * plane;
+  if (cutmix) {
+    const int cy = int(rng.below(uint64_t(S))), cx = int(rng.below(uint64_t(S)));
+    m = cutmix_box(S, lam, cy, cx);
+    // Pairs (j, B - 1 - j) swap their boxes; the middle image of an odd batch keeps its own.
+    for (int j = 0; j < B / 2; ++j) {
+      float* a = images + j * per;
+      float* b = images + int64_t(B - 1 - j) * per;
+      for (int c = 0; c < C; ++c) {
+        for (int y = m.top; y < m.top + m.height; ++y) {
+          std::swap_ranges(a + c * plane + int64_t(y) * S + m.left,
+                           a + c * plane + int64_t(y) * S + m.left + m.width,
+                           b + c * plane + int64_t(y) * S + m.left);
+        }
+      }
+    }
+    return m;
+  }
+  m.lam = float(lam);
+  const float l = m.lam, r = 1.0f - m.lam;
+  for (int j = 0; j < B / 2; ++j) {
+    float* a = images + j * per;
+    float* b = images + int64_t(B - 1 - j) * per;
+    for (int64_t k = 0; k < per; ++k) {
+      const float x = a[k], y = b[k];
+      a[k] = l * x + r * y;
+      b[k] = l * y + r * x;
+    }
+  }
+  return m;
 }
 
 void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_keep, uint64_t seed,

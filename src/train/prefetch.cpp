@@ -25,14 +25,14 @@ BatchPrefetcher::~BatchPrefetcher() {
   worker_.join();
 }
 
-void BatchPrefetcher::start(const int64_t* idx, int b, int64_t epoch) {
+void BatchPrefetcher::start(const int64_t* idx, int b, int64_t epoch, int64_t step) {
   std::lock_guard<std::mutex> lock(mu_);
-  idx_ = idx, b_ = b, epoch_ = epoch;
+  idx_ = idx, b_ = b, epoch_ = epoch, step_ = step;
   pending_ = true, done_ = false;
   cv_.notify_all();
 }
 
-void BatchPrefetcher::wait(const float** images, const int32_t** labels) {
+Mixed BatchPrefetcher::wait(const float** images, const int32_t** labels) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return done_; });
   done_ = false;
@@ -40,6 +40,7 @@ void BatchPrefetcher::wait(const float** images, const int32_t** labels) {
   *images = images_[fill_].data();
   *labels = labels_[fill_].data();
   fill_ ^= 1;
+  return mixed_;
 }
 
 void BatchPrefetcher::work() {
@@ -50,18 +51,23 @@ void BatchPrefetcher::work() {
     pending_ = false;
     const int64_t* idx = idx_;
     const int b = b_, buffer = fill_;
-    const int64_t epoch = epoch_;
+    const int64_t epoch = epoch_, step = step_;
     lock.unlock();
     std::exception_ptr error;
+    Mixed mixed;
     try {
       // One thread: the caller's threads are training meanwhile.
       make_batch(data_, idx, b, norm_, aug_, seed_, epoch, images_[buffer].data(),
                  labels_[buffer].data(), 1);
+      const SampleShape shape = data_.shape();
+      mixed = mix_batch(images_[buffer].data(), b, shape.channels, shape.height, aug_, seed_, epoch,
+                        step);
     } catch (...) {
       error = std::current_exception();
     }
     lock.lock();
     error_ = error;
+    mixed_ = mixed;
     done_ = true;
     cv_.notify_all();
   }

@@ -23,11 +23,12 @@ class BatchPrefetcher {
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
 
-  // Starts assembling the samples idx[0..b) of epoch `epoch` (idx must stay valid until wait()).
-  void start(const int64_t* idx, int b, int64_t epoch);
-  // Waits for the batch start() began and returns it; it stays valid until the start() after
-  // next. The worker's vit::Error, if it failed, is thrown here.
-  void wait(const float** images, const int32_t** labels);
+  // Starts assembling the samples idx[0..b) of epoch `epoch` as its step `step` (idx must stay
+  // valid until wait()): make_batch, then mix_batch when the augmentation mixes.
+  void start(const int64_t* idx, int b, int64_t epoch, int64_t step = 0);
+  // Waits for the batch start() began and returns it, and what mix_batch did to it; it stays
+  // valid until the start() after next. The worker's vit::Error, if it failed, is thrown here.
+  Mixed wait(const float** images, const int32_t** labels);
 
  private:
   void work();
@@ -45,7 +46,8 @@ class BatchPrefetcher {
   bool pending_ = false, done_ = false, quit_ = false;
   const int64_t* idx_ = nullptr;
   int b_ = 0;
-  int64_t epoch_ = 0;
+  int64_t epoch_ = 0, step_ = 0;
+  Mixed mixed_;
   std::exception_ptr error_;
   std::thread worker_;
 };

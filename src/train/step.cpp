@@ -36,11 +36,36 @@ int64_t count_correct(const float* logits, const int32_t* labels, int B, int K) 
   return correct;
 }
 
+// The mean loss of logits [b, K] against labels, or with labels2 the mixed targets' (lam of labels,
+// 1 - lam of labels2: lam CE(labels) + (1 - lam) CE(labels2), the soft-target cross-entropy of
+// timm's Mixup, being linear in the target); its gradient times `scale` into d. probs: [b, K].
+double loss_and_gradient(const ops::Context& ctx, float* probs, float* d, const float* logits,
+                         const int32_t* labels, const int32_t* labels2, float lam, int b, int K,
+                         float smoothing, float scale) {
+  const double loss = ops::cross_entropy_forward(ctx, probs, logits, labels, b, K, smoothing);
+  if (!labels2) {
+    ops::cross_entropy_backward(ctx, d, probs, labels, b, K, smoothing, scale);
+    return loss;
+  }
+  const double loss2 = ops::cross_entropy_forward(ctx, probs, logits, labels2, b, K, smoothing);
+  ops::cross_entropy_backward(ctx, d, probs, labels, b, K, smoothing, lam * scale);
+  thread_local std::vector<float> other;
+  other.resize(size_t(b) * size_t(K));
+  ops::cross_entropy_backward(ctx, other.data(), probs, labels2, b, K, smoothing,
+                              (1.0f - lam) * scale);
+  for (size_t i = 0; i < other.size(); ++i) d[i] += other[i];
+  return lam * loss + (1.0 - lam) * loss2;
+}
+
 }  // namespace
 
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
-                           float* dlogits, int micro_batch) {
+                           float* dlogits, int micro_batch, const int32_t* labels2, float lam) {
+  if (labels2) {
+    VIT_CHECK(lam >= 0.0f && lam <= 1.0f, "batch_gradients: lam must be in [0, 1]");
+    ops::check_loss_inputs(labels2, B, model.config().num_classes, smoothing);
+  }
   const Config& c = model.config();
   VIT_CHECK(B >= 1, "batch_gradients: batch must be at least 1 (got " + std::to_string(B) + ")");
   const int K = c.num_classes;
@@ -53,7 +78,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   if (parts == 1) {  // one piece: straight into the gradient arena
     model.zero_grad();
     const float* logits = model.forward(images, B, keep, num_keep);
-    stats.loss = cross_entropy(logits, labels, B, K, smoothing, probs, dlogits);
+    stats.loss = loss_and_gradient(ops::Context{}, probs, dlogits, logits, labels, labels2, lam, B,
+                                   K, smoothing, 1.0f);
     model.backward(dlogits);
     stats.correct = count_correct(logits, labels, B, K);
     return stats;
@@ -98,9 +124,9 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     float* d = dlogits + int64_t(b0) * K;
     const int32_t* y = labels + b0;
     const ops::Context serial;  // a micro-batch's logits: too few for threads
-    losses[i] = ops::cross_entropy_forward(serial, p, logits, y, bc, K, smoothing);
     // The gradient of (bc / B) x the micro-batch's mean loss: its share of the batch's mean.
-    ops::cross_entropy_backward(serial, d, p, y, bc, K, smoothing, float(bc) / float(B));
+    losses[i] = loss_and_gradient(serial, p, d, logits, y, labels2 ? labels2 + b0 : nullptr, lam,
+                                  bc, K, smoothing, float(bc) / float(B));
     lanes::backward(model, lane, d, grads);
     correct[i] = count_correct(logits, y, bc, K);
   };
@@ -143,19 +169,22 @@ TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micr
   const size_t n = size_t(max_batch) * size_t(model.config().num_classes);
   probs_.resize(n);
   dlogits_.resize(n);
+  reversed_.resize(size_t(max_batch));
 }
 
 TrainStep::~TrainStep() = default;
 
 StepStats TrainStep::run(const float* images, const int32_t* labels, int B, float lr,
-                         const int32_t* keep, int num_keep) {
+                         const int32_t* keep, int num_keep, float lam) {
   VIT_CHECK(B >= 1 && B <= max_batch_, "TrainStep: a batch of " + std::to_string(B) +
                                            " images, but the step was made for 1 to " +
                                            std::to_string(max_batch_));
   StepStats s;
+  const bool mixed = lam < 1.0f;
+  if (mixed) std::reverse_copy(labels, labels + B, reversed_.begin());
   static_cast<BatchStats&>(s) =
       batch_gradients(model_, images, labels, B, smoothing_, keep, num_keep, probs_.data(),
-                      dlogits_.data(), micro_batch_);
+                      dlogits_.data(), micro_batch_, mixed ? reversed_.data() : nullptr, lam);
   s.grad_norm = clip_grad_norm(model_, clip_grad_);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) return s;
   opt_->step(lr);

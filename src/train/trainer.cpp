@@ -210,20 +210,22 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     if (drop) keep.resize(size_t(B) * size_t(kept));
     float lr = rc.lr;
     auto batch_size = [&](int64_t s) { return int(std::min<int64_t>(B, n - s * B)); };
-    if (r.pos.step < steps) batches.start(order.data() + r.pos.step * B, batch_size(r.pos.step), e);
+    if (r.pos.step < steps) {
+      batches.start(order.data() + r.pos.step * B, batch_size(r.pos.step), e, r.pos.step);
+    }
     for (int64_t s = r.pos.step; s < steps; ++s) {
       const int b = batch_size(s);
       const auto batch_start = Clock::now();
       const float* images = nullptr;
       const int32_t* labels = nullptr;
-      batches.wait(&images, &labels);
-      if (s + 1 < steps) batches.start(order.data() + (s + 1) * B, batch_size(s + 1), e);
+      const Mixed mixed = batches.wait(&images, &labels);
+      if (s + 1 < steps) batches.start(order.data() + (s + 1) * B, batch_size(s + 1), e, s + 1);
       // The time the step waited for its images.
       r.pos.data_seconds += std::chrono::duration<double>(Clock::now() - batch_start).count();
       lr = rc.lr_at(r.step, total, warmup);
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
-      const StepStats stats =
-          r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr, drop ? kept : 0);
+      const StepStats stats = r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr,
+                                                drop ? kept : 0, mixed.lam);
       const double loss = stats.loss, grad_norm = stats.grad_norm;
       if (!stats.updated) {
         std::ostringstream msg;
