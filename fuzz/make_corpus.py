@@ -66,14 +66,15 @@ def tiny_checkpoint():
     return safetensors(tensors, meta), config, meta
 
 
-def image_bytes(mode, fmt):
+def image_bytes(mode, fmt, **options):
     img = Image.new(mode, (8, 6))
     for y in range(6):
         for x in range(8):
             v = (x * 30 + y * 10) % 256
-            img.putpixel((x, y), v if mode == "L" else (v, 255 - v, (v * 3) % 256))
+            rgb = (v, 255 - v, (v * 3) % 256)
+            img.putpixel((x, y), v if mode == "L" else rgb + ((x * 40) % 256,) * (mode == "RGBA"))
     buf = io.BytesIO()
-    img.save(buf, format=fmt)
+    img.save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
@@ -99,6 +100,8 @@ def main(out):
     files["image/rgb.bmp"] = image_bytes("RGB", "BMP")
     files["image/gray.pgm"] = image_bytes("L", "PPM")
     files["image/rgb.ppm"] = image_bytes("RGB", "PPM")
+    files["image/rgb.webp"] = image_bytes("RGB", "WEBP")
+    files["image/rgba-lossless.webp"] = image_bytes("RGBA", "WEBP", lossless=True)
 
     files["metadata/valid"] = "\0".join(
         [meta["config"], meta["class_names"], meta["normalize"]]).encode()

@@ -9,8 +9,8 @@ set -euo pipefail
 
 packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev
           nlohmann-json3-dev
-          zlib1g-dev libjpeg62-turbo-dev libpng-dev libstb-dev libcli11-dev libgtest-dev
-          libbenchmark-dev)
+          zlib1g-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libstb-dev libcli11-dev
+          libgtest-dev libbenchmark-dev)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)
 fi
@@ -18,7 +18,7 @@ arm64_arch=""
 if [ "${1:-}" = "arm64" ]; then
   packages=(cmake ninja-build make g++-aarch64-linux-gnu qemu-user nlohmann-json3-dev libcli11-dev
             libopenblas-openmp-dev:arm64 zlib1g-dev:arm64 libjpeg62-turbo-dev:arm64
-            libpng-dev:arm64 libstb-dev:arm64 libgtest-dev:arm64
+            libpng-dev:arm64 libwebp-dev:arm64 libstb-dev:arm64 libgtest-dev:arm64
             libc6:arm64 libstdc++6:arm64 libgomp1:arm64)
   dpkg --print-foreign-architectures | grep -qx arm64 || arm64_arch=1
 fi

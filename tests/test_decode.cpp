@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <jpeglib.h>
 #include <png.h>
+#include <webp/encode.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -201,6 +202,53 @@ TEST(Decode, PngEveryKind) {
   bytes[40] ^= 0xFF;  // inside IDAT
   write_bytes(dir / "bad.png", bytes, false);
   expect_error([&] { decode_image(dir / "bad.png"); }, "bad.png': PNG:");
+}
+
+// WebP (libwebp): lossless RGBA back exactly, lossy RGB near, its files found by extension;
+// truncated and corrupt files refused with the name and the reason.
+TEST(Decode, WebpLosslessAndLossy) {
+  TempDir dir("webp");
+  const int w = 13, h = 9;
+  std::vector<uint8_t> rgba(size_t(w * h * 4));
+  for (int i = 0; i < w * h; ++i) {
+    rgba[size_t(4 * i)] = uint8_t(i * 7), rgba[size_t(4 * i + 1)] = uint8_t(255 - i);
+    rgba[size_t(4 * i + 2)] = uint8_t(i * 3), rgba[size_t(4 * i + 3)] = uint8_t(i % 2 ? 255 : 40);
+  }
+  uint8_t* out = nullptr;
+  size_t n = WebPEncodeLosslessRGBA(rgba.data(), w, h, w * 4, &out);
+  ASSERT_GT(n, 0u);
+  std::vector<uint8_t> bytes(out, out + n);
+  WebPFree(out);
+  write_bytes(dir / "a.WEBP", bytes, false);
+  const Image a = decode_image(dir / "a.WEBP");
+  ASSERT_EQ(a.channels, 4);
+  EXPECT_EQ(a.width, w);
+  EXPECT_EQ(a.height, h);
+  EXPECT_EQ(a.pixels, rgba);
+  EXPECT_TRUE(image_file_name(dir / "a.WEBP"));
+  // Lossy, no alpha: RGB, each sample near (a smooth image; quality 95).
+  std::vector<uint8_t> rgb(size_t(w * h * 3));
+  for (int i = 0; i < w * h; ++i) {
+    for (int c = 0; c < 3; ++c) rgb[size_t(3 * i + c)] = uint8_t(60 + (i % w) * 8 + c * 20);
+  }
+  n = WebPEncodeRGB(rgb.data(), w, h, w * 3, 95, &out);
+  ASSERT_GT(n, 0u);
+  std::vector<uint8_t> lossy(out, out + n);
+  WebPFree(out);
+  write_bytes(dir / "b.webp", lossy, false);
+  const Image b = decode_image(dir / "b.webp");
+  ASSERT_EQ(b.channels, 3);
+  Image want{w, h, 3, rgb};
+  EXPECT_LE(max_diff(b, want), 12);
+  write_bytes(dir / "cut.webp", std::vector<uint8_t>(bytes.begin(), bytes.begin() + 20), false);
+  expect_error([&] { decode_image(dir / "cut.webp"); }, "cut.webp': WebP:");
+  write_bytes(dir / "half.webp",
+              std::vector<uint8_t>(lossy.begin(), lossy.begin() + lossy.size() / 2), false);
+  expect_error([&] { decode_image(dir / "half.webp"); }, "half.webp': WebP:");
+  std::vector<uint8_t> bad = lossy;
+  bad[12] = 'X';  // the image chunk's name: neither VP8, VP8L nor VP8X
+  write_bytes(dir / "bad.webp", bad, false);
+  expect_error([&] { decode_image(dir / "bad.webp"); }, "bad.webp': WebP:");
 }
 
 TEST(Decode, UnknownFormatsAreRefused) {

@@ -108,9 +108,12 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
   }
   if (data::is_png(bytes.data(), bytes.size()))
     return data::decode_png(bytes.data(), bytes.size(), path);
+  if (data::is_webp(bytes.data(), bytes.size())) {
+    return data::decode_webp(bytes.data(), bytes.size(), path, 8192);
+  }
   VIT_CHECK(bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M',
             "cannot read image '" + path +
-                "': not an image format vitcpp reads (PNG, JPEG, BMP, PGM/PPM)");
+                "': not an image format vitcpp reads (PNG, JPEG, WebP, BMP, PGM/PPM)");
   VIT_CHECK(bytes.size() <= size_t(INT32_MAX), "cannot read image '" + path + "': too large");
   // BMP: stb_image, decoded to the file's own channel count.
   int w = 0, h = 0, n = 0;
@@ -130,13 +133,25 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
   return img;
 }
 
+namespace {
+constexpr const char* kExtensions[] = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pgm", ".ppm"};
+}  // namespace
+
+std::string image_extensions() {
+  std::string s;
+  for (const char* e : kExtensions) s += std::string(s.empty() ? "" : ", ") + e;
+  return s;
+}
+
 bool image_file_name(const std::string& path) {
   const std::string name = std::filesystem::path(path).filename().string();
   if (name.empty() || name[0] == '.') return false;
   std::string ext = std::filesystem::path(name).extension().string();
   for (char& ch : ext) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".pgm" ||
-         ext == ".ppm";
+  for (const char* e : kExtensions) {
+    if (ext == e) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> image_files(const std::vector<std::string>& paths) {
@@ -155,8 +170,7 @@ std::vector<std::string> image_files(const std::vector<std::string>& paths) {
       }
     }
     VIT_CHECK(!ec, "cannot list '" + path + "': " + ec.message());
-    VIT_CHECK(!found.empty(),
-              "'" + path + "' holds no image file (.png, .jpg, .jpeg, .bmp, .pgm, .ppm)");
+    VIT_CHECK(!found.empty(), "'" + path + "' holds no image file (" + image_extensions() + ")");
     std::sort(found.begin(), found.end());
     files.insert(files.end(), found.begin(), found.end());
   }

@@ -1,6 +1,6 @@
 // The file decoders behind vit::decode_image (src/data/decode.cpp): JPEG with libjpeg-turbo, PNG
-// with libpng, each from the file's bytes, refusing a corrupt or truncated file (warnings
-// included) with a vit::Error "cannot read image '<path>': <reason>".
+// with libpng, WebP with libwebp, each from the file's bytes, refusing a corrupt or truncated file
+// (warnings included) with a vit::Error "cannot read image '<path>': <reason>".
 #pragma once
 
 #include <cstddef>
@@ -14,6 +14,12 @@ namespace vit::data {
 // Whether bytes start as a JPEG (FF D8 FF) or a PNG (its 8-byte signature) does.
 bool is_jpeg(const uint8_t* bytes, size_t n);
 bool is_png(const uint8_t* bytes, size_t n);
+// ... or a WebP ("RIFF", a size, "WEBP").
+bool is_webp(const uint8_t* bytes, size_t n);
+
+// A still WebP (lossy or lossless) as RGB, or RGBA when it has alpha; up to max_side pixels a
+// side. Animations are refused.
+Image decode_webp(const uint8_t* bytes, size_t n, const std::string& path, int max_side);
 
 // A JPEG decoded to gray (1 channel) or RGB (3; CMYK converted), turned upright as its EXIF
 // orientation says. min_side > 0 lets libjpeg-turbo decode at M/8 of the size (M = 1..8) in the

@@ -72,7 +72,7 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
     }
     VIT_CHECK(!ec, "cannot list '" + dir.string() + "': " + ec.message());
     VIT_CHECK(!found.empty(), "class folder '" + dir.string() +
-                                  "' holds no image file (.png, .jpg, .jpeg, .bmp, .pgm, .ppm); "
+                                  "' holds no image file (" + image_extensions() + "); "
                                   "remove it or add its images");
     std::sort(found.begin(), found.end());
     for (std::string& f : found) {
