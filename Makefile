@@ -98,6 +98,7 @@ compare: build
 # Regenerates tests/fixtures/*.safetensors with PyTorch (Debian's python3-torch); tests never need it.
 fixtures:
 	python3 tests/reference/make_fixtures.py tests/fixtures
+	python3 tests/reference/make_transform_fixtures.py tests/fixtures
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

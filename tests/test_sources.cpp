@@ -263,6 +263,14 @@ TEST(Sources, FolderCacheIsReusedAndInvalidated) {
   EXPECT_EQ(s.train->as_list()->widths[0], 4);
   EXPECT_EQ(cache_files().size(), 5u);
   o.preprocess = {};
+  // A training split stored larger (train_scale, `cache_size`): only it, in a file of its own.
+  o.train_scale = 6;
+  s = load_dataset(spec, o);
+  EXPECT_EQ(s.train->as_list()->heights[0], 6);
+  EXPECT_EQ(s.train->as_list()->widths[0], 9);
+  EXPECT_EQ(s.test->as_list()->heights[0], 4);
+  EXPECT_EQ(cache_files().size(), 6u);
+  o.train_scale = 0;
   // A file that turns corrupt after caching stops the run, named; skipped, the reason is kept in
   // the cache and given again to a run that does not skip, without decoding.
   write_text(first, "P6\n6 4\n255\nxx");

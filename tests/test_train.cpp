@@ -337,7 +337,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "02,\"pos_init\":"
       "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
-      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":false,"
+      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"cache_size\":0,\"crop_padding\":0,\"hflip\":"
+      "false,"
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0}";
@@ -352,7 +353,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"pos_init\":"
       "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"rrc\":false,"
-      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"crop_padding\":0,\"hflip\":true,"
+      "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"cache_size\":0,\"crop_padding\":0,\"hflip\":"
+      "true,"
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3}";

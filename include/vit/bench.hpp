@@ -44,6 +44,7 @@ struct DataBenchOptions {
                                // (dataset_classes); one that can is opened with its own
   SampleShape shape;           // the model's input: channels, side
   Preprocess preprocess;       // how image files are resized
+  int train_scale = 0;         // DatasetOptions::train_scale
   AugmentOptions augment;
   int batch = 128, steps = 50;
 };

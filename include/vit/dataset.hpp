@@ -115,6 +115,9 @@ struct DatasetOptions {
   SampleShape shape;
   // How sources that decode image files (folder:DIR) resize them (the crop is the batch's).
   Preprocess preprocess;
+  // > 0: the training split's images are resized to this side instead of
+  // preprocess.scale_size(size) (more pixels for random resized crops to take from).
+  int train_scale = 0;
   // Sources that decode image files: where they keep them decoded between runs (a directory,
   // made when missing; empty: nowhere, decoded on every open). See src/data/cache.hpp.
   std::string cache_dir;

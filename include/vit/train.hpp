@@ -42,6 +42,7 @@ struct Recipe {
   // How image files (folder datasets) are resized and cropped; the checkpoint keeps it for
   // prediction (a model trained on images of its own size keeps crop_pct 1: whole images).
   Preprocess preprocess;
+  int cache_size = 0;  // the training split's stored side (DatasetOptions::train_scale); 0: eval's
   AugmentOptions augment;
   // The augmentation make_batch applies: `augment` with the resampling filter of `preprocess`.
   AugmentOptions augment_options() const;
@@ -159,6 +160,14 @@ struct Recipe {
             .hi = 10,
             .optional = true},
       r.augment.rrc_ratio);
+    v(Field{.name = "cache_size",
+            .help = "Side the training split's image files are stored at (the shorter one; 0: "
+                    "image_size / crop_pct, the eval resize); larger leaves random resized crops "
+                    "more pixels",
+            .lo = 0,
+            .hi = 8192,
+            .optional = true},
+      r.cache_size);
     v(Field{.name = "crop_padding",
             .help = "Random-crop padding in pixels (0: off)",
             .lo = 0,

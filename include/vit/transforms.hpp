@@ -27,7 +27,8 @@ std::vector<uint8_t> resize_image(const Image& image, int channels, int size, bo
 struct Extent {
   int width = 0, height = 0;
 };
-Extent resized_extent(int w, int h, int size, const Preprocess& p);
+// scale > 0: that side instead of p.scale_size(size) (a training split stored larger).
+Extent resized_extent(int w, int h, int size, const Preprocess& p, int scale = 0);
 
 // Where the centred size x size window starts in a side of n pixels: round((n - size) / 2) with
 // halves to even (torchvision's CenterCrop) when n >= size, else minus the padding before it,

@@ -71,8 +71,9 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
       }
     }
     VIT_CHECK(!ec, "cannot list '" + dir.string() + "': " + ec.message());
-    VIT_CHECK(!found.empty(), "class folder '" + dir.string() +
-                                  "' holds no image file (" + image_extensions() + "); "
+    VIT_CHECK(!found.empty(), "class folder '" + dir.string() + "' holds no image file (" +
+                                  image_extensions() +
+                                  "); "
                                   "remove it or add its images");
     std::sort(found.begin(), found.end());
     for (std::string& f : found) {
@@ -100,7 +101,7 @@ std::string stop_reason(const std::string& error) {
 // them to the sink in order, and telling o.progress how far it is (from the first thread only).
 // A file that cannot be read stops it with the file's name and the reason (the first such file in
 // the listing's order) or, with o.skip_bad, goes to the sink as a reason.
-void decode_all(const Listing& l, const DatasetOptions& o, int64_t* done, int64_t total,
+void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* done, int64_t total,
                 const Sink& sink) {
   const int channels = o.shape.channels, size = o.shape.height;
   const Preprocess& pre = o.preprocess;
@@ -120,9 +121,9 @@ void decode_all(const Listing& l, const DatasetOptions& o, int64_t* done, int64_
       if (failed.load(std::memory_order_relaxed)) continue;
       try {
         // DCT-domain scaling may shrink a JPEG while its shorter side stays at the resize's.
-        const Image image = convert_image(
-            decode_image(l.files[size_t(c0 + j)], {.min_side = pre.scale_size(size)}), channels);
-        const Extent e = resized_extent(image.width, image.height, size, pre);
+        const Image image =
+            convert_image(decode_image(l.files[size_t(c0 + j)], {.min_side = scale}), channels);
+        const Extent e = resized_extent(image.width, image.height, size, pre, scale);
         std::vector<uint8_t>& px = decoded[size_t(j)];
         px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
         data::resize_planes(data::Planes::interleaved(image), e.width, e.height, pre.interpolation,
@@ -156,12 +157,12 @@ void decode_all(const Listing& l, const DatasetOptions& o, int64_t* done, int64_
 
 // What a split's cached pixels depend on, hashed: the cache's format, the model's channels and
 // size, the preprocessing, and every file's path, size, modification time and label.
-uint64_t split_key(const Listing& l, const DatasetOptions& o) {
+uint64_t split_key(const Listing& l, const DatasetOptions& o, int scale) {
   std::string d = "vitcpp folder cache 1\n";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d\n", o.shape.channels, o.shape.height,
-                o.preprocess.crop_pct, int(o.preprocess.crop_mode),
-                int(o.preprocess.interpolation));
+  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d %d\n", o.shape.channels, o.shape.height,
+                o.preprocess.crop_pct, int(o.preprocess.crop_mode), int(o.preprocess.interpolation),
+                scale);
   d += buf;
   for (size_t i = 0; i < l.files.size(); ++i) {
     std::error_code ec;
@@ -176,7 +177,7 @@ uint64_t split_key(const Listing& l, const DatasetOptions& o) {
 
 // A split's images: from its cache file when there is a valid one for the same files and
 // settings, else decoded (into a new cache file when there is a cache directory).
-std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptions& o,
+std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptions& o, int scale,
                                             int64_t* done, int64_t total,
                                             std::vector<std::string>* skipped) {
   const int channels = o.shape.channels, size = o.shape.height;
@@ -184,13 +185,13 @@ std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptio
     auto list = std::make_shared<ImageList>();
     list->channels = channels;
     list->image_size = size;
-    decode_all(l, o, done, total,
+    decode_all(l, o, scale, done, total,
                {[&](const uint8_t* p, int w, int h, int32_t y) { list->add(p, w, h, y); },
                 [&](const std::string& reason) { skipped->push_back(reason); }});
     list->seal();
     return list;
   }
-  const uint64_t key = split_key(l, o);
+  const uint64_t key = split_key(l, o, scale);
   const std::string path = data::cache_file(o.cache_dir, "folder", key);
   std::vector<std::string> reasons;
   std::shared_ptr<ImageList> cached = data::open_cache(path, key, channels, size, &reasons);
@@ -201,7 +202,7 @@ std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptio
                        "; point `cache_dir` somewhere writable");
     data::CacheWriter writer(path, key, channels, size);
     const int64_t before = *done;
-    decode_all(l, o, done, total,
+    decode_all(l, o, scale, done, total,
                {[&](const uint8_t* p, int w, int h, int32_t y) { writer.add(p, w, h, y); },
                 [&](const std::string& reason) { writer.add_error(reason); }});
     writer.commit();
@@ -263,7 +264,10 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
   }
   auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
     if (!listings.count(name)) return nullptr;
-    auto a = load_split(listings[name], options, &done, total, &s.skipped);
+    // The eval resize for every split, or for the training split the side asked for.
+    const bool larger = options.train_scale > 0 && std::string(name) == "train";
+    const int scale = larger ? options.train_scale : options.preprocess.scale_size(want.height);
+    auto a = load_split(listings[name], options, scale, &done, total, &s.skipped);
     VIT_CHECK(a->size() > 0, "every image of '" + (root / name).string() + "' was unreadable");
     return a;
   };

@@ -201,8 +201,8 @@ std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool
   return pixels;
 }
 
-Extent resized_extent(int w, int h, int size, const Preprocess& p) {
-  const int s = p.scale_size(size);
+Extent resized_extent(int w, int h, int size, const Preprocess& p, int scale) {
+  const int s = scale > 0 ? scale : p.scale_size(size);
   switch (p.crop_mode) {
     case CropMode::kSquash:
       return {s, s};

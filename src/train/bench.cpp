@@ -104,6 +104,7 @@ DataBenchResult benchmark_data(const DataBenchOptions& o) {
   d.data_dir = o.data_dir;
   d.shape = o.shape;
   d.preprocess = o.preprocess;
+  d.train_scale = o.train_scale;
   d.cache_dir = o.cache_dir;
   const auto t0 = std::chrono::steady_clock::now();
   const DatasetSplits s = load_dataset(o.data, d);

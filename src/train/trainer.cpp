@@ -123,6 +123,7 @@ void open_data(Run& r, TrainReporter& reporter) {
   o.shape = {r.config.channels, r.config.image_size, r.config.image_size};
   o.skip_bad = r.skip_bad_images;
   o.preprocess = r.recipe.preprocess;
+  o.train_scale = r.recipe.cache_size;
   o.progress = [&reporter](int64_t done, int64_t total) {
     reporter.progress("decoding images", done, total);
   };

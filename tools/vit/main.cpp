@@ -747,9 +747,9 @@ struct BenchArgs {
 
 // The recipe fields `vit bench --data` takes: how images are prepared and augmented.
 const std::set<std::string>& pipeline_fields() {
-  static const std::set<std::string> names = {"crop_pct",     "crop_mode", "interpolation",
-                                              "rrc",          "rrc_scale", "rrc_ratio",
-                                              "crop_padding", "hflip",     "erase_prob"};
+  static const std::set<std::string> names = {
+      "crop_pct",  "crop_mode",  "interpolation", "rrc",   "rrc_scale",
+      "rrc_ratio", "cache_size", "crop_padding",  "hflip", "erase_prob"};
   return names;
 }
 
@@ -853,6 +853,7 @@ int run_data_bench(const CLI::App& cmd, const BenchArgs& a, const vit::Preset& p
   o.shape = {run.config.channels, run.config.image_size, run.config.image_size};
   o.augment = run.recipe.augment_options();
   o.preprocess = run.recipe.preprocess;
+  o.train_scale = run.recipe.cache_size;
   o.batch = a.batch ? a.batch : 128;
   o.steps = a.steps;
   const int threads = vit::num_threads();
