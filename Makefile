@@ -99,6 +99,7 @@ compare: build
 fixtures:
 	python3 tests/reference/make_fixtures.py tests/fixtures
 	python3 tests/reference/make_transform_fixtures.py tests/fixtures
+	python3 tests/reference/make_timm_fixtures.py tests/fixtures/timm
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

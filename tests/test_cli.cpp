@@ -435,6 +435,26 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
              "--normalize imagenet is for 3-channel (RGB) models; this one has 1");
 }
 
+// A timm model folder and a bare timm state dict (tests/fixtures/timm): predicted with their
+// label names and preprocessing, described by info, evaluated on a folder of their input size.
+TEST(Cli, TimmModels) {
+  const std::string folder = fixture("timm/cls"), photo = fixture("timm/photo.png");
+  Result p = vit("predict --json --top-k 1 --model " + folder + " " + photo);
+  ASSERT_EQ(p.code, 0) << p.out;
+  const auto j = nlohmann::json::parse(p.out);
+  EXPECT_EQ(j["top"][0]["class"], "door") << p.out;
+  Result i = vit("info --json --model " + folder);
+  ASSERT_EQ(i.code, 0) << i.out;
+  const auto info = nlohmann::json::parse(i.out);
+  EXPECT_EQ(info["format"], "timm");
+  EXPECT_EQ(info["architecture"], "vit_test_patch8_32");
+  EXPECT_EQ(info["config"]["heads"], 4);
+  EXPECT_EQ(info["preprocess"]["crop_pct"], 0.9);
+  EXPECT_RUN("predict --model " + fixture("timm/avg.safetensors") + " " + photo, 0, "photo.png: ");
+  TempDir dir("cli-timm");
+  EXPECT_RUN("predict --model " + (dir / "none") + " " + photo, 1, "none");
+}
+
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from
 // script(1)), and nothing of it when output goes to a pipe or a file.
 TEST(Cli, ProgressBarOnlyOnATerminal) {

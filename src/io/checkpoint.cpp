@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/weights.hpp"
 #include "vit/error.hpp"
 #include "vit/safetensors.hpp"
 
@@ -81,6 +82,39 @@ LoadedModel load_model(const std::string& path) {
   return load_model(SafetensorsReader(path));
 }
 
+Model read_weights(const SafetensorsReader& file, const Config& c,
+                   const std::string& extra_prefix) {
+  const std::string& path = file.path();
+  // Every tensor the config needs, with its shape, before a byte of the model is allocated.
+  const std::vector<ParamInfo> layout = Model::layout(c);
+  std::set<std::string> expected;
+  for (const ParamInfo& p : layout) {
+    expected.insert(p.name);
+    VIT_CHECK(file.contains(p.name),
+              "'" + path + "' lacks the tensor '" + p.name + "' that its config needs");
+    const TensorInfo& t = file.info(p.name);
+    VIT_CHECK(t.shape == p.shape, "'" + path + "': tensor '" + p.name + "' has shape " +
+                                      shape_to_string(t.shape) + " but the config needs " +
+                                      shape_to_string(p.shape));
+  }
+  for (const TensorInfo& t : file.tensors()) {
+    const bool skipped = !extra_prefix.empty() && t.name.starts_with(extra_prefix);
+    VIT_CHECK(skipped || expected.count(t.name),
+              "'" + path + "' holds a tensor '" + t.name + "' that the config does not use");
+  }
+  Model model(c);
+  for (const ParamInfo& p : model.params()) {
+    float* w = model.param_data() + p.offset;
+    file.read_f32(p.name, w, p.numel);
+    for (int64_t i = 0; i < p.numel; ++i) {
+      VIT_CHECK(std::isfinite(w[i]), "'" + path + "': tensor '" + p.name +
+                                         "' holds a non-finite value (NaN or infinity) at index " +
+                                         std::to_string(i) + "; the checkpoint is unusable");
+    }
+  }
+  return model;
+}
+
 LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix) {
   const std::string& path = file.path();
   const auto& md = file.metadata();
@@ -145,33 +179,7 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
     meta.input = InputStyle{text("background", "dark", "light"), text("fit", "mnist", "none")};
   }
 
-  // Every tensor the config needs, with its shape, before a byte of the model is allocated.
-  const std::vector<ParamInfo> layout = Model::layout(c);
-  std::set<std::string> expected;
-  for (const ParamInfo& p : layout) {
-    expected.insert(p.name);
-    VIT_CHECK(file.contains(p.name),
-              "'" + path + "' lacks the tensor '" + p.name + "' that its config needs");
-    const TensorInfo& t = file.info(p.name);
-    VIT_CHECK(t.shape == p.shape, "'" + path + "': tensor '" + p.name + "' has shape " +
-                                      shape_to_string(t.shape) + " but the config needs " +
-                                      shape_to_string(p.shape));
-  }
-  for (const TensorInfo& t : file.tensors()) {
-    const bool skipped = !extra_prefix.empty() && t.name.starts_with(extra_prefix);
-    VIT_CHECK(skipped || expected.count(t.name),
-              "'" + path + "' holds a tensor '" + t.name + "' that the config does not use");
-  }
-  Model model(c);
-  for (const ParamInfo& p : model.params()) {
-    float* w = model.param_data() + p.offset;
-    file.read_f32(p.name, w, p.numel);
-    for (int64_t i = 0; i < p.numel; ++i) {
-      VIT_CHECK(std::isfinite(w[i]), "'" + path + "': tensor '" + p.name +
-                                         "' holds a non-finite value (NaN or infinity) at index " +
-                                         std::to_string(i) + "; the checkpoint is unusable");
-    }
-  }
+  Model model = read_weights(file, c, extra_prefix);
   return LoadedModel{std::move(model), std::move(meta), md};
 }
 

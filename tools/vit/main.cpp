@@ -28,6 +28,7 @@
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
+#include "vit/pretrained.hpp"
 #include "vit/suggest.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
@@ -184,6 +185,12 @@ CLI::Option* add_int_option(CLI::App* cmd, const std::string& option, int& value
       "");
   return cmd->add_option(option, value, help)->check(check)->type_name(value_type<int>(f));
 }
+
+// What --model takes (vit::load_any_model).
+constexpr const char* kModelHelp =
+    "Checkpoint (.safetensors written by vit train), a run directory (its best.safetensors, else "
+    "last.safetensors), a timm / Hugging Face model folder (config.json + model.safetensors) or "
+    "a bare timm .safetensors";
 
 // Where folder datasets keep decoded images: --cache-dir, else $VIT_CACHE, else
 // $XDG_CACHE_HOME/vitcpp, else ~/.cache/vitcpp; "off" (flag or variable) for nowhere.
@@ -400,10 +407,7 @@ struct EvalArgs {
 void add_eval(CLI::App& app, EvalArgs& a) {
   CLI::App* e = app.add_subcommand("eval", "Evaluate a checkpoint on a dataset");
   e->footer("Example: vit eval --model runs/mnist --data mnist");
-  e->add_option("--model", a.model,
-                "Checkpoint (.safetensors written by vit train), or a run directory (its "
-                "best.safetensors, else last.safetensors)")
-      ->required();
+  e->add_option("--model", a.model, kModelHelp)->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   add_cache_dir_option(e, a.cache_dir);
@@ -423,7 +427,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
 int run_eval(const EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   named_dataset(a.data);
-  vit::LoadedModel m = vit::load_model(vit::checkpoint_path(a.model));
+  vit::LoadedModel m = vit::load_any_model(a.model);
   if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
     std::fprintf(stderr,
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
@@ -522,10 +526,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       "override it), then normalised as in training.\nExamples:\n  vit predict --model "
       "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
       "drawings/");
-  p->add_option("--model", a.model,
-                "Checkpoint (.safetensors written by vit train), or a run directory (its "
-                "best.safetensors, else last.safetensors)")
-      ->required();
+  p->add_option("--model", a.model, kModelHelp)->required();
   p->add_option("images", a.images, "Image files, or directories: every image file in them")
       ->required();
   add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
@@ -553,7 +554,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
 
 int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::LoadedModel m = vit::load_model(vit::checkpoint_path(a.model));
+  vit::LoadedModel m = vit::load_any_model(a.model);
   const Config& c = m.meta.config;
   const int K = c.num_classes, k = std::min(a.top_k, K);
   const int64_t per_image = int64_t(c.channels) * c.image_size * c.image_size;
@@ -621,8 +622,7 @@ struct InfoArgs {
 void add_info(CLI::App& app, InfoArgs& a) {
   CLI::App* i =
       app.add_subcommand("info", "Show a checkpoint's (or preset's) model: config, size, FLOPs");
-  auto* m = i->add_option("--model", a.model,
-                          "Checkpoint (.safetensors), or a run directory (its best, else last)");
+  auto* m = i->add_option("--model", a.model, kModelHelp);
   auto* p = i->add_option("--preset", a.preset, "A preset instead of a checkpoint");
   m->excludes(p);
   i->add_flag("--json", a.json, "Print one JSON object");
@@ -655,18 +655,20 @@ int run_info(const InfoArgs& a) {
   Config c;
   nlohmann::ordered_json extra;  // what a checkpoint adds to its model, in the order shown
   if (!a.model.empty()) {
-    const std::string path = vit::checkpoint_path(a.model);
-    vit::LoadedModel m = vit::load_model(path);
+    vit::LoadedModel m = vit::load_any_model(a.model);
     c = m.meta.config;
-    extra["file"] = path;
-    for (const char* key : {"dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe",
-                            "class_names", "normalize", "version"}) {
+    const bool timm = m.metadata.count("timm_source") > 0;
+    extra["file"] = timm ? m.metadata.at("timm_source") : vit::checkpoint_path(a.model);
+    if (timm) extra["format"] = "timm";
+    for (const char* key :
+         {"architecture", "dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe"}) {
       if (m.metadata.count(key)) extra[key] = metadata_value(key, m.metadata.at(key));
-      // How prediction prepares image files (older checkpoints: what they were prepared with).
-      if (std::string(key) == "input") {
-        extra["preprocess"] = nlohmann::ordered_json::parse(m.meta.preprocess.to_json());
-      }
     }
+    // How prediction prepares image files (older checkpoints: what they were prepared with).
+    extra["preprocess"] = nlohmann::ordered_json::parse(m.meta.preprocess.to_json());
+    extra["normalize"] = {{"mean", m.meta.normalize.mean}, {"std", m.meta.normalize.std}};
+    extra["class_names"] = m.meta.class_names;
+    if (m.metadata.count("version")) extra["version"] = m.metadata.at("version");
   } else {
     c = named_preset(a.preset).config;
   }

@@ -1,0 +1,40 @@
+// Models from timm and the Hugging Face hub: a timm model folder (config.json with its
+// pretrained_cfg, and model.safetensors, as timm's push_to_hf_hub writes them) or a bare timm state
+// dict (.safetensors), read into a vitcpp model with their preprocessing, normalisation and class
+// names. Only local files: nothing is downloaded.
+#pragma once
+
+#include <string>
+
+#include "vit/checkpoint.hpp"
+#include "vit/safetensors.hpp"
+
+namespace vit {
+
+// The vitcpp config of a timm VisionTransformer's tensors (timm's names): patch size, channels and
+// width from patch_embed.proj.weight, the image size from pos_embed's grid, the depth from the
+// blocks, the MLP width, qkv bias, class token with `norm` (global_pool token) or none with
+// `fc_norm` (avg), the classes from head.weight; heads = `heads` when > 0, else width / 64 (every
+// timm ViT's head size). A feature the graph does not have (register or distillation tokens,
+// LayerScale, norm_pre, qk_norm, relative positions, SwiGLU, conv stems, attention pooling,
+// average pooling beside a class token), or a Hugging Face transformers checkpoint, is a
+// vit::Error naming the tensor and the feature.
+Config timm_config(const SafetensorsReader& file, int heads = 0);
+
+// A timm model folder (config.json + model.safetensors) or a bare timm .safetensors. From
+// config.json: num_classes, global_pool, model_args.num_heads, label_names (or id2label) and
+// pretrained_cfg's input_size, mean, std, crop_pct, crop_mode and interpolation, each checked
+// against the tensors; a bare file gets timm's ViT defaults (mean and std 0.5, crop_pct 0.9,
+// bicubic). 1,000 classes without names are ImageNet's. A folder with only pytorch_model.bin is
+// a vit::Error saying how to convert it.
+LoadedModel load_timm(const std::string& path);
+
+// Whether path is a timm model: a folder with config.json, or a .safetensors file without
+// vitcpp's metadata.
+bool is_timm_model(const std::string& path);
+
+// Any model `--model` takes: a vitcpp checkpoint, a run directory (its best, else last,
+// checkpoint), a timm folder or a bare timm .safetensors.
+LoadedModel load_any_model(const std::string& path);
+
+}  // namespace vit

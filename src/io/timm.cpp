@@ -1,0 +1,317 @@
+// timm / Hugging Face model files (vit/pretrained.hpp): the config read from the tensors' names and
+// shapes, checked against config.json, and the pretrained_cfg's preprocessing.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/imagenet_classes.hpp"
+#include "io/weights.hpp"
+#include "vit/error.hpp"
+#include "vit/pretrained.hpp"
+
+namespace vit {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+// Features of timm's VisionTransformer (and relatives) that vitcpp's graph does not have, found by
+// a part of a tensor's name.
+struct Unsupported {
+  const char* part;
+  const char* feature;
+};
+constexpr Unsupported kUnsupported[] = {
+    {"reg_token", "register tokens (vit_*_reg*)"},
+    {"dist_token", "the distillation token (DeiT distilled)"},
+    {"head_dist", "the distillation head (DeiT distilled)"},
+    {".ls1.", "LayerScale (DeiT III, DINOv2)"},
+    {".ls2.", "LayerScale (DeiT III, DINOv2)"},
+    {"norm_pre", "norm_pre (CLIP image towers)"},
+    {".q_norm.", "qk_norm"},
+    {".k_norm.", "qk_norm"},
+    {"relative_position", "relative position biases"},
+    {"rel_pos", "relative position biases"},
+    {"attn_pool", "an attention-pooling head"},
+    {"mlp.fc1_g", "a SwiGLU MLP"},
+    {"mlp.w12", "a SwiGLU MLP"},
+    {"patch_embed.backbone", "a convolutional stem (hybrid ViT)"},
+    {"patch_embed.proj.0", "a convolutional stem"},
+    {".gamma_1", "LayerScale (BEiT-style)"},
+    {"mask_token", "a mask token (BEiT-style)"},
+};
+
+const TensorInfo& need(const SafetensorsReader& f, const std::string& name, size_t rank) {
+  VIT_CHECK(f.contains(name), "'" + f.path() + "' has no tensor '" + name +
+                                  "': not a timm VisionTransformer state dict vitcpp can read");
+  const TensorInfo& t = f.info(name);
+  VIT_CHECK(t.shape.size() == rank &&
+                std::all_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d >= 1; }),
+            "'" + f.path() + "': tensor '" + name + "' has shape " + shape_text(t.shape) +
+                "; a timm ViT's has " + std::to_string(rank) + " dimensions");
+  return t;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  VIT_CHECK(in.good(), "cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("'" + path + "' is not valid JSON: " + e.what());
+  }
+}
+
+// timm's defaults for its ViTs when a file says nothing (vision_transformer.py's _cfg).
+void timm_vit_defaults(ModelMeta& m) {
+  m.normalize = {std::vector<float>(size_t(m.config.channels), 0.5f),
+                 std::vector<float>(size_t(m.config.channels), 0.5f)};
+  m.preprocess = Preprocess{.crop_pct = 0.9, .interpolation = Interpolation::kBicubic};
+}
+
+// config.json's pretrained_cfg and labels into meta, each checked against the tensors' config.
+void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMeta& m) {
+  const Config& c = m.config;
+  auto bad = [&](const std::string& what) { return "'" + path + "': " + what; };
+  VIT_CHECK(j.is_object(), bad("config.json must be a JSON object"));
+  if (j.contains("num_classes")) {
+    VIT_CHECK(j["num_classes"].is_number_integer() && j["num_classes"] == c.num_classes,
+              bad("num_classes " + j["num_classes"].dump() + " contradicts head.weight's " +
+                  std::to_string(c.num_classes) + " rows"));
+  }
+  if (j.contains("global_pool") && j["global_pool"].is_string()) {
+    const std::string pool = j["global_pool"];
+    const bool token = c.pool == Pool::kCls;
+    VIT_CHECK((pool == "token" && token) || (pool == "avg" && !token),
+              bad("global_pool '" + pool + "' contradicts the tensors (" +
+                  (token ? "a class token and norm: token" : "fc_norm without a class token: avg") +
+                  "); vitcpp reads token and avg pooling"));
+  }
+  if (j.contains("pretrained_cfg")) {
+    const nlohmann::json& p = j["pretrained_cfg"];
+    VIT_CHECK(p.is_object(), bad("pretrained_cfg must be an object"));
+    if (p.contains("input_size")) {
+      const nlohmann::json& s = p["input_size"];
+      VIT_CHECK(s.is_array() && s.size() == 3 && s[0] == c.channels && s[1] == c.image_size &&
+                    s[2] == c.image_size,
+                bad("pretrained_cfg.input_size " + s.dump() + " contradicts the tensors' " +
+                    std::to_string(c.channels) + "x" + std::to_string(c.image_size) + "x" +
+                    std::to_string(c.image_size)));
+    }
+    auto channel_values = [&](const char* key, std::vector<float>& out) {
+      if (!p.contains(key)) return;
+      const nlohmann::json& v = p[key];
+      VIT_CHECK(v.is_array() && int(v.size()) == c.channels,
+                bad(std::string("pretrained_cfg.") + key + " must hold " +
+                    std::to_string(c.channels) + " numbers"));
+      out.clear();
+      for (const auto& x : v) {
+        VIT_CHECK(x.is_number() && std::isfinite(x.get<double>()),
+                  bad(std::string("pretrained_cfg.") + key + " must hold numbers"));
+        out.push_back(x.get<float>());
+      }
+    };
+    channel_values("mean", m.normalize.mean);
+    channel_values("std", m.normalize.std);
+    for (float s : m.normalize.std) VIT_CHECK(s > 0, bad("pretrained_cfg.std must be positive"));
+    // crop_pct, crop_mode and interpolation as the field lists read them.
+    nlohmann::json pre = nlohmann::json::object();
+    for (const char* key : {"crop_pct", "crop_mode", "interpolation"}) {
+      if (p.contains(key)) pre[key] = p[key];
+    }
+    try {
+      const Preprocess defaults = m.preprocess;
+      m.preprocess = Preprocess::from_json(pre.dump());
+      if (!pre.contains("crop_pct")) m.preprocess.crop_pct = defaults.crop_pct;
+      if (!pre.contains("interpolation")) m.preprocess.interpolation = defaults.interpolation;
+    } catch (const Error& e) {
+      throw Error(bad(std::string("pretrained_cfg: ") + e.what() +
+                      " (vitcpp resizes with bilinear or bicubic)"));
+    }
+  }
+  // Class names: label_names (a list, or ids to names), else transformers' id2label.
+  const char* names_key = j.contains("label_names") ? "label_names"
+                          : j.contains("id2label")  ? "id2label"
+                                                    : nullptr;
+  if (names_key) {
+    const nlohmann::json& v = j[names_key];
+    std::vector<std::string> names(size_t(c.num_classes));
+    if (v.is_array()) {
+      VIT_CHECK(int(v.size()) == c.num_classes,
+                bad(std::string(names_key) + " has " + std::to_string(v.size()) + " names for " +
+                    std::to_string(c.num_classes) + " classes"));
+      for (size_t k = 0; k < v.size(); ++k) {
+        VIT_CHECK(v[k].is_string(), bad(std::string(names_key) + " must hold strings"));
+        names[k] = v[k].get<std::string>();
+      }
+    } else {
+      VIT_CHECK(v.is_object(), bad(std::string(names_key) + " must be a list or an object"));
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        char* end = nullptr;
+        const long k = std::strtol(it.key().c_str(), &end, 10);
+        VIT_CHECK(end && *end == '\0' && k >= 0 && k < c.num_classes && it.value().is_string(),
+                  bad(std::string(names_key) + ": '" + it.key() + "' is not a class index"));
+        names[size_t(k)] = it.value().get<std::string>();
+      }
+    }
+    for (int k = 0; k < c.num_classes; ++k) {
+      if (names[size_t(k)].empty()) names[size_t(k)] = std::to_string(k);
+    }
+    m.class_names = names;
+  }
+}
+
+}  // namespace
+
+Config timm_config(const SafetensorsReader& f, int heads) {
+  const std::string& path = f.path();
+  for (const TensorInfo& t : f.tensors()) {
+    VIT_CHECK(!t.name.starts_with("vit.") && !t.name.starts_with("embeddings."),
+              "'" + path + "' holds '" + t.name +
+                  "': a Hugging Face transformers checkpoint, whose names vitcpp does not read; "
+                  "use the timm version of the model (hub names timm/...)");
+    for (const Unsupported& u : kUnsupported) {
+      VIT_CHECK(t.name.find(u.part) == std::string::npos, "'" + path + "' holds '" + t.name +
+                                                              "': " + u.feature +
+                                                              ", which vitcpp's ViT does not have");
+    }
+  }
+  Config c;
+  const TensorInfo& pw = need(f, "patch_embed.proj.weight", 4);
+  VIT_CHECK(pw.shape[2] == pw.shape[3], "'" + path + "': patch_embed.proj.weight " +
+                                            shape_text(pw.shape) +
+                                            " has non-square patches, which vitcpp does not have");
+  c.dim = int(pw.shape[0]);
+  c.channels = int(pw.shape[1]);
+  c.patch_size = int(pw.shape[2]);
+  const bool cls = f.contains("cls_token");
+  const bool fc_norm = f.contains("fc_norm.weight"), norm = f.contains("norm.weight");
+  VIT_CHECK(!(cls && fc_norm),
+            "'" + path +
+                "' has a class token and fc_norm: average pooling beside a class token, "
+                "which vitcpp's ViT does not have");
+  VIT_CHECK(cls ? norm : fc_norm, "'" + path + "' has " +
+                                      (cls ? "a class token but no norm.weight"
+                                           : "neither a class "
+                                             "token nor "
+                                             "fc_norm.weight") +
+                                      ": not a timm ViT with token or average pooling");
+  c.pool = cls ? Pool::kCls : Pool::kMean;
+  c.pos_embed = PosEmbed::kLearned;
+  if (cls) need(f, "cls_token", 3);
+  const TensorInfo& pos = need(f, "pos_embed", 3);
+  const int64_t patches = pos.shape[1] - (cls ? 1 : 0);
+  const int grid = int(std::lround(std::sqrt(double(std::max<int64_t>(patches, 0)))));
+  VIT_CHECK(
+      pos.shape[0] == 1 && pos.shape[2] == c.dim && patches >= 1 && int64_t(grid) * grid == patches,
+      "'" + path + "': pos_embed " + shape_text(pos.shape) +
+          " is not a square grid of patches (plus the class token's row) of width " +
+          std::to_string(c.dim) +
+          " (timm's no_embed_class, dynamic sizes and non-square images are not read)");
+  c.image_size = grid * c.patch_size;
+  int depth = 0;
+  while (f.contains("blocks." + std::to_string(depth) + ".norm1.weight")) ++depth;
+  VIT_CHECK(depth >= 1, "'" + path + "' has no blocks.0.norm1.weight: not a timm ViT");
+  c.depth = depth;
+  c.mlp_dim = int(need(f, "blocks.0.mlp.fc1.weight", 2).shape[0]);
+  c.qkv_bias = f.contains("blocks.0.attn.qkv.bias");
+  VIT_CHECK(f.contains("head.weight"),
+            "'" + path +
+                "' has no head.weight: a model without a classifier head (features only); "
+                "vitcpp runs classifiers");
+  c.num_classes = int(need(f, "head.weight", 2).shape[0]);
+  if (heads <= 0) {
+    VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
+                                   " is not a multiple of 64, so the number of heads cannot be "
+                                   "assumed; give it in config.json's model_args.num_heads");
+    heads = c.dim / 64;
+  }
+  c.heads = heads;
+  c.ln_eps = 1e-6f;
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error("'" + path + "': " + e.what());
+  }
+  return c;
+}
+
+bool is_timm_model(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    return fs::exists(fs::path(path) / "config.json", ec) ||
+           fs::exists(fs::path(path) / "pytorch_model.bin", ec);
+  }
+  if (!path.ends_with(".safetensors") || !fs::is_regular_file(path, ec)) return false;
+  const SafetensorsReader f(path);
+  return !f.metadata().count("format") || f.metadata().at("format") != "vitcpp";
+}
+
+LoadedModel load_timm(const std::string& path) {
+  std::error_code ec;
+  std::string weights = path;
+  nlohmann::json config;
+  bool folder = fs::is_directory(path, ec);
+  if (folder) {
+    const fs::path dir(path);
+    weights = (dir / "model.safetensors").string();
+    if (!fs::exists(weights, ec)) {
+      VIT_CHECK(!fs::exists(dir / "pytorch_model.bin", ec),
+                "'" + path +
+                    "' holds pytorch_model.bin, a pickle, which vitcpp does not read (it can run "
+                    "code). Convert it once with Python: torch.load it and save the state dict "
+                    "with safetensors.torch.save_file(state_dict, 'model.safetensors')");
+      throw Error("'" + path + "' has no model.safetensors");
+    }
+    VIT_CHECK(fs::exists(dir / "config.json", ec),
+              "'" + path + "' has model.safetensors but no config.json");
+    config = read_json((dir / "config.json").string());
+  }
+  const SafetensorsReader f(weights);
+  int heads = 0;
+  if (config.is_object() && config.contains("model_args") && config["model_args"].is_object() &&
+      config["model_args"].contains("num_heads")) {
+    const auto& h = config["model_args"]["num_heads"];
+    VIT_CHECK(h.is_number_integer() && h.get<int64_t>() >= 1 && h.get<int64_t>() <= 4096,
+              "'" + path + "': model_args.num_heads must be a positive integer");
+    heads = h.get<int>();
+  }
+  ModelMeta meta;
+  meta.config = timm_config(f, heads);
+  timm_vit_defaults(meta);
+  if (folder) apply_config_json(config, path, meta);
+  if (meta.class_names.empty()) {
+    if (meta.config.num_classes == 1000) {
+      meta.class_names = imagenet_class_names();
+    } else {
+      for (int k = 0; k < meta.config.num_classes; ++k) {
+        meta.class_names.push_back(std::to_string(k));
+      }
+    }
+  }
+  Model model = read_weights(f, meta.config);
+  std::map<std::string, std::string> md = f.metadata();
+  md["timm_source"] = folder ? path : weights;
+  if (config.is_object() && config.contains("architecture") && config["architecture"].is_string()) {
+    md["architecture"] = config["architecture"].get<std::string>();
+  }
+  return LoadedModel{std::move(model), std::move(meta), md};
+}
+
+LoadedModel load_any_model(const std::string& path) {
+  if (is_timm_model(path)) return load_timm(path);
+  return load_model(checkpoint_path(path));
+}
+
+}  // namespace vit

@@ -1,0 +1,20 @@
+// Reading a model's weights from a safetensors file, shared by vitcpp's own checkpoints
+// (checkpoint.cpp) and timm's files (timm.cpp).
+#pragma once
+
+#include <string>
+
+#include "vit/model.hpp"
+#include "vit/safetensors.hpp"
+
+namespace vit {
+
+// The model of config c with every parameter read from file (by its timm name): each tensor the
+// config needs must be there with its shape, and the file may hold no other tensor except those
+// whose names start with extra_prefix (non-empty); checked before the model is allocated, so a
+// config claiming a huge model cannot make it allocate more than the file holds. A non-finite
+// weight is a vit::Error naming the tensor.
+Model read_weights(const SafetensorsReader& file, const Config& c,
+                   const std::string& extra_prefix = "");
+
+}  // namespace vit

@@ -1,0 +1,108 @@
+"""timm-format model files and their outputs, for the tests of vitcpp's timm loader.
+
+Run from the repository root with Debian's system Python (PyTorch 1.13, torchvision 0.14, Pillow 9.4):
+
+    /usr/bin/python3 tests/reference/make_timm_fixtures.py tests/fixtures/timm
+
+It writes, from fixed seeds (byte-identical reruns):
+
+  cls/config.json, cls/model.safetensors   a timm model folder as timm's push_to_hf_hub writes it:
+        a ViT with a class token (global_pool token), 32x32x3, patch 8, D 64, 4 heads (given in
+        model_args: not D / 64), depth 2, MLP 128, 5 classes with label_names, and a pretrained_cfg
+        (crop_pct 0.9, bicubic, its own mean and std); tensors under timm's names, F32, metadata
+        {"format": "pt"} as safetensors.torch writes
+  avg.safetensors   a bare timm state dict: no class token, average pooling with fc_norm, D 64 (so
+        64 / 64 = 1 head), depth 1, 3 classes
+  photo.png         a 50x37 RGB picture (gradients, edges and noise)
+  expected.safetensors   "cls.logits" [1, 5]: the folder's model on photo.png after timm's eval
+        transform (torchvision Resize(floor(32 / 0.9)) bicubic, CenterCrop(32), ToTensor,
+        Normalize), in float64; "avg.logits" [1, 3]: the bare model after timm's ViT defaults
+        (crop_pct 0.9, bicubic, mean and std 0.5)
+
+The models are tests/reference/timm_vit.py's (timm's layout and names), in float64 from weights
+rounded to float32.
+"""
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import write_safetensors  # noqa: E402
+from timm_vit import ViT  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def model(cfg, seed):
+    g = torch.Generator().manual_seed(seed)
+    m = ViT(cfg)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            scale = 0.02 if name.endswith("weight") and p.dim() > 1 else 0.1
+            if "norm" in name and name.endswith("weight"):
+                v = 1 + 0.1 * torch.randn(p.shape, generator=g, dtype=torch.float64)
+            else:
+                v = scale * 5 * torch.randn(p.shape, generator=g, dtype=torch.float64)
+            p.copy_(v.to(torch.float32).to(torch.float64))  # what the F32 file holds exactly
+    return m.eval()
+
+
+def eval_input(img, size, crop_pct, mean, std):
+    t = T.Compose([T.Resize(math.floor(size / crop_pct), interpolation=T.InterpolationMode.BICUBIC),
+                   T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)])
+    return t(img).to(torch.float64).unsqueeze(0)
+
+
+def main(out):
+    os.makedirs(os.path.join(out, "cls"), exist_ok=True)
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:37, 0:50].astype(np.float64)
+    planes = [127 + 90 * np.sin(x / (4 + k)) * np.cos(y / (6 - k)) + rng.normal(0, 20, (37, 50))
+              + np.where((x + y + 5 * k) % 13 < 3, 60, 0) for k in range(3)]
+    photo = Image.fromarray(np.clip(np.round(np.stack(planes, -1)), 0, 255).astype(np.uint8), "RGB")
+    photo.save(os.path.join(out, "photo.png"))
+
+    base = {"image_size": 32, "channels": 3, "patch_size": 8, "pos_embed": "learned",
+            "qkv_bias": True, "ln_eps": 1e-6}
+    cls_cfg = dict(base, dim=64, depth=2, heads=4, mlp_dim=128, num_classes=5, pool="cls")
+    avg_cfg = dict(base, dim=64, depth=1, heads=1, mlp_dim=64, num_classes=3, pool="mean")
+    mean, std = [0.48, 0.45, 0.40], [0.23, 0.22, 0.26]
+    cls = model(cls_cfg, 1)
+    avg = model(avg_cfg, 2)
+    names = ["apple", "bear", "cloud", "door", "egg"]
+    config = {
+        "architecture": "vit_test_patch8_32",
+        "num_classes": 5,
+        "num_features": 64,
+        "global_pool": "token",
+        "label_names": names,
+        "model_args": {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2,
+                       "num_heads": 4, "mlp_ratio": 2.0},
+        "pretrained_cfg": {"tag": "fixture", "custom_load": False, "input_size": [3, 32, 32],
+                           "fixed_input_size": True, "interpolation": "bicubic",
+                           "crop_pct": 0.9, "crop_mode": "center", "mean": mean, "std": std,
+                           "num_classes": 5, "pool_size": None, "first_conv": "patch_embed.proj",
+                           "classifier": "head"},
+    }
+    with open(os.path.join(out, "cls", "config.json"), "w") as f:
+        json.dump(config, f, indent=4)
+    write_safetensors(os.path.join(out, "cls", "model.safetensors"),
+                      list(cls.state_dict().items()), {"format": "pt"})
+    write_safetensors(os.path.join(out, "avg.safetensors"), list(avg.state_dict().items()),
+                      {"format": "pt"})
+    with torch.no_grad():
+        cls_logits = cls(eval_input(photo, 32, 0.9, mean, std))
+        avg_logits = avg(eval_input(photo, 32, 0.9, [0.5] * 3, [0.5] * 3))
+    write_safetensors(os.path.join(out, "expected.safetensors"),
+                      [("cls.logits", cls_logits), ("avg.logits", avg_logits)], {})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/timm")

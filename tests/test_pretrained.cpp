@@ -1,0 +1,156 @@
+// timm / Hugging Face model files (vit/pretrained.hpp) against PyTorch: a model folder and a bare
+// state dict made by tests/reference/make_timm_fixtures.py give timm's logits on a picture after
+// timm's eval transform; what vitcpp cannot run is refused, named.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/image.hpp"
+#include "vit/pretrained.hpp"
+#include "vit/safetensors.hpp"
+#include "vit/transforms.hpp"
+
+namespace vit::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The model's logits for the fixture picture, prepared as vit predict prepares it.
+std::vector<float> logits_for_photo(LoadedModel& m) {
+  const Config& c = m.meta.config;
+  PrepareOptions o;
+  o.invert = Invert::kOff;
+  o.fit_mnist = 0;
+  o.preprocess = m.meta.preprocess;
+  o.border_fill = border_fill(m.meta.normalize);
+  const PreparedImage p = prepare_image(decode_image(fixture("timm/photo.png")), c.channels,
+                                        c.image_size, InputStyle{}, o);
+  std::vector<float> x(p.pixels.size()), z(size_t(c.num_classes));
+  normalize_image(p.pixels.data(), c.channels, c.image_size, m.meta.normalize, x.data());
+  m.model.predict(x.data(), 1, z.data());
+  return z;
+}
+
+// The float32 engine against float64 PyTorch on the same uint8 input: within 1e-4 of each logit's
+// size (the model's sums are of tens of terms of size ~1; the bound is 1e-3).
+void expect_logits(const std::vector<float>& got, const std::string& name) {
+  const SafetensorsReader want(fixture("timm/expected.safetensors"));
+  const std::vector<float> w = want.read_f32(name);
+  ASSERT_EQ(got.size(), w.size());
+  for (size_t k = 0; k < w.size(); ++k) {
+    EXPECT_NEAR(got[k], w[k], 1e-4 * std::max(1.0f, std::fabs(w[k]))) << name << " class " << k;
+  }
+}
+
+TEST(Pretrained, TimmFolderGivesTimmsLogits) {
+  const std::string dir = fixture("timm/cls");
+  ASSERT_TRUE(is_timm_model(dir));
+  LoadedModel m = load_any_model(dir);
+  const Config& c = m.meta.config;
+  EXPECT_EQ(c.image_size, 32);
+  EXPECT_EQ(c.patch_size, 8);
+  EXPECT_EQ(c.dim, 64);
+  EXPECT_EQ(c.heads, 4) << "model_args.num_heads, not 64 / 64";
+  EXPECT_EQ(c.depth, 2);
+  EXPECT_EQ(c.mlp_dim, 128);
+  EXPECT_EQ(c.pool, Pool::kCls);
+  EXPECT_EQ(m.meta.class_names,
+            (std::vector<std::string>{"apple", "bear", "cloud", "door", "egg"}));
+  EXPECT_DOUBLE_EQ(m.meta.preprocess.crop_pct, 0.9);
+  EXPECT_EQ(m.meta.preprocess.interpolation, Interpolation::kBicubic);
+  EXPECT_FLOAT_EQ(m.meta.normalize.mean[2], 0.40f);
+  EXPECT_FLOAT_EQ(m.meta.normalize.std[2], 0.26f);
+  EXPECT_EQ(m.metadata.at("architecture"), "vit_test_patch8_32");
+  expect_logits(logits_for_photo(m), "cls.logits");
+}
+
+TEST(Pretrained, BareTimmStateDictInfersItsShape) {
+  const std::string file = fixture("timm/avg.safetensors");
+  ASSERT_TRUE(is_timm_model(file));
+  EXPECT_FALSE(is_timm_model(fixture("demo_tiny28.f16.safetensors"))) << "vitcpp's own checkpoint";
+  LoadedModel m = load_any_model(file);
+  const Config& c = m.meta.config;
+  EXPECT_EQ(c.pool, Pool::kMean);
+  EXPECT_EQ(c.heads, 1) << "64 / 64";
+  EXPECT_EQ(c.num_classes, 3);
+  EXPECT_EQ(m.meta.class_names, (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_DOUBLE_EQ(m.meta.preprocess.crop_pct, 0.9) << "timm's ViT defaults";
+  EXPECT_FLOAT_EQ(m.meta.normalize.mean[0], 0.5f);
+  expect_logits(logits_for_photo(m), "avg.logits");
+}
+
+// Copies of the fixture's tensors, with one added or renamed, written as a bare state dict.
+std::string with_tensor(const TempDir& dir, const std::string& name, const std::string& add,
+                        const std::string& rename_from = "", const std::string& rename_to = "") {
+  const SafetensorsReader f(fixture("timm/avg.safetensors"));
+  std::vector<std::vector<float>> data;
+  std::vector<TensorToWrite> t;
+  data.reserve(f.tensors().size() + 1);
+  for (const TensorInfo& i : f.tensors()) {
+    data.push_back(f.read_f32(i.name));
+    t.push_back({i.name == rename_from ? rename_to : i.name, i.shape, data.back().data()});
+  }
+  if (!add.empty()) {
+    data.push_back(std::vector<float>(64, 0.0f));
+    t.push_back({add, {1, 1, 64}, data.back().data()});
+  }
+  const std::string path = dir / name;
+  write_safetensors(path, t, {{"format", "pt"}});
+  return path;
+}
+
+TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
+  TempDir dir("pretrained");
+  expect_error([&] { load_any_model(with_tensor(dir, "reg.safetensors", "reg_token")); },
+               "'reg_token': register tokens");
+  expect_error([&] { load_any_model(with_tensor(dir, "ls.safetensors", "blocks.0.ls1.gamma")); },
+               "LayerScale");
+  expect_error(
+      [&] { load_any_model(with_tensor(dir, "hf.safetensors", "vit.embeddings.cls_token")); },
+      "Hugging Face transformers checkpoint");
+  expect_error(
+      [&] { load_any_model(with_tensor(dir, "nohead.safetensors", "", "head.weight", "head_w")); },
+      "has no head.weight");
+  // A folder with only pytorch_model.bin: how to convert it.
+  fs::create_directories(dir / "bin");
+  write_bytes(dir / "bin/pytorch_model.bin", {1, 2, 3}, false);
+  expect_error([&] { load_any_model(dir / "bin"); }, "safetensors.torch.save_file");
+  // A config.json that contradicts the tensors, or asks for what vitcpp does not do.
+  auto folder_with = [&](const std::string& name, const std::string& from, const std::string& to) {
+    const std::string d = dir / name;
+    fs::create_directories(d);
+    fs::copy_file(fixture("timm/cls/model.safetensors"), d + "/model.safetensors");
+    std::ifstream in(fixture("timm/cls/config.json"));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    std::ofstream(d + "/config.json") << text;
+    return d;
+  };
+  expect_error(
+      [&] { load_any_model(folder_with("k", "\"num_classes\": 5", "\"num_classes\": 7")); },
+      "num_classes 7 contradicts head.weight's 5 rows");
+  expect_error(
+      [&] {
+        load_any_model(
+            folder_with("pool", "\"global_pool\": \"token\"", "\"global_pool\": \"avg\""));
+      },
+      "global_pool 'avg' contradicts the tensors");
+  expect_error([&] { load_any_model(folder_with("nearest", "\"bicubic\"", "\"nearest\"")); },
+               "vitcpp resizes with bilinear or bicubic");
+  expect_error(
+      [&] {
+        load_any_model(folder_with("size", "\"input_size\": [\n            3,\n            32",
+                                   "\"input_size\": [\n            3,\n            64"));
+      },
+      "contradicts the tensors' 3x32x32");
+}
+
+}  // namespace
+}  // namespace vit::test
