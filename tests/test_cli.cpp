@@ -453,6 +453,40 @@ TEST(Cli, TimmModels) {
   EXPECT_RUN("predict --model " + fixture("timm/avg.safetensors") + " " + photo, 0, "photo.png: ");
   TempDir dir("cli-timm");
   EXPECT_RUN("predict --model " + (dir / "none") + " " + photo, 1, "none");
+  // Fine-tuning the folder's model on a folder of 3 classes of its input size: every tensor but
+  // the head copied, the pretrained preprocessing and normalisation kept.
+  for (int k = 0; k < 3; ++k) {
+    for (const char* split : {"train", "val"}) {
+      const std::string d = dir / (std::string(split) + "/c" + std::to_string(k));
+      std::filesystem::create_directories(d);
+      for (int i = 0; i < 8; ++i) {
+        std::string ppm = "P6\n40 36\n255\n";
+        for (int p = 0; p < 40 * 36; ++p) {
+          for (int c = 0; c < 3; ++c) ppm += char(c == k ? 200 - i : 30 + 3 * i);
+        }
+        write_bytes(d + "/" + std::to_string(i) + ".ppm",
+                    std::vector<uint8_t>(ppm.begin(), ppm.end()), false);
+      }
+    }
+  }
+  const std::string data = "folder:" + dir.path;
+  EXPECT_RUN("train --init " + folder + " --data " + data +
+                 " --epochs 2 --warmup 0 --batch 8 --threads 2 --out " + (dir / "ft"),
+             0,
+             "fine-tuning: 30 of 32 tensors from the pretrained model, its normalisation; a new "
+             "head for 3 classes");
+  Result fi = vit("info --json --model " + (dir / "ft"));
+  ASSERT_EQ(fi.code, 0) << fi.out;
+  const auto ft = nlohmann::json::parse(fi.out);
+  EXPECT_EQ(ft["config"]["num_classes"], 3);
+  EXPECT_EQ(ft["config"]["heads"], 4);
+  EXPECT_EQ(ft["preprocess"]["crop_pct"], 0.9);
+  EXPECT_NEAR(ft["normalize"]["std"][2].get<double>(), 0.26, 1e-7);
+  EXPECT_RUN("train --init " + folder + " --data " + data + " --dim 32 --out " + (dir / "x"), 2,
+             "--dim cannot be given with --init");
+  EXPECT_RUN(
+      "train --init " + folder + " --data " + data + " --normalize imagenet --out " + (dir / "x"),
+      2, "--normalize cannot be given with --init");
 }
 
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from

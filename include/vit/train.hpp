@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "vit/checkpoint.hpp"
 #include "vit/config.hpp"
 #include "vit/data.hpp"
 #include "vit/model.hpp"
@@ -133,6 +134,7 @@ struct Recipe {
             .help = "Initialisation: timm (truncated normal 0.02) or torch (PyTorch's defaults, "
                     "as the seed tutorial's code)",
             .words = {"timm", "torch"},
+            .flag = "init_scheme",
             .optional = true},
       r.init);
     v(Field{.name = "normalize",
@@ -388,6 +390,10 @@ struct TrainOptions {
   // Where folder datasets keep their decoded images between runs (DatasetOptions::cache_dir;
   // empty: none). This machine's, not the run's: resume takes its own.
   std::string cache_dir;
+  // Fine-tuning: start from this model's weights (every parameter of the same name and shape; the
+  // head stays freshly initialised when the class count differs) and its normalisation. The
+  // config must be its config but for num_classes; it is read only while train() starts.
+  const LoadedModel* init = nullptr;
 };
 
 struct TrainSummary {

@@ -368,14 +368,41 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   check_memory(config, recipe.batch_size);
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
+  const LoadedModel* init = options.init;
+  if (init) {
+    Config same = init->meta.config;
+    same.num_classes = config.num_classes;
+    VIT_CHECK(same.to_json() == config.to_json(),
+              "a fine-tuned model keeps its pretrained model's shape but for the classes: " +
+                  init->meta.config.to_json() + " (asked for " + config.to_json() + ")");
+  }
   open_data(r, reporter);
-  r.norm = recipe.normalize == Normalization::kData
+  r.norm = init ? init->meta.normalize
+           : recipe.normalize == Normalization::kData
                ? compute_normalization(*r.data.train)
                : Normalization::preset(recipe.normalize, config.channels);
   r.model = std::make_unique<Model>(config);
   r.model->init(recipe.seed, {.scheme = recipe.init,
                               .qkv_std = recipe.qkv_init_std,
                               .sincos_pos = recipe.pos_init_sincos});
+  if (init) {
+    // Every parameter of the same name and shape; a head of another class count stays as drawn.
+    const Model& from = init->model;
+    int copied = 0;
+    for (const ParamInfo& p : r.model->params()) {
+      for (const ParamInfo& q : from.params()) {
+        if (q.name != p.name || q.shape != p.shape) continue;
+        std::copy_n(from.param_data() + q.offset, p.numel, r.model->param_data() + p.offset);
+        ++copied;
+      }
+    }
+    reporter.message("fine-tuning: " + std::to_string(copied) + " of " +
+                     std::to_string(r.model->params().size()) +
+                     " tensors from the pretrained model, its normalisation" +
+                     (init->meta.config.num_classes != config.num_classes
+                          ? "; a new head for " + std::to_string(config.num_classes) + " classes"
+                          : ""));
+  }
   make_step(r);
   std::error_code ec;
   fs::create_directories(r.dir, ec);

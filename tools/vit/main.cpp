@@ -90,7 +90,7 @@ std::string preset_list() {
 // ---------------------------------------------------------------- train
 
 struct TrainArgs {
-  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir;
+  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir, init;
   // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
@@ -281,6 +281,10 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_flag("--skip-bad-images", a.skip_bad_images,
               "Leave out images that cannot be read (listed in the run directory's "
               "skipped-images.txt) instead of stopping at the first");
+  t->add_option("--init", a.init,
+                "Fine-tune: start from this model's weights (" + std::string(kModelHelp) +
+                    "), shape, normalisation and preprocessing; a new head when the data has "
+                    "another number of classes");
   t->add_option("--resume", a.resume,
                 "Continue the run in this directory where it stopped (last epoch, or the step "
                 "where Ctrl-C stopped it)");
@@ -338,11 +342,34 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
+    // Fine-tuning: the pretrained model's shape; only its classes may change.
+    std::unique_ptr<vit::LoadedModel> init;
+    if (!a.init.empty()) {
+      for (const auto& [name, text] : model) {
+        if (name != "num_classes") {
+          throw UsageError("--" + std::string(name == "patch_size" ? "patch" : name) +
+                           " cannot be given with --init: the model's shape is the pretrained "
+                           "model's (only --classes may change, for a new head)");
+        }
+      }
+      if (cmd.count(option_name(vit::mlp_ratio_field()))) {
+        throw UsageError(
+            "--mlp-ratio cannot be given with --init: the model's shape is the "
+            "pretrained model's");
+      }
+      if (cmd.count("--normalize")) {
+        throw UsageError(
+            "--normalize cannot be given with --init: the pretrained model's "
+            "normalisation is kept");
+      }
+      init = std::make_unique<vit::LoadedModel>(vit::load_any_model(a.init));
+    }
     // The classes are the data's unless given: a folder of 5 classes trains a 5-way head.
     const bool classes_given = std::any_of(model.begin(), model.end(),
                                            [](const auto& f) { return f.first == "num_classes"; });
     const int classes = classes_given ? 0 : vit::dataset_classes(a.data, a.data_dir);
-    if (classes > 0 && classes != p.config.num_classes) {
+    const int base_classes = init ? init->meta.config.num_classes : p.config.num_classes;
+    if (classes > 0 && classes != base_classes) {
       model.emplace_back("num_classes", std::to_string(classes));
       reporter->message("note: " + std::to_string(classes) + " classes, as '" + a.data +
                         "' has (`num_classes`)");
@@ -354,6 +381,20 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     } catch (const Error& e) {
       throw UsageError(e.what());
     }
+    if (init) {
+      // The pretrained shape with the data's classes, and its preprocessing unless given.
+      run.config = init->meta.config;
+      for (const auto& [name, text] : model) {
+        if (name == "num_classes") vit::set_field(run.config, name, text);
+      }
+      vit::Preprocess given = init->meta.preprocess;
+      for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
+        vit::Preprocess::visit_fields(given, [&](const vit::Field& f, auto&) {
+          if (name == f.name) vit::set_field(given, name, text);
+        });
+      }
+      run.recipe.preprocess = given;
+    }
     reporter->message("kernels: " + isa_summary());
     for (const std::string& note : run.notes) reporter->message("note: " + note);
     s = vit::train(run.config, run.recipe,
@@ -361,7 +402,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
                     .data_dir = a.data_dir,
                     .out_dir = a.out,
                     .skip_bad_images = a.skip_bad_images,
-                    .cache_dir = image_cache_dir(a.cache_dir)},
+                    .cache_dir = image_cache_dir(a.cache_dir),
+                    .init = init.get()},
                    *reporter);
   }
   const std::string dir = shell_word(s.dir), vit = shell_word(g_program);
