@@ -84,6 +84,31 @@ TEST(Pretrained, BareTimmStateDictInfersItsShape) {
   expect_logits(logits_for_photo(m), "avg.logits");
 }
 
+// export_timm writes a folder that load_timm reads back to the same model: the same tensors byte
+// for byte, shape, class names, preprocessing and normalisation, so the same logits.
+TEST(Pretrained, ExportRoundTrips) {
+  TempDir dir("export");
+  for (const std::string& source : {fixture("timm/cls"), fixture("timm/avg.safetensors")}) {
+    LoadedModel a = load_any_model(source);
+    const std::string out = dir / fs::path(source).stem().string();
+    export_timm(a, out);
+    ASSERT_TRUE(is_timm_model(out));
+    LoadedModel b = load_any_model(out);
+    EXPECT_EQ(b.meta.config.to_json(), a.meta.config.to_json()) << source;
+    EXPECT_EQ(b.meta.class_names, a.meta.class_names);
+    EXPECT_EQ(b.meta.preprocess.to_json(), a.meta.preprocess.to_json());
+    EXPECT_EQ(b.meta.normalize.mean, a.meta.normalize.mean);
+    EXPECT_EQ(b.meta.normalize.std, a.meta.normalize.std);
+    const SafetensorsReader from(fs::is_directory(source) ? source + "/model.safetensors" : source);
+    const SafetensorsReader to(out + "/model.safetensors");
+    ASSERT_EQ(to.tensors().size(), from.tensors().size());
+    for (const TensorInfo& t : from.tensors()) {
+      EXPECT_EQ(to.read_f32(t.name), from.read_f32(t.name)) << t.name;
+    }
+    EXPECT_EQ(logits_for_photo(b), logits_for_photo(a));
+  }
+}
+
 // Copies of the fixture's tensors, with one added or renamed, written as a bare state dict.
 std::string with_tensor(const TempDir& dir, const std::string& name, const std::string& add,
                         const std::string& rename_from = "", const std::string& rename_to = "") {

@@ -33,6 +33,14 @@ LoadedModel load_timm(const std::string& path);
 // vitcpp's metadata.
 bool is_timm_model(const std::string& path);
 
+// Writes m as a timm model folder in dir (made when missing): model.safetensors (its tensors under
+// timm's names, F32) and config.json (architecture, num_classes, num_features, global_pool,
+// label_names, model_args that rebuild the shape with timm's VisionTransformer, and a
+// pretrained_cfg with input_size, interpolation, crop_pct, crop_mode, mean and std), each written
+// atomically; load_timm reads it back to the same model. A model timm cannot express (LayerNorm eps
+// other than 1e-6, an MLP width that is no whole mlp_ratio of the width) is a vit::Error.
+void export_timm(LoadedModel& m, const std::string& dir);
+
 // Any model `--model` takes: a vitcpp checkpoint, a run directory (its best, else last,
 // checkpoint), a timm folder or a bare timm .safetensors.
 LoadedModel load_any_model(const std::string& path);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.hpp"
 #include "io/imagenet_classes.hpp"
 #include "io/weights.hpp"
 #include "vit/error.hpp"
@@ -307,6 +308,55 @@ LoadedModel load_timm(const std::string& path) {
     md["architecture"] = config["architecture"].get<std::string>();
   }
   return LoadedModel{std::move(model), std::move(meta), md};
+}
+
+void export_timm(LoadedModel& m, const std::string& dir) {
+  const Config& c = m.meta.config;
+  VIT_CHECK(c.ln_eps == 1e-6f, "timm's ViTs use LayerNorm eps 1e-6; this model has " +
+                                   std::to_string(c.ln_eps) + ", which config.json cannot say");
+  const double ratio = double(c.mlp_dim) / c.dim;
+  VIT_CHECK(int(c.dim * ratio) == c.mlp_dim,
+            "the MLP width " + std::to_string(c.mlp_dim) + " is no mlp_ratio timm can rebuild");
+  const bool token = c.pool == Pool::kCls;
+  nlohmann::ordered_json j;
+  j["architecture"] = "vit_base_patch16_224";  // rebuilt to this shape by model_args
+  j["num_classes"] = c.num_classes;
+  j["num_features"] = c.dim;
+  j["global_pool"] = token ? "token" : "avg";
+  j["label_names"] = m.meta.class_names;
+  j["model_args"] = {{"img_size", c.image_size},
+                     {"patch_size", c.patch_size},
+                     {"in_chans", c.channels},
+                     {"num_classes", c.num_classes},
+                     {"embed_dim", c.dim},
+                     {"depth", c.depth},
+                     {"num_heads", c.heads},
+                     {"mlp_ratio", ratio},
+                     {"qkv_bias", c.qkv_bias},
+                     {"class_token", token},
+                     {"global_pool", token ? "token" : "avg"}};
+  const Preprocess& p = m.meta.preprocess;
+  const nlohmann::ordered_json pre = nlohmann::ordered_json::parse(p.to_json());
+  j["pretrained_cfg"] = {{"input_size", {c.channels, c.image_size, c.image_size}},
+                         {"fixed_input_size", true},
+                         {"interpolation", pre["interpolation"]},
+                         {"crop_pct", p.crop_pct},
+                         {"crop_mode", pre["crop_mode"]},
+                         {"mean", m.meta.normalize.mean},
+                         {"std", m.meta.normalize.std},
+                         {"num_classes", c.num_classes},
+                         {"first_conv", "patch_embed.proj"},
+                         {"classifier", "head"}};
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  VIT_CHECK(!ec && fs::is_directory(dir, ec), "cannot make the directory '" + dir + "'");
+  std::vector<TensorToWrite> tensors;
+  for (const ParamInfo& q : m.model.params()) {
+    tensors.push_back({q.name, q.shape, m.model.param_data() + q.offset});
+  }
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  const std::string text = j.dump(4) + "\n";
+  write_atomically((fs::path(dir) / "config.json").string(), text.data(), text.size());
 }
 
 LoadedModel load_any_model(const std::string& path) {

@@ -557,7 +557,8 @@ struct PredictArgs {
 };
 
 void add_predict(CLI::App& app, PredictArgs& a) {
-  CLI::App* p = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP, PGM/PPM)");
+  CLI::App* p =
+      app.add_subcommand("predict", "Classify image files (PNG, JPEG, WebP, BMP, PGM/PPM)");
   p->footer(
       "Transparent pixels are composited over --background; an image whose background is the "
       "other way from the training data's (dark digits on white paper for an MNIST model) is "
@@ -757,6 +758,31 @@ int run_info(const InfoArgs& a) {
 }
 
 // ---------------------------------------------------------------- prepare-mnist
+
+// ---------------------------------------------------------------- export
+
+struct ExportArgs {
+  std::string model, out;
+};
+
+void add_export(CLI::App& app, ExportArgs& a) {
+  CLI::App* e = app.add_subcommand(
+      "export", "Write a model as a timm / Hugging Face folder (config.json + model.safetensors)");
+  e->footer(
+      "The folder loads in timm (timm.create_model with its config.json's architecture and "
+      "model_args, then load_state_dict of model.safetensors) and back in vit (--model DIR), "
+      "with the model's preprocessing, normalisation and class names.\nExample: vit export "
+      "--model runs/photos --out photos-vit");
+  e->add_option("--model", a.model, kModelHelp)->required();
+  e->add_option("--out", a.out, "The folder to write (made when missing)")->required();
+}
+
+int run_export(const ExportArgs& a) {
+  vit::LoadedModel m = vit::load_any_model(a.model);
+  vit::export_timm(m, a.out);
+  std::printf("wrote %s/config.json and %s/model.safetensors\n", a.out.c_str(), a.out.c_str());
+  return 0;
+}
 
 struct PrepareArgs {
   std::string package, out;
@@ -1036,12 +1062,14 @@ int main(int argc, char** argv) {
   InfoArgs info_args;
   BenchArgs bench_args;
   PrepareArgs prepare_args;
+  ExportArgs export_args;
   add_train(app, train_args);
   add_eval(app, eval_args);
   add_predict(app, predict_args);
   add_info(app, info_args);
   add_bench(app, bench_args);
   add_prepare(app, prepare_args);
+  add_export(app, export_args);
   const std::string first = argc >= 2 ? argv[1] : "";
   if (!first.empty() && first[0] != '-') {
     bool known = false;
@@ -1105,6 +1133,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("info")) return run_info(info_args);
     if (app.got_subcommand("bench")) return run_bench(*app.get_subcommand("bench"), bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
+    if (app.got_subcommand("export")) return run_export(export_args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
     return 2;
