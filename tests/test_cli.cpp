@@ -482,6 +482,11 @@ TEST(Cli, TimmModels) {
   EXPECT_EQ(ft["config"]["heads"], 4);
   EXPECT_EQ(ft["preprocess"]["crop_pct"], 0.9);
   EXPECT_NEAR(ft["normalize"]["std"][2].get<double>(), 0.26, 1e-7);
+  // At another image size: pos_embed resampled as timm does.
+  EXPECT_RUN("train --init " + folder + " --data " + data +
+                 " --image-size 40 --epochs 1 --warmup 0 --batch 8 --threads 2 --out " +
+                 (dir / "ft40"),
+             0, "pos_embed resampled from a 4x4 grid of patches to 5x5");
   EXPECT_RUN("train --init " + folder + " --data " + data + " --dim 32 --out " + (dir / "x"), 2,
              "--dim cannot be given with --init");
   EXPECT_RUN(

@@ -84,6 +84,22 @@ TEST(Pretrained, BareTimmStateDictInfersItsShape) {
   expect_logits(logits_for_photo(m), "avg.logits");
 }
 
+// Position embeddings resampled for another image size as timm's resample_abs_pos_embed does
+// (float32 in torch; the weights here in double): the class token's row kept.
+TEST(Pretrained, PosEmbedResamplesAsTimm) {
+  const SafetensorsReader f(fixture("timm/posembed.safetensors"));
+  const std::vector<float> in = f.read_f32("in");
+  for (const auto& [name, g] : {std::pair<std::string, int>{"out6", 6}, {"out3", 3}}) {
+    const std::vector<float> want = f.read_f32(name);
+    std::vector<float> got(want.size());
+    resample_pos_embed(in.data(), 1, 4, g, 8, got.data());
+    // Values of size ~1 through two passes of 4-8 taps in float32: a few ulps each.
+    expect_close(name, got.data(), want, 2e-6, 2e-6);
+    EXPECT_EQ(std::vector<float>(got.begin(), got.begin() + 8),
+              std::vector<float>(in.begin(), in.begin() + 8));
+  }
+}
+
 // export_timm writes a folder that load_timm reads back to the same model: the same tensors byte
 // for byte, shape, class names, preprocessing and normalisation, so the same logits.
 TEST(Pretrained, ExportRoundTrips) {

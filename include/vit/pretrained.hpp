@@ -33,6 +33,12 @@ LoadedModel load_timm(const std::string& path);
 // vitcpp's metadata.
 bool is_timm_model(const std::string& path);
 
+// timm's resample_abs_pos_embed: pos_embed [1, prefix + g_old^2, D] to [1, prefix + g_new^2, D],
+// the prefix tokens' rows kept, the grid resized as D planes with `filter` (antialiased: torch's
+// F.interpolate(antialias=True), as timm calls it), for a model fine-tuned at another image size.
+void resample_pos_embed(const float* in, int prefix, int g_old, int g_new, int D, float* out,
+                        Interpolation filter = Interpolation::kBicubic);
+
 // Writes m as a timm model folder in dir (made when missing): model.safetensors (its tensors under
 // timm's names, F32) and config.json (architecture, num_classes, num_features, global_pool,
 // label_names, model_args that rebuild the shape with timm's VisionTransformer, and a

@@ -39,6 +39,7 @@ struct Taps {
   int ksize = 0;
   std::vector<int> lo, n;
   std::vector<int32_t> k;
+  std::vector<double> weights;  // the same normalised weights before their rounding
 
   Taps(int in_size, int out_size, int o0, int count, Interpolation filter) {
     double (*f)(double) = filter == Interpolation::kBicubic ? bicubic : bilinear;
@@ -51,6 +52,7 @@ struct Taps {
     lo.resize(size_t(count));
     n.resize(size_t(count));
     k.assign(size_t(count) * size_t(ksize), 0);
+    weights.assign(k.size(), 0.0);
     std::vector<double> w(static_cast<size_t>(ksize));
     for (int i = 0; i < count; ++i) {
       const double center = (o0 + i + 0.5) * scale;
@@ -64,6 +66,7 @@ struct Taps {
       int32_t* ki = k.data() + size_t(i) * size_t(ksize);
       for (int x = 0; x < xmax; ++x) {
         const double v = sum != 0.0 ? w[size_t(x)] / sum : w[size_t(x)];
+        weights[size_t(i) * size_t(ksize) + size_t(x)] = v;
         const double fixed = v * double(1 << kFractionBits);
         ki[x] = int32_t(v < 0 ? -0.5 + fixed : 0.5 + fixed);
       }
@@ -159,6 +162,36 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
                             rows->k.data(), rows->ksize);
     } else {
       for (int y = 0; y < oh; ++y) std::memcpy(dst + int64_t(y) * ow, src + y * ld, size_t(ow));
+    }
+  }
+}
+
+void resize_float(const float* in, int C, int h, int w, int oh, int ow, Interpolation filter,
+                  float* out) {
+  VIT_CHECK(C >= 1 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1, "resize: bad sizes");
+  const Taps across(w, ow, 0, ow, filter), down(h, oh, 0, oh, filter);
+  std::vector<double> mid(size_t(h) * size_t(ow));
+  for (int c = 0; c < C; ++c) {
+    const float* plane = in + int64_t(c) * h * w;
+    for (int y = 0; y < h; ++y) {  // across the rows, then down: as torch's separable passes
+      for (int o = 0; o < ow; ++o) {
+        const double* k = across.weights.data() + size_t(o) * size_t(across.ksize);
+        double acc = 0;
+        for (int t = 0; t < across.n[size_t(o)]; ++t) {
+          acc += k[t] * plane[int64_t(y) * w + across.lo[size_t(o)] + t];
+        }
+        mid[size_t(y) * size_t(ow) + size_t(o)] = acc;
+      }
+    }
+    for (int o = 0; o < oh; ++o) {
+      const double* k = down.weights.data() + size_t(o) * size_t(down.ksize);
+      for (int x = 0; x < ow; ++x) {
+        double acc = 0;
+        for (int t = 0; t < down.n[size_t(o)]; ++t) {
+          acc += k[t] * mid[size_t(down.lo[size_t(o)] + t) * size_t(ow) + size_t(x)];
+        }
+        out[(int64_t(c) * oh + o) * ow + x] = float(acc);
+      }
     }
   }
 }

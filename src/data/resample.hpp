@@ -31,6 +31,12 @@ struct Planes {
 void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int ow, int oh,
                    Interpolation filter, uint8_t* out);
 
+// Float planes [C, h, w] resized to [C, oh, ow] with the same filters and weights (in double, not
+// rounded; across the rows first): torch's F.interpolate(antialias=True, align_corners=False),
+// which timm's resample_abs_pos_embed uses on position embeddings.
+void resize_float(const float* in, int C, int h, int w, int oh, int ow, Interpolation filter,
+                  float* out);
+
 inline void resize_planes(const Planes& in, int ow, int oh, Interpolation filter, uint8_t* out) {
   resize_window(in, ow, oh, 0, 0, ow, oh, filter, out);
 }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/atomic_file.hpp"
+#include "data/resample.hpp"
 #include "io/imagenet_classes.hpp"
 #include "io/weights.hpp"
 #include "vit/error.hpp"
@@ -308,6 +309,24 @@ LoadedModel load_timm(const std::string& path) {
     md["architecture"] = config["architecture"].get<std::string>();
   }
   return LoadedModel{std::move(model), std::move(meta), md};
+}
+
+void resample_pos_embed(const float* in, int prefix, int g_old, int g_new, int D, float* out,
+                        Interpolation filter) {
+  VIT_CHECK(prefix >= 0 && g_old >= 1 && g_new >= 1 && D >= 1, "resample_pos_embed: bad sizes");
+  std::copy_n(in, int64_t(prefix) * D, out);
+  // [g*g, D] rows to D planes [g, g], resized, and back.
+  const int64_t n_old = int64_t(g_old) * g_old, n_new = int64_t(g_new) * g_new;
+  std::vector<float> planes(size_t(D * n_old)), resized(size_t(D * n_new));
+  const float* grid = in + int64_t(prefix) * D;
+  for (int64_t j = 0; j < n_old; ++j) {
+    for (int d = 0; d < D; ++d) planes[size_t(d * n_old + j)] = grid[j * D + d];
+  }
+  data::resize_float(planes.data(), D, g_old, g_old, g_new, g_new, filter, resized.data());
+  float* dst = out + int64_t(prefix) * D;
+  for (int64_t j = 0; j < n_new; ++j) {
+    for (int d = 0; d < D; ++d) dst[j * D + d] = resized[size_t(d * n_new + j)];
+  }
 }
 
 void export_timm(LoadedModel& m, const std::string& dir) {

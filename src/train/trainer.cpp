@@ -28,6 +28,7 @@
 #include "vit/error.hpp"
 #include "vit/memory.hpp"
 #include "vit/optim.hpp"
+#include "vit/pretrained.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/train.hpp"
 
@@ -372,8 +373,10 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   if (init) {
     Config same = init->meta.config;
     same.num_classes = config.num_classes;
+    same.image_size = config.image_size;
     VIT_CHECK(same.to_json() == config.to_json(),
-              "a fine-tuned model keeps its pretrained model's shape but for the classes: " +
+              "a fine-tuned model keeps its pretrained model's shape but for the classes and the "
+              "image size: " +
                   init->meta.config.to_json() + " (asked for " + config.to_json() + ")");
   }
   open_data(r, reporter);
@@ -389,11 +392,22 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
     // Every parameter of the same name and shape; a head of another class count stays as drawn.
     const Model& from = init->model;
     int copied = 0;
+    const int g_old = init->meta.config.grid(), g_new = config.grid();
     for (const ParamInfo& p : r.model->params()) {
       for (const ParamInfo& q : from.params()) {
-        if (q.name != p.name || q.shape != p.shape) continue;
-        std::copy_n(from.param_data() + q.offset, p.numel, r.model->param_data() + p.offset);
-        ++copied;
+        if (q.name != p.name) continue;
+        if (q.shape == p.shape) {
+          std::copy_n(from.param_data() + q.offset, p.numel, r.model->param_data() + p.offset);
+          ++copied;
+        } else if (p.name == "pos_embed" && g_old != g_new) {
+          // Another image size: the grid resampled as timm does (resample_abs_pos_embed).
+          resample_pos_embed(from.param_data() + q.offset, config.num_prefix_tokens(), g_old, g_new,
+                             config.dim, r.model->param_data() + p.offset);
+          ++copied;
+          reporter.message("fine-tuning: pos_embed resampled from a " + std::to_string(g_old) +
+                           "x" + std::to_string(g_old) + " grid of patches to " +
+                           std::to_string(g_new) + "x" + std::to_string(g_new));
+        }
       }
     }
     reporter.message("fine-tuning: " + std::to_string(copied) + " of " +

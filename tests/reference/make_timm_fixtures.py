@@ -14,6 +14,9 @@ It writes, from fixed seeds (byte-identical reruns):
   avg.safetensors   a bare timm state dict: no class token, average pooling with fc_norm, D 64 (so
         64 / 64 = 1 head), depth 1, 3 classes
   photo.png         a 50x37 RGB picture (gradients, edges and noise)
+  posembed.safetensors   "in" [1, 1 + 4 * 4, 8] and its resampling by timm's resample_abs_pos_embed
+        (the class token's row kept, the grid through F.interpolate bicubic, antialias=True) to
+        "out6" (6 x 6) and "out3" (3 x 3), in float32 as timm computes it
   expected.safetensors   "cls.logits" [1, 5]: the folder's model on photo.png after timm's eval
         transform (torchvision Resize(floor(32 / 0.9)) bicubic, CenterCrop(32), ToTensor,
         Normalize), in float64; "avg.logits" [1, 3]: the bare model after timm's ViT defaults
@@ -100,6 +103,18 @@ def main(out):
     with torch.no_grad():
         cls_logits = cls(eval_input(photo, 32, 0.9, mean, std))
         avg_logits = avg(eval_input(photo, 32, 0.9, [0.5] * 3, [0.5] * 3))
+    g = torch.Generator().manual_seed(3)
+    pos = torch.randn(1, 17, 8, generator=g, dtype=torch.float32)
+
+    def resample(posemb, new):  # timm.layers.pos_embed.resample_abs_pos_embed, 1 prefix token
+        prefix, grid = posemb[:, :1], posemb[:, 1:]
+        grid = grid.reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+        grid = torch.nn.functional.interpolate(grid, size=(new, new), mode="bicubic",
+                                               antialias=True)
+        return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, -1, 8)], dim=1)
+
+    write_safetensors(os.path.join(out, "posembed.safetensors"),
+                      [("in", pos), ("out6", resample(pos, 6)), ("out3", resample(pos, 3))], {})
     write_safetensors(os.path.join(out, "expected.safetensors"),
                       [("cls.logits", cls_logits), ("avg.logits", avg_logits)], {})
 

@@ -346,10 +346,11 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     std::unique_ptr<vit::LoadedModel> init;
     if (!a.init.empty()) {
       for (const auto& [name, text] : model) {
-        if (name != "num_classes") {
+        if (name != "num_classes" && name != "image_size") {
           throw UsageError("--" + std::string(name == "patch_size" ? "patch" : name) +
                            " cannot be given with --init: the model's shape is the pretrained "
-                           "model's (only --classes may change, for a new head)");
+                           "model's (only --classes, for a new head, and --image-size, with "
+                           "pos_embed resampled, may change)");
         }
       }
       if (cmd.count(option_name(vit::mlp_ratio_field()))) {
@@ -385,7 +386,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       // The pretrained shape with the data's classes, and its preprocessing unless given.
       run.config = init->meta.config;
       for (const auto& [name, text] : model) {
-        if (name == "num_classes") vit::set_field(run.config, name, text);
+        if (name == "num_classes" || name == "image_size") vit::set_field(run.config, name, text);
       }
       vit::Preprocess given = init->meta.preprocess;
       for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
