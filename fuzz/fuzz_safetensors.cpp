@@ -1,5 +1,6 @@
-// libFuzzer harness: the safetensors reader (header validation and tensor reads) and the
-// checkpoint loader on top of it (config, class names, normalisation, tensors against the config).
+// libFuzzer harness: the safetensors reader (header validation and tensor reads), the checkpoint
+// loader on top of it (config, class names, normalisation, tensors against the config) and the timm
+// loader's reading of a config from tensor names and shapes, and of the weights for it.
 
 #include <cstdint>
 #include <string>
@@ -7,6 +8,7 @@
 #include "temp_file.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
+#include "vit/pretrained.hpp"
 #include "vit/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -20,7 +22,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } catch (const vit::Error&) {  // e.g. an integer dtype
       }
     }
-    vit::load_model(r, "optimizer.");
+    try {
+      vit::load_model(r, "optimizer.");
+    } catch (const vit::Error&) {
+    }
+    vit::load_timm(file.path);
   } catch (const vit::Error&) {
   }
   return 0;
