@@ -183,8 +183,8 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
             folder_with("pool", "\"global_pool\": \"token\"", "\"global_pool\": \"avg\""));
       },
       "global_pool 'avg' contradicts the tensors");
-  expect_error([&] { load_any_model(folder_with("nearest", "\"bicubic\"", "\"nearest\"")); },
-               "vitcpp resizes with bilinear or bicubic");
+  expect_error([&] { load_any_model(folder_with("lanczos", "\"bicubic\"", "\"lanczos\"")); },
+               "vitcpp resizes with bilinear, bicubic or nearest");
   expect_error(
       [&] {
         load_any_model(folder_with("size", "\"input_size\": [\n            3,\n            32",

@@ -44,7 +44,9 @@ class TransformFixture : public BackendTest {
     return out;
   }
   static Interpolation filter(const nlohmann::json& c) {
-    return c["filter"] == "bicubic" ? Interpolation::kBicubic : Interpolation::kBilinear;
+    Preprocess p;
+    set_field(p, "interpolation", c["filter"].get<std::string>());
+    return p.interpolation;
   }
   static SafetensorsReader* file_;
   static nlohmann::json cases_;
@@ -67,7 +69,8 @@ std::string first_difference(const std::vector<uint8_t>& got, const std::vector<
   return "";
 }
 
-// Every byte as Pillow's Image.resize: shrinking, enlarging, one side only, 1x1, gray and RGB.
+// Every byte as Pillow's Image.resize: shrinking, enlarging, one side only, 1x1, gray and RGB;
+// bilinear, bicubic and nearest.
 TEST_P(TransformFixture, ResizeIsPillowsBitForBit) {
   for (size_t i = 0; i < cases_["resize"].size(); ++i) {
     const auto& c = cases_["resize"][i];

@@ -36,8 +36,8 @@ struct InputStyle {
 
 // The resampling filters of Pillow's Image.resize that torchvision and timm use: triangle
 // (bilinear) and cubic convolution with a = -0.5 (bicubic), each widened by the scale when
-// shrinking (antialiased).
-enum class Interpolation { kBilinear, kBicubic };
+// shrinking (antialiased), and nearest (the sample at each output pixel's centre).
+enum class Interpolation { kBilinear, kBicubic, kNearest };
 // How an image becomes a square of the model's size S (timm's crop_mode): kCenter resizes its
 // shorter side to floor(S / crop_pct) keeping the aspect and cuts the centred S x S; kSquash
 // resizes both sides to floor(S / crop_pct), then cuts the centre; kBorder resizes the longer side
@@ -73,8 +73,9 @@ struct Preprocess {
             .optional = true},
       p.crop_mode);
     v(Field{.name = "interpolation",
-            .help = "Resampling filter for image files (Pillow's, antialiased)",
-            .words = {"bilinear", "bicubic"},
+            .help = "Resampling filter for image files (Pillow's; bilinear and bicubic "
+                    "antialiased)",
+            .words = {"bilinear", "bicubic", "nearest"},
             .optional = true},
       p.interpolation);
   }

@@ -101,6 +101,28 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
                 oh >= 1 && x0 + ow <= full_w && y0 + oh <= full_h,
             "resize: bad sizes (" + std::to_string(in.w) + "x" + std::to_string(in.h) + " to " +
                 std::to_string(full_w) + "x" + std::to_string(full_h) + ")");
+  if (filter == Interpolation::kNearest) {
+    // Pillow's scaling affine transform: source index trunc(s * (o + 1/2)), s = in / out, the
+    // positions accumulated from the first one in double as Pillow adds them.
+    auto table = [](int n_in, int n_out, int o0, int count) {
+      std::vector<int> t(static_cast<size_t>(count));
+      const double s = double(n_in) / n_out;
+      double pos = s * 0.5;
+      for (int o = 0; o < o0 + count; ++o, pos += s) {
+        if (o >= o0) t[size_t(o - o0)] = std::clamp(int(pos), 0, n_in - 1);
+      }
+      return t;
+    };
+    const std::vector<int> xs = table(in.w, full_w, x0, ow), ys = table(in.h, full_h, y0, oh);
+    for (int c = 0; c < in.channels; ++c) {
+      for (int y = 0; y < oh; ++y) {
+        const uint8_t* row = in.p + c * in.c_step + int64_t(ys[size_t(y)]) * in.y_step;
+        uint8_t* dst = out + (int64_t(c) * oh + y) * ow;
+        for (int x = 0; x < ow; ++x) dst[x] = row[int64_t(xs[size_t(x)]) * in.x_step];
+      }
+    }
+    return;
+  }
   const ops::Context ctx;  // the calling thread alone: batches run a sample per thread
   const bool across = full_w != in.w, down = full_h != in.h;
   // The taps, their inputs counted from the first input they read: rows [r0, r1) and columns
@@ -169,6 +191,7 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
 void resize_float(const float* in, int C, int h, int w, int oh, int ow, Interpolation filter,
                   float* out) {
   VIT_CHECK(C >= 1 && h >= 1 && w >= 1 && oh >= 1 && ow >= 1, "resize: bad sizes");
+  VIT_CHECK(filter != Interpolation::kNearest, "resize_float: bilinear or bicubic only");
   const Taps across(w, ow, 0, ow, filter), down(h, oh, 0, oh, filter);
   std::vector<double> mid(size_t(h) * size_t(ow));
   for (int c = 0; c < C; ++c) {

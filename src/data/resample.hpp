@@ -23,7 +23,8 @@ struct Planes {
 };
 
 // The window [x0, x0 + ow) x [y0, y0 + oh) of `in` resized to full_w x full_h, as Pillow's
-// Image.resize(filter) computes each of its pixels on 8-bit images: per output sample, the filter
+// Image.resize(filter) computes each of its pixels on 8-bit images (nearest: the source pixel at
+// each output pixel's centre, Pillow's accumulated positions); per output sample, the filter
 // (support 1 bilinear, 2 bicubic, times the scale when shrinking) centred at (o + 0.5) * scale,
 // its weights normalised to sum 1 in double and rounded to fixed point with 22 fraction bits; the
 // horizontal pass first, rounded and clamped to 8 bits, then the vertical; a side whose size does

@@ -139,7 +139,7 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
       if (!pre.contains("interpolation")) m.preprocess.interpolation = defaults.interpolation;
     } catch (const Error& e) {
       throw Error(bad(std::string("pretrained_cfg: ") + e.what() +
-                      " (vitcpp resizes with bilinear or bicubic)"));
+                      " (vitcpp resizes with bilinear, bicubic or nearest)"));
     }
   }
   // Class names: label_names (a list, or ids to names), else transformers' id2label.

@@ -8,7 +8,7 @@ It writes transforms.safetensors (pixel values as exact F32 integers):
 
   src.<name>             source images [h, w, c] made here from a fixed seed: smooth gradients,
                          edges and noise (what resampling filters must get right)
-  resize.<i>             Image.resize((w, h), BILINEAR or BICUBIC) of a source, [c, h, w]
+  resize.<i>             Image.resize((w, h), BILINEAR, BICUBIC or NEAREST) of a source, [c, h, w]
   eval.<i>               timm's eval transform (transforms_imagenet_eval) of a source, [c, S, S]:
                          center: torchvision Resize(floor(S / crop_pct)) + CenterCrop(S);
                          squash: Resize((s, s)) + CenterCrop(S); border: timm's ResizeKeepRatio
@@ -36,8 +36,9 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import write_safetensors  # noqa: E402  (the shared F32 writer)
 
-FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
-TV = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+TV = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+      "nearest": T.InterpolationMode.NEAREST}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 
 
@@ -128,14 +129,16 @@ def main(out_dir):
     resizes = [("a", 24, 18, "bilinear"), ("a", 24, 18, "bicubic"), ("a", 100, 80, "bilinear"),
                ("a", 100, 80, "bicubic"), ("a", 61, 20, "bicubic"), ("a", 30, 47, "bilinear"),
                ("b", 17, 33, "bicubic"), ("b", 7, 90, "bilinear"), ("c", 37, 29, "bicubic"),
-               ("c", 64, 48, "bilinear"), ("c", 1, 1, "bicubic")]
+               ("c", 64, 48, "bilinear"), ("c", 1, 1, "bicubic"), ("c", 37, 29, "nearest"),
+               ("a", 100, 80, "nearest"), ("b", 7, 90, "nearest"), ("c", 160, 41, "nearest")]
     for i, (src, w, h, f) in enumerate(resizes):
         tensors.append(("resize.%d" % i, chw(to_pil(sources[src]).resize((w, h), FILTERS[f]))))
         cases["resize"].append({"src": src, "w": w, "h": h, "filter": f})
     evals = [("c", 32, 0.875, "center", "bicubic"), ("c", 32, 0.9, "center", "bilinear"),
              ("b", 20, 1.0, "center", "bicubic"), ("b", 24, 0.95, "center", "bicubic"),
              ("a", 24, 0.875, "squash", "bicubic"), ("c", 32, 0.875, "border", "bicubic"),
-             ("a", 40, 1.0, "border", "bilinear"), ("b", 16, 0.8, "border", "bicubic")]
+             ("a", 40, 1.0, "border", "bilinear"), ("b", 16, 0.8, "border", "bicubic"),
+             ("c", 32, 0.875, "center", "nearest")]
     for i, (src, size, pct, mode, f) in enumerate(evals):
         out = eval_transform(to_pil(sources[src]), size, pct, mode, f)
         tensors.append(("eval.%d" % i, chw(out)))
