@@ -13,6 +13,7 @@
 #include "vit/image.hpp"
 #include "vit/pretrained.hpp"
 #include "vit/safetensors.hpp"
+#include "vit/train.hpp"
 #include "vit/transforms.hpp"
 
 namespace vit::test {
@@ -123,6 +124,32 @@ TEST(Pretrained, ExportRoundTrips) {
     }
     EXPECT_EQ(logits_for_photo(b), logits_for_photo(a));
   }
+}
+
+// --arch: a named architecture gives a bare file its heads and its weights' preprocessing, and
+// refuses tensors of another shape; the timm presets carry what their weights expect.
+TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
+  const TimmArch deit = preset_arch("deit_small_patch16_224");
+  EXPECT_EQ(deit.config.heads, 6);
+  EXPECT_DOUBLE_EQ(deit.preprocess.crop_pct, 0.875);
+  EXPECT_FLOAT_EQ(deit.normalize.mean[0], 0.485f);
+  const TimmArch vit384 = preset_arch("vit_base_patch16_384");
+  EXPECT_EQ(vit384.config.image_size, 384);
+  EXPECT_DOUBLE_EQ(vit384.preprocess.crop_pct, 1.0);
+  EXPECT_FLOAT_EQ(vit384.normalize.std[2], 0.5f);
+  expect_error([] { preset_arch("tiny28"); }, "not a timm architecture");
+  const std::string file = fixture("timm/avg.safetensors");
+  TimmArch arch{"fixture_arch", load_any_model(file).meta.config, deit.normalize,
+                Preprocess{.crop_pct = 0.95, .interpolation = Interpolation::kBilinear}};
+  arch.config.num_classes = 1000;  // another head is still the architecture
+  LoadedModel m = load_any_model(file, &arch);
+  EXPECT_DOUBLE_EQ(m.meta.preprocess.crop_pct, 0.95);
+  EXPECT_FLOAT_EQ(m.meta.normalize.mean[0], 0.485f);
+  EXPECT_EQ(m.meta.config.num_classes, 3);
+  arch.config.depth = 2;
+  expect_error([&] { load_any_model(file, &arch); }, "is not fixture_arch's shape");
+  expect_error([&] { load_any_model(fixture("demo_tiny28.f16.safetensors"), &deit); },
+               "names its own architecture");
 }
 
 // Copies of the fixture's tensors, with one added or renamed, written as a bare state dict.

@@ -21,13 +21,24 @@ namespace vit {
 // vit::Error naming the tensor and the feature.
 Config timm_config(const SafetensorsReader& file, int heads = 0);
 
+// A named timm architecture (`--arch`, vit::preset_arch): its shape, and the normalisation and
+// preprocessing its pretrained weights expect when a file does not say.
+struct TimmArch {
+  std::string name;
+  Config config;  // num_classes aside, the tensors must have this shape
+  Normalization normalize;
+  Preprocess preprocess;
+};
+
 // A timm model folder (config.json + model.safetensors) or a bare timm .safetensors. From
 // config.json: num_classes, global_pool, model_args.num_heads, label_names (or id2label) and
 // pretrained_cfg's input_size, mean, std, crop_pct, crop_mode and interpolation, each checked
 // against the tensors; a bare file gets timm's ViT defaults (mean and std 0.5, crop_pct 0.9,
 // bicubic). 1,000 classes without names are ImageNet's. A folder with only pytorch_model.bin is
 // a vit::Error saying how to convert it.
-LoadedModel load_timm(const std::string& path);
+// With arch: its heads, and its normalisation and preprocessing where config.json does not give
+// them; tensors of another shape are a vit::Error.
+LoadedModel load_timm(const std::string& path, const TimmArch* arch = nullptr);
 
 // Whether path is a timm model: a folder with config.json, or a .safetensors file without
 // vitcpp's metadata.
@@ -49,6 +60,6 @@ void export_timm(LoadedModel& m, const std::string& dir);
 
 // Any model `--model` takes: a vitcpp checkpoint, a run directory (its best, else last,
 // checkpoint), a timm folder or a bare timm .safetensors.
-LoadedModel load_any_model(const std::string& path);
+LoadedModel load_any_model(const std::string& path, const TimmArch* arch = nullptr);
 
 }  // namespace vit

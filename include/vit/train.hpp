@@ -14,6 +14,7 @@
 #include "vit/config.hpp"
 #include "vit/data.hpp"
 #include "vit/model.hpp"
+#include "vit/pretrained.hpp"
 
 namespace vit {
 
@@ -230,6 +231,10 @@ struct Preset {
 };
 const std::vector<Preset>& presets();
 const Preset& find_preset(const std::string& name);  // vit::Error listing the presets
+// A preset of a timm shape (vit_*, deit_*) as a TimmArch: its config, and its recipe's
+// normalisation and preprocessing (what its pretrained weights expect); vit::Error for a preset
+// that is not a timm architecture.
+TimmArch preset_arch(const std::string& name);
 
 // Whether mirroring images keeps their labels (clothes: yes; digits and unknown sets: no; the
 // dataset source's flips_preserve_labels). preset_settings turns a preset's horizontal flips off

@@ -260,7 +260,7 @@ bool is_timm_model(const std::string& path) {
   return !f.metadata().count("format") || f.metadata().at("format") != "vitcpp";
 }
 
-LoadedModel load_timm(const std::string& path) {
+LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
   std::error_code ec;
   std::string weights = path;
   nlohmann::json config;
@@ -289,9 +289,19 @@ LoadedModel load_timm(const std::string& path) {
               "'" + path + "': model_args.num_heads must be a positive integer");
     heads = h.get<int>();
   }
+  if (arch && heads == 0) heads = arch->config.heads;
   ModelMeta meta;
   meta.config = timm_config(f, heads);
   timm_vit_defaults(meta);
+  if (arch) {
+    Config want = arch->config;
+    want.num_classes = meta.config.num_classes;
+    VIT_CHECK(want.to_json() == meta.config.to_json(),
+              "'" + path + "' is not " + arch->name + "'s shape: its tensors say " +
+                  meta.config.to_json() + ", " + arch->name + " is " + want.to_json());
+    meta.normalize = arch->normalize;
+    meta.preprocess = arch->preprocess;
+  }
   if (folder) apply_config_json(config, path, meta);
   if (meta.class_names.empty()) {
     if (meta.config.num_classes == 1000) {
@@ -378,8 +388,11 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   write_atomically((fs::path(dir) / "config.json").string(), text.data(), text.size());
 }
 
-LoadedModel load_any_model(const std::string& path) {
-  if (is_timm_model(path)) return load_timm(path);
+LoadedModel load_any_model(const std::string& path, const TimmArch* arch) {
+  if (is_timm_model(path)) return load_timm(path, arch);
+  VIT_CHECK(!arch, "'" + path +
+                       "' is a vitcpp checkpoint, which names its own architecture; "
+                       "`arch` is for timm files");
   return load_model(checkpoint_path(path));
 }
 

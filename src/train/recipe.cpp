@@ -57,11 +57,11 @@ float Recipe::lr_at(int64_t step, int64_t total, int64_t warmup) const {
 
 namespace {
 
-Config timm_config(int dim, int depth, int heads) {
+Config timm_config(int dim, int depth, int heads, int patch = 16, int image = 224) {
   Config c;
-  c.image_size = 224;
+  c.image_size = image;
   c.channels = 3;
-  c.patch_size = 16;
+  c.patch_size = patch;
   c.dim = dim;
   c.depth = depth;
   c.heads = heads;
@@ -172,20 +172,26 @@ std::vector<Preset> make_presets() {
     c.recipe.augment.erase_prob = 0.25f;
     p.push_back(c);
   }
-  const struct {
-    const char* name;
+  // timm's VisionTransformer shapes (vision_transformer.py's model definitions): the original ViTs
+  // (their augreg weights: mean and std 0.5, crop_pct 0.9 at 224, 1.0 at 384, bicubic) and DeiT's
+  // (ImageNet's mean and std, crop_pct 0.875, bicubic). The recipe carries those preprocessing
+  // defaults, which a bare timm state dict loaded with --arch takes.
+  struct Shape {
+    const char* size;
     int dim, depth, heads;
-  } timm[] = {{"vit_tiny_patch16_224", 192, 12, 3},
-              {"vit_small_patch16_224", 384, 12, 6},
-              {"vit_base_patch16_224", 768, 12, 12}};
-  for (const auto& m : timm) {
+  };
+  const Shape shapes[] = {
+      {"tiny", 192, 12, 3}, {"small", 384, 12, 6}, {"base", 768, 12, 12}, {"large", 1024, 24, 16}};
+  auto add = [&](const std::string& name, const Shape& s, int patch, int image, bool deit) {
     Preset v;
-    v.name = m.name;
-    v.description = std::string("timm's ") + m.name + " shape (224x224x3, patch 16, D " +
-                    std::to_string(m.dim) + ", " + std::to_string(m.heads) +
-                    " heads, 12 blocks, 1000 classes), for benchmarks and interop; its recipe "
-                    "trains with random resized crops, flips and erasing";
-    v.config = timm_config(m.dim, m.depth, m.heads);
+    v.name = name;
+    v.description = std::string(deit ? "DeiT's " : "timm's ") + name + " shape (" +
+                    std::to_string(image) + "x" + std::to_string(image) + "x3, patch " +
+                    std::to_string(patch) + ", D " + std::to_string(s.dim) + ", " +
+                    std::to_string(s.heads) + " heads, " + std::to_string(s.depth) +
+                    " blocks, 1000 classes), for pretrained weights, benchmarks and interop; its "
+                    "recipe trains with random resized crops, flips and erasing";
+    v.config = timm_config(s.dim, s.depth, s.heads, patch, image);
     v.recipe.epochs = 300;
     v.recipe.batch_size = 64;
     v.recipe.lr = 1e-3f;
@@ -195,7 +201,24 @@ std::vector<Preset> make_presets() {
     v.recipe.augment.rrc = true;  // timm's (DeiT's) training crop
     v.recipe.augment.hflip = true;
     v.recipe.augment.erase_prob = 0.25f;
+    v.recipe.normalize = deit ? Normalization::kImagenet : Normalization::kInception;
+    v.recipe.preprocess.crop_pct = deit ? 0.875 : (image == 384 ? 1.0 : 0.9);
+    v.recipe.preprocess.interpolation = Interpolation::kBicubic;
     p.push_back(v);
+  };
+  for (const Shape& s : shapes) {
+    for (int patch : {16, 32}) {
+      if (std::string(s.size) == "tiny" && patch == 32) continue;  // not a timm model
+      for (int image : {224, 384}) {
+        add("vit_" + std::string(s.size) + "_patch" + std::to_string(patch) + "_" +
+                std::to_string(image),
+            s, patch, image, false);
+      }
+    }
+  }
+  for (const Shape& s : shapes) {
+    if (std::string(s.size) == "large") continue;
+    add("deit_" + std::string(s.size) + "_patch16_224", s, 16, 224, true);
   }
   return p;
 }
@@ -212,6 +235,15 @@ const Recipe& Preset::recipe_for(const std::string& dataset_spec) const {
     if (dataset == dataset_spec) return r;
   }
   return recipe;
+}
+
+TimmArch preset_arch(const std::string& name) {
+  const Preset& p = find_preset(name);
+  VIT_CHECK(
+      name.starts_with("vit_") || name.starts_with("deit_"),
+      "`arch` " + name + " is not a timm architecture; the timm presets are vit_* and deit_*");
+  return {p.name, p.config, Normalization::preset(p.recipe.normalize, p.config.channels),
+          p.recipe.preprocess};
 }
 
 const Preset& find_preset(const std::string& name) {

@@ -90,7 +90,7 @@ std::string preset_list() {
 // ---------------------------------------------------------------- train
 
 struct TrainArgs {
-  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir, init;
+  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir, init, arch;
   // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
@@ -192,6 +192,19 @@ constexpr const char* kModelHelp =
     "last.safetensors), a timm / Hugging Face model folder (config.json + model.safetensors) or "
     "a bare timm .safetensors";
 
+// --arch: a bare timm file's architecture, from the presets of timm's shapes (null: none given).
+std::unique_ptr<vit::TimmArch> timm_arch(const std::string& name) {
+  if (name.empty()) return nullptr;
+  named_preset(name);  // an unknown name: a usage error with the nearest
+  return std::make_unique<vit::TimmArch>(vit::preset_arch(name));
+}
+
+void add_arch_option(CLI::App* cmd, std::string& arch) {
+  cmd->add_option("--arch", arch,
+                  "For a timm file: its architecture (a vit_* or deit_* preset), which gives "
+                  "the heads, and the normalisation and preprocessing when the file does not");
+}
+
 // Where folder datasets keep decoded images: --cache-dir, else $VIT_CACHE, else
 // $XDG_CACHE_HOME/vitcpp, else ~/.cache/vitcpp; "off" (flag or variable) for nowhere.
 std::string image_cache_dir(const std::string& flag) {
@@ -285,6 +298,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
                 "Fine-tune: start from this model's weights (" + std::string(kModelHelp) +
                     "), shape, normalisation and preprocessing; a new head when the data has "
                     "another number of classes");
+  add_arch_option(t, a.arch);
   t->add_option("--resume", a.resume,
                 "Continue the run in this directory where it stopped (last epoch, or the step "
                 "where Ctrl-C stopped it)");
@@ -363,7 +377,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
             "--normalize cannot be given with --init: the pretrained model's "
             "normalisation is kept");
       }
-      init = std::make_unique<vit::LoadedModel>(vit::load_any_model(a.init));
+      init =
+          std::make_unique<vit::LoadedModel>(vit::load_any_model(a.init, timm_arch(a.arch).get()));
     }
     // The classes are the data's unless given: a folder of 5 classes trains a 5-way head.
     const bool classes_given = std::any_of(model.begin(), model.end(),
@@ -442,7 +457,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
-  std::string model, data, data_dir, split = "test", cache_dir;
+  std::string model, data, data_dir, split = "test", cache_dir, arch;
   int batch = 256, threads = 0;
   bool json = false, skip_bad_images = false;
 };
@@ -453,6 +468,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   e->add_option("--model", a.model, kModelHelp)->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
+  add_arch_option(e, a.arch);
   add_cache_dir_option(e, a.cache_dir);
   e->add_option("--split", a.split,
                 "test, train, or val: the validation split the model's run held out (its "
@@ -470,7 +486,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
 int run_eval(const EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   named_dataset(a.data);
-  vit::LoadedModel m = vit::load_any_model(a.model);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
     std::fprintf(stderr,
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
@@ -549,7 +565,7 @@ int run_eval(const EvalArgs& a) {
 // ---------------------------------------------------------------- predict
 
 struct PredictArgs {
-  std::string model;
+  std::string model, arch;
   std::vector<std::string> images;
   int top_k = 3, threads = 0, background = 255;
   bool json = false;
@@ -571,6 +587,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
       "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
       "drawings/");
   p->add_option("--model", a.model, kModelHelp)->required();
+  add_arch_option(p, a.arch);
   p->add_option("images", a.images, "Image files, or directories: every image file in them")
       ->required();
   add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
@@ -598,7 +615,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
 
 int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::LoadedModel m = vit::load_any_model(a.model);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   const Config& c = m.meta.config;
   const int K = c.num_classes, k = std::min(a.top_k, K);
   const int64_t per_image = int64_t(c.channels) * c.image_size * c.image_size;
@@ -659,7 +676,7 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
 // ---------------------------------------------------------------- info
 
 struct InfoArgs {
-  std::string model, preset;
+  std::string model, preset, arch;
   bool json = false;
 };
 
@@ -668,6 +685,7 @@ void add_info(CLI::App& app, InfoArgs& a) {
       app.add_subcommand("info", "Show a checkpoint's (or preset's) model: config, size, FLOPs");
   auto* m = i->add_option("--model", a.model, kModelHelp);
   auto* p = i->add_option("--preset", a.preset, "A preset instead of a checkpoint");
+  add_arch_option(i, a.arch);
   m->excludes(p);
   i->add_flag("--json", a.json, "Print one JSON object");
   i->footer("Presets:" + preset_list());
@@ -699,7 +717,7 @@ int run_info(const InfoArgs& a) {
   Config c;
   nlohmann::ordered_json extra;  // what a checkpoint adds to its model, in the order shown
   if (!a.model.empty()) {
-    vit::LoadedModel m = vit::load_any_model(a.model);
+    vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
     c = m.meta.config;
     const bool timm = m.metadata.count("timm_source") > 0;
     extra["file"] = timm ? m.metadata.at("timm_source") : vit::checkpoint_path(a.model);
@@ -763,7 +781,7 @@ int run_info(const InfoArgs& a) {
 // ---------------------------------------------------------------- export
 
 struct ExportArgs {
-  std::string model, out;
+  std::string model, out, arch;
 };
 
 void add_export(CLI::App& app, ExportArgs& a) {
@@ -776,10 +794,11 @@ void add_export(CLI::App& app, ExportArgs& a) {
       "--model runs/photos --out photos-vit");
   e->add_option("--model", a.model, kModelHelp)->required();
   e->add_option("--out", a.out, "The folder to write (made when missing)")->required();
+  add_arch_option(e, a.arch);
 }
 
 int run_export(const ExportArgs& a) {
-  vit::LoadedModel m = vit::load_any_model(a.model);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   vit::export_timm(m, a.out);
   std::printf("wrote %s/config.json and %s/model.safetensors\n", a.out.c_str(), a.out.c_str());
   return 0;
