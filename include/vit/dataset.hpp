@@ -1,6 +1,7 @@
 // Datasets: the Dataset interface (a source of labelled samples, decoded on demand), the
-// in-memory array of fixed-size images that IDX sets load into (the training fast path), the
-// named sources (one table: fashion-mnist, mnist, idx:DIR) and the IDX format.
+// in-memory array of fixed-size images that IDX and CIFAR sets load into and the list of resized
+// images an image folder decodes to (the training fast paths), the named sources (one table) and
+// the IDX format.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // Preprocessing, separate from decoding (vit/image.hpp) and from datasets' storage
-// (vit/dataset.hpp): converting and resizing decoded images to the model's input, normalisation
-// statistics, seeded per-sample augmentation, batch assembly, and the other seeded draws of
-// training (epoch order, patch dropout's kept patches).
+// (vit/dataset.hpp): converting and resizing decoded images to the model's input (timm's eval
+// transform), normalisation statistics, seeded per-sample augmentation, batch assembly, Mixup and
+// CutMix, and the other seeded draws of training (epoch order, patch dropout's kept patches).
 #pragma once
 
 #include <cstdint>

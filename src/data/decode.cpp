@@ -1,5 +1,6 @@
 // Image files: decoding as stored, each format by the hardest-tested decoder Debian packages: JPEG
-// with libjpeg-turbo (src/data/jpeg.cpp), PNG with libpng (src/data/png.cpp), PGM/PPM here, and
+// with libjpeg-turbo (src/data/jpeg.cpp), PNG with libpng (src/data/png.cpp), WebP with libwebp
+// (src/data/webp.cpp), PGM/PPM here, and
 // only BMP with stb_image (which produced every fault fuzz/fuzz_image.cpp found in its JPEG, PNM
 // and PNG code). Converting and resizing for the model are transforms (src/data/transforms.cpp).
 #include <algorithm>

@@ -1,9 +1,10 @@
 // Image-folder datasets (folder:DIR, torchvision's ImageFolder layout): DIR/train/<class>/*, and
 // DIR/val/<class>/*, DIR/test/<class>/* when there. Every image is decoded once, when the dataset
-// is opened (in parallel, with progress), into an in-memory ImageList: converted to the model's
-// channels and resized as DatasetOptions::preprocess says (the eval transform's resize; batches
-// cut the centre, or a random resized crop). Unreadable images stop it, or are skipped and listed
-// (DatasetOptions::skip_bad).
+// is opened (in parallel, a chunk at a time, with progress), into an ImageList: converted to the
+// model's channels and resized as DatasetOptions::preprocess says (the eval transform's resize;
+// batches cut the centre, or a random resized crop), kept in the image cache (data/cache.hpp) and
+// mapped from it when there is a cache directory, else in memory. Unreadable images stop it, or
+// are skipped and listed (DatasetOptions::skip_bad).
 #include <omp.h>
 
 #include <algorithm>

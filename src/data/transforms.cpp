@@ -1,6 +1,7 @@
-// Preprocessing: channel conversion and resizing of decoded images, normalisation statistics and
-// normalisation, epoch order, seeded per-sample augmentation (random crop with padding,
-// horizontal flip, random erasing), batch assembly and patch dropout's draws.
+// Preprocessing: channel conversion, timm's eval transform (resize as Pillow, centre crop or pad)
+// of decoded images, normalisation statistics and normalisation, epoch order, seeded per-sample
+// augmentation (random resized crop, random crop with padding, horizontal flip, random erasing),
+// batch assembly, Mixup / CutMix of whole batches and patch dropout's draws.
 #include "vit/transforms.hpp"
 
 #include <omp.h>

@@ -1,4 +1,6 @@
-// Model checkpoints: timm-named F32 tensors plus the metadata needed to rebuild and use the model.
+// Model checkpoints: timm-named F32 tensors plus the metadata needed to rebuild and use the model
+// (config, class names, normalisation, preprocessing, input style), and read_weights, which timm
+// files share.
 #include "vit/checkpoint.hpp"
 
 #include <cmath>

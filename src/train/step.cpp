@@ -1,7 +1,8 @@
 // The training step: one batch's gradients, computed a micro-batch at a time (gradient
 // accumulation), the micro-batches run in parallel, one per thread, where there are enough of them
 // (batch_gradients); and vit::TrainStep, those gradients, the clip and the optimizer's update: the
-// one step the trainer, `vit bench` and the tests run.
+// one step the trainer, `vit bench` and the tests run. Mixed batches (Mixup / CutMix) train on
+// lam of each image's label and 1 - lam of its partner's.
 #include <omp.h>
 
 #include <algorithm>
