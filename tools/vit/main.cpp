@@ -404,9 +404,10 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
         if (name == "num_classes" || name == "image_size") vit::set_field(run.config, name, text);
       }
       vit::Preprocess given = init->meta.preprocess;
-      for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
+      for (const auto& field : given_fields<Recipe>(cmd, a.recipe)) {
+        // (A pair, not a structured binding: clang 14 cannot capture those in the lambda.)
         vit::Preprocess::visit_fields(given, [&](const vit::Field& f, auto&) {
-          if (name == f.name) vit::set_field(given, name, text);
+          if (field.first == f.name) vit::set_field(given, field.first, field.second);
         });
       }
       run.recipe.preprocess = given;
