@@ -66,6 +66,19 @@ std::string dataset_names() {
 
 namespace {
 
+// Planar pixels [C, S, S] as an interleaved Image [S, S, C]: what read() gives of in-memory
+// samples.
+void interleave(const uint8_t* planar, int channels, int S, Image& out) {
+  const int64_t plane = int64_t(S) * S;
+  out.width = out.height = S;
+  out.channels = channels;
+  out.pixels.resize(size_t(channels * plane));
+  for (int c = 0; c < channels; ++c) {
+    for (int64_t j = 0; j < plane; ++j)
+      out.pixels[size_t(j * channels + c)] = planar[c * plane + j];
+  }
+}
+
 // Whether the images' background is dark: the median over (at most 1,000 evenly spaced) samples
 // of their border's mean gray level is below half.
 bool dark_background(const Dataset& d) {
@@ -180,15 +193,7 @@ DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& option
 void ImageArray::read(int64_t i, Image& out) const {
   VIT_CHECK(i >= 0 && i < size(),
             "sample " + std::to_string(i) + " is outside the dataset's " + std::to_string(size()));
-  // [C, S, S] to interleaved [S, S, C].
-  const int64_t plane = int64_t(image_size) * image_size;
-  out.width = out.height = image_size;
-  out.channels = channels;
-  out.pixels.resize(size_t(image_pixels()));
-  const uint8_t* src = image(i);
-  for (int c = 0; c < channels; ++c) {
-    for (int64_t j = 0; j < plane; ++j) out.pixels[size_t(j * channels + c)] = src[c * plane + j];
-  }
+  interleave(image(i), channels, image_size, out);
 }
 
 void ImageList::add(const uint8_t* planar, int w, int h, int32_t label) {
@@ -253,13 +258,7 @@ void ImageList::read(int64_t i, Image& out) const {
   thread_local std::vector<uint8_t> planar;
   planar.resize(size_t(channels * plane));
   centre(i, nullptr, planar.data());
-  out.width = out.height = S;
-  out.channels = channels;
-  out.pixels.resize(planar.size());
-  for (int c = 0; c < channels; ++c) {
-    for (int64_t j = 0; j < plane; ++j)
-      out.pixels[size_t(j * channels + c)] = planar[c * plane + j];
-  }
+  interleave(planar.data(), channels, S, out);
 }
 
 }  // namespace vit
