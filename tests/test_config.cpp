@@ -51,11 +51,18 @@ TEST(Config, RejectsImpossibleShapes) {
 }
 
 TEST(Config, JsonRoundTripAndStrictParsing) {
-  // The keys, their order and the values checkpoints have always had (the default is tiny28's).
+  // The keys, their order and the values checkpoints have always had (the default is tiny28's),
+  // then the timm variants' (off by default).
+  const std::string old_keys =
+      "{\"image_size\":28,\"channels\":1,\"patch_size\":4,\"dim\":64,\"depth\":6,\"heads\":4,"
+      "\"mlp_dim\":256,\"num_classes\":10,\"pos_embed\":\"learned\",\"pool\":\"cls\","
+      "\"qkv_bias\":true,\"ln_eps\":1e-06";
   EXPECT_EQ(Config{}.to_json(),
-            "{\"image_size\":28,\"channels\":1,\"patch_size\":4,\"dim\":64,\"depth\":6,\"heads\":4,"
-            "\"mlp_dim\":256,\"num_classes\":10,\"pos_embed\":\"learned\",\"pool\":\"cls\","
-            "\"qkv_bias\":true,\"ln_eps\":1e-06}");
+            old_keys +
+                ",\"reg_tokens\":0,\"dist_token\":false,\"no_embed_class\":false,\"layer_scale\":"
+                "false,\"norm_pre\":false,\"qk_norm\":false,\"act\":\"gelu\"}");
+  // A checkpoint written before the variants existed reads as the same model.
+  EXPECT_EQ(Config::from_json(old_keys + "}"), Config{});
   Config c;
   c.pos_embed = PosEmbed::kSinCos;
   c.pool = Pool::kMean;

@@ -185,9 +185,11 @@ TEST_P(OpsFixture, ClsPrependAndPosAdd) {
   auto tok = get("cls_prepend.tokens"), cls = get("cls_prepend.cls"),
        dout = get("cls_prepend.dout");
   std::vector<float> out(B * N * D), dtok(B * Np * D), dcls(D, 0.0f);
-  ops::cls_prepend_forward(op_context(), out.data(), tok.data(), cls.data(), B, Np, D);
+  const float* rows[] = {cls.data()};
+  float* drows[] = {dcls.data()};
+  ops::prefix_prepend_forward(op_context(), out.data(), tok.data(), rows, B, 1, Np, D);
   expect_close("cls_prepend.out", out.data(), get("cls_prepend.out"), 0, 0);
-  ops::cls_prepend_backward(op_context(), dtok.data(), dcls.data(), dout.data(), B, Np, D);
+  ops::prefix_prepend_backward(op_context(), dtok.data(), drows, dout.data(), B, 1, Np, D);
   expect_close("cls_prepend.dtokens", dtok.data(), get("cls_prepend.dtokens"), 0, 0);
   expect_close("cls_prepend.dcls", dcls.data(), get("cls_prepend.dcls"), kGradAtol, kGradRtol);
 
@@ -215,16 +217,16 @@ TEST_P(OpsFixture, Pooling) {
   const int B = 3, N = 4, D = 5;
   auto x = get("mean_pool.x"), dout = get("mean_pool.dout");
   std::vector<float> y(B * D), dx(B * N * D);
-  ops::mean_pool_forward(op_context(), y.data(), x.data(), B, N, D);
+  ops::mean_pool_forward(op_context(), y.data(), x.data(), B, N, D, 0);
   expect_close("mean_pool.out", y.data(), get("mean_pool.out"), kFwdAtol, kFwdRtol);
-  ops::mean_pool_backward(op_context(), dx.data(), dout.data(), B, N, D);
+  ops::mean_pool_backward(op_context(), dx.data(), dout.data(), B, N, D, 0);
   expect_close("mean_pool.dx", dx.data(), get("mean_pool.dx"), kGradAtol, kGradRtol);
 
   auto cx = get("cls_pool.x"), cdout = get("cls_pool.dout");
-  ops::cls_pool_forward(op_context(), y.data(), cx.data(), B, N, D);
+  ops::prefix_pool_forward(op_context(), y.data(), cx.data(), B, N, D, 1);
   expect_close("cls_pool.out", y.data(), get("cls_pool.out"), 0, 0);
   std::fill(dx.begin(), dx.end(), 5.0f);  // stale values must be overwritten with zeros
-  ops::cls_pool_backward(op_context(), dx.data(), cdout.data(), B, N, D);
+  ops::prefix_pool_backward(op_context(), dx.data(), cdout.data(), B, N, D, 1);
   expect_close("cls_pool.dx", dx.data(), get("cls_pool.dx"), 0, 0);
 }
 
@@ -479,37 +481,117 @@ TEST_P(OpsFiniteDiff, PatchEmbed) {
 }
 
 TEST_P(OpsFiniteDiff, TokensAndPooling) {
-  const int B = 3, Np = 4, N = 5, D = 6;
-  auto tok = random_vector(B * Np * D, 17), cls = random_vector(D, 18);
-  auto pos = random_vector(N * D, 19), g = random_vector(B * D, 20);
-  std::vector<float> x(B * N * D), pooled(B * D), dx(B * N * D), dtok(B * Np * D), dcls(D, 0.0f),
-      dpos(N * D, 0.0f);
-  for (bool mean : {false, true}) {
-    // L = g . pool(pos + [cls; tokens]): exercises prepend, pos add, pooling and their backwards.
-    auto loss = [&] {
-      ops::cls_prepend_forward(op_context(), x.data(), tok.data(), cls.data(), B, Np, D);
-      ops::pos_add_forward(op_context(), x.data(), x.data(), pos.data(), B, N, D);
-      if (mean) {
-        ops::mean_pool_forward(op_context(), pooled.data(), x.data(), B, N, D);
+  // Two prefix rows (a class token and a second one, as DeiT's distillation token) from separate
+  // arrays, positions on every token or (no_embed_class) on the patches only, and the three
+  // poolings: the first token, the first two (token-major), the mean of the patch tokens.
+  const int B = 3, Np = 4, F = 2, N = F + Np, D = 6;
+  auto tok = random_vector(B * Np * D, 17), cls = random_vector(D, 18), dist = random_vector(D, 21);
+  auto pos = random_vector(N * D, 19), g = random_vector(2 * B * D, 20);
+  std::vector<float> pe(B * Np * D), x(B * N * D), pooled(2 * B * D), dx(B * N * D),
+      dtok(B * Np * D), dcls(D), ddist(D), dpos(N * D);
+  const float* rows[] = {cls.data(), dist.data()};
+  float* drows[] = {dcls.data(), ddist.data()};
+  for (int pool = 0; pool < 3; ++pool) {
+    for (bool patches_only : {false, true}) {
+      const int T = pool == 2 ? 2 : 1;
+      auto loss = [&] {
+        pe = tok;
+        if (patches_only)
+          ops::pos_add_forward(op_context(), pe.data(), pe.data(), pos.data(), B, Np, D);
+        ops::prefix_prepend_forward(op_context(), x.data(), pe.data(), rows, B, F, Np, D);
+        if (!patches_only)
+          ops::pos_add_forward(op_context(), x.data(), x.data(), pos.data(), B, N, D);
+        if (pool == 0) {
+          ops::mean_pool_forward(op_context(), pooled.data(), x.data(), B, N, D, F);
+        } else {
+          ops::prefix_pool_forward(op_context(), pooled.data(), x.data(), B, N, D, T);
+        }
+        return dot(g.data(), pooled.data(), (pool == 0 ? 1 : T) * B * D);
+      };
+      std::fill(dcls.begin(), dcls.end(), 0.0f);
+      std::fill(ddist.begin(), ddist.end(), 0.0f);
+      std::fill(dpos.begin(), dpos.end(), 0.0f);
+      std::fill(dx.begin(), dx.end(), 9.0f);  // stale values must be overwritten
+      if (pool == 0) {
+        ops::mean_pool_backward(op_context(), dx.data(), g.data(), B, N, D, F);
       } else {
-        ops::cls_pool_forward(op_context(), pooled.data(), x.data(), B, N, D);
+        ops::prefix_pool_backward(op_context(), dx.data(), g.data(), B, N, D, T);
       }
-      return dot(g.data(), pooled.data(), B * D);
-    };
-    std::fill(dcls.begin(), dcls.end(), 0.0f);
-    std::fill(dpos.begin(), dpos.end(), 0.0f);
-    if (mean) {
-      ops::mean_pool_backward(op_context(), dx.data(), g.data(), B, N, D);
-    } else {
-      ops::cls_pool_backward(op_context(), dx.data(), g.data(), B, N, D);
+      if (!patches_only)
+        ops::pos_add_backward(op_context(), dx.data(), dpos.data(), dx.data(), B, N, D);
+      ops::prefix_prepend_backward(op_context(), dtok.data(), drows, dx.data(), B, F, Np, D);
+      if (patches_only)
+        ops::pos_add_backward(op_context(), dtok.data(), dpos.data(), dtok.data(), B, Np, D);
+      const std::string tag =
+          " (pool " + std::to_string(pool) + (patches_only ? ", patch positions)" : ")");
+      expect_fd("tokens" + tag, tok.data(), B * Np * D, dtok.data(), loss);
+      expect_fd("cls_token" + tag, cls.data(), D, dcls.data(), loss);
+      expect_fd("dist_token" + tag, dist.data(), D, ddist.data(), loss);
+      expect_fd("pos_embed" + tag, pos.data(), (patches_only ? Np : N) * D, dpos.data(), loss);
     }
-    ops::pos_add_backward(op_context(), dx.data(), dpos.data(), dx.data(), B, N, D);
-    ops::cls_prepend_backward(op_context(), dtok.data(), dcls.data(), dx.data(), B, Np, D);
-    const std::string tag = mean ? " (mean pool)" : " (cls pool)";
-    expect_fd("tokens" + tag, tok.data(), B * Np * D, dtok.data(), loss);
-    expect_fd("cls_token" + tag, cls.data(), D, dcls.data(), loss);
-    expect_fd("pos_embed" + tag, pos.data(), N * D, dpos.data(), loss);
   }
+}
+
+TEST_P(OpsFiniteDiff, LayerScaleQkNormQuickGelu) {
+  const int R = 5, D = 8, H = 2;
+  // LayerScale: L = g . (residual + gamma * y).
+  auto res = random_vector(R * D, 31), y = random_vector(R * D, 32), gamma = random_vector(D, 33);
+  auto g = random_vector(R * 3 * D, 34);
+  std::vector<float> out(R * 3 * D), dy(R * D), dgamma(D, 0.0f);
+  auto ls_loss = [&] {
+    ops::scale_add_forward(op_context(), out.data(), res.data(), y.data(), gamma.data(), R, D);
+    return dot(g.data(), out.data(), R * D);
+  };
+  ops::scale_add_backward(op_context(), dy.data(), dgamma.data(), g.data(), y.data(), gamma.data(),
+                          R, D);
+  expect_fd("layer scale dy", y.data(), R * D, dy.data(), ls_loss);
+  expect_fd("layer scale dgamma", gamma.data(), D, dgamma.data(), ls_loss);
+  // In place (inference): out = residual.
+  std::vector<float> inplace = res;
+  ops::scale_add_forward(op_context(), inplace.data(), inplace.data(), y.data(), gamma.data(), R,
+                         D);
+  ls_loss();
+  expect_close("layer scale in place", inplace.data(), out.data(), R * D, 0, 0);
+
+  // qk-norm: L = g . qk_norm(qkv); also in place for inference.
+  const int Dh = D / H;
+  auto qkv = random_vector(R * 3 * D, 35), qw = random_vector(Dh, 36), qb = random_vector(Dh, 37),
+       kw = random_vector(Dh, 38), kb = random_vector(Dh, 39);
+  for (float& v : qkv) v = 3.0f * v + 1.0f;  // rows away from zero mean and unit scale
+  std::vector<float> mean(R * 2 * H), rstd(R * 2 * H), dqkv(R * 3 * D), dqw(Dh, 0.0f),
+      dqb(Dh, 0.0f), dkw(Dh, 0.0f), dkb(Dh, 0.0f);
+  auto qk_loss = [&] {
+    ops::qk_norm_forward(op_context(), out.data(), mean.data(), rstd.data(), qkv.data(), qw.data(),
+                         qb.data(), kw.data(), kb.data(), R, D, H, 1e-6f);
+    return dot(g.data(), out.data(), R * 3 * D);
+  };
+  qk_loss();
+  dqkv = g;  // in place, as the model runs it
+  ops::qk_norm_backward(op_context(), dqkv.data(), dqw.data(), dqb.data(), dkw.data(), dkb.data(),
+                        dqkv.data(), qkv.data(), mean.data(), rstd.data(), qw.data(), kw.data(), R,
+                        D, H);
+  expect_fd("qk_norm dqkv", qkv.data(), R * 3 * D, dqkv.data(), qk_loss);
+  expect_fd("qk_norm dq weight", qw.data(), Dh, dqw.data(), qk_loss);
+  expect_fd("qk_norm dq bias", qb.data(), Dh, dqb.data(), qk_loss);
+  expect_fd("qk_norm dk weight", kw.data(), Dh, dkw.data(), qk_loss);
+  expect_fd("qk_norm dk bias", kb.data(), Dh, dkb.data(), qk_loss);
+  std::vector<float> normed = qkv;
+  ops::qk_norm_forward(op_context(), normed.data(), nullptr, nullptr, normed.data(), qw.data(),
+                       qb.data(), kw.data(), kb.data(), R, D, H, 1e-6f);
+  qk_loss();
+  expect_close("qk_norm in place", normed.data(), out.data(), R * 3 * D, 0, 0);
+
+  // QuickGELU: L = g . qgelu(x); the slope is the backward.
+  auto x = random_vector(R * D, 40);
+  for (float& v : x) v *= 4.0f;
+  std::vector<float> act(R * D), slope(R * D), dx(R * D);
+  auto qg_loss = [&] {
+    ops::quick_gelu_forward(op_context(), act.data(), slope.data(), x.data(), R * D);
+    return dot(g.data(), act.data(), R * D);
+  };
+  qg_loss();
+  for (int i = 0; i < R * D; ++i) dx[i] = g[i] * slope[i];
+  expect_fd("quick_gelu", x.data(), R * D, dx.data(), qg_loss);
 }
 
 TEST_P(OpsFiniteDiff, CrossEntropy) {

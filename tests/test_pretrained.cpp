@@ -85,6 +85,32 @@ TEST(Pretrained, BareTimmStateDictInfersItsShape) {
   expect_logits(logits_for_photo(m), "avg.logits");
 }
 
+// timm's variants, each detected from its tensors (and config.json's architecture for what
+// tensors cannot show: CLIP's LayerNorm eps and QuickGELU), give timm's logits.
+TEST(Pretrained, TimmVariantsGiveTimmsLogits) {
+  LoadedModel dist = load_any_model(fixture("timm/dist"));
+  EXPECT_TRUE(dist.meta.config.dist_token);
+  EXPECT_EQ(dist.meta.config.heads, 2);
+  EXPECT_EQ(dist.meta.config.num_prefix_tokens(), 2);
+  expect_logits(logits_for_photo(dist), "dist.logits");
+
+  LoadedModel clip = load_any_model(fixture("timm/clip"));
+  const Config& c = clip.meta.config;
+  EXPECT_TRUE(c.norm_pre);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.act, Act::kQuickGelu) << "from the architecture's name";
+  EXPECT_FLOAT_EQ(c.ln_eps, 1e-5f) << "CLIP's LayerNorm";
+  EXPECT_DOUBLE_EQ(clip.meta.preprocess.crop_pct, 1.0);
+  expect_logits(logits_for_photo(clip), "clip.logits");
+
+  LoadedModel reg = load_any_model(fixture("timm/reg.safetensors"));
+  EXPECT_EQ(reg.meta.config.reg_tokens, 4);
+  EXPECT_TRUE(reg.meta.config.no_embed_class) << "pos_embed has the 16 patches' rows only";
+  EXPECT_TRUE(reg.meta.config.layer_scale);
+  EXPECT_EQ(reg.meta.config.image_size, 32);
+  expect_logits(logits_for_photo(reg), "reg.logits");
+}
+
 // Position embeddings resampled for another image size as timm's resample_abs_pos_embed does
 // (float32 in torch; the weights here in double): the class token's row kept.
 TEST(Pretrained, PosEmbedResamplesAsTimm) {
@@ -105,7 +131,9 @@ TEST(Pretrained, PosEmbedResamplesAsTimm) {
 // for byte, shape, class names, preprocessing and normalisation, so the same logits.
 TEST(Pretrained, ExportRoundTrips) {
   TempDir dir("export");
-  for (const std::string& source : {fixture("timm/cls"), fixture("timm/avg.safetensors")}) {
+  for (const std::string& source :
+       {fixture("timm/cls"), fixture("timm/avg.safetensors"), fixture("timm/dist"),
+        fixture("timm/clip"), fixture("timm/reg.safetensors")}) {
     LoadedModel a = load_any_model(source);
     const std::string out = dir / fs::path(source).stem().string();
     export_timm(a, out);
@@ -174,10 +202,24 @@ std::string with_tensor(const TempDir& dir, const std::string& name, const std::
 
 TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
   TempDir dir("pretrained");
-  expect_error([&] { load_any_model(with_tensor(dir, "reg.safetensors", "reg_token")); },
-               "'reg_token': register tokens");
+  expect_error(
+      [&] {
+        load_any_model(
+            with_tensor(dir, "rel.safetensors", "blocks.0.attn.relative_position_bias_table"));
+      },
+      "'blocks.0.attn.relative_position_bias_table': relative position biases");
+  expect_error(
+      [&] { load_any_model(with_tensor(dir, "attnpool.safetensors", "attn_pool.latent")); },
+      "an attention-pooling head");
+  // The variants' tensors must be whole and of their shapes.
+  expect_error([&] { load_any_model(with_tensor(dir, "dist.safetensors", "dist_token")); },
+               "DeiT distilled, which also has a class token");
   expect_error([&] { load_any_model(with_tensor(dir, "ls.safetensors", "blocks.0.ls1.gamma")); },
-               "LayerScale");
+               "'blocks.0.ls1.gamma' has shape [1, 1, 64] but the config needs [64]");
+  // A register token beside average pooling: pos_embed's 16 rows are then the patches' alone
+  // (no_embed_class).
+  EXPECT_EQ(load_any_model(with_tensor(dir, "reg.safetensors", "reg_token")).meta.config.reg_tokens,
+            1);
   expect_error(
       [&] { load_any_model(with_tensor(dir, "hf.safetensors", "vit.embeddings.cls_token")); },
       "Hugging Face transformers checkpoint");

@@ -22,10 +22,21 @@ struct TrainResult {
   double loss = 0;
 };
 
-TrainResult train(int threads) {
+// variants: timm's (register and distillation tokens, no_embed_class, LayerScale, norm_pre,
+// qk-norm, QuickGELU), whose ops have their own reductions.
+TrainResult train(int threads, bool variants = false) {
   set_num_threads(threads);
   Config c;  // tiny28's shape, two blocks: big enough that every kernel runs in parallel
   c.depth = 2;
+  if (variants) {
+    c.reg_tokens = 2;
+    c.dist_token = true;
+    c.no_embed_class = true;
+    c.layer_scale = true;
+    c.norm_pre = true;
+    c.qk_norm = true;
+    c.act = Act::kQuickGelu;
+  }
   const int B = 32, K = c.num_classes;
   Model model(c);
   model.init(11);
@@ -90,6 +101,21 @@ TEST(Threads, OneAndTwoThreadsAgreeBitwise) {
   const std::vector<float> single_one = predict_one_image(1), single_two = predict_one_image(2);
   set_num_threads(before);
   EXPECT_TRUE(same(single_one, single_two));
+}
+
+TEST(Threads, TimmVariantsAgreeBitwise) {
+  const int before = num_threads();
+  TrainResult one = train(1, true), three = train(3, true);
+  set_num_threads(before);
+  auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+  };
+  EXPECT_TRUE(same(one.grads, three.grads))
+      << "grads max diff "
+      << compare(one.grads.data(), three.grads.data(), int64_t(one.grads.size()), 0, 0).max_abs;
+  EXPECT_TRUE(same(one.weights, three.weights));
+  EXPECT_TRUE(same(one.predicted, three.predicted));
+  EXPECT_EQ(one.loss, three.loss);
 }
 
 // The trainer's step in micro-batches (batch_gradients), which runs whole micro-batches one per

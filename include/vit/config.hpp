@@ -10,6 +10,7 @@ namespace vit {
 
 enum class PosEmbed { kLearned, kSinCos };
 enum class Pool { kCls, kMean };
+enum class Act { kGelu, kQuickGelu };
 
 // A ViT as timm builds it (pre-norm blocks, fused qkv, GELU MLP, final LayerNorm), on square
 // images. Letters used everywhere: B batch, C channels, P patch, N tokens, D width, H heads,
@@ -29,18 +30,29 @@ struct Config {
   // global_pool='avg', which puts the final LayerNorm after the pooling as `fc_norm`).
   Pool pool = Pool::kCls;
   bool qkv_bias = true;
-  float ln_eps = 1e-6f;  // LayerNorm epsilon (timm's ViTs use 1e-6)
-  // GELU is always the exact (erf) form, as nn.GELU() and timm default to.
+  float ln_eps = 1e-6f;  // LayerNorm epsilon (timm's ViTs use 1e-6, CLIP's 1e-5)
+  // The features of timm's ViT variants (the pretrained models vitcpp reads), all off by default.
+  // The prefix tokens come in timm's order: [cls_token, dist_token, reg_token x reg_tokens].
+  int reg_tokens = 0;       // register tokens (timm reg_tokens: vit_*_reg4_*)
+  bool dist_token = false;  // DeiT's distillation token and head_dist (logits: both heads' mean)
+  bool no_embed_class = false;  // pos_embed covers the patches only, added before the prefix
+  bool layer_scale = false;     // LayerScale ls1 / ls2 (DeiT III, DINOv2)
+  bool norm_pre = false;        // a LayerNorm before the blocks (CLIP image towers)
+  bool qk_norm = false;         // LayerNorm of each head's q and k over Dh
+  Act act = Act::kGelu;         // the MLP's activation: exact (erf) GELU, or CLIP's QuickGELU
 
   // Throws vit::Error naming the first field that makes this configuration impossible.
   void validate() const;
 
   int grid() const { return image_size / patch_size; }  // patches per side
   int num_patches() const { return grid() * grid(); }   // Np
-  int num_prefix_tokens() const { return pool == Pool::kCls ? 1 : 0; }
-  int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
-  int head_dim() const { return dim / heads; }                            // Dh
-  int patch_dim() const { return channels * patch_size * patch_size; }    // C*P*P
+  int num_prefix_tokens() const {
+    return (pool == Pool::kCls ? 1 : 0) + (dist_token ? 1 : 0) + reg_tokens;
+  }
+  int pos_rows() const { return no_embed_class ? num_patches() : num_tokens(); }  // pos_embed's
+  int num_tokens() const { return num_patches() + num_prefix_tokens(); }          // N
+  int head_dim() const { return dim / heads; }                                    // Dh
+  int patch_dim() const { return channels * patch_size * patch_size; }            // C*P*P
 
   // Number of parameters, and forward multiply-adds x 2 for one image (every matmul counted as
   // 2*m*n*k, attention's QK^T and AV included; elementwise work is not counted).
@@ -95,6 +107,39 @@ struct Config {
             .hi_open = true,
             .cli = false},
       c.ln_eps);
+    // The variants' fields: missing from checkpoints written before they existed.
+    v(Field{.name = "reg_tokens",
+            .help = "Register tokens",
+            .lo = 0,
+            .hi = 256,
+            .cli = false,
+            .optional = true},
+      c.reg_tokens);
+    v(Field{.name = "dist_token",
+            .help = "DeiT's distillation token and head",
+            .cli = false,
+            .optional = true},
+      c.dist_token);
+    v(Field{.name = "no_embed_class",
+            .help = "Positions for the patches only",
+            .cli = false,
+            .optional = true},
+      c.no_embed_class);
+    v(Field{.name = "layer_scale", .help = "LayerScale", .cli = false, .optional = true},
+      c.layer_scale);
+    v(Field{.name = "norm_pre",
+            .help = "A LayerNorm before the blocks",
+            .cli = false,
+            .optional = true},
+      c.norm_pre);
+    v(Field{.name = "qk_norm", .help = "LayerNorm of q and k", .cli = false, .optional = true},
+      c.qk_norm);
+    v(Field{.name = "act",
+            .help = "MLP activation",
+            .words = {"gelu", "quick_gelu"},
+            .cli = false,
+            .optional = true},
+      c.act);
   }
 
   bool operator==(const Config&) const = default;
@@ -102,5 +147,6 @@ struct Config {
 
 const char* to_string(PosEmbed p);
 const char* to_string(Pool p);
+const char* to_string(Act a);
 
 }  // namespace vit

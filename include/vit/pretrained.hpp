@@ -4,6 +4,7 @@
 // names. Only local files: nothing is downloaded.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "vit/checkpoint.hpp"
@@ -11,15 +12,26 @@
 
 namespace vit {
 
+// What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
+// width / 64, every timm ViT's head size), the MLP's activation, LayerNorm's eps, and
+// no_embed_class where pos_embed's rows could be read either way.
+struct TimmHints {
+  int heads = 0;
+  Act act = Act::kGelu;
+  float ln_eps = 1e-6f;
+  std::optional<bool> no_embed_class;
+};
+
 // The vitcpp config of a timm VisionTransformer's tensors (timm's names): patch size, channels and
 // width from patch_embed.proj.weight, the image size from pos_embed's grid, the depth from the
 // blocks, the MLP width, qkv bias, class token with `norm` (global_pool token) or none with
-// `fc_norm` (avg), the classes from head.weight; heads = `heads` when > 0, else width / 64 (every
-// timm ViT's head size). A feature the graph does not have (register or distillation tokens,
-// LayerScale, norm_pre, qk_norm, relative positions, SwiGLU, conv stems, attention pooling,
-// average pooling beside a class token), or a Hugging Face transformers checkpoint, is a
+// `fc_norm` (avg), the classes from head.weight, and the variants from their tensors: register
+// tokens (reg_token), DeiT's distillation token (dist_token, head_dist), LayerScale (ls1.gamma),
+// norm_pre, qk_norm (attn.q_norm), and no_embed_class from pos_embed's rows. A feature the graph
+// does not have (relative positions, SwiGLU, conv stems, attention pooling, average pooling beside
+// a class token), a model without a head, or a Hugging Face transformers checkpoint, is a
 // vit::Error naming the tensor and the feature.
-Config timm_config(const SafetensorsReader& file, int heads = 0);
+Config timm_config(const SafetensorsReader& file, const TimmHints& hints = {});
 
 // A named timm architecture (`--arch`, vit::preset_arch): its shape, and the normalisation and
 // preprocessing its pretrained weights expect when a file does not say.
@@ -31,7 +43,8 @@ struct TimmArch {
 };
 
 // A timm model folder (config.json + model.safetensors) or a bare timm .safetensors. From
-// config.json: num_classes, global_pool, model_args.num_heads, label_names (or id2label) and
+// config.json: num_classes, global_pool, model_args.num_heads, .no_embed_class and .act_layer, the
+// architecture's name (CLIP's LayerNorm eps 1e-5, QuickGELU), label_names (or id2label) and
 // pretrained_cfg's input_size, mean, std, crop_pct, crop_mode and interpolation, each checked
 // against the tensors; a bare file gets timm's ViT defaults (mean and std 0.5, crop_pct 0.9,
 // bicubic). 1,000 classes without names are ImageNet's. A folder with only pytorch_model.bin is

@@ -33,14 +33,6 @@ struct Unsupported {
   const char* feature;
 };
 constexpr Unsupported kUnsupported[] = {
-    {"reg_token", "register tokens (vit_*_reg*)"},
-    {"dist_token", "the distillation token (DeiT distilled)"},
-    {"head_dist", "the distillation head (DeiT distilled)"},
-    {".ls1.", "LayerScale (DeiT III, DINOv2)"},
-    {".ls2.", "LayerScale (DeiT III, DINOv2)"},
-    {"norm_pre", "norm_pre (CLIP image towers)"},
-    {".q_norm.", "qk_norm"},
-    {".k_norm.", "qk_norm"},
     {"relative_position", "relative position biases"},
     {"rel_pos", "relative position biases"},
     {"attn_pool", "an attention-pooling head"},
@@ -176,7 +168,7 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
 
 }  // namespace
 
-Config timm_config(const SafetensorsReader& f, int heads) {
+Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   const std::string& path = f.path();
   for (const TensorInfo& t : f.tensors()) {
     VIT_CHECK(!t.name.starts_with("vit.") && !t.name.starts_with("embeddings."),
@@ -212,15 +204,58 @@ Config timm_config(const SafetensorsReader& f, int heads) {
   c.pool = cls ? Pool::kCls : Pool::kMean;
   c.pos_embed = PosEmbed::kLearned;
   if (cls) need(f, "cls_token", 3);
+  // The variants, each from its tensors.
+  auto token_rows = [&](const char* name) {
+    const TensorInfo& t = need(f, name, 3);
+    VIT_CHECK(t.shape[0] == 1 && t.shape[2] == c.dim, "'" + path + "': " + name + " " +
+                                                          shape_text(t.shape) + " is not [1, n, " +
+                                                          std::to_string(c.dim) + "]");
+    return t.shape[1];
+  };
+  if (cls) {
+    VIT_CHECK(token_rows("cls_token") == 1, "'" + path + "': cls_token must be one row");
+  }
+  if (f.contains("dist_token")) {
+    VIT_CHECK(cls && token_rows("dist_token") == 1 && f.contains("head_dist.weight") &&
+                  f.contains("head_dist.bias"),
+              "'" + path +
+                  "' has dist_token: DeiT distilled, which also has a class token, one "
+                  "dist_token row and head_dist.weight / .bias");
+    c.dist_token = true;
+  }
+  VIT_CHECK(c.dist_token || !f.contains("head_dist.weight"),
+            "'" + path + "' has head_dist.weight but no dist_token");
+  if (f.contains("reg_token")) {
+    const int64_t r = token_rows("reg_token");
+    VIT_CHECK(r <= 256, "'" + path + "': " + std::to_string(r) + " register tokens is too many");
+    c.reg_tokens = int(r);
+  }
+  c.layer_scale = f.contains("blocks.0.ls1.gamma");
+  c.norm_pre = f.contains("norm_pre.weight");
+  c.qk_norm = f.contains("blocks.0.attn.q_norm.weight");
+  c.act = hints.act;
+  c.ln_eps = hints.ln_eps;
+  // pos_embed: a square grid of patches, after the prefix tokens' rows unless no_embed_class
+  // (then the patches' alone). The rows decide, or the hint where both readings are squares.
   const TensorInfo& pos = need(f, "pos_embed", 3);
-  const int64_t patches = pos.shape[1] - (cls ? 1 : 0);
-  const int grid = int(std::lround(std::sqrt(double(std::max<int64_t>(patches, 0)))));
-  VIT_CHECK(
-      pos.shape[0] == 1 && pos.shape[2] == c.dim && patches >= 1 && int64_t(grid) * grid == patches,
-      "'" + path + "': pos_embed " + shape_text(pos.shape) +
-          " is not a square grid of patches (plus the class token's row) of width " +
-          std::to_string(c.dim) +
-          " (timm's no_embed_class, dynamic sizes and non-square images are not read)");
+  const int F = c.num_prefix_tokens();
+  auto grid_of = [](int64_t n) {
+    const int64_t g = n >= 1 ? std::llround(std::sqrt(double(n))) : 0;
+    return g >= 1 && g * g == n ? int(g) : 0;
+  };
+  const int with_prefix = grid_of(pos.shape[1] - F),
+            patches_only = F > 0 ? grid_of(pos.shape[1]) : 0;
+  if (hints.no_embed_class) {
+    c.no_embed_class = *hints.no_embed_class && F > 0;
+  } else {
+    c.no_embed_class = with_prefix == 0 && patches_only > 0;
+  }
+  const int grid = c.no_embed_class ? patches_only : with_prefix;
+  VIT_CHECK(pos.shape[0] == 1 && pos.shape[2] == c.dim && grid >= 1,
+            "'" + path + "': pos_embed " + shape_text(pos.shape) +
+                " is not a square grid of patches (after " + std::to_string(F) +
+                " prefix token rows, or without them: no_embed_class) of width " +
+                std::to_string(c.dim) + " (dynamic sizes and non-square images are not read)");
   c.image_size = grid * c.patch_size;
   int depth = 0;
   while (f.contains("blocks." + std::to_string(depth) + ".norm1.weight")) ++depth;
@@ -230,9 +265,10 @@ Config timm_config(const SafetensorsReader& f, int heads) {
   c.qkv_bias = f.contains("blocks.0.attn.qkv.bias");
   VIT_CHECK(f.contains("head.weight"),
             "'" + path +
-                "' has no head.weight: a model without a classifier head (features only); "
-                "vitcpp runs classifiers");
+                "' has no head.weight: a model without a classifier head (features only, as "
+                "timm's DINOv2 and CLIP towers); vitcpp runs classifiers");
   c.num_classes = int(need(f, "head.weight", 2).shape[0]);
+  int heads = hints.heads;
   if (heads <= 0) {
     VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
                                    " is not a multiple of 64, so the number of heads cannot be "
@@ -240,7 +276,6 @@ Config timm_config(const SafetensorsReader& f, int heads) {
     heads = c.dim / 64;
   }
   c.heads = heads;
-  c.ln_eps = 1e-6f;
   try {
     c.validate();
   } catch (const Error& e) {
@@ -281,17 +316,46 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
     config = read_json((dir / "config.json").string());
   }
   const SafetensorsReader f(weights);
-  int heads = 0;
-  if (config.is_object() && config.contains("model_args") && config["model_args"].is_object() &&
-      config["model_args"].contains("num_heads")) {
-    const auto& h = config["model_args"]["num_heads"];
-    VIT_CHECK(h.is_number_integer() && h.get<int64_t>() >= 1 && h.get<int64_t>() <= 4096,
-              "'" + path + "': model_args.num_heads must be a positive integer");
-    heads = h.get<int>();
+  TimmHints hints;
+  if (arch) {
+    hints.heads = arch->config.heads;
+    hints.act = arch->config.act;
+    hints.ln_eps = arch->config.ln_eps;
+    hints.no_embed_class = arch->config.no_embed_class;
   }
-  if (arch && heads == 0) heads = arch->config.heads;
+  if (config.is_object()) {
+    std::string name;
+    if (config.contains("architecture") && config["architecture"].is_string()) {
+      name = config["architecture"].get<std::string>();
+    }
+    // timm's CLIP towers use LayerNorm eps 1e-5 (their norm_layer, which config.json cannot
+    // say), and the *_quickgelu_* ones QuickGELU.
+    if (name.find("_clip_") != std::string::npos) hints.ln_eps = 1e-5f;
+    if (name.find("quickgelu") != std::string::npos) hints.act = Act::kQuickGelu;
+    if (config.contains("model_args") && config["model_args"].is_object()) {
+      const nlohmann::json& a = config["model_args"];
+      if (a.contains("num_heads")) {
+        const auto& h = a["num_heads"];
+        VIT_CHECK(h.is_number_integer() && h.get<int64_t>() >= 1 && h.get<int64_t>() <= 4096,
+                  "'" + path + "': model_args.num_heads must be a positive integer");
+        hints.heads = h.get<int>();
+      }
+      if (a.contains("no_embed_class")) {
+        VIT_CHECK(a["no_embed_class"].is_boolean(),
+                  "'" + path + "': model_args.no_embed_class must be true or false");
+        hints.no_embed_class = a["no_embed_class"].get<bool>();
+      }
+      if (a.contains("act_layer")) {
+        const auto& act = a["act_layer"];
+        VIT_CHECK(act.is_string() && (act == "gelu" || act == "quick_gelu"),
+                  "'" + path + "': model_args.act_layer " + act.dump() +
+                      " is not an activation vitcpp has (gelu, quick_gelu)");
+        hints.act = act == "gelu" ? Act::kGelu : Act::kQuickGelu;
+      }
+    }
+  }
   ModelMeta meta;
-  meta.config = timm_config(f, heads);
+  meta.config = timm_config(f, hints);
   timm_vit_defaults(meta);
   if (arch) {
     Config want = arch->config;
@@ -341,14 +405,24 @@ void resample_pos_embed(const float* in, int prefix, int g_old, int g_new, int D
 
 void export_timm(LoadedModel& m, const std::string& dir) {
   const Config& c = m.meta.config;
-  VIT_CHECK(c.ln_eps == 1e-6f, "timm's ViTs use LayerNorm eps 1e-6; this model has " +
-                                   std::to_string(c.ln_eps) + ", which config.json cannot say");
+  // The architecture timm rebuilds the model from (model_args then give the shape): DeiT's
+  // distilled class for a distillation token, a CLIP tower for LayerNorm eps 1e-5 (timm's CLIP
+  // norm_layer; config.json cannot name an eps), else the plain VisionTransformer.
+  const bool clip = c.ln_eps == 1e-5f;
+  VIT_CHECK(c.ln_eps == 1e-6f || (clip && !c.dist_token),
+            "timm's ViTs use LayerNorm eps 1e-6 (CLIP's 1e-5, without a distillation token); this "
+            "model has " +
+                std::to_string(c.ln_eps) + ", which config.json cannot say");
   const double ratio = double(c.mlp_dim) / c.dim;
   VIT_CHECK(int(c.dim * ratio) == c.mlp_dim,
             "the MLP width " + std::to_string(c.mlp_dim) + " is no mlp_ratio timm can rebuild");
   const bool token = c.pool == Pool::kCls;
+  const bool quick = c.act == Act::kQuickGelu;
   nlohmann::ordered_json j;
-  j["architecture"] = "vit_base_patch16_224";  // rebuilt to this shape by model_args
+  j["architecture"] =
+      c.dist_token ? "deit_base_distilled_patch16_224"
+      : clip       ? (quick ? "vit_base_patch16_clip_quickgelu_224" : "vit_base_patch16_clip_224")
+                   : "vit_base_patch16_224";
   j["num_classes"] = c.num_classes;
   j["num_features"] = c.dim;
   j["global_pool"] = token ? "token" : "avg";
@@ -363,7 +437,14 @@ void export_timm(LoadedModel& m, const std::string& dir) {
                      {"mlp_ratio", ratio},
                      {"qkv_bias", c.qkv_bias},
                      {"class_token", token},
-                     {"global_pool", token ? "token" : "avg"}};
+                     {"global_pool", token ? "token" : "avg"},
+                     {"reg_tokens", c.reg_tokens},
+                     {"no_embed_class", c.no_embed_class},
+                     {"pre_norm", c.norm_pre},
+                     {"qk_norm", c.qk_norm}};
+  // LayerScale exists in timm when init_values is set; the file's gammas replace the value.
+  if (c.layer_scale) j["model_args"]["init_values"] = 1e-5;
+  if (quick && !clip) j["model_args"]["act_layer"] = "quick_gelu";
   const Preprocess& p = m.meta.preprocess;
   const nlohmann::ordered_json pre = nlohmann::ordered_json::parse(p.to_json());
   j["pretrained_cfg"] = {{"input_size", {c.channels, c.image_size, c.image_size}},

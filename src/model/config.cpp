@@ -28,6 +28,8 @@ void Config::validate() const {
             "config: `heads` must be in [1, dim] (got " + std::to_string(heads) + ")");
   VIT_CHECK(dim % heads == 0, "config: dim " + std::to_string(dim) + " is not divisible by heads " +
                                   std::to_string(heads) + "; each head needs dim/heads features");
+  VIT_CHECK(!dist_token || pool == Pool::kCls,
+            "config: a distillation token (DeiT distilled) needs the class token: pool cls");
   // Products used as buffer sizes and loop bounds must stay well inside int32.
   const int64_t g = image_size / patch_size;
   const int64_t tokens = g * g + num_prefix_tokens();
@@ -40,14 +42,17 @@ void Config::validate() const {
 
 int64_t Config::num_params() const {
   const int64_t D = dim, M = mlp_dim, K = num_classes;
-  int64_t n = int64_t(patch_dim()) * D + D;                               // patch_embed.proj
-  n += int64_t(num_tokens()) * D + num_prefix_tokens() * D;               // pos_embed, cls_token
+  int64_t n = int64_t(patch_dim()) * D + D;                // patch_embed.proj
+  n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;  // pos_embed, cls/dist/reg tokens
+  if (norm_pre) n += 2 * D;
   const int64_t block = 2 * D                                             // norm1
                         + 3 * D * D + (qkv_bias ? 3 * D : 0) + D * D + D  // attn
+                        + (qk_norm ? 4 * int64_t(head_dim()) : 0)         // q_norm, k_norm
                         + 2 * D                                           // norm2
-                        + M * D + M + D * M + D;                          // mlp
+                        + M * D + M + D * M + D                           // mlp
+                        + (layer_scale ? 2 * D : 0);                      // ls1, ls2
   n += depth * block;
-  n += 2 * D + K * D + K;  // final norm, head
+  n += 2 * D + (dist_token ? 2 : 1) * (K * D + K);  // final norm, head (and head_dist)
   return n;
 }
 
@@ -59,12 +64,15 @@ int64_t Config::forward_flops() const {
                         + 2 * N * D * D                      // proj
                         + 2 * N * D * M * 2;                 // fc1, fc2
   f += depth * block;
-  f += 2 * D * num_classes;  // head
+  f += (dist_token ? 2 : 1) * 2 * D * num_classes;  // head (and head_dist)
   return f;
 }
 
 const char* to_string(PosEmbed p) {
   return p == PosEmbed::kLearned ? "learned" : "sincos";
+}
+const char* to_string(Act a) {
+  return a == Act::kGelu ? "gelu" : "quick_gelu";
 }
 const char* to_string(Pool p) {
   return p == Pool::kCls ? "cls" : "mean";

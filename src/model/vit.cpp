@@ -4,16 +4,23 @@
 // reverse, by hand).
 //
 // The forward, per image batch (shapes with B batch, N tokens, D width, M MLP width):
-//   x0 = pos_embed + [cls_token;] patch_embed(images)                      [B, N, D]
-//   for each block l:  xmid = x_l + proj(attention(qkv(norm1(x_l))))
-//                      x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
-//   pooled = x_L[:, 0] (cls) or mean_N(x_L) (mean);  logits = head(norm(pooled))  [B, K]
+//   x0 = pos_embed + [prefix;] patch_embed(images)                         [B, N, D]
+//        (prefix: cls_token, dist_token, reg_token rows, those present; with no_embed_class the
+//        positions are added to the patches before the prefix is prepended)
+//   x0 = norm_pre(x0)                                                      (CLIP only)
+//   for each block l:  xmid = x_l + ls1 * proj(attention(qkv(norm1(x_l))))
+//                      x_l+1 = xmid + ls2 * fc2(act(fc1(norm2(xmid))))
+//        (ls1, ls2: LayerScale, else 1; attention's q and k LayerNormed per head with qk_norm;
+//        act GELU or QuickGELU)
+//   pooled = x_L[:, 0] (cls) or mean of x_L's patch tokens (mean);  logits = head(norm(pooled))
+//        DeiT distilled: logits = (head(norm(x_L[:, 0])) + head_dist(norm(x_L[:, 1]))) / 2
 // (For cls pooling timm normalises every token and then takes token 0; LayerNorm is per token,
 // so normalising token 0 alone gives the same logits.)
 #include "vit/model.hpp"
 
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -33,11 +40,16 @@ namespace {
 
 constexpr size_t kNone = std::numeric_limits<size_t>::max();
 
+// LayerScale's initial gamma when a model starts from scratch (timm's init_values: 1e-5 for
+// DINOv2, 1e-6 for DeiT III's smaller models); pretrained models bring theirs.
+constexpr float kLayerScaleInit = 1e-5f;
+
 // Offsets of one block's parameters in the parameter arena (the gradient arena has the same
-// layout). kNone marks an absent tensor (qkv bias when qkv_bias is false).
+// layout). kNone marks an absent tensor (qkv bias when qkv_bias is false, the variants' tensors).
 struct BlockOffsets {
   size_t norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b, fc2_w,
       fc2_b;
+  size_t qn_w = kNone, qn_b = kNone, kn_w = kNone, kn_b = kNone, ls1 = kNone, ls2 = kNone;
 };
 
 // One block's buffers: in training, what it saves for its backward; in inference, what it works
@@ -45,6 +57,10 @@ struct BlockOffsets {
 struct BlockActs {
   // g: the GELU's output (fc2's input); slope: GELU' at fc1's output h, which is not kept.
   float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *g, *slope;
+  // qk_norm: the projection before the norm and the heads' statistics [B*N, 2H] (training).
+  float *qkv_raw = nullptr, *qk_mean = nullptr, *qk_rstd = nullptr;
+  // LayerScale: proj's and fc2's outputs before the scale.
+  float *y1 = nullptr, *y2 = nullptr;
 };
 
 // Where one forward of the network (forward_graph) reads and writes, planned by plan_forward for
@@ -53,10 +69,14 @@ struct ForwardBuffers {
   float* cols = nullptr;     // [B*Np, C*P*P]
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
   float* emb = nullptr;      // [B, N, D]: every token's embedding with patch dropout (training)
-  std::vector<float*> x;     // depth + 1 residual-stream states [B, N, D] (inference: one)
+  // norm_pre: its input [B, N, D] and statistics [B*N] (training).
+  float *prex = nullptr, *pre_mean = nullptr, *pre_rstd = nullptr;
+  std::vector<float*> x;  // depth + 1 residual-stream states [B, N, D] (inference: one)
   std::vector<BlockActs> blocks;
+  // pooled, normed [T, B, D] and pool_mean, pool_rstd [T*B]: T = 2 pooled tokens for DeiT
+  // distilled, else 1; logits_dist [B, K] its second head's.
   float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
-        *logits = nullptr;
+        *logits = nullptr, *logits_dist = nullptr;
 };
 
 // One set of training activations and gradient scratch, for batches of up to `capacity` images.
@@ -69,7 +89,7 @@ struct Lane {
   ForwardBuffers fwd;
   // Gradient scratch, shared by all blocks (dx also holds fwd.emb during the forward).
   float *dx = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr, *dpooled = nullptr,
-        *dnormed = nullptr, *dpatches = nullptr;
+        *dnormed = nullptr, *dpatches = nullptr, *dhalf = nullptr;
 };
 
 }  // namespace
@@ -80,9 +100,11 @@ struct detail::ModelImpl {
   std::unordered_map<std::string, size_t> index;
   Arena weights, grads;
 
-  size_t cls = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
+  size_t cls = kNone, dist = kNone, reg = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
+  size_t pre_w = kNone, pre_b = kNone;
   std::vector<BlockOffsets> blocks;
   size_t norm_w = kNone, norm_b = kNone, head_w = kNone, head_b = kNone;
+  size_t head_dist_w = kNone, head_dist_b = kNone;
 
   // Training activations: the model's own (forward/backward), sized for max_batch, and the lanes
   // of parallel micro-batches with their gradient buffers (enable_lanes).
@@ -133,10 +155,17 @@ void plan_parameters(Impl& m, const Config& cfg) {
   const int64_t D = cfg.dim, M = cfg.mlp_dim, K = cfg.num_classes;
   const bool learned = cfg.pos_embed == PosEmbed::kLearned;
   if (cfg.pool == Pool::kCls) m.cls = m.add_param("cls_token", {1, 1, D}, false);
-  m.pos = m.add_param("pos_embed", {1, cfg.num_tokens(), D}, false, learned);
+  if (cfg.dist_token) m.dist = m.add_param("dist_token", {1, 1, D}, false);
+  if (cfg.reg_tokens > 0) m.reg = m.add_param("reg_token", {1, cfg.reg_tokens, D}, false);
+  m.pos = m.add_param("pos_embed", {1, cfg.pos_rows(), D}, false, learned);
   m.patch_w = m.add_param("patch_embed.proj.weight",
                           {D, cfg.channels, cfg.patch_size, cfg.patch_size}, true);
   m.patch_b = m.add_param("patch_embed.proj.bias", {D}, false);
+  if (cfg.norm_pre) {
+    m.pre_w = m.add_param("norm_pre.weight", {D}, false);
+    m.pre_b = m.add_param("norm_pre.bias", {D}, false);
+  }
+  const int64_t Dh = cfg.head_dim();
   for (int l = 0; l < cfg.depth; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".";
     BlockOffsets b;
@@ -144,14 +173,22 @@ void plan_parameters(Impl& m, const Config& cfg) {
     b.norm1_b = m.add_param(p + "norm1.bias", {D}, false);
     b.qkv_w = m.add_param(p + "attn.qkv.weight", {3 * D, D}, true);
     b.qkv_b = cfg.qkv_bias ? m.add_param(p + "attn.qkv.bias", {3 * D}, false) : kNone;
+    if (cfg.qk_norm) {
+      b.qn_w = m.add_param(p + "attn.q_norm.weight", {Dh}, false);
+      b.qn_b = m.add_param(p + "attn.q_norm.bias", {Dh}, false);
+      b.kn_w = m.add_param(p + "attn.k_norm.weight", {Dh}, false);
+      b.kn_b = m.add_param(p + "attn.k_norm.bias", {Dh}, false);
+    }
     b.proj_w = m.add_param(p + "attn.proj.weight", {D, D}, true);
     b.proj_b = m.add_param(p + "attn.proj.bias", {D}, false);
+    if (cfg.layer_scale) b.ls1 = m.add_param(p + "ls1.gamma", {D}, false);
     b.norm2_w = m.add_param(p + "norm2.weight", {D}, false);
     b.norm2_b = m.add_param(p + "norm2.bias", {D}, false);
     b.fc1_w = m.add_param(p + "mlp.fc1.weight", {M, D}, true);
     b.fc1_b = m.add_param(p + "mlp.fc1.bias", {M}, false);
     b.fc2_w = m.add_param(p + "mlp.fc2.weight", {D, M}, true);
     b.fc2_b = m.add_param(p + "mlp.fc2.bias", {D}, false);
+    if (cfg.layer_scale) b.ls2 = m.add_param(p + "ls2.gamma", {D}, false);
     m.blocks.push_back(b);
   }
   // timm: the final LayerNorm is `norm` (on the tokens) for token pooling and `fc_norm` (after
@@ -161,6 +198,10 @@ void plan_parameters(Impl& m, const Config& cfg) {
   m.norm_b = m.add_param(norm + ".bias", {D}, false);
   m.head_w = m.add_param("head.weight", {K, D}, true);
   m.head_b = m.add_param("head.bias", {K}, false);
+  if (cfg.dist_token) {
+    m.head_dist_w = m.add_param("head_dist.weight", {K, D}, true);
+    m.head_dist_b = m.add_param("head_dist.bias", {K}, false);
+  }
 }
 
 }  // namespace
@@ -246,9 +287,10 @@ void Model::init(uint64_t seed, const InitOptions& options) {
     float* w = m.W(p.offset);
     // One stream per tensor: a tensor's values do not depend on which tensors precede it.
     Rng rng(seed, i);
-    const bool is_norm_weight = p.name.ends_with("norm1.weight") ||
-                                p.name.ends_with("norm2.weight") || p.name == "norm.weight" ||
-                                p.name == "fc_norm.weight";
+    const bool is_norm_weight =
+        p.name.ends_with("norm1.weight") || p.name.ends_with("norm2.weight") ||
+        p.name == "norm.weight" || p.name == "fc_norm.weight" || p.name == "norm_pre.weight" ||
+        p.name.ends_with("q_norm.weight") || p.name.ends_with("k_norm.weight");
     // kTorch: a layer's weight (decayed) or bias, uniform in +-1/sqrt(the weight's fan_in).
     const std::string weight_name =
         p.name.ends_with(".bias") ? p.name.substr(0, p.name.size() - 5) + ".weight" : p.name;
@@ -261,10 +303,14 @@ void Model::init(uint64_t seed, const InitOptions& options) {
       const double bound = 1.0 / std::sqrt(double(wp.numel / wp.shape[0]));
       for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
     } else if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
-      ops::sincos_table(ops::Context{}, w, m.cfg.num_tokens(), m.cfg.dim);
+      ops::sincos_table(ops::Context{}, w, m.cfg.pos_rows(), m.cfg.dim);
     } else if (is_norm_weight) {
       std::fill(w, w + p.numel, 1.0f);
-    } else if (p.decay || p.offset == m.cls || p.offset == m.pos) {
+    } else if (p.name.ends_with(".gamma")) {
+      std::fill(w, w + p.numel, kLayerScaleInit);
+    } else if (p.offset == m.reg) {  // timm: normal(0, 1e-6)
+      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(1e-6 * rng.normal());
+    } else if (p.decay || p.offset == m.cls || p.offset == m.dist || p.offset == m.pos) {
       const double std = p.name.ends_with("attn.qkv.weight") ? qkv_std : 0.02;
       for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(std));
     } else {
@@ -312,11 +358,17 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   auto saved = [&](float** ptr, int64_t n) {  // read by the backward alone
     if (training) p.plan(ptr, n);
   };
+  const int64_t T = c.dist_token ? 2 : 1;  // pooled tokens
   F = ForwardBuffers{};
   F.x.assign(c.depth + 1, nullptr);
   F.blocks.assign(c.depth, BlockActs{});
   p.plan(&F.cols, B * Np * c.patch_dim());
-  if (c.pool == Pool::kCls) p.plan(&F.patches, B * Np * D);
+  if (c.num_prefix_tokens() > 0) p.plan(&F.patches, B * Np * D);
+  if (c.norm_pre) {
+    p.plan(&F.prex, BND);
+    saved(&F.pre_mean, BN);
+    saved(&F.pre_rstd, BN);
+  }
   const size_t x0 = p.plan(&F.x[0], BND);
   for (int l = 1; l <= c.depth; ++l) {
     if (training) p.plan(&F.x[l], BND);
@@ -327,8 +379,21 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
     saved(&s.mean1, BN);
     saved(&s.rstd1, BN);
     p.plan(&s.qkv, 3 * BND);
+    if (c.qk_norm) {  // inference normalises q and k in place
+      saved(&s.qkv_raw, 3 * BND);
+      saved(&s.qk_mean, 2 * BN * H);
+      saved(&s.qk_rstd, 2 * BN * H);
+    }
     saved(&s.att, B * H * N * N);
     p.plan(&s.attn, BND);
+    if (c.layer_scale) {
+      const size_t y1 = p.plan(&s.y1, BND);
+      if (training) {
+        p.plan(&s.y2, BND);
+      } else {
+        p.alias(&s.y2, y1);
+      }
+    }
     if (training) {
       p.plan(&s.xmid, BND);
       p.plan(&s.ln2, BND);
@@ -341,11 +406,12 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
     p.plan(&s.g, BN * M);
     saved(&s.slope, BN * M);
   }
-  p.plan(&F.pooled, B * D);
-  saved(&F.pool_mean, B);
-  saved(&F.pool_rstd, B);
-  p.plan(&F.normed, B * D);
+  p.plan(&F.pooled, T * B * D);
+  saved(&F.pool_mean, T * B);
+  saved(&F.pool_rstd, T * B);
+  p.plan(&F.normed, T * B * D);
   if (training) p.plan(&F.logits, B * K);  // inference writes into the caller's array
+  if (c.dist_token) p.plan(&F.logits_dist, B * K);
 }
 
 // After allocation: an inference plan's blocks share the first block's buffers.
@@ -360,15 +426,16 @@ void finish_forward(ForwardBuffers& F) {
 // only: nothing is allocated).
 void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
   const int64_t BND = B * c.num_tokens() * c.dim, BN = B * c.num_tokens();
-  const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim;
+  const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim, T = c.dist_token ? 2 : 1;
   plan_forward(c, B, Pass::kTraining, p, L.fwd);
   p.plan(&L.dx, BND);
   p.plan(&L.dln, BND);
   p.plan(&L.dqkv, 3 * BND);
   p.plan(&L.dg, BN * M);
-  p.plan(&L.dpooled, B * D);
-  p.plan(&L.dnormed, B * D);
-  if (c.pool == Pool::kCls) p.plan(&L.dpatches, B * Np * D);
+  p.plan(&L.dpooled, T * B * D);
+  p.plan(&L.dnormed, T * B * D);
+  if (c.num_prefix_tokens() > 0) p.plan(&L.dpatches, B * Np * D);
+  if (c.dist_token) p.plan(&L.dhalf, B * c.num_classes);
 }
 
 // Allocates lane L's activations for batches of up to B images.
@@ -396,6 +463,20 @@ int block_tokens(const Config& c, const Lane& L) {
   return L.num_keep ? c.num_prefix_tokens() + L.num_keep : c.num_tokens();
 }
 
+// The rows of the prefix tokens (cls_token, dist_token, reg_token's) in base, the parameter arena
+// or a gradient arena of its layout; on the stack, as a step allocates nothing.
+constexpr int kMaxPrefix = 2 + 256;  // Config: reg_tokens <= 256
+template <class Float>
+std::array<Float*, kMaxPrefix> prefix_rows(const Impl& m, Float* base) {
+  std::array<Float*, kMaxPrefix> rows{};
+  int n = 0;
+  if (m.cls != kNone) rows[size_t(n++)] = base + m.cls;
+  if (m.dist != kNone) rows[size_t(n++)] = base + m.dist;
+  for (int r = 0; r < m.cfg.reg_tokens; ++r)
+    rows[size_t(n++)] = base + m.reg + size_t(r) * m.cfg.dim;
+  return rows;
+}
+
 // The network's forward, written once: images [B, C, S, S] to logits F.logits [B, K], in the
 // buffers F that plan_forward laid out for training (each block's activations saved for the
 // backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
@@ -411,15 +492,23 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   auto W = [&](size_t off) { return m.weights.at(off); };
 
   // With patch dropout the embedding of every token is built in F.emb and the kept ones are
-  // copied to x0.
-  float* x0 = F.x[0];
+  // copied to x0 (with norm_pre, its input F.prex).
+  float* x0 = c.norm_pre ? F.prex : F.x[0];
   float* emb = keep ? F.emb : x0;
-  float* pe = c.pool == Pool::kCls ? F.patches : emb;
+  float* pe = F0 > 0 ? F.patches : emb;
   ops::patch_embed_forward(ctx, pe, F.cols, images, W(m.patch_w), W(m.patch_b), B, c.channels,
                            c.image_size, c.patch_size, D);
-  if (c.pool == Pool::kCls) ops::cls_prepend_forward(ctx, emb, pe, W(m.cls), B, Np, D);
-  ops::pos_add_forward(ctx, emb, emb, W(m.pos), B, c.num_tokens(), D);
+  if (c.no_embed_class) ops::pos_add_forward(ctx, pe, pe, W(m.pos), B, Np, D);
+  if (F0 > 0) {
+    const auto rows = prefix_rows(m, m.weights.data());
+    ops::prefix_prepend_forward(ctx, emb, pe, rows.data(), B, F0, Np, D);
+  }
+  if (!c.no_embed_class) ops::pos_add_forward(ctx, emb, emb, W(m.pos), B, c.num_tokens(), D);
   if (keep) ops::token_keep_forward(ctx, x0, emb, keep, B, F0, Np, num_keep, D);
+  if (c.norm_pre) {
+    ops::layernorm_forward(ctx, F.x[0], F.pre_mean, F.pre_rstd, x0, W(m.pre_w), W(m.pre_b), BN, D,
+                           c.ln_eps);
+  }
 
   // Each residual add and the LayerNorm after it run in the epilogue of the linear layer before
   // them (proj: xmid and norm2; fc2: x_l+1 and the next block's norm1); block 0's norm1 runs
@@ -427,19 +516,39 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   if (c.depth > 0) {
     const BlockOffsets& p = m.blocks[0];
     BlockActs& s = F.blocks[0];
-    ops::layernorm_forward(ctx, s.ln1, s.mean1, s.rstd1, x0, W(p.norm1_w), W(p.norm1_b), BN, D,
+    ops::layernorm_forward(ctx, s.ln1, s.mean1, s.rstd1, F.x[0], W(p.norm1_w), W(p.norm1_b), BN, D,
                            c.ln_eps);
   }
+  // LayerScale unfuses the residual joins: linear, then the scaled add, then the LayerNorm.
   for (int l = 0; l < c.depth; ++l) {
     const BlockOffsets& p = m.blocks[l];
     BlockActs& s = F.blocks[l];
-    ops::linear_forward(ctx, s.qkv, s.ln1, W(p.qkv_w), p.qkv_b == kNone ? nullptr : W(p.qkv_b), BN,
-                        D, 3 * D);
+    const float* qkv_b = p.qkv_b == kNone ? nullptr : W(p.qkv_b);
+    if (c.qk_norm) {
+      float* raw = s.qkv_raw ? s.qkv_raw : s.qkv;  // inference: in place
+      ops::linear_forward(ctx, raw, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
+      ops::qk_norm_forward(ctx, s.qkv, s.qk_mean, s.qk_rstd, raw, W(p.qn_w), W(p.qn_b), W(p.kn_w),
+                           W(p.kn_b), BN, D, H, c.ln_eps);
+    } else {
+      ops::linear_forward(ctx, s.qkv, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
+    }
     ops::attention_forward(ctx, s.attn, s.att, s.qkv, B, N, D, H);
-    ops::linear_residual_norm_forward(ctx, s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, W(p.proj_w),
-                                      W(p.proj_b), F.x[l], W(p.norm2_w), W(p.norm2_b), BN, D, D,
-                                      c.ln_eps);
-    ops::linear_gelu_forward(ctx, s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
+    if (c.layer_scale) {
+      ops::linear_forward(ctx, s.y1, s.attn, W(p.proj_w), W(p.proj_b), BN, D, D);
+      ops::scale_add_forward(ctx, s.xmid, F.x[l], s.y1, W(p.ls1), BN, D);
+      ops::layernorm_forward(ctx, s.ln2, s.mean2, s.rstd2, s.xmid, W(p.norm2_w), W(p.norm2_b), BN,
+                             D, c.ln_eps);
+    } else {
+      ops::linear_residual_norm_forward(ctx, s.xmid, s.ln2, s.mean2, s.rstd2, s.attn, W(p.proj_w),
+                                        W(p.proj_b), F.x[l], W(p.norm2_w), W(p.norm2_b), BN, D, D,
+                                        c.ln_eps);
+    }
+    if (c.act == Act::kGelu) {
+      ops::linear_gelu_forward(ctx, s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
+    } else {
+      ops::linear_forward(ctx, s.g, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
+      ops::quick_gelu_forward(ctx, s.g, s.slope, s.g, BN * M);
+    }
     BlockActs next{};  // the next block's norm1 outputs (none after the last block)
     const float *norm_w = nullptr, *norm_b = nullptr;
     if (l + 1 < c.depth) {
@@ -447,20 +556,36 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
       norm_w = W(m.blocks[l + 1].norm1_w);
       norm_b = W(m.blocks[l + 1].norm1_b);
     }
-    ops::linear_residual_norm_forward(ctx, F.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
-                                      W(p.fc2_w), W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
-                                      c.ln_eps);
+    if (c.layer_scale) {
+      ops::linear_forward(ctx, s.y2, s.g, W(p.fc2_w), W(p.fc2_b), BN, M, D);
+      ops::scale_add_forward(ctx, F.x[l + 1], s.xmid, s.y2, W(p.ls2), BN, D);
+      if (next.ln1) {
+        ops::layernorm_forward(ctx, next.ln1, next.mean1, next.rstd1, F.x[l + 1], norm_w, norm_b,
+                               BN, D, c.ln_eps);
+      }
+    } else {
+      ops::linear_residual_norm_forward(ctx, F.x[l + 1], next.ln1, next.mean1, next.rstd1, s.g,
+                                        W(p.fc2_w), W(p.fc2_b), s.xmid, norm_w, norm_b, BN, M, D,
+                                        c.ln_eps);
+    }
   }
 
   const float* xl = F.x[c.depth];
+  const int T = c.dist_token ? 2 : 1, K = c.num_classes;
   if (c.pool == Pool::kCls) {
-    ops::cls_pool_forward(ctx, F.pooled, xl, B, N, D);
+    ops::prefix_pool_forward(ctx, F.pooled, xl, B, N, D, T);
   } else {
-    ops::mean_pool_forward(ctx, F.pooled, xl, B, N, D);
+    ops::mean_pool_forward(ctx, F.pooled, xl, B, N, D, F0);
   }
   ops::layernorm_forward(ctx, F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w),
-                         W(m.norm_b), B, D, c.ln_eps);
-  ops::linear_forward(ctx, F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, c.num_classes);
+                         W(m.norm_b), int64_t(T) * B, D, c.ln_eps);
+  ops::linear_forward(ctx, F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, K);
+  if (c.dist_token) {  // timm: (head(x[:, 0]) + head_dist(x[:, 1])) / 2
+    ops::linear_forward(ctx, F.logits_dist, F.normed + int64_t(B) * D, W(m.head_dist_w),
+                        W(m.head_dist_b), B, D, K);
+    ops::add_into(ctx, F.logits, F.logits_dist, int64_t(B) * K, /*copy=*/false);
+    ops::scale_inplace(ctx, F.logits, int64_t(B) * K, 0.5f);
+  }
 }
 
 // The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
@@ -491,48 +616,83 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
   const ops::Context ctx = executor_context(m);
 
-  ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
-                       m.W(m.head_w), B, D, c.num_classes);
-  ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
-                          L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), B, D);
-  if (c.pool == Pool::kCls) {
-    ops::cls_pool_backward(ctx, L.dx, L.dpooled, B, N, D);
+  const int K = c.num_classes, T = c.dist_token ? 2 : 1;
+  if (c.dist_token) {  // logits = (head(normed[0]) + head_dist(normed[1])) / 2
+    ops::add_into(ctx, L.dhalf, dlogits, int64_t(B) * K, /*copy=*/true);
+    ops::scale_inplace(ctx, L.dhalf, int64_t(B) * K, 0.5f);
+    ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), L.dhalf, L.fwd.normed,
+                         m.W(m.head_w), B, D, K);
+    ops::linear_backward(ctx, L.dnormed + int64_t(B) * D, G(m.head_dist_w), G(m.head_dist_b),
+                         L.dhalf, L.fwd.normed + int64_t(B) * D, m.W(m.head_dist_w), B, D, K);
   } else {
-    ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D);
+    ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
+                         m.W(m.head_w), B, D, K);
+  }
+  ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
+                          L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), int64_t(T) * B, D);
+  if (c.pool == Pool::kCls) {
+    ops::prefix_pool_backward(ctx, L.dx, L.dpooled, B, N, D, T);
+  } else {
+    ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D, F);
   }
 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
   for (int l = c.depth - 1; l >= 0; --l) {
     const BlockOffsets& p = m.blocks[l];
     const BlockActs& s = L.fwd.blocks[l];
-    // x_l+1 = xmid + fc2(gelu(fc1(norm2(xmid))))
-    ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), L.dx, s.g, m.W(p.fc2_w), s.slope,
+    // x_l+1 = xmid + ls2 * fc2(act(fc1(norm2(xmid)))); the slope is act's, GELU's or QuickGELU's.
+    const float* dy2 = L.dx;
+    if (c.layer_scale) {  // dln is free here
+      ops::scale_add_backward(ctx, L.dln, G(p.ls2), L.dx, s.y2, m.W(p.ls2), BN, D);
+      dy2 = L.dln;
+    }
+    ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), dy2, s.g, m.W(p.fc2_w), s.slope,
                               BN, M, D);
     ops::linear_backward(ctx, L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
     ops::layernorm_backward(ctx, L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
                             m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
-    // xmid = x_l + proj(attention(qkv(norm1(x_l))))
-    ops::linear_backward(ctx, L.dln, G(p.proj_w), G(p.proj_b), L.dx, s.attn, m.W(p.proj_w), BN, D,
+    // xmid = x_l + ls1 * proj(attention(qkv(norm1(x_l))))
+    const float* dy1 = L.dx;
+    if (c.layer_scale) {  // dqkv is free until attention_backward
+      ops::scale_add_backward(ctx, L.dqkv, G(p.ls1), L.dx, s.y1, m.W(p.ls1), BN, D);
+      dy1 = L.dqkv;
+    }
+    ops::linear_backward(ctx, L.dln, G(p.proj_w), G(p.proj_b), dy1, s.attn, m.W(p.proj_w), BN, D,
                          D);
     ops::attention_backward(ctx, L.dqkv, L.dln, s.qkv, s.att, s.attn, B, N, D, H);
-    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
+    const float* qkv_in = s.ln1;
+    if (c.qk_norm) {
+      ops::qk_norm_backward(ctx, L.dqkv, G(p.qn_w), G(p.qn_b), G(p.kn_w), G(p.kn_b), L.dqkv,
+                            s.qkv_raw, s.qk_mean, s.qk_rstd, m.W(p.qn_w), m.W(p.kn_w), BN, D, H);
+    }
+    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, qkv_in, m.W(p.qkv_w), BN, D,
                          3 * D);
     ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
                             s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);
   }
 
-  // demb: the gradient of every token's embedding (dln is free again here).
-  float* demb = L.dx;
-  if (L.num_keep) {
-    demb = L.dln;
-    ops::token_keep_backward(ctx, demb, L.dx, L.keep.data(), B, F, Np, L.num_keep, D);
+  // dx0: the gradient of the blocks' input (before norm_pre); demb: of every token's embedding.
+  // dx and dln are free in turn.
+  float* dx0 = L.dx;
+  if (c.norm_pre) {
+    ops::layernorm_backward(ctx, L.dln, G(m.pre_w), G(m.pre_b), L.dx, L.fwd.prex, L.fwd.pre_mean,
+                            L.fwd.pre_rstd, m.W(m.pre_w), BN, D);
+    dx0 = L.dln;
   }
-  ops::pos_add_backward(ctx, demb, learned ? G(m.pos) : nullptr, demb, B, c.num_tokens(), D);
-  const float* dpe = demb;
-  if (c.pool == Pool::kCls) {
-    ops::cls_prepend_backward(ctx, L.dpatches, G(m.cls), demb, B, Np, D);
+  float* demb = dx0;
+  if (L.num_keep) {
+    demb = dx0 == L.dx ? L.dln : L.dx;
+    ops::token_keep_backward(ctx, demb, dx0, L.keep.data(), B, F, Np, L.num_keep, D);
+  }
+  float* dpos = learned ? G(m.pos) : nullptr;
+  if (!c.no_embed_class) ops::pos_add_backward(ctx, demb, dpos, demb, B, c.num_tokens(), D);
+  float* dpe = demb;
+  if (F > 0) {
+    const auto rows = prefix_rows(m, grads);
+    ops::prefix_prepend_backward(ctx, L.dpatches, rows.data(), demb, B, F, Np, D);
     dpe = L.dpatches;
   }
+  if (c.no_embed_class) ops::pos_add_backward(ctx, dpe, dpos, dpe, B, Np, D);
   ops::patch_embed_backward(ctx, nullptr, G(m.patch_w), G(m.patch_b), dpe, L.fwd.cols,
                             m.W(m.patch_w), B, c.channels, c.image_size, c.patch_size, D);
 }

@@ -175,14 +175,14 @@ void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, fl
                                         P, D);
 }
 
-void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
-                         int B, int Np, int D) {
-  return VIT_PICK(cls_prepend_forward)(ctx, out, tokens, cls, B, Np, D);
+void prefix_prepend_forward(const Context& ctx, float* out, const float* tokens,
+                            const float* const* prefix, int B, int F, int Np, int D) {
+  return VIT_PICK(prefix_prepend_forward)(ctx, out, tokens, prefix, B, F, Np, D);
 }
 
-void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
-                          int Np, int D) {
-  return VIT_PICK(cls_prepend_backward)(ctx, dtokens, dcls, dout, B, Np, D);
+void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* dprefix,
+                             const float* dout, int B, int F, int Np, int D) {
+  return VIT_PICK(prefix_prepend_backward)(ctx, dtokens, dprefix, dout, B, F, Np, D);
 }
 
 void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
@@ -209,20 +209,52 @@ void token_keep_backward(const Context& ctx, float* dx, const float* dout, const
   return VIT_PICK(token_keep_backward)(ctx, dx, dout, keep, B, F, Np, Nk, D);
 }
 
-void cls_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
-  return VIT_PICK(cls_pool_forward)(ctx, out, x, B, N, D);
+void prefix_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,
+                         int T) {
+  return VIT_PICK(prefix_pool_forward)(ctx, out, x, B, N, D, T);
 }
 
-void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
-  return VIT_PICK(cls_pool_backward)(ctx, dx, dout, B, N, D);
+void prefix_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                          int T) {
+  return VIT_PICK(prefix_pool_backward)(ctx, dx, dout, B, N, D, T);
 }
 
-void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
-  return VIT_PICK(mean_pool_forward)(ctx, out, x, B, N, D);
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,
+                       int first) {
+  return VIT_PICK(mean_pool_forward)(ctx, out, x, B, N, D, first);
 }
 
-void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
-  return VIT_PICK(mean_pool_backward)(ctx, dx, dout, B, N, D);
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                        int first) {
+  return VIT_PICK(mean_pool_backward)(ctx, dx, dout, B, N, D, first);
+}
+
+void scale_add_forward(const Context& ctx, float* out, const float* residual, const float* y,
+                       const float* gamma, int64_t R, int D) {
+  return VIT_PICK(scale_add_forward)(ctx, out, residual, y, gamma, R, D);
+}
+
+void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const float* dout,
+                        const float* y, const float* gamma, int64_t R, int D) {
+  return VIT_PICK(scale_add_backward)(ctx, dy, dgamma, dout, y, gamma, R, D);
+}
+
+void qk_norm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* qkv,
+                     const float* qw, const float* qb, const float* kw, const float* kb, int64_t R,
+                     int D, int H, float eps) {
+  return VIT_PICK(qk_norm_forward)(ctx, out, mean, rstd, qkv, qw, qb, kw, kb, R, D, H, eps);
+}
+
+void qk_norm_backward(const Context& ctx, float* dqkv, float* dqw, float* dqb, float* dkw,
+                      float* dkb, const float* dout, const float* qkv, const float* mean,
+                      const float* rstd, const float* qw, const float* kw, int64_t R, int D,
+                      int H) {
+  return VIT_PICK(qk_norm_backward)(ctx, dqkv, dqw, dqb, dkw, dkb, dout, qkv, mean, rstd, qw, kw, R,
+                                    D, H);
+}
+
+void quick_gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n) {
+  return VIT_PICK(quick_gelu_forward)(ctx, out, slope, x, n);
 }
 
 void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,

@@ -91,12 +91,14 @@ void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, fl
                           const float* dout, const float* cols, const float* weight, int B, int C,
                           int S, int P, int D);
 
-// ---- Class token (src/ops/cpu/tokens.cpp): out [B, Np+1, D] = concat(cls [D], tokens [B, Np, D]).
-void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
-                         int B, int Np, int D);
-// dtokens [B, Np, D] = dout[:, 1:]; dcls [D] += sum_b dout[b, 0].
-void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
-                          int Np, int D);
+// ---- Prefix tokens (src/ops/cpu/tokens.cpp): out [B, F+Np, D] = concat(prefix rows, tokens
+// [B, Np, D]), prefix[f] pointing at row f's D values: the class token, DeiT's distillation token
+// and register tokens, in that order (separate parameters, hence a pointer per row).
+void prefix_prepend_forward(const Context& ctx, float* out, const float* tokens,
+                            const float* const* prefix, int B, int F, int Np, int D);
+// dtokens [B, Np, D] = dout[:, F:] (nullable); dprefix[f] [D] += sum_b dout[b, f] (b in order).
+void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* dprefix,
+                             const float* dout, int B, int F, int Np, int D);
 
 // ---- Positional embedding: out [B, N, D] = x + pos [N, D]; out may alias x.
 void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
@@ -118,14 +120,47 @@ void token_keep_forward(const Context& ctx, float* out, const float* x, const in
 void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
                          int B, int F, int Np, int Nk, int D);
 
-// ---- Pooling: out [B, D] from x [B, N, D].
-void cls_pool_forward(const Context& ctx, float* out, const float* x, int B, int N,
-                      int D);  // out = x[:, 0]
-void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N,
-                       int D);  // zeros but row 0
-void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N,
-                       int D);  // mean over N
-void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D);
+// ---- Pooling from x [B, N, D].
+// Token pooling: out [T, B, D] = x[b, t] for the first T tokens (the class token; and DeiT's
+// distillation token, T = 2), token-major so that each token's rows are one matrix for its head.
+void prefix_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,
+                         int T);
+// dx [B, N, D] = dout's rows where they were taken from, zeros elsewhere.
+void prefix_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                          int T);
+// Average pooling: out [B, D] = mean of x[b, first:N] (timm averages the patch tokens only, after
+// any prefix tokens).
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,
+                       int first);
+// dx [B, N, D] = dout / (N - first) on the averaged rows, zeros on the first ones.
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                        int first);
+
+// ---- LayerScale (src/ops/cpu/variants.cpp; timm's ls1 / ls2, DeiT III and DINOv2): out [R, D] =
+// residual + gamma [D] * y; out may alias residual.
+void scale_add_forward(const Context& ctx, float* out, const float* residual, const float* y,
+                       const float* gamma, int64_t R, int D);
+// dy = gamma * dout (dy may alias dout); dgamma += sum_r dout * y, each column summed in row order
+// by one thread (thread-count independent).
+void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const float* dout,
+                        const float* y, const float* gamma, int64_t R, int D);
+
+// ---- qk-norm (src/ops/cpu/variants.cpp; timm's Attention(qk_norm=True)): qkv [R, 3D] laid out
+// [q | k | v], H heads of Dh each. out = qkv with every head's q normalised by LayerNorm over Dh
+// (weight qw, bias qb [Dh], shared by the heads) and every k likewise (kw, kb); v copied. mean,
+// rstd [R, 2H] (q heads, then k heads) saved when non-null. out may alias qkv (inference).
+void qk_norm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* qkv,
+                     const float* qw, const float* qb, const float* kw, const float* kb, int64_t R,
+                     int D, int H, float eps);
+// The LayerNorm backward on each head's q and k (dout [R, 3D] the gradient of out), v's passed
+// through: dqkv [R, 3D] (may alias dout); dqw, dqb, dkw, dkb [Dh] += (summed in row order).
+void qk_norm_backward(const Context& ctx, float* dqkv, float* dqw, float* dqb, float* dkw,
+                      float* dkb, const float* dout, const float* qkv, const float* mean,
+                      const float* rstd, const float* qw, const float* kw, int64_t R, int D, int H);
+
+// ---- QuickGELU (src/ops/cpu/variants.cpp; OpenAI CLIP's): y = x * sigmoid(1.702 x), slope
+// (nullable) = s + 1.702 x s (1 - s) with s = sigmoid(1.702 x); out may alias x.
+void quick_gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n);
 
 // ---- LayerNorm over the last dimension (src/ops/cpu/layernorm.cpp), x [R, D]:
 // mean[r], rstd[r] = 1/sqrt(var[r] + eps) (biased variance), out = (x - mean) * rstd * w + b.

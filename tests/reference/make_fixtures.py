@@ -350,14 +350,11 @@ def make_ops():
 # ----------------------------------------------------------------------------
 
 def ordered_names(model):
-    """timm order: cls_token, pos_embed, patch_embed.*, blocks.*, norm/fc_norm, head."""
+    """vitcpp's order (timm's, the prefix tokens first): cls_token, dist_token, reg_token,
+    pos_embed, patch_embed.*, norm_pre.*, blocks.*, norm/fc_norm, head, head_dist."""
     params = dict(model.named_parameters())
-    names = []
-    if "cls_token" in params:
-        names.append("cls_token")
-    names.append("pos_embed")
-    names += [n for n in params if n not in ("cls_token", "pos_embed")]
-    return names
+    first = [n for n in ("cls_token", "dist_token", "reg_token") if n in params] + ["pos_embed"]
+    return first + [n for n in params if n not in first]
 
 
 def init_values(model, g):
@@ -366,8 +363,10 @@ def init_values(model, g):
     vals = {}
     for name, p in model.named_parameters():
         shape = tuple(p.shape)
-        if name == "cls_token":
+        if name in ("cls_token", "dist_token", "reg_token"):
             v = 0.5 * torch.randn(shape, generator=g, dtype=DT)
+        elif name.endswith(".gamma"):  # LayerScale: away from 1 so that it matters
+            v = 0.6 + 0.3 * torch.randn(shape, generator=g, dtype=DT)
         elif name == "pos_embed":
             v = 0.5 * torch.randn(shape, generator=g, dtype=DT)
         elif name.endswith(".bias"):  # linear, conv and LayerNorm biases alike
@@ -391,7 +390,8 @@ def load_values(model, vals):
             p.copy_(vals[name])
 
 
-DECAY_PREFIXES = ("patch_embed.proj.", "attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2.", "head.")
+DECAY_PREFIXES = ("patch_embed.proj.", "attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2.", "head.",
+                  "head_dist.")
 
 
 def wants_decay(name, p):
@@ -519,7 +519,8 @@ def make_model(cfg, recipe, seed, check_loops=False):
     trainable = [params[n] for n in names if n in params]
     decay = [params[n] for n in names if n in params and wants_decay(n, params[n])]
     no_decay = [params[n] for n in names if n in params and not wants_decay(n, params[n])]
-    assert len(decay) == 1 + 4 * cfg["depth"] + 1  # patch proj, qkv/proj/fc1/fc2 per block, head
+    # patch proj, qkv/proj/fc1/fc2 per block, head (and head_dist)
+    assert len(decay) == 1 + 4 * cfg["depth"] + 1 + (1 if cfg.get("dist_token") else 0)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe["weight_decay"]},
          {"params": no_decay, "weight_decay": 0.0}],
@@ -575,6 +576,32 @@ CONFIGS = {
         dict(label_smoothing=0.0, lr=5e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
              clip_grad_norm=0, steps=5, batch=8),
         2003),
+    # timm's variants: register tokens, positions on the patches only, LayerScale, norm_pre,
+    # qk-norm and QuickGELU together (DINOv2-reg / CLIP-like) ...
+    "model_d": (
+        dict(image_size=12, channels=3, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=32,
+             num_classes=6, pos_embed="learned", pool="cls", qkv_bias=True, ln_eps=1e-5,
+             reg_tokens=2, no_embed_class=True, layer_scale=True, norm_pre=True, qk_norm=True,
+             act="quick_gelu"),
+        dict(label_smoothing=0.1, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=0, steps=5, batch=4),
+        2004),
+    # ... DeiT distilled (two heads averaged) ...
+    "model_e": (
+        dict(image_size=12, channels=1, patch_size=3, dim=16, depth=2, heads=4, mlp_dim=32,
+             num_classes=5, pos_embed="learned", pool="cls", qkv_bias=True, ln_eps=1e-6,
+             dist_token=True),
+        dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=1.0, steps=5, batch=4),
+        2005),
+    # ... and average pooling that skips register tokens.
+    "model_f": (
+        dict(image_size=8, channels=2, patch_size=4, dim=12, depth=1, heads=3, mlp_dim=24,
+             num_classes=4, pos_embed="learned", pool="mean", qkv_bias=False, ln_eps=1e-6,
+             reg_tokens=3, layer_scale=True),
+        dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=0, steps=5, batch=3),
+        2006),
 }
 
 

@@ -17,10 +17,17 @@ It writes, from fixed seeds (byte-identical reruns):
   posembed.safetensors   "in" [1, 1 + 4 * 4, 8] and its resampling by timm's resample_abs_pos_embed
         (the class token's row kept, the grid through F.interpolate bicubic, antialias=True) to
         "out6" (6 x 6) and "out3" (3 x 3), in float32 as timm computes it
+  dist/   a DeiT distilled folder (architecture deit_test_distilled_patch8_32: dist_token,
+        head_dist; the logits are both heads' mean), 4 classes, ImageNet's mean and std
+  clip/   a CLIP-like folder (architecture vit_test_patch8_clip_quickgelu_32: norm_pre, LayerNorm
+        eps 1e-5, QuickGELU; also qk_norm), 3 classes
+  reg.safetensors   a bare DINOv2-reg-like state dict: 4 register tokens, no_embed_class,
+        LayerScale, 6 classes
   expected.safetensors   "cls.logits" [1, 5]: the folder's model on photo.png after timm's eval
         transform (torchvision Resize(floor(32 / 0.9)) bicubic, CenterCrop(32), ToTensor,
-        Normalize), in float64; "avg.logits" [1, 3]: the bare model after timm's ViT defaults
-        (crop_pct 0.9, bicubic, mean and std 0.5)
+        Normalize), in float64; "avg.logits" [1, 3] and "reg.logits" [1, 6]: the bare models after
+        timm's ViT defaults (crop_pct 0.9, bicubic, mean and std 0.5); "dist.logits", "clip.logits"
+        after their folders' pretrained_cfg
 
 The models are tests/reference/timm_vit.py's (timm's layout and names), in float64 from weights
 rounded to float32.
@@ -53,6 +60,8 @@ def model(cfg, seed):
                 v = 1 + 0.1 * torch.randn(p.shape, generator=g, dtype=torch.float64)
             else:
                 v = scale * 5 * torch.randn(p.shape, generator=g, dtype=torch.float64)
+            if name.endswith(".gamma"):  # LayerScale: away from 1 so that it matters
+                v = 0.5 + 0.2 * torch.randn(p.shape, generator=g, dtype=torch.float64)
             p.copy_(v.to(torch.float32).to(torch.float64))  # what the F32 file holds exactly
     return m.eval()
 
@@ -115,8 +124,48 @@ def main(out):
 
     write_safetensors(os.path.join(out, "posembed.safetensors"),
                       [("in", pos), ("out6", resample(pos, 6)), ("out3", resample(pos, 3))], {})
+    # timm's variants: two folders and a bare file.
+    variants = {}
+    for name, cfg, seed, arch, args, pre in [
+            ("dist", dict(base, dim=64, depth=2, heads=2, mlp_dim=128, num_classes=4, pool="cls",
+                          dist_token=True),
+             4, "deit_test_distilled_patch8_32", {"num_heads": 2},
+             {"crop_pct": 0.875, "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
+              "std": [0.229, 0.224, 0.225]}),
+            ("clip", dict(base, dim=64, depth=2, heads=4, mlp_dim=256, num_classes=3, pool="cls",
+                          ln_eps=1e-5, norm_pre=True, qk_norm=True, act="quick_gelu"),
+             5, "vit_test_patch8_clip_quickgelu_32",
+             {"num_heads": 4, "pre_norm": True, "qk_norm": True},
+             {"crop_pct": 1.0, "interpolation": "bicubic",
+              "mean": [0.48145466, 0.4578275, 0.40821073],
+              "std": [0.26862954, 0.26130258, 0.27577711]}),
+            ("reg", dict(base, dim=64, depth=2, heads=1, mlp_dim=128, num_classes=6, pool="cls",
+                         reg_tokens=4, no_embed_class=True, layer_scale=True),
+             6, None, None, {"crop_pct": 0.9, "interpolation": "bicubic", "mean": [0.5] * 3,
+                             "std": [0.5] * 3})]:
+        vm = model(cfg, seed)
+        tensors = list(vm.state_dict().items())
+        if arch is None:
+            write_safetensors(os.path.join(out, name + ".safetensors"), tensors, {"format": "pt"})
+        else:
+            os.makedirs(os.path.join(out, name), exist_ok=True)
+            conf = {"architecture": arch, "num_classes": cfg["num_classes"], "num_features": 64,
+                    "global_pool": "token",
+                    "model_args": dict(args, img_size=32, patch_size=8, embed_dim=64, depth=2),
+                    "pretrained_cfg": {"input_size": [3, 32, 32], "interpolation":
+                                       pre["interpolation"], "crop_pct": pre["crop_pct"],
+                                       "crop_mode": "center", "mean": pre["mean"],
+                                       "std": pre["std"], "num_classes": cfg["num_classes"]}}
+            with open(os.path.join(out, name, "config.json"), "w") as f:
+                json.dump(conf, f, indent=4)
+            write_safetensors(os.path.join(out, name, "model.safetensors"), tensors,
+                              {"format": "pt"})
+        with torch.no_grad():
+            variants[name + ".logits"] = vm(eval_input(photo, 32, pre["crop_pct"], pre["mean"],
+                                                       pre["std"]))
     write_safetensors(os.path.join(out, "expected.safetensors"),
-                      [("cls.logits", cls_logits), ("avg.logits", avg_logits)], {})
+                      [("cls.logits", cls_logits), ("avg.logits", avg_logits)] +
+                      sorted(variants.items()), {})
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """The ViT in plain PyTorch, with timm's layout and parameter names: the one model behind the test
 fixtures (tests/reference/make_fixtures.py, float64) and the speed peer (bench/pytorch_peer.py,
 float32). Pre-norm blocks with a fused qkv Linear and batched attention (matmul + softmax), exact
-(erf) GELU, class-token or mean pooling, learned or sincos positions; no dropout, no layer scale.
+(erf) GELU, class-token or mean pooling, learned or sincos positions; no dropout. The variants of
+timm's VisionTransformer are there as timm writes them (vision_transformer.py, deit.py): register
+tokens, DeiT's distillation token and head_dist, no_embed_class, LayerScale, norm_pre, qk_norm and
+QuickGELU.
 
 cfg is a dict with Config's fields: image_size, channels, patch_size, dim, depth, heads, mlp_dim,
-num_classes, pos_embed ("learned" | "sincos"), pool ("cls" | "mean"), qkv_bias, ln_eps.
+num_classes, pos_embed ("learned" | "sincos"), pool ("cls" | "mean"), qkv_bias, ln_eps; and
+optionally reg_tokens, dist_token, no_embed_class, layer_scale, norm_pre, qk_norm, act ("gelu" |
+"quick_gelu").
 """
 import math
 
@@ -38,29 +43,52 @@ def attention_core(qkv, heads):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, heads, qkv_bias, dtype, record):
+    def __init__(self, dim, heads, qkv_bias, dtype, record, qk_norm=False, eps=1e-6):
         super().__init__()
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias, dtype=dtype)
+        if qk_norm:  # timm: LayerNorm(head_dim) on q and k after the head split
+            self.q_norm = nn.LayerNorm(dim // heads, eps=eps, dtype=dtype)
+            self.k_norm = nn.LayerNorm(dim // heads, eps=eps, dtype=dtype)
+        self.qk_norm = qk_norm
         self.proj = nn.Linear(dim, dim, dtype=dtype)
         self.record = record
         self.last_att = None
 
     def forward(self, x):
-        out, att = attention_core(self.qkv(x), self.heads)
+        qkv = self.qkv(x)
+        if self.qk_norm:
+            B, N, _ = qkv.shape
+            dh = qkv.shape[-1] // 3 // self.heads
+            q, k, v = qkv.reshape(B, N, 3, self.heads, dh).unbind(2)
+            qkv = torch.stack([self.q_norm(q), self.k_norm(k), v], 2).reshape(B, N, -1)
+        out, att = attention_core(qkv, self.heads)
         if self.record:
             self.last_att = att.detach()
         return self.proj(out)
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim, hidden, dtype):
+    def __init__(self, dim, hidden, dtype, act="gelu"):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden, dtype=dtype)
         self.fc2 = nn.Linear(hidden, dim, dtype=dtype)
+        self.act = act
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="none"))
+        h = self.fc1(x)
+        if self.act == "quick_gelu":  # timm.layers.QuickGELU
+            return self.fc2(h * torch.sigmoid(1.702 * h))
+        return self.fc2(F.gelu(h, approximate="none"))
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim, dtype):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim, dtype=dtype))
+
+    def forward(self, x):
+        return x * self.gamma
 
 
 class Block(nn.Module):
@@ -68,13 +96,17 @@ class Block(nn.Module):
         super().__init__()
         d, eps = cfg["dim"], cfg["ln_eps"]
         self.norm1 = nn.LayerNorm(d, eps=eps, dtype=dtype)
-        self.attn = Attention(d, cfg["heads"], cfg["qkv_bias"], dtype, record)
+        self.attn = Attention(d, cfg["heads"], cfg["qkv_bias"], dtype, record,
+                              cfg.get("qk_norm", False), eps)
+        ls = cfg.get("layer_scale", False)
+        self.ls1 = LayerScale(d, dtype) if ls else nn.Identity()
         self.norm2 = nn.LayerNorm(d, eps=eps, dtype=dtype)
-        self.mlp = Mlp(d, cfg["mlp_dim"], dtype)
+        self.mlp = Mlp(d, cfg["mlp_dim"], dtype, cfg.get("act", "gelu"))
+        self.ls2 = LayerScale(d, dtype) if ls else nn.Identity()
 
     def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        x = x + self.mlp(self.norm2(x))
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        x = x + self.ls2(self.mlp(self.norm2(x)))
         return x
 
 
@@ -97,15 +129,26 @@ class ViT(nn.Module):
         self.cfg = cfg
         d = cfg["dim"]
         num_patches = (cfg["image_size"] // cfg["patch_size"]) ** 2
-        self.num_tokens = num_patches + (1 if cfg["pool"] == "cls" else 0)
+        self.dist = cfg.get("dist_token", False)
+        self.reg = cfg.get("reg_tokens", 0)
+        self.no_embed_class = cfg.get("no_embed_class", False)
+        self.num_prefix = (1 if cfg["pool"] == "cls" else 0) + (1 if self.dist else 0) + self.reg
+        self.num_tokens = num_patches + self.num_prefix
+        pos_rows = num_patches if self.no_embed_class else self.num_tokens
         if cfg["pool"] == "cls":
             self.cls_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))
+        if self.dist:
+            self.dist_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))
+        if self.reg:
+            self.reg_token = nn.Parameter(torch.zeros(1, self.reg, d, dtype=dtype))
         if cfg["pos_embed"] == "learned":
-            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, d, dtype=dtype))
+            self.pos_embed = nn.Parameter(torch.zeros(1, pos_rows, d, dtype=dtype))
         else:
-            table = sincos_table(self.num_tokens, d).to(torch.float32).to(dtype).unsqueeze(0)
+            table = sincos_table(pos_rows, d).to(torch.float32).to(dtype).unsqueeze(0)
             self.register_buffer("pos_embed", table, persistent=True)
         self.patch_embed = PatchEmbed(cfg["channels"], d, cfg["patch_size"], dtype)
+        if cfg.get("norm_pre", False):
+            self.norm_pre = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         self.blocks = nn.Sequential(*[Block(cfg, dtype, record_attention)
                                       for _ in range(cfg["depth"])])
         if cfg["pool"] == "cls":
@@ -113,17 +156,33 @@ class ViT(nn.Module):
         else:
             self.fc_norm = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         self.head = nn.Linear(d, cfg["num_classes"], dtype=dtype)
+        if self.dist:
+            self.head_dist = nn.Linear(d, cfg["num_classes"], dtype=dtype)
 
     def forward(self, images):
         x = self.patch_embed(images)
+        B = x.shape[0]
+        prefix = []
         if self.cfg["pool"] == "cls":
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + self.pos_embed
+            prefix.append(self.cls_token.expand(B, -1, -1))
+        if self.dist:
+            prefix.append(self.dist_token.expand(B, -1, -1))
+        if self.reg:
+            prefix.append(self.reg_token.expand(B, -1, -1))
+        if self.no_embed_class:
+            x = torch.cat(prefix + [x + self.pos_embed], dim=1)
+        else:
+            x = torch.cat(prefix + [x], dim=1) + self.pos_embed
+        if self.cfg.get("norm_pre", False):
+            x = self.norm_pre(x)
         x = self.blocks(x)
+        if self.dist:
+            x = self.norm(x)
+            return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
         if self.cfg["pool"] == "cls":
             x = self.norm(x)[:, 0]
         else:
-            x = self.fc_norm(x.mean(dim=1))
+            x = self.fc_norm(x[:, self.num_prefix:].mean(dim=1))
         return self.head(x)
 
     def attention_maps(self):

@@ -1,5 +1,6 @@
-// Token-level ops: class-token prepend, positional embedding (learned add and the fixed sin/cos
-// table), patch dropout's token selection and pooling to one vector per image.
+// Token-level ops: prefix tokens' prepend (class, distillation, register), positional embedding
+// (learned add and the fixed sin/cos table), patch dropout's token selection and pooling to one
+// vector per image.
 #include <cmath>
 #include <cstring>
 
@@ -7,31 +8,34 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-void cls_prepend_forward(const Context& ctx, float* out, const float* tokens, const float* cls,
-                         int B, int Np, int D) {
-  const int N = Np + 1;
+void prefix_prepend_forward(const Context& ctx, float* out, const float* tokens,
+                            const float* const* prefix, int B, int F, int Np, int D) {
+  const int64_t N = int64_t(F) + Np;
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
-    float* o = out + int64_t(b) * N * D;
-    std::memcpy(o, cls, sizeof(float) * D);
-    std::memcpy(o + D, tokens + int64_t(b) * Np * D, sizeof(float) * Np * D);
+    float* o = out + b * N * D;
+    for (int f = 0; f < F; ++f) std::memcpy(o + int64_t(f) * D, prefix[f], sizeof(float) * D);
+    std::memcpy(o + int64_t(F) * D, tokens + int64_t(b) * Np * D, sizeof(float) * Np * D);
   }
 }
 
-void cls_prepend_backward(const Context& ctx, float* dtokens, float* dcls, const float* dout, int B,
-                          int Np, int D) {
-  const int N = Np + 1;
+void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* dprefix,
+                             const float* dout, int B, int F, int Np, int D) {
+  const int64_t N = int64_t(F) + Np;
   if (dtokens) {
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
     for (int b = 0; b < B; ++b) {
-      std::memcpy(dtokens + int64_t(b) * Np * D, dout + int64_t(b) * N * D + D,
+      std::memcpy(dtokens + int64_t(b) * Np * D, dout + b * N * D + int64_t(F) * D,
                   sizeof(float) * Np * D);
     }
   }
-  if (dcls) {
+  if (dprefix) {
     for (int b = 0; b < B; ++b) {
-      const float* g = dout + int64_t(b) * N * D;
-      for (int d = 0; d < D; ++d) dcls[d] += g[d];
+      for (int f = 0; f < F; ++f) {
+        const float* g = dout + (b * N + f) * D;
+        float* dst = dprefix[f];
+        for (int d = 0; d < D; ++d) dst[d] += g[d];
+      }
     }
   }
 }
@@ -105,41 +109,50 @@ void token_keep_backward(const Context& ctx, float* dx, const float* dout, const
   }
 }
 
-void cls_pool_forward(const Context& /*ctx: serial*/, float* out, const float* x, int B, int N,
-                      int D) {
-  for (int b = 0; b < B; ++b)
-    std::memcpy(out + int64_t(b) * D, x + int64_t(b) * N * D, sizeof(float) * D);
-}
-
-void cls_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
-#pragma omp parallel for schedule(static) num_threads(ctx.threads)
-  for (int b = 0; b < B; ++b) {
-    float* g = dx + int64_t(b) * N * D;
-    std::memcpy(g, dout + int64_t(b) * D, sizeof(float) * D);
-    std::memset(g + D, 0, sizeof(float) * (N - 1) * D);
+void prefix_pool_forward(const Context& /*ctx: serial*/, float* out, const float* x, int B, int N,
+                         int D, int T) {
+  for (int t = 0; t < T; ++t) {
+    for (int b = 0; b < B; ++b) {
+      std::memcpy(out + (int64_t(t) * B + b) * D, x + (int64_t(b) * N + t) * D, sizeof(float) * D);
+    }
   }
 }
 
-void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D) {
-  const float inv = 1.0f / N;
+void prefix_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                          int T) {
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
+  for (int b = 0; b < B; ++b) {
+    float* g = dx + int64_t(b) * N * D;
+    for (int t = 0; t < T; ++t) {
+      std::memcpy(g + int64_t(t) * D, dout + (int64_t(t) * B + b) * D, sizeof(float) * D);
+    }
+    std::memset(g + int64_t(T) * D, 0, sizeof(float) * (N - T) * D);
+  }
+}
+
+void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,
+                       int first) {
+  const float inv = 1.0f / float(N - first);
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     float* o = out + int64_t(b) * D;
     const float* xb = x + int64_t(b) * N * D;
     for (int d = 0; d < D; ++d) o[d] = 0.0f;
-    for (int n = 0; n < N; ++n) {
+    for (int n = first; n < N; ++n) {
       for (int d = 0; d < D; ++d) o[d] += xb[int64_t(n) * D + d];
     }
     for (int d = 0; d < D; ++d) o[d] *= inv;
   }
 }
 
-void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D) {
-  const float inv = 1.0f / N;
+void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
+                        int first) {
+  const float inv = 1.0f / float(N - first);
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     const float* g = dout + int64_t(b) * D;
-    for (int n = 0; n < N; ++n) {
+    std::memset(dx + int64_t(b) * N * D, 0, sizeof(float) * first * D);
+    for (int n = first; n < N; ++n) {
       float* row = dx + (int64_t(b) * N + n) * D;
       for (int d = 0; d < D; ++d) row[d] = g[d] * inv;
     }
