@@ -16,6 +16,7 @@
 #include "idx_writer.hpp"
 #include "test_util.hpp"
 #include "vit/isa.hpp"
+#include "vit/safetensors.hpp"
 
 namespace vit::test {
 namespace {
@@ -487,6 +488,33 @@ TEST(Cli, TimmModels) {
                  " --image-size 40 --epochs 1 --warmup 0 --batch 8 --threads 2 --out " +
                  (dir / "ft40"),
              0, "pos_embed resampled from a 4x4 grid of patches to 5x5");
+  // A backbone without a head (timm's DINOv2 with num_classes 0; here the register-token,
+  // LayerScale fixture without head.*): refused by predict, fine-tuned with a new head, at another
+  // image size (its pos_embed, the patches' rows only, resampled).
+  {
+    const SafetensorsReader reg(fixture("timm/reg.safetensors"));
+    std::vector<std::vector<float>> values;
+    std::vector<TensorToWrite> t;
+    values.reserve(reg.tensors().size());
+    for (const TensorInfo& i : reg.tensors()) {
+      if (i.name.starts_with("head.")) continue;
+      values.push_back(reg.read_f32(i.name));
+      t.push_back({i.name, i.shape, values.back().data()});
+    }
+    write_safetensors(dir / "backbone.safetensors", t, {{"format", "pt"}});
+  }
+  const std::string backbone = dir / "backbone.safetensors";
+  EXPECT_RUN("predict --model " + backbone + " " + photo, 1, "has no head.weight");
+  EXPECT_RUN("train --init " + backbone + " --data " + data +
+                 " --image-size 40 --epochs 1 --warmup 0 --batch 8 --threads 2 --out " +
+                 (dir / "ftb"),
+             0, "pos_embed resampled from a 4x4 grid of patches to 5x5");
+  Result fb = vit("info --json --model " + (dir / "ftb"));
+  ASSERT_EQ(fb.code, 0) << fb.out;
+  const auto ftb = nlohmann::json::parse(fb.out);
+  EXPECT_EQ(ftb["config"]["num_classes"], 3);
+  EXPECT_EQ(ftb["config"]["reg_tokens"], 4);
+  EXPECT_EQ(ftb["config"]["image_size"], 40);
   EXPECT_RUN("train --init " + folder + " --data " + data + " --dim 32 --out " + (dir / "x"), 2,
              "--dim cannot be given with --init");
   EXPECT_RUN(

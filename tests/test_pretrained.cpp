@@ -159,13 +159,30 @@ TEST(Pretrained, ExportRoundTrips) {
 TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
   const TimmArch deit = preset_arch("deit_small_patch16_224");
   EXPECT_EQ(deit.config.heads, 6);
-  EXPECT_DOUBLE_EQ(deit.preprocess.crop_pct, 0.875);
+  EXPECT_DOUBLE_EQ(deit.preprocess.crop_pct, 0.9) << "deit.py's _cfg";
   EXPECT_FLOAT_EQ(deit.normalize.mean[0], 0.485f);
   const TimmArch vit384 = preset_arch("vit_base_patch16_384");
   EXPECT_EQ(vit384.config.image_size, 384);
   EXPECT_DOUBLE_EQ(vit384.preprocess.crop_pct, 1.0);
   EXPECT_FLOAT_EQ(vit384.normalize.std[2], 0.5f);
   expect_error([] { preset_arch("tiny28"); }, "not a timm architecture");
+  // The variants' presets, as timm's model definitions build them.
+  const Config reg4 = preset_arch("vit_base_patch14_reg4_dinov2").config;
+  EXPECT_EQ(reg4.patch_size, 14);
+  EXPECT_EQ(reg4.image_size, 518);
+  EXPECT_EQ(reg4.reg_tokens, 4);
+  EXPECT_TRUE(reg4.no_embed_class && reg4.layer_scale && !reg4.norm_pre);
+  EXPECT_EQ(reg4.num_tokens(), 37 * 37 + 5);
+  const TimmArch clip = preset_arch("vit_base_patch16_clip_quickgelu_224");
+  EXPECT_TRUE(clip.config.norm_pre);
+  EXPECT_FLOAT_EQ(clip.config.ln_eps, 1e-5f);
+  EXPECT_EQ(clip.config.act, Act::kQuickGelu);
+  EXPECT_FLOAT_EQ(clip.normalize.mean[0], 0.48145466f);
+  EXPECT_EQ(preset_arch("vit_base_patch16_clip_224").config.act, Act::kGelu);
+  const Config deit3 = preset_arch("deit3_large_patch16_384").config;
+  EXPECT_TRUE(deit3.no_embed_class && deit3.layer_scale);
+  EXPECT_EQ(deit3.depth, 24);
+  EXPECT_TRUE(preset_arch("deit_tiny_distilled_patch16_224").config.dist_token);
   const std::string file = fixture("timm/avg.safetensors");
   TimmArch arch{"fixture_arch", load_any_model(file).meta.config, deit.normalize,
                 Preprocess{.crop_pct = 0.95, .interpolation = Interpolation::kBilinear}};
@@ -226,6 +243,13 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
   expect_error(
       [&] { load_any_model(with_tensor(dir, "nohead.safetensors", "", "head.weight", "head_w")); },
       "has no head.weight");
+  // ... which fine-tuning may start from when the head is wholly absent (a backbone).
+  expect_error(
+      [&] {
+        load_any_model(with_tensor(dir, "nohead.safetensors", "", "head.weight", "head_w"), nullptr,
+                       true);
+      },
+      "has head.bias but no head.weight");
   // A folder with only pytorch_model.bin: how to convert it.
   fs::create_directories(dir / "bin");
   write_bytes(dir / "bin/pytorch_model.bin", {1, 2, 3}, false);

@@ -57,6 +57,8 @@ struct Config {
   // Number of parameters, and forward multiply-adds x 2 for one image (every matmul counted as
   // 2*m*n*k, attention's QK^T and AV included; elementwise work is not counted).
   int64_t num_params() const;
+  // The variants' fields that are on, as words ("4 register tokens, LayerScale"); "" for none.
+  std::string variants() const;
   int64_t forward_flops() const;
 
   // The JSON object stored in checkpoints (its fields, by name, in visit_fields' order), and its

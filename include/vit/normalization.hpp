@@ -17,11 +17,12 @@ struct Normalization {
   std::vector<float> mean, std;
 
   // Where a run's statistics come from: its training images (compute_normalization), or the
-  // constants pretrained models expect: ImageNet's (timm's IMAGENET_DEFAULT_MEAN / _STD) or
-  // Inception's (0.5 for every channel), both for 3-channel images.
-  enum Source { kData, kImagenet, kInception };
-  // The constants of kImagenet or kInception for `channels` channels; vit::Error for another
-  // number of channels than 3, or for kData (which needs the data).
+  // constants pretrained models expect: ImageNet's (timm's IMAGENET_DEFAULT_MEAN / _STD),
+  // Inception's (0.5 for every channel) or OpenAI CLIP's (OPENAI_CLIP_MEAN / _STD), all for
+  // 3-channel images.
+  enum Source { kData, kImagenet, kInception, kClip };
+  // The constants of kImagenet, kInception or kClip for `channels` channels; vit::Error for
+  // another number of channels than 3, or for kData (which needs the data).
   static Normalization preset(Source source, int channels);
 };
 

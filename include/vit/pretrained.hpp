@@ -20,6 +20,9 @@ struct TimmHints {
   Act act = Act::kGelu;
   float ln_eps = 1e-6f;
   std::optional<bool> no_embed_class;
+  // A file without a classifier head (head.weight) is read with a placeholder head of 2 classes
+  // instead of refused: timm's DINOv2 and other backbones, for fine-tuning only.
+  bool headless_ok = false;
 };
 
 // The vitcpp config of a timm VisionTransformer's tensors (timm's names): patch size, channels and
@@ -51,7 +54,11 @@ struct TimmArch {
 // a vit::Error saying how to convert it.
 // With arch: its heads, and its normalisation and preprocessing where config.json does not give
 // them; tensors of another shape are a vit::Error.
-LoadedModel load_timm(const std::string& path, const TimmArch* arch = nullptr);
+// headless_ok: a model without a head (timm's num_classes 0: DINOv2, backbones) loads for
+// fine-tuning, with a zero placeholder head of 2 classes and metadata "headless" = "true", which
+// fine-tuning replaces whatever the classes; without it such a file is a vit::Error.
+LoadedModel load_timm(const std::string& path, const TimmArch* arch = nullptr,
+                      bool headless_ok = false);
 
 // Whether path is a timm model: a folder with config.json, or a .safetensors file without
 // vitcpp's metadata.
@@ -73,6 +80,7 @@ void export_timm(LoadedModel& m, const std::string& dir);
 
 // Any model `--model` takes: a vitcpp checkpoint, a run directory (its best, else last,
 // checkpoint), a timm folder or a bare timm .safetensors.
-LoadedModel load_any_model(const std::string& path, const TimmArch* arch = nullptr);
+LoadedModel load_any_model(const std::string& path, const TimmArch* arch = nullptr,
+                           bool headless_ok = false);
 
 }  // namespace vit

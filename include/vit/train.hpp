@@ -139,9 +139,9 @@ struct Recipe {
             .optional = true},
       r.init);
     v(Field{.name = "normalize",
-            .help = "Input normalisation: data (the training images' mean and std), imagenet or "
-                    "inception (the constants pretrained models use; RGB only)",
-            .words = {"data", "imagenet", "inception"},
+            .help = "Input normalisation: data (the training images' mean and std), imagenet, "
+                    "inception or clip (the constants pretrained models use; RGB only)",
+            .words = {"data", "imagenet", "inception", "clip"},
             .optional = true},
       r.normalize);
     Preprocess::visit_fields(r.preprocess, v);

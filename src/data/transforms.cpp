@@ -425,11 +425,14 @@ std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
 Normalization Normalization::preset(Source source, int channels) {
   VIT_CHECK(source != kData,
             "the data's normalisation is computed from it (compute_normalization)");
-  const char* name = source == kImagenet ? "imagenet" : "inception";
+  const char* name = source == kImagenet ? "imagenet" : source == kClip ? "clip" : "inception";
   VIT_CHECK(channels == 3, std::string("`normalize` ") + name +
                                " is for 3-channel (RGB) models; this one has " +
                                std::to_string(channels) + " (use `normalize` data)");
   if (source == kImagenet) return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+  if (source == kClip) {
+    return {{0.48145466f, 0.4578275f, 0.40821073f}, {0.26862954f, 0.26130258f, 0.27577711f}};
+  }
   return {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
 }
 

@@ -263,11 +263,15 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   c.depth = depth;
   c.mlp_dim = int(need(f, "blocks.0.mlp.fc1.weight", 2).shape[0]);
   c.qkv_bias = f.contains("blocks.0.attn.qkv.bias");
-  VIT_CHECK(f.contains("head.weight"),
+  const bool head = f.contains("head.weight");
+  VIT_CHECK(head || hints.headless_ok,
             "'" + path +
                 "' has no head.weight: a model without a classifier head (features only, as "
-                "timm's DINOv2 and CLIP towers); vitcpp runs classifiers");
-  c.num_classes = int(need(f, "head.weight", 2).shape[0]);
+                "timm's DINOv2 backbones); vitcpp runs classifiers. Fine-tune it on your classes "
+                "with `vit train --init " +
+                path + " --data ...`");
+  VIT_CHECK(head || !f.contains("head.bias"), "'" + path + "' has head.bias but no head.weight");
+  c.num_classes = head ? int(need(f, "head.weight", 2).shape[0]) : 2;  // placeholder
   int heads = hints.heads;
   if (heads <= 0) {
     VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
@@ -295,7 +299,7 @@ bool is_timm_model(const std::string& path) {
   return !f.metadata().count("format") || f.metadata().at("format") != "vitcpp";
 }
 
-LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
+LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headless_ok) {
   std::error_code ec;
   std::string weights = path;
   nlohmann::json config;
@@ -317,6 +321,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
   }
   const SafetensorsReader f(weights);
   TimmHints hints;
+  hints.headless_ok = headless_ok;
   if (arch) {
     hints.heads = arch->config.heads;
     hints.act = arch->config.act;
@@ -366,7 +371,16 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
     meta.normalize = arch->normalize;
     meta.preprocess = arch->preprocess;
   }
-  if (folder) apply_config_json(config, path, meta);
+  const bool headless = !f.contains("head.weight");
+  if (folder && !headless) apply_config_json(config, path, meta);
+  if (folder && headless) {  // its num_classes (0) and labels describe no head
+    nlohmann::json j = config;
+    for (const char* key : {"num_classes", "label_names", "id2label"}) j.erase(key);
+    if (j.contains("pretrained_cfg") && j["pretrained_cfg"].is_object()) {
+      j["pretrained_cfg"].erase("num_classes");
+    }
+    apply_config_json(j, path, meta);
+  }
   if (meta.class_names.empty()) {
     if (meta.config.num_classes == 1000) {
       meta.class_names = imagenet_class_names();
@@ -376,8 +390,9 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch) {
       }
     }
   }
-  Model model = read_weights(f, meta.config);
+  Model model = read_weights(f, meta.config, "", headless);
   std::map<std::string, std::string> md = f.metadata();
+  if (headless) md["headless"] = "true";
   md["timm_source"] = folder ? path : weights;
   if (config.is_object() && config.contains("architecture") && config["architecture"].is_string()) {
     md["architecture"] = config["architecture"].get<std::string>();
@@ -469,8 +484,8 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   write_atomically((fs::path(dir) / "config.json").string(), text.data(), text.size());
 }
 
-LoadedModel load_any_model(const std::string& path, const TimmArch* arch) {
-  if (is_timm_model(path)) return load_timm(path, arch);
+LoadedModel load_any_model(const std::string& path, const TimmArch* arch, bool headless_ok) {
+  if (is_timm_model(path)) return load_timm(path, arch, headless_ok);
   VIT_CHECK(!arch, "'" + path +
                        "' is a vitcpp checkpoint, which names its own architecture; "
                        "`arch` is for timm files");

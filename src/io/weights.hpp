@@ -13,8 +13,9 @@ namespace vit {
 // config needs must be there with its shape, and the file may hold no other tensor except those
 // whose names start with extra_prefix (non-empty); checked before the model is allocated, so a
 // config claiming a huge model cannot make it allocate more than the file holds. A non-finite
-// weight is a vit::Error naming the tensor.
+// weight is a vit::Error naming the tensor. headless: the classifier heads (head.*, head_dist.*)
+// may be missing, and are then zeros (a pretrained backbone, for fine-tuning).
 Model read_weights(const SafetensorsReader& file, const Config& c,
-                   const std::string& extra_prefix = "");
+                   const std::string& extra_prefix = "", bool headless = false);
 
 }  // namespace vit

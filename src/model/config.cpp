@@ -56,6 +56,19 @@ int64_t Config::num_params() const {
   return n;
 }
 
+std::string Config::variants() const {
+  std::string t;
+  auto add = [&](const std::string& w) { t += (t.empty() ? "" : ", ") + w; };
+  if (dist_token) add("distillation token");
+  if (reg_tokens) add(std::to_string(reg_tokens) + " register tokens");
+  if (no_embed_class) add("positions for the patches only");
+  if (layer_scale) add("LayerScale");
+  if (norm_pre) add("norm_pre");
+  if (qk_norm) add("qk-norm");
+  if (act == Act::kQuickGelu) add("QuickGELU");
+  return t;
+}
+
 int64_t Config::forward_flops() const {
   const int64_t N = num_tokens(), D = dim, M = mlp_dim;
   int64_t f = 2 * int64_t(num_patches()) * patch_dim() * D;  // patch embedding

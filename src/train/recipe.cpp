@@ -172,26 +172,37 @@ std::vector<Preset> make_presets() {
     c.recipe.augment.erase_prob = 0.25f;
     p.push_back(c);
   }
-  // timm's VisionTransformer shapes (vision_transformer.py's model definitions): the original ViTs
-  // (their augreg weights: mean and std 0.5, crop_pct 0.9 at 224, 1.0 at 384, bicubic) and DeiT's
-  // (ImageNet's mean and std, crop_pct 0.875, bicubic). The recipe carries those preprocessing
-  // defaults, which a bare timm state dict loaded with --arch takes.
+  // timm's VisionTransformer shapes (vision_transformer.py's and deit.py's model definitions) and
+  // the preprocessing of their pretrained weights (their pretrained_cfg): the original ViTs
+  // (augreg: mean and std 0.5), DeiT and DeiT III (ImageNet's mean and std), DINOv2 (ImageNet's,
+  // 518 px, crop_pct 1) and CLIP image towers (OpenAI CLIP's mean and std); crop_pct 0.9 at 224
+  // and 1.0 at 384, bicubic. The recipe carries those defaults, which a bare timm state dict loaded
+  // with
+  // --arch takes.
   struct Shape {
     const char* size;
     int dim, depth, heads;
   };
   const Shape shapes[] = {
       {"tiny", 192, 12, 3}, {"small", 384, 12, 6}, {"base", 768, 12, 12}, {"large", 1024, 24, 16}};
-  auto add = [&](const std::string& name, const Shape& s, int patch, int image, bool deit) {
+  const Shape& tiny = shapes[0];
+  const Shape& small = shapes[1];
+  const Shape& base = shapes[2];
+  const Shape& large = shapes[3];
+  // family: what the description calls the weights; variant: the Config fields beyond the shape.
+  auto add = [&](const std::string& name, const Shape& s, int patch, int image, const char* family,
+                 Normalization::Source norm, double crop_pct, auto&& variant) {
     Preset v;
     v.name = name;
-    v.description = std::string(deit ? "DeiT's " : "timm's ") + name + " shape (" +
-                    std::to_string(image) + "x" + std::to_string(image) + "x3, patch " +
-                    std::to_string(patch) + ", D " + std::to_string(s.dim) + ", " +
-                    std::to_string(s.heads) + " heads, " + std::to_string(s.depth) +
-                    " blocks, 1000 classes), for pretrained weights, benchmarks and interop; its "
-                    "recipe trains with random resized crops, flips and erasing";
     v.config = timm_config(s.dim, s.depth, s.heads, patch, image);
+    variant(v.config);
+    v.description = std::string(family) + " " + name + " shape (" + std::to_string(image) + "x" +
+                    std::to_string(image) + "x3, patch " + std::to_string(patch) + ", D " +
+                    std::to_string(s.dim) + ", " + std::to_string(s.heads) + " heads, " +
+                    std::to_string(s.depth) + " blocks, 1000 classes" +
+                    (v.config.variants().empty() ? "" : ", " + v.config.variants()) +
+                    "), for pretrained weights, benchmarks and interop; its recipe trains with "
+                    "random resized crops, flips and erasing";
     v.recipe.epochs = 300;
     v.recipe.batch_size = 64;
     v.recipe.lr = 1e-3f;
@@ -201,24 +212,63 @@ std::vector<Preset> make_presets() {
     v.recipe.augment.rrc = true;  // timm's (DeiT's) training crop
     v.recipe.augment.hflip = true;
     v.recipe.augment.erase_prob = 0.25f;
-    v.recipe.normalize = deit ? Normalization::kImagenet : Normalization::kInception;
-    v.recipe.preprocess.crop_pct = deit ? 0.875 : (image == 384 ? 1.0 : 0.9);
+    v.recipe.normalize = norm;
+    v.recipe.preprocess.crop_pct = crop_pct;
     v.recipe.preprocess.interpolation = Interpolation::kBicubic;
     p.push_back(v);
   };
+  auto plain = [](Config&) {};
+  const double crop224 = 0.9, crop384 = 1.0;  // timm's _cfg default, and its 384 models'
   for (const Shape& s : shapes) {
     for (int patch : {16, 32}) {
-      if (std::string(s.size) == "tiny" && patch == 32) continue;  // not a timm model
+      if (&s == &tiny && patch == 32) continue;  // not a timm model
       for (int image : {224, 384}) {
         add("vit_" + std::string(s.size) + "_patch" + std::to_string(patch) + "_" +
                 std::to_string(image),
-            s, patch, image, false);
+            s, patch, image, "timm's", Normalization::kInception, image == 384 ? crop384 : crop224,
+            plain);
       }
     }
   }
-  for (const Shape& s : shapes) {
-    if (std::string(s.size) == "large") continue;
-    add("deit_" + std::string(s.size) + "_patch16_224", s, 16, 224, true);
+  for (const Shape* s : {&tiny, &small, &base}) {
+    add("deit_" + std::string(s->size) + "_patch16_224", *s, 16, 224, "DeiT's",
+        Normalization::kImagenet, crop224, plain);
+    add("deit_" + std::string(s->size) + "_distilled_patch16_224", *s, 16, 224, "DeiT's",
+        Normalization::kImagenet, crop224, [](Config& c) { c.dist_token = true; });
+  }
+  for (const Shape* s : {&small, &base, &large}) {
+    for (int image : {224, 384}) {
+      add("deit3_" + std::string(s->size) + "_patch16_" + std::to_string(image), *s, 16, image,
+          "DeiT III's", Normalization::kImagenet, image == 384 ? crop384 : crop224, [](Config& c) {
+            c.no_embed_class = true;
+            c.layer_scale = true;
+          });
+    }
+  }
+  for (const Shape* s : {&small, &base, &large}) {
+    add("vit_" + std::string(s->size) + "_patch14_dinov2", *s, 14, 518, "DINOv2's",
+        Normalization::kImagenet, 1.0, [](Config& c) { c.layer_scale = true; });
+    add("vit_" + std::string(s->size) + "_patch14_reg4_dinov2", *s, 14, 518, "DINOv2's",
+        Normalization::kImagenet, 1.0, [](Config& c) {
+          c.layer_scale = true;
+          c.reg_tokens = 4;
+          c.no_embed_class = true;
+        });
+  }
+  struct ClipShape {
+    const Shape* shape;
+    int patch;
+  };
+  for (const ClipShape& cs : {ClipShape{&base, 16}, ClipShape{&base, 32}, ClipShape{&large, 14}}) {
+    for (bool quick : {false, true}) {
+      add("vit_" + std::string(cs.shape->size) + "_patch" + std::to_string(cs.patch) + "_clip_" +
+              (quick ? "quickgelu_" : "") + "224",
+          *cs.shape, cs.patch, 224, "CLIP's", Normalization::kClip, crop224, [quick](Config& c) {
+            c.norm_pre = true;
+            c.ln_eps = 1e-5f;
+            if (quick) c.act = Act::kQuickGelu;
+          });
+    }
   }
   return p;
 }
@@ -239,9 +289,9 @@ const Recipe& Preset::recipe_for(const std::string& dataset_spec) const {
 
 TimmArch preset_arch(const std::string& name) {
   const Preset& p = find_preset(name);
-  VIT_CHECK(
-      name.starts_with("vit_") || name.starts_with("deit_"),
-      "`arch` " + name + " is not a timm architecture; the timm presets are vit_* and deit_*");
+  VIT_CHECK(name.starts_with("vit_") || name.starts_with("deit"),
+            "`arch` " + name +
+                " is not a timm architecture; the timm presets are vit_*, deit_* and deit3_*");
   return {p.name, p.config, Normalization::preset(p.recipe.normalize, p.config.channels),
           p.recipe.preprocess};
 }

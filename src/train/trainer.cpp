@@ -389,19 +389,24 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                               .qkv_std = recipe.qkv_init_std,
                               .sincos_pos = recipe.pos_init_sincos});
   if (init) {
-    // Every parameter of the same name and shape; a head of another class count stays as drawn.
+    // Every parameter of the same name and shape; a head of another class count, or a backbone's
+    // placeholder head, stays as drawn.
     const Model& from = init->model;
+    const bool headless = init->metadata.count("headless") > 0;
     int copied = 0;
     const int g_old = init->meta.config.grid(), g_new = config.grid();
     for (const ParamInfo& p : r.model->params()) {
       for (const ParamInfo& q : from.params()) {
         if (q.name != p.name) continue;
+        if (headless && (p.name.starts_with("head.") || p.name.starts_with("head_dist."))) continue;
         if (q.shape == p.shape) {
           std::copy_n(from.param_data() + q.offset, p.numel, r.model->param_data() + p.offset);
           ++copied;
         } else if (p.name == "pos_embed" && g_old != g_new) {
           // Another image size: the grid resampled as timm does (resample_abs_pos_embed).
-          resample_pos_embed(from.param_data() + q.offset, config.num_prefix_tokens(), g_old, g_new,
+          // (with no_embed_class pos_embed has no prefix rows)
+          resample_pos_embed(from.param_data() + q.offset,
+                             config.no_embed_class ? 0 : config.num_prefix_tokens(), g_old, g_new,
                              config.dim, r.model->param_data() + p.offset);
           ++copied;
           reporter.message("fine-tuning: pos_embed resampled from a " + std::to_string(g_old) +
@@ -413,7 +418,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
     reporter.message("fine-tuning: " + std::to_string(copied) + " of " +
                      std::to_string(r.model->params().size()) +
                      " tensors from the pretrained model, its normalisation" +
-                     (init->meta.config.num_classes != config.num_classes
+                     (headless || init->meta.config.num_classes != config.num_classes
                           ? "; a new head for " + std::to_string(config.num_classes) + " classes"
                           : ""));
   }

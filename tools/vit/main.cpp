@@ -377,8 +377,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
             "--normalize cannot be given with --init: the pretrained model's "
             "normalisation is kept");
       }
-      init =
-          std::make_unique<vit::LoadedModel>(vit::load_any_model(a.init, timm_arch(a.arch).get()));
+      init = std::make_unique<vit::LoadedModel>(  // a backbone without a head may start a run
+          vit::load_any_model(a.init, timm_arch(a.arch).get(), /*headless_ok=*/true));
     }
     // The classes are the data's unless given: a folder of 5 classes trains a 5-way head.
     const bool classes_given = std::any_of(model.begin(), model.end(),
@@ -754,6 +754,7 @@ int run_info(const InfoArgs& a) {
   std::printf("             pos_embed %s, pool %s, qkv_bias %s, ln_eps %g\n",
               vit::to_string(c.pos_embed), vit::to_string(c.pool), c.qkv_bias ? "yes" : "no",
               c.ln_eps);
+  if (!c.variants().empty()) std::printf("             %s\n", c.variants().c_str());
   std::printf("parameters:  %lld (%.2f MB as fp32)\n", (long long)c.num_params(),
               c.num_params() * 4 / 1e6);
   std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
