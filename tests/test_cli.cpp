@@ -515,6 +515,20 @@ TEST(Cli, TimmModels) {
   EXPECT_EQ(ftb["config"]["num_classes"], 3);
   EXPECT_EQ(ftb["config"]["reg_tokens"], 4);
   EXPECT_EQ(ftb["config"]["image_size"], 40);
+  // A linear probe with the finetune recipe (--init's default), its layer decay overridden.
+  EXPECT_RUN("train --init " + folder + " --data " + data +
+                 " --freeze-backbone --layer-decay 0.6 --epochs 1 --warmup 0 --batch 8 "
+                 "--threads 2 --out " +
+                 (dir / "probe"),
+             0, "a new head for 3 classes");
+  Result pi = vit("info --json --model " + (dir / "probe"));
+  ASSERT_EQ(pi.code, 0) << pi.out;
+  const auto probe = nlohmann::json::parse(pi.out);
+  EXPECT_EQ(probe["recipe"]["freeze_backbone"], true) << pi.out;
+  EXPECT_NEAR(probe["recipe"]["layer_decay"].get<double>(), 0.6, 1e-7);
+  EXPECT_NEAR(probe["recipe"]["lr"].get<double>(), 1e-4, 1e-9) << "the finetune preset's";
+  EXPECT_RUN("train --preset finetune --data " + data + " --out " + (dir / "x"), 2,
+             "give the pretrained model with --init");
   EXPECT_RUN("train --init " + folder + " --data " + data + " --dim 32 --out " + (dir / "x"), 2,
              "--dim cannot be given with --init");
   EXPECT_RUN(

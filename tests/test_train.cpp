@@ -12,6 +12,7 @@
 #include "train/state.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/error.hpp"
+#include "vit/optim.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/train.hpp"
 
@@ -343,7 +344,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "false,"
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
-      "\"full_token_epochs\":0}";
+      "\"full_token_epochs\":0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
   fashion.epochs = 1;
@@ -359,7 +360,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "true,"
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
-      "\"full_token_epochs\":3}";
+      "\"full_token_epochs\":3,\"layer_decay\":1.0,\"freeze_backbone\":false}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);
@@ -396,6 +397,111 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   auto j = nlohmann::json::parse(seed_json);
   j.erase("lr");
   EXPECT_THROW(Recipe::from_json(j.dump()), Error);  // only fields added later may be missing
+}
+
+// Layer-wise lr decay as timm's param_groups_layer_decay groups a ViT (its group_matcher):
+// embeddings layer 0, blocks.i layer i + 1, norm* with the last block, the rest (head) last; and
+// the first AdamW step moves each tensor by its own lr (Adam's first step is lr * g / |g|).
+TEST(Recipe, LayerDecayScalesEachTensorsLearningRate) {
+  Config c;
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.dim = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.mlp_dim = 32;
+  c.num_classes = 3;
+  c.reg_tokens = 1;
+  c.norm_pre = true;
+  Model model(c);
+  model.init(1);
+  const std::vector<float> scales = AdamW::lr_scales(model, 0.5f);
+  for (size_t i = 0; i < model.params().size(); ++i) {
+    const std::string& n = model.params()[i].name;
+    const float want =
+        n == "cls_token" || n == "reg_token" || n == "pos_embed" || n.starts_with("patch_embed.")
+            ? 0.125f
+        : n.starts_with("blocks.0.")                          ? 0.25f
+        : n.starts_with("blocks.1.") || n.starts_with("norm") ? 0.5f
+                                                              : 1.0f;
+    EXPECT_EQ(scales[i], want) << n;
+  }
+  EXPECT_EQ(AdamW::lr_scales(model, 1.0f), std::vector<float>(scales.size(), 1.0f));
+
+  Recipe r;
+  r.lr = 1e-3f;
+  r.weight_decay = 0.0f;
+  r.layer_decay = 0.5f;
+  const int B = 4;
+  auto images = random_vector(int64_t(B) * 8 * 8, 2);
+  std::vector<int32_t> labels = {0, 1, 2, 0};
+  const std::vector<float> before(model.param_data(), model.param_data() + model.arena_floats());
+  TrainStep step(model, r, B, B);
+  step.run(images.data(), labels.data(), B, r.lr);
+  for (size_t i = 0; i < model.params().size(); ++i) {
+    const ParamInfo& p = model.params()[i];
+    double moved = 0;
+    for (int64_t j = 0; j < p.numel; ++j) {
+      moved = std::max(moved,
+                       std::fabs(double(model.param_data()[p.offset + j]) - before[p.offset + j]));
+    }
+    EXPECT_NEAR(moved, r.lr * scales[i], 1e-3 * r.lr * scales[i]) << p.name;
+  }
+}
+
+// A linear probe (freeze_backbone): the heads' gradients are those of the whole backward, bit
+// for bit, every other gradient stays zero, and a step moves the heads alone.
+TEST(Recipe, FrozenBackboneTrainsTheHeadsAlone) {
+  Config c;
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.dim = 16;
+  c.depth = 1;
+  c.heads = 2;
+  c.mlp_dim = 32;
+  c.num_classes = 3;
+  c.dist_token = true;
+  const int B = 4, K = c.num_classes;
+  auto images = random_vector(int64_t(B) * 8 * 8, 3);
+  auto dlogits = random_vector(int64_t(B) * K, 4);
+  Model whole(c), probe(c);
+  whole.init(5);
+  probe.init(5);
+  for (Model* m : {&whole, &probe}) m->enable_training(B);
+  probe.freeze_backbone(true);
+  EXPECT_TRUE(probe.backbone_frozen());
+  for (Model* m : {&whole, &probe}) {
+    m->zero_grad();
+    m->forward(images.data(), B);
+    m->backward(dlogits.data());
+  }
+  for (const ParamInfo& p : probe.params()) {
+    const bool head = p.name.starts_with("head");
+    EXPECT_EQ(p.trainable, head) << p.name;
+    const float* g = probe.grad(p.name).data;
+    const float* w = whole.grad(p.name).data;
+    if (head) {
+      EXPECT_EQ(std::memcmp(g, w, size_t(p.numel) * 4), 0) << p.name;
+    } else {
+      EXPECT_TRUE(std::all_of(g, g + p.numel, [](float v) { return v == 0.0f; })) << p.name;
+    }
+  }
+  Recipe r;
+  r.freeze_backbone = true;
+  std::vector<int32_t> labels = {0, 1, 2, 0};
+  Model fresh(c);
+  fresh.init(5);
+  const std::vector<float> before(fresh.param_data(), fresh.param_data() + fresh.arena_floats());
+  TrainStep step(fresh, r, B, B);
+  step.run(images.data(), labels.data(), B, r.lr);
+  for (const ParamInfo& p : fresh.params()) {
+    const bool same = std::memcmp(fresh.param_data() + p.offset, before.data() + p.offset,
+                                  size_t(p.numel) * 4) == 0;
+    EXPECT_EQ(same, !p.name.starts_with("head")) << p.name;
+  }
+  probe.freeze_backbone(false);
+  EXPECT_TRUE(std::all_of(probe.params().begin(), probe.params().end(),
+                          [](const ParamInfo& p) { return p.trainable; }));
 }
 
 // The resume state (last.train.safetensors' metadata) from its field list: the keys runs have

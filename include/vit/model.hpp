@@ -95,6 +95,11 @@ class Model {
   // gradient arena, so call zero_grad() between steps (or not, to accumulate).
   void backward(const float* dlogits);
   void zero_grad();
+  // A linear probe: with frozen true only the classifier heads (head.*, head_dist.*) are
+  // trainable, and the backward computes their gradients alone (the rest stay zero); false makes
+  // every tensor trainable again (the fixed sin/cos pos_embed aside).
+  void freeze_backbone(bool frozen);
+  bool backbone_frozen() const;
   float* grad_data();  // same layout as param_data()
   TensorView grad(const std::string& name);
 

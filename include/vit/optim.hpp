@@ -23,6 +23,12 @@ struct AdamWOptions {
   // true: AdamW (decay applied to the weights); false: Adam with L2 (decay added to the
   // gradients, torch.optim.Adam's weight_decay).
   bool decoupled = true;
+  // Layer-wise learning-rate decay (BEiT; timm's param_groups_layer_decay) with the model's depth
+  // L: a tensor of layer id i steps at lr * layer_decay^(L + 1 - i), where the embeddings
+  // (cls_token, dist_token, reg_token, pos_embed, patch_embed) are layer 0, blocks.j layer j + 1,
+  // the LayerNorms named norm* (norm, norm_pre: timm's regex ^norm) layer L with the last block,
+  // and the rest (head, head_dist, fc_norm) layer L + 1. 1: every tensor at lr.
+  float layer_decay = 1.0f;
 
   void validate() const;  // vit::Error naming the bad field
 };
@@ -32,6 +38,9 @@ class AdamW {
   // Allocates the moment buffers (m and v, each the size of the parameter arena, zero) in an
   // arena of their own.
   AdamW(Model& model, const AdamWOptions& options);
+  // The learning-rate scale of each of the model's parameters (params() order) under
+  // layer_decay (AdamWOptions).
+  static std::vector<float> lr_scales(const Model& model, float layer_decay);
   ~AdamW();
 
   // One update of every trainable parameter from the model's gradients, at learning rate lr
@@ -60,6 +69,7 @@ class AdamW {
     size_t offset;
     int64_t numel;
     bool decay;
+    float lr_scale;  // layer_decay's
   };
   std::vector<Piece> pieces_;
 };

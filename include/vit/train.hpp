@@ -54,6 +54,10 @@ struct Recipe {
   // evaluation does.
   float patch_drop = 0.0f;
   int full_token_epochs = 0;
+  // Fine-tuning (AdamWOptions): layer-wise learning-rate decay (1: off), and a linear probe that
+  // trains the classifier head alone (Model::freeze_backbone).
+  float layer_decay = 1.0f;
+  bool freeze_backbone = false;
   // Patch tokens a training step of 0-based epoch e keeps (num_patches when none are dropped).
   int kept_patches(int num_patches, int64_t epoch) const;
 
@@ -217,6 +221,18 @@ struct Recipe {
             .hi = 100000,
             .optional = true},
       r.full_token_epochs);
+    v(Field{.name = "layer_decay",
+            .help = "Layer-wise lr decay for fine-tuning (timm / BEiT): block i's lr is "
+                    "lr * decay^(depth + 1 - (i + 1)), the embeddings' decay^(depth + 1); 1: off",
+            .lo = 0,
+            .hi = 1,
+            .lo_open = true,
+            .optional = true},
+      r.layer_decay);
+    v(Field{.name = "freeze_backbone",
+            .help = "Train the classifier head alone (a linear probe of a pretrained model)",
+            .optional = true},
+      r.freeze_backbone);
   }
 };
 

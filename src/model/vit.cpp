@@ -114,6 +114,8 @@ struct detail::ModelImpl {
   Arena grad_buffers;
   std::vector<size_t> grad_buffer_offsets;
 
+  bool frozen = false;  // freeze_backbone: the backward stops after the heads
+
   // Inference workspaces (one block's buffers each), sized for infer_batch images: one per thread
   // running micro-batches at once.
   int infer_batch = 0;
@@ -274,6 +276,20 @@ void Model::zero_grad() {
   if (impl_->grads.allocated()) {
     ops::fill_zero(ops::Context{num_threads()}, impl_->grads.data(), int64_t(impl_->grads.size()));
   }
+}
+
+void Model::freeze_backbone(bool frozen) {
+  Impl& m = *impl_;
+  m.frozen = frozen;
+  for (ParamInfo& p : m.params) {
+    const bool head = p.name.starts_with("head.") || p.name.starts_with("head_dist.");
+    const bool fixed = p.offset == m.pos && m.cfg.pos_embed == PosEmbed::kSinCos;
+    p.trainable = !fixed && (!frozen || head);
+  }
+}
+
+bool Model::backbone_frozen() const {
+  return impl_->frozen;
 }
 
 void Model::init(uint64_t seed, const InitOptions& options) {
@@ -617,17 +633,21 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   const ops::Context ctx = executor_context(m);
 
   const int K = c.num_classes, T = c.dist_token ? 2 : 1;
+  // A frozen backbone (a linear probe) needs the heads' gradients alone.
+  float* dnormed = m.frozen ? nullptr : L.dnormed;
   if (c.dist_token) {  // logits = (head(normed[0]) + head_dist(normed[1])) / 2
     ops::add_into(ctx, L.dhalf, dlogits, int64_t(B) * K, /*copy=*/true);
     ops::scale_inplace(ctx, L.dhalf, int64_t(B) * K, 0.5f);
-    ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), L.dhalf, L.fwd.normed,
+    ops::linear_backward(ctx, dnormed, G(m.head_w), G(m.head_b), L.dhalf, L.fwd.normed,
                          m.W(m.head_w), B, D, K);
-    ops::linear_backward(ctx, L.dnormed + int64_t(B) * D, G(m.head_dist_w), G(m.head_dist_b),
-                         L.dhalf, L.fwd.normed + int64_t(B) * D, m.W(m.head_dist_w), B, D, K);
+    ops::linear_backward(ctx, dnormed ? dnormed + int64_t(B) * D : nullptr, G(m.head_dist_w),
+                         G(m.head_dist_b), L.dhalf, L.fwd.normed + int64_t(B) * D,
+                         m.W(m.head_dist_w), B, D, K);
   } else {
-    ops::linear_backward(ctx, L.dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
+    ops::linear_backward(ctx, dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
                          m.W(m.head_w), B, D, K);
   }
+  if (m.frozen) return;
   ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
                           L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), int64_t(T) * B, D);
   if (c.pool == Pool::kCls) {

@@ -22,6 +22,8 @@ void AdamWOptions::validate() const {
             "eps must be in (0, 1) (got " + std::to_string(eps) + ")");
   VIT_CHECK(ok(weight_decay, 0.0f, 1e3f),
             "weight_decay must be >= 0 and finite (got " + std::to_string(weight_decay) + ")");
+  VIT_CHECK(std::isfinite(layer_decay) && layer_decay > 0.0f && layer_decay <= 1.0f,
+            "layer_decay must be in (0, 1] (got " + std::to_string(layer_decay) + ")");
 }
 
 AdamW::AdamW(Model& model, const AdamWOptions& options)
@@ -37,12 +39,34 @@ AdamW::AdamW(Model& model, const AdamWOptions& options)
   // per step (a region per tensor was some 80 a step for tiny28, each ending in a barrier that
   // waits for the slowest thread: a timeslice where another process shares a core).
   constexpr int64_t kPiece = 1 << 14;
-  for (const ParamInfo& info : model.params()) {
+  const std::vector<float> scales = lr_scales(model, options_.layer_decay);
+  for (size_t t = 0; t < model.params().size(); ++t) {
+    const ParamInfo& info = model.params()[t];
     if (!info.trainable) continue;
     for (int64_t i = 0; i < info.numel; i += kPiece) {
-      pieces_.push_back({info.offset + size_t(i), std::min(kPiece, info.numel - i), info.decay});
+      pieces_.push_back(
+          {info.offset + size_t(i), std::min(kPiece, info.numel - i), info.decay, scales[t]});
     }
   }
+}
+
+std::vector<float> AdamW::lr_scales(const Model& model, float layer_decay) {
+  const int L = model.config().depth;
+  std::vector<float> scales;
+  for (const ParamInfo& p : model.params()) {
+    const std::string& n = p.name;
+    int id = L + 1;  // head, head_dist, fc_norm
+    if (n == "cls_token" || n == "dist_token" || n == "reg_token" || n == "pos_embed" ||
+        n.starts_with("patch_embed.")) {
+      id = 0;
+    } else if (n.starts_with("blocks.")) {
+      id = std::stoi(n.substr(7)) + 1;
+    } else if (n.starts_with("norm")) {
+      id = L;
+    }
+    scales.push_back(layer_decay == 1.0f ? 1.0f : float(std::pow(double(layer_decay), L + 1 - id)));
+  }
+  return scales;
 }
 
 AdamW::~AdamW() = default;
@@ -71,7 +95,7 @@ void AdamW::step(float lr) {
     const Piece& s = pieces_[size_t(k)];
     // One thread per piece: this region shares the pieces out.
     ops::adamw_update(ops::Context{}, p + s.offset, m + s.offset, v + s.offset, g + s.offset,
-                      s.numel, lr, options_.beta1, options_.beta2, options_.eps,
+                      s.numel, lr * s.lr_scale, options_.beta1, options_.beta2, options_.eps,
                       s.decay ? options_.weight_decay : 0.0f, options_.decoupled, step_);
   }
 }

@@ -172,6 +172,35 @@ std::vector<Preset> make_presets() {
     c.recipe.augment.erase_prob = 0.25f;
     p.push_back(c);
   }
+  {
+    // A recipe for fine-tuning a pretrained model (`train --init`, which takes the model's shape,
+    // normalisation and preprocessing): BEiT / timm fine-tuning practice scaled to a small folder
+    // of images: a low peak lr with a one-epoch warm-up and cosine decay, weight decay 0.05,
+    // layer-wise lr decay 0.75, label smoothing, random resized crops and flips. (timm also uses
+    // drop-path, which vitcpp does not have.)
+    Preset f;
+    f.name = "finetune";
+    f.description =
+        "Fine-tuning recipe for `train --init MODEL` (the default there): 10 epochs, batch 32, "
+        "AdamW lr 1e-4 with a 1-epoch warm-up and cosine decay to 1e-6, weight decay 0.05, "
+        "layer-wise lr decay 0.75, label smoothing 0.1, clipping at 1, random resized crops and "
+        "flips; the model is the pretrained one";
+    f.config = timm_config(768, 12, 12);  // shown by info; --init replaces it
+    f.recipe.epochs = 10;
+    f.recipe.batch_size = 32;
+    f.recipe.lr = 1e-4f;
+    f.recipe.min_lr = 1e-6f;
+    f.recipe.warmup_epochs = 1;
+    f.recipe.weight_decay = 0.05f;
+    f.recipe.layer_decay = 0.75f;
+    f.recipe.label_smoothing = 0.1f;
+    f.recipe.clip_grad = 1.0f;
+    f.recipe.augment.rrc = true;
+    f.recipe.augment.hflip = true;
+    f.recipe.normalize = Normalization::kImagenet;  // --init keeps the model's own
+    f.recipe.preprocess.interpolation = Interpolation::kBicubic;
+    p.push_back(f);
+  }
   // timm's VisionTransformer shapes (vision_transformer.py's and deit.py's model definitions) and
   // the preprocessing of their pretrained weights (their pretrained_cfg): the original ViTs
   // (augreg: mean and std 0.5), DeiT and DeiT III (ImageNet's mean and std), DINOv2 (ImageNet's,

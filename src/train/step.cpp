@@ -154,6 +154,7 @@ AdamWOptions optimizer_options(const Recipe& r) {
   o.beta2 = r.beta2;
   o.weight_decay = r.weight_decay;
   o.decoupled = r.optimizer == "adamw";
+  o.layer_decay = r.layer_decay;
   return o;
 }
 
@@ -166,6 +167,7 @@ TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micr
   VIT_CHECK(max_batch >= 1,
             "TrainStep: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
   model.enable_training(max_batch);
+  model.freeze_backbone(recipe.freeze_backbone);  // before the optimizer takes the trainable set
   opt_ = std::make_unique<AdamW>(model, optimizer_options(recipe));
   const size_t n = size_t(max_batch) * size_t(model.config().num_classes);
   probs_.resize(n);

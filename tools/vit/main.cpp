@@ -297,7 +297,8 @@ void add_train(CLI::App& app, TrainArgs& a) {
   t->add_option("--init", a.init,
                 "Fine-tune: start from this model's weights (" + std::string(kModelHelp) +
                     "), shape, normalisation and preprocessing; a new head when the data has "
-                    "another number of classes");
+                    "another number of classes; the recipe is the finetune preset's unless "
+                    "--preset names another");
   add_arch_option(t, a.arch);
   t->add_option("--resume", a.resume,
                 "Continue the run in this directory where it stopped (last epoch, or the step "
@@ -347,6 +348,14 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
     // Names and a used --out are the user's to fix: usage errors, before anything is printed.
+    // With --init the recipe is the finetune preset's unless another is named; finetune is for
+    // --init alone.
+    if (!a.init.empty() && !cmd.count("--preset")) a.preset = "finetune";
+    if (a.init.empty() && a.preset == "finetune") {
+      throw UsageError(
+          "--preset finetune is a recipe for fine-tuning: give the pretrained model with --init "
+          "MODEL");
+    }
     const vit::Preset& p = named_preset(a.preset);
     named_dataset(a.data);
     const std::string existing = vit::existing_run_file(a.out);
@@ -393,7 +402,9 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     const char* ratio = vit::mlp_ratio_field().name;
     if (cmd.count(option_name(vit::mlp_ratio_field()))) model.emplace_back(ratio, a.model[ratio]);
     try {
-      run = vit::preset_settings(p, a.data, model, given_fields<Recipe>(cmd, a.recipe));
+      // With --init the shape is the pretrained model's (set below), not the preset's.
+      run = vit::preset_settings(p, a.data, init ? vit::FieldValues{} : model,
+                                 given_fields<Recipe>(cmd, a.recipe));
     } catch (const Error& e) {
       throw UsageError(e.what());
     }
