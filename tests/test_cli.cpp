@@ -370,9 +370,10 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   // The run keeps its preprocessing (timm's default crop_pct) for prediction, which flags override.
   Result ri = vit("info --json --model " + (dir / "run"));
   ASSERT_EQ(ri.code, 0) << ri.out;
-  EXPECT_EQ(nlohmann::json::parse(ri.out)["preprocess"],
-            nlohmann::json::parse(
-                R"({"crop_pct":0.875,"crop_mode":"center","interpolation":"bicubic"})"));
+  EXPECT_EQ(
+      nlohmann::json::parse(ri.out)["preprocess"],
+      nlohmann::json::parse(
+          R"({"crop_pct":0.875,"crop_mode":"center","interpolation":"bicubic","exif":true})"));
   EXPECT_RUN("predict --top-k 1 --crop-mode border --crop-pct 1 --interpolation bilinear --model " +
                  (dir / "run") + " " + (dir / "wide.pgm"),
              0, "wide.pgm: ");

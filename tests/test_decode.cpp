@@ -127,6 +127,9 @@ TEST(Decode, JpegExifOrientation) {
     write_bytes(dir / "o.jpg", encode_jpeg(stored, o), false);
     const Image back = decode_image(dir / "o.jpg");
     EXPECT_LE(max_diff(back, upright), 4) << "orientation " << o;
+    // exif false (timm's models: PIL leaves the orientation alone): the image as stored.
+    const Image as_stored = decode_image(dir / "o.jpg", {.exif = false});
+    EXPECT_LE(max_diff(as_stored, stored), 4) << "orientation " << o << ", exif off";
   }
 }
 

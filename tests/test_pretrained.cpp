@@ -67,6 +67,7 @@ TEST(Pretrained, TimmFolderGivesTimmsLogits) {
   EXPECT_FLOAT_EQ(m.meta.normalize.mean[2], 0.40f);
   EXPECT_FLOAT_EQ(m.meta.normalize.std[2], 0.26f);
   EXPECT_EQ(m.metadata.at("architecture"), "vit_test_patch8_32");
+  EXPECT_FALSE(m.meta.preprocess.exif) << "timm reads JPEGs as stored";
   expect_logits(logits_for_photo(m), "cls.logits");
 }
 

@@ -19,6 +19,8 @@ struct DecodeOptions {
   // > 0: a JPEG may be decoded at M/8 of its size, M = 1..8 (libjpeg-turbo's DCT-domain
   // scaling: faster, and less to resize) while its shorter side stays at least this many pixels.
   int min_side = 0;
+  // A JPEG is turned upright by its EXIF orientation (Preprocess::exif).
+  bool exif = true;
 };
 
 // Decodes an image file as it is stored (its own size and channels): JPEG (libjpeg-turbo; gray

@@ -53,6 +53,9 @@ struct Preprocess {
   double crop_pct = 0.875;  // timm's default for new models; 1 keeps the whole image (center)
   CropMode crop_mode = CropMode::kCenter;
   Interpolation interpolation = Interpolation::kBicubic;
+  // JPEGs turned upright by their EXIF orientation (phone photos); timm, reading with PIL, does
+  // not, so timm's models are read with exif false.
+  bool exif = true;
 
   // The side an image is resized to before the crop: floor(size / crop_pct), as timm computes it.
   int scale_size(int size) const;
@@ -79,6 +82,11 @@ struct Preprocess {
             .words = {"bilinear", "bicubic", "nearest"},
             .optional = true},
       p.interpolation);
+    v(Field{.name = "exif",
+            .help = "Turn JPEG files upright by their EXIF orientation (timm does not: off for "
+                    "timm's models)",
+            .optional = true},
+      p.exif);
   }
   std::string to_json() const;
   static Preprocess from_json(const std::string& json);  // fields left out keep their defaults

@@ -105,7 +105,7 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
   Image img;
   if (decode_pnm(bytes, path, img)) return img;
   if (data::is_jpeg(bytes.data(), bytes.size())) {
-    return data::decode_jpeg(bytes.data(), bytes.size(), path, options.min_side);
+    return data::decode_jpeg(bytes.data(), bytes.size(), path, options.min_side, options.exif);
   }
   if (data::is_png(bytes.data(), bytes.size()))
     return data::decode_png(bytes.data(), bytes.size(), path);

@@ -22,9 +22,11 @@ bool is_webp(const uint8_t* bytes, size_t n);
 Image decode_webp(const uint8_t* bytes, size_t n, const std::string& path, int max_side);
 
 // A JPEG decoded to gray (1 channel) or RGB (3; CMYK converted), turned upright as its EXIF
-// orientation says. min_side > 0 lets libjpeg-turbo decode at M/8 of the size (M = 1..8) in the
-// DCT domain (faster, and less to resize) while the shorter side stays at least min_side.
-Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side);
+// orientation says when exif is true. min_side > 0 lets libjpeg-turbo decode at M/8 of the size
+// (M = 1..8) in the DCT domain (faster, and less to resize) while the shorter side stays at least
+// min_side.
+Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side,
+                  bool exif = true);
 
 // A PNG at 8 bits a sample in its own channels (gray, gray + alpha, RGB, RGBA): palettes expanded,
 // transparency (tRNS) as alpha, 16-bit samples scaled to 8, low bit depths widened; no gamma

@@ -122,8 +122,9 @@ void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* d
       if (failed.load(std::memory_order_relaxed)) continue;
       try {
         // DCT-domain scaling may shrink a JPEG while its shorter side stays at the resize's.
-        const Image image =
-            convert_image(decode_image(l.files[size_t(c0 + j)], {.min_side = scale}), channels);
+        const Image image = convert_image(
+            decode_image(l.files[size_t(c0 + j)], {.min_side = scale, .exif = o.preprocess.exif}),
+            channels);
         const Extent e = resized_extent(image.width, image.height, size, pre, scale);
         std::vector<uint8_t>& px = decoded[size_t(j)];
         px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
@@ -161,9 +162,9 @@ void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* d
 uint64_t split_key(const Listing& l, const DatasetOptions& o, int scale) {
   std::string d = "vitcpp folder cache 1\n";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d %d\n", o.shape.channels, o.shape.height,
+  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d %d%s\n", o.shape.channels, o.shape.height,
                 o.preprocess.crop_pct, int(o.preprocess.crop_mode), int(o.preprocess.interpolation),
-                scale);
+                scale, o.preprocess.exif ? "" : " no-exif");
   d += buf;
   for (size_t i = 0; i < l.files.size(); ++i) {
     std::error_code ec;

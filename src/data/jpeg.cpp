@@ -147,14 +147,15 @@ bool is_jpeg(const uint8_t* b, size_t n) {
   return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
 }
 
-Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side) {
+Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side,
+                  bool exif) {
   Image img;
   int orientation = 1;
   char message[JMSG_LENGTH_MAX] = "";
   if (!decode(bytes, n, min_side, &img, &orientation, message)) {
     throw Error("cannot read image '" + path + "': JPEG: " + message);
   }
-  apply_exif_orientation(img, orientation);
+  if (exif) apply_exif_orientation(img, orientation);
   return img;
 }
 

@@ -390,6 +390,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
       }
     }
   }
+  meta.preprocess.exif = false;  // timm reads images with PIL, which leaves EXIF alone
   Model model = read_weights(f, meta.config, "", headless);
   std::map<std::string, std::string> md = f.metadata();
   if (headless) md["headless"] = "true";

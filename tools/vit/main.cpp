@@ -649,8 +649,8 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   for (const std::string& file : vit::image_files(a.images)) {
     vit::PreparedImage prepared;
     try {
-      prepared =
-          vit::prepare_image(vit::decode_image(file), c.channels, c.image_size, style, options);
+      prepared = vit::prepare_image(vit::decode_image(file, {.exif = options.preprocess.exif}),
+                                    c.channels, c.image_size, style, options);
     } catch (const Error& e) {
       std::fprintf(stderr, "vit predict: %s\n", e.what());
       ++failures;
