@@ -23,6 +23,13 @@ It writes, from fixed seeds (byte-identical reruns):
         eps 1e-5, QuickGELU; also qk_norm), 3 classes
   reg.safetensors   a bare DINOv2-reg-like state dict: 4 register tokens, no_embed_class,
         LayerScale, 6 classes
+  photos/rocket.jpg   a real photograph: Debian python3-skimage's data/rocket.jpg (640x427 JPEG),
+        copied; photos/chelsea.jpg: its data/chelsea.png (451x300, a cat) saved by Pillow as a JPEG
+        (quality 90, 4:2:0 chroma: what cameras and the web write)
+  photos224/   a timm folder of a ViT at 224 (patch 16, D 32, 2 heads, depth 2, 10 named classes,
+        timm's ViT defaults: crop_pct 0.9, bicubic, mean and std 0.5), whose logits for the two
+        photographs after timm's eval transform (PIL decoding them) are "photos.rocket" and
+        "photos.chelsea" [1, 10] in expected.safetensors
   expected.safetensors   "cls.logits" [1, 5]: the folder's model on photo.png after timm's eval
         transform (torchvision Resize(floor(32 / 0.9)) bicubic, CenterCrop(32), ToTensor,
         Normalize), in float64; "avg.logits" [1, 3] and "reg.logits" [1, 6]: the bare models after
@@ -163,6 +170,32 @@ def main(out):
         with torch.no_grad():
             variants[name + ".logits"] = vm(eval_input(photo, 32, pre["crop_pct"], pre["mean"],
                                                        pre["std"]))
+    # Real photographs through timm's whole eval pipeline: PIL's JPEG decoding and bicubic resize.
+    skimage = "/usr/lib/python3/dist-packages/skimage/data"
+    os.makedirs(os.path.join(out, "photos"), exist_ok=True)
+    with open(os.path.join(skimage, "rocket.jpg"), "rb") as f:
+        rocket = f.read()
+    with open(os.path.join(out, "photos", "rocket.jpg"), "wb") as f:
+        f.write(rocket)
+    Image.open(os.path.join(skimage, "chelsea.png")).convert("RGB").save(
+        os.path.join(out, "photos", "chelsea.jpg"), quality=90, subsampling=2)
+    cfg224 = dict(base, image_size=224, patch_size=16, dim=32, depth=2, heads=2, mlp_dim=64,
+                  num_classes=10, pool="cls")
+    m224 = model(cfg224, 7)
+    os.makedirs(os.path.join(out, "photos224"), exist_ok=True)
+    labels = ["class %d" % k for k in range(10)]
+    conf = {"architecture": "vit_test_patch16_224", "num_classes": 10, "num_features": 32,
+            "global_pool": "token", "label_names": labels,
+            "model_args": {"img_size": 224, "patch_size": 16, "embed_dim": 32, "depth": 2,
+                           "num_heads": 2, "mlp_ratio": 2.0}}
+    with open(os.path.join(out, "photos224", "config.json"), "w") as f:
+        json.dump(conf, f, indent=4)
+    write_safetensors(os.path.join(out, "photos224", "model.safetensors"),
+                      list(m224.state_dict().items()), {"format": "pt"})
+    for name in ("rocket", "chelsea"):
+        img = Image.open(os.path.join(out, "photos", name + ".jpg")).convert("RGB")
+        with torch.no_grad():
+            variants["photos." + name] = m224(eval_input(img, 224, 0.9, [0.5] * 3, [0.5] * 3))
     write_safetensors(os.path.join(out, "expected.safetensors"),
                       [("cls.logits", cls_logits), ("avg.logits", avg_logits)] +
                       sorted(variants.items()), {})
