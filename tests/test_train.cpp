@@ -399,18 +399,24 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   EXPECT_THROW(Recipe::from_json(j.dump()), Error);  // only fields added later may be missing
 }
 
-// Layer-wise lr decay as timm's param_groups_layer_decay groups a ViT (its group_matcher):
-// embeddings layer 0, blocks.i layer i + 1, norm* with the last block, the rest (head) last; and
-// the first AdamW step moves each tensor by its own lr (Adam's first step is lr * g / |g|).
-TEST(Recipe, LayerDecayScalesEachTensorsLearningRate) {
+// A 8x8x1 model of `depth` blocks, D 16, 3 classes: small enough to step in a test.
+Config fine_tuning_config(int depth) {
   Config c;
   c.image_size = 8;
   c.patch_size = 4;
   c.dim = 16;
-  c.depth = 2;
+  c.depth = depth;
   c.heads = 2;
   c.mlp_dim = 32;
   c.num_classes = 3;
+  return c;
+}
+
+// Layer-wise lr decay as timm's param_groups_layer_decay groups a ViT (its group_matcher):
+// embeddings layer 0, blocks.i layer i + 1, norm* with the last block, the rest (head) last; and
+// the first AdamW step moves each tensor by its own lr (Adam's first step is lr * g / |g|).
+TEST(Recipe, LayerDecayScalesEachTensorsLearningRate) {
+  Config c = fine_tuning_config(2);
   c.reg_tokens = 1;
   c.norm_pre = true;
   Model model(c);
@@ -452,14 +458,7 @@ TEST(Recipe, LayerDecayScalesEachTensorsLearningRate) {
 // A linear probe (freeze_backbone): the heads' gradients are those of the whole backward, bit
 // for bit, every other gradient stays zero, and a step moves the heads alone.
 TEST(Recipe, FrozenBackboneTrainsTheHeadsAlone) {
-  Config c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.dim = 16;
-  c.depth = 1;
-  c.heads = 2;
-  c.mlp_dim = 32;
-  c.num_classes = 3;
+  Config c = fine_tuning_config(1);
   c.dist_token = true;
   const int B = 4, K = c.num_classes;
   auto images = random_vector(int64_t(B) * 8 * 8, 3);
