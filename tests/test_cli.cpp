@@ -419,6 +419,8 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   const std::string cifar = "cifar10:" + (dir / "cifar");
   EXPECT_RUN("train --data " + cifar + " --epochs 1 --out " + (dir / "c1"), 1,
              "has 3x32x32 images but the model expects 1x28x28");
+  EXPECT_RUN("train --data " + cifar + " --labels coarse --epochs 1 --out " + (dir / "c1"), 2,
+             "has no coarse labels");
   EXPECT_RUN("train --preset cifar --data " + cifar +
                  " --dim 16 --depth 1 --heads 2 --epochs 1 --warmup 0 --threads 2 --normalize "
                  "imagenet --out " +

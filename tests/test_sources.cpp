@@ -96,6 +96,13 @@ TEST(Sources, Cifar100FineAndCoarseLabels) {
   EXPECT_EQ(c.train->label(1), 19);
   EXPECT_EQ(c.class_names[19], "coarse19");
   EXPECT_EQ(dataset_classes("cifar100-coarse:" + dir.path), 20);
+  // `labels` (the CLI's --labels) names the same sets.
+  EXPECT_EQ(with_label_set("cifar100:" + dir.path, "coarse"), "cifar100-coarse:" + dir.path);
+  EXPECT_EQ(with_label_set("cifar100:" + dir.path, "fine"), "cifar100:" + dir.path);
+  EXPECT_EQ(with_label_set("cifar100-coarse:/d", "coarse"), "cifar100-coarse:/d");
+  EXPECT_EQ(with_label_set("mnist", ""), "mnist");
+  expect_error([] { with_label_set("cifar10:/d", "coarse"); }, "'cifar10:/d' has no coarse labels");
+  expect_error([] { with_label_set("cifar100:/d", "super"); }, "must be fine or coarse");
 }
 
 // A binary PPM of w x h whose pixel (x, y) is (x, y, value).

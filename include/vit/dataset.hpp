@@ -162,6 +162,11 @@ const DatasetSource& dataset_source(const std::string& spec, std::string* arg = 
 // The sources' usages, comma-separated: "fashion-mnist, mnist, idx:DIR".
 std::string dataset_names();
 
+// A dataset spec with the label set `labels` ("" or "fine": the spec as it is; "coarse":
+// CIFAR-100's 20 superclasses, "cifar100:DIR" becoming "cifar100-coarse:DIR"). vit::Error for
+// another word, or for "coarse" on a dataset without coarse labels.
+std::string with_label_set(const std::string& spec, const std::string& labels);
+
 // Opens a named dataset: spec is a source's name, or its prefix and argument ("idx:DIR"; see
 // dataset_sources()). "fashion-mnist" is the Debian package dataset-fashion-mnist; "mnist" the
 // digits that scripts/setup-data.sh prepares in data/mnist (looked for in $VIT_DATA/mnist,

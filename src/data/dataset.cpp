@@ -56,6 +56,15 @@ const DatasetSource* find_dataset_source(const std::string& spec, std::string* a
   return nullptr;
 }
 
+std::string with_label_set(const std::string& spec, const std::string& labels) {
+  VIT_CHECK(labels.empty() || labels == "fine" || labels == "coarse",
+            "`labels` must be fine or coarse (got '" + labels + "')");
+  if (labels != "coarse" || spec.starts_with("cifar100-coarse:")) return spec;
+  VIT_CHECK(spec.starts_with("cifar100:"),
+            "`labels` coarse is CIFAR-100's 20 superclasses; '" + spec + "' has no coarse labels");
+  return "cifar100-coarse:" + spec.substr(std::string("cifar100:").size());
+}
+
 std::string dataset_names() {
   std::string s;
   for (const DatasetSource& source : dataset_sources()) {

@@ -89,8 +89,25 @@ std::string preset_list() {
 
 // ---------------------------------------------------------------- train
 
+// The label set of a dataset that has two (CIFAR-100's fine classes and coarse superclasses).
+void add_labels_option(CLI::App* app, std::string& labels) {
+  app->add_option("--labels", labels,
+                  "Label set: fine (default) or coarse (CIFAR-100's 20 superclasses; the same as "
+                  "--data cifar100-coarse:DIR)")
+      ->check(CLI::IsMember({"fine", "coarse"}));
+}
+
+// --data with --labels applied; a dataset without that label set is a usage error.
+std::string labelled_data(const std::string& data, const std::string& labels) {
+  try {
+    return vit::with_label_set(data, labels);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
 struct TrainArgs {
-  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir, init, arch;
+  std::string preset = "tiny28", data, data_dir, out, resume, cache_dir, init, arch, labels;
   // The text of each model and recipe option, by field name (Config's and Recipe's field lists).
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
@@ -288,6 +305,7 @@ void add_train(CLI::App& app, TrainArgs& a) {
             "--val-split 0.1 --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
+  add_labels_option(t, a.labels);
   t->add_option("--data-dir", a.data_dir, "Where the named dataset lives (overrides the default)");
   t->add_option("--out", a.out, "Run directory for checkpoints and metrics");
   add_cache_dir_option(t, a.cache_dir);
@@ -347,6 +365,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
+    a.data = labelled_data(a.data, a.labels);
     // Names and a used --out are the user's to fix: usage errors, before anything is printed.
     // With --init the recipe is the finetune preset's unless another is named; finetune is for
     // --init alone.
@@ -469,7 +488,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
-  std::string model, data, data_dir, split = "test", cache_dir, arch;
+  std::string model, data, data_dir, split = "test", cache_dir, arch, labels;
   int batch = 256, threads = 0;
   bool json = false, skip_bad_images = false;
 };
@@ -479,6 +498,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   e->footer("Example: vit eval --model runs/mnist --data mnist");
   e->add_option("--model", a.model, kModelHelp)->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
+  add_labels_option(e, a.labels);
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   add_arch_option(e, a.arch);
   add_cache_dir_option(e, a.cache_dir);
@@ -495,8 +515,9 @@ void add_eval(CLI::App& app, EvalArgs& a) {
               "Leave out images that cannot be read (each named on stderr) instead of stopping");
 }
 
-int run_eval(const EvalArgs& a) {
+int run_eval(EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
+  a.data = labelled_data(a.data, a.labels);
   named_dataset(a.data);
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
