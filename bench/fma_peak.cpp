@@ -1,0 +1,129 @@
+// The machine's fp32 FMA peak per instruction set, measured with our own loop, and the share of it
+// vitcpp's linear layers reach on ViT-B/16's shapes at batch 1 and 16 (the own-GEMM issue's
+// yardstick; bench/compare.py's sgemm reference is OpenBLAS, whose kernels depend on its version).
+//   vit_fma_peak [threads]
+// Prints JSON: for each ISA this CPU runs, "peak_gflops" (1 thread and `threads` threads) and, with
+// that ISA's kernels, each shape's GFLOP/s and share of the peak.
+//
+// The peak loop: 12 independent accumulators (more than the FMA latency x ports of any x86 core
+// up to now: 4 cycles x 2 ports = 8), each an FMA per iteration on registers only, so the loop is
+// bound by FMA throughput alone. Flops counted as 2 per lane per FMA.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "ops/context.hpp"
+#include "ops/ops.hpp"
+#include "vit/isa.hpp"
+#include "vit/threads.hpp"
+
+namespace {
+
+constexpr int kAcc = 12;
+constexpr long kIters = 50'000'000;
+
+__attribute__((target("avx512f"))) float fma_loop_avx512(float seed) {
+  __m512 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(seed + float(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (long it = 0; it < kIters; ++it) {
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(float seed) {
+  __m256 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_set1_ps(seed + float(i));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < kIters; ++it) {
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm256_add_ps(s, acc[i]);
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0] + out[7];
+}
+
+// GFLOP/s of the FMA loop on `threads` threads at once (best of 3).
+double peak(vit::Isa isa, int threads) {
+  const int lanes = isa == vit::Isa::kAvx512 ? 16 : 8;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    total += isa == vit::Isa::kAvx512 ? fma_loop_avx512(float(omp_get_thread_num()))
+                                      : fma_loop_avx2(float(omp_get_thread_num()));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (total == 12345.0f) std::fprintf(stderr, " ");  // keeps the loops' results alive
+    best = std::max(best, 2.0 * kAcc * lanes * double(kIters) * threads / s / 1e9);
+  }
+  return best;
+}
+
+// GFLOP/s of ops::linear_forward (out [R, O] = x [R, I] @ w^T + b) with the active kernels (best of
+// 5 after a warm-up).
+double linear_gflops(int R, int I, int O, int threads) {
+  std::vector<float> x(size_t(R) * I, 0.01f), w(size_t(O) * I, 0.02f), b(size_t(O), 0.0f),
+      out(size_t(R) * O);
+  vit::ops::CpuContext cpu;
+  const vit::ops::Context ctx = cpu.with_threads(threads);
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    vit::ops::linear_forward(ctx, out.data(), x.data(), w.data(), b.data(), R, I, O);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (rep > 0) best = std::max(best, 2.0 * R * double(I) * O / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : vit::available_cores();
+  vit::set_num_threads(threads);
+  struct Shape {
+    const char* name;
+    int R, I, O;
+  };
+  // ViT-B/16 at 224: 197 tokens an image; qkv, proj, fc1, fc2, at batch 1 and 16.
+  const Shape shapes[] = {{"qkv b1", 197, 768, 2304},       {"proj b1", 197, 768, 768},
+                          {"fc1 b1", 197, 768, 3072},       {"fc2 b1", 197, 3072, 768},
+                          {"qkv b16", 16 * 197, 768, 2304}, {"fc2 b16", 16 * 197, 3072, 768}};
+  std::string json = "{\"threads\": " + std::to_string(threads) + ", \"isas\": {";
+  bool first_isa = true;
+  for (vit::Isa isa : vit::supported_isas()) {
+    if (isa == vit::Isa::kScalar) continue;  // no FMA loop of its own: it is the compiler's
+    vit::set_isa(isa);
+    const double p1 = peak(isa, 1), pn = peak(isa, threads);
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "%s\"%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
+                  first_isa ? "" : ", ", vit::isa_name(isa), p1, pn);
+    json += buf;
+    first_isa = false;
+    bool first = true;
+    for (const Shape& s : shapes) {
+      const double g = linear_gflops(s.R, s.I, s.O, threads);
+      std::snprintf(buf, sizeof buf, "%s\"%s\": {\"gflops\": %.1f, \"share_of_peak\": %.3f}",
+                    first ? "" : ", ", s.name, g, g / pn);
+      json += buf;
+      first = false;
+    }
+    json += "}}";
+  }
+  json += "}}";
+  std::printf("%s\n", json.c_str());
+  return 0;
+}
