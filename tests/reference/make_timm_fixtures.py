@@ -1,6 +1,7 @@
 """timm-format model files and their outputs, for the tests of vitcpp's timm loader.
 
-Run from the repository root with Debian's system Python (PyTorch 1.13, torchvision 0.14, Pillow 9.4):
+Run from the repository root with Debian's system Python (PyTorch 1.13, torchvision 0.14, Pillow 9.4;
+and python3-skimage, whose data folder has the photographs):
 
     /usr/bin/python3 tests/reference/make_timm_fixtures.py tests/fixtures/timm
 
