@@ -539,6 +539,25 @@ TEST(Cli, TimmModels) {
       2, "--normalize cannot be given with --init");
 }
 
+// `vit plot`: the training curves of run directories as SVG.
+TEST(Cli, PlotWritesAnSvgOfRuns) {
+  TempDir dir("cli-plot");
+  std::filesystem::create_directories(dir / "run");
+  std::ofstream(dir / "run/metrics.jsonl")
+      << "{\"epoch\":1,\"train_loss\":1.5,\"train_acc\":0.5,\"val_loss\":null,\"val_acc\":null,"
+         "\"test_loss\":1.2,\"test_acc\":0.6,\"lr\":0.001,\"seconds\":1,\"img_per_s\":100,"
+         "\"data_share\":0.01}\n";
+  const std::string out = dir / "curves.svg";
+  EXPECT_RUN("plot " + (dir / "run") + " --names mine --out " + out, 0, "wrote " + out);
+  std::ifstream in(out);
+  const std::string svg((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(svg.find(">lr<"), std::string::npos);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.png"), 2, "writes SVG");
+  EXPECT_RUN("plot " + (dir / "run") + " --names a b --out " + out, 2, "2 names for 1 runs");
+  EXPECT_RUN("plot " + (dir / "none") + " --out " + out, 1, "has no metrics.jsonl");
+}
+
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from
 // script(1)), and nothing of it when output goes to a pipe or a file.
 TEST(Cli, ProgressBarOnlyOnATerminal) {

@@ -38,7 +38,16 @@ nlohmann::ordered_json field_json(const Field& f, const T& v) {
 template <class T>
 void read_field_json(const Field& f, const nlohmann::json& j, T& out, const std::string& what) {
   const std::string bad = what + ": '" + f.name + "' must be ";
-  if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::string> || std::is_same_v<T, bool>) {
+  if constexpr (is_optional<T>::value) {  // null: absent
+    if (j.is_null()) {
+      out.reset();
+    } else {
+      typename T::value_type v{};
+      read_field_json(f, j, v, what);
+      out = v;
+    }
+  } else if constexpr (std::is_enum_v<T> || std::is_same_v<T, std::string> ||
+                       std::is_same_v<T, bool>) {
     if constexpr (std::is_same_v<T, bool>) {
       if (!f.words[0] || f.json_bool) {
         VIT_CHECK(j.is_boolean(), bad + "true or false");

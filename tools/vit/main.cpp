@@ -28,6 +28,7 @@
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
+#include "vit/plot.hpp"
 #include "vit/pretrained.hpp"
 #include "vit/suggest.hpp"
 #include "vit/threads.hpp"
@@ -838,6 +839,39 @@ int run_export(const ExportArgs& a) {
   return 0;
 }
 
+struct PlotArgs {
+  std::vector<std::string> runs, names;
+  std::string out = "curves.svg";
+};
+
+void add_plot(CLI::App& app, PlotArgs& a) {
+  CLI::App* p = app.add_subcommand(
+      "plot", "Draw runs' training curves (loss, accuracy, learning rate) as an SVG picture");
+  p->footer(
+      "Reads each run directory's metrics.jsonl; several runs are overlaid, a colour each, with "
+      "train, validation and test as solid, dashed and dotted lines.\nExample: vit plot "
+      "runs/mnist runs/mnist-aug --out curves.svg");
+  p->add_option("runs", a.runs, "Run directories (vit train --out)")->required();
+  p->add_option("--out", a.out, "The SVG file to write")->capture_default_str();
+  p->add_option("--names", a.names, "The runs' names in the legend (default: the directories')");
+}
+
+int run_plot(const PlotArgs& a) {
+  if (!a.out.ends_with(".svg")) {
+    throw UsageError("--out '" + a.out +
+                     "': vit plot writes SVG (a .svg file, which browsers and image viewers open); "
+                     "PNG is not drawn yet");
+  }
+  if (!a.names.empty() && a.names.size() != a.runs.size()) {
+    throw UsageError("--names gives " + std::to_string(a.names.size()) + " names for " +
+                     std::to_string(a.runs.size()) + " runs");
+  }
+  const std::string svg = vit::training_curves_svg(a.runs, a.names);
+  vit::write_file_atomically(a.out, svg);
+  std::printf("wrote %s\n", a.out.c_str());
+  return 0;
+}
+
 struct PrepareArgs {
   std::string package, out;
 };
@@ -1117,6 +1151,7 @@ int main(int argc, char** argv) {
   BenchArgs bench_args;
   PrepareArgs prepare_args;
   ExportArgs export_args;
+  PlotArgs plot_args;
   add_train(app, train_args);
   add_eval(app, eval_args);
   add_predict(app, predict_args);
@@ -1124,6 +1159,7 @@ int main(int argc, char** argv) {
   add_bench(app, bench_args);
   add_prepare(app, prepare_args);
   add_export(app, export_args);
+  add_plot(app, plot_args);
   const std::string first = argc >= 2 ? argv[1] : "";
   if (!first.empty() && first[0] != '-') {
     bool known = false;
@@ -1188,6 +1224,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return run_bench(*app.get_subcommand("bench"), bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
     if (app.got_subcommand("export")) return run_export(export_args);
+    if (app.got_subcommand("plot")) return run_plot(plot_args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
     return 2;

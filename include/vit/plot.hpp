@@ -1,0 +1,49 @@
+// Pictures of training runs: charts of curves written as SVG text (no drawing library), and the
+// training curves of run directories from their metrics.jsonl.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vit/train.hpp"
+
+namespace vit {
+
+// One curve: points (x[i], y[i]), non-finite ones left out (the line breaks there). style: 0 solid,
+// 1 dashed, 2 dotted; colour: an index into the categorical palette (Tableau 10, matplotlib's
+// tab10), taken modulo its 10 colours.
+struct Curve {
+  std::string label;
+  std::vector<double> x, y;
+  int colour = 0;
+  int style = 0;
+};
+
+// A chart: axes with "nice" ticks (1, 2 or 5 times a power of ten) and gridlines covering every
+// curve's points, the axis labels, a title and a legend of the curves' labels.
+struct Chart {
+  std::string title, x_label, y_label;
+  std::vector<Curve> curves;
+};
+
+// About `count` (>= 2) nicely rounded tick values covering [lo, hi]: the first <= lo, the last
+// >= hi, evenly spaced by 1, 2 or 5 times a power of ten. lo == hi gets a unit-wide range around
+// it.
+std::vector<double> nice_ticks(double lo, double hi, int count = 5);
+
+// A standalone SVG document of the charts side by side, each width x height pixels. Text is
+// XML-escaped.
+std::string svg_charts(const std::vector<Chart>& charts, int width = 420, int height = 300);
+
+// The epochs of a run directory's metrics.jsonl, in file order (a torn last line, as a crash can
+// leave, is skipped). vit::Error when the directory has no metrics.jsonl or a line is not one.
+std::vector<EpochMetrics> read_metrics(const std::string& run_dir);
+
+// The training curves of runs against epochs: loss (train, validation when the run has one,
+// test), accuracy in % (the same) and the learning rate; a colour per run, a line style per split
+// (train solid, validation dashed, test dotted). names label the runs (default: each directory's
+// last path component).
+std::string training_curves_svg(const std::vector<std::string>& run_dirs,
+                                const std::vector<std::string>& names = {});
+
+}  // namespace vit

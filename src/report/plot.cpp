@@ -1,0 +1,258 @@
+// Charts as SVG text (vit/plot.hpp): nice ticks, axes, gridlines, curves and legends, and a run's
+// training curves from its metrics.jsonl.
+#include "vit/plot.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/fields_json.hpp"
+#include "vit/error.hpp"
+
+namespace vit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Tableau 10 (matplotlib's tab10), the categorical palette of its published table.
+constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+
+// A tick's label: as few digits as tell the ticks apart (step), %g beyond 1e4 or below 1e-3.
+std::string tick_label(double v, double step) {
+  char b[32];
+  if (std::fabs(v) < step * 1e-6) v = 0;
+  const double a = std::fabs(v);
+  if (a != 0 && (a >= 1e4 || a < 1e-3)) {
+    std::snprintf(b, sizeof b, "%.3g", v);
+  } else {
+    const int decimals = std::max(0, int(std::ceil(-std::log10(step) - 1e-9)));
+    std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  }
+  return b;
+}
+
+}  // namespace
+
+std::vector<double> nice_ticks(double lo, double hi, int count) {
+  VIT_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && count >= 2,
+            "nice_ticks: needs finite lo <= hi and at least 2 ticks");
+  if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) lo -= 0.5, hi += 0.5;
+  const double raw = (hi - lo) / (count - 1);
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = 10 * p;
+  for (double m : {1.0, 2.0, 5.0}) {
+    if (m * p >= raw * (1 - 1e-9)) {
+      step = m * p;
+      break;
+    }
+  }
+  std::vector<double> t;
+  const double first = std::floor(lo / step + 1e-9) * step;
+  for (double v = first; v < hi + step * (1 - 1e-9); v += step) t.push_back(v);
+  if (t.size() < 2) t.push_back(t.back() + step);
+  return t;
+}
+
+std::string svg_charts(const std::vector<Chart>& charts, int width, int height) {
+  VIT_CHECK(!charts.empty() && width >= 200 && height >= 150,
+            "svg_charts: needs a chart and at least 200 x 150 pixels each");
+  const int total = width * int(charts.size());
+  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(total) +
+                  "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " +
+                  std::to_string(total) + " " + std::to_string(height) +
+                  "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n"
+                  "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  // The plot area inside each chart.
+  const double left = 56, right = 12, top = 28, bottom = 44;
+  for (size_t c = 0; c < charts.size(); ++c) {
+    const Chart& ch = charts[c];
+    const double x0 = double(c) * width + left, x1 = double(c + 1) * width - right;
+    const double y0 = height - bottom, y1 = top;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (const Curve& cv : ch.curves) {
+      VIT_CHECK(cv.x.size() == cv.y.size(), "svg_charts: a curve's x and y differ in length");
+      for (size_t i = 0; i < cv.x.size(); ++i) {
+        if (!std::isfinite(cv.x[i]) || !std::isfinite(cv.y[i])) continue;
+        xlo = std::min(xlo, cv.x[i]), xhi = std::max(xhi, cv.x[i]);
+        ylo = std::min(ylo, cv.y[i]), yhi = std::max(yhi, cv.y[i]);
+      }
+    }
+    if (!std::isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;  // nothing to draw
+    const std::vector<double> xt = nice_ticks(xlo, xhi, 6), yt = nice_ticks(ylo, yhi, 5);
+    const double ax = xt.front(), bx = xt.back(), ay = yt.front(), by = yt.back();
+    auto X = [&](double v) { return x0 + (v - ax) / (bx - ax) * (x1 - x0); };
+    auto Y = [&](double v) { return y0 + (v - ay) / (by - ay) * (y1 - y0); };
+    s += "<g>\n<text x=\"" + num((x0 + x1) / 2) + "\" y=\"16\" text-anchor=\"middle\" " +
+         "font-size=\"13\" font-weight=\"bold\">" + escape(ch.title) + "</text>\n";
+    for (double v : yt) {
+      s += "<line x1=\"" + num(x0) + "\" y1=\"" + num(Y(v)) + "\" x2=\"" + num(x1) + "\" y2=\"" +
+           num(Y(v)) + "\" stroke=\"#e0e0e0\"/>\n";
+      s += "<text x=\"" + num(x0 - 4) + "\" y=\"" + num(Y(v) + 4) + "\" text-anchor=\"end\">" +
+           tick_label(v, yt[1] - yt[0]) + "</text>\n";
+    }
+    for (double v : xt) {
+      s += "<line x1=\"" + num(X(v)) + "\" y1=\"" + num(y0) + "\" x2=\"" + num(X(v)) + "\" y2=\"" +
+           num(y0 + 4) + "\" stroke=\"#333\"/>\n";
+      s += "<text x=\"" + num(X(v)) + "\" y=\"" + num(y0 + 16) + "\" text-anchor=\"middle\">" +
+           tick_label(v, xt[1] - xt[0]) + "</text>\n";
+    }
+    s += "<rect x=\"" + num(x0) + "\" y=\"" + num(y1) + "\" width=\"" + num(x1 - x0) +
+         "\" height=\"" + num(y0 - y1) + "\" fill=\"none\" stroke=\"#333\"/>\n";
+    s += "<text x=\"" + num((x0 + x1) / 2) + "\" y=\"" + num(height - 8.0) +
+         "\" text-anchor=\"middle\">" + escape(ch.x_label) + "</text>\n";
+    s += "<text transform=\"translate(" + num(x0 - 44) + " " + num((y0 + y1) / 2) +
+         ") rotate(-90)\" text-anchor=\"middle\">" + escape(ch.y_label) + "</text>\n";
+    // Each curve, then the legend over them (top right, in a box).
+    int entries = 0;
+    size_t longest = 0;
+    for (const Curve& cv : ch.curves) {
+      if (!cv.label.empty()) ++entries, longest = std::max(longest, cv.label.size());
+    }
+    const double legend_w = 34 + 6.5 * double(longest);
+    std::string legend_svg;
+    if (entries > 0) {
+      legend_svg += "<rect x=\"" + num(x1 - legend_w - 4) + "\" y=\"" + num(y1 + 2) +
+                    "\" width=\"" + num(legend_w) + "\" height=\"" + num(14.0 * entries + 4) +
+                    "\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
+    }
+    int legend = 0;
+    for (const Curve& cv : ch.curves) {
+      const std::string colour = kPalette[size_t(std::abs(cv.colour)) % 10];
+      const char* dash = cv.style == 1   ? " stroke-dasharray=\"6 3\""
+                         : cv.style == 2 ? " stroke-dasharray=\"1.5 2.5\""
+                                         : "";
+      // One polyline per run of finite points.
+      std::string points;
+      auto flush = [&] {
+        if (!points.empty()) {
+          s += "<polyline fill=\"none\" stroke=\"" + colour + "\" stroke-width=\"1.8\"" + dash +
+               " points=\"" + points + "\"/>\n";
+        }
+        points.clear();
+      };
+      // A dot on each point of a short curve (one point alone draws no line).
+      const bool dots = cv.x.size() <= 30;
+      for (size_t i = 0; i < cv.x.size(); ++i) {
+        if (!std::isfinite(cv.x[i]) || !std::isfinite(cv.y[i])) {
+          flush();
+          continue;
+        }
+        points += (points.empty() ? "" : " ") + num(X(cv.x[i])) + "," + num(Y(cv.y[i]));
+        if (dots) {
+          s += "<circle cx=\"" + num(X(cv.x[i])) + "\" cy=\"" + num(Y(cv.y[i])) +
+               "\" r=\"2.2\" fill=\"" + colour + "\"/>\n";
+        }
+      }
+      flush();
+      if (cv.label.empty()) continue;
+      const double ly = y1 + 15 + 14 * legend++, lx = x1 - legend_w;
+      legend_svg += "<line x1=\"" + num(lx) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(lx + 22) +
+                    "\" y2=\"" + num(ly - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"1.8\"" +
+                    dash + "/>\n";
+      legend_svg += "<text x=\"" + num(lx + 26) + "\" y=\"" + num(ly) + "\">" + escape(cv.label) +
+                    "</text>\n";
+    }
+    s += legend_svg + "</g>\n";
+  }
+  return s + "</svg>\n";
+}
+
+std::vector<EpochMetrics> read_metrics(const std::string& run_dir) {
+  const fs::path path = fs::path(run_dir) / "metrics.jsonl";
+  std::ifstream in(path);
+  VIT_CHECK(in.good(), "'" + run_dir + "' has no metrics.jsonl: not a training run directory");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  std::vector<EpochMetrics> epochs;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EpochMetrics m;
+    try {
+      fields_from_json(m, lines[i], "metrics.jsonl line " + std::to_string(i + 1), false);
+    } catch (const Error& e) {
+      if (i + 1 == lines.size()) break;  // a torn last line, as a crash leaves
+      throw Error("'" + path.string() + "': " + e.what());
+    }
+    epochs.push_back(m);
+  }
+  return epochs;
+}
+
+std::string training_curves_svg(const std::vector<std::string>& run_dirs,
+                                const std::vector<std::string>& names) {
+  VIT_CHECK(!run_dirs.empty(), "training_curves_svg: no run directory");
+  Chart loss{"Loss", "epoch", "cross-entropy", {}}, acc{"Accuracy", "epoch", "accuracy (%)", {}},
+      lr{"Learning rate", "epoch", "learning rate (end of epoch)", {}};
+  for (size_t r = 0; r < run_dirs.size(); ++r) {
+    const std::vector<EpochMetrics> epochs = read_metrics(run_dirs[r]);
+    std::string name = r < names.size() ? names[r] : "";
+    if (name.empty()) name = fs::path(run_dirs[r]).lexically_normal().filename().string();
+    if (name.empty())
+      name = fs::path(run_dirs[r]).lexically_normal().parent_path().filename().string();
+    const std::string prefix = run_dirs.size() > 1 ? name + " " : "";
+    const int colour = int(r);
+    // Per split: train (solid), validation (dashed; runs without one have none), test (dotted).
+    Curve l[3], a[3];
+    const char* split[3] = {"train", "val", "test"};
+    for (int k = 0; k < 3; ++k) {
+      l[k] = {prefix + split[k], {}, {}, colour, k};
+      a[k] = {prefix + split[k], {}, {}, colour, k};
+    }
+    Curve rate{prefix.empty() ? "lr" : name, {}, {}, colour, 0};
+    bool has_val = false;
+    for (const EpochMetrics& m : epochs) {
+      const double x = m.epoch;
+      const double val_loss = m.val_loss.value_or(NAN), val_acc = m.val_acc.value_or(NAN);
+      has_val |= m.val_loss.has_value();
+      const double ls[3] = {m.train_loss, val_loss, m.test_loss};
+      const double as[3] = {m.train_acc, val_acc, m.test_acc};
+      for (int k = 0; k < 3; ++k) {
+        l[k].x.push_back(x), l[k].y.push_back(ls[k]);
+        a[k].x.push_back(x), a[k].y.push_back(100 * as[k]);
+      }
+      rate.x.push_back(x), rate.y.push_back(m.lr);
+    }
+    for (int k = 0; k < 3; ++k) {
+      if (k == 1 && !has_val) continue;
+      loss.curves.push_back(l[k]);
+      acc.curves.push_back(a[k]);
+    }
+    lr.curves.push_back(rate);
+  }
+  return svg_charts({loss, acc, lr});
+}
+
+}  // namespace vit

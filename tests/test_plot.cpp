@@ -1,0 +1,94 @@
+// Training curves as SVG (vit/plot.hpp): nice ticks, the charts' structure and escaping, reading
+// metrics.jsonl (validation absent, a torn last line); `vit plot` is Cli.PlotWritesAnSvgOfRuns.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/plot.hpp"
+
+namespace vit::test {
+namespace {
+
+int count(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST(Plot, NiceTicksCoverTheRangeInRoundSteps) {
+  EXPECT_EQ(nice_ticks(0.0, 1.0, 5), (std::vector<double>{0, 0.5, 1.0}));  // 0.25 is no 1-2-5 step
+  const std::vector<double> t = nice_ticks(0.31, 0.97, 5);                 // step 0.2: 0.2 .. 1.0
+  ASSERT_GE(t.size(), 2u);
+  EXPECT_LE(t.front(), 0.31);
+  EXPECT_GE(t.back(), 0.97);
+  const double step = t[1] - t[0];
+  EXPECT_NEAR(step, 0.2, 1e-12);
+  for (size_t i = 1; i < t.size(); ++i) EXPECT_NEAR(t[i] - t[i - 1], step, 1e-12);
+  // Epochs 1..50: steps of 10 (1, 2 or 5 times a power of ten).
+  const std::vector<double> e = nice_ticks(1, 50, 6);
+  EXPECT_NEAR(e[1] - e[0], 10, 1e-12);
+  EXPECT_LE(e.front(), 1);
+  EXPECT_GE(e.back(), 50);
+  // A flat curve still gets an axis.
+  const std::vector<double> flat = nice_ticks(3, 3, 5);
+  EXPECT_LT(flat.front(), 3);
+  EXPECT_GT(flat.back(), 3);
+  expect_error([] { nice_ticks(1, 0); }, "lo <= hi");
+}
+
+TEST(Plot, ChartsAreWellFormedSvgWithEveryCurveAndLabel) {
+  Chart c{"Loss <&>", "epoch", "cross-entropy", {}};
+  c.curves.push_back({"train", {1, 2, 3}, {2.0, 1.0, 0.5}, 0, 0});
+  c.curves.push_back({"val \"a\"", {1, 2, 3}, {2.5, NAN, 0.7}, 1, 1});  // broken at the NaN
+  const std::string svg = svg_charts({c, c});
+  EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"840\""));
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  EXPECT_EQ(count(svg, "<g>"), 2);
+  EXPECT_EQ(count(svg, "</g>"), 2);
+  EXPECT_EQ(count(svg, "<polyline"), 2 * (1 + 2)) << "train whole, val in two pieces";
+  EXPECT_EQ(count(svg, "<circle"), 2 * (3 + 2)) << "a dot per finite point";
+  EXPECT_EQ(count(svg, "Loss &lt;&amp;&gt;"), 2) << "titles escaped";
+  EXPECT_EQ(count(svg, "val &quot;a&quot;"), 2);
+  EXPECT_EQ(svg.find("Loss <&>"), std::string::npos);
+  EXPECT_EQ(count(svg, "stroke-dasharray=\"6 3\""), 2 * (2 + 1)) << "dashed val and its legend";
+  expect_error([] { svg_charts({}); }, "needs a chart");
+}
+
+TEST(Plot, TrainingCurvesFromRunDirectories) {
+  TempDir dir("plot");
+  std::filesystem::create_directories(dir / "a");
+  std::filesystem::create_directories(dir / "b");
+  auto line = [](int epoch, const char* val) {
+    return "{\"epoch\":" + std::to_string(epoch) +
+           ",\"train_loss\":1.5,\"train_acc\":0.5,\"val_loss\":" + val + ",\"val_acc\":" + val +
+           ",\"test_loss\":1.2,\"test_acc\":0.6,\"lr\":0.001,\"seconds\":1,\"img_per_s\":100,"
+           "\"data_share\":0.01}\n";
+  };
+  // a: no validation split, and a torn last line (a crash mid-write); b: with validation.
+  std::ofstream(dir / "a/metrics.jsonl") << line(1, "null") << line(2, "null") << "{\"epoch\":3,";
+  std::ofstream(dir / "b/metrics.jsonl") << line(1, "0.9") << line(2, "0.8");
+  const std::vector<EpochMetrics> a = read_metrics(dir / "a");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_FALSE(a[0].val_loss.has_value());
+  EXPECT_DOUBLE_EQ(a[1].test_acc, 0.6);
+  EXPECT_DOUBLE_EQ(*read_metrics(dir / "b")[1].val_loss, 0.8);
+  const std::string svg = training_curves_svg({dir / "a", dir / "b"}, {});
+  // Loss and accuracy: a's train and test, b's train, val and test; lr: one each.
+  EXPECT_EQ(count(svg, "<polyline"), 2 * 5 + 2);
+  for (const char* label : {">a train<", ">a test<", ">b val<", ">Learning rate<", ">epoch<"}) {
+    EXPECT_NE(svg.find(label), std::string::npos) << label;
+  }
+  EXPECT_EQ(svg.find(">a val<"), std::string::npos) << "a has no validation split";
+  expect_error([&] { read_metrics(dir / "none"); }, "has no metrics.jsonl");
+  std::ofstream(dir / "b/metrics.jsonl") << "not json\n" << line(1, "0.9");
+  expect_error([&] { read_metrics(dir / "b"); }, "is not valid JSON");
+}
+
+}  // namespace
+}  // namespace vit::test
