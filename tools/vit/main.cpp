@@ -480,9 +480,9 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
   }
   std::printf(
       "next:\n  %s eval --model %s --data %s\n  %s predict --model %s IMAGE|DIR...\n  "
-      "%s info --model %s\n",
+      "%s info --model %s\n  %s plot %s --out %s\n",
       vit.c_str(), dir.c_str(), shell_word(s.data).c_str(), vit.c_str(), dir.c_str(), vit.c_str(),
-      dir.c_str());
+      dir.c_str(), vit.c_str(), dir.c_str(), shell_word(s.dir + "/curves.svg").c_str());
   return 0;
 }
 
