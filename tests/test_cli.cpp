@@ -479,6 +479,17 @@ TEST(Cli, TimmModels) {
              0,
              "fine-tuning: 30 of 32 tensors from the pretrained model, its normalisation; a new "
              "head for 3 classes");
+  // Its confusion matrix as a heat map, with the folder's class names.
+  EXPECT_RUN("eval --model " + (dir / "ft") + " --data " + data + " --confusion " +
+                 (dir / "confusion.svg"),
+             0, "wrote " + (dir / "confusion.svg"));
+  {
+    std::ifstream in(dir / "confusion.svg");
+    const std::string svg((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(svg.find("<title>c0 as c0: "), std::string::npos);
+  }
+  EXPECT_RUN("eval --model " + (dir / "ft") + " --data " + data + " --confusion x.png", 2,
+             "written as SVG");
   Result fi = vit("info --json --model " + (dir / "ft"));
   ASSERT_EQ(fi.code, 0) << fi.out;
   const auto ft = nlohmann::json::parse(fi.out);

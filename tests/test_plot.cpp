@@ -1,5 +1,6 @@
 // Training curves as SVG (vit/plot.hpp): nice ticks, the charts' structure and escaping, reading
-// metrics.jsonl (validation absent, a torn last line); `vit plot` is Cli.PlotWritesAnSvgOfRuns.
+// metrics.jsonl (validation absent, a torn last line), the confusion heat map and its colour map;
+// `vit plot` is Cli.PlotWritesAnSvgOfRuns.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "idx_writer.hpp"
+#include "report/colormaps.hpp"
 #include "test_util.hpp"
 #include "vit/plot.hpp"
 
@@ -58,6 +60,28 @@ TEST(Plot, ChartsAreWellFormedSvgWithEveryCurveAndLabel) {
   EXPECT_EQ(svg.find("Loss <&>"), std::string::npos);
   EXPECT_EQ(count(svg, "stroke-dasharray=\"6 3\""), 2 * (2 + 1)) << "dashed val and its legend";
   expect_error([] { svg_charts({}); }, "needs a chart");
+}
+
+// viridis from its published table (matplotlib's first and last entries), and the heat map: a cell
+// per pair coloured by its share of the true class, its count in it, names escaped.
+TEST(Plot, ConfusionHeatMap) {
+  EXPECT_EQ(report::colour_hex(report::kViridis, 0.0), "#440154");
+  EXPECT_EQ(report::colour_hex(report::kViridis, 1.0), "#fde725");
+  EXPECT_EQ(report::colour_hex(report::kInferno, 1.0), "#fcffa4");
+  EXPECT_EQ(report::colour_hex(report::kViridis, NAN), "#440154");
+  const std::vector<std::vector<int64_t>> m = {{8, 2, 0}, {0, 10, 0}, {1, 1, 3}};
+  const std::string svg = svg_confusion(m, {"cat", "dog", "<fox>"}, "test & more");
+  EXPECT_EQ(count(svg, "<title>"), 9);
+  EXPECT_NE(svg.find("<title>cat as dog: 2</title>"), std::string::npos);
+  EXPECT_NE(svg.find("fill=\"#fde725\"><title>dog as dog: 10</title>"), std::string::npos)
+      << "a whole row in one cell is the top of the map";
+  EXPECT_NE(svg.find("fill=\"#440154\"><title>dog as cat: 0</title>"), std::string::npos);
+  EXPECT_NE(svg.find(">&lt;fox&gt;<"), std::string::npos);
+  EXPECT_NE(svg.find(">test &amp; more<"), std::string::npos);
+  EXPECT_EQ(count(svg, "<svg"), 1);
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  expect_error([&] { svg_confusion(m, {"a"}, ""); }, "1 class names for a 3 x 3 matrix");
+  expect_error([] { svg_confusion({{1, 2}, {3}}, {"a", "b"}, ""); }, "not square");
 }
 
 TEST(Plot, TrainingCurvesFromRunDirectories) {

@@ -35,6 +35,12 @@ std::vector<double> nice_ticks(double lo, double hi, int count = 5);
 // XML-escaped.
 std::string svg_charts(const std::vector<Chart>& charts, int width = 420, int height = 300);
 
+// A confusion matrix ([true class][predicted class] counts, K x K) as an SVG heat map: each cell
+// coloured by its share of the true class's samples on the viridis map (its published table), its
+// count written in it, the class names along both axes, a colour bar, and the title above.
+std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
+                          const std::vector<std::string>& class_names, const std::string& title);
+
 // The epochs of a run directory's metrics.jsonl, in file order (a torn last line, as a crash can
 // leave, is skipped). vit::Error when the directory has no metrics.jsonl or a line is not one.
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir);

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/fields_json.hpp"
+#include "report/colormaps.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -186,6 +187,73 @@ std::string svg_charts(const std::vector<Chart>& charts, int width, int height) 
     }
     s += legend_svg + "</g>\n";
   }
+  return s + "</svg>\n";
+}
+
+std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
+                          const std::vector<std::string>& class_names, const std::string& title) {
+  const size_t K = confusion.size();
+  VIT_CHECK(K >= 1 && class_names.size() == K,
+            "svg_confusion: " + std::to_string(class_names.size()) + " class names for a " +
+                std::to_string(K) + " x " + std::to_string(K) + " matrix");
+  for (const auto& row : confusion) {
+    VIT_CHECK(row.size() == K, "svg_confusion: the matrix is not square");
+  }
+  size_t longest = 1;
+  for (const std::string& n : class_names) longest = std::max(longest, n.size());
+  const double cell = K <= 10 ? 40 : K <= 30 ? 22 : 10;  // counts are written from 22 px up
+  const double names = std::min(160.0, 6.5 * double(longest) + 10);
+  const double left = names + 30, top = 40, side = cell * double(K);
+  const double width = left + side + 90, height = top + side + names + 30;
+  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) +
+                  "\" height=\"" + num(height) + "\" viewBox=\"0 0 " + num(width) + " " +
+                  num(height) +
+                  "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n"
+                  "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  s += "<text x=\"" + num(left + side / 2) +
+       "\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" " + "font-weight=\"bold\">" +
+       escape(title) + "</text>\n";
+  for (size_t t = 0; t < K; ++t) {
+    int64_t total = 0;
+    for (int64_t v : confusion[t]) total += v;
+    const double y = top + cell * double(t);
+    for (size_t p = 0; p < K; ++p) {
+      const int64_t v = confusion[t][p];
+      const double share = total > 0 ? double(v) / double(total) : 0.0;
+      const double x = left + cell * double(p);
+      s += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cell) + "\" height=\"" +
+           num(cell) + "\" fill=\"" + report::colour_hex(report::kViridis, share) + "\"><title>" +
+           escape(class_names[t]) + " as " + escape(class_names[p]) + ": " + std::to_string(v) +
+           "</title></rect>\n";
+      if (cell >= 22) {  // dark text on the light (yellow-green) end of viridis, else white
+        s += "<text x=\"" + num(x + cell / 2) + "\" y=\"" + num(y + cell / 2 + 4) +
+             "\" text-anchor=\"middle\" font-size=\"" + (cell >= 40 ? "11" : "8") + "\" fill=\"" +
+             (share > 0.6 ? "black" : "white") + "\">" + std::to_string(v) + "</text>\n";
+      }
+    }
+    s += "<text x=\"" + num(left - 4) + "\" y=\"" + num(y + cell / 2 + 4) +
+         "\" text-anchor=\"end\">" + escape(class_names[t]) + "</text>\n";
+    s += "<text transform=\"translate(" + num(left + cell * double(t) + cell / 2 + 4) + " " +
+         num(top + side + 4) + ") rotate(-90)\" text-anchor=\"end\">" + escape(class_names[t]) +
+         "</text>\n";
+  }
+  s += "<text transform=\"translate(14 " + num(top + side / 2) +
+       ") rotate(-90)\" text-anchor=\"middle\">true class</text>\n";
+  s += "<text x=\"" + num(left + side / 2) + "\" y=\"" + num(height - 8) +
+       "\" text-anchor=\"middle\">predicted class</text>\n";
+  // The colour bar: share of the true class, 0 at the bottom to 1 at the top.
+  const double bx = left + side + 20, bh = std::max(side, 100.0);
+  for (int i = 0; i < 64; ++i) {
+    s += "<rect x=\"" + num(bx) + "\" y=\"" + num(top + bh * (63 - i) / 64) +
+         "\" width=\"14\" height=\"" + num(bh / 64 + 0.5) + "\" fill=\"" +
+         report::colour_hex(report::kViridis, i / 63.0) + "\"/>\n";
+  }
+  for (double v : {0.0, 0.5, 1.0}) {
+    s += "<text x=\"" + num(bx + 18) + "\" y=\"" + num(top + bh * (1 - v) + 4) + "\">" +
+         tick_label(v, 0.5) + "</text>\n";
+  }
+  s += "<text transform=\"translate(" + num(bx + 52) + " " + num(top + bh / 2) +
+       ") rotate(-90)\" text-anchor=\"middle\">share of the true class</text>\n";
   return s + "</svg>\n";
 }
 

@@ -489,7 +489,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
-  std::string model, data, data_dir, split = "test", cache_dir, arch, labels;
+  std::string model, data, data_dir, split = "test", cache_dir, arch, labels, confusion;
   int batch = 256, threads = 0;
   bool json = false, skip_bad_images = false;
 };
@@ -500,6 +500,9 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   e->add_option("--model", a.model, kModelHelp)->required();
   e->add_option("--data", a.data, "Dataset: " + vit::dataset_names())->required();
   add_labels_option(e, a.labels);
+  e->add_option("--confusion", a.confusion,
+                "Also draw the confusion matrix as a heat map with class names and counts (an .svg "
+                "file)");
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   add_arch_option(e, a.arch);
   add_cache_dir_option(e, a.cache_dir);
@@ -518,6 +521,10 @@ void add_eval(CLI::App& app, EvalArgs& a) {
 
 int run_eval(EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
+  if (!a.confusion.empty() && !a.confusion.ends_with(".svg")) {
+    throw UsageError("--confusion '" + a.confusion +
+                     "': the heat map is written as SVG (an .svg file); PNG is not drawn yet");
+  }
   a.data = labelled_data(a.data, a.labels);
   named_dataset(a.data);
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
@@ -559,6 +566,14 @@ int run_eval(EvalArgs& a) {
   }
   const vit::Dataset& split = a.split == "test" ? *d.test : a.split == "val" ? *d.val : *d.train;
   const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
+  if (!a.confusion.empty()) {
+    char title[160];
+    std::snprintf(title, sizeof title, " (%s split, %lld images): accuracy %.2f%%", a.split.c_str(),
+                  (long long)r.count, 100 * r.accuracy);
+    vit::write_file_atomically(a.confusion,
+                               vit::svg_confusion(r.confusion, m.meta.class_names, a.data + title));
+    std::fprintf(stderr, "wrote %s\n", a.confusion.c_str());
+  }
   if (a.json) {
     nlohmann::ordered_json j;
     j["accuracy"] = r.accuracy;
