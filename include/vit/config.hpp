@@ -50,9 +50,10 @@ struct Config {
     return (pool == Pool::kCls ? 1 : 0) + (dist_token ? 1 : 0) + reg_tokens;
   }
   int pos_rows() const { return no_embed_class ? num_patches() : num_tokens(); }  // pos_embed's
-  int num_tokens() const { return num_patches() + num_prefix_tokens(); }          // N
-  int head_dim() const { return dim / heads; }                                    // Dh
-  int patch_dim() const { return channels * patch_size * patch_size; }            // C*P*P
+  int pooled_tokens() const { return dist_token ? 2 : 1; }  // classified: cls (and dist) token
+  int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
+  int head_dim() const { return dim / heads; }                            // Dh
+  int patch_dim() const { return channels * patch_size * patch_size; }    // C*P*P
 
   // Number of parameters, and forward multiply-adds x 2 for one image (every matmul counted as
   // 2*m*n*k, attention's QK^T and AV included; elementwise work is not counted).

@@ -26,6 +26,10 @@ struct ParamInfo {
   bool decay = false;     // AdamW weight decay applies (matrix weights only)
 };
 
+// Whether a parameter belongs to a classifier head (head.*, head_dist.*): what a linear probe
+// trains, and what a backbone without a head lacks.
+bool is_head_param(const std::string& name);
+
 class Model {
  public:
   // Validates cfg and allocates the parameter arena (zeros; call init() or load values).

@@ -87,15 +87,12 @@ LoadedModel load_model(const std::string& path) {
 Model read_weights(const SafetensorsReader& file, const Config& c, const std::string& extra_prefix,
                    bool headless) {
   const std::string& path = file.path();
-  auto is_head = [](const std::string& name) {
-    return name.starts_with("head.") || name.starts_with("head_dist.");
-  };
   // Every tensor the config needs, with its shape, before a byte of the model is allocated.
   const std::vector<ParamInfo> layout = Model::layout(c);
   std::set<std::string> expected;
   for (const ParamInfo& p : layout) {
     expected.insert(p.name);
-    if (headless && is_head(p.name) && !file.contains(p.name)) continue;
+    if (headless && is_head_param(p.name) && !file.contains(p.name)) continue;
     VIT_CHECK(file.contains(p.name),
               "'" + path + "' lacks the tensor '" + p.name + "' that its config needs");
     const TensorInfo& t = file.info(p.name);
@@ -111,7 +108,7 @@ Model read_weights(const SafetensorsReader& file, const Config& c, const std::st
   Model model(c);
   for (const ParamInfo& p : model.params()) {
     float* w = model.param_data() + p.offset;
-    if (headless && is_head(p.name) && !file.contains(p.name)) continue;  // stays zero
+    if (headless && is_head_param(p.name) && !file.contains(p.name)) continue;  // stays zero
     file.read_f32(p.name, w, p.numel);
     for (int64_t i = 0; i < p.numel; ++i) {
       VIT_CHECK(std::isfinite(w[i]), "'" + path + "': tensor '" + p.name +

@@ -52,7 +52,7 @@ int64_t Config::num_params() const {
                         + M * D + M + D * M + D                           // mlp
                         + (layer_scale ? 2 * D : 0);                      // ls1, ls2
   n += depth * block;
-  n += 2 * D + (dist_token ? 2 : 1) * (K * D + K);  // final norm, head (and head_dist)
+  n += 2 * D + pooled_tokens() * (K * D + K);  // final norm, head (and head_dist)
   return n;
 }
 
@@ -77,7 +77,7 @@ int64_t Config::forward_flops() const {
                         + 2 * N * D * D                      // proj
                         + 2 * N * D * M * 2;                 // fc1, fc2
   f += depth * block;
-  f += (dist_token ? 2 : 1) * 2 * D * num_classes;  // head (and head_dist)
+  f += pooled_tokens() * 2 * D * num_classes;  // head (and head_dist)
   return f;
 }
 

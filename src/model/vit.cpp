@@ -282,10 +282,14 @@ void Model::freeze_backbone(bool frozen) {
   Impl& m = *impl_;
   m.frozen = frozen;
   for (ParamInfo& p : m.params) {
-    const bool head = p.name.starts_with("head.") || p.name.starts_with("head_dist.");
+    const bool head = is_head_param(p.name);
     const bool fixed = p.offset == m.pos && m.cfg.pos_embed == PosEmbed::kSinCos;
     p.trainable = !fixed && (!frozen || head);
   }
+}
+
+bool is_head_param(const std::string& name) {
+  return name.starts_with("head.") || name.starts_with("head_dist.");
 }
 
 bool Model::backbone_frozen() const {
@@ -374,7 +378,7 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   auto saved = [&](float** ptr, int64_t n) {  // read by the backward alone
     if (training) p.plan(ptr, n);
   };
-  const int64_t T = c.dist_token ? 2 : 1;  // pooled tokens
+  const int64_t T = c.pooled_tokens();
   F = ForwardBuffers{};
   F.x.assign(c.depth + 1, nullptr);
   F.blocks.assign(c.depth, BlockActs{});
@@ -442,7 +446,7 @@ void finish_forward(ForwardBuffers& F) {
 // only: nothing is allocated).
 void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
   const int64_t BND = B * c.num_tokens() * c.dim, BN = B * c.num_tokens();
-  const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim, T = c.dist_token ? 2 : 1;
+  const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim, T = c.pooled_tokens();
   plan_forward(c, B, Pass::kTraining, p, L.fwd);
   p.plan(&L.dx, BND);
   p.plan(&L.dln, BND);
@@ -587,7 +591,7 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   }
 
   const float* xl = F.x[c.depth];
-  const int T = c.dist_token ? 2 : 1, K = c.num_classes;
+  const int T = c.pooled_tokens(), K = c.num_classes;
   if (c.pool == Pool::kCls) {
     ops::prefix_pool_forward(ctx, F.pooled, xl, B, N, D, T);
   } else {
@@ -632,7 +636,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
   const ops::Context ctx = executor_context(m);
 
-  const int K = c.num_classes, T = c.dist_token ? 2 : 1;
+  const int K = c.num_classes, T = c.pooled_tokens();
   // A frozen backbone (a linear probe) needs the heads' gradients alone.
   float* dnormed = m.frozen ? nullptr : L.dnormed;
   if (c.dist_token) {  // logits = (head(normed[0]) + head_dist(normed[1])) / 2
@@ -680,12 +684,11 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
     ops::linear_backward(ctx, L.dln, G(p.proj_w), G(p.proj_b), dy1, s.attn, m.W(p.proj_w), BN, D,
                          D);
     ops::attention_backward(ctx, L.dqkv, L.dln, s.qkv, s.att, s.attn, B, N, D, H);
-    const float* qkv_in = s.ln1;
     if (c.qk_norm) {
       ops::qk_norm_backward(ctx, L.dqkv, G(p.qn_w), G(p.qn_b), G(p.kn_w), G(p.kn_b), L.dqkv,
                             s.qkv_raw, s.qk_mean, s.qk_rstd, m.W(p.qn_w), m.W(p.kn_w), BN, D, H);
     }
-    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, qkv_in, m.W(p.qkv_w), BN, D,
+    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
                          3 * D);
     ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
                             s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);

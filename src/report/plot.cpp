@@ -64,6 +64,14 @@ std::string tick_label(double v, double step) {
   return b;
 }
 
+// An SVG document's opening, width x height pixels, on white; close it with "</svg>\n".
+std::string svg_open(const std::string& width, const std::string& height) {
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + width + "\" height=\"" + height +
+         "\" viewBox=\"0 0 " + width + " " + height +
+         "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n"
+         "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+}
+
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int count) {
@@ -90,11 +98,7 @@ std::string svg_charts(const std::vector<Chart>& charts, int width, int height) 
   VIT_CHECK(!charts.empty() && width >= 200 && height >= 150,
             "svg_charts: needs a chart and at least 200 x 150 pixels each");
   const int total = width * int(charts.size());
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(total) +
-                  "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " +
-                  std::to_string(total) + " " + std::to_string(height) +
-                  "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n"
-                  "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::string s = svg_open(std::to_string(total), std::to_string(height));
   // The plot area inside each chart.
   const double left = 56, right = 12, top = 28, bottom = 44;
   for (size_t c = 0; c < charts.size(); ++c) {
@@ -205,11 +209,7 @@ std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
   const double names = std::min(160.0, 6.5 * double(longest) + 10);
   const double left = names + 30, top = 40, side = cell * double(K);
   const double width = left + side + 90, height = top + side + names + 30;
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) +
-                  "\" height=\"" + num(height) + "\" viewBox=\"0 0 " + num(width) + " " +
-                  num(height) +
-                  "\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n"
-                  "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::string s = svg_open(num(width), num(height));
   s += "<text x=\"" + num(left + side / 2) +
        "\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" " + "font-weight=\"bold\">" +
        escape(title) + "</text>\n";

@@ -398,16 +398,15 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
     for (const ParamInfo& p : r.model->params()) {
       for (const ParamInfo& q : from.params()) {
         if (q.name != p.name) continue;
-        if (headless && (p.name.starts_with("head.") || p.name.starts_with("head_dist."))) continue;
+        if (headless && is_head_param(p.name)) continue;
         if (q.shape == p.shape) {
           std::copy_n(from.param_data() + q.offset, p.numel, r.model->param_data() + p.offset);
           ++copied;
         } else if (p.name == "pos_embed" && g_old != g_new) {
           // Another image size: the grid resampled as timm does (resample_abs_pos_embed).
-          // (with no_embed_class pos_embed has no prefix rows)
-          resample_pos_embed(from.param_data() + q.offset,
-                             config.no_embed_class ? 0 : config.num_prefix_tokens(), g_old, g_new,
-                             config.dim, r.model->param_data() + p.offset);
+          // The prefix tokens' rows (none with no_embed_class) kept.
+          resample_pos_embed(from.param_data() + q.offset, config.pos_rows() - config.num_patches(),
+                             g_old, g_new, config.dim, r.model->param_data() + p.offset);
           ++copied;
           reporter.message("fine-tuning: pos_embed resampled from a " + std::to_string(g_old) +
                            "x" + std::to_string(g_old) + " grid of patches to " +
