@@ -1,5 +1,6 @@
-// The GEMM dispatch (our AVX-512 kernel for tall, thin products; OpenBLAS otherwise), its bias and
-// epilogues, and the fused linear + GELU ops, against plain double-precision loops.
+// The GEMM dispatch (our AVX-512 and AVX2 kernels for every product the ops ask for; OpenBLAS on
+// the scalar path and for a beta other than 0 and 1), its bias and epilogues, and the fused linear
+// + GELU ops, against plain double-precision loops.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -80,9 +81,10 @@ class Gemm : public BackendTest {};
 VIT_BACKEND_SUITE(Gemm);
 
 TEST_P(Gemm, OwnKernelShapesAndEdges) {
-  // M >= 256 and K <= 256, or 32 <= M < 256 and K <= 1024: our kernel. Odd sizes exercise partial
-  // register tiles and masks; N = 1100 spans two column blocks, and so does N = 400 at K = 1000
-  // (blocks of 256K floats: 256 columns there).
+  // Every product with M >= 32 and beta 0 or 1 is ours. Odd sizes exercise partial register tiles
+  // and masks; N = 1100 spans two column blocks, and so does N = 400 at K = 1000 (blocks of 256K
+  // floats: 256 columns there). K past 256 with M >= 256, or past 1024, is summed in chunks (with
+  // beta 1 through a partial buffer); a short A (M < 256) wide enough is split by columns.
   for (bool tb : {false, true}) {
     check_gemm(tb, 300, 70, 33, 1.0f, 0.0f, false, false);
     check_gemm(tb, 263, 17, 256, 0.5f, 1.0f, true, false);
@@ -92,15 +94,52 @@ TEST_P(Gemm, OwnKernelShapesAndEdges) {
     check_gemm(tb, 197, 192, 768, 1.0f, 1.0f, true, false);  // one image's tokens, ViT-Ti's fc2
     check_gemm(tb, 33, 400, 1000, 1.0f, 0.0f, true, false);
     check_gemm(tb, 50, 50, 16, 0.25f, 1.0f, true, true);
+    check_gemm(tb, 300, 40, 300, 1.0f, 0.0f, true, false);    // chunks of 160 (K > 256, M >= 256)
+    check_gemm(tb, 300, 70, 777, 0.5f, 1.0f, true, false);    // three chunks, partial buffer
+    check_gemm(tb, 260, 1100, 520, 1.0f, 1.0f, false, true);  // chunks, two column blocks, nested
+    check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);   // K > 1024 with a short A
+    check_gemm(tb, 197, 300, 1100, 1.0f, 0.0f, true, false);  // chunks, split by columns
   }
 }
 
-TEST_P(Gemm, OpenBlasPathWithBias) {
+// A short A (the head's few rows) is ours too; a beta other than 0 and 1, which no op asks for,
+// goes to OpenBLAS (as everything does on the scalar path).
+TEST_P(Gemm, ShortAAndOpenBlasPath) {
   for (bool tb : {false, true}) {
-    check_gemm(tb, 300, 40, 300, 1.0f, 0.0f, true, false);   // K > 256 with M >= 256
-    check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);  // K > 1024
-    check_gemm(tb, 20, 50, 16, 0.25f, 1.0f, true, false);    // M < 32
+    check_gemm(tb, 1, 1000, 768, 1.0f, 0.0f, true, false);  // one image's class token -> logits
+    check_gemm(tb, 20, 50, 16, 0.25f, 1.0f, true, false);
     check_gemm(tb, 20, 50, 16, 1.0f, 0.0f, true, true);
+    check_gemm(tb, 64, 50, 300, 1.0f, 0.5f, true, false);  // OpenBLAS
+  }
+}
+
+// Each element of C is summed by one thread in an order that depends on the shape alone: the same
+// bits on 1, 2 and 3 threads and from inside a parallel region, on each way the work is split
+// (rows, columns) and K is summed (whole, in chunks into C, in chunks through the partial buffer).
+TEST_P(Gemm, OwnKernelBitwiseAcrossThreads) {
+  struct Case {
+    int M, N, K;
+    float beta;
+  };
+  for (const Case cs : {Case{300, 70, 777, 1.0f}, Case{300, 70, 777, 0.0f},
+                        Case{197, 768, 700, 1.0f}, Case{197, 300, 1100, 0.0f}}) {
+    auto A = random_vector(int64_t(cs.M) * cs.K, 31), B = random_vector(int64_t(cs.K) * cs.N, 32);
+    auto C0 = random_vector(int64_t(cs.M) * cs.N, 33), bias = random_vector(cs.N, 34);
+    auto run = [&](int threads, bool nested) {
+      std::vector<float> C = C0;
+      run_maybe_nested(nested, [&] {
+        ops::gemm(op_context(nested ? 1 : threads), false, true, cs.M, cs.N, cs.K, 1.0f, A.data(),
+                  cs.K, B.data(), cs.K, cs.beta, C.data(), cs.N, bias.data());
+      });
+      return C;
+    };
+    const auto one = run(1, false);
+    for (auto [threads, nested] : {std::pair{2, false}, std::pair{3, false}, std::pair{2, true}}) {
+      const auto other = run(threads, nested);
+      EXPECT_EQ(std::memcmp(one.data(), other.data(), one.size() * 4), 0)
+          << "M " << cs.M << " N " << cs.N << " K " << cs.K << " beta " << cs.beta << ", "
+          << threads << " threads" << (nested ? ", nested" : "");
+    }
   }
 }
 
@@ -134,19 +173,21 @@ void check_gemm_tn(int M, int N, int K, float beta, bool nested) {
 }
 
 TEST_P(Gemm, WeightGradientShapes) {
-  // K >= 256 and M x N <= 256 x 256: our kernel. Partial row tiles (M % 8), partial and
-  // two-register column tiles (N % 32), a last K chunk shorter than the others; then the
-  // OpenBLAS side of the dispatch (M x N too large, K too small).
+  // Our kernel for every shape: partial row tiles (M % 12, M % 6), partial and two-register column
+  // tiles (N % 32), a last K chunk shorter than the others, K split in two halves or one (K < 256),
+  // M x N past what the chunks' rows keep in L2.
   check_gemm_tn(64, 64, 6400, 1.0f, false);
   check_gemm_tn(13, 45, 700, 1.0f, false);
   check_gemm_tn(70, 17, 513, 0.0f, false);
   check_gemm_tn(9, 100, 300, 1.0f, true);
   check_gemm_tn(300, 260, 300, 1.0f, false);
   check_gemm_tn(40, 40, 100, 0.0f, false);
+  check_gemm_tn(770, 300, 1000, 1.0f, false);
+  check_gemm_tn(5, 7, 3, 0.0f, true);
 }
 
-// weight_grad: dw += dout^T x and db += colsum(dout) in one pass on our kernel (R >= 256), and on
-// the OpenBLAS + colsum path (R < 256); odd widths give partial tiles.
+// weight_grad: dw += dout^T x and db += colsum(dout) in one pass on our kernel, K in two halves
+// (R 700) or one (R 100); odd widths give partial tiles.
 TEST_P(Gemm, WeightGradWithBiasSums) {
   for (int R : {700, 100}) {
     for (auto [I, O] : {std::pair{64, 192}, std::pair{45, 13}}) {
@@ -206,7 +247,7 @@ TEST_P(Gemm, WeightGradientBitwiseAcrossThreads) {
 
 // The fused MLP ops equal the unfused composition, on both GEMM paths.
 TEST_P(Gemm, FusedLinearGeluMatchesComposition) {
-  for (int I : {64, 300}) {  // 64: our kernel; 300: OpenBLAS + a separate epilogue pass
+  for (int I : {64, 300}) {  // 64: the whole of K in registers; 300: in two chunks
     const int R = 300, O = 70;
     auto x = random_vector(int64_t(R) * I, 5), w = random_vector(int64_t(O) * I, 6, 0.2);
     auto b = random_vector(O, 7, 0.5);
@@ -255,16 +296,18 @@ TEST_P(Gemm, FusedLinearGeluStreamingSlope) {
 
 // linear + residual + LayerNorm in one GEMM epilogue against the three ops one after another, on
 // our kernel (I 64; O 40 is a partial column panel, R 301 a partial row tile; also from inside a
-// parallel region), on OpenBLAS + a separate pass (I 300), and past one column block (O 1100);
+// parallel region), with K in chunks (I 300), on OpenBLAS + a separate pass (O 1100: past one
+// column block), and split by columns with the LayerNorm after (R 197: one image's tokens);
 // out-of-place and in place, with and without the LayerNorm.
 TEST_P(Gemm, FusedLinearResidualNormMatchesComposition) {
   struct Case {
-    int I, O;
+    int R, I, O;
     bool nested;
   };
   for (const Case cs :
-       {Case{64, 40, false}, Case{64, 40, true}, Case{300, 40, false}, Case{64, 1100, false}}) {
-    const int R = 301, I = cs.I, O = cs.O;
+       {Case{301, 64, 40, false}, Case{301, 64, 40, true}, Case{301, 300, 40, false},
+        Case{301, 64, 1100, false}, Case{197, 700, 300, false}}) {
+    const int R = cs.R, I = cs.I, O = cs.O;
     SCOPED_TRACE("I " + std::to_string(I) + ", O " + std::to_string(O) +
                  (cs.nested ? ", nested" : ""));
     auto x = random_vector(int64_t(R) * I, 11), w = random_vector(int64_t(O) * I, 12, 0.2);

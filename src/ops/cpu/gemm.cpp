@@ -1,18 +1,19 @@
-// GEMM on the CPU. Two shapes run on our own vector kernels (AVX-512 or AVX2, simd.hpp), everything
-// else (and everything in the scalar build) on OpenBLAS sgemm:
-// - C[M,N] = alpha * A[M,K] op(B) + beta * C with beta 0 or 1 and M large, K small (the forward
-//   linear layers and input gradients of small ViTs), or M short (one image's tokens), K <= 1024;
-// - C[M,N] = A^T B + beta * C with K large and M x N small (their weight gradients; see
-//   gemm_wgrad below).
+// GEMM on the CPU. On the AVX-512 and AVX2 paths every product the ops ask for runs on our own
+// vector kernels (simd.hpp); OpenBLAS sgemm serves the scalar path (and a beta other than 0 or 1,
+// which no op asks for):
+// - C[M,N] = alpha * A[M,K] op(B) + beta * C with beta 0 or 1 (the linear layers' forward and
+//   input gradients; gemm_own);
+// - C[M,N] = A^T B + beta * C (their weight gradients; gemm_wgrad below).
 //
 // Why our own: the model's GEMMs are tall and thin (M = B*N tokens, thousands; K and N = the
 // widths, 64-3072). OpenBLAS packs A (the big activation matrix) on every call, which for K = 64
-// costs a third of the multiply. Here only B (the small weight) is packed, into panels of two
-// registers' columns; A is read in place by a register tile: 12 x 32 with AVX-512 (24
-// accumulators, 2 FMAs per broadcast; 8 rows measured 4% slower on tiny28's training step), 6 x 16
-// with AVX2's 16 registers. Each C element is
-// summed over k in order by one thread, so results do not depend on the thread count. Inside an
-// OpenMP region (attention's per-head products) it runs serially, as OpenBLAS's OpenMP build does.
+// costs a third of the multiply; and its kernels, chosen by its version and OPENBLAS_CORETYPE,
+// round differently. Here only B (the weight) is packed, into panels of two registers' columns; A
+// is read in place by a register tile: 12 x 32 with AVX-512 (24 accumulators, 2 FMAs per
+// broadcast; 8 rows measured 4% slower on tiny28's training step), 6 x 16 with AVX2's 16
+// registers. Each C element is summed over k in an order fixed by the shape (k_chunk) by one
+// thread, so results do not depend on the thread count. Inside an OpenMP region (attention's
+// per-head products) it runs serially.
 #include <cblas.h>
 #include <omp.h>
 
@@ -43,12 +44,12 @@ inline int n_block(int K) {
   return int(std::clamp<int64_t>(fit, kNR, kNC));
 }
 
-// Packs op(B)[0:kc, n0:n0+nc] into panels of kNR columns: panel p holds, for each k, the kNR
-// values of columns n0 + p*kNR ..., zero-padded past N.
-void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, int nc, int p_begin,
-            int p_end) {
+// Packs panels [p_begin, p_end) of op(B)[0:kc, n0:n0+nc], kNR columns each: panel p, at dst + p *
+// stride, holds for each k the kNR values of columns n0 + p*kNR ..., zero-padded past N.
+void pack_b(float* dst, int64_t stride, const float* B, int ldb, bool trans_b, int kc, int n0,
+            int nc, int p_begin, int p_end) {
   for (int p = p_begin; p < p_end; ++p) {
-    float* out = dst + int64_t(p) * kc * kNR;
+    float* out = dst + p * stride;
     const int j0 = n0 + p * kNR;
     const int w = std::min(kNR, n0 + nc - j0);
     if (trans_b) {
@@ -78,10 +79,24 @@ void pack_b(float* dst, const float* B, int ldb, bool trans_b, int kc, int n0, i
   }
 }
 
-// C[0:MR, 0:w] (+)= alpha * A[0:MR, 0:kc] Bp, with Bp a packed kc x kNR panel.
+// Where a register tile's sums go. Sums over a chunk of K: with part, the partial sums of the
+// chunks before (part[i, j], row stride ldp) are added first, so a C element is ((S1 + S2) + S3)...
+// over its chunks in order. With raw, the sums are stored as they are (row stride ldr: a chunk that
+// is not the last); otherwise C[i, j] = alpha * sums + bias[j] (+ C[i, j] when accumulate).
+struct TileOut {
+  const float* part = nullptr;
+  int64_t ldp = 0;
+  float* raw = nullptr;
+  int64_t ldr = 0;
+  float alpha = 1.0f;
+  bool accumulate = false;
+  const float* bias = nullptr;
+};
+
+// Sums A[0:MR, 0:kc] Bp over the chunk, Bp a packed kc x kNR panel, into C[0:MR, 0:w] as o says.
 template <int MR>
 inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
-                 float alpha, bool accumulate, const float* bias) {
+                 const TileOut& o) {
   // Every loop over the MR rows is unrolled, so that the accumulators live in registers from start
   // to end (rolled, GCC kept them in a stack array that it cleared with memset and stored to after
   // the k loop on every tile: 10% of this kernel at K = 64).
@@ -100,9 +115,34 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   }
   const bool whole = w == kNR;
   const Mask m0 = first(w), m1 = first(w - kLanes);
-  const Vec va = set1(alpha);
-  const Vec bias0 = bias ? load(bias, m0) : zero();
-  const Vec bias1 = bias ? load(bias + kLanes, m1) : zero();
+  // Loads and stores of a row's w columns (two registers).
+  auto ld0 = [&](const float* r) { return whole ? load(r) : load(r, m0); };
+  auto ld1 = [&](const float* r) { return whole ? load(r + kLanes) : load(r + kLanes, m1); };
+  auto st = [&](float* r, Vec v0, Vec v1) {
+    if (whole) {
+      store(r, v0);
+      store(r + kLanes, v1);
+    } else {
+      store(r, m0, v0);
+      store(r + kLanes, m1, v1);
+    }
+  };
+  if (o.part) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const float* r = o.part + int64_t(i) * o.ldp;
+      c0[i] = add(ld0(r), c0[i]);
+      c1[i] = add(ld1(r), c1[i]);
+    }
+  }
+  if (o.raw) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) st(o.raw + int64_t(i) * o.ldr, c0[i], c1[i]);
+    return;
+  }
+  const Vec va = set1(o.alpha);
+  const Vec bias0 = o.bias ? load(o.bias, m0) : zero();
+  const Vec bias1 = o.bias ? load(o.bias + kLanes, m1) : zero();
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     float* row = C + int64_t(i) * ldc;
@@ -110,25 +150,15 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
     // The bias before C: (A B + bias) + C, the rounding of a linear layer followed by a residual
     // add, so that in-place inference matches the training forward bitwise on this kernel (the
     // OpenBLAS path in gemm() keeps its two modes alike too).
-    if (bias) {
+    if (o.bias) {
       r0 = add(r0, bias0);
       r1 = add(r1, bias1);
     }
-    if (whole) {
-      if (accumulate) {
-        r0 = add(r0, load(row));
-        r1 = add(r1, load(row + kLanes));
-      }
-      store(row, r0);
-      store(row + kLanes, r1);
-    } else {
-      if (accumulate) {
-        r0 = add(r0, load(row, m0));
-        r1 = add(r1, load(row + kLanes, m1));
-      }
-      store(row, m0, r0);
-      store(row + kLanes, m1, r1);
+    if (o.accumulate) {
+      r0 = add(r0, ld0(row));
+      r1 = add(r1, ld1(row));
     }
+    st(row, r0, r1);
   }
 }
 
@@ -144,70 +174,133 @@ inline void with_tile_rows(int mr, F&& f) {
   }
 }
 
-// Rows [m_begin, m_end) of C for one packed (kc x nc) block of B; bias points at the block's
-// columns. The epilogue runs on each row block once all its columns are (kResidualNorm needs nc =
-// N); n0 is the block's first column in the whole C (the epilogue's arrays are indexed globally).
-void rows(int m_begin, int m_end, int nc, int kc, const float* A, int lda, const float* packed,
-          float* C, int ldc, float alpha, bool accumulate, const float* bias, const Epilogue* epi,
-          int n0) {
-  const int panels = (nc + kNR - 1) / kNR;
-  for (int i = m_begin; i < m_end; i += kMR) {
-    const int mr = std::min(kMR, m_end - i);
-    const float* a = A + int64_t(i) * lda;
-    float* c = C + int64_t(i) * ldc;
-    for (int p = 0; p < panels; ++p) {
-      const float* bp = packed + int64_t(p) * kc * kNR;
-      const int w = std::min(kNR, nc - p * kNR);
-      float* cp = c + p * kNR;
-      const float* bb = bias ? bias + p * kNR : nullptr;
-      with_tile_rows<kMR>(
-          mr, [&]<int MR>() { tile<MR>(kc, a, lda, bp, cp, ldc, w, alpha, accumulate, bb); });
-    }
-    // On the row block (in L1) once all its columns are done, not per tile: the rows of the arrays
-    // the epilogue reads (kScale's scale) or writes (kGelu's slope) are then one contiguous stretch
-    // of memory, which the hardware prefetchers stream; per tile (12 pieces of 128 bytes a row
-    // apart) they went at memory latency. Tiny28's training step, perf, one thread: kScale's share
-    // 5.0% -> 2.9%, GELU's 5.7% -> 5.0%.
-    if (epi) apply_epilogue(*epi, c, ldc, i, n0, mr, nc);
-  }
-  if (epi && epi->stream) _mm_sfence();  // the streaming stores are visible before the barrier
+// K is summed in chunks of kc rows (the last one shorter): the whole of K in the registers when
+// K <= 256 or, for a short A (one image's tokens), K <= 1024; otherwise chunks of at most 256, so
+// that a chunk's slice of packed B (kc x nc) stays in L2 while every row of A passes over it. The
+// chunks depend on M and K alone, never on the thread count.
+inline int k_chunk(int M, int K) {
+  if (K <= 256 || (M < 256 && K <= 1024)) return K;
+  const int chunks = (K + 255) / 256;
+  return ((K + chunks - 1) / chunks + 15) / 16 * 16;
 }
 
-// Scratch (gemm_tall's packed B, gemm_wgrad's partial sums) from the context: grown (rarely: the
+// One chunk of K, rows k0 .. k0 + kw of op(B), for rows [m_begin, m_end) and panels [p_begin,
+// p_end) of C's n-block (nc columns; panel p of the chunk packed at packed + p * stride); bias
+// points at the block's columns. Until the last chunk the sums go to part (a [M, nc] buffer with
+// row stride ldp, which may be C itself), each chunk adding those of the chunks before; the last
+// finishes C, and the epilogue (when epi is non-null) runs on each row block once all its columns
+// (of the panels) are done. n0 is the block's first column in the whole C (the epilogue's arrays
+// are indexed globally).
+void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, int kw, bool last,
+                const float* A, int lda, const float* packed, int64_t stride, float* C, int ldc,
+                float alpha, bool accumulate, const float* bias, const Epilogue* epi, int n0,
+                float* part, int64_t ldp) {
+  const int j_begin = p_begin * kNR, j_end = std::min(nc, p_end * kNR);
+  for (int i = m_begin; i < m_end; i += kMR) {
+    const int mr = std::min(kMR, m_end - i);
+    const float* a = A + int64_t(i) * lda + k0;
+    float* c = C + int64_t(i) * ldc;
+    for (int p = p_begin; p < p_end; ++p) {
+      const float* bp = packed + p * stride;
+      const int w = std::min(kNR, nc - p * kNR);
+      TileOut o;
+      if (k0 > 0) {
+        o.part = part + int64_t(i) * ldp + p * kNR;
+        o.ldp = ldp;
+      }
+      if (!last) {
+        o.raw = part + int64_t(i) * ldp + p * kNR;
+        o.ldr = ldp;
+      } else {
+        o.alpha = alpha;
+        o.accumulate = accumulate;
+        o.bias = bias ? bias + p * kNR : nullptr;
+      }
+      with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR>(kw, a, lda, bp, c + p * kNR, ldc, w, o); });
+    }
+    // On the row block (in L1) once all its columns are done, not per tile: the rows of the
+    // arrays the epilogue reads (kScale's scale) or writes (kGelu's slope) are then one
+    // contiguous stretch of memory, which the hardware prefetchers stream; per tile (12 pieces
+    // of 128 bytes a row apart) they went at memory latency. Tiny28's training step, perf, one
+    // thread: kScale's share 5.0% -> 2.9%, GELU's 5.7% -> 5.0%.
+    if (last && epi) apply_epilogue(*epi, c + j_begin, ldc, i, n0 + j_begin, mr, j_end - j_begin);
+  }
+  if (last && epi && epi->stream) _mm_sfence();  // the streaming stores are seen past a barrier
+}
+
+// Scratch (gemm_own's packed B, gemm_wgrad's partial sums) from the context: grown (rarely: the
 // first call of each size) and then reused.
 float* pack_buffer(const Context& ctx, size_t floats) {
   return scratch(ctx, kScratchGemm, floats);
 }
 
-void gemm_tall(const Context& ctx, bool trans_b, int M, int N, int K, float alpha, const float* A,
-               int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
-               const Epilogue& epilogue) {
-  const bool nested = ctx.threads == 1;
+void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha, const float* A,
+              int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias,
+              const Epilogue& epilogue) {
   const bool accumulate = beta != 0.0f;
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
-  const int nb = n_block(K);
-  const int nc_max = std::min(N, nb);
-  // One buffer shared by the op's threads (thread 0's), packed by all of them.
-  float* packed = pack_buffer(ctx, size_t(K) * ((nc_max + kNR - 1) / kNR) * kNR);
+  const int kc = k_chunk(M, K);
+  const int nb = n_block(kc);
+  const int nc_pad = (std::min(N, nb) + kNR - 1) / kNR * kNR;
+  // One chunk's packed B, shared by the op's threads (thread 0's buffer).
+  float* packed = pack_buffer(ctx, size_t(kc) * nc_pad);
+  const int64_t stride = int64_t(kc) * kNR;  // floats from one packed panel to the next
+  // The chunks' partial sums: in C itself, unless C's values are still to be added (beta 1).
+  float* part = C;
+  int64_t ldp = ldc;
+  if (kc < K && accumulate) {
+    part = scratch(ctx, kScratchGemmPartial, size_t(M) * nc_pad);
+    ldp = nc_pad;
+  }
+  // op(B)'s rows k0 .. k0 + kw, columns n0 ..., as a matrix of its own.
+  auto chunk_of_b = [&](int k0) { return trans_b ? B + k0 : B + int64_t(k0) * ldb; };
+  // A short A (one image's tokens: 197 rows are 17 tiles of 12, 9 and 8 on two threads) is split
+  // by columns, each thread packing and multiplying its own panels with no wait between; a tall one
+  // by rows, every thread reading the panels all of them packed.
+  const int threads = ctx.threads;
   for (int n0 = 0; n0 < N; n0 += nb) {
     const int nc = std::min(nb, N - n0);
     const int panels = (nc + kNR - 1) / kNR;
     const float* b = bias ? bias + n0 : nullptr;
-    if (nested) {
-      pack_b(packed, B, ldb, trans_b, K, n0, nc, 0, panels);
-      rows(0, M, nc, K, A, lda, packed, C + n0, ldc, alpha, accumulate, b, epi, n0);
-      continue;
-    }
-#pragma omp parallel num_threads(ctx.threads)
-    {
-      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      pack_b(packed, B, ldb, trans_b, K, n0, nc, panels * t / nt, panels * (t + 1) / nt);
+    float* pt = part == C ? C + n0 : part;
+    const bool by_cols = threads > 1 && M < 256 && panels >= 4 * threads;
+    // kResidualNorm needs whole rows: split by columns, it runs after a barrier, on rows split
+    // evenly over the threads.
+    const bool late_epi = by_cols && epi && epi->kind == Epilogue::kResidualNorm;
+    auto run = [&](int t, int nt) {
+      const int p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
+      const int tiles = (M + kMR - 1) / kMR;  // row blocks of whole tiles, split evenly
+      const int m_begin = by_cols ? 0 : std::min(M, tiles * t / nt * kMR);
+      const int m_end = by_cols ? M : std::min(M, tiles * (t + 1) / nt * kMR);
+      for (int k0 = 0; k0 < K; k0 += kc) {
+        const int kw = std::min(kc, K - k0);
+        const bool last = k0 + kw == K;
+        // The chunk's slice of B: a packed panel holds kw x kNR values, panels kc x kNR apart
+        // whatever kw is, so that no thread's panels of one chunk overlap another's of the next.
+        pack_b(packed, stride, chunk_of_b(k0), ldb, trans_b, kw, n0, nc, p_begin, p_end);
+        if (!by_cols && nt > 1) {
 #pragma omp barrier
-      // Row blocks of whole tiles, split evenly over the threads.
-      const int tiles = (M + kMR - 1) / kMR;
-      const int m_begin = std::min(M, tiles * t / nt * kMR);
-      const int m_end = std::min(M, tiles * (t + 1) / nt * kMR);
-      rows(m_begin, m_end, nc, K, A, lda, packed, C + n0, ldc, alpha, accumulate, b, epi, n0);
+        }
+        chunk_rows(m_begin, m_end, by_cols ? p_begin : 0, by_cols ? p_end : panels, nc, k0, kw,
+                   last, A, lda, packed, stride, C + n0, ldc, alpha, accumulate, b,
+                   late_epi ? nullptr : epi, n0, pt, ldp);
+        if (!by_cols && nt > 1 && !last) {
+#pragma omp barrier  // before the next chunk is packed over this one
+        }
+      }
+      if (late_epi) {
+#pragma omp barrier
+        const int r_begin = M * t / nt, r_end = M * (t + 1) / nt;
+        if (r_end > r_begin) {
+          apply_epilogue(*epi, C + int64_t(r_begin) * ldc, ldc, r_begin, 0, r_end - r_begin, N);
+        }
+      }
+    };
+    if (threads == 1) {
+      run(0, 1);
+    } else {
+#pragma omp parallel num_threads(threads)
+      run(omp_get_thread_num(), omp_get_num_threads());
     }
   }
 }
@@ -223,8 +316,9 @@ constexpr int kWR = kMR;  // rows of C (columns of A) per tile (at most kLanes: 
 constexpr int kKC = 256;  // rows of A and B per chunk
 // Measured (BM_GemmTN, 2 threads): 228-250 GFLOP/s against OpenBLAS's 129-200 on tiny28's shapes
 // (M x N <= 256 x 64, K = 6400); on par from ViT-Ti's 576 x 192 (239 against 251-257) to ViT-B's
-// 2304 x 768 (313 against 237-326), which OpenBLAS keeps.
-constexpr int64_t kWgradMaxMN = 256 * 256;
+// 2304 x 768 (313 against 237-326). Another day, AVX-512, 3 repetitions (a slower hour for both):
+// 576 x 192 118-156 against 118-147, 768 x 192 150-160 against 80-97, 192 x 768 154-166 against
+// 126-151, 2304 x 768 137-138 against 136-143, 3072 x 768 125-131 against 128-158.
 
 // kFull: w == 32, loads without masks. (With masked loads in the k loop GCC 12 spills all the
 // accumulators to the stack on every iteration, halving the speed; partial tiles are rare.)
@@ -380,10 +474,6 @@ void gemm_wgrad(const Context& ctx, int M, int N, int K, const float* A, int lda
   }
 }
 
-bool wgrad_applies(int M, int N, int K) {
-  return K >= kKC && int64_t(M) * N <= kWgradMaxMN;
-}
-
 }  // namespace
 #endif
 
@@ -447,22 +537,22 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
           const float* bias, const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
 #if VIT_SIMD
-  // Measured (bench/ops_bench.cpp, BM_GemmNT): ours wins where K is small and M large (tiny28's
-  // 6400 x {64..256} x {64..256}: 290-335 GFLOP/s against OpenBLAS's 138-228 on 2 cores); OpenBLAS
-  // won on large K with large M (ViT-B's K = 768 and 3072, on an Intel Xeon's AVX-512 kernels).
-  // For a short A (M < 256: one 224 x 224 image's 197 tokens) ours also takes K up to 1024: the
-  // fixed pieces of the OpenBLAS path each pack all of A again, and ours packs only B (ViT-Ti
-  // batch-1 inference, one thread, OPENBLAS_CORETYPE=Haswell: 34.5 -> 31.6 ms of CPU time a
-  // step). (kResidualNorm needs whole rows in one column block.)
-  const int max_k = M >= 256 ? 256 : 1024;
-  if (!trans_a && K > 0 && K <= max_k && M >= 32 && (beta == 0.0f || beta == 1.0f) &&
-      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(K))) {
-    gemm_tall(ctx, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
+  // Ours for every product the ops ask for (beta 0 or 1; kResidualNorm needs whole rows in one
+  // column block). Measured against OpenBLAS (bench/ops_bench.cpp, BM_GemmNT;
+  // build/bench/vit_fma_peak): tiny28's 6400 x {64..256} x {64..256}, 2 cores: 290-335 GFLOP/s
+  // against OpenBLAS's 138-228 (it packs A on every call, ours reads A in place); ViT-B/16's shapes
+  // (vit_fma_peak, 2 threads, AVX-512, three alternated runs): one image's qkv, proj, fc1 (K 768)
+  // 191-209, 182-218, 185-206 against 184-208, 177-213, 167-203; fc2 (K 3072, chunked) 161-172
+  // against 160-173; at batch 16 qkv 186-198 against 170-192 and fc2 178-193 against 173-191. Then
+  // the result no longer depends on OpenBLAS's kernel choice or version.
+  if (!trans_a && K > 0 && (beta == 0.0f || beta == 1.0f) &&
+      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(k_chunk(M, K)))) {
+    gemm_own(ctx, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }
-  // Weight gradients (A^T B over the tokens): ours where both widths are small (BM_GemmTN).
+  // Weight gradients (A^T B over the tokens): ours too (BM_GemmTN).
   if (trans_a && !trans_b && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && !bias &&
-      epilogue.kind == Epilogue::kNone && wgrad_applies(M, N, K)) {
+      epilogue.kind == Epilogue::kNone) {
     gemm_wgrad(ctx, M, N, K, A, lda, B, ldb, beta, C, ldc, nullptr);
     return;
   }
@@ -516,7 +606,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                  int64_t R, int I, int O) {
 #if VIT_SIMD
-  if (dw && wgrad_applies(O, I, int(R))) {
+  if (dw) {
     gemm_wgrad(ctx, O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
     return;
   }

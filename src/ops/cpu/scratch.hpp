@@ -10,7 +10,13 @@
 
 namespace vit::ops {
 
-enum ScratchSlot { kScratchGemm, kScratchLayerNorm, kScratchAttention, kScratchSlots };
+enum ScratchSlot {
+  kScratchGemm,
+  kScratchGemmPartial,
+  kScratchLayerNorm,
+  kScratchAttention,
+  kScratchSlots
+};
 
 // At least `floats` floats of ctx's scratch for `slot` that belong to the calling thread until its
 // next call with the same slot: with ctx.threads > 1, those of the calling thread's number in the
