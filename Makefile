@@ -100,6 +100,7 @@ fixtures:
 	python3 tests/reference/make_fixtures.py tests/fixtures
 	python3 tests/reference/make_transform_fixtures.py tests/fixtures
 	python3 tests/reference/make_timm_fixtures.py tests/fixtures/timm
+	python3 tests/reference/make_attention_fixture.py tests/fixtures
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -110,6 +110,10 @@ class Model {
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
+  // One image [C, S, S] through the same graph, keeping every block's attention probabilities:
+  // logits [K] and att [depth, H, N, N] (N = config().num_tokens(); each row a softmax), for
+  // attention maps (vit/attention.hpp). One image's activations are allocated for the call.
+  void forward_attention(const float* image, float* logits, float* att);
 
  private:
   friend struct detail::ModelAccess;  // the CPU executor's lanes (src/model/executor.hpp)

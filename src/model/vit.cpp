@@ -900,6 +900,20 @@ void Model::predict(const float* images, int B, float* logits) {
   run_on_lanes(parts, threads, run);
 }
 
+void Model::forward_attention(const float* image, float* logits, float* att) {
+  Impl& m = *impl_;
+  const Config& c = m.cfg;
+  Arena arena;
+  ForwardBuffers F;
+  Planner p{arena, {}};
+  plan_forward(c, 1, Pass::kTraining, p, F);  // the training plan: each block's att is kept
+  p.allocate();
+  forward_graph(m, executor_context(m), F, image, 1, nullptr, 0);
+  std::copy_n(F.logits, c.num_classes, logits);
+  const int64_t per_block = int64_t(c.heads) * c.num_tokens() * c.num_tokens();
+  for (int l = 0; l < c.depth; ++l) std::copy_n(F.blocks[l].att, per_block, att + l * per_block);
+}
+
 int micro_batch_images(const Config& config, int B, int N, int requested) {
   VIT_CHECK(B >= 1 && N >= 1, "micro_batch_images: batch and tokens must be at least 1");
   VIT_CHECK(requested >= 0, "the micro-batch size must be 0 (automatic) or more (got " +

@@ -1,0 +1,41 @@
+// Where a ViT looks: maps over the patch grid of the attention that the classified token pays to
+// each patch (attention rollout, the last block's attention, each head of it), computed from the
+// attention probabilities of one forward (Model::forward_attention), and drawn as heat maps over
+// the image (src/report/picture.cpp).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vit/config.hpp"
+
+namespace vit {
+
+enum class AttentionMethod {
+  // Abnar & Zuidema (2020): per block, the heads' mean A_l; the residual path counted as half of
+  // each block's mixing, A'_l = (A_l + I) / 2 (rows still sum to 1); then the product
+  // A'_L ... A'_1, whose row of the classified token says how much of each input token reached it.
+  kRollout,
+  kLast,   // the last block's attention, the heads' mean
+  kHeads,  // the last block's attention, one map per head
+};
+
+// "rollout", "last", "heads"; and back (vit::Error naming the choices otherwise).
+const char* attention_method_name(AttentionMethod m);
+AttentionMethod parse_attention_method(const std::string& name);
+
+struct AttentionMaps {
+  int grid = 0;  // patches per side: each map is grid x grid, row-major
+  // Whose attention: the class token's (pool cls), or, for a model without one (pool mean), the
+  // mean over the patch tokens' rows, the tokens that pool mean averages.
+  bool class_token = true;
+  // One map (rollout, last) or one per head (heads): the attention on each patch token (the prefix
+  // tokens' share left out, so a map sums to at most 1).
+  std::vector<std::vector<double>> maps;
+};
+
+// The maps of one image from att [depth, H, N, N] (row-major: block, head, query token, key
+// token; each row a softmax), N = config.num_tokens(). Computed in double.
+AttentionMaps attention_maps(const Config& config, const float* att, AttentionMethod method);
+
+}  // namespace vit
