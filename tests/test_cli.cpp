@@ -15,6 +15,7 @@
 
 #include "idx_writer.hpp"
 #include "test_util.hpp"
+#include "vit/image.hpp"
 #include "vit/isa.hpp"
 #include "vit/safetensors.hpp"
 
@@ -567,6 +568,45 @@ TEST(Cli, PlotWritesAnSvgOfRuns) {
   EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.png"), 2, "writes SVG");
   EXPECT_RUN("plot " + (dir / "run") + " --names a b --out " + out, 2, "2 names for 1 runs");
   EXPECT_RUN("plot " + (dir / "none") + " --out " + out, 1, "has no metrics.jsonl");
+}
+
+// vit attention: a picture per image (or --out one file), the maps as numbers with --json, and
+// the errors: --out naming one file for two images (usage, 2), an image that cannot be read (1).
+TEST(Cli, AttentionPicturesAndMaps) {
+  TempDir dir("cli-attention");
+  const std::string model = fixture("demo_tiny28.f16.safetensors");
+  const std::string seven = fixture("drawings/7_017.png"), three = fixture("drawings/3_013.png");
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + seven + " " + three,
+             0, "7_017.png: 7 (");
+  EXPECT_TRUE(std::filesystem::exists(dir / "pics/7_017-rollout.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "pics/3_013-rollout.png"));
+  const std::string one = dir / "heads.png";
+  EXPECT_RUN("attention --model " + model + " --method heads --out " + one + " " + seven, 0,
+             "-> " + one);
+  const Image picture = decode_image(one);
+  EXPECT_GT(picture.width, 4 * 224);  // the input and 4 heads, 4 to a row
+  EXPECT_GT(picture.height, 2 * 224);
+
+  const Result r = vit("attention --json --method heads --model " + model + " " + seven);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["grid"], 7);
+  EXPECT_EQ(j["class_token"], true);
+  EXPECT_EQ(j["prediction"]["class"], "7");
+  ASSERT_EQ(j["maps"].size(), 4u);  // tiny28's heads
+  double sum = 0;
+  for (const auto& row : j["maps"][0]) {
+    ASSERT_EQ(row.size(), 7u);
+    for (double v : row) sum += v;
+  }
+  EXPECT_GT(sum, 0.0);
+  EXPECT_LE(sum, 1.0 + 1e-6);  // the patches' share of a softmax row
+
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "x.png") + " " + seven + " " + three,
+             2, "names one picture for 2 images");
+  EXPECT_RUN("attention --model " + model + " --method gradcam " + seven, 2, "--method");
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + (dir / "none.png"),
+             1, "none.png");
 }
 
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,11 +24,13 @@
 #include <vector>
 
 #include "console.hpp"
+#include "vit/attention.hpp"
 #include "vit/bench.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
+#include "vit/picture.hpp"
 #include "vit/plot.hpp"
 #include "vit/pretrained.hpp"
 #include "vit/suggest.hpp"
@@ -613,34 +616,24 @@ int run_eval(EvalArgs& a) {
 
 // ---------------------------------------------------------------- predict
 
-struct PredictArgs {
-  std::string model, arch;
-  std::vector<std::string> images;
-  int top_k = 3, threads = 0, background = 255;
-  bool json = false;
+// How predict and attention make an image file into a model's input: the model's preprocessing
+// with the flags' overrides.
+struct ImageInputArgs {
   std::string invert = "auto", fit = "auto";
+  int background = 255;
   std::map<std::string, std::string> preprocess;  // Preprocess fields given, as text
 };
 
-void add_predict(CLI::App& app, PredictArgs& a) {
-  CLI::App* p =
-      app.add_subcommand("predict", "Classify image files (PNG, JPEG, WebP, BMP, PGM/PPM)");
-  p->footer(
-      "Transparent pixels are composited over --background; an image whose background is the "
-      "other way from the training data's (dark digits on white paper for an MNIST model) is "
-      "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
-      "preprocessing (the digit scaled into 20x20 and centred by mass); any other image is "
-      "resized and cropped as the model's checkpoint says (timm's eval transform: the shorter "
-      "side to size / crop_pct, the centre cut; --crop-pct, --crop-mode and --interpolation "
-      "override it), then normalised as in training.\nExamples:\n  vit predict --model "
-      "runs/demo digit.png\n  vit predict --model runs/demo/last.safetensors --top-k 1 "
-      "drawings/");
-  p->add_option("--model", a.model, kModelHelp)->required();
-  add_arch_option(p, a.arch);
-  p->add_option("images", a.images, "Image files, or directories: every image file in them")
-      ->required();
-  add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
-      ->capture_default_str();
+const char* const kImageInputFooter =
+    "Transparent pixels are composited over --background; an image whose background is the "
+    "other way from the training data's (dark digits on white paper for an MNIST model) is "
+    "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
+    "preprocessing (the digit scaled into 20x20 and centred by mass); any other image is "
+    "resized and cropped as the model's checkpoint says (timm's eval transform: the shorter "
+    "side to size / crop_pct, the centre cut; --crop-pct, --crop-mode and --interpolation "
+    "override it), then normalised as in training.";
+
+void add_image_input_options(CLI::App* p, ImageInputArgs& a) {
   p->add_option("--invert", a.invert,
                 "auto: invert images whose background is the other way from the training "
                 "data's; on (also --invert alone): always; off: never")
@@ -656,6 +649,69 @@ void add_predict(CLI::App& app, PredictArgs& a) {
   add_int_option(p, "--background", a.background,
                  "Gray level (0-255) that transparent pixels are composited over", 0, 255)
       ->capture_default_str();
+}
+
+// Makes image files into model m's input, as the flags say.
+class ImageInput {
+ public:
+  ImageInput(const CLI::App& cmd, const ImageInputArgs& a, const vit::LoadedModel& m)
+      : m_(m),
+        input_(size_t(m.meta.config.channels) * m.meta.config.image_size *
+               m.meta.config.image_size) {
+    // Checkpoints from before the input style was recorded: no automatic inversion, no fit.
+    style_ = m.meta.input.value_or(vit::InputStyle{});
+    options_.invert = a.invert == "on"                     ? vit::Invert::kOn
+                      : a.invert == "off" || !m.meta.input ? vit::Invert::kOff
+                                                           : vit::Invert::kAuto;
+    options_.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
+    options_.background = uint8_t(a.background);
+    options_.preprocess = m.meta.preprocess;
+    for (const auto& [name, text] : given_fields<vit::Preprocess>(cmd, a.preprocess)) {
+      vit::set_field(options_.preprocess, name, text);
+    }
+    options_.border_fill = vit::border_fill(m.meta.normalize);
+  }
+  // The file decoded and prepared (vit::Error when it cannot be); input() is then its normalised
+  // tensor [C, S, S].
+  vit::PreparedImage prepare(const std::string& file) {
+    const Config& c = m_.meta.config;
+    vit::PreparedImage prepared =
+        vit::prepare_image(vit::decode_image(file, {.exif = options_.preprocess.exif}), c.channels,
+                           c.image_size, style_, options_);
+    vit::normalize_image(prepared.pixels.data(), c.channels, c.image_size, m_.meta.normalize,
+                         input_.data());
+    return prepared;
+  }
+  const float* input() const { return input_.data(); }
+
+ private:
+  const vit::LoadedModel& m_;
+  vit::InputStyle style_;
+  vit::PrepareOptions options_;
+  std::vector<float> input_;
+};
+
+struct PredictArgs {
+  std::string model, arch;
+  std::vector<std::string> images;
+  int top_k = 3, threads = 0;
+  bool json = false;
+  ImageInputArgs input;
+};
+
+void add_predict(CLI::App& app, PredictArgs& a) {
+  CLI::App* p =
+      app.add_subcommand("predict", "Classify image files (PNG, JPEG, WebP, BMP, PGM/PPM)");
+  p->footer(std::string(kImageInputFooter) +
+            "\nExamples:\n  vit predict --model runs/demo digit.png\n  vit predict --model "
+            "runs/demo/last.safetensors --top-k 1 drawings/");
+  p->add_option("--model", a.model, kModelHelp)->required();
+  add_arch_option(p, a.arch);
+  p->add_option("images", a.images, "Image files, or directories: every image file in them")
+      ->required();
+  add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
+      ->capture_default_str();
+  add_image_input_options(p, a.input);
   p->add_flag("--json", a.json,
               "One JSON object per image: file, top [{class, index, prob}], logits, inverted, "
               "fitted");
@@ -665,37 +721,20 @@ void add_predict(CLI::App& app, PredictArgs& a) {
 int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
-  const Config& c = m.meta.config;
-  const int K = c.num_classes, k = std::min(a.top_k, K);
-  const int64_t per_image = int64_t(c.channels) * c.image_size * c.image_size;
-  std::vector<float> input(per_image), logits(K);
-  // Checkpoints from before the input style was recorded: no automatic inversion, no fit.
-  const vit::InputStyle style = m.meta.input.value_or(vit::InputStyle{});
-  vit::PrepareOptions options;
-  options.invert = a.invert == "on"                     ? vit::Invert::kOn
-                   : a.invert == "off" || !m.meta.input ? vit::Invert::kOff
-                                                        : vit::Invert::kAuto;
-  options.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
-  options.background = uint8_t(a.background);
-  options.preprocess = m.meta.preprocess;
-  for (const auto& [name, text] : given_fields<vit::Preprocess>(cmd, a.preprocess)) {
-    vit::set_field(options.preprocess, name, text);
-  }
-  options.border_fill = vit::border_fill(m.meta.normalize);
+  const int K = m.meta.config.num_classes, k = std::min(a.top_k, K);
+  std::vector<float> logits(K);
+  ImageInput input(cmd, a.input, m);
   int failures = 0;
   for (const std::string& file : vit::image_files(a.images)) {
     vit::PreparedImage prepared;
     try {
-      prepared = vit::prepare_image(vit::decode_image(file, {.exif = options.preprocess.exif}),
-                                    c.channels, c.image_size, style, options);
+      prepared = input.prepare(file);
     } catch (const Error& e) {
       std::fprintf(stderr, "vit predict: %s\n", e.what());
       ++failures;
       continue;
     }
-    vit::normalize_image(prepared.pixels.data(), c.channels, c.image_size, m.meta.normalize,
-                         input.data());
-    m.model.predict(input.data(), 1, logits.data());
+    m.model.predict(input.input(), 1, logits.data());
     const std::vector<vit::ClassScore> top = vit::top_k(logits.data(), K, k);
     if (a.json) {
       nlohmann::ordered_json j;
@@ -718,6 +757,142 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
       std::printf("%s\n",
                   prepared.inverted ? "  [inverted: its background was the other way]" : "");
     }
+  }
+  return failures ? 1 : 0;
+}
+
+// ---------------------------------------------------------------- attention
+
+struct AttentionArgs {
+  std::string model, arch, method = "rollout", out;
+  std::vector<std::string> images;
+  int threads = 0;
+  bool json = false;
+  ImageInputArgs input;
+};
+
+void add_attention(CLI::App& app, AttentionArgs& a) {
+  CLI::App* p = app.add_subcommand(
+      "attention", "Show where a model looks: attention maps over images, as PNG pictures");
+  p->footer(
+      "For each image: the input as the model sees it (after its preprocessing) beside the "
+      "attention of the class token over the patches as a heat map (inferno), with the "
+      "prediction and its probability. rollout: Abnar & Zuidema's attention rollout (per block the "
+      "heads' mean, the residual counted as half: (A + I) / 2, multiplied through the blocks); "
+      "last: the last block's attention, the heads' mean; heads: each head of the last block. A "
+      "model without a class token (mean pooling) shows the mean attention of its patch tokens, "
+      "and says so. --out FILE.png for one image; otherwise a directory (default: the current "
+      "one) that gets IMAGE-METHOD.png for each image.\n" +
+      std::string(kImageInputFooter) +
+      "\nExamples:\n  vit attention --model runs/demo digit.png\n  vit attention --model "
+      "vit_base_folder --method heads --out cat-heads.png cat.jpg\n  vit attention --model "
+      "runs/demo "
+      "--json digit.png");
+  p->add_option("--model", a.model, kModelHelp)->required();
+  add_arch_option(p, a.arch);
+  p->add_option("images", a.images, "Image files, or directories: every image file in them")
+      ->required();
+  p->add_option("--method", a.method, "rollout, last or heads")
+      ->check(CLI::IsMember({"rollout", "last", "heads"}))
+      ->capture_default_str();
+  p->add_option("--out", a.out,
+                "The PNG file (one image) or a directory for the pictures (default: the current "
+                "directory; with --json, none unless given)");
+  p->add_flag("--json", a.json,
+              "One JSON object per image: file, method, class_token, grid, prediction {class, "
+              "index, prob}, maps (each grid x grid rows of attention shares)");
+  add_image_input_options(p, a.input);
+  add_threads_option(p, a.threads);
+}
+
+int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
+  const std::vector<std::string> files = vit::image_files(a.images);
+  const bool one_file = a.out.ends_with(".png");
+  if (one_file && files.size() != 1) {
+    throw UsageError("--out " + a.out + " names one picture for " + std::to_string(files.size()) +
+                     " images: give a directory instead");
+  }
+  const bool pictures = !a.json || !a.out.empty();
+  if (pictures && !vit::png_supported()) {
+    throw Error(
+        "this vit was built without cairo, which draws the pictures: install libcairo2-dev "
+        "(scripts/setup-deps.sh does) and rebuild, or use --json for the maps as numbers");
+  }
+  if (a.threads) vit::set_num_threads(a.threads);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
+  const Config& c = m.meta.config;
+  const vit::AttentionMethod method = vit::parse_attention_method(a.method);
+  const int K = c.num_classes, N = c.num_tokens();
+  std::vector<float> logits(K), att(size_t(c.depth) * c.heads * N * N);
+  ImageInput input(cmd, a.input, m);
+  // Small inputs (28 x 28 digits) are enlarged to about 224 pixels a side, by whole pixels.
+  const int scale = std::max(1, (224 + c.image_size / 2) / c.image_size);
+  const std::string dir = one_file ? "" : (a.out.empty() ? "." : a.out);
+  if (pictures && !one_file) std::filesystem::create_directories(dir);
+  std::set<std::string> written;
+  int failures = 0;
+  for (const std::string& file : files) {
+    vit::PreparedImage prepared;
+    try {
+      prepared = input.prepare(file);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "vit attention: %s\n", e.what());
+      ++failures;
+      continue;
+    }
+    m.model.forward_attention(input.input(), logits.data(), att.data());
+    const vit::ClassScore top = vit::top_k(logits.data(), K, 1)[0];
+    const std::string name = m.meta.class_names[top.index];
+    const vit::AttentionMaps maps = vit::attention_maps(c, att.data(), method);
+    if (a.json) {
+      nlohmann::ordered_json j;
+      j["file"] = file;
+      j["method"] = a.method;
+      j["class_token"] = maps.class_token;
+      j["grid"] = maps.grid;
+      j["prediction"] = {{"class", name}, {"index", top.index}, {"prob", top.prob}};
+      j["maps"] = nlohmann::json::array();
+      for (const std::vector<double>& map : maps.maps) {
+        nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+        for (int r = 0; r < maps.grid; ++r) {
+          rows.push_back(std::vector<double>(map.begin() + int64_t(r) * maps.grid,
+                                             map.begin() + int64_t(r + 1) * maps.grid));
+        }
+        j["maps"].push_back(std::move(rows));
+      }
+      std::printf("%s\n", j.dump().c_str());
+    }
+    if (!pictures) continue;
+    const vit::RgbImage image =
+        vit::to_rgb(prepared.pixels.data(), c.channels, c.image_size, scale);
+    std::vector<vit::Panel> panels;
+    panels.push_back({image, "input, as the model sees it"});
+    char prob[32];
+    std::snprintf(prob, sizeof prob, "%.1f%%", 100 * top.prob);
+    for (size_t h = 0; h < maps.maps.size(); ++h) {
+      const std::string caption = method == vit::AttentionMethod::kHeads
+                                      ? "head " + std::to_string(h)
+                                      : std::string(a.method) + ": " + name + " " + prob;
+      panels.push_back({vit::heat_overlay(image, maps.maps[h], maps.grid), caption});
+    }
+    const std::string whose = maps.class_token
+                                  ? "class token"
+                                  : "mean over the patch tokens (the model has no class token)";
+    const std::string title = std::filesystem::path(file).filename().string() + ": " + name + " (" +
+                              prob + "); " + a.method + ", " + whose;
+    const int columns = method == vit::AttentionMethod::kHeads ? 4 : 2;
+    std::string out = a.out;
+    if (!one_file) {
+      // IMAGE-METHOD.png, numbered when two images share a name.
+      const std::string stem = std::filesystem::path(file).stem().string() + "-" + a.method;
+      out = (std::filesystem::path(dir) / (stem + ".png")).string();
+      for (int n = 2; written.count(out); ++n) {
+        out = (std::filesystem::path(dir) / (stem + "-" + std::to_string(n) + ".png")).string();
+      }
+    }
+    vit::write_file_atomically(out, vit::png_panels(panels, columns, title));
+    written.insert(out);
+    if (!a.json) std::printf("%s: %s (%s) -> %s\n", file.c_str(), name.c_str(), prob, out.c_str());
   }
   return failures ? 1 : 0;
 }
@@ -1162,6 +1337,7 @@ int main(int argc, char** argv) {
   TrainArgs train_args;
   EvalArgs eval_args;
   PredictArgs predict_args;
+  AttentionArgs attention_args;
   InfoArgs info_args;
   BenchArgs bench_args;
   PrepareArgs prepare_args;
@@ -1170,6 +1346,7 @@ int main(int argc, char** argv) {
   add_train(app, train_args);
   add_eval(app, eval_args);
   add_predict(app, predict_args);
+  add_attention(app, attention_args);
   add_info(app, info_args);
   add_bench(app, bench_args);
   add_prepare(app, prepare_args);
@@ -1235,6 +1412,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("eval")) return run_eval(eval_args);
     if (app.got_subcommand("predict"))
       return run_predict(*app.get_subcommand("predict"), predict_args);
+    if (app.got_subcommand("attention"))
+      return run_attention(*app.get_subcommand("attention"), attention_args);
     if (app.got_subcommand("info")) return run_info(info_args);
     if (app.got_subcommand("bench")) return run_bench(*app.get_subcommand("bench"), bench_args);
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);

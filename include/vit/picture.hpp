@@ -1,0 +1,45 @@
+// Raster pictures: an image with a heat map over it, panels with captions in a grid, written as
+// PNG. cairo draws the text with a real font (DejaVu Sans, Debian fonts-dejavu-core) and writes the
+// PNG through libpng; a build without cairo has every other function and says so from png_panels.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vit {
+
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // [height, width, 3], row-major
+};
+
+// Prepared model input (uint8 [channels, size, size], channels 1 or 3) as RGB, each pixel repeated
+// into a scale x scale square (scale >= 1).
+RgbImage to_rgb(const uint8_t* pixels, int channels, int size, int scale = 1);
+
+// map (grid x grid, row-major; one value per patch) as size x size pixels by bilinear
+// interpolation between the patch centres: patch (r, c) covers pixels [r * size / grid, (r + 1) *
+// size / grid) in y (and likewise in x) and its value sits at that square's centre; past the outer
+// centres the border values hold.
+std::vector<double> upsample_map(const std::vector<double>& map, int grid, int size);
+
+// The heat map over the image: map (grid x grid) upsampled to the image (square), scaled to [0, 1]
+// by its largest value, coloured with inferno (matplotlib's published table) and blended over the
+// image with weight alpha.
+RgbImage heat_overlay(const RgbImage& image, const std::vector<double>& map, int grid,
+                      double alpha = 0.6);
+
+struct Panel {
+  RgbImage image;
+  std::string caption;  // one line under the image
+};
+
+// Whether this build can write PNG (it was built with cairo).
+bool png_supported();
+
+// The panels in a grid of `columns` columns (row by row), each with its caption under it, the title
+// above them all, on white; as the bytes of a PNG file. vit::Error without cairo.
+std::string png_panels(const std::vector<Panel>& panels, int columns, const std::string& title);
+
+}  // namespace vit

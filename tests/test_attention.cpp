@@ -1,0 +1,156 @@
+// Attention maps: rollout, the last block's and its heads' against PyTorch's float64 products
+// (tests/reference/make_attention_fixture.py), the forward that keeps the attention on a model
+// whose attention is known in closed form, the heat map's geometry, and the PNG pictures.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/attention.hpp"
+#include "vit/image.hpp"
+#include "vit/model.hpp"
+#include "vit/picture.hpp"
+#include "vit/safetensors.hpp"
+
+namespace vit::test {
+namespace {
+
+// The fixture's shape: 3 blocks, 2 heads, a 3 x 3 patch grid (image 6, patch 2).
+Config fixture_config(bool class_token) {
+  Config c = quadrant_config();
+  c.image_size = 6;
+  c.depth = 3;
+  if (!class_token) {
+    c.pool = Pool::kMean;
+    c.reg_tokens = 2;
+  }
+  return c;
+}
+
+TEST(Attention, MapsMatchPyTorch) {
+  SafetensorsReader f(fixture("attention.safetensors"));
+  for (const char* layout : {"cls", "mean"}) {
+    SCOPED_TRACE(layout);
+    const Config c = fixture_config(std::string(layout) == "cls");
+    const std::vector<float> att = f.read_f32(std::string(layout) + ".att");
+    ASSERT_EQ(int64_t(att.size()), int64_t(c.depth) * c.heads * c.num_tokens() * c.num_tokens());
+    for (AttentionMethod m :
+         {AttentionMethod::kRollout, AttentionMethod::kLast, AttentionMethod::kHeads}) {
+      const std::string name = std::string(layout) + "." + attention_method_name(m);
+      const std::vector<float> want = f.read_f32(name);
+      const AttentionMaps got = attention_maps(c, att.data(), m);
+      EXPECT_EQ(got.grid, 3);
+      EXPECT_EQ(got.class_token, std::string(layout) == "cls");
+      std::vector<float> flat;
+      for (const std::vector<double>& map : got.maps)
+        flat.insert(flat.end(), map.begin(), map.end());
+      ASSERT_EQ(flat.size(), want.size()) << name;
+      // Both sides in float64 from the same float32 inputs, in different orders (a few dozen
+      // operations each): far below the reference's own float32 storage (2^-24 relative).
+      expect_close(name, flat.data(), want, 1e-9, 1e-6);
+    }
+  }
+}
+
+// With the query and key weights zero every score is 0 and every attention row uniform, 1/N. Then
+// A' = (J/N + I) / 2 with J/N idempotent, so A'^L = 2^-L (I + (2^L - 1) J/N): the class token's row
+// gives each patch (1 - 2^-L) / N; the last block's gives 1/N.
+TEST(Attention, ForwardKeepsTheAttentionOfAKnownModel) {
+  Config c = quadrant_config();
+  c.depth = 3;
+  Model model(c);
+  model.init(7);
+  const int D = c.dim, N = c.num_tokens();
+  for (int l = 0; l < c.depth; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".attn.qkv.";
+    TensorView w = model.param(b + "weight"), bias = model.param(b + "bias");
+    std::fill(w.data, w.data + int64_t(2) * D * D, 0.0f);  // rows of q and k: [3D, D]
+    std::fill(bias.data, bias.data + 2 * D, 0.0f);
+  }
+  const std::vector<float> image =
+      random_vector(int64_t(c.channels) * c.image_size * c.image_size, 3);
+  std::vector<float> logits(c.num_classes), predicted(c.num_classes);
+  std::vector<float> att(size_t(c.depth) * c.heads * N * N);
+  model.forward_attention(image.data(), logits.data(), att.data());
+  for (float a : att) ASSERT_FLOAT_EQ(a, 1.0f / N);
+  model.predict(image.data(), 1, predicted.data());
+  expect_close("logits against predict", logits.data(), predicted, 1e-6, 1e-5);
+
+  const AttentionMaps rollout = attention_maps(c, att.data(), AttentionMethod::kRollout);
+  const AttentionMaps last = attention_maps(c, att.data(), AttentionMethod::kLast);
+  ASSERT_EQ(rollout.maps.size(), 1u);
+  ASSERT_EQ(int(rollout.maps[0].size()), c.num_patches());
+  for (int p = 0; p < c.num_patches(); ++p) {
+    EXPECT_NEAR(rollout.maps[0][p], (1 - std::pow(2.0, -c.depth)) / N, 1e-7) << "patch " << p;
+    EXPECT_NEAR(last.maps[0][p], 1.0 / N, 1e-7) << "patch " << p;
+  }
+  EXPECT_EQ(attention_maps(c, att.data(), AttentionMethod::kHeads).maps.size(), size_t(c.heads));
+}
+
+// A map with one hot patch, upsampled: the hottest pixel lies in that patch's square, for several
+// grids (patch sizes) and picture sizes; a constant map stays constant; the square's centre pixel
+// of an odd-sized cell is the patch's own value.
+TEST(Attention, HeatMapGeometry) {
+  struct Case {
+    int grid, size;
+  };
+  for (const Case cs : {Case{7, 224}, Case{14, 224}, Case{16, 224}, Case{4, 32}, Case{3, 21}}) {
+    for (int hot : {0, cs.grid + 1, cs.grid * cs.grid - 1}) {
+      std::vector<double> map(size_t(cs.grid) * cs.grid, 0.0);
+      map[size_t(hot)] = 1.0;
+      const std::vector<double> up = upsample_map(map, cs.grid, cs.size);
+      const size_t best = std::max_element(up.begin(), up.end()) - up.begin();
+      const int y = int(best) / cs.size, x = int(best) % cs.size;
+      const int r = hot / cs.grid, col = hot % cs.grid;
+      EXPECT_TRUE(y >= r * cs.size / cs.grid && y < (r + 1) * cs.size / cs.grid &&
+                  x >= col * cs.size / cs.grid && x < (col + 1) * cs.size / cs.grid)
+          << "grid " << cs.grid << " size " << cs.size << " hot " << hot << ": peak at (" << y
+          << ", " << x << ")";
+    }
+    const std::vector<double> flat =
+        upsample_map(std::vector<double>(size_t(cs.grid) * cs.grid, 0.25), cs.grid, cs.size);
+    for (double v : flat) ASSERT_DOUBLE_EQ(v, 0.25);
+  }
+  std::vector<double> map = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<double> up = upsample_map(map, 3, 21);  // cells of 7 pixels, centres 3, 10, 17
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 3; ++c)
+      EXPECT_DOUBLE_EQ(up[size_t(3 + 7 * r) * 21 + 3 + 7 * c], map[r * 3 + c]);
+  }
+}
+
+// The picture: a PNG that decodes back to the layout's size, with the heat map's colours in it.
+TEST(Attention, PanelsDecodeBackAsPng) {
+  if (!png_supported()) GTEST_SKIP() << "built without cairo";
+  std::vector<uint8_t> gray(28 * 28);
+  for (size_t i = 0; i < gray.size(); ++i) gray[i] = uint8_t(i % 28 * 9);
+  const RgbImage image = to_rgb(gray.data(), 1, 28, 8);
+  ASSERT_EQ(image.width, 224);
+  std::vector<double> map(49, 0.0);
+  map[24] = 1.0;
+  const std::vector<Panel> panels = {{image, "input"},
+                                     {heat_overlay(image, map, 7), "rollout"},
+                                     {image, "a caption much longer than the panel is wide, cut"}};
+  const std::string png = png_panels(panels, 2, "title");
+  TempDir dir("attention-png");
+  const std::string path = dir / "p.png";
+  std::ofstream(path, std::ios::binary) << png;
+  const Image back = decode_image(path);
+  // 2 columns of 224 with 12-pixel margins; 2 rows of 224 + caption 24 + margin 12, title 30.
+  EXPECT_EQ(back.width, 12 + 2 * (224 + 12));
+  EXPECT_EQ(back.height, 30 + 2 * (224 + 24 + 12));
+  ASSERT_EQ(back.channels, 3);
+  int distinct = 0;
+  std::vector<bool> seen(1 << 24);
+  for (size_t i = 0; i + 2 < back.pixels.size(); i += 3) {
+    const int v = back.pixels[i] << 16 | back.pixels[i + 1] << 8 | back.pixels[i + 2];
+    if (!seen[size_t(v)]) seen[size_t(v)] = true, ++distinct;
+  }
+  EXPECT_GT(distinct, 100) << "the picture is (nearly) constant";
+}
+
+}  // namespace
+}  // namespace vit::test
