@@ -274,6 +274,16 @@ TEST(Cli, TrainEvalPredictInfo) {
   }
   EXPECT_RUN("eval --model " + model + " --data fashion-mnist --data-dir " + (dir / "nothing"), 1,
              "or pass --data-dir");
+  // --errors: the most confident mistakes as a PNG grid (4 to a row).
+  EXPECT_RUN("eval --model " + model + " --data " + data + " --errors " + (dir / "errors.png") +
+                 " --error-count 6",
+             0, "wrote " + (dir / "errors.png"));
+  if (const Image errors = decode_image(dir / "errors.png"); j["accuracy"].get<double>() < 1) {
+    EXPECT_GT(errors.width, 4 * 112);
+    EXPECT_GT(errors.height, 112);
+  }
+  EXPECT_RUN("eval --model " + model + " --data " + data + " --errors " + (dir / "e.svg"), 2,
+             "written as PNG");
   // info: numbers as numbers, with what the model was trained on and how; eval --split val
   // evaluates the images the run held out and reproduces the accuracy that chose the epoch.
   Result i = vit("info --json --model " + (dir / "run"));

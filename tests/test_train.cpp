@@ -11,6 +11,7 @@
 #include "test_util.hpp"
 #include "train/state.hpp"
 #include "vit/checkpoint.hpp"
+#include "vit/classify.hpp"
 #include "vit/error.hpp"
 #include "vit/optim.hpp"
 #include "vit/safetensors.hpp"
@@ -52,6 +53,50 @@ class Train : public ::testing::Test {
     data = "idx:" + (dir / "data");
   }
 };
+
+// evaluate's mistakes: an untrained model misclassifies most quadrant images; the kept ones are
+// the most confident (each the predicted class's softmax probability of that image, in order),
+// and keeping them all gives every off-diagonal count of the confusion matrix. The inverse of the
+// normalisation gives each image's pixels back.
+TEST_F(Train, EvaluateKeepsTheMostConfidentMistakes) {
+  Model model(quadrant_config());
+  model.init(3);
+  DatasetSplits d = load_dataset(data, 4);
+  const Normalization norm = compute_normalization(*d.train);
+  const EvalResult few = evaluate(model, *d.test, norm, 64, 5);
+  const EvalResult all = evaluate(model, *d.test, norm, 64, 1000);
+  int64_t wrong = 0;
+  for (int t = 0; t < 4; ++t) {
+    for (int p = 0; p < 4; ++p) wrong += t != p ? all.confusion[t][p] : 0;
+  }
+  ASSERT_GT(wrong, 5);
+  EXPECT_EQ(int64_t(all.mistakes.size()), wrong);
+  ASSERT_EQ(few.mistakes.size(), 5u);
+  const int S = 8, K = 4;
+  std::vector<float> image(S * S), logits(K);
+  int32_t label = 0;
+  for (size_t i = 0; i < all.mistakes.size(); ++i) {
+    const Mistake& e = all.mistakes[i];
+    if (i < few.mistakes.size()) {
+      EXPECT_EQ(few.mistakes[i].index, e.index);
+      EXPECT_EQ(few.mistakes[i].prob, e.prob);
+    }
+    if (i > 0) EXPECT_GE(all.mistakes[i - 1].prob, e.prob);
+    make_batch(*d.test, &e.index, 1, norm, AugmentOptions{}, 0, 0, image.data(), &label);
+    EXPECT_EQ(label, e.label);
+    model.predict(image.data(), 1, logits.data());
+    std::vector<double> probs(K);
+    softmax(logits.data(), K, probs.data());
+    EXPECT_EQ(argmax(logits.data(), K), e.predicted);
+    EXPECT_NE(e.predicted, e.label);
+    EXPECT_NEAR(probs[size_t(e.predicted)], e.prob, 1e-12);
+    if (i == 0) {
+      Image stored;
+      d.test->read(e.index, stored);
+      EXPECT_EQ(denormalize_image(image.data(), 1, S, norm), stored.pixels);
+    }
+  }
+}
 
 TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   Recorder rec;

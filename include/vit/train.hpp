@@ -343,14 +343,24 @@ class TrainStep {
   std::vector<int32_t> reversed_;       // [max_batch]: the labels of a mixed batch's partners
 };
 
+// A wrong prediction: sample `index` of the dataset, its label, the predicted class and that
+// class's probability (softmax).
+struct Mistake {
+  int64_t index = 0;
+  int32_t label = 0, predicted = 0;
+  double prob = 0;
+};
 struct EvalResult {
   int64_t count = 0;
   double accuracy = 0, loss = 0;                // loss: mean cross-entropy without smoothing
   std::vector<double> per_class_accuracy;       // NaN for a class with no samples
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  std::vector<Mistake> mistakes;  // the most confident ones first (ties: lower index first)
 };
-// Evaluates on the whole dataset with the inference path, `batch` images at a time.
-EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch = 256);
+// Evaluates on the whole dataset with the inference path, `batch` images at a time, keeping the
+// `mistakes` most confident wrong predictions.
+EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch = 256,
+                    int mistakes = 0);
 
 struct EpochMetrics {
   int epoch = 0;  // 1-based

@@ -95,6 +95,10 @@ Normalization compute_normalization(const Dataset& d);
 // Normalises uint8 pixels [C, S, S] into floats: (p / 255 - mean[c]) / std[c].
 void normalize_image(const uint8_t* pixels, int channels, int size, const Normalization& norm,
                      float* out);
+// The inverse, for showing a model's input: (x * std[c] + mean[c]) * 255, rounded, clamped to
+// [0, 255] (a normalised image made from pixels gives those pixels back).
+std::vector<uint8_t> denormalize_image(const float* x, int channels, int size,
+                                       const Normalization& norm);
 
 struct AugmentOptions {
   // RandomResizedCrop (torchvision's, as timm trains): a random box of scale in [rrc_scale, 1]

@@ -501,6 +501,19 @@ void normalize_image(const uint8_t* pixels, int channels, int size, const Normal
   }
 }
 
+std::vector<uint8_t> denormalize_image(const float* x, int channels, int size,
+                                       const Normalization& norm) {
+  const int64_t plane = int64_t(size) * size;
+  std::vector<uint8_t> out(size_t(channels * plane));
+  for (int c = 0; c < channels; ++c) {
+    for (int64_t j = 0; j < plane; ++j) {
+      const double p = (double(x[c * plane + j]) * norm.std[c] + norm.mean[c]) * 255.0;
+      out[size_t(c * plane + j)] = uint8_t(std::clamp(std::lround(p), 0L, 255L));
+    }
+  }
+  return out;
+}
+
 namespace {
 
 // CropDraws from a sample's seeded stream.

@@ -1,4 +1,5 @@
-// Evaluation on a dataset with the inference path: accuracy, loss, per-class accuracy, confusion.
+// Evaluation on a dataset with the inference path: accuracy, loss, per-class accuracy, confusion,
+// the most confident mistakes.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -8,8 +9,17 @@
 #include "vit/train.hpp"
 
 namespace vit {
+namespace {
 
-EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch) {
+// The order of EvalResult::mistakes: higher probability first, then lower index.
+bool more_confident(const Mistake& a, const Mistake& b) {
+  return a.prob != b.prob ? a.prob > b.prob : a.index < b.index;
+}
+
+}  // namespace
+
+EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch,
+                    int mistakes) {
   const Config& c = model.config();
   const SampleShape s = data.shape();
   VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
@@ -18,6 +28,7 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
                 std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
                 std::to_string(s.width));
   VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
+  VIT_CHECK(mistakes >= 0, "evaluate: mistakes must be 0 or more");
   const int K = c.num_classes;
   EvalResult r;
   r.count = data.size();
@@ -40,8 +51,21 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
       loss_sum += class_loss(z, K, labels[i]);
       correct += pred == labels[i];
       ++r.confusion[labels[i]][pred];
+      if (pred != labels[i] && mistakes > 0) {
+        std::vector<double> probs(static_cast<size_t>(K));
+        softmax(z, K, probs.data());
+        r.mistakes.push_back({start + i, labels[i], int32_t(pred), probs[size_t(pred)]});
+      }
+    }
+    // Only the most confident `mistakes` are kept, so the list stays short on a poor model.
+    if (r.mistakes.size() > 2 * size_t(mistakes)) {
+      std::partial_sort(r.mistakes.begin(), r.mistakes.begin() + mistakes, r.mistakes.end(),
+                        more_confident);
+      r.mistakes.resize(size_t(mistakes));
     }
   }
+  std::sort(r.mistakes.begin(), r.mistakes.end(), more_confident);
+  if (r.mistakes.size() > size_t(mistakes)) r.mistakes.resize(size_t(mistakes));
   r.accuracy = n ? double(correct) / n : 0.0;
   r.loss = n ? loss_sum / n : 0.0;
   for (int k = 0; k < K; ++k) {

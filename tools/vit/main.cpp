@@ -492,8 +492,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
-  std::string model, data, data_dir, split = "test", cache_dir, arch, labels, confusion;
-  int batch = 256, threads = 0;
+  std::string model, data, data_dir, split = "test", cache_dir, arch, labels, confusion, errors;
+  int batch = 256, threads = 0, error_count = 16;
   bool json = false, skip_bad_images = false;
 };
 
@@ -506,6 +506,11 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   e->add_option("--confusion", a.confusion,
                 "Also draw the confusion matrix as a heat map with class names and counts (an .svg "
                 "file)");
+  e->add_option("--errors", a.errors,
+                "Also draw the most confidently misclassified images, each with its true and "
+                "predicted class and that prediction's probability (a .png file)");
+  add_int_option(e, "--error-count", a.error_count, "Images in the --errors picture", 1, 1024)
+      ->capture_default_str();
   e->add_option("--data-dir", a.data_dir, "Where the named dataset lives");
   add_arch_option(e, a.arch);
   add_cache_dir_option(e, a.cache_dir);
@@ -522,11 +527,53 @@ void add_eval(CLI::App& app, EvalArgs& a) {
               "Leave out images that cannot be read (each named on stderr) instead of stopping");
 }
 
+// The most confident mistakes of an evaluation as a PNG grid: each image as the model saw it (its
+// eval transform, then back from the normalisation), enlarged to about 112 pixels, captioned with
+// its true and predicted classes.
+void write_errors_picture(const std::string& path, const vit::EvalResult& r,
+                          const vit::Dataset& split, const vit::LoadedModel& m,
+                          const std::string& what) {
+  const Config& c = m.meta.config;
+  const int scale = std::max(1, (112 + c.image_size / 2) / c.image_size);
+  std::vector<float> image(size_t(c.channels) * c.image_size * c.image_size);
+  int32_t label = 0;
+  std::vector<vit::Panel> panels;
+  for (const vit::Mistake& e : r.mistakes) {
+    vit::make_batch(split, &e.index, 1, m.meta.normalize, vit::AugmentOptions{}, 0, 0, image.data(),
+                    &label);
+    const std::vector<uint8_t> pixels =
+        vit::denormalize_image(image.data(), c.channels, c.image_size, m.meta.normalize);
+    char caption[160];
+    std::snprintf(caption, sizeof caption, "%s as %s (%.0f%%)",
+                  m.meta.class_names[size_t(e.label)].c_str(),
+                  m.meta.class_names[size_t(e.predicted)].c_str(), 100 * e.prob);
+    panels.push_back({vit::to_rgb(pixels.data(), c.channels, c.image_size, scale), caption});
+  }
+  const std::string title =
+      what + (panels.empty() ? ": no misclassified images"
+                             : ": true as predicted, the " + std::to_string(panels.size()) +
+                                   " most confident mistakes");
+  if (panels.empty()) {  // still a picture, saying so
+    panels.push_back({vit::RgbImage{1, 1, {255, 255, 255}}, ""});
+  }
+  vit::write_file_atomically(path, vit::png_panels(panels, 4, title));
+}
+
 int run_eval(EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   if (!a.confusion.empty() && !a.confusion.ends_with(".svg")) {
     throw UsageError("--confusion '" + a.confusion +
                      "': the heat map is written as SVG (an .svg file); PNG is not drawn yet");
+  }
+  if (!a.errors.empty()) {
+    if (!a.errors.ends_with(".png")) {
+      throw UsageError("--errors '" + a.errors + "': the picture is written as PNG (a .png file)");
+    }
+    if (!vit::png_supported()) {
+      throw Error(
+          "this vit was built without cairo, which draws --errors: install libcairo2-dev "
+          "(scripts/setup-deps.sh does) and rebuild");
+    }
   }
   a.data = labelled_data(a.data, a.labels);
   named_dataset(a.data);
@@ -568,7 +615,12 @@ int run_eval(EvalArgs& a) {
     vit::hold_out_validation(d, r.val_split, r.seed);
   }
   const vit::Dataset& split = a.split == "test" ? *d.test : a.split == "val" ? *d.val : *d.train;
-  const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch);
+  const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch,
+                                          a.errors.empty() ? 0 : a.error_count);
+  if (!a.errors.empty()) {
+    write_errors_picture(a.errors, r, split, m, a.data + " (" + a.split + " split)");
+    std::fprintf(stderr, "wrote %s\n", a.errors.c_str());
+  }
   if (!a.confusion.empty()) {
     char title[160];
     std::snprintf(title, sizeof title, " (%s split, %lld images): accuracy %.2f%%", a.split.c_str(),
