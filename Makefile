@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build install test test-isa test-arm64 demo compare test-sanitize fuzz clean fixtures format
+.PHONY: all deps build install test test-isa test-arm64 demo compare test-sanitize test-report fuzz clean fixtures format
 
 all: build
 
@@ -92,6 +92,11 @@ fuzz:
 # ISA=avx2 (or scalar, avx512) forces vitcpp's kernels; avx2 also gives both sides OpenBLAS's AVX2
 # kernels (OPENBLAS_CORETYPE=Haswell).
 ISA ?=
+# vit report's page in a real browser: headless Chromium renders it, the screenshot must not be blank.
+test-report: build
+	bash scripts/setup-deps.sh report
+	bash scripts/test-report.sh
+
 compare: build
 	/usr/bin/python3 bench/compare.py --threads $(JOBS) $(if $(ISA),--isa $(ISA))
 

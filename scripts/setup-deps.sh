@@ -3,6 +3,7 @@
 # only those not installed yet: running it twice does nothing the second time.
 #   scripts/setup-deps.sh        build and test (make build, make test, make test-sanitize)
 #   scripts/setup-deps.sh fuzz   also clang and its libFuzzer / OpenMP runtimes (make fuzz)
+#   scripts/setup-deps.sh report also Chromium, which renders vit report's page (make test-report)
 #   scripts/setup-deps.sh arm64  the aarch64 cross compiler, qemu-user and the arm64 builds of the
 #                                libraries (Debian multiarch), for make test-arm64
 set -euo pipefail
@@ -14,6 +15,9 @@ packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev
           libgtest-dev libbenchmark-dev)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)
+fi
+if [ "${1:-}" = "report" ]; then
+  packages+=(chromium)
 fi
 arm64_arch=""
 if [ "${1:-}" = "arm64" ]; then

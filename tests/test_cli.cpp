@@ -274,6 +274,34 @@ TEST(Cli, TrainEvalPredictInfo) {
   }
   EXPECT_RUN("eval --model " + model + " --data fashion-mnist --data-dir " + (dir / "nothing"), 1,
              "or pass --data-dir");
+  // report: one page, the run's sections, its pictures inlined, nothing from outside, no script.
+  EXPECT_NE(t.out.find(program + " report " + (dir / "run")), std::string::npos) << t.out;
+  EXPECT_RUN("report " + (dir / "run"), 0, "wrote " + (dir / "run/report.html"));
+  {
+    std::ifstream in(dir / "run/report.html");
+    const std::string html((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_TRUE(html.starts_with("<!DOCTYPE html>"));
+    EXPECT_TRUE(html.ends_with("</html>\n"));
+    for (const char* section :
+         {"<h2>Training</h2>", "<h2>Model</h2>", "<h2>Recipe</h2>", "<h2>Evaluation</h2>",
+          "<h2>Most confident mistakes</h2>", "<h2>Where the model looks</h2>"}) {
+      EXPECT_NE(html.find(section), std::string::npos) << section;
+    }
+    auto count = [&](const std::string& what) {
+      size_t n = 0;
+      for (size_t at = html.find(what); at != std::string::npos; at = html.find(what, at + 1)) ++n;
+      return n;
+    };
+    EXPECT_EQ(count("<svg"), 2u);  // the curves and the confusion matrix
+    EXPECT_EQ(count("<svg"), count("</svg>"));
+    EXPECT_EQ(count("<table>"), count("</table>"));
+    EXPECT_EQ(count("src=\""), 1u + 4u);  // the mistakes and 4 attention pictures
+    EXPECT_EQ(count("src=\""), count("src=\"data:image/png;base64,"));
+    for (const char* outside : {"<script", "<link", "href=", "url("}) {
+      EXPECT_EQ(count(outside), 0u) << outside;
+    }
+  }
+  EXPECT_RUN("report " + (dir / "none"), 1, "has no metrics.jsonl");
   // --errors: the most confident mistakes as a PNG grid (4 to a row).
   EXPECT_RUN("eval --model " + model + " --data " + data + " --errors " + (dir / "errors.png") +
                  " --error-count 6",

@@ -10,6 +10,7 @@
 
 #include "core/fields_json.hpp"
 #include "report/colormaps.hpp"
+#include "report/markup.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -21,28 +22,7 @@ namespace fs = std::filesystem;
 constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using report::escape;
 
 std::string num(double v) {
   char b[32];

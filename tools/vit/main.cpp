@@ -33,6 +33,7 @@
 #include "vit/picture.hpp"
 #include "vit/plot.hpp"
 #include "vit/pretrained.hpp"
+#include "vit/report.hpp"
 #include "vit/suggest.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
@@ -483,9 +484,10 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
   }
   std::printf(
       "next:\n  %s eval --model %s --data %s\n  %s predict --model %s IMAGE|DIR...\n  "
-      "%s info --model %s\n  %s plot %s --out %s\n",
+      "%s info --model %s\n  %s plot %s --out %s\n  %s report %s   (writes %s)\n",
       vit.c_str(), dir.c_str(), shell_word(s.data).c_str(), vit.c_str(), dir.c_str(), vit.c_str(),
-      dir.c_str(), vit.c_str(), dir.c_str(), shell_word(s.dir + "/curves.svg").c_str());
+      dir.c_str(), vit.c_str(), dir.c_str(), shell_word(s.dir + "/curves.svg").c_str(), vit.c_str(),
+      dir.c_str(), shell_word(s.dir + "/report.html").c_str());
   return 0;
 }
 
@@ -527,36 +529,52 @@ void add_eval(CLI::App& app, EvalArgs& a) {
               "Leave out images that cannot be read (each named on stderr) instead of stopping");
 }
 
-// The most confident mistakes of an evaluation as a PNG grid: each image as the model saw it (its
-// eval transform, then back from the normalisation), enlarged to about 112 pixels, captioned with
-// its true and predicted classes.
-void write_errors_picture(const std::string& path, const vit::EvalResult& r,
-                          const vit::Dataset& split, const vit::LoadedModel& m,
-                          const std::string& what) {
+// The split a model is evaluated on, loaded as it was trained (its image size and
+// preprocessing; for `val`, the split its run held out), with warnings on stderr as `who`.
+struct EvalData {
+  vit::DatasetSplits splits;
+  const vit::Dataset* split = nullptr;
+};
+
+EvalData load_eval_data(const vit::LoadedModel& m, const std::string& model_path,
+                        const std::string& data, const std::string& split,
+                        const std::string& data_dir, const std::string& cache_dir, bool skip_bad,
+                        const char* who) {
   const Config& c = m.meta.config;
-  const int scale = std::max(1, (112 + c.image_size / 2) / c.image_size);
-  std::vector<float> image(size_t(c.channels) * c.image_size * c.image_size);
-  int32_t label = 0;
-  std::vector<vit::Panel> panels;
-  for (const vit::Mistake& e : r.mistakes) {
-    vit::make_batch(split, &e.index, 1, m.meta.normalize, vit::AugmentOptions{}, 0, 0, image.data(),
-                    &label);
-    const std::vector<uint8_t> pixels =
-        vit::denormalize_image(image.data(), c.channels, c.image_size, m.meta.normalize);
-    char caption[160];
-    std::snprintf(caption, sizeof caption, "%s as %s (%.0f%%)",
-                  m.meta.class_names[size_t(e.label)].c_str(),
-                  m.meta.class_names[size_t(e.predicted)].c_str(), 100 * e.prob);
-    panels.push_back({vit::to_rgb(pixels.data(), c.channels, c.image_size, scale), caption});
+  vit::DatasetOptions options;
+  options.num_classes = c.num_classes;
+  options.data_dir = data_dir;
+  options.shape = {c.channels, c.image_size, c.image_size};
+  options.skip_bad = skip_bad;
+  options.preprocess = m.meta.preprocess;
+  options.cache_dir = image_cache_dir(cache_dir);
+  EvalData out;
+  vit::DatasetSplits& d = out.splits;
+  d = vit::load_dataset(data, options);
+  for (const std::string& skipped : d.skipped) {
+    std::fprintf(stderr, "%s: warning: %s; left out\n", who, skipped.c_str());
   }
-  const std::string title =
-      what + (panels.empty() ? ": no misclassified images"
-                             : ": true as predicted, the " + std::to_string(panels.size()) +
-                                   " most confident mistakes");
-  if (panels.empty()) {  // still a picture, saying so
-    panels.push_back({vit::RgbImage{1, 1, {255, 255, 255}}, ""});
+  for (int k = 0; k < c.num_classes; ++k) {
+    if (d.class_names[size_t(k)] == m.meta.class_names[size_t(k)]) continue;
+    std::fprintf(stderr,
+                 "%s: warning: the model's class %d is '%s' but the dataset's is '%s'; "
+                 "its labels may not mean what the model learned\n",
+                 who, k, m.meta.class_names[size_t(k)].c_str(), d.class_names[size_t(k)].c_str());
+    break;
   }
-  vit::write_file_atomically(path, vit::png_panels(panels, 4, title));
+  if (split == "val" && !d.val) {
+    // The split the run held out: the same seed and fraction give the same images.
+    const auto recipe = m.metadata.find("recipe");
+    const Recipe r = recipe == m.metadata.end() ? Recipe{} : Recipe::from_json(recipe->second);
+    if (r.val_split <= 0) {
+      throw Error("'" + model_path +
+                  "' was trained without a validation split (--val-split), and '" + data +
+                  "' has none of its own; use --split test or train");
+    }
+    vit::hold_out_validation(d, r.val_split, r.seed);
+  }
+  out.split = split == "test" ? d.test.get() : split == "val" ? d.val.get() : d.train.get();
+  return out;
 }
 
 int run_eval(EvalArgs& a) {
@@ -583,42 +601,15 @@ int run_eval(EvalArgs& a) {
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
                  m.meta.dataset.c_str(), a.data.c_str());
   }
-  const Config& c = m.meta.config;
-  vit::DatasetOptions options;
-  options.num_classes = c.num_classes;
-  options.data_dir = a.data_dir;
-  options.shape = {c.channels, c.image_size, c.image_size};
-  options.skip_bad = a.skip_bad_images;
-  options.preprocess = m.meta.preprocess;
-  options.cache_dir = image_cache_dir(a.cache_dir);
-  vit::DatasetSplits d = vit::load_dataset(a.data, options);
-  for (const std::string& skipped : d.skipped) {
-    std::fprintf(stderr, "vit eval: warning: %s; left out\n", skipped.c_str());
-  }
+  const EvalData data = load_eval_data(m, a.model, a.data, a.split, a.data_dir, a.cache_dir,
+                                       a.skip_bad_images, "vit eval");
+  const vit::Dataset& split = *data.split;
   const int K = m.meta.config.num_classes;
-  for (int k = 0; k < K; ++k) {
-    if (d.class_names[size_t(k)] == m.meta.class_names[size_t(k)]) continue;
-    std::fprintf(stderr,
-                 "vit eval: warning: the model's class %d is '%s' but the dataset's is '%s'; "
-                 "its labels may not mean what the model learned\n",
-                 k, m.meta.class_names[size_t(k)].c_str(), d.class_names[size_t(k)].c_str());
-    break;
-  }
-  if (a.split == "val" && !d.val) {
-    // The split the run held out: the same seed and fraction give the same images.
-    const auto recipe = m.metadata.find("recipe");
-    const Recipe r = recipe == m.metadata.end() ? Recipe{} : Recipe::from_json(recipe->second);
-    if (r.val_split <= 0) {
-      throw Error("'" + a.model + "' was trained without a validation split (--val-split), and '" +
-                  a.data + "' has none of its own; use --split test or train");
-    }
-    vit::hold_out_validation(d, r.val_split, r.seed);
-  }
-  const vit::Dataset& split = a.split == "test" ? *d.test : a.split == "val" ? *d.val : *d.train;
   const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch,
                                           a.errors.empty() ? 0 : a.error_count);
   if (!a.errors.empty()) {
-    write_errors_picture(a.errors, r, split, m, a.data + " (" + a.split + " split)");
+    vit::write_file_atomically(
+        a.errors, vit::mistakes_png(r, split, m.meta, a.data + " (" + a.split + " split)"));
     std::fprintf(stderr, "wrote %s\n", a.errors.c_str());
   }
   if (!a.confusion.empty()) {
@@ -877,8 +868,6 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
   const int K = c.num_classes, N = c.num_tokens();
   std::vector<float> logits(K), att(size_t(c.depth) * c.heads * N * N);
   ImageInput input(cmd, a.input, m);
-  // Small inputs (28 x 28 digits) are enlarged to about 224 pixels a side, by whole pixels.
-  const int scale = std::max(1, (224 + c.image_size / 2) / c.image_size);
   const std::string dir = one_file ? "" : (a.out.empty() ? "." : a.out);
   if (pictures && !one_file) std::filesystem::create_directories(dir);
   std::set<std::string> written;
@@ -915,24 +904,6 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
       std::printf("%s\n", j.dump().c_str());
     }
     if (!pictures) continue;
-    const vit::RgbImage image =
-        vit::to_rgb(prepared.pixels.data(), c.channels, c.image_size, scale);
-    std::vector<vit::Panel> panels;
-    panels.push_back({image, "input, as the model sees it"});
-    char prob[32];
-    std::snprintf(prob, sizeof prob, "%.1f%%", 100 * top.prob);
-    for (size_t h = 0; h < maps.maps.size(); ++h) {
-      const std::string caption = method == vit::AttentionMethod::kHeads
-                                      ? "head " + std::to_string(h)
-                                      : std::string(a.method) + ": " + name + " " + prob;
-      panels.push_back({vit::heat_overlay(image, maps.maps[h], maps.grid), caption});
-    }
-    const std::string whose = maps.class_token
-                                  ? "class token"
-                                  : "mean over the patch tokens (the model has no class token)";
-    const std::string title = std::filesystem::path(file).filename().string() + ": " + name + " (" +
-                              prob + "); " + a.method + ", " + whose;
-    const int columns = method == vit::AttentionMethod::kHeads ? 4 : 2;
     std::string out = a.out;
     if (!one_file) {
       // IMAGE-METHOD.png, numbered when two images share a name.
@@ -942,9 +913,14 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
         out = (std::filesystem::path(dir) / (stem + "-" + std::to_string(n) + ".png")).string();
       }
     }
-    vit::write_file_atomically(out, vit::png_panels(panels, columns, title));
+    vit::write_file_atomically(
+        out, vit::attention_png(c, prepared.pixels.data(), maps, method, name, top.prob,
+                                std::filesystem::path(file).filename().string()));
     written.insert(out);
-    if (!a.json) std::printf("%s: %s (%s) -> %s\n", file.c_str(), name.c_str(), prob, out.c_str());
+    if (!a.json) {
+      std::printf("%s: %s (%.1f%%) -> %s\n", file.c_str(), name.c_str(), 100 * top.prob,
+                  out.c_str());
+    }
   }
   return failures ? 1 : 0;
 }
@@ -1111,6 +1087,64 @@ int run_plot(const PlotArgs& a) {
   const std::string svg = vit::training_curves_svg(a.runs, a.names);
   vit::write_file_atomically(a.out, svg);
   std::printf("wrote %s\n", a.out.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- report
+
+struct ReportArgs {
+  std::string run, out, data_dir, cache_dir, split = "test";
+  int threads = 0;
+};
+
+void add_report(CLI::App& app, ReportArgs& a) {
+  CLI::App* p = app.add_subcommand(
+      "report", "Write a run's report: one self-contained HTML page of what it learned");
+  p->footer(
+      "The page holds the run's curves, last and best epochs, model and recipe, and, evaluated "
+      "on the dataset it was trained on: accuracy, the confusion matrix, per-class accuracy, the "
+      "most confident mistakes and attention rollouts of a few images. Pictures are inlined; the "
+      "page loads nothing else and runs no script. When the dataset cannot be found the page says "
+      "so and has no evaluation.\nExample: vit report runs/fashion   (writes "
+      "runs/fashion/report.html)");
+  p->add_option("run", a.run, "The run directory (vit train --out)")->required();
+  p->add_option("--out", a.out, "The HTML file (default: RUN/report.html)");
+  p->add_option("--split", a.split, "The split to evaluate on: test, val or train")
+      ->check(CLI::IsMember({"test", "val", "train"}))
+      ->capture_default_str();
+  p->add_option("--data-dir", a.data_dir, "Where the run's named dataset lives");
+  add_cache_dir_option(p, a.cache_dir);
+  add_threads_option(p, a.threads);
+}
+
+int run_report(const ReportArgs& a) {
+  if (a.threads) vit::set_num_threads(a.threads);
+  const std::string out =
+      a.out.empty() ? (std::filesystem::path(a.run) / "report.html").string() : a.out;
+  vit::read_metrics(a.run);  // a run directory, or a clear error before anything is loaded
+  const std::string checkpoint = vit::checkpoint_path(a.run);
+  vit::LoadedModel m = vit::load_model(checkpoint);
+  vit::ReportInputs in;
+  in.run_dir = a.run;
+  in.model = &m;
+  in.checkpoint = checkpoint;
+  in.split = a.split;
+  EvalData data;
+  if (m.meta.dataset.empty()) {
+    std::fprintf(stderr,
+                 "vit report: warning: the checkpoint does not say what it was trained "
+                 "on; the page has no evaluation\n");
+  } else {
+    try {
+      data = load_eval_data(m, checkpoint, m.meta.dataset, a.split, a.data_dir, a.cache_dir, false,
+                            "vit report");
+      in.data = data.split;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "vit report: warning: %s; the page has no evaluation\n", e.what());
+    }
+  }
+  vit::write_file_atomically(out, vit::report_html(in));
+  std::printf("wrote %s\n", out.c_str());
   return 0;
 }
 
@@ -1395,6 +1429,7 @@ int main(int argc, char** argv) {
   PrepareArgs prepare_args;
   ExportArgs export_args;
   PlotArgs plot_args;
+  ReportArgs report_args;
   add_train(app, train_args);
   add_eval(app, eval_args);
   add_predict(app, predict_args);
@@ -1404,6 +1439,7 @@ int main(int argc, char** argv) {
   add_prepare(app, prepare_args);
   add_export(app, export_args);
   add_plot(app, plot_args);
+  add_report(app, report_args);
   const std::string first = argc >= 2 ? argv[1] : "";
   if (!first.empty() && first[0] != '-') {
     bool known = false;
@@ -1471,6 +1507,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("prepare-mnist")) return run_prepare(prepare_args);
     if (app.got_subcommand("export")) return run_export(export_args);
     if (app.got_subcommand("plot")) return run_plot(plot_args);
+    if (app.got_subcommand("report")) return run_report(report_args);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
     return 2;
