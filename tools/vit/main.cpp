@@ -676,6 +676,15 @@ const char* const kImageInputFooter =
     "side to size / crop_pct, the centre cut; --crop-pct, --crop-mode and --interpolation "
     "override it), then normalised as in training.";
 
+// --model, --arch and the image files, as predict and attention take them.
+void add_model_and_images(CLI::App* p, std::string& model, std::string& arch,
+                          std::vector<std::string>& images) {
+  p->add_option("--model", model, kModelHelp)->required();
+  add_arch_option(p, arch);
+  p->add_option("images", images, "Image files, or directories: every image file in them")
+      ->required();
+}
+
 void add_image_input_options(CLI::App* p, ImageInputArgs& a) {
   p->add_option("--invert", a.invert,
                 "auto: invert images whose background is the other way from the training "
@@ -725,6 +734,16 @@ class ImageInput {
                          input_.data());
     return prepared;
   }
+  // prepare(file) into out, or its error on stderr as `who` and false.
+  bool prepare_or_report(const std::string& file, const char* who, vit::PreparedImage* out) {
+    try {
+      *out = prepare(file);
+      return true;
+    } catch (const Error& e) {
+      std::fprintf(stderr, "%s: %s\n", who, e.what());
+      return false;
+    }
+  }
   const float* input() const { return input_.data(); }
 
  private:
@@ -748,10 +767,7 @@ void add_predict(CLI::App& app, PredictArgs& a) {
   p->footer(std::string(kImageInputFooter) +
             "\nExamples:\n  vit predict --model runs/demo digit.png\n  vit predict --model "
             "runs/demo/last.safetensors --top-k 1 drawings/");
-  p->add_option("--model", a.model, kModelHelp)->required();
-  add_arch_option(p, a.arch);
-  p->add_option("images", a.images, "Image files, or directories: every image file in them")
-      ->required();
+  add_model_and_images(p, a.model, a.arch, a.images);
   add_int_option(p, "--top-k", a.top_k, "Classes to show per image", 1, 65536)
       ->capture_default_str();
   add_image_input_options(p, a.input);
@@ -770,10 +786,7 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   int failures = 0;
   for (const std::string& file : vit::image_files(a.images)) {
     vit::PreparedImage prepared;
-    try {
-      prepared = input.prepare(file);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "vit predict: %s\n", e.what());
+    if (!input.prepare_or_report(file, "vit predict", &prepared)) {
       ++failures;
       continue;
     }
@@ -829,12 +842,8 @@ void add_attention(CLI::App& app, AttentionArgs& a) {
       std::string(kImageInputFooter) +
       "\nExamples:\n  vit attention --model runs/demo digit.png\n  vit attention --model "
       "vit_base_folder --method heads --out cat-heads.png cat.jpg\n  vit attention --model "
-      "runs/demo "
-      "--json digit.png");
-  p->add_option("--model", a.model, kModelHelp)->required();
-  add_arch_option(p, a.arch);
-  p->add_option("images", a.images, "Image files, or directories: every image file in them")
-      ->required();
+      "runs/demo --json digit.png");
+  add_model_and_images(p, a.model, a.arch, a.images);
   p->add_option("--method", a.method, "rollout, last or heads")
       ->check(CLI::IsMember({"rollout", "last", "heads"}))
       ->capture_default_str();
@@ -874,10 +883,7 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
   int failures = 0;
   for (const std::string& file : files) {
     vit::PreparedImage prepared;
-    try {
-      prepared = input.prepare(file);
-    } catch (const Error& e) {
-      std::fprintf(stderr, "vit attention: %s\n", e.what());
+    if (!input.prepare_or_report(file, "vit attention", &prepared)) {
       ++failures;
       continue;
     }
