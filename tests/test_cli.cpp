@@ -11,6 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "idx_writer.hpp"
@@ -527,8 +528,20 @@ TEST(Cli, TimmModels) {
     const std::string svg((std::istreambuf_iterator<char>(in)), {});
     EXPECT_NE(svg.find("<title>c0 as c0: "), std::string::npos);
   }
-  EXPECT_RUN("eval --model " + (dir / "ft") + " --data " + data + " --confusion x.png", 2,
-             "written as SVG");
+  EXPECT_RUN("eval --model " + (dir / "ft") + " --data " + data + " --confusion " +
+                 (dir / "confusion.png"),
+             0, "wrote " + (dir / "confusion.png"));
+  {
+    const Image png = decode_image(dir / "confusion.png");
+    std::set<int> colours;
+    for (size_t i = 0; i + 2 < png.pixels.size(); i += png.channels) {
+      colours.insert(png.pixels[i] << 16 | png.pixels[i + 1] << 8 | png.pixels[i + 2]);
+    }
+    EXPECT_GT(png.width, 100);
+    EXPECT_GT(colours.size(), 16u) << "the heat map is drawn";
+  }
+  EXPECT_RUN("eval --model " + (dir / "ft") + " --data " + data + " --confusion x.txt", 2,
+             "SVG (.svg) or PNG (.png)");
   Result fi = vit("info --json --model " + (dir / "ft"));
   ASSERT_EQ(fi.code, 0) << fi.out;
   const auto ft = nlohmann::json::parse(fi.out);
@@ -603,7 +616,11 @@ TEST(Cli, PlotWritesAnSvgOfRuns) {
   const std::string svg((std::istreambuf_iterator<char>(in)), {});
   EXPECT_NE(svg.find(">lr<"), std::string::npos);
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
-  EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.png"), 2, "writes SVG");
+  EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.png"), 0, "wrote " + (dir / "c.png"));
+  const Image png = decode_image(dir / "c.png");  // the three charts side by side, as in the SVG
+  EXPECT_EQ(png.width, 3 * 420);
+  EXPECT_EQ(png.height, 300);
+  EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.pdf"), 2, "SVG (.svg) or PNG (.png)");
   EXPECT_RUN("plot " + (dir / "run") + " --names a b --out " + out, 2, "2 names for 1 runs");
   EXPECT_RUN("plot " + (dir / "none") + " --out " + out, 1, "has no metrics.jsonl");
 }

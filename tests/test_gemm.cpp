@@ -81,10 +81,10 @@ class Gemm : public BackendTest {};
 VIT_BACKEND_SUITE(Gemm);
 
 TEST_P(Gemm, OwnKernelShapesAndEdges) {
-  // Every product with M >= 32 and beta 0 or 1 is ours. Odd sizes exercise partial register tiles
-  // and masks; N = 1100 spans two column blocks, and so does N = 400 at K = 1000 (blocks of 256K
-  // floats: 256 columns there). K past 256 with M >= 256, or past 1024, is summed in chunks (with
-  // beta 1 through a partial buffer); a short A (M < 256) wide enough is split by columns.
+  // Every product with beta 0 or 1 is ours. Odd sizes exercise partial register tiles and masks;
+  // N = 1100 spans two column blocks, and so does N = 400 at K = 1000 (blocks of 256K floats: 256
+  // columns there). K past 256 is summed in chunks (with beta 1 through a partial buffer); a short
+  // A (M < 256) wide enough is split by columns.
   for (bool tb : {false, true}) {
     check_gemm(tb, 300, 70, 33, 1.0f, 0.0f, false, false);
     check_gemm(tb, 263, 17, 256, 0.5f, 1.0f, true, false);
@@ -97,7 +97,7 @@ TEST_P(Gemm, OwnKernelShapesAndEdges) {
     check_gemm(tb, 300, 40, 300, 1.0f, 0.0f, true, false);    // chunks of 160 (K > 256, M >= 256)
     check_gemm(tb, 300, 70, 777, 0.5f, 1.0f, true, false);    // three chunks, partial buffer
     check_gemm(tb, 260, 1100, 520, 1.0f, 1.0f, false, true);  // chunks, two column blocks, nested
-    check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);   // K > 1024 with a short A
+    check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);   // chunks with a short A
     check_gemm(tb, 197, 300, 1100, 1.0f, 0.0f, true, false);  // chunks, split by columns
   }
 }
@@ -110,6 +110,30 @@ TEST_P(Gemm, ShortAAndOpenBlasPath) {
     check_gemm(tb, 20, 50, 16, 0.25f, 1.0f, true, false);
     check_gemm(tb, 20, 50, 16, 1.0f, 0.0f, true, true);
     check_gemm(tb, 64, 50, 300, 1.0f, 0.5f, true, false);  // OpenBLAS
+  }
+}
+
+// A row of C is the same bits whatever the other rows are: one image's tokens alone or in a batch
+// (predict's pieces of different sizes), split by columns (a short A) or by rows. Ours only: the
+// scalar path's OpenBLAS blocks by the row count.
+TEST_P(Gemm, OwnKernelRowsDoNotDependOnTheBatch) {
+  if (GetParam() == Isa::kScalar) GTEST_SKIP() << "OpenBLAS's products, blocked by M";
+  for (const int K : {64, 768}) {
+    const int M = 600, N = 300;
+    auto A = random_vector(int64_t(M) * K, 41), B = random_vector(int64_t(K) * N, 42);
+    auto bias = random_vector(N, 43);
+    auto run = [&](int rows) {
+      std::vector<float> C(size_t(rows) * N);
+      ops::gemm(op_context(), false, true, rows, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f,
+                C.data(), N, bias.data());
+      return C;
+    };
+    const auto all = run(M);
+    for (const int rows : {1, 13, 197, 300}) {
+      const auto part = run(rows);
+      EXPECT_EQ(std::memcmp(part.data(), all.data(), part.size() * 4), 0)
+          << "K " << K << ": the first " << rows << " rows alone differ from them among " << M;
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
+#include "vit/isa.hpp"
 #include "vit/optim.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/train.hpp"
@@ -89,7 +90,10 @@ TEST_F(Train, EvaluateKeepsTheMostConfidentMistakes) {
     softmax(logits.data(), K, probs.data());
     EXPECT_EQ(argmax(logits.data(), K), e.predicted);
     EXPECT_NE(e.predicted, e.label);
-    EXPECT_NEAR(probs[size_t(e.predicted)], e.prob, 1e-12);
+    // The same bits on our kernels (an image's logits do not depend on its batch); the scalar
+    // path's OpenBLAS blocks by the batch's rows, so there the logits agree to float rounding
+    // (relative 1e-6 on these O(1) logits), and a probability within 1e-5.
+    EXPECT_NEAR(probs[size_t(e.predicted)], e.prob, active_isa() == Isa::kScalar ? 1e-5 : 1e-12);
     if (i == 0) {
       Image stored;
       d.test->read(e.index, stored);

@@ -38,6 +38,13 @@ struct Panel {
 // Whether this build can write PNG (it was built with cairo).
 bool png_supported();
 
+// Whether this build can draw an SVG document as PNG (it was built with cairo and librsvg).
+bool svg_png_supported();
+
+// An SVG document (one of vit/plot.hpp's charts) drawn as PNG at its own size in pixels, on white.
+// vit::Error without librsvg, or when librsvg cannot read the document.
+std::string svg_to_png(const std::string& svg);
+
 // The panels in a grid of `columns` columns (row by row), each with its caption under it, the title
 // above them all, on white; as the bytes of a PNG file. vit::Error without cairo.
 std::string png_panels(const std::vector<Panel>& panels, int columns, const std::string& title);

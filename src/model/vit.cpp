@@ -869,7 +869,8 @@ void Model::predict(const float* images, int B, float* logits) {
   // A micro-batch at a time, as in training (micro_batch_images): each op then finds its input
   // in the cache; as many as there are threads at once where there are enough, each thread with a
   // workspace of its own. An image's logits are the same bits whatever micro-batch it is in and
-  // whichever thread runs it.
+  // whichever thread runs it (on the AVX paths; docs/CONVENTIONS.md says why not on the scalar
+  // one).
   const int per = micro_batch_images(c, B, N), parts = micro_batch_count(B, N, per);
   const int threads = num_threads();
   const int spaces = plan_lanes(parts, threads).lanes;

@@ -10,6 +10,9 @@
 #ifdef VIT_HAVE_CAIRO
 #include <cairo.h>
 #endif
+#ifdef VIT_HAVE_RSVG
+#include <librsvg/rsvg.h>
+#endif
 
 namespace vit {
 
@@ -181,10 +184,80 @@ std::string png_panels(const std::vector<Panel>& panels, int columns, const std:
   return png;
 }
 
+#ifdef VIT_HAVE_RSVG
+
+bool svg_png_supported() {
+  return true;
+}
+
+std::string svg_to_png(const std::string& svg) {
+  GError* err = nullptr;
+  RsvgHandle* handle =
+      rsvg_handle_new_from_data(reinterpret_cast<const guint8*>(svg.data()), svg.size(), &err);
+  if (!handle) {
+    const std::string why = err ? err->message : "unknown error";
+    if (err) g_error_free(err);
+    throw Error("svg_to_png: librsvg cannot read the SVG: " + why);
+  }
+  struct Unref {
+    RsvgHandle* h;
+    ~Unref() { g_object_unref(h); }
+  } unref{handle};
+  gdouble w = 0, h = 0;
+  VIT_CHECK(rsvg_handle_get_intrinsic_size_in_pixels(handle, &w, &h) && w >= 1 && h >= 1 &&
+                w * h <= double(1 << 28),
+            "svg_to_png: the SVG has no usable size in pixels");
+  const int width = int(std::ceil(w)), height = int(std::ceil(h));
+  Owned<cairo_surface_t, cairo_surface_destroy> surface{
+      cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height)};
+  VIT_CHECK(cairo_surface_status(surface.p) == CAIRO_STATUS_SUCCESS,
+            "svg_to_png: cairo could not make the picture (out of memory?)");
+  Owned<cairo_t, cairo_destroy> cr{cairo_create(surface.p)};
+  cairo_set_source_rgb(cr.p, 1, 1, 1);
+  cairo_paint(cr.p);
+  const RsvgRectangle viewport{0, 0, double(width), double(height)};
+  if (!rsvg_handle_render_document(handle, cr.p, &viewport, &err)) {
+    const std::string why = err ? err->message : "unknown error";
+    if (err) g_error_free(err);
+    throw Error("svg_to_png: librsvg could not draw the SVG: " + why);
+  }
+  cairo_surface_flush(surface.p);
+  std::string png;
+  const cairo_status_t st = cairo_surface_write_to_png_stream(surface.p, append_bytes, &png);
+  VIT_CHECK(
+      st == CAIRO_STATUS_SUCCESS,
+      std::string("svg_to_png: cairo could not encode the PNG: ") + cairo_status_to_string(st));
+  return png;
+}
+
+#else
+
+bool svg_png_supported() {
+  return false;
+}
+
+std::string svg_to_png(const std::string&) {
+  throw Error(
+      "this vit was built without librsvg, which draws charts as PNG: install librsvg2-dev "
+      "(scripts/setup-deps.sh does) and rebuild, or write .svg");
+}
+
+#endif  // VIT_HAVE_RSVG
+
 #else
 
 bool png_supported() {
   return false;
+}
+
+bool svg_png_supported() {
+  return false;
+}
+
+std::string svg_to_png(const std::string&) {
+  throw Error(
+      "this vit was built without cairo and librsvg, which draw charts as PNG: install "
+      "libcairo2-dev and librsvg2-dev (scripts/setup-deps.sh does) and rebuild, or write .svg");
 }
 
 std::string png_panels(const std::vector<Panel>&, int, const std::string&) {

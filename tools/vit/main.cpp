@@ -491,6 +491,27 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
   return 0;
 }
 
+// A chart's file: .svg, or .png where this build can draw SVG as PNG (cairo and librsvg).
+void check_chart_path(const char* flag, const std::string& path) {
+  if (path.ends_with(".svg")) return;
+  if (!path.ends_with(".png")) {
+    throw UsageError(std::string(flag) + " '" + path +
+                     "': charts are written as SVG (.svg) or PNG (.png)");
+  }
+  if (!vit::svg_png_supported()) {
+    throw Error(
+        "this vit was built without cairo and librsvg, which draw charts as PNG: install "
+        "libcairo2-dev and librsvg2-dev (scripts/setup-deps.sh does) and rebuild, or "
+        "write " +
+        path.substr(0, path.size() - 4) + ".svg");
+  }
+}
+
+// Writes the chart (SVG text) to path, as PNG when the name says so.
+void write_chart(const std::string& path, const std::string& svg) {
+  vit::write_file_atomically(path, path.ends_with(".png") ? vit::svg_to_png(svg) : svg);
+}
+
 // ---------------------------------------------------------------- eval
 
 struct EvalArgs {
@@ -507,7 +528,7 @@ void add_eval(CLI::App& app, EvalArgs& a) {
   add_labels_option(e, a.labels);
   e->add_option("--confusion", a.confusion,
                 "Also draw the confusion matrix as a heat map with class names and counts (an .svg "
-                "file)");
+                "or .png file)");
   e->add_option("--errors", a.errors,
                 "Also draw the most confidently misclassified images, each with its true and "
                 "predicted class and that prediction's probability (a .png file)");
@@ -579,10 +600,7 @@ EvalData load_eval_data(const vit::LoadedModel& m, const std::string& model_path
 
 int run_eval(EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  if (!a.confusion.empty() && !a.confusion.ends_with(".svg")) {
-    throw UsageError("--confusion '" + a.confusion +
-                     "': the heat map is written as SVG (an .svg file); PNG is not drawn yet");
-  }
+  if (!a.confusion.empty()) check_chart_path("--confusion", a.confusion);
   if (!a.errors.empty()) {
     if (!a.errors.ends_with(".png")) {
       throw UsageError("--errors '" + a.errors + "': the picture is written as PNG (a .png file)");
@@ -616,8 +634,7 @@ int run_eval(EvalArgs& a) {
     char title[160];
     std::snprintf(title, sizeof title, " (%s split, %lld images): accuracy %.2f%%", a.split.c_str(),
                   (long long)r.count, 100 * r.accuracy);
-    vit::write_file_atomically(a.confusion,
-                               vit::svg_confusion(r.confusion, m.meta.class_names, a.data + title));
+    write_chart(a.confusion, vit::svg_confusion(r.confusion, m.meta.class_names, a.data + title));
     std::fprintf(stderr, "wrote %s\n", a.confusion.c_str());
   }
   if (a.json) {
@@ -1070,28 +1087,24 @@ struct PlotArgs {
 
 void add_plot(CLI::App& app, PlotArgs& a) {
   CLI::App* p = app.add_subcommand(
-      "plot", "Draw runs' training curves (loss, accuracy, learning rate) as an SVG picture");
+      "plot",
+      "Draw runs' training curves (loss, accuracy, learning rate) as an SVG or PNG picture");
   p->footer(
       "Reads each run directory's metrics.jsonl; several runs are overlaid, a colour each, with "
       "train, validation and test as solid, dashed and dotted lines.\nExample: vit plot "
       "runs/mnist runs/mnist-aug --out curves.svg");
   p->add_option("runs", a.runs, "Run directories (vit train --out)")->required();
-  p->add_option("--out", a.out, "The SVG file to write")->capture_default_str();
+  p->add_option("--out", a.out, "The picture to write: .svg, or .png")->capture_default_str();
   p->add_option("--names", a.names, "The runs' names in the legend (default: the directories')");
 }
 
 int run_plot(const PlotArgs& a) {
-  if (!a.out.ends_with(".svg")) {
-    throw UsageError("--out '" + a.out +
-                     "': vit plot writes SVG (a .svg file, which browsers and image viewers open); "
-                     "PNG is not drawn yet");
-  }
+  check_chart_path("--out", a.out);
   if (!a.names.empty() && a.names.size() != a.runs.size()) {
     throw UsageError("--names gives " + std::to_string(a.names.size()) + " names for " +
                      std::to_string(a.runs.size()) + " runs");
   }
-  const std::string svg = vit::training_curves_svg(a.runs, a.names);
-  vit::write_file_atomically(a.out, svg);
+  write_chart(a.out, vit::training_curves_svg(a.runs, a.names));
   std::printf("wrote %s\n", a.out.c_str());
   return 0;
 }

@@ -175,11 +175,12 @@ inline void with_tile_rows(int mr, F&& f) {
 }
 
 // K is summed in chunks of kc rows (the last one shorter): the whole of K in the registers when
-// K <= 256 or, for a short A (one image's tokens), K <= 1024; otherwise chunks of at most 256, so
-// that a chunk's slice of packed B (kc x nc) stays in L2 while every row of A passes over it. The
-// chunks depend on M and K alone, never on the thread count.
-inline int k_chunk(int M, int K) {
-  if (K <= 256 || (M < 256 && K <= 1024)) return K;
+// K <= 256, otherwise chunks of at most 256, so that a chunk's slice of packed B (kc x nc) stays in
+// L2 while every row of A passes over it. The chunks depend on K alone, never on M or the thread
+// count, so that a row of C (an image's token) gets the same bits in any batch: predict's pieces
+// of different sizes, one image alone or among others.
+inline int k_chunk(int K) {
+  if (K <= 256) return K;
   const int chunks = (K + 255) / 256;
   return ((K + chunks - 1) / chunks + 15) / 16 * 16;
 }
@@ -239,7 +240,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
               const Epilogue& epilogue) {
   const bool accumulate = beta != 0.0f;
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
-  const int kc = k_chunk(M, K);
+  const int kc = k_chunk(K);
   const int nb = n_block(kc);
   const int nc_pad = (std::min(N, nb) + kNR - 1) / kNR * kNR;
   // One chunk's packed B, shared by the op's threads (thread 0's buffer).
@@ -546,7 +547,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
   // against 160-173; at batch 16 qkv 186-198 against 170-192 and fc2 178-193 against 173-191. Then
   // the result no longer depends on OpenBLAS's kernel choice or version.
   if (!trans_a && K > 0 && (beta == 0.0f || beta == 1.0f) &&
-      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(k_chunk(M, K)))) {
+      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(k_chunk(K)))) {
     gemm_own(ctx, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }
