@@ -41,6 +41,9 @@ std::string svg_charts(const std::vector<Chart>& charts, int width = 420, int he
 std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
                           const std::vector<std::string>& class_names, const std::string& title);
 
+// A run's name: its directory's last path component ("runs/mnist/" -> "mnist").
+std::string run_name(const std::string& run_dir);
+
 // The epochs of a run directory's metrics.jsonl, in file order (a torn last line, as a crash can
 // leave, is skipped). vit::Error when the directory has no metrics.jsonl or a line is not one.
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir);

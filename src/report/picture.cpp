@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "report/colormaps.hpp"
 #include "vit/error.hpp"
@@ -93,16 +94,50 @@ namespace {
 constexpr int kMargin = 12, kTitleHeight = 30, kCaptionHeight = 24;
 constexpr double kTitleSize = 16, kCaptionSize = 13;
 
-// Owns a cairo object: destroyed on every way out.
+// Owns a cairo (or librsvg) object: destroyed on every way out.
 template <typename T, void (*Destroy)(T*)>
 struct Owned {
-  T* p;
-  ~Owned() { Destroy(p); }
+  T* p = nullptr;
+  explicit Owned(T* q) : p(q) {}
+  Owned(Owned&& o) noexcept : p(std::exchange(o.p, nullptr)) {}
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  ~Owned() {
+    if (p) Destroy(p);
+  }
 };
 
 cairo_status_t append_bytes(void* closure, const unsigned char* data, unsigned int length) {
   static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
   return CAIRO_STATUS_SUCCESS;
+}
+
+// A width x height picture (RGB) painted white, with its drawing context; `who` names the caller
+// in errors.
+struct Canvas {
+  Owned<cairo_surface_t, cairo_surface_destroy> surface;
+  Owned<cairo_t, cairo_destroy> cr;
+};
+Canvas white_canvas(int width, int height, const char* who) {
+  Owned<cairo_surface_t, cairo_surface_destroy> surface{
+      cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height)};
+  VIT_CHECK(cairo_surface_status(surface.p) == CAIRO_STATUS_SUCCESS,
+            std::string(who) + ": cairo could not make a " + std::to_string(width) + " x " +
+                std::to_string(height) + " picture (out of memory?)");
+  Owned<cairo_t, cairo_destroy> cr{cairo_create(surface.p)};
+  cairo_set_source_rgb(cr.p, 1, 1, 1);
+  cairo_paint(cr.p);
+  return Canvas{std::move(surface), std::move(cr)};
+}
+
+// The picture as the bytes of a PNG file.
+std::string encode_png(cairo_surface_t* surface, const char* who) {
+  cairo_surface_flush(surface);
+  std::string png;
+  const cairo_status_t st = cairo_surface_write_to_png_stream(surface, append_bytes, &png);
+  VIT_CHECK(st == CAIRO_STATUS_SUCCESS,
+            std::string(who) + ": cairo could not encode the PNG: " + cairo_status_to_string(st));
+  return png;
 }
 
 // Text in DejaVu Sans at size, left edge x, baseline y, shortened with "..." to fit max_width.
@@ -139,16 +174,10 @@ std::string png_panels(const std::vector<Panel>& panels, int columns, const std:
   VIT_CHECK(int64_t(width) * height <= (int64_t(1) << 28),
             "png_panels: the picture would be " + std::to_string(width) + " x " +
                 std::to_string(height) + " pixels; draw fewer or smaller panels");
-  Owned<cairo_surface_t, cairo_surface_destroy> surface{
-      cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height)};
-  VIT_CHECK(cairo_surface_status(surface.p) == CAIRO_STATUS_SUCCESS,
-            "png_panels: cairo could not make a " + std::to_string(width) + " x " +
-                std::to_string(height) + " picture (out of memory?)");
-  Owned<cairo_t, cairo_destroy> cr{cairo_create(surface.p)};
-  cairo_set_source_rgb(cr.p, 1, 1, 1);
-  cairo_paint(cr.p);
-  cairo_set_source_rgb(cr.p, 0, 0, 0);
-  draw_text(cr.p, title, kMargin, kTitleHeight - 10, kTitleSize, width - 2 * kMargin);
+  Canvas canvas = white_canvas(width, height, "png_panels");
+  cairo_t* cr = canvas.cr.p;
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  draw_text(cr, title, kMargin, kTitleHeight - 10, kTitleSize, width - 2 * kMargin);
 
   for (size_t i = 0; i < panels.size(); ++i) {
     const Panel& p = panels[i];
@@ -170,85 +199,70 @@ std::string png_panels(const std::vector<Panel>& panels, int columns, const std:
       }
     }
     cairo_surface_mark_dirty(img.p);
-    cairo_set_source_surface(cr.p, img.p, x0, y0);
-    cairo_paint(cr.p);
-    cairo_set_source_rgb(cr.p, 0, 0, 0);
-    draw_text(cr.p, p.caption, x0, y0 + cell_h + kCaptionHeight - 7, kCaptionSize, cell_w);
+    cairo_set_source_surface(cr, img.p, x0, y0);
+    cairo_paint(cr);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    draw_text(cr, p.caption, x0, y0 + cell_h + kCaptionHeight - 7, kCaptionSize, cell_w);
   }
-  cairo_surface_flush(surface.p);
-  std::string png;
-  const cairo_status_t st = cairo_surface_write_to_png_stream(surface.p, append_bytes, &png);
-  VIT_CHECK(
-      st == CAIRO_STATUS_SUCCESS,
-      std::string("png_panels: cairo could not encode the PNG: ") + cairo_status_to_string(st));
-  return png;
+  return encode_png(canvas.surface.p, "png_panels");
 }
-
-#ifdef VIT_HAVE_RSVG
-
-bool svg_png_supported() {
-  return true;
-}
-
-std::string svg_to_png(const std::string& svg) {
-  GError* err = nullptr;
-  RsvgHandle* handle =
-      rsvg_handle_new_from_data(reinterpret_cast<const guint8*>(svg.data()), svg.size(), &err);
-  if (!handle) {
-    const std::string why = err ? err->message : "unknown error";
-    if (err) g_error_free(err);
-    throw Error("svg_to_png: librsvg cannot read the SVG: " + why);
-  }
-  struct Unref {
-    RsvgHandle* h;
-    ~Unref() { g_object_unref(h); }
-  } unref{handle};
-  gdouble w = 0, h = 0;
-  VIT_CHECK(rsvg_handle_get_intrinsic_size_in_pixels(handle, &w, &h) && w >= 1 && h >= 1 &&
-                w * h <= double(1 << 28),
-            "svg_to_png: the SVG has no usable size in pixels");
-  const int width = int(std::ceil(w)), height = int(std::ceil(h));
-  Owned<cairo_surface_t, cairo_surface_destroy> surface{
-      cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height)};
-  VIT_CHECK(cairo_surface_status(surface.p) == CAIRO_STATUS_SUCCESS,
-            "svg_to_png: cairo could not make the picture (out of memory?)");
-  Owned<cairo_t, cairo_destroy> cr{cairo_create(surface.p)};
-  cairo_set_source_rgb(cr.p, 1, 1, 1);
-  cairo_paint(cr.p);
-  const RsvgRectangle viewport{0, 0, double(width), double(height)};
-  if (!rsvg_handle_render_document(handle, cr.p, &viewport, &err)) {
-    const std::string why = err ? err->message : "unknown error";
-    if (err) g_error_free(err);
-    throw Error("svg_to_png: librsvg could not draw the SVG: " + why);
-  }
-  cairo_surface_flush(surface.p);
-  std::string png;
-  const cairo_status_t st = cairo_surface_write_to_png_stream(surface.p, append_bytes, &png);
-  VIT_CHECK(
-      st == CAIRO_STATUS_SUCCESS,
-      std::string("svg_to_png: cairo could not encode the PNG: ") + cairo_status_to_string(st));
-  return png;
-}
-
-#else
-
-bool svg_png_supported() {
-  return false;
-}
-
-std::string svg_to_png(const std::string&) {
-  throw Error(
-      "this vit was built without librsvg, which draws charts as PNG: install librsvg2-dev "
-      "(scripts/setup-deps.sh does) and rebuild, or write .svg");
-}
-
-#endif  // VIT_HAVE_RSVG
 
 #else
 
 bool png_supported() {
   return false;
 }
+
+std::string png_panels(const std::vector<Panel>&, int, const std::string&) {
+  throw Error(
+      "this vit was built without cairo, which draws PNG pictures: install libcairo2-dev "
+      "(scripts/setup-deps.sh does) and rebuild");
+}
+
+#endif  // VIT_HAVE_CAIRO
+
+// librsvg draws onto cairo: the build defines VIT_HAVE_RSVG only with VIT_HAVE_CAIRO.
+#ifdef VIT_HAVE_RSVG
+
+bool svg_png_supported() {
+  return true;
+}
+
+namespace {
+
+void unref_handle(RsvgHandle* h) {
+  g_object_unref(h);
+}
+
+// err's message (freed), for an error naming what failed.
+std::string take_message(GError* err) {
+  const std::string why = err ? err->message : "unknown error";
+  if (err) g_error_free(err);
+  return why;
+}
+
+}  // namespace
+
+std::string svg_to_png(const std::string& svg) {
+  GError* err = nullptr;
+  RsvgHandle* handle =
+      rsvg_handle_new_from_data(reinterpret_cast<const guint8*>(svg.data()), svg.size(), &err);
+  if (!handle) throw Error("svg_to_png: librsvg cannot read the SVG: " + take_message(err));
+  const Owned<RsvgHandle, unref_handle> owned{handle};
+  gdouble w = 0, h = 0;
+  VIT_CHECK(rsvg_handle_get_intrinsic_size_in_pixels(handle, &w, &h) && w >= 1 && h >= 1 &&
+                w * h <= double(1 << 28),
+            "svg_to_png: the SVG has no usable size in pixels");
+  const int width = int(std::ceil(w)), height = int(std::ceil(h));
+  Canvas canvas = white_canvas(width, height, "svg_to_png");
+  const RsvgRectangle viewport{0, 0, double(width), double(height)};
+  if (!rsvg_handle_render_document(handle, canvas.cr.p, &viewport, &err)) {
+    throw Error("svg_to_png: librsvg could not draw the SVG: " + take_message(err));
+  }
+  return encode_png(canvas.surface.p, "svg_to_png");
+}
+
+#else
 
 bool svg_png_supported() {
   return false;
@@ -260,12 +274,6 @@ std::string svg_to_png(const std::string&) {
       "libcairo2-dev and librsvg2-dev (scripts/setup-deps.sh does) and rebuild, or write .svg");
 }
 
-std::string png_panels(const std::vector<Panel>&, int, const std::string&) {
-  throw Error(
-      "this vit was built without cairo, which draws PNG pictures: install libcairo2-dev "
-      "(scripts/setup-deps.sh does) and rebuild");
-}
-
-#endif
+#endif  // VIT_HAVE_RSVG
 
 }  // namespace vit

@@ -237,6 +237,12 @@ std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
   return s + "</svg>\n";
 }
 
+std::string run_name(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir).lexically_normal();
+  const std::string name = dir.filename().string();  // empty for "runs/x/"
+  return name.empty() ? dir.parent_path().filename().string() : name;
+}
+
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir) {
   const fs::path path = fs::path(run_dir) / "metrics.jsonl";
   std::ifstream in(path);
@@ -267,9 +273,7 @@ std::string training_curves_svg(const std::vector<std::string>& run_dirs,
   for (size_t r = 0; r < run_dirs.size(); ++r) {
     const std::vector<EpochMetrics> epochs = read_metrics(run_dirs[r]);
     std::string name = r < names.size() ? names[r] : "";
-    if (name.empty()) name = fs::path(run_dirs[r]).lexically_normal().filename().string();
-    if (name.empty())
-      name = fs::path(run_dirs[r]).lexically_normal().parent_path().filename().string();
+    if (name.empty()) name = run_name(run_dirs[r]);
     const std::string prefix = run_dirs.size() > 1 ? name + " " : "";
     const int colour = int(r);
     // Per split: train (solid), validation (dashed; runs without one have none), test (dotted).

@@ -69,6 +69,17 @@ std::string epoch_row(const char* what, const EpochMetrics& m) {
   return s + "<td>" + b + "</td><td>" + percent(m.test_acc) + "</td></tr>\n";
 }
 
+// Sample i of split as the model sees it: its input (split's eval transform, normalised) into
+// image [C, S, S] and, back from the normalisation, its pixels; returns its label.
+int32_t model_view(const Dataset& split, int64_t i, const ModelMeta& meta, float* image,
+                   std::vector<uint8_t>* pixels) {
+  const Config& c = meta.config;
+  int32_t label = 0;
+  make_batch(split, &i, 1, meta.normalize, AugmentOptions{}, 0, 0, image, &label);
+  *pixels = denormalize_image(image, c.channels, c.image_size, meta.normalize);
+  return label;
+}
+
 }  // namespace
 
 std::string mistakes_png(const EvalResult& r, const Dataset& split, const ModelMeta& meta,
@@ -76,12 +87,10 @@ std::string mistakes_png(const EvalResult& r, const Dataset& split, const ModelM
   const Config& c = meta.config;
   const int scale = enlarge(c.image_size, 112);
   std::vector<float> image(size_t(c.channels) * c.image_size * c.image_size);
-  int32_t label = 0;
+  std::vector<uint8_t> pixels;
   std::vector<Panel> panels;
   for (const Mistake& e : r.mistakes) {
-    make_batch(split, &e.index, 1, meta.normalize, AugmentOptions{}, 0, 0, image.data(), &label);
-    const std::vector<uint8_t> pixels =
-        denormalize_image(image.data(), c.channels, c.image_size, meta.normalize);
+    model_view(split, e.index, meta, image.data(), &pixels);
     char caption[160];
     std::snprintf(caption, sizeof caption, "%s as %s (%.0f%%)",
                   meta.class_names[size_t(e.label)].c_str(),
@@ -121,10 +130,7 @@ std::string report_html(const ReportInputs& in) {
   VIT_CHECK(in.model != nullptr, "report_html: no model");
   LoadedModel& m = *in.model;
   const Config& c = m.meta.config;
-  const std::string run =
-      std::filesystem::path(in.run_dir).lexically_normal().filename().string().empty()
-          ? std::filesystem::path(in.run_dir).lexically_normal().parent_path().filename().string()
-          : std::filesystem::path(in.run_dir).lexically_normal().filename().string();
+  const std::string run = run_name(in.run_dir);
   std::string h =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>vitcpp run " +
       escape(run) +
@@ -188,21 +194,17 @@ std::string report_html(const ReportInputs& in) {
   const int N = c.num_tokens(), K = c.num_classes;
   std::vector<float> image(size_t(c.channels) * c.image_size * c.image_size), logits(K);
   std::vector<float> att(size_t(c.depth) * c.heads * N * N);
-  int32_t label = 0;
+  std::vector<uint8_t> pixels;
   for (int64_t i = 0; i < std::min<int64_t>(in.attention_images, in.data->size()); ++i) {
-    make_batch(*in.data, &i, 1, m.meta.normalize, AugmentOptions{}, 0, 0, image.data(), &label);
+    const int32_t label = model_view(*in.data, i, m.meta, image.data(), &pixels);
     m.model.forward_attention(image.data(), logits.data(), att.data());
-    std::vector<double> probs(static_cast<size_t>(K));
-    softmax(logits.data(), K, probs.data());
-    const int pred = argmax(logits.data(), K);
-    const std::vector<uint8_t> pixels =
-        denormalize_image(image.data(), c.channels, c.image_size, m.meta.normalize);
+    const ClassScore top = top_k(logits.data(), K, 1)[0];
     const std::string name =
         "image " + std::to_string(i) + " (" + m.meta.class_names[size_t(label)] + ")";
     h += png_img(
         attention_png(c, pixels.data(), attention_maps(c, att.data(), AttentionMethod::kRollout),
-                      AttentionMethod::kRollout, m.meta.class_names[size_t(pred)],
-                      probs[size_t(pred)], name),
+                      AttentionMethod::kRollout, m.meta.class_names[size_t(top.index)], top.prob,
+                      name),
         name);
   }
   return h + "</body>\n</html>\n";
