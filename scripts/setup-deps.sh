@@ -12,6 +12,7 @@ packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev
           nlohmann-json3-dev
           zlib1g-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libstb-dev libcli11-dev
           libcairo2-dev librsvg2-dev fonts-dejavu-core
+          libopenmpi-dev openmpi-bin
           libgtest-dev libbenchmark-dev)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)
