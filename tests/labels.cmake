@@ -5,6 +5,7 @@
 #   unit         every test not named below: ops, model, data, training, threads, safetensors
 #   cli          Cli.*: the `vit` tool end to end (runs the binary)
 #   reliability  Reliability.*: fault injection (SIGKILL, signals, full disk, lying files)
+#   mpi          Mpi.*: `mpirun -np N vit train` end to end (skipped without MPI)
 #   slow         over a minute in a sanitizer build: left out of `make test-sanitize` in CI
 # fuzz-corpus (FuzzCorpus.*, fuzz/CMakeLists.txt), isa-symbols (IsaVariants.*) and install
 # (Install.*: make install and find_package, tests/CMakeLists.txt) are set where those tests are
@@ -14,6 +15,8 @@ foreach(test IN LISTS vit_tests_TESTS)
   string(REGEX REPLACE "^([^/]*/)?([^.]*)\\..*$" "\\2" suite "${test}")
   if(suite STREQUAL "Cli")
     set(labels cli)
+  elseif(suite STREQUAL "Mpi")
+    set(labels mpi)
   elseif(suite STREQUAL "Reliability")
     set(labels reliability)
   else()

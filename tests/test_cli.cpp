@@ -39,40 +39,6 @@ class ImageCacheEnvironment : public ::testing::Environment {
 [[maybe_unused]] const auto* const kImageCache =
     ::testing::AddGlobalTestEnvironment(new ImageCacheEnvironment);
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result vit_shell(const std::string& command);
-
-// args may start with environment settings (NAME=value ...), which go before the program.
-Result vit(const std::string& args) {
-  std::string env, rest = args;
-  while (rest.find('=') != std::string::npos && rest.find('=') < rest.find(' ') &&
-         rest.find('-') != 0) {
-    const size_t sp = rest.find(' ');
-    env += rest.substr(0, sp) + " ";
-    rest = sp == std::string::npos ? "" : rest.substr(sp + 1);
-  }
-  std::string cmd = env;
-  for (const std::string& w : cli_command()) cmd += w + " ";
-  return vit_shell(cmd + rest);
-}
-
-// A shell command line's exit code and output (stdout and stderr together).
-Result vit_shell(const std::string& command) {
-  const std::string cmd = command + " 2>&1";
-  Result r;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
 #define EXPECT_RUN(ARGS, EXIT_CODE, PHRASE)                               \
   do {                                                                    \
     const std::string args_ = (ARGS);                                     \

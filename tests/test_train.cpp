@@ -383,7 +383,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
   const std::string seed_json =
-      "{\"epochs\":2,\"batch_size\":128,\"optimizer\":\"adam\",\"lr\":0.005,\"min_lr\":0.0,"
+      "{\"epochs\":2,\"batch_size\":128,\"micro_batch\":0,\"optimizer\":\"adam\",\"lr\":0.005,"
+      "\"min_lr\":0.0,"
       "\"warmup_epochs\":0,\"cosine\":false,\"weight_decay\":0.0,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.0,\"clip_grad\":0.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0."
       "02,\"pos_init\":"
@@ -399,7 +400,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   fashion.epochs = 1;
   fashion.warmup_epochs = 0;
   const std::string fashion_json =
-      "{\"epochs\":1,\"batch_size\":32,\"optimizer\":\"adamw\",\"lr\":0.001,\"min_lr\":1e-05,"
+      "{\"epochs\":1,\"batch_size\":32,\"micro_batch\":0,\"optimizer\":\"adamw\",\"lr\":0.001,"
+      "\"min_lr\":1e-05,"
       "\"warmup_epochs\":0,\"cosine\":true,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.999,"
       "\"label_smoothing\":0.1,\"clip_grad\":1.0,\"seed\":0,\"val_split\":0.0,\"qkv_init_std\":0.2,"
       "\"pos_init\":"
@@ -572,11 +574,11 @@ TEST(TrainState, MetadataKeysAndRoundTrip) {
   const std::map<std::string, std::string> md = s.to_metadata();
   std::vector<std::string> keys;
   for (const auto& [k, v] : md) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"best_acc", "best_epoch", "best_test_acc", "data",
-                                            "data_dir", "epoch", "epoch_correct",
-                                            "epoch_data_seconds", "epoch_loss_sum", "epoch_seconds",
-                                            "epoch_seen", "epoch_step", "kind", "optimizer_step",
-                                            "recipe", "skip_bad_images", "step"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "best_acc", "best_epoch", "best_test_acc", "data", "data_dir", "epoch",
+                      "epoch_correct", "epoch_data_seconds", "epoch_loss_sum", "epoch_seconds",
+                      "epoch_seen", "epoch_step", "epoch_wait_seconds", "kind", "optimizer_step",
+                      "recipe", "skip_bad_images", "step"}));
   EXPECT_EQ(md.at("kind"), "train-state");
   EXPECT_EQ(md.at("epoch"), "3");
   EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");  // %.17g, as always

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <ostream>
 #include <sstream>
@@ -43,6 +47,38 @@ inline std::vector<std::string> cli_command() {
 #endif
   words.push_back(VIT_CLI_PATH);
   return words;
+}
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// A shell command line's exit code and output (stdout and stderr together).
+inline Result vit_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
+  Result r;
+  std::FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// args may start with environment settings (NAME=value ...), which go before the program.
+inline Result vit(const std::string& args) {
+  std::string env, rest = args;
+  while (rest.find('=') != std::string::npos && rest.find('=') < rest.find(' ') &&
+         rest.find('-') != 0) {
+    const size_t sp = rest.find(' ');
+    env += rest.substr(0, sp) + " ";
+    rest = sp == std::string::npos ? "" : rest.substr(sp + 1);
+  }
+  std::string cmd = env;
+  for (const std::string& w : cli_command()) cmd += w + " ";
+  return vit_shell(cmd + rest);
 }
 
 // The context for ops a test calls: `threads` threads (default: the process's setting outside a

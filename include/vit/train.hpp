@@ -18,9 +18,15 @@
 
 namespace vit {
 
+class Comm;
+
 struct Recipe {
   int epochs = 10;
   int batch_size = 128;
+  // Images per micro-batch (batch_gradients; 0: micro_batch_images' choice). The batch's gradient
+  // is summed in micro-batch order, so this is part of what a run's bits depend on, and a
+  // distributed run's ranks share the micro-batches out.
+  int micro_batch = 0;
   std::string optimizer = "adamw";  // "adamw" (decoupled decay) or "adam" (L2 added to gradients)
   float lr = 1e-3f;                 // peak learning rate
   float min_lr = 0.0f;              // end of the cosine decay
@@ -77,6 +83,13 @@ struct Recipe {
     v(Field{.name = "epochs", .help = "Epochs", .lo = 1, .hi = 100000}, r.epochs);
     v(Field{.name = "batch_size", .help = "Batch size", .lo = 1, .hi = 65536, .flag = "batch"},
       r.batch_size);
+    v(Field{.name = "micro_batch",
+            .help = "Images per micro-batch of a training step (0: chosen from the model's "
+                    "shape); a distributed run cuts the batch into at least one per rank",
+            .lo = 0,
+            .hi = 65536,
+            .optional = true},
+      r.micro_batch);
     v(Field{.name = "optimizer",
             .help = "adamw or adam (L2 added to the gradients)",
             .words = {"adamw", "adam"}},
@@ -297,10 +310,14 @@ struct BatchStats {
 // labels2, lam: mixed targets (mix_batch): image j's target is lam of labels[j] and 1 - lam of
 // labels2[j] (each smoothed), the loss lam CE(labels) + (1 - lam) CE(labels2); labels2 null: none.
 // The correct count is against labels.
+// comm: a distributed run's communicator (include/vit/dist.hpp), null or one process: alone. Each
+// rank then computes the micro-batches part_owners gives it and the ranks sum them in micro-batch
+// order (Comm::OrderedSum): every rank ends with the same gradient, the same bits as one process
+// with any number of threads. Every rank passes the whole batch.
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
                            float* dlogits, int micro_batch = 0, const int32_t* labels2 = nullptr,
-                           float lam = 1.0f);
+                           float lam = 1.0f, Comm* comm = nullptr);
 
 struct StepStats : BatchStats {
   double grad_norm = 0;  // the global gradient norm before clipping
@@ -318,8 +335,10 @@ AdamWOptions optimizer_options(const Recipe& recipe);
 class TrainStep {
  public:
   // Enables training on model for batches of up to max_batch images and allocates the optimizer's
-  // moments and the step's buffers. micro_batch: as batch_gradients' (0: automatic).
-  TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch = 0);
+  // moments and the step's buffers. micro_batch: as batch_gradients' (0: automatic); comm: as
+  // batch_gradients' (every rank then takes the same step).
+  TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch = 0,
+            Comm* comm = nullptr);
   ~TrainStep();
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
@@ -338,6 +357,7 @@ class TrainStep {
   Model& model_;
   float smoothing_, clip_grad_;
   int max_batch_, micro_batch_;
+  Comm* comm_;
   std::unique_ptr<AdamW> opt_;
   std::vector<float> probs_, dlogits_;  // [max_batch, K] scratch for batch_gradients
   std::vector<int32_t> reversed_;       // [max_batch]: the labels of a mixed batch's partners
@@ -359,8 +379,10 @@ struct EvalResult {
 };
 // Evaluates on the whole dataset with the inference path, `batch` images at a time, keeping the
 // `mistakes` most confident wrong predictions.
+// comm: a distributed run's ranks share the batches out (each rank calls evaluate); every rank
+// gets the whole result, the same bits as one process.
 EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch = 256,
-                    int mistakes = 0);
+                    int mistakes = 0, Comm* comm = nullptr);
 
 struct EpochMetrics {
   int epoch = 0;  // 1-based
@@ -371,6 +393,9 @@ struct EpochMetrics {
   // is assembled on a worker thread while the step before it trains, so this is what the input
   // pipeline could not hide.
   double data_share = 0;
+  // The share a distributed run's steps spent waiting for the other ranks (the gradient exchange
+  // the computation could not hide, and ranks that were slower); 0 on one process.
+  double wait_share = 0;
   std::string to_json() const;  // one metrics.jsonl line (no newline): its fields, in order
 
   template <class Self, class Visitor>
@@ -386,6 +411,7 @@ struct EpochMetrics {
     v(Field{.name = "seconds"}, m.seconds);
     v(Field{.name = "img_per_s"}, m.img_per_s);
     v(Field{.name = "data_share"}, m.data_share);
+    v(Field{.name = "wait_share", .optional = true}, m.wait_share);
   }
 };
 
@@ -421,10 +447,16 @@ struct TrainOptions {
   // Where folder datasets keep their decoded images between runs (DatasetOptions::cache_dir;
   // empty: none). This machine's, not the run's: resume takes its own.
   std::string cache_dir;
+
   // Fine-tuning: start from this model's weights (every parameter of the same name and shape; the
   // head stays freshly initialised when the class count differs) and its normalisation. The
   // config must be its config but for num_classes; it is read only while train() starts.
   const LoadedModel* init = nullptr;
+  // A distributed run (include/vit/dist.hpp; null: one process). Every rank calls train() with
+  // the same arguments; the micro-batches of each step are shared out, evaluation too, and only
+  // rank 0 writes to the run directory (the others read it). The ranks of one machine open a
+  // folder dataset's cache one after the other (local rank 0 first), so it is built once.
+  Comm* comm = nullptr;
 };
 
 struct TrainSummary {
@@ -461,7 +493,9 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 // Continues the run in run_dir from last.train.safetensors, bit for bit as if it had not stopped
 // (same thread count), also from the middle of an epoch. epochs > 0 extends (or shortens) the
 // run; the schedule then follows the new total.
+// comm: as TrainOptions::comm; the number of ranks may differ from the run's earlier sessions.
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
-                    TrainReporter& reporter, const std::string& cache_dir = "");
+                    TrainReporter& reporter, const std::string& cache_dir = "",
+                    Comm* comm = nullptr);
 
 }  // namespace vit

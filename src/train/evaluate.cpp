@@ -1,10 +1,11 @@
 // Evaluation on a dataset with the inference path: accuracy, loss, per-class accuracy, confusion,
-// the most confident mistakes.
+// the most confident mistakes; in a distributed run, shared out over the ranks.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "vit/classify.hpp"
+#include "vit/dist.hpp"
 #include "vit/error.hpp"
 #include "vit/train.hpp"
 
@@ -19,7 +20,7 @@ bool more_confident(const Mistake& a, const Mistake& b) {
 }  // namespace
 
 EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch,
-                    int mistakes) {
+                    int mistakes, Comm* comm) {
   const Config& c = model.config();
   const SampleShape s = data.shape();
   VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
@@ -35,12 +36,21 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
   r.confusion.assign(K, std::vector<int64_t>(K, 0));
   const int64_t n = data.size();
   const int B = int(std::min<int64_t>(batch, std::max<int64_t>(n, 1)));
+  // Each image's prediction, loss and the probability of its prediction (3 doubles), computed by
+  // the rank that owns its batch (whole batches, as one process cuts them: an image's logits are
+  // then the same bits), then gathered on every rank and summed in image order.
+  const int64_t batches = (n + B - 1) / B;
+  const int ranks = comm ? comm->size() : 1, me = comm ? comm->rank() : 0;
+  VIT_CHECK(3 * n < (int64_t(1) << 31), "evaluate: too many images for one gather");
+  auto first_batch = [&](int rank) { return batches * rank / ranks; };
+  auto first_image = [&](int rank) { return std::min<int64_t>(n, first_batch(rank) * B); };
+  std::vector<double> records(size_t(3 * n));
+  double* mine = records.data() + 3 * first_image(me);
   std::vector<float> images(size_t(B) * s.pixels()), logits(size_t(B) * K);
+  std::vector<double> probs(static_cast<size_t>(K));
   std::vector<int32_t> labels(B);
   std::vector<int64_t> idx(B);
-  double loss_sum = 0;
-  int64_t correct = 0;
-  for (int64_t start = 0; start < n; start += B) {
+  for (int64_t start = first_image(me); start < first_image(me + 1); start += B) {
     const int b = int(std::min<int64_t>(B, n - start));
     for (int i = 0; i < b; ++i) idx[i] = start + i;
     make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
@@ -48,24 +58,38 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
     for (int i = 0; i < b; ++i) {
       const float* z = logits.data() + int64_t(i) * K;
       const int pred = argmax(z, K);
-      loss_sum += class_loss(z, K, labels[i]);
-      correct += pred == labels[i];
-      ++r.confusion[labels[i]][pred];
+      double* rec = records.data() + 3 * (start + i);
+      rec[0] = pred;
+      rec[1] = class_loss(z, K, labels[i]);
+      rec[2] = 0;
       if (pred != labels[i] && mistakes > 0) {
-        std::vector<double> probs(static_cast<size_t>(K));
         softmax(z, K, probs.data());
-        r.mistakes.push_back({start + i, labels[i], int32_t(pred), probs[size_t(pred)]});
+        rec[2] = probs[size_t(pred)];
       }
     }
-    // Only the most confident `mistakes` are kept, so the list stays short on a poor model.
-    if (r.mistakes.size() > 2 * size_t(mistakes)) {
-      std::partial_sort(r.mistakes.begin(), r.mistakes.begin() + mistakes, r.mistakes.end(),
-                        more_confident);
-      r.mistakes.resize(size_t(mistakes));
-    }
   }
-  std::sort(r.mistakes.begin(), r.mistakes.end(), more_confident);
-  if (r.mistakes.size() > size_t(mistakes)) r.mistakes.resize(size_t(mistakes));
+  if (ranks > 1) {
+    std::vector<int> counts(static_cast<size_t>(ranks));
+    for (int q = 0; q < ranks; ++q)
+      counts[size_t(q)] = int(3 * (first_image(q + 1) - first_image(q)));
+    std::vector<double> all(records.size());
+    comm->all_gather(mine, counts, all.data());
+    records.swap(all);
+  }
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double* rec = records.data() + 3 * i;
+    const int32_t label = data.label(i), pred = int32_t(rec[0]);
+    loss_sum += rec[1];
+    correct += pred == label;
+    ++r.confusion[label][pred];
+    if (pred != label && mistakes > 0) r.mistakes.push_back({i, label, pred, rec[2]});
+  }
+  const size_t keep = std::min(r.mistakes.size(), size_t(mistakes));
+  std::partial_sort(r.mistakes.begin(), r.mistakes.begin() + keep, r.mistakes.end(),
+                    more_confident);
+  r.mistakes.resize(keep);
   r.accuracy = n ? double(correct) / n : 0.0;
   r.loss = n ? loss_sum / n : 0.0;
   for (int k = 0; k < K; ++k) {

@@ -17,6 +17,7 @@ struct EpochPosition {
   int64_t step = 0;  // batches done
   double loss_sum = 0, seconds = 0;
   double data_seconds = 0;  // of those, the steps waiting for their images
+  double wait_seconds = 0;  // and waiting for the other ranks (a distributed run)
   int64_t correct = 0, seen = 0;
 };
 
@@ -50,6 +51,7 @@ struct TrainState {
     v(Field{.name = "epoch_seen"}, s.pos.seen);
     v(Field{.name = "epoch_seconds"}, s.pos.seconds);
     v(Field{.name = "epoch_data_seconds", .optional = true}, s.pos.data_seconds);
+    v(Field{.name = "epoch_wait_seconds", .optional = true}, s.pos.wait_seconds);
   }
 
   // The file's metadata: "kind" = "train-state" and every field as text (integers in decimal,

@@ -2,17 +2,20 @@
 // accumulation), the micro-batches run in parallel, one per thread, where there are enough of them
 // (batch_gradients); and vit::TrainStep, those gradients, the clip and the optimizer's update: the
 // one step the trainer, `vit bench` and the tests run. Mixed batches (Mixup / CutMix) train on
-// lam of each image's label and 1 - lam of its partner's.
+// lam of each image's label and 1 - lam of its partner's. In a distributed run (vit::Comm) each
+// rank computes its share of the micro-batches and the ranks sum them in micro-batch order.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "core/parallel.hpp"
 #include "model/executor.hpp"
 #include "ops/ops.hpp"
 #include "vit/classify.hpp"
+#include "vit/dist.hpp"
 #include "vit/error.hpp"
 #include "vit/optim.hpp"
 #include "vit/threads.hpp"
@@ -62,7 +65,8 @@ double loss_and_gradient(const ops::Context& ctx, float* probs, float* d, const 
 
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
-                           float* dlogits, int micro_batch, const int32_t* labels2, float lam) {
+                           float* dlogits, int micro_batch, const int32_t* labels2, float lam,
+                           Comm* comm) {
   if (labels2) {
     VIT_CHECK(lam >= 0.0f && lam <= 1.0f, "batch_gradients: lam must be in [0, 1]");
     ops::check_loss_inputs(labels2, B, model.config().num_classes, smoothing);
@@ -76,7 +80,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   const int parts = micro_batch_count(B, N, per);
   const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
   BatchStats stats;
-  if (parts == 1) {  // one piece: straight into the gradient arena
+  const bool distributed = comm && comm->distributed();
+  if (parts == 1 && !distributed) {  // one piece: straight into the gradient arena
     model.zero_grad();
     const float* logits = model.forward(images, B, keep, num_keep);
     stats.loss = loss_and_gradient(ops::Context{}, probs, dlogits, logits, labels, labels2, lam, B,
@@ -97,9 +102,20 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   // taking the next micro-batch when it finishes one (a thread slowed down by another process
   // takes fewer), into one of a few gradient buffers; what is left runs on lane 0, a micro-batch
   // at a time with every op split over the threads (plan_lanes).
+  // A distributed run: this rank's micro-batches (part_owners), each into a buffer of its own
+  // that its OrderedSum sends on as soon as it is done.
+  std::vector<int> owner, mine;
+  if (distributed) {
+    owner = part_owners(parts, comm->size());
+    for (int i = 0; i < parts; ++i) {
+      if (owner[size_t(i)] == comm->rank()) mine.push_back(i);
+    }
+  }
   const int threads = num_threads();
-  const LanePlan plan = plan_lanes(parts, threads);
-  lanes::enable(model, plan.lanes, micro_batch_largest(B, parts), plan.buffers);
+  const int tasks = distributed ? int(mine.size()) : parts;
+  const LanePlan plan = plan_lanes(tasks, threads);
+  lanes::enable(model, plan.lanes, micro_batch_largest(B, parts),
+                distributed ? std::max(tasks, 1) : plan.buffers);
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     lanes::check_forward(model, 0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
@@ -135,10 +151,36 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   auto fold = [&](int buffer, int i) {
     ops::add_into(ops_context(), total, lanes::grad_buffer(model, buffer), int64_t(floats), i == 0);
   };
-  // In the solo micro-batches each thread's ops run serially, with no barrier between them (tiny28
-  // at batch 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of pieces of
-  // 20 split over the threads: means of 5 alternated runs, docs/PERFORMANCE.md).
-  run_on_lanes_ordered(parts, threads, run, fold);
+  if (distributed) {
+    // The sums of each batch shape (the last batch of an epoch may be cut into fewer parts),
+    // made once: their receive buffers are allocated with them.
+    thread_local std::map<std::pair<int, int64_t>, std::unique_ptr<Comm::OrderedSum>> sums;
+    std::unique_ptr<Comm::OrderedSum>& sum = sums[{parts, int64_t(floats)}];
+    if (!sum) sum = comm->ordered_sum(int64_t(floats), owner);
+    sum->begin();
+    Comm::OrderedSum* s = sum.get();
+    run_on_lanes(tasks, threads, [&](int lane, int j) {
+      run(lane, j, mine[size_t(j)]);
+      s->contribute(mine[size_t(j)], lanes::grad_buffer(model, j));
+    });
+    sum->finish(total);
+    // Every micro-batch's loss and correct count, on every rank (the ranks' parts are contiguous
+    // runs, so rank order is part order).
+    std::vector<int> counts(size_t(comm->size()), 0);
+    for (int o : owner) counts[size_t(o)] += 2;
+    std::vector<double> local, all(size_t(2 * parts));
+    for (int i : mine) local.insert(local.end(), {losses[i], double(correct[i])});
+    comm->all_gather(local.data(), counts, all.data());
+    for (int i = 0; i < parts; ++i) {
+      losses[i] = all[size_t(2 * i)];
+      correct[i] = int64_t(all[size_t(2 * i + 1)]);
+    }
+  } else {
+    // In the solo micro-batches each thread's ops run serially, with no barrier between them
+    // (tiny28 at batch 128 trained at 1765 img/s in pieces of 8 so, against 1640 with every op of
+    // pieces of 20 split over the threads: means of 5 alternated runs, docs/PERFORMANCE.md).
+    run_on_lanes_ordered(parts, threads, run, fold);
+  }
   for (int i = 0; i < parts; ++i) {
     const int bc = micro_batch_start(B, parts, i + 1) - micro_batch_start(B, parts, i);
     stats.loss += losses[i] * bc / B;
@@ -158,12 +200,13 @@ AdamWOptions optimizer_options(const Recipe& r) {
   return o;
 }
 
-TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch)
+TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micro_batch, Comm* comm)
     : model_(model),
       smoothing_(recipe.label_smoothing),
       clip_grad_(recipe.clip_grad),
       max_batch_(max_batch),
-      micro_batch_(micro_batch) {
+      micro_batch_(micro_batch),
+      comm_(comm) {
   VIT_CHECK(max_batch >= 1,
             "TrainStep: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
   model.enable_training(max_batch);
@@ -185,9 +228,9 @@ StepStats TrainStep::run(const float* images, const int32_t* labels, int B, floa
   StepStats s;
   const bool mixed = lam < 1.0f;
   if (mixed) std::reverse_copy(labels, labels + B, reversed_.begin());
-  static_cast<BatchStats&>(s) =
-      batch_gradients(model_, images, labels, B, smoothing_, keep, num_keep, probs_.data(),
-                      dlogits_.data(), micro_batch_, mixed ? reversed_.data() : nullptr, lam);
+  static_cast<BatchStats&>(s) = batch_gradients(
+      model_, images, labels, B, smoothing_, keep, num_keep, probs_.data(), dlogits_.data(),
+      micro_batch_, mixed ? reversed_.data() : nullptr, lam, comm_);
   s.grad_norm = clip_grad_norm(model_, clip_grad_);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) return s;
   opt_->step(lr);

@@ -12,7 +12,9 @@
 //   metrics.jsonl           one line per finished epoch;
 //   skipped-images.txt      the unreadable images left out (skip_bad_images), when there are.
 // Resume reads only last.train.safetensors, so a crash between two writes can never pair files
-// from different steps.
+// from different steps. In a distributed run (vit::Comm) every rank runs this loop on the same
+// batches, shares each step's micro-batches and each evaluation with the others, and takes the
+// same optimizer step; rank 0 alone writes the files.
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -22,9 +24,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/executor.hpp"
 #include "train/prefetch.hpp"
 #include "train/state.hpp"
 #include "vit/checkpoint.hpp"
+#include "vit/dist.hpp"
 #include "vit/error.hpp"
 #include "vit/memory.hpp"
 #include "vit/optim.hpp"
@@ -57,6 +61,9 @@ struct Run : TrainState {
   std::unique_ptr<Model> model;
   std::unique_ptr<TrainStep> train_step;  // the training step
   AdamW* opt = nullptr;                   // its optimizer (the moments checkpoints keep)
+  Comm* comm = nullptr;                   // a distributed run's ranks; null: one process
+  bool writer() const { return !comm || comm->rank() == 0; }
+  bool distributed() const { return comm && comm->distributed(); }
 };
 
 std::string path_in(const Run& r, const char* name) {
@@ -96,11 +103,25 @@ int step_batch(const Run& r) {
   return int(std::min<int64_t>(r.recipe.batch_size, r.data.train->size()));
 }
 
-// r's training step (and its optimizer), once the memory it needs is known to be there.
-void make_step(Run& r) {
+// r's training step (and its optimizer), once the memory it needs is known to be there. A
+// distributed run needs at least one micro-batch per rank: where the automatic choice
+// (micro_batch_images) gives fewer, the recipe's micro_batch becomes the batch over the ranks,
+// kept in the run's state so that a resume on another number of ranks cuts the batches alike.
+void make_step(Run& r, TrainReporter& reporter) {
   const int B = step_batch(r);
   check_memory(r.config, B);
-  r.train_step = std::make_unique<TrainStep>(*r.model, r.recipe, B);
+  if (r.distributed() && r.recipe.micro_batch == 0) {
+    const int N = r.config.num_tokens(), ranks = r.comm->size();
+    if (micro_batch_count(B, N, micro_batch_images(r.config, B, N)) < ranks) {
+      r.recipe.micro_batch = std::max(1, B / ranks);
+      reporter.message("note: " + std::to_string(ranks) +
+                       " ranks share each step's micro-batches; this model would train a batch "
+                       "in fewer, so micro-batches of " +
+                       std::to_string(r.recipe.micro_batch) + " images are used (`micro_batch` " +
+                       std::to_string(r.recipe.micro_batch) + " gives one process the same bits)");
+    }
+  }
+  r.train_step = std::make_unique<TrainStep>(*r.model, r.recipe, B, r.recipe.micro_batch, r.comm);
   r.opt = &r.train_step->optimizer();
 }
 
@@ -128,14 +149,22 @@ void open_data(Run& r, TrainReporter& reporter) {
   o.progress = [&reporter](int64_t done, int64_t total) {
     reporter.progress("decoding images", done, total);
   };
-  r.data = load_dataset(r.data_spec, o);
+  // The ranks of a machine one after the other, so that a folder dataset's cache is built once
+  // (by local rank 0) and then read by the others.
+  if (r.distributed()) {
+    if (r.comm->local_rank() == 0) r.data = load_dataset(r.data_spec, o);
+    r.comm->barrier();
+    if (r.comm->local_rank() != 0) r.data = load_dataset(r.data_spec, o);
+  } else {
+    r.data = load_dataset(r.data_spec, o);
+  }
   check_data_fits(r.config, r.data);
   if (r.recipe.val_split > 0) hold_out_validation(r.data, r.recipe.val_split, r.recipe.seed);
 }
 
 // Lists the images the dataset left out (skip_bad_images) in the run directory, and says so.
 void note_skipped(const Run& r, TrainReporter& reporter) {
-  if (r.data.skipped.empty()) return;
+  if (r.data.skipped.empty() || !r.writer()) return;
   std::string text;
   for (const std::string& line : r.data.skipped) text += line + "\n";
   write_file_atomically(path_in(r, kSkipped), text);
@@ -157,6 +186,7 @@ std::map<std::string, std::string> checkpoint_extra(const Run& r, int64_t epoch)
 // last.train.safetensors (the resume state), then last.safetensors (the plain checkpoint).
 void save_last(Run& r) {
   r.optimizer_step = r.opt->step_count();
+  if (!r.writer()) return;
   const std::map<std::string, std::string> md = r.to_metadata();
   std::vector<TensorToWrite> moments;
   for (const ParamInfo& p : r.model->params()) {
@@ -169,6 +199,7 @@ void save_last(Run& r) {
 }
 
 void append_metrics(const Run& r, const EpochMetrics& m) {
+  if (!r.writer()) return;
   std::ofstream f(path_in(r, kMetrics), std::ios::app);
   f << m.to_json() << "\n";
   f.flush();
@@ -200,12 +231,17 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     summary.best_test_acc = r.best_test_acc;
   };
   const auto run_start = Clock::now();
-  if (r.epochs_done >= rc.epochs) {
-    summary.final_test_acc = evaluate(*r.model, *r.data.test, r.norm).accuracy;
-  }
+  // Every rank stops at the same step: the first where any of them was asked to.
+  auto stop_requested = [&] {
+    const bool mine = rep.stop_requested();
+    return r.comm ? r.comm->any(mine) : mine;
+  };
+  auto eval = [&](const Dataset& d) { return evaluate(*r.model, d, r.norm, 256, 0, r.comm); };
+  if (r.epochs_done >= rc.epochs) summary.final_test_acc = eval(*r.data.test).accuracy;
   for (int64_t e = r.epochs_done; e < rc.epochs; ++e) {
     const auto start = Clock::now();
     const double seconds_before = r.pos.seconds;  // time spent on this epoch before a resume
+    if (r.comm) r.comm->take_wait_seconds();      // (the evaluation's waits are not the steps')
     const std::vector<int64_t> order = epoch_order(n, rc.seed, e);
     const int kept = rc.kept_patches(Np, e);
     const bool drop = kept < Np;
@@ -228,6 +264,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
       const StepStats stats = r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr,
                                                 drop ? kept : 0, mixed.lam);
+      if (r.comm) r.pos.wait_seconds += r.comm->take_wait_seconds();
       const double loss = stats.loss, grad_norm = stats.grad_norm;
       if (!stats.updated) {
         std::ostringstream msg;
@@ -257,8 +294,11 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       p.img_per_s = r.pos.seen / std::max(r.pos.seconds, 1e-9);
       p.eta_seconds = (n - r.pos.seen) / std::max(p.img_per_s, 1e-9);
       rep.step(p);
-      if (s + 1 < steps && rep.stop_requested()) {
+      if (s + 1 < steps && stop_requested()) {
         save_last(r);
+        // The other ranks end when rank 0 has saved (mpirun, stopping a job, ends all of its
+        // processes once one ends).
+        if (r.distributed()) r.comm->barrier();
         summary.interrupted = true;
         summary.stopped_epoch = int(e + 1);
         summary.stopped_step = s + 1;
@@ -269,9 +309,9 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       }
     }
     const double train_seconds = r.pos.seconds;
-    const EvalResult ev = evaluate(*r.model, *r.data.test, r.norm);
+    const EvalResult ev = eval(*r.data.test);
     EvalResult val;
-    if (validate) val = evaluate(*r.model, *r.data.val, r.norm);
+    if (validate) val = eval(*r.data.val);
 
     EpochMetrics m;
     m.epoch = int(e + 1);
@@ -287,6 +327,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     m.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
     m.img_per_s = r.pos.seen / std::max(train_seconds, 1e-9);
     m.data_share = r.pos.data_seconds / std::max(train_seconds, 1e-9);
+    m.wait_share = r.pos.wait_seconds / std::max(train_seconds, 1e-9);
     r.epochs_done = e + 1;
     r.pos = EpochPosition{};
     if (validate && val.accuracy > r.best_acc) {
@@ -296,7 +337,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       std::map<std::string, std::string> extra = checkpoint_extra(r, m.epoch);
       extra["val_acc"] = exact(val.accuracy);
       extra["test_acc"] = exact(ev.accuracy);
-      save_model(path_in(r, kBest), *r.model, model_meta(r), extra);
+      if (r.writer()) save_model(path_in(r, kBest), *r.model, model_meta(r), extra);
     }
     // The metrics line before the checkpoint: a crash between the two leaves a line that resume
     // drops (it is later than the checkpoint) and writes again, never a missing line.
@@ -304,7 +345,8 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     save_last(r);
     rep.epoch(m, rc.epochs);
     summary.final_test_acc = ev.accuracy;
-    if (e + 1 < rc.epochs && rep.stop_requested()) {
+    if (e + 1 < rc.epochs && stop_requested()) {
+      if (r.distributed()) r.comm->barrier();  // (saved above, as after every epoch)
       summary.interrupted = true;
       summary.stopped_epoch = int(e + 1);
       summary.stopped_step = int(steps);
@@ -363,9 +405,12 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.skip_bad_images = options.skip_bad_images;
   r.config = config;
   r.recipe = recipe;
+  r.comm = options.comm;
   const std::string existing = existing_run_file(r.dir);
   VIT_CHECK(existing.empty(), "'" + r.dir + "' already holds a training run (" + existing +
                                   "); continue it with `resume` or choose another `out_dir`");
+  // Every rank has looked before rank 0 writes anything there.
+  if (r.distributed()) r.comm->barrier();
   check_memory(config, recipe.batch_size);
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
@@ -421,11 +466,13 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                           ? "; a new head for " + std::to_string(config.num_classes) + " classes"
                           : ""));
   }
-  make_step(r);
-  std::error_code ec;
-  fs::create_directories(r.dir, ec);
-  VIT_CHECK(!ec && fs::is_directory(r.dir),
-            "cannot create the output directory '" + r.dir + "': " + ec.message());
+  make_step(r, reporter);
+  if (r.writer()) {
+    std::error_code ec;
+    fs::create_directories(r.dir, ec);
+    VIT_CHECK(!ec && fs::is_directory(r.dir),
+              "cannot create the output directory '" + r.dir + "': " + ec.message());
+  }
   note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
@@ -438,18 +485,20 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                    " train / " +
                    (r.data.val ? std::to_string(r.data.val->size()) + " validation / " : "") +
                    std::to_string(r.data.test->size()) + " test images, " +
-                   std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir);
+                   std::to_string(r.model->num_params()) + " parameters, run directory " + r.dir +
+                   (r.distributed() ? ", " + std::to_string(r.comm->size()) + " ranks" : ""));
   return run_epochs(r, reporter);
 }
 
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
-                    TrainReporter& reporter, const std::string& cache_dir) {
+                    TrainReporter& reporter, const std::string& cache_dir, Comm* comm) {
   Run r;
   r.dir = run_dir;
   const std::string state = path_in(r, kLastTrain);
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
-  remove_interrupted_writes(run_dir);
+  r.comm = comm;
+  if (r.writer()) remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);
   LoadedModel loaded = load_model(file, "optimizer.");
@@ -477,14 +526,14 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
             "'" + state + "' does not fit the dataset '" + r.data_spec +
                 "' (its step counts disagree with the number of training images)");
   r.model = std::make_unique<Model>(std::move(loaded.model));
-  make_step(r);
+  make_step(r, reporter);
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
     file.read_f32(kMoment1 + p.name, r.opt->exp_avg() + p.offset, p.numel);
     file.read_f32(kMoment2 + p.name, r.opt->exp_avg_sq() + p.offset, p.numel);
   }
   r.opt->set_step_count(r.optimizer_step);
-  truncate_metrics(r, r.epochs_done);
+  if (r.writer()) truncate_metrics(r, r.epochs_done);
   if (r.epochs_done >= r.recipe.epochs) {
     reporter.message("'" + run_dir + "' has finished its " + epochs_text(r.recipe.epochs) +
                      "; set `epochs` higher to train longer");

@@ -52,10 +52,11 @@ extern "C" void on_stop_signal(int sig) {
 
 class ConsoleReporter : public TrainReporter {
  public:
-  explicit ConsoleReporter(std::function<std::string(const std::string&)> wording)
-      : tty_(isatty(STDERR_FILENO) == 1), wording_(std::move(wording)) {}
+  ConsoleReporter(std::function<std::string(const std::string&)> wording, bool quiet)
+      : tty_(isatty(STDERR_FILENO) == 1 && !quiet), quiet_(quiet), wording_(std::move(wording)) {}
 
   void message(const std::string& line) override {
+    if (quiet_) return;
     clear_bar();
     std::printf("%s\n", wording_(line).c_str());
     std::fflush(stdout);
@@ -96,16 +97,20 @@ class ConsoleReporter : public TrainReporter {
   bool stop_requested() override { return stop_signal() != 0; }
 
   void epoch(const EpochMetrics& m, int epochs) override {
+    if (quiet_) return;
     clear_bar();
-    char val[64] = "";
+    char val[64] = "", wait[48] = "";
     if (m.val_acc) {
       std::snprintf(val, sizeof val, "  val loss %.4f acc %.2f%%", *m.val_loss, 100 * *m.val_acc);
     }
+    if (m.wait_share > 0) {
+      std::snprintf(wait, sizeof wait, "  (%.0f%% waiting for other ranks)", 100 * m.wait_share);
+    }
     std::printf(
         "epoch %d/%d  train loss %.4f acc %.2f%%%s  test loss %.4f acc %.2f%%  lr %.2e  %.1f s  "
-        "%.0f img/s\n",
+        "%.0f img/s%s\n",
         m.epoch, epochs, m.train_loss, 100 * m.train_acc, val, m.test_loss, 100 * m.test_acc, m.lr,
-        m.seconds, m.img_per_s);
+        m.seconds, m.img_per_s, wait);
     std::fflush(stdout);
   }
 
@@ -114,7 +119,7 @@ class ConsoleReporter : public TrainReporter {
     if (drawn_) std::fprintf(stderr, "\r\033[K");
     drawn_ = false;
   }
-  bool tty_;
+  bool tty_, quiet_;
   std::function<std::string(const std::string&)> wording_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_{}, progress_start_{};
@@ -124,8 +129,8 @@ class ConsoleReporter : public TrainReporter {
 }  // namespace
 
 std::unique_ptr<TrainReporter> make_console_reporter(
-    std::function<std::string(const std::string&)> wording) {
-  return std::make_unique<ConsoleReporter>(std::move(wording));
+    std::function<std::string(const std::string&)> wording, bool quiet) {
+  return std::make_unique<ConsoleReporter>(std::move(wording), quiet);
 }
 
 void install_stop_signals() {

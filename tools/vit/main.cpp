@@ -28,6 +28,7 @@
 #include "vit/bench.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
+#include "vit/dist.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
 #include "vit/picture.hpp"
@@ -52,6 +53,9 @@ using vit::Recipe;
 
 // The program as the user ran it ("build/vit"), for the commands hints suggest.
 std::string g_program = "vit";
+std::vector<std::string> g_args;  // the command line after the program's name
+// A distributed `vit train`'s communicator (set when mpirun or srun started it), else null.
+vit::Comm* g_comm = nullptr;
 
 // text as a shell word: itself when it holds only safe characters, else in single quotes.
 std::string shell_word(const std::string& text) {
@@ -117,6 +121,7 @@ struct TrainArgs {
   std::map<std::string, std::string> model, recipe;
   int threads = 0;
   bool skip_bad_images = false;
+  double timeout = 300;  // a distributed run's wait for the other ranks
 };
 
 // A settings struct's defaults, to visit its fields.
@@ -331,16 +336,73 @@ void add_train(CLI::App& app, TrainArgs& a) {
   add_field_option<double>(t, vit::mlp_ratio_field(), a.model[vit::mlp_ratio_field().name], m);
   add_field_options<Recipe>(t, "Recipe (default: the preset's)", a.recipe);
   add_threads_option(t, a.threads);
+  t->add_option("--timeout", a.timeout,
+                "Distributed runs (mpirun): seconds a rank waits for the others before it stops "
+                "the job (a rank that died or hangs)")
+      ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+}
+
+// Under mpirun (or srun): every rank must run the same command. Rank 0's command line is sent to
+// the others, and a rank whose own differs is refused, on every rank (UsageError); so is a rank
+// whose kernel variant differs. The threads per rank default to this machine's cores over its
+// ranks; more threads than cores is a warning.
+void join_ranks(vit::Comm& comm, const TrainArgs& a) {
+  std::string mine;
+  for (const std::string& arg : g_args) mine += arg + '\n';
+  std::string first = mine;
+  comm.broadcast(first);
+  const bool differs = first != mine;
+  if (comm.any(differs)) {
+    throw UsageError(differs ? "rank " + std::to_string(comm.rank()) +
+                                   " was started with another command line than rank 0 (" +
+                                   first.substr(0, 200) +
+                                   "); every rank of a distributed run must run the same command"
+                             : "the ranks of this run were started with different command lines; "
+                               "every rank must run the same command");
+  }
+  // One kernel variant on every rank: variants round differently, and the ranks' weights, each
+  // updated by its own rank, would drift apart.
+  const std::string isa = vit::isa_name(vit::active_isa());
+  std::string first_isa = isa;
+  comm.broadcast(first_isa);
+  if (comm.any(first_isa != isa)) {
+    throw UsageError(first_isa != isa
+                         ? "rank " + std::to_string(comm.rank()) + " runs the " + isa +
+                               " kernels and rank 0 the " + first_isa +
+                               " ones, which round differently: choose one for every rank "
+                               "(mpirun -x VIT_ISA=" +
+                               first_isa +
+                               ", or the variant every CPU "
+                               "has)"
+                         : "the ranks of this run would run different kernel variants: choose one "
+                           "for every rank (mpirun -x VIT_ISA=...)");
+  }
+  const int cores = vit::available_cores(), here = comm.local_size();
+  if (!a.threads) vit::set_num_threads(std::max(1, cores / here));
+  if (comm.local_rank() == 0 && here * vit::num_threads() > cores) {
+    std::fprintf(stderr,
+                 "vit: warning: %d ranks x %d threads on %s, which has %d cores: they will take "
+                 "turns (fewer --threads, or fewer ranks on it, will be faster)\n",
+                 here, vit::num_threads(), comm.host().c_str(), cores);
+  }
 }
 
 // What --resume still takes from the command line; every other option is the run's own (kept in
 // its checkpoint) and refused.
-const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir"};
+const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--timeout"};
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
+  vit::Comm& comm = vit::Comm::world(a.timeout);
+  vit::Comm* dist = comm.distributed() ? &comm : nullptr;
+  if (dist) {
+    g_comm = dist;
+    join_ranks(comm, a);
+  }
+  // Rank 0 reports; the other ranks print only their errors.
   auto reporter = vit_cli::make_console_reporter(
-      [&cmd](const std::string& line) { return cli_words(line, cmd); });
+      [&cmd](const std::string& line) { return cli_words(line, cmd); }, comm.rank() != 0);
   vit_cli::install_stop_signals();
   vit::TrainSummary s;
   if (!a.resume.empty()) {
@@ -366,7 +428,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       vit::set_field(given, name, text);  // only epochs: the rest was refused above
     }
     s = vit::resume(a.resume, cmd.count("--epochs") ? given.epochs : 0, a.data_dir, *reporter,
-                    image_cache_dir(a.cache_dir));
+                    image_cache_dir(a.cache_dir), dist);
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
@@ -447,7 +509,10 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       }
       run.recipe.preprocess = given;
     }
-    reporter->message("kernels: " + isa_summary());
+    reporter->message("kernels: " + isa_summary() +
+                      (dist ? "; " + std::to_string(comm.size()) + " ranks x " +
+                                  std::to_string(vit::num_threads()) + " threads"
+                            : ""));
     for (const std::string& note : run.notes) reporter->message("note: " + note);
     s = vit::train(run.config, run.recipe,
                    {.data = a.data,
@@ -455,19 +520,30 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
                     .out_dir = a.out,
                     .skip_bad_images = a.skip_bad_images,
                     .cache_dir = image_cache_dir(a.cache_dir),
-                    .init = init.get()},
+                    .init = init.get(),
+                    .comm = dist},
                    *reporter);
   }
   const std::string dir = shell_word(s.dir), vit = shell_word(g_program);
   if (s.interrupted) {
     const int sig = vit_cli::stop_signal();
-    std::printf(
-        "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
-        "  %s train --resume %s\n",
-        sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
-        vit.c_str(), dir.c_str());
-    return 128 + (sig ? sig : SIGINT);
+    const int code = 128 + (sig ? sig : SIGINT);
+    if (comm.rank() == 0) {
+      std::printf(
+          "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
+          "  %s train --resume %s\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
+          vit.c_str(), dir.c_str());
+    }
+    if (dist) {
+      // mpirun, stopping the job, kills its ranks a second after its SIGTERM: MPI_Finalize, which
+      // waits for the job's other processes, would not return before that. The state is saved.
+      std::fflush(stdout);
+      std::_Exit(code);
+    }
+    return code;
   }
+  if (comm.rank() != 0) return 0;
   std::printf("test accuracy: %.2f%% after %d epoch%s, %.1f s\n", 100 * s.final_test_acc, s.epochs,
               s.epochs == 1 ? "" : "s", s.seconds);
   const std::string last = shell_word(s.dir + "/last.safetensors");
@@ -1432,9 +1508,23 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
 
 }  // namespace
 
+// Prints a command's error and returns its exit code. A rank of a distributed run names itself,
+// and ends the whole job (the others may be waiting for it).
+int fail(int code, const std::string& message) {
+  if (!g_comm) {
+    std::fprintf(stderr, "vit: %s\n", message.c_str());
+    return code;
+  }
+  std::fprintf(stderr, "vit (rank %d of %d): %s\n", g_comm->rank(), g_comm->size(),
+               message.c_str());
+  std::fflush(stderr);
+  g_comm->abort(code);
+}
+
 int main(int argc, char** argv) {
   vit::set_openmp_wait_policy(argv);
   if (argc > 0 && argv[0] && *argv[0]) g_program = argv[0];
+  g_args.assign(argv + std::min(argc, 1), argv + argc);
   CLI::App app{"vit " VIT_VERSION " - Vision Transformers in C++: train, evaluate and run ViTs"};
   app.set_version_flag("--version", "vit " VIT_VERSION);
   app.require_subcommand(1);
@@ -1528,17 +1618,13 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("plot")) return run_plot(plot_args);
     if (app.got_subcommand("report")) return run_report(report_args);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
-    return 2;
+    return fail(2, cli_words(e.what(), *command));
   } catch (const Error& e) {
-    std::fprintf(stderr, "vit: %s\n", cli_words(e.what(), *command).c_str());
-    return 1;
+    return fail(1, cli_words(e.what(), *command));
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "vit: out of memory\n");
-    return 1;
+    return fail(1, "out of memory");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "vit: unexpected error: %s\n", e.what());
-    return 1;
+    return fail(1, std::string("unexpected error: ") + e.what());
   }
   return 2;
 }

@@ -1,0 +1,318 @@
+// Distributed training (include/vit/dist.hpp): the ordered gradient sum of one process, and
+// `mpirun -np N vit train` end to end (label mpi): N ranks give the bytes of one process, resume
+// on another number of ranks, a rank with another command line is refused, SIGINT to mpirun saves
+// once, and a killed rank ends the job. The mpirun runs use the TCP transport (--mca btl
+// tcp,self), as ranks on several machines would; they are skipped where the build has no MPI or
+// mpirun is missing.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "idx_writer.hpp"
+#include "test_util.hpp"
+#include "vit/checkpoint.hpp"
+#include "vit/dist.hpp"
+
+namespace vit::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Dist, PartOwnersAreContiguousAndEven) {
+  EXPECT_EQ(part_owners(8, 2), (std::vector<int>{0, 0, 0, 0, 1, 1, 1, 1}));
+  EXPECT_EQ(part_owners(8, 3), (std::vector<int>{0, 0, 1, 1, 1, 2, 2, 2}));
+  EXPECT_EQ(part_owners(2, 4), (std::vector<int>{1, 3}));  // ranks 0 and 2 compute nothing
+  EXPECT_THROW(part_owners(0, 2), Error);
+}
+
+// One process: every part is its own, and the sum is ((g0 + g1) + g2) exactly as floats add.
+TEST(Dist, OrderedSumOfOneProcessAddsInOrder) {
+  Comm& comm = Comm::world();
+  if (comm.distributed()) GTEST_SKIP() << "run by mpirun";
+  const int64_t n = 1000;
+  std::vector<std::vector<float>> parts;
+  for (int i = 0; i < 3; ++i) parts.push_back(random_vector(n, 40 + i, 1e3));
+  auto sum = comm.ordered_sum(n, {0, 0, 0});
+  std::vector<float> total(size_t(n), -1.0f);
+  for (int round = 0; round < 2; ++round) {  // reusable step after step
+    sum->begin();
+    sum->contribute(2, parts[2].data());  // in any order
+    sum->contribute(0, parts[0].data());
+    sum->contribute(1, parts[1].data());
+    sum->finish(total.data());
+    for (int64_t j = 0; j < n; ++j) {
+      const float expected = (parts[0][size_t(j)] + parts[1][size_t(j)]) + parts[2][size_t(j)];
+      ASSERT_EQ(total[size_t(j)], expected) << "element " << j;
+    }
+  }
+  sum->begin();
+  sum->contribute(0, parts[0].data());
+  EXPECT_THROW(sum->finish(total.data()), Error);  // parts 1 and 2 are missing
+  EXPECT_THROW(sum->contribute(3, parts[0].data()), Error);
+}
+
+// ---- mpirun end to end.
+
+// Whether this build and machine can run the tests below (else the reason).
+std::string mpi_missing() {
+  if (!mpi_built()) return "this build has no MPI (-DVIT_MPI=OFF or libopenmpi-dev missing)";
+  if (vit_shell("command -v mpirun").code != 0) return "mpirun is not installed (openmpi-bin)";
+  return "";
+}
+
+#define REQUIRE_MPI()                                                 \
+  do {                                                                \
+    const std::string why_ = mpi_missing();                           \
+    if (!why_.empty()) GTEST_SKIP() << why_;                          \
+    if (Comm::world().distributed()) GTEST_SKIP() << "run by mpirun"; \
+  } while (0)
+
+// mpirun's command for `ranks` ranks over TCP (as separate machines would talk), any number of
+// them on this machine's cores, as root too (CI containers).
+std::string mpirun(int ranks) {
+  return "mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl tcp,self -np " +
+         std::to_string(ranks) + " ";
+}
+
+std::string vit_words() {
+  std::string s;
+  for (const std::string& w : cli_command()) s += w + " ";
+  return s;
+}
+
+// `vit train` on the quadrant data: 400 training images, micro-batches of 8 in batches of 32 (4
+// per step), a fifth held out for validation (so the validation split, its evaluation and the best
+// checkpoint are compared too).
+std::string train_args(const std::string& data, const std::string& out, int epochs) {
+  std::string a = "train --data idx:" + data + " --out " + out + " --epochs " +
+                  std::to_string(epochs) + " --micro-batch 8 --val-split 0.2 --threads 1";
+  for (const std::string& w : kQuadrantFlags) a += " " + w;
+  return a;
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// The run's metrics lines less the fields that measure time.
+std::string metrics_without_times(const std::string& dir) {
+  std::ifstream f(dir + "/metrics.jsonl");
+  std::string out;
+  for (std::string line; std::getline(f, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    for (const char* k : {"seconds", "img_per_s", "data_share", "wait_share"}) j.erase(k);
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+// Every file a run leaves that must not depend on how it was run.
+void expect_same_run(const std::string& a, const std::string& b, const std::string& what) {
+  for (const char* f : {"last.train.safetensors", "last.safetensors", "best.safetensors"}) {
+    const std::string x = bytes_of(a + "/" + f), y = bytes_of(b + "/" + f);
+    EXPECT_FALSE(x.empty()) << a << "/" << f;
+    EXPECT_TRUE(x == y) << what << ": " << f << " differs from one process's";
+  }
+  EXPECT_EQ(metrics_without_times(a), metrics_without_times(b)) << what;
+}
+
+TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-same");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  const Result one = vit(train_args(dir / "data", dir / "one", 2));
+  ASSERT_EQ(one.code, 0) << one.out;
+  // 4 parts a step on 2 and 4 ranks, and on 3 (parts 0, 1 | 2 | 3): the sum is in part order
+  // whoever computes them; 2 ranks x 2 threads too.
+  for (const auto& [ranks, threads] : {std::pair{2, 1}, {4, 1}, {3, 1}, {2, 2}}) {
+    const std::string out = dir / ("ranks" + std::to_string(ranks) + "x" + std::to_string(threads));
+    std::string args = train_args(dir / "data", out, 2);
+    args.replace(args.find("--threads 1"), 11, "--threads " + std::to_string(threads));
+    const Result r = vit_shell(mpirun(ranks) + vit_words() + args);
+    ASSERT_EQ(r.code, 0) << r.out;
+    expect_same_run(dir / "one", out,
+                    std::to_string(ranks) + " ranks x " + std::to_string(threads) + " threads");
+    // Rank 0 alone reports: one line per epoch.
+    size_t lines = 0;
+    for (size_t at = r.out.find("epoch 2/2"); at != std::string::npos;
+         at = r.out.find("epoch 2/2", at + 1)) {
+      ++lines;
+    }
+    EXPECT_EQ(lines, 1u) << r.out;
+    EXPECT_NE(r.out.find(std::to_string(ranks) + " ranks"), std::string::npos) << r.out;
+  }
+}
+
+TEST(Mpi, ResumesOnAnotherNumberOfRanks) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-resume");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  // One process: an epoch, then resumed for a second; 2 ranks, then resumed on 3.
+  ASSERT_EQ(vit(train_args(dir / "data", dir / "one", 1)).code, 0);
+  ASSERT_EQ(vit("train --resume " + (dir / "one") + " --epochs 2").code, 0);
+  const Result first =
+      vit_shell(mpirun(2) + vit_words() + train_args(dir / "data", dir / "mpi", 1));
+  ASSERT_EQ(first.code, 0) << first.out;
+  const Result second =
+      vit_shell(mpirun(3) + vit_words() + "train --resume " + (dir / "mpi") + " --epochs 2");
+  ASSERT_EQ(second.code, 0) << second.out;
+  expect_same_run(dir / "one", dir / "mpi", "2 ranks, resumed on 3");
+}
+
+TEST(Mpi, RanksMustRunTheSameCommand) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-differ");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  // Rank 1 is given another seed.
+  const std::string script = dir / "differ.sh";
+  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then exec \"$@\" "
+                           "--seed 7; fi\nexec \"$@\"\n";
+  fs::permissions(script, fs::perms::owner_all);
+  const Result r =
+      vit_shell(mpirun(2) + script + " " + vit_words() + train_args(dir / "data", dir / "run", 1));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("rank 1 was started with another command line than rank 0"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir / "run/last.safetensors"));
+  // Rank 1 runs other kernels (the scalar ones, which every CPU has).
+  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export "
+                           "VIT_ISA=scalar; fi\nexec \"$@\"\n";
+  const Result isa =
+      vit_shell(mpirun(2) + script + " " + vit_words() + train_args(dir / "data", dir / "run", 1));
+  if (isa_name(active_isa()) != std::string("scalar")) {
+    EXPECT_EQ(isa.code, 2) << isa.out;
+    EXPECT_NE(isa.out.find("rank 1 runs the scalar kernels"), std::string::npos) << isa.out;
+  }
+}
+
+// A background mpirun of a long run, each rank's pid and exit code in files of dir.
+struct Job {
+  pid_t pid = -1;
+  std::string dir;
+  Job(const std::string& d, int ranks, const std::string& args) : dir(d) {
+    const std::string script = dir + "/rank.sh";
+    // The shell ignores the SIGTERM mpirun sends (vit has its own handler) and writes vit's exit
+    // code, then lingers a little: the first rank process to end makes mpirun kill the others,
+    // which might not have written theirs yet.
+    std::ofstream(script) << "#!/bin/sh\ntrap '' TERM INT\necho $$ > " << dir
+                          << "/pid.$OMPI_COMM_WORLD_RANK\n\"$@\"\n"
+                          << "echo $? > " << dir << "/rc.$OMPI_COMM_WORLD_RANK\nsleep 0.5\n";
+    fs::permissions(script, fs::perms::owner_all);
+    const std::string cmd =
+        mpirun(ranks) + script + " " + vit_words() + args + " > " + dir + "/out.txt 2>&1";
+    pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
+      _exit(127);
+    }
+  }
+  // Waits up to `seconds` for mpirun to end; its exit status, or -1 when it did not.
+  int wait(double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  ~Job() {
+    if (pid > 0) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  std::string file(const std::string& name) const {
+    std::string s = bytes_of(dir + "/" + name);
+    while (!s.empty() && (s.back() == '\n')) s.pop_back();
+    return s;
+  }
+};
+
+// Waits until path exists (up to a minute).
+bool wait_for(const std::string& path) {
+  for (int i = 0; i < 1200 && !fs::exists(path); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return fs::exists(path);
+}
+
+TEST(Mpi, SigintToMpirunSavesOnceOnEveryRank) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-sigint");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  Job job(dir.path, 2, train_args(dir / "data", dir / "run", 1000));
+  ASSERT_TRUE(wait_for(dir / "run/metrics.jsonl")) << job.file("out.txt");
+  kill(job.pid, SIGINT);  // mpirun sends its ranks SIGTERM, and SIGKILL a second later
+  const int code = job.wait(60);
+  const std::string out = job.file("out.txt");
+  // OpenMPI's mpirun reports 1 for a job it was asked to end; each rank ended as vit does on
+  // SIGTERM, having saved where it stopped.
+  EXPECT_NE(code, 0) << out;
+  EXPECT_EQ(job.file("rc.0"), "143") << out;
+  EXPECT_EQ(job.file("rc.1"), "143") << out;
+  // Rank 0 alone saved and said so, once.
+  const size_t said = out.find("stopped by SIGTERM after step");
+  ASSERT_NE(said, std::string::npos) << out;
+  EXPECT_EQ(out.find("stopped by", said + 1), std::string::npos) << out;
+  // The saved state is whole: a resume reads it (and is stopped at once by a signal of its own).
+  SafetensorsReader state(dir / "run/last.train.safetensors");
+  EXPECT_GE(std::stol(state.metadata().at("epoch")), 1);
+  const LoadedModel saved = load_model(dir / "run/last.safetensors");
+  EXPECT_GT(saved.model.num_params(), 0);
+}
+
+TEST(Mpi, AKilledRankEndsTheJob) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-kill");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  Job job(dir.path, 2, train_args(dir / "data", dir / "run", 1000) + " --timeout 30");
+  ASSERT_TRUE(wait_for(dir / "run/metrics.jsonl")) << job.file("out.txt");
+  ASSERT_TRUE(wait_for(dir / "pid.1"));
+  const pid_t rank1 = pid_t(std::stol(job.file("pid.1")));
+  // The shell that started rank 1 waits for vit: kill vit itself, its child.
+  const Result child = vit_shell("pgrep -P " + std::to_string(rank1));
+  ASSERT_EQ(child.code, 0) << child.out;
+  kill(pid_t(std::stol(child.out)), SIGKILL);
+  const int code = job.wait(60);  // --timeout 30, and mpirun notices a dead rank at once
+  EXPECT_NE(code, -1) << "the job still runs a minute after a rank was killed";
+  EXPECT_NE(code, 0);
+  // The last checkpoint is whole.
+  const LoadedModel saved = load_model(dir / "run/last.safetensors");
+  EXPECT_GT(saved.model.num_params(), 0);
+}
+
+// A rank that hangs (stopped) is not noticed by mpirun: the other's wait ends after --timeout.
+TEST(Mpi, AHungRankEndsTheJobAfterTheTimeout) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-hang");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  Job job(dir.path, 2, train_args(dir / "data", dir / "run", 1000) + " --timeout 5");
+  ASSERT_TRUE(wait_for(dir / "run/metrics.jsonl")) << job.file("out.txt");
+  ASSERT_TRUE(wait_for(dir / "pid.1"));
+  const Result child = vit_shell("pgrep -P " + job.file("pid.1"));
+  ASSERT_EQ(child.code, 0) << child.out;
+  kill(pid_t(std::stol(child.out)), SIGSTOP);
+  const int code = job.wait(60);
+  const std::string out = job.file("out.txt");
+  EXPECT_NE(code, -1) << "the job still runs a minute after a rank hung";
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("vit (rank 0 of 2): rank 0 waited 5 s for the other ranks"), std::string::npos)
+      << out;
+  const LoadedModel saved = load_model(dir / "run/last.safetensors");
+  EXPECT_GT(saved.model.num_params(), 0);
+}
+
+}  // namespace
+}  // namespace vit::test
