@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -146,7 +148,49 @@ TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
     }
     EXPECT_EQ(lines, 1u) << r.out;
     EXPECT_NE(r.out.find(std::to_string(ranks) + " ranks"), std::string::npos) << r.out;
+    // More threads than the machine has cores: said once (by its first rank).
+    const bool over = ranks * threads > available_cores();
+    EXPECT_EQ(r.out.find("threads on") != std::string::npos, over) << r.out;
   }
+}
+
+// A folder dataset: decoded into a fresh cache by the machine's local rank 0 while the other waits,
+// then read by both; the run is one process's, byte for byte.
+TEST(Mpi, FolderDatasetGivesTheBytesOfOneProcess) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-folder");
+  for (const char* split : {"train/a", "train/b", "test/a", "test/b"}) {
+    fs::create_directories(dir / split);
+    for (int i = 0; i < 40; ++i) {
+      std::string pgm = "P5\n10 9\n255\n" +
+                        std::string(90, char(split[std::strlen(split) - 1] == 'a' ? 40 : 190));
+      pgm[13 + (i * 7) % 90] = char(i * 6);
+      write_bytes(dir / (std::string(split) + "/" + std::to_string(i) + ".pgm"),
+                  std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
+    }
+  }
+  const std::string args = "train --data folder:" + dir.path +
+                           " --image-size 8 --patch 2 --dim 16 --depth 1 --heads 2 --epochs 2 "
+                           "--batch 16 --micro-batch 4 --threads 1 --out ";
+  const Result one = vit("VIT_CACHE=" + (dir / "cache1") + " " + args + (dir / "one"));
+  ASSERT_EQ(one.code, 0) << one.out;
+  const Result two = vit_shell("VIT_CACHE=" + (dir / "cache2") + " " + mpirun(2) + vit_words() +
+                               args + (dir / "two"));
+  ASSERT_EQ(two.code, 0) << two.out;
+  for (const char* f : {"last.train.safetensors", "last.safetensors"}) {
+    EXPECT_TRUE(bytes_of(dir / "one/" + f) == bytes_of(dir / "two/" + f)) << f;
+  }
+  // The same cache files (one per split), written whole once.
+  auto files = [](const std::string& d) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::recursive_directory_iterator(d)) {
+      if (e.is_regular_file()) names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  EXPECT_EQ(files(dir / "cache1"), files(dir / "cache2"));
+  EXPECT_FALSE(files(dir / "cache2").empty());
 }
 
 TEST(Mpi, ResumesOnAnotherNumberOfRanks) {

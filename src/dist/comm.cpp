@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -29,7 +29,7 @@ namespace vit {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-[[maybe_unused]] constexpr double kSpinSeconds = 200e-6;
+[[maybe_unused]] constexpr double kSpinSeconds = 2e-3;
 
 std::string hostname() {
   char name[256] = {};
@@ -85,9 +85,10 @@ struct Comm::Impl {
                     "): one of them has stopped or hangs. Check the other ranks' messages; if a "
                     "step can take longer than that, raise the `timeout`");
       }
-      // The first 200 us yield the core between tests (an answer that is on its way comes
-      // sooner than a sleep would end); then growing sleeps, up to 1 ms. (tiny28 on 2 ranks:
-      // wait_share 0.11-0.14 sleeping from the start, 0.06-0.10 so; scripts/compare-mpi.sh.)
+      // The first 2 ms yield the core between tests: a transfer under way moves only while MPI
+      // is called, and an answer on its way comes sooner than a sleep would end; then growing
+      // sleeps, up to 1 ms. (tiny28 on 2 ranks, a step's median wait for the gathered gradient:
+      // 1.6-2.3 ms sleeping after 200 us, 0.55 ms after 2 ms.)
       if (s < kSpinSeconds) {
         std::this_thread::yield();
         continue;
@@ -276,8 +277,18 @@ struct Comm::OrderedSum::State {
   std::vector<std::vector<float>> recvd;  // other ranks' parts, this rank's slice of each
 #ifdef VIT_MPI
   std::vector<MPI_Request> recv_reqs, send_reqs;
-  std::atomic<bool> progressing{false};
-  std::thread progress;  // keeps the transfers moving while the lanes compute
+  bool progressing = false;  // under `stop`
+  std::mutex stop;
+  std::condition_variable stopped;  // progressing became false
+  std::thread progress;             // keeps the transfers moving while the lanes compute
+  void stop_progress() {
+    {
+      std::lock_guard<std::mutex> lock(stop);
+      progressing = false;
+    }
+    stopped.notify_all();
+    if (progress.joinable()) progress.join();
+  }
 #endif
   int64_t slice(int r) const {
     return lo[size_t(r) + 1] - lo[size_t(r)];
@@ -288,10 +299,7 @@ Comm::OrderedSum::OrderedSum(std::unique_ptr<State> s) : s_(std::move(s)) {}
 
 Comm::OrderedSum::~OrderedSum() {
 #ifdef VIT_MPI
-  if (s_->progress.joinable()) {
-    s_->progressing = false;
-    s_->progress.join();
-  }
+  s_->stop_progress();
 #endif
 }
 
@@ -343,19 +351,24 @@ void Comm::OrderedSum::begin() {
     }
   }
   // Large messages move only while MPI is being called: a thread calls it every 2 ms until
-  // finish(), so that the parts travel while the lanes compute the next ones. (tiny28, 2 ranks x
+  // finish() wakes it to stop, so that the parts travel while the lanes compute the next ones.
+  // (tiny28, 2 ranks x
   // 1 thread on 2 cores: 727 img/s with 200 us, 798 with 2 ms, against 915 for one process with
   // 2 threads; means of 3 alternated runs of an epoch of mnist.)
   s.progressing = true;
   s.progress = std::thread([&s] {
-    while (s.progressing) {
+    for (;;) {
       {
         std::lock_guard<std::mutex> lock(s.comm->mpi);
         int flag = 0;
         MPI_Testall(int(s.recv_reqs.size()), s.recv_reqs.data(), &flag, MPI_STATUSES_IGNORE);
         MPI_Testall(int(s.send_reqs.size()), s.send_reqs.data(), &flag, MPI_STATUSES_IGNORE);
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(2000));
+      std::unique_lock<std::mutex> lock(s.stop);
+      if (s.stopped.wait_for(lock, std::chrono::microseconds(2000),
+                             [&s] { return !s.progressing; })) {
+        break;
+      }
     }
   });
 #endif
@@ -389,8 +402,7 @@ void Comm::OrderedSum::finish(float* total) {
   }
 #ifdef VIT_MPI
   if (c.size > 1) {
-    s.progressing = false;
-    s.progress.join();
+    s.stop_progress();
     c.wait(s.recv_reqs.data(), int(s.recv_reqs.size()), "receiving gradients");
   }
 #endif

@@ -511,7 +511,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     reporter->message("kernels: " + isa_summary() +
                       (dist ? "; " + std::to_string(comm.size()) + " ranks x " +
-                                  std::to_string(vit::num_threads()) + " threads"
+                                  std::to_string(vit::num_threads()) +
+                                  (vit::num_threads() == 1 ? " thread" : " threads")
                             : ""));
     for (const std::string& note : run.notes) reporter->message("note: " + note);
     s = vit::train(run.config, run.recipe,
