@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -207,6 +208,40 @@ TEST(Mpi, ResumesOnAnotherNumberOfRanks) {
       vit_shell(mpirun(3) + vit_words() + "train --resume " + (dir / "mpi") + " --epochs 2");
   ASSERT_EQ(second.code, 0) << second.out;
   expect_same_run(dir / "one", dir / "mpi", "2 ranks, resumed on 3");
+}
+
+// The ranks share every gradient, so a non-finite one stops all of them at the same step, and the
+// last good checkpoint stays as it was.
+TEST(Mpi, DivergenceStopsEveryRank) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-diverge");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  const std::string run = dir / "run";
+  ASSERT_EQ(vit_shell(mpirun(2) + vit_words() + train_args(dir / "data", run, 1)).code, 0);
+  // Huge (finite) head weights: the logits overflow and the loss is not finite.
+  const std::string state_path = run + "/last.train.safetensors";
+  std::vector<std::vector<float>> data;
+  std::vector<TensorToWrite> tensors;
+  std::map<std::string, std::string> metadata;
+  {
+    SafetensorsReader state(state_path);
+    metadata = state.metadata();
+    for (const TensorInfo& t : state.tensors()) {
+      data.push_back(state.read_f32(t.name));
+      if (t.name == "head.weight") std::fill(data.back().begin(), data.back().end(), 3e38f);
+    }
+    size_t i = 0;
+    for (const TensorInfo& t : state.tensors())
+      tensors.push_back({t.name, t.shape, data[i++].data()});
+  }
+  write_safetensors(state_path, tensors, metadata);
+  const std::string before = bytes_of(run + "/last.safetensors");
+  const Result r = vit_shell(mpirun(2) + vit_words() + "train --resume " + run + " --epochs 2");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("vit (rank 0 of 2): training diverged at epoch 2, step 1"),
+            std::string::npos)
+      << r.out;
+  EXPECT_TRUE(bytes_of(run + "/last.safetensors") == before) << "the last good checkpoint changed";
 }
 
 TEST(Mpi, RanksMustRunTheSameCommand) {
