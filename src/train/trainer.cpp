@@ -121,6 +121,20 @@ void make_step(Run& r, TrainReporter& reporter) {
                        std::to_string(r.recipe.micro_batch) + " gives one process the same bits)");
     }
   }
+  if (r.distributed()) {
+    // Besides one process's memory: a gradient buffer for each of this rank's micro-batches (held
+    // until sent) and its slice of every other micro-batch, for each rank on this machine.
+    const int N = r.config.num_tokens(), ranks = r.comm->size();
+    const int parts =
+        micro_batch_count(B, N, micro_batch_images(r.config, B, N, r.recipe.micro_batch));
+    const int64_t floats = int64_t(r.model->arena_floats());
+    const int64_t buffers = (parts + ranks - 1) / ranks * floats + parts * (floats / ranks + 16);
+    require_memory((Model::training_bytes(r.config, B) + 4 * buffers) * r.comm->local_size(),
+                   "training this model with batch " + std::to_string(B) + " on " +
+                       std::to_string(r.comm->local_size()) + " ranks of this machine",
+                   "use fewer ranks on it, a smaller `batch_size` or larger micro-batches "
+                   "(`micro_batch`)");
+  }
   r.train_step = std::make_unique<TrainStep>(*r.model, r.recipe, B, r.recipe.micro_batch, r.comm);
   r.opt = &r.train_step->optimizer();
 }

@@ -311,7 +311,9 @@ void add_train(CLI::App& app, TrainArgs& a) {
             "\n\nModel and recipe flags override the preset. Checkpoints (last, the optimizer "
             "state, and with --val-split the best epoch by validation accuracy) and "
             "metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) finishes the "
-            "step, saves and exits; --resume DIR continues.\nExample: vit train --data mnist "
+            "step, saves and exits; --resume DIR continues. Started by mpirun -np N (or srun), "
+            "the ranks share each step's micro-batches and train the weights one process "
+            "would, bit for bit; rank 0 writes --out.\nExample: vit train --data mnist "
             "--val-split 0.1 --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());
@@ -367,16 +369,14 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
   std::string first_isa = isa;
   comm.broadcast(first_isa);
   if (comm.any(first_isa != isa)) {
-    throw UsageError(first_isa != isa
-                         ? "rank " + std::to_string(comm.rank()) + " runs the " + isa +
-                               " kernels and rank 0 the " + first_isa +
-                               " ones, which round differently: choose one for every rank "
-                               "(mpirun -x VIT_ISA=" +
-                               first_isa +
-                               ", or the variant every CPU "
-                               "has)"
-                         : "the ranks of this run would run different kernel variants: choose one "
-                           "for every rank (mpirun -x VIT_ISA=...)");
+    const std::string choose = "choose one for every rank (mpirun -x VIT_ISA=" + first_isa +
+                               ", or a variant every machine's CPU has)";
+    throw UsageError(first_isa != isa ? "rank " + std::to_string(comm.rank()) + " runs the " + isa +
+                                            " kernels and rank 0 the " + first_isa +
+                                            " ones, which round differently: " + choose
+                                      : "the ranks of this run would run different kernel "
+                                        "variants: " +
+                                            choose);
   }
   const int cores = vit::available_cores(), here = comm.local_size();
   if (!a.threads) vit::set_num_threads(std::max(1, cores / here));
@@ -530,11 +530,13 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     const int sig = vit_cli::stop_signal();
     const int code = 128 + (sig ? sig : SIGINT);
     if (comm.rank() == 0) {
+      // (Under mpirun: on any number of ranks.)
+      const std::string launcher = dist ? "mpirun -np " + std::to_string(comm.size()) + " " : "";
       std::printf(
           "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
-          "  %s train --resume %s\n",
+          "  %s%s train --resume %s\n",
           sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
-          vit.c_str(), dir.c_str());
+          launcher.c_str(), vit.c_str(), dir.c_str());
     }
     if (dist) {
       // mpirun, stopping the job, kills its ranks a second after its SIGTERM: MPI_Finalize, which
