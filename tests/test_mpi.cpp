@@ -327,6 +327,22 @@ bool wait_for(const std::string& path) {
   return fs::exists(path);
 }
 
+// Once the job has finished an epoch, sends rank 1's vit (the child of the shell that started it)
+// signal sig.
+void signal_rank1_after_an_epoch(const Job& job, int sig) {
+  ASSERT_TRUE(wait_for(job.dir + "/run/metrics.jsonl")) << job.file("out.txt");
+  ASSERT_TRUE(wait_for(job.dir + "/pid.1"));
+  const Result child = vit_shell("pgrep -P " + job.file("pid.1"));
+  ASSERT_EQ(child.code, 0) << child.out;
+  kill(pid_t(std::stol(child.out)), sig);
+}
+
+// The run's last checkpoint reads back whole.
+void expect_whole_checkpoint(const std::string& run) {
+  const LoadedModel saved = load_model(run + "/last.safetensors");
+  EXPECT_GT(saved.model.num_params(), 0);
+}
+
 TEST(Mpi, SigintToMpirunSavesOnceOnEveryRank) {
   REQUIRE_MPI();
   TempDir dir("mpi-sigint");
@@ -345,52 +361,41 @@ TEST(Mpi, SigintToMpirunSavesOnceOnEveryRank) {
   const size_t said = out.find("stopped by SIGTERM after step");
   ASSERT_NE(said, std::string::npos) << out;
   EXPECT_EQ(out.find("stopped by", said + 1), std::string::npos) << out;
-  // The saved state is whole: a resume reads it (and is stopped at once by a signal of its own).
+  // The saved state is whole.
   SafetensorsReader state(dir / "run/last.train.safetensors");
   EXPECT_GE(std::stol(state.metadata().at("epoch")), 1);
-  const LoadedModel saved = load_model(dir / "run/last.safetensors");
-  EXPECT_GT(saved.model.num_params(), 0);
+  expect_whole_checkpoint(dir / "run");
+}
+
+// A 2-rank job of `timeout` seconds whose rank 1 gets `sig` once an epoch is done: mpirun's exit
+// status (-1: still running a minute later) and output. The last checkpoint must read back whole.
+std::pair<int, std::string> end_rank1(const std::string& tag, int sig, int timeout) {
+  TempDir dir(tag);
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  Job job(dir.path, 2,
+          train_args(dir / "data", dir / "run", 1000) + " --timeout " + std::to_string(timeout));
+  signal_rank1_after_an_epoch(job, sig);
+  const int code = job.wait(60);
+  expect_whole_checkpoint(dir / "run");
+  return {code, job.file("out.txt")};
 }
 
 TEST(Mpi, AKilledRankEndsTheJob) {
   REQUIRE_MPI();
-  TempDir dir("mpi-kill");
-  write_quadrant_dataset(dir / "data", 400, 100, 8);
-  Job job(dir.path, 2, train_args(dir / "data", dir / "run", 1000) + " --timeout 30");
-  ASSERT_TRUE(wait_for(dir / "run/metrics.jsonl")) << job.file("out.txt");
-  ASSERT_TRUE(wait_for(dir / "pid.1"));
-  const pid_t rank1 = pid_t(std::stol(job.file("pid.1")));
-  // The shell that started rank 1 waits for vit: kill vit itself, its child.
-  const Result child = vit_shell("pgrep -P " + std::to_string(rank1));
-  ASSERT_EQ(child.code, 0) << child.out;
-  kill(pid_t(std::stol(child.out)), SIGKILL);
-  const int code = job.wait(60);  // --timeout 30, and mpirun notices a dead rank at once
-  EXPECT_NE(code, -1) << "the job still runs a minute after a rank was killed";
-  EXPECT_NE(code, 0);
-  // The last checkpoint is whole.
-  const LoadedModel saved = load_model(dir / "run/last.safetensors");
-  EXPECT_GT(saved.model.num_params(), 0);
+  // mpirun notices a dead rank at once (--timeout 30 would end it too).
+  const auto [code, out] = end_rank1("mpi-kill", SIGKILL, 30);
+  EXPECT_NE(code, -1) << "the job still runs a minute after a rank was killed\n" << out;
+  EXPECT_NE(code, 0) << out;
 }
 
 // A rank that hangs (stopped) is not noticed by mpirun: the other's wait ends after --timeout.
 TEST(Mpi, AHungRankEndsTheJobAfterTheTimeout) {
   REQUIRE_MPI();
-  TempDir dir("mpi-hang");
-  write_quadrant_dataset(dir / "data", 400, 100, 8);
-  Job job(dir.path, 2, train_args(dir / "data", dir / "run", 1000) + " --timeout 5");
-  ASSERT_TRUE(wait_for(dir / "run/metrics.jsonl")) << job.file("out.txt");
-  ASSERT_TRUE(wait_for(dir / "pid.1"));
-  const Result child = vit_shell("pgrep -P " + job.file("pid.1"));
-  ASSERT_EQ(child.code, 0) << child.out;
-  kill(pid_t(std::stol(child.out)), SIGSTOP);
-  const int code = job.wait(60);
-  const std::string out = job.file("out.txt");
-  EXPECT_NE(code, -1) << "the job still runs a minute after a rank hung";
-  EXPECT_NE(code, 0);
+  const auto [code, out] = end_rank1("mpi-hang", SIGSTOP, 5);
+  EXPECT_NE(code, -1) << "the job still runs a minute after a rank hung\n" << out;
+  EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("vit (rank 0 of 2): rank 0 waited 5 s for the other ranks"), std::string::npos)
       << out;
-  const LoadedModel saved = load_model(dir / "run/last.safetensors");
-  EXPECT_GT(saved.model.num_params(), 0);
 }
 
 }  // namespace
