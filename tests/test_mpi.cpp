@@ -61,10 +61,15 @@ TEST(Dist, OrderedSumOfOneProcessAddsInOrder) {
 
 // ---- mpirun end to end.
 
-// Whether this build and machine can run the tests below (else the reason).
+std::string mpirun(int ranks);
+
+// Whether this build and machine can run the tests below (else the reason): MPI built in, and
+// mpirun able to start two processes here at all (a container without networking may not).
 std::string mpi_missing() {
   if (!mpi_built()) return "this build has no MPI (-DVIT_MPI=OFF or libopenmpi-dev missing)";
   if (vit_shell("command -v mpirun").code != 0) return "mpirun is not installed (openmpi-bin)";
+  static const Result probe = vit_shell(mpirun(2) + "true");
+  if (probe.code != 0) return "mpirun cannot start processes on this machine:\n" + probe.out;
   return "";
 }
 
