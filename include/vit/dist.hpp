@@ -23,10 +23,8 @@ bool mpi_built();
 class Comm {
  public:
   // The process's communicator: MPI's world when built with MPI and started by an MPI launcher
-  // (which MPI_Init's here, once), else a one-process one. timeout_seconds: how long a rank
-  // waits for the others in any collective before giving up (a rank that died or hangs): it then
-  // throws vit::Error, and the caller should abort() the job.
-  static Comm& world(double timeout_seconds = 300);
+  // (which MPI_Init's here, once), else a one-process one.
+  static Comm& world();
   ~Comm();
   Comm(const Comm&) = delete;
   Comm& operator=(const Comm&) = delete;
@@ -39,7 +37,10 @@ class Comm {
   int local_size() const;
   // This machine's name (MPI's processor name; the host name).
   std::string host() const;
+  // How long a rank waits for the others in any exchange before giving up (a rank that died or
+  // hangs; 300 s unless set): it then throws vit::Error, and the caller should abort() the job.
   double timeout() const;
+  void set_timeout(double seconds);
 
   void barrier();
   // Rank 0's bytes, on every rank.

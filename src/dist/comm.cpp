@@ -113,14 +113,10 @@ Comm::~Comm() {
 #endif
 }
 
-Comm& Comm::world(double timeout_seconds) {
+Comm& Comm::world() {
   static std::unique_ptr<Comm> comm;
-  if (comm) {
-    comm->impl_->timeout = timeout_seconds;
-    return *comm;
-  }
+  if (comm) return *comm;
   auto impl = std::make_unique<Impl>();
-  impl->timeout = timeout_seconds;
 #ifdef VIT_MPI
   if (launched_by_mpi()) {
     int provided = 0;
@@ -171,6 +167,10 @@ std::string Comm::host() const {
 }
 double Comm::timeout() const {
   return impl_->timeout;
+}
+void Comm::set_timeout(double seconds) {
+  VIT_CHECK(seconds > 0, "the timeout must be positive");
+  impl_->timeout = seconds;
 }
 
 double Comm::take_wait_seconds() {
@@ -316,8 +316,9 @@ std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<
   s->lo.resize(size_t(n) + 1);
   for (int r = 0; r <= n; ++r) s->lo[size_t(r)] = std::min(floats, (floats * r / n) / 16 * 16);
   s->lo[size_t(n)] = floats;
-  VIT_CHECK(s->slice(me) < (int64_t(1) << 31),
-            "the gradient is too large to be exchanged in one message per rank; use more ranks");
+  // (MPI counts and offsets are ints.)
+  VIT_CHECK(floats < (int64_t(1) << 31),
+            "ordered_sum: a gradient of more than 2^31 floats cannot be exchanged");
   s->mine.assign(size_t(parts), nullptr);
   s->recvd.resize(size_t(parts));
   for (int i = 0; i < parts; ++i) {

@@ -394,7 +394,8 @@ const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::Comm& comm = vit::Comm::world(a.timeout);
+  vit::Comm& comm = vit::Comm::world();
+  comm.set_timeout(a.timeout);
   vit::Comm* dist = comm.distributed() ? &comm : nullptr;
   if (dist) {
     g_comm = dist;
