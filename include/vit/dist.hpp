@@ -50,7 +50,7 @@ class Comm {
   // Every rank's doubles, in rank order: rank r passes counts[r] of them; all has sum(counts).
   void all_gather(const double* mine, const std::vector<int>& counts, double* all);
 
-  // Ends every rank of the job now (MPI_Abort) with `code`; a no-op on one process.
+  // Ends every rank of the job now (MPI_Abort) with `code`; one process alone exits with it.
   [[noreturn]] void abort(int code);
   // Seconds this rank has spent waiting for the others in OrderedSum::finish and collectives
   // since the last call (the share of a step the network could not hide).
