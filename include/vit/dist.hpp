@@ -42,7 +42,9 @@ class Comm {
   double timeout() const;
   void set_timeout(double seconds);
 
-  void barrier();
+  // bounded false: no timeout, for a wait on work of unknown length (decoding a dataset; a rank
+  // that dies meanwhile still ends the job, through mpirun).
+  void barrier(bool bounded = true);
   // Rank 0's bytes, on every rank.
   void broadcast(std::string& bytes);
   // Whether any rank passes true.

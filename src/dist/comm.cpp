@@ -67,8 +67,8 @@ struct Comm::Impl {
   int tag_ub = 32767;
 
   // Waits for every request in reqs (MPI_REQUEST_NULL ones are done), at most until the deadline
-  // of `timeout` seconds from now.
-  void wait(MPI_Request* reqs, int n, const char* what) {
+  // of `timeout` seconds from now (bounded), else for as long as it takes.
+  void wait(MPI_Request* reqs, int n, const char* what, bool bounded = true) {
     const auto start = Clock::now();
     auto sleep = std::chrono::microseconds(0);
     for (;;) {
@@ -79,7 +79,7 @@ struct Comm::Impl {
       }
       if (done) break;
       const double s = std::chrono::duration<double>(Clock::now() - start).count();
-      if (s > timeout) {
+      if (bounded && s > timeout) {
         throw Error("rank " + std::to_string(rank) + " waited " + std::to_string(int(s)) +
                     " s for the other ranks (" + what +
                     "): one of them has stopped or hangs. Check the other ranks' messages; if a "
@@ -179,7 +179,7 @@ double Comm::take_wait_seconds() {
   return s;
 }
 
-void Comm::barrier() {
+void Comm::barrier(bool bounded) {
 #ifdef VIT_MPI
   if (!distributed()) return;
   MPI_Request req;
@@ -187,7 +187,9 @@ void Comm::barrier() {
     std::lock_guard<std::mutex> lock(impl_->mpi);
     MPI_Ibarrier(impl_->world, &req);
   }
-  impl_->wait(&req, 1, "barrier");
+  impl_->wait(&req, 1, "barrier", bounded);
+#else
+  (void)bounded;
 #endif
 }
 

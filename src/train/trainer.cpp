@@ -164,10 +164,10 @@ void open_data(Run& r, TrainReporter& reporter) {
     reporter.progress("decoding images", done, total);
   };
   // The ranks of a machine one after the other, so that a folder dataset's cache is built once
-  // (by local rank 0) and then read by the others.
+  // (by local rank 0) and then read by the others, which wait as long as that takes.
   if (r.distributed()) {
     if (r.comm->local_rank() == 0) r.data = load_dataset(r.data_spec, o);
-    r.comm->barrier();
+    r.comm->barrier(/*bounded=*/false);
     if (r.comm->local_rank() != 0) r.data = load_dataset(r.data_spec, o);
   } else {
     r.data = load_dataset(r.data_spec, o);
