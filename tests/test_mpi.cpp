@@ -156,7 +156,10 @@ TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
     EXPECT_NE(r.out.find(std::to_string(ranks) + " ranks"), std::string::npos) << r.out;
     // More threads than the machine has cores: said once (by its first rank).
     const bool over = ranks * threads > available_cores();
-    EXPECT_EQ(r.out.find("threads on") != std::string::npos, over) << r.out;
+    EXPECT_EQ(
+        r.out.find("vit: warning: " + std::to_string(ranks) + " ranks x ") != std::string::npos,
+        over)
+        << r.out;
   }
 }
 

@@ -378,13 +378,20 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
                                         "variants: " +
                                             choose);
   }
-  const int cores = vit::available_cores(), here = comm.local_size();
-  if (!a.threads) vit::set_num_threads(std::max(1, cores / here));
-  if (comm.local_rank() == 0 && here * vit::num_threads() > cores) {
+  // mpirun binds each rank to its own cores when there are few ranks (the rank's affinity is then
+  // fewer cores than the machine has): its threads are those. Unbound, the ranks of a machine share
+  // its cores.
+  const int own = vit::available_cores(), here = comm.local_size();
+  const int machine = std::max(own, int(sysconf(_SC_NPROCESSORS_ONLN)));
+  const bool bound = own < machine;
+  const int cores = bound ? own : machine, sharing = bound ? 1 : here;
+  if (!a.threads) vit::set_num_threads(std::max(1, cores / sharing));
+  if (comm.local_rank() == 0 && sharing * vit::num_threads() > cores) {
     std::fprintf(stderr,
-                 "vit: warning: %d ranks x %d threads on %s, which has %d cores: they will take "
+                 "vit: warning: %d ranks x %d thread%s on %s, where %s %d core%s: they will take "
                  "turns (fewer --threads, or fewer ranks on it, will be faster)\n",
-                 here, vit::num_threads(), comm.host().c_str(), cores);
+                 here, vit::num_threads(), vit::num_threads() == 1 ? "" : "s", comm.host().c_str(),
+                 bound ? "each rank is bound to" : "they share", cores, cores == 1 ? "" : "s");
   }
 }
 
