@@ -105,6 +105,7 @@ compare: build
 fixtures:
 	python3 tests/reference/make_fixtures.py tests/fixtures
 	python3 tests/reference/make_transform_fixtures.py tests/fixtures
+	python3 tests/reference/make_rand_augment_fixtures.py tests/fixtures
 	python3 tests/reference/make_timm_fixtures.py tests/fixtures/timm
 	python3 tests/reference/make_attention_fixture.py tests/fixtures
 

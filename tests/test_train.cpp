@@ -391,7 +391,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"normal\",\"init\":\"torch\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"exif\":true,\"rrc\":false,"
       "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"cache_size\":0,\"crop_padding\":0,\"hflip\":"
-      "false,"
+      "false,\"rand_augment\":\"\","
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
@@ -408,7 +408,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"sincos\",\"init\":\"timm\",\"normalize\":\"data\",\"crop_pct\":0.875,\"crop_mode\":"
       "\"center\",\"interpolation\":\"bicubic\",\"exif\":true,\"rrc\":false,"
       "\"rrc_scale\":0.08,\"rrc_ratio\":1.3333334,\"cache_size\":0,\"crop_padding\":0,\"hflip\":"
-      "true,"
+      "true,\"rand_augment\":\"\","
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3,\"layer_decay\":1.0,\"freeze_backbone\":false}";
@@ -416,6 +416,14 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);
   }
+  // JSON written before `rand_augment` existed reads as without it.
+  std::string no_ra = fashion_json;
+  no_ra.erase(no_ra.find("\"rand_augment\":\"\","), 18);
+  EXPECT_EQ(Recipe::from_json(no_ra).to_json(), fashion_json);
+  // A config string timm would not read is refused where the recipe is read.
+  std::string bad_ra = fashion_json;
+  bad_ra.replace(bad_ra.find("\"rand_augment\":\"\""), 17, "\"rand_augment\":\"rand-q\"");
+  EXPECT_THROW(Recipe::from_json(bad_ra), Error);
   // JSON written before `init` existed (every checkpoint until then) reads as timm's.
   std::string before = fashion_json;
   before.erase(before.find("\"init\":\"timm\","), 14);

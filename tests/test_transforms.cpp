@@ -1,14 +1,20 @@
 // Image transforms against Pillow and torchvision (tests/fixtures/transforms.safetensors, made by
 // tests/reference/make_transform_fixtures.py): resizing bit for bit, timm's eval transform in each
 // crop mode, RandomResizedCrop's box from the same draws; and the training crop's determinism.
+// RandAugment's ops against Pillow (tests/fixtures/rand_augment.safetensors, made by
+// tests/reference/make_rand_augment_fixtures.py), its config strings and levels as timm's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
 #include <vector>
 
 #include "core/rng.hpp"
+#include "data/rand_augment.hpp"
 #include "data/resample.hpp"
 #include "ops/ops.hpp"
 #include "test_util.hpp"
@@ -299,6 +305,148 @@ TEST(Transforms, MixBatchMixesPartnersAsDrawn) {
     EXPECT_NEAR(mean, 0.5, 5 * std::sqrt(want / n)) << "alpha " << a;
     EXPECT_NEAR(var, want, 0.1 * want) << "alpha " << a;
   }
+}
+
+// Each RandAugment op with its argument gives Pillow's bytes: the lookup tables, the four
+// enhancements (blends inside and outside [0, 1]), rotations (the transposes and the affine map)
+// and shears and translations with the nearest, bilinear and bicubic filters, on gray and RGB.
+TEST(RandAugment, OpsArePillowsBitForBit) {
+  SafetensorsReader file(fixture("rand_augment.safetensors"));
+  const nlohmann::json cases = nlohmann::json::parse(file.metadata().at("cases"));
+  ASSERT_EQ(cases.size(), 252u);  // every case the script writes
+  auto planar = [&](const std::string& name, int& C, int& h, int& w) {
+    const TensorInfo& t = file.info(name);
+    h = int(t.shape[0]), w = int(t.shape[1]), C = int(t.shape[2]);
+    const std::vector<float> v = file.read_f32(name);
+    std::vector<uint8_t> out(v.size());
+    for (int c = 0; c < C; ++c) {
+      for (int i = 0; i < h * w; ++i) out[size_t(c * h * w + i)] = uint8_t(v[size_t(i * C + c)]);
+    }
+    return out;
+  };
+  std::map<std::string, data::AugOp> ops;
+  for (int k = 0; k < data::kNumAugOps; ++k) ops[data::to_string(data::AugOp(k))] = data::AugOp(k);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    int C = 0, h = 0, w = 0;
+    std::vector<uint8_t> got = planar("src." + c["source"].get<std::string>(), C, h, w);
+    const std::vector<uint8_t> want = planar("out." + std::to_string(i), C, h, w);
+    Preprocess p;
+    set_field(p, "interpolation", c["filter"].get<std::string>());
+    const uint8_t fill[3] = {uint8_t(C == 1 ? 128 : 124), 116, 104};  // the fixture's
+    ASSERT_TRUE(ops.count(c["op"].get<std::string>())) << c.dump();
+    data::apply_aug_op(ops[c["op"]], c["arg"].get<double>(), p.interpolation, fill,
+                       {got.data(), C, h, w});
+    EXPECT_EQ(first_difference(got, want), "") << c.dump();
+  }
+}
+
+// timm's config strings: the sections in any order, its defaults, and a message for the rest.
+TEST(RandAugment, ParsesTimmsConfigStrings) {
+  data::RandAugment ra = data::RandAugment::parse("rand-m9-mstd0.5-inc1");
+  EXPECT_EQ(ra.magnitude, 9);
+  EXPECT_EQ(ra.num_layers, 2);
+  EXPECT_EQ(ra.prob, 0.5);
+  EXPECT_EQ(ra.magnitude_std, 0.5);
+  EXPECT_EQ(ra.magnitude_max, 10);
+  EXPECT_TRUE(ra.increasing);
+  ra = data::RandAugment::parse("rand-n3-p1.0-mmax20-mstd101-m7");
+  EXPECT_EQ(ra.magnitude, 7);
+  EXPECT_EQ(ra.num_layers, 3);
+  EXPECT_EQ(ra.prob, 1.0);
+  EXPECT_TRUE(std::isinf(ra.magnitude_std));  // above 100: uniform in [0, m]
+  EXPECT_EQ(ra.magnitude_max, 20);
+  EXPECT_FALSE(ra.increasing);
+  ra = data::RandAugment::parse("rand");
+  EXPECT_EQ(ra.magnitude, 10);
+  EXPECT_FALSE(data::RandAugment::parse("rand-inc0").increasing);
+  for (const char* bad : {"augmix-m3", "rand-", "rand-m", "rand-m9x", "rand-m9.5", "rand-p1.5",
+                          "rand-inc2", "rand-q4", "rand-tweights", "randm9", "rand-mmax0"}) {
+    EXPECT_THROW(
+        {
+          try {
+            data::RandAugment::parse(bad);
+          } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("rand-m9-mstd0.5-inc1"), std::string::npos)
+                << bad << ": " << e.what();
+            throw;
+          }
+        },
+        Error)
+        << bad;
+  }
+}
+
+// The ops' arguments at a magnitude are timm's level_to_arg functions' (m 9: rotations of +-27
+// degrees, shears +-0.27, translations +-0.45 * 0.9, enhancements 1.72 or 1 +- 0.81), and the
+// signed ones take either sign.
+TEST(RandAugment, ArgumentsAreTimmsLevels) {
+  using data::AugOp;
+  Rng rng(3);
+  auto arg = [&](AugOp op, bool inc, double m) { return data::aug_op_arg(op, inc, m, rng); };
+  EXPECT_EQ(arg(AugOp::kPosterize, false, 9), 3);     // int(0.9 * 4)
+  EXPECT_EQ(arg(AugOp::kPosterize, true, 9), 1);      // 4 - 3
+  EXPECT_EQ(arg(AugOp::kSolarize, false, 9), 230);    // int(0.9 * 256)
+  EXPECT_EQ(arg(AugOp::kSolarize, true, 9), 26);      // 256 - 230
+  EXPECT_EQ(arg(AugOp::kSolarizeAdd, false, 9), 99);  // int(0.9 * 110)
+  EXPECT_EQ(arg(AugOp::kSolarizeAdd, false, 10), 110);
+  EXPECT_DOUBLE_EQ(arg(AugOp::kColor, false, 9), 0.9 * 1.8 + 0.1);
+  EXPECT_DOUBLE_EQ(arg(AugOp::kBrightness, false, 0), 0.1);
+  EXPECT_DOUBLE_EQ(arg(AugOp::kContrast, true, 10.0 * 1.0 / 0.9), 0.1);  // max(0.1, 1 - 1)
+  std::map<AugOp, std::set<double>> seen;
+  for (int i = 0; i < 64; ++i) {
+    for (AugOp op : {AugOp::kRotate, AugOp::kShearX, AugOp::kTranslateYRel, AugOp::kSharpness}) {
+      seen[op].insert(arg(op, true, 9));
+    }
+  }
+  EXPECT_EQ(seen[AugOp::kRotate], (std::set<double>{-0.9 * 30, 0.9 * 30}));
+  EXPECT_EQ(seen[AugOp::kShearX], (std::set<double>{-0.9 * 0.3, 0.9 * 0.3}));
+  EXPECT_EQ(seen[AugOp::kTranslateYRel], (std::set<double>{-0.9 * 0.45, 0.9 * 0.45}));
+  EXPECT_EQ(seen[AugOp::kSharpness], (std::set<double>{1.0 - 0.9 * 0.9, 1.0 + 0.9 * 0.9}));
+}
+
+// In a batch: seeded per sample (the same for any thread count, other draws in another epoch);
+// with no ops drawn (n0) exactly the batch without RandAugment; p1 changes nearly every image.
+TEST(RandAugment, BatchesAreSeededPerSample) {
+  auto array = std::make_shared<ImageArray>();
+  array->channels = 3;
+  array->image_size = 10;
+  Rng rng(8);
+  array->pixels.resize(size_t(16 * 3 * 100));
+  for (uint8_t& v : array->pixels) v = uint8_t(rng.below(256));
+  array->labels.assign(16, 0);
+  const Normalization norm{{0.5f, 0.4f, 0.3f}, {0.25f, 0.2f, 0.3f}};
+  std::vector<int64_t> idx(16);
+  std::iota(idx.begin(), idx.end(), 0);
+  const int before = num_threads();
+  auto batch = [&](int threads, int64_t epoch, const AugmentOptions& a) {
+    set_num_threads(threads);
+    std::vector<float> images(16 * 300);
+    std::vector<int32_t> labels(16);
+    make_batch(*array, idx.data(), 16, norm, a, 4, epoch, images.data(), labels.data());
+    set_num_threads(before);
+    return images;
+  };
+  AugmentOptions aug{.crop_padding = 1, .hflip = true, .rand_augment = "rand-m9-mstd0.5-inc1"};
+  const std::vector<float> one = batch(1, 0, aug);
+  EXPECT_EQ(batch(2, 0, aug), one);
+  EXPECT_NE(batch(1, 1, aug), one);
+  AugmentOptions none = aug;
+  none.rand_augment = "rand-n0";
+  AugmentOptions off = aug;
+  off.rand_augment = "";
+  EXPECT_EQ(batch(1, 0, none), batch(1, 0, off));
+  AugmentOptions always = off;
+  always.rand_augment = "rand-m9-p1";
+  const std::vector<float> a = batch(1, 0, always), b = batch(1, 0, off);
+  int changed = 0;
+  for (int i = 0; i < 16; ++i) {
+    changed += !std::equal(a.begin() + i * 300, a.begin() + (i + 1) * 300, b.begin() + i * 300);
+  }
+  EXPECT_GE(changed, 14);  // two ops at m9 leave an image unchanged only by chance
+  AugmentOptions bad = aug;
+  bad.rand_augment = "rand-x";
+  EXPECT_THROW(batch(1, 0, bad), Error);
 }
 
 }  // namespace

@@ -196,6 +196,12 @@ struct Recipe {
     v(Field{.name = "hflip",
             .help = "Random horizontal flips (default: the preset's, off for digits)"},
       r.augment.hflip);
+    v(Field{.name = "rand_augment",
+            .help = "timm's RandAugment after the crop and flip, as its config string (DeiT's: "
+                    "rand-m9-mstd0.5-inc1; m magnitude 0-10, n ops, mstd magnitude noise, inc1 "
+                    "the increasing ops); empty: off",
+            .optional = true},
+      r.augment.rand_augment);
     v(Field{.name = "erase_prob",
             .help = "Random-erasing probability",
             .lo = 0,

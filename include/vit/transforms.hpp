@@ -107,10 +107,15 @@ struct AugmentOptions {
   bool rrc = false;
   float rrc_scale = 0.08f, rrc_ratio = 4.0f / 3.0f;
   Interpolation interpolation = Interpolation::kBicubic;  // not a field: the run's Preprocess's
-  int crop_padding = 0;     // random crop of the image zero-padded by this many pixels per side
-  bool hflip = false;       // horizontal flip with probability 1/2
+  int crop_padding = 0;  // random crop of the image zero-padded by this many pixels per side
+  bool hflip = false;    // horizontal flip with probability 1/2
+  // timm's RandAugment after the crop and flip, as its config string ("rand-m9-mstd0.5-inc1";
+  // empty: off); its affine ops resample with `interpolation` and fill with the mean colour.
+  std::string rand_augment;
   float erase_prob = 0.0f;  // random erasing (a rectangle set to the mean) with this probability
-  bool enabled() const { return rrc || crop_padding > 0 || hflip || erase_prob > 0.0f; }
+  bool enabled() const {
+    return rrc || crop_padding > 0 || hflip || !rand_augment.empty() || erase_prob > 0.0f;
+  }
   // Mixup and CutMix of whole batches (mix_batch; timm's Mixup in its default 'batch' mode):
   // Beta(alpha, alpha) for each (0: off); with both, each mixed batch is CutMix with probability
   // 1/2; a batch is mixed with probability mix_prob.

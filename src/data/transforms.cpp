@@ -1,6 +1,7 @@
 // Preprocessing: channel conversion, timm's eval transform (resize as Pillow, centre crop or pad)
 // of decoded images, normalisation statistics and normalisation, epoch order, seeded per-sample
-// augmentation (random resized crop, random crop with padding, horizontal flip, random erasing),
+// augmentation (random resized crop, random crop with padding, horizontal flip, RandAugment,
+// random erasing),
 // batch assembly, Mixup / CutMix of whole batches and patch dropout's draws.
 #include "vit/transforms.hpp"
 
@@ -15,6 +16,7 @@
 
 #include "core/fields_json.hpp"
 #include "core/rng.hpp"
+#include "data/rand_augment.hpp"
 #include "data/resample.hpp"
 #include "vit/error.hpp"
 
@@ -572,6 +574,12 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
     VIT_CHECK(aug.rrc_scale > 0 && aug.rrc_scale <= 1 && aug.rrc_ratio >= 1,
               "`rrc_scale` must be in (0, 1] and `rrc_ratio` at least 1");
   }
+  data::RandAugment rand_augment;
+  if (!aug.rand_augment.empty()) {
+    rand_augment = data::RandAugment::parse(aug.rand_augment);
+    VIT_CHECK(C == 1 || C == 3, "RandAugment works on gray or RGB images; this dataset's have " +
+                                    std::to_string(C) + " channels");
+  }
   const ImageArray* array = d.as_array();  // the fast paths: pixels read in place
   const ImageList* list = d.as_list();
   const std::vector<uint8_t> fill = border_fill(norm);  // an ImageList's padding: the mean colour
@@ -582,7 +590,7 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
     const int64_t i = idx[b];
     // Kept between calls: a batch allocates only while samples grow.
     thread_local Image image;
-    thread_local std::vector<uint8_t> planar, cropped;
+    thread_local std::vector<uint8_t> planar, cropped, moved;
     data::Planes whole;  // the sample's image (an ImageList's before its crop)
     try {
       if (array) {
@@ -628,17 +636,36 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
       dy = int(rng.below(uint64_t(span))) - aug.crop_padding;
     }
     const bool flip = aug.hflip && rng.uniform() < 0.5;
-    // out(y, x) = src(y + dy, x' + dx) with x' the (possibly mirrored) column; zero padding.
-    for (int c = 0; c < C; ++c) {
-      const float scale = 1.0f / (255.0f * norm.std[c]);
-      const float shift = norm.mean[c] / norm.std[c];
-      for (int y = 0; y < S; ++y) {
-        const int sy = y + dy;
-        for (int x = 0; x < S; ++x) {
-          const int sx = (flip ? S - 1 - x : x) + dx;
-          const bool inside = sy >= 0 && sy < S && sx >= 0 && sx < S;
-          const float p = inside ? src[c * plane + int64_t(sy) * S + sx] : 0.0f;
-          out[c * plane + int64_t(y) * S + x] = p * scale - shift;
+    if (!aug.rand_augment.empty()) {
+      // The shifted and flipped pixels (as below, in 8 bits), then RandAugment's ops on them.
+      moved.resize(size_t(per_image));
+      for (int c = 0; c < C; ++c) {
+        for (int y = 0; y < S; ++y) {
+          const int sy = y + dy;
+          for (int x = 0; x < S; ++x) {
+            const int sx = (flip ? S - 1 - x : x) + dx;
+            const bool inside = sy >= 0 && sy < S && sx >= 0 && sx < S;
+            moved[size_t(c * plane + int64_t(y) * S + x)] =
+                inside ? src[c * plane + int64_t(sy) * S + sx] : 0;
+          }
+        }
+      }
+      data::rand_augment(rand_augment, aug.interpolation, fill.data(), rng,
+                         {moved.data(), C, S, S});
+      normalize_image(moved.data(), C, S, norm, out);
+    } else {
+      // out(y, x) = src(y + dy, x' + dx) with x' the (possibly mirrored) column; zero padding.
+      for (int c = 0; c < C; ++c) {
+        const float scale = 1.0f / (255.0f * norm.std[c]);
+        const float shift = norm.mean[c] / norm.std[c];
+        for (int y = 0; y < S; ++y) {
+          const int sy = y + dy;
+          for (int x = 0; x < S; ++x) {
+            const int sx = (flip ? S - 1 - x : x) + dx;
+            const bool inside = sy >= 0 && sy < S && sx >= 0 && sx < S;
+            const float p = inside ? src[c * plane + int64_t(sy) * S + sx] : 0.0f;
+            out[c * plane + int64_t(y) * S + x] = p * scale - shift;
+          }
         }
       }
     }

@@ -175,6 +175,7 @@ std::string value_type(const vit::Field& f) {
     if (w) words += std::string(words.empty() ? "" : ",") + w;
   }
   if (!words.empty()) return "TEXT:{" + words + "}";
+  if constexpr (std::is_same_v<T, std::string>) return "TEXT";
   std::string t = std::is_floating_point_v<T> ? "FLOAT" : std::is_unsigned_v<T> ? "UINT" : "INT";
   if (f.lo <= f.hi) t += " in " + vit::field_range(f);  // as a bad value's message shows it
   return t;
@@ -1288,8 +1289,8 @@ struct BenchArgs {
 // The recipe fields `vit bench --data` takes: how images are prepared and augmented.
 const std::set<std::string>& pipeline_fields() {
   static const std::set<std::string> names = {
-      "crop_pct",  "crop_mode",  "interpolation", "rrc",   "rrc_scale",
-      "rrc_ratio", "cache_size", "crop_padding",  "hflip", "erase_prob"};
+      "crop_pct",   "crop_mode",    "interpolation", "rrc",          "rrc_scale", "rrc_ratio",
+      "cache_size", "crop_padding", "hflip",         "rand_augment", "erase_prob"};
   return names;
 }
 
@@ -1419,9 +1420,10 @@ int run_data_bench(const CLI::App& cmd, const BenchArgs& a, const vit::Preset& p
               (long long)r.images, r.open_seconds, open_rate, open_rate / threads);
   std::printf(
       "  batches  %.0f img/s (%.0f per thread), batch %d, augmentation: random resized crop "
-      "%s, crop padding %d, flips %s, erasing %g\n",
+      "%s, crop padding %d, flips %s, RandAugment %s, erasing %g\n",
       r.batch_img_per_s, r.batch_img_per_s / threads, o.batch, g.rrc ? "on" : "off", g.crop_padding,
-      g.hflip ? "on" : "off", g.erase_prob);
+      g.hflip ? "on" : "off", g.rand_augment.empty() ? "off" : g.rand_augment.c_str(),
+      g.erase_prob);
   return 0;
 }
 
