@@ -186,28 +186,43 @@ int coord(double v) {  // Pillow's COORD
   return v < 0.0 ? -1 : int(v);
 }
 
-// One sample of plane `in` (w x h) at (xin, yin) with the bilinear or bicubic filter
-// (Geometry.c's bilinear_filter8 / bicubic_filter8, whose rows past the edge repeat the last one
-// read); false outside the image.
-bool bilinear(const uint8_t* in, int w, int h, double xin, double yin, uint8_t& out) {
+// Where the bilinear or bicubic filter reads for one output pixel, the same for every channel
+// (Geometry.c's bilinear_filter8 / bicubic_filter8): the columns xs (clamped to the image), the
+// rows (the first clamped; a later one past the edge repeats the value of the one before: -1) and
+// the fractions dx, dy. False when (xin, yin) is outside the image (the fill colour stays).
+struct Taps {
+  int64_t xs[4], rows[4];
+  double dx, dy;
+};
+bool taps(int w, int h, double xin, double yin, int n, Taps& t) {
   if (xin < 0.0 || xin >= w || yin < 0.0 || yin >= h) return false;
   xin -= 0.5;
   yin -= 0.5;
-  const int x = floor_int(xin), y = floor_int(yin);
-  const double dx = xin - x, dy = yin - y;
-  const int x0 = std::clamp(x, 0, w - 1), x1 = std::clamp(x + 1, 0, w - 1);
-  const uint8_t* row = in + int64_t(std::clamp(y, 0, h - 1)) * w;
-  double v1 = row[x0] + (row[x1] - row[x0]) * dx;
-  double v2 = v1;
-  if (y + 1 >= 0 && y + 1 < h) {
-    row = in + int64_t(y + 1) * w;
-    v2 = row[x0] + (row[x1] - row[x0]) * dx;
+  int x = floor_int(xin), y = floor_int(yin);
+  t.dx = xin - x;
+  t.dy = yin - y;
+  if (n == 4) --x, --y;  // bicubic: from the sample before
+  for (int k = 0; k < n; ++k) {
+    t.xs[k] = std::clamp(x + k, 0, w - 1);
+    const bool inside = y + k >= 0 && y + k < h;
+    t.rows[k] = k == 0 ? int64_t(std::clamp(y, 0, h - 1)) * w : (inside ? int64_t(y + k) * w : -1);
   }
-  v1 = v1 + (v2 - v1) * dy;
-  out = uint8_t(v1);
   return true;
 }
 
+uint8_t bilinear(const uint8_t* in, const Taps& t) {
+  const uint8_t* row = in + t.rows[0];
+  double v1 = row[t.xs[0]] + (row[t.xs[1]] - row[t.xs[0]]) * t.dx;
+  double v2 = v1;
+  if (t.rows[1] >= 0) {
+    row = in + t.rows[1];
+    v2 = row[t.xs[0]] + (row[t.xs[1]] - row[t.xs[0]]) * t.dx;
+  }
+  v1 = v1 + (v2 - v1) * t.dy;
+  return uint8_t(v1);
+}
+
+// Pillow's cubic (a = -1) in Horner form; on a row's samples its p's are exact integers.
 double cubic(double v1, double v2, double v3, double v4, double d) {
   const double p1 = v2;
   const double p2 = -v1 + v3;
@@ -216,33 +231,19 @@ double cubic(double v1, double v2, double v3, double v4, double d) {
   return p1 + d * (p2 + d * (p3 + d * p4));
 }
 
-bool bicubic(const uint8_t* in, int w, int h, double xin, double yin, uint8_t& out) {
-  if (xin < 0.0 || xin >= w || yin < 0.0 || yin >= h) return false;
-  xin -= 0.5;
-  yin -= 0.5;
-  int x = floor_int(xin), y = floor_int(yin);
-  const double dx = xin - x, dy = yin - y;
-  --x;
-  --y;
-  int xs[4];
-  for (int k = 0; k < 4; ++k) xs[k] = std::clamp(x + k, 0, w - 1);
-  // Integer arithmetic on the row's samples first, as Pillow's macro on UINT8 values.
-  auto row_value = [&](const uint8_t* r) {
-    const int a = r[xs[0]], b = r[xs[1]], c = r[xs[2]], e = r[xs[3]];
-    const double p1 = b;
-    const double p2 = -a + c;
-    const double p3 = 2 * (a - b) + c - e;
-    const double p4 = -a + b - c + e;
-    return p1 + dx * (p2 + dx * (p3 + dx * p4));
-  };
+uint8_t bicubic(const uint8_t* in, const Taps& t) {
   double v[4];
-  v[0] = row_value(in + int64_t(std::clamp(y, 0, h - 1)) * w);
-  for (int k = 1; k < 4; ++k) {
-    v[k] = (y + k >= 0 && y + k < h) ? row_value(in + int64_t(y + k) * w) : v[k - 1];
+  for (int k = 0; k < 4; ++k) {
+    if (t.rows[k] < 0) {
+      v[k] = v[k - 1];
+      continue;
+    }
+    const uint8_t* r = in + t.rows[k];
+    const int a = r[t.xs[0]], b = r[t.xs[1]], c = r[t.xs[2]], e = r[t.xs[3]];
+    v[k] = cubic(a, b, c, e, t.dx);  // the integer p's are exact in double too
   }
-  const double r = cubic(v[0], v[1], v[2], v[3], dy);
-  out = r <= 0.0 ? 0 : (r >= 255.0 ? 255 : uint8_t(r));
-  return true;
+  const double r = cubic(v[0], v[1], v[2], v[3], t.dy);
+  return r <= 0.0 ? 0 : (r >= 255.0 ? 255 : uint8_t(r));
 }
 
 void affine(const PlanarImage& im, const double a[6], Interpolation filter, const uint8_t* fill) {
@@ -252,18 +253,17 @@ void affine(const PlanarImage& im, const double a[6], Interpolation filter, cons
   for (int c = 0; c < im.channels; ++c) std::memset(plane(im, c), fill[c], size_t(n));
   if (filter != Interpolation::kNearest) {
     // ImagingGenericTransform with affine_transform and the filter.
+    const int n_taps = filter == Interpolation::kBilinear ? 2 : 4;
+    Taps t;
     for (int y = 0; y < h; ++y) {
       for (int x = 0; x < w; ++x) {
         const double xi = x + 0.5, yi = y + 0.5;
         const double xx = a[0] * xi + a[1] * yi + a[2];
         const double yy = a[3] * xi + a[4] * yi + a[5];
+        if (!taps(w, h, xx, yy, n_taps, t)) continue;
         for (int c = 0; c < im.channels; ++c) {
-          uint8_t v;
           const uint8_t* in = src.data() + c * n;
-          const bool inside = filter == Interpolation::kBilinear ? bilinear(in, w, h, xx, yy, v)
-                                                                 : bicubic(in, w, h, xx, yy, v);
-          if (!inside) break;  // the same position for every channel
-          plane(im, c)[int64_t(y) * w + x] = v;
+          plane(im, c)[int64_t(y) * w + x] = n_taps == 2 ? bilinear(in, t) : bicubic(in, t);
         }
       }
     }

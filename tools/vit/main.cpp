@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -346,39 +347,54 @@ void add_train(CLI::App& app, TrainArgs& a) {
       ->capture_default_str();
 }
 
+// Rank 0's `mine` is sent to every rank; when any rank's own differs, every rank refuses
+// (UsageError): that rank with the message differs(rank 0's value), the others with
+// elsewhere(rank 0's value).
+using RankMessage = std::function<std::string(const std::string& rank0s)>;
+void require_rank0s(vit::Comm& comm, const std::string& mine, const RankMessage& differs,
+                    const RankMessage& elsewhere) {
+  std::string first = mine;
+  comm.broadcast(first);
+  const bool own = first != mine;
+  if (comm.any(own)) throw UsageError(own ? differs(first) : elsewhere(first));
+}
+
 // Under mpirun (or srun): every rank must run the same command. Rank 0's command line is sent to
 // the others, and a rank whose own differs is refused, on every rank (UsageError); so is a rank
 // whose kernel variant differs. The threads per rank default to this machine's cores over its
 // ranks; more threads than cores is a warning.
 void join_ranks(vit::Comm& comm, const TrainArgs& a) {
-  std::string mine;
-  for (const std::string& arg : g_args) mine += arg + '\n';
-  std::string first = mine;
-  comm.broadcast(first);
-  const bool differs = first != mine;
-  if (comm.any(differs)) {
-    throw UsageError(differs ? "rank " + std::to_string(comm.rank()) +
-                                   " was started with another command line than rank 0 (" +
-                                   first.substr(0, 200) +
-                                   "); every rank of a distributed run must run the same command"
-                             : "the ranks of this run were started with different command lines; "
-                               "every rank must run the same command");
-  }
+  std::string line;
+  for (const std::string& arg : g_args) line += arg + '\n';
+  const std::string rank = "rank " + std::to_string(comm.rank());
+  require_rank0s(
+      comm, line,
+      [&](const std::string& first) {
+        return rank + " was started with another command line than rank 0 (" +
+               first.substr(0, 200) +
+               "); every rank of a distributed run must run the same command";
+      },
+      [](const std::string&) {
+        return std::string(
+            "the ranks of this run were started with different command lines; every rank must "
+            "run the same command");
+      });
   // One kernel variant on every rank: variants round differently, and the ranks' weights, each
   // updated by its own rank, would drift apart.
   const std::string isa = vit::isa_name(vit::active_isa());
-  std::string first_isa = isa;
-  comm.broadcast(first_isa);
-  if (comm.any(first_isa != isa)) {
-    const std::string choose = "choose one for every rank (mpirun -x VIT_ISA=" + first_isa +
-                               ", or a variant every machine's CPU has)";
-    throw UsageError(first_isa != isa ? "rank " + std::to_string(comm.rank()) + " runs the " + isa +
-                                            " kernels and rank 0 the " + first_isa +
-                                            " ones, which round differently: " + choose
-                                      : "the ranks of this run would run different kernel "
-                                        "variants: " +
-                                            choose);
-  }
+  auto choose = [](const std::string& first) {
+    return "choose one for every rank (mpirun -x VIT_ISA=" + first +
+           ", or a variant every machine's CPU has)";
+  };
+  require_rank0s(
+      comm, isa,
+      [&](const std::string& first) {
+        return rank + " runs the " + isa + " kernels and rank 0 the " + first +
+               " ones, which round differently: " + choose(first);
+      },
+      [&](const std::string& first) {
+        return "the ranks of this run would run different kernel variants: " + choose(first);
+      });
   // mpirun binds each rank to its own cores when there are few ranks (the rank's affinity is then
   // fewer cores than the machine has): its threads are those. Unbound, the ranks of a machine share
   // its cores.
