@@ -413,6 +413,48 @@ TEST(Data, KeptPatchesAreSeededUniformSubsets) {
   EXPECT_THROW(sample_kept_patches(idx.data(), 1, Np, Np + 1, 0, 0, bad.data()), Error);
 }
 
+// Drop-path's draws: block l's branches kept with probability 1 - rate * l / (depth - 1) (block
+// 0 always), as the factor 1 / keep, else 0; seeded per (seed, epoch, sample) whatever the batch.
+TEST(Data, DropPathFactorsAreTimmsRatesPerSample) {
+  const int depth = 5;
+  const float rate = 0.4f;
+  auto draw = [&](uint64_t seed, int64_t epoch, const std::vector<int64_t>& samples) {
+    std::vector<float> f(samples.size() * depth * 2);
+    sample_drop_path(samples.data(), int(samples.size()), depth, rate, seed, epoch, f.data());
+    return f;
+  };
+  const std::vector<int64_t> idx = {3, 8, 1, 40000};
+  const auto a = draw(0, 0, idx);
+  EXPECT_EQ(a, draw(0, 0, idx));
+  EXPECT_NE(a, draw(0, 1, idx));
+  EXPECT_NE(a, draw(1, 0, idx));
+  const auto alone = draw(0, 0, {idx[2]});
+  EXPECT_TRUE(std::equal(alone.begin(), alone.end(), a.begin() + 2 * depth * 2));
+
+  const int64_t n = 4000;
+  std::vector<int64_t> many(n);
+  for (int64_t i = 0; i < n; ++i) many[size_t(i)] = i;
+  const auto f = draw(7, 2, many);
+  for (int l = 0; l < depth; ++l) {
+    const double p = double(float(double(rate) * l / (depth - 1)));
+    const float factor = float(1.0 / (1.0 - p));
+    for (int k = 0; k < 2; ++k) {
+      int kept = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float v = f[size_t((b * depth + l) * 2 + k)];
+        ASSERT_TRUE(v == 0.0f || v == factor) << "block " << l << ": " << v;
+        kept += v != 0.0f;
+      }
+      const double sd = std::sqrt(n * p * (1 - p));
+      if (l == 0) EXPECT_EQ(kept, n);
+      EXPECT_NEAR(kept, n * (1 - p), 5 * sd + 1e-9) << "block " << l << " branch " << k;
+    }
+  }
+  std::vector<float> bad(depth * 2);
+  EXPECT_THROW(sample_drop_path(idx.data(), 1, depth, 1.0f, 0, 0, bad.data()), Error);
+  EXPECT_THROW(sample_drop_path(idx.data(), 1, depth, -0.1f, 0, 0, bad.data()), Error);
+}
+
 TEST_F(Augment, CropShiftsFlipMirrorsEraseBlanks) {
   auto plain = batch({}, 0, 0, {4});
   const float zero = -0.25f / 0.5f;  // a padded (black) pixel, normalised

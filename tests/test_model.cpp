@@ -32,6 +32,7 @@ struct Loaded {
   Config cfg;
   nlohmann::json recipe;
   std::vector<float> images, logits;
+  std::vector<float> drop_path;  // drop-path's factors [B, depth, 2] (empty: none)
   std::vector<int32_t> labels;
   float loss = 0;
   int B = 0;
@@ -59,6 +60,7 @@ Loaded load_fixture(const SafetensorsReader& f, Model** out) {
   L.labels.assign(fl.begin(), fl.end());
   L.B = int(fl.size());
   L.logits = f.read_f32("out.logits");
+  if (f.contains("input.drop_path")) L.drop_path = f.read_f32("input.drop_path");
   L.loss = f.read_f32("out.loss")[0];
   *out = model;
   return L;
@@ -75,17 +77,21 @@ TEST_P(ModelFixture, ForwardBackwardMatchPyTorch) {
   const float smoothing = L.recipe["label_smoothing"].get<float>();
 
   model->enable_training(B + 3);  // a larger arena than the batch must not matter
-  const float* logits = model->forward(L.images.data(), B);
+  const float* drop = L.drop_path.empty() ? nullptr : L.drop_path.data();
+  const float* logits = model->forward(L.images.data(), B, nullptr, 0, drop);
   double max_logit = expect_close("logits", logits, L.logits, kFwdAtol, kFwdRtol);
   std::vector<float> probs(B * K), dlogits(B * K);
   const float loss =
       float(cross_entropy(logits, L.labels.data(), B, K, smoothing, probs.data(), dlogits.data()));
   expect_close("loss", &loss, &L.loss, 1, kFwdAtol, kFwdRtol);
 
-  // The inference path gives the same logits without saved activations.
-  std::vector<float> inf(B * K);
-  model->predict(L.images.data(), B, inf.data());
-  expect_close("predict logits", inf.data(), L.logits, kFwdAtol, kFwdRtol);
+  // The inference path gives the same logits without saved activations (and without drop-path,
+  // which training alone has).
+  if (!drop) {
+    std::vector<float> inf(B * K);
+    model->predict(L.images.data(), B, inf.data());
+    expect_close("predict logits", inf.data(), L.logits, kFwdAtol, kFwdRtol);
+  }
 
   model->zero_grad();
   model->backward(dlogits.data());
@@ -104,6 +110,25 @@ TEST_P(ModelFixture, ForwardBackwardMatchPyTorch) {
   EXPECT_GT(checked, 10);
   std::printf("[ fixture ] %s: max |logits diff| %.3g, max |grad diff| %.3g over %d tensors\n",
               GetParam(), max_logit, max_grad, checked);
+  if (drop) {
+    // In micro-batches of 2 (each image's factors go with it): the same gradients, and the same
+    // bits with 1 and 2 threads.
+    auto micro = [&](int threads) {
+      const int before = num_threads();
+      set_num_threads(threads);
+      batch_gradients(*model, L.images.data(), L.labels.data(), B, smoothing, nullptr, 0,
+                      probs.data(), dlogits.data(), 2, nullptr, 1.0f, nullptr, drop);
+      set_num_threads(before);
+      return std::vector<float>(model->grad_data(), model->grad_data() + model->arena_floats());
+    };
+    const std::vector<float> one = micro(1);
+    EXPECT_EQ(micro(2), one);
+    for (const ParamInfo& p : model->params()) {
+      if (!p.trainable) continue;
+      expect_close("micro-batched grad." + p.name, one.data() + p.offset,
+                   f.read_f32("grad." + p.name), kGradAtol, kGradRtol);
+    }
+  }
 }
 
 TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
@@ -128,7 +153,8 @@ TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
   TrainStep step(*model, recipe, B, B);
   std::vector<float> losses(steps), norms(steps);
   for (int t = 0; t < steps; ++t) {
-    const StepStats s = step.run(L.images.data(), L.labels.data(), B, recipe.lr);
+    const StepStats s = step.run(L.images.data(), L.labels.data(), B, recipe.lr, nullptr, 0, 1.0f,
+                                 L.drop_path.empty() ? nullptr : L.drop_path.data());
     ASSERT_TRUE(s.updated);
     losses[t] = float(s.loss);
     norms[t] = float(s.grad_norm);
@@ -176,7 +202,8 @@ TEST_P(ModelFixture, FiveOptimizerStepsMatchPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture,
                          ::testing::Values("model_a.safetensors", "model_b.safetensors",
                                            "model_c.safetensors", "model_d.safetensors",
-                                           "model_e.safetensors", "model_f.safetensors"),
+                                           "model_e.safetensors", "model_f.safetensors",
+                                           "model_g.safetensors", "model_h.safetensors"),
                          [](const auto& info) { return std::string(1, info.param[6]); });
 
 Config small_config() {

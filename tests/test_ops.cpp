@@ -539,19 +539,48 @@ TEST_P(OpsFiniteDiff, LayerScaleQkNormQuickGelu) {
   auto g = random_vector(R * 3 * D, 34);
   std::vector<float> out(R * 3 * D), dy(R * D), dgamma(D, 0.0f);
   auto ls_loss = [&] {
-    ops::scale_add_forward(op_context(), out.data(), res.data(), y.data(), gamma.data(), R, D);
+    ops::scale_add_forward(op_context(), out.data(), res.data(), y.data(), gamma.data(), nullptr, 1,
+                           R, D);
     return dot(g.data(), out.data(), R * D);
   };
   ops::scale_add_backward(op_context(), dy.data(), dgamma.data(), g.data(), y.data(), gamma.data(),
-                          R, D);
+                          nullptr, 1, R, D);
   expect_fd("layer scale dy", y.data(), R * D, dy.data(), ls_loss);
   expect_fd("layer scale dgamma", gamma.data(), D, dgamma.data(), ls_loss);
   // In place (inference): out = residual.
   std::vector<float> inplace = res;
-  ops::scale_add_forward(op_context(), inplace.data(), inplace.data(), y.data(), gamma.data(), R,
-                         D);
+  ops::scale_add_forward(op_context(), inplace.data(), inplace.data(), y.data(), gamma.data(),
+                         nullptr, 1, R, D);
   ls_loss();
   expect_close("layer scale in place", inplace.data(), out.data(), R * D, 0, 0);
+  // Drop-path: images of N = 2 rows scaled by their factor (0: the branch dropped), with and
+  // without LayerScale; dy of a dropped image is 0, and without gamma nothing else is computed.
+  {
+    const int N = 2, R2 = 6;
+    const std::vector<float> sample = {1.25f, 0.0f, 2.0f};
+    auto r2 = random_vector(R2 * D, 41), y2 = random_vector(R2 * D, 42),
+         g2 = random_vector(R2 * D, 43);
+    std::vector<float> o2(R2 * D), dy2(R2 * D), dgamma2(D, 0.0f);
+    for (bool with_gamma : {true, false}) {
+      const float* gm = with_gamma ? gamma.data() : nullptr;
+      const std::string tag = with_gamma ? " (LayerScale)" : "";
+      auto dp_loss = [&] {
+        ops::scale_add_forward(op_context(), o2.data(), r2.data(), y2.data(), gm, sample.data(), N,
+                               R2, D);
+        return dot(g2.data(), o2.data(), R2 * D);
+      };
+      std::fill(dgamma2.begin(), dgamma2.end(), 0.0f);
+      ops::scale_add_backward(op_context(), dy2.data(), with_gamma ? dgamma2.data() : nullptr,
+                              g2.data(), y2.data(), gm, sample.data(), N, R2, D);
+      expect_fd("drop-path dy" + tag, y2.data(), R2 * D, dy2.data(), dp_loss);
+      if (with_gamma) expect_fd("drop-path dgamma", gamma.data(), D, dgamma2.data(), dp_loss);
+      dp_loss();
+      for (int i = 2 * D; i < 4 * D; ++i) {  // image 1, dropped: out = residual, dy = 0
+        ASSERT_EQ(o2[size_t(i)], r2[size_t(i)]) << i << tag;
+        ASSERT_EQ(dy2[size_t(i)], 0.0f) << i << tag;
+      }
+    }
+  }
 
   // qk-norm: L = g . qk_norm(qkv); also in place for inference.
   const int Dh = D / H;

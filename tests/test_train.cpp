@@ -394,7 +394,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "false,\"rand_augment\":\"\","
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
-      "\"full_token_epochs\":0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
+      "\"full_token_epochs\":0,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
   fashion.epochs = 1;
@@ -411,7 +411,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "true,\"rand_augment\":\"\","
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
-      "\"full_token_epochs\":3,\"layer_decay\":1.0,\"freeze_backbone\":false}";
+      "\"full_token_epochs\":3,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);

@@ -93,8 +93,13 @@ class Model {
   // Returns logits [B, K], valid until the next forward. With keep (patch dropout, timm's
   // PatchDropout) the blocks see only the class token (if any) and, for image b, the patch tokens
   // keep[b * num_keep + j] (j < num_keep, values in [0, num_patches)), after the positional
-  // embedding is added: fewer tokens, a faster step and a regulariser.
-  const float* forward(const float* images, int B, const int32_t* keep = nullptr, int num_keep = 0);
+  // embedding is added: fewer tokens, a faster step and a regulariser. With drop_path (timm's
+  // DropPath, stochastic depth) [B, depth, 2], image b's attention branch of block l is scaled by
+  // drop_path[(b * depth + l) * 2] and its MLP branch by the next factor: 0 drops the branch (the
+  // block passes the residual stream on), 1 / keep probability keeps it (sample_drop_path draws
+  // them).
+  const float* forward(const float* images, int B, const int32_t* keep = nullptr, int num_keep = 0,
+                       const float* drop_path = nullptr);
   // Backward of the last forward: dlogits [B, K]. Parameter gradients accumulate (+=) into the
   // gradient arena, so call zero_grad() between steps (or not, to accumulate).
   void backward(const float* dlogits);

@@ -60,6 +60,9 @@ struct Recipe {
   // evaluation does.
   float patch_drop = 0.0f;
   int full_token_epochs = 0;
+  // Drop-path (stochastic depth, timm's drop_path_rate): each image skips each block's attention
+  // and MLP branch with probability drop_path * l / (depth - 1) in block l (sample_drop_path).
+  float drop_path = 0.0f;
   // Fine-tuning (AdamWOptions): layer-wise learning-rate decay (1: off), and a linear probe that
   // trains the classifier head alone (Model::freeze_backbone).
   float layer_decay = 1.0f;
@@ -240,6 +243,14 @@ struct Recipe {
             .hi = 100000,
             .optional = true},
       r.full_token_epochs);
+    v(Field{.name = "drop_path",
+            .help = "Drop-path rate (stochastic depth; timm's drop_path_rate, DeiT 0.1): block "
+                    "l's branches are skipped per image with probability rate * l / (depth - 1)",
+            .lo = 0,
+            .hi = 1,
+            .hi_open = true,
+            .optional = true},
+      r.drop_path);
     v(Field{.name = "layer_decay",
             .help = "Layer-wise lr decay for fine-tuning (timm / BEiT): block i's lr is "
                     "lr * decay^(depth + 1 - (i + 1)), the embeddings' decay^(depth + 1); 1: off",
@@ -320,10 +331,12 @@ struct BatchStats {
 // rank then computes the micro-batches part_owners gives it and the ranks sum them in micro-batch
 // order (Comm::OrderedSum): every rank ends with the same gradient, the same bits as one process
 // with any number of threads. Every rank passes the whole batch.
+// drop_path: drop-path's factors [B, depth, 2], as in Model::forward; null: none.
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
                            float* dlogits, int micro_batch = 0, const int32_t* labels2 = nullptr,
-                           float lam = 1.0f, Comm* comm = nullptr);
+                           float lam = 1.0f, Comm* comm = nullptr,
+                           const float* drop_path = nullptr);
 
 struct StepStats : BatchStats {
   double grad_norm = 0;  // the global gradient norm before clipping
@@ -350,12 +363,13 @@ class TrainStep {
   TrainStep& operator=(const TrainStep&) = delete;
 
   // One step on images [B, C, S, S] with labels [B], B <= max_batch; keep, num_keep: patch
-  // dropout, as in batch_gradients; lam < 1: the images were mixed with the batch reversed
-  // (mix_batch), and so are the targets. When the loss or the gradient norm is not finite the
-  // weights and the optimizer are left as they were (updated = false): what then is the caller's
-  // choice.
+  // dropout, and drop_path: drop-path's factors, as in batch_gradients; lam < 1: the images were
+  // mixed with the batch reversed (mix_batch), and so are the targets. When the loss or the
+  // gradient norm is not finite the weights and the optimizer are left as they were (updated =
+  // false): what then is the caller's choice.
   StepStats run(const float* images, const int32_t* labels, int B, float lr,
-                const int32_t* keep = nullptr, int num_keep = 0, float lam = 1.0f);
+                const int32_t* keep = nullptr, int num_keep = 0, float lam = 1.0f,
+                const float* drop_path = nullptr);
 
   AdamW& optimizer() { return *opt_; }
 

@@ -1,7 +1,8 @@
 // Preprocessing, separate from decoding (vit/image.hpp) and from datasets' storage
 // (vit/dataset.hpp): converting and resizing decoded images to the model's input (timm's eval
 // transform), normalisation statistics, seeded per-sample augmentation, batch assembly, Mixup and
-// CutMix, and the other seeded draws of training (epoch order, patch dropout's kept patches).
+// CutMix, and the other seeded draws of training (epoch order, patch dropout's kept patches,
+// drop-path's factors).
 #pragma once
 
 #include <cstdint>
@@ -177,6 +178,13 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
 // independent of the augmentation's (the same on resume and for any thread count).
 void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_keep, uint64_t seed,
                          int64_t epoch, int32_t* keep);
+
+// Drop-path's draw for a batch: factors [B, depth, 2] for sample idx[b], from a stream of (seed,
+// epoch, idx[b]) of their own. Block l's attention and MLP branches are each kept with
+// probability 1 - p_l, p_l = rate * l / (depth - 1) (timm's torch.linspace(0, rate, depth)), as
+// the factor 1 / (1 - p_l), else dropped: 0 (Model::forward's drop_path).
+void sample_drop_path(const int64_t* idx, int B, int depth, float rate, uint64_t seed,
+                      int64_t epoch, float* factors);
 
 // The order of an epoch's samples: a permutation of [0, n) determined by (seed, epoch).
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch);

@@ -2,7 +2,7 @@
 // of decoded images, normalisation statistics and normalisation, epoch order, seeded per-sample
 // augmentation (random resized crop, random crop with padding, horizontal flip, RandAugment,
 // random erasing),
-// batch assembly, Mixup / CutMix of whole batches and patch dropout's draws.
+// batch assembly, Mixup / CutMix of whole batches and patch dropout's and drop-path's draws.
 #include "vit/transforms.hpp"
 
 #include <omp.h>
@@ -35,6 +35,9 @@ uint64_t mix_stream(int64_t epoch, int64_t step) {
 }
 uint64_t patch_stream(int64_t epoch, int64_t index) {
   return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x5041540000000000ull;
+}
+uint64_t drop_stream(int64_t epoch, int64_t index) {
+  return (uint64_t(epoch) << 40) ^ uint64_t(index) ^ 0x4450000000000000ull;
 }
 
 // The taps of resampling n_in samples to n_out: a triangle filter of half-width
@@ -791,6 +794,22 @@ void sample_kept_patches(const int64_t* idx, int B, int num_patches, int num_kee
     int32_t* out = keep + int64_t(b) * num_keep;
     std::copy(perm.begin(), perm.begin() + num_keep, out);
     std::sort(out, out + num_keep);
+  }
+}
+
+void sample_drop_path(const int64_t* idx, int B, int depth, float rate, uint64_t seed,
+                      int64_t epoch, float* factors) {
+  VIT_CHECK(rate >= 0.0f && rate < 1.0f && depth >= 1,
+            "drop-path needs a rate in [0, 1) (got " + std::to_string(rate) + ")");
+  for (int b = 0; b < B; ++b) {
+    Rng rng(seed, drop_stream(epoch, idx[b]));
+    for (int l = 0; l < depth; ++l) {
+      const float p = depth > 1 ? float(double(rate) * l / (depth - 1)) : 0.0f;
+      const double keep = 1.0 - double(p);
+      for (int k = 0; k < 2; ++k) {
+        factors[(int64_t(b) * depth + l) * 2 + k] = rng.uniform() < keep ? float(1.0 / keep) : 0.0f;
+      }
+    }
   }
 }
 

@@ -45,12 +45,14 @@ void enable(Model& model, int lanes, int max_batch, int grad_buffers);
 float* grad_buffer(Model& model, int i);
 // forward()'s checks for a lane (vit::Error when one fails). forward skips them, so that it can
 // run inside an OpenMP region, which an exception must not leave: check first.
-void check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep);
+void check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep,
+                   const float* drop_path = nullptr);
 // Model::forward() and backward() on lane `lane` (one thread each may use its own lane at a
 // time), backward accumulating the parameter gradients into grads; backward differentiates the
 // lane's last forward.
 const float* forward(Model& model, int lane, const float* images, int B,
-                     const int32_t* keep = nullptr, int num_keep = 0);
+                     const int32_t* keep = nullptr, int num_keep = 0,
+                     const float* drop_path = nullptr);
 void backward(Model& model, int lane, const float* dlogits, float* grads);
 
 }  // namespace lanes

@@ -59,7 +59,7 @@ struct BlockActs {
   float *ln1, *mean1, *rstd1, *qkv, *att, *attn, *xmid, *ln2, *mean2, *rstd2, *g, *slope;
   // qk_norm: the projection before the norm and the heads' statistics [B*N, 2H] (training).
   float *qkv_raw = nullptr, *qk_mean = nullptr, *qk_rstd = nullptr;
-  // LayerScale: proj's and fc2's outputs before the scale.
+  // LayerScale: proj's and fc2's outputs before the scale (kept for ls1's and ls2's gradients).
   float *y1 = nullptr, *y2 = nullptr;
 };
 
@@ -77,6 +77,9 @@ struct ForwardBuffers {
   // distilled, else 1; logits_dist [B, K] its second head's.
   float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
         *logits = nullptr, *logits_dist = nullptr;
+  // Drop-path without LayerScale: a branch's output [B, N, D] before its scaled join (a lane's
+  // gradient scratch, free during the forward; null outside lanes).
+  float* branch = nullptr;
 };
 
 // One set of training activations and gradient scratch, for batches of up to `capacity` images.
@@ -85,6 +88,8 @@ struct Lane {
   int last_batch = 0;         // B of the last forward, 0 when there is nothing to backpropagate
   std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
   int num_keep = 0;           // 0: the last forward kept every token
+  std::vector<float> drop;    // the last forward's drop-path factors [depth, 2, B]
+  bool dropping = false;      // false: the last forward had no drop-path
   Arena acts;
   ForwardBuffers fwd;
   // Gradient scratch, shared by all blocks (dx also holds fwd.emb during the forward).
@@ -464,7 +469,8 @@ void allocate_lane(const Config& c, Lane& L, int B) {
   Planner p{fresh.acts, {}};
   plan_activations(c, fresh, B, p);
   p.allocate();
-  fresh.fwd.emb = fresh.dx;  // free until the backward
+  fresh.fwd.emb = fresh.dx;      // free until the backward
+  fresh.fwd.branch = fresh.dln;  // likewise
   fresh.capacity = B;
   L = std::move(fresh);
 }
@@ -501,9 +507,11 @@ std::array<Float*, kMaxPrefix> prefix_rows(const Impl& m, Float* base) {
 // buffers F that plan_forward laid out for training (each block's activations saved for the
 // backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
 // each op not to keep what only the backward reads). keep (training only) is patch dropout:
-// image b's blocks see the prefix tokens and the patch tokens keep[b * num_keep + j].
+// image b's blocks see the prefix tokens and the patch tokens keep[b * num_keep + j]. drop
+// (training only, with F.branch or LayerScale's buffers) is drop-path: block l's attention branch
+// of image b is scaled by drop[2l * B + b] and its MLP branch by drop[(2l + 1) * B + b].
 void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, const float* images,
-                   int B, const int32_t* keep, int num_keep) {
+                   int B, const int32_t* keep, int num_keep, const float* drop) {
   const Config& c = m.cfg;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int F0 = c.num_prefix_tokens();  // the class token or none
@@ -539,10 +547,16 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
     ops::layernorm_forward(ctx, s.ln1, s.mean1, s.rstd1, F.x[0], W(p.norm1_w), W(p.norm1_b), BN, D,
                            c.ln_eps);
   }
-  // LayerScale unfuses the residual joins: linear, then the scaled add, then the LayerNorm.
+  // LayerScale and drop-path unfuse the residual joins: linear, then the scaled add, then the
+  // LayerNorm.
+  const bool unfused = c.layer_scale || drop;
   for (int l = 0; l < c.depth; ++l) {
     const BlockOffsets& p = m.blocks[l];
     BlockActs& s = F.blocks[l];
+    const float* ds1 = drop ? drop + int64_t(2 * l) * B : nullptr;
+    const float* ds2 = drop ? drop + int64_t(2 * l + 1) * B : nullptr;
+    float* y1 = c.layer_scale ? s.y1 : F.branch;
+    float* y2 = c.layer_scale ? s.y2 : F.branch;
     const float* qkv_b = p.qkv_b == kNone ? nullptr : W(p.qkv_b);
     if (c.qk_norm) {
       float* raw = s.qkv_raw ? s.qkv_raw : s.qkv;  // inference: in place
@@ -553,9 +567,10 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
       ops::linear_forward(ctx, s.qkv, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
     }
     ops::attention_forward(ctx, s.attn, s.att, s.qkv, B, N, D, H);
-    if (c.layer_scale) {
-      ops::linear_forward(ctx, s.y1, s.attn, W(p.proj_w), W(p.proj_b), BN, D, D);
-      ops::scale_add_forward(ctx, s.xmid, F.x[l], s.y1, W(p.ls1), BN, D);
+    if (unfused) {
+      ops::linear_forward(ctx, y1, s.attn, W(p.proj_w), W(p.proj_b), BN, D, D);
+      ops::scale_add_forward(ctx, s.xmid, F.x[l], y1, c.layer_scale ? W(p.ls1) : nullptr, ds1, N,
+                             BN, D);
       ops::layernorm_forward(ctx, s.ln2, s.mean2, s.rstd2, s.xmid, W(p.norm2_w), W(p.norm2_b), BN,
                              D, c.ln_eps);
     } else {
@@ -576,9 +591,10 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
       norm_w = W(m.blocks[l + 1].norm1_w);
       norm_b = W(m.blocks[l + 1].norm1_b);
     }
-    if (c.layer_scale) {
-      ops::linear_forward(ctx, s.y2, s.g, W(p.fc2_w), W(p.fc2_b), BN, M, D);
-      ops::scale_add_forward(ctx, F.x[l + 1], s.xmid, s.y2, W(p.ls2), BN, D);
+    if (unfused) {
+      ops::linear_forward(ctx, y2, s.g, W(p.fc2_w), W(p.fc2_b), BN, M, D);
+      ops::scale_add_forward(ctx, F.x[l + 1], s.xmid, y2, c.layer_scale ? W(p.ls2) : nullptr, ds2,
+                             N, BN, D);
       if (next.ln1) {
         ops::layernorm_forward(ctx, next.ln1, next.mean1, next.rstd1, F.x[l + 1], norm_w, norm_b,
                                BN, D, c.ln_eps);
@@ -609,15 +625,26 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
 }
 
 // The training forward of images [B, C, S, S] in lane L, saving what lane_backward needs.
+// drop_path: [B, depth, 2] per image (Model::forward), kept as [depth, 2, B] (forward_graph's).
 const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
-                          int num_keep) {
+                          int num_keep, const float* drop_path) {
   if (keep) {
     L.keep.assign(keep, keep + int64_t(B) * num_keep);
     L.num_keep = num_keep;
   } else {
     L.num_keep = 0;
   }
-  forward_graph(m, executor_context(m), L.fwd, images, B, keep, num_keep);
+  L.dropping = drop_path != nullptr;
+  if (drop_path) {
+    const int depth2 = 2 * m.cfg.depth;
+    L.drop.resize(size_t(depth2) * size_t(B));  // grows once: a step allocates nothing after
+    for (int b = 0; b < B; ++b) {
+      for (int j = 0; j < depth2; ++j)
+        L.drop[size_t(j) * B + b] = drop_path[int64_t(b) * depth2 + j];
+    }
+  }
+  forward_graph(m, executor_context(m), L.fwd, images, B, keep, num_keep,
+                drop_path ? L.drop.data() : nullptr);
   L.last_batch = B;
   return L.fwd.logits;
 }
@@ -664,10 +691,15 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
   for (int l = c.depth - 1; l >= 0; --l) {
     const BlockOffsets& p = m.blocks[l];
     const BlockActs& s = L.fwd.blocks[l];
-    // x_l+1 = xmid + ls2 * fc2(act(fc1(norm2(xmid)))); the slope is act's, GELU's or QuickGELU's.
+    const float* ds1 = L.dropping ? L.drop.data() + int64_t(2 * l) * B : nullptr;
+    const float* ds2 = L.dropping ? L.drop.data() + int64_t(2 * l + 1) * B : nullptr;
+    const bool ls = c.layer_scale;
+    // x_l+1 = xmid + ls2 * fc2(act(fc1(norm2(xmid)))) * drop; the slope is act's, GELU's or
+    // QuickGELU's.
     const float* dy2 = L.dx;
-    if (c.layer_scale) {  // dln is free here
-      ops::scale_add_backward(ctx, L.dln, G(p.ls2), L.dx, s.y2, m.W(p.ls2), BN, D);
+    if (ls || L.dropping) {  // dln is free here
+      ops::scale_add_backward(ctx, L.dln, ls ? G(p.ls2) : nullptr, L.dx, s.y2,
+                              ls ? m.W(p.ls2) : nullptr, ds2, N, BN, D);
       dy2 = L.dln;
     }
     ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), dy2, s.g, m.W(p.fc2_w), s.slope,
@@ -675,10 +707,11 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
     ops::linear_backward(ctx, L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
     ops::layernorm_backward(ctx, L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
                             m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
-    // xmid = x_l + ls1 * proj(attention(qkv(norm1(x_l))))
+    // xmid = x_l + ls1 * proj(attention(qkv(norm1(x_l)))) * drop
     const float* dy1 = L.dx;
-    if (c.layer_scale) {  // dqkv is free until attention_backward
-      ops::scale_add_backward(ctx, L.dqkv, G(p.ls1), L.dx, s.y1, m.W(p.ls1), BN, D);
+    if (ls || L.dropping) {  // dqkv is free until attention_backward
+      ops::scale_add_backward(ctx, L.dqkv, ls ? G(p.ls1) : nullptr, L.dx, s.y1,
+                              ls ? m.W(p.ls1) : nullptr, ds1, N, BN, D);
       dy1 = L.dqkv;
     }
     ops::linear_backward(ctx, L.dln, G(p.proj_w), G(p.proj_b), dy1, s.attn, m.W(p.proj_w), BN, D,
@@ -721,7 +754,8 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
 }
 
 // Checks a forward's arguments against lane L (as Model::forward documents).
-void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, int num_keep) {
+void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, int num_keep,
+                   const float* drop_path) {
   VIT_CHECK(B >= 1 && B <= L.capacity, "forward: batch " + std::to_string(B) + " is outside [1, " +
                                            std::to_string(L.capacity) + "]");
   const int Np = c.num_patches();
@@ -735,6 +769,14 @@ void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, i
       VIT_CHECK(keep[i] >= 0 && keep[i] < Np, "forward: kept patch index " +
                                                   std::to_string(keep[i]) + " is outside [0, " +
                                                   std::to_string(Np) + ")");
+    }
+  }
+  if (drop_path) {
+    // Each factor is 0 (dropped) or 1 / keep probability: finite and >= 1 when kept.
+    for (int64_t i = 0; i < int64_t(B) * 2 * c.depth; ++i) {
+      VIT_CHECK(drop_path[i] == 0.0f || (drop_path[i] >= 1.0f && std::isfinite(drop_path[i])),
+                "forward: drop-path factor " + std::to_string(drop_path[i]) +
+                    " is neither 0 (dropped) nor 1 / keep probability (>= 1)");
     }
   }
 }
@@ -828,12 +870,13 @@ float* lanes::grad_buffer(Model& model, int i) {
   return m.grad_buffers.at(m.grad_buffer_offsets[size_t(i)]);
 }
 
-const float* Model::forward(const float* images, int B, const int32_t* keep, int num_keep) {
+const float* Model::forward(const float* images, int B, const int32_t* keep, int num_keep,
+                            const float* drop_path) {
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
   if (m.main.capacity < m.max_batch) allocate_lane(m.cfg, m.main, m.max_batch);
-  check_forward(m.cfg, m.main, B, keep, num_keep);
-  return lane_forward(m, m.main, images, B, keep, num_keep);
+  check_forward(m.cfg, m.main, B, keep, num_keep, drop_path);
+  return lane_forward(m, m.main, images, B, keep, num_keep, drop_path);
 }
 
 void Model::backward(const float* dlogits) {
@@ -842,18 +885,19 @@ void Model::backward(const float* dlogits) {
   lane_backward(m, m.main, dlogits, m.grads.data());
 }
 
-void lanes::check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep) {
+void lanes::check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep,
+                          const float* drop_path) {
   const Impl& m = detail::ModelAccess::impl(model);
   VIT_CHECK(lane >= 0 && lane < int(m.lanes.size()),
             "lane " + std::to_string(lane) + " is outside [0, " + std::to_string(m.lanes.size()) +
                 "); see lanes::enable");
-  check_forward(m.cfg, m.lanes[size_t(lane)], B, keep, num_keep);
+  check_forward(m.cfg, m.lanes[size_t(lane)], B, keep, num_keep, drop_path);
 }
 
 const float* lanes::forward(Model& model, int lane, const float* images, int B, const int32_t* keep,
-                            int num_keep) {
+                            int num_keep, const float* drop_path) {
   Impl& m = detail::ModelAccess::impl(model);
-  return lane_forward(m, m.lanes[size_t(lane)], images, B, keep, num_keep);
+  return lane_forward(m, m.lanes[size_t(lane)], images, B, keep, num_keep, drop_path);
 }
 
 void lanes::backward(Model& model, int lane, const float* dlogits, float* grads) {
@@ -895,7 +939,7 @@ void Model::predict(const float* images, int B, float* logits) {
     const int b0 = micro_batch_start(B, parts, part);
     const int bc = micro_batch_start(B, parts, part + 1) - b0;
     F.logits = logits + int64_t(b0) * c.num_classes;
-    forward_graph(m, executor_context(m), F, images + b0 * pixels, bc, nullptr, 0);
+    forward_graph(m, executor_context(m), F, images + b0 * pixels, bc, nullptr, 0, nullptr);
   };
   m.cpu.with_threads(threads);  // scratch for each thread, before the region
   run_on_lanes(parts, threads, run);
@@ -909,7 +953,7 @@ void Model::forward_attention(const float* image, float* logits, float* att) {
   Planner p{arena, {}};
   plan_forward(c, 1, Pass::kTraining, p, F);  // the training plan: each block's att is kept
   p.allocate();
-  forward_graph(m, executor_context(m), F, image, 1, nullptr, 0);
+  forward_graph(m, executor_context(m), F, image, 1, nullptr, 0, nullptr);
   std::copy_n(F.logits, c.num_classes, logits);
   const int64_t per_block = int64_t(c.heads) * c.num_tokens() * c.num_tokens();
   for (int l = 0; l < c.depth; ++l) std::copy_n(F.blocks[l].att, per_block, att + l * per_block);

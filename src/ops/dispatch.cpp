@@ -230,13 +230,14 @@ void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B,
 }
 
 void scale_add_forward(const Context& ctx, float* out, const float* residual, const float* y,
-                       const float* gamma, int64_t R, int D) {
-  return VIT_PICK(scale_add_forward)(ctx, out, residual, y, gamma, R, D);
+                       const float* gamma, const float* sample, int N, int64_t R, int D) {
+  return VIT_PICK(scale_add_forward)(ctx, out, residual, y, gamma, sample, N, R, D);
 }
 
 void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const float* dout,
-                        const float* y, const float* gamma, int64_t R, int D) {
-  return VIT_PICK(scale_add_backward)(ctx, dy, dgamma, dout, y, gamma, R, D);
+                        const float* y, const float* gamma, const float* sample, int N, int64_t R,
+                        int D) {
+  return VIT_PICK(scale_add_backward)(ctx, dy, dgamma, dout, y, gamma, sample, N, R, D);
 }
 
 void qk_norm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* qkv,

@@ -136,14 +136,17 @@ void mean_pool_forward(const Context& ctx, float* out, const float* x, int B, in
 void mean_pool_backward(const Context& ctx, float* dx, const float* dout, int B, int N, int D,
                         int first);
 
-// ---- LayerScale (src/ops/cpu/variants.cpp; timm's ls1 / ls2, DeiT III and DINOv2): out [R, D] =
-// residual + gamma [D] * y; out may alias residual.
+// ---- A residual join with a scaled branch (src/ops/cpu/variants.cpp): LayerScale (timm's ls1 /
+// ls2, DeiT III and DINOv2) and drop-path (timm's DropPath: each image's branch kept and scaled,
+// or dropped). out [R, D] = residual + (gamma [D] * y) * sample[r / N]; gamma null: 1; sample
+// null: 1 (else one factor per image of N rows, 0 or 1 / keep probability); out may alias residual.
 void scale_add_forward(const Context& ctx, float* out, const float* residual, const float* y,
-                       const float* gamma, int64_t R, int D);
-// dy = gamma * dout (dy may alias dout); dgamma += sum_r dout * y, each column summed in row order
-// by one thread (thread-count independent).
+                       const float* gamma, const float* sample, int N, int64_t R, int D);
+// dy = gamma * dout * sample[r / N] (dy may alias dout); with dgamma, dgamma += sum_r dout * y *
+// sample[r / N], each column summed in row order by one thread (thread-count independent).
 void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const float* dout,
-                        const float* y, const float* gamma, int64_t R, int D);
+                        const float* y, const float* gamma, const float* sample, int N, int64_t R,
+                        int D);
 
 // ---- qk-norm (src/ops/cpu/variants.cpp; timm's Attention(qk_norm=True)): qkv [R, 3D] laid out
 // [q | k | v], H heads of Dh each. out = qkv with every head's q normalised by LayerNorm over Dh

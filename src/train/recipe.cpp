@@ -179,15 +179,14 @@ std::vector<Preset> make_presets() {
     // A recipe for fine-tuning a pretrained model (`train --init`, which takes the model's shape,
     // normalisation and preprocessing): BEiT / timm fine-tuning practice scaled to a small folder
     // of images: a low peak lr with a one-epoch warm-up and cosine decay, weight decay 0.05,
-    // layer-wise lr decay 0.75, label smoothing, random resized crops and flips. (timm also uses
-    // drop-path, which vitcpp does not have.)
+    // layer-wise lr decay 0.75, label smoothing, drop-path 0.1, random resized crops and flips.
     Preset f;
     f.name = "finetune";
     f.description =
         "Fine-tuning recipe for `train --init MODEL` (the default there): 10 epochs, batch 32, "
         "AdamW lr 1e-4 with a 1-epoch warm-up and cosine decay to 1e-6, weight decay 0.05, "
-        "layer-wise lr decay 0.75, label smoothing 0.1, clipping at 1, random resized crops and "
-        "flips; the model is the pretrained one";
+        "layer-wise lr decay 0.75, label smoothing 0.1, drop-path 0.1, clipping at 1, random "
+        "resized crops and flips; the model is the pretrained one";
     f.config = timm_config(768, 12, 12);  // shown by info; --init replaces it
     f.recipe.epochs = 10;
     f.recipe.batch_size = 32;
@@ -196,6 +195,7 @@ std::vector<Preset> make_presets() {
     f.recipe.warmup_epochs = 1;
     f.recipe.weight_decay = 0.05f;
     f.recipe.layer_decay = 0.75f;
+    f.recipe.drop_path = 0.1f;
     f.recipe.label_smoothing = 0.1f;
     f.recipe.clip_grad = 1.0f;
     f.recipe.augment.rrc = true;
@@ -234,8 +234,8 @@ std::vector<Preset> make_presets() {
                     std::to_string(s.depth) + " blocks, 1000 classes" +
                     (v.config.variants().empty() ? "" : ", " + v.config.variants()) +
                     "), for pretrained weights, benchmarks and interop; its recipe trains with "
-                    "random resized crops, flips, RandAugment (DeiT's rand-m9-mstd0.5-inc1) and "
-                    "erasing";
+                    "random resized crops, flips, RandAugment (DeiT's rand-m9-mstd0.5-inc1), "
+                    "erasing and drop-path 0.1";
     v.recipe.epochs = 300;
     v.recipe.batch_size = 64;
     v.recipe.lr = 1e-3f;
@@ -246,6 +246,7 @@ std::vector<Preset> make_presets() {
     v.recipe.augment.hflip = true;
     v.recipe.augment.rand_augment = "rand-m9-mstd0.5-inc1";
     v.recipe.augment.erase_prob = 0.25f;
+    v.recipe.drop_path = 0.1f;  // DeiT's
     v.recipe.normalize = norm;
     v.recipe.preprocess.crop_pct = crop_pct;
     v.recipe.preprocess.interpolation = Interpolation::kBicubic;

@@ -66,7 +66,7 @@ double loss_and_gradient(const ops::Context& ctx, float* probs, float* d, const 
 BatchStats batch_gradients(Model& model, const float* images, const int32_t* labels, int B,
                            float smoothing, const int32_t* keep, int num_keep, float* probs,
                            float* dlogits, int micro_batch, const int32_t* labels2, float lam,
-                           Comm* comm) {
+                           Comm* comm, const float* drop_path) {
   if (labels2) {
     VIT_CHECK(lam >= 0.0f && lam <= 1.0f, "batch_gradients: lam must be in [0, 1]");
     ops::check_loss_inputs(labels2, B, model.config().num_classes, smoothing);
@@ -83,7 +83,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   const bool distributed = comm && comm->distributed();
   if (parts == 1 && !distributed) {  // one piece: straight into the gradient arena
     model.zero_grad();
-    const float* logits = model.forward(images, B, keep, num_keep);
+    const float* logits = model.forward(images, B, keep, num_keep, drop_path);
     stats.loss = loss_and_gradient(ops::Context{}, probs, dlogits, logits, labels, labels2, lam, B,
                                    K, smoothing, 1.0f);
     model.backward(dlogits);
@@ -116,9 +116,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   const LanePlan plan = plan_lanes(tasks, threads);
   lanes::enable(model, plan.lanes, micro_batch_largest(B, parts),
                 distributed ? std::max(tasks, 1) : plan.buffers);
+  const int64_t drop_floats = 2 * int64_t(c.depth);  // per image
   for (int i = 0; i < parts; ++i) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    lanes::check_forward(model, 0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
+    lanes::check_forward(model, 0, bc, keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep,
+                         drop_path ? drop_path + int64_t(b0) * drop_floats : nullptr);
   }
   // Each micro-batch's loss and correct count (the calling thread's buffers, grown once: the
   // pointers, not the thread_local names, are what the other threads may use).
@@ -135,8 +137,9 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     float* grads = lanes::grad_buffer(model, buffer);
     ops::fill_zero(ops_context(), grads, int64_t(floats));
-    const float* logits = lanes::forward(model, lane, images + b0 * pixels, bc,
-                                         keep ? keep + int64_t(b0) * num_keep : nullptr, num_keep);
+    const float* logits = lanes::forward(
+        model, lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr,
+        num_keep, drop_path ? drop_path + int64_t(b0) * drop_floats : nullptr);
     float* p = probs + int64_t(b0) * K;
     float* d = dlogits + int64_t(b0) * K;
     const int32_t* y = labels + b0;
@@ -221,7 +224,7 @@ TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micr
 TrainStep::~TrainStep() = default;
 
 StepStats TrainStep::run(const float* images, const int32_t* labels, int B, float lr,
-                         const int32_t* keep, int num_keep, float lam) {
+                         const int32_t* keep, int num_keep, float lam, const float* drop_path) {
   VIT_CHECK(B >= 1 && B <= max_batch_, "TrainStep: a batch of " + std::to_string(B) +
                                            " images, but the step was made for 1 to " +
                                            std::to_string(max_batch_));
@@ -230,7 +233,7 @@ StepStats TrainStep::run(const float* images, const int32_t* labels, int B, floa
   if (mixed) std::reverse_copy(labels, labels + B, reversed_.begin());
   static_cast<BatchStats&>(s) = batch_gradients(
       model_, images, labels, B, smoothing_, keep, num_keep, probs_.data(), dlogits_.data(),
-      micro_batch_, mixed ? reversed_.data() : nullptr, lam, comm_);
+      micro_batch_, mixed ? reversed_.data() : nullptr, lam, comm_, drop_path);
   s.grad_norm = clip_grad_norm(model_, clip_grad_);
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) return s;
   opt_->step(lr);

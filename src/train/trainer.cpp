@@ -233,6 +233,9 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   BatchPrefetcher batches(train, r.norm, augment, rc.seed, B, train.shape().pixels());
   const int Np = r.config.num_patches();
   std::vector<int32_t> keep;  // patch dropout's draws [B, kept]
+  const int depth = r.config.depth;
+  const bool depth_drop = rc.drop_path > 0.0f;
+  std::vector<float> depth_factors(depth_drop ? size_t(B) * size_t(2 * depth) : 0);  // drop-path's
   TrainSummary summary;
   summary.dir = r.dir;
   summary.data = r.data_spec;
@@ -276,8 +279,13 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       r.pos.data_seconds += std::chrono::duration<double>(Clock::now() - batch_start).count();
       lr = rc.lr_at(r.step, total, warmup);
       if (drop) sample_kept_patches(order.data() + s * B, b, Np, kept, rc.seed, e, keep.data());
-      const StepStats stats = r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr,
-                                                drop ? kept : 0, mixed.lam);
+      if (depth_drop) {
+        sample_drop_path(order.data() + s * B, b, depth, rc.drop_path, rc.seed, e,
+                         depth_factors.data());
+      }
+      const StepStats stats =
+          r.train_step->run(images, labels, b, lr, drop ? keep.data() : nullptr, drop ? kept : 0,
+                            mixed.lam, depth_drop ? depth_factors.data() : nullptr);
       if (r.comm) r.pos.wait_seconds += r.comm->take_wait_seconds();
       const double loss = stats.loss, grad_norm = stats.grad_norm;
       if (!stats.updated) {

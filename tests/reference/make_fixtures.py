@@ -470,6 +470,21 @@ def total_grad_norm(params):
     return torch.norm(torch.stack([torch.norm(p.grad.detach(), 2.0) for p in params]), 2.0)
 
 
+def drop_path_factors(g, B, depth, rate):
+    """Drop-path's factors [B, depth, 2] as vitcpp's sample_drop_path makes them: block l's
+    branches kept with probability 1 - p, p = float32(rate * l / (depth - 1)), as the factor
+    float32(1 / (1 - p)), else 0; the uniform draws from g."""
+    f = torch.zeros(B, depth, 2, dtype=DT)
+    for b in range(B):
+        for l in range(depth):
+            p = float(np.float32(rate * l / (depth - 1))) if depth > 1 else 0.0
+            keep = 1.0 - p
+            for k in range(2):
+                if torch.rand(1, generator=g, dtype=DT).item() < keep:
+                    f[b, l, k] = float(np.float32(1.0 / keep))
+    return f
+
+
 def make_model(cfg, recipe, seed, check_loops=False):
     g = gen(seed)
     model = ViT(cfg, dtype=DT, record_attention=True)
@@ -490,6 +505,11 @@ def make_model(cfg, recipe, seed, check_loops=False):
         put(n, vals[n] if n in vals else model.pos_embed)
     put("input.images", images)
     put("input.labels", labels.to(DT))
+    if recipe.get("drop_path", 0) > 0:  # the same factors for the forward and every step
+        drop = drop_path_factors(g, B, cfg["depth"], recipe["drop_path"])
+        assert (drop == 0).any() and (drop > 1).any() and (drop[:, 0] == 0).sum() == 0
+        put("input.drop_path", drop)
+        model.set_drop_path(drop)
 
     # forward / backward at the initial weights
     load_values(model, vals)
@@ -602,6 +622,21 @@ CONFIGS = {
         dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
              clip_grad_norm=0, steps=5, batch=3),
         2006),
+    # Drop-path (given per image, block and branch: input.drop_path) with the class token ...
+    "model_g": (
+        dict(image_size=12, channels=3, patch_size=4, dim=16, depth=3, heads=2, mlp_dim=32,
+             num_classes=5, pos_embed="learned", pool="cls", qkv_bias=True, ln_eps=1e-6),
+        dict(label_smoothing=0.1, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=0, steps=5, batch=6, drop_path=0.6),
+        2007),
+    # ... and with LayerScale and average pooling.
+    "model_h": (
+        dict(image_size=8, channels=1, patch_size=2, dim=12, depth=3, heads=3, mlp_dim=24,
+             num_classes=4, pos_embed="learned", pool="mean", qkv_bias=True, ln_eps=1e-6,
+             layer_scale=True),
+        dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=1.0, steps=5, batch=5, drop_path=0.6),
+        2008),
 }
 
 

@@ -103,10 +103,18 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=eps, dtype=dtype)
         self.mlp = Mlp(d, cfg["mlp_dim"], dtype, cfg.get("act", "gelu"))
         self.ls2 = LayerScale(d, dtype) if ls else nn.Identity()
+        self.drop = None  # drop-path's factors [B, 2] (attention, MLP branch), or None
 
     def forward(self, x):
-        x = x + self.ls1(self.attn(self.norm1(x)))
-        x = x + self.ls2(self.mlp(self.norm2(x)))
+        # timm: x + drop_path1(ls1(attn(norm1(x)))), the factor 0 or 1 / keep per image.
+        a = self.ls1(self.attn(self.norm1(x)))
+        if self.drop is not None:
+            a = a * self.drop[:, 0].reshape(-1, 1, 1)
+        x = x + a
+        m = self.ls2(self.mlp(self.norm2(x)))
+        if self.drop is not None:
+            m = m * self.drop[:, 1].reshape(-1, 1, 1)
+        x = x + m
         return x
 
 
@@ -184,6 +192,11 @@ class ViT(nn.Module):
         else:
             x = self.fc_norm(x[:, self.num_prefix:].mean(dim=1))
         return self.head(x)
+
+    def set_drop_path(self, factors):
+        """factors [B, depth, 2] (each block's attention and MLP branch per image), or None."""
+        for i, blk in enumerate(self.blocks):
+            blk.drop = None if factors is None else factors[:, i]
 
     def attention_maps(self):
         return [blk.attn.last_att for blk in self.blocks]

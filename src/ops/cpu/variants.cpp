@@ -1,6 +1,7 @@
-// Ops that only some of timm's ViT variants use: LayerScale (DeiT III, DINOv2), qk-norm, QuickGELU
-// (OpenAI CLIP). Plain loops: these models are the minority, and none of these ops is a
-// measurable share of a step next to the GEMMs around it.
+// Ops that only some of timm's ViT variants or recipes use: LayerScale (DeiT III, DINOv2) and
+// drop-path's scaled residual joins, qk-norm, QuickGELU (OpenAI CLIP). Plain loops: these models
+// are the minority, and none of these ops is a measurable share of a step next to the GEMMs around
+// it.
 #include <cmath>
 #include <cstring>
 
@@ -9,30 +10,47 @@
 namespace vit::ops::VIT_ISA_NS {
 
 void scale_add_forward(const Context& ctx, float* out, const float* residual, const float* y,
-                       const float* gamma, int64_t R, int D) {
+                       const float* gamma, const float* sample, int N, int64_t R, int D) {
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int64_t r = 0; r < R; ++r) {
     const float* x = residual + r * D;
     const float* yr = y + r * D;
     float* o = out + r * D;
+    if (!sample) {
 #pragma omp simd
-    for (int d = 0; d < D; ++d) o[d] = x[d] + gamma[d] * yr[d];
+      for (int d = 0; d < D; ++d) o[d] = x[d] + gamma[d] * yr[d];
+      continue;
+    }
+    const float s = sample[r / N];
+    if (gamma) {
+#pragma omp simd
+      for (int d = 0; d < D; ++d) o[d] = x[d] + (gamma[d] * yr[d]) * s;
+    } else {
+#pragma omp simd
+      for (int d = 0; d < D; ++d) o[d] = x[d] + yr[d] * s;
+    }
   }
 }
 
 void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const float* dout,
-                        const float* y, const float* gamma, int64_t R, int D) {
+                        const float* y, const float* gamma, const float* sample, int N, int64_t R,
+                        int D) {
   // dgamma first: dy may alias dout. Columns in blocks of 16, each block's rows in order.
   constexpr int kCols = 16;
   const int blocks = (D + kCols - 1) / kCols;
-#pragma omp parallel for schedule(static) num_threads(ctx.threads)
-  for (int blk = 0; blk < blocks; ++blk) {
+#pragma omp parallel for schedule(static) num_threads(ctx.threads) if (dgamma)
+  for (int blk = 0; blk < (dgamma ? blocks : 0); ++blk) {
     const int d0 = blk * kCols, d1 = d0 + kCols < D ? d0 + kCols : D;
     float acc[kCols] = {};
     for (int64_t r = 0; r < R; ++r) {
       const float* g = dout + r * D;
       const float* yr = y + r * D;
-      for (int d = d0; d < d1; ++d) acc[d - d0] += g[d] * yr[d];
+      if (sample) {
+        const float s = sample[r / N];
+        for (int d = d0; d < d1; ++d) acc[d - d0] += (g[d] * s) * yr[d];
+      } else {
+        for (int d = d0; d < d1; ++d) acc[d - d0] += g[d] * yr[d];
+      }
     }
     for (int d = d0; d < d1; ++d) dgamma[d] += acc[d - d0];
   }
@@ -40,8 +58,17 @@ void scale_add_backward(const Context& ctx, float* dy, float* dgamma, const floa
   for (int64_t r = 0; r < R; ++r) {
     const float* g = dout + r * D;
     float* o = dy + r * D;
+    const float s = sample ? sample[r / N] : 1.0f;
+    if (!sample) {
 #pragma omp simd
-    for (int d = 0; d < D; ++d) o[d] = gamma[d] * g[d];
+      for (int d = 0; d < D; ++d) o[d] = gamma[d] * g[d];
+    } else if (gamma) {
+#pragma omp simd
+      for (int d = 0; d < D; ++d) o[d] = (gamma[d] * g[d]) * s;
+    } else {
+#pragma omp simd
+      for (int d = 0; d < D; ++d) o[d] = g[d] * s;
+    }
   }
 }
 
