@@ -491,6 +491,55 @@ TEST(Model, PatchDropout) {
   }
 }
 
+// Drop-path beside patch dropout (images of fewer tokens), with and without LayerScale: the
+// backward matches finite differences of the loss, and an image whose every branch is dropped
+// gets the logits of its embedding alone (the blocks pass the residual stream on).
+TEST(Model, DropPathWithPatchDropout) {
+  for (bool layer_scale : {false, true}) {
+    const std::string tag = layer_scale ? " (LayerScale)" : "";
+    Config c = small_config();
+    c.patch_size = 2;  // 16 patches
+    c.depth = 3;
+    c.layer_scale = layer_scale;
+    const int B = 3, K = c.num_classes, Nk = 5;
+    Model model(c);
+    init_with_larger_weights(model, 13, 7);
+    auto images = random_vector(int64_t(B) * c.channels * c.image_size * c.image_size, 8);
+    std::vector<int32_t> labels = {1, 3, 0};
+    const std::vector<int32_t> keep = {0, 3, 5, 9, 12, 1, 2, 7, 8, 10, 4, 6, 13, 14, 15};
+    // [B, depth, 2]: image 0 keeps everything, image 1 loses some branches, image 2 all of them.
+    const std::vector<float> drop = {1, 1, 1, 1, 1, 1, 1, 0, 1.25f, 0, 2, 1.25f, 0, 0, 0, 0, 0, 0};
+    std::vector<float> probs(B * K), dlogits(B * K);
+    model.enable_training(B);
+    const float* logits = model.forward(images.data(), B, keep.data(), Nk, drop.data());
+    const std::vector<float> got(logits, logits + B * K);
+    cross_entropy(logits, labels.data(), B, K, 0.1f, probs.data(), dlogits.data());
+    model.zero_grad();
+    model.backward(dlogits.data());
+    std::vector<float> grads(model.grad_data(), model.grad_data() + model.arena_floats());
+    auto loss = [&] {
+      const float* l = model.forward(images.data(), B, keep.data(), Nk, drop.data());
+      return cross_entropy(l, labels.data(), B, K, 0.1f, probs.data(), nullptr);
+    };
+    for (const ParamInfo& p : model.params()) {
+      if (!p.trainable) continue;
+      expect_fd(p.name + ", drop-path" + tag, model.param(p.name).data, p.numel,
+                grads.data() + p.offset, loss, 6, 1e-2f, 1e-3, 2e-2);
+    }
+    // Image 2 alone, every branch dropped, against a forward whose blocks' every weight is zero
+    // (each branch then adds exactly 0).
+    Model bare(c);
+    std::copy_n(model.param_data(), model.arena_floats(), bare.param_data());
+    for (const ParamInfo& p : bare.params()) {
+      if (p.name.starts_with("blocks.")) std::fill_n(bare.param(p.name).data, p.numel, 0.0f);
+    }
+    bare.enable_training(1);
+    const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
+    const float* alone = bare.forward(images.data() + 2 * pixels, 1, keep.data() + 2 * Nk, Nk);
+    expect_close("all branches dropped" + tag, got.data() + 2 * K, alone, K, 1e-6, 1e-6);
+  }
+}
+
 // The micro-batch rule: the most images whose widest activation fits in 512 KiB, unless that is
 // under 256 tokens; and the count, rounded up to a multiple of 4.
 // Reading logits: the first largest wins argmax, softmax sums to 1, top-k is sorted and clipped to

@@ -5,7 +5,7 @@ Run from the repository root with Debian's system Python (PyTorch 1.13):
 
     /usr/bin/python3 tests/reference/make_fixtures.py tests/fixtures
 
-It writes four safetensors files into the given directory:
+It writes these safetensors files into the given directory:
 
   ops.safetensors      one reference per op: layernorm, linear, gelu (erf),
                        timm-layout attention, patch_embed, cls_prepend,
@@ -19,6 +19,9 @@ It writes four safetensors files into the given directory:
   model_a.safetensors  a whole timm-style ViT (learned pos_embed, cls pool,
   model_b.safetensors  ... sincos pos_embed, mean pool, no qkv bias)
   model_c.safetensors  ... the blog post's MNIST model (sincos, cls pool)
+  model_d..f           ... timm's variants (CONFIGS below)
+  model_g, model_h     ... drop-path with given factors (`input.drop_path`
+                       [B, depth, 2], the same for the forward and every step)
                        each with: initial parameters under their timm names,
                        `input.images`, `input.labels`, `out.logits`,
                        `out.loss`, `grad.<name>` for every trainable
