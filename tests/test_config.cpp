@@ -60,7 +60,8 @@ TEST(Config, JsonRoundTripAndStrictParsing) {
   EXPECT_EQ(Config{}.to_json(),
             old_keys +
                 ",\"reg_tokens\":0,\"dist_token\":false,\"no_embed_class\":false,\"layer_scale\":"
-                "false,\"norm_pre\":false,\"qk_norm\":false,\"act\":\"gelu\"}");
+                "false,\"norm_pre\":false,\"qk_norm\":false,\"act\":\"gelu\",\"mean_class_"
+                "token\":false,\"mean_after_norm\":false}");
   // A checkpoint written before the variants existed reads as the same model.
   EXPECT_EQ(Config::from_json(old_keys + "}"), Config{});
   Config c;

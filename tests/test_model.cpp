@@ -203,7 +203,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture,
                          ::testing::Values("model_a.safetensors", "model_b.safetensors",
                                            "model_c.safetensors", "model_d.safetensors",
                                            "model_e.safetensors", "model_f.safetensors",
-                                           "model_g.safetensors", "model_h.safetensors"),
+                                           "model_g.safetensors", "model_h.safetensors",
+                                           "model_i.safetensors", "model_j.safetensors"),
                          [](const auto& info) { return std::string(1, info.param[6]); });
 
 Config small_config() {

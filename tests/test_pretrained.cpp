@@ -3,8 +3,10 @@
 // timm's eval transform; what vitcpp cannot run is refused, named.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -185,6 +187,43 @@ TEST(Pretrained, ExportRoundTrips) {
   }
 }
 
+// Average pooling's variants (a class token beside it; the norm before it, timm fc_norm=False)
+// export with the model_args timm rebuilds them from (class_token, global_pool, fc_norm) and read
+// back as the same model, from the folder and from the bare file (its tensors say which: a class
+// token with fc_norm, or `norm` without a class token).
+TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
+  TempDir dir("export-avg");
+  for (const char* name : {"model_i", "model_j"}) {
+    const SafetensorsReader f(fixture(std::string(name) + ".safetensors"));
+    LoadedModel a{Model(Config::from_json(f.metadata().at("config"))), {}, {}};
+    const Config& c = a.model.config();
+    for (const ParamInfo& p : a.model.params())
+      f.read_f32(p.name, a.model.param(p.name).data, p.numel);
+    a.meta.config = c;
+    a.meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
+                        std::vector<float>(size_t(c.channels), 0.25f)};
+    a.meta.preprocess = Preprocess{.crop_pct = 0.9};
+    for (int k = 0; k < c.num_classes; ++k) a.meta.class_names.push_back("c" + std::to_string(k));
+    const std::string out = dir / name;
+    export_timm(a, out);
+    std::ifstream in(out + "/config.json");
+    const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["model_args"]["class_token"], c.has_class_token()) << name;
+    EXPECT_EQ(j["model_args"]["global_pool"], "avg") << name;
+    EXPECT_EQ(j["model_args"]["fc_norm"], !c.mean_after_norm) << name;
+    LoadedModel b = load_any_model(out);
+    EXPECT_EQ(b.meta.config.to_json(), c.to_json()) << name;
+    EXPECT_EQ(std::memcmp(b.model.param_data(), a.model.param_data(), a.model.arena_floats() * 4),
+              0)
+        << name;
+    TimmHints heads;
+    heads.heads = c.heads;  // a bare file's widths do not say it
+    EXPECT_EQ(timm_config(SafetensorsReader(out + "/model.safetensors"), heads).to_json(),
+              c.to_json())
+        << name;
+  }
+}
+
 // --arch: a named architecture gives a bare file its heads and its weights' preprocessing, and
 // refuses tensors of another shape; the timm presets carry what their weights expect.
 TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
@@ -304,9 +343,18 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
   expect_error(
       [&] {
         load_any_model(
-            folder_with("pool", "\"global_pool\": \"token\"", "\"global_pool\": \"avg\""));
+            folder_with("pool", "\"global_pool\": \"token\"", "\"global_pool\": \"map\""));
       },
-      "global_pool 'avg' contradicts the tensors");
+      "global_pool 'map' contradicts the tensors");
+  {
+    // A class token and `norm` with global_pool 'avg' is timm's class token beside average
+    // pooling, with the norm on the tokens before it (fc_norm=False).
+    const LoadedModel avg = load_any_model(
+        folder_with("avg", "\"global_pool\": \"token\"", "\"global_pool\": \"avg\""));
+    EXPECT_EQ(avg.meta.config.pool, Pool::kMean);
+    EXPECT_TRUE(avg.meta.config.mean_class_token);
+    EXPECT_TRUE(avg.meta.config.mean_after_norm);
+  }
   expect_error([&] { load_any_model(folder_with("lanczos", "\"bicubic\"", "\"lanczos\"")); },
                "vitcpp resizes with bilinear, bicubic or nearest");
   expect_error(

@@ -182,11 +182,27 @@ TEST_F(Train, CheckpointRoundTrip) {
   std::vector<std::string> keys;
   for (auto it = cfg.begin(); it != cfg.end(); ++it) keys.push_back(it.key());
   std::sort(keys.begin(), keys.end());
-  EXPECT_EQ(keys,
-            (std::vector<std::string>{"act", "channels", "depth", "dim", "dist_token", "heads",
-                                      "image_size", "layer_scale", "ln_eps", "mlp_dim",
-                                      "no_embed_class", "norm_pre", "num_classes", "patch_size",
-                                      "pool", "pos_embed", "qk_norm", "qkv_bias", "reg_tokens"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"act",
+                                            "channels",
+                                            "depth",
+                                            "dim",
+                                            "dist_token",
+                                            "heads",
+                                            "image_size",
+                                            "layer_scale",
+                                            "ln_eps",
+                                            "mean_after_norm",
+                                            "mean_class_token",
+                                            "mlp_dim",
+                                            "no_embed_class",
+                                            "norm_pre",
+                                            "num_classes",
+                                            "patch_size",
+                                            "pool",
+                                            "pos_embed",
+                                            "qk_norm",
+                                            "qkv_bias",
+                                            "reg_tokens"}));
   // A tensor missing, or of the wrong shape, or extra, is refused by name.
   std::vector<TensorToWrite> t;
   for (const ParamInfo& p : m.params()) t.push_back({p.name, p.shape, m.param_data() + p.offset});

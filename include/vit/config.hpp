@@ -26,8 +26,8 @@ struct Config {
   int num_classes = 10;  // K
   PosEmbed pos_embed = PosEmbed::kLearned;
   // kCls: a class token is prepended and its final state is classified (timm global_pool='token').
-  // kMean: no class token; the patch tokens are averaged (timm class_token=False,
-  // global_pool='avg', which puts the final LayerNorm after the pooling as `fc_norm`).
+  // kMean: the patch tokens are averaged (timm global_pool='avg'), without a class token and with
+  // the final LayerNorm after the pooling as `fc_norm` unless the variants below say otherwise.
   Pool pool = Pool::kCls;
   bool qkv_bias = true;
   float ln_eps = 1e-6f;  // LayerNorm epsilon (timm's ViTs use 1e-6, CLIP's 1e-5)
@@ -40,14 +40,24 @@ struct Config {
   bool norm_pre = false;        // a LayerNorm before the blocks (CLIP image towers)
   bool qk_norm = false;         // LayerNorm of each head's q and k over Dh
   Act act = Act::kGelu;         // the MLP's activation: exact (erf) GELU, or CLIP's QuickGELU
+  // Average pooling's variants (pool kMean only): a class token beside it, not pooled (timm
+  // class_token=True, global_pool='avg': EVA, MAE fine-tunes); the final LayerNorm on every token
+  // before the average, named `norm`, instead of `fc_norm` after it (timm fc_norm=False: the
+  // *_gap_* models).
+  bool mean_class_token = false;
+  bool mean_after_norm = false;
 
   // Throws vit::Error naming the first field that makes this configuration impossible.
   void validate() const;
 
   int grid() const { return image_size / patch_size; }  // patches per side
   int num_patches() const { return grid() * grid(); }   // Np
+  bool has_class_token() const { return pool == Pool::kCls || mean_class_token; }
+  // The final LayerNorm is timm's `norm` (before the pooling, where the class token is read) or
+  // `fc_norm` (after the average).
+  bool has_fc_norm() const { return pool == Pool::kMean && !mean_after_norm; }
   int num_prefix_tokens() const {
-    return (pool == Pool::kCls ? 1 : 0) + (dist_token ? 1 : 0) + reg_tokens;
+    return (has_class_token() ? 1 : 0) + (dist_token ? 1 : 0) + reg_tokens;
   }
   int pos_rows() const { return no_embed_class ? num_patches() : num_tokens(); }  // pos_embed's
   int pooled_tokens() const { return dist_token ? 2 : 1; }  // classified: cls (and dist) token
@@ -143,6 +153,16 @@ struct Config {
             .cli = false,
             .optional = true},
       c.act);
+    v(Field{.name = "mean_class_token",
+            .help = "A class token beside average pooling",
+            .cli = false,
+            .optional = true},
+      c.mean_class_token);
+    v(Field{.name = "mean_after_norm",
+            .help = "The final LayerNorm before average pooling",
+            .cli = false,
+            .optional = true},
+      c.mean_after_norm);
   }
 
   bool operator==(const Config&) const = default;

@@ -20,6 +20,9 @@ struct TimmHints {
   Act act = Act::kGelu;
   float ln_eps = 1e-6f;
   std::optional<bool> no_embed_class;
+  // global_pool 'avg' (true) or 'token' (false), from config.json or the architecture: what tells
+  // a class token with `norm` read as the token (timm's default) from one beside average pooling.
+  std::optional<bool> avg_pool;
   // A file without a classifier head (head.weight) is read with a placeholder head of 2 classes
   // instead of refused: timm's DINOv2 and other backbones, for fine-tuning only.
   bool headless_ok = false;
@@ -27,13 +30,15 @@ struct TimmHints {
 
 // The vitcpp config of a timm VisionTransformer's tensors (timm's names): patch size, channels and
 // width from patch_embed.proj.weight, the image size from pos_embed's grid, the depth from the
-// blocks, the MLP width, qkv bias, class token with `norm` (global_pool token) or none with
-// `fc_norm` (avg), the classes from head.weight, and the variants from their tensors: register
-// tokens (reg_token), DeiT's distillation token (dist_token, head_dist), LayerScale (ls1.gamma),
-// norm_pre, qk_norm (attn.q_norm), and no_embed_class from pos_embed's rows. A feature the graph
-// does not have (relative positions, SwiGLU, conv stems, attention pooling, average pooling beside
-// a class token), a model without a head, or a Hugging Face transformers checkpoint, is a
-// vit::Error naming the tensor and the feature.
+// blocks, the MLP width, qkv bias, the pooling (a class token with `norm`: global_pool token,
+// unless hints.avg_pool says avg; `fc_norm`, or no class token: avg, with the final norm after
+// the average (`fc_norm`) or before it (`norm`, timm fc_norm=False), and the class token kept
+// beside it if there is one), the classes from head.weight, and the variants from their tensors:
+// register tokens (reg_token), DeiT's distillation token (dist_token, head_dist), LayerScale
+// (ls1.gamma), norm_pre, qk_norm (attn.q_norm), and no_embed_class from pos_embed's rows. A feature
+// the graph does not have (relative positions, SwiGLU, conv stems, attention pooling), a model
+// without a head, or a Hugging Face transformers checkpoint, is a vit::Error naming the tensor and
+// the feature.
 Config timm_config(const SafetensorsReader& file, const TimmHints& hints = {});
 
 // A named timm architecture (`--arch`, vit::preset_arch): its shape, and the normalisation and

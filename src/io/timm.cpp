@@ -89,7 +89,9 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
     const bool token = c.pool == Pool::kCls;
     VIT_CHECK((pool == "token" && token) || (pool == "avg" && !token),
               bad("global_pool '" + pool + "' contradicts the tensors (" +
-                  (token ? "a class token and norm: token" : "fc_norm without a class token: avg") +
+                  (token ? "a class token and norm: token"
+                         : (c.has_class_token() ? "a class token and fc_norm: avg"
+                                                : "no class token: avg")) +
                   "); vitcpp reads token and avg pooling"));
   }
   if (j.contains("pretrained_cfg")) {
@@ -191,17 +193,15 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   c.patch_size = int(pw.shape[2]);
   const bool cls = f.contains("cls_token");
   const bool fc_norm = f.contains("fc_norm.weight"), norm = f.contains("norm.weight");
-  VIT_CHECK(!(cls && fc_norm),
-            "'" + path +
-                "' has a class token and fc_norm: average pooling beside a class token, "
-                "which vitcpp's ViT does not have");
-  VIT_CHECK(cls ? norm : fc_norm, "'" + path + "' has " +
-                                      (cls ? "a class token but no norm.weight"
-                                           : "neither a class "
-                                             "token nor "
-                                             "fc_norm.weight") +
-                                      ": not a timm ViT with token or average pooling");
-  c.pool = cls ? Pool::kCls : Pool::kMean;
+  VIT_CHECK(fc_norm != norm, "'" + path + "' has " +
+                                 (norm ? "both norm.weight and fc_norm.weight"
+                                       : "neither norm.weight nor fc_norm.weight") +
+                                 ": not a timm ViT with one final LayerNorm");
+  // Token pooling needs the class token and `norm`; anything else averages the patch tokens.
+  const bool avg = !cls || fc_norm || hints.avg_pool.value_or(false);
+  c.pool = avg ? Pool::kMean : Pool::kCls;
+  c.mean_class_token = avg && cls;
+  c.mean_after_norm = avg && norm;
   c.pos_embed = PosEmbed::kLearned;
   if (cls) need(f, "cls_token", 3);
   // The variants, each from its tensors.
@@ -327,6 +327,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     hints.act = arch->config.act;
     hints.ln_eps = arch->config.ln_eps;
     hints.no_embed_class = arch->config.no_embed_class;
+    hints.avg_pool = arch->config.pool == Pool::kMean;
   }
   if (config.is_object()) {
     std::string name;
@@ -337,6 +338,13 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     // say), and the *_quickgelu_* ones QuickGELU.
     if (name.find("_clip_") != std::string::npos) hints.ln_eps = 1e-5f;
     if (name.find("quickgelu") != std::string::npos) hints.act = Act::kQuickGelu;
+    // The pooling: model_args' global_pool, else the top level's (timm writes both).
+    for (const nlohmann::json* o :
+         {&config, config.contains("model_args") ? &config["model_args"] : &config}) {
+      if (o->is_object() && o->contains("global_pool") && (*o)["global_pool"].is_string()) {
+        hints.avg_pool = (*o)["global_pool"] == "avg";
+      }
+    }
     if (config.contains("model_args") && config["model_args"].is_object()) {
       const nlohmann::json& a = config["model_args"];
       if (a.contains("num_heads")) {
@@ -452,8 +460,9 @@ void export_timm(LoadedModel& m, const std::string& dir) {
                      {"num_heads", c.heads},
                      {"mlp_ratio", ratio},
                      {"qkv_bias", c.qkv_bias},
-                     {"class_token", token},
+                     {"class_token", c.has_class_token()},
                      {"global_pool", token ? "token" : "avg"},
+                     {"fc_norm", c.has_fc_norm()},
                      {"reg_tokens", c.reg_tokens},
                      {"no_embed_class", c.no_embed_class},
                      {"pre_norm", c.norm_pre},

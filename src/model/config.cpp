@@ -30,6 +30,8 @@ void Config::validate() const {
                                   std::to_string(heads) + "; each head needs dim/heads features");
   VIT_CHECK(!dist_token || pool == Pool::kCls,
             "config: a distillation token (DeiT distilled) needs the class token: pool cls");
+  VIT_CHECK(pool == Pool::kMean || (!mean_class_token && !mean_after_norm),
+            "config: `mean_class_token` and `mean_after_norm` are variants of pool mean");
   // Products used as buffer sizes and loop bounds must stay well inside int32.
   const int64_t g = image_size / patch_size;
   const int64_t tokens = g * g + num_prefix_tokens();
@@ -60,6 +62,8 @@ std::string Config::variants() const {
   std::string t;
   auto add = [&](const std::string& w) { t += (t.empty() ? "" : ", ") + w; };
   if (dist_token) add("distillation token");
+  if (mean_class_token) add("class token beside average pooling");
+  if (mean_after_norm) add("norm before average pooling");
   if (reg_tokens) add(std::to_string(reg_tokens) + " register tokens");
   if (no_embed_class) add("positions for the patches only");
   if (layer_scale) add("LayerScale");

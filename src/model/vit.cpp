@@ -77,6 +77,9 @@ struct ForwardBuffers {
   // distilled, else 1; logits_dist [B, K] its second head's.
   float *pooled = nullptr, *pool_mean = nullptr, *pool_rstd = nullptr, *normed = nullptr,
         *logits = nullptr, *logits_dist = nullptr;
+  // mean_after_norm: the final LayerNorm of every token [B, N, D] and its statistics [B*N]
+  // (training), averaged into normed.
+  float *tok_normed = nullptr, *tok_mean = nullptr, *tok_rstd = nullptr;
   // Drop-path without LayerScale: a branch's output [B, N, D] before its scaled join (a lane's
   // gradient scratch, free during the forward; null outside lanes).
   float* branch = nullptr;
@@ -161,7 +164,7 @@ void plan_parameters(Impl& m, const Config& cfg) {
   m.cfg = cfg;
   const int64_t D = cfg.dim, M = cfg.mlp_dim, K = cfg.num_classes;
   const bool learned = cfg.pos_embed == PosEmbed::kLearned;
-  if (cfg.pool == Pool::kCls) m.cls = m.add_param("cls_token", {1, 1, D}, false);
+  if (cfg.has_class_token()) m.cls = m.add_param("cls_token", {1, 1, D}, false);
   if (cfg.dist_token) m.dist = m.add_param("dist_token", {1, 1, D}, false);
   if (cfg.reg_tokens > 0) m.reg = m.add_param("reg_token", {1, cfg.reg_tokens, D}, false);
   m.pos = m.add_param("pos_embed", {1, cfg.pos_rows(), D}, false, learned);
@@ -199,8 +202,8 @@ void plan_parameters(Impl& m, const Config& cfg) {
     m.blocks.push_back(b);
   }
   // timm: the final LayerNorm is `norm` (on the tokens) for token pooling and `fc_norm` (after
-  // the pooling) for average pooling.
-  const std::string norm = cfg.pool == Pool::kCls ? "norm" : "fc_norm";
+  // the pooling) for average pooling, unless fc_norm=False put it on the tokens.
+  const std::string norm = cfg.has_fc_norm() ? "fc_norm" : "norm";
   m.norm_w = m.add_param(norm + ".weight", {D}, false);
   m.norm_b = m.add_param(norm + ".bias", {D}, false);
   m.head_w = m.add_param("head.weight", {K, D}, true);
@@ -431,6 +434,11 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
     p.plan(&s.g, BN * M);
     saved(&s.slope, BN * M);
   }
+  if (c.mean_after_norm) {
+    p.plan(&F.tok_normed, BND);
+    saved(&F.tok_mean, BN);
+    saved(&F.tok_rstd, BN);
+  }
   p.plan(&F.pooled, T * B * D);
   saved(&F.pool_mean, T * B);
   saved(&F.pool_rstd, T * B);
@@ -608,13 +616,20 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
 
   const float* xl = F.x[c.depth];
   const int T = c.pooled_tokens(), K = c.num_classes;
-  if (c.pool == Pool::kCls) {
-    ops::prefix_pool_forward(ctx, F.pooled, xl, B, N, D, T);
+  if (c.mean_after_norm) {  // timm fc_norm=False: norm every token, then average the patches
+    ops::layernorm_forward(ctx, F.tok_normed, F.tok_mean, F.tok_rstd, xl, W(m.norm_w), W(m.norm_b),
+                           BN, D, c.ln_eps);
+    ops::mean_pool_forward(ctx, F.normed, F.tok_normed, B, N, D, F0);
   } else {
-    ops::mean_pool_forward(ctx, F.pooled, xl, B, N, D, F0);
+    // The class token's (and dist token's) rows, or the average of the patches; then the norm.
+    if (c.pool == Pool::kCls) {
+      ops::prefix_pool_forward(ctx, F.pooled, xl, B, N, D, T);
+    } else {
+      ops::mean_pool_forward(ctx, F.pooled, xl, B, N, D, F0);
+    }
+    ops::layernorm_forward(ctx, F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w),
+                           W(m.norm_b), int64_t(T) * B, D, c.ln_eps);
   }
-  ops::layernorm_forward(ctx, F.normed, F.pool_mean, F.pool_rstd, F.pooled, W(m.norm_w),
-                         W(m.norm_b), int64_t(T) * B, D, c.ln_eps);
   ops::linear_forward(ctx, F.logits, F.normed, W(m.head_w), W(m.head_b), B, D, K);
   if (c.dist_token) {  // timm: (head(x[:, 0]) + head_dist(x[:, 1])) / 2
     ops::linear_forward(ctx, F.logits_dist, F.normed + int64_t(B) * D, W(m.head_dist_w),
@@ -679,12 +694,18 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
                          m.W(m.head_w), B, D, K);
   }
   if (m.frozen) return;
-  ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
-                          L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), int64_t(T) * B, D);
-  if (c.pool == Pool::kCls) {
-    ops::prefix_pool_backward(ctx, L.dx, L.dpooled, B, N, D, T);
+  if (c.mean_after_norm) {  // dln is free here
+    ops::mean_pool_backward(ctx, L.dln, L.dnormed, B, N, D, F);
+    ops::layernorm_backward(ctx, L.dx, G(m.norm_w), G(m.norm_b), L.dln, L.fwd.x[c.depth],
+                            L.fwd.tok_mean, L.fwd.tok_rstd, m.W(m.norm_w), BN, D);
   } else {
-    ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D, F);
+    ops::layernorm_backward(ctx, L.dpooled, G(m.norm_w), G(m.norm_b), L.dnormed, L.fwd.pooled,
+                            L.fwd.pool_mean, L.fwd.pool_rstd, m.W(m.norm_w), int64_t(T) * B, D);
+    if (c.pool == Pool::kCls) {
+      ops::prefix_pool_backward(ctx, L.dx, L.dpooled, B, N, D, T);
+    } else {
+      ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D, F);
+    }
   }
 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.

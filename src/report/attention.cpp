@@ -31,7 +31,7 @@ AttentionMaps attention_maps(const Config& c, const float* att, AttentionMethod 
   VIT_CHECK(L >= 1, "attention_maps: the model has no blocks");
   AttentionMaps out;
   out.grid = c.grid();
-  out.class_token = c.pool == Pool::kCls;
+  out.class_token = c.pool == Pool::kCls;  // what the head reads: the class token, or the mean
   // The query: a row vector over the tokens, e_0 (the class token) or the patch rows' mean.
   std::vector<double> query(size_t(N), 0.0);
   if (out.class_token) {

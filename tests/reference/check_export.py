@@ -38,7 +38,11 @@ def model_from_folder(folder):
     cfg = {"image_size": a["img_size"], "channels": a.get("in_chans", 3),
            "patch_size": a["patch_size"], "dim": d, "depth": a["depth"], "heads": a["num_heads"],
            "mlp_dim": int(d * a.get("mlp_ratio", 4.0)), "num_classes": conf["num_classes"],
-           "pos_embed": "learned", "pool": "cls" if a.get("class_token", True) else "mean",
+           "pos_embed": "learned", "pool": "cls" if a.get("global_pool", "token") == "token"
+           else "mean",
+           # timm: fc_norm None is True for average pooling; a class token beside it is kept.
+           "mean_class_token": a.get("global_pool") == "avg" and a.get("class_token", True),
+           "mean_after_norm": a.get("global_pool") == "avg" and a.get("fc_norm") is False,
            "qkv_bias": a.get("qkv_bias", True),
            "ln_eps": 1e-5 if "_clip_" in arch else 1e-6,  # timm's CLIP norm_layer
            "reg_tokens": a.get("reg_tokens", 0), "dist_token": "distilled" in arch,

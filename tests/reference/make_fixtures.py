@@ -22,6 +22,8 @@ It writes these safetensors files into the given directory:
   model_d..f           ... timm's variants (CONFIGS below)
   model_g, model_h     ... drop-path with given factors (`input.drop_path`
                        [B, depth, 2], the same for the forward and every step)
+  model_i, model_j     ... average pooling beside a class token, and after the
+                       final norm (timm fc_norm=False)
                        each with: initial parameters under their timm names,
                        `input.images`, `input.labels`, `out.logits`,
                        `out.loss`, `grad.<name>` for every trainable
@@ -640,6 +642,22 @@ CONFIGS = {
         dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
              clip_grad_norm=1.0, steps=5, batch=5, drop_path=0.6),
         2008),
+    # Average pooling's variants: a class token beside it (EVA, MAE fine-tunes) ...
+    "model_i": (
+        dict(image_size=12, channels=3, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=32,
+             num_classes=5, pos_embed="learned", pool="mean", qkv_bias=True, ln_eps=1e-6,
+             mean_class_token=True, reg_tokens=1),
+        dict(label_smoothing=0.1, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=0, steps=5, batch=4),
+        2009),
+    # ... and the final norm on the tokens before it (timm fc_norm=False, the *_gap_* models).
+    "model_j": (
+        dict(image_size=8, channels=1, patch_size=2, dim=12, depth=2, heads=3, mlp_dim=24,
+             num_classes=4, pos_embed="learned", pool="mean", qkv_bias=False, ln_eps=1e-6,
+             mean_after_norm=True, layer_scale=True),
+        dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=1.0, steps=5, batch=5),
+        2010),
 }
 
 

@@ -140,10 +140,14 @@ class ViT(nn.Module):
         self.dist = cfg.get("dist_token", False)
         self.reg = cfg.get("reg_tokens", 0)
         self.no_embed_class = cfg.get("no_embed_class", False)
-        self.num_prefix = (1 if cfg["pool"] == "cls" else 0) + (1 if self.dist else 0) + self.reg
+        # Average pooling's variants: a class token beside it (timm class_token=True,
+        # global_pool='avg'), the final norm on the tokens before it (timm fc_norm=False).
+        self.has_cls = cfg["pool"] == "cls" or cfg.get("mean_class_token", False)
+        self.norm_first = cfg["pool"] == "cls" or cfg.get("mean_after_norm", False)
+        self.num_prefix = (1 if self.has_cls else 0) + (1 if self.dist else 0) + self.reg
         self.num_tokens = num_patches + self.num_prefix
         pos_rows = num_patches if self.no_embed_class else self.num_tokens
-        if cfg["pool"] == "cls":
+        if self.has_cls:
             self.cls_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))
         if self.dist:
             self.dist_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))
@@ -159,7 +163,7 @@ class ViT(nn.Module):
             self.norm_pre = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         self.blocks = nn.Sequential(*[Block(cfg, dtype, record_attention)
                                       for _ in range(cfg["depth"])])
-        if cfg["pool"] == "cls":
+        if self.norm_first:
             self.norm = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         else:
             self.fc_norm = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
@@ -171,7 +175,7 @@ class ViT(nn.Module):
         x = self.patch_embed(images)
         B = x.shape[0]
         prefix = []
-        if self.cfg["pool"] == "cls":
+        if self.has_cls:
             prefix.append(self.cls_token.expand(B, -1, -1))
         if self.dist:
             prefix.append(self.dist_token.expand(B, -1, -1))
@@ -189,6 +193,8 @@ class ViT(nn.Module):
             return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
         if self.cfg["pool"] == "cls":
             x = self.norm(x)[:, 0]
+        elif self.norm_first:
+            x = self.norm(x)[:, self.num_prefix:].mean(dim=1)
         else:
             x = self.fc_norm(x[:, self.num_prefix:].mean(dim=1))
         return self.head(x)
