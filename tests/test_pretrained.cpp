@@ -253,6 +253,11 @@ TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
   EXPECT_TRUE(deit3.no_embed_class && deit3.layer_scale);
   EXPECT_EQ(deit3.depth, 24);
   EXPECT_TRUE(preset_arch("deit_tiny_distilled_patch16_224").config.dist_token);
+  // DeiT III's medium and huge: timm's parameter counts (38.85M, 632.13M).
+  EXPECT_EQ(preset_arch("deit3_medium_patch16_224").config.num_params(), 38'849'512);
+  const Config huge = preset_arch("deit3_huge_patch14_224").config;
+  EXPECT_EQ(huge.num_params(), 632'126'440);
+  EXPECT_TRUE(huge.layer_scale && huge.no_embed_class && huge.patch_size == 14);
   const std::string file = fixture("timm/avg.safetensors");
   TimmArch arch{"fixture_arch", load_any_model(file).meta.config, deit.normalize,
                 Preprocess{.crop_pct = 0.95, .interpolation = Interpolation::kBilinear}};

@@ -209,8 +209,7 @@ std::vector<Preset> make_presets() {
   // (augreg: mean and std 0.5), DeiT and DeiT III (ImageNet's mean and std), DINOv2 (ImageNet's,
   // 518 px, crop_pct 1) and CLIP image towers (OpenAI CLIP's mean and std); crop_pct 0.9 at 224
   // and 1.0 at 384, bicubic. The recipe carries those defaults, which a bare timm state dict loaded
-  // with
-  // --arch takes.
+  // with --arch takes.
   struct Shape {
     const char* size;
     int dim, depth, heads;
@@ -221,6 +220,7 @@ std::vector<Preset> make_presets() {
   const Shape& small = shapes[1];
   const Shape& base = shapes[2];
   const Shape& large = shapes[3];
+  const Shape medium{"medium", 512, 12, 8}, huge{"huge", 1280, 32, 16};  // DeiT III's alone
   // family: what the description calls the weights; variant: the Config fields beyond the shape.
   auto add = [&](const std::string& name, const Shape& s, int patch, int image, const char* family,
                  Normalization::Source norm, double crop_pct, auto&& variant) {
@@ -271,15 +271,21 @@ std::vector<Preset> make_presets() {
     add("deit_" + std::string(s->size) + "_distilled_patch16_224", *s, 16, 224, "DeiT's",
         Normalization::kImagenet, crop224, [](Config& c) { c.dist_token = true; });
   }
+  auto deit3 = [](Config& c) {
+    c.no_embed_class = true;
+    c.layer_scale = true;
+  };
   for (const Shape* s : {&small, &base, &large}) {
     for (int image : {224, 384}) {
       add("deit3_" + std::string(s->size) + "_patch16_" + std::to_string(image), *s, 16, image,
-          "DeiT III's", Normalization::kImagenet, image == 384 ? crop384 : crop224, [](Config& c) {
-            c.no_embed_class = true;
-            c.layer_scale = true;
-          });
+          "DeiT III's", Normalization::kImagenet, image == 384 ? crop384 : crop224, deit3);
     }
   }
+  // deit.py's medium (224 only) and huge (patch 14, 224 only).
+  add("deit3_medium_patch16_224", medium, 16, 224, "DeiT III's", Normalization::kImagenet, crop224,
+      deit3);
+  add("deit3_huge_patch14_224", huge, 14, 224, "DeiT III's", Normalization::kImagenet, crop224,
+      deit3);
   for (const Shape* s : {&small, &base, &large}) {
     add("vit_" + std::string(s->size) + "_patch14_dinov2", *s, 14, 518, "DINOv2's",
         Normalization::kImagenet, 1.0, [](Config& c) { c.layer_scale = true; });
