@@ -1,8 +1,8 @@
 // Preprocessing: channel conversion, timm's eval transform (resize as Pillow, centre crop or pad)
 // of decoded images, normalisation statistics and normalisation, epoch order, seeded per-sample
 // augmentation (random resized crop, random crop with padding, horizontal flip, RandAugment,
-// random erasing),
-// batch assembly, Mixup / CutMix of whole batches and patch dropout's and drop-path's draws.
+// random erasing), batch assembly, Mixup / CutMix of whole batches and patch dropout's and
+// drop-path's draws.
 #include "vit/transforms.hpp"
 
 #include <omp.h>
