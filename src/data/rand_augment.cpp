@@ -232,16 +232,14 @@ double cubic(double v1, double v2, double v3, double v4, double d) {
 }
 
 uint8_t bicubic(const uint8_t* in, const Taps& t) {
-  double v[4];
-  for (int k = 0; k < 4; ++k) {
-    if (t.rows[k] < 0) {
-      v[k] = v[k - 1];
-      continue;
-    }
-    const uint8_t* r = in + t.rows[k];
+  auto row = [&](int64_t offset) {
+    const uint8_t* r = in + offset;
     const int a = r[t.xs[0]], b = r[t.xs[1]], c = r[t.xs[2]], e = r[t.xs[3]];
-    v[k] = cubic(a, b, c, e, t.dx);  // the integer p's are exact in double too
-  }
+    return cubic(a, b, c, e, t.dx);  // the integer p's are exact in double too
+  };
+  double v[4];
+  v[0] = row(t.rows[0]);  // the first row is always read (clamped)
+  for (int k = 1; k < 4; ++k) v[k] = t.rows[k] < 0 ? v[k - 1] : row(t.rows[k]);
   const double r = cubic(v[0], v[1], v[2], v[3], t.dy);
   return r <= 0.0 ? 0 : (r >= 255.0 ? 255 : uint8_t(r));
 }
