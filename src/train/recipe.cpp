@@ -146,7 +146,7 @@ std::vector<Preset> make_presets() {
   {
     // ViT-Lite-7/4 of Hassani et al. 2021 ("Escaping the Big Data Paradigm with Compact
     // Transformers"): their repository reports 91.38% on CIFAR-10 and 69.74% on CIFAR-100 with
-    // their recipe (300 epochs and stronger augmentation than vitcpp has yet). Not measured here.
+    // their recipe (300 epochs, their own augmentation). Not measured here.
     Preset c;
     c.name = "cifar";
     c.description =
