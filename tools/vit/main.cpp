@@ -57,6 +57,8 @@ std::string g_program = "vit";
 std::vector<std::string> g_args;  // the command line after the program's name
 // A distributed `vit train`'s communicator (set when mpirun or srun started it), else null.
 vit::Comm* g_comm = nullptr;
+// Every rank is failing with its own message (an agreement all of them checked; see fail()).
+bool g_every_rank_fails = false;
 
 // text as a shell word: itself when it holds only safe characters, else in single quotes.
 std::string shell_word(const std::string& text) {
@@ -356,7 +358,10 @@ void require_rank0s(vit::Comm& comm, const std::string& mine, const RankMessage&
   std::string first = mine;
   comm.broadcast(first);
   const bool own = first != mine;
-  if (comm.any(own)) throw UsageError(own ? differs(first) : elsewhere(first));
+  if (comm.any(own)) {
+    g_every_rank_fails = true;
+    throw UsageError(own ? differs(first) : elsewhere(first));
+  }
 }
 
 // Under mpirun (or srun): every rank must run the same command. Rank 0's command line is sent to
@@ -1547,6 +1552,9 @@ int fail(int code, const std::string& message) {
   std::fprintf(stderr, "vit (rank %d of %d): %s\n", g_comm->rank(), g_comm->size(),
                message.c_str());
   std::fflush(stderr);
+  // Every rank failing together ends as a run does (MPI_Finalize, then the exit code), which
+  // lets each one's message out: an abort by the first could cut the others' short.
+  if (g_every_rank_fails) return code;
   g_comm->abort(code);
 }
 
