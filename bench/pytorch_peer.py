@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/pytorch_peer.py --preset tiny28 --batch 128 --threads 2 [--mode both]
                                            [--steps 10] [--warmup 2] [--micro-batch M] [--json]
+                                           [--export-onnx FILE]
 
 The model is tests/reference/timm_vit.py's, the one the test fixtures come from, in float32: timm
 layout (Conv2d patch embedding, class token, learned positions, pre-norm blocks with a fused qkv
@@ -16,6 +17,10 @@ With --micro-batch M a training step runs forward and backward M images at a tim
 gradients (gradient accumulation, each piece's loss weighted by its share of the batch), and
 inference runs M images at a time: what vitcpp does (`vit bench` reports its M), offered to
 PyTorch too (bench/compare.py keeps PyTorch's faster way).
+
+With --export-onnx FILE it writes that model (eval mode, batch fixed at --batch) as ONNX for the
+ONNX Runtime peer (bench/ort_peer.js), prints its input shape as JSON and exits: the three sides
+run the same network.
 
 Fairness: PyTorch uses `--threads` intra-op threads; OpenBLAS's own thread pool is limited to one
 thread (OPENBLAS_NUM_THREADS=1, set below before torch loads), since otherwise its threads and
@@ -86,6 +91,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--micro-batch", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--export-onnx", metavar="FILE",
+                    help="write the model as ONNX (batch fixed at --batch) for bench/ort_peer.js and exit")
     a = ap.parse_args()
     shape = PRESETS[a.preset]
     batch = a.batch or (1 if shape[0] >= 224 else 128)
@@ -94,6 +101,13 @@ def main():
     model = make_model(*shape)
     images = torch.randn(batch, shape[1], shape[0], shape[0])
     labels = torch.randint(0, shape[7], (batch,))
+    if a.export_onnx:
+        # opset 14: what torch 1.13 exports these ops at; the graph is the eval-mode forward.
+        model.eval()
+        torch.onnx.export(model, images, a.export_onnx, opset_version=14, input_names=["images"],
+                          output_names=["logits"])
+        print(json.dumps({"onnx": a.export_onnx, "input_shape": list(images.shape)}))
+        return 0
     fwd = forward_flops(*shape)
     micro = min(batch, a.micro_batch) if a.micro_batch > 0 else batch
     parts = -(-batch // micro)
