@@ -4,6 +4,9 @@
     /usr/bin/python3 bench/compare.py [--threads 2] [--rounds 3] [--vit build/vit] [--isa avx2]
                                       [--only SUBSTRING] [--no-ort]
 
+Where the CPU runs bf16 (`vit info`), two more rows time vitcpp's --dtype bf16 inference of ViT-B
+against the peers in fp32, its share counted against the VDPBF16PS peak.
+
 For each configuration it alternates `vit bench --json`, bench/pytorch_peer.py --json and, for
 inference, bench/ort_peer.js (ONNX Runtime's CPU provider running the PyTorch peer's model, exported
 to ONNX by pytorch_peer.py --export-onnx), rounds times, and keeps each side's best round (the
@@ -31,15 +34,18 @@ import subprocess
 import sys
 
 CONFIGS = [
-    # (preset, mode, batch, timed steps)
-    ("tiny28", "train", 128, 30),
-    ("tiny28", "infer", 256, 20),
-    ("vit_tiny_patch16_224", "train", 16, 6),
-    ("vit_tiny_patch16_224", "infer", 1, 40),
-    ("vit_small_patch16_224", "infer", 1, 20),
-    ("vit_small_patch16_224", "infer", 16, 4),
-    ("vit_base_patch16_224", "infer", 1, 15),
-    ("vit_base_patch16_224", "infer", 16, 3),
+    # (preset, mode, batch, timed steps, vitcpp's inference dtype)
+    ("tiny28", "train", 128, 30, "fp32"),
+    ("tiny28", "infer", 256, 20, "fp32"),
+    ("vit_tiny_patch16_224", "train", 16, 6, "fp32"),
+    ("vit_tiny_patch16_224", "infer", 1, 40, "fp32"),
+    ("vit_small_patch16_224", "infer", 1, 20, "fp32"),
+    ("vit_small_patch16_224", "infer", 16, 4, "fp32"),
+    ("vit_base_patch16_224", "infer", 1, 15, "fp32"),
+    ("vit_base_patch16_224", "infer", 16, 3, "fp32"),
+    # bf16 (only where `vit info` says the CPU runs it): against the peers' fp32.
+    ("vit_base_patch16_224", "infer", 1, 15, "bf16"),
+    ("vit_base_patch16_224", "infer", 16, 3, "bf16"),
 ]
 
 ORT_VERSION = "1.30.0"
@@ -95,22 +101,24 @@ def main():
     ap.add_argument("--bench-dir", default="build/bench", help="where vit_fma_peak and vit_sgemm_peak are")
     ap.add_argument("--isa", choices=["avx512", "avx2", "scalar"],
                     help="vitcpp's kernels (default: the best this CPU runs)")
-    ap.add_argument("--only", default="", help="run only the configurations whose 'preset mode batch' "
-                    "contains this text, e.g. 'infer 1'")
+    ap.add_argument("--only", default="", help="run only the configurations whose 'preset mode batch "
+                    "dtype' contains this text, e.g. 'infer 1 '")
     ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     a = ap.parse_args()
     if a.isa:
         ENV["VIT_ISA"] = a.isa
         if a.isa == "avx2":
             ENV["OPENBLAS_CORETYPE"] = "Haswell"
-    configs = [c for c in CONFIGS if a.only in f"{c[0]} {c[1]} {c[2]}"]
+    bf16 = run_json([a.vit, "info", "--preset", "seed", "--json"]).get("bf16", False)
+    configs = [c for c in CONFIGS
+               if a.only in f"{c[0]} {c[1]} {c[2]} {c[4]}" and (bf16 or c[4] == "fp32")]
     if not configs:
         sys.exit(f"compare: no configuration matches --only '{a.only}'")
     ort_env = None if a.no_ort else ensure_ort()
     sgemm = run_json([os.path.join(a.bench_dir, "vit_sgemm_peak"), str(a.threads)])["sgemm_gflops"]
     fma = run_json([os.path.join(a.bench_dir, "vit_fma_peak"), str(a.threads)])["isas"]
     rows = []
-    for preset, mode, batch, steps in configs:
+    for preset, mode, batch, steps, dtype in configs:
         common = ["--preset", preset, "--mode", mode, "--batch", str(batch), "--threads",
                   str(a.threads), "--steps", str(steps), "--warmup", "2"]
         peer = [sys.executable, os.path.join(HERE, "pytorch_peer.py")] + common + ["--json"]
@@ -124,7 +132,7 @@ def main():
                        "--warmup", "2", "--json"]
         ours, theirs, orts = [], [], []
         for _ in range(a.rounds):
-            ours.append(run_json([a.vit, "bench"] + common + ["--json"]))
+            ours.append(run_json([a.vit, "bench"] + common + ["--dtype", dtype, "--json"]))
             theirs.append(run_json(peer))
             micro = ours[-1].get(mode + "_micro_batch", batch)
             if micro < batch:
@@ -133,13 +141,13 @@ def main():
                 orts.append(run_json(ort_cmd, ort_env))
         key = mode + "_img_per_s"
         best = lambda rs: max(rs, key=lambda r: r[key]) if rs else None  # noqa: E731
-        rows.append((preset, mode, batch, best(ours), best(theirs), best(orts)))
-        print(f"measured {preset} {mode} batch {batch}", file=sys.stderr)
+        rows.append((preset, mode, batch, dtype, best(ours), best(theirs), best(orts)))
+        print(f"measured {preset} {mode} batch {batch} {dtype}", file=sys.stderr)
 
-    isa = rows[0][3].get("isa", "?")
+    isa = rows[0][4].get("isa", "?")
     peak = fma.get(isa, {}).get("peak_gflops")
     core = ENV.get("OPENBLAS_CORETYPE", "OpenBLAS's choice")
-    ort_version = next((r[5]["ort"] for r in rows if r[5]), None)
+    ort_version = next((r[6]["ort"] for r in rows if r[6]), None)
     print(f"vitcpp kernels: {isa}; OPENBLAS_CORETYPE: {core}; {a.threads} threads; "
           f"ONNX Runtime: {ort_version or 'not run'}")
     print(f"FMA peak ({isa}, vit_fma_peak): {peak or 0:.1f} GFLOP/s; "
@@ -147,11 +155,14 @@ def main():
     print("| config | vitcpp | PyTorch | vitcpp / PyTorch | ONNX Runtime | vitcpp / ORT "
           "| vitcpp GFLOP/s (% of FMA peak) | peak RSS vitcpp / PyTorch / ORT | micro-batch vitcpp / PyTorch |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for preset, mode, batch, o, t, r in rows:
+    for preset, mode, batch, dtype, o, t, r in rows:
         g = o[mode + "_gflops"]
-        share = f" ({100 * g / peak:.0f}%)" if peak else ""
+        # bf16 rows: against the VDPBF16PS peak (twice the FMA's flops per instruction).
+        p = fma.get(isa + "_bf16", {}).get("peak_gflops") if dtype == "bf16" else peak
+        share = f" ({100 * g / p:.0f}%{' of bf16' if dtype == 'bf16' else ''})" if p else ""
         ort_rss = f"{r['peak_rss_mb']:.0f}" if r else "-"
-        print(f"| `{preset}` {mode}, batch {batch} | {cell(o, mode, batch)} | {cell(t, mode, batch)} | "
+        name = f"`{preset}` {mode}{' (bf16)' if dtype != 'fp32' else ''}, batch {batch}"
+        print(f"| {name} | {cell(o, mode, batch)} | {cell(t, mode, batch)} | "
               f"{ratio(o, t, mode, batch)} | {cell(r, mode, batch) if r else '-'} | "
               f"{ratio(o, r, mode, batch) if r else '-'} | {g:.1f}{share} | "
               f"{o['peak_rss_mb']:.0f} / {t['peak_rss_mb']:.0f} / {ort_rss} MB | "

@@ -3,7 +3,8 @@
 // yardstick; bench/compare.py's sgemm reference is OpenBLAS, whose kernels depend on its version).
 //   vit_fma_peak [threads]
 // Prints JSON: for each ISA this CPU runs, "peak_gflops" (1 thread and `threads` threads) and, with
-// that ISA's kernels, each shape's GFLOP/s and share of the peak.
+// that ISA's kernels, each shape's GFLOP/s and share of the peak; where the CPU has AVX512-BF16,
+// also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16).
 //
 // The peak loop: 12 independent accumulators (more than the FMA latency x ports of any x86 core
 // up to now: 4 cycles x 2 ports = 8), each an FMA per iteration on registers only, so the loop is
@@ -20,6 +21,7 @@
 
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
+#include "ops/packed.hpp"
 #include "vit/isa.hpp"
 #include "vit/threads.hpp"
 
@@ -54,30 +56,53 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(float seed) {
   return out[0] + out[7];
 }
 
-// GFLOP/s of the FMA loop on `threads` threads at once (best of 3).
-double peak(vit::Isa isa, int threads) {
-  const int lanes = isa == vit::Isa::kAvx512 ? 16 : 8;
+// The bf16 peak: VDPBF16PS on registers, each instruction 16 lanes x 2 multiply-adds.
+__attribute__((target("avx512bf16"))) float dot_loop_bf16(float seed) {
+  __m512 acc[kAcc];
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(seed + float(i));
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
+  for (long it = 0; it < kIters; ++it) {
+    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+
+enum class Loop { kAvx2, kAvx512, kBf16 };
+
+// GFLOP/s of a register-only loop on `threads` threads at once (best of 3): flops per lane per
+// instruction 2 (FMA) or 4 (VDPBF16PS: two multiply-adds).
+double peak(Loop loop, int threads) {
+  const double per_instruction = loop == Loop::kAvx2 ? 16 : loop == Loop::kAvx512 ? 32 : 64;
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
     float total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)
-    total += isa == vit::Isa::kAvx512 ? fma_loop_avx512(float(omp_get_thread_num()))
-                                      : fma_loop_avx2(float(omp_get_thread_num()));
+    total += loop == Loop::kAvx512 ? fma_loop_avx512(float(omp_get_thread_num()))
+             : loop == Loop::kBf16 ? dot_loop_bf16(float(omp_get_thread_num()))
+                                   : fma_loop_avx2(float(omp_get_thread_num()));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (total == 12345.0f) std::fprintf(stderr, " ");  // keeps the loops' results alive
-    best = std::max(best, 2.0 * kAcc * lanes * double(kIters) * threads / s / 1e9);
+    best = std::max(best, per_instruction * kAcc * double(kIters) * threads / s / 1e9);
   }
   return best;
 }
 
 // GFLOP/s of ops::linear_forward (out [R, O] = x [R, I] @ w^T + b) with the active kernels (best of
-// 5 after a warm-up).
-double linear_gflops(int R, int I, int O, int threads) {
+// 5 after a warm-up); with bf16, on w converted to bf16 (ops::Context::packed).
+double linear_gflops(int R, int I, int O, int threads, bool bf16) {
   std::vector<float> x(size_t(R) * I, 0.01f), w(size_t(O) * I, 0.02f), b(size_t(O), 0.0f),
       out(size_t(R) * O);
   vit::ops::CpuContext cpu;
-  const vit::ops::Context ctx = cpu.with_threads(threads);
+  vit::ops::Context ctx = cpu.with_threads(threads);
+  vit::ops::PackedWeights packs;
+  if (bf16) {
+    packs.add_bf16(w.data(), O, I);
+    ctx.packed = &packs;
+  }
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -103,19 +128,27 @@ int main(int argc, char** argv) {
                           {"qkv b16", 16 * 197, 768, 2304}, {"fc2 b16", 16 * 197, 3072, 768}};
   std::string json = "{\"threads\": " + std::to_string(threads) + ", \"isas\": {";
   bool first_isa = true;
+  // Each ISA's fp32 kernels, then (where the CPU has AVX512-BF16) the bf16 products as
+  // "avx512_bf16", against the VDPBF16PS peak.
+  std::vector<std::pair<vit::Isa, bool>> paths;
   for (vit::Isa isa : vit::supported_isas()) {
-    if (isa == vit::Isa::kScalar) continue;  // no FMA loop of its own: it is the compiler's
+    if (isa != vit::Isa::kScalar) paths.push_back({isa, false});  // scalar: the compiler's loops
+  }
+  if (vit::cpu_has_bf16()) paths.push_back({vit::Isa::kAvx512, true});
+  for (const auto& [isa, bf16] : paths) {
     vit::set_isa(isa);
-    const double p1 = peak(isa, 1), pn = peak(isa, threads);
+    const Loop loop = bf16 ? Loop::kBf16 : isa == vit::Isa::kAvx512 ? Loop::kAvx512 : Loop::kAvx2;
+    const double p1 = peak(loop, 1), pn = peak(loop, threads);
     char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "%s\"%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
-                  first_isa ? "" : ", ", vit::isa_name(isa), p1, pn);
+    std::snprintf(
+        buf, sizeof buf,
+        "%s\"%s%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
+        first_isa ? "" : ", ", vit::isa_name(isa), bf16 ? "_bf16" : "", p1, pn);
     json += buf;
     first_isa = false;
     bool first = true;
     for (const Shape& s : shapes) {
-      const double g = linear_gflops(s.R, s.I, s.O, threads);
+      const double g = linear_gflops(s.R, s.I, s.O, threads, bf16);
       std::snprintf(buf, sizeof buf, "%s\"%s\": {\"gflops\": %.1f, \"share_of_peak\": %.3f}",
                     first ? "" : ", ", s.name, g, g / pn);
       json += buf;

@@ -630,6 +630,40 @@ TEST(Cli, AttentionPicturesAndMaps) {
              1, "none.png");
 }
 
+// --dtype bf16 on predict, eval (with --agreement) and bench where the CPU has AVX512-BF16, and
+// its refusals: --agreement without a lower dtype (usage, 2), an unknown dtype (2), and bf16 on a
+// CPU without AVX512-BF16 (1, saying so).
+TEST(Cli, Bf16Inference) {
+  TempDir dir("cli-bf16");
+  const std::string model = fixture("demo_tiny28.f16.safetensors");
+  const std::string seven = fixture("drawings/7_017.png");
+  write_quadrant_dataset(dir / "data", 20, 50, 28);
+  const std::string eval = "eval --model " + model + " --data idx:" + (dir / "data");
+  EXPECT_RUN(eval + " --agreement", 2, "--dtype bf16");
+  EXPECT_RUN("predict --model " + model + " --dtype fp16 " + seven, 2, "--dtype");
+  if (!cpu_has_bf16()) {
+    EXPECT_RUN("predict --model " + model + " --dtype bf16 " + seven, 1, "AVX512-BF16");
+    return;
+  }
+  EXPECT_RUN("predict --model " + model + " --dtype bf16 " + seven, 0, "7_017.png: 7 (");
+  EXPECT_RUN(eval + " --dtype bf16 --agreement", 0, "bf16 against fp32: the same top-1 class on");
+  const Result r = vit(eval + " --dtype bf16 --agreement --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  // The JSON's line (beside a warning on stderr: the model was trained on MNIST).
+  const size_t at = r.out.rfind("{\"accuracy\"");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(at, r.out.find('\n', at) - at));
+  EXPECT_EQ(j["dtype"], "bf16");
+  EXPECT_EQ(j["agreement"]["with"], "fp32");
+  EXPECT_EQ(j["count"], 50);
+  const double agreement = j["agreement"]["top1_agreement"];
+  EXPECT_EQ(agreement, (50 - j["agreement"]["differ"].get<int>()) / 50.0);
+  const Result b =
+      vit("bench --preset seed --mode infer --batch 4 --steps 1 --warmup 0 --dtype bf16 --json");
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_EQ(nlohmann::json::parse(b.out)["dtype"], "bf16");
+}
+
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from
 // script(1)), and nothing of it when output goes to a pipe or a file.
 TEST(Cli, ProgressBarOnlyOnATerminal) {

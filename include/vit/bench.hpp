@@ -7,6 +7,7 @@
 
 #include "vit/config.hpp"
 #include "vit/dataset.hpp"
+#include "vit/model.hpp"
 #include "vit/transforms.hpp"
 
 namespace vit {
@@ -17,6 +18,7 @@ struct BenchOptions {
   int warmup = 2;  // untimed steps first
   bool train = true, infer = true;
   int micro_batch = 0;  // training's most images per micro-batch (batch_gradients); 0: automatic
+  Dtype dtype = Dtype::kF32;  // inference's (Model::set_inference_dtype); training is fp32
 };
 
 struct BenchTiming {

@@ -26,6 +26,11 @@ Isa active_isa();
 // called while kernels run on other threads.
 void set_isa(Isa isa);
 
+// Whether this CPU (and OS) runs AVX512-BF16 (VDPBF16PS: Intel Cooper Lake and Sapphire Rapids
+// on, AMD Zen 4 on), and whether bf16 products can run now: that, with the AVX-512 kernels active.
+bool cpu_has_bf16();
+bool bf16_active();
+
 // "scalar, avx2, avx512" for those three: names joined by commas.
 std::string isa_list(const std::vector<Isa>& isas);
 

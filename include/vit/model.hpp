@@ -26,6 +26,11 @@ struct ParamInfo {
   bool decay = false;     // AdamW weight decay applies (matrix weights only)
 };
 
+// The precision of inference's matrix products (Model::set_inference_dtype).
+enum class Dtype { kF32, kBf16 };
+const char* dtype_name(Dtype dtype);         // "fp32", "bf16"
+Dtype parse_dtype(const std::string& name);  // those names; vit::Error naming them otherwise
+
 // Whether a parameter belongs to a classifier head (head.*, head_dist.*): what a linear probe
 // trains, and what a backbone without a head lacks.
 bool is_head_param(const std::string& name);
@@ -115,6 +120,15 @@ class Model {
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
+  // The precision of predict()'s linear layers (patch embedding, qkv, proj, fc1, fc2, the heads).
+  // kBf16: their inputs rounded to bf16, sums in fp32 (AVX512-BF16's VDPBF16PS), the weights
+  // converted here, once, into a bf16 copy (half the fp32 weights' size, kept beside them);
+  // attention, LayerNorm, softmax, GELU and the residual stream stay fp32, and so do forward()
+  // and forward_attention(). vit::Error when this CPU lacks AVX512-BF16 or the AVX-512 kernels
+  // are not the active ones (VIT_ISA). The copy does not follow later changes to the weights
+  // (loading, training): call again after them. kF32, the default, drops the copy.
+  void set_inference_dtype(Dtype dtype);
+  Dtype inference_dtype() const;
   // One image [C, S, S] through the same graph, keeping every block's attention probabilities:
   // logits [K] and att [depth, H, N, N] (N = config().num_tokens(); each row a softmax), for
   // attention maps (vit/attention.hpp). One image's activations are allocated for the call.

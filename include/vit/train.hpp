@@ -404,6 +404,20 @@ struct EvalResult {
 EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch = 256,
                     int mistakes = 0, Comm* comm = nullptr);
 
+// A lower inference precision (Model::set_inference_dtype) against fp32 on the same images: how
+// often the top-1 class is the same, how far the logits move, and both accuracies.
+struct DtypeComparison {
+  int64_t count = 0, differ = 0;  // images; those whose top-1 class differs from fp32's
+  double agreement = 1;           // (count - differ) / count
+  double max_logit_diff = 0;      // the largest |logit - fp32 logit| over images and classes
+  double max_relative_diff = 0;   // the same per image over its fp32 logits' range, the largest
+  double accuracy_fp32 = 0, accuracy = 0;
+};
+// Runs every image of data through the model in fp32 and in dtype, `batch` at a time; the model's
+// own inference dtype is restored after.
+DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normalization& norm,
+                               Dtype dtype, int batch = 256);
+
 struct EpochMetrics {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0;

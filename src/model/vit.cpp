@@ -32,7 +32,9 @@
 #include "model/executor.hpp"
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
+#include "ops/packed.hpp"
 #include "vit/error.hpp"
+#include "vit/isa.hpp"
 #include "vit/threads.hpp"
 
 namespace vit {
@@ -132,6 +134,9 @@ struct detail::ModelImpl {
 
   // The scratch of the ops the model runs, per thread of its parallel regions.
   ops::CpuContext cpu;
+
+  // predict()'s weights in bf16 (set_inference_dtype(kBf16)); null: fp32.
+  std::unique_ptr<ops::PackedWeights> packed;
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
                    bool trainable = true) {
@@ -960,10 +965,57 @@ void Model::predict(const float* images, int B, float* logits) {
     const int b0 = micro_batch_start(B, parts, part);
     const int bc = micro_batch_start(B, parts, part + 1) - b0;
     F.logits = logits + int64_t(b0) * c.num_classes;
-    forward_graph(m, executor_context(m), F, images + b0 * pixels, bc, nullptr, 0, nullptr);
+    ops::Context ctx = executor_context(m);
+    ctx.packed = m.packed.get();
+    forward_graph(m, ctx, F, images + b0 * pixels, bc, nullptr, 0, nullptr);
   };
   m.cpu.with_threads(threads);  // scratch for each thread, before the region
   run_on_lanes(parts, threads, run);
+}
+
+const char* dtype_name(Dtype dtype) {
+  return dtype == Dtype::kBf16 ? "bf16" : "fp32";
+}
+
+Dtype parse_dtype(const std::string& name) {
+  if (name == "fp32") return Dtype::kF32;
+  if (name == "bf16") return Dtype::kBf16;
+  throw Error("unknown dtype '" + name + "': choose fp32 or bf16");
+}
+
+void Model::set_inference_dtype(Dtype dtype) {
+  Impl& m = *impl_;
+  if (dtype == Dtype::kF32) {
+    m.packed.reset();
+    return;
+  }
+  if (!cpu_has_bf16()) {
+    throw Error(
+        "bf16 inference needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
+        "later, AMD Zen 4 and later), which this one lacks (it runs: " +
+        isa_list(supported_isas()) + "); use fp32");
+  }
+  if (active_isa() != Isa::kAvx512) {
+    throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
+                isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
+  }
+  const Config& c = m.cfg;
+  const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
+  auto packs = std::make_unique<ops::PackedWeights>();
+  packs->add_bf16(m.W(m.patch_w), D, c.channels * c.patch_size * c.patch_size);
+  for (const BlockOffsets& p : m.blocks) {
+    packs->add_bf16(m.W(p.qkv_w), 3 * D, D);
+    packs->add_bf16(m.W(p.proj_w), D, D);
+    packs->add_bf16(m.W(p.fc1_w), M, D);
+    packs->add_bf16(m.W(p.fc2_w), D, M);
+  }
+  packs->add_bf16(m.W(m.head_w), K, D);
+  if (m.head_dist_w != kNone) packs->add_bf16(m.W(m.head_dist_w), K, D);
+  m.packed = std::move(packs);
+}
+
+Dtype Model::inference_dtype() const {
+  return impl_->packed ? Dtype::kBf16 : Dtype::kF32;
 }
 
 void Model::forward_attention(const float* image, float* logits, float* att) {

@@ -82,6 +82,21 @@ const char* isa_name(Isa isa) {
   }
 }
 
+bool cpu_has_bf16() {
+#ifdef VIT_X86_VARIANTS
+  if (!cpu_has(Isa::kAvx512)) return false;
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return a & (1u << 5);  // CPUID.(EAX=7, ECX=1):EAX bit 5, AVX512_BF16
+#else
+  return false;
+#endif
+}
+
+bool bf16_active() {
+  return active_isa() == Isa::kAvx512 && cpu_has_bf16();
+}
+
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {

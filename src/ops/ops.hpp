@@ -26,12 +26,27 @@ namespace vit::ops {
 // calling thread alone, as inside a lane that runs a micro-batch while other threads run others)
 // and where each thread's scratch memory is. A context is used by one op at a time. A CUDA
 // backend's would carry its stream and device scratch in the same place.
-struct ScratchSet;  // the backend's; opaque here
+struct ScratchSet;     // the backend's; opaque here
+struct PackedWeights;  // weights converted once for inference (below); opaque here
 struct Context {
   int threads = 1;
   ScratchSet* scratch = nullptr;
   int thread = 0;  // with threads == 1: whose scratch the calling thread uses
+  // Inference in bf16: a product whose op(B) is a weight found here (find_bf16) runs on that
+  // weight's bf16 panels, its A rounded to bf16, sums in fp32. Null: every product in fp32.
+  const PackedWeights* packed = nullptr;
 };
+
+// ---- A linear layer's weight w [O, I] converted to bf16 once (src/ops/packed.cpp), in the bf16
+// GEMM's panels: for panel p (columns o = 32p .. 32p + 31 of op(B) = w^T, zero past O) and each
+// pair of depths k = 2q, 2q + 1 (zero past I), the 32 columns' pairs (w[o, 2q], w[o, 2q + 1]):
+// data[((p * pairs + q) * 32 + o % 32) * 2 + k % 2], pairs = ceil(I / 2). Rounded to nearest even.
+struct Bf16Panels {
+  const uint16_t* data = nullptr;  // null: w is not packed
+  int O = 0, I = 0;
+};
+// w's panels in packs (either may be null: then none).
+Bf16Panels find_bf16(const PackedWeights* packs, const float* w);
 
 // ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C (+ bias[N] on every
 // row when bias is non-null), row-major, where op(A) is A[M,K] or (trans_a) A[K,M] transposed;

@@ -86,6 +86,7 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   }
   if (o.infer) {
     std::vector<float> logits(size_t(B) * K);
+    model.set_inference_dtype(o.dtype);  // after training's steps changed the weights
     r.infer = time_steps([&] { model.predict(images.data(), B, logits.data()); }, o.warmup, o.steps,
                          B, fwd);
   }

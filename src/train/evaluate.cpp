@@ -1,5 +1,6 @@
 // Evaluation on a dataset with the inference path: accuracy, loss, per-class accuracy, confusion,
-// the most confident mistakes; in a distributed run, shared out over the ranks.
+// the most confident mistakes; in a distributed run, shared out over the ranks. And a lower
+// precision's predictions against fp32's on the same images (compare_dtypes).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -98,6 +99,54 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
     r.per_class_accuracy.push_back(total ? double(r.confusion[k][k]) / total
                                          : std::numeric_limits<double>::quiet_NaN());
   }
+  return r;
+}
+
+DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normalization& norm,
+                               Dtype dtype, int batch) {
+  const Config& c = model.config();
+  const SampleShape s = data.shape();
+  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
+            "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
+                "x" + std::to_string(c.image_size) + " images but the dataset has " +
+                std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+                std::to_string(s.width));
+  VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
+  const Dtype before = model.inference_dtype();
+  const int K = c.num_classes;
+  const int64_t n = data.size();
+  const int B = int(std::min<int64_t>(batch, std::max<int64_t>(n, 1)));
+  DtypeComparison r;
+  r.count = n;
+  std::vector<float> images(size_t(B) * s.pixels()), ref(size_t(B) * K), low(size_t(B) * K);
+  std::vector<int32_t> labels(B);
+  std::vector<int64_t> idx(B);
+  int64_t correct_ref = 0, correct_low = 0;
+  for (int64_t start = 0; start < n; start += B) {
+    const int b = int(std::min<int64_t>(B, n - start));
+    for (int i = 0; i < b; ++i) idx[i] = start + i;
+    make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
+    model.set_inference_dtype(Dtype::kF32);
+    model.predict(images.data(), b, ref.data());
+    model.set_inference_dtype(dtype);  // converts the weights again: once per batch, cheap
+    model.predict(images.data(), b, low.data());
+    for (int i = 0; i < b; ++i) {
+      const float *z = ref.data() + int64_t(i) * K, *y = low.data() + int64_t(i) * K;
+      const int p = argmax(z, K), q = argmax(y, K);
+      correct_ref += p == labels[i];
+      correct_low += q == labels[i];
+      r.differ += p != q;
+      const auto [lo, hi] = std::minmax_element(z, z + K);
+      double worst = 0;
+      for (int k = 0; k < K; ++k) worst = std::max(worst, std::fabs(double(y[k]) - z[k]));
+      r.max_logit_diff = std::max(r.max_logit_diff, worst);
+      if (*hi > *lo) r.max_relative_diff = std::max(r.max_relative_diff, worst / (*hi - *lo));
+    }
+  }
+  model.set_inference_dtype(before);
+  r.agreement = n ? double(n - r.differ) / n : 1.0;
+  r.accuracy_fp32 = n ? double(correct_ref) / n : 0.0;
+  r.accuracy = n ? double(correct_low) / n : 0.0;
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -262,6 +263,15 @@ void add_cache_dir_option(CLI::App* cmd, std::string& dir) {
 // --threads, as every command takes it.
 void add_threads_option(CLI::App* cmd, int& threads) {
   add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
+}
+
+// --dtype: the precision of inference's linear layers (vit::Model::set_inference_dtype).
+void add_dtype_option(CLI::App* cmd, std::string& dtype) {
+  cmd->add_option("--dtype", dtype,
+                  "Inference precision: fp32, or bf16 (the linear layers' inputs in bf16, sums in "
+                  "fp32; needs a CPU with AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 and later)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
 }
 
 // One option per field of S that the CLI offers (Field::cli), in its group, keeping the text in
@@ -625,8 +635,9 @@ void write_chart(const std::string& path, const std::string& svg) {
 
 struct EvalArgs {
   std::string model, data, data_dir, split = "test", cache_dir, arch, labels, confusion, errors;
+  std::string dtype = "fp32";
   int batch = 256, threads = 0, error_count = 16;
-  bool json = false, skip_bad_images = false;
+  bool json = false, skip_bad_images = false, agreement = false;
 };
 
 void add_eval(CLI::App& app, EvalArgs& a) {
@@ -653,6 +664,10 @@ void add_eval(CLI::App& app, EvalArgs& a) {
       ->capture_default_str();
   add_int_option(e, "--batch", a.batch, "Images per forward pass", 1, 65536)->capture_default_str();
   add_threads_option(e, a.threads);
+  add_dtype_option(e, a.dtype);
+  e->add_flag("--agreement", a.agreement,
+              "With --dtype bf16: also run every image in fp32 and report how often the top-1 "
+              "class agrees, the largest logit difference and both accuracies");
   e->add_flag("--json", a.json,
               "Print one JSON object: accuracy, loss, per_class_accuracy, confusion");
   e->add_flag("--skip-bad-images", a.skip_bad_images,
@@ -709,6 +724,9 @@ EvalData load_eval_data(const vit::LoadedModel& m, const std::string& model_path
 
 int run_eval(EvalArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
+  if (a.agreement && a.dtype == "fp32") {
+    throw UsageError("--agreement compares a lower precision with fp32: give --dtype bf16 too");
+  }
   if (!a.confusion.empty()) check_chart_path("--confusion", a.confusion);
   if (!a.errors.empty()) {
     if (!a.errors.ends_with(".png")) {
@@ -723,6 +741,7 @@ int run_eval(EvalArgs& a) {
   a.data = labelled_data(a.data, a.labels);
   named_dataset(a.data);
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
+  m.model.set_inference_dtype(vit::parse_dtype(a.dtype));
   if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
     std::fprintf(stderr,
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
@@ -734,6 +753,11 @@ int run_eval(EvalArgs& a) {
   const int K = m.meta.config.num_classes;
   const vit::EvalResult r = vit::evaluate(m.model, split, m.meta.normalize, a.batch,
                                           a.errors.empty() ? 0 : a.error_count);
+  std::optional<vit::DtypeComparison> agree;
+  if (a.agreement) {
+    agree =
+        vit::compare_dtypes(m.model, split, m.meta.normalize, vit::parse_dtype(a.dtype), a.batch);
+  }
   if (!a.errors.empty()) {
     vit::write_file_atomically(
         a.errors, vit::mistakes_png(r, split, m.meta, a.data + " (" + a.split + " split)"));
@@ -756,11 +780,28 @@ int run_eval(EvalArgs& a) {
     j["per_class_accuracy"] = per_class;
     j["confusion"] = r.confusion;
     j["count"] = r.count;
+    j["dtype"] = a.dtype;
+    if (agree) {
+      j["agreement"] = {{"with", "fp32"},
+                        {"top1_agreement", agree->agreement},
+                        {"differ", agree->differ},
+                        {"max_logit_diff", agree->max_logit_diff},
+                        {"max_relative_diff", agree->max_relative_diff},
+                        {"accuracy_fp32", agree->accuracy_fp32}};
+    }
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("%s (%s split, %lld images): accuracy %.2f%%, loss %.4f\n", a.data.c_str(),
-              a.split.c_str(), (long long)r.count, 100 * r.accuracy, r.loss);
+  std::printf("%s (%s split, %lld images): accuracy %.2f%%, loss %.4f%s\n", a.data.c_str(),
+              a.split.c_str(), (long long)r.count, 100 * r.accuracy, r.loss,
+              a.dtype == "fp32" ? "" : (", in " + a.dtype).c_str());
+  if (agree) {
+    std::printf(
+        "%s against fp32: the same top-1 class on %.2f%% of the images (%lld differ); fp32's "
+        "accuracy %.2f%%; largest logit difference %.4g (%.3g of that image's logit range)\n",
+        a.dtype.c_str(), 100 * agree->agreement, (long long)agree->differ,
+        100 * agree->accuracy_fp32, agree->max_logit_diff, agree->max_relative_diff);
+  }
   std::printf("\nper-class accuracy:\n");
   for (int k = 0; k < K; ++k) {
     // A class named by its number is shown once ("3", not "3 3").
@@ -880,7 +921,7 @@ class ImageInput {
 };
 
 struct PredictArgs {
-  std::string model, arch;
+  std::string model, arch, dtype = "fp32";
   std::vector<std::string> images;
   int top_k = 3, threads = 0;
   bool json = false;
@@ -901,11 +942,13 @@ void add_predict(CLI::App& app, PredictArgs& a) {
               "One JSON object per image: file, top [{class, index, prob}], logits, inverted, "
               "fitted");
   add_threads_option(p, a.threads);
+  add_dtype_option(p, a.dtype);
 }
 
 int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
+  m.model.set_inference_dtype(vit::parse_dtype(a.dtype));
   const int K = m.meta.config.num_classes, k = std::min(a.top_k, K);
   std::vector<float> logits(K);
   ImageInput input(cmd, a.input, m);
@@ -1126,6 +1169,7 @@ int run_info(const InfoArgs& a) {
     j["forward_flops_per_image"] = c.forward_flops();
     j["tokens"] = c.num_tokens();
     j["isa"] = vit::isa_name(vit::active_isa());
+    j["bf16"] = vit::bf16_active();
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -1142,6 +1186,10 @@ int run_info(const InfoArgs& a) {
               c.num_params() * 4 / 1e6);
   std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
   std::printf("kernels:     %s\n", isa_summary().c_str());
+  std::printf("bf16:        %s\n",
+              vit::bf16_active()    ? "yes (--dtype bf16: AVX512-BF16)"
+              : vit::cpu_has_bf16() ? "not on these kernels (--dtype bf16 runs on avx512)"
+                                    : "no (this CPU lacks AVX512-BF16; --dtype bf16 is refused)");
   for (auto it = extra.begin(); it != extra.end(); ++it) {
     const nlohmann::ordered_json& v = it.value();
     std::string shown = v.is_string() ? v.get<std::string>() : v.dump();
@@ -1301,7 +1349,7 @@ int run_prepare(const PrepareArgs& a) {
 // ---------------------------------------------------------------- bench
 
 struct BenchArgs {
-  std::string preset = "tiny28", mode = "both", data, data_dir, cache_dir = "off";
+  std::string preset = "tiny28", mode = "both", data, data_dir, cache_dir = "off", dtype = "fp32";
   int batch = 0, steps = 10, warmup = 2, threads = 0, micro_batch = 0;
   bool json = false, contend = false;
   std::map<std::string, std::string> recipe;  // --data's preprocessing and augmentation, as text
@@ -1335,6 +1383,7 @@ void add_bench(CLI::App& app, BenchArgs& a) {
   add_int_option(b, "--steps", a.steps, "Timed steps per mode", 1, 100000)->capture_default_str();
   add_int_option(b, "--warmup", a.warmup, "Untimed steps first", 0, 100000)->capture_default_str();
   add_threads_option(b, a.threads);
+  add_dtype_option(b, a.dtype);
   add_int_option(b, "--micro-batch", a.micro_batch,
                  "Training: at most this many images per forward/backward pass, the gradients "
                  "summed over a step's passes (default: picked from the model's widths; the "
@@ -1459,6 +1508,7 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
   o.train = a.mode != "infer";
   o.infer = a.mode != "train";
   o.micro_batch = a.micro_batch;
+  o.dtype = vit::parse_dtype(a.dtype);
   // With --contend: the busy process starts before any timing and runs through both
   // measurements.
   std::unique_ptr<BusyProcess> busy;
@@ -1480,6 +1530,7 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
     j["batch"] = o.batch;
     j["threads"] = threads;
     j["isa"] = vit::isa_name(vit::active_isa());
+    j["dtype"] = a.dtype;
     if (o.train) {
       j["train_img_per_s"] = r.train.img_per_s;
       j["train_ms_median"] = r.train.ms_median;
@@ -1508,8 +1559,9 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
   };
   auto report = [&](int n, const vit::BenchResult& res) {
     std::printf(
-        "%s, batch %d, %d threads, %s kernels, %d timed steps after %d warm-up%s\n",
-        a.preset.c_str(), o.batch, n, vit::isa_name(vit::active_isa()), o.steps, o.warmup,
+        "%s, batch %d, %d threads, %s kernels%s, %d timed steps after %d warm-up%s\n",
+        a.preset.c_str(), o.batch, n, vit::isa_name(vit::active_isa()),
+        o.dtype == vit::Dtype::kBf16 && o.infer ? ", inference in bf16" : "", o.steps, o.warmup,
         a.contend ? (", beside a busy process on CPU " + std::to_string(busy_cpu)).c_str() : "");
     if (o.train) {
       row("train", res.train);

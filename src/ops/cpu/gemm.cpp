@@ -18,6 +18,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "ops/cpu/kernels.hpp"
 #include "ops/cpu/scratch.hpp"
@@ -531,12 +532,152 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
   for (int p = 0; p < count; ++p) piece(p);
 }
 
+#if defined(__AVX512F__)
+// ---- bf16 products for inference (AVX512-BF16's VDPBF16PS; ops::Context::packed): C[M,N] = alpha
+// * A[M,K] w^T (+ bias) (+ C when accumulate) for a weight w [N, K] converted once into bf16
+// panels (ops.hpp's Bf16Panels), A rounded to bf16 here on each call (to nearest even), every
+// product of two bf16 values exact in fp32 and the sums in fp32. Error: each term a_k w_k carries
+// at most the two roundings to bf16 (relative 2^-8 each, so |a w| (2^-7 + 2^-16) in all), then the
+// fp32 additions; tests/test_ops.cpp derives its bound from this. VDPBF16PS treats denormal inputs
+// and results as zero.
+//
+// A register tile of 12 rows x 32 columns (24 accumulators) takes a pair of depths per step: one
+// broadcast of A's pair (a[2q], a[2q + 1]) per row, two loads of the panel's pairs, two
+// VDPBF16PS per row (64 multiply-adds). Every C element is summed over the whole of K in one
+// register, in order, by one thread: no chunks, so the result depends on neither the thread
+// count nor the rows around it. Columns are split between the threads (each its panels); rows go
+// in blocks whose bf16 A fits in half of L2 while each panel of the block's columns passes over
+// it, the panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for the block's row tiles.
+constexpr int kBfRows = 12, kBfCols = 32;
+
+// dst[i, 0:Kp] = bf16(A[i, 0:K]) for rows [m_begin, m_end), zero at K when K is odd (Kp even).
+__attribute__((target("avx512bf16"))) void rows_to_bf16(uint16_t* dst, int64_t ldd, const float* A,
+                                                        int64_t lda, int m_begin, int m_end,
+                                                        int K) {
+  const int Kp = (K + 1) / 2 * 2;
+  for (int i = m_begin; i < m_end; ++i) {
+    const float* a = A + int64_t(i) * lda;
+    uint16_t* d = dst + int64_t(i) * ldd;
+    for (int k0 = 0; k0 < Kp; k0 += 32) {
+      const int n = std::min(32, K - k0), np = std::min(32, Kp - k0);
+      const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xffff : (1u << n) - 1), a + k0);
+      const __m512 hi = n > 16
+                            ? _mm512_maskz_loadu_ps(
+                                  __mmask16(n >= 32 ? 0xffff : (1u << (n - 16)) - 1), a + k0 + 16)
+                            : _mm512_setzero_ps();
+      const __m512i r = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi16(d + k0, __mmask32(np >= 32 ? ~0u : (1u << np) - 1), r);
+    }
+  }
+}
+
+// C[0:MR, 0:w] = alpha * A[0:MR, :] panel (+ bias[0:w]) (+ C), over `pairs` pairs of depths.
+template <int MR>
+__attribute__((target("avx512bf16"))) void tile_bf16(int pairs, const uint16_t* A, int64_t lda,
+                                                     const uint16_t* panel, float* C, int64_t ldc,
+                                                     int w, float alpha, const float* bias,
+                                                     bool accumulate) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int q = 0; q < pairs; ++q) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(panel + int64_t(q) * 64);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(panel + int64_t(q) * 64 + 32);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, A + int64_t(i) * lda + 2 * q, sizeof pair);
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+      c0[i] = _mm512_dpbf16_ps(c0[i], a, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
+    }
+  }
+  const __mmask16 m0 = __mmask16(w >= 16 ? 0xffff : (1u << w) - 1);
+  const __mmask16 m1 = __mmask16(w >= 32 ? 0xffff : w > 16 ? (1u << (w - 16)) - 1 : 0);
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    float* row = C + int64_t(i) * ldc;
+    // (A w^T + bias) + C: the fp32 kernel's order.
+    __m512 r0 = _mm512_add_ps(_mm512_mul_ps(c0[i], va), bias0);
+    __m512 r1 = _mm512_add_ps(_mm512_mul_ps(c1[i], va), bias1);
+    if (accumulate) {
+      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
+      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, r0);
+    _mm512_mask_storeu_ps(row + 16, m1, r1);
+  }
+}
+
+void gemm_bf16(const Context& ctx, const Bf16Panels& w, int M, int N, int K, float alpha,
+               const float* A, int lda, bool accumulate, float* C, int ldc, const float* bias,
+               const Epilogue& epilogue) {
+  const int Kp = (K + 1) / 2 * 2, pairs = Kp / 2;
+  // A in bf16, shared by the op's threads (thread 0's scratch; 2 bf16 values per float).
+  auto* abf = reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(M) * pairs + 32));
+  const int panels = (N + kBfCols - 1) / kBfCols;
+  const int64_t panel_stride = int64_t(pairs) * 2 * kBfCols;
+  // Rows per block: their bf16 values in 512 KB, whole tiles, at least one.
+  const int block = std::max(kBfRows, int(512 * 1024 / (int64_t(Kp) * 2)) / kBfRows * kBfRows);
+  const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
+  auto run = [&](int t, int nt) {
+    rows_to_bf16(abf, Kp, A, lda, M * t / nt, M * (t + 1) / nt, K);
+    if (nt > 1) {
+#pragma omp barrier
+    }
+    const int p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
+    for (int m0 = 0; m0 < M; m0 += block) {
+      const int m1 = std::min(M, m0 + block);
+      for (int p = p_begin; p < p_end; ++p) {
+        const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
+        for (int i = m0; i < m1; i += kBfRows) {
+          with_tile_rows<kBfRows>(std::min(kBfRows, m1 - i), [&]<int MR>() {
+            tile_bf16<MR>(pairs, abf + int64_t(i) * Kp, Kp, w.data + p * panel_stride,
+                          C + int64_t(i) * ldc + j0, ldc, wc, alpha, bias ? bias + j0 : nullptr,
+                          accumulate);
+          });
+        }
+      }
+    }
+    if (epi) {  // on whole rows, split evenly, once every column is done
+      if (nt > 1) {
+#pragma omp barrier
+      }
+      const int r_begin = M * t / nt, r_end = M * (t + 1) / nt;
+      if (r_end > r_begin) {
+        apply_epilogue(*epi, C + int64_t(r_begin) * ldc, ldc, r_begin, 0, r_end - r_begin, N);
+      }
+      if (epi->stream) _mm_sfence();
+    }
+  };
+  if (ctx.threads == 1) {
+    run(0, 1);
+  } else {
+#pragma omp parallel num_threads(ctx.threads)
+    run(omp_get_thread_num(), omp_get_num_threads());
+  }
+}
+#endif
+
 }  // namespace
 
 void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
           const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
           const float* bias, const Epilogue& epilogue) {
   if (M == 0 || N == 0) return;
+#if defined(__AVX512F__)
+  // A weight converted to bf16 for inference (ops::Context::packed).
+  if (ctx.packed && !trans_a && trans_b && ldb == K && (beta == 0.0f || beta == 1.0f)) {
+    const Bf16Panels w = find_bf16(ctx.packed, B);
+    if (w.data && w.O == N && w.I == K) {
+      gemm_bf16(ctx, w, M, N, K, alpha, A, lda, beta != 0.0f, C, ldc, bias, epilogue);
+      return;
+    }
+  }
+#endif
 #if VIT_SIMD
   // Ours for every product the ops ask for (beta 0 or 1; kResidualNorm needs whole rows in one
   // column block). Measured against OpenBLAS (bench/ops_bench.cpp, BM_GemmNT;

@@ -1,0 +1,305 @@
+// bf16 inference products (AVX512-BF16): the weights' conversion, the bf16 GEMM against double
+// precision within a bound derived from its roundings, its independence from the thread count
+// and the batch, its fused epilogues, and a model's predictions in bf16 against fp32. Every test
+// here needs a CPU with AVX512-BF16 and skips (saying so) without one.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ops/ops.hpp"
+#include "ops/packed.hpp"
+#include "test_util.hpp"
+#include "vit/checkpoint.hpp"
+#include "vit/classify.hpp"
+#include "vit/data.hpp"
+#include "vit/isa.hpp"
+#include "vit/threads.hpp"
+#include "vit/train.hpp"
+
+namespace vit::test {
+namespace {
+
+// Runs the AVX-512 kernels for the test's duration (bf16 products are theirs), or skips.
+class Bf16 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
+    saved_ = active_isa();
+    set_isa(Isa::kAvx512);
+  }
+  void TearDown() override {
+    if (cpu_has_bf16()) set_isa(saved_);
+  }
+
+ private:
+  Isa saved_ = Isa::kScalar;
+};
+
+// bf16's precision: 8 significant bits, so rounding to nearest errs by at most u = 2^-8 relative.
+const double kUnitBf16 = std::ldexp(1.0, -8);
+
+TEST(Bf16Rounding, NearestEvenLikeTheHardware) {
+  // Exactly representable values stay; halfway cases go to the even neighbour; NaN stays NaN.
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(1.0f)), 1.0f);
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(-2.5f)), -2.5f);
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(1.0f + std::ldexp(1.0f, -8))), 1.0f);  // tie: down to even
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(1.0f + 3 * std::ldexp(1.0f, -8))),
+            1.0f + std::ldexp(1.0f, -6));  // tie: up to even
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20))),
+            1.0f + std::ldexp(1.0f, -7));  // past the tie: up
+  EXPECT_TRUE(std::isnan(ops::from_bf16(ops::to_bf16(NAN))));
+  EXPECT_EQ(ops::from_bf16(ops::to_bf16(INFINITY)), INFINITY);
+  // Every value within u of itself.
+  for (float x : random_vector(10000, 77, 100.0)) {
+    const double y = ops::from_bf16(ops::to_bf16(x));
+    EXPECT_LE(std::fabs(y - x), kUnitBf16 * std::fabs(x)) << x;
+  }
+}
+
+struct Product {
+  int M, N, K;
+  float alpha, beta;
+};
+
+// C = alpha A w^T + bias (+ beta C0) on w's bf16 panels, against double precision on the fp32
+// inputs. Each product a_k w_k is taken of the two values rounded to bf16, so it carries a relative
+// error of at most (1 + u)^2 - 1 = 2u + u^2 (u = 2^-8), and is then exact in fp32 (8 x 8
+// significant bits); the fp32 sums, the alpha scaling and the two additions err as any fp32
+// evaluation of K + 3 terms, within gamma(K + 3) of the magnitude sum (as test_gemm.cpp's bound).
+// So |C - exact| <= (2u + u^2) S + gamma(K + 3) ((1 + 2u + u^2) S + |bias| + |beta c0|), S = sum_k
+// |alpha a_k w_k|.
+void check_bf16(const Product& p, int threads) {
+  auto A = random_vector(int64_t(p.M) * p.K, 1), w = random_vector(int64_t(p.N) * p.K, 2, 0.1);
+  auto C0 = random_vector(int64_t(p.M) * p.N, 3), bias = random_vector(p.N, 4);
+  ops::PackedWeights packs;
+  packs.add_bf16(w.data(), p.N, p.K);
+  ops::Context ctx = op_context(threads);
+  ctx.packed = &packs;
+  std::vector<float> C = C0;
+  ops::gemm(ctx, false, true, p.M, p.N, p.K, p.alpha, A.data(), p.K, w.data(), p.K, p.beta,
+            C.data(), p.N, bias.data());
+  const double e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16, g = gamma_n(p.K + 3);
+  double worst = 0;
+  size_t at = 0;
+  double at_ref = 0, at_bound = 0;
+  for (int i = 0; i < p.M; ++i) {
+    for (int j = 0; j < p.N; ++j) {
+      double s = 0, S = 0;
+      for (int k = 0; k < p.K; ++k) {
+        const double t = double(p.alpha) * A[size_t(i) * p.K + k] * w[size_t(j) * p.K + k];
+        s += t;
+        S += std::fabs(t);
+      }
+      const size_t ij = size_t(i) * p.N + j;
+      const double c0 = double(p.beta) * C0[ij];
+      const double ref = s + bias[j] + c0;
+      const double bound = e * S + g * ((1 + e) * S + std::fabs(bias[j]) + std::fabs(c0));
+      const double r = std::fabs(C[ij] - ref) / bound;
+      if (!(r <= worst)) worst = r, at = ij, at_ref = ref, at_bound = bound;  // NaN too
+    }
+  }
+  EXPECT_LE(worst, 1.0) << "M " << p.M << " N " << p.N << " K " << p.K << " alpha " << p.alpha
+                        << " beta " << p.beta << ", " << threads << " threads: element " << at
+                        << " is " << C[at] << ", expected " << at_ref << " within " << at_bound;
+  // The bound is not loose by orders of magnitude: the bf16 rounding shows (against the same
+  // product in fp32 the error is many times the fp32 one).
+  EXPECT_GT(worst, 1e-3) << "M " << p.M << " N " << p.N << " K " << p.K
+                         << ": the product looks unrounded (not bf16?)";
+}
+
+TEST_F(Bf16, GemmWithinTheDerivedBound) {
+  // ViT-B's one-image qkv and fc2, ViT-Ti's head, odd depths (a zero pair at the end), partial
+  // row tiles (M % 12) and column panels (N % 32), beta 1 (in place: a residual), several threads.
+  for (const Product& p : {Product{197, 96, 768, 1.0f, 0.0f}, Product{197, 64, 3072, 1.0f, 1.0f},
+                           Product{1, 1000, 192, 1.0f, 0.0f}, Product{13, 70, 33, 0.5f, 1.0f},
+                           Product{300, 45, 1, 2.0f, 0.0f}, Product{25, 17, 7, 1.0f, 1.0f},
+                           Product{700, 40, 300, 1.0f, 0.0f}}) {
+    for (int threads : {1, 2}) check_bf16(p, threads);
+  }
+}
+
+// Each C element is summed over the whole of K in one register, in order: the same bits on 1, 2
+// and 3 threads, and a row the same whatever rows are multiplied with it (an image alone or in a
+// batch).
+TEST_F(Bf16, GemmBitwiseAcrossThreadsAndBatch) {
+  const int M = 600, N = 300, K = 768;
+  auto A = random_vector(int64_t(M) * K, 41), w = random_vector(int64_t(N) * K, 42);
+  auto bias = random_vector(N, 43);
+  ops::PackedWeights packs;
+  packs.add_bf16(w.data(), N, K);
+  auto run = [&](int rows, int threads) {
+    ops::Context ctx = op_context(threads);
+    ctx.packed = &packs;
+    std::vector<float> C(size_t(rows) * N);
+    ops::gemm(ctx, false, true, rows, N, K, 1.0f, A.data(), K, w.data(), K, 0.0f, C.data(), N,
+              bias.data());
+    return C;
+  };
+  const auto all = run(M, 1);
+  for (const int threads : {2, 3}) {
+    const auto other = run(M, threads);
+    EXPECT_EQ(std::memcmp(other.data(), all.data(), all.size() * 4), 0) << threads << " threads";
+  }
+  for (const int rows : {1, 13, 197}) {
+    const auto part = run(rows, 2);
+    EXPECT_EQ(std::memcmp(part.data(), all.data(), part.size() * 4), 0)
+        << "the first " << rows << " rows alone differ from them among " << M;
+  }
+}
+
+// A product whose weight was not converted, or whose shape is not the converted one, stays fp32:
+// the same bits as without the packed weights.
+TEST_F(Bf16, OtherProductsStayFp32) {
+  const int M = 50, N = 40, K = 64;
+  auto A = random_vector(int64_t(M) * K, 51), w = random_vector(int64_t(N) * K, 52);
+  auto v = random_vector(int64_t(N) * K, 53);
+  ops::PackedWeights packs;
+  packs.add_bf16(w.data(), N / 2, 2 * K);  // another shape at w's address
+  packs.add_bf16(v.data(), N, K);
+  ops::Context packed = op_context();
+  packed.packed = &packs;
+  std::vector<float> C1(size_t(M) * N), C2(size_t(M) * N);
+  ops::gemm(packed, false, true, M, N, K, 1.0f, A.data(), K, w.data(), K, 0.0f, C1.data(), N);
+  ops::gemm(op_context(), false, true, M, N, K, 1.0f, A.data(), K, w.data(), K, 0.0f, C2.data(), N);
+  EXPECT_EQ(std::memcmp(C1.data(), C2.data(), C1.size() * 4), 0);
+}
+
+// The fused linear ops (GELU; residual + LayerNorm) on bf16 weights equal the linear layer on the
+// same bf16 weights followed by the separate ops.
+TEST_F(Bf16, FusedEpiloguesMatchComposition) {
+  const int R = 197, I = 192, O = 300;
+  auto x = random_vector(int64_t(R) * I, 61), w = random_vector(int64_t(O) * I, 62, 0.2);
+  auto b = random_vector(O, 63, 0.5), res = random_vector(int64_t(R) * O, 64, 2.0);
+  auto lw = random_vector(O, 65, 0.3, 1.0), lb = random_vector(O, 66, 0.3);
+  ops::PackedWeights packs;
+  packs.add_bf16(w.data(), O, I);
+  ops::Context ctx = op_context(2);
+  ctx.packed = &packs;
+
+  std::vector<float> h(size_t(R) * O), g(size_t(R) * O), slope(size_t(R) * O);
+  ops::linear_forward(ctx, h.data(), x.data(), w.data(), b.data(), R, I, O);
+  std::vector<float> g2(size_t(R) * O), slope2(size_t(R) * O);
+  ops::gelu_forward(op_context(), g2.data(), slope2.data(), h.data(), int64_t(R) * O);
+  ops::linear_gelu_forward(ctx, g.data(), slope.data(), x.data(), w.data(), b.data(), R, I, O);
+  // The same GELU of the same h: test_gemm.cpp's tolerance between the fused and separate GELU.
+  expect_close("g", g.data(), g2, 1e-7, 1e-6);
+  expect_close("slope", slope.data(), slope2, 1e-7, 1e-6);
+
+  // out = (x w^T + b) + res in both (the same additions in the same order); then LayerNorm.
+  std::vector<float> out2(size_t(R) * O), ln2(size_t(R) * O), mean2(R), rstd2(R);
+  for (size_t i = 0; i < out2.size(); ++i) out2[i] = h[i] + res[i];
+  ops::layernorm_forward(op_context(), ln2.data(), mean2.data(), rstd2.data(), out2.data(),
+                         lw.data(), lb.data(), R, O, 1e-6f);
+  std::vector<float> out(size_t(R) * O), ln(size_t(R) * O), mean(R), rstd(R);
+  ops::linear_residual_norm_forward(ctx, out.data(), ln.data(), mean.data(), rstd.data(), x.data(),
+                                    w.data(), b.data(), res.data(), lw.data(), lb.data(), R, I, O,
+                                    1e-6f);
+  EXPECT_EQ(std::memcmp(out.data(), out2.data(), out.size() * 4), 0) << "out";
+  // Two LayerNorms of the same rows, each within 2 gamma(O + 4) (1 + |xhat|) |w| + gamma(2) |ln|
+  // of the exact value (test_gemm.cpp's bound with no input difference).
+  std::vector<double> bound(size_t(R) * O);
+  for (int r = 0; r < R; ++r) {
+    for (int o = 0; o < O; ++o) {
+      const size_t i = size_t(r) * O + o;
+      const double xhat = std::fabs((out2[i] - mean2[r]) * rstd2[r]);
+      bound[i] =
+          2 * (2 * gamma_n(O + 4) * (1 + xhat) * std::fabs(lw[o]) + gamma_n(2) * std::fabs(ln2[i]));
+    }
+  }
+  expect_within("ln", ln.data(), ln2.data(), bound);
+}
+
+// `make demo`'s model (the committed F16 copy) on the 200 drawn digits (test_predict.cpp), prepared
+// as vit predict prepares them: in bf16 the same top-1 class as fp32 on at least 99.5% of them
+// (the acceptance line), still reading >= 95% of them right (as test_predict.cpp asks of
+// fp32); an image's bf16 logits the same bits alone or in the batch, on 1 or 2 threads; and the
+// model's fp32 path untouched by the bf16 copy (kF32 again gives fp32's bits).
+TEST_F(Bf16, DemoModelAgreesWithFp32OnDrawnDigits) {
+  namespace fs = std::filesystem;
+  LoadedModel m = load_model(fixture("demo_tiny28.f16.safetensors"));
+  const Config& c = m.meta.config;
+  const int K = c.num_classes;
+  const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(fixture("drawings"))) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  ASSERT_GE(files.size(), 100u);
+  const int B = int(files.size());
+  std::vector<float> input(size_t(B) * pixels);
+  std::vector<int> truth(B);
+  for (int i = 0; i < B; ++i) {
+    const PreparedImage p =
+        prepare_image(decode_image(files[size_t(i)]), c.channels, c.image_size, *m.meta.input, {});
+    normalize_image(p.pixels.data(), c.channels, c.image_size, m.meta.normalize,
+                    input.data() + i * pixels);
+    truth[size_t(i)] = files[size_t(i)].filename().string()[0] - '0';
+  }
+  std::vector<float> ref(size_t(B) * K), low(size_t(B) * K), one(static_cast<size_t>(K)), again(size_t(B) * K);
+  m.model.predict(input.data(), B, ref.data());
+  m.model.set_inference_dtype(Dtype::kBf16);
+  EXPECT_EQ(m.model.inference_dtype(), Dtype::kBf16);
+  m.model.predict(input.data(), B, low.data());
+  int agree = 0, correct = 0;
+  double worst = 0;
+  for (int i = 0; i < B; ++i) {
+    const int p = argmax(ref.data() + i * K, K), q = argmax(low.data() + i * K, K);
+    agree += p == q;
+    correct += q == truth[size_t(i)];
+    for (int k = 0; k < K; ++k)
+      worst = std::max(worst, double(std::fabs(low[i * K + k] - ref[i * K + k])));
+  }
+  std::printf(
+      "demo model on %d drawings: bf16 agrees with fp32 on %d, reads %d right; largest "
+      "logit difference %.4g\n",
+      B, agree, correct, worst);
+  EXPECT_GE(agree, 0.995 * B);
+  EXPECT_GE(correct, 0.95 * B);
+  EXPECT_GT(worst, 0.0) << "bf16 gave fp32's logits exactly: were the products in bf16?";
+  const int threads_before = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (int i : {0, 77, B - 1}) {
+      m.model.predict(input.data() + i * pixels, 1, one.data());
+      EXPECT_EQ(std::memcmp(one.data(), low.data() + i * K, size_t(K) * 4), 0)
+          << "image " << i << " alone on " << threads << " threads";
+    }
+  }
+  set_num_threads(threads_before);
+  m.model.set_inference_dtype(Dtype::kF32);
+  m.model.predict(input.data(), B, again.data());
+  EXPECT_EQ(std::memcmp(again.data(), ref.data(), again.size() * 4), 0) << "fp32 after bf16";
+}
+
+// Where the CPU lacks AVX512-BF16, or VIT_ISA chose other kernels, bf16 is refused with a message
+// that says what to do.
+TEST(Bf16Refusal, SaysWhyAndWhatToDo) {
+  Model model(find_preset("seed").config);
+  const Isa saved = active_isa();
+  if (cpu_has_bf16()) {
+    set_isa(Isa::kAvx2);
+    try {
+      model.set_inference_dtype(Dtype::kBf16);
+      ADD_FAILURE() << "bf16 accepted on the avx2 kernels";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("VIT_ISA"), std::string::npos) << e.what();
+    }
+    set_isa(saved);
+  } else {
+    try {
+      model.set_inference_dtype(Dtype::kBf16);
+      ADD_FAILURE() << "bf16 accepted on a CPU without AVX512-BF16";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("use fp32"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
+  EXPECT_THROW(parse_dtype("fp16"), Error);
+}
+
+}  // namespace
+}  // namespace vit::test
