@@ -18,17 +18,22 @@ bool more_confident(const Mistake& a, const Mistake& b) {
   return a.prob != b.prob ? a.prob > b.prob : a.index < b.index;
 }
 
+// vit::Error unless the dataset's images are the model's input shape.
+void check_shape(const Config& c, const SampleShape& s) {
+  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
+            "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
+                "x" + std::to_string(c.image_size) + " images but the dataset has " +
+                std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
+                std::to_string(s.width));
+}
+
 }  // namespace
 
 EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm, int batch,
                     int mistakes, Comm* comm) {
   const Config& c = model.config();
   const SampleShape s = data.shape();
-  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
-            "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
-                "x" + std::to_string(c.image_size) + " images but the dataset has " +
-                std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
-                std::to_string(s.width));
+  check_shape(c, s);
   VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
   VIT_CHECK(mistakes >= 0, "evaluate: mistakes must be 0 or more");
   const int K = c.num_classes;
@@ -106,11 +111,7 @@ DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normaliz
                                Dtype dtype, int batch) {
   const Config& c = model.config();
   const SampleShape s = data.shape();
-  VIT_CHECK(s.channels == c.channels && s.height == c.image_size && s.width == c.image_size,
-            "the model expects " + std::to_string(c.channels) + "x" + std::to_string(c.image_size) +
-                "x" + std::to_string(c.image_size) + " images but the dataset has " +
-                std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" +
-                std::to_string(s.width));
+  check_shape(c, s);
   VIT_CHECK(batch >= 1, "evaluation batch must be at least 1");
   const Dtype before = model.inference_dtype();
   const int K = c.num_classes;
