@@ -129,7 +129,7 @@ DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normaliz
     make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
     model.set_inference_dtype(Dtype::kF32);
     model.predict(images.data(), b, ref.data());
-    model.set_inference_dtype(dtype);  // converts the weights again: once per batch, cheap
+    model.set_inference_dtype(dtype);  // converts the weights again (one pass over them a batch)
     model.predict(images.data(), b, low.data());
     for (int i = 0; i < b; ++i) {
       const float *z = ref.data() + int64_t(i) * K, *y = low.data() + int64_t(i) * K;

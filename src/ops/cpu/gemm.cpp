@@ -538,7 +538,7 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
 // panels (ops.hpp's Bf16Panels), A rounded to bf16 here on each call (to nearest even), every
 // product of two bf16 values exact in fp32 and the sums in fp32. Error: each term a_k w_k carries
 // at most the two roundings to bf16 (relative 2^-8 each, so |a w| (2^-7 + 2^-16) in all), then the
-// fp32 additions; tests/test_ops.cpp derives its bound from this. VDPBF16PS treats denormal inputs
+// fp32 additions; tests/test_bf16.cpp derives its bound from this. VDPBF16PS treats denormal inputs
 // and results as zero.
 //
 // A register tile of 12 rows x 32 columns (24 accumulators) takes a pair of depths per step: one
