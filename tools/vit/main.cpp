@@ -669,7 +669,8 @@ void add_eval(CLI::App& app, EvalArgs& a) {
               "With --dtype bf16: also run every image in fp32 and report how often the top-1 "
               "class agrees, the largest logit difference and both accuracies");
   e->add_flag("--json", a.json,
-              "Print one JSON object: accuracy, loss, per_class_accuracy, confusion");
+              "Print one JSON object: accuracy, loss, per_class_accuracy, confusion, count, dtype "
+              "and, with --agreement, agreement");
   e->add_flag("--skip-bad-images", a.skip_bad_images,
               "Leave out images that cannot be read (each named on stderr) instead of stopping");
 }
