@@ -120,13 +120,22 @@ class Model {
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the
   // workspace holds one block's buffers and grows (once) to the largest B seen.
   void predict(const float* images, int B, float* logits);
-  // The precision of predict()'s linear layers (patch embedding, qkv, proj, fc1, fc2, the heads).
-  // kBf16: their inputs rounded to bf16, sums in fp32 (AVX512-BF16's VDPBF16PS), the weights
-  // converted here, once, into a bf16 copy (half the fp32 weights' size, kept beside them);
-  // attention, LayerNorm, softmax, GELU and the residual stream stay fp32, and so do forward()
-  // and forward_attention(). vit::Error when this CPU lacks AVX512-BF16 or the AVX-512 kernels
-  // are not the active ones (VIT_ISA). The copy does not follow later changes to the weights
-  // (loading, training): call again after them. kF32, the default, drops the copy.
+  // Prepares predict()'s linear layers (patch embedding, qkv, proj, fc1, fc2, the heads) once,
+  // for the precision given:
+  // - kF32: each weight is rearranged in place into the panels the GEMM reads (no memory added),
+  //   so that predict() no longer repacks them on every call (ViT-B/16 at batch 1: about 10%
+  //   faster); the logits are the same bits as without. Reading or changing the parameters
+  //   afterwards (param_data(), param(), init(), forward(), training) first puts the weights back
+  //   as they were and drops the packing (call again after such use; a pointer taken from
+  //   param_data() before the call reads panels while they are packed). The scalar kernels
+  //   (VIT_ISA=scalar) read weights as they are: nothing is packed for them.
+  // - kBf16: their inputs rounded to bf16, sums in fp32 (AVX512-BF16's VDPBF16PS), the weights
+  //   converted into a bf16 copy (half the fp32 weights' size, kept beside them); attention,
+  //   LayerNorm, softmax, GELU and the residual stream stay fp32, and so do forward() and
+  //   forward_attention(). vit::Error when this CPU lacks AVX512-BF16 or the AVX-512 kernels are
+  //   not the active ones (VIT_ISA). The copy does not follow later changes to the weights
+  //   (loading, training): call again after them.
+  // A model starts with neither: predict() then packs each weight on every call.
   void set_inference_dtype(Dtype dtype);
   Dtype inference_dtype() const;
   // One image [C, S, S] through the same graph, keeping every block's attention probabilities:

@@ -135,8 +135,22 @@ struct detail::ModelImpl {
   // The scratch of the ops the model runs, per thread of its parallel regions.
   ops::CpuContext cpu;
 
-  // predict()'s weights in bf16 (set_inference_dtype(kBf16)); null: fp32.
+  // predict()'s weights converted once (set_inference_dtype): a bf16 copy, or the fp32 weights
+  // rearranged in place into the GEMM's panels, which restore_weights() puts back before anything
+  // else reads them. Declared after weights, so destroyed first. Null: the weights as they are.
   std::unique_ptr<ops::PackedWeights> packed;
+  Dtype packed_dtype = Dtype::kF32;
+
+  ~ModelImpl() {
+    if (packed) packed->forget();  // the weights go too: no need to rearrange them back
+  }
+  ModelImpl() = default;
+  ModelImpl(const ModelImpl&) = delete;
+  ModelImpl& operator=(const ModelImpl&) = delete;
+
+  // The weights as params() describes them, whatever set_inference_dtype did (the bf16 copy,
+  // which does not follow changes to them, goes too).
+  void restore_weights() { packed.reset(); }
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
                    bool trainable = true) {
@@ -245,9 +259,11 @@ const std::vector<ParamInfo>& Model::params() const {
   return impl_->params;
 }
 float* Model::param_data() {
+  impl_->restore_weights();
   return impl_->weights.data();
 }
 const float* Model::param_data() const {
+  impl_->restore_weights();
   return impl_->weights.data();
 }
 size_t Model::arena_floats() const {
@@ -271,6 +287,7 @@ const ParamInfo& Model::param_info(const std::string& name) const {
 
 TensorView Model::param(const std::string& name) {
   const ParamInfo& p = param_info(name);
+  impl_->restore_weights();
   return {impl_->weights.at(p.offset), p.shape};
 }
 
@@ -314,6 +331,7 @@ void Model::init(uint64_t seed, const InitOptions& options) {
   VIT_CHECK(std::isfinite(qkv_std) && qkv_std > 0.0f && qkv_std < 10.0f,
             "init: qkv_std must be in (0, 10) (got " + std::to_string(qkv_std) + ")");
   Impl& m = *impl_;
+  m.restore_weights();
   const bool torch = options.scheme == InitOptions::kTorch;
   for (size_t i = 0; i < m.params.size(); ++i) {
     const ParamInfo& p = m.params[i];
@@ -648,6 +666,7 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
 // drop_path: [B, depth, 2] per image (Model::forward), kept as [depth, 2, B] (forward_graph's).
 const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const int32_t* keep,
                           int num_keep, const float* drop_path) {
+  m.restore_weights();  // training reads the weights as they are
   if (keep) {
     L.keep.assign(keep, keep + int64_t(B) * num_keep);
     L.num_keep = num_keep;
@@ -672,6 +691,7 @@ const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const in
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
 // gradient arena's layout).
 void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
+  m.restore_weights();
   const Config& c = m.cfg;
   const int B = L.last_batch;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
@@ -985,8 +1005,31 @@ Dtype parse_dtype(const std::string& name) {
 
 void Model::set_inference_dtype(Dtype dtype) {
   Impl& m = *impl_;
+  m.restore_weights();
+  const Config& c = m.cfg;
+  const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
+  const int PP = c.channels * c.patch_size * c.patch_size;
   if (dtype == Dtype::kF32) {
-    m.packed.reset();
+    // Each weight the kernels can read as panels, rearranged in place (no memory added); proj
+    // and fc2 may end in the residual-and-LayerNorm epilogue.
+    auto packs = std::make_unique<ops::PackedWeights>();
+    auto pack = [&](size_t w, int O, int I, bool residual_norm) {
+      const int width = ops::gemm_panel_width(O, I, residual_norm);
+      if (width > 0) {
+        packs->pack_f32(m.W(w), O, I, width, ops::gemm_pack_weight, ops::gemm_unpack_weight);
+      }
+    };
+    pack(m.patch_w, D, PP, false);
+    for (const BlockOffsets& p : m.blocks) {
+      pack(p.qkv_w, 3 * D, D, false);
+      pack(p.proj_w, D, D, true);
+      pack(p.fc1_w, M, D, false);
+      pack(p.fc2_w, D, M, true);
+    }
+    pack(m.head_w, K, D, false);
+    if (m.head_dist_w != kNone) pack(m.head_dist_w, K, D, false);
+    if (!packs->entries.empty()) m.packed = std::move(packs);
+    m.packed_dtype = Dtype::kF32;
     return;
   }
   if (!cpu_has_bf16()) {
@@ -999,10 +1042,8 @@ void Model::set_inference_dtype(Dtype dtype) {
     throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
                 isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
   }
-  const Config& c = m.cfg;
-  const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
   auto packs = std::make_unique<ops::PackedWeights>();
-  packs->add_bf16(m.W(m.patch_w), D, c.channels * c.patch_size * c.patch_size);
+  packs->add_bf16(m.W(m.patch_w), D, PP);
   for (const BlockOffsets& p : m.blocks) {
     packs->add_bf16(m.W(p.qkv_w), 3 * D, D);
     packs->add_bf16(m.W(p.proj_w), D, D);
@@ -1012,10 +1053,11 @@ void Model::set_inference_dtype(Dtype dtype) {
   packs->add_bf16(m.W(m.head_w), K, D);
   if (m.head_dist_w != kNone) packs->add_bf16(m.W(m.head_dist_w), K, D);
   m.packed = std::move(packs);
+  m.packed_dtype = Dtype::kBf16;
 }
 
 Dtype Model::inference_dtype() const {
-  return impl_->packed ? Dtype::kBf16 : Dtype::kF32;
+  return impl_->packed ? impl_->packed_dtype : Dtype::kF32;
 }
 
 void Model::forward_attention(const float* image, float* logits, float* att) {
@@ -1026,7 +1068,10 @@ void Model::forward_attention(const float* image, float* logits, float* att) {
   Planner p{arena, {}};
   plan_forward(c, 1, Pass::kTraining, p, F);  // the training plan: each block's att is kept
   p.allocate();
-  forward_graph(m, executor_context(m), F, image, 1, nullptr, 0, nullptr);
+  ops::Context ctx = executor_context(m);
+  // fp32 panels give the same bits as the weights unpacked; a bf16 copy is predict()'s alone.
+  if (m.packed_dtype == Dtype::kF32) ctx.packed = m.packed.get();
+  forward_graph(m, ctx, F, image, 1, nullptr, 0, nullptr);
   std::copy_n(F.logits, c.num_classes, logits);
   const int64_t per_block = int64_t(c.heads) * c.num_tokens() * c.num_tokens();
   for (int l = 0; l < c.depth; ++l) std::copy_n(F.blocks[l].att, per_block, att + l * per_block);

@@ -172,6 +172,18 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
   (ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
 }
 
+int gemm_panel_width(int O, int I, bool residual_norm) {
+  return VIT_PICK(gemm_panel_width)(O, I, residual_norm);
+}
+
+void gemm_pack_weight(float* panels, const float* w, int O, int I) {
+  return VIT_PICK(gemm_pack_weight)(panels, w, O, I);
+}
+
+void gemm_unpack_weight(float* w, const float* panels, int O, int I) {
+  return VIT_PICK(gemm_unpack_weight)(w, panels, O, I);
+}
+
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                  int64_t R, int I, int O) {
   return VIT_PICK(weight_grad)(ctx, dw, db, dout, x, R, I, O);

@@ -32,8 +32,9 @@ struct Context {
   int threads = 1;
   ScratchSet* scratch = nullptr;
   int thread = 0;  // with threads == 1: whose scratch the calling thread uses
-  // Inference in bf16: a product whose op(B) is a weight found here (find_bf16) runs on that
-  // weight's bf16 panels, its A rounded to bf16, sums in fp32. Null: every product in fp32.
+  // Weights converted once for inference: a product whose op(B) is a weight found here runs on
+  // its panels: bf16 ones (find_bf16: A rounded to bf16, sums in fp32) or fp32 ones rearranged in
+  // place (find_f32: the same bits as unpacked). Null: every weight read as it is.
   const PackedWeights* packed = nullptr;
 };
 
@@ -47,6 +48,18 @@ struct Bf16Panels {
 };
 // w's panels in packs (either may be null: then none).
 Bf16Panels find_bf16(const PackedWeights* packs, const float* w);
+
+// ---- A linear layer's weight w [O, I] rearranged in place, once, into the fp32 GEMM's panels
+// (PackedWeights::pack_f32): in w's own memory, the panels the GEMM would otherwise pack from w on
+// every call, laid out as it packs them (gemm_pack_weight: its column blocks, then its chunks of
+// depth, then panels of width columns, depth by depth). The products are those of the unpacked
+// weight, bit for bit. While packed, w's memory is not [O, I]: only the GEMM reads it, and it
+// refuses (vit::Error) a product it cannot run on the panels.
+struct F32Panels {
+  const float* data = nullptr;  // null: w is not packed
+  int O = 0, I = 0, width = 0;
+};
+F32Panels find_f32(const PackedWeights* packs, const float* w);
 
 // ---- GEMM (src/ops/cpu/gemm.cpp): C[M,N] = alpha * op(A) op(B) + beta * C (+ bias[N] on every
 // row when bias is non-null), row-major, where op(A) is A[M,K] or (trans_a) A[K,M] transposed;
@@ -88,6 +101,15 @@ namespace vit::ops {
 void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
           const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
           const float* bias = nullptr, const Epilogue& epilogue = {});
+// The panel width (ops.hpp's F32Panels) with which this variant's gemm runs C = A w^T on a
+// weight w [O, I] packed in place, or 0 where it cannot: the scalar variant (OpenBLAS reads only
+// [O, I]), O not a multiple of the width, or (residual_norm: the kResidualNorm epilogue, which
+// needs whole rows in one column block) O wider than a block.
+int gemm_panel_width(int O, int I, bool residual_norm);
+// panels [O * I] = w [O, I] in the layout this variant's gemm reads (ops.hpp's F32Panels), for O
+// a multiple of gemm_panel_width's width; gemm_unpack_weight is its inverse.
+void gemm_pack_weight(float* panels, const float* w, int O, int I);
+void gemm_unpack_weight(float* w, const float* panels, int O, int I);
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,

@@ -1,7 +1,11 @@
-// Weights converted once for inference (packed.hpp): bf16 rounding and the bf16 GEMM's panels.
+// Weights converted once for inference (packed.hpp): bf16 rounding, the bf16 GEMM's panels and
+// the fp32 GEMM's panels in place.
 #include "ops/packed.hpp"
 
 #include <cstring>
+#include <string>
+
+#include "vit/error.hpp"
 
 namespace vit::ops {
 
@@ -21,6 +25,10 @@ float from_bf16(uint16_t h) {
 }
 
 void PackedWeights::add_bf16(const float* w, int O, int I) {
+  const auto it = entries.find(w);
+  if (it != entries.end() && it->second.f32) {
+    throw Error("add_bf16: the weight is packed in place in fp32; restore() it first");
+  }
   constexpr int kCols = 32;  // columns of op(B) per panel: two AVX-512 registers of 16 pairs
   const int panels = (O + kCols - 1) / kCols, pairs = (I + 1) / 2;
   Entry e;
@@ -35,6 +43,44 @@ void PackedWeights::add_bf16(const float* w, int O, int I) {
   entries[w] = std::move(e);
 }
 
+PackedWeights::~PackedWeights() {
+  restore();
+}
+
+void PackedWeights::pack_f32(float* w, int O, int I, int width, PackFn pack, PackFn unpack) {
+  if (entries.count(w) || width <= 0 || O % width != 0) {
+    throw Error("pack_f32: a weight [" + std::to_string(O) + ", " + std::to_string(I) +
+                "] cannot be packed in panels of " + std::to_string(width) +
+                " columns (or it is packed already)");
+  }
+  const std::vector<float> rows(w, w + int64_t(O) * I);
+  pack(w, rows.data(), O, I);
+  Entry e;
+  e.f32 = w;
+  e.O = O;
+  e.I = I;
+  e.width = width;
+  e.unpack = unpack;
+  entries[w] = std::move(e);
+}
+
+void PackedWeights::restore() {
+  for (auto it = entries.begin(); it != entries.end();) {
+    Entry& e = it->second;
+    if (!e.f32) {
+      ++it;
+      continue;
+    }
+    const std::vector<float> panels(e.f32, e.f32 + int64_t(e.O) * e.I);
+    e.unpack(e.f32, panels.data(), e.O, e.I);
+    it = entries.erase(it);
+  }
+}
+
+void PackedWeights::forget() {
+  std::erase_if(entries, [](const auto& kv) { return kv.second.f32 != nullptr; });
+}
+
 size_t PackedWeights::bytes() const {
   size_t n = 0;
   for (const auto& [w, e] : entries) n += e.data.size() * sizeof(uint16_t);
@@ -44,8 +90,15 @@ size_t PackedWeights::bytes() const {
 Bf16Panels find_bf16(const PackedWeights* packs, const float* w) {
   if (!packs) return {};
   const auto it = packs->entries.find(w);
-  if (it == packs->entries.end()) return {};
+  if (it == packs->entries.end() || it->second.f32) return {};
   return {it->second.data.data(), it->second.O, it->second.I};
+}
+
+F32Panels find_f32(const PackedWeights* packs, const float* w) {
+  if (!packs) return {};
+  const auto it = packs->entries.find(w);
+  if (it == packs->entries.end() || !it->second.f32) return {};
+  return {it->second.f32, it->second.O, it->second.I, it->second.width};
 }
 
 }  // namespace vit::ops

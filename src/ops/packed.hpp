@@ -1,6 +1,7 @@
-// Weights converted once for inference: each linear layer's w [O, I] as bf16 panels (the layout
-// ops.hpp's Bf16Panels describes), found by the address of its fp32 weight. A model owns one and
-// points its inference context at it (ops::Context::packed).
+// Weights converted once for inference, found by the address of their fp32 weight: each linear
+// layer's w [O, I] as bf16 panels in a copy (the layout ops.hpp's Bf16Panels describes), or as
+// fp32 panels rearranged in w's own memory (F32Panels). A model owns one and points its inference
+// context at it (ops::Context::packed).
 #pragma once
 
 #include <cstddef>
@@ -19,12 +20,30 @@ float from_bf16(uint16_t h);
 
 struct PackedWeights {
   struct Entry {
-    std::vector<uint16_t> data;
-    int O = 0, I = 0;
+    std::vector<uint16_t> data;  // bf16 panels (add_bf16)
+    float* f32 = nullptr;        // w itself, holding fp32 panels (pack_f32)
+    int O = 0, I = 0, width = 0;
+    void (*unpack)(float*, const float*, int, int) = nullptr;  // puts f32 back
   };
-  // Converts w [O, I] (replacing an earlier conversion at the same address).
+  PackedWeights() = default;
+  PackedWeights(const PackedWeights&) = delete;
+  PackedWeights& operator=(const PackedWeights&) = delete;
+  // Puts every weight packed in place back as it was (restore()).
+  ~PackedWeights();
+
+  // Converts w [O, I] into a bf16 copy (replacing an earlier conversion at the same address).
   void add_bf16(const float* w, int O, int I);
-  size_t bytes() const;
+  // Rearranges w [O, I] in place into the fp32 panels of the kernels whose gemm_panel_width is
+  // width (pack and unpack: their gemm_pack_weight and gemm_unpack_weight; O a multiple of width;
+  // vit::Error if w is packed already). A permutation: restore() gives back the same bits.
+  using PackFn = void (*)(float*, const float*, int, int);
+  void pack_f32(float* w, int O, int I, int width, PackFn pack, PackFn unpack);
+  // Every weight pack_f32 rearranged back to [O, I], and their entries dropped.
+  void restore();
+  // Drops the in-place entries without rearranging the weights back (their memory is about to
+  // be freed).
+  void forget();
+  size_t bytes() const;  // of the bf16 copies
   std::unordered_map<const float*, Entry> entries;
 };
 
