@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include <sys/mman.h>
+
 #include "vit/error.hpp"
 
 namespace vit {
@@ -20,11 +22,25 @@ size_t Arena::add(size_t n) {
 void Arena::allocate() {
   VIT_CHECK(!allocated(), "internal: Arena::allocate called twice");
   size_t bytes = std::max<size_t>(size_, kAlign) * sizeof(float);
-  void* p = std::aligned_alloc(kAlign * sizeof(float), bytes);
+  // A large arena (weights, gradients, activations) in whole 2 MiB pages, which Linux backs with
+  // transparent huge pages when asked (its default policy, "madvise", waits to be asked): 512
+  // times fewer page faults when the arena is first written, and fewer TLB misses when a GEMM
+  // streams a weight. Measured: see docs/PERFORMANCE.md, "Huge pages".
+  constexpr size_t kHuge = size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHuge;
+  size_t align = kAlign * sizeof(float);
+  if (huge) {
+    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+    align = kHuge;
+  }
+  void* p = std::aligned_alloc(align, bytes);
   if (!p) {
     throw Error("out of memory: could not allocate " + std::to_string(bytes >> 20) +
                 " MiB; use a smaller batch or model");
   }
+#ifdef MADV_HUGEPAGE
+  if (huge) ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without huge pages, nothing changes
+#endif
   std::memset(p, 0, bytes);
   data_.reset(static_cast<float*>(p));
 }
