@@ -84,6 +84,10 @@ struct ImageList final : Dataset {
   }
   // Appends an image ([channels, h, w]) and its label (to pixels: not with shared storage).
   void add(const uint8_t* planar, int w, int h, int32_t label);
+  // Room for `bytes` of pixels in all, so that add() neither moves them nor faults their pages
+  // in one by one (huge pages where Linux grants them). Memory not yet written costs nothing; where
+  // the room cannot be had, add() grows as it goes.
+  void reserve(int64_t bytes);
   // Moves pixels into shared storage: lists of its samples (select) then share them.
   void seal();
   // The samples idx as a list: sharing the storage, or with copies of the pixels.

@@ -49,6 +49,8 @@ std::vector<uint8_t> border_fill(const Normalization& norm);
 // luminance, gray to colour by repeating it, and for 1 or 3 channels transparent pixels composited
 // over the gray level `background`.
 Image convert_image(const Image& image, int channels, uint8_t background = 255);
+// The same, taking the image: one already in `channels` channels is handed back, not copied.
+Image convert_image(Image&& image, int channels, uint8_t background = 255);
 
 // `vit predict`'s input: decode_image(path), then resize_image. Unreadable or undecodable files
 // are a vit::Error.

@@ -7,6 +7,12 @@
 
 namespace vit {
 
+// Asks Linux to back the whole 2 MiB pages within [p, p + bytes) with transparent huge pages, which
+// its default policy ("madvise") grants only when asked: 512 times fewer page faults when the
+// memory is first written, and fewer TLB misses. A hint: elsewhere, or when refused, nothing
+// changes.
+void advise_huge_pages(void* p, size_t bytes);
+
 class Arena {
  public:
   static constexpr size_t kAlign = 16;  // floats: each tensor starts on a 64-byte boundary

@@ -1,7 +1,10 @@
 // The table of named dataset sources, opening a dataset by name (with the checks every source
 // shares: label range, split shapes, class names), and ImageArray's per-sample reads.
 #include <algorithm>
+#include <new>
 #include <string>
+
+#include "core/arena.hpp"
 
 #include "data/sources.hpp"
 #include "vit/dataset.hpp"
@@ -213,6 +216,16 @@ void ImageList::add(const uint8_t* planar, int w, int h, int32_t label) {
   widths.push_back(w);
   heights.push_back(h);
   labels.push_back(label);
+}
+
+void ImageList::reserve(int64_t bytes) {
+  if (storage || bytes <= int64_t(pixels.capacity())) return;
+  try {
+    pixels.reserve(size_t(bytes));
+  } catch (const std::bad_alloc&) {
+    return;  // add() grows as it goes
+  }
+  advise_huge_pages(pixels.data(), pixels.capacity());
 }
 
 void ImageList::seal() {

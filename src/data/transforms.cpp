@@ -195,6 +195,14 @@ Image convert_image(const Image& img, int channels, uint8_t background) {
   return out;
 }
 
+Image convert_image(Image&& img, int channels, uint8_t background) {
+  if (img.channels == channels) {
+    check_channels(channels);
+    return std::move(img);
+  }
+  return convert_image(static_cast<const Image&>(img), channels, background);
+}
+
 std::vector<uint8_t> resize_image(const Image& img, int channels, int size, bool invert) {
   check_image(img, channels, size);
   const Image conv = convert_image(img, channels, 255);
