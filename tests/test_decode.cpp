@@ -134,13 +134,17 @@ TEST(Decode, JpegExifOrientation) {
 }
 
 // A 64 x 48 JPEG asked for a shorter side of at least 12 decodes at 2/8 (16 x 12), of at least 13
-// at 3/8 (24 x 18), of at least 42 at 7/8 (56 x 42), of at least 6 at 1/8; with no request whole.
+// or 24 at 4/8 (32 x 24), of at least 25 or 42 whole (the scales 3, 5, 6 and 7 / 8 are skipped for
+// the next power of two, whose inverse DCTs have SIMD), of at least 6 at 1/8; with no request
+// whole.
 TEST(Decode, JpegScalesInTheDctDomain) {
   TempDir dir("dct");
   write_bytes(dir / "big.jpg", encode_jpeg(pattern(64, 48, 3)), false);
   EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 12}).width, 16);
-  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 13}).width, 24);
-  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 42}).height, 42);
+  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 13}).width, 32);  // 4/8, not 3/8
+  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 24}).height, 24);
+  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 25}).height, 48);  // 8/8, not 5/8
+  EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 42}).height, 48);  // 8/8, not 7/8
   EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 43}).width, 64);
   EXPECT_EQ(decode_image(dir / "big.jpg", {.min_side = 6}).width, 8);
   EXPECT_EQ(decode_image(dir / "big.jpg").width, 64);

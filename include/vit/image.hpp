@@ -16,7 +16,7 @@ struct Image {
 };
 
 struct DecodeOptions {
-  // > 0: a JPEG may be decoded at M/8 of its size, M = 1..8 (libjpeg-turbo's DCT-domain
+  // > 0: a JPEG may be decoded at M/8 of its size, M = 1, 2, 4 or 8 (libjpeg-turbo's DCT-domain
   // scaling: faster, and less to resize) while its shorter side stays at least this many pixels.
   int min_side = 0;
   // A JPEG is turned upright by its EXIF orientation (Preprocess::exif).

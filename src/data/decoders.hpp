@@ -23,8 +23,8 @@ Image decode_webp(const uint8_t* bytes, size_t n, const std::string& path, int m
 
 // A JPEG decoded to gray (1 channel) or RGB (3; CMYK converted), turned upright as its EXIF
 // orientation says when exif is true. min_side > 0 lets libjpeg-turbo decode at M/8 of the size
-// (M = 1..8) in the DCT domain (faster, and less to resize) while the shorter side stays at least
-// min_side.
+// (M = 1, 2, 4 or 8) in the DCT domain (faster, and less to resize) while the shorter side stays at
+// least min_side.
 Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& path, int min_side,
                   bool exif = true);
 

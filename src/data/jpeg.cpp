@@ -107,12 +107,16 @@ bool decode(const uint8_t* bytes, size_t n, int min_side, Image* out, int* orien
                          : cmyk                                 ? JCS_CMYK
                                                                 : JCS_RGB;
   if (min_side > 0) {
-    // The smallest scale M/8 (libjpeg-turbo's scaled inverse DCTs, M = 1..8) whose shorter side,
-    // ceil(side * M / 8) as libjpeg rounds it, is still at least min_side.
+    // The smallest scale M/8 whose shorter side, ceil(side * M / 8) as libjpeg rounds it, is still
+    // at least min_side, with M a power of two: libjpeg-turbo's SIMD inverse DCTs are the 8x8 one
+    // and the reduced 4x4 and 2x2 (1x1 is trivial); the scales between (3, 5, 6, 7) run plain C.
+    // Measured, a first decode of 1,040 500 x 375 photos to a shorter side of 256 on one core
+    // (`vit bench --data folder:DIR`, scripts/make-photos.py): 540-594 img/s at 6/8, 647-762 at
+    // 8/8, three alternated runs.
     const unsigned shorter =
         info.image_width < info.image_height ? info.image_width : info.image_height;
     unsigned m = 1;
-    while (m < 8 && (shorter * m + 7) / 8 < unsigned(min_side)) ++m;
+    while (m < 8 && (shorter * m + 7) / 8 < unsigned(min_side)) m *= 2;
     info.scale_num = m;
     info.scale_denom = 8;
   }
