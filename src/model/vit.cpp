@@ -148,9 +148,11 @@ struct detail::ModelImpl {
   ModelImpl(const ModelImpl&) = delete;
   ModelImpl& operator=(const ModelImpl&) = delete;
 
-  // The weights as params() describes them, whatever set_inference_dtype did (the bf16 copy,
-  // which does not follow changes to them, goes too).
-  void restore_weights() { packed.reset(); }
+  // The weights as params() describes them: fp32 panels put back (a bf16 copy, beside them,
+  // stays: it does not follow changes to them, as set_inference_dtype says).
+  void restore_weights() {
+    if (packed && packed_dtype == Dtype::kF32) packed.reset();
+  }
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
                    bool trainable = true) {
@@ -1005,7 +1007,7 @@ Dtype parse_dtype(const std::string& name) {
 
 void Model::set_inference_dtype(Dtype dtype) {
   Impl& m = *impl_;
-  m.restore_weights();
+  m.packed.reset();  // the weights as they are, and no copy
   const Config& c = m.cfg;
   const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
   const int PP = c.channels * c.patch_size * c.patch_size;
