@@ -123,11 +123,11 @@ class Model {
   // Prepares predict()'s linear layers (patch embedding, qkv, proj, fc1, fc2, the heads) once,
   // for the precision given:
   // - kF32: each weight is rearranged in place into the panels the GEMM reads (no memory added),
-  //   so that predict() no longer repacks them on every call (ViT-B/16 at batch 1: about 10%
-  //   faster); the logits are the same bits as without. Reading or changing the parameters
-  //   afterwards (param_data(), param(), init(), forward(), training) first puts the weights back
-  //   as they were and drops the packing (call again after such use; a pointer taken from
-  //   param_data() before the call reads panels while they are packed). The scalar kernels
+  //   so that predict() no longer repacks them on every call (ViT-B/16 at batch 1: about 7%
+  //   faster, ViT-Ti 14%); the logits are the same bits as without. Reading or changing the
+  //   parameters afterwards (param_data(), param(), init(), forward(), training) first puts the
+  //   weights back as they were and drops the packing (call again after such use; a pointer taken
+  //   from param_data() before the call reads panels while they are packed). The scalar kernels
   //   (VIT_ISA=scalar) read weights as they are: nothing is packed for them.
   // - kBf16: their inputs rounded to bf16, sums in fp32 (AVX512-BF16's VDPBF16PS), the weights
   //   converted into a bf16 copy (half the fp32 weights' size, kept beside them); attention,

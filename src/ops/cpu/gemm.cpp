@@ -15,7 +15,8 @@
 // thread, so results do not depend on the thread count. Inside an OpenMP region (attention's
 // per-head products) it runs serially. For inference a weight can be packed once, in place
 // (gemm_pack_weight, in the layout this kernel packs it in on each call): the same sums, minus
-// the packing and the threads' waits for it (ViT-B/16, one image, 2 threads: 7-12% faster).
+// the packing and the threads' waits for it (ViT-B/16, one image, 2 threads: 2-12% faster in six
+// alternated pairs, 7% on average; docs/PERFORMANCE.md).
 #include <cblas.h>
 #include <omp.h>
 
