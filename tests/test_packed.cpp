@@ -11,6 +11,7 @@
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
 #include "test_util.hpp"
+#include "vit/isa.hpp"
 #include "vit/model.hpp"
 #include "vit/threads.hpp"
 
@@ -192,6 +193,14 @@ TEST_P(PackedF32, ModelPredictsTheSameBitsAndGivesItsWeightsBack) {
   fresh.enable_training(B);
   const float* expected = fresh.forward(images.data(), B);
   EXPECT_EQ(std::memcmp(logits, expected, size_t(B) * K * 4), 0) << "training forward";
+  // A bf16 copy sits beside the weights: reading them keeps it (set_inference_dtype drops it).
+  if (GetParam() == Isa::kAvx512 && cpu_has_bf16()) {
+    model.set_inference_dtype(Dtype::kBf16);
+    EXPECT_EQ(std::memcmp(model.param_data(), weights.data(), weights.size() * 4), 0);
+    EXPECT_EQ(model.inference_dtype(), Dtype::kBf16);
+    model.set_inference_dtype(Dtype::kF32);
+    EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
+  }
 }
 
 }  // namespace
