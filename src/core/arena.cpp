@@ -13,9 +13,12 @@
 
 namespace vit {
 
+namespace {
+constexpr size_t kHuge = size_t(2) << 20;  // a transparent huge page on x86-64
+}  // namespace
+
 void advise_huge_pages(void* p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
@@ -36,7 +39,6 @@ void Arena::allocate() {
   size_t bytes = std::max<size_t>(size_, kAlign) * sizeof(float);
   // A large arena (weights, gradients, activations) in whole 2 MiB pages, backed by transparent
   // huge pages (advise_huge_pages). Measured: docs/PERFORMANCE.md, "Huge pages".
-  constexpr size_t kHuge = size_t(2) << 20;
   const bool huge = bytes >= 2 * kHuge;
   size_t align = kAlign * sizeof(float);
   if (huge) {

@@ -1005,31 +1005,36 @@ Dtype parse_dtype(const std::string& name) {
   throw Error("unknown dtype '" + name + "': choose fp32 or bf16");
 }
 
+// The linear layers' weights predict() runs (patch embedding, qkv, proj, fc1, fc2, the heads):
+// f(offset, O, I, residual_norm) for each w [O, I], residual_norm where the product may end in the
+// residual-and-LayerNorm epilogue (proj, fc2).
+template <typename F>
+void for_each_linear_weight(const Impl& m, F&& f) {
+  const Config& c = m.cfg;
+  const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
+  f(m.patch_w, D, c.channels * c.patch_size * c.patch_size, false);
+  for (const BlockOffsets& p : m.blocks) {
+    f(p.qkv_w, 3 * D, D, false);
+    f(p.proj_w, D, D, true);
+    f(p.fc1_w, M, D, false);
+    f(p.fc2_w, D, M, true);
+  }
+  f(m.head_w, K, D, false);
+  if (m.head_dist_w != kNone) f(m.head_dist_w, K, D, false);
+}
+
 void Model::set_inference_dtype(Dtype dtype) {
   Impl& m = *impl_;
   m.packed.reset();  // the weights as they are, and no copy
-  const Config& c = m.cfg;
-  const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
-  const int PP = c.channels * c.patch_size * c.patch_size;
+  auto packs = std::make_unique<ops::PackedWeights>();
   if (dtype == Dtype::kF32) {
-    // Each weight the kernels can read as panels, rearranged in place (no memory added); proj
-    // and fc2 may end in the residual-and-LayerNorm epilogue.
-    auto packs = std::make_unique<ops::PackedWeights>();
-    auto pack = [&](size_t w, int O, int I, bool residual_norm) {
+    // Each weight the kernels can read as panels, rearranged in place (no memory added).
+    for_each_linear_weight(m, [&](size_t w, int O, int I, bool residual_norm) {
       const int width = ops::gemm_panel_width(O, I, residual_norm);
       if (width > 0) {
         packs->pack_f32(m.W(w), O, I, width, ops::gemm_pack_weight, ops::gemm_unpack_weight);
       }
-    };
-    pack(m.patch_w, D, PP, false);
-    for (const BlockOffsets& p : m.blocks) {
-      pack(p.qkv_w, 3 * D, D, false);
-      pack(p.proj_w, D, D, true);
-      pack(p.fc1_w, M, D, false);
-      pack(p.fc2_w, D, M, true);
-    }
-    pack(m.head_w, K, D, false);
-    if (m.head_dist_w != kNone) pack(m.head_dist_w, K, D, false);
+    });
     if (!packs->entries.empty()) m.packed = std::move(packs);
     m.packed_dtype = Dtype::kF32;
     return;
@@ -1044,16 +1049,7 @@ void Model::set_inference_dtype(Dtype dtype) {
     throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
                 isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
   }
-  auto packs = std::make_unique<ops::PackedWeights>();
-  packs->add_bf16(m.W(m.patch_w), D, PP);
-  for (const BlockOffsets& p : m.blocks) {
-    packs->add_bf16(m.W(p.qkv_w), 3 * D, D);
-    packs->add_bf16(m.W(p.proj_w), D, D);
-    packs->add_bf16(m.W(p.fc1_w), M, D);
-    packs->add_bf16(m.W(p.fc2_w), D, M);
-  }
-  packs->add_bf16(m.W(m.head_w), K, D);
-  if (m.head_dist_w != kNone) packs->add_bf16(m.W(m.head_dist_w), K, D);
+  for_each_linear_weight(m, [&](size_t w, int O, int I, bool) { packs->add_bf16(m.W(w), O, I); });
   m.packed = std::move(packs);
   m.packed_dtype = Dtype::kBf16;
 }

@@ -191,6 +191,12 @@ inline int k_chunk(int K) {
   return ((K + chunks - 1) / chunks + 15) / 16 * 16;
 }
 
+// Whether gemm_own can end a product of depth K and N columns in the kResidualNorm epilogue, which
+// needs whole rows of C: N within one column block.
+inline bool whole_rows_in_a_block(int N, int K) {
+  return N <= n_block(k_chunk(K));
+}
+
 // One chunk of K, rows k0 .. k0 + kw of op(B), for rows [m_begin, m_end) and panels [p_begin,
 // p_end) of C's n-block (nc columns; panel p of the chunk packed at packed + p * stride); bias
 // points at the block's columns. Until the last chunk the sums go to part (a [M, nc] buffer with
@@ -697,7 +703,7 @@ void gemm_bf16(const Context& ctx, const Bf16Panels& w, int M, int N, int K, flo
 int gemm_panel_width(int O, int I, bool residual_norm) {
 #if VIT_SIMD
   if (O <= 0 || I <= 0 || O % kNR != 0) return 0;
-  if (residual_norm && O > n_block(k_chunk(I))) return 0;
+  if (residual_norm && !whole_rows_in_a_block(O, I)) return 0;
   return kNR;
 #else
   (void)O, (void)I, (void)residual_norm;
@@ -741,7 +747,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
 #if VIT_SIMD
     if (!trans_a && trans_b && ldb == K && w.O == N && w.I == K && w.width == kNR &&
         (beta == 0.0f || beta == 1.0f) &&
-        (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(k_chunk(K)))) {
+        (epilogue.kind != Epilogue::kResidualNorm || whole_rows_in_a_block(N, K))) {
       gemm_own(ctx, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue, w.data);
       return;
     }
@@ -770,7 +776,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
   // against 160-173; at batch 16 qkv 186-198 against 170-192 and fc2 178-193 against 173-191. Then
   // the result no longer depends on OpenBLAS's kernel choice or version.
   if (!trans_a && K > 0 && (beta == 0.0f || beta == 1.0f) &&
-      (epilogue.kind != Epilogue::kResidualNorm || N <= n_block(k_chunk(K)))) {
+      (epilogue.kind != Epilogue::kResidualNorm || whole_rows_in_a_block(N, K))) {
     gemm_own(ctx, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, epilogue);
     return;
   }
