@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
 #include "test_util.hpp"
@@ -239,7 +242,8 @@ TEST_F(Bf16, DemoModelAgreesWithFp32OnDrawnDigits) {
                     input.data() + i * pixels);
     truth[size_t(i)] = files[size_t(i)].filename().string()[0] - '0';
   }
-  std::vector<float> ref(size_t(B) * K), low(size_t(B) * K), one(static_cast<size_t>(K)), again(size_t(B) * K);
+  std::vector<float> ref(size_t(B) * K), low(size_t(B) * K), one(static_cast<size_t>(K)),
+      again(size_t(B) * K);
   m.model.predict(input.data(), B, ref.data());
   m.model.set_inference_dtype(Dtype::kBf16);
   EXPECT_EQ(m.model.inference_dtype(), Dtype::kBf16);
@@ -273,6 +277,70 @@ TEST_F(Bf16, DemoModelAgreesWithFp32OnDrawnDigits) {
   m.model.set_inference_dtype(Dtype::kF32);
   m.model.predict(input.data(), B, again.data());
   EXPECT_EQ(std::memcmp(again.data(), ref.data(), again.size() * 4), 0) << "fp32 after bf16";
+}
+
+// How many of the whole pages within [p, p + bytes) are in memory (mincore).
+int64_t resident_pages(const float* p, size_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (end <= begin) return 0;
+  std::vector<unsigned char> in((end - begin) / page);
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(begin), end - begin, in.data()), 0);
+  int64_t n = 0;
+  for (unsigned char v : in) n += v & 1;
+  return n;
+}
+
+// A model loaded for bf16 alone (vit predict --dtype bf16): the same logits as converting after
+// an fp32 load, its linear weights' fp32 pages handed back, and everything that would read them
+// refused with a message.
+TEST_F(Bf16, LoadedForBf16AloneKeepsNoFp32Weights) {
+  const std::string path = fixture("demo_tiny28.f16.safetensors");
+  LoadedModel kept = load_model(path);
+  kept.model.set_inference_dtype(Dtype::kBf16);
+  LoadedModel alone = load_model(path, Dtype::kBf16);
+  EXPECT_FALSE(kept.model.fp32_released());
+  EXPECT_TRUE(alone.model.fp32_released());
+  EXPECT_EQ(alone.model.inference_dtype(), Dtype::kBf16);
+  const Config& c = kept.meta.config;
+  const int B = 5, K = c.num_classes;
+  const std::vector<float> images =
+      random_vector(size_t(B) * c.channels * c.image_size * c.image_size, 11, 1.0);
+  std::vector<float> a(size_t(B) * K), b(size_t(B) * K);
+  kept.model.predict(images.data(), B, a.data());
+  alone.model.predict(images.data(), B, b.data());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+  alone.model.set_inference_dtype(Dtype::kBf16);  // it has it: nothing changes
+  alone.model.predict(images.data(), B, b.data());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
+  for (auto* call : std::initializer_list<void (*)(Model&)>{
+           [](Model& m) { m.param_data(); },
+           [](Model& m) { m.param("blocks.0.mlp.fc1.weight"); },
+           [](Model& m) { m.set_inference_dtype(Dtype::kF32); },
+           [](Model& m) { m.init(1); },
+       }) {
+    try {
+      call(alone.model);
+      ADD_FAILURE() << "a model without fp32 weights let them be read";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("load it again"), std::string::npos) << e.what();
+    }
+  }
+  std::vector<float> att(size_t(c.depth) * c.heads * c.num_tokens() * c.num_tokens());
+  EXPECT_THROW(alone.model.forward_attention(images.data(), a.data(), att.data()), Error);
+
+  // The pages: a weight read and kept stays in memory; read for bf16 alone, it is handed back.
+  Model model(c);
+  float* base = model.param_data();
+  const ParamInfo& fc1 = model.param_info("blocks.0.mlp.fc1.weight");  // [256, 64]: 16 pages
+  const size_t bytes = size_t(fc1.numel) * sizeof(float);
+  const auto fill = [](const ParamInfo& p, float* w) { std::fill_n(w, p.numel, 0.01f); };
+  model.load(fill);
+  const int64_t pages = resident_pages(base + fc1.offset, bytes);
+  EXPECT_GE(pages, int64_t(bytes / 4096) - 1);
+  model.load(fill, Dtype::kBf16);
+  EXPECT_EQ(resident_pages(base + fc1.offset, bytes), 0) << "of " << pages << " pages";
 }
 
 // Where the CPU lacks AVX512-BF16, or VIT_ISA chose other kernels, bf16 is refused with a message

@@ -50,7 +50,9 @@ struct LoadedModel {
 // are each a vit::Error naming them). Names and shapes are checked against the file before the
 // model is allocated, so a config claiming a huge model cannot make it allocate more than the
 // file holds. Tensors whose names start with extra_prefix (non-empty) are allowed and skipped.
-LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix = "");
-LoadedModel load_model(const std::string& path);
+// dtype kBf16: loaded for bf16 inference alone (Model::load: no fp32 weights kept).
+LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix = "",
+                       Dtype dtype = Dtype::kF32);
+LoadedModel load_model(const std::string& path, Dtype dtype = Dtype::kF32);
 
 }  // namespace vit

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,19 @@ class Model {
   TensorView param(const std::string& name);
   int64_t num_params() const;  // all elements, trainable or not
 
+  // Fills every parameter in params() order: read(p, dst) writes p.numel floats to dst (which
+  // holds zeros; a parameter read leaves unwritten stays zero). With dtype kBf16 it loads the
+  // model for bf16 inference alone: each linear weight predict() runs (as set_inference_dtype
+  // lists them) is converted into its bf16 copy as soon as it is read, and its fp32 memory handed
+  // back to the system, so that the model never holds more than one fp32 weight (ViT-B/16: peak
+  // memory about half of its fp32 size). Such a model serves predict() and nothing that needs the
+  // fp32 weights: param_data(), param(), init(), forward(), training, forward_attention() and
+  // set_inference_dtype(kF32) are then vit::Errors saying to load it again. vit::Error, before
+  // anything is read, where set_inference_dtype(kBf16) would refuse (CPU, VIT_ISA).
+  void load(const std::function<void(const ParamInfo&, float*)>& read, Dtype dtype = Dtype::kF32);
+  // Whether load() released the fp32 weights (bf16 inference alone).
+  bool fp32_released() const;
+
   // The whole parameter arena: params()[i] lives at param_data() + params()[i].offset.
   float* param_data();
   const float* param_data() const;
@@ -135,7 +149,8 @@ class Model {
   //   forward_attention(). vit::Error when this CPU lacks AVX512-BF16 or the AVX-512 kernels are
   //   not the active ones (VIT_ISA). The copy does not follow later changes to the weights
   //   (loading, training): call again after them.
-  // A model starts with neither: predict() then packs each weight on every call.
+  // A model starts with neither: predict() then packs each weight on every call. A model load()ed
+  // for bf16 alone takes kBf16 (it has it already) and refuses kF32.
   void set_inference_dtype(Dtype dtype);
   Dtype inference_dtype() const;
   // One image [C, S, S] through the same graph, keeping every block's attention probabilities:

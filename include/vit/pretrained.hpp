@@ -62,8 +62,9 @@ struct TimmArch {
 // headless_ok: a model without a head (timm's num_classes 0: DINOv2, backbones) loads for
 // fine-tuning, with a zero placeholder head of 2 classes and metadata "headless" = "true", which
 // fine-tuning replaces whatever the classes; without it such a file is a vit::Error.
+// dtype kBf16: loaded for bf16 inference alone (Model::load: no fp32 weights kept).
 LoadedModel load_timm(const std::string& path, const TimmArch* arch = nullptr,
-                      bool headless_ok = false);
+                      bool headless_ok = false, Dtype dtype = Dtype::kF32);
 
 // Whether path is a timm model: a folder with config.json, or a .safetensors file without
 // vitcpp's metadata.
@@ -84,8 +85,8 @@ void resample_pos_embed(const float* in, int prefix, int g_old, int g_new, int D
 void export_timm(LoadedModel& m, const std::string& dir);
 
 // Any model `--model` takes: a vitcpp checkpoint, a run directory (its best, else last,
-// checkpoint), a timm folder or a bare timm .safetensors.
+// checkpoint), a timm folder or a bare timm .safetensors; dtype as load_timm's.
 LoadedModel load_any_model(const std::string& path, const TimmArch* arch = nullptr,
-                           bool headless_ok = false);
+                           bool headless_ok = false, Dtype dtype = Dtype::kF32);
 
 }  // namespace vit

@@ -34,29 +34,57 @@ size_t Arena::add(size_t n) {
   return offset;
 }
 
+void advise_small_pages(void* p, size_t bytes) {
+#ifdef MADV_NOHUGEPAGE
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_NOHUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
+void release_pages(void* p, size_t bytes) {
+  constexpr uintptr_t kPage = 4096;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kPage - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 void Arena::allocate() {
   VIT_CHECK(!allocated(), "internal: Arena::allocate called twice");
   size_t bytes = std::max<size_t>(size_, kAlign) * sizeof(float);
-  // A large arena (weights, gradients, activations) in whole 2 MiB pages, backed by transparent
-  // huge pages (advise_huge_pages). Measured: docs/PERFORMANCE.md, "Huge pages".
-  const bool huge = bytes >= 2 * kHuge;
-  size_t align = kAlign * sizeof(float);
-  if (huge) {
-    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-    align = kHuge;
+  const auto out_of_memory = [&] {
+    return Error("out of memory: could not allocate " + std::to_string(bytes >> 20) +
+                 " MiB; use a smaller batch or model");
+  };
+  if (bytes < 2 * kHuge) {
+    void* p = std::aligned_alloc(kAlign * sizeof(float), bytes);
+    if (!p) throw out_of_memory();
+    std::memset(p, 0, bytes);  // the heap's memory may hold anything
+    data_ = std::unique_ptr<float, Free>(static_cast<float*>(p), Free{nullptr, 0});
+    return;
   }
-  void* p = std::aligned_alloc(align, bytes);
-  if (!p) {
-    throw Error("out of memory: could not allocate " + std::to_string(bytes >> 20) +
-                " MiB; use a smaller batch or model");
-  }
-  if (huge) advise_huge_pages(p, bytes);
-  std::memset(p, 0, bytes);
-  data_.reset(static_cast<float*>(p));
+  // A large arena (weights, gradients, activations) straight from the kernel, whose pages read as
+  // zeros and take memory only once written (a model loaded for bf16 inference never holds all
+  // of its fp32 weights at once: Model::load), in whole 2 MiB pages backed by transparent huge
+  // pages (advise_huge_pages). Measured: docs/PERFORMANCE.md, "Huge pages".
+  bytes = (bytes + kHuge - 1) / kHuge * kHuge;
+  const size_t mapped = bytes + kHuge;  // room to start on a 2 MiB boundary
+  void* base = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) throw out_of_memory();
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1);
+  float* p = reinterpret_cast<float*>(start);
+  advise_huge_pages(p, bytes);
+  data_ = std::unique_ptr<float, Free>(p, Free{base, mapped});
 }
 
 void Arena::Free::operator()(float* p) const {
-  std::free(p);
+  if (mapped) {
+    ::munmap(base, mapped);
+  } else {
+    std::free(p);
+  }
 }
 
 }  // namespace vit

@@ -13,6 +13,13 @@ namespace vit {
 // changes.
 void advise_huge_pages(void* p, size_t bytes);
 
+// Hands the whole pages within [p, p + bytes) of an arena back to the system: they then read as
+// zeros and take no memory until written again.
+void release_pages(void* p, size_t bytes);
+// Undoes advise_huge_pages for memory that will be written only here and there (one 4 KiB page
+// is then all that writing a bias costs, instead of a 2 MiB one).
+void advise_small_pages(void* p, size_t bytes);
+
 class Arena {
  public:
   static constexpr size_t kAlign = 16;  // floats: each tensor starts on a 64-byte boundary
@@ -31,6 +38,8 @@ class Arena {
 
  private:
   struct Free {
+    void* base;  // a large arena's mapping (mmap) and its length, else 0: the heap's
+    size_t mapped;
     void operator()(float* p) const;
   };
   std::unique_ptr<float, Free> data_;

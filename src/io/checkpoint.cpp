@@ -80,12 +80,12 @@ nlohmann::json parse_json(const std::string& text, const std::string& what,
 
 }  // namespace
 
-LoadedModel load_model(const std::string& path) {
-  return load_model(SafetensorsReader(path));
+LoadedModel load_model(const std::string& path, Dtype dtype) {
+  return load_model(SafetensorsReader(path), "", dtype);
 }
 
 Model read_weights(const SafetensorsReader& file, const Config& c, const std::string& extra_prefix,
-                   bool headless) {
+                   bool headless, Dtype dtype) {
   const std::string& path = file.path();
   // Every tensor the config needs, with its shape, before a byte of the model is allocated.
   const std::vector<ParamInfo> layout = Model::layout(c);
@@ -106,20 +106,23 @@ Model read_weights(const SafetensorsReader& file, const Config& c, const std::st
               "'" + path + "' holds a tensor '" + t.name + "' that the config does not use");
   }
   Model model(c);
-  for (const ParamInfo& p : model.params()) {
-    float* w = model.param_data() + p.offset;
-    if (headless && is_head_param(p.name) && !file.contains(p.name)) continue;  // stays zero
-    file.read_f32(p.name, w, p.numel);
-    for (int64_t i = 0; i < p.numel; ++i) {
-      VIT_CHECK(std::isfinite(w[i]), "'" + path + "': tensor '" + p.name +
-                                         "' holds a non-finite value (NaN or infinity) at index " +
-                                         std::to_string(i) + "; the checkpoint is unusable");
-    }
-  }
+  model.load(
+      [&](const ParamInfo& p, float* w) {
+        if (headless && is_head_param(p.name) && !file.contains(p.name)) return;  // stays zero
+        file.read_f32(p.name, w, p.numel);
+        for (int64_t i = 0; i < p.numel; ++i) {
+          VIT_CHECK(std::isfinite(w[i]),
+                    "'" + path + "': tensor '" + p.name +
+                        "' holds a non-finite value (NaN or infinity) at index " +
+                        std::to_string(i) + "; the checkpoint is unusable");
+        }
+      },
+      dtype);
   return model;
 }
 
-LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix) {
+LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_prefix,
+                       Dtype dtype) {
   const std::string& path = file.path();
   const auto& md = file.metadata();
   const std::string format = require(md, "format", path);
@@ -183,7 +186,7 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
     meta.input = InputStyle{text("background", "dark", "light"), text("fit", "mnist", "none")};
   }
 
-  Model model = read_weights(file, c, extra_prefix);
+  Model model = read_weights(file, c, extra_prefix, false, dtype);
   return LoadedModel{std::move(model), std::move(meta), md};
 }
 

@@ -299,7 +299,8 @@ bool is_timm_model(const std::string& path) {
   return !f.metadata().count("format") || f.metadata().at("format") != "vitcpp";
 }
 
-LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headless_ok) {
+LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headless_ok,
+                      Dtype dtype) {
   std::error_code ec;
   std::string weights = path;
   nlohmann::json config;
@@ -399,7 +400,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     }
   }
   meta.preprocess.exif = false;  // timm reads images with PIL, which leaves EXIF alone
-  Model model = read_weights(f, meta.config, "", headless);
+  Model model = read_weights(f, meta.config, "", headless, dtype);
   std::map<std::string, std::string> md = f.metadata();
   if (headless) md["headless"] = "true";
   md["timm_source"] = folder ? path : weights;
@@ -494,12 +495,13 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   write_atomically((fs::path(dir) / "config.json").string(), text.data(), text.size());
 }
 
-LoadedModel load_any_model(const std::string& path, const TimmArch* arch, bool headless_ok) {
-  if (is_timm_model(path)) return load_timm(path, arch, headless_ok);
+LoadedModel load_any_model(const std::string& path, const TimmArch* arch, bool headless_ok,
+                           Dtype dtype) {
+  if (is_timm_model(path)) return load_timm(path, arch, headless_ok, dtype);
   VIT_CHECK(!arch, "'" + path +
                        "' is a vitcpp checkpoint, which names its own architecture; "
                        "`arch` is for timm files");
-  return load_model(checkpoint_path(path));
+  return load_model(checkpoint_path(path), dtype);
 }
 
 }  // namespace vit

@@ -14,8 +14,10 @@ namespace vit {
 // whose names start with extra_prefix (non-empty); checked before the model is allocated, so a
 // config claiming a huge model cannot make it allocate more than the file holds. A non-finite
 // weight is a vit::Error naming the tensor. headless: the classifier heads (head.*, head_dist.*)
-// may be missing, and are then zeros (a pretrained backbone, for fine-tuning).
+// may be missing, and are then zeros (a pretrained backbone, for fine-tuning). dtype kBf16: for
+// bf16 inference alone (Model::load).
 Model read_weights(const SafetensorsReader& file, const Config& c,
-                   const std::string& extra_prefix = "", bool headless = false);
+                   const std::string& extra_prefix = "", bool headless = false,
+                   Dtype dtype = Dtype::kF32);
 
 }  // namespace vit

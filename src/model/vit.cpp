@@ -140,6 +140,8 @@ struct detail::ModelImpl {
   // else reads them. Declared after weights, so destroyed first. Null: the weights as they are.
   std::unique_ptr<ops::PackedWeights> packed;
   Dtype packed_dtype = Dtype::kF32;
+  // load() for bf16 alone handed the linear weights' fp32 memory back (they read as zeros).
+  bool f32_released = false;
 
   ~ModelImpl() {
     if (packed) packed->forget();  // the weights go too: no need to rearrange them back
@@ -151,7 +153,16 @@ struct detail::ModelImpl {
   // The weights as params() describes them: fp32 panels put back (a bf16 copy, beside them,
   // stays: it does not follow changes to them, as set_inference_dtype says).
   void restore_weights() {
+    require_f32();
     if (packed && packed_dtype == Dtype::kF32) packed.reset();
+  }
+  // Anything that reads the fp32 weights, on a model loaded for bf16 inference alone.
+  void require_f32() const {
+    if (f32_released) {
+      throw Error(
+          "this model was loaded for bf16 inference alone, which keeps no fp32 weights; load it "
+          "again without bf16 to read, train, save or run it in fp32");
+    }
   }
 
   size_t add_param(const std::string& name, std::vector<int64_t> shape, bool decay,
@@ -267,6 +278,9 @@ float* Model::param_data() {
 const float* Model::param_data() const {
   impl_->restore_weights();
   return impl_->weights.data();
+}
+bool Model::fp32_released() const {
+  return impl_->f32_released;
 }
 size_t Model::arena_floats() const {
   return impl_->weights.size();
@@ -1023,8 +1037,60 @@ void for_each_linear_weight(const Impl& m, F&& f) {
   if (m.head_dist_w != kNone) f(m.head_dist_w, K, D, false);
 }
 
+namespace {
+// Where bf16 inference cannot run: vit::Error saying why.
+void check_bf16_runs() {
+  if (!cpu_has_bf16()) {
+    throw Error(
+        "bf16 inference needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
+        "later, AMD Zen 4 and later), which this one lacks (it runs: " +
+        isa_list(supported_isas()) + "); use fp32");
+  }
+  if (active_isa() != Isa::kAvx512) {
+    throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
+                isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
+  }
+}
+}  // namespace
+
+void Model::load(const std::function<void(const ParamInfo&, float*)>& read, Dtype dtype) {
+  Impl& m = *impl_;
+  m.packed.reset();  // every parameter is written again
+  m.f32_released = false;
+  std::unordered_map<size_t, std::pair<int, int>> linear;  // offset -> O, I
+  std::unique_ptr<ops::PackedWeights> packs;
+  if (dtype == Dtype::kBf16) {
+    check_bf16_runs();
+    for_each_linear_weight(m, [&](size_t w, int O, int I, bool) { linear[w] = {O, I}; });
+    packs = std::make_unique<ops::PackedWeights>();
+    // Only the biases, LayerNorms and embeddings between the weights are written here.
+    advise_small_pages(m.weights.data(), m.weights.size() * sizeof(float));
+  }
+  std::vector<float> staged;  // a linear weight on its way to bf16, never in the arena
+  for (const ParamInfo& p : m.params) {
+    float* w = m.W(p.offset);
+    const auto it = linear.find(p.offset);
+    if (it == linear.end()) {
+      read(p, w);
+      continue;
+    }
+    staged.assign(size_t(p.numel), 0.0f);
+    read(p, staged.data());
+    const auto [O, I] = it->second;
+    packs->add_bf16(w, O, I, staged.data());
+    release_pages(w, size_t(p.numel) * sizeof(float));  // a small arena's heap pages
+    m.f32_released = true;
+  }
+  if (packs) {
+    m.packed = std::move(packs);
+    m.packed_dtype = Dtype::kBf16;
+  }
+}
+
 void Model::set_inference_dtype(Dtype dtype) {
   Impl& m = *impl_;
+  if (m.f32_released && dtype == Dtype::kBf16) return;  // converted as it was loaded
+  m.require_f32();
   m.packed.reset();  // the weights as they are, and no copy
   auto packs = std::make_unique<ops::PackedWeights>();
   if (dtype == Dtype::kF32) {
@@ -1039,16 +1105,7 @@ void Model::set_inference_dtype(Dtype dtype) {
     m.packed_dtype = Dtype::kF32;
     return;
   }
-  if (!cpu_has_bf16()) {
-    throw Error(
-        "bf16 inference needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
-        "later, AMD Zen 4 and later), which this one lacks (it runs: " +
-        isa_list(supported_isas()) + "); use fp32");
-  }
-  if (active_isa() != Isa::kAvx512) {
-    throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
-                isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
-  }
+  check_bf16_runs();
   for_each_linear_weight(m, [&](size_t w, int O, int I, bool) { packs->add_bf16(m.W(w), O, I); });
   m.packed = std::move(packs);
   m.packed_dtype = Dtype::kBf16;
@@ -1060,6 +1117,7 @@ Dtype Model::inference_dtype() const {
 
 void Model::forward_attention(const float* image, float* logits, float* att) {
   Impl& m = *impl_;
+  m.require_f32();
   const Config& c = m.cfg;
   Arena arena;
   ForwardBuffers F;

@@ -2,12 +2,35 @@
 // the fp32 GEMM's panels in place.
 #include "ops/packed.hpp"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
+#include "core/arena.hpp"
 #include "vit/error.hpp"
 
 namespace vit::ops {
+
+template <typename T>
+T* PackedWeights::CopyMemory<T>::allocate(size_t n) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t bytes = n * sizeof(T);
+  const bool huge = bytes >= 2 * kHuge;
+  void* p = huge ? std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge)
+                 : std::malloc(std::max<size_t>(bytes, 1));
+  if (!p) throw std::bad_alloc();
+  if (huge) advise_huge_pages(p, bytes);
+  return static_cast<T*>(p);
+}
+
+template <typename T>
+void PackedWeights::CopyMemory<T>::deallocate(T* p, size_t) noexcept {
+  std::free(p);
+}
+
+template struct PackedWeights::CopyMemory<uint16_t>;
 
 uint16_t to_bf16(float x) {
   uint32_t u;
@@ -24,21 +47,29 @@ float from_bf16(uint16_t h) {
   return x;
 }
 
-void PackedWeights::add_bf16(const float* w, int O, int I) {
+void PackedWeights::add_bf16(const float* w, int O, int I, const float* values) {
   const auto it = entries.find(w);
   if (it != entries.end() && it->second.f32) {
     throw Error("add_bf16: the weight is packed in place in fp32; restore() it first");
   }
+  if (!values) values = w;
   constexpr int kCols = 32;  // columns of op(B) per panel: two AVX-512 registers of 16 pairs
   const int panels = (O + kCols - 1) / kCols, pairs = (I + 1) / 2;
   Entry e;
   e.O = O;
   e.I = I;
-  e.data.assign(size_t(panels) * pairs * kCols * 2, 0);
-  for (int o = 0; o < O; ++o) {
-    const float* row = w + int64_t(o) * I;
-    uint16_t* out = e.data.data() + size_t(o / kCols) * pairs * kCols * 2 + (o % kCols) * 2;
-    for (int k = 0; k < I; ++k) out[size_t(k / 2) * kCols * 2 + k % 2] = to_bf16(row[k]);
+  e.data.resize(size_t(panels) * pairs * kCols * 2);  // not cleared: every value is written below
+  // In the panels' order, so that the copy is written once, front to back.
+  uint16_t* out = e.data.data();
+  for (int p = 0; p < panels; ++p) {
+    for (int q = 0; q < pairs; ++q) {
+      for (int c = 0; c < kCols; ++c, out += 2) {
+        const int o = p * kCols + c, k = 2 * q;
+        const float* row = values + int64_t(o) * I;
+        out[0] = o < O ? to_bf16(row[k]) : 0;
+        out[1] = o < O && k + 1 < I ? to_bf16(row[k + 1]) : 0;
+      }
+    }
   }
   entries[w] = std::move(e);
 }

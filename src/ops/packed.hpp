@@ -19,9 +19,29 @@ uint16_t to_bf16(float x);
 float from_bf16(uint16_t h);
 
 struct PackedWeights {
+  // The bf16 copies' memory: their elements left uninitialised (add_bf16 writes every one: the
+  // zeros a std::vector would write first cost a pass over the memory), a large copy in
+  // transparent huge pages (core/arena.hpp's advise_huge_pages: 512 times fewer page faults).
+  template <typename T>
+  struct CopyMemory {
+    using value_type = T;
+    CopyMemory() = default;
+    template <typename U>
+    CopyMemory(const CopyMemory<U>&) {}
+    T* allocate(size_t n);
+    void deallocate(T* p, size_t) noexcept;
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U>
+    bool operator==(const CopyMemory<U>&) const {
+      return true;
+    }
+  };
   struct Entry {
-    std::vector<uint16_t> data;  // bf16 panels (add_bf16)
-    float* f32 = nullptr;        // w itself, holding fp32 panels (pack_f32)
+    std::vector<uint16_t, CopyMemory<uint16_t>> data;  // bf16 panels (add_bf16)
+    float* f32 = nullptr;                              // w itself, holding fp32 panels (pack_f32)
     int O = 0, I = 0, width = 0;
     void (*unpack)(float*, const float*, int, int) = nullptr;  // puts f32 back
   };
@@ -31,8 +51,9 @@ struct PackedWeights {
   // Puts every weight packed in place back as it was (restore()).
   ~PackedWeights();
 
-  // Converts w [O, I] into a bf16 copy (replacing an earlier conversion at the same address).
-  void add_bf16(const float* w, int O, int I);
+  // Converts w [O, I] into a bf16 copy (replacing an earlier conversion at the same address). With
+  // values, w's values are read from there instead (w's memory is not touched: it is the key).
+  void add_bf16(const float* w, int O, int I, const float* values = nullptr);
   // Rearranges w [O, I] in place into the fp32 panels of the kernels whose gemm_panel_width is
   // width (pack and unpack: their gemm_pack_weight and gemm_unpack_weight; O a multiple of width;
   // vit::Error if w is packed already). A permutation: restore() gives back the same bits.

@@ -269,7 +269,8 @@ void add_threads_option(CLI::App* cmd, int& threads) {
 void add_dtype_option(CLI::App* cmd, std::string& dtype) {
   cmd->add_option("--dtype", dtype,
                   "Inference precision: fp32, or bf16 (the linear layers' inputs in bf16, sums in "
-                  "fp32; needs a CPU with AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 and later)")
+                  "fp32, their weights converted as the model is read; needs a CPU with "
+                  "AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 and later)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
 }
@@ -741,8 +742,11 @@ int run_eval(EvalArgs& a) {
   }
   a.data = labelled_data(a.data, a.labels);
   named_dataset(a.data);
-  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
-  m.model.set_inference_dtype(vit::parse_dtype(a.dtype));
+  // bf16 alone (no fp32 weights kept) unless --agreement runs fp32 too.
+  const vit::Dtype dtype = vit::parse_dtype(a.dtype);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get(), false,
+                                           a.agreement ? vit::Dtype::kF32 : dtype);
+  m.model.set_inference_dtype(dtype);
   if (!m.meta.dataset.empty() && m.meta.dataset != a.data) {
     std::fprintf(stderr,
                  "vit eval: warning: the model was trained on '%s'; evaluating it on '%s'\n",
@@ -756,8 +760,7 @@ int run_eval(EvalArgs& a) {
                                           a.errors.empty() ? 0 : a.error_count);
   std::optional<vit::DtypeComparison> agree;
   if (a.agreement) {
-    agree =
-        vit::compare_dtypes(m.model, split, m.meta.normalize, vit::parse_dtype(a.dtype), a.batch);
+    agree = vit::compare_dtypes(m.model, split, m.meta.normalize, dtype, a.batch);
   }
   if (!a.errors.empty()) {
     vit::write_file_atomically(
@@ -948,8 +951,9 @@ void add_predict(CLI::App& app, PredictArgs& a) {
 
 int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
-  m.model.set_inference_dtype(vit::parse_dtype(a.dtype));
+  const vit::Dtype dtype = vit::parse_dtype(a.dtype);
+  vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get(), false, dtype);
+  m.model.set_inference_dtype(dtype);
   const int K = m.meta.config.num_classes, k = std::min(a.top_k, K);
   std::vector<float> logits(K);
   ImageInput input(cmd, a.input, m);
