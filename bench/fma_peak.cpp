@@ -6,9 +6,11 @@
 // that ISA's kernels, each shape's GFLOP/s and share of the peak; where the CPU has AVX512-BF16,
 // also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16).
 //
-// The peak loop: 12 independent accumulators (more than the FMA latency x ports of any x86 core
-// up to now: 4 cycles x 2 ports = 8), each an FMA per iteration on registers only, so the loop is
-// bound by FMA throughput alone. Flops counted as 2 per lane per FMA.
+// The peak loop: independent accumulators, each an FMA per iteration on registers only, so the
+// loop is bound by throughput alone: 12 for the FMAs (more than their latency x ports on any x86
+// core up to now: 4 cycles x 2 ports = 8), 24 for VDPBF16PS, whose latency is longer (with 12,
+// AMD Zen 5 gave 380 GFLOP/s a core against 395 for the bf16 linear layers themselves). Flops
+// counted as 2 per lane per FMA, 4 per lane per VDPBF16PS.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.hpp"
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
@@ -28,6 +31,7 @@
 namespace {
 
 constexpr int kAcc = 12;
+constexpr int kAccBf16 = 24;
 constexpr long kIters = 50'000'000;
 
 __attribute__((target("avx512f"))) float fma_loop_avx512(float seed) {
@@ -58,15 +62,16 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(float seed) {
 
 // The bf16 peak: VDPBF16PS on registers, each instruction 16 lanes x 2 multiply-adds.
 __attribute__((target("avx512bf16"))) float dot_loop_bf16(float seed) {
-  __m512 acc[kAcc];
-  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_set1_ps(seed + float(i));
+  __m512 acc[kAccBf16];
+  for (int i = 0; i < kAccBf16; ++i) acc[i] = _mm512_set1_ps(seed + float(i));
   const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(1e-3f));
   const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(1e-4f));
-  for (long it = 0; it < kIters; ++it) {
-    for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  for (long it = 0; it < kIters / 2; ++it) {
+#pragma GCC unroll 24  // the accumulators in registers (rolled, GCC keeps them in memory)
+    for (int i = 0; i < kAccBf16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   }
   __m512 s = acc[0];
-  for (int i = 1; i < kAcc; ++i) s = _mm512_add_ps(s, acc[i]);
+  for (int i = 1; i < kAccBf16; ++i) s = _mm512_add_ps(s, acc[i]);
   return _mm512_reduce_add_ps(s);
 }
 
@@ -86,23 +91,37 @@ double peak(Loop loop, int threads) {
                                    : fma_loop_avx2(float(omp_get_thread_num()));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (total == 12345.0f) std::fprintf(stderr, " ");  // keeps the loops' results alive
-    best = std::max(best, per_instruction * kAcc * double(kIters) * threads / s / 1e9);
+    const double instructions =
+        loop == Loop::kBf16 ? kAccBf16 * double(kIters / 2) : kAcc * double(kIters);
+    best = std::max(best, per_instruction * instructions * threads / s / 1e9);
   }
   return best;
 }
 
 // GFLOP/s of ops::linear_forward (out [R, O] = x [R, I] @ w^T + b) with the active kernels (best of
-// 5 after a warm-up); with bf16, on w converted to bf16 (ops::Context::packed).
+// 5 after a warm-up), on w as inference has it (ops::Context::packed): converted to bf16, or
+// rearranged once into the fp32 kernels' panels (Model::set_inference_dtype).
 double linear_gflops(int R, int I, int O, int threads, bool bf16) {
-  std::vector<float> x(size_t(R) * I, 0.01f), w(size_t(O) * I, 0.02f), b(size_t(O), 0.0f),
-      out(size_t(R) * O);
+  // In a model's arenas every tensor starts on a 64-byte line (vit::Arena); so here.
+  vit::Arena arena;
+  const size_t xo = arena.add(size_t(R) * I), wo = arena.add(size_t(O) * I),
+               bo = arena.add(size_t(O)), oo = arena.add(size_t(R) * O);
+  arena.allocate();
+  std::fill_n(arena.at(xo), size_t(R) * I, 0.01f);
+  std::fill_n(arena.at(wo), size_t(O) * I, 0.02f);
+  struct View {
+    float* p;
+    float* data() const { return p; }
+  } x{arena.at(xo)}, w{arena.at(wo)}, b{arena.at(bo)}, out{arena.at(oo)};
   vit::ops::CpuContext cpu;
   vit::ops::Context ctx = cpu.with_threads(threads);
   vit::ops::PackedWeights packs;
   if (bf16) {
     packs.add_bf16(w.data(), O, I);
-    ctx.packed = &packs;
+  } else if (const int width = vit::ops::gemm_panel_width(O, I, false); width > 0) {
+    packs.pack_f32(w.data(), O, I, width, vit::ops::gemm_pack_weight, vit::ops::gemm_unpack_weight);
   }
+  ctx.packed = &packs;
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
