@@ -181,6 +181,32 @@ void BM_Gelu(benchmark::State& st) {
 }
 BENCHMARK(BM_Gelu)->Arg(int64_t(R) * M)->Arg(16384);
 
+// The per-parameter costs of a training step that do not shrink with the batch (what
+// docs/DISTRIBUTED.md's scaling model calls the fixed costs): AdamW over n parameters (p, m, v
+// read and written, g read: 28 bytes each) and the ordered gradient sum's dst += src (12 bytes).
+// Args: tiny28's 305k parameters (in L2) and ViT-Ti/16's 5.7M (from memory).
+void BM_AdamW(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Vec p = randv(size_t(n), 11), g = randv(size_t(n), 12), m(size_t(n), 0.0f), v(m);
+  int64_t step = 0;
+  for (auto _ : st) {
+    ops::adamw_update(op_context(), p.data(), m.data(), v.data(), g.data(), n, 1e-3f, 0.9f, 0.999f,
+                      1e-8f, 0.05f, true, ++step);
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * 28);
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(BM_AdamW)->Arg(305'034)->Arg(5'717'416);
+
+void BM_AddInto(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Vec dst = randv(size_t(n), 13), src = randv(size_t(n), 14);
+  for (auto _ : st) ops::add_into(op_context(), dst.data(), src.data(), n, false);
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * 12);
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+BENCHMARK(BM_AddInto)->Arg(305'034)->Arg(5'717'416);
+
 }  // namespace
 
 BENCHMARK_MAIN();
