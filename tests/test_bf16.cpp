@@ -341,6 +341,17 @@ TEST_F(Bf16, LoadedForBf16AloneKeepsNoFp32Weights) {
   EXPECT_GE(pages, int64_t(bytes / 4096) - 1);
   model.load(fill, Dtype::kBf16);
   EXPECT_EQ(resident_pages(base + fc1.offset, bytes), 0) << "of " << pages << " pages";
+
+  // A file cut short (read throws part way): the half-loaded model refuses to predict.
+  Model cut(c);
+  EXPECT_THROW(cut.load(
+                   [](const ParamInfo& p, float* w) {
+                     if (p.name == "blocks.1.attn.qkv.weight") throw Error("truncated");
+                     std::fill_n(w, p.numel, 0.01f);
+                   },
+                   Dtype::kBf16),
+               Error);
+  EXPECT_THROW(cut.predict(images.data(), 1, b.data()), Error);
 }
 
 // Where the CPU lacks AVX512-BF16, or VIT_ISA chose other kernels, bf16 is refused with a message

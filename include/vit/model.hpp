@@ -76,15 +76,17 @@ class Model {
   TensorView param(const std::string& name);
   int64_t num_params() const;  // all elements, trainable or not
 
-  // Fills every parameter in params() order: read(p, dst) writes p.numel floats to dst (which
-  // holds zeros; a parameter read leaves unwritten stays zero). With dtype kBf16 it loads the
+  // Fills every parameter in params() order: read(p, dst) writes p.numel floats to dst (the
+  // parameter's memory, zeros in a new model; a staging buffer of zeros for a weight converted to
+  // bf16: what read leaves unwritten stays zero). With dtype kBf16 it loads the
   // model for bf16 inference alone: each linear weight predict() runs (as set_inference_dtype
   // lists them) is converted into its bf16 copy as soon as it is read, and its fp32 memory handed
   // back to the system, so that the model never holds more than one fp32 weight (ViT-B/16: peak
   // memory about half of its fp32 size). Such a model serves predict() and nothing that needs the
   // fp32 weights: param_data(), param(), init(), forward(), training, forward_attention() and
-  // set_inference_dtype(kF32) are then vit::Errors saying to load it again. vit::Error, before
-  // anything is read, where set_inference_dtype(kBf16) would refuse (CPU, VIT_ISA).
+  // set_inference_dtype(kF32) are then vit::Errors saying to load it again (predict() too, when
+  // read threw part way). vit::Error, before anything is read, where set_inference_dtype(kBf16)
+  // would refuse (CPU, VIT_ISA).
   void load(const std::function<void(const ParamInfo&, float*)>& read, Dtype dtype = Dtype::kF32);
   // Whether load() released the fp32 weights (bf16 inference alone).
   bool fp32_released() const;

@@ -970,6 +970,7 @@ void lanes::backward(Model& model, int lane, const float* dlogits, float* grads)
 void Model::predict(const float* images, int B, float* logits) {
   Impl& m = *impl_;
   VIT_CHECK(B >= 1, "predict: batch must be at least 1 (got " + std::to_string(B) + ")");
+  if (!m.packed) m.require_f32();  // a bf16 load that failed part way has neither
   const Config& c = m.cfg;
   const int N = c.num_tokens();
   // A micro-batch at a time, as in training (micro_batch_images): each op then finds its input
@@ -1066,6 +1067,9 @@ void Model::load(const std::function<void(const ParamInfo&, float*)>& read, Dtyp
     // Only the biases, LayerNorms and embeddings between the weights are written here.
     advise_small_pages(m.weights.data(), m.weights.size() * sizeof(float));
   }
+  // From the first weight on, the fp32 weights are incomplete: if read throws, predict() and the
+  // rest refuse the model instead of running on zeros.
+  m.f32_released = !linear.empty();
   std::vector<float> staged;  // a linear weight on its way to bf16, never in the arena
   for (const ParamInfo& p : m.params) {
     float* w = m.W(p.offset);
@@ -1079,7 +1083,6 @@ void Model::load(const std::function<void(const ParamInfo&, float*)>& read, Dtyp
     const auto [O, I] = it->second;
     packs->add_bf16(w, O, I, staged.data());
     release_pages(w, size_t(p.numel) * sizeof(float));  // a small arena's heap pages
-    m.f32_released = true;
   }
   if (packs) {
     m.packed = std::move(packs);
