@@ -15,16 +15,33 @@ namespace vit {
 
 namespace {
 constexpr size_t kHuge = size_t(2) << 20;  // a transparent huge page on x86-64
+
+// madvise(advice) on the whole pages of `page` bytes within [p, p + bytes).
+void advise_whole_pages(void* p, size_t bytes, uintptr_t page, int advice) {
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+}
 }  // namespace
 
 void advise_huge_pages(void* p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  advise_whole_pages(p, bytes, kHuge, MADV_HUGEPAGE);
 #else
   (void)p, (void)bytes;
 #endif
+}
+
+void advise_small_pages(void* p, size_t bytes) {
+#ifdef MADV_NOHUGEPAGE
+  advise_whole_pages(p, bytes, kHuge, MADV_NOHUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
+void release_pages(void* p, size_t bytes) {
+  advise_whole_pages(p, bytes, 4096, MADV_DONTNEED);
 }
 
 size_t Arena::add(size_t n) {
@@ -32,23 +49,6 @@ size_t Arena::add(size_t n) {
   size_t offset = size_;
   size_ += (n + kAlign - 1) / kAlign * kAlign;
   return offset;
-}
-
-void advise_small_pages(void* p, size_t bytes) {
-#ifdef MADV_NOHUGEPAGE
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_NOHUGEPAGE);
-#else
-  (void)p, (void)bytes;
-#endif
-}
-
-void release_pages(void* p, size_t bytes) {
-  constexpr uintptr_t kPage = 4096;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kPage - 1) & ~(kPage - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kPage - 1);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void Arena::allocate() {
