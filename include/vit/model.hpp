@@ -63,7 +63,9 @@ class Model {
         0.02f;  // kTimm: std of the qkv weights: larger makes the first attention peaked
     bool sincos_pos = false;  // a learned pos_embed starts from the sin/cos table
   };
-  void init(uint64_t seed, const InitOptions& options);
+  // dtype kBf16: for bf16 inference alone, as load() (a benchmark's random model in half the
+  // memory).
+  void init(uint64_t seed, const InitOptions& options, Dtype dtype = Dtype::kF32);
   void init(uint64_t seed) { init(seed, InitOptions{}); }
 
   // The parameters cfg implies (names, shapes, offsets), without allocating them: what a
@@ -83,10 +85,10 @@ class Model {
   // lists them) is converted into its bf16 copy as soon as it is read, and its fp32 memory handed
   // back to the system, so that the model never holds more than one fp32 weight (ViT-B/16: peak
   // memory about half of its fp32 size). Such a model serves predict() and nothing that needs the
-  // fp32 weights: param_data(), param(), init(), forward(), training, forward_attention() and
+  // fp32 weights: param_data(), param(), forward(), training, forward_attention() and
   // set_inference_dtype(kF32) are then vit::Errors saying to load it again (predict() too, when
-  // read threw part way). vit::Error, before anything is read, where set_inference_dtype(kBf16)
-  // would refuse (CPU, VIT_ISA).
+  // read threw part way); load() and init() write every parameter again. vit::Error, before
+  // anything is read, where set_inference_dtype(kBf16) would refuse (CPU, VIT_ISA).
   void load(const std::function<void(const ParamInfo&, float*)>& read, Dtype dtype = Dtype::kF32);
   // Whether load() released the fp32 weights (bf16 inference alone).
   bool fp32_released() const;

@@ -342,48 +342,49 @@ bool Model::backbone_frozen() const {
   return impl_->frozen;
 }
 
-void Model::init(uint64_t seed, const InitOptions& options) {
+void Model::init(uint64_t seed, const InitOptions& options, Dtype dtype) {
   const float qkv_std = options.qkv_std;
   VIT_CHECK(std::isfinite(qkv_std) && qkv_std > 0.0f && qkv_std < 10.0f,
             "init: qkv_std must be in (0, 10) (got " + std::to_string(qkv_std) + ")");
   Impl& m = *impl_;
-  m.restore_weights();
   const bool torch = options.scheme == InitOptions::kTorch;
-  for (size_t i = 0; i < m.params.size(); ++i) {
-    const ParamInfo& p = m.params[i];
-    float* w = m.W(p.offset);
-    // One stream per tensor: a tensor's values do not depend on which tensors precede it.
-    Rng rng(seed, i);
-    const bool is_norm_weight =
-        p.name.ends_with("norm1.weight") || p.name.ends_with("norm2.weight") ||
-        p.name == "norm.weight" || p.name == "fc_norm.weight" || p.name == "norm_pre.weight" ||
-        p.name.ends_with("q_norm.weight") || p.name.ends_with("k_norm.weight");
-    // kTorch: a layer's weight (decayed) or bias, uniform in +-1/sqrt(the weight's fan_in).
-    const std::string weight_name =
-        p.name.ends_with(".bias") ? p.name.substr(0, p.name.size() - 5) + ".weight" : p.name;
-    const auto weight = m.index.find(weight_name);
-    const bool layer = weight != m.index.end() && m.params[weight->second].decay;
-    if (torch && p.offset == m.cls) {
-      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.uniform());
-    } else if (torch && layer) {
-      const ParamInfo& wp = m.params[weight->second];
-      const double bound = 1.0 / std::sqrt(double(wp.numel / wp.shape[0]));
-      for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
-    } else if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
-      ops::sincos_table(ops::Context{}, w, m.cfg.pos_rows(), m.cfg.dim);
-    } else if (is_norm_weight) {
-      std::fill(w, w + p.numel, 1.0f);
-    } else if (p.name.ends_with(".gamma")) {
-      std::fill(w, w + p.numel, kLayerScaleInit);
-    } else if (p.offset == m.reg) {  // timm: normal(0, 1e-6)
-      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(1e-6 * rng.normal());
-    } else if (p.decay || p.offset == m.cls || p.offset == m.dist || p.offset == m.pos) {
-      const double std = p.name.ends_with("attn.qkv.weight") ? qkv_std : 0.02;
-      for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(std));
-    } else {
-      std::fill(w, w + p.numel, 0.0f);  // biases and LayerNorm shifts
-    }
-  }
+  // Every parameter is written, through load(): each from a stream of its own (seed, its index),
+  // so a tensor's values do not depend on which tensors precede it.
+  load(
+      [&](const ParamInfo& p, float* w) {
+        const size_t i = m.index.at(p.name);
+        Rng rng(seed, i);
+        const bool is_norm_weight =
+            p.name.ends_with("norm1.weight") || p.name.ends_with("norm2.weight") ||
+            p.name == "norm.weight" || p.name == "fc_norm.weight" || p.name == "norm_pre.weight" ||
+            p.name.ends_with("q_norm.weight") || p.name.ends_with("k_norm.weight");
+        // kTorch: a layer's weight (decayed) or bias, uniform in +-1/sqrt(the weight's fan_in).
+        const std::string weight_name =
+            p.name.ends_with(".bias") ? p.name.substr(0, p.name.size() - 5) + ".weight" : p.name;
+        const auto weight = m.index.find(weight_name);
+        const bool layer = weight != m.index.end() && m.params[weight->second].decay;
+        if (torch && p.offset == m.cls) {
+          for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.uniform());
+        } else if (torch && layer) {
+          const ParamInfo& wp = m.params[weight->second];
+          const double bound = 1.0 / std::sqrt(double(wp.numel / wp.shape[0]));
+          for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
+        } else if (p.offset == m.pos && (!p.trainable || options.sincos_pos)) {
+          ops::sincos_table(ops::Context{}, w, m.cfg.pos_rows(), m.cfg.dim);
+        } else if (is_norm_weight) {
+          std::fill(w, w + p.numel, 1.0f);
+        } else if (p.name.ends_with(".gamma")) {
+          std::fill(w, w + p.numel, kLayerScaleInit);
+        } else if (p.offset == m.reg) {  // timm: normal(0, 1e-6)
+          for (int64_t j = 0; j < p.numel; ++j) w[j] = float(1e-6 * rng.normal());
+        } else if (p.decay || p.offset == m.cls || p.offset == m.dist || p.offset == m.pos) {
+          const double std = p.name.ends_with("attn.qkv.weight") ? qkv_std : 0.02;
+          for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.trunc_normal(std));
+        } else {
+          std::fill(w, w + p.numel, 0.0f);  // biases and LayerNorm shifts
+        }
+      },
+      dtype);
 }
 
 namespace {

@@ -58,7 +58,9 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
   require_memory(need, "benchmarking this model with batch " + std::to_string(B),
                  "use a smaller `batch`");
   Model model(config);
-  model.init(1);
+  // Inference alone in bf16 starts as `vit predict --dtype bf16` does: no fp32 linear weights.
+  const bool bf16_alone = !o.train && o.infer && o.dtype == Dtype::kBf16;
+  model.init(1, Model::InitOptions{}, bf16_alone ? Dtype::kBf16 : Dtype::kF32);
   Rng rng(2);
   std::vector<float> images(size_t(B) * size_t(pixels));
   for (float& v : images) v = float(rng.normal());
