@@ -14,8 +14,6 @@
 namespace vit {
 
 namespace {
-constexpr size_t kHuge = size_t(2) << 20;  // a transparent huge page on x86-64
-
 // madvise(advice) on the whole pages of `page` bytes within [p, p + bytes).
 void advise_whole_pages(void* p, size_t bytes, uintptr_t page, int advice) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);

@@ -15,7 +15,6 @@ namespace vit::ops {
 
 template <typename T>
 T* PackedWeights::CopyMemory<T>::allocate(size_t n) {
-  constexpr size_t kHuge = size_t(2) << 20;
   const size_t bytes = n * sizeof(T);
   const bool huge = bytes >= 2 * kHuge;
   void* p = huge ? std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge)
