@@ -18,6 +18,13 @@ void advise_huge_pages(void* p, size_t bytes);
 // Hands the whole pages within [p, p + bytes) of an arena back to the system: they then read as
 // zeros and take no memory until written again.
 void release_pages(void* p, size_t bytes);
+// Memory straight from the kernel in whole 2 MiB pages, starting on one, the pages that `bytes`
+// covers whole backed by transparent huge pages (advise_huge_pages; a partial last page stays in
+// 4 KiB pages, so what is never written past `bytes` takes no memory; measured:
+// docs/PERFORMANCE.md, "Huge pages"); it reads as zeros and takes memory only once written. Null
+// when the system refuses. free_huge takes the same bytes.
+void* allocate_huge(size_t bytes);
+void free_huge(void* p, size_t bytes);
 // Undoes advise_huge_pages for memory that will be written only here and there (one 4 KiB page
 // is then all that writing a bias costs, instead of a 2 MiB one).
 void advise_small_pages(void* p, size_t bytes);
@@ -40,8 +47,7 @@ class Arena {
 
  private:
   struct Free {
-    void* base;  // a large arena's mapping (mmap) and its length, else 0: the heap's
-    size_t mapped;
+    size_t huge_bytes;  // a large arena's size (allocate_huge), else 0: the heap's
     void operator()(float* p) const;
   };
   std::unique_ptr<float, Free> data_;

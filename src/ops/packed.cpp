@@ -16,17 +16,18 @@ namespace vit::ops {
 template <typename T>
 T* PackedWeights::CopyMemory<T>::allocate(size_t n) {
   const size_t bytes = n * sizeof(T);
-  const bool huge = bytes >= 2 * kHuge;
-  void* p = huge ? std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge)
-                 : std::malloc(std::max<size_t>(bytes, 1));
+  void* p = bytes >= 2 * kHuge ? allocate_huge(bytes) : std::malloc(std::max<size_t>(bytes, 1));
   if (!p) throw std::bad_alloc();
-  if (huge) advise_huge_pages(p, bytes);
   return static_cast<T*>(p);
 }
 
 template <typename T>
-void PackedWeights::CopyMemory<T>::deallocate(T* p, size_t) noexcept {
-  std::free(p);
+void PackedWeights::CopyMemory<T>::deallocate(T* p, size_t n) noexcept {
+  if (n * sizeof(T) >= 2 * kHuge) {
+    free_huge(p, n * sizeof(T));
+  } else {
+    std::free(p);
+  }
 }
 
 template struct PackedWeights::CopyMemory<uint16_t>;

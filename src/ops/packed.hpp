@@ -21,7 +21,7 @@ float from_bf16(uint16_t h);
 struct PackedWeights {
   // The bf16 copies' memory: their elements left uninitialised (add_bf16 writes every one: the
   // zeros a std::vector would write first cost a pass over the memory), a large copy in
-  // transparent huge pages (core/arena.hpp's advise_huge_pages: 512 times fewer page faults).
+  // transparent huge pages (core/arena.hpp's allocate_huge: 512 times fewer page faults).
   template <typename T>
   struct CopyMemory {
     using value_type = T;
