@@ -109,23 +109,20 @@ double linear_gflops(int R, int I, int O, int threads, bool bf16) {
   arena.allocate();
   std::fill_n(arena.at(xo), size_t(R) * I, 0.01f);
   std::fill_n(arena.at(wo), size_t(O) * I, 0.02f);
-  struct View {
-    float* p;
-    float* data() const { return p; }
-  } x{arena.at(xo)}, w{arena.at(wo)}, b{arena.at(bo)}, out{arena.at(oo)};
+  float *x = arena.at(xo), *w = arena.at(wo), *b = arena.at(bo), *out = arena.at(oo);
   vit::ops::CpuContext cpu;
   vit::ops::Context ctx = cpu.with_threads(threads);
   vit::ops::PackedWeights packs;
   if (bf16) {
-    packs.add_bf16(w.data(), O, I);
+    packs.add_bf16(w, O, I);
   } else if (const int width = vit::ops::gemm_panel_width(O, I, false); width > 0) {
-    packs.pack_f32(w.data(), O, I, width, vit::ops::gemm_pack_weight, vit::ops::gemm_unpack_weight);
+    packs.pack_f32(w, O, I, width, vit::ops::gemm_pack_weight, vit::ops::gemm_unpack_weight);
   }
   ctx.packed = &packs;
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
-    vit::ops::linear_forward(ctx, out.data(), x.data(), w.data(), b.data(), R, I, O);
+    vit::ops::linear_forward(ctx, out, x, w, b, R, I, O);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rep > 0) best = std::max(best, 2.0 * R * double(I) * O / s / 1e9);
   }
