@@ -14,8 +14,11 @@ The model (docs/DISTRIBUTED.md explains each term):
         S = (N - 1) / N x G / bw + (N - 1) x alpha   one micro-batch's gradient sent in slices to
                                                      the N - 1 owners (G = 4 P bytes, fp32)
         the first m - 1 of a rank's m micro-batches are sent while it computes the next ones
-        (exposed only where sending is slower than computing), the last one is not, and
-        the gather of the summed slices ((N - 1) / N x G / bw + (N - 1) x alpha) waits for all.
+        (exposed only where sending is slower than computing). The last one travels in k buckets
+        (whole blocks) as its backward (2/3 of its compute) finishes them, each bucket's slices
+        sent, then summed and gathered ((N - 1) / N x G / k / bw + (N - 1) x alpha each way),
+        one bucket after another on the network: what is left of that queue when the backward
+        ends is exposed (at least the last bucket's send and gather).
 No imbalance between ranks is modelled (every rank computes the same share at the same speed).
 """
 
@@ -32,24 +35,25 @@ No imbalance between ranks is modelled (every rank computes the same share at th
 # transport that copies less than TCP, e.g. RDMA).
 MODELS = {
     # name: (parameters, step ms at `batch` images, batch, AdamW ns/param, sum ns/float,
-    #        images per micro-batch in one process: the automatic choice)
-    "tiny28": (305_034, 17.70, 32, 1.23, 0.065, 8),
-    "ViT-Ti/16": (5_717_416, 481.65, 16, 1.47, 0.086, None),  # None: the whole batch
-    "ViT-B/16": (86_567_656, 3494.24, 8, 1.47, 0.086, None),
+    #        images per micro-batch in one process: the automatic choice, blocks)
+    "tiny28": (305_034, 17.70, 32, 1.23, 0.065, 8, 6),
+    "ViT-Ti/16": (5_717_416, 481.65, 16, 1.47, 0.086, None, 12),  # None: the whole batch
+    "ViT-B/16": (86_567_656, 3494.24, 8, 1.47, 0.086, None, 12),
 }
+BACKWARD_SHARE = 2 / 3  # of a micro-batch's compute: the backward's two GEMMs to the forward's one
 ALPHA_S = 10e-6
 BANDWIDTHS_GBIT = (10, 25, 100)
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def per_image_seconds(name):
-    params, step_ms, batch, adamw_ns, _, _ = MODELS[name]
+    params, step_ms, batch, adamw_ns, _, _, _ = MODELS[name]
     return (step_ms * 1e-3 - params * adamw_ns * 1e-9) / batch
 
 
 def step_time(name, ranks, batch, gbit, grad_bytes_per_param=4.0, zero1=False):
     """Seconds per step of `batch` images on `ranks` ranks, and the exposed network share."""
-    params, _, _, adamw_ns, sum_ns, micro = MODELS[name]
+    params, _, _, adamw_ns, sum_ns, micro, blocks = MODELS[name]
     c = per_image_seconds(name)
     images = batch / ranks
     # Micro-batches: one process's (micro images each), at least one per rank; a model that one
@@ -65,10 +69,24 @@ def step_time(name, ranks, batch, gbit, grad_bytes_per_param=4.0, zero1=False):
     bw = gbit * 1e9 / 8
     grad = params * grad_bytes_per_param
     send = (ranks - 1) / ranks * grad / bw + (ranks - 1) * ALPHA_S
-    gather = (ranks - 1) / ranks * params * 4 / bw + (ranks - 1) * ALPHA_S  # fp32 weights/sums
     per_micro_compute = compute / m
     overlapped = max(0.0, (m - 1) * (send - per_micro_compute))
-    exposed = overlapped + send + gather
+    # The last micro-batch's buckets: whole blocks of at least 65536 N floats, as
+    # src/train/step.cpp cuts them (about equal here); bucket j is finished at (j + 1) / k of its
+    # backward, then sent and gathered, one bucket at a time on the network.
+    buckets = max(1, min(blocks, params // (65536 * ranks)))
+    backward = BACKWARD_SHARE * per_micro_compute
+    # (its slices of the gradient out, the summed slices back: fp32 sums). With ZeRO-1 the
+    # buckets carry the gradient's slices alone: the updated weights are gathered after the
+    # optimizer, which needs the whole gradient's norm, so that gather is exposed.
+    send_bucket = (ranks - 1) / ranks * grad / buckets / bw + (ranks - 1) * ALPHA_S
+    gather_bucket = (ranks - 1) / ranks * params * 4 / buckets / bw + (ranks - 1) * ALPHA_S
+    gather = (ranks - 1) / ranks * params * 4 / bw + (ranks - 1) * ALPHA_S
+    per_bucket = send_bucket + (0.0 if zero1 else gather_bucket)
+    network = 0.0
+    for j in range(buckets):
+        network = max(network, backward * (j + 1) / buckets) + per_bucket
+    exposed = overlapped + network - backward + (gather if zero1 else 0.0)
     total = compute + fixed + exposed
     return total, exposed / total
 

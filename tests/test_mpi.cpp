@@ -33,30 +33,64 @@ TEST(Dist, PartOwnersAreContiguousAndEven) {
   EXPECT_THROW(part_owners(0, 2), Error);
 }
 
-// One process: every part is its own, and the sum is ((g0 + g1) + g2) exactly as floats add.
+// One process: every part is its own, and the sum is ((g0 + g1) + g2) exactly as floats add,
+// whether a part comes whole or bucket by bucket as a backward would finish it.
 TEST(Dist, OrderedSumOfOneProcessAddsInOrder) {
   Comm& comm = Comm::world();
   if (comm.distributed()) GTEST_SKIP() << "run by mpirun";
   const int64_t n = 1000;
   std::vector<std::vector<float>> parts;
   for (int i = 0; i < 3; ++i) parts.push_back(random_vector(n, 40 + i, 1e3));
-  auto sum = comm.ordered_sum(n, {0, 0, 0});
-  std::vector<float> total(size_t(n), -1.0f);
-  for (int round = 0; round < 2; ++round) {  // reusable step after step
-    sum->begin();
-    sum->contribute(2, parts[2].data());  // in any order
-    sum->contribute(0, parts[0].data());
-    sum->contribute(1, parts[1].data());
-    sum->finish(total.data());
+  auto check = [&](const std::vector<float>& total, const std::string& what) {
     for (int64_t j = 0; j < n; ++j) {
       const float expected = (parts[0][size_t(j)] + parts[1][size_t(j)]) + parts[2][size_t(j)];
-      ASSERT_EQ(total[size_t(j)], expected) << "element " << j;
+      ASSERT_EQ(total[size_t(j)], expected) << what << ", element " << j;
     }
+  };
+  for (const std::vector<int64_t>& buckets : {std::vector<int64_t>{}, {100, 640, 999}}) {
+    auto sum = comm.ordered_sum(n, {0, 0, 0}, buckets);
+    for (int round = 0; round < 2; ++round) {  // reusable step after step
+      std::vector<float> total(size_t(n), -1.0f);
+      sum->begin(total.data());
+      sum->ready(2, parts[2].data(), 700);  // only [999, 1000) lies wholly past 700
+      sum->contribute(1, parts[1].data());  // in any order
+      sum->ready(0, parts[0].data(), 999);  // (a part but the rank's last goes whole)
+      sum->ready(2, parts[2].data(), 640);
+      sum->contribute(0, parts[0].data());
+      sum->contribute(2, parts[2].data());
+      sum->finish();
+      check(total, std::to_string(buckets.size() + 1) + " buckets");
+    }
+    std::vector<float> total(size_t(n), -1.0f);
+    sum->begin(total.data());
+    sum->contribute(0, parts[0].data());
+    sum->ready(1, parts[1].data(), 0);  // contributed whole
+    sum->ready(2, parts[2].data(), 1);  // not: its first bucket is missing
+    EXPECT_THROW(sum->finish(), Error);
+    EXPECT_THROW(sum->contribute(3, parts[0].data()), Error);
+    EXPECT_THROW(sum->contribute(1, parts[0].data()), Error);  // part 1 is elsewhere
   }
-  sum->begin();
-  sum->contribute(0, parts[0].data());
-  EXPECT_THROW(sum->finish(total.data()), Error);  // parts 1 and 2 are missing
-  EXPECT_THROW(sum->contribute(3, parts[0].data()), Error);
+  EXPECT_THROW(comm.ordered_sum(n, {0}, {500, 400}), Error);
+  EXPECT_THROW(comm.ordered_sum(n, {0}, {0}), Error);
+  EXPECT_THROW(comm.ordered_sum(n, {0}, {n}), Error);
+}
+
+// Buckets from a backward's ready offsets: each at least the minimum where it can be, cut only
+// where the backward reports, the first (finished last) joining the next when it is smaller.
+TEST(Dist, GradientBucketsAreWholeStagesOfAtLeastTheMinimum) {
+  // A gradient of 1000 floats finished from 950 (the heads), then 700, 400, 390 (blocks), then
+  // the rest (the embeddings).
+  const std::vector<size_t> ready{950, 700, 400, 390};
+  EXPECT_EQ(gradient_buckets(ready, 1000, 1), (std::vector<int64_t>{390, 400, 700, 950}));
+  EXPECT_EQ(gradient_buckets(ready, 1000, 100), (std::vector<int64_t>{400, 700}));
+  // [0, 400) is big enough; [400, 700) and [700, 1000) hold 300 each.
+  EXPECT_EQ(gradient_buckets(ready, 1000, 300), (std::vector<int64_t>{400, 700}));
+  // [0, 390) would be smaller than 500 and joins the one above.
+  EXPECT_EQ(gradient_buckets(ready, 1000, 500), (std::vector<int64_t>{}));
+  EXPECT_EQ(gradient_buckets(ready, 1000, 2000), (std::vector<int64_t>{}));
+  EXPECT_EQ(gradient_buckets({}, 1000, 1), (std::vector<int64_t>{}));
+  EXPECT_THROW(gradient_buckets({400, 700}, 1000, 1), Error);
+  EXPECT_THROW(gradient_buckets({1001}, 1000, 1), Error);
 }
 
 // ---- mpirun end to end.
@@ -134,14 +168,21 @@ TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
   REQUIRE_MPI();
   TempDir dir("mpi-same");
   write_quadrant_dataset(dir / "data", 400, 100, 8);
-  const Result one = vit(train_args(dir / "data", dir / "one", 2));
+  // D 128: blocks of 198k floats, so that each rank's last micro-batch travels in two buckets on
+  // 2 and 3 ranks, in one on 4 (src/train/step.cpp: at least 65536 floats a rank each).
+  auto args_for = [&](const std::string& out, int threads) {
+    std::string a = train_args(dir / "data", out, 2);
+    a.replace(a.find("--dim 32"), 8, "--dim 128");
+    a.replace(a.find("--threads 1"), 11, "--threads " + std::to_string(threads));
+    return a;
+  };
+  const Result one = vit(args_for(dir / "one", 1));
   ASSERT_EQ(one.code, 0) << one.out;
   // 4 parts a step on 2 and 4 ranks, and on 3 (parts 0, 1 | 2 | 3): the sum is in part order
   // whoever computes them; 2 ranks x 2 threads too.
   for (const auto& [ranks, threads] : {std::pair{2, 1}, {4, 1}, {3, 1}, {2, 2}}) {
     const std::string out = dir / ("ranks" + std::to_string(ranks) + "x" + std::to_string(threads));
-    std::string args = train_args(dir / "data", out, 2);
-    args.replace(args.find("--threads 1"), 11, "--threads " + std::to_string(threads));
+    const std::string args = args_for(out, threads);
     const Result r = vit_shell(mpirun(ranks) + vit_words() + args);
     ASSERT_EQ(r.code, 0) << r.out;
     expect_same_run(dir / "one", out,

@@ -4,10 +4,14 @@
 //
 // The gradient of a batch is an ordered sum (OrderedSum): micro-batch i's gradient g_i is added in
 // the order of i, ((g_0 + g_1) + g_2) + ..., whichever rank and thread computed it. Each rank owns
-// a slice of the parameters: it receives every other rank's g_i restricted to that slice (sent as
-// soon as g_i is done, while the rank computes its next micro-batch), adds the M slices in order,
-// and the ranks then gather the summed slices. An elementwise sum in a fixed order has one result,
-// so the weights after a step are the same bits for any number of ranks and threads.
+// a slice of the parameters: it receives every other rank's g_i restricted to that slice, adds the
+// M slices in order, and the ranks then gather the summed slices. An elementwise sum in a fixed
+// order has one result, so the weights after a step are the same bits for any number of ranks and
+// threads. The gradient is cut into buckets (runs of whole blocks) that travel as the backward
+// finishes them, as DDP's do: a bucket of each rank's last micro-batch is sent as soon as its
+// backward has finished it (the rank's other micro-batches are sent whole, while it computes the
+// next), and a bucket is summed and its gather started as soon as every part of it is here,
+// while the backward goes on with the next blocks.
 #pragma once
 
 #include <cstdint>
@@ -60,8 +64,11 @@ class Comm {
 
   class OrderedSum;
   // The ordered sum of `parts` gradients of `floats` floats each; part i is computed by rank
-  // owner[i]. Allocates the receive buffers for this rank's slice of the other ranks' parts.
-  std::unique_ptr<OrderedSum> ordered_sum(int64_t floats, std::vector<int> owner);
+  // owner[i]. bucket_starts (ascending, each in (0, floats); see gradient_buckets): where each
+  // bucket after the first begins; none, one bucket. Allocates the receive buffers for this
+  // rank's slice of the other ranks' parts.
+  std::unique_ptr<OrderedSum> ordered_sum(int64_t floats, std::vector<int> owner,
+                                          std::vector<int64_t> bucket_starts = {});
 
   struct Impl;
 
@@ -74,14 +81,22 @@ class Comm {
 class Comm::OrderedSum {
  public:
   ~OrderedSum();
-  // Posts the receives of this step. Then this rank calls contribute() for every part it owns,
-  // from any thread (one call at a time is not needed), and finish() once.
-  void begin();
-  // Part i's gradient (a part this rank owns): sent to the ranks owning its slices. grads must
-  // stay untouched until finish() returns.
+  // Posts the receives of this step, whose sum goes to total (floats floats, untouched by the
+  // caller until finish() returns). Then this rank calls ready() as it likes and contribute()
+  // for every part it owns, from any threads (a part's calls from one thread at a time), and
+  // finish() once.
+  void begin(float* total);
+  // Part i's gradient (a part this rank owns) is final from offset `from` to its end: if it is the
+  // rank's last part, the buckets that lie wholly there are sent to the ranks owning their slices
+  // (the other parts are sent whole, by contribute), and the buckets every part of which is here
+  // are summed (by the calling thread) and their gather started. grads (the same pointer in every
+  // call of a part) must stay untouched until finish() returns.
+  void ready(int i, const float* grads, int64_t from);
+  // Part i's gradient is final: ready(i, grads, 0).
   void contribute(int i, const float* grads);
-  // total = the ordered sum of the parts, on every rank. vit::Error after the timeout.
-  void finish(float* total);
+  // Sums what is left and waits for the gathers: total = the ordered sum of the parts, on every
+  // rank. vit::Error after the timeout, or when a part of this rank's was not contributed.
+  void finish();
 
  private:
   friend class Comm;
@@ -89,6 +104,14 @@ class Comm::OrderedSum {
   explicit OrderedSum(std::unique_ptr<State> s);
   std::unique_ptr<State> s_;
 };
+
+// The starts of the buckets (ascending, 0 left out) a gradient of `floats` floats is cut into for
+// Comm::ordered_sum, given the offsets from which a backward has finished it, in the order it
+// finishes them (descending; lanes::ready_offsets): each bucket runs from one of them to the
+// next bucket, and holds at least min_floats floats where it can (the first bucket, finished
+// last, joins the one after it when it is smaller).
+std::vector<int64_t> gradient_buckets(const std::vector<size_t>& ready_offsets, int64_t floats,
+                                      int64_t min_floats);
 
 // The parts of `parts` micro-batches each of `ranks` ranks computes: contiguous runs, as even as
 // can be (rank r owns [r * parts / ranks, (r + 1) * parts / ranks)).

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -268,17 +269,50 @@ std::vector<int> part_owners(int parts, int ranks) {
   return owner;
 }
 
+std::vector<int64_t> gradient_buckets(const std::vector<size_t>& ready_offsets, int64_t floats,
+                                      int64_t min_floats) {
+  VIT_CHECK(floats >= 1 && min_floats >= 1, "gradient_buckets: empty gradient or bucket");
+  std::vector<int64_t> starts;  // descending while they are found
+  int64_t end = floats, previous = floats + 1;
+  for (size_t from : ready_offsets) {
+    const int64_t o = int64_t(from);
+    VIT_CHECK(o < previous && o <= floats,
+              "gradient_buckets: the offsets must descend within the gradient");
+    previous = o;
+    if (o > 0 && end - o >= min_floats) {
+      starts.push_back(o);
+      end = o;
+    }
+  }
+  if (!starts.empty() && end < min_floats) starts.pop_back();  // the first joins the next
+  std::reverse(starts.begin(), starts.end());
+  return starts;
+}
+
 // ---- The ordered sum.
 
 struct Comm::OrderedSum::State {
   Comm::Impl* comm = nullptr;
   int64_t floats = 0;
   std::vector<int> owner;
-  std::vector<int64_t> lo;                // rank r's slice: [lo[r], lo[r + 1])
+  std::vector<int64_t> lo;      // rank r's slice: [lo[r], lo[r + 1])
+  std::vector<int64_t> bucket;  // bucket b: [bucket[b], bucket[b + 1])
+  float* total = nullptr;
   std::vector<const float*> mine;         // this rank's parts, as contributed
   std::vector<std::vector<float>> recvd;  // other ranks' parts, this rank's slice of each
+  // Whether part i travels in buckets (each rank's last part) or whole (the others: their
+  // sending is hidden behind the rank's next part anyway, and buckets would cost messages).
+  std::vector<char> split;
+  // For each of this rank's parts, the lowest bucket sent (buckets from it to the last are
+  // final); the bucket count when none is. Written by the part's thread, read by the summing one.
+  std::unique_ptr<std::atomic<int>[]> sent;
+  std::mutex summing;  // held by the thread that sums buckets
+  int next = -1;       // the next bucket to sum (the last first), under `summing`
 #ifdef VIT_MPI
-  std::vector<MPI_Request> recv_reqs, send_reqs;
+  // Bucket b of part i: [b * parts + i]; a part sent whole is received at its last bucket's
+  // place (the first one summed).
+  std::vector<MPI_Request> recv_reqs;
+  std::vector<MPI_Request> send_reqs, gather_reqs;
   bool progressing = false;  // under `stop`
   std::mutex stop;
   std::condition_variable stopped;  // progressing became false
@@ -292,9 +326,24 @@ struct Comm::OrderedSum::State {
     if (progress.joinable()) progress.join();
   }
 #endif
+  int parts() const {
+    return int(owner.size());
+  }
+  int buckets() const {
+    return int(bucket.size()) - 1;
+  }
   int64_t slice(int r) const {
     return lo[size_t(r) + 1] - lo[size_t(r)];
   }
+  // [a, a + n): buckets [b, e)'s floats in rank r's slice (n may be 0).
+  void piece(int b, int r, int64_t& a, int64_t& n, int e = -1) const {
+    a = std::max(bucket[size_t(b)], lo[size_t(r)]);
+    n = std::max<int64_t>(0, std::min(bucket[size_t(e < 0 ? b + 1 : e)], lo[size_t(r) + 1]) - a);
+  }
+  // Sums the buckets from `next` down while every part of them is here (blocking: waiting for
+  // the other ranks' parts; every one of this rank's must be final), each into total's slice of
+  // this rank, the parts in their order, and starts its gather.
+  void advance(bool blocking, const ops::Context& ctx);
 };
 
 Comm::OrderedSum::OrderedSum(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -305,7 +354,8 @@ Comm::OrderedSum::~OrderedSum() {
 #endif
 }
 
-std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<int> owner) {
+std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<int> owner,
+                                                    std::vector<int64_t> bucket_starts) {
   const int n = size(), me = rank();
   VIT_CHECK(floats >= 1 && !owner.empty(), "ordered_sum: empty sum");
   for (int o : owner) VIT_CHECK(o >= 0 && o < n, "ordered_sum: an owner is not a rank");
@@ -313,11 +363,18 @@ std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<
   s->comm = impl_.get();
   s->floats = floats;
   s->owner = std::move(owner);
-  const int parts = int(s->owner.size());
+  const int parts = s->parts();
   // Slices of whole 64-byte lines, as even as can be.
   s->lo.resize(size_t(n) + 1);
   for (int r = 0; r <= n; ++r) s->lo[size_t(r)] = std::min(floats, (floats * r / n) / 16 * 16);
   s->lo[size_t(n)] = floats;
+  s->bucket.push_back(0);
+  for (int64_t b : bucket_starts) {
+    VIT_CHECK(b > s->bucket.back() && b < floats,
+              "ordered_sum: the bucket starts must ascend within the gradient");
+    s->bucket.push_back(b);
+  }
+  s->bucket.push_back(floats);
   // (MPI counts and offsets are ints.)
   VIT_CHECK(floats < (int64_t(1) << 31),
             "ordered_sum: a gradient of more than 2^31 floats cannot be exchanged");
@@ -326,31 +383,50 @@ std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<
   for (int i = 0; i < parts; ++i) {
     if (s->owner[size_t(i)] != me) s->recvd[size_t(i)].resize(size_t(s->slice(me)));
   }
+  s->split.resize(size_t(parts));
+  for (int i = 0; i < parts; ++i) {
+    s->split[size_t(i)] = i + 1 == parts || s->owner[size_t(i) + 1] != s->owner[size_t(i)];
+  }
+  s->sent.reset(new std::atomic<int>[size_t(parts)]);
 #ifdef VIT_MPI
-  VIT_CHECK(parts - 1 <= impl_->tag_ub, "ordered_sum: more micro-batches (" +
-                                            std::to_string(parts) +
-                                            ") than this MPI library's message tags can number");
+  VIT_CHECK(int64_t(parts) * s->buckets() - 1 <= impl_->tag_ub,
+            "ordered_sum: more micro-batches x buckets (" + std::to_string(parts) + " x " +
+                std::to_string(s->buckets()) + ") than this MPI library's message tags can number");
 #endif
   return std::unique_ptr<OrderedSum>(new OrderedSum(std::move(s)));
 }
 
-void Comm::OrderedSum::begin() {
+void Comm::OrderedSum::begin(float* total) {
   State& s = *s_;
+  VIT_CHECK(total, "ordered_sum: no total to sum into");
+  s.total = total;
   std::fill(s.mine.begin(), s.mine.end(), nullptr);
+  for (int i = 0; i < s.parts(); ++i) s.sent[size_t(i)].store(s.buckets());
+  s.next = s.buckets() - 1;
 #ifdef VIT_MPI
   Comm::Impl& c = *s.comm;
   if (c.size == 1) return;
-  const int parts = int(s.owner.size());
-  s.recv_reqs.assign(size_t(parts), MPI_REQUEST_NULL);
+  s.stop_progress();  // a step that threw before its finish() left it running
+  const int parts = s.parts(), buckets = s.buckets();
+  s.recv_reqs.assign(size_t(parts) * size_t(buckets), MPI_REQUEST_NULL);
+  s.gather_reqs.assign(size_t(buckets), MPI_REQUEST_NULL);
   s.send_reqs.clear();
-  s.send_reqs.reserve(size_t(parts) * size_t(c.size));
+  s.send_reqs.reserve(size_t(parts) * size_t(buckets) * size_t(c.size));
   {
     std::lock_guard<std::mutex> lock(c.mpi);
     for (int i = 0; i < parts; ++i) {
       const int from = s.owner[size_t(i)];
       if (from == c.rank) continue;
-      MPI_Irecv(s.recvd[size_t(i)].data(), int(s.slice(c.rank)), MPI_FLOAT, from, i, c.world,
-                &s.recv_reqs[size_t(i)]);
+      for (int b = 0; b < buckets; ++b) {
+        const bool whole = !s.split[size_t(i)];
+        if (whole && b > 0) break;
+        int64_t a, n;
+        s.piece(b, c.rank, a, n, whole ? buckets : -1);
+        if (n == 0) continue;
+        const int at = whole ? buckets - 1 : b;
+        MPI_Irecv(s.recvd[size_t(i)].data() + (a - s.lo[size_t(c.rank)]), int(n), MPI_FLOAT, from,
+                  i * buckets + at, c.world, &s.recv_reqs[size_t(at) * size_t(parts) + size_t(i)]);
+      }
     }
   }
   // Large messages move only while MPI is being called: a thread calls it every 2 ms until
@@ -366,6 +442,7 @@ void Comm::OrderedSum::begin() {
         int flag = 0;
         MPI_Testall(int(s.recv_reqs.size()), s.recv_reqs.data(), &flag, MPI_STATUSES_IGNORE);
         MPI_Testall(int(s.send_reqs.size()), s.send_reqs.data(), &flag, MPI_STATUSES_IGNORE);
+        MPI_Testall(int(s.gather_reqs.size()), s.gather_reqs.data(), &flag, MPI_STATUSES_IGNORE);
       }
       std::unique_lock<std::mutex> lock(s.stop);
       if (s.stopped.wait_for(lock, std::chrono::microseconds(2000),
@@ -377,62 +454,119 @@ void Comm::OrderedSum::begin() {
 #endif
 }
 
-void Comm::OrderedSum::contribute(int i, const float* grads) {
-  State& s = *s_;
-  VIT_CHECK(i >= 0 && i < int(s.owner.size()) && s.owner[size_t(i)] == s.comm->rank,
-            "ordered_sum: part " + std::to_string(i) + " is not this rank's");
-  s.mine[size_t(i)] = grads;
+void Comm::OrderedSum::State::advance(bool blocking, const ops::Context& ctx) {
+  Comm::Impl& c = *comm;
+  const int me = c.rank, P = parts();
+  for (; next >= 0; --next) {
+    const int b = next;
+    for (int i = 0; i < P; ++i) {
+      if (owner[size_t(i)] == me && sent[size_t(i)].load(std::memory_order_acquire) > b) {
+        VIT_CHECK(!blocking, "ordered_sum: part " + std::to_string(i) + " was not contributed");
+        return;
+      }
+    }
 #ifdef VIT_MPI
-  Comm::Impl& c = *s.comm;
-  if (c.size == 1) return;
-  std::lock_guard<std::mutex> lock(c.mpi);
-  for (int r = 0; r < c.size; ++r) {
-    if (r == c.rank || s.slice(r) == 0) continue;
-    s.send_reqs.push_back(MPI_REQUEST_NULL);
-    MPI_Isend(grads + s.lo[size_t(r)], int(s.slice(r)), MPI_FLOAT, r, i, c.world,
-              &s.send_reqs.back());
-  }
+    if (c.size > 1) {
+      MPI_Request* reqs = recv_reqs.data() + size_t(b) * size_t(P);
+      if (blocking) {
+        c.wait(reqs, P, "receiving gradients");
+      } else {
+        int done = 0;
+        {
+          std::lock_guard<std::mutex> lock(c.mpi);
+          MPI_Testall(P, reqs, &done, MPI_STATUSES_IGNORE);
+        }
+        if (!done) return;
+      }
+    }
 #endif
+    // This rank's slice of bucket b: the parts in their order, as one process adds them
+    // (add_into's sum is elementwise, so cutting changes no bit).
+    int64_t a, n;
+    piece(b, me, a, n);
+    for (int i = 0; i < P && n > 0; ++i) {
+      const float* part = owner[size_t(i)] == me ? mine[size_t(i)] + a
+                                                 : recvd[size_t(i)].data() + (a - lo[size_t(me)]);
+      ops::add_into(ctx, total + a, part, n, i == 0);
+    }
+#ifdef VIT_MPI
+    if (c.size > 1) {
+      std::vector<int> counts(size_t(c.size)), displs(size_t(c.size));
+      for (int r = 0; r < c.size; ++r) {
+        int64_t ra, rn;
+        piece(b, r, ra, rn);
+        counts[size_t(r)] = int(rn);
+        displs[size_t(r)] = rn > 0 ? int(ra - bucket[size_t(b)]) : 0;
+      }
+      // Every rank starts the buckets' gathers in the same order (the last bucket first), as
+      // MPI's collectives must be.
+      std::lock_guard<std::mutex> lock(c.mpi);
+      MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, total + bucket[size_t(b)], counts.data(),
+                      displs.data(), MPI_FLOAT, c.world, &gather_reqs[size_t(b)]);
+    }
+#endif
+  }
 }
 
-void Comm::OrderedSum::finish(float* total) {
+void Comm::OrderedSum::ready(int i, const float* grads, int64_t from) {
   State& s = *s_;
   Comm::Impl& c = *s.comm;
-  const int parts = int(s.owner.size());
-  for (int i = 0; i < parts; ++i) {
-    VIT_CHECK(s.owner[size_t(i)] != c.rank || s.mine[size_t(i)],
+  VIT_CHECK(i >= 0 && i < s.parts() && s.owner[size_t(i)] == c.rank,
+            "ordered_sum: part " + std::to_string(i) + " is not this rank's");
+  VIT_CHECK(grads && (!s.mine[size_t(i)] || s.mine[size_t(i)] == grads),
+            "ordered_sum: part " + std::to_string(i) + " came in two places");
+  s.mine[size_t(i)] = grads;
+  // The lowest bucket lying wholly in [from, floats) (a part sent whole: 0 or none).
+  const int buckets = s.buckets();
+  int final_from = buckets;
+  while (final_from > 0 && s.bucket[size_t(final_from) - 1] >= from) --final_from;
+  if (!s.split[size_t(i)] && final_from > 0) final_from = buckets;
+  const int sent = s.sent[size_t(i)].load(std::memory_order_relaxed);
+  if (final_from >= sent) return;
+#ifdef VIT_MPI
+  if (c.size > 1) {
+    std::lock_guard<std::mutex> lock(c.mpi);
+    const bool whole = !s.split[size_t(i)];  // then one message of buckets [0, buckets)
+    for (int b = whole ? 0 : sent - 1; b >= final_from; --b) {
+      for (int r = 0; r < c.size; ++r) {
+        int64_t a, n;
+        s.piece(b, r, a, n, whole ? buckets : -1);
+        if (r == c.rank || n == 0) continue;
+        s.send_reqs.push_back(MPI_REQUEST_NULL);
+        MPI_Isend(grads + a, int(n), MPI_FLOAT, r, i * buckets + (whole ? buckets - 1 : b), c.world,
+                  &s.send_reqs.back());
+      }
+    }
+  }
+#endif
+  s.sent[size_t(i)].store(final_from, std::memory_order_release);
+  // Sum what is complete now, unless another thread is at it (finish() sums what is left).
+  std::unique_lock<std::mutex> lock(s.summing, std::try_to_lock);
+  if (lock.owns_lock()) s.advance(false, ops::Context{1});
+}
+
+void Comm::OrderedSum::contribute(int i, const float* grads) {
+  ready(i, grads, 0);
+}
+
+void Comm::OrderedSum::finish() {
+  State& s = *s_;
+  Comm::Impl& c = *s.comm;
+  for (int i = 0; i < s.parts(); ++i) {
+    VIT_CHECK(s.owner[size_t(i)] != c.rank || s.sent[size_t(i)].load() == 0,
               "ordered_sum: part " + std::to_string(i) + " was not contributed");
   }
 #ifdef VIT_MPI
-  if (c.size > 1) {
-    s.stop_progress();
-    c.wait(s.recv_reqs.data(), int(s.recv_reqs.size()), "receiving gradients");
-  }
+  if (c.size > 1) s.stop_progress();
 #endif
-  // This rank's slice: the parts in their order, as one process adds them (add_into's sum is
-  // elementwise, so slicing changes no bit).
-  const int64_t lo = s.lo[size_t(c.rank)], n = s.slice(c.rank);
-  const ops::Context ctx{num_threads()};
-  for (int i = 0; i < parts && n > 0; ++i) {
-    const float* part =
-        s.owner[size_t(i)] == c.rank ? s.mine[size_t(i)] + lo : s.recvd[size_t(i)].data();
-    ops::add_into(ctx, total + lo, part, n, i == 0);
+  {
+    std::lock_guard<std::mutex> lock(s.summing);
+    s.advance(true, ops::Context{num_threads()});
   }
 #ifdef VIT_MPI
   if (c.size > 1) {
+    c.wait(s.gather_reqs.data(), int(s.gather_reqs.size()), "gathering the summed gradient");
     c.wait(s.send_reqs.data(), int(s.send_reqs.size()), "sending gradients");
-    std::vector<int> counts(size_t(c.size)), displs(size_t(c.size));
-    for (int r = 0; r < c.size; ++r) {
-      counts[size_t(r)] = int(s.slice(r));
-      displs[size_t(r)] = int(s.lo[size_t(r)]);
-    }
-    MPI_Request req;
-    {
-      std::lock_guard<std::mutex> lock(c.mpi);
-      MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, total, counts.data(), displs.data(), MPI_FLOAT,
-                      c.world, &req);
-    }
-    c.wait(&req, 1, "gathering the summed gradient");
   }
 #endif
 }

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "vit/model.hpp"
 
@@ -53,7 +55,16 @@ void check_forward(const Model& model, int lane, int B, const int32_t* keep, int
 const float* forward(Model& model, int lane, const float* images, int B,
                      const int32_t* keep = nullptr, int num_keep = 0,
                      const float* drop_path = nullptr);
-void backward(Model& model, int lane, const float* dlogits, float* grads);
+// ready (optional) is told, as the backward goes, that the gradients from offset `from` to the
+// arena's end are final: the backward finishes the parameters from the last in the arena to the
+// first (the heads and the final norm, then each block from the last, then the embeddings), and
+// calls it after the heads and after each block (a distributed step sends those while the
+// backward goes on).
+using GradsReady = std::function<void(size_t from)>;
+void backward(Model& model, int lane, const float* dlogits, float* grads,
+              const GradsReady& ready = nullptr);
+// The offsets backward passes to `ready`, in the order it passes them (descending).
+std::vector<size_t> ready_offsets(const Model& model);
 
 }  // namespace lanes
 

@@ -706,8 +706,9 @@ const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const in
 }
 
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
-// gradient arena's layout).
-void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
+// gradient arena's layout); ready as lanes::backward documents.
+void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
+                   const lanes::GradsReady& ready = nullptr) {
   m.restore_weights();
   const Config& c = m.cfg;
   const int B = L.last_batch;
@@ -749,6 +750,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
       ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D, F);
     }
   }
+  if (ready) ready(m.norm_w);
 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
   for (int l = c.depth - 1; l >= 0; --l) {
@@ -788,6 +790,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads) {
                          3 * D);
     ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
                             s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);
+    if (ready) ready(p.norm1_w);  // the block's first parameter
   }
 
   // dx0: the gradient of the blocks' input (before norm_pre); demb: of every token's embedding.
@@ -963,9 +966,18 @@ const float* lanes::forward(Model& model, int lane, const float* images, int B, 
   return lane_forward(m, m.lanes[size_t(lane)], images, B, keep, num_keep, drop_path);
 }
 
-void lanes::backward(Model& model, int lane, const float* dlogits, float* grads) {
+void lanes::backward(Model& model, int lane, const float* dlogits, float* grads,
+                     const GradsReady& ready) {
   Impl& m = detail::ModelAccess::impl(model);
-  lane_backward(m, m.lanes[size_t(lane)], dlogits, grads);
+  lane_backward(m, m.lanes[size_t(lane)], dlogits, grads, ready);
+}
+
+std::vector<size_t> lanes::ready_offsets(const Model& model) {
+  const Impl& m = detail::ModelAccess::impl(model);
+  if (m.frozen) return {};
+  std::vector<size_t> from{m.norm_w};
+  for (int l = m.cfg.depth - 1; l >= 0; --l) from.push_back(m.blocks[size_t(l)].norm1_w);
+  return from;
 }
 
 void Model::predict(const float* images, int B, float* logits) {

@@ -133,7 +133,8 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   const size_t floats = model.arena_floats();
   float* total = model.grad_data();
 
-  auto run = [&](int lane, int buffer, int i) {
+  // ready: told as the backward finishes the gradients from an offset on (a distributed step).
+  auto run = [&](int lane, int buffer, int i, const lanes::GradsReady& ready = nullptr) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     float* grads = lanes::grad_buffer(model, buffer);
     ops::fill_zero(ops_context(), grads, int64_t(floats));
@@ -147,7 +148,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     // The gradient of (bc / B) x the micro-batch's mean loss: its share of the batch's mean.
     losses[i] = loss_and_gradient(serial, p, d, logits, y, labels2 ? labels2 + b0 : nullptr, lam,
                                   bc, K, smoothing, float(bc) / float(B));
-    lanes::backward(model, lane, d, grads);
+    lanes::backward(model, lane, d, grads, ready);
     correct[i] = count_correct(logits, y, bc, K);
   };
   // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
@@ -156,17 +157,29 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   };
   if (distributed) {
     // The sums of each batch shape (the last batch of an epoch may be cut into fewer parts),
-    // made once: their receive buffers are allocated with them.
+    // made once: their receive buffers are allocated with them. Buckets of whole blocks, each
+    // of at least 256 KiB a rank, unless the model is smaller: each bucket costs every rank
+    // 2 (N - 1) messages, each about 10 us to start (vit_mpi_pingpong), and a message of 256 KiB
+    // takes 6x that to travel at 34 Gb/s (loopback TCP here), 20x at 10 Gb/s. (With 32 KiB a
+    // rank, tiny28 went in 6 buckets on 2 ranks: 1643 img/s against 1715 in one bucket, means of
+    // 5 alternated epochs, within this machine's noise but no gain.)
     thread_local std::map<std::pair<int, int64_t>, std::unique_ptr<Comm::OrderedSum>> sums;
     std::unique_ptr<Comm::OrderedSum>& sum = sums[{parts, int64_t(floats)}];
-    if (!sum) sum = comm->ordered_sum(int64_t(floats), owner);
-    sum->begin();
+    if (!sum) {
+      const int64_t least = 65536 * int64_t(comm->size());
+      sum =
+          comm->ordered_sum(int64_t(floats), owner,
+                            gradient_buckets(lanes::ready_offsets(model), int64_t(floats), least));
+    }
+    sum->begin(total);
     Comm::OrderedSum* s = sum.get();
     run_on_lanes(tasks, threads, [&](int lane, int j) {
-      run(lane, j, mine[size_t(j)]);
-      s->contribute(mine[size_t(j)], lanes::grad_buffer(model, j));
+      const int i = mine[size_t(j)];
+      float* grads = lanes::grad_buffer(model, j);
+      run(lane, j, i, [&](size_t from) { s->ready(i, grads, int64_t(from)); });
+      s->contribute(i, grads);
     });
-    sum->finish(total);
+    sum->finish();
     // Every micro-batch's loss and correct count, on every rank (the ranks' parts are contiguous
     // runs, so rank order is part order).
     std::vector<int> counts(size_t(comm->size()), 0);
