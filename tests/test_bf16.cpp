@@ -14,15 +14,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "idx_writer.hpp"
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
 #include "test_util.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
 #include "vit/data.hpp"
+#include "vit/dataset.hpp"
 #include "vit/isa.hpp"
 #include "vit/threads.hpp"
 #include "vit/train.hpp"
+#include "vit/transforms.hpp"
 
 namespace vit::test {
 namespace {
@@ -277,6 +280,56 @@ TEST_F(Bf16, DemoModelAgreesWithFp32OnDrawnDigits) {
   m.model.set_inference_dtype(Dtype::kF32);
   m.model.predict(input.data(), B, again.data());
   EXPECT_EQ(std::memcmp(again.data(), ref.data(), again.size() * 4), 0) << "fp32 after bf16";
+}
+
+// compare_dtypes a chunk of images at a time (the weights converted once each way a chunk): the
+// same counts and differences, to the bit, in chunks of 16 images as in one chunk, and as the
+// images' logits computed here in both precisions; the model's own dtype restored after.
+TEST_F(Bf16, CompareDtypesGivesTheSameInChunks) {
+  TempDir dir("bf16-compare");
+  write_quadrant_dataset(dir / "data", 20, 50, 28);
+  LoadedModel m = load_model(fixture("demo_tiny28.f16.safetensors"));
+  const int K = m.meta.config.num_classes;
+  const DatasetSplits d = load_dataset("idx:" + (dir / "data"), K);
+  const int n = int(d.test->size());
+  const DtypeComparison one = compare_dtypes(m.model, *d.test, m.meta.normalize, Dtype::kBf16, 8);
+  EXPECT_EQ(m.model.inference_dtype(), Dtype::kF32);
+  const DtypeComparison chunked =
+      compare_dtypes(m.model, *d.test, m.meta.normalize, Dtype::kBf16, 8, 16 * K);
+  // Here, image by image.
+  std::vector<float> images(size_t(n) * d.test->shape().pixels()), ref(size_t(n) * K),
+      low(size_t(n) * K);
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) idx[size_t(i)] = i;
+  make_batch(*d.test, idx.data(), n, m.meta.normalize, AugmentOptions{}, 0, 0, images.data(),
+             labels.data());
+  m.model.predict(images.data(), n, ref.data());
+  m.model.set_inference_dtype(Dtype::kBf16);
+  m.model.predict(images.data(), n, low.data());
+  m.model.set_inference_dtype(Dtype::kF32);
+  DtypeComparison here;
+  here.count = n;
+  int64_t right = 0, right_low = 0;
+  for (int i = 0; i < n; ++i) {
+    const float *z = ref.data() + int64_t(i) * K, *y = low.data() + int64_t(i) * K;
+    here.differ += argmax(z, K) != argmax(y, K);
+    right += argmax(z, K) == labels[size_t(i)];
+    right_low += argmax(y, K) == labels[size_t(i)];
+    for (int k = 0; k < K; ++k) {
+      here.max_logit_diff = std::max(here.max_logit_diff, std::fabs(double(y[k]) - z[k]));
+    }
+  }
+  EXPECT_GT(here.max_logit_diff, 0.0) << "bf16 gave fp32's logits exactly";
+  for (const DtypeComparison* r : {&one, &chunked}) {
+    EXPECT_EQ(r->count, n);
+    EXPECT_EQ(r->differ, here.differ);
+    EXPECT_EQ(r->max_logit_diff, here.max_logit_diff);
+    EXPECT_EQ(r->accuracy_fp32, double(right) / n);
+    EXPECT_EQ(r->accuracy, double(right_low) / n);
+  }
+  EXPECT_EQ(chunked.max_relative_diff, one.max_relative_diff);
+  EXPECT_THROW(compare_dtypes(m.model, *d.test, m.meta.normalize, Dtype::kBf16, 8, 0), Error);
 }
 
 // How many of the whole pages within [p, p + bytes) are in memory (mincore).

@@ -413,10 +413,12 @@ struct DtypeComparison {
   double max_relative_diff = 0;   // the same per image over its fp32 logits' range, the largest
   double accuracy_fp32 = 0, accuracy = 0;
 };
-// Runs every image of data through the model in fp32 and in dtype, `batch` at a time; the model's
-// own inference dtype is restored after.
+// Runs every image of data through the model in fp32 and in dtype, `batch` at a time: the images
+// of a chunk in fp32, their logits kept (at most kept_logits floats, whole batches, at least one),
+// then in dtype, so that the weights are converted once each way a chunk. The model's own
+// inference dtype is restored after.
 DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normalization& norm,
-                               Dtype dtype, int batch = 256);
+                               Dtype dtype, int batch = 256, int64_t kept_logits = 16 << 20);
 
 struct EpochMetrics {
   int epoch = 0;  // 1-based

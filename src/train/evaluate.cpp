@@ -108,7 +108,7 @@ EvalResult evaluate(Model& model, const Dataset& data, const Normalization& norm
 }
 
 DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normalization& norm,
-                               Dtype dtype, int batch) {
+                               Dtype dtype, int batch, int64_t kept_logits) {
   const Config& c = model.config();
   const SampleShape s = data.shape();
   check_shape(c, s);
@@ -119,30 +119,47 @@ DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normaliz
   const int B = int(std::min<int64_t>(batch, std::max<int64_t>(n, 1)));
   DtypeComparison r;
   r.count = n;
-  std::vector<float> images(size_t(B) * s.pixels()), ref(size_t(B) * K), low(size_t(B) * K);
+  // A chunk of about 64 MB of fp32 logits by default: the whole dataset for 10 classes, some
+  // 16,000 images of ImageNet's 1,000. (Converting the weights for each batch cost a pass over
+  // them a batch.)
+  VIT_CHECK(kept_logits >= 1, "compare_dtypes: kept_logits must be at least 1");
+  const int64_t chunk = std::max<int64_t>(B, kept_logits / K / B * B);
+  std::vector<float> images(size_t(B) * s.pixels()), low(size_t(B) * K);
+  std::vector<float> ref(size_t(std::min(chunk, std::max<int64_t>(n, 1))) * K);
   std::vector<int32_t> labels(B);
   std::vector<int64_t> idx(B);
   int64_t correct_ref = 0, correct_low = 0;
-  for (int64_t start = 0; start < n; start += B) {
-    const int b = int(std::min<int64_t>(B, n - start));
-    for (int i = 0; i < b; ++i) idx[i] = start + i;
-    make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
-    model.set_inference_dtype(Dtype::kF32);
-    model.predict(images.data(), b, ref.data());
-    model.set_inference_dtype(dtype);  // converts the weights again (one pass over them a batch)
-    model.predict(images.data(), b, low.data());
-    for (int i = 0; i < b; ++i) {
-      const float *z = ref.data() + int64_t(i) * K, *y = low.data() + int64_t(i) * K;
-      const int p = argmax(z, K), q = argmax(y, K);
-      correct_ref += p == labels[i];
-      correct_low += q == labels[i];
-      r.differ += p != q;
-      const auto [lo, hi] = std::minmax_element(z, z + K);
-      double worst = 0;
-      for (int k = 0; k < K; ++k) worst = std::max(worst, std::fabs(double(y[k]) - z[k]));
-      r.max_logit_diff = std::max(r.max_logit_diff, worst);
-      if (*hi > *lo) r.max_relative_diff = std::max(r.max_relative_diff, worst / (*hi - *lo));
+  auto batches = [&](int64_t first, int64_t end, auto&& each) {  // each(start, b) after make_batch
+    for (int64_t start = first; start < end; start += B) {
+      const int b = int(std::min<int64_t>(B, end - start));
+      for (int i = 0; i < b; ++i) idx[i] = start + i;
+      make_batch(data, idx.data(), b, norm, AugmentOptions{}, 0, 0, images.data(), labels.data());
+      each(start, b);
     }
+  };
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t end = std::min(n, first + chunk);
+    model.set_inference_dtype(Dtype::kF32);
+    batches(first, end, [&](int64_t start, int b) {
+      model.predict(images.data(), b, ref.data() + (start - first) * K);
+    });
+    model.set_inference_dtype(dtype);
+    batches(first, end, [&](int64_t start, int b) {
+      model.predict(images.data(), b, low.data());
+      for (int i = 0; i < b; ++i) {
+        const float* z = ref.data() + (start - first + i) * K;
+        const float* y = low.data() + int64_t(i) * K;
+        const int p = argmax(z, K), q = argmax(y, K);
+        correct_ref += p == labels[i];
+        correct_low += q == labels[i];
+        r.differ += p != q;
+        const auto [lo, hi] = std::minmax_element(z, z + K);
+        double worst = 0;
+        for (int k = 0; k < K; ++k) worst = std::max(worst, std::fabs(double(y[k]) - z[k]));
+        r.max_logit_diff = std::max(r.max_logit_diff, worst);
+        if (*hi > *lo) r.max_relative_diff = std::max(r.max_relative_diff, worst / (*hi - *lo));
+      }
+    });
   }
   model.set_inference_dtype(before);
   r.agreement = n ? double(n - r.differ) / n : 1.0;
