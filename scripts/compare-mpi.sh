@@ -2,7 +2,7 @@
 # Distributed training's speed on this machine: 2 MPI ranks x 1 thread (`mpirun -np 2 vit train`)
 # against one process with 2 threads, alternated ROUNDS times (default 3), on tiny28 / mnist (one
 # epoch) and ViT-Ti/16 on a folder of 224-pixel photos (python3-skimage's: 3 classes of 64, so
-# that every batch of 32 is whole; 2 epochs).
+# that every batch of 32 is whole, or 192 synthetic ones; 2 epochs).
 # Prints each run's img/s and wait_share (metrics.jsonl's last line) and the mean ratio.
 #   scripts/compare-mpi.sh [ROUNDS]
 set -euo pipefail
@@ -14,16 +14,21 @@ trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 VIT_CACHE="$work/cache"
 mpi=(mpirun --oversubscribe --bind-to none --mca btl tcp,self -np 2)
 
-# Three classes of photographs, each image copied under several names (every copy is decoded).
+# Three classes of photographs, each image copied under several names (every copy is decoded); where
+# python3-skimage is missing, 192 + 64 synthetic ones in 4 classes (scripts/make-photos.py, Pillow).
 photos=/usr/lib/python3/dist-packages/skimage/data
-for split in train:64 val:16; do
-  name=${split%%:*} count=${split##*:}
-  for cls in a:astronaut.png b:chelsea.png c:coffee.png; do
-    dir="$work/photos/$name/${cls%%:*}"
-    mkdir -p "$dir"
-    for i in $(seq "$count"); do cp "$photos/${cls##*:}" "$dir/$i.png"; done
+if [ -d "$photos" ]; then
+  for split in train:64 val:16; do
+    name=${split%%:*} count=${split##*:}
+    for cls in a:astronaut.png b:chelsea.png c:coffee.png; do
+      dir="$work/photos/$name/${cls%%:*}"
+      mkdir -p "$dir"
+      for i in $(seq "$count"); do cp "$photos/${cls##*:}" "$dir/$i.png"; done
+    done
   done
-done
+else
+  python3 scripts/make-photos.py "$work/photos" --train 192 --val 64 > /dev/null
+fi
 
 last() { tail -1 "$1/metrics.jsonl" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["img_per_s"], m["wait_share"])'; }
 run() {  # label, model args...
