@@ -4,18 +4,25 @@
 # epoch) and ViT-Ti/16 on a folder of 224-pixel photos (python3-skimage's: 3 classes of 64, so
 # that every batch of 32 is whole, or 192 synthetic ones; 2 epochs).
 # Prints each run's img/s and wait_share (metrics.jsonl's last line) and the mean ratio.
-#   scripts/compare-mpi.sh [ROUNDS]
+# NET_RATE (e.g. 1gbit; needs root and tc) limits the loopback interface, which the ranks' TCP
+# uses, to that rate for the runs (a slower network than loopback's 34 Gb/s), and lifts it after.
+#   [NET_RATE=1gbit] scripts/compare-mpi.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 vit=build/vit
 work=$(mktemp -d /tmp/vitcpp-compare-mpi.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; if [ -n "${NET_RATE:-}" ]; then tc qdisc del dev lo root 2> /dev/null || true; fi' EXIT
+if [ -n "${NET_RATE:-}" ]; then
+  tc qdisc add dev lo root tbf rate "$NET_RATE" burst 1mb latency 100ms
+  echo "loopback limited to $NET_RATE"
+fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 VIT_CACHE="$work/cache"
 mpi=(mpirun --oversubscribe --bind-to none --mca btl tcp,self -np 2)
 
 # Three classes of photographs, each image copied under several names (every copy is decoded); where
-# python3-skimage is missing, 192 + 64 synthetic ones in 4 classes (scripts/make-photos.py, Pillow).
+# python3-skimage is missing, 192 + 64 synthetic ones in 4 classes (scripts/make-photos.py: Debian's
+# python3-pil).
 photos=/usr/lib/python3/dist-packages/skimage/data
 if [ -d "$photos" ]; then
   for split in train:64 val:16; do
@@ -27,7 +34,7 @@ if [ -d "$photos" ]; then
     done
   done
 else
-  python3 scripts/make-photos.py "$work/photos" --train 192 --val 64 > /dev/null
+  /usr/bin/python3 scripts/make-photos.py "$work/photos" --train 192 --val 64 > /dev/null
 fi
 
 last() { tail -1 "$1/metrics.jsonl" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m["img_per_s"], m["wait_share"])'; }
