@@ -300,9 +300,6 @@ struct Comm::OrderedSum::State {
   float* total = nullptr;
   std::vector<const float*> mine;         // this rank's parts, as contributed
   std::vector<std::vector<float>> recvd;  // other ranks' parts, this rank's slice of each
-  // Whether part i travels in buckets (each rank's last part) or whole (the others: their
-  // sending is hidden behind the rank's next part anyway, and buckets would cost messages).
-  std::vector<char> split;
   // For each of this rank's parts, the lowest bucket sent (buckets from it to the last are
   // final); the bucket count when none is. Written by the part's thread, read by the summing one.
   std::unique_ptr<std::atomic<int>[]> sent;
@@ -334,6 +331,12 @@ struct Comm::OrderedSum::State {
   }
   int64_t slice(int r) const {
     return lo[size_t(r) + 1] - lo[size_t(r)];
+  }
+  // Whether part i travels whole, in one message to each rank, rather than in buckets: all but
+  // each rank's last part (their sending is hidden behind the rank's next part anyway, and buckets
+  // would cost messages).
+  bool whole(int i) const {
+    return i + 1 < parts() && owner[size_t(i) + 1] == owner[size_t(i)];
   }
   // [a, a + n): buckets [b, e)'s floats in rank r's slice (n may be 0).
   void piece(int b, int r, int64_t& a, int64_t& n, int e = -1) const {
@@ -383,10 +386,6 @@ std::unique_ptr<Comm::OrderedSum> Comm::ordered_sum(int64_t floats, std::vector<
   for (int i = 0; i < parts; ++i) {
     if (s->owner[size_t(i)] != me) s->recvd[size_t(i)].resize(size_t(s->slice(me)));
   }
-  s->split.resize(size_t(parts));
-  for (int i = 0; i < parts; ++i) {
-    s->split[size_t(i)] = i + 1 == parts || s->owner[size_t(i) + 1] != s->owner[size_t(i)];
-  }
   s->sent.reset(new std::atomic<int>[size_t(parts)]);
 #ifdef VIT_MPI
   VIT_CHECK(int64_t(parts) * s->buckets() - 1 <= impl_->tag_ub,
@@ -417,9 +416,8 @@ void Comm::OrderedSum::begin(float* total) {
     for (int i = 0; i < parts; ++i) {
       const int from = s.owner[size_t(i)];
       if (from == c.rank) continue;
-      for (int b = 0; b < buckets; ++b) {
-        const bool whole = !s.split[size_t(i)];
-        if (whole && b > 0) break;
+      const bool whole = s.whole(i);
+      for (int b = 0; b < (whole ? 1 : buckets); ++b) {
         int64_t a, n;
         s.piece(b, c.rank, a, n, whole ? buckets : -1);
         if (n == 0) continue;
@@ -520,13 +518,13 @@ void Comm::OrderedSum::ready(int i, const float* grads, int64_t from) {
   const int buckets = s.buckets();
   int final_from = buckets;
   while (final_from > 0 && s.bucket[size_t(final_from) - 1] >= from) --final_from;
-  if (!s.split[size_t(i)] && final_from > 0) final_from = buckets;
+  if (s.whole(i) && final_from > 0) final_from = buckets;
   const int sent = s.sent[size_t(i)].load(std::memory_order_relaxed);
   if (final_from >= sent) return;
 #ifdef VIT_MPI
   if (c.size > 1) {
     std::lock_guard<std::mutex> lock(c.mpi);
-    const bool whole = !s.split[size_t(i)];  // then one message of buckets [0, buckets)
+    const bool whole = s.whole(i);  // then one message of buckets [0, buckets)
     for (int b = whole ? 0 : sent - 1; b >= final_from; --b) {
       for (int r = 0; r < c.size; ++r) {
         int64_t a, n;
