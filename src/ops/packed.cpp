@@ -13,17 +13,23 @@
 
 namespace vit::ops {
 
+namespace {
+// A copy of at least this many bytes lives in huge pages (allocate_huge), a smaller one on the
+// heap.
+constexpr size_t kHugeCopy = 2 * kHuge;
+}  // namespace
+
 template <typename T>
 T* PackedWeights::CopyMemory<T>::allocate(size_t n) {
   const size_t bytes = n * sizeof(T);
-  void* p = bytes >= 2 * kHuge ? allocate_huge(bytes) : std::malloc(std::max<size_t>(bytes, 1));
+  void* p = bytes >= kHugeCopy ? allocate_huge(bytes) : std::malloc(std::max<size_t>(bytes, 1));
   if (!p) throw std::bad_alloc();
   return static_cast<T*>(p);
 }
 
 template <typename T>
 void PackedWeights::CopyMemory<T>::deallocate(T* p, size_t n) noexcept {
-  if (n * sizeof(T) >= 2 * kHuge) {
+  if (n * sizeof(T) >= kHugeCopy) {
     free_huge(p, n * sizeof(T));
   } else {
     std::free(p);

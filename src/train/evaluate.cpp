@@ -121,7 +121,8 @@ DtypeComparison compare_dtypes(Model& model, const Dataset& data, const Normaliz
   r.count = n;
   // A chunk of about 64 MB of fp32 logits by default: the whole dataset for 10 classes, some
   // 16,000 images of ImageNet's 1,000. (Converting the weights for each batch cost a pass over
-  // them a batch.)
+  // them a batch.) Each pass assembles its batches anew: keeping a chunk's images would take its
+  // pixels, hundreds of times its logits.
   VIT_CHECK(kept_logits >= 1, "compare_dtypes: kept_logits must be at least 1");
   const int64_t chunk = std::max<int64_t>(B, kept_logits / K / B * B);
   std::vector<float> images(size_t(B) * s.pixels()), low(size_t(B) * K);
