@@ -705,6 +705,12 @@ const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const in
   return L.fwd.logits;
 }
 
+// Where the gradient is final after stage s of the backward (lanes::ready_offsets): stage 0 is the
+// heads and the final norm, stage s >= 1 block depth - s, whose first parameter is norm1's.
+size_t ready_offset(const Impl& m, int s) {
+  return s == 0 ? m.norm_w : m.blocks[size_t(m.cfg.depth - s)].norm1_w;
+}
+
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
 // gradient arena's layout); ready as lanes::backward documents.
 void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
@@ -750,7 +756,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
       ops::mean_pool_backward(ctx, L.dx, L.dpooled, B, N, D, F);
     }
   }
-  if (ready) ready(m.norm_w);
+  if (ready) ready(ready_offset(m, 0));
 
   // L.dx holds the gradient of the residual stream, flowing from the last block to the first.
   for (int l = c.depth - 1; l >= 0; --l) {
@@ -790,7 +796,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
                          3 * D);
     ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
                             s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);
-    if (ready) ready(p.norm1_w);  // the block's first parameter
+    if (ready) ready(ready_offset(m, c.depth - l));
   }
 
   // dx0: the gradient of the blocks' input (before norm_pre); demb: of every token's embedding.
@@ -975,8 +981,8 @@ void lanes::backward(Model& model, int lane, const float* dlogits, float* grads,
 std::vector<size_t> lanes::ready_offsets(const Model& model) {
   const Impl& m = detail::ModelAccess::impl(model);
   if (m.frozen) return {};
-  std::vector<size_t> from{m.norm_w};
-  for (int l = m.cfg.depth - 1; l >= 0; --l) from.push_back(m.blocks[size_t(l)].norm1_w);
+  std::vector<size_t> from;
+  for (int s = 0; s <= m.cfg.depth; ++s) from.push_back(ready_offset(m, s));
   return from;
 }
 
