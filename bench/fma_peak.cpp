@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
   // ViT-B/16 at 224: 197 tokens an image; qkv, proj, fc1, fc2, at batch 1 and 16.
   const Shape shapes[] = {{"qkv b1", 197, 768, 2304},       {"proj b1", 197, 768, 768},
                           {"fc1 b1", 197, 768, 3072},       {"fc2 b1", 197, 3072, 768},
-                          {"qkv b16", 16 * 197, 768, 2304}, {"fc2 b16", 16 * 197, 3072, 768}};
+                          {"qkv b16", 16 * 197, 768, 2304}, {"proj b16", 16 * 197, 768, 768},
+                          {"fc1 b16", 16 * 197, 768, 3072}, {"fc2 b16", 16 * 197, 3072, 768}};
   std::string json = "{\"threads\": " + std::to_string(threads) + ", \"isas\": {";
   bool first_isa = true;
   // Each ISA's fp32 kernels, then (where the CPU has AVX512-BF16) the bf16 products as
