@@ -318,9 +318,11 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
       const int m_begin = by_cols ? 0 : std::min(M, tiles * t / nt * kMR);
       const int m_end = by_cols ? M : std::min(M, tiles * (t + 1) / nt * kMR);
       // Packing per chunk is shared by the threads (a barrier each): one block of all the rows.
+      // At least one pass, so that a thread without rows still reaches the barriers.
       const int all = std::max(1, m_end - m_begin);
       const int rb = pre && !by_cols && kc < K ? std::min(all, row_block(K, nc)) : all;
-      for (int r0 = m_begin; r0 < std::max(m_end, m_begin + 1); r0 += rb) {
+      int r0 = m_begin;
+      do {
         const int r1 = std::min(m_end, r0 + rb);
         for (int k0 = 0; k0 < K; k0 += kc) {
           const int kw = std::min(kc, K - k0);
@@ -345,7 +347,8 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
 #pragma omp barrier  // before the next chunk is packed over this one
           }
         }
-      }
+        r0 = r1;
+      } while (r0 < m_end);
       if (late_epi) {
 #pragma omp barrier
         const int r_begin = M * t / nt, r_end = M * (t + 1) / nt;
