@@ -60,10 +60,12 @@ TEST(Config, JsonRoundTripAndStrictParsing) {
   EXPECT_EQ(Config{}.to_json(),
             old_keys +
                 ",\"reg_tokens\":0,\"dist_token\":false,\"no_embed_class\":false,\"layer_scale\":"
-                "false,\"norm_pre\":false,\"qk_norm\":false,\"act\":\"gelu\",\"mean_class_"
-                "token\":false,\"mean_after_norm\":false}");
-  // A checkpoint written before the variants existed reads as the same model.
+                "false,\"norm_pre\":false,\"patch_bias\":true,\"qk_norm\":false,\"act\":"
+                "\"gelu\",\"mean_class_token\":false,\"mean_after_norm\":false}");
+  // A checkpoint written before the variants existed reads as the same model; one with norm_pre
+  // written before patch_bias existed has its patch bias (vitcpp's models always had one).
   EXPECT_EQ(Config::from_json(old_keys + "}"), Config{});
+  EXPECT_TRUE(Config::from_json(old_keys + ",\"norm_pre\":true}").patch_bias);
   Config c;
   c.pos_embed = PosEmbed::kSinCos;
   c.pool = Pool::kMean;

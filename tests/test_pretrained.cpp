@@ -6,7 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,7 @@ TEST(Pretrained, TimmVariantsGiveTimmsLogits) {
   LoadedModel clip = load_any_model(fixture("timm/clip"));
   const Config& c = clip.meta.config;
   EXPECT_TRUE(c.norm_pre);
+  EXPECT_FALSE(c.patch_bias) << "timm's CLIP towers have no patch_embed.proj.bias";
   EXPECT_TRUE(c.qk_norm);
   EXPECT_EQ(c.act, Act::kQuickGelu) << "from the architecture's name";
   EXPECT_FLOAT_EQ(c.ln_eps, 1e-5f) << "CLIP's LayerNorm";
@@ -224,6 +227,47 @@ TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
   }
 }
 
+// timm's patch embedding has a bias exactly where it has no norm_pre. A model with norm_pre and a
+// bias (a CLIP tower fine-tuned by vitcpp before patch_bias existed: model_d's variants) exports
+// with the bias folded into pos_embed's patch rows; one with neither gets a zero bias. Both read
+// back as timm's layout with the logits of the model exported: the fold moves one rounding per
+// embedding value (2^-24 relative), which LayerNorm and two blocks keep far below 1e-5 of a logit;
+// the zero bias adds +0, exactly.
+TEST(Pretrained, ExportWritesTimmsPatchBias) {
+  TempDir dir("export-bias");
+  const SafetensorsReader f(fixture("model_d.safetensors"));
+  for (bool drop_pre : {false, true}) {
+    Config c = Config::from_json(f.metadata().at("config"));
+    ASSERT_TRUE(c.norm_pre && c.patch_bias);
+    if (drop_pre) {  // no norm_pre, and no patch bias either
+      c.norm_pre = false;
+      c.patch_bias = false;
+    }
+    LoadedModel a{Model(c), {}, {}};
+    for (const ParamInfo& p : a.model.params())
+      f.read_f32(p.name, a.model.param(p.name).data, p.numel);
+    a.meta.config = c;
+    a.meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
+                        std::vector<float>(size_t(c.channels), 0.25f)};
+    a.meta.preprocess = Preprocess{.crop_pct = 0.9};
+    for (int k = 0; k < c.num_classes; ++k) a.meta.class_names.push_back("c" + std::to_string(k));
+    const std::string out = dir / (drop_pre ? "plain" : "clip");
+    export_timm(a, out);
+    const SafetensorsReader written(out + "/model.safetensors");
+    EXPECT_EQ(written.contains("patch_embed.proj.bias"), !c.norm_pre);
+    LoadedModel b = load_any_model(out);
+    EXPECT_EQ(b.meta.config.patch_bias, !c.norm_pre);
+    const std::vector<float> want = logits_for_photo(a), got = logits_for_photo(b);
+    for (size_t k = 0; k < want.size(); ++k) {
+      if (drop_pre) {
+        EXPECT_EQ(got[k], want[k]) << "logit " << k;
+      } else {
+        EXPECT_NEAR(got[k], want[k], 1e-5 * std::max(1.0f, std::abs(want[k]))) << "logit " << k;
+      }
+    }
+  }
+}
+
 // --arch: a named architecture gives a bare file its heads and its weights' preprocessing, and
 // refuses tensors of another shape; the timm presets carry what their weights expect.
 TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
@@ -303,6 +347,25 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
   expect_error(
       [&] { load_any_model(with_tensor(dir, "attnpool.safetensors", "attn_pool.latent")); },
       "an attention-pooling head");
+  {
+    // timm's packed SwiGLU (GluMlp, DINOv2 giant): fc1 and fc2 by name, fc1 twice as wide as fc2
+    // reads.
+    const SafetensorsReader f(fixture("timm/avg.safetensors"));
+    std::vector<std::vector<float>> data;
+    std::vector<TensorToWrite> t;
+    data.reserve(f.tensors().size());
+    for (const TensorInfo& i : f.tensors()) {
+      std::vector<int64_t> shape = i.shape;
+      if (i.name.rfind("blocks.0.mlp.fc1.", 0) == 0) shape[0] *= 2;
+      data.push_back(std::vector<float>(
+          size_t(std::accumulate(shape.begin(), shape.end(), int64_t(1), std::multiplies<>()))));
+      t.push_back({i.name, shape, data.back().data()});
+    }
+    write_safetensors(dir / "glu.safetensors", t, {{"format", "pt"}});
+    expect_error([&] { load_any_model(dir / "glu.safetensors"); },
+                 "blocks.0.mlp.fc1.weight has 128 rows, twice the 64 that mlp.fc2 reads: a gated "
+                 "(SwiGLU) MLP");
+  }
   // The variants' tensors must be whole and of their shapes.
   expect_error([&] { load_any_model(with_tensor(dir, "dist.safetensors", "dist_token")); },
                "DeiT distilled, which also has a class token");

@@ -197,6 +197,7 @@ TEST_F(Train, CheckpointRoundTrip) {
                                             "no_embed_class",
                                             "norm_pre",
                                             "num_classes",
+                                            "patch_bias",
                                             "patch_size",
                                             "pool",
                                             "pos_embed",

@@ -38,8 +38,12 @@ struct Config {
   bool no_embed_class = false;  // pos_embed covers the patches only, added before the prefix
   bool layer_scale = false;     // LayerScale ls1 / ls2 (DeiT III, DINOv2)
   bool norm_pre = false;        // a LayerNorm before the blocks (CLIP image towers)
-  bool qk_norm = false;         // LayerNorm of each head's q and k over Dh
-  Act act = Act::kGelu;         // the MLP's activation: exact (erf) GELU, or CLIP's QuickGELU
+  // patch_embed.proj.bias. timm has none where norm_pre is set (CLIP's towers, `bias=not
+  // pre_norm`); vitcpp's models had one everywhere before this field (and have it when it is
+  // missing from a checkpoint).
+  bool patch_bias = true;
+  bool qk_norm = false;  // LayerNorm of each head's q and k over Dh
+  Act act = Act::kGelu;  // the MLP's activation: exact (erf) GELU, or CLIP's QuickGELU
   // Average pooling's variants (pool kMean only): a class token beside it, not pooled (timm
   // class_token=True, global_pool='avg': EVA, MAE fine-tunes); the final LayerNorm on every token
   // before the average, named `norm`, instead of `fc_norm` after it (timm fc_norm=False: the
@@ -145,6 +149,11 @@ struct Config {
             .cli = false,
             .optional = true},
       c.norm_pre);
+    v(Field{.name = "patch_bias",
+            .help = "A bias in the patch embedding",
+            .cli = false,
+            .optional = true},
+      c.patch_bias);
     v(Field{.name = "qk_norm", .help = "LayerNorm of q and k", .cli = false, .optional = true},
       c.qk_norm);
     v(Field{.name = "act",

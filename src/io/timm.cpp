@@ -232,6 +232,7 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   }
   c.layer_scale = f.contains("blocks.0.ls1.gamma");
   c.norm_pre = f.contains("norm_pre.weight");
+  c.patch_bias = f.contains("patch_embed.proj.bias");
   c.qk_norm = f.contains("blocks.0.attn.q_norm.weight");
   c.act = hints.act;
   c.ln_eps = hints.ln_eps;
@@ -262,6 +263,14 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   VIT_CHECK(depth >= 1, "'" + path + "' has no blocks.0.norm1.weight: not a timm ViT");
   c.depth = depth;
   c.mlp_dim = int(need(f, "blocks.0.mlp.fc1.weight", 2).shape[0]);
+  // timm's packed SwiGLU (GluMlp: DINOv2 giant) keeps the names fc1 / fc2: fc1 gives the gate and
+  // the value together, twice the width that fc2 reads.
+  VIT_CHECK(!(f.contains("blocks.0.mlp.fc2.weight") &&
+              need(f, "blocks.0.mlp.fc2.weight", 2).shape[1] * 2 == c.mlp_dim),
+            "'" + path + "': blocks.0.mlp.fc1.weight has " + std::to_string(c.mlp_dim) +
+                " rows, twice the " + std::to_string(c.mlp_dim / 2) +
+                " that mlp.fc2 reads: a gated (SwiGLU) MLP, as DINOv2 giant's, which vitcpp's "
+                "ViT does not have");
   c.qkv_bias = f.contains("blocks.0.attn.qkv.bias");
   const bool head = f.contains("head.weight");
   VIT_CHECK(head || hints.headless_ok,
@@ -486,9 +495,30 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   VIT_CHECK(!ec && fs::is_directory(dir, ec), "cannot make the directory '" + dir + "'");
+  // timm's patch embedding has a bias exactly where it has no norm_pre (`bias=not pre_norm`). A
+  // model without one elsewhere gets zeros; a model with both (a CLIP tower that vitcpp fine-tuned
+  // before patch_bias existed) has its bias folded into pos_embed's patch rows, which every patch
+  // token adds right after it: the same sum but for the order of one addition.
   std::vector<TensorToWrite> tensors;
+  std::vector<float> zeros, folded;
+  const float* bias = nullptr;
   for (const ParamInfo& q : m.model.params()) {
-    tensors.push_back({q.name, q.shape, m.model.param_data() + q.offset});
+    if (q.name == "patch_embed.proj.bias") bias = m.model.param_data() + q.offset;
+  }
+  for (const ParamInfo& q : m.model.params()) {
+    const float* data = m.model.param_data() + q.offset;
+    if (q.name == "patch_embed.proj.bias" && c.norm_pre) continue;
+    if (q.name == "pos_embed" && c.norm_pre && bias) {
+      folded.assign(data, data + q.numel);
+      const int64_t first = int64_t(c.pos_rows() - c.num_patches()) * c.dim;
+      for (int64_t i = first; i < int64_t(folded.size()); ++i) folded[size_t(i)] += bias[i % c.dim];
+      data = folded.data();
+    }
+    tensors.push_back({q.name, q.shape, data});
+    if (q.name == "patch_embed.proj.weight" && !c.norm_pre && !bias) {
+      zeros.assign(size_t(c.dim), 0.0f);
+      tensors.push_back({"patch_embed.proj.bias", {c.dim}, zeros.data()});
+    }
   }
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   const std::string text = j.dump(4) + "\n";

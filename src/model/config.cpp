@@ -44,8 +44,8 @@ void Config::validate() const {
 
 int64_t Config::num_params() const {
   const int64_t D = dim, M = mlp_dim, K = num_classes;
-  int64_t n = int64_t(patch_dim()) * D + D;                // patch_embed.proj
-  n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;  // pos_embed, cls/dist/reg tokens
+  int64_t n = int64_t(patch_dim()) * D + (patch_bias ? D : 0);  // patch_embed.proj
+  n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;       // pos_embed, cls/dist/reg tokens
   if (norm_pre) n += 2 * D;
   const int64_t block = 2 * D                                             // norm1
                         + 3 * D * D + (qkv_bias ? 3 * D : 0) + D * D + D  // attn
@@ -68,6 +68,7 @@ std::string Config::variants() const {
   if (no_embed_class) add("positions for the patches only");
   if (layer_scale) add("LayerScale");
   if (norm_pre) add("norm_pre");
+  if (!patch_bias) add("no patch bias");
   if (qk_norm) add("qk-norm");
   if (act == Act::kQuickGelu) add("QuickGELU");
   return t;

@@ -202,7 +202,7 @@ void plan_parameters(Impl& m, const Config& cfg) {
   m.pos = m.add_param("pos_embed", {1, cfg.pos_rows(), D}, false, learned);
   m.patch_w = m.add_param("patch_embed.proj.weight",
                           {D, cfg.channels, cfg.patch_size, cfg.patch_size}, true);
-  m.patch_b = m.add_param("patch_embed.proj.bias", {D}, false);
+  if (cfg.patch_bias) m.patch_b = m.add_param("patch_embed.proj.bias", {D}, false);
   if (cfg.norm_pre) {
     m.pre_w = m.add_param("norm_pre.weight", {D}, false);
     m.pre_b = m.add_param("norm_pre.bias", {D}, false);
@@ -566,13 +566,14 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   const int N = keep ? F0 + num_keep : c.num_tokens();
   const int64_t BN = int64_t(B) * N;
   auto W = [&](size_t off) { return m.weights.at(off); };
+  auto Wopt = [&](size_t off) { return off == kNone ? nullptr : W(off); };
 
   // With patch dropout the embedding of every token is built in F.emb and the kept ones are
   // copied to x0 (with norm_pre, its input F.prex).
   float* x0 = c.norm_pre ? F.prex : F.x[0];
   float* emb = keep ? F.emb : x0;
   float* pe = F0 > 0 ? F.patches : emb;
-  ops::patch_embed_forward(ctx, pe, F.cols, images, W(m.patch_w), W(m.patch_b), B, c.channels,
+  ops::patch_embed_forward(ctx, pe, F.cols, images, W(m.patch_w), Wopt(m.patch_b), B, c.channels,
                            c.image_size, c.patch_size, D);
   if (c.no_embed_class) ops::pos_add_forward(ctx, pe, pe, W(m.pos), B, Np, D);
   if (F0 > 0) {
@@ -605,7 +606,7 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
     const float* ds2 = drop ? drop + int64_t(2 * l + 1) * B : nullptr;
     float* y1 = c.layer_scale ? s.y1 : F.branch;
     float* y2 = c.layer_scale ? s.y2 : F.branch;
-    const float* qkv_b = p.qkv_b == kNone ? nullptr : W(p.qkv_b);
+    const float* qkv_b = Wopt(p.qkv_b);
     if (c.qk_norm) {
       float* raw = s.qkv_raw ? s.qkv_raw : s.qkv;  // inference: in place
       ops::linear_forward(ctx, raw, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
@@ -821,7 +822,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     dpe = L.dpatches;
   }
   if (c.no_embed_class) ops::pos_add_backward(ctx, dpe, dpos, dpe, B, Np, D);
-  ops::patch_embed_backward(ctx, nullptr, G(m.patch_w), G(m.patch_b), dpe, L.fwd.cols,
+  ops::patch_embed_backward(ctx, nullptr, G(m.patch_w), Gopt(m.patch_b), dpe, L.fwd.cols,
                             m.W(m.patch_w), B, c.channels, c.image_size, c.patch_size, D);
 }
 

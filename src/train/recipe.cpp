@@ -306,6 +306,7 @@ std::vector<Preset> make_presets() {
               (quick ? "quickgelu_" : "") + "224",
           *cs.shape, cs.patch, 224, "CLIP's", Normalization::kClip, crop224, [quick](Config& c) {
             c.norm_pre = true;
+            c.patch_bias = false;  // as timm's CLIP towers
             c.ln_eps = 1e-5f;
             if (quick) c.act = Act::kQuickGelu;
           });

@@ -20,8 +20,9 @@ It writes, from fixed seeds (byte-identical reruns):
         "out6" (6 x 6) and "out3" (3 x 3), in float32 as timm computes it
   dist/   a DeiT distilled folder (architecture deit_test_distilled_patch8_32: dist_token,
         head_dist; the logits are both heads' mean), 4 classes, ImageNet's mean and std
-  clip/   a CLIP-like folder (architecture vit_test_patch8_clip_quickgelu_32: norm_pre, LayerNorm
-        eps 1e-5, QuickGELU; also qk_norm), 3 classes
+  clip/   a CLIP-like folder (architecture vit_test_patch8_clip_quickgelu_32: norm_pre and, as in
+        timm's CLIP towers, no patch_embed.proj.bias; LayerNorm eps 1e-5, QuickGELU; also
+        qk_norm), 3 classes
   reg.safetensors   a bare DINOv2-reg-like state dict: 4 register tokens, no_embed_class,
         LayerScale, 6 classes
   photos/rocket.jpg   a real photograph: Debian python3-skimage's data/rocket.jpg (640x427 JPEG),
@@ -141,7 +142,8 @@ def main(out):
              {"crop_pct": 0.875, "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
               "std": [0.229, 0.224, 0.225]}),
             ("clip", dict(base, dim=64, depth=2, heads=4, mlp_dim=256, num_classes=3, pool="cls",
-                          ln_eps=1e-5, norm_pre=True, qk_norm=True, act="quick_gelu"),
+                          ln_eps=1e-5, norm_pre=True, patch_bias=False, qk_norm=True,
+                          act="quick_gelu"),
              5, "vit_test_patch8_clip_quickgelu_32",
              {"num_heads": 4, "pre_norm": True, "qk_norm": True},
              {"crop_pct": 1.0, "interpolation": "bicubic",

@@ -8,8 +8,8 @@ QuickGELU.
 
 cfg is a dict with Config's fields: image_size, channels, patch_size, dim, depth, heads, mlp_dim,
 num_classes, pos_embed ("learned" | "sincos"), pool ("cls" | "mean"), qkv_bias, ln_eps; and
-optionally reg_tokens, dist_token, no_embed_class, layer_scale, norm_pre, qk_norm, act ("gelu" |
-"quick_gelu").
+optionally reg_tokens, dist_token, no_embed_class, layer_scale, norm_pre, patch_bias (default
+True; timm's CLIP towers have none), qk_norm, act ("gelu" | "quick_gelu").
 """
 import math
 
@@ -119,9 +119,9 @@ class Block(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    def __init__(self, c, d, p, dtype):
+    def __init__(self, c, d, p, dtype, bias=True):
         super().__init__()
-        self.proj = nn.Conv2d(c, d, kernel_size=p, stride=p, dtype=dtype)
+        self.proj = nn.Conv2d(c, d, kernel_size=p, stride=p, bias=bias, dtype=dtype)
 
     def forward(self, x):
         return self.proj(x).flatten(2).transpose(1, 2)
@@ -158,7 +158,9 @@ class ViT(nn.Module):
         else:
             table = sincos_table(pos_rows, d).to(torch.float32).to(dtype).unsqueeze(0)
             self.register_buffer("pos_embed", table, persistent=True)
-        self.patch_embed = PatchEmbed(cfg["channels"], d, cfg["patch_size"], dtype)
+        # patch_bias False: timm's CLIP towers (no bias before norm_pre).
+        self.patch_embed = PatchEmbed(cfg["channels"], d, cfg["patch_size"], dtype,
+                                      cfg.get("patch_bias", True))
         if cfg.get("norm_pre", False):
             self.norm_pre = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         self.blocks = nn.Sequential(*[Block(cfg, dtype, record_attention)
