@@ -5,7 +5,8 @@ state dict as model.safetensors). `vit predict --json` on the folder must give t
 eval transform of the fixture photo, its model in float64) within 1e-4 of each logit's size, as the
 C++ tests ask of the fixtures; `vit export` of the folder must load back into timm strictly with
 the same logits. Architectures vitcpp does not have must be refused with a message naming what is
-missing.
+missing. And every timm-named preset of `vit info` must have the parameter count timm's model of that
+name has, with the same number of classes.
 
 A development check, as tests/reference/check_export.py (it needs timm's source, which Debian does
 not package, and PyTorch, which tests never use). From the repository root after `make build`:
@@ -97,6 +98,25 @@ def close(got, want):
     return err, err < 1e-4 * max(1.0, want.abs().max().item())
 
 
+def check_presets(timm, vit):
+    """Each timm-named preset's parameter count against timm's model of the name, same head."""
+    text = subprocess.run([vit, "info", "--help"], capture_output=True, text=True, check=True).stdout
+    names = [line.split(":")[0].strip() for line in text.split("Presets:")[1].splitlines()
+             if line.startswith("  vit_") or line.startswith("  deit")]
+    failures = 0
+    for name in names:
+        ours = json.loads(subprocess.run([vit, "info", "--preset", name, "--json"], check=True,
+                                         capture_output=True, text=True).stdout)
+        m = timm.create_model(name, pretrained=False, num_classes=ours["config"]["num_classes"])
+        n = sum(p.numel() for p in m.parameters())
+        failures += n != ours["params"]
+        if n != ours["params"]:
+            print("preset %-36s vit %d parameters, timm %d MISMATCH" % (name, ours["params"], n))
+    print("presets: %d of timm's names, %d with timm's parameter count" % (
+        len(names), len(names) - failures))
+    return failures
+
+
 def main(vit, timm_src):
     timm = load_timm(timm_src)
     print("timm %s from %s" % (timm.__version__, timm_src))
@@ -140,6 +160,7 @@ def main(vit, timm_src):
             print("%-20s %-38s refused (%d): %s %s" % (name, arch, r.returncode,
                                                       r.stderr.strip()[:90],
                                                       "ok" if ok else "NOT REFUSED AS ASKED"))
+    failures += check_presets(timm, vit)
     return 1 if failures else 0
 
 
