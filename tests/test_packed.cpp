@@ -107,17 +107,19 @@ TEST_P(PackedF32, GemmSameBitsAsUnpacked) {
   // ViT-B's one-image qkv (K 768: three chunks) and fc2 (K 3072, accumulating into C: the chunks'
   // partial sums in scratch), a short depth, a single-depth product, partial row tiles, a tall A
   // (split by rows on several threads, in row blocks each summed over every chunk: gemm_own's
-  // row_block), the same accumulating over twelve chunks, and a product wider than one column
-  // block (N 2048 at K 300), in several column blocks.
+  // row_block), the same accumulating over twelve chunks, and products wider than one column
+  // block (N 2048 at K 300; ViT-S's one-image qkv, 1,024 + 128 columns), their panels shared
+  // between the threads across the blocks.
   const Shape shapes[] = {{197, 96, 768, 1.0f, 0.0f},  {197, 64, 3072, 1.0f, 1.0f},
                           {13, 64, 33, 0.5f, 1.0f},    {300, 32, 1, 2.0f, 0.0f},
                           {700, 128, 300, 1.0f, 0.0f}, {611, 96, 3072, 0.5f, 1.0f},
-                          {40, 2048, 300, 1.0f, 0.0f}};
+                          {40, 2048, 300, 1.0f, 0.0f}, {197, 1152, 384, 1.0f, 0.0f}};
   for (const Shape& s : shapes) {
     for (int threads : {1, 2, 3}) check_same_bits(s, Ending::kNone, threads);
   }
   for (int threads : {1, 2}) {
     check_same_bits({197, 256, 96, 1.0f, 0.0f}, Ending::kGelu, threads);
+    check_same_bits({197, 1536, 384, 1.0f, 0.0f}, Ending::kGelu, threads);  // ViT-S's fc1
     check_same_bits({600, 64, 640, 1.0f, 0.0f}, Ending::kGelu, threads);
     check_same_bits({197, 192, 768, 1.0f, 0.0f}, Ending::kResidualNorm, threads);
   }
