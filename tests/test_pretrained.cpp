@@ -190,6 +190,20 @@ TEST(Pretrained, ExportRoundTrips) {
   }
 }
 
+// A model of config c with the fixture file f's tensors of its parameters, and the metadata an
+// export writes (normalisation, preprocessing, class names).
+LoadedModel model_from_fixture(const SafetensorsReader& f, const Config& c) {
+  LoadedModel a{Model(c), {}, {}};
+  for (const ParamInfo& p : a.model.params())
+    f.read_f32(p.name, a.model.param(p.name).data, p.numel);
+  a.meta.config = c;
+  a.meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
+                      std::vector<float>(size_t(c.channels), 0.25f)};
+  a.meta.preprocess = Preprocess{.crop_pct = 0.9};
+  for (int k = 0; k < c.num_classes; ++k) a.meta.class_names.push_back("c" + std::to_string(k));
+  return a;
+}
+
 // Average pooling's variants (a class token beside it; the norm before it, timm fc_norm=False)
 // export with the model_args timm rebuilds them from (class_token, global_pool, fc_norm) and read
 // back as the same model, from the folder and from the bare file (its tensors say which: a class
@@ -198,15 +212,8 @@ TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
   TempDir dir("export-avg");
   for (const char* name : {"model_i", "model_j"}) {
     const SafetensorsReader f(fixture(std::string(name) + ".safetensors"));
-    LoadedModel a{Model(Config::from_json(f.metadata().at("config"))), {}, {}};
+    LoadedModel a = model_from_fixture(f, Config::from_json(f.metadata().at("config")));
     const Config& c = a.model.config();
-    for (const ParamInfo& p : a.model.params())
-      f.read_f32(p.name, a.model.param(p.name).data, p.numel);
-    a.meta.config = c;
-    a.meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
-                        std::vector<float>(size_t(c.channels), 0.25f)};
-    a.meta.preprocess = Preprocess{.crop_pct = 0.9};
-    for (int k = 0; k < c.num_classes; ++k) a.meta.class_names.push_back("c" + std::to_string(k));
     const std::string out = dir / name;
     export_timm(a, out);
     std::ifstream in(out + "/config.json");
@@ -243,14 +250,7 @@ TEST(Pretrained, ExportWritesTimmsPatchBias) {
       c.norm_pre = false;
       c.patch_bias = false;
     }
-    LoadedModel a{Model(c), {}, {}};
-    for (const ParamInfo& p : a.model.params())
-      f.read_f32(p.name, a.model.param(p.name).data, p.numel);
-    a.meta.config = c;
-    a.meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
-                        std::vector<float>(size_t(c.channels), 0.25f)};
-    a.meta.preprocess = Preprocess{.crop_pct = 0.9};
-    for (int k = 0; k < c.num_classes; ++k) a.meta.class_names.push_back("c" + std::to_string(k));
+    LoadedModel a = model_from_fixture(f, c);
     const std::string out = dir / (drop_pre ? "plain" : "clip");
     export_timm(a, out);
     const SafetensorsReader written(out + "/model.safetensors");
