@@ -233,12 +233,16 @@ void init_with_larger_weights(Model& model, uint64_t seed, uint64_t noise_seed) 
 }
 
 // Model-level finite differences (independent of PyTorch): for a few entries of every trainable
-// tensor, d(loss)/dw by central differences matches the backward.
+// tensor, d(loss)/dw by central differences matches the backward: class token, average pooling,
+// and timm's CLIP layout (norm_pre, no patch-embedding bias).
 TEST(ModelFiniteDiff, EveryParameterTensor) {
-  for (Pool pool : {Pool::kCls, Pool::kMean}) {
+  for (int variant = 0; variant < 3; ++variant) {
+    const Pool pool = variant == 1 ? Pool::kMean : Pool::kCls;
     Config c = small_config();
     c.pool = pool;
     c.pos_embed = pool == Pool::kCls ? PosEmbed::kLearned : PosEmbed::kSinCos;
+    c.norm_pre = variant == 2;
+    c.patch_bias = variant != 2;
     Model model(c);
     init_with_larger_weights(model, 7, 3);
     const int B = 3, K = c.num_classes;
@@ -257,8 +261,11 @@ TEST(ModelFiniteDiff, EveryParameterTensor) {
     std::vector<float> grads(model.grad_data(), model.grad_data() + model.arena_floats());
     for (const ParamInfo& p : model.params()) {
       if (!p.trainable) continue;
-      expect_fd(p.name + (pool == Pool::kCls ? " (cls)" : " (mean)"), model.param(p.name).data,
-                p.numel, grads.data() + p.offset, loss, 6, 1e-2f, 1e-3, 2e-2);
+      expect_fd(p.name + (variant == 0   ? " (cls)"
+                          : variant == 1 ? " (mean)"
+                                         : " (clip)"),
+                model.param(p.name).data, p.numel, grads.data() + p.offset, loss, 6, 1e-2f, 1e-3,
+                2e-2);
     }
   }
 }
@@ -293,6 +300,13 @@ TEST(Model, TimmNamesAndShapes) {
   EXPECT_THROW(mean.param("norm.weight"), Error);
   EXPECT_EQ(mean.param_info("pos_embed").shape, (std::vector<int64_t>{1, 4, 12}));
   EXPECT_EQ(mean.num_params(), c.num_params());
+  c.norm_pre = true;
+  c.patch_bias = false;  // timm's CLIP towers
+  Model clip(c);
+  EXPECT_THROW(clip.param("patch_embed.proj.bias"), Error);
+  EXPECT_NO_THROW(clip.param("norm_pre.weight"));
+  EXPECT_EQ(clip.num_params(), c.num_params());
+  EXPECT_EQ(clip.num_params() + 12 - 2 * 12, mean.num_params());
 }
 
 TEST(Model, InitIsDeterministicAndTimmLike) {

@@ -118,10 +118,10 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, co
 // ---- Patch embedding (src/ops/cpu/patch_embed.cpp): a Conv2d with kernel = stride = P.
 // cols [B*Np, C*P*P]: im2col of images [B, C, S, S]; patch p = (py, px) in raster order, column
 // index c*P*P + ky*P + kx (the order of a Conv2d weight [D, C, P, P] flattened).
-// out [B*Np, D] = cols @ weight^T + bias.
+// out [B*Np, D] = cols @ weight^T + bias (bias nullable: none, as timm's CLIP towers).
 void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
                          const float* weight, const float* bias, int B, int C, int S, int P, int D);
-// dweight [D, C*P*P] += dout^T @ cols; dbias += colsum(dout); dimages (nullable) = col2im(dout @
+// dweight [D, C*P*P] += dout^T @ cols; dbias (nullable) += colsum(dout); dimages (nullable) = col2im(dout @
 // weight). dimages needs no scratch: patches do not overlap, so each pixel gets exactly one
 // contribution.
 void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
