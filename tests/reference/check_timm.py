@@ -6,7 +6,8 @@ eval transform of the fixture photo, its model in float64) within 1e-4 of each l
 C++ tests ask of the fixtures; `vit export` of the folder must load back into timm strictly with
 the same logits. Architectures vitcpp does not have must be refused with a message naming what is
 missing. And every timm-named preset of `vit info` must have the parameter count timm's model of that
-name has, with the same number of classes.
+name has, with the same number of classes. Last, vitcpp's own checkpoint (the demo's tiny28: one
+channel, 28 pixels) exported must give in timm the logits `vit predict` gives from the checkpoint.
 
 A development check, as tests/reference/check_export.py (it needs timm's source, which Debian does
 not package, and PyTorch, which tests never use). From the repository root after `make build`:
@@ -80,6 +81,37 @@ def save_folder(timm, model, model_args, folder):
                                         model_args=model_args)
 
 
+def timm_from_export(timm, out):
+    """timm's model of vit export's folder: through local-dir where this timm has it (as hf-hub
+    reads config.json, whose pretrained_cfg then gives the eval transform), else the file route."""
+    if hasattr(timm.models._hub, "load_model_config_from_path"):
+        return timm.create_model("local-dir:" + out, pretrained=True).eval()
+    conf = json.load(open(os.path.join(out, "config.json")))
+    # The folder's pretrained_cfg (its preprocessing) over the architecture's.
+    overlay = dict(conf["pretrained_cfg"], file=os.path.join(out, "model.safetensors"),
+                   num_classes=conf["num_classes"])
+    return timm.create_model(conf["architecture"], pretrained=True, pretrained_cfg_overlay=overlay,
+                             **conf["model_args"]).eval()
+
+
+def check_own_checkpoint(timm, vit, tmp):
+    """The demo's tiny28 checkpoint, exported, against vit predict on a 28x28 grey picture."""
+    import numpy as np
+    picture = os.path.join(tmp, "grey28.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8),
+                    "L").save(picture)
+    checkpoint = "tests/fixtures/demo_tiny28.f16.safetensors"
+    out = os.path.join(tmp, "demo")
+    subprocess.run([vit, "export", "--model", checkpoint, "--out", out], check=True,
+                   stdout=subprocess.DEVNULL)
+    model = timm_from_export(timm, out)
+    want = vit_logits(vit, checkpoint, picture, ("--fit", "none"))
+    err, ok = close(timm_logits(timm, model, Image.open(picture)), want)
+    print("%-20s %-38s timm %.3g %s" % ("vitcpp checkpoint", "tiny28 (demo)", err,
+                                       "ok" if ok else "MISMATCH"))
+    return 0 if ok else 1
+
+
 def timm_logits(timm, model, photo):
     cfg = timm.data.resolve_data_config({}, model=model)
     x = timm.data.create_transform(**cfg)(photo).unsqueeze(0).to(torch.float64)
@@ -87,9 +119,9 @@ def timm_logits(timm, model, photo):
         return model.double()(x)[0]
 
 
-def vit_logits(vit, folder):
-    out = subprocess.run([vit, "predict", "--model", folder, "--json", "--invert", "off", PHOTO],
-                         check=True, capture_output=True, text=True).stdout
+def vit_logits(vit, folder, image=PHOTO, extra=()):
+    out = subprocess.run([vit, "predict", "--model", folder, "--json", "--invert", "off", *extra,
+                          image], check=True, capture_output=True, text=True).stdout
     return torch.tensor(json.loads(out.splitlines()[0])["logits"], dtype=torch.float64)
 
 
@@ -133,18 +165,7 @@ def main(vit, timm_src):
             out = os.path.join(tmp, "e%d" % i)
             subprocess.run([vit, "export", "--model", folder, "--out", out], check=True,
                            stdout=subprocess.DEVNULL)
-            # Through local-dir: where this timm has it (as hf-hub: reads config.json, whose
-            # pretrained_cfg then gives the eval transform); otherwise the file route.
-            if hasattr(timm.models._hub, "load_model_config_from_path"):
-                back = timm.create_model("local-dir:" + out, pretrained=True).eval()
-            else:
-                conf = json.load(open(os.path.join(out, "config.json")))
-                # The folder's pretrained_cfg (its preprocessing) over the architecture's.
-                overlay = dict(conf["pretrained_cfg"], file=os.path.join(out, "model.safetensors"),
-                               num_classes=conf["num_classes"])
-                back = timm.create_model(conf["architecture"], pretrained=True,
-                                         pretrained_cfg_overlay=overlay,
-                                         **conf["model_args"]).eval()
+            back = timm_from_export(timm, out)
             err_back, ok_back = close(timm_logits(timm, back, photo), want)
             failures += not (ok and ok_back)
             print("%-20s %-38s vit %.3g, export -> timm %.3g %s" % (
@@ -160,6 +181,7 @@ def main(vit, timm_src):
             print("%-20s %-38s refused (%d): %s %s" % (name, arch, r.returncode,
                                                       r.stderr.strip()[:90],
                                                       "ok" if ok else "NOT REFUSED AS ASKED"))
+        failures += check_own_checkpoint(timm, vit, tmp)
     failures += check_presets(timm, vit)
     return 1 if failures else 0
 
