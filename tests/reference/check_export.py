@@ -9,7 +9,9 @@ the import path), each folder is also loaded by timm itself, in the two ways use
 `timm.create_model("local-dir:" + DIR, pretrained=True)` (the route of `hf-hub:` once the files are
 downloaded: config.json's architecture, model_args and num_classes), and
 `timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=DIR +
-"/model.safetensors"), **model_args)` (num_classes from config.json where model_args lacks it); both are compared with the same expected logits.
+"/model.safetensors", num_classes=K), **model_args)` with config.json's values (the overlay's num_classes
+keeps timm from dropping the head as another architecture's). Both models get the fixture's input and
+are compared with the same expected logits.
 timm reads .safetensors through the `safetensors` package; where it is missing (Debian 12 has none), a
 stand-in module that reads the format with this directory's reader is installed first.
 
