@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
@@ -77,8 +78,7 @@ def save_folder(timm, model, model_args, folder):
     os.makedirs(folder, exist_ok=True)
     write_safetensors(os.path.join(folder, "model.safetensors"),
                       list(model.state_dict().items()), {"format": "pt"})
-    timm.models._hub.save_config_for_hf(model, __import__("pathlib").Path(folder, "config.json"),
-                                        model_args=model_args)
+    timm.models._hub.save_config_for_hf(model, Path(folder, "config.json"), model_args=model_args)
 
 
 def timm_from_export(timm, out):
