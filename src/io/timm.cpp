@@ -501,10 +501,7 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   // token adds right after it: the same sum but for the order of one addition.
   std::vector<TensorToWrite> tensors;
   std::vector<float> zeros, folded;
-  const float* bias = nullptr;
-  for (const ParamInfo& q : m.model.params()) {
-    if (q.name == "patch_embed.proj.bias") bias = m.model.param_data() + q.offset;
-  }
+  const float* bias = c.patch_bias ? m.model.param("patch_embed.proj.bias").data : nullptr;
   for (const ParamInfo& q : m.model.params()) {
     const float* data = m.model.param_data() + q.offset;
     if (q.name == "patch_embed.proj.bias" && c.norm_pre) continue;

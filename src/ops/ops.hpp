@@ -121,9 +121,9 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, co
 // out [B*Np, D] = cols @ weight^T + bias (bias nullable: none, as timm's CLIP towers).
 void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
                          const float* weight, const float* bias, int B, int C, int S, int P, int D);
-// dweight [D, C*P*P] += dout^T @ cols; dbias (nullable) += colsum(dout); dimages (nullable) = col2im(dout @
-// weight). dimages needs no scratch: patches do not overlap, so each pixel gets exactly one
-// contribution.
+// dweight [D, C*P*P] += dout^T @ cols; dbias (nullable) += colsum(dout); dimages (nullable) =
+// col2im(dout @ weight). dimages needs no scratch: patches do not overlap, so each pixel gets
+// exactly one contribution.
 void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
                           const float* dout, const float* cols, const float* weight, int B, int C,
                           int S, int P, int D);
