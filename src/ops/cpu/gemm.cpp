@@ -251,14 +251,18 @@ float* pack_buffer(const Context& ctx, size_t floats) {
 // The blocks of op(B) [K, N] that gemm_own packs, in its order: for each column block n0 (nc
 // columns; ncp rounded up to whole panels) and each chunk of depths k0 (kw of them), the chunk's
 // panels, kw x kNR values each. Packed once for good (gemm_pack_weight), block n0's chunk k0
-// starts at n0 * K + k0 * ncp, its panels kw x kNR apart.
+// starts at packed_offset(n0, k0, K, ncp / kNR), its panels kw x kNR apart.
+inline int64_t packed_offset(int n0, int k0, int K, int panels) {
+  return int64_t(n0) * K + int64_t(k0) * panels * kNR;
+}
+
 template <typename F>
 void for_each_block(int N, int K, F&& f) {
   const int kc = k_chunk(K), nb = n_block(kc);
   for (int n0 = 0; n0 < N; n0 += nb) {
     const int nc = std::min(nb, N - n0), ncp = (nc + kNR - 1) / kNR * kNR;
     for (int k0 = 0; k0 < K; k0 += kc) {
-      f(n0, nc, k0, std::min(kc, K - k0), int64_t(n0) * K + int64_t(k0) * ncp);
+      f(n0, nc, k0, std::min(kc, K - k0), packed_offset(n0, k0, K, ncp / kNR));
     }
   }
 }
@@ -320,9 +324,8 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
         for (int k0 = 0; p0 < p1 && k0 < K; k0 += kc) {
           const int kw = std::min(kc, K - k0);
           chunk_rows(0, M, p0, p1, nc, k0, kw, k0 + kw == K, A, lda,
-                     pre + int64_t(n0) * K + int64_t(k0) * (panels * kNR), int64_t(kw) * kNR,
-                     C + n0, ldc, alpha, accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0,
-                     ldc);
+                     pre + packed_offset(n0, k0, K, panels), int64_t(kw) * kNR, C + n0, ldc, alpha,
+                     accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0, ldc);
         }
       }
     }
@@ -357,7 +360,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           const float* panels_k = packed;
           int64_t panel_stride = stride;
           if (pre) {
-            panels_k = pre + int64_t(n0) * K + int64_t(k0) * (panels * kNR);
+            panels_k = pre + packed_offset(n0, k0, K, panels);
             panel_stride = int64_t(kw) * kNR;
           } else {
             pack_b(packed, stride, chunk_of_b(k0), ldb, trans_b, kw, n0, nc, p_begin, p_end);
