@@ -1,5 +1,6 @@
 // Op micro-benchmarks (Google Benchmark) at tiny28's training shapes (batch 128: R = 6400 token
-// rows, D 64, MLP 256, 4 heads of 16, 50 tokens), and the GEMM dispatch against OpenBLAS.
+// rows, D 64, MLP 256, 4 heads of 16, 50 tokens), the GEMM dispatch against OpenBLAS, and the
+// image resampling of the folder datasets.
 //   build/bench/vit_bench_ops [--benchmark_filter=Gemm]
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/rng.hpp"
+#include "data/resample.hpp"
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "vit/threads.hpp"
@@ -206,6 +208,35 @@ void BM_AddInto(benchmark::State& st) {
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
 BENCHMARK(BM_AddInto)->Arg(305'034)->Arg(5'717'416);
+
+// Resampling as the folder datasets run it (data/resample.hpp, bicubic): arg 0, the first decode's
+// resize of a 500 x 375 RGB photo (interleaved, as decoded) to its stored 341 x 256; arg 1, a
+// random resized crop's window of 200 x 150 pixels of that stored image (planar) to 224 x 224.
+void BM_ResizePhoto(benchmark::State& st) {
+  const bool crop = st.range(0) == 1;
+  Rng r(15);
+  Image im;
+  im.width = 500, im.height = 375, im.channels = 3;
+  im.pixels.resize(size_t(500) * 375 * 3);
+  for (uint8_t& v : im.pixels) v = uint8_t(r.below(256));
+  std::vector<uint8_t> stored(size_t(3) * 341 * 256), out(size_t(3) * 224 * 224);
+  data::resize_planes(data::Planes::interleaved(im), 341, 256, Interpolation::kBicubic,
+                      stored.data());
+  const data::Planes planes = data::Planes::planar(stored.data(), 3, 256, 341);
+  for (auto _ : st) {
+    if (crop) {
+      data::resize_planes(planes.region(70, 50, 200, 150), 224, 224, Interpolation::kBicubic,
+                          out.data());
+    } else {
+      data::resize_planes(data::Planes::interleaved(im), 341, 256, Interpolation::kBicubic,
+                          stored.data());
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(stored.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()));
+}
+BENCHMARK(BM_ResizePhoto)->Arg(0)->Arg(1);
 
 }  // namespace
 

@@ -146,6 +146,67 @@ TEST_P(ResampleOps, TransposeU8IsATranspose) {
   }
 }
 
+// The RGB split-and-transpose: channel c of pixel (y, x) at out[c * plane + x * out_ld + y], for
+// whole 16 x 16 tiles and the edges past them.
+TEST_P(ResampleOps, TransposeRgbU8SplitsAndTransposes) {
+  Rng rng(12);
+  for (const auto& [R, W] : std::vector<std::pair<int, int>>{
+           {1, 1}, {16, 16}, {17, 33}, {40, 7}, {5, 100}, {64, 48}, {31, 16}}) {
+    const int64_t in_ld = 3 * W + 2, out_ld = R + 3, plane = W * out_ld + 5;
+    std::vector<uint8_t> in(size_t(R * in_ld)), out(size_t(3 * plane), 0);
+    for (uint8_t& v : in) v = uint8_t(rng.below(256));
+    ops::transpose_rgb_u8(op_context(1), out.data(), plane, out_ld, in.data(), in_ld, R, W);
+    for (int c = 0; c < 3; ++c) {
+      for (int y = 0; y < R; ++y) {
+        for (int x = 0; x < W; ++x) {
+          ASSERT_EQ(out[size_t(c * plane + x * out_ld + y)], in[size_t(y * in_ld + 3 * x + c)])
+              << R << "x" << W << " at " << c << "," << y << "," << x;
+        }
+      }
+    }
+  }
+}
+
+// The pass down the rows is its definition (ops.hpp), exactly: widths that take the blocks of
+// four registers, single registers and single columns, with negative weights and sums that clamp
+// at 0 and 255.
+TEST_P(ResampleOps, ResampleDownU8IsItsDefinition) {
+  Rng rng(13);
+  for (int W : {1, 7, 16, 31, 64, 65, 100, 129, 341}) {
+    const int rows = 12, O = 5, ksize = 7;
+    const int64_t in_ld = W + 9, out_ld = W + 4;
+    std::vector<uint8_t> in(size_t(rows * in_ld));
+    for (uint8_t& v : in) v = uint8_t(rng.below(256));
+    std::vector<int> lo(O), n(O);
+    std::vector<int32_t> k(size_t(O * ksize), 0);
+    for (int o = 0; o < O; ++o) {
+      n[size_t(o)] = 1 + int(rng.below(ksize));
+      lo[size_t(o)] = int(rng.below(rows - n[size_t(o)] + 1));
+      // Weights of (-0.6 .. 1.4) / n in 22 fraction bits: sums within int32, as Pillow's
+      // normalised weights keep them.
+      for (int t = 0; t < n[size_t(o)]; ++t) {
+        k[size_t(o * ksize + t)] = (int32_t(rng.below(1 << 23)) - (6 << 22) / 10) / n[size_t(o)];
+      }
+    }
+    std::vector<uint8_t> out(size_t(O * out_ld), 0);
+    ops::resample_down_u8(op_context(1), out.data(), out_ld, in.data(), in_ld, W, O, lo.data(),
+                          n.data(), k.data(), ksize);
+    int clamped = 0;
+    for (int o = 0; o < O; ++o) {
+      for (int x = 0; x < W; ++x) {
+        int64_t acc = 1 << 21;
+        for (int t = 0; t < n[size_t(o)]; ++t) {
+          acc += int64_t(in[size_t((lo[size_t(o)] + t) * in_ld + x)]) * k[size_t(o * ksize + t)];
+        }
+        const int64_t want = std::clamp<int64_t>(acc >> 22, 0, 255);
+        clamped += want != acc >> 22;
+        ASSERT_EQ(out[size_t(o * out_ld + x)], want) << "W " << W << " at " << o << "," << x;
+      }
+    }
+    if (W >= 64) EXPECT_GT(clamped, 0) << "W " << W << ": no sum reached the clamp";
+  }
+}
+
 // Draws replayed from a list, as torchvision took them.
 struct Replay final : CropDraws {
   std::vector<double> uniforms;

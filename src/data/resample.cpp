@@ -141,39 +141,43 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
   }
   const int cw = c1 - c0, nr = r1 - r0;
   thread_local std::vector<uint8_t> region, t_in, t_mid, mid;
-  // An interleaved image's region as planes first, every channel in one pass over its pixels.
   const int C = in.channels;
-  const bool gather = in.x_step != 1;
+  const uint8_t* corner = in.p + int64_t(r0) * in.y_step + int64_t(c0) * in.x_step;
+  // Interleaved RGB, the common case, resized across: split into planes and transposed in one pass
+  // (the pass across rows reads the transposed planes).
+  const bool rgb = C == 3 && in.x_step == 3 && in.c_step == 1;
+  if (across && rgb) {
+    t_in.resize(size_t(3) * size_t(cw) * size_t(nr));
+    ops::transpose_rgb_u8(ctx, t_in.data(), int64_t(cw) * nr, nr, corner, in.y_step, nr, cw);
+  }
+  // Any other interleaved image's region as planes first, every channel in one pass over its
+  // pixels.
+  const bool gather = in.x_step != 1 && !(across && rgb);
   if (gather) {
     region.resize(size_t(C) * size_t(nr) * size_t(cw));
     const int64_t plane = int64_t(nr) * cw;
     for (int y = 0; y < nr; ++y) {
-      const uint8_t* row = in.p + int64_t(r0 + y) * in.y_step + int64_t(c0) * in.x_step;
+      const uint8_t* row = corner + int64_t(y) * in.y_step;
       uint8_t* dst = region.data() + int64_t(y) * cw;
-      if (C == 3 && in.x_step == 3 && in.c_step == 1) {  // RGB, the common case, unrolled
-        for (int x = 0; x < cw; ++x) {
-          dst[x] = row[3 * x], dst[plane + x] = row[3 * x + 1], dst[2 * plane + x] = row[3 * x + 2];
-        }
-      } else {
-        for (int x = 0; x < cw; ++x) {
-          for (int c = 0; c < C; ++c) dst[c * plane + x] = row[x * in.x_step + c * in.c_step];
-        }
+      for (int x = 0; x < cw; ++x) {
+        for (int c = 0; c < C; ++c) dst[c * plane + x] = row[x * in.x_step + c * in.c_step];
       }
     }
   }
   for (int c = 0; c < C; ++c) {
     // The region [r0, r1) x [c0, c1) of this plane as rows of cw bytes (row stride ld).
-    const uint8_t* src =
-        gather ? region.data() + int64_t(c) * nr * cw
-               : in.p + c * in.c_step + int64_t(r0) * in.y_step + int64_t(c0) * in.x_step;
+    const uint8_t* src = gather ? region.data() + int64_t(c) * nr * cw : corner + c * in.c_step;
     int64_t ld = gather ? cw : in.y_step;
     // Across the rows (Pillow's first pass): down the transposed region, then back.
     if (across) {
-      t_in.resize(size_t(cw) * size_t(nr));
+      if (!rgb) {
+        t_in.resize(size_t(cw) * size_t(nr));
+        ops::transpose_u8(ctx, t_in.data(), nr, src, ld, nr, cw);
+      }
+      const uint8_t* transposed = t_in.data() + (rgb ? int64_t(c) * cw * nr : 0);
       t_mid.resize(size_t(ow) * size_t(nr));
       mid.resize(size_t(nr) * size_t(ow));
-      ops::transpose_u8(ctx, t_in.data(), nr, src, ld, nr, cw);
-      ops::resample_down_u8(ctx, t_mid.data(), nr, t_in.data(), nr, nr, ow, cols->lo.data(),
+      ops::resample_down_u8(ctx, t_mid.data(), nr, transposed, nr, nr, ow, cols->lo.data(),
                             cols->n.data(), cols->k.data(), cols->ksize);
       ops::transpose_u8(ctx, mid.data(), ow, t_mid.data(), nr, ow, nr);
       src = mid.data(), ld = ow;

@@ -376,6 +376,11 @@ void transpose_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_
   return VIT_PICK(transpose_u8)(ctx, out, out_ld, in, in_ld, R, W);
 }
 
+void transpose_rgb_u8(const Context& ctx, uint8_t* out, int64_t out_plane, int64_t out_ld,
+                      const uint8_t* in, int64_t in_ld, int R, int W) {
+  return VIT_PICK(transpose_rgb_u8)(ctx, out, out_plane, out_ld, in, in_ld, R, W);
+}
+
 void fill_zero(const Context& ctx, float* x, int64_t n) {
   return VIT_PICK(fill_zero)(ctx, x, n);
 }

@@ -304,6 +304,10 @@ void resample_down_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const ui
 // out[x, y] = in[y, x] for in [R, W] (row stride in_ld) and out [W, R] (row stride out_ld).
 void transpose_u8(const Context& ctx, uint8_t* out, int64_t out_ld, const uint8_t* in,
                   int64_t in_ld, int R, int W);
+// out[c * out_plane + x * out_ld + y] = in[y * in_ld + 3 * x + c] for c < 3: an interleaved RGB
+// image [R, W, 3] to its three planes, each transposed to [W, R] (the pass across rows' input).
+void transpose_rgb_u8(const Context& ctx, uint8_t* out, int64_t out_plane, int64_t out_ld,
+                      const uint8_t* in, int64_t in_ld, int R, int W);
 
 // ---- For tests (src/ops/cpu/vmath.cpp): the variant's exp and erf (vmath.hpp) over x[0..n), in
 // their vector forms (where the variant has vector registers; else the scalar ones again) and in
