@@ -164,6 +164,29 @@ void expect_same_run(const std::string& a, const std::string& b, const std::stri
   EXPECT_EQ(metrics_without_times(a), metrics_without_times(b)) << what;
 }
 
+// Processes a launcher started together that cannot reach each other (srun without an MPI plugin,
+// which sets its SLURM_STEP_NUM_TASKS and no PMI variables; or mpirun with a vit built without MPI)
+// would each train alone into the same run directory: each is refused before it writes anything.
+TEST(Dist, ProcessesThatCannotReachEachOtherAreRefused) {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE")) GTEST_SKIP() << "run by mpirun";
+  TempDir dir("dist-alone");
+  write_quadrant_dataset(dir / "data", 40, 10, 8);
+  std::vector<std::string> launchers = {"SLURM_STEP_NUM_TASKS=2 "};
+  if (!mpi_built()) launchers.push_back("OMPI_COMM_WORLD_SIZE=2 ");
+  for (const std::string& env : launchers) {
+    const Result r = vit_shell(env + vit_words() + train_args(dir / "data", dir / "run", 1));
+    EXPECT_EQ(r.code, 1) << env << r.out;
+    EXPECT_NE(r.out.find("this process is one of 2 started together"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(mpi_built() ? "srun --mpi=pmix" : "built without MPI"), std::string::npos)
+        << r.out;
+    EXPECT_FALSE(fs::exists(dir / "run")) << env << "wrote its run directory";
+  }
+  // One task of a job step is one process alone, as without a launcher.
+  const Result one =
+      vit_shell("SLURM_STEP_NUM_TASKS=1 " + vit_words() + train_args(dir / "data", dir / "run", 1));
+  EXPECT_EQ(one.code, 0) << one.out;
+}
+
 TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
   REQUIRE_MPI();
   TempDir dir("mpi-same");

@@ -46,6 +46,19 @@ std::string hostname() {
   return false;
 }
 
+// How many processes the launcher started together, by its own variables: mpirun's, srun's job
+// step's (a batch script's own SLURM_NTASKS is not one), PMI's; 1 when none says.
+int launched_processes() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS", "PMI_SIZE"}) {
+    const char* s = std::getenv(v);
+    if (!s || !*s) continue;
+    char* end = nullptr;
+    const long n = std::strtol(s, &end, 10);
+    if (*end == '\0' && n >= 1 && n <= 1 << 24) return int(n);
+  }
+  return 1;
+}
+
 }  // namespace
 
 bool mpi_built() {
@@ -147,6 +160,21 @@ Comm& Comm::world() {
     impl->host.assign(name, size_t(len));
   }
 #endif
+  // Processes started together that cannot reach each other would each train alone, into the
+  // same run directory.
+  if (const int started = launched_processes(); started > 1 && impl->size == 1) {
+    const std::string n = std::to_string(started);
+    throw Error(mpi_built()
+                    ? "this process is one of " + n +
+                          " started together, but MPI sees it alone, so each would train by "
+                          "itself into the same run directory: under Slurm, start them with "
+                          "`srun --mpi=pmix` (or set MpiDefault=pmix in slurm.conf)"
+                    : "this process is one of " + n +
+                          " started together (by mpirun or srun), but this vit was built "
+                          "without MPI, so each would train by itself into the same run "
+                          "directory: rebuild with MPI (Debian's libopenmpi-dev; cmake "
+                          "-DVIT_MPI=ON) or start one process");
+  }
   comm.reset(new Comm(std::move(impl)));
   return *comm;
 }

@@ -326,7 +326,8 @@ void add_train(CLI::App& app, TrainArgs& a) {
             "\n\nModel and recipe flags override the preset. Checkpoints (last, the optimizer "
             "state, and with --val-split the best epoch by validation accuracy) and "
             "metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) finishes the "
-            "step, saves and exits; --resume DIR continues. Started by mpirun -np N (or srun), "
+            "step, saves and exits; --resume DIR continues. Started by mpirun -np N (or srun "
+            "--mpi=pmix), "
             "the ranks share each step's micro-batches and train the weights one process "
             "would, bit for bit; rank 0 writes --out.\nExample: vit train --data mnist "
             "--val-split 0.1 --out runs/mnist");
@@ -434,6 +435,9 @@ const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
+  // Whether srun started the ranks (a job step's variables and none of mpirun's), read before
+  // MPI_Init, which may set mpirun's: the resume hint names the launcher that was used.
+  const bool by_srun = std::getenv("SLURM_STEP_NUM_TASKS") && !std::getenv("OMPI_COMM_WORLD_SIZE");
   vit::Comm& comm = vit::Comm::world();
   comm.set_timeout(a.timeout);
   vit::Comm* dist = comm.distributed() ? &comm : nullptr;
@@ -571,8 +575,11 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     const int sig = vit_cli::stop_signal();
     const int code = 128 + (sig ? sig : SIGINT);
     if (comm.rank() == 0) {
-      // (Under mpirun: on any number of ranks.)
-      const std::string launcher = dist ? "mpirun -np " + std::to_string(comm.size()) + " " : "";
+      // (Under mpirun or srun: on any number of ranks.)
+      const std::string ranks = std::to_string(comm.size());
+      const std::string launcher = !dist     ? ""
+                                   : by_srun ? "srun -n " + ranks + " --mpi=pmix "
+                                             : "mpirun -np " + ranks + " ";
       std::printf(
           "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
           "  %s%s train --resume %s\n",
