@@ -3,7 +3,8 @@
 // yardstick; bench/compare.py's sgemm reference is OpenBLAS, whose kernels depend on its version).
 //   vit_fma_peak [threads]
 // Prints JSON: for each ISA this CPU runs, "peak_gflops" (1 thread and `threads` threads) and, with
-// that ISA's kernels, each shape's GFLOP/s and share of the peak; where the CPU has AVX512-BF16,
+// that ISA's kernels, each shape's GFLOP/s and share of the peak (at batch 1 also "cold": its
+// weights read from memory, 128 MB of copies in turn); where the CPU has AVX512-BF16,
 // also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16).
 //
 // The peak loop: independent accumulators, each an FMA per iteration on registers only, so the
@@ -100,31 +101,40 @@ double peak(Loop loop, int threads) {
 
 // GFLOP/s of ops::linear_forward (out [R, O] = x [R, I] @ w^T + b) with the active kernels (best of
 // 5 after a warm-up), on w as inference has it (ops::Context::packed): converted to bf16, or
-// rearranged once into the fp32 kernels' panels (Model::set_inference_dtype).
-double linear_gflops(int R, int I, int O, int threads, bool bf16) {
+// rearranged once into the fp32 kernels' panels (Model::set_inference_dtype). With copies > 1,
+// that many weights (each its own copy) one after the other, so that each comes from memory
+// rather than from the caches, as a model's layers do.
+double linear_gflops(int R, int I, int O, int threads, bool bf16, int copies = 1) {
   // In a model's arenas every tensor starts on a 64-byte line (vit::Arena); so here.
   vit::Arena arena;
-  const size_t xo = arena.add(size_t(R) * I), wo = arena.add(size_t(O) * I),
-               bo = arena.add(size_t(O)), oo = arena.add(size_t(R) * O);
+  const size_t xo = arena.add(size_t(R) * I), bo = arena.add(size_t(O)),
+               oo = arena.add(size_t(R) * O);
+  std::vector<size_t> wo;
+  for (int c = 0; c < copies; ++c) wo.push_back(arena.add(size_t(O) * I));
   arena.allocate();
   std::fill_n(arena.at(xo), size_t(R) * I, 0.01f);
-  std::fill_n(arena.at(wo), size_t(O) * I, 0.02f);
-  float *x = arena.at(xo), *w = arena.at(wo), *b = arena.at(bo), *out = arena.at(oo);
+  float *x = arena.at(xo), *b = arena.at(bo), *out = arena.at(oo);
   vit::ops::CpuContext cpu;
   vit::ops::Context ctx = cpu.with_threads(threads);
   vit::ops::PackedWeights packs;
-  if (bf16) {
-    packs.add_bf16(w, O, I);
-  } else if (const int width = vit::ops::gemm_panel_width(O, I, false); width > 0) {
-    packs.pack_f32(w, O, I, width, vit::ops::gemm_pack_weight, vit::ops::gemm_unpack_weight);
+  for (int c = 0; c < copies; ++c) {
+    float* w = arena.at(wo[size_t(c)]);
+    std::fill_n(w, size_t(O) * I, 0.02f);
+    if (bf16) {
+      packs.add_bf16(w, O, I);
+    } else if (const int width = vit::ops::gemm_panel_width(O, I, false); width > 0) {
+      packs.pack_f32(w, O, I, width, vit::ops::gemm_pack_weight, vit::ops::gemm_unpack_weight);
+    }
   }
   ctx.packed = &packs;
   double best = 0;
   for (int rep = 0; rep < 6; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
-    vit::ops::linear_forward(ctx, out, x, w, b, R, I, O);
+    for (int c = 0; c < copies; ++c) {
+      vit::ops::linear_forward(ctx, out, x, arena.at(wo[size_t(c)]), b, R, I, O);
+    }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (rep > 0) best = std::max(best, 2.0 * R * double(I) * O / s / 1e9);
+    if (rep > 0) best = std::max(best, 2.0 * R * double(I) * O * copies / s / 1e9);
   }
   return best;
 }
@@ -166,9 +176,16 @@ int main(int argc, char** argv) {
     bool first = true;
     for (const Shape& s : shapes) {
       const double g = linear_gflops(s.R, s.I, s.O, threads, bf16);
-      std::snprintf(buf, sizeof buf, "%s\"%s\": {\"gflops\": %.1f, \"share_of_peak\": %.3f}",
+      std::snprintf(buf, sizeof buf, "%s\"%s\": {\"gflops\": %.1f, \"share_of_peak\": %.3f",
                     first ? "" : ", ", s.name, g, g / pn);
       json += buf;
+      if (s.R < 256) {  // batch 1: each weight from memory, as in a model's forward
+        const int copies = int((int64_t(128) << 20) / (int64_t(s.I) * s.O * 4)) + 1;
+        std::snprintf(buf, sizeof buf, ", \"cold\": %.1f",
+                      linear_gflops(s.R, s.I, s.O, threads, bf16, copies));
+        json += buf;
+      }
+      json += "}";
       first = false;
     }
     json += "}}";

@@ -204,14 +204,26 @@ inline bool whole_rows_in_a_block(int N, int K) {
 // row stride ldp, which may be C itself), each chunk adding those of the chunks before; the last
 // finishes C, and the epilogue (when epi is non-null) runs on each row block once all its columns
 // (of the panels) are done. n0 is the block's first column in the whole C (the epilogue's arrays
-// are indexed globally).
+// are indexed globally). next (nullable): the next_floats floats of packed B this thread reads
+// next (its panels of the next chunk), prefetched toward L2 a share per row tile, so that they
+// come from memory while this chunk computes instead of at the next chunk's first tiles. Where
+// it wins: weights packed once and read from memory, as a model's forward reads each layer's
+// (vit_fma_peak's "cold" figures: ViT-B's products at batch 1 from 128 MB of copies).
 void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, int kw, bool last,
                 const float* A, int lda, const float* packed, int64_t stride, float* C, int ldc,
                 float alpha, bool accumulate, const float* bias, const Epilogue* epi, int n0,
-                float* part, int64_t ldp) {
+                float* part, int64_t ldp, const float* next = nullptr, int64_t next_floats = 0) {
   const int j_begin = p_begin * kNR, j_end = std::min(nc, p_end * kNR);
+  const int tiles = (m_end - m_begin + kMR - 1) / kMR;
+  const int64_t per_tile = next ? (next_floats + tiles - 1) / tiles : 0;
   for (int i = m_begin; i < m_end; i += kMR) {
     const int mr = std::min(kMR, m_end - i);
+    if (next) {
+      const int64_t f0 = (i - m_begin) / kMR * per_tile, f1 = std::min(next_floats, f0 + per_tile);
+      for (int64_t f = f0; f < f1; f += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(next + f), _MM_HINT_T1);
+      }
+    }
     const float* a = A + int64_t(i) * lda + k0;
     float* c = C + int64_t(i) * ldc;
     for (int p = p_begin; p < p_end; ++p) {
@@ -318,14 +330,26 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int g0 = all_panels * t / nt, g1 = all_panels * (t + 1) / nt;
+      // This thread's panels of block n0's chunk k0: where they start, and how many floats.
+      auto share = [&](int n0, int k0) -> std::pair<const float*, int64_t> {
+        const int nc = std::min(nb, N - n0), panels = (nc + kNR - 1) / kNR;
+        const int p0 = std::max(0, g0 - n0 / kNR), p1 = std::min(panels, g1 - n0 / kNR);
+        if (p0 >= p1) return {nullptr, 0};
+        const int64_t kw = std::min(kc, K - k0);
+        return {pre + packed_offset(n0, k0, K, panels) + p0 * kw * kNR, (p1 - p0) * kw * kNR};
+      };
       for (int n0 = 0; n0 < N; n0 += nb) {
         const int nc = std::min(nb, N - n0), panels = (nc + kNR - 1) / kNR;
         const int p0 = std::max(0, g0 - n0 / kNR), p1 = std::min(panels, g1 - n0 / kNR);
         for (int k0 = 0; p0 < p1 && k0 < K; k0 += kc) {
           const int kw = std::min(kc, K - k0);
+          const auto [next, next_floats] = k0 + kw < K   ? share(n0, k0 + kw)
+                                           : n0 + nb < N ? share(n0 + nb, 0)
+                                                         : std::pair<const float*, int64_t>{};
           chunk_rows(0, M, p0, p1, nc, k0, kw, k0 + kw == K, A, lda,
                      pre + packed_offset(n0, k0, K, panels), int64_t(kw) * kNR, C + n0, ldc, alpha,
-                     accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0, ldc);
+                     accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0, ldc, next,
+                     next_floats);
         }
       }
     }
@@ -359,9 +383,16 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           // whatever kw is, so that no thread's panels of one chunk overlap another's of the next.
           const float* panels_k = packed;
           int64_t panel_stride = stride;
+          const float* next = nullptr;
+          int64_t next_floats = 0;
           if (pre) {
             panels_k = pre + packed_offset(n0, k0, K, panels);
             panel_stride = int64_t(kw) * kNR;
+            if (by_cols && !last) {  // this thread's panels of the next chunk, toward L2
+              const int64_t kn = std::min(kc, K - k0 - kw);
+              next = pre + packed_offset(n0, k0 + kw, K, panels) + p_begin * kn * kNR;
+              next_floats = (p_end - p_begin) * kn * kNR;
+            }
           } else {
             pack_b(packed, stride, chunk_of_b(k0), ldb, trans_b, kw, n0, nc, p_begin, p_end);
             if (!by_cols && nt > 1) {
@@ -370,7 +401,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           }
           chunk_rows(r0, r1, by_cols ? p_begin : 0, by_cols ? p_end : panels, nc, k0, kw, last, A,
                      lda, panels_k, panel_stride, C + n0, ldc, alpha, accumulate, b,
-                     late_epi ? nullptr : epi, n0, pt, ldp);
+                     late_epi ? nullptr : epi, n0, pt, ldp, next, next_floats);
           if (!pre && !by_cols && nt > 1 && !last) {
 #pragma omp barrier  // before the next chunk is packed over this one
           }
