@@ -388,7 +388,9 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           if (pre) {
             panels_k = pre + packed_offset(n0, k0, K, panels);
             panel_stride = int64_t(kw) * kNR;
-            if (by_cols && !last) {  // this thread's panels of the next chunk, toward L2
+            // This thread's panels of the next chunk, toward L2 (with its rows split over
+            // the threads, in its first row block alone: the other threads read them too).
+            if (!last && (by_cols || nt == 1) && r0 == m_begin) {
               const int64_t kn = std::min(kc, K - k0 - kw);
               next = pre + packed_offset(n0, k0 + kw, K, panels) + p_begin * kn * kNR;
               next_floats = (p_end - p_begin) * kn * kNR;
