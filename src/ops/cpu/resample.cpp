@@ -10,55 +10,28 @@
 #include <cstring>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/simd.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 
 namespace {
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-// The sums of kLanes columns in one register: 8-bit samples widened to int32 (vpmovzxbd) times the
-// tap's weight (vpmulld).
-#if defined(__AVX512F__)
-using Sums = __m512i;
-constexpr int kLanes = 16;
-inline Sums splat(int32_t v) {
-  return _mm512_set1_epi32(v);
-}
-inline Sums mul_add(Sums acc, const uint8_t* p, Sums k) {
-  const __m512i x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm512_add_epi32(acc, _mm512_mullo_epi32(x, k));
-}
-inline void store(int32_t* p, Sums v) {
-  _mm512_storeu_si512(p, v);
-}
-#else
-using Sums = __m256i;
-constexpr int kLanes = 8;
-inline Sums splat(int32_t v) {
-  return _mm256_set1_epi32(v);
-}
-inline Sums mul_add(Sums acc, const uint8_t* p, Sums k) {
-  const __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_add_epi32(acc, _mm256_mullo_epi32(x, k));
-}
-inline void store(int32_t* p, Sums v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
-}
-#endif
+#if VIT_SIMD
+using namespace simd;
 
 // Output row dst's kLanes * V columns from `taps` input rows src, src + ld, ... (weights k): the V
 // registers of sums stay in registers through all the taps, then are shifted and clamped.
 template <int V>
 inline void taps_block(uint8_t* dst, const uint8_t* src, int64_t ld, int taps, const int32_t* k) {
-  Sums acc[V];
-  for (int v = 0; v < V; ++v) acc[v] = splat(1 << 21);
+  VecI acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = set1_i32(1 << 21);
   for (int t = 0; t < taps; ++t) {
-    const Sums kt = splat(k[t]);
+    const VecI kt = set1_i32(k[t]);
     const uint8_t* row = src + int64_t(t) * ld;
-    for (int v = 0; v < V; ++v) acc[v] = mul_add(acc[v], row + kLanes * v, kt);
+    for (int v = 0; v < V; ++v) acc[v] = mul_add_i32(acc[v], widen_u8(row + kLanes * v), kt);
   }
   int32_t sums[kLanes * V];
-  for (int v = 0; v < V; ++v) store(sums + kLanes * v, acc[v]);
+  for (int v = 0; v < V; ++v) store_i32(sums + kLanes * v, acc[v]);
 #pragma omp simd
   for (int x = 0; x < kLanes * V; ++x) dst[x] = uint8_t(std::clamp(sums[x] >> 22, 0, 255));
 }
@@ -80,7 +53,7 @@ void resample_down_u8(const Context&, uint8_t* out, int64_t out_ld, const uint8_
     const int32_t* ko = k + int64_t(o) * ksize;
     uint8_t* dst = out + int64_t(o) * out_ld;
     int x = 0;
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if VIT_SIMD
     for (; x + 4 * kLanes <= W; x += 4 * kLanes) taps_block<4>(dst + x, src + x, in_ld, n[o], ko);
     for (; x + kLanes <= W; x += kLanes) taps_block<1>(dst + x, src + x, in_ld, n[o], ko);
     // The last columns as the last register's worth, overlapping columns already written (with

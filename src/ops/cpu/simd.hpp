@@ -120,6 +120,19 @@ inline Vec pow2(VecI n) {
 inline Vec lookup16(const float* table, VecI i) {
   return _mm512_permutexvar_ps(i, _mm512_load_ps(table));
 }
+// Integer lanes: kLanes bytes at p widened to int32; acc + x * k; stored.
+inline VecI set1_i32(int32_t x) {
+  return _mm512_set1_epi32(x);
+}
+inline VecI widen_u8(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline VecI mul_add_i32(VecI acc, VecI x, VecI k) {
+  return _mm512_add_epi32(acc, _mm512_mullo_epi32(x, k));
+}
+inline void store_i32(int32_t* p, VecI v) {
+  _mm512_storeu_si512(p, v);
+}
 #elif VIT_SIMD
 constexpr int kLanes = 8;
 constexpr int kRegisters = 16;
@@ -223,6 +236,18 @@ inline Vec lookup16(const float* table, VecI i) {
   const Vec lo = _mm256_permutevar8x32_ps(_mm256_load_ps(table), i);
   const Vec hi = _mm256_permutevar8x32_ps(_mm256_load_ps(table + 8), i);
   return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));
+}
+inline VecI set1_i32(int32_t x) {
+  return _mm256_set1_epi32(x);
+}
+inline VecI widen_u8(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline VecI mul_add_i32(VecI acc, VecI x, VecI k) {
+  return _mm256_add_epi32(acc, _mm256_mullo_epi32(x, k));
+}
+inline void store_i32(int32_t* p, VecI v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
 }
 #endif
 
