@@ -327,9 +327,8 @@ void add_train(CLI::App& app, TrainArgs& a) {
             "state, and with --val-split the best epoch by validation accuracy) and "
             "metrics.jsonl go to --out DIR after every epoch. Ctrl-C (or SIGTERM) finishes the "
             "step, saves and exits; --resume DIR continues. Started by mpirun -np N (or srun "
-            "--mpi=pmix), "
-            "the ranks share each step's micro-batches and train the weights one process "
-            "would, bit for bit; rank 0 writes --out.\nExample: vit train --data mnist "
+            "--mpi=pmix), the ranks share each step's micro-batches and train the weights one "
+            "process would, bit for bit; rank 0 writes --out.\nExample: vit train --data mnist "
             "--val-split 0.1 --out runs/mnist");
   t->add_option("--preset", a.preset, "Model + recipe to start from")->capture_default_str();
   t->add_option("--data", a.data, "Dataset: " + vit::dataset_names());

@@ -7,7 +7,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "ops/cpu/kernels.hpp"
 #include "ops/cpu/simd.hpp"
