@@ -24,6 +24,8 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "ops/cpu/kernels.hpp"
 #include "ops/cpu/scratch.hpp"
@@ -268,6 +270,14 @@ inline int64_t packed_offset(int n0, int k0, int K, int panels) {
   return int64_t(n0) * K + int64_t(k0) * panels * kNR;
 }
 
+// Panels [p0, p1) of block n0's chunk k0 (its panels) in B packed once: where they start, and
+// how many floats they hold (a thread's share, which it prefetches before that chunk).
+inline std::pair<const float*, int64_t> chunk_panels(const float* pre, int n0, int k0, int K,
+                                                     int panels, int p0, int p1) {
+  const int64_t kw = std::min(k_chunk(K), K - k0);
+  return {pre + packed_offset(n0, k0, K, panels) + p0 * kw * kNR, (p1 - p0) * kw * kNR};
+}
+
 template <typename F>
 void for_each_block(int N, int K, F&& f) {
   const int kc = k_chunk(K), nb = n_block(kc);
@@ -330,17 +340,22 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int g0 = all_panels * t / nt, g1 = all_panels * (t + 1) / nt;
-      // This thread's panels of block n0's chunk k0: where they start, and how many floats.
-      auto share = [&](int n0, int k0) -> std::pair<const float*, int64_t> {
+      // Block n0's columns and panels, and this thread's panels [p0, p1) of it.
+      struct Share {
+        int nc, panels, p0, p1;
+      };
+      auto share_of = [&](int n0) {
         const int nc = std::min(nb, N - n0), panels = (nc + kNR - 1) / kNR;
-        const int p0 = std::max(0, g0 - n0 / kNR), p1 = std::min(panels, g1 - n0 / kNR);
-        if (p0 >= p1) return {nullptr, 0};
-        const int64_t kw = std::min(kc, K - k0);
-        return {pre + packed_offset(n0, k0, K, panels) + p0 * kw * kNR, (p1 - p0) * kw * kNR};
+        return Share{nc, panels, std::max(0, g0 - n0 / kNR), std::min(panels, g1 - n0 / kNR)};
+      };
+      // This thread's panels of block n0's chunk k0 (none: null).
+      auto share = [&](int n0, int k0) -> std::pair<const float*, int64_t> {
+        const Share s = share_of(n0);
+        if (s.p0 >= s.p1) return {nullptr, 0};
+        return chunk_panels(pre, n0, k0, K, s.panels, s.p0, s.p1);
       };
       for (int n0 = 0; n0 < N; n0 += nb) {
-        const int nc = std::min(nb, N - n0), panels = (nc + kNR - 1) / kNR;
-        const int p0 = std::max(0, g0 - n0 / kNR), p1 = std::min(panels, g1 - n0 / kNR);
+        const auto [nc, panels, p0, p1] = share_of(n0);
         for (int k0 = 0; p0 < p1 && k0 < K; k0 += kc) {
           const int kw = std::min(kc, K - k0);
           const auto [next, next_floats] = k0 + kw < K   ? share(n0, k0 + kw)
@@ -391,9 +406,8 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
             // This thread's panels of the next chunk, toward L2 (with its rows split over
             // the threads, in its first row block alone: the other threads read them too).
             if (!last && (by_cols || nt == 1) && r0 == m_begin) {
-              const int64_t kn = std::min(kc, K - k0 - kw);
-              next = pre + packed_offset(n0, k0 + kw, K, panels) + p_begin * kn * kNR;
-              next_floats = (p_end - p_begin) * kn * kNR;
+              std::tie(next, next_floats) =
+                  chunk_panels(pre, n0, k0 + kw, K, panels, p_begin, p_end);
             }
           } else {
             pack_b(packed, stride, chunk_of_b(k0), ldb, trans_b, kw, n0, nc, p_begin, p_end);
