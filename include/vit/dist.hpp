@@ -43,6 +43,9 @@ class Comm {
   int local_size() const;
   // This machine's name (MPI's processor name; the host name).
   std::string host() const;
+  // The launcher that started the ranks: "srun" (a Slurm job step's variables and none of
+  // mpirun's, read before MPI_Init, which may set mpirun's), else "mpirun"; "" for one process.
+  std::string launcher() const;
   // How long a rank waits for the others in any exchange before giving up (a rank that died or
   // hangs; 300 s unless set): it then throws vit::Error, and the caller should abort() the job.
   double timeout() const;

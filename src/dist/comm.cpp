@@ -72,6 +72,7 @@ bool mpi_built() {
 struct Comm::Impl {
   int rank = 0, size = 1, local_rank = 0, local_size = 1;
   std::string host = hostname();
+  bool by_srun = false;  // Slurm's job-step variables and none of mpirun's, before MPI_Init
   double timeout = 300;
   double waited = 0;  // seconds spent in waits since take_wait_seconds
   std::mutex mpi;     // one MPI call at a time (MPI_THREAD_SERIALIZED)
@@ -131,6 +132,7 @@ Comm& Comm::world() {
   static std::unique_ptr<Comm> comm;
   if (comm) return *comm;
   auto impl = std::make_unique<Impl>();
+  impl->by_srun = std::getenv("SLURM_STEP_NUM_TASKS") && !std::getenv("OMPI_COMM_WORLD_SIZE");
 #ifdef VIT_MPI
   if (launched_by_mpi()) {
     int provided = 0;
@@ -193,6 +195,9 @@ int Comm::local_size() const {
 }
 std::string Comm::host() const {
   return impl_->host;
+}
+std::string Comm::launcher() const {
+  return !distributed() ? "" : impl_->by_srun ? "srun" : "mpirun";
 }
 double Comm::timeout() const {
   return impl_->timeout;

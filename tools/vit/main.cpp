@@ -434,9 +434,6 @@ const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
-  // Whether srun started the ranks (a job step's variables and none of mpirun's), read before
-  // MPI_Init, which may set mpirun's: the resume hint names the launcher that was used.
-  const bool by_srun = std::getenv("SLURM_STEP_NUM_TASKS") && !std::getenv("OMPI_COMM_WORLD_SIZE");
   vit::Comm& comm = vit::Comm::world();
   comm.set_timeout(a.timeout);
   vit::Comm* dist = comm.distributed() ? &comm : nullptr;
@@ -576,9 +573,9 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     if (comm.rank() == 0) {
       // (Under mpirun or srun: on any number of ranks.)
       const std::string ranks = std::to_string(comm.size());
-      const std::string launcher = !dist     ? ""
-                                   : by_srun ? "srun -n " + ranks + " --mpi=pmix "
-                                             : "mpirun -np " + ranks + " ";
+      const std::string launcher = !dist                       ? ""
+                                   : comm.launcher() == "srun" ? "srun -n " + ranks + " --mpi=pmix "
+                                                               : "mpirun -np " + ranks + " ";
       std::printf(
           "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
           "  %s%s train --resume %s\n",
