@@ -92,14 +92,16 @@ def load_timm(src):
 
 
 def timm_models(timm, folder):
-    """The folder loaded by timm: (route, model in float64) for each way of loading it."""
+    """The folder loaded by timm: (route, model in float64) for each way of loading it, each with
+    the folder's pretrained_cfg (its eval transform), as the hub's route reads config.json."""
     with open(os.path.join(folder, "config.json")) as f:
         conf = json.load(f)
     args = dict(conf["model_args"])
     args.setdefault("num_classes", conf["num_classes"])
     # The overlay's num_classes tells timm that the file's head fits the model's; without it timm
     # compares with the architecture's default (1000 classes) and drops the head from the file.
-    overlay = dict(file=os.path.join(folder, "model.safetensors"), num_classes=conf["num_classes"])
+    overlay = dict(conf["pretrained_cfg"], file=os.path.join(folder, "model.safetensors"),
+                   num_classes=conf["num_classes"])
     by_file = timm.create_model(conf["architecture"], pretrained=True, pretrained_cfg_overlay=overlay,
                                 **args)
     models = [("timm file", by_file.double().eval())]
