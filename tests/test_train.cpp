@@ -1,11 +1,14 @@
 // Training end to end on generated data: the loss falls and accuracy beats chance; checkpoints
 // round-trip; an interrupted run resumed gives bitwise the weights of an uninterrupted one.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "idx_writer.hpp"
 #include "test_util.hpp"
@@ -366,6 +369,54 @@ TEST_F(Train, ResumeIsBitwiseExact) {
   EXPECT_EQ(done.epochs[0].epoch, 3);
   // Fewer epochs than planned would change the schedule the run followed: refused.
   expect_error([&] { resume(dir / "resumed", 2, "", done); }, "was planned for 3 epochs");
+}
+
+// A second run given a directory a run is training in is refused (the directory's lock), also
+// before the first has saved anything, where the look for a run's files alone finds none; so is
+// a resume of a run that is still training. Neither changes the first run's files: it ends with
+// the weights of the same run trained alone.
+struct Intruder : Recorder {
+  std::function<void()> on_first_step, on_first_epoch;
+  void step(const StepProgress&) override {
+    if (on_first_step) std::exchange(on_first_step, nullptr)();
+  }
+  void epoch(const EpochMetrics& m, int e) override {
+    Recorder::epoch(m, e);
+    if (on_first_epoch) std::exchange(on_first_epoch, nullptr)();
+  }
+};
+
+TEST_F(Train, ASecondRunInTheSameDirectoryIsRefused) {
+  const Recipe recipe = quick(2);
+  const std::string run = dir / "run";
+  const std::string in_use = "is in use: another process (pid " + std::to_string(getpid()) + ")";
+  Intruder first;
+  Recorder second, alone;
+  int refusals = 0;
+  first.on_first_step = [&] {
+    EXPECT_FALSE(std::filesystem::exists(run + "/last.train.safetensors"));
+    expect_error([&] { train(quadrant_config(), recipe, {data, "", run, 256}, second); }, in_use);
+    ++refusals;
+  };
+  first.on_first_epoch = [&] {
+    expect_error([&] { resume(run, 0, "", second); }, in_use);
+    ++refusals;
+  };
+  train(quadrant_config(), recipe, {data, "", run, 256}, first);
+  EXPECT_EQ(refusals, 2);
+  EXPECT_TRUE(second.epochs.empty());
+  train(quadrant_config(), recipe, {data, "", dir / "alone", 256}, alone);
+  ASSERT_EQ(first.epochs.size(), 2u);
+  EXPECT_EQ(first.epochs[1].train_loss, alone.epochs[1].train_loss);
+  SafetensorsReader a(run + "/last.safetensors"), b(dir / "alone/last.safetensors");
+  for (const TensorInfo& t : a.tensors()) {
+    auto va = a.read_f32(t.name), vb = b.read_f32(t.name);
+    EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * 4), 0) << t.name;
+  }
+  // The lock goes with the run: the finished run resumes with more epochs.
+  Recorder more;
+  resume(run, 3, "", more);
+  EXPECT_EQ(more.epochs.size(), 1u);
 }
 
 // tiny28 has its own Fashion-MNIST recipe (no crops, patch dropout, 55 epochs: docs/RECIPES.md);

@@ -10,7 +10,8 @@
 //   best.safetensors        the weights of the best validation accuracy so far (only with a
 //                           validation split: the test set never chooses an epoch);
 //   metrics.jsonl           one line per finished epoch;
-//   skipped-images.txt      the unreadable images left out (skip_bad_images), when there are.
+//   skipped-images.txt      the unreadable images left out (skip_bad_images), when there are;
+//   .lock                   held by the process training there (core/dir_lock.hpp).
 // Resume reads only last.train.safetensors, so a crash between two writes can never pair files
 // from different steps. In a distributed run (vit::Comm) every rank runs this loop on the same
 // batches, shares each step's micro-batches and each evaluation with the others, and takes the
@@ -19,11 +20,14 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/dir_lock.hpp"
 #include "model/executor.hpp"
 #include "train/prefetch.hpp"
 #include "train/state.hpp"
@@ -62,6 +66,7 @@ struct Run : TrainState {
   std::unique_ptr<TrainStep> train_step;  // the training step
   AdamW* opt = nullptr;                   // its optimizer (the moments checkpoints keep)
   Comm* comm = nullptr;                   // a distributed run's ranks; null: one process
+  std::unique_ptr<DirLock> lock;          // the writer's hold on dir
   bool writer() const { return !comm || comm->rank() == 0; }
   bool distributed() const { return comm && comm->distributed(); }
 };
@@ -414,6 +419,43 @@ std::string existing_run_file(const std::string& dir) {
   return "";
 }
 
+namespace {
+
+void check_no_run(const std::string& dir) {
+  const std::string existing = existing_run_file(dir);
+  VIT_CHECK(existing.empty(), "'" + dir + "' already holds a training run (" + existing +
+                                  "); continue it with `resume` or choose another `out_dir`");
+}
+
+// The writer makes (fresh) and locks the run directory, so that a second process given the same
+// directory is refused before it writes there, even while the first has not yet saved anything.
+// A fresh run then looks again for a run there: one may have ended between the first look and the
+// lock. Every rank gets rank 0's outcome, so that all stop together when it fails.
+void claim_run_dir(Run& r, bool fresh) {
+  std::string failure;
+  std::exception_ptr error;
+  if (r.writer()) {
+    try {
+      if (fresh) {
+        std::error_code ec;
+        fs::create_directories(r.dir, ec);
+        VIT_CHECK(!ec && fs::is_directory(r.dir),
+                  "cannot create the output directory '" + r.dir + "': " + ec.message());
+      }
+      r.lock = std::make_unique<DirLock>(r.dir);
+      if (fresh) check_no_run(r.dir);
+    } catch (const Error& e) {
+      failure = e.what();
+      error = std::current_exception();
+    }
+  }
+  if (r.distributed()) r.comm->broadcast(failure);
+  if (error) std::rethrow_exception(error);
+  if (!failure.empty()) throw Error(failure);
+}
+
+}  // namespace
+
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
                    TrainReporter& reporter) {
   config.validate();
@@ -428,9 +470,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.config = config;
   r.recipe = recipe;
   r.comm = options.comm;
-  const std::string existing = existing_run_file(r.dir);
-  VIT_CHECK(existing.empty(), "'" + r.dir + "' already holds a training run (" + existing +
-                                  "); continue it with `resume` or choose another `out_dir`");
+  check_no_run(r.dir);
   // Every rank has looked before rank 0 writes anything there.
   if (r.distributed()) r.comm->barrier();
   check_memory(config, recipe.batch_size);
@@ -489,12 +529,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                           : ""));
   }
   make_step(r, reporter);
-  if (r.writer()) {
-    std::error_code ec;
-    fs::create_directories(r.dir, ec);
-    VIT_CHECK(!ec && fs::is_directory(r.dir),
-              "cannot create the output directory '" + r.dir + "': " + ec.message());
-  }
+  claim_run_dir(r, /*fresh=*/true);
   note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
@@ -520,6 +555,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
   r.comm = comm;
+  claim_run_dir(r, /*fresh=*/false);
   if (r.writer()) remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);

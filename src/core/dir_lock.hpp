@@ -1,0 +1,27 @@
+// A run directory's lock: one process at a time trains in (or resumes) a run directory. Another
+// process given the same directory is refused at once instead of overwriting the first one's
+// checkpoints. An advisory flock(2) on the directory's `.lock` file: the kernel releases it when
+// the process ends in any way (a crash, SIGKILL), so a lock is never left stale.
+#pragma once
+
+#include <string>
+
+namespace vit {
+
+// The lock file inside a run directory.
+inline constexpr const char* kRunLockFile = ".lock";
+
+class DirLock {
+ public:
+  // Takes the lock of `dir` (which must exist) and writes this process's pid into the lock file.
+  // Held by another process: vit::Error naming that process's pid.
+  explicit DirLock(const std::string& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace vit
