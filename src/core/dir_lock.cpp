@@ -27,6 +27,10 @@ DirLock::DirLock(const std::string& dir) {
     const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
     ::close(fd_);
     fd_ = -1;
+    if (error == ENOLCK || error == EOPNOTSUPP || error == ENOSYS) {
+      unsupported_ = std::strerror(error);
+      return;
+    }
     if (error == EWOULDBLOCK) {
       const std::string holder = n > 0 ? std::string(pid, size_t(n)) : std::string("?");
       throw Error("'" + dir + "' is in use: another process (pid " + holder +

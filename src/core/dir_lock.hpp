@@ -14,14 +14,20 @@ inline constexpr const char* kRunLockFile = ".lock";
 class DirLock {
  public:
   // Takes the lock of `dir` (which must exist) and writes this process's pid into the lock file.
-  // Held by another process: vit::Error naming that process's pid.
+  // Held by another process: vit::Error naming that process's pid. On a file system without
+  // flock (some network and FUSE mounts: ENOLCK, EOPNOTSUPP) the directory is used unlocked, and
+  // unsupported() says why.
   explicit DirLock(const std::string& dir);
   ~DirLock();
   DirLock(const DirLock&) = delete;
   DirLock& operator=(const DirLock&) = delete;
 
+  // Empty when the lock is held; otherwise the system's reason it could not be taken.
+  const std::string& unsupported() const { return unsupported_; }
+
  private:
   int fd_ = -1;
+  std::string unsupported_;
 };
 
 }  // namespace vit

@@ -431,7 +431,7 @@ void check_no_run(const std::string& dir) {
 // directory is refused before it writes there, even while the first has not yet saved anything.
 // A fresh run then looks again for a run there: one may have ended between the first look and the
 // lock. Every rank gets rank 0's outcome, so that all stop together when it fails.
-void claim_run_dir(Run& r, bool fresh) {
+void claim_run_dir(Run& r, bool fresh, TrainReporter& reporter) {
   std::string failure;
   std::exception_ptr error;
   if (r.writer()) {
@@ -443,6 +443,11 @@ void claim_run_dir(Run& r, bool fresh) {
                   "cannot create the output directory '" + r.dir + "': " + ec.message());
       }
       r.lock = std::make_unique<DirLock>(r.dir);
+      if (!r.lock->unsupported().empty()) {
+        reporter.message("note: '" + r.dir + "' cannot be locked on its file system (" +
+                         r.lock->unsupported() +
+                         "); make sure no other run trains in the same directory");
+      }
       if (fresh) check_no_run(r.dir);
     } catch (const Error& e) {
       failure = e.what();
@@ -529,7 +534,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                           : ""));
   }
   make_step(r, reporter);
-  claim_run_dir(r, /*fresh=*/true);
+  claim_run_dir(r, /*fresh=*/true, reporter);
   note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
@@ -555,7 +560,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
   r.comm = comm;
-  claim_run_dir(r, /*fresh=*/false);
+  claim_run_dir(r, /*fresh=*/false, reporter);
   if (r.writer()) remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);
