@@ -389,7 +389,7 @@ struct Intruder : Recorder {
 TEST_F(Train, ASecondRunInTheSameDirectoryIsRefused) {
   const Recipe recipe = quick(2);
   const std::string run = dir / "run";
-  const std::string in_use = "is in use: another process (pid " + std::to_string(getpid()) + ")";
+  const std::string in_use = "is in use: another process (pid " + std::to_string(getpid()) + " on ";
   Intruder first;
   Recorder second, alone;
   int refusals = 0;

@@ -1,4 +1,5 @@
-// A run directory's lock (core/dir_lock.hpp): flock(2) on DIR/.lock, the holder's pid inside.
+// A run directory's lock (core/dir_lock.hpp): flock(2) on DIR/.lock, the holder's pid and host
+// inside.
 #include "core/dir_lock.hpp"
 
 #include <fcntl.h>
@@ -23,8 +24,8 @@ DirLock::DirLock(const std::string& dir) {
   }
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     const int error = errno;
-    char pid[32] = {};
-    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    char holder[320] = {};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
     ::close(fd_);
     fd_ = -1;
     if (error == ENOLCK || error == EOPNOTSUPP || error == ENOSYS) {
@@ -32,16 +33,20 @@ DirLock::DirLock(const std::string& dir) {
       return;
     }
     if (error == EWOULDBLOCK) {
-      const std::string holder = n > 0 ? std::string(pid, size_t(n)) : std::string("?");
-      throw Error("'" + dir + "' is in use: another process (pid " + holder +
+      throw Error("'" + dir + "' is in use: another process (" +
+                  (n > 0 ? std::string(holder, size_t(n)) : std::string("starting")) +
                   ") is training in it; wait for it to end, or choose another `out_dir`");
     }
     throw Error("cannot lock the run directory '" + dir + "': flock on '" + path +
                 "': " + std::strerror(error));
   }
-  // The holder's pid, for the message above (the lock itself is the flock, not this text).
-  const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+  // Who holds it, for the message above (the lock itself is the flock, not this text); the host
+  // too, since a run directory on a shared file system may be locked from another machine.
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  const std::string who =
+      "pid " + std::to_string(::getpid()) + (host[0] ? std::string(" on ") + host : "");
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, who.data(), who.size(), 0) < 0) {
     const int error = errno;
     ::close(fd_);
     fd_ = -1;

@@ -13,10 +13,10 @@ inline constexpr const char* kRunLockFile = ".lock";
 
 class DirLock {
  public:
-  // Takes the lock of `dir` (which must exist) and writes this process's pid into the lock file.
-  // Held by another process: vit::Error naming that process's pid. On a file system without
-  // flock (some network and FUSE mounts: ENOLCK, EOPNOTSUPP) the directory is used unlocked, and
-  // unsupported() says why.
+  // Takes the lock of `dir` (which must exist) and writes this process's pid and host into the
+  // lock file. Held by another process: vit::Error naming that process's pid and host. On a file
+  // system without flock (some network and FUSE mounts: ENOLCK, EOPNOTSUPP) the directory is used
+  // unlocked, and unsupported() says why.
   explicit DirLock(const std::string& dir);
   ~DirLock();
   DirLock(const DirLock&) = delete;
