@@ -518,9 +518,10 @@ struct TrainSummary {
 // validation split: the recipe's val_split or the dataset's own; the test set never chooses),
 // and a line of metrics.jsonl. Every write is atomic. Refuses, before allocating, a batch whose
 // memory (Model::training_bytes) exceeds what the machine has available; a non-finite loss or
-// gradient stops training with a vit::Error. The first file of a training run that dir holds
-// (last.safetensors, last.train.safetensors, metrics.jsonl), or "" when it holds none: train()
-// refuses such a directory.
+// gradient stops training with a vit::Error. One process at a time trains in a run directory:
+// train() and resume() lock it (DIR/.vit.lock) and refuse one that another process holds. The
+// first file of a training run that dir holds (last.safetensors, last.train.safetensors,
+// metrics.jsonl), or "" when it holds none: train() refuses such a directory.
 std::string existing_run_file(const std::string& dir);
 
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,

@@ -1,7 +1,9 @@
 // A run directory's lock: one process at a time trains in (or resumes) a run directory. Another
-// process given the same directory is refused at once instead of overwriting the first one's
-// checkpoints. An advisory flock(2) on the directory's `.lock` file: the kernel releases it when
-// the process ends in any way (a crash, SIGKILL), so a lock is never left stale.
+// process given the same directory is refused instead of overwriting the first one's checkpoints.
+// An advisory flock(2) on the directory's `.vit.lock` file: the kernel releases it when the
+// process ends in any way (a crash, SIGKILL), so on a local disk a lock is never left stale. On
+// NFS, flock is a lock of the server's (NLM on NFSv3: a crashed client's lock stays until that
+// machine is back); a mount with `nolock` or `local_lock=flock` locks only within one machine.
 #pragma once
 
 #include <string>
@@ -9,7 +11,7 @@
 namespace vit {
 
 // The lock file inside a run directory.
-inline constexpr const char* kRunLockFile = ".lock";
+inline constexpr const char* kRunLockFile = ".vit.lock";
 
 class DirLock {
  public:

@@ -11,7 +11,7 @@
 //                           validation split: the test set never chooses an epoch);
 //   metrics.jsonl           one line per finished epoch;
 //   skipped-images.txt      the unreadable images left out (skip_bad_images), when there are;
-//   .lock                   held by the process training there (core/dir_lock.hpp).
+//   .vit.lock               locked by the process training there (core/dir_lock.hpp).
 // Resume reads only last.train.safetensors, so a crash between two writes can never pair files
 // from different steps. In a distributed run (vit::Comm) every rank runs this loop on the same
 // batches, shares each step's micro-batches and each evaluation with the others, and takes the
@@ -427,29 +427,35 @@ void check_no_run(const std::string& dir) {
                                   "); continue it with `resume` or choose another `out_dir`");
 }
 
-// The writer makes (fresh) and locks the run directory, so that a second process given the same
-// directory is refused before it writes there, even while the first has not yet saved anything.
-// A fresh run then looks again for a run there: one may have ended between the first look and the
-// lock. Every rank gets rank 0's outcome, so that all stop together when it fails.
-void claim_run_dir(Run& r, bool fresh, TrainReporter& reporter) {
+// The writer locks the run directory, so that a second process given the same directory is
+// refused before it writes there, even while the first has not yet saved anything. With `create`
+// it makes the directory first; without, a directory that does not exist yet is left for a later
+// call (a failed start leaves nothing behind) and one that does is locked now, before the data
+// and the model are loaded. A new run (`fresh`) then looks again for a run there: one may have
+// ended between the first look and the lock. Every rank takes part and gets rank 0's outcome, so
+// that all stop together when it fails.
+void claim_run_dir(Run& r, bool fresh, bool create, TrainReporter& reporter) {
   std::string failure;
   std::exception_ptr error;
-  if (r.writer()) {
+  if (r.writer() && !r.lock) {
     try {
-      if (fresh) {
+      if (create) {
         std::error_code ec;
         fs::create_directories(r.dir, ec);
-        VIT_CHECK(!ec && fs::is_directory(r.dir),
+        VIT_CHECK(!ec && fs::is_directory(r.dir, ec),
                   "cannot create the output directory '" + r.dir + "': " + ec.message());
       }
-      r.lock = std::make_unique<DirLock>(r.dir);
-      if (!r.lock->unsupported().empty()) {
-        reporter.message("note: '" + r.dir + "' cannot be locked on its file system (" +
-                         r.lock->unsupported() +
-                         "); make sure no other run trains in the same directory");
+      std::error_code ec;
+      if (create || fs::is_directory(r.dir, ec)) {
+        r.lock = std::make_unique<DirLock>(r.dir);
+        if (!r.lock->unsupported().empty()) {
+          reporter.message("note: '" + r.dir + "' cannot be locked on its file system (" +
+                           r.lock->unsupported() +
+                           "); make sure no other run trains in the same directory");
+        }
+        if (fresh) check_no_run(r.dir);
       }
-      if (fresh) check_no_run(r.dir);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // any failure, so that the others are not left waiting
       failure = e.what();
       error = std::current_exception();
     }
@@ -476,8 +482,10 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   r.recipe = recipe;
   r.comm = options.comm;
   check_no_run(r.dir);
-  // Every rank has looked before rank 0 writes anything there.
+  // Every rank has looked before rank 0 writes anything there. A directory that exists is locked
+  // now, before the data and the model are loaded.
   if (r.distributed()) r.comm->barrier();
+  claim_run_dir(r, /*fresh=*/true, /*create=*/false, reporter);
   check_memory(config, recipe.batch_size);
   // Everything that can fail on the user's input (data, sizes, memory) before the run directory
   // exists: a failed start leaves nothing behind.
@@ -534,7 +542,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                           : ""));
   }
   make_step(r, reporter);
-  claim_run_dir(r, /*fresh=*/true, reporter);
+  claim_run_dir(r, /*fresh=*/true, /*create=*/true, reporter);
   note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
@@ -560,7 +568,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
   r.comm = comm;
-  claim_run_dir(r, /*fresh=*/false, reporter);
+  claim_run_dir(r, /*fresh=*/false, /*create=*/false, reporter);
   if (r.writer()) remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);
