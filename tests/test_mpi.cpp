@@ -16,10 +16,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/dir_lock.hpp"
 #include "idx_writer.hpp"
 #include "test_util.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/dist.hpp"
+#include "vit/train.hpp"
 
 namespace vit::test {
 namespace {
@@ -313,7 +315,29 @@ TEST(Mpi, DivergenceStopsEveryRank) {
   EXPECT_NE(r.out.find("vit (rank 0 of 2): training diverged at epoch 2, step 1"),
             std::string::npos)
       << r.out;
+  // Met by both ranks together: rank 0 reports it and both end as a run does, with no abort.
+  EXPECT_EQ(r.out.find("rank 1 of 2"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("MPI_ABORT"), std::string::npos) << r.out;
   EXPECT_TRUE(bytes_of(run + "/last.safetensors") == before) << "the last good checkpoint changed";
+}
+
+// A run directory another process trains in (here this test holds its lock) is refused on every
+// rank: rank 0 locks it and tells the others, and all end together, nothing written.
+TEST(Mpi, ARunDirectoryInUseIsRefusedOnEveryRank) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-locked");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  const std::string run = dir / "run";
+  fs::create_directories(run);
+  DirLock held(run);
+  const Result r = vit_shell(mpirun(2) + vit_words() + train_args(dir / "data", run, 1));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("vit (rank 0 of 2): '" + run + "' is in use: another process (pid " +
+                       std::to_string(getpid())),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("MPI_ABORT"), std::string::npos) << r.out;
+  EXPECT_EQ(existing_run_file(run), "");
 }
 
 TEST(Mpi, RanksMustRunTheSameCommand) {

@@ -1,5 +1,5 @@
-// vit::Error: the one exception type the library throws. Its message says what was wrong and what
-// to do about it; the CLI prints it and exits non-zero.
+// vit::Error: the one exception type the library throws (EveryRankError is a kind of it). Its
+// message says what was wrong and what to do about it; the CLI prints it and exits non-zero.
 #pragma once
 
 #include <stdexcept>
@@ -10,6 +10,15 @@ namespace vit {
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// An Error that every rank of a distributed run throws together, at the same point of the run
+// (the ranks agreed on it, or reached it from the same numbers): each can report it and end
+// normally, where an error of one rank alone must end the others (MPI_Abort). One process: an
+// Error like any other.
+class EveryRankError : public Error {
+ public:
+  using Error::Error;
 };
 
 // Throws vit::Error(message) when cond is false. A macro so that the message (usually built from

@@ -301,7 +301,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
             << "the last good checkpoint is " << path_in(r, kLast) << " (epoch " << r.epochs_done
             << "). Try a lower learning rate (`lr`, now " << rc.lr << ")"
             << (rc.clip_grad > 0 ? "" : " or gradient clipping (`clip_grad` 1)") << ".";
-        throw Error(msg.str());
+        throw EveryRankError(msg.str());  // every rank has the same summed gradient
       }
       r.pos.correct += stats.correct;
       r.pos.loss_sum += loss * b;
@@ -460,9 +460,12 @@ void claim_run_dir(Run& r, bool fresh, bool create, TrainReporter& reporter) {
       error = std::current_exception();
     }
   }
-  if (r.distributed()) r.comm->broadcast(failure);
-  if (error) std::rethrow_exception(error);
-  if (!failure.empty()) throw Error(failure);
+  if (!r.distributed()) {
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+  r.comm->broadcast(failure);
+  if (!failure.empty()) throw EveryRankError(failure);
 }
 
 }  // namespace

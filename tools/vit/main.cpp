@@ -1716,6 +1716,11 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("report")) return run_report(report_args);
   } catch (const UsageError& e) {
     return fail(2, cli_words(e.what(), *command));
+  } catch (const vit::EveryRankError& e) {
+    // Met by every rank together: rank 0 reports it, and each ends as a run does.
+    g_every_rank_fails = true;
+    if (g_comm && g_comm->rank() != 0) return 1;
+    return fail(1, cli_words(e.what(), *command));
   } catch (const Error& e) {
     return fail(1, cli_words(e.what(), *command));
   } catch (const std::bad_alloc&) {
