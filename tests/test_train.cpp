@@ -1,8 +1,12 @@
 // Training end to end on generated data: the loss falls and accuracy beats chance; checkpoints
 // round-trip; an interrupted run resumed gives bitwise the weights of an uninterrupted one.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +24,18 @@
 #include "vit/optim.hpp"
 #include "vit/safetensors.hpp"
 #include "vit/train.hpp"
+
+// flock(2) as the library sees it in this test binary (it links the library statically): the
+// system's, or ENOLCK while g_flock_fails, as on a file system without locks (none here).
+std::atomic<bool> g_flock_fails{false};
+extern "C" int flock(int fd, int operation) noexcept {
+  if (g_flock_fails) {
+    errno = ENOLCK;
+    return -1;
+  }
+  static const auto system_flock = reinterpret_cast<int (*)(int, int)>(dlsym(RTLD_NEXT, "flock"));
+  return system_flock(fd, operation);
+}
 
 namespace vit::test {
 namespace {
@@ -417,6 +433,24 @@ TEST_F(Train, ASecondRunInTheSameDirectoryIsRefused) {
   Recorder more;
   resume(run, 3, "", more);
   EXPECT_EQ(more.epochs.size(), 1u);
+}
+
+// Where the file system has no flock, the run trains unlocked and says so.
+TEST_F(Train, WithoutFileLocksTheRunTrainsUnlockedWithANote) {
+  struct Notes : Recorder {
+    std::string text;
+    void message(const std::string& m) override { text += m + "\n"; }
+  } notes;
+  g_flock_fails = true;
+  struct Restore {
+    ~Restore() { g_flock_fails = false; }
+  } restore;
+  train(quadrant_config(), quick(2), {data, "", dir / "unlocked", 256}, notes);
+  EXPECT_EQ(notes.epochs.size(), 2u);
+  EXPECT_NE(notes.text.find("cannot be locked on its file system (" +
+                            std::string(std::strerror(ENOLCK)) + ")"),
+            std::string::npos)
+      << notes.text;
 }
 
 // tiny28 has its own Fashion-MNIST recipe (no crops, patch dropout, 55 epochs: docs/RECIPES.md);
