@@ -864,7 +864,8 @@ void add_image_input_options(CLI::App* p, ImageInputArgs& a) {
                 "auto: invert images whose background is the other way from the training "
                 "data's; on (also --invert alone): always; off: never")
       ->expected(0, 1)
-      ->default_str("on")
+      ->default_str("on")  // the value of --invert alone, which --help would show as the default
+      ->option_text("TEXT:{auto,on,off}=auto")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   p->add_option("--fit", a.fit,
                 "mnist: MNIST's preprocessing (needs a gray model); none: resize the whole image; "
@@ -1372,7 +1373,8 @@ const std::set<std::string>& pipeline_fields() {
 }
 
 void add_bench(CLI::App& app, BenchArgs& a) {
-  CLI::App* b = app.add_subcommand("bench", "Time training steps and inference on random data");
+  CLI::App* b = app.add_subcommand(
+      "bench", "Time training steps and inference on random data, or the input pipeline (--data)");
   b->footer(
       "Training steps are forward + backward + AdamW; inference uses the path that keeps no "
       "activations. GFLOP/s counts 2*m*n*k over every matmul (training: 3x the forward).\n"
