@@ -1,5 +1,6 @@
 // Training end to end on generated data: the loss falls and accuracy beats chance; checkpoints
-// round-trip; an interrupted run resumed gives bitwise the weights of an uninterrupted one.
+// round-trip; an interrupted run resumed gives bitwise the weights of an uninterrupted one; a run
+// directory admits one trainer at a time.
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
