@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/host.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -19,10 +20,7 @@ DirLock::DirLock(const std::string& dir) {
   // Who holds it, for another process's message (the lock itself is the flock, not this text);
   // the host too, since a directory on a shared file system may be locked from another machine.
   // Made before the file is opened, so that nothing after the open can throw but the refusals.
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = 0;
-  const std::string who =
-      "pid " + std::to_string(::getpid()) + (host[0] ? std::string(" on ") + host : "");
+  const std::string who = "pid " + std::to_string(::getpid()) + " on " + host_name();
   // 0666 less the umask, as the checkpoints are made: a group sharing a run directory can resume
   // it. O_NOFOLLOW: a link planted in a shared directory is not followed (and emptied below).
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/host.hpp"
 #include "ops/ops.hpp"
 #include "vit/dist.hpp"
 #include "vit/error.hpp"
@@ -31,12 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 [[maybe_unused]] constexpr double kSpinSeconds = 2e-3;
-
-std::string hostname() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
 
 // Whether an MPI launcher (mpirun, mpiexec, srun) started this process.
 [[maybe_unused]] bool launched_by_mpi() {
@@ -71,7 +66,7 @@ bool mpi_built() {
 
 struct Comm::Impl {
   int rank = 0, size = 1, local_rank = 0, local_size = 1;
-  std::string host = hostname();
+  std::string host = host_name();
   bool by_srun = false;  // Slurm's job-step variables and none of mpirun's, before MPI_Init
   double timeout = 300;
   double waited = 0;  // seconds spent in waits since take_wait_seconds
