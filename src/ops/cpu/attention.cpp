@@ -79,7 +79,7 @@ void transpose_head(float* dst, const float* src, int64_t row, int N, int Dh) {
 // For r < M: s_r[j] = scale * q_r . k_j over j < Np, with q_r = q + r * qstride and
 // kt = K^T [Dh, Np] (zero past N); s_r = s + r * Np, over NB * kLanes columns. Each d costs NB
 // loads of K^T and M broadcasts of q for NB M multiply-adds.
-template <int DH, int M, int NB>
+template <int DH, int M, int NB, bool kPrescaled = false>
 inline void scores_block(float* s, const float* q, int64_t qstride, const float* kt, int Np, int Dh,
                          float scale) {
 #if VIT_SIMD
@@ -99,7 +99,7 @@ inline void scores_block(float* s, const float* q, int64_t qstride, const float*
     for (int b = 0; b < NB; ++b) k[b] = load(kd + kLanes * b);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const Vec qd = set1(q[r * qstride + d] * scale);
+      const Vec qd = set1(kPrescaled ? q[r * qstride + d] : q[r * qstride + d] * scale);
 #pragma GCC unroll 4
       for (int b = 0; b < NB; ++b) acc[r][b] = fmadd(qd, k[b], acc[r][b]);
     }
@@ -114,7 +114,7 @@ inline void scores_block(float* s, const float* q, int64_t qstride, const float*
   for (int d = 0; d < Dh; ++d) {
     const float* kd = kt + int64_t(d) * Np;
     for (int r = 0; r < M; ++r) {
-      const float qd = q[r * qstride + d] * scale;
+      const float qd = kPrescaled ? q[r * qstride + d] : q[r * qstride + d] * scale;
 #pragma omp simd
       for (int j = 0; j < NB * kLanes; ++j) acc[r][j] += qd * kd[j];
     }
@@ -132,18 +132,31 @@ inline void scores(float* s, const float* q, int64_t qstride, const float* kt, i
   const int Dh = head_width<DH>(dh);
   const int Np = padded(N);
   constexpr int kBlock = kScoreVecs * kLanes;
+  // At a fixed head width the block's query rows are scaled once into qs, contiguous: each depth
+  // then broadcasts them from memory (a load) where it multiplied and broadcast from a register
+  // per row and column block. The same products (q_d * scale, then the FMA), bit for bit.
+  constexpr bool kPre = DH > 0;
+  alignas(64) float qs[kPre ? M * DH : 1];
+  if constexpr (kPre) {
+    for (int r = 0; r < M; ++r) {
+#pragma omp simd
+      for (int d = 0; d < DH; ++d) qs[r * DH + d] = q[r * qstride + d] * scale;
+    }
+    q = qs;
+    qstride = DH;
+  }
   int j0 = 0;
   for (; j0 + kBlock <= Np; j0 += kBlock)
-    scores_block<DH, M, kScoreVecs>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    scores_block<DH, M, kScoreVecs, kPre>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
   // Np is a multiple of 16, so what is left is whole registers, fewer than kScoreVecs.
   const int rest = (Np - j0) / kLanes;
   if constexpr (kScoreVecs > 3) {
-    if (rest == 3) return scores_block<DH, M, 3>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    if (rest == 3) return scores_block<DH, M, 3, kPre>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
   }
   if constexpr (kScoreVecs > 2) {
-    if (rest == 2) return scores_block<DH, M, 2>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+    if (rest == 2) return scores_block<DH, M, 2, kPre>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
   }
-  if (rest == 1) scores_block<DH, M, 1>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
+  if (rest == 1) scores_block<DH, M, 1, kPre>(s + j0, q, qstride, kt + j0, Np, Dh, scale);
 }
 
 // In-place softmax over each of the M rows s + r * Np, r < M, over [0, N); [N, Np) becomes 0.
