@@ -1,6 +1,6 @@
 // Op micro-benchmarks (Google Benchmark) at tiny28's training shapes (batch 128: R = 6400 token
-// rows, D 64, MLP 256, 4 heads of 16, 50 tokens), the GEMM dispatch against OpenBLAS, and the
-// image resampling of the folder datasets.
+// rows, D 64, MLP 256, 4 heads of 16, 50 tokens), one image's attention at ViT-S/16's, the GEMM
+// dispatch against OpenBLAS, and the image resampling of the folder datasets.
 //   build/bench/vit_bench_ops [--benchmark_filter=Gemm]
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -12,6 +12,7 @@
 #include "data/resample.hpp"
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
+#include "vit/isa.hpp"
 #include "vit/threads.hpp"
 
 namespace {
@@ -143,6 +144,23 @@ void BM_AttentionForward(benchmark::State& st) {
   st.counters["GFLOP/s"] = gflops(4.0 * B * N * N * D);
 }
 BENCHMARK(BM_AttentionForward)->Arg(1)->Arg(0);
+
+// One image's inference attention at ViT-S/16's shapes (197 tokens, 6 heads of 64), fp32 (arg 0)
+// or with its products in bf16 (arg 1: where the CPU has AVX512-BF16 and the AVX-512 kernels run).
+void BM_AttentionViTS(benchmark::State& st) {
+  const int Bs = 1, Ns = 197, Ds = 384, Hs = 6;
+  ops::Context ctx = op_context();
+  ctx.bf16 = st.range(0);
+  if (ctx.bf16 && !bf16_active()) {
+    st.SkipWithError("bf16 needs AVX512-BF16 on the avx512 kernels");
+    return;
+  }
+  auto qkv = randv(size_t(Bs) * Ns * 3 * Ds, 3);
+  Vec out(size_t(Bs) * Ns * Ds);
+  for (auto _ : st) ops::attention_forward(ctx, out.data(), nullptr, qkv.data(), Bs, Ns, Ds, Hs);
+  st.counters["GFLOP/s"] = gflops(4.0 * Bs * Ns * Ns * Ds);
+}
+BENCHMARK(BM_AttentionViTS)->Arg(0)->Arg(1);
 
 void BM_AttentionBackward(benchmark::State& st) {
   auto qkv = randv(size_t(R) * 3 * D, 3), dout = randv(size_t(R) * D, 4);

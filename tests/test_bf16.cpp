@@ -1,7 +1,7 @@
-// bf16 inference products (AVX512-BF16): the weights' conversion, the bf16 GEMM against double
-// precision within a bound derived from its roundings, its independence from the thread count
-// and the batch, its fused epilogues, and a model's predictions in bf16 against fp32. Every test
-// here needs a CPU with AVX512-BF16 and skips (saying so) without one.
+// bf16 inference products (AVX512-BF16): the weights' conversion, the bf16 GEMM and attention
+// against double precision within bounds derived from their roundings, their independence from
+// the thread count and the batch, the GEMM's fused epilogues, and a model's predictions in bf16
+// against fp32. Every test here needs a CPU with AVX512-BF16 and skips (saying so) without one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -218,6 +218,127 @@ TEST_F(Bf16, FusedEpiloguesMatchComposition) {
     }
   }
   expect_within("ln", ln.data(), ln2.data(), bound);
+}
+
+// Attention's inference products in bf16 (ctx.bf16, head widths 32 and 64) against double
+// precision on the fp32 inputs, per (b, h) and query row i. With e = 2u + u^2 (one term of two
+// values each rounded to bf16, then exact in fp32) and S_j = sum_d |q_d k_jd|:
+// - each score, summed in fp32 (gamma(Dh + 1)) and scaled (one more rounding), is within
+//   E_j = sc (e + gamma(Dh + 1) (1 + e)) S_j (1 + u32) + u32 |s_j| of sc q . k_j (u32 = 2^-24);
+// - a softmax of scores each off by at most E = max_j E_j gives every probability within a factor
+//   exp(+-2E) of the exact one; fp32's own softmax (exp within 2 ulp, the sum of N terms, the
+//   division and the scaling) adds a relative rho_s = 4 * 2^-23 + gamma(N + 2); so
+//   |p~_j - p_j| <= rho p_j with rho = exp(2E) (1 + rho_s) - 1;
+// - each output term p_j v_jd again of two bf16 roundings, then the fp32 sum of N terms: with
+//   W = sum_j p_j |v_jd|, |o~ - o| <= ((1 + rho) (1 + e) (1 + gamma(N + 1)) - 1) W.
+void check_attention_bf16(int B, int N, int D, int H, int threads) {
+  const int Dh = D / H;
+  const int64_t row = 3 * int64_t(D);
+  auto qkv = random_vector(int64_t(B) * N * row, 81 + N);
+  ops::Context ctx = op_context(threads);
+  ctx.bf16 = true;
+  std::vector<float> out(size_t(B) * N * D, NAN);
+  ops::attention_forward(ctx, out.data(), nullptr, qkv.data(), B, N, D, H);
+  const double u32 = std::ldexp(1.0, -24), e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16;
+  const double sc = 1.0 / std::sqrt(double(Dh));
+  const double rho_s = 4 * std::ldexp(1.0, -23) + gamma_n(N + 2);
+  double worst = 0, at_got = 0, at_ref = 0, at_bound = 0;
+  std::string at;
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < H; ++h) {
+      auto q = [&](int i, int d) { return double(qkv[(int64_t(b) * N + i) * row + h * Dh + d]); };
+      auto k = [&](int j, int d) { return q(j, D + d); };
+      auto v = [&](int j, int d) { return q(j, 2 * D + d); };
+      for (int i = 0; i < N; ++i) {
+        std::vector<double> s(size_t(N), 0.0);
+        double E = 0, mx = -INFINITY;
+        for (int j = 0; j < N; ++j) {
+          double S = 0;
+          for (int d = 0; d < Dh; ++d) {
+            s[size_t(j)] += q(i, d) * k(j, d);
+            S += std::fabs(q(i, d) * k(j, d));
+          }
+          s[size_t(j)] *= sc;
+          E = std::max(E, sc * (e + gamma_n(Dh + 1) * (1 + e)) * S * (1 + u32) +
+                              u32 * std::fabs(s[size_t(j)]));
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        double sum = 0;
+        for (double& x : s) sum += (x = std::exp(x - mx));
+        const double rho = std::exp(2 * E) * (1 + rho_s) - 1;
+        for (int d = 0; d < Dh; ++d) {
+          double o = 0, W = 0;
+          for (int j = 0; j < N; ++j) {
+            o += s[size_t(j)] / sum * v(j, d);
+            W += s[size_t(j)] / sum * std::fabs(v(j, d));
+          }
+          const double bound = ((1 + rho) * (1 + e) * (1 + gamma_n(N + 1)) - 1) * W;
+          const double got = out[(int64_t(b) * N + i) * D + h * Dh + d];
+          const double r = std::fabs(got - o) / bound;
+          if (!(r <= worst)) {  // NaN too
+            worst = r, at_got = got, at_ref = o, at_bound = bound;
+            at = "b " + std::to_string(b) + " h " + std::to_string(h) + " row " +
+                 std::to_string(i) + " column " + std::to_string(d);
+          }
+        }
+      }
+    }
+  }
+  const std::string shape = "N " + std::to_string(N) + ", Dh " + std::to_string(Dh) + ", " +
+                            std::to_string(threads) + " threads";
+  EXPECT_LE(worst, 1.0) << shape << ": at " << at << " " << at_got << ", expected " << at_ref
+                        << " within " << at_bound;
+  EXPECT_GT(worst, 1e-3) << shape << ": the products look unrounded (not bf16?)";
+}
+
+TEST_F(Bf16, AttentionWithinTheDerivedBound) {
+  // ViT-B's heads at one image's 197 tokens (an odd count: a last pair with a zero token; 197 is
+  // not a multiple of 16 or 64), ViT-S-like Dh 32 with several images, short sequences.
+  check_attention_bf16(1, 197, 128, 2, 2);
+  check_attention_bf16(2, 50, 128, 4, 1);
+  check_attention_bf16(2, 50, 128, 4, 3);
+  check_attention_bf16(3, 17, 64, 1, 2);
+  check_attention_bf16(1, 1, 64, 2, 1);
+}
+
+// Every row is computed the same way whatever the threads and the images around it; at head
+// widths without a bf16 kernel (16 here), ctx.bf16 leaves attention fp32's, bit for bit; and the
+// training path (which keeps the probabilities) is fp32 too.
+TEST_F(Bf16, AttentionBitwiseAcrossThreadsAndBatch) {
+  const int B = 3, N = 197, D = 128, H = 2;
+  auto qkv = random_vector(int64_t(B) * N * 3 * D, 91);
+  auto run = [&](const float* x, int images, int threads, bool bf16, float* att = nullptr) {
+    ops::Context ctx = op_context(threads);
+    ctx.bf16 = bf16;
+    std::vector<float> out(size_t(images) * N * D);
+    ops::attention_forward(ctx, out.data(), att, x, images, N, D, H);
+    return out;
+  };
+  const auto all = run(qkv.data(), B, 1, true);
+  for (int threads : {2, 3}) {
+    const auto other = run(qkv.data(), B, threads, true);
+    EXPECT_EQ(std::memcmp(other.data(), all.data(), all.size() * 4), 0) << threads << " threads";
+  }
+  const auto last = run(qkv.data() + int64_t(B - 1) * N * 3 * D, 1, 2, true);
+  EXPECT_EQ(std::memcmp(last.data(), all.data() + int64_t(B - 1) * N * D, last.size() * 4), 0)
+      << "the last image alone";
+  EXPECT_NE(std::memcmp(run(qkv.data(), B, 2, false).data(), all.data(), all.size() * 4), 0)
+      << "fp32 and bf16 gave the same bits";
+  std::vector<float> att(size_t(B) * H * N * N);
+  const auto trained = run(qkv.data(), B, 2, true, att.data());
+  const auto trained32 = run(qkv.data(), B, 2, false, att.data());
+  EXPECT_EQ(std::memcmp(trained.data(), trained32.data(), trained.size() * 4), 0)
+      << "the training path";
+  const int H16 = D / 16;
+  auto narrow = [&](bool bf16) {
+    ops::Context ctx = op_context(2);
+    ctx.bf16 = bf16;
+    std::vector<float> out(size_t(B) * N * D);
+    ops::attention_forward(ctx, out.data(), nullptr, qkv.data(), B, N, D, H16);
+    return out;
+  };
+  EXPECT_EQ(std::memcmp(narrow(true).data(), narrow(false).data(), all.size() * 4), 0)
+      << "Dh 16 with bf16 set";
 }
 
 // `make demo`'s model (the committed F16 copy) on the 200 drawn digits (test_predict.cpp), prepared

@@ -36,6 +36,9 @@ struct Context {
   // its panels: bf16 ones (find_bf16: A rounded to bf16, sums in fp32) or fp32 ones rearranged in
   // place (find_f32: the same bits as unpacked). Null: every weight read as it is.
   const PackedWeights* packed = nullptr;
+  // Inference in bf16 (set with bf16 packed weights, where the CPU runs AVX512-BF16): attention's
+  // inference products, at head widths 32 and 64, round their inputs to bf16 too (sums in fp32).
+  bool bf16 = false;
 };
 
 // ---- A linear layer's weight w [O, I] converted to bf16 once (src/ops/packed.cpp), in the bf16
@@ -257,7 +260,8 @@ void gelu_backward(const Context& ctx, float* dx, const float* dout, const float
 // (timm). Per (b, h): att = softmax(q k^T / sqrt(Dh)) [N, N]; out[b, :, h*Dh:(h+1)*Dh] = att v.
 // Work is split over ctx's threads, each with scratch of its own from ctx.
 // Training (att non-null): att [B, H, N, N] is saved for the backward. Inference (att null):
-// one query row at a time, so no N x N buffer exists.
+// a few query rows at a time, so no N x N buffer exists; with ctx.bf16 at Dh 32 or 64 (on the
+// AVX-512 kernels), q, k, the probabilities and v are rounded to bf16 for the two products.
 void attention_forward(const Context& ctx, float* out, float* att, const float* qkv, int B, int N,
                        int D, int H);
 // With s = 1/sqrt(Dh), dA = dout v^T, and the row term delta_i = sum_j att_ij dA_ij, which equals

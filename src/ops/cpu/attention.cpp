@@ -420,10 +420,217 @@ void backward_impl(const Context& ctx, float* dqkv, const float* dout, const flo
   }
 }
 
+#if defined(__AVX512F__)
+// ---- Inference in bf16 (ctx.bf16; AVX512-BF16's VDPBF16PS): q, k, the probabilities and v are
+// rounded to bf16 (to nearest even), each product of two bf16 values is exact in fp32, and the
+// sums, the scale and the softmax are fp32. One VDPBF16PS lane takes a pair of terms, so it does
+// twice an FMA's multiply-adds: the scores pair depths, s_j = sum_t (q_2t, q_2t+1) . (k_j,2t,
+// k_j,2t+1); the outputs pair tokens, o = sum_t (p_2t, p_2t+1) . (v_2t, v_2t+1). Error
+// (tests/test_bf16.cpp derives its bound from this): each score term carries at most the two
+// roundings (relative (1 + u)^2 - 1, u = 2^-8) before the fp32 sums, and each output term those
+// of p and v. Head widths 32 and 64 (ViT-Ti/S/B/L); others run the fp32 kernels above.
+//
+// Each task lays its head's K out as pairs [Dh/2, Np] (32-bit elements (k_j,2t, k_j,2t+1), zero
+// past N) and V as pairs [ceil(N/2), Dh] (elements (v_2t,d, v_2t+1,d), the row past N zero), then
+// computes kRows query rows at a time as the fp32 kernel does: their scores, softmax and outputs,
+// so every row is computed the same way whatever the rows and threads around it.
+
+// The 16 bf16 pairs of x[0:32] as 32-bit lanes (x[2i] low, x[2i + 1] high).
+__attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* x) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
+}
+
+// K pairs: kp [DH/2, Np] from the head's k rows (stride row), through tmp [N, DH/2].
+template <int DH>
+__attribute__((target("avx512bf16"))) void k_pairs(float* kp, float* tmp, const float* k,
+                                                   int64_t row, int N) {
+  for (int j = 0; j < N; ++j) {
+#pragma GCC unroll 2
+    for (int c = 0; c < DH / 32; ++c)
+      _mm512_storeu_si512(tmp + j * (DH / 2) + 16 * c, bf16_pairs(k + j * row + 32 * c));
+  }
+  transpose_head(kp, tmp, DH / 2, N, DH / 2);  // 32-bit moves: the pairs' bits stay as they are
+}
+
+// V pairs: vp [ceil(N/2), DH], element (t, d) = (v[2t, d], v[2t + 1, d]), v[N, :] = 0.
+template <int DH>
+__attribute__((target("avx512bf16"))) void v_pairs(float* vp, const float* v, int64_t row, int N) {
+  // cvtne2ps gives [v_2t,0:16 | v_2t+1,0:16]; the permutation interleaves the halves.
+  alignas(64) static constexpr uint16_t kInterleave[32] = {
+      0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  for (int t = 0; 2 * t < N; ++t) {
+    const float* lo = v + int64_t(2 * t) * row;
+    const bool pair = 2 * t + 1 < N;
+#pragma GCC unroll 4
+    for (int c = 0; c < DH / 16; ++c) {
+      const __m512 a = _mm512_loadu_ps(lo + 16 * c);
+      const __m512 b = pair ? _mm512_loadu_ps(lo + row + 16 * c) : _mm512_setzero_ps();
+      const __m512i x = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+      _mm512_storeu_si512(vp + int64_t(t) * DH + 16 * c, _mm512_permutexvar_epi16(idx, x));
+    }
+  }
+}
+
+// For r < M: s_r[0:16 NB] = scale * q_r . k_j, from q's pairs qp [M, DH/2] and kp's columns.
+template <int DH, int M, int NB>
+__attribute__((target("avx512bf16"))) inline void scores_bf16_block(float* s, int Np,
+                                                                    const float* qp,
+                                                                    const float* kp, float scale) {
+  __m512 acc[M][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (int t = 0; t < DH / 2; ++t) {
+    __m512bh k[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) k[b] = (__m512bh)_mm512_loadu_ps(kp + int64_t(t) * Np + 16 * b);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      const __m512bh q = (__m512bh)_mm512_set1_ps(qp[r * (DH / 2) + t]);
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], q, k[b]);
+    }
+  }
+  const __m512 vs = _mm512_set1_ps(scale);
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b)
+      _mm512_storeu_ps(s + r * Np + 16 * b, _mm512_mul_ps(acc[r][b], vs));
+  }
+}
+
+// For r < M: out_r[0:DH] = sum_t pp_r[t] . vp[t, :] over t < T pairs of tokens.
+template <int DH, int M>
+__attribute__((target("avx512bf16"))) inline void weighted_bf16(float* out, int64_t ostride,
+                                                                const float* pp, int pstride,
+                                                                const float* vp, int T) {
+  constexpr int V = DH / 16;
+  __m512 acc[M][V];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int t = 0; t < T; ++t) {
+    __m512bh x[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) x[v] = (__m512bh)_mm512_loadu_ps(vp + int64_t(t) * DH + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      const __m512bh p = (__m512bh)_mm512_set1_ps(pp[r * pstride + t]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], p, x[v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(out + r * ostride + 16 * v, acc[r][v]);
+  }
+}
+
+// Floats a row of probability pairs takes: whole blocks of 16 pairs.
+inline int pair_stride(int Np) {
+  return (Np / 2 + 15) / 16 * 16;
+}
+
+// Query rows [0, M) of a head (q's rows with stride row) to out's rows (stride ostride): q's
+// pairs, the scores, the softmax, the probabilities' pairs and the weighted sums of V's pairs.
+template <int DH, int M>
+__attribute__((target("avx512bf16"))) void rows_bf16(float* out, int64_t ostride, const float* q,
+                                                     int64_t row, int N, const float* kp,
+                                                     const float* vp, float* probs, float* pp,
+                                                     float* qp, float scale) {
+  const int Np = padded(N), T = (N + 1) / 2, pstride = pair_stride(Np);
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 2
+    for (int c = 0; c < DH / 32; ++c)
+      _mm512_storeu_si512(qp + r * (DH / 2) + 16 * c, bf16_pairs(q + r * row + 32 * c));
+  }
+  int j0 = 0;
+  for (; j0 + 64 <= Np; j0 += 64) scores_bf16_block<DH, M, 4>(probs + j0, Np, qp, kp + j0, scale);
+  switch ((Np - j0) / 16) {  // Np is a multiple of 16
+    case 3:
+      scores_bf16_block<DH, M, 3>(probs + j0, Np, qp, kp + j0, scale);
+      break;
+    case 2:
+      scores_bf16_block<DH, M, 2>(probs + j0, Np, qp, kp + j0, scale);
+      break;
+    case 1:
+      scores_bf16_block<DH, M, 1>(probs + j0, Np, qp, kp + j0, scale);
+      break;
+    default:
+      break;
+  }
+  softmax_rows<M>(probs, N);  // 0 past N
+  // The probabilities' pairs, 16 at a time: 2 t0 < N <= Np, so each block's first 16 values are
+  // within the row; its second 16, when past Np, are zero.
+  for (int r = 0; r < M; ++r) {
+    const float* pr = probs + r * Np;
+    for (int t0 = 0; t0 < T; t0 += 16) {
+      const __m512 lo = _mm512_loadu_ps(pr + 2 * t0);
+      const __m512 hi = 2 * t0 + 16 < Np ? _mm512_loadu_ps(pr + 2 * t0 + 16) : _mm512_setzero_ps();
+      _mm512_storeu_si512(pp + r * pstride + t0, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+  weighted_bf16<DH, M>(out, ostride, pp, pstride, vp, T);
+}
+
+template <int DH>
+__attribute__((target("avx512bf16"))) void forward_bf16(const Context& ctx, float* out,
+                                                        const float* qkv, int B, int N, int D,
+                                                        int H) {
+  const int64_t row = 3 * int64_t(D);
+  const int Np = padded(N);
+  const int pstride = pair_stride(Np);
+  const float scale = 1.0f / std::sqrt(float(DH));
+  const int threads = ctx.threads;
+  const int blocks = (N + kRows - 1) / kRows;
+  const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
+  const int tasks = B * H * chunks;
+  // Scratch floats: K pairs [DH/2, Np]; V pairs [T, DH] (first K's rows as pairs [N, DH/2]); the
+  // block's probabilities [kRows, Np], their pairs [kRows, pstride], q's pairs [kRows, DH/2].
+  const int64_t kp_size = int64_t(DH / 2) * Np, vp_size = int64_t(Np / 2) * DH;
+  const size_t floats = size_t(kp_size + vp_size + kRows * (Np + pstride + DH / 2));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int task = 0; task < tasks; ++task) {
+    const int b = task / (H * chunks), h = task / chunks % H, c = task % chunks;
+    const int first = c * blocks / chunks * kRows,
+              last = std::min(N, (c + 1) * blocks / chunks * kRows);
+    const float* q = qkv + int64_t(b) * N * row + h * DH;
+    const float* k = q + D;
+    const float* v = q + 2 * D;
+    float* o = out + int64_t(b) * N * D + h * DH;
+    float* kp = scratch(ctx, kScratchAttention, floats);
+    float* vp = kp + kp_size;
+    float* probs = vp + vp_size;
+    float* pp = probs + kRows * Np;
+    float* qp = pp + kRows * pstride;
+    k_pairs<DH>(kp, vp, k, row, N);
+    v_pairs<DH>(vp, v, row, N);
+    row_blocks(first, last, [&]<int M>(int i) {
+      rows_bf16<DH, M>(o + int64_t(i) * D, D, q + i * row, row, N, kp, vp, probs, pp, qp, scale);
+    });
+  }
+}
+#endif
+
 }  // namespace
 
 void attention_forward(const Context& ctx, float* out, float* att, const float* qkv, int B, int N,
                        int D, int H) {
+#if defined(__AVX512F__)
+  if (ctx.bf16 && !att) {
+    if (D / H == 64) return forward_bf16<64>(ctx, out, qkv, B, N, D, H);
+    if (D / H == 32) return forward_bf16<32>(ctx, out, qkv, B, N, D, H);
+  }
+#endif
   switch (D / H) {
     case 16:
       return forward_impl<16>(ctx, out, att, qkv, B, N, D, H);
