@@ -150,9 +150,9 @@ class Model {
   // - kBf16: their inputs rounded to bf16, sums in fp32 (AVX512-BF16's VDPBF16PS), the weights
   //   converted into a bf16 copy (half the fp32 weights' size, kept beside them); attention's two
   //   products likewise at head widths 32 and 64; LayerNorm, softmax, GELU and the residual
-  //   stream stay fp32, and so do forward() and forward_attention(). vit::Error when this CPU lacks AVX512-BF16 or the AVX-512 kernels are
-  //   not the active ones (VIT_ISA). The copy does not follow later changes to the weights
-  //   (loading, training): call again after them.
+  //   stream stay fp32, and so do forward() and forward_attention(). vit::Error when this CPU
+  //   lacks AVX512-BF16 or the AVX-512 kernels are not the active ones (VIT_ISA). The copy does
+  //   not follow later changes to the weights (loading, training): call again after them.
   // A model starts with neither: predict() then packs each weight on every call. A model load()ed
   // for bf16 alone takes kBf16 (it has it already) and refuses kF32.
   void set_inference_dtype(Dtype dtype);
