@@ -337,6 +337,24 @@ int64_t scratch_floats(int N, int Dh, bool training) {
   return (int64_t(Dh) + std::max(kRows, training ? N : 0)) * padded(N);
 }
 
+// Calls f(b, h, first, last) for each task, in parallel over ctx's threads: rows [first, last)
+// of the head (b, h). Tasks are (b, h) pairs, each cut into row chunks when there are too few
+// pairs to keep every thread busy (batch-1 inference: ViT-Ti's 3 heads on 2 threads). Every row
+// is computed the same way whatever the chunking, so results do not depend on the thread count.
+template <typename F>
+void for_each_head_rows(const Context& ctx, int B, int N, int H, F&& f) {
+  const int threads = ctx.threads;
+  const int blocks = (N + kRows - 1) / kRows;
+  const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
+  const int tasks = B * H * chunks;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int t = 0; t < tasks; ++t) {
+    const int c = t % chunks;
+    f(t / (H * chunks), t / chunks % H, c * blocks / chunks * kRows,
+      std::min(N, (c + 1) * blocks / chunks * kRows));
+  }
+}
+
 template <int DH>
 void forward_impl(const Context& ctx, float* out, float* att, const float* qkv, int B, int N, int D,
                   int H) {
@@ -344,18 +362,7 @@ void forward_impl(const Context& ctx, float* out, float* att, const float* qkv, 
   const int64_t row = 3 * int64_t(D);  // stride between tokens in qkv
   const int Np = padded(N);
   const float scale = 1.0f / std::sqrt(float(Dh));
-  // Tasks are (b, h) pairs, each cut into row chunks when there are too few pairs to keep every
-  // thread busy (batch-1 inference: ViT-Ti's 3 heads on 2 threads). Every row is computed the same
-  // way whatever the chunking, so results do not depend on the thread count.
-  const int threads = ctx.threads;
-  const int blocks = (N + kRows - 1) / kRows;
-  const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
-  const int tasks = B * H * chunks;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int t = 0; t < tasks; ++t) {
-    const int b = t / (H * chunks), h = t / chunks % H, c = t % chunks;
-    const int first = c * blocks / chunks * kRows,
-              last = std::min(N, (c + 1) * blocks / chunks * kRows);
+  for_each_head_rows(ctx, B, N, H, [&](int b, int h, int first, int last) {
     const float* q = qkv + int64_t(b) * N * row + h * Dh;
     const float* k = q + D;
     const float* v = q + 2 * D;
@@ -369,7 +376,7 @@ void forward_impl(const Context& ctx, float* out, float* att, const float* qkv, 
       softmax_rows<M>(probs, N, att ? att + ((int64_t(b) * H + h) * N + i) * N : nullptr, N);
       weighted_rows<DH, M>(o + int64_t(i) * D, D, probs, Np, 1, v, row, N, Dh);
     });
-  }
+  });
 }
 
 template <int DH>
@@ -583,41 +590,29 @@ __attribute__((target("avx512bf16"))) void rows_bf16(float* out, int64_t ostride
 }
 
 template <int DH>
-__attribute__((target("avx512bf16"))) void forward_bf16(const Context& ctx, float* out,
-                                                        const float* qkv, int B, int N, int D,
-                                                        int H) {
+void forward_bf16(const Context& ctx, float* out, const float* qkv, int B, int N, int D, int H) {
   const int64_t row = 3 * int64_t(D);
   const int Np = padded(N);
   const int pstride = pair_stride(Np);
   const float scale = 1.0f / std::sqrt(float(DH));
-  const int threads = ctx.threads;
-  const int blocks = (N + kRows - 1) / kRows;
-  const int chunks = std::min(blocks, (2 * threads + B * H - 1) / (B * H));
-  const int tasks = B * H * chunks;
   // Scratch floats: K pairs [DH/2, Np]; V pairs [T, DH] (first K's rows as pairs [N, DH/2]); the
   // block's probabilities [kRows, Np], their pairs [kRows, pstride], q's pairs [kRows, DH/2].
   const int64_t kp_size = int64_t(DH / 2) * Np, vp_size = int64_t(Np / 2) * DH;
   const size_t floats = size_t(kp_size + vp_size + kRows * (Np + pstride + DH / 2));
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (int task = 0; task < tasks; ++task) {
-    const int b = task / (H * chunks), h = task / chunks % H, c = task % chunks;
-    const int first = c * blocks / chunks * kRows,
-              last = std::min(N, (c + 1) * blocks / chunks * kRows);
+  for_each_head_rows(ctx, B, N, H, [&](int b, int h, int first, int last) {
     const float* q = qkv + int64_t(b) * N * row + h * DH;
-    const float* k = q + D;
-    const float* v = q + 2 * D;
     float* o = out + int64_t(b) * N * D + h * DH;
     float* kp = scratch(ctx, kScratchAttention, floats);
     float* vp = kp + kp_size;
     float* probs = vp + vp_size;
     float* pp = probs + kRows * Np;
     float* qp = pp + kRows * pstride;
-    k_pairs<DH>(kp, vp, k, row, N);
-    v_pairs<DH>(vp, v, row, N);
+    k_pairs<DH>(kp, vp, q + D, row, N);
+    v_pairs<DH>(vp, q + 2 * D, row, N);
     row_blocks(first, last, [&]<int M>(int i) {
       rows_bf16<DH, M>(o + int64_t(i) * D, D, q + i * row, row, N, kp, vp, probs, pp, qp, scale);
     });
-  }
+  });
 }
 #endif
 
