@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "ops/cpu/kernels.hpp"
 #include "ops/cpu/scratch.hpp"
@@ -447,6 +448,13 @@ __attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* x) 
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
 }
 
+// The bf16 pair at x (32 bits kept in float memory) in every lane, its bits moved as an integer.
+__attribute__((target("avx512bf16"))) inline __m512bh broadcast_pair(const float* x) {
+  int32_t pair;
+  std::memcpy(&pair, x, sizeof pair);
+  return (__m512bh)_mm512_set1_epi32(pair);
+}
+
 // K pairs: kp [DH/2, Np] from the head's k rows (stride row), through tmp [N, DH/2].
 template <int DH>
 __attribute__((target("avx512bf16"))) void k_pairs(float* kp, float* tmp, const float* k,
@@ -498,7 +506,7 @@ __attribute__((target("avx512bf16"))) inline void scores_bf16_block(float* s, in
     for (int b = 0; b < NB; ++b) k[b] = (__m512bh)_mm512_loadu_ps(kp + int64_t(t) * Np + 16 * b);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const __m512bh q = (__m512bh)_mm512_set1_ps(qp[r * (DH / 2) + t]);
+      const __m512bh q = broadcast_pair(qp + r * (DH / 2) + t);
 #pragma GCC unroll 4
       for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], q, k[b]);
     }
@@ -530,7 +538,7 @@ __attribute__((target("avx512bf16"))) inline void weighted_bf16(float* out, int6
     for (int v = 0; v < V; ++v) x[v] = (__m512bh)_mm512_loadu_ps(vp + int64_t(t) * DH + 16 * v);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const __m512bh p = (__m512bh)_mm512_set1_ps(pp[r * pstride + t]);
+      const __m512bh p = broadcast_pair(pp + r * pstride + t);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], p, x[v]);
     }
