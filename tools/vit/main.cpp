@@ -265,12 +265,13 @@ void add_threads_option(CLI::App* cmd, int& threads) {
   add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
 }
 
-// --dtype: the precision of inference's linear layers (vit::Model::set_inference_dtype).
+// --dtype: the precision of inference's products (vit::Model::set_inference_dtype).
 void add_dtype_option(CLI::App* cmd, std::string& dtype) {
   cmd->add_option("--dtype", dtype,
                   "Inference precision: fp32, or bf16 (the inputs of the linear layers and of "
-                  "attention's products in bf16, sums in fp32, the weights converted as the model is read; needs a CPU with "
-                  "AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 and later)")
+                  "attention's products in bf16, sums in fp32, the weights converted as the "
+                  "model is read; needs a CPU with AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 "
+                  "and later)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
 }
