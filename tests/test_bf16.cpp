@@ -223,8 +223,10 @@ TEST_F(Bf16, FusedEpiloguesMatchComposition) {
 // Attention's inference products in bf16 (ctx.bf16, head widths 32 and 64) against double
 // precision on the fp32 inputs, per (b, h) and query row i. With e = 2u + u^2 (one term of two
 // values each rounded to bf16, then exact in fp32) and S_j = sum_d |q_d k_jd|:
-// - each score, summed in fp32 (gamma(Dh + 1)) and scaled (one more rounding), is within
-//   E_j = sc (e + gamma(Dh + 1) (1 + e)) S_j (1 + u32) + u32 |s_j| of sc q . k_j (u32 = 2^-24);
+// - each score's sum, in fp32, is within (e + gamma(Dh + 1) (1 + e)) S_j of q . k_j; it is then
+//   scaled by the fp32 1/sqrt(Dh) (itself one rounding of sc) with one more rounding, so the score
+//   is within E_j = (|s_j| + sc (e + gamma(Dh + 1) (1 + e)) S_j) (1 + u32)^2 - |s_j| of
+//   s_j = sc q . k_j (u32 = 2^-24);
 // - a softmax of scores each off by at most E = max_j E_j gives every probability within a factor
 //   exp(+-2E) of the exact one; fp32's own softmax (exp within 2 ulp, the sum of N terms, the
 //   division and the scaling) adds a relative rho_s = 4 * 2^-23 + gamma(N + 2); so
@@ -259,8 +261,9 @@ void check_attention_bf16(int B, int N, int D, int H, int threads) {
             S += std::fabs(q(i, d) * k(j, d));
           }
           s[size_t(j)] *= sc;
-          E = std::max(E, sc * (e + gamma_n(Dh + 1) * (1 + e)) * S * (1 + u32) +
-                              u32 * std::fabs(s[size_t(j)]));
+          const double a = std::fabs(s[size_t(j)]);
+          E = std::max(E,
+                       (a + sc * (e + gamma_n(Dh + 1) * (1 + e)) * S) * (1 + u32) * (1 + u32) - a);
           mx = std::max(mx, s[size_t(j)]);
         }
         double sum = 0;
