@@ -1024,7 +1024,7 @@ void Model::predict(const float* images, int B, float* logits) {
     F.logits = logits + int64_t(b0) * c.num_classes;
     ops::Context ctx = executor_context(m);
     ctx.packed = m.packed.get();
-    ctx.bf16 = m.packed && m.packed_dtype == Dtype::kBf16;
+    ctx.bf16 = inference_dtype() == Dtype::kBf16;
     forward_graph(m, ctx, F, images + b0 * pixels, bc, nullptr, 0, nullptr);
   };
   m.cpu.with_threads(threads);  // scratch for each thread, before the region
