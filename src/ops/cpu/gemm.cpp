@@ -211,47 +211,71 @@ inline bool whole_rows_in_a_block(int N, int K) {
 // come from memory while this chunk computes instead of at the next chunk's first tiles. Where
 // it wins: weights packed once and read from memory, as a model's forward reads each layer's
 // (vit_fma_peak's "cold" figures: ViT-B's products at batch 1 from 128 MB of copies).
+// panels_outer: each panel passes over all the rows before the next (the panel, kw x kNR, stays
+// in L1 while the rows' tiles of A come from L2) rather than each row tile over all the panels
+// (the tile in L1, the panels from L2). The same sums in the same order either way. Where it
+// wins: a short A split by columns on AVX-512, whose panels (32 KB at kw 256) are 2.7 times a
+// tile of A; see gemm_own.
 void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, int kw, bool last,
                 const float* A, int lda, const float* packed, int64_t stride, float* C, int ldc,
                 float alpha, bool accumulate, const float* bias, const Epilogue* epi, int n0,
-                float* part, int64_t ldp, const float* next = nullptr, int64_t next_floats = 0) {
+                float* part, int64_t ldp, const float* next = nullptr, int64_t next_floats = 0,
+                bool panels_outer = false) {
   const int j_begin = p_begin * kNR, j_end = std::min(nc, p_end * kNR);
-  const int tiles = (m_end - m_begin + kMR - 1) / kMR;
-  const int64_t per_tile = next ? (next_floats + tiles - 1) / tiles : 0;
-  for (int i = m_begin; i < m_end; i += kMR) {
-    const int mr = std::min(kMR, m_end - i);
-    if (next) {
-      const int64_t f0 = (i - m_begin) / kMR * per_tile, f1 = std::min(next_floats, f0 + per_tile);
-      for (int64_t f = f0; f < f1; f += 16) {
-        _mm_prefetch(reinterpret_cast<const char*>(next + f), _MM_HINT_T1);
-      }
+  // Prefetches share s of `shares` of the next chunk's panels.
+  auto prefetch_share = [&](int64_t s, int64_t shares) {
+    const int64_t per = (next_floats + shares - 1) / shares;
+    const int64_t f0 = s * per, f1 = std::min(next_floats, f0 + per);
+    for (int64_t f = f0; f < f1; f += 16) {
+      _mm_prefetch(reinterpret_cast<const char*>(next + f), _MM_HINT_T1);
+    }
+  };
+  // The register tile of rows i .. i + mr and panel p.
+  auto tile_at = [&](int i, int mr, int p) {
+    const int w = std::min(kNR, nc - p * kNR);
+    TileOut o;
+    if (k0 > 0) {
+      o.part = part + int64_t(i) * ldp + p * kNR;
+      o.ldp = ldp;
+    }
+    if (!last) {
+      o.raw = part + int64_t(i) * ldp + p * kNR;
+      o.ldr = ldp;
+    } else {
+      o.alpha = alpha;
+      o.accumulate = accumulate;
+      o.bias = bias ? bias + p * kNR : nullptr;
     }
     const float* a = A + int64_t(i) * lda + k0;
-    float* c = C + int64_t(i) * ldc;
-    for (int p = p_begin; p < p_end; ++p) {
-      const float* bp = packed + p * stride;
-      const int w = std::min(kNR, nc - p * kNR);
-      TileOut o;
-      if (k0 > 0) {
-        o.part = part + int64_t(i) * ldp + p * kNR;
-        o.ldp = ldp;
-      }
-      if (!last) {
-        o.raw = part + int64_t(i) * ldp + p * kNR;
-        o.ldr = ldp;
-      } else {
-        o.alpha = alpha;
-        o.accumulate = accumulate;
-        o.bias = bias ? bias + p * kNR : nullptr;
-      }
-      with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR>(kw, a, lda, bp, c + p * kNR, ldc, w, o); });
+    float* c = C + int64_t(i) * ldc + p * kNR;
+    with_tile_rows<kMR>(mr,
+                        [&]<int MR>() { tile<MR>(kw, a, lda, packed + p * stride, c, ldc, w, o); });
+  };
+  // On the row block (in L1 when the tiles went row by row) once all its columns are done, not per
+  // tile: the rows of the arrays the epilogue reads (kScale's scale) or writes (kGelu's slope) are
+  // then one contiguous stretch of memory, which the hardware prefetchers stream; per tile (12
+  // pieces of 128 bytes a row apart) they went at memory latency. Tiny28's training step, perf,
+  // one thread: kScale's share 5.0% -> 2.9%, GELU's 5.7% -> 5.0%.
+  auto epilogue_at = [&](int i, int mr) {
+    if (last && epi) {
+      apply_epilogue(*epi, C + int64_t(i) * ldc + j_begin, ldc, i, n0 + j_begin, mr,
+                     j_end - j_begin);
     }
-    // On the row block (in L1) once all its columns are done, not per tile: the rows of the
-    // arrays the epilogue reads (kScale's scale) or writes (kGelu's slope) are then one
-    // contiguous stretch of memory, which the hardware prefetchers stream; per tile (12 pieces
-    // of 128 bytes a row apart) they went at memory latency. Tiny28's training step, perf, one
-    // thread: kScale's share 5.0% -> 2.9%, GELU's 5.7% -> 5.0%.
-    if (last && epi) apply_epilogue(*epi, c + j_begin, ldc, i, n0 + j_begin, mr, j_end - j_begin);
+  };
+  if (panels_outer) {
+    for (int p = p_begin; p < p_end; ++p) {
+      if (next) prefetch_share(p - p_begin, p_end - p_begin);
+      for (int i = m_begin; i < m_end; i += kMR) tile_at(i, std::min(kMR, m_end - i), p);
+    }
+    for (int i = m_begin; i < m_end; i += kMR) epilogue_at(i, std::min(kMR, m_end - i));
+  } else {
+    const int tiles = (m_end - m_begin + kMR - 1) / kMR;
+    for (int i = m_begin; i < m_end; i += kMR) {
+      if (next) prefetch_share((i - m_begin) / kMR, tiles);
+      const int mr = std::min(kMR, m_end - i);
+      for (int p = p_begin; p < p_end; ++p) tile_at(i, mr, p);
+      epilogue_at(i, mr);
+    }
   }
   if (last && epi && epi->stream) _mm_sfence();  // the streaming stores are seen past a barrier
 }
@@ -300,6 +324,20 @@ void for_each_block(int N, int K, F&& f) {
 inline int row_block(int K, int nc) {
   constexpr int kRows = 4 * kMR;
   return int64_t(K) * nc <= (int64_t(1) << 20) ? kRows : std::numeric_limits<int>::max();
+}
+
+// Whether a short A split by columns (one image's tokens) goes panel by panel over all its rows
+// (chunk_rows' panels_outer): on AVX-512, when a thread's share of the weight (N x K / threads
+// floats) is over 512 KB, half of an AMD Zen 4/5 core's L2, so that a chunk's panels (32 KB each,
+// 12 of them for ViT-B's fc2) do not stay in L2 beside A and went out and back in for each row
+// tile, 128 bytes per 24 FMAs; panel by panel, a tile's 12 broadcasts per 24 FMAs come from L2.
+// Measured (2 threads, AMD Zen 5): ViT-B's four products at batch 1, weights from memory, the two
+// orders interleaved 24 times in one process: faster in 19-24 of 24 pairs, medians +3.5-6%; whole
+// models, one image, interleaved predict() calls: ViT-B 18 of 20 faster (+3%), ViT-S 30 of 40
+// (+1.6%). Not below the 512 KB: ViT-Ti's products (221 and 295 KB) went 2% slower all panels
+// outer (81 of 100 calls slower); nor on AVX2 (6 x 16 tiles, 16 KB panels): 5-15 of 24 faster.
+inline bool panels_outer_short_a(int N, int K, int threads) {
+  return kRegisters >= 32 && int64_t(N) * K * 4 / threads > (int64_t(512) << 10);
 }
 
 // pre (nullable): op(B) packed once already (for_each_block's layout; ops.hpp's F32Panels). Then
@@ -364,7 +402,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           chunk_rows(0, M, p0, p1, nc, k0, kw, k0 + kw == K, A, lda,
                      pre + packed_offset(n0, k0, K, panels), int64_t(kw) * kNR, C + n0, ldc, alpha,
                      accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0, ldc, next,
-                     next_floats);
+                     next_floats, panels_outer_short_a(N, K, nt));
         }
       }
     }
@@ -417,7 +455,8 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           }
           chunk_rows(r0, r1, by_cols ? p_begin : 0, by_cols ? p_end : panels, nc, k0, kw, last, A,
                      lda, panels_k, panel_stride, C + n0, ldc, alpha, accumulate, b,
-                     late_epi ? nullptr : epi, n0, pt, ldp, next, next_floats);
+                     late_epi ? nullptr : epi, n0, pt, ldp, next, next_floats,
+                     by_cols && panels_outer_short_a(N, K, nt));
           if (!pre && !by_cols && nt > 1 && !last) {
 #pragma omp barrier  // before the next chunk is packed over this one
           }
