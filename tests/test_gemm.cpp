@@ -99,6 +99,11 @@ TEST_P(Gemm, OwnKernelShapesAndEdges) {
     check_gemm(tb, 260, 1100, 520, 1.0f, 1.0f, false, true);  // chunks, two column blocks, nested
     check_gemm(tb, 100, 40, 1100, 1.0f, 1.0f, true, false);   // chunks with a short A
     check_gemm(tb, 197, 300, 1100, 1.0f, 0.0f, true, false);  // chunks, split by columns
+    // Rows of A 4 KB apart (K 1024, 2048) fall on one set of L1: copied a chunk at a time to a
+    // padded stride, split by columns (a thread's share of B over 512 KB at 2048) and by rows.
+    check_gemm(tb, 197, 300, 2048, 1.0f, 1.0f, true, false);
+    check_gemm(tb, 197, 100, 1024, 1.0f, 0.0f, false, false);
+    check_gemm(tb, 301, 70, 1024, 0.5f, 1.0f, true, false);
   }
 }
 
@@ -147,8 +152,9 @@ TEST_P(Gemm, OwnKernelBitwiseAcrossThreads) {
     int M, N, K;
     float beta;
   };
-  for (const Case cs : {Case{300, 70, 777, 1.0f}, Case{300, 70, 777, 0.0f},
-                        Case{197, 768, 700, 1.0f}, Case{197, 300, 1100, 0.0f}}) {
+  for (const Case cs :
+       {Case{300, 70, 777, 1.0f}, Case{300, 70, 777, 0.0f}, Case{197, 768, 700, 1.0f},
+        Case{197, 300, 1100, 0.0f}, Case{197, 300, 2048, 1.0f}, Case{300, 70, 1024, 0.0f}}) {
     auto A = random_vector(int64_t(cs.M) * cs.K, 31), B = random_vector(int64_t(cs.K) * cs.N, 32);
     auto C0 = random_vector(int64_t(cs.M) * cs.N, 33), bias = random_vector(cs.N, 34);
     auto run = [&](int threads, bool nested) {

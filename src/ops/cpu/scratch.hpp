@@ -13,6 +13,7 @@ namespace vit::ops {
 enum ScratchSlot {
   kScratchGemm,
   kScratchGemmPartial,
+  kScratchGemmRows,
   kScratchLayerNorm,
   kScratchAttention,
   kScratchSlots
