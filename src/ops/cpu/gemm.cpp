@@ -9,7 +9,8 @@
 // widths, 64-3072). OpenBLAS packs A (the big activation matrix) on every call, which for K = 64
 // costs a third of the multiply; and its kernels, chosen by its version and OPENBLAS_CORETYPE,
 // round differently. Here only B (the weight) is packed, into panels of two registers' columns; A
-// is read in place by a register tile: 12 x 32 with AVX-512 (24 accumulators, 2 FMAs per
+// is read in place (or from a copy of a chunk, where its rows would crowd one set of L1:
+// rows_crowd_l1) by a register tile: 12 x 32 with AVX-512 (24 accumulators, 2 FMAs per
 // broadcast; 8 rows measured 4% slower on tiny28's training step), 6 x 16 with AVX2's 16
 // registers. Each C element is summed over k in an order fixed by the shape (k_chunk) by one
 // thread, so results do not depend on the thread count. Inside an OpenMP region (attention's
@@ -372,15 +373,16 @@ inline int row_block(int K, int nc) {
 }
 
 // Whether a short A split by columns (one image's tokens) goes panel by panel over all its rows
-// (chunk_rows' panels_outer): on AVX-512, when a thread's share of the weight (N x K / threads
-// floats) is over 512 KB, half of an AMD Zen 4/5 core's L2, so that a chunk's panels (32 KB each,
-// 12 of them for ViT-B's fc2) do not stay in L2 beside A and went out and back in for each row
-// tile, 128 bytes per 24 FMAs; panel by panel, a tile's 12 broadcasts per 24 FMAs come from L2.
-// Measured (2 threads, AMD Zen 5): ViT-B's four products at batch 1, weights from memory, the two
-// orders interleaved 24 times in one process: faster in 19-24 of 24 pairs, medians +3.5-6%; whole
-// models, one image, interleaved predict() calls: ViT-B 18 of 20 faster (+3%), ViT-S 30 of 40
-// (+1.6%). Not below the 512 KB: ViT-Ti's products (221 and 295 KB) went 2% slower all panels
-// outer (81 of 100 calls slower); nor on AVX2 (6 x 16 tiles, 16 KB panels): 5-15 of 24 faster.
+// (chunk_rows' panels_outer): on AVX-512, when a thread's share of the weight (N x K x 4 / threads
+// bytes) is over 512 KB, half of an AMD Zen 4/5 core's L2. Then a chunk's panels (32 KB each, 12
+// of them for ViT-B's fc2) do not stay in L2 beside A, and row tile by row tile they went out and
+// back in for each tile, 128 bytes per 24 FMAs; panel by panel, a tile's 12 broadcasts per 24
+// FMAs come from L2. Measured (2 threads, AMD Zen 5): ViT-B's four products at batch 1, weights
+// from memory, the two orders interleaved 24 times in one process, two runs: faster in 15-24 of 24
+// pairs, medians +2.5-6%; whole models, one image, interleaved predict() calls: ViT-B faster in 18
+// of 20 (+3%), ViT-S in 30 of 40 (+1.6%). Not below the 512 KB: ViT-Ti's products (221 and 295
+// KB) went 2% slower panel by panel (81 of 100 calls slower); nor on AVX2 (6 x 16 tiles, 16 KB
+// panels): 5-15 of 24 faster.
 inline bool panels_outer_short_a(int N, int K, int threads) {
   return kRegisters >= 32 && int64_t(N) * K * 4 / threads > (int64_t(512) << 10);
 }
