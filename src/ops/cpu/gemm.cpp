@@ -773,8 +773,9 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
 // VDPBF16PS per row (64 multiply-adds). Every C element is summed over the whole of K in one
 // register, in order, by one thread: no chunks, so the result depends on neither the thread
 // count nor the rows around it. Columns are split between the threads (each its panels); rows go
-// in blocks whose bf16 A fits in half of L2 while each panel of the block's columns passes over
-// it, the panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for the block's row tiles.
+// in blocks whose bf16 A fits in half of L2 (one image's rows in one block) while each panel of
+// the block's columns passes over it, the panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for
+// the block's row tiles.
 constexpr int kBfRows = 12, kBfCols = 32;
 
 // dst[i, 0:Kp] = bf16(A[i, 0:K]) for rows [m_begin, m_end), zero at K when K is odd (Kp even).
@@ -847,8 +848,13 @@ void gemm_bf16(const Context& ctx, const Bf16Panels& w, int M, int N, int K, flo
   auto* abf = reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(M) * pairs + 32));
   const int panels = (N + kBfCols - 1) / kBfCols;
   const int64_t panel_stride = int64_t(pairs) * 2 * kBfCols;
-  // Rows per block: their bf16 values in 512 KB, whole tiles, at least one.
-  const int block = std::max(kBfRows, int(512 * 1024 / (int64_t(Kp) * 2)) / kBfRows * kBfRows);
+  // Rows per block: their bf16 values in 512 KB, whole tiles, at least one; one image's tokens (M <
+  // 256) in one block whatever K, so that each panel is read once and A again from L3 for each
+  // (in blocks of 84 rows, ViT-B's fc2 read a thread's 2.3 MB of panels three times). ViT-B's fc2
+  // at batch 1, weights from memory, interleaved 40 times with the blocks of 84: faster in 33 of
+  // 40 pairs (+2.2%); the whole bf16 forward faster in 29 of 40 calls (+1.1%).
+  const int block =
+      M < 256 ? M : std::max(kBfRows, int(512 * 1024 / (int64_t(Kp) * 2)) / kBfRows * kBfRows);
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
   auto run = [&](int t, int nt) {
     rows_to_bf16(abf, Kp, A, lda, M * t / nt, M * (t + 1) / nt, K);
