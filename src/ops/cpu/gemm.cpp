@@ -287,7 +287,9 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
       o.accumulate = accumulate;
       o.bias = bias ? bias + p * kNR : nullptr;
     }
-    const auto [a, la] = rows_at(i);
+    const std::pair<const float*, int> ar = rows_at(i);  // (a binding: clang 14 cannot capture it)
+    const float* a = ar.first;
+    const int la = ar.second;
     float* c = C + int64_t(i) * ldc + p * kNR;
     with_tile_rows<kMR>(mr,
                         [&]<int MR>() { tile<MR>(kw, a, la, packed + p * stride, c, ldc, w, o); });
