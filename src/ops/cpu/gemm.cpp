@@ -246,17 +246,21 @@ inline void copy_rows(float* dst, int64_t ld, const float* A, int lda, int k0, i
 // in L1 while the rows' tiles of A come from L2) rather than each row tile over all the panels
 // (the tile in L1, the panels from L2). The same sums in the same order either way. Where it
 // wins: a short A split by columns on AVX-512, whose panels (32 KB at kw 256) are 2.7 times a
-// tile of A; see gemm_own. rows (nullable): where A's rows crowd L1 (rows_crowd_l1), scratch of at
-// least copy_stride(kw) x (m_end - m_begin) floats (with panels_outer) or x kMR (row tile by row
-// tile), into which they are copied before their tiles read them: the same values, so the same
-// bits.
+// tile of A; see gemm_own. copy (nullable): where A's rows crowd L1 (rows_crowd_l1), the context
+// in whose scratch (kScratchGemmRows, the calling thread's) they are copied before their tiles read
+// them, all of them at once with panels_outer, else a row tile at a time: the same values, so the
+// same bits.
 void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, int kw, bool last,
                 const float* A, int lda, const float* packed, int64_t stride, float* C, int ldc,
                 float alpha, bool accumulate, const float* bias, const Epilogue* epi, int n0,
                 float* part, int64_t ldp, const float* next = nullptr, int64_t next_floats = 0,
-                bool panels_outer = false, float* rows = nullptr) {
+                bool panels_outer = false, const Context* copy = nullptr) {
+  if (m_end <= m_begin) return;
   const int j_begin = p_begin * kNR, j_end = std::min(nc, p_end * kNR);
   const int ld_rows = copy_stride(kw);
+  float* rows = copy ? scratch(*copy, kScratchGemmRows,
+                               size_t(ld_rows) * (panels_outer ? m_end - m_begin : kMR))
+                     : nullptr;
   int first_row = m_begin;  // the first row in the copy
   // A's rows from i, columns from k0, and their stride: in place, or in the copy.
   auto rows_at = [&](int i) -> std::pair<const float*, int> {
@@ -417,7 +421,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
   // by rows, every thread reading the panels all of them packed.
   const int threads = ctx.threads;
   const int all_panels = (N + kNR - 1) / kNR;
-  const bool crowd = rows_crowd_l1(lda);
+  const Context* copy = rows_crowd_l1(lda) ? &ctx : nullptr;  // chunk_rows copies A's rows
   if (pre && part == C && N > nb && threads > 1 && M < 256 && all_panels >= 4 * threads) {
     // B packed once, a short A, several column blocks (ViT-S's qkv: 1,024 + 128 columns): one
     // parallel region for all of them, each thread its contiguous share of all the panels, block
@@ -428,6 +432,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       const int g0 = all_panels * t / nt, g1 = all_panels * (t + 1) / nt;
+      const bool outer = panels_outer_short_a(N, K, nt);
       // Block n0's columns and panels, and this thread's panels [p0, p1) of it.
       struct Share {
         int nc, panels, p0, p1;
@@ -449,12 +454,10 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
           const auto [next, next_floats] = k0 + kw < K   ? share(n0, k0 + kw)
                                            : n0 + nb < N ? share(n0 + nb, 0)
                                                          : std::pair<const float*, int64_t>{};
-          float* rows =
-              crowd ? scratch(ctx, kScratchGemmRows, size_t(copy_stride(kw)) * M) : nullptr;
           chunk_rows(0, M, p0, p1, nc, k0, kw, k0 + kw == K, A, lda,
                      pre + packed_offset(n0, k0, K, panels), int64_t(kw) * kNR, C + n0, ldc, alpha,
                      accumulate, bias ? bias + n0 : nullptr, epi, n0, C + n0, ldc, next,
-                     next_floats, panels_outer_short_a(N, K, nt), rows);
+                     next_floats, outer, copy);
         }
       }
     }
@@ -478,6 +481,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
       // At least one pass, so that a thread without rows still reaches the barriers.
       const int all = std::max(1, m_end - m_begin);
       const int rb = pre && !by_cols && kc < K ? std::min(all, row_block(K, nc)) : all;
+      const bool outer = by_cols && panels_outer_short_a(N, K, nt);
       int r0 = m_begin;
       do {
         const int r1 = std::min(m_end, r0 + rb);
@@ -505,14 +509,9 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
 #pragma omp barrier
             }
           }
-          const bool outer = by_cols && panels_outer_short_a(N, K, nt);
-          float* rows = crowd && r1 > r0
-                            ? scratch(ctx, kScratchGemmRows,
-                                      size_t(copy_stride(kw)) * (outer ? r1 - r0 : kMR))
-                            : nullptr;
           chunk_rows(r0, r1, by_cols ? p_begin : 0, by_cols ? p_end : panels, nc, k0, kw, last, A,
                      lda, panels_k, panel_stride, C + n0, ldc, alpha, accumulate, b,
-                     late_epi ? nullptr : epi, n0, pt, ldp, next, next_floats, outer, rows);
+                     late_epi ? nullptr : epi, n0, pt, ldp, next, next_floats, outer, copy);
           if (!pre && !by_cols && nt > 1 && !last) {
 #pragma omp barrier  // before the next chunk is packed over this one
           }
