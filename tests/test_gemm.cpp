@@ -104,6 +104,8 @@ TEST_P(Gemm, OwnKernelShapesAndEdges) {
     check_gemm(tb, 197, 300, 2048, 1.0f, 1.0f, true, false);
     check_gemm(tb, 197, 100, 1024, 1.0f, 0.0f, false, false);
     check_gemm(tb, 301, 70, 1024, 0.5f, 1.0f, true, false);
+    // Partial sums over 512 KB a thread (2,800 x 100 floats), each tile's fetched ahead.
+    check_gemm(tb, 2800, 100, 520, 1.0f, 1.0f, true, false);
   }
 }
 

@@ -109,11 +109,12 @@ TEST_P(PackedF32, GemmSameBitsAsUnpacked) {
   // (split by rows on several threads, in row blocks each summed over every chunk: gemm_own's
   // row_block), the same accumulating over twelve chunks, and products wider than one column
   // block (N 2048 at K 300; ViT-S's one-image qkv, 1,024 + 128 columns), their panels shared
-  // between the threads across the blocks.
-  const Shape shapes[] = {{197, 96, 768, 1.0f, 0.0f},  {197, 64, 3072, 1.0f, 1.0f},
-                          {13, 64, 33, 0.5f, 1.0f},    {300, 32, 1, 2.0f, 0.0f},
-                          {700, 128, 300, 1.0f, 0.0f}, {611, 96, 3072, 0.5f, 1.0f},
-                          {40, 2048, 300, 1.0f, 0.0f}, {197, 1152, 384, 1.0f, 0.0f}};
+  // between the threads across the blocks; a tall A whose row blocks go panel by panel packed
+  // (on AVX-512), row tile by row tile unpacked, with partial sums over 512 KB a thread there.
+  const Shape shapes[] = {
+      {197, 96, 768, 1.0f, 0.0f},  {197, 64, 3072, 1.0f, 1.0f},  {13, 64, 33, 0.5f, 1.0f},
+      {300, 32, 1, 2.0f, 0.0f},    {700, 128, 300, 1.0f, 0.0f},  {611, 96, 3072, 0.5f, 1.0f},
+      {40, 2048, 300, 1.0f, 0.0f}, {197, 1152, 384, 1.0f, 0.0f}, {2800, 128, 520, 1.0f, 1.0f}};
   for (const Shape& s : shapes) {
     for (int threads : {1, 2, 3}) check_same_bits(s, Ending::kNone, threads);
   }

@@ -298,6 +298,25 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
     with_tile_rows<kMR>(mr,
                         [&]<int MR>() { tile<MR>(kw, a, la, packed + p * stride, c, ldc, w, o); });
   };
+  // The partial sums the tile of rows i and panel p adds to (chunks after the first), toward L1
+  // while the tile before it runs, where this call's partial sums are over 512 KB (half of a Zen
+  // 4/5 core's L2) and so come from L3 or memory, the tile's first loads of them a stall each
+  // (ViT-B's fc2 at batch 16: 1,576 rows x 768 columns a thread, 4.8 MB, for each of 12 chunks).
+  // Measured (2 threads, AMD Zen 5, with and without interleaved 20 times in one process): fc2 at
+  // batch 16 +9-15% in three runs while the machine was slow (its FMA peak measured at 350 rather
+  // than 430-460 GFLOP/s: a neighbour's load), -0.4% to +2.7% in six runs on a quiet machine;
+  // whole models, no difference beyond the spread. Not below the 512 KB: ViT-Ti's fc2 at batch 1
+  // (75 KB a thread) went 2% slower with it.
+  const bool far_part = k0 > 0 && int64_t(m_end - m_begin) * (j_end - j_begin) > (128 << 10);
+  auto prefetch_part = [&](int i, int p) {
+    if (i >= m_end || p >= p_end) return;
+    const float* q = part + int64_t(i) * ldp + p * kNR;
+    for (int r = 0, rows = std::min(kMR, m_end - i); r < rows; ++r) {
+      for (int j = 0; j < kNR; j += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(q + r * ldp + j), _MM_HINT_T0);
+      }
+    }
+  };
   // On the row block (in L1 when the tiles went row by row) once all its columns are done, not per
   // tile: the rows of the arrays the epilogue reads (kScale's scale) or writes (kGelu's slope) are
   // then one contiguous stretch of memory, which the hardware prefetchers stream; per tile (12
@@ -313,7 +332,10 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
     if (rows) copy_rows(rows, ld_rows, A + int64_t(m_begin) * lda, lda, k0, kw, m_end - m_begin);
     for (int p = p_begin; p < p_end; ++p) {
       if (next) prefetch_share(p - p_begin, p_end - p_begin);
-      for (int i = m_begin; i < m_end; i += kMR) tile_at(i, std::min(kMR, m_end - i), p);
+      for (int i = m_begin; i < m_end; i += kMR) {
+        if (far_part) i + kMR < m_end ? prefetch_part(i + kMR, p) : prefetch_part(m_begin, p + 1);
+        tile_at(i, std::min(kMR, m_end - i), p);
+      }
     }
     for (int i = m_begin; i < m_end; i += kMR) epilogue_at(i, std::min(kMR, m_end - i));
   } else {
@@ -325,7 +347,10 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
         copy_rows(rows, ld_rows, A + int64_t(i) * lda, lda, k0, kw, mr);
         first_row = i;
       }
-      for (int p = p_begin; p < p_end; ++p) tile_at(i, mr, p);
+      for (int p = p_begin; p < p_end; ++p) {
+        if (far_part) p + 1 < p_end ? prefetch_part(i, p + 1) : prefetch_part(i + kMR, p_begin);
+        tile_at(i, mr, p);
+      }
       epilogue_at(i, mr);
     }
   }
@@ -391,6 +416,17 @@ inline int row_block(int K, int nc) {
 // panels): 5-15 of 24 faster.
 inline bool panels_outer_short_a(int N, int K, int threads) {
   return kRegisters >= 32 && int64_t(N) * K * 4 / threads > (int64_t(512) << 10);
+}
+
+// Whether a tall A's row block (row_block's rows, fewer than the thread's all) goes panel by
+// panel over its rows (chunk_rows' panels_outer): on AVX-512, where a column block's panels of a
+// chunk (32 of 32 KB at ViT-B's qkv and fc1) fill a Zen 4/5 core's L2 and so came from L3 for each
+// row tile; panel by panel each is read from L3 once a row block, and the block's rows (48 x 256
+// floats) and partial sums stay in L2. Measured (2 threads, AMD Zen 5, interleaved 20 times in
+// one process, two runs): ViT-B's qkv, proj and fc1 at batch 16 +1-3% (medians), ViT-S's qkv and
+// fc1 +1.6-3.4%; AVX2 within +-1%, so it keeps the row order there.
+inline bool panels_outer_row_block(int rows, int all) {
+  return kRegisters >= 32 && rows < all;
 }
 
 // pre (nullable): op(B) packed once already (for_each_block's layout; ops.hpp's F32Panels). Then
@@ -481,7 +517,7 @@ void gemm_own(const Context& ctx, bool trans_b, int M, int N, int K, float alpha
       // At least one pass, so that a thread without rows still reaches the barriers.
       const int all = std::max(1, m_end - m_begin);
       const int rb = pre && !by_cols && kc < K ? std::min(all, row_block(K, nc)) : all;
-      const bool outer = by_cols && panels_outer_short_a(N, K, nt);
+      const bool outer = by_cols ? panels_outer_short_a(N, K, nt) : panels_outer_row_block(rb, all);
       int r0 = m_begin;
       do {
         const int r1 = std::min(m_end, r0 + rb);
