@@ -245,11 +245,11 @@ inline void copy_rows(float* dst, int64_t ld, const float* A, int lda, int k0, i
 // panels_outer: each panel passes over all the rows before the next (the panel, kw x kNR, stays
 // in L1 while the rows' tiles of A come from L2) rather than each row tile over all the panels
 // (the tile in L1, the panels from L2). The same sums in the same order either way. Where it
-// wins: a short A split by columns on AVX-512, whose panels (32 KB at kw 256) are 2.7 times a
-// tile of A; see gemm_own. copy (nullable): where A's rows crowd L1 (rows_crowd_l1), the context
-// in whose scratch (kScratchGemmRows, the calling thread's) they are copied before their tiles read
-// them, all of them at once with panels_outer, else a row tile at a time: the same values, so the
-// same bits.
+// wins: on AVX-512, whose panels (32 KB at kw 256) are 2.7 times a tile of A, a short A split by
+// columns (panels_outer_short_a) and a tall A's row blocks (panels_outer_row_block). copy
+// (nullable): where A's rows crowd L1 (rows_crowd_l1), the context in whose scratch
+// (kScratchGemmRows, the calling thread's) they are copied before their tiles read them, all of
+// them at once with panels_outer, else a row tile at a time: the same values, so the same bits.
 void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, int kw, bool last,
                 const float* A, int lda, const float* packed, int64_t stride, float* C, int ldc,
                 float alpha, bool accumulate, const float* bias, const Epilogue* epi, int n0,
