@@ -110,7 +110,8 @@ TEST_P(PackedF32, GemmSameBitsAsUnpacked) {
   // row_block), the same accumulating over twelve chunks, and products wider than one column
   // block (N 2048 at K 300; ViT-S's one-image qkv, 1,024 + 128 columns), their panels shared
   // between the threads across the blocks; a tall A whose row blocks go panel by panel packed
-  // (on AVX-512), row tile by row tile unpacked, with partial sums over 512 KB a thread there.
+  // (on AVX-512), row tile by row tile unpacked, with partial sums over 512 KB a thread there (on
+  // one and two threads).
   const Shape shapes[] = {
       {197, 96, 768, 1.0f, 0.0f},  {197, 64, 3072, 1.0f, 1.0f},  {13, 64, 33, 0.5f, 1.0f},
       {300, 32, 1, 2.0f, 0.0f},    {700, 128, 300, 1.0f, 0.0f},  {611, 96, 3072, 0.5f, 1.0f},
