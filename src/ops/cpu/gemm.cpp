@@ -423,8 +423,8 @@ inline bool panels_outer_short_a(int N, int K, int threads) {
 // chunk (32 of 32 KB at ViT-B's qkv and fc1) fill a Zen 4/5 core's L2 and so came from L3 for each
 // row tile; panel by panel each is read from L3 once a row block, and the block's rows (48 x 256
 // floats) and partial sums stay in L2. Measured (2 threads, AMD Zen 5, interleaved 20 times in
-// one process, two runs): ViT-B's qkv, proj and fc1 at batch 16 +1-3% (medians), ViT-S's qkv and
-// fc1 +1.6-3.4%; AVX2 within +-1%, so it keeps the row order there.
+// one process, four runs): ViT-B's qkv, proj and fc1 at batch 16 -0.3% to +3.0% (medians; 11 of
+// 12 faster), ViT-S's qkv and fc1 +1.6-3.4%; AVX2 within +-1%, so it keeps the row order there.
 inline bool panels_outer_row_block(int rows, int all) {
   return kRegisters >= 32 && rows < all;
 }
