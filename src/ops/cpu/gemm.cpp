@@ -303,10 +303,10 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
   // 4/5 core's L2) and so come from L3 or memory, the tile's first loads of them a stall each
   // (ViT-B's fc2 at batch 16: 1,576 rows x 768 columns a thread, 4.8 MB, for each of 12 chunks).
   // Measured (2 threads, AMD Zen 5, with and without interleaved 20 times in one process): fc2 at
-  // batch 16 +9-16% in six runs while the machine was slow (its FMA peak read 350 rather than
-  // 430-460 GFLOP/s), -1.2% to +2.7% in eleven runs after; whole models, no difference beyond the
-  // spread (docs/PERFORMANCE.md). Not below the 512 KB: ViT-Ti's fc2 at batch 1 (75 KB a thread)
-  // went 2% slower with it.
+  // batch 16 +9-16% in six runs in an hour when the machine was slow (its FMA peak read 350
+  // rather than 410-500 GFLOP/s), -1.2% to +2.7% in eleven runs after, AVX2 -1.3% to +1.6%; whole
+  // models, no difference beyond the spread (docs/PERFORMANCE.md). Not below the 512 KB: ViT-Ti's
+  // fc2 at batch 1 (75 KB a thread) went 2% slower with it.
   const bool far_part = k0 > 0 && int64_t(m_end - m_begin) * (j_end - j_begin) > (128 << 10);
   auto prefetch_part = [&](int i, int p) {
     if (i >= m_end || p >= p_end) return;
