@@ -201,6 +201,10 @@ inline bool whole_rows_in_a_block(int N, int K) {
   return N <= n_block(k_chunk(K));
 }
 
+// Half of an AMD Zen 4/5 core's L2, in bytes: what a thread's share of a product may take there
+// beside the rest (panels_outer_short_a, chunk_rows' far partial sums).
+constexpr int64_t kHalfL2 = int64_t(512) << 10;
+
 // Whether a register tile's kMR rows of A, lda floats apart, crowd one set of L1: more than 6 of
 // them on one set, half the ways of the 12-way L1s (64 sets of 64-byte lines) of AMD Zen 4/5 and
 // Intel since Ice Lake. Rows 12 KB apart (ViT-B's fc2 input, K 3072) all fall on one set, where
@@ -307,11 +311,11 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
   // rather than 410-500 GFLOP/s), -1.2% to +2.7% in eleven runs after, AVX2 -1.3% to +1.6%; whole
   // models, no difference beyond the spread (docs/PERFORMANCE.md). Not below the 512 KB: ViT-Ti's
   // fc2 at batch 1 (75 KB a thread) went 2% slower with it.
-  const bool far_part = k0 > 0 && int64_t(m_end - m_begin) * (j_end - j_begin) > (128 << 10);
+  const bool far_part = k0 > 0 && int64_t(m_end - m_begin) * (j_end - j_begin) * 4 > kHalfL2;
   auto prefetch_part = [&](int i, int p) {
     if (i >= m_end || p >= p_end) return;
     const float* q = part + int64_t(i) * ldp + p * kNR;
-    for (int r = 0, rows = std::min(kMR, m_end - i); r < rows; ++r) {
+    for (int r = 0, tile_rows = std::min(kMR, m_end - i); r < tile_rows; ++r) {
       for (int j = 0; j < kNR; j += 16) {
         _mm_prefetch(reinterpret_cast<const char*>(q + r * ldp + j), _MM_HINT_T0);
       }
@@ -415,7 +419,7 @@ inline int row_block(int K, int nc) {
 // KB) went 2% slower panel by panel (81 of 100 calls slower); nor on AVX2 (6 x 16 tiles, 16 KB
 // panels): 5-15 of 24 faster.
 inline bool panels_outer_short_a(int N, int K, int threads) {
-  return kRegisters >= 32 && int64_t(N) * K * 4 / threads > (int64_t(512) << 10);
+  return kRegisters >= 32 && int64_t(N) * K * 4 / threads > kHalfL2;
 }
 
 // Whether a tall A's row block (row_block's rows, fewer than the thread's all) goes panel by
