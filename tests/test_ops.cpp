@@ -288,6 +288,41 @@ TEST_P(OpsFixture, AdamW) {
   }
 }
 
+// The update runs in SIMD lanes with a remainder; every element must get the same arithmetic
+// wherever it falls (this file's ISA variant), so any cut into pieces and any thread count give
+// the same bits as one call over the whole array.
+TEST_P(Ops, AdamWSameBitsInAnyPieces) {
+  const int64_t n = 1000;
+  const auto p0 = random_vector(n, 71, 0.5), g = random_vector(n, 72, 1e-2);
+  const auto m0 = random_vector(n, 73, 1e-3), v0 = random_vector(n, 74, 1e-4, 2e-4);
+  for (const bool decoupled : {true, false}) {
+    auto run = [&](const std::vector<int64_t>& cuts, int threads) {
+      std::vector<float> p(p0), m(m0), v(v0);
+      for (int t = 1; t <= 2; ++t) {
+        for (size_t k = 0; k + 1 < cuts.size(); ++k) {
+          const int64_t lo = cuts[k], len = cuts[k + 1] - lo;
+          ops::adamw_update(op_context(threads), p.data() + lo, m.data() + lo, v.data() + lo,
+                            g.data() + lo, len, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.05f, decoupled, t);
+        }
+      }
+      p.insert(p.end(), m.begin(), m.end());
+      p.insert(p.end(), v.begin(), v.end());
+      return p;
+    };
+    const std::vector<float> whole = run({0, n}, 1);
+    for (const auto& [cuts, threads] : std::vector<std::pair<std::vector<int64_t>, int>>{
+             {{0, 1, 4, 21, 512, 999, n}, 1}, {{0, 7, 600, n}, 1}, {{0, n}, 2}, {{0, 333, n}, 3}}) {
+      const std::vector<float> cut = run(cuts, threads);
+      for (size_t i = 0; i < whole.size(); ++i) {
+        ASSERT_EQ(std::memcmp(&cut[i], &whole[i], 4), 0)
+            << "element " << i % n << " of "
+            << "pmv"[i / n] << ": " << cut[i] << " vs " << whole[i] << " (decoupled " << decoupled
+            << ", " << threads << " threads, " << cuts.size() - 1 << " pieces)";
+      }
+    }
+  }
+}
+
 // The buffer ops: zeroing, copying and adding, exact for any thread count (one writer per element).
 TEST_P(Ops, BufferFillAndAdd) {
   const int64_t n = 3 * 4096 + 17;  // chunks and a partial one

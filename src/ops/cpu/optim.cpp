@@ -1,5 +1,6 @@
 // Optimizer kernels over flat parameter arrays: the AdamW update, and the deterministic sum of
 // squares behind global gradient-norm clipping.
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
 
@@ -7,8 +8,45 @@
 
 namespace vit::ops::VIT_ISA_NS {
 
-// Split over ctx's threads, or on the calling thread alone with one: the same arithmetic on each
-// element either way.
+namespace {
+
+// a * b + c, rounded once where the ISA has a fused multiply-add (the AVX variants, arm64), else
+// twice.
+template <typename T>
+inline T mul_add(T a, T b, T c) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Elements [lo, hi) of the update, in SIMD lanes. The loop is a plain one so that GCC vectorises
+// it (through a lambda it stayed scalar: "latch block not empty"; the square root needs
+// -fno-math-errno, CMakeLists.txt). This file is compiled with -ffp-contract=off, so the fused
+// multiply-adds are the ones written here, the same in every lane and in the remainder: those GCC
+// chose before (the bits of every earlier run), and rounding twice on the scalar variant.
+void adamw_range(float* __restrict p, float* __restrict m, float* __restrict v,
+                 const float* __restrict g, int64_t lo, int64_t hi, float l2, float beta1,
+                 float beta2, float one_minus_b1, float one_minus_b2, float decay, float step_size,
+                 float inv_sqrt_bc2, float eps) {
+#pragma omp simd
+  for (int64_t i = lo; i < hi; ++i) {
+    const float gi = mul_add(l2, p[i], g[i]);
+    const float mi = mul_add(beta1, m[i], one_minus_b1 * gi);
+    const float vi = mul_add(beta2, v[i], one_minus_b2 * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - step_size * mi / mul_add(std::sqrt(vi), inv_sqrt_bc2, eps);
+  }
+}
+
+}  // namespace
+
+// Split over ctx's threads in equal ranges, or on the calling thread alone with one: the same
+// arithmetic on each element either way. In lanes, AdamW::step over tiny28's 305k parameters
+// took 103-110 us on 2 threads (65 us on one) where the scalar loop took 365-392 (337); in a
+// Fashion-MNIST run (batch 64) the update's share of the time went from 7.5% to 1.3% (perf).
 void adamw_update(const Context& ctx, float* p, float* m, float* v, const float* g, int64_t n,
                   float lr, float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                   int64_t step) {
@@ -19,21 +57,18 @@ void adamw_update(const Context& ctx, float* p, float* m, float* v, const float*
   const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
   const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
   const float l2 = decoupled ? 0.0f : weight_decay;
-  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-  auto update = [&](int64_t i) {
-    const float gi = g[i] + l2 * p[i];
-    const float mi = beta1 * m[i] + one_minus_b1 * gi;
-    const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  auto range = [&](int64_t lo, int64_t hi) {
+    adamw_range(p, m, v, g, lo, hi, l2, beta1, beta2, 1.0f - beta1, 1.0f - beta2, decay, step_size,
+                inv_sqrt_bc2, eps);
   };
   if (ctx.threads > 1) {
-#pragma omp parallel for simd schedule(static) num_threads(ctx.threads)
-    for (int64_t i = 0; i < n; ++i) update(i);
+#pragma omp parallel num_threads(ctx.threads)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      range(n * t / nt, n * (t + 1) / nt);
+    }
   } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) update(i);
+    range(0, n);
   }
 }
 
@@ -51,7 +86,7 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
     for (int64_t c = 0; c < cn; ++c) {
       const int64_t lo = (c0 + c) * kChunk, hi = std::min(n, lo + kChunk);
       double s = 0.0;
-      for (int64_t i = lo; i < hi; ++i) s += double(g[i]) * g[i];
+      for (int64_t i = lo; i < hi; ++i) s = mul_add(double(g[i]), double(g[i]), s);
       partial[c] = s;
     }
     for (int64_t c = 0; c < cn; ++c) total += partial[c];
