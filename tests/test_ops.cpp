@@ -323,6 +323,27 @@ TEST_P(Ops, AdamWSameBitsInAnyPieces) {
   }
 }
 
+// AdamW's decay factor 1 - lr wd: rounded once on the ISA variants with FMA (as GCC compiled it
+// before the update was vectorised; each earlier run's bits), twice on the scalar one. With g, m,
+// v zero a weight of 1 becomes the factor itself. At this lr the two roundings differ (as on some
+// steps of a cosine schedule: a Fashion-MNIST run changed from its tenth epoch on when the factor
+// was rounded twice on AVX-512).
+TEST_P(Ops, AdamWDecayFactorRoundedAsBefore) {
+  const float lr = 0x1.504p-13f, wd = 0.05f;  // 1.60336494e-4
+  volatile float product = lr * wd;           // the product rounded on its own
+  const float twice = 1.0f - product, once = std::fma(-lr, wd, 1.0f);
+  ASSERT_NE(twice, once) << "this lr is meant to tell the two apart";
+  float p = 1.0f, m = 0.0f, v = 0.0f;
+  const float g = 0.0f;
+  ops::adamw_update(op_context(), &p, &m, &v, &g, 1, lr, 0.9f, 0.999f, 1e-8f, wd, true, 1);
+#if defined(__ARM_FEATURE_FMA)
+  const bool fused = true;  // arm64's baseline has FMA, its scalar variant too
+#else
+  const bool fused = GetParam() != Isa::kScalar;
+#endif
+  EXPECT_EQ(p, fused ? once : twice) << "once " << once << ", twice " << twice;
+}
+
 // The buffer ops: zeroing, copying and adding, exact for any thread count (one writer per element).
 TEST_P(Ops, BufferFillAndAdd) {
   const int64_t n = 3 * 4096 + 17;  // chunks and a partial one

@@ -25,7 +25,8 @@ inline T mul_add(T a, T b, T c) {
 // it (through a lambda it stayed scalar: "latch block not empty"; the square root needs
 // -fno-math-errno, CMakeLists.txt). This file is compiled with -ffp-contract=off, so the fused
 // multiply-adds are the ones written here, the same in every lane and in the remainder: those GCC
-// chose before (the bits of every earlier run), and rounding twice on the scalar variant.
+// chose before (the bits of every earlier run, decay's below included), and rounding twice on the
+// scalar variant.
 void adamw_range(float* __restrict p, float* __restrict m, float* __restrict v,
                  const float* __restrict g, int64_t lo, int64_t hi, float l2, float beta1,
                  float beta2, float one_minus_b1, float one_minus_b2, float decay, float step_size,
@@ -55,7 +56,7 @@ void adamw_update(const Context& ctx, float* p, float* m, float* v, const float*
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
   const float step_size = float(lr / bc1);
   const float inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
-  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float decay = decoupled ? mul_add(-lr, weight_decay, 1.0f) : 1.0f;  // 1 - lr wd
   const float l2 = decoupled ? 0.0f : weight_decay;
   auto range = [&](int64_t lo, int64_t hi) {
     adamw_range(p, m, v, g, lo, hi, l2, beta1, beta2, 1.0f - beta1, 1.0f - beta2, decay, step_size,
