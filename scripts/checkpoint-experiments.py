@@ -10,10 +10,9 @@ mirrored test images"), kept so that they can be repeated. Neither is part of vi
       same tensors at the same offsets), with the first file's header. Evaluate it with
       `vit eval --model OUT --data fashion-mnist --split val` (or test).
   flip CHECKPOINT [IDX_DIR]
-      Test accuracy of a tiny28-shaped (class token, learned positions, one channel) checkpoint on
-      Fashion-MNIST's test set, from its own logits, its mirror image's, and their mean. Needs
-      PyTorch (Debian's python3-torch): the forward is written here again from the checkpoint's
-      config, and its plain accuracy is `vit eval`'s, which checks it.
+      Test accuracy of a one-channel 28x28 checkpoint on Fashion-MNIST's test set, from its own
+      logits, its mirror image's, and their mean. Needs PyTorch (Debian's python3-torch): the model
+      is tests/reference/timm_vit.py's, and its plain accuracy is `vit eval`'s, which checks it.
 
 numpy for watch and average; numpy and torch for flip.
 """
@@ -31,7 +30,7 @@ import numpy as np
 def header(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
-        return n, json.loads(f.read(n))
+        return json.loads(f.read(n))
 
 
 def watch(run):
@@ -40,7 +39,7 @@ def watch(run):
     while not os.path.exists(os.path.join(run, "done")):
         last = os.path.join(run, "last.safetensors")
         try:
-            epoch = int(header(last)[1]["__metadata__"]["epoch"])
+            epoch = int(header(last)["__metadata__"]["epoch"])
             if epoch not in seen:
                 tmp = os.path.join(run, "snaps", "ep%d.tmp" % epoch)
                 shutil.copy(last, tmp)
@@ -71,19 +70,18 @@ def average(out, specs):
 
 def flip(path, idx_dir):
     import torch
-    import torch.nn.functional as F
 
-    n, h = header(path)
-    raw = open(path, "rb").read()
-    meta = h.pop("__metadata__")
-    W = {}
-    for name, t in h.items():
-        a, b = t["data_offsets"]
-        W[name] = torch.from_numpy(
-            np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=np.float32).reshape(t["shape"]).copy()
-        )
-    c, norm = json.loads(meta["config"]), json.loads(meta["normalize"])
-    D, H, P, eps = c["dim"], c["heads"], c["patch_size"], c["ln_eps"]
+    # The project's PyTorch ViT (timm's layout and names) and safetensors reader.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                    "reference"))
+    from make_fixtures import read_safetensors
+    from timm_vit import ViT
+
+    tensors, meta = read_safetensors(path)
+    model = ViT(json.loads(meta["config"]), dtype=torch.float32)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=True)
+    model.eval()
+    norm = json.loads(meta["normalize"])
 
     def idx(name, skip):
         return np.frombuffer(gzip.open(os.path.join(idx_dir, name)).read()[skip:], dtype=np.uint8)
@@ -91,28 +89,8 @@ def flip(path, idx_dir):
     images = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
     labels = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64))
     x = (torch.from_numpy(images.copy()).float() / 255 - norm["mean"][0]) / norm["std"][0]
-
-    def forward(x):
-        w = W["patch_embed.proj.weight"]
-        t = F.conv2d(x, w, W["patch_embed.proj.bias"], stride=P).flatten(2).transpose(1, 2)
-        B = len(t)
-        t = torch.cat([W["cls_token"].expand(B, -1, -1), t], 1) + W["pos_embed"]
-        for i in range(c["depth"]):
-            p = "blocks.%d." % i
-            y = F.layer_norm(t, (D,), W[p + "norm1.weight"], W[p + "norm1.bias"], eps)
-            qkv = F.linear(y, W[p + "attn.qkv.weight"], W[p + "attn.qkv.bias"])
-            q, k, v = qkv.reshape(B, -1, 3, H, D // H).permute(2, 0, 3, 1, 4)
-            a = (q @ k.transpose(-1, -2) / (D // H) ** 0.5).softmax(-1) @ v
-            a = a.transpose(1, 2).reshape(B, -1, D)
-            t = t + F.linear(a, W[p + "attn.proj.weight"], W[p + "attn.proj.bias"])
-            y = F.layer_norm(t, (D,), W[p + "norm2.weight"], W[p + "norm2.bias"], eps)
-            y = F.gelu(F.linear(y, W[p + "mlp.fc1.weight"], W[p + "mlp.fc1.bias"]))
-            t = t + F.linear(y, W[p + "mlp.fc2.weight"], W[p + "mlp.fc2.bias"])
-        t = F.layer_norm(t, (D,), W["norm.weight"], W["norm.bias"], eps)
-        return F.linear(t[:, 0], W["head.weight"], W["head.bias"])
-
     with torch.no_grad():
-        plain, mirrored = forward(x), forward(x.flip(-1))
+        plain, mirrored = model(x), model(x.flip(-1))
     for name, z in (("plain", plain), ("mirrored", mirrored), ("mean", plain + mirrored)):
         print("%-8s %.2f%%" % (name, 100 * (z.argmax(1) == labels).float().mean().item()))
 

@@ -29,8 +29,8 @@ inline T mul_add(T a, T b, T c) {
 // scalar variant.
 void adamw_range(float* __restrict p, float* __restrict m, float* __restrict v,
                  const float* __restrict g, int64_t lo, int64_t hi, float l2, float beta1,
-                 float beta2, float one_minus_b1, float one_minus_b2, float decay, float step_size,
-                 float inv_sqrt_bc2, float eps) {
+                 float beta2, float decay, float step_size, float inv_sqrt_bc2, float eps) {
+  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
 #pragma omp simd
   for (int64_t i = lo; i < hi; ++i) {
     const float gi = mul_add(l2, p[i], g[i]);
@@ -59,8 +59,7 @@ void adamw_update(const Context& ctx, float* p, float* m, float* v, const float*
   const float decay = decoupled ? mul_add(-lr, weight_decay, 1.0f) : 1.0f;  // 1 - lr wd
   const float l2 = decoupled ? 0.0f : weight_decay;
   auto range = [&](int64_t lo, int64_t hi) {
-    adamw_range(p, m, v, g, lo, hi, l2, beta1, beta2, 1.0f - beta1, 1.0f - beta2, decay, step_size,
-                inv_sqrt_bc2, eps);
+    adamw_range(p, m, v, g, lo, hi, l2, beta1, beta2, decay, step_size, inv_sqrt_bc2, eps);
   };
   if (ctx.threads > 1) {
 #pragma omp parallel num_threads(ctx.threads)
