@@ -1,4 +1,5 @@
-// bf16 inference products (AVX512-BF16): the weights' conversion, the bf16 GEMM and attention
+// bf16 products (AVX512-BF16, and AMX-BF16 where the CPU has it) for inference and training: the
+// weights' conversion, the bf16 GEMM (both kernels) and training's weight gradient, attention
 // against double precision within bounds derived from their roundings, their independence from
 // the thread count and the batch, the GEMM's fused epilogues, and a model's predictions in bf16
 // against fp32. Every test here needs a CPU with AVX512-BF16 and skips (saying so) without one.
@@ -36,15 +37,31 @@ class Bf16 : public ::testing::Test {
   void SetUp() override {
     if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
     saved_ = active_isa();
+    saved_amx_ = amx_active();
     set_isa(Isa::kAvx512);
   }
   void TearDown() override {
-    if (cpu_has_bf16()) set_isa(saved_);
+    if (!cpu_has_bf16()) return;
+    set_isa(saved_);
+    set_amx(saved_amx_);
   }
 
  private:
   Isa saved_ = Isa::kScalar;
+  bool saved_amx_ = false;
 };
+
+// Runs f on each bf16 kernel this CPU has: VDPBF16PS, and AMX-BF16 where it runs it (each named
+// in a failure's trace).
+template <class F>
+void on_each_bf16_kernel(F&& f) {
+  for (const bool amx : {false, true}) {
+    if (amx && !cpu_has_amx()) continue;
+    set_amx(amx);
+    SCOPED_TRACE(amx ? "AMX-BF16" : "AVX512-BF16 (VDPBF16PS)");
+    f();
+  }
+}
 
 // bf16's precision: 8 significant bits, so rounding to nearest errs by at most u = 2^-8 relative.
 const double kUnitBf16 = std::ldexp(1.0, -8);
@@ -79,16 +96,23 @@ struct Product {
 // evaluation of K + 3 terms, within gamma(K + 3) of the magnitude sum (as test_gemm.cpp's bound).
 // So |C - exact| <= (2u + u^2) S + gamma(K + 3) ((1 + 2u + u^2) S + |bias| + |beta c0|), S = sum_k
 // |alpha a_k w_k|.
-void check_bf16(const Product& p, int threads) {
+// With trans_b false the weight is w [K, N] and the product A w, converted as training converts
+// it for the input gradient (add_bf16_training); the bound is the same.
+void check_bf16(const Product& p, int threads, bool trans_b = true) {
   auto A = random_vector(int64_t(p.M) * p.K, 1), w = random_vector(int64_t(p.N) * p.K, 2, 0.1);
   auto C0 = random_vector(int64_t(p.M) * p.N, 3), bias = random_vector(p.N, 4);
   ops::PackedWeights packs;
-  packs.add_bf16(w.data(), p.N, p.K);
+  if (trans_b) {
+    packs.add_bf16(w.data(), p.N, p.K);
+  } else {
+    packs.add_bf16_training(w.data(), p.K, p.N);
+  }
   ops::Context ctx = op_context(threads);
   ctx.packed = &packs;
   std::vector<float> C = C0;
-  ops::gemm(ctx, false, true, p.M, p.N, p.K, p.alpha, A.data(), p.K, w.data(), p.K, p.beta,
-            C.data(), p.N, bias.data());
+  ops::gemm(ctx, false, trans_b, p.M, p.N, p.K, p.alpha, A.data(), p.K, w.data(),
+            trans_b ? p.K : p.N, p.beta, C.data(), p.N, bias.data());
+  auto W = [&](int k, int j) { return trans_b ? w[size_t(j) * p.K + k] : w[size_t(k) * p.N + j]; };
   const double e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16, g = gamma_n(p.K + 3);
   double worst = 0;
   size_t at = 0;
@@ -97,7 +121,7 @@ void check_bf16(const Product& p, int threads) {
     for (int j = 0; j < p.N; ++j) {
       double s = 0, S = 0;
       for (int k = 0; k < p.K; ++k) {
-        const double t = double(p.alpha) * A[size_t(i) * p.K + k] * w[size_t(j) * p.K + k];
+        const double t = double(p.alpha) * A[size_t(i) * p.K + k] * W(k, j);
         s += t;
         S += std::fabs(t);
       }
@@ -109,9 +133,10 @@ void check_bf16(const Product& p, int threads) {
       if (!(r <= worst)) worst = r, at = ij, at_ref = ref, at_bound = bound;  // NaN too
     }
   }
-  EXPECT_LE(worst, 1.0) << "M " << p.M << " N " << p.N << " K " << p.K << " alpha " << p.alpha
-                        << " beta " << p.beta << ", " << threads << " threads: element " << at
-                        << " is " << C[at] << ", expected " << at_ref << " within " << at_bound;
+  EXPECT_LE(worst, 1.0) << (trans_b ? "A w^T" : "A w") << ": M " << p.M << " N " << p.N << " K "
+                        << p.K << " alpha " << p.alpha << " beta " << p.beta << ", " << threads
+                        << " threads: element " << at << " is " << C[at] << ", expected " << at_ref
+                        << " within " << at_bound;
   // The bound is not loose by orders of magnitude: the bf16 rounding shows (against the same
   // product in fp32 the error is many times the fp32 one).
   EXPECT_GT(worst, 1e-3) << "M " << p.M << " N " << p.N << " K " << p.K
@@ -125,7 +150,11 @@ TEST_F(Bf16, GemmWithinTheDerivedBound) {
                            Product{1, 1000, 192, 1.0f, 0.0f}, Product{13, 70, 33, 0.5f, 1.0f},
                            Product{300, 45, 1, 2.0f, 0.0f}, Product{25, 17, 7, 1.0f, 1.0f},
                            Product{700, 40, 300, 1.0f, 0.0f}}) {
-    for (int threads : {1, 2}) check_bf16(p, threads);
+    on_each_bf16_kernel([&] {
+      for (int threads : {1, 2}) {
+        for (bool trans_b : {true, false}) check_bf16(p, threads, trans_b);
+      }
+    });
   }
 }
 
@@ -146,16 +175,159 @@ TEST_F(Bf16, GemmBitwiseAcrossThreadsAndBatch) {
               bias.data());
     return C;
   };
-  const auto all = run(M, 1);
-  for (const int threads : {2, 3}) {
-    const auto other = run(M, threads);
-    EXPECT_EQ(std::memcmp(other.data(), all.data(), all.size() * 4), 0) << threads << " threads";
+  on_each_bf16_kernel([&] {
+    const auto all = run(M, 1);
+    for (const int threads : {2, 3}) {
+      const auto other = run(M, threads);
+      EXPECT_EQ(std::memcmp(other.data(), all.data(), all.size() * 4), 0) << threads << " threads";
+    }
+    for (const int rows : {1, 13, 197}) {
+      const auto part = run(rows, 2);
+      EXPECT_EQ(std::memcmp(part.data(), all.data(), part.size() * 4), 0)
+          << "the first " << rows << " rows alone differ from them among " << M;
+    }
+  });
+}
+
+// bf16_panels writes each value of op(B), rounded to nearest even, where ops.hpp's Bf16Panels
+// puts it, and zeros past K and N, on the AVX-512 variant (VCVTNE2PS2BF16) and the others.
+TEST_F(Bf16, PanelsHoldTheRoundedValuesInTheirPlaces) {
+  for (const Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+    set_isa(isa);
+    for (const auto [K, N] : {std::pair{7, 45}, {64, 32}, {33, 70}, {1, 1}, {100, 17}}) {
+      for (const bool trans_b : {false, true}) {
+        const int ldb = (trans_b ? K : N) + 3;  // rows longer than the matrix
+        const auto B = random_vector(int64_t(trans_b ? N : K) * ldb, 71);
+        std::vector<uint16_t> panels(size_t(ops::bf16_panels_size(K, N)), 0xffff);
+        ops::bf16_panels(panels.data(), B.data(), ldb, trans_b, K, N);
+        const int padded = (K + 31) / 32 * 16;
+        int64_t wrong = 0;
+        for (size_t at = 0; at < panels.size(); ++at) {
+          const int h = int(at % 2), c = int(at / 2 % 32), q = int(at / 64 % size_t(padded));
+          const int p = int(at / 64 / size_t(padded)), n = 32 * p + c, k = 2 * q + h;
+          const uint16_t want = n < N && k < K ? ops::to_bf16(trans_b ? B[size_t(n) * ldb + k]
+                                                                      : B[size_t(k) * ldb + n])
+                                               : 0;
+          if (panels[at] != want && wrong++ == 0) {
+            ADD_FAILURE() << isa_name(isa) << (trans_b ? ", B^T" : ", B") << " K " << K << " N "
+                          << N << ": value " << at << " (k " << k << ", n " << n << ") is "
+                          << panels[at] << ", expected " << want;
+          }
+        }
+        EXPECT_EQ(wrong, 0);
+      }
+    }
   }
-  for (const int rows : {1, 13, 197}) {
-    const auto part = run(rows, 2);
-    EXPECT_EQ(std::memcmp(part.data(), all.data(), part.size() * 4), 0)
-        << "the first " << rows << " rows alone differ from them among " << M;
-  }
+}
+
+// Training's weight gradient in bf16 (ops::Context::bf16_grads): dw = dw0 + dout^T x against
+// double precision, with check_bf16's bound for a sum over the R rows (K = R) plus dw0's
+// addition: |dw - exact| <= (2u + u^2) S + gamma(R + 1) ((1 + 2u + u^2) S + |dw0|), S = sum_r
+// |dout_r x_r|; db = db0 + colsum(dout) stays fp32: within gamma(R + 1) (sum_r |dout_r| + |db0|).
+// The same bits on 1, 2 and 3 threads (each dw element is summed by one thread, in order).
+TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
+  struct Shape {
+    int R, I, O;
+  };
+  on_each_bf16_kernel([&] {
+    for (const Shape& sh : {Shape{800, 64, 192}, Shape{37, 45, 70}, Shape{1, 3, 5},
+                            Shape{197, 256, 96}, Shape{64, 33, 40}}) {
+      const auto dout = random_vector(int64_t(sh.R) * sh.O, 81),
+                 x = random_vector(int64_t(sh.R) * sh.I, 82, 0.5);
+      const auto dw0 = random_vector(int64_t(sh.O) * sh.I, 83), db0 = random_vector(sh.O, 84);
+      std::vector<float> first;
+      for (const int threads : {1, 2, 3}) {
+        ops::Context ctx = op_context(threads);
+        ctx.bf16_grads = true;
+        std::vector<float> dw = dw0, db = db0;
+        ops::weight_grad(ctx, dw.data(), db.data(), dout.data(), x.data(), sh.R, sh.I, sh.O);
+        if (threads == 1) {
+          first = dw;
+        } else {
+          EXPECT_EQ(std::memcmp(dw.data(), first.data(), dw.size() * 4), 0)
+              << threads << " threads, R " << sh.R << " I " << sh.I << " O " << sh.O;
+          continue;
+        }
+        const double e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16, g = gamma_n(sh.R + 1);
+        double worst = 0, worst_db = 0;
+        for (int o = 0; o < sh.O; ++o) {
+          double sb = 0, Sb = 0;
+          for (int r = 0; r < sh.R; ++r) {
+            sb += dout[size_t(r) * sh.O + o];
+            Sb += std::fabs(dout[size_t(r) * sh.O + o]);
+          }
+          const double ref_b = db0[size_t(o)] + sb;
+          const double rb =
+              std::fabs(db[size_t(o)] - ref_b) / (g * (Sb + std::fabs(db0[size_t(o)])));
+          if (!(rb <= worst_db)) worst_db = rb;
+          for (int i = 0; i < sh.I; ++i) {
+            double s = 0, S = 0;
+            for (int r = 0; r < sh.R; ++r) {
+              const double t = double(dout[size_t(r) * sh.O + o]) * x[size_t(r) * sh.I + i];
+              s += t;
+              S += std::fabs(t);
+            }
+            const size_t at = size_t(o) * sh.I + i;
+            const double bound = e * S + g * ((1 + e) * S + std::fabs(dw0[at]));
+            const double r = std::fabs(dw[at] - (dw0[at] + s)) / bound;
+            if (!(r <= worst)) worst = r;
+          }
+        }
+        EXPECT_LE(worst, 1.0) << "dw, R " << sh.R << " I " << sh.I << " O " << sh.O;
+        EXPECT_LE(worst_db, 1.0) << "db, R " << sh.R << " I " << sh.I << " O " << sh.O;
+        if (sh.R > 1) EXPECT_GT(worst, 1e-3) << "dw looks unrounded (not bf16?), R " << sh.R;
+      }
+    }
+  });
+}
+
+// Training in bf16 (Model::set_training_dtype): a batch's gradient against the same model's in
+// fp32, and the same bits on 1 and 2 threads (micro-batches on lanes). The gap has no exact
+// bound (the rounding errors pass through the whole network); it is checked to be bf16's size:
+// every product's inputs carry relative errors up to u = 2^-8, so the gradient's relative error
+// is a few u (measured: 0.0062 on both kernels), far above fp32's rounding (2^-24), with room for
+// the errors of two blocks' worth of products to add up (16 u).
+TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
+  Config c;
+  c.image_size = 16;
+  c.patch_size = 4;
+  c.channels = 3;
+  c.dim = 64;
+  c.depth = 2;
+  c.heads = 2;
+  c.mlp_dim = 128;
+  c.num_classes = 5;
+  const int B = 12;
+  const auto images = random_vector(int64_t(B) * 3 * 16 * 16, 91);
+  std::vector<int32_t> labels(B);
+  for (int b = 0; b < B; ++b) labels[size_t(b)] = b % 5;
+  auto gradients = [&](Dtype dtype, int threads) {
+    set_num_threads(threads);
+    Model model(c);
+    model.init(5);
+    model.enable_training(B);
+    model.set_training_dtype(dtype);
+    std::vector<float> probs(size_t(B) * 5), dlogits(size_t(B) * 5);
+    batch_gradients(model, images.data(), labels.data(), B, 0.0f, nullptr, 0, probs.data(),
+                    dlogits.data(), /*micro_batch=*/3);
+    return std::vector<float>(model.grad_data(), model.grad_data() + model.arena_floats());
+  };
+  const int threads = num_threads();
+  on_each_bf16_kernel([&] {
+    const auto f32 = gradients(Dtype::kF32, 2), bf16 = gradients(Dtype::kBf16, 2);
+    const auto bf16_one = gradients(Dtype::kBf16, 1);
+    EXPECT_EQ(std::memcmp(bf16.data(), bf16_one.data(), bf16.size() * 4), 0)
+        << "bf16 training's gradient differs on 1 and 2 threads";
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < f32.size(); ++i) {
+      diff += (double(bf16[i]) - f32[i]) * (double(bf16[i]) - f32[i]);
+      norm += double(f32[i]) * f32[i];
+    }
+    const double rel = std::sqrt(diff / norm);
+    EXPECT_LT(rel, 16 * kUnitBf16) << "relative L2 gap to fp32's gradient";
+    EXPECT_GT(rel, kUnitBf16 / 64) << "the gradient looks like fp32's (bf16 not used?)";
+  });
+  set_num_threads(threads);
 }
 
 // A product whose weight was not converted, or whose shape is not the converted one, stays fp32:
@@ -568,6 +740,19 @@ TEST(Bf16Refusal, SaysWhyAndWhatToDo) {
   }
   EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
   EXPECT_THROW(parse_dtype("fp16"), Error);
+  // Training likewise, saying it is training.
+  if (cpu_has_bf16()) set_isa(Isa::kAvx2);
+  try {
+    model.set_training_dtype(Dtype::kBf16);
+    ADD_FAILURE() << "bf16 training accepted where bf16 cannot run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 training"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(cpu_has_bf16() ? "VIT_ISA" : "use fp32"),
+              std::string::npos)
+        << e.what();
+  }
+  set_isa(saved);
+  EXPECT_EQ(model.training_dtype(), Dtype::kF32);
 }
 
 }  // namespace

@@ -665,6 +665,35 @@ TEST(Cli, Bf16Inference) {
   EXPECT_EQ(nlohmann::json::parse(b.out)["dtype"], "bf16");
 }
 
+// train --dtype bf16: mixed-precision training where bf16 runs (the recipe says so, and the run
+// learns the quadrants as fp32 does), and its refusal elsewhere (1, saying what to do).
+TEST(Cli, Bf16Training) {
+  TempDir dir("cli-bf16-train");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  std::string args = "train --data idx:" + (dir / "data") + " --epochs 10 --threads 2";
+  for (const std::string& word : kQuadrantFlags) args += " " + word;
+  EXPECT_RUN(args + " --dtype fp16 --out " + (dir / "x"), 2, "--dtype");
+  if (!bf16_active()) {
+    EXPECT_RUN(args + " --dtype bf16 --out " + (dir / "bf16"), 1,
+               cpu_has_bf16() ? "VIT_ISA" : "AVX512-BF16");
+    return;
+  }
+  auto accuracy = [&](const Result& r) {
+    const size_t at = r.out.find("test accuracy: ");
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + 15));
+  };
+  const Result f = vit(args + " --out " + (dir / "fp32"));
+  ASSERT_EQ(f.code, 0) << f.out;
+  const Result b = vit(args + " --dtype bf16 --out " + (dir / "bf16"));
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_NE(b.out.find("\"dtype\":\"bf16\""), std::string::npos) << b.out;
+  EXPECT_NE(f.out.find("\"dtype\":\"fp32\""), std::string::npos) << f.out;
+  // Both learn the four quadrants, far above chance (25%): here fp32 reached 90% and bf16 100%
+  // (on AMX and on VDPBF16PS) of the 100 test images.
+  EXPECT_GE(accuracy(f), 80.0) << f.out;
+  EXPECT_GE(accuracy(b), 80.0) << b.out;
+}
+
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from
 // script(1)), and nothing of it when output goes to a pipe or a file.
 TEST(Cli, ProgressBarOnlyOnATerminal) {

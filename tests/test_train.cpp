@@ -497,7 +497,8 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "false,\"rand_augment\":\"\","
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
-      "\"full_token_epochs\":0,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
+      "\"full_token_epochs\":0,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false,"
+      "\"dtype\":\"fp32\"}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
   fashion.epochs = 1;
@@ -514,8 +515,17 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "true,\"rand_augment\":\"\","
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
-      "\"full_token_epochs\":3,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false}";
+      "\"full_token_epochs\":3,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false,"
+      "\"dtype\":\"fp32\"}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
+  // JSON written before `dtype` existed (every checkpoint until then) reads as fp32; bf16 reads
+  // back.
+  std::string no_dtype = fashion_json;
+  no_dtype.erase(no_dtype.find(",\"dtype\":\"fp32\""), 15);
+  EXPECT_EQ(Recipe::from_json(no_dtype).to_json(), fashion_json);
+  std::string bf16 = fashion_json;
+  bf16.replace(bf16.find("\"fp32\""), 6, "\"bf16\"");
+  EXPECT_EQ(Recipe::from_json(bf16).dtype, Dtype::kBf16);
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);
   }

@@ -18,7 +18,8 @@ struct BenchOptions {
   int warmup = 2;  // untimed steps first
   bool train = true, infer = true;
   int micro_batch = 0;  // training's most images per micro-batch (batch_gradients); 0: automatic
-  Dtype dtype = Dtype::kF32;  // inference's (Model::set_inference_dtype); training is fp32
+  // The products' precision: training's (Recipe::dtype) and inference's (set_inference_dtype).
+  Dtype dtype = Dtype::kF32;
 };
 
 struct BenchTiming {

@@ -31,6 +31,16 @@ void set_isa(Isa isa);
 bool cpu_has_bf16();
 bool bf16_active();
 
+// Whether this CPU runs AMX-BF16 (TDPBF16PS on tiles of 16 rows: Intel Sapphire Rapids on) and
+// Linux lets this process use the tile registers (asked once, for the process). Where it does,
+// the bf16 products run on AMX (amx_active: bf16_active() too, and not turned off by VIT_AMX=0 or
+// set_amx(false)); elsewhere on VDPBF16PS. Both take the same bf16 inputs and sum in fp32, within
+// the same error bound, not always to the same bits. set_amx: vit::Error turning on what the CPU
+// lacks; not to be called while kernels run on other threads.
+bool cpu_has_amx();
+bool amx_active();
+void set_amx(bool on);
+
 // "scalar, avx2, avx512" for those three: names joined by commas.
 std::string isa_list(const std::vector<Isa>& isas);
 

@@ -27,7 +27,8 @@ struct ParamInfo {
   bool decay = false;     // AdamW weight decay applies (matrix weights only)
 };
 
-// The precision of inference's matrix products (Model::set_inference_dtype).
+// The precision of matrix products: inference's (Model::set_inference_dtype) and training's
+// (Model::set_training_dtype).
 enum class Dtype { kF32, kBf16 };
 const char* dtype_name(Dtype dtype);         // "fp32", "bf16"
 Dtype parse_dtype(const std::string& name);  // those names; vit::Error naming them otherwise
@@ -133,6 +134,18 @@ class Model {
   void freeze_backbone(bool frozen);
   bool backbone_frozen() const;
   float* grad_data();  // same layout as param_data()
+  // The precision of training's products (the recipe's dtype):
+  // - kF32 (the default): every op in fp32.
+  // - kBf16, mixed precision: each linear layer's three products (patch embedding, qkv, proj,
+  //   fc1, fc2, the heads: the forward's x w^T, the input gradient's dout w, the weight gradient's
+  //   dout^T x) round their inputs to bf16 and sum in fp32 (AVX512-BF16's VDPBF16PS). The weights
+  //   (the master copy the optimizer updates), the gradients, the optimizer's moments, attention,
+  //   LayerNorm, GELU, the loss and predict() stay fp32. forward() and lanes::enable() (once a
+  //   step of batch_gradients) convert the weights to bf16 each time, so each step's products see
+  //   the weights as the last update left them. vit::Error when this CPU lacks AVX512-BF16 or
+  //   the AVX-512 kernels are not the active ones (VIT_ISA), now or at a later conversion.
+  void set_training_dtype(Dtype dtype);
+  Dtype training_dtype() const;
   TensorView grad(const std::string& name);
 
   // ---- Inference: logits [B, K] for images [B, C, S, S] with no saved activations; the

@@ -67,6 +67,9 @@ struct Recipe {
   // trains the classifier head alone (Model::freeze_backbone).
   float layer_decay = 1.0f;
   bool freeze_backbone = false;
+  // The precision of the linear layers' products in training (Model::set_training_dtype): fp32,
+  // or bf16 mixed precision (fp32 weights, gradients and optimizer).
+  Dtype dtype = Dtype::kF32;
   // Patch tokens a training step of 0-based epoch e keeps (num_patches when none are dropped).
   int kept_patches(int num_patches, int64_t epoch) const;
 
@@ -263,6 +266,13 @@ struct Recipe {
             .help = "Train the classifier head alone (a linear probe of a pretrained model)",
             .optional = true},
       r.freeze_backbone);
+    v(Field{.name = "dtype",
+            .help = "Precision of the linear layers' products in training: fp32, or bf16 (mixed "
+                    "precision: inputs rounded to bf16, sums, weights, gradients and optimizer "
+                    "in fp32; needs a CPU with AVX512-BF16)",
+            .words = {"fp32", "bf16"},
+            .optional = true},
+      r.dtype);
   }
 };
 

@@ -42,7 +42,8 @@ namespace lanes {
 // `lanes` more sets of training activations, each for batches of up to max_batch images, and
 // grad_buffers gradient buffers (arena_floats() floats each, the gradient arena's layout) for the
 // micro-batches' parameter gradients. Grows (reallocating) when asked for more; call
-// model.enable_training() first.
+// model.enable_training() first. Training in bf16 (Model::set_training_dtype), it also converts
+// the weights for the step's products: call it once a step, before the step's forwards.
 void enable(Model& model, int lanes, int max_batch, int grad_buffers);
 float* grad_buffer(Model& model, int i);
 // forward()'s checks for a lane (vit::Error when one fails). forward skips them, so that it can

@@ -142,6 +142,9 @@ struct detail::ModelImpl {
   Dtype packed_dtype = Dtype::kF32;
   // load() for bf16 alone handed the linear weights' fp32 memory back (they read as zeros).
   bool f32_released = false;
+  // Training in bf16 (set_training_dtype): each linear weight's two bf16 copies, made again from
+  // the fp32 weights before each step (convert_for_training). Null in fp32.
+  std::unique_ptr<ops::PackedWeights> train_packs;
 
   ~ModelImpl() {
     if (packed) packed->forget();  // the weights go too: no need to rearrange them back
@@ -700,8 +703,9 @@ const float* lane_forward(Impl& m, Lane& L, const float* images, int B, const in
         L.drop[size_t(j) * B + b] = drop_path[int64_t(b) * depth2 + j];
     }
   }
-  forward_graph(m, executor_context(m), L.fwd, images, B, keep, num_keep,
-                drop_path ? L.drop.data() : nullptr);
+  ops::Context ctx = executor_context(m);
+  ctx.packed = m.train_packs.get();  // training in bf16: the weights' bf16 copies
+  forward_graph(m, ctx, L.fwd, images, B, keep, num_keep, drop_path ? L.drop.data() : nullptr);
   L.last_batch = B;
   return L.fwd.logits;
 }
@@ -726,7 +730,9 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
   const bool learned = c.pos_embed == PosEmbed::kLearned;
   auto G = [&](size_t off) { return grads + off; };
   auto Gopt = [&](size_t off) { return off == kNone ? nullptr : grads + off; };
-  const ops::Context ctx = executor_context(m);
+  ops::Context ctx = executor_context(m);
+  ctx.packed = m.train_packs.get();           // training in bf16: the weights' bf16 copies, and
+  ctx.bf16_grads = m.train_packs != nullptr;  // the weight gradients' products in bf16
 
   const int K = c.num_classes, T = c.pooled_tokens();
   // A frozen backbone (a linear probe) needs the heads' gradients alone.
@@ -856,6 +862,10 @@ void check_forward(const Config& c, const Lane& L, int B, const int32_t* keep, i
 
 }  // namespace
 
+namespace {
+void convert_for_training(Impl& m);  // beside the inference conversions, below
+}  // namespace
+
 int64_t Model::training_bytes(const Config& config, int max_batch) {
   config.validate();
   VIT_CHECK(max_batch >= 1, "training_bytes: max_batch must be at least 1");
@@ -933,6 +943,7 @@ void lanes::enable(Model& model, int lanes, int max_batch, int grad_buffers) {
     m.grad_buffers = std::move(a);
     m.grad_buffer_offsets = std::move(offsets);
   }
+  convert_for_training(m);
 }
 
 float* lanes::grad_buffer(Model& model, int i) {
@@ -949,6 +960,7 @@ const float* Model::forward(const float* images, int B, const int32_t* keep, int
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
   if (m.main.capacity < m.max_batch) allocate_lane(m.cfg, m.main, m.max_batch);
   check_forward(m.cfg, m.main, B, keep, num_keep, drop_path);
+  convert_for_training(m);
   return lane_forward(m, m.main, images, B, keep, num_keep, drop_path);
 }
 
@@ -1060,20 +1072,44 @@ void for_each_linear_weight(const Impl& m, F&& f) {
 }
 
 namespace {
-// Where bf16 inference cannot run: vit::Error saying why.
-void check_bf16_runs() {
+// Where bf16 inference (or training) cannot run: vit::Error saying why.
+void check_bf16_runs(const std::string& what = "inference") {
   if (!cpu_has_bf16()) {
-    throw Error(
-        "bf16 inference needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
-        "later, AMD Zen 4 and later), which this one lacks (it runs: " +
-        isa_list(supported_isas()) + "); use fp32");
+    throw Error("bf16 " + what +
+                " needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
+                "later, AMD Zen 4 and later), which this one lacks (it runs: " +
+                isa_list(supported_isas()) + "); use fp32");
   }
   if (active_isa() != Isa::kAvx512) {
-    throw Error(std::string("bf16 inference runs on the avx512 kernels, and VIT_ISA chose ") +
+    throw Error("bf16 " + what + " runs on the avx512 kernels, and VIT_ISA chose " +
                 isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
   }
 }
+
+// Training in bf16: every linear weight converted both ways from the fp32 weights as they are now.
+void convert_for_training(Impl& m) {
+  if (!m.train_packs) return;
+  check_bf16_runs("training");
+  m.restore_weights();
+  for_each_linear_weight(
+      m, [&](size_t w, int O, int I, bool) { m.train_packs->add_bf16_training(m.W(w), O, I); });
+}
 }  // namespace
+
+void Model::set_training_dtype(Dtype dtype) {
+  Impl& m = *impl_;
+  if (dtype == Dtype::kF32) {
+    m.train_packs.reset();
+    return;
+  }
+  check_bf16_runs("training");
+  m.require_f32();
+  m.train_packs = std::make_unique<ops::PackedWeights>();
+}
+
+Dtype Model::training_dtype() const {
+  return impl_->train_packs ? Dtype::kBf16 : Dtype::kF32;
+}
 
 void Model::load(const std::function<void(const ParamInfo&, float*)>& read, Dtype dtype) {
   Impl& m = *impl_;

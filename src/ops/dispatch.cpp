@@ -32,6 +32,8 @@
 
 #ifdef VIT_X86_VARIANTS
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 namespace vit {
@@ -84,10 +86,14 @@ const char* isa_name(Isa isa) {
 
 bool cpu_has_bf16() {
 #ifdef VIT_X86_VARIANTS
-  if (!cpu_has(Isa::kAvx512)) return false;
-  unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
-  return a & (1u << 5);  // CPUID.(EAX=7, ECX=1):EAX bit 5, AVX512_BF16
+  // Asked once: in a virtual machine cpuid can cost tens of microseconds.
+  static const bool has = [] {
+    if (!cpu_has(Isa::kAvx512)) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+    return (a & (1u << 5)) != 0;  // CPUID.(EAX=7, ECX=1):EAX bit 5, AVX512_BF16
+  }();
+  return has;
 #else
   return false;
 #endif
@@ -95,6 +101,47 @@ bool cpu_has_bf16() {
 
 bool bf16_active() {
   return active_isa() == Isa::kAvx512 && cpu_has_bf16();
+}
+
+bool cpu_has_amx() {
+#ifdef VIT_X86_VARIANTS
+  static const bool has = [] {
+    if (!cpu_has_bf16()) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool tile = d & (1u << 24), bf16 = d & (1u << 22);  // AMX-TILE, AMX-BF16
+    if (!tile || !bf16) return false;
+    // Linux hands out the tile registers' state (XTILEDATA, feature 18) only when asked:
+    // ARCH_REQ_XCOMP_PERM, for the whole process.
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+namespace {
+// -1 until decided (VIT_AMX), then 0 or 1.
+std::atomic<int> g_amx{-1};
+}  // namespace
+
+void set_amx(bool on) {
+  VIT_CHECK(!on || cpu_has_amx(),
+            "this CPU (or its operating system) cannot run AMX-BF16; bf16 products use VDPBF16PS");
+  g_amx.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+
+bool amx_active() {
+  int v = g_amx.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* env = std::getenv("VIT_AMX");
+    const bool off = env && (std::string(env) == "0" || std::string(env) == "off");
+    v = !off && cpu_has_amx() ? 1 : 0;
+    g_amx.store(v, std::memory_order_relaxed);
+  }
+  return v == 1 && bf16_active();
 }
 
 std::vector<Isa> supported_isas() {
@@ -184,6 +231,9 @@ void gemm_unpack_weight(float* w, const float* panels, int O, int I) {
   return VIT_PICK(gemm_unpack_weight)(w, panels, O, I);
 }
 
+void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, int K, int N) {
+  return VIT_PICK(bf16_panels)(panels, B, ldb, trans_b, K, N);
+}
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                  int64_t R, int I, int O) {
   return VIT_PICK(weight_grad)(ctx, dw, db, dout, x, R, I, O);

@@ -39,18 +39,29 @@ struct Context {
   // Inference in bf16 (set with bf16 packed weights, where the CPU runs AVX512-BF16): attention's
   // inference products, at head widths 32 and 64, round their inputs to bf16 too (sums in fp32).
   bool bf16 = false;
+  // Training in bf16 (mixed precision, where the CPU runs AVX512-BF16; set with packed holding
+  // each weight's two bf16 copies, PackedWeights::add_bf16_training): weight_grad rounds dout and
+  // x to bf16 too (sums in fp32, added to the fp32 gradient).
+  bool bf16_grads = false;
 };
 
-// ---- A linear layer's weight w [O, I] converted to bf16 once (src/ops/packed.cpp), in the bf16
-// GEMM's panels: for panel p (columns o = 32p .. 32p + 31 of op(B) = w^T, zero past O) and each
-// pair of depths k = 2q, 2q + 1 (zero past I), the 32 columns' pairs (w[o, 2q], w[o, 2q + 1]):
-// data[((p * pairs + q) * 32 + o % 32) * 2 + k % 2], pairs = ceil(I / 2). Rounded to nearest even.
+// ---- A product's op(B) [K, N] in the bf16 GEMM's panels (bf16_panels): for panel p (columns
+// n = 32p .. 32p + 31, zero past N) and each pair of depths k = 2q, 2q + 1 (zero past K), the 32
+// columns' pairs (op(B)[2q, n], op(B)[2q + 1, n]): data[((p * pairs + q) * 32 + n % 32) * 2 + k %
+// 2], pairs = ceil(K / 32) * 16 (K's pairs padded with zeros to whole steps of AMX's 16). Rounded
+// to nearest even. A linear layer's weight w [O, I] is converted once for inference as op(B) = w^T
+// (K = I, N = O); training in bf16 converts it each step both ways (w^T for the forward, w for
+// the input gradient dx = dout w). O and I are w's.
 struct Bf16Panels {
   const uint16_t* data = nullptr;  // null: w is not packed
   int O = 0, I = 0;
 };
-// w's panels in packs (either may be null: then none).
-Bf16Panels find_bf16(const PackedWeights* packs, const float* w);
+// w's panels in packs as op(B) = w^T (trans_b) or w (either may be null: then none).
+Bf16Panels find_bf16(const PackedWeights* packs, const float* w, bool trans_b = true);
+// uint16 values bf16_panels writes for an op(B) [K, N] (whole panels and pairs).
+inline int64_t bf16_panels_size(int K, int N) {
+  return int64_t((N + 31) / 32) * ((K + 31) / 32 * 16) * 64;
+}
 
 // ---- A linear layer's weight w [O, I] rearranged in place, once, into the fp32 GEMM's panels
 // (PackedWeights::pack_f32): in w's own memory, the panels the GEMM would otherwise pack from w on
@@ -113,6 +124,11 @@ int gemm_panel_width(int O, int I, bool residual_norm);
 // a multiple of gemm_panel_width's width; gemm_unpack_weight is its inverse.
 void gemm_pack_weight(float* panels, const float* w, int O, int I);
 void gemm_unpack_weight(float* w, const float* panels, int O, int I);
+// panels [bf16_panels_size(K, N)] = op(B) [K, N] rounded to bf16 in the layout ops.hpp's
+// Bf16Panels describes, for B [K, N] (row stride ldb) or, trans_b, B [N, K] transposed. The
+// AVX-512 variant converts with AVX512-BF16's VCVTNE2PS2BF16 (denormals to zero); the others round
+// as vit::ops::to_bf16 does (the bf16 products, the AVX-512 variant's, read denormals as zero).
+void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, int K, int N);
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,

@@ -1,5 +1,5 @@
-// Weights converted once for inference (packed.hpp): bf16 rounding, the bf16 GEMM's panels and
-// the fp32 GEMM's panels in place.
+// Weights converted for the GEMM (packed.hpp): bf16 rounding, the bf16 GEMM's panels (inference's
+// and training's) and the fp32 GEMM's panels in place.
 #include "ops/packed.hpp"
 
 #include <algorithm>
@@ -58,26 +58,24 @@ void PackedWeights::add_bf16(const float* w, int O, int I, const float* values) 
   if (it != entries.end() && it->second.f32) {
     throw Error("add_bf16: the weight is packed in place in fp32; restore() it first");
   }
-  if (!values) values = w;
-  constexpr int kCols = 32;  // columns of op(B) per panel: two AVX-512 registers of 16 pairs
-  const int panels = (O + kCols - 1) / kCols, pairs = (I + 1) / 2;
   Entry e;
   e.O = O;
   e.I = I;
-  e.data.resize(size_t(panels) * pairs * kCols * 2);  // not cleared: every value is written below
-  // In the panels' order, so that the copy is written once, front to back.
-  uint16_t* out = e.data.data();
-  for (int p = 0; p < panels; ++p) {
-    for (int q = 0; q < pairs; ++q) {
-      for (int c = 0; c < kCols; ++c, out += 2) {
-        const int o = p * kCols + c, k = 2 * q;
-        const float* row = values + int64_t(o) * I;
-        out[0] = o < O ? to_bf16(row[k]) : 0;
-        out[1] = o < O && k + 1 < I ? to_bf16(row[k + 1]) : 0;
-      }
-    }
-  }
+  e.data.resize(size_t(bf16_panels_size(I, O)));  // not cleared: bf16_panels writes every value
+  bf16_panels(e.data.data(), values ? values : w, I, true, I, O);
   entries[w] = std::move(e);
+}
+
+void PackedWeights::add_bf16_training(const float* w, int O, int I) {
+  Entry& e = entries[w];
+  if (e.f32)
+    throw Error("add_bf16_training: the weight is packed in place in fp32; restore() it first");
+  e.O = O;
+  e.I = I;
+  e.data.resize(size_t(bf16_panels_size(I, O)));
+  e.data_t.resize(size_t(bf16_panels_size(O, I)));
+  bf16_panels(e.data.data(), w, I, true, I, O);
+  bf16_panels(e.data_t.data(), w, I, false, O, I);
 }
 
 PackedWeights::~PackedWeights() {
@@ -120,15 +118,17 @@ void PackedWeights::forget() {
 
 size_t PackedWeights::bytes() const {
   size_t n = 0;
-  for (const auto& [w, e] : entries) n += e.data.size() * sizeof(uint16_t);
+  for (const auto& [w, e] : entries) n += (e.data.size() + e.data_t.size()) * sizeof(uint16_t);
   return n;
 }
 
-Bf16Panels find_bf16(const PackedWeights* packs, const float* w) {
+Bf16Panels find_bf16(const PackedWeights* packs, const float* w, bool trans_b) {
   if (!packs) return {};
   const auto it = packs->entries.find(w);
   if (it == packs->entries.end() || it->second.f32) return {};
-  return {it->second.data.data(), it->second.O, it->second.I};
+  const auto& data = trans_b ? it->second.data : it->second.data_t;
+  if (data.empty()) return {};
+  return {data.data(), it->second.O, it->second.I};
 }
 
 F32Panels find_f32(const PackedWeights* packs, const float* w) {

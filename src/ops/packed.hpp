@@ -1,7 +1,7 @@
-// Weights converted once for inference, found by the address of their fp32 weight: each linear
-// layer's w [O, I] as bf16 panels in a copy (the layout ops.hpp's Bf16Panels describes), or as
-// fp32 panels rearranged in w's own memory (F32Panels). A model owns one and points its inference
-// context at it (ops::Context::packed).
+// Weights converted for the GEMM, found by the address of their fp32 weight: each linear layer's
+// w [O, I] as bf16 panels in a copy (the layout ops.hpp's Bf16Panels describes: once for
+// inference, each step for training in bf16), or as fp32 panels rearranged in w's own memory
+// (F32Panels). A model owns them and points its contexts at them (ops::Context::packed).
 #pragma once
 
 #include <cstddef>
@@ -40,8 +40,9 @@ struct PackedWeights {
     }
   };
   struct Entry {
-    std::vector<uint16_t, CopyMemory<uint16_t>> data;  // bf16 panels (add_bf16)
-    float* f32 = nullptr;                              // w itself, holding fp32 panels (pack_f32)
+    std::vector<uint16_t, CopyMemory<uint16_t>> data;    // bf16 panels of w^T (add_bf16)
+    std::vector<uint16_t, CopyMemory<uint16_t>> data_t;  // and of w (add_bf16_training)
+    float* f32 = nullptr;                                // w itself, holding fp32 panels (pack_f32)
     int O = 0, I = 0, width = 0;
     void (*unpack)(float*, const float*, int, int) = nullptr;  // puts f32 back
   };
@@ -54,6 +55,10 @@ struct PackedWeights {
   // Converts w [O, I] into a bf16 copy (replacing an earlier conversion at the same address). With
   // values, w's values are read from there instead (w's memory is not touched: it is the key).
   void add_bf16(const float* w, int O, int I, const float* values = nullptr);
+  // Training in bf16: w [O, I] converted both ways, as op(B) = w^T (the forward's x w^T) and as
+  // op(B) = w (the input gradient's dout w), in the memory of an earlier conversion of the same
+  // shape. Made again each step, from the weights as the optimizer left them.
+  void add_bf16_training(const float* w, int O, int I);
   // Rearranges w [O, I] in place into the fp32 panels of the kernels whose gemm_panel_width is
   // width (pack and unpack: their gemm_pack_weight and gemm_unpack_weight; O a multiple of width;
   // vit::Error if w is packed already). A permutation: restore() gives back the same bits.

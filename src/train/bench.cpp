@@ -82,6 +82,7 @@ BenchResult benchmark(const Config& config, const BenchOptions& o) {
     recipe.weight_decay = 0.05f;
     recipe.label_smoothing = 0.1f;
     recipe.clip_grad = 1.0f;
+    recipe.dtype = o.dtype;
     TrainStep step(model, recipe, B, o.micro_batch);
     r.train = time_steps([&] { step.run(images.data(), labels.data(), B, recipe.lr); }, o.warmup,
                          o.steps, B, 3 * fwd);

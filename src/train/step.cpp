@@ -227,6 +227,7 @@ TrainStep::TrainStep(Model& model, const Recipe& recipe, int max_batch, int micr
             "TrainStep: max_batch must be at least 1 (got " + std::to_string(max_batch) + ")");
   model.enable_training(max_batch);
   model.freeze_backbone(recipe.freeze_backbone);  // before the optimizer takes the trainable set
+  model.set_training_dtype(recipe.dtype);
   opt_ = std::make_unique<AdamW>(model, optimizer_options(recipe));
   const size_t n = size_t(max_batch) * size_t(model.config().num_classes);
   probs_.resize(n);

@@ -265,13 +265,20 @@ void add_threads_option(CLI::App* cmd, int& threads) {
   add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
 }
 
-// --dtype: the precision of inference's products (vit::Model::set_inference_dtype).
-void add_dtype_option(CLI::App* cmd, std::string& dtype) {
+// --dtype: the precision of inference's products (vit::Model::set_inference_dtype); bench's
+// training's too (Recipe::dtype, which train takes as a field).
+void add_dtype_option(CLI::App* cmd, std::string& dtype, bool training = false) {
+  const std::string what =
+      training ? "Precision of the products: fp32, or bf16 (inputs rounded to bf16, sums in fp32: "
+                 "in inference the linear layers' and attention's, in training the linear "
+                 "layers', as train --dtype bf16"
+               : "Inference precision: fp32, or bf16 (the inputs of the linear layers and of "
+                 "attention's products in bf16, sums in fp32, the weights converted as the model "
+                 "is read";
   cmd->add_option("--dtype", dtype,
-                  "Inference precision: fp32, or bf16 (the inputs of the linear layers and of "
-                  "attention's products in bf16, sums in fp32, the weights converted as the "
-                  "model is read; needs a CPU with AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 "
-                  "and later)")
+                  what +
+                      "; needs a CPU with AVX512-BF16: Intel Sapphire Rapids, AMD Zen 4 and "
+                      "later; on AMX-BF16 where the CPU has it)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
 }
@@ -1394,7 +1401,7 @@ void add_bench(CLI::App& app, BenchArgs& a) {
   add_int_option(b, "--steps", a.steps, "Timed steps per mode", 1, 100000)->capture_default_str();
   add_int_option(b, "--warmup", a.warmup, "Untimed steps first", 0, 100000)->capture_default_str();
   add_threads_option(b, a.threads);
-  add_dtype_option(b, a.dtype);
+  add_dtype_option(b, a.dtype, /*training=*/true);
   add_int_option(b, "--micro-batch", a.micro_batch,
                  "Training: at most this many images per forward/backward pass, the gradients "
                  "summed over a step's passes (default: picked from the model's widths; the "

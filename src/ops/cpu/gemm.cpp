@@ -32,7 +32,9 @@
 #include "ops/cpu/scratch.hpp"
 #include "ops/cpu/simd.hpp"
 #include "ops/cpu/transpose.hpp"
+#include "ops/packed.hpp"
 #include "vit/error.hpp"
+#include "vit/isa.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 
@@ -801,42 +803,80 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
 }
 
 #if defined(__AVX512F__)
-// ---- bf16 products for inference (AVX512-BF16's VDPBF16PS; ops::Context::packed): C[M,N] = alpha
-// * A[M,K] w^T (+ bias) (+ C when accumulate) for a weight w [N, K] converted once into bf16
-// panels (ops.hpp's Bf16Panels), A rounded to bf16 here on each call (to nearest even), every
-// product of two bf16 values exact in fp32 and the sums in fp32. Error: each term a_k w_k carries
-// at most the two roundings to bf16 (relative 2^-8 each, so |a w| (2^-7 + 2^-16) in all), then the
-// fp32 additions; tests/test_bf16.cpp derives its bound from this. VDPBF16PS treats denormal inputs
-// and results as zero.
+// ---- bf16 products (ops::Context::packed; training's weight gradients too): C[M,N] = alpha *
+// A[M,K] op(B) (+ bias) (+ C when accumulate) for op(B) [K, N] in bf16 panels (ops.hpp's
+// Bf16Panels: a weight converted once for inference, or each step for training), A rounded to
+// bf16 here on each call (to nearest even), every product of two bf16 values exact in fp32 and
+// the sums in fp32. Error: each term a_k b_k carries at most the two roundings to bf16 (relative
+// 2^-8 each, so |a b| (2^-7 + 2^-16) in all), then the fp32 additions; tests/test_bf16.cpp
+// derives its bound from this. Both instructions below treat denormal inputs and results as zero.
 //
-// A register tile of 12 rows x 32 columns (24 accumulators) takes a pair of depths per step: one
-// broadcast of A's pair (a[2q], a[2q + 1]) per row, two loads of the panel's pairs, two
-// VDPBF16PS per row (64 multiply-adds). Every C element is summed over the whole of K in one
-// register, in order, by one thread: no chunks, so the result depends on neither the thread
-// count nor the rows around it. Columns are split between the threads (each its panels); rows go
-// in blocks whose bf16 A fits in half of L2 (one image's rows in one block) while each panel of
-// the block's columns passes over it, the panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for
-// the block's row tiles.
-constexpr int kBfRows = 12, kBfCols = 32;
+// Two kernels, the same inputs and the same bound (vit::amx_active chooses):
+// - AVX512-BF16: a register tile of 12 rows x 32 columns (24 accumulators) takes a pair of depths
+//   per step: one broadcast of A's pair (a[2q], a[2q + 1]) per row, two loads of the panel's
+//   pairs, two VDPBF16PS per row (64 multiply-adds).
+// - AMX-BF16 (amx_tiles): a block of 32 rows x 32 columns in four 16 x 16 fp32 tile registers,
+//   16 pairs of depths per step: two tiles of A (16 rows x 16 pairs each) and the panel's 16
+//   pairs in two tiles of 16 columns, four TDPBF16PS (16,384 multiply-adds). The panels' layout is
+//   AMX's own (each row of a B tile: 16 columns' pairs, 64 bytes; the panel's rows 128 bytes
+//   apart), and A's rows and the panels are padded with zeros to whole steps (bf16_steps).
+// Every C element is summed over the whole of K by one thread in one accumulator, in order: no
+// chunks, so the result depends on neither the thread count nor the rows around it. Columns are
+// split between the threads (each its panels); rows go in blocks whose bf16 A fits in half of L2
+// (one image's rows in one block) while each panel of the block's columns passes over it, the
+// panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for the block's row tiles.
+constexpr int kBfRows = 12, kBfCols = 32, kAmxRows = 32, kAmxPairs = 16;
 
-// dst[i, 0:Kp] = bf16(A[i, 0:K]) for rows [m_begin, m_end), zero at K when K is odd (Kp even).
+// Pairs of depths an A row and a panel hold: K's, rounded up to whole AMX steps (ops.hpp's
+// Bf16Panels layout).
+inline int bf16_steps_pairs(int K) {
+  return (K + 2 * kAmxPairs - 1) / (2 * kAmxPairs) * kAmxPairs;
+}
+
+// Rows an A buffer of M rows is given, so that AMX's tiles of 16 rows may read past M.
+inline int64_t bf16_rows_alloc(int M) {
+  return (int64_t(M) + kAmxRows - 1) / kAmxRows * kAmxRows;
+}
+
+// dst[i, 0:Kpad] = bf16(A[i, 0:K]) for rows [m_begin, m_end), zero from K to Kpad (a multiple of
+// 32).
 __attribute__((target("avx512bf16"))) void rows_to_bf16(uint16_t* dst, int64_t ldd, const float* A,
-                                                        int64_t lda, int m_begin, int m_end,
-                                                        int K) {
-  const int Kp = (K + 1) / 2 * 2;
+                                                        int64_t lda, int m_begin, int m_end, int K,
+                                                        int Kpad) {
   for (int i = m_begin; i < m_end; ++i) {
     const float* a = A + int64_t(i) * lda;
     uint16_t* d = dst + int64_t(i) * ldd;
-    for (int k0 = 0; k0 < Kp; k0 += 32) {
-      const int n = std::min(32, K - k0), np = std::min(32, Kp - k0);
+    for (int k0 = 0; k0 < Kpad; k0 += 32) {
+      const int n = std::clamp(K - k0, 0, 32);
       const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xffff : (1u << n) - 1), a + k0);
       const __m512 hi = n > 16
                             ? _mm512_maskz_loadu_ps(
                                   __mmask16(n >= 32 ? 0xffff : (1u << (n - 16)) - 1), a + k0 + 16)
                             : _mm512_setzero_ps();
-      const __m512i r = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      _mm512_mask_storeu_epi16(d + k0, __mmask32(np >= 32 ? ~0u : (1u << np) - 1), r);
+      _mm512_storeu_si512(d + k0, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }
+  }
+}
+
+// C[0:rows, 0:w] = alpha * acc (+ bias[0:w]) (+ C), for the finished sums acc (row stride
+// 2 x 16): the fp32 kernel's order, (A op(B) + bias) + C.
+inline void store_bf16_sums(const float* acc, int64_t lda, int rows, float* C, int64_t ldc, int w,
+                            float alpha, const float* bias, bool accumulate) {
+  const __mmask16 m0 = __mmask16(w >= 16 ? 0xffff : (1u << w) - 1);
+  const __mmask16 m1 = __mmask16(w >= 32 ? 0xffff : w > 16 ? (1u << (w - 16)) - 1 : 0);
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  for (int i = 0; i < rows; ++i) {
+    float* row = C + int64_t(i) * ldc;
+    __m512 r0 = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(acc + i * lda), va), bias0);
+    __m512 r1 = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(acc + i * lda + 16), va), bias1);
+    if (accumulate) {
+      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
+      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, r0);
+    _mm512_mask_storeu_ps(row + 16, m1, r1);
   }
 }
 
@@ -861,61 +901,142 @@ __attribute__((target("avx512bf16"))) void tile_bf16(int pairs, const uint16_t* 
       c1[i] = _mm512_dpbf16_ps(c1[i], a, b1);
     }
   }
-  const __mmask16 m0 = __mmask16(w >= 16 ? 0xffff : (1u << w) - 1);
-  const __mmask16 m1 = __mmask16(w >= 32 ? 0xffff : w > 16 ? (1u << (w - 16)) - 1 : 0);
-  const __m512 va = _mm512_set1_ps(alpha);
-  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  alignas(64) float acc[MR * 32];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
-    float* row = C + int64_t(i) * ldc;
-    // (A w^T + bias) + C: the fp32 kernel's order.
-    __m512 r0 = _mm512_add_ps(_mm512_mul_ps(c0[i], va), bias0);
-    __m512 r1 = _mm512_add_ps(_mm512_mul_ps(c1[i], va), bias1);
-    if (accumulate) {
-      r0 = _mm512_add_ps(r0, _mm512_maskz_loadu_ps(m0, row));
-      r1 = _mm512_add_ps(r1, _mm512_maskz_loadu_ps(m1, row + 16));
-    }
-    _mm512_mask_storeu_ps(row, m0, r0);
-    _mm512_mask_storeu_ps(row + 16, m1, r1);
+    _mm512_store_ps(acc + i * 32, c0[i]);
+    _mm512_store_ps(acc + i * 32 + 16, c1[i]);
   }
+  store_bf16_sums(acc, 32, MR, C, ldc, w, alpha, bias, accumulate);
 }
 
-void gemm_bf16(const Context& ctx, const Bf16Panels& w, int M, int N, int K, float alpha,
-               const float* A, int lda, bool accumulate, float* C, int ldc, const float* bias,
-               const Epilogue& epilogue) {
-  const int Kp = (K + 1) / 2 * 2, pairs = Kp / 2;
-  // A in bf16, shared by the op's threads (thread 0's scratch; 2 bf16 values per float).
-  auto* abf = reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(M) * pairs + 32));
-  const int panels = (N + kBfCols - 1) / kBfCols;
-  const int64_t panel_stride = int64_t(pairs) * 2 * kBfCols;
+// AMX's tile configuration (palette 1): tiles 0-3 the sums (16 rows x 16 fp32), 4-5 A's rows (16
+// x 16 pairs), 6-7 a panel's two halves (16 pairs x 16 columns): 64 bytes a row each.
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// bf16_tiles on AMX: rows in blocks of 32 (A's buffer holds whole blocks: bf16_rows_alloc).
+__attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
+    int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* panels, int M, int N, int steps,
+    float alpha, float* C, int ldc, const float* bias, bool accumulate) {
+  static const AmxConfig config;
+  _tile_loadconfig(&config);
+  const int count = (N + kBfCols - 1) / kBfCols;
+  const int64_t panel_stride = int64_t(steps) * kAmxPairs * 64, a_bytes = lda * 2;
+  const int block =
+      M < 256 ? M : std::max(kAmxRows, int(512 * 1024 / a_bytes) / kAmxRows * kAmxRows);
+  const int p_begin = count * t / nt, p_end = count * (t + 1) / nt;
+  alignas(64) float acc[kAmxRows * 32];
+  for (int m0 = 0; m0 < M; m0 += block) {
+    const int m1 = std::min(M, m0 + block);
+    for (int p = p_begin; p < p_end; ++p) {
+      const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
+      const uint16_t* panel = panels + p * panel_stride;
+      for (int i = m0; i < m1; i += kAmxRows) {
+        const uint16_t* a = A + int64_t(i) * lda;
+        const int rows = std::min(kAmxRows, m1 - i);
+        _tile_zero(0);
+        _tile_zero(1);
+        if (rows > 16) {
+          _tile_zero(2);
+          _tile_zero(3);
+          for (int s = 0; s < steps; ++s) {
+            _tile_loadd(4, a + s * 2 * kAmxPairs, a_bytes);
+            _tile_loadd(5, a + 16 * lda + s * 2 * kAmxPairs, a_bytes);
+            _tile_loadd(6, panel + int64_t(s) * kAmxPairs * 64, 128);
+            _tile_loadd(7, panel + int64_t(s) * kAmxPairs * 64 + 32, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+          }
+          _tile_stored(2, acc + 16 * 32, 128);
+          _tile_stored(3, acc + 16 * 32 + 16, 128);
+        } else {
+          for (int s = 0; s < steps; ++s) {
+            _tile_loadd(4, a + s * 2 * kAmxPairs, a_bytes);
+            _tile_loadd(6, panel + int64_t(s) * kAmxPairs * 64, 128);
+            _tile_loadd(7, panel + int64_t(s) * kAmxPairs * 64 + 32, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+          }
+        }
+        _tile_stored(0, acc, 128);
+        _tile_stored(1, acc + 16, 128);
+        store_bf16_sums(acc, 32, rows, C + int64_t(i) * ldc + j0, ldc, wc, alpha,
+                        bias ? bias + j0 : nullptr, accumulate);
+      }
+    }
+  }
+  _tile_release();
+}
+
+// C[0:M, 0:N] = alpha * A op(B) (+ bias) (+ C when accumulate), the tiles of thread t of nt (its
+// columns' panels): A's rows already in bf16 (lda = 2 bf16_steps_pairs(K), bf16_rows_alloc(M)
+// rows), op(B) in panels (ops.hpp's Bf16Panels), K's pairs padded with zeros to `steps` AMX steps.
+void bf16_tiles(int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* panels, int M, int N,
+                int K, float alpha, float* C, int ldc, const float* bias, bool accumulate) {
+  const int steps = bf16_steps_pairs(K) / kAmxPairs, pairs = (K + 1) / 2;
+  if (amx_active()) {
+    amx_tiles(t, nt, A, lda, panels, M, N, steps, alpha, C, ldc, bias, accumulate);
+    return;
+  }
+  const int count = (N + kBfCols - 1) / kBfCols;
+  const int64_t panel_stride = int64_t(steps) * kAmxPairs * 64;
   // Rows per block: their bf16 values in 512 KB, whole tiles, at least one; one image's tokens (M <
   // 256) in one block whatever K, so that each panel is read once and A again from L3 for each
   // (in blocks of 84 rows, ViT-B's fc2 read a thread's 2.3 MB of panels three times). ViT-B's fc2
   // at batch 1, weights from memory, interleaved 40 times with the blocks of 84: faster in 33 of
   // 40 pairs (+2.2%); the whole bf16 forward faster in 29 of 40 calls (+1.1%).
   const int block =
-      M < 256 ? M : std::max(kBfRows, int(512 * 1024 / (int64_t(Kp) * 2)) / kBfRows * kBfRows);
+      M < 256 ? M : std::max(kBfRows, int(512 * 1024 / (lda * 2)) / kBfRows * kBfRows);
+  const int p_begin = count * t / nt, p_end = count * (t + 1) / nt;
+  for (int m0 = 0; m0 < M; m0 += block) {
+    const int m1 = std::min(M, m0 + block);
+    for (int p = p_begin; p < p_end; ++p) {
+      const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
+      for (int i = m0; i < m1; i += kBfRows) {
+        with_tile_rows<kBfRows>(std::min(kBfRows, m1 - i), [&]<int MR>() {
+          tile_bf16<MR>(pairs, A + int64_t(i) * lda, lda, panels + p * panel_stride,
+                        C + int64_t(i) * ldc + j0, ldc, wc, alpha, bias ? bias + j0 : nullptr,
+                        accumulate);
+        });
+      }
+    }
+  }
+}
+
+// Runs run(t, nt) on the op's threads (ctx.threads; the calling thread alone with one).
+template <class Run>
+void on_threads(const Context& ctx, Run&& run) {
+  if (ctx.threads == 1) {
+    run(0, 1);
+  } else {
+#pragma omp parallel num_threads(ctx.threads)
+    run(omp_get_thread_num(), omp_get_num_threads());
+  }
+}
+
+// C[M,N] = alpha * A[M,K] op(B) (+ bias) (+ C when accumulate), then the epilogue, for op(B) [K, N]
+// in bf16 panels (a weight's: ops::Context::packed).
+void gemm_bf16(const Context& ctx, const uint16_t* panels, int M, int N, int K, float alpha,
+               const float* A, int lda, bool accumulate, float* C, int ldc, const float* bias,
+               const Epilogue& epilogue) {
+  const int Kpad = 2 * bf16_steps_pairs(K);
+  // A in bf16, shared by the op's threads (thread 0's scratch; 2 bf16 values per float).
+  auto* abf =
+      reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(M)) * (Kpad / 2)));
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
-  auto run = [&](int t, int nt) {
-    rows_to_bf16(abf, Kp, A, lda, M * t / nt, M * (t + 1) / nt, K);
+  on_threads(ctx, [&](int t, int nt) {
+    rows_to_bf16(abf, Kpad, A, lda, M * t / nt, M * (t + 1) / nt, K, Kpad);
     if (nt > 1) {
 #pragma omp barrier
     }
-    const int p_begin = panels * t / nt, p_end = panels * (t + 1) / nt;
-    for (int m0 = 0; m0 < M; m0 += block) {
-      const int m1 = std::min(M, m0 + block);
-      for (int p = p_begin; p < p_end; ++p) {
-        const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
-        for (int i = m0; i < m1; i += kBfRows) {
-          with_tile_rows<kBfRows>(std::min(kBfRows, m1 - i), [&]<int MR>() {
-            tile_bf16<MR>(pairs, abf + int64_t(i) * Kp, Kp, w.data + p * panel_stride,
-                          C + int64_t(i) * ldc + j0, ldc, wc, alpha, bias ? bias + j0 : nullptr,
-                          accumulate);
-          });
-        }
-      }
-    }
+    bf16_tiles(t, nt, abf, Kpad, panels, M, N, K, alpha, C, ldc, bias, accumulate);
     if (epi) {  // on whole rows, split evenly, once every column is done
       if (nt > 1) {
 #pragma omp barrier
@@ -926,13 +1047,147 @@ void gemm_bf16(const Context& ctx, const Bf16Panels& w, int M, int N, int K, flo
       }
       if (epi->stream) _mm_sfence();
     }
-  };
-  if (ctx.threads == 1) {
-    run(0, 1);
-  } else {
-#pragma omp parallel num_threads(ctx.threads)
-    run(omp_get_thread_num(), omp_get_num_threads());
+  });
+}
+
+// ---- Conversions to bf16 pairs for training's products (ops::bf16_panels, wgrad_bf16).
+// Lane j of the result: the pair (bf16(lo[j]), bf16(hi[j])), lo in the low half, for j < n (n <=
+// 16; zero past n, and hi's half zero when hi is null).
+__attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* lo, const float* hi,
+                                                                int n) {
+  const __mmask16 m = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+  const __m512 l = _mm512_maskz_loadu_ps(m, lo);
+  const __m512 h = hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps();
+  // [l0 .. l15, h0 .. h15] as 16-bit values, interleaved to l0 h0 l1 h1 ...
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(h, l);
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(order, both);
+}
+
+// Panels [p_begin, p_end) of op(B) [K, N] (ops::bf16_panels' layout) into out (all panels').
+__attribute__((target("avx512bf16"))) void panels_bf16(uint32_t* out, const float* B, int64_t ldb,
+                                                       bool trans_b, int K, int N, int p_begin,
+                                                       int p_end) {
+  const int pairs = (K + 1) / 2, padded = bf16_steps_pairs(K);
+  for (int p = p_begin; p < p_end; ++p) {
+    uint32_t* panel = out + int64_t(p) * padded * kBfCols;
+    const int n0 = p * kBfCols, cols = std::min(kBfCols, N - n0);
+    // The padding pairs (zeros), then the panel's pairs.
+    std::fill(panel + int64_t(pairs) * kBfCols, panel + int64_t(padded) * kBfCols, 0u);
+    if (!trans_b) {  // B [K, N]: rows 2q and 2q + 1, 32 columns each
+      for (int q = 0; q < pairs; ++q) {
+        const float* lo = B + int64_t(2 * q) * ldb + n0;
+        const float* hi = 2 * q + 1 < K ? lo + ldb : nullptr;
+        _mm512_storeu_si512(panel + q * kBfCols, bf16_pairs(lo, hi, std::min(16, cols)));
+        _mm512_storeu_si512(panel + q * kBfCols + 16,
+                            cols > 16 ? bf16_pairs(lo + 16, hi ? hi + 16 : nullptr, cols - 16)
+                                      : _mm512_setzero_si512());
+      }
+      continue;
+    }
+    // B [N, K]: column n of op(B) is row n of B, whose 32 depths at a time make 16 pairs, each
+    // stored into its own pair's row of the panel (32 pairs apart).
+    const __m512i apart =
+        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(kBfCols));
+    for (int c = 0; c < kBfCols; ++c) {
+      if (c >= cols) {
+        for (int q = 0; q < pairs; ++q) panel[q * kBfCols + c] = 0;
+        continue;
+      }
+      const float* row = B + int64_t(n0 + c) * ldb;
+      for (int q0 = 0; q0 < pairs; q0 += 16) {
+        const int k0 = 2 * q0, n = std::min(32, K - k0);
+        const __m512 lo =
+            _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xffff : (1u << n) - 1), row + k0);
+        const __m512 hi =
+            n > 16 ? _mm512_maskz_loadu_ps(__mmask16(n >= 32 ? 0xffff : (1u << (n - 16)) - 1),
+                                           row + k0 + 16)
+                   : _mm512_setzero_ps();
+        // 32 depths in order: lane j holds the pair (k0 + 2j, k0 + 2j + 1).
+        const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        const int np = std::min(16, pairs - q0);
+        _mm512_mask_i32scatter_epi32(panel + q0 * kBfCols + c,
+                                     __mmask16(np >= 16 ? 0xffff : (1u << np) - 1), apart, v, 4);
+      }
+    }
   }
+}
+
+// r[0:16] transposed as 16 x 16 32-bit values: r[i] lane j <- r[j] lane i.
+inline void transpose_16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // within 128-bit lanes: pairs of rows interleaved
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // then 4 rows per column, within 128-bit lanes
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // u[4g + j]'s 128-bit lane L: column 4L + j of rows 4g .. 4g + 3; gather the four g's.
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);  // lanes 0, 2 of each
+    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);  // lanes 1, 3
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);       // column j
+    r[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xDD);   // column 8 + j
+    r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);   // column 4 + j
+    r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xDD);  // column 12 + j
+  }
+}
+
+// Rows [o_begin, o_end) of dout^T in bf16 pairs: out[o * padded + q] = (dout[2q, o], dout[2q + 1,
+// o]) for dout [R, O] (zero at R when R is odd, and from pair ceil(R / 2) to padded =
+// bf16_steps_pairs(R)): 16 pairs of 16 columns at a time, transposed in registers.
+__attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, const float* dout,
+                                                                int64_t R, int O, int o_begin,
+                                                                int o_end) {
+  const int pairs = int((R + 1) / 2), padded = bf16_steps_pairs(int(R));
+  __m512i r[16];
+  for (int q0 = 0; q0 < padded; q0 += 16) {
+    for (int o0 = o_begin; o0 < o_end; o0 += 16) {
+      const int n = std::min(16, o_end - o0);
+      for (int j = 0; j < 16; ++j) {
+        const int q = q0 + j;
+        const float* lo = dout + int64_t(2 * q) * O + o0;
+        r[j] = q < pairs ? bf16_pairs(lo, 2 * q + 1 < R ? lo + O : nullptr, n)
+                         : _mm512_setzero_si512();
+      }
+      transpose_16x16(r);
+      for (int i = 0; i < n; ++i) _mm512_storeu_si512(out + int64_t(o0 + i) * padded + q0, r[i]);
+    }
+  }
+}
+
+// Training's weight gradient in bf16 (ops::Context::bf16_grads): dw [O, I] += dout^T x, dout and
+// x rounded to bf16 (the error bound of gemm_bf16's products, K = R), summed in fp32 over the
+// whole of R in one register each (so the same bits for any thread count); db [O] += colsum(dout)
+// in fp32. dout^T's rows (pairs of tokens) and x's panels are converted by the op's threads, then
+// each thread runs its columns' panels.
+void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+                int64_t R, int I, int O) {
+  VIT_CHECK(R <= std::numeric_limits<int>::max() - 1,
+            "weight_grad: " + std::to_string(R) + " rows are too many for bf16's products");
+  const int padded = bf16_steps_pairs(int(R));
+  auto* a = reinterpret_cast<uint32_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(O)) * padded));
+  auto* panels = reinterpret_cast<uint32_t*>(
+      scratch(ctx, kScratchGemmRows, size_t(bf16_panels_size(int(R), I) / 2)));
+  const int count = (I + kBfCols - 1) / kBfCols;
+  on_threads(ctx, [&](int t, int nt) {
+    transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt);
+    panels_bf16(panels, x, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
+    if (nt > 1) {
+#pragma omp barrier
+    }
+    bf16_tiles(t, nt, reinterpret_cast<const uint16_t*>(a), 2 * int64_t(padded),
+               reinterpret_cast<const uint16_t*>(panels), O, I, int(R), 1.0f, dw, I, nullptr, true);
+  });
+  if (db) colsum_accumulate(ctx, db, dout, R, O);
 }
 #endif
 
@@ -995,11 +1250,12 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
                 " is asked for a product these kernels cannot run on them; restore it first");
   }
 #if defined(__AVX512F__)
-  // A weight converted to bf16 for inference (ops::Context::packed).
-  if (ctx.packed && !trans_a && trans_b && ldb == K && (beta == 0.0f || beta == 1.0f)) {
-    const Bf16Panels w = find_bf16(ctx.packed, B);
-    if (w.data && w.O == N && w.I == K) {
-      gemm_bf16(ctx, w, M, N, K, alpha, A, lda, beta != 0.0f, C, ldc, bias, epilogue);
+  // A weight converted to bf16 (ops::Context::packed): as w^T (inference, training's forward) or
+  // as w (training's input gradients).
+  if (ctx.packed && !trans_a && (beta == 0.0f || beta == 1.0f)) {
+    const Bf16Panels w = find_bf16(ctx.packed, B, trans_b);
+    if (w.data && (trans_b ? w.O == N && w.I == K && ldb == K : w.O == K && w.I == N && ldb == N)) {
+      gemm_bf16(ctx, w.data, M, N, K, alpha, A, lda, beta != 0.0f, C, ldc, bias, epilogue);
       return;
     }
   }
@@ -1071,8 +1327,42 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
   }
 }
 
+void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, int K, int N) {
+  const int count = (N + 31) / 32, padded = (K + 31) / 32 * 16;
+#if defined(__AVX512F__)
+  if (cpu_has_bf16()) {
+    panels_bf16(reinterpret_cast<uint32_t*>(panels), B, ldb, trans_b, K, N, 0, count);
+    return;
+  }
+#endif
+  uint16_t* out = panels;  // in the panels' order, front to back
+  for (int p = 0; p < count; ++p) {
+    for (int q = 0; q < padded; ++q) {
+      for (int c = 0; c < 32; ++c, out += 2) {
+        const int n = p * 32 + c;
+        for (int h = 0; h < 2; ++h) {
+          const int k = 2 * q + h;
+          out[h] = n < N && k < K
+                       ? to_bf16(trans_b ? B[int64_t(n) * ldb + k] : B[int64_t(k) * ldb + n])
+                       : 0;
+        }
+      }
+    }
+  }
+}
+
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                  int64_t R, int I, int O) {
+  if (ctx.bf16_grads) {
+#if defined(__AVX512F__)
+    if (dw) {
+      wgrad_bf16(ctx, dw, db, dout, x, R, I, O);
+      return;
+    }
+#else
+    throw Error("weight_grad: bf16 gradients run on the avx512 kernels");
+#endif
+  }
 #if VIT_SIMD
   if (dw) {
     gemm_wgrad(ctx, O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
