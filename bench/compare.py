@@ -5,7 +5,8 @@
                                       [--only SUBSTRING] [--no-ort]
 
 Where the CPU runs bf16 (`vit info`), two more rows time vitcpp's --dtype bf16 inference of ViT-B
-against the peers in fp32, its share counted against the VDPBF16PS peak.
+against the peers in fp32, its share counted against the peak of the bf16 kernel that ran (AMX-BF16 where
+the CPU has it, else VDPBF16PS).
 
 For each configuration it alternates `vit bench --json`, bench/pytorch_peer.py --json and, for
 inference, bench/ort_peer.js (ONNX Runtime's CPU provider running the PyTorch peer's model, exported
@@ -109,7 +110,8 @@ def main():
         ENV["VIT_ISA"] = a.isa
         if a.isa == "avx2":
             ENV["OPENBLAS_CORETYPE"] = "Haswell"
-    bf16 = run_json([a.vit, "info", "--preset", "seed", "--json"]).get("bf16", False)
+    info = run_json([a.vit, "info", "--preset", "seed", "--json"])
+    bf16, amx = info.get("bf16", False), info.get("amx", False)
     configs = [c for c in CONFIGS
                if a.only in f"{c[0]} {c[1]} {c[2]} {c[4]}" and (bf16 or c[4] == "fp32")]
     if not configs:
@@ -161,9 +163,11 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for preset, mode, batch, dtype, o, t, r in rows:
         g = o[mode + "_gflops"]
-        # bf16 rows: against the VDPBF16PS peak (twice the FMA's flops per instruction).
-        p = fma.get(isa + "_bf16", {}).get("peak_gflops") if dtype == "bf16" else peak
-        share = f" ({100 * g / p:.0f}%{' of bf16' if dtype == 'bf16' else ''})" if p else ""
+        # bf16 rows: against the peak of the bf16 kernel that ran, AMX's TDPBF16PS where the CPU
+        # has it, else VDPBF16PS (twice the FMA's flops per instruction).
+        bf16_peak = "amx_bf16" if amx else isa + "_bf16"
+        p = fma.get(bf16_peak, {}).get("peak_gflops") if dtype == "bf16" else peak
+        share = f" ({100 * g / p:.0f}%{' of ' + bf16_peak if dtype == 'bf16' else ''})" if p else ""
         ort_rss = f"{r['peak_rss_mb']:.0f}" if r else "-"
         name = f"`{preset}` {mode}{' (bf16)' if dtype != 'fp32' else ''}, batch {batch}"
         print(f"| {name} | {cell(o, mode, batch)} | {cell(t, mode, batch)} | "

@@ -5,13 +5,16 @@
 // Prints JSON: for each ISA this CPU runs, "peak_gflops" (1 thread and `threads` threads) and, with
 // that ISA's kernels, each shape's GFLOP/s and share of the peak (at batch 1 also "cold": its
 // weights read from memory, 128 MB of copies in turn); where the CPU has AVX512-BF16,
-// also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16).
+// also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16)
+// on that kernel, and where it has AMX-BF16, "amx_bf16": the TDPBF16PS peak and the same layers
+// on AMX (vit::set_amx).
 //
 // The peak loop: independent accumulators, each an FMA per iteration on registers only, so the
 // loop is bound by throughput alone: 12 for the FMAs (more than their latency x ports on any x86
 // core up to now: 4 cycles x 2 ports = 8), 24 for VDPBF16PS, whose latency is longer (with 12,
 // AMD Zen 5 gave 380 GFLOP/s a core against 395 for the bf16 linear layers themselves). Flops
-// counted as 2 per lane per FMA, 4 per lane per VDPBF16PS.
+// counted as 2 per lane per FMA, 4 per lane per VDPBF16PS, 16 x 16 x 32 x 2 per TDPBF16PS (its four
+// accumulator tiles, fed by two tiles of each input, as the kernel's).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -76,12 +79,49 @@ __attribute__((target("avx512bf16"))) float dot_loop_bf16(float seed) {
   return _mm512_reduce_add_ps(s);
 }
 
-enum class Loop { kAvx2, kAvx512, kBf16 };
+// AMX's tiles as the kernel configures them (palette 1, 16 rows of 64 bytes each).
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// The AMX peak: TDPBF16PS into four accumulator tiles from two tiles of A and two of B.
+__attribute__((target("amx-tile,amx-bf16"))) float tile_loop_amx(float seed) {
+  static const AmxConfig config;
+  _tile_loadconfig(&config);
+  alignas(64) uint16_t in[16 * 32];
+  std::fill_n(in, 16 * 32, uint16_t(0x3a83));  // 1e-3 in bf16
+  alignas(64) float out[16 * 16];
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, in, 64);
+  _tile_loadd(5, in, 64);
+  _tile_loadd(6, in, 64);
+  _tile_loadd(7, in, 64);
+  for (long it = 0; it < kIters / 64; ++it) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return out[0] + seed;
+}
+
+enum class Loop { kAvx2, kAvx512, kBf16, kAmx };
 
 // GFLOP/s of a register-only loop on `threads` threads at once (best of 3): flops per lane per
 // instruction 2 (FMA) or 4 (VDPBF16PS: two multiply-adds).
 double peak(Loop loop, int threads) {
-  const double per_instruction = loop == Loop::kAvx2 ? 16 : loop == Loop::kAvx512 ? 32 : 64;
+  const double per_instruction = loop == Loop::kAvx2     ? 16
+                                 : loop == Loop::kAvx512 ? 32
+                                 : loop == Loop::kBf16   ? 64
+                                                         : 16 * 16 * 32 * 2;
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -89,11 +129,13 @@ double peak(Loop loop, int threads) {
 #pragma omp parallel num_threads(threads) reduction(+ : total)
     total += loop == Loop::kAvx512 ? fma_loop_avx512(float(omp_get_thread_num()))
              : loop == Loop::kBf16 ? dot_loop_bf16(float(omp_get_thread_num()))
+             : loop == Loop::kAmx  ? tile_loop_amx(float(omp_get_thread_num()))
                                    : fma_loop_avx2(float(omp_get_thread_num()));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (total == 12345.0f) std::fprintf(stderr, " ");  // keeps the loops' results alive
-    const double instructions =
-        loop == Loop::kBf16 ? kAccBf16 * double(kIters / 2) : kAcc * double(kIters);
+    const double instructions = loop == Loop::kBf16  ? kAccBf16 * double(kIters / 2)
+                                : loop == Loop::kAmx ? 4 * double(kIters / 64)
+                                                     : kAcc * double(kIters);
     best = std::max(best, per_instruction * instructions * threads / s / 1e9);
   }
   return best;
@@ -156,21 +198,30 @@ int main(int argc, char** argv) {
   std::string json = "{\"threads\": " + std::to_string(threads) + ", \"isas\": {";
   bool first_isa = true;
   // Each ISA's fp32 kernels, then (where the CPU has AVX512-BF16) the bf16 products as
-  // "avx512_bf16", against the VDPBF16PS peak.
-  std::vector<std::pair<vit::Isa, bool>> paths;
+  // "avx512_bf16", against the VDPBF16PS peak, and (where it has AMX-BF16) as "amx_bf16", against
+  // the TDPBF16PS peak.
+  struct Path {
+    vit::Isa isa;
+    Loop loop;
+    const char* name;
+  };
+  std::vector<Path> paths;
   for (vit::Isa isa : vit::supported_isas()) {
-    if (isa != vit::Isa::kScalar) paths.push_back({isa, false});  // scalar: the compiler's loops
+    if (isa == vit::Isa::kScalar) continue;  // scalar: the compiler's loops
+    paths.push_back(
+        {isa, isa == vit::Isa::kAvx512 ? Loop::kAvx512 : Loop::kAvx2, vit::isa_name(isa)});
   }
-  if (vit::cpu_has_bf16()) paths.push_back({vit::Isa::kAvx512, true});
-  for (const auto& [isa, bf16] : paths) {
+  if (vit::cpu_has_bf16()) paths.push_back({vit::Isa::kAvx512, Loop::kBf16, "avx512_bf16"});
+  if (vit::cpu_has_amx()) paths.push_back({vit::Isa::kAvx512, Loop::kAmx, "amx_bf16"});
+  for (const auto& [isa, loop, name] : paths) {
     vit::set_isa(isa);
-    const Loop loop = bf16 ? Loop::kBf16 : isa == vit::Isa::kAvx512 ? Loop::kAvx512 : Loop::kAvx2;
+    const bool bf16 = loop == Loop::kBf16 || loop == Loop::kAmx;
+    if (vit::cpu_has_amx()) vit::set_amx(loop == Loop::kAmx);
     const double p1 = peak(loop, 1), pn = peak(loop, threads);
     char buf[256];
-    std::snprintf(
-        buf, sizeof buf,
-        "%s\"%s%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
-        first_isa ? "" : ", ", vit::isa_name(isa), bf16 ? "_bf16" : "", p1, pn);
+    std::snprintf(buf, sizeof buf,
+                  "%s\"%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
+                  first_isa ? "" : ", ", name, p1, pn);
     json += buf;
     first_isa = false;
     bool first = true;

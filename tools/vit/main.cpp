@@ -1187,6 +1187,7 @@ int run_info(const InfoArgs& a) {
     j["tokens"] = c.num_tokens();
     j["isa"] = vit::isa_name(vit::active_isa());
     j["bf16"] = vit::bf16_active();
+    j["amx"] = vit::amx_active();
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -1204,7 +1205,8 @@ int run_info(const InfoArgs& a) {
   std::printf("forward:     %.4f GFLOPs per image (2 x multiply-adds of every matmul)\n", gflops);
   std::printf("kernels:     %s\n", isa_summary().c_str());
   std::printf("bf16:        %s\n",
-              vit::bf16_active()    ? "yes (--dtype bf16: AVX512-BF16)"
+              vit::amx_active()     ? "yes (--dtype bf16: AMX-BF16; VIT_AMX=0 for AVX512-BF16)"
+              : vit::bf16_active()  ? "yes (--dtype bf16: AVX512-BF16)"
               : vit::cpu_has_bf16() ? "not on these kernels (--dtype bf16 runs on avx512)"
                                     : "no (this CPU lacks AVX512-BF16; --dtype bf16 is refused)");
   for (auto it = extra.begin(); it != extra.end(); ++it) {
