@@ -692,6 +692,11 @@ TEST(Cli, Bf16Training) {
   // (on AMX and on VDPBF16PS) of the 100 test images.
   EXPECT_GE(accuracy(f), 80.0) << f.out;
   EXPECT_GE(accuracy(b), 80.0) << b.out;
+  // A bf16 run goes on in fp32 when asked (as on a CPU without bf16), and says so.
+  EXPECT_RUN("train --resume " + (dir / "bf16") + " --epochs 11 --dtype fp32", 0,
+             "training in fp32 from here on (until now bf16)");
+  EXPECT_RUN("train --resume " + (dir / "bf16") + " --epochs 12 --lr 1", 2,
+             "only --epochs, --threads, --data-dir, --timeout and --dtype apply");
 }
 
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from

@@ -541,8 +541,11 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 // (same thread count), also from the middle of an epoch. epochs > 0 extends (or shortens) the
 // run; the schedule then follows the new total.
 // comm: as TrainOptions::comm; the number of ranks may differ from the run's earlier sessions.
+// dtype, when given, replaces the run's training precision (Recipe::dtype) from here on: a run
+// trained in bf16 can go on in fp32 on a CPU without AVX512-BF16 (no longer the bits it would
+// have had).
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
                     TrainReporter& reporter, const std::string& cache_dir = "",
-                    Comm* comm = nullptr);
+                    Comm* comm = nullptr, std::optional<Dtype> dtype = std::nullopt);
 
 }  // namespace vit

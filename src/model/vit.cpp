@@ -1078,7 +1078,11 @@ void check_bf16_runs(const std::string& what = "inference") {
     throw Error("bf16 " + what +
                 " needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
                 "later, AMD Zen 4 and later), which this one lacks (it runs: " +
-                isa_list(supported_isas()) + "); use fp32");
+                isa_list(supported_isas()) + "); use fp32" +
+                (what == "training"
+                     ? " (--dtype fp32; a run trained in bf16 goes on in fp32 with --resume DIR "
+                       "--dtype fp32)"
+                     : ""));
   }
   if (active_isa() != Isa::kAvx512) {
     throw Error("bf16 " + what + " runs on the avx512 kernels, and VIT_ISA chose " +

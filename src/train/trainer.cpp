@@ -564,7 +564,8 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
 }
 
 TrainSummary resume(const std::string& run_dir, int epochs, const std::string& data_dir,
-                    TrainReporter& reporter, const std::string& cache_dir, Comm* comm) {
+                    TrainReporter& reporter, const std::string& cache_dir, Comm* comm,
+                    std::optional<Dtype> dtype) {
   Run r;
   r.dir = run_dir;
   const std::string state = path_in(r, kLastTrain);
@@ -586,6 +587,11 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
                   "planned (or with more `epochs`), or start a new run with the `epochs` you want");
     r.recipe.epochs = epochs;
     r.recipe.validate();
+  }
+  if (dtype && *dtype != r.recipe.dtype) {
+    reporter.message(std::string("training in ") + dtype_name(*dtype) +
+                     " from here on (until now " + dtype_name(r.recipe.dtype) + ")");
+    r.recipe.dtype = *dtype;
   }
   if (!data_dir.empty()) r.data_dir = data_dir;
   r.cache_dir = cache_dir;

@@ -438,7 +438,8 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
 
 // What --resume still takes from the command line; every other option is the run's own (kept in
 // its checkpoint) and refused.
-const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--timeout"};
+const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--timeout",
+                                      "--dtype"};
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
@@ -474,10 +475,11 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     Recipe given;
     for (const auto& [name, text] : given_fields<Recipe>(cmd, a.recipe)) {
-      vit::set_field(given, name, text);  // only epochs: the rest was refused above
+      vit::set_field(given, name, text);  // only epochs and dtype: the rest was refused above
     }
     s = vit::resume(a.resume, cmd.count("--epochs") ? given.epochs : 0, a.data_dir, *reporter,
-                    image_cache_dir(a.cache_dir), dist);
+                    image_cache_dir(a.cache_dir), dist,
+                    cmd.count("--dtype") ? std::optional(given.dtype) : std::nullopt);
   } else {
     if (a.data.empty()) throw UsageError("--data is required (" + vit::dataset_names() + ")");
     if (a.out.empty()) throw UsageError("--out is required (the run directory)");
