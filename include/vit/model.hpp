@@ -142,7 +142,8 @@ class Model {
   //   (the master copy the optimizer updates), the gradients, the optimizer's moments, attention,
   //   LayerNorm, GELU, the loss and predict() stay fp32. forward() and lanes::enable() (once a
   //   step of batch_gradients) convert the weights to bf16 each time, so each step's products see
-  //   the weights as the last update left them. vit::Error when this CPU lacks AVX512-BF16 or
+  //   the weights as the last update left them (the two bf16 copies take the fp32 weights' size
+  //   again, which training_bytes does not count). vit::Error when this CPU lacks AVX512-BF16 or
   //   the AVX-512 kernels are not the active ones (VIT_ISA), now or at a later conversion.
   void set_training_dtype(Dtype dtype);
   Dtype training_dtype() const;

@@ -819,7 +819,7 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
 //   16 pairs of depths per step: two tiles of A (16 rows x 16 pairs each) and the panel's 16
 //   pairs in two tiles of 16 columns, four TDPBF16PS (16,384 multiply-adds). The panels' layout is
 //   AMX's own (each row of a B tile: 16 columns' pairs, 64 bytes; the panel's rows 128 bytes
-//   apart), and A's rows and the panels are padded with zeros to whole steps (bf16_steps).
+//   apart), and A's rows and the panels are padded with zeros to whole steps (bf16_steps_pairs).
 // Every C element is summed over the whole of K by one thread in one accumulator, in order: no
 // chunks, so the result depends on neither the thread count nor the rows around it. Columns are
 // split between the threads (each its panels); rows go in blocks whose bf16 A fits in half of L2
@@ -1171,7 +1171,7 @@ __attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, c
 // each thread runs its columns' panels.
 void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                 int64_t R, int I, int O) {
-  VIT_CHECK(R <= std::numeric_limits<int>::max() - 1,
+  VIT_CHECK(R < (int64_t(1) << 30),
             "weight_grad: " + std::to_string(R) + " rows are too many for bf16's products");
   const int padded = bf16_steps_pairs(int(R));
   auto* a = reinterpret_cast<uint32_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(O)) * padded));
