@@ -665,8 +665,9 @@ TEST(Cli, Bf16Inference) {
   EXPECT_EQ(nlohmann::json::parse(b.out)["dtype"], "bf16");
 }
 
-// train --dtype bf16: mixed-precision training where bf16 runs (the recipe says so, and the run
-// learns the quadrants as fp32 does), and its refusal elsewhere (1, saying what to do).
+// train --dtype bf16: mixed-precision training where bf16 runs (the recipe says so, the run learns
+// the quadrants as fp32 does, and --resume --dtype fp32 goes on in fp32), and its refusal elsewhere
+// (1, saying what to do).
 TEST(Cli, Bf16Training) {
   TempDir dir("cli-bf16-train");
   write_quadrant_dataset(dir / "data", 400, 100, 8);
