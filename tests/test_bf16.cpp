@@ -313,20 +313,24 @@ TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
     return std::vector<float>(model.grad_data(), model.grad_data() + model.arena_floats());
   };
   const int threads = num_threads();
-  on_each_bf16_kernel([&] {
-    const auto f32 = gradients(Dtype::kF32, 2), bf16 = gradients(Dtype::kBf16, 2);
-    const auto bf16_one = gradients(Dtype::kBf16, 1);
-    EXPECT_EQ(std::memcmp(bf16.data(), bf16_one.data(), bf16.size() * 4), 0)
-        << "bf16 training's gradient differs on 1 and 2 threads";
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < f32.size(); ++i) {
-      diff += (double(bf16[i]) - f32[i]) * (double(bf16[i]) - f32[i]);
-      norm += double(f32[i]) * f32[i];
-    }
-    const double rel = std::sqrt(diff / norm);
-    EXPECT_LT(rel, 16 * kUnitBf16) << "relative L2 gap to fp32's gradient";
-    EXPECT_GT(rel, kUnitBf16 / 64) << "the gradient looks like fp32's (bf16 not used?)";
-  });
+  for (const int stem : {0, 16}) {  // and with a convolutional stem, whose products are bf16 too
+    SCOPED_TRACE("stem_channels " + std::to_string(stem));
+    c.stem_channels = stem;
+    on_each_bf16_kernel([&] {
+      const auto f32 = gradients(Dtype::kF32, 2), bf16 = gradients(Dtype::kBf16, 2);
+      const auto bf16_one = gradients(Dtype::kBf16, 1);
+      EXPECT_EQ(std::memcmp(bf16.data(), bf16_one.data(), bf16.size() * 4), 0)
+          << "bf16 training's gradient differs on 1 and 2 threads";
+      double diff = 0, norm = 0;
+      for (size_t i = 0; i < f32.size(); ++i) {
+        diff += (double(bf16[i]) - f32[i]) * (double(bf16[i]) - f32[i]);
+        norm += double(f32[i]) * f32[i];
+      }
+      const double rel = std::sqrt(diff / norm);
+      EXPECT_LT(rel, 16 * kUnitBf16) << "relative L2 gap to fp32's gradient";
+      EXPECT_GT(rel, kUnitBf16 / 64) << "the gradient looks like fp32's (bf16 not used?)";
+    });
+  }
   set_num_threads(threads);
 }
 

@@ -52,16 +52,17 @@ TEST(Config, RejectsImpossibleShapes) {
 
 TEST(Config, JsonRoundTripAndStrictParsing) {
   // The keys, their order and the values checkpoints have always had (the default is tiny28's),
-  // then the timm variants' (off by default).
+  // then the timm variants' and the convolutional stem's (off by default).
   const std::string old_keys =
       "{\"image_size\":28,\"channels\":1,\"patch_size\":4,\"dim\":64,\"depth\":6,\"heads\":4,"
       "\"mlp_dim\":256,\"num_classes\":10,\"pos_embed\":\"learned\",\"pool\":\"cls\","
       "\"qkv_bias\":true,\"ln_eps\":1e-06";
-  EXPECT_EQ(Config{}.to_json(),
-            old_keys +
-                ",\"reg_tokens\":0,\"dist_token\":false,\"no_embed_class\":false,\"layer_scale\":"
-                "false,\"norm_pre\":false,\"patch_bias\":true,\"qk_norm\":false,\"act\":"
-                "\"gelu\",\"mean_class_token\":false,\"mean_after_norm\":false}");
+  EXPECT_EQ(
+      Config{}.to_json(),
+      old_keys +
+          ",\"reg_tokens\":0,\"dist_token\":false,\"no_embed_class\":false,\"layer_scale\":"
+          "false,\"norm_pre\":false,\"patch_bias\":true,\"qk_norm\":false,\"act\":"
+          "\"gelu\",\"mean_class_token\":false,\"mean_after_norm\":false,\"stem_channels\":0}");
   // A checkpoint written before the variants existed reads as the same model; one with norm_pre
   // written before patch_bias existed has its patch bias (vitcpp's models always had one).
   EXPECT_EQ(Config::from_json(old_keys + "}"), Config{});
@@ -97,6 +98,14 @@ TEST(Config, CountsMatchHandComputation) {
                         6 * (2 * N * D * 3 * D + 4 * N * N * D + 2 * N * D * D + 4 * N * D * M) +
                         2 * D * 10;
   EXPECT_EQ(c.forward_flops(), flops);
+  // A 32-channel stem: its 3 x 3 convolution (32 x 1 x 9 and a bias) at 14 x 14 positions, and
+  // patch_embed.proj 2 x 2 on its 32 channels instead of 4 x 4 on the image's one.
+  c.stem_channels = 32;
+  EXPECT_EQ(c.patch_dim(), 128);
+  EXPECT_EQ(c.num_params(), 305'034 + 32 * 10 + (128 - 16) * D);
+  EXPECT_EQ(c.forward_flops(), flops + 2 * 196 * 9 * 32 + 2 * 49 * (128 - 16) * D);
+  c.patch_size = 7;
+  EXPECT_THROW(c.validate(), Error);  // the stem halves the image: P must be even
 }
 
 }  // namespace

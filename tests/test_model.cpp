@@ -1,6 +1,7 @@
-// The whole model against PyTorch float64 fixtures (model_{a..f}.safetensors; d, e and f are timm's
-// variants: register tokens, no_embed_class, LayerScale, norm_pre, qk-norm, QuickGELU, DeiT's
-// distillation token): logits, loss, every parameter gradient, and five AdamW steps; plus init,
+// The whole model against PyTorch float64 fixtures (model_{a..k}.safetensors; d, e and f are
+// timm's variants: register tokens, no_embed_class, LayerScale, norm_pre, qk-norm, QuickGELU,
+// DeiT's distillation token; g and h drop-path; i and j average pooling's variants; k a
+// convolutional stem): logits, loss, every parameter gradient, and five AdamW steps; plus init,
 // names and memory behaviour.
 #include <gtest/gtest.h>
 
@@ -204,7 +205,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ModelFixture,
                                            "model_c.safetensors", "model_d.safetensors",
                                            "model_e.safetensors", "model_f.safetensors",
                                            "model_g.safetensors", "model_h.safetensors",
-                                           "model_i.safetensors", "model_j.safetensors"),
+                                           "model_i.safetensors", "model_j.safetensors",
+                                           "model_k.safetensors"),
                          [](const auto& info) { return std::string(1, info.param[6]); });
 
 Config small_config() {
@@ -234,15 +236,16 @@ void init_with_larger_weights(Model& model, uint64_t seed, uint64_t noise_seed) 
 
 // Model-level finite differences (independent of PyTorch): for a few entries of every trainable
 // tensor, d(loss)/dw by central differences matches the backward: class token, average pooling,
-// and timm's CLIP layout (norm_pre, no patch-embedding bias).
+// timm's CLIP layout (norm_pre, no patch-embedding bias), and a convolutional stem.
 TEST(ModelFiniteDiff, EveryParameterTensor) {
-  for (int variant = 0; variant < 3; ++variant) {
+  for (int variant = 0; variant < 4; ++variant) {
     const Pool pool = variant == 1 ? Pool::kMean : Pool::kCls;
     Config c = small_config();
     c.pool = pool;
     c.pos_embed = pool == Pool::kCls ? PosEmbed::kLearned : PosEmbed::kSinCos;
     c.norm_pre = variant == 2;
     c.patch_bias = variant != 2;
+    c.stem_channels = variant == 3 ? 3 : 0;
     Model model(c);
     init_with_larger_weights(model, 7, 3);
     const int B = 3, K = c.num_classes;
@@ -263,7 +266,8 @@ TEST(ModelFiniteDiff, EveryParameterTensor) {
       if (!p.trainable) continue;
       expect_fd(p.name + (variant == 0   ? " (cls)"
                           : variant == 1 ? " (mean)"
-                                         : " (clip)"),
+                          : variant == 2 ? " (clip)"
+                                         : " (stem)"),
                 model.param(p.name).data, p.numel, grads.data() + p.offset, loss, 6, 1e-2f, 1e-3,
                 2e-2);
     }
@@ -307,6 +311,31 @@ TEST(Model, TimmNamesAndShapes) {
   EXPECT_NO_THROW(clip.param("norm_pre.weight"));
   EXPECT_EQ(clip.num_params(), c.num_params());
   EXPECT_EQ(clip.num_params() + 12 - 2 * 12, mean.num_params());
+  // A convolutional stem: layer 0 of timm's ConvStem (its conv, before patch_embed.proj), the
+  // projection 2 x 2 on its channels.
+  c = small_config();
+  c.stem_channels = 7;
+  Model stem(c);
+  EXPECT_EQ(stem.params()[2].name, "patch_embed.backbone.0.conv.weight");
+  EXPECT_EQ(stem.params()[3].name, "patch_embed.backbone.0.conv.bias");
+  EXPECT_EQ(stem.param_info("patch_embed.backbone.0.conv.weight").shape,
+            (std::vector<int64_t>{7, 2, 3, 3}));
+  EXPECT_EQ(stem.param_info("patch_embed.proj.weight").shape, (std::vector<int64_t>{12, 7, 2, 2}));
+  EXPECT_EQ(stem.num_params(), c.num_params());
+  // Its init is PyTorch's default for a convolution (timm leaves it): uniform in +-1/sqrt(2 * 9).
+  stem.init(5);
+  for (const char* name :
+       {"patch_embed.backbone.0.conv.weight", "patch_embed.backbone.0.conv.bias"}) {
+    const TensorView t = stem.param(name);
+    float lo = 1, hi = -1;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      lo = std::min(lo, t.data[i]);
+      hi = std::max(hi, t.data[i]);
+    }
+    EXPECT_GE(lo, -1 / std::sqrt(18.0f)) << name;
+    EXPECT_LE(hi, 1 / std::sqrt(18.0f)) << name;
+    EXPECT_GT(hi - lo, 0.5f / std::sqrt(18.0f)) << name;
+  }
 }
 
 TEST(Model, InitIsDeterministicAndTimmLike) {

@@ -163,17 +163,23 @@ TEST_P(OpsFixture, Attention) {
   expect_close("attention.dqkv", dqkv.data(), get("attention.dqkv"), kGradAtol, kGradRtol);
 }
 
+// The patch embedding, a Conv2d with kernel = stride = P: im2col and linear_forward; backward
+// linear_backward and col2im.
 TEST_P(OpsFixture, PatchEmbed) {
   auto img = get("patch_embed.images"), w = get("patch_embed.weight"), b = get("patch_embed.bias");
   auto dout = get("patch_embed.dout");
   const int B = 2, C = 3, S = 8, P = int(meta("patch_embed.patch_size")), D = 5, Np = 4;
+  const ops::ConvGeom g{.B = B, .C = C, .S = S, .k = P, .stride = P};
+  ASSERT_EQ(g.rows(), B * Np);
   std::vector<float> out(B * Np * D), cols(B * Np * C * P * P), dimg(img.size(), 7.0f),
       dw(w.size(), 0.0f), db(D, 0.0f);
-  ops::patch_embed_forward(op_context(), out.data(), cols.data(), img.data(), w.data(), b.data(), B,
-                           C, S, P, D);
+  ops::im2col(op_context(), cols.data(), img.data(), g);
+  ops::linear_forward(op_context(), out.data(), cols.data(), w.data(), b.data(), g.rows(), g.cols(),
+                      D);
   expect_close("patch_embed.out", out.data(), get("patch_embed.out"), kFwdAtol, kFwdRtol);
-  ops::patch_embed_backward(op_context(), dimg.data(), dw.data(), db.data(), dout.data(),
-                            cols.data(), w.data(), B, C, S, P, D);
+  ops::linear_backward(op_context(), cols.data(), dw.data(), db.data(), dout.data(), cols.data(),
+                       w.data(), g.rows(), g.cols(), D);
+  ops::col2im(op_context(), dimg.data(), cols.data(), g);
   expect_close("patch_embed.dimages", dimg.data(), get("patch_embed.dimages"), kGradAtol,
                kGradRtol);
   expect_close("patch_embed.dweight", dw.data(), get("patch_embed.dweight"), kGradAtol, kGradRtol);
@@ -517,23 +523,67 @@ TEST_P(OpsFiniteDiff, Attention) {
   expect_fd("attention dqkv", qkv.data(), int64_t(qkv.size()), dqkv.data(), loss, 200, 5e-3f);
 }
 
-TEST_P(OpsFiniteDiff, PatchEmbed) {
-  const int B = 2, C = 2, S = 6, P = 3, D = 4, Np = 4, K = C * P * P;
-  auto img = random_vector(B * C * S * S, 13), w = random_vector(D * K, 14, 0.3);
-  auto b = random_vector(D, 15), g = random_vector(B * Np * D, 16);
-  std::vector<float> out(B * Np * D), cols(B * Np * K), dimg(img.size()), dw(D * K, 0.0f),
-      db(D, 0.0f);
-  auto loss = [&] {
-    ops::patch_embed_forward(op_context(), out.data(), cols.data(), img.data(), w.data(), b.data(),
-                             B, C, S, P, D);
-    return dot(g.data(), out.data(), B * Np * D);
-  };
-  loss();
-  ops::patch_embed_backward(op_context(), dimg.data(), dw.data(), db.data(), g.data(), cols.data(),
-                            w.data(), B, C, S, P, D);
-  expect_fd("patch_embed dimages", img.data(), int64_t(img.size()), dimg.data(), loss);
-  expect_fd("patch_embed dweight", w.data(), D * K, dw.data(), loss);
-  expect_fd("patch_embed dbias", b.data(), D, db.data(), loss);
+// Convolutions as im2col + linear: the patch embedding (kernel = stride), and overlapping,
+// padded ones on either layout (the convolutional stem's 3 x 3 / 2 on images, a kernel wider than
+// its stride on channels-last rows).
+TEST_P(OpsFiniteDiff, Conv) {
+  const ops::ConvGeom geoms[] = {
+      {.B = 2, .C = 2, .S = 6, .k = 3, .stride = 3},
+      {.B = 2, .C = 2, .S = 7, .k = 3, .stride = 2, .pad = 1},
+      {.B = 2, .C = 3, .S = 5, .k = 3, .stride = 1, .pad = 2, .channels_last = true}};
+  for (const ops::ConvGeom& g : geoms) {
+    const int D = 4, K = g.cols();
+    const int64_t R = g.rows();
+    auto img = random_vector(int64_t(g.B) * g.C * g.S * g.S, 13),
+         w = random_vector(int64_t(D) * K, 14, 0.3);
+    auto b = random_vector(D, 15), dout = random_vector(R * D, 16);
+    std::vector<float> out(R * D), cols(R * K), dimg(img.size(), 7.0f), dw(D * K, 0.0f),
+        db(D, 0.0f);
+    auto loss = [&] {
+      ops::im2col(op_context(), cols.data(), img.data(), g);
+      ops::linear_forward(op_context(), out.data(), cols.data(), w.data(), b.data(), R, K, D);
+      return dot(dout.data(), out.data(), R * D);
+    };
+    loss();
+    // The forward against the convolution's definition, summed in double: each output a sum of at
+    // most K + 1 products, so within (K + 1) u of the sum of their magnitudes (u = 2^-24).
+    const int G = g.G();
+    double worst = 0;  // |out - sum| / ((K + 1) u sum|terms|)
+    for (int n = 0; n < g.B; ++n) {
+      for (int gy = 0; gy < G; ++gy) {
+        for (int gx = 0; gx < G; ++gx) {
+          for (int d = 0; d < D; ++d) {
+            double sum = b[size_t(d)], mag = std::abs(b[size_t(d)]);
+            for (int c = 0; c < g.C; ++c) {
+              for (int ky = 0; ky < g.k; ++ky) {
+                for (int kx = 0; kx < g.k; ++kx) {
+                  const int y = gy * g.stride + ky - g.pad, x = gx * g.stride + kx - g.pad;
+                  if (y < 0 || y >= g.S || x < 0 || x >= g.S) continue;
+                  const int64_t at = g.channels_last ? ((int64_t(n) * g.S + y) * g.S + x) * g.C + c
+                                                     : ((int64_t(n) * g.C + c) * g.S + y) * g.S + x;
+                  const double t = double(w[size_t((d * g.C + c) * g.k * g.k + ky * g.k + kx)]) *
+                                   img[size_t(at)];
+                  sum += t;
+                  mag += std::abs(t);
+                }
+              }
+            }
+            const int64_t row = (int64_t(n) * G + gy) * G + gx;
+            const double bound = (K + 1) * std::ldexp(1.0, -24) * mag + 1e-30;
+            worst = std::max(worst, std::abs(out[size_t(row * D + d)] - sum) / bound);
+          }
+        }
+      }
+    }
+    EXPECT_LE(worst, 1.0) << "k " << g.k << " stride " << g.stride << " pad " << g.pad;
+    ops::linear_backward(op_context(), cols.data(), dw.data(), db.data(), dout.data(), cols.data(),
+                         w.data(), R, K, D);
+    ops::col2im(op_context(), dimg.data(), cols.data(), g);
+    const std::string what = "conv k" + std::to_string(g.k) + " s" + std::to_string(g.stride);
+    expect_fd(what + " dimages", img.data(), int64_t(img.size()), dimg.data(), loss);
+    expect_fd(what + " dweight", w.data(), D * K, dw.data(), loss);
+    expect_fd(what + " dbias", b.data(), D, db.data(), loss);
+  }
 }
 
 TEST_P(OpsFiniteDiff, TokensAndPooling) {

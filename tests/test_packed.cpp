@@ -155,57 +155,61 @@ TEST_P(PackedF32, RefusesWhatThePanelsCannotServe) {
 }
 
 // A model's predictions with its weights packed are those without, bit for bit, alone or in a
-// batch, on 1 or 2 threads; reading the parameters afterwards (param_data, training) gets them
-// back as they were.
+// batch, on 1 or 2 threads, with and without a convolutional stem; reading the parameters
+// afterwards (param_data, training) gets them back as they were.
 TEST_P(PackedF32, ModelPredictsTheSameBitsAndGivesItsWeightsBack) {
-  Config c = quadrant_config();
-  c.dim = 64;
-  c.mlp_dim = 128;
-  c.num_classes = 32;  // a packable head too
-  Model model(c);
-  model.init(5);
-  const std::vector<float> weights(model.param_data(), model.param_data() + model.arena_floats());
-  const int B = 7, K = c.num_classes;
-  const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
-  auto images = random_vector(B * pixels, 31);
-  std::vector<float> before(size_t(B) * K), after(size_t(B) * K), one(static_cast<size_t>(K));
-  model.predict(images.data(), B, before.data());
-  model.set_inference_dtype(Dtype::kF32);
-  EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
-  const int threads_before = num_threads();
-  for (int threads : {1, 2}) {
-    set_num_threads(threads);
-    model.predict(images.data(), B, after.data());
-    EXPECT_EQ(std::memcmp(after.data(), before.data(), after.size() * 4), 0)
-        << threads << " threads";
-    if (GetParam() != Isa::kScalar) {  // (OpenBLAS's rounding depends on the rows: CONVENTIONS)
-      model.predict(images.data() + 3 * pixels, 1, one.data());
-      EXPECT_EQ(std::memcmp(one.data(), before.data() + 3 * K, size_t(K) * 4), 0) << "alone";
-    }
-  }
-  set_num_threads(threads_before);
-  const float* p = model.param_data();  // restores the weights
-  EXPECT_EQ(std::memcmp(p, weights.data(), weights.size() * 4), 0);
-  model.predict(images.data(), B, after.data());  // unpacked again
-  EXPECT_EQ(std::memcmp(after.data(), before.data(), after.size() * 4), 0) << "after restoring";
-  // Training after packing reads the weights as they are: the same logits as a model never
-  // packed.
-  model.set_inference_dtype(Dtype::kF32);
-  model.enable_training(B);
-  const float* logits = model.forward(images.data(), B);
-  EXPECT_EQ(std::memcmp(model.param_data(), weights.data(), weights.size() * 4), 0);
-  Model fresh(c);
-  fresh.init(5);
-  fresh.enable_training(B);
-  const float* expected = fresh.forward(images.data(), B);
-  EXPECT_EQ(std::memcmp(logits, expected, size_t(B) * K * 4), 0) << "training forward";
-  // A bf16 copy sits beside the weights: reading them keeps it (set_inference_dtype drops it).
-  if (GetParam() == Isa::kAvx512 && cpu_has_bf16()) {
-    model.set_inference_dtype(Dtype::kBf16);
-    EXPECT_EQ(std::memcmp(model.param_data(), weights.data(), weights.size() * 4), 0);
-    EXPECT_EQ(model.inference_dtype(), Dtype::kBf16);
+  for (const int stem : {0, 32}) {  // with a 32-channel convolutional stem too
+    SCOPED_TRACE("stem_channels " + std::to_string(stem));
+    Config c = quadrant_config();
+    c.dim = 64;
+    c.mlp_dim = 128;
+    c.num_classes = 32;  // a packable head too
+    c.stem_channels = stem;
+    Model model(c);
+    model.init(5);
+    const std::vector<float> weights(model.param_data(), model.param_data() + model.arena_floats());
+    const int B = 7, K = c.num_classes;
+    const int64_t pixels = int64_t(c.channels) * c.image_size * c.image_size;
+    auto images = random_vector(B * pixels, 31);
+    std::vector<float> before(size_t(B) * K), after(size_t(B) * K), one(static_cast<size_t>(K));
+    model.predict(images.data(), B, before.data());
     model.set_inference_dtype(Dtype::kF32);
     EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
+    const int threads_before = num_threads();
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      model.predict(images.data(), B, after.data());
+      EXPECT_EQ(std::memcmp(after.data(), before.data(), after.size() * 4), 0)
+          << threads << " threads";
+      if (GetParam() != Isa::kScalar) {  // (OpenBLAS's rounding depends on the rows: CONVENTIONS)
+        model.predict(images.data() + 3 * pixels, 1, one.data());
+        EXPECT_EQ(std::memcmp(one.data(), before.data() + 3 * K, size_t(K) * 4), 0) << "alone";
+      }
+    }
+    set_num_threads(threads_before);
+    const float* p = model.param_data();  // restores the weights
+    EXPECT_EQ(std::memcmp(p, weights.data(), weights.size() * 4), 0);
+    model.predict(images.data(), B, after.data());  // unpacked again
+    EXPECT_EQ(std::memcmp(after.data(), before.data(), after.size() * 4), 0) << "after restoring";
+    // Training after packing reads the weights as they are: the same logits as a model never
+    // packed.
+    model.set_inference_dtype(Dtype::kF32);
+    model.enable_training(B);
+    const float* logits = model.forward(images.data(), B);
+    EXPECT_EQ(std::memcmp(model.param_data(), weights.data(), weights.size() * 4), 0);
+    Model fresh(c);
+    fresh.init(5);
+    fresh.enable_training(B);
+    const float* expected = fresh.forward(images.data(), B);
+    EXPECT_EQ(std::memcmp(logits, expected, size_t(B) * K * 4), 0) << "training forward";
+    // A bf16 copy sits beside the weights: reading them keeps it (set_inference_dtype drops it).
+    if (GetParam() == Isa::kAvx512 && cpu_has_bf16()) {
+      model.set_inference_dtype(Dtype::kBf16);
+      EXPECT_EQ(std::memcmp(model.param_data(), weights.data(), weights.size() * 4), 0);
+      EXPECT_EQ(model.inference_dtype(), Dtype::kBf16);
+      model.set_inference_dtype(Dtype::kF32);
+      EXPECT_EQ(model.inference_dtype(), Dtype::kF32);
+    }
   }
 }
 

@@ -223,7 +223,8 @@ TEST_F(Train, CheckpointRoundTrip) {
                                             "pos_embed",
                                             "qk_norm",
                                             "qkv_bias",
-                                            "reg_tokens"}));
+                                            "reg_tokens",
+                                            "stem_channels"}));
   // A tensor missing, or of the wrong shape, or extra, is refused by name.
   std::vector<TensorToWrite> t;
   for (const ParamInfo& p : m.params()) t.push_back({p.name, p.shape, m.param_data() + p.offset});

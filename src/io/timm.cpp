@@ -447,6 +447,9 @@ void export_timm(LoadedModel& m, const std::string& dir) {
             "timm's ViTs use LayerNorm eps 1e-6 (CLIP's 1e-5, without a distillation token); this "
             "model has " +
                 std::to_string(c.ln_eps) + ", which config.json cannot say");
+  VIT_CHECK(c.stem_channels == 0,
+            "this model has a convolutional stem, which timm's VisionTransformer cannot rebuild "
+            "(its ConvStem adds BatchNorm); keep it as a vitcpp checkpoint");
   const double ratio = double(c.mlp_dim) / c.dim;
   VIT_CHECK(int(c.dim * ratio) == c.mlp_dim,
             "the MLP width " + std::to_string(c.mlp_dim) + " is no mlp_ratio timm can rebuild");

@@ -24,6 +24,10 @@ void Config::validate() const {
                                               " is not divisible by patch_size " +
                                               std::to_string(patch_size) +
                                               "; pick a patch size that divides the image");
+  VIT_CHECK(stem_channels == 0 || patch_size % 2 == 0,
+            "config: a convolutional stem (stem_channels " + std::to_string(stem_channels) +
+                ") halves the image, so patch_size must be even (got " +
+                std::to_string(patch_size) + ")");
   VIT_CHECK(heads <= dim,
             "config: `heads` must be in [1, dim] (got " + std::to_string(heads) + ")");
   VIT_CHECK(dim % heads == 0, "config: dim " + std::to_string(dim) + " is not divisible by heads " +
@@ -37,14 +41,15 @@ void Config::validate() const {
   const int64_t tokens = g * g + num_prefix_tokens();
   VIT_CHECK(tokens <= kMaxSize, "config: " + std::to_string(tokens) +
                                     " tokens per image is too many; use a larger patch_size");
-  VIT_CHECK(int64_t(patch_dim()) <= kMaxSize,
-            "config: channels * patch_size^2 = " + std::to_string(int64_t(patch_dim())) +
-                " is too large; use a smaller patch_size");
+  VIT_CHECK(int64_t(patch_dim()) <= kMaxSize, "config: the patch embedding's input width " +
+                                                  std::to_string(int64_t(patch_dim())) +
+                                                  " is too large; use a smaller patch_size");
 }
 
 int64_t Config::num_params() const {
   const int64_t D = dim, M = mlp_dim, K = num_classes;
   int64_t n = int64_t(patch_dim()) * D + (patch_bias ? D : 0);  // patch_embed.proj
+  n += int64_t(stem_channels) * (channels * 9 + 1);             // patch_embed.backbone.0.conv
   n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;       // pos_embed, cls/dist/reg tokens
   if (norm_pre) n += 2 * D;
   const int64_t block = 2 * D                                             // norm1
@@ -61,6 +66,7 @@ int64_t Config::num_params() const {
 std::string Config::variants() const {
   std::string t;
   auto add = [&](const std::string& w) { t += (t.empty() ? "" : ", ") + w; };
+  if (stem_channels) add("a " + std::to_string(stem_channels) + "-channel convolutional stem");
   if (dist_token) add("distillation token");
   if (mean_class_token) add("class token beside average pooling");
   if (mean_after_norm) add("norm before average pooling");
@@ -76,11 +82,12 @@ std::string Config::variants() const {
 
 int64_t Config::forward_flops() const {
   const int64_t N = num_tokens(), D = dim, M = mlp_dim;
-  int64_t f = 2 * int64_t(num_patches()) * patch_dim() * D;  // patch embedding
-  const int64_t block = 2 * N * D * 3 * D                    // qkv
-                        + 2 * N * N * D * 2                  // QK^T and AV over all heads
-                        + 2 * N * D * D                      // proj
-                        + 2 * N * D * M * 2;                 // fc1, fc2
+  int64_t f = 2 * int64_t(num_patches()) * patch_dim() * D;                    // patch embedding
+  f += 2 * int64_t(stem_side()) * stem_side() * channels * 9 * stem_channels;  // its stem
+  const int64_t block = 2 * N * D * 3 * D                                      // qkv
+                        + 2 * N * N * D * 2   // QK^T and AV over all heads
+                        + 2 * N * D * D       // proj
+                        + 2 * N * D * M * 2;  // fc1, fc2
   f += depth * block;
   f += pooled_tokens() * 2 * D * num_classes;  // head (and head_dist)
   return f;

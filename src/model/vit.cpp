@@ -5,6 +5,7 @@
 //
 // The forward, per image batch (shapes with B batch, N tokens, D width, M MLP width):
 //   x0 = pos_embed + [prefix;] patch_embed(images)                         [B, N, D]
+//        (with a convolutional stem: patch_embed(GELU(conv3x3/2(images))))
 //        (prefix: cls_token, dist_token, reg_token rows, those present; with no_embed_class the
 //        positions are added to the patches before the prefix is prepended)
 //   x0 = norm_pre(x0)                                                      (CLIP only)
@@ -68,7 +69,10 @@ struct BlockActs {
 // Where one forward of the network (forward_graph) reads and writes, planned by plan_forward for
 // training (every block's activations kept) or inference (one block's buffers reused by all).
 struct ForwardBuffers {
-  float* cols = nullptr;     // [B*Np, C*P*P]
+  float* cols = nullptr;  // [B*Np, C*P*P]: patch_embed.proj's im2col
+  // The convolutional stem: its im2col [B*Ss*Ss, C*9], output g = GELU(h) [B*Ss*Ss, Cs] (channels
+  // last) and, training, GELU'(h).
+  float *stem_cols = nullptr, *stem_g = nullptr, *stem_slope = nullptr;
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
   float* emb = nullptr;      // [B, N, D]: every token's embedding with patch dropout (training)
   // norm_pre: its input [B, N, D] and statistics [B*N] (training).
@@ -99,7 +103,7 @@ struct Lane {
   ForwardBuffers fwd;
   // Gradient scratch, shared by all blocks (dx also holds fwd.emb during the forward).
   float *dx = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr, *dpooled = nullptr,
-        *dnormed = nullptr, *dpatches = nullptr, *dhalf = nullptr;
+        *dnormed = nullptr, *dpatches = nullptr, *dhalf = nullptr, *dstem = nullptr;
 };
 
 }  // namespace
@@ -111,6 +115,7 @@ struct detail::ModelImpl {
   Arena weights, grads;
 
   size_t cls = kNone, dist = kNone, reg = kNone, pos = kNone, patch_w = kNone, patch_b = kNone;
+  size_t stem_w = kNone, stem_b = kNone;
   size_t pre_w = kNone, pre_b = kNone;
   std::vector<BlockOffsets> blocks;
   size_t norm_w = kNone, norm_b = kNone, head_w = kNone, head_b = kNone;
@@ -203,8 +208,13 @@ void plan_parameters(Impl& m, const Config& cfg) {
   if (cfg.dist_token) m.dist = m.add_param("dist_token", {1, 1, D}, false);
   if (cfg.reg_tokens > 0) m.reg = m.add_param("reg_token", {1, cfg.reg_tokens, D}, false);
   m.pos = m.add_param("pos_embed", {1, cfg.pos_rows(), D}, false, learned);
+  if (cfg.stem_channels > 0) {
+    m.stem_w = m.add_param("patch_embed.backbone.0.conv.weight",
+                           {cfg.stem_channels, cfg.channels, 3, 3}, true);
+    m.stem_b = m.add_param("patch_embed.backbone.0.conv.bias", {cfg.stem_channels}, false);
+  }
   m.patch_w = m.add_param("patch_embed.proj.weight",
-                          {D, cfg.channels, cfg.patch_size, cfg.patch_size}, true);
+                          {D, cfg.proj_channels(), cfg.proj_kernel(), cfg.proj_kernel()}, true);
   if (cfg.patch_bias) m.patch_b = m.add_param("patch_embed.proj.bias", {D}, false);
   if (cfg.norm_pre) {
     m.pre_w = m.add_param("norm_pre.weight", {D}, false);
@@ -378,6 +388,10 @@ void Model::init(uint64_t seed, const InitOptions& options, Dtype dtype) {
           std::fill(w, w + p.numel, 1.0f);
         } else if (p.name.ends_with(".gamma")) {
           std::fill(w, w + p.numel, kLayerScaleInit);
+        } else if (p.offset == m.stem_w || p.offset == m.stem_b) {
+          // A convolution timm leaves at PyTorch's default: uniform in +-1/sqrt(fan_in).
+          const double bound = 1.0 / std::sqrt(9.0 * m.cfg.channels);
+          for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
         } else if (p.offset == m.reg) {  // timm: normal(0, 1e-6)
           for (int64_t j = 0; j < p.numel; ++j) w[j] = float(1e-6 * rng.normal());
         } else if (p.decay || p.offset == m.cls || p.offset == m.dist || p.offset == m.pos) {
@@ -434,6 +448,12 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   F.x.assign(c.depth + 1, nullptr);
   F.blocks.assign(c.depth, BlockActs{});
   p.plan(&F.cols, B * Np * c.patch_dim());
+  if (c.stem_channels > 0) {
+    const int64_t rows = B * c.stem_side() * c.stem_side();
+    p.plan(&F.stem_cols, rows * c.channels * 9);
+    p.plan(&F.stem_g, rows * c.stem_channels);
+    saved(&F.stem_slope, rows * c.stem_channels);
+  }
   if (c.num_prefix_tokens() > 0) p.plan(&F.patches, B * Np * D);
   if (c.norm_pre) {
     p.plan(&F.prex, BND);
@@ -511,6 +531,7 @@ void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
   p.plan(&L.dpooled, T * B * D);
   p.plan(&L.dnormed, T * B * D);
   if (c.num_prefix_tokens() > 0) p.plan(&L.dpatches, B * Np * D);
+  if (c.stem_channels > 0) p.plan(&L.dstem, B * c.stem_side() * c.stem_side() * c.stem_channels);
   if (c.dist_token) p.plan(&L.dhalf, B * c.num_classes);
 }
 
@@ -554,6 +575,22 @@ std::array<Float*, kMaxPrefix> prefix_rows(const Impl& m, Float* base) {
   return rows;
 }
 
+// The patch embedding's convolution as ops::ConvGeom: on the images [B, C, S, S], or on the
+// stem's output [B, Ss, Ss, Cs]; and the stem's 3 x 3, stride-2 convolution.
+ops::ConvGeom proj_geom(const Config& c, int B) {
+  const bool stem = c.stem_channels > 0;
+  const int k = c.proj_kernel();
+  return {.B = B,
+          .C = c.proj_channels(),
+          .S = stem ? c.stem_side() : c.image_size,
+          .k = k,
+          .stride = k,
+          .channels_last = stem};
+}
+ops::ConvGeom stem_geom(const Config& c, int B) {
+  return {.B = B, .C = c.channels, .S = c.image_size, .k = 3, .stride = 2, .pad = 1};
+}
+
 // The network's forward, written once: images [B, C, S, S] to logits F.logits [B, K], in the
 // buffers F that plan_forward laid out for training (each block's activations saved for the
 // backward) or for inference (one block's buffers reused, nothing saved: the null pointers tell
@@ -576,8 +613,17 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   float* x0 = c.norm_pre ? F.prex : F.x[0];
   float* emb = keep ? F.emb : x0;
   float* pe = F0 > 0 ? F.patches : emb;
-  ops::patch_embed_forward(ctx, pe, F.cols, images, W(m.patch_w), Wopt(m.patch_b), B, c.channels,
-                           c.image_size, c.patch_size, D);
+  if (c.stem_channels > 0) {
+    const ops::ConvGeom stem = stem_geom(c, B);
+    ops::im2col(ctx, F.stem_cols, images, stem);
+    ops::linear_gelu_forward(ctx, F.stem_g, F.stem_slope, F.stem_cols, W(m.stem_w), W(m.stem_b),
+                             stem.rows(), stem.cols(), c.stem_channels);
+    ops::im2col(ctx, F.cols, F.stem_g, proj_geom(c, B));
+  } else {
+    ops::im2col(ctx, F.cols, images, proj_geom(c, B));
+  }
+  ops::linear_forward(ctx, pe, F.cols, W(m.patch_w), Wopt(m.patch_b), int64_t(B) * Np,
+                      c.patch_dim(), D);
   if (c.no_embed_class) ops::pos_add_forward(ctx, pe, pe, W(m.pos), B, Np, D);
   if (F0 > 0) {
     const auto rows = prefix_rows(m, m.weights.data());
@@ -828,8 +874,19 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     dpe = L.dpatches;
   }
   if (c.no_embed_class) ops::pos_add_backward(ctx, dpe, dpos, dpe, B, Np, D);
-  ops::patch_embed_backward(ctx, nullptr, G(m.patch_w), Gopt(m.patch_b), dpe, L.fwd.cols,
-                            m.W(m.patch_w), B, c.channels, c.image_size, c.patch_size, D);
+  // With a stem, the columns' gradient overwrites the columns (read first), then goes back
+  // through col2im and the GELU to the stem's convolution.
+  const bool stem = c.stem_channels > 0;
+  ops::linear_backward(ctx, stem ? L.fwd.cols : nullptr, G(m.patch_w), Gopt(m.patch_b), dpe,
+                       L.fwd.cols, m.W(m.patch_w), int64_t(B) * Np, c.patch_dim(), D);
+  if (stem) {
+    const ops::ConvGeom sg = stem_geom(c, B);
+    const int64_t n = sg.rows() * c.stem_channels;
+    ops::col2im(ctx, L.dstem, L.fwd.cols, proj_geom(c, B));
+    ops::gelu_backward(ctx, L.dstem, L.dstem, nullptr, L.fwd.stem_slope, n);
+    ops::linear_backward(ctx, nullptr, G(m.stem_w), G(m.stem_b), L.dstem, L.fwd.stem_cols,
+                         m.W(m.stem_w), sg.rows(), sg.cols(), c.stem_channels);
+  }
 }
 
 // Checks a forward's arguments against lane L (as Model::forward documents).
@@ -1060,7 +1117,8 @@ template <typename F>
 void for_each_linear_weight(const Impl& m, F&& f) {
   const Config& c = m.cfg;
   const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
-  f(m.patch_w, D, c.channels * c.patch_size * c.patch_size, false);
+  if (m.stem_w != kNone) f(m.stem_w, c.stem_channels, c.channels * 9, false);
+  f(m.patch_w, D, c.patch_dim(), false);
   for (const BlockOffsets& p : m.blocks) {
     f(p.qkv_w, 3 * D, D, false);
     f(p.proj_w, D, D, true);

@@ -239,17 +239,11 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, co
   return VIT_PICK(weight_grad)(ctx, dw, db, dout, x, R, I, O);
 }
 
-void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
-                         const float* weight, const float* bias, int B, int C, int S, int P,
-                         int D) {
-  return VIT_PICK(patch_embed_forward)(ctx, out, cols, images, weight, bias, B, C, S, P, D);
+void im2col(const Context& ctx, float* cols, const float* in, const ConvGeom& g) {
+  return VIT_PICK(im2col)(ctx, cols, in, g);
 }
-
-void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
-                          const float* dout, const float* cols, const float* weight, int B, int C,
-                          int S, int P, int D) {
-  return VIT_PICK(patch_embed_backward)(ctx, dimages, dweight, dbias, dout, cols, weight, B, C, S,
-                                        P, D);
+void col2im(const Context& ctx, float* din, const float* dcols, const ConvGeom& g) {
+  return VIT_PICK(col2im)(ctx, din, dcols, g);
 }
 
 void prefix_prepend_forward(const Context& ctx, float* out, const float* tokens,

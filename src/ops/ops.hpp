@@ -99,6 +99,17 @@ struct Epilogue {
   int64_t ld = 0;
 };
 
+// ---- A convolution's geometry (im2col, col2im): B images of C channels and S x S pixels, read
+// as [B, C, S, S] or (channels_last) [B, S, S, C], the layout of a convolution's output rows;
+// a k x k kernel moved by stride, with pad zeros around the image: G x G output positions.
+struct ConvGeom {
+  int B = 0, C = 0, S = 0, k = 0, stride = 1, pad = 0;
+  bool channels_last = false;
+  int G() const { return (S + 2 * pad - k) / stride + 1; }
+  int64_t rows() const { return int64_t(B) * G() * G(); }  // im2col's rows
+  int cols() const { return C * k * k; }                   // and columns
+};
+
 // vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1) (one
 // definition, src/ops/checks.cpp, for every variant).
 void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing);
@@ -134,18 +145,17 @@ void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, in
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                  int64_t R, int I, int O);
 
-// ---- Patch embedding (src/ops/cpu/patch_embed.cpp): a Conv2d with kernel = stride = P.
-// cols [B*Np, C*P*P]: im2col of images [B, C, S, S]; patch p = (py, px) in raster order, column
-// index c*P*P + ky*P + kx (the order of a Conv2d weight [D, C, P, P] flattened).
-// out [B*Np, D] = cols @ weight^T + bias (bias nullable: none, as timm's CLIP towers).
-void patch_embed_forward(const Context& ctx, float* out, float* cols, const float* images,
-                         const float* weight, const float* bias, int B, int C, int S, int P, int D);
-// dweight [D, C*P*P] += dout^T @ cols; dbias (nullable) += colsum(dout); dimages (nullable) =
-// col2im(dout @ weight). dimages needs no scratch: patches do not overlap, so each pixel gets
-// exactly one contribution.
-void patch_embed_backward(const Context& ctx, float* dimages, float* dweight, float* dbias,
-                          const float* dout, const float* cols, const float* weight, int B, int C,
-                          int S, int P, int D);
+// ---- Convolutions (src/ops/cpu/conv.cpp): a Conv2d with weight [O, C, k, k] is im2col, then
+// linear_forward on its rows (out [B*G*G, O] = cols @ weight^T + bias: every output position a
+// row, channels last); its backward is linear_backward, then col2im of the columns' gradient.
+// The patch embedding is the case k = stride = P, pad = 0.
+// cols [B*G*G, C*k*k]: position (gy, gx) of image b in raster order, column c*k*k + ky*k + kx
+// (a Conv2d weight's flattened order) = in(b, c, gy*stride + ky - pad, gx*stride + kx - pad), 0
+// outside the image.
+void im2col(const Context& ctx, float* cols, const float* in, const ConvGeom& g);
+// din (g's input layout) = im2col's adjoint applied to dcols [B*G*G, C*k*k]: each element the
+// sum of the columns that read it (overwritten, 0 where none did), summed in one fixed order.
+void col2im(const Context& ctx, float* din, const float* dcols, const ConvGeom& g);
 
 // ---- Prefix tokens (src/ops/cpu/tokens.cpp): out [B, F+Np, D] = concat(prefix rows, tokens
 // [B, Np, D]), prefix[f] pointing at row f's D values: the class token, DeiT's distillation token

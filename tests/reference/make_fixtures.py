@@ -24,6 +24,8 @@ It writes these safetensors files into the given directory:
                        [B, depth, 2], the same for the forward and every step)
   model_i, model_j     ... average pooling beside a class token, and after the
                        final norm (timm fc_norm=False)
+  model_k              ... a convolutional stem (3x3 stride-2 conv, GELU) before
+                       the patch projection
                        each with: initial parameters under their timm names,
                        `input.images`, `input.labels`, `out.logits`,
                        `out.loss`, `grad.<name>` for every trainable
@@ -395,7 +397,7 @@ def load_values(model, vals):
             p.copy_(vals[name])
 
 
-DECAY_PREFIXES = ("patch_embed.proj.", "attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2.", "head.",
+DECAY_PREFIXES = ("patch_embed.backbone.", "patch_embed.proj.", "attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2.", "head.",
                   "head_dist.")
 
 
@@ -544,8 +546,9 @@ def make_model(cfg, recipe, seed, check_loops=False):
     trainable = [params[n] for n in names if n in params]
     decay = [params[n] for n in names if n in params and wants_decay(n, params[n])]
     no_decay = [params[n] for n in names if n in params and not wants_decay(n, params[n])]
-    # patch proj, qkv/proj/fc1/fc2 per block, head (and head_dist)
-    assert len(decay) == 1 + 4 * cfg["depth"] + 1 + (1 if cfg.get("dist_token") else 0)
+    # (the stem's conv,) patch proj, qkv/proj/fc1/fc2 per block, head (and head_dist)
+    assert len(decay) == ((1 if cfg.get("stem_channels") else 0) + 1 + 4 * cfg["depth"] + 1 +
+                          (1 if cfg.get("dist_token") else 0))
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": recipe["weight_decay"]},
          {"params": no_decay, "weight_decay": 0.0}],
@@ -658,6 +661,14 @@ CONFIGS = {
         dict(label_smoothing=0.0, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
              clip_grad_norm=1.0, steps=5, batch=5),
         2010),
+    # A convolutional stem (3 x 3 / 2, GELU) before a 2 x 2 projection: 4 x 4 patches.
+    "model_k": (
+        dict(image_size=12, channels=3, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=32,
+             num_classes=5, pos_embed="learned", pool="cls", qkv_bias=True, ln_eps=1e-6,
+             stem_channels=5),
+        dict(label_smoothing=0.1, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.05,
+             clip_grad_norm=1.0, steps=5, batch=4),
+        2011),
 }
 
 

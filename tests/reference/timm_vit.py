@@ -118,12 +118,32 @@ class Block(nn.Module):
         return x
 
 
-class PatchEmbed(nn.Module):
-    def __init__(self, c, d, p, dtype, bias=True):
+class StemLayer(nn.Module):
+    """Layer 0 of timm's ConvStem under its names (conv), without its BatchNorm, with a bias and
+    GELU: vitcpp's convolutional stem."""
+
+    def __init__(self, c, channels, dtype):
         super().__init__()
+        self.conv = nn.Conv2d(c, channels, kernel_size=3, stride=2, padding=1, dtype=dtype)
+
+    def forward(self, x):
+        return F.gelu(self.conv(x))
+
+
+class PatchEmbed(nn.Module):
+    """stem > 0: a convolutional stem of that many channels (as timm's HybridEmbed names it,
+    backbone), then the projection of kernel = stride = p / 2 on its output."""
+
+    def __init__(self, c, d, p, dtype, bias=True, stem=0):
+        super().__init__()
+        if stem:
+            self.backbone = nn.Sequential(StemLayer(c, stem, dtype))
+            c, p = stem, p // 2
         self.proj = nn.Conv2d(c, d, kernel_size=p, stride=p, bias=bias, dtype=dtype)
 
     def forward(self, x):
+        if hasattr(self, "backbone"):
+            x = self.backbone(x)
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -160,7 +180,7 @@ class ViT(nn.Module):
             self.register_buffer("pos_embed", table, persistent=True)
         # patch_bias False: timm's CLIP towers (no bias before norm_pre).
         self.patch_embed = PatchEmbed(cfg["channels"], d, cfg["patch_size"], dtype,
-                                      cfg.get("patch_bias", True))
+                                      cfg.get("patch_bias", True), cfg.get("stem_channels", 0))
         if cfg.get("norm_pre", False):
             self.norm_pre = nn.LayerNorm(d, eps=cfg["ln_eps"], dtype=dtype)
         self.blocks = nn.Sequential(*[Block(cfg, dtype, record_attention)

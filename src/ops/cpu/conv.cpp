@@ -1,0 +1,79 @@
+// Convolutions as im2col and one GEMM (the model's linear ops): im2col gathers each output
+// position's receptive field into a row, col2im is its adjoint. The patch embedding is the case
+// kernel = stride = P with no padding; the convolutional stem's 3 x 3, stride-2 layer another.
+#include <algorithm>
+
+#include "ops/cpu/kernels.hpp"
+
+namespace vit::ops::VIT_ISA_NS {
+namespace {
+
+// Where input element (b, c, y, x) lives, for either layout of ConvGeom.
+struct InputIndex {
+  int64_t b, c, y, x;
+  explicit InputIndex(const ConvGeom& g) {
+    const int64_t S = g.S, C = g.C;
+    b = C * S * S;
+    c = g.channels_last ? 1 : S * S;
+    y = g.channels_last ? S * C : S;
+    x = g.channels_last ? C : 1;
+  }
+};
+
+}  // namespace
+
+void im2col(const Context& ctx, float* cols, const float* in, const ConvGeom& g) {
+  const int G = g.G(), k = g.k, K = g.cols();
+  const InputIndex at(g);
+  // cols[(b*G + gy)*G + gx, (c*k + ky)*k + kx] = in(b, c, gy*stride + ky - pad, gx*stride + kx -
+  // pad), 0 where that falls outside the image.
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ctx.threads)
+  for (int b = 0; b < g.B; ++b) {
+    for (int gy = 0; gy < G; ++gy) {
+      for (int gx = 0; gx < G; ++gx) {
+        float* col = cols + ((int64_t(b) * G + gy) * G + gx) * K;
+        for (int c = 0; c < g.C; ++c) {
+          for (int ky = 0; ky < k; ++ky) {
+            const int y = gy * g.stride + ky - g.pad;
+            for (int kx = 0; kx < k; ++kx) {
+              const int x = gx * g.stride + kx - g.pad;
+              const bool inside = y >= 0 && y < g.S && x >= 0 && x < g.S;
+              col[(c * k + ky) * k + kx] =
+                  inside ? in[b * at.b + c * at.c + y * at.y + x * at.x] : 0.0f;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void col2im(const Context& ctx, float* din, const float* dcols, const ConvGeom& g) {
+  const int G = g.G(), k = g.k, K = g.cols();
+  const InputIndex at(g);
+  // Each image by one thread, its positions and taps in one fixed order: overlapping receptive
+  // fields sum the same way on any number of threads.
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
+  for (int b = 0; b < g.B; ++b) {
+    float* dimg = din + b * at.b;
+    std::fill(dimg, dimg + at.b, 0.0f);
+    for (int gy = 0; gy < G; ++gy) {
+      for (int gx = 0; gx < G; ++gx) {
+        const float* col = dcols + ((int64_t(b) * G + gy) * G + gx) * K;
+        for (int c = 0; c < g.C; ++c) {
+          for (int ky = 0; ky < k; ++ky) {
+            const int y = gy * g.stride + ky - g.pad;
+            if (y < 0 || y >= g.S) continue;
+            for (int kx = 0; kx < k; ++kx) {
+              const int x = gx * g.stride + kx - g.pad;
+              if (x < 0 || x >= g.S) continue;
+              dimg[c * at.c + y * at.y + x * at.x] += col[(c * k + ky) * k + kx];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace vit::ops::VIT_ISA_NS
