@@ -460,16 +460,19 @@ TEST(Model, SinCosPositionsAreFixed) {
   expect_close("pos_embed after steps", model.param("pos_embed").data, table, 0, 0);
 }
 
-// Patch dropout (forward with kept patch indices), for both poolings: keeping every patch in
-// order is the plain forward bit for bit; the blocks see a set of tokens, so the order of the kept
-// indices does not change the logits; finite differences check the backward through the
-// selection (embedding, class token and positions of kept patches only).
+// Patch dropout (forward with kept patch indices; only the kept patches are embedded), for both
+// poolings and with a convolutional stem: keeping every patch in order is the plain forward bit
+// for bit; the blocks see a set of tokens, so the order of the kept indices does not change the
+// logits; finite differences check the backward through the selection (embedding, class token
+// and positions of kept patches only).
 TEST(Model, PatchDropout) {
-  for (Pool pool : {Pool::kCls, Pool::kMean}) {
-    const std::string tag = pool == Pool::kCls ? " (cls)" : " (mean)";
+  for (int variant = 0; variant < 3; ++variant) {
+    const Pool pool = variant == 1 ? Pool::kMean : Pool::kCls;
+    const std::string tag = variant == 0 ? " (cls)" : variant == 1 ? " (mean)" : " (stem)";
     Config c = small_config();
     c.patch_size = 2;  // 16 patches
     c.pool = pool;
+    c.stem_channels = variant == 2 ? 3 : 0;  // only the kept patches' stem runs
     const int B = 3, K = c.num_classes, Np = c.num_patches(), Nk = 6;
     Model model(c);
     init_with_larger_weights(model, 11, 5);  // learned positions: every tensor is trainable

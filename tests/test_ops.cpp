@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -208,15 +209,18 @@ TEST_P(OpsFixture, ClsPrependAndPosAdd) {
   expect_close("pos_add.dpos", dpos.data(), get("pos_add.dpos"), kGradAtol, kGradRtol);
 }
 
-TEST_P(OpsFixture, TokenKeep) {
-  const int B = 2, F = 1, Np = 4, Nk = 3, D = 3;
-  auto x = get("token_keep.x"), dout = get("token_keep.dout"), keepf = get("token_keep.keep");
+// Positions at patch dropout's kept patches (one kept twice): x [B, F + Nk, D] + pos rows [F + Np].
+TEST_P(OpsFixture, PosAddAtKeptPatches) {
+  const int B = 2, F = 1, Nk = 3, N = F + Nk, D = 3;
+  auto x = get("pos_keep.x"), pos = get("pos_keep.pos"), dout = get("pos_keep.dout");
+  auto keepf = get("pos_keep.keep");
   std::vector<int32_t> keep(keepf.begin(), keepf.end());
-  std::vector<float> out(B * (F + Nk) * D), dx(B * (F + Np) * D, 7.0f);
-  ops::token_keep_forward(op_context(), out.data(), x.data(), keep.data(), B, F, Np, Nk, D);
-  expect_close("token_keep.out", out.data(), get("token_keep.out"), 0, 0);
-  ops::token_keep_backward(op_context(), dx.data(), dout.data(), keep.data(), B, F, Np, Nk, D);
-  expect_close("token_keep.dx", dx.data(), get("token_keep.dx"), kGradAtol, kGradRtol);
+  std::vector<float> out(B * N * D), dx(B * N * D, 7.0f), dpos(pos.size(), 0.0f);
+  ops::pos_add_forward(op_context(), out.data(), x.data(), pos.data(), B, N, D, keep.data(), F);
+  expect_close("pos_keep.out", out.data(), get("pos_keep.out"), kFwdAtol, kFwdRtol);
+  ops::pos_add_backward(op_context(), dx.data(), dpos.data(), dout.data(), B, N, D, keep.data(), F);
+  expect_close("pos_keep.dx", dx.data(), get("pos_keep.dx"), 0, 0);
+  expect_close("pos_keep.dpos", dpos.data(), get("pos_keep.dpos"), kGradAtol, kGradRtol);
 }
 
 TEST_P(OpsFixture, Pooling) {
@@ -523,14 +527,16 @@ TEST_P(OpsFiniteDiff, Attention) {
   expect_fd("attention dqkv", qkv.data(), int64_t(qkv.size()), dqkv.data(), loss, 200, 5e-3f);
 }
 
-// Convolutions as im2col + linear: the patch embedding (kernel = stride), and overlapping,
-// padded ones on either layout (the convolutional stem's 3 x 3 / 2 on images, a kernel wider than
-// its stride on channels-last rows).
+// Convolutions as im2col + linear: the patch embedding (kernel = stride), overlapping, padded
+// ones on either layout (the convolutional stem's 3 x 3 / 2 on images, a kernel wider than its
+// stride on channels-last rows), and at patch dropout's kept patches alone (one kept twice).
 TEST_P(OpsFiniteDiff, Conv) {
+  const int32_t keep[] = {3, 0, 1, 2, 2, 0};  // 2 images x 3 of 4 patches of 2 x 2 positions
   const ops::ConvGeom geoms[] = {
       {.B = 2, .C = 2, .S = 6, .k = 3, .stride = 3},
       {.B = 2, .C = 2, .S = 7, .k = 3, .stride = 2, .pad = 1},
-      {.B = 2, .C = 3, .S = 5, .k = 3, .stride = 1, .pad = 2, .channels_last = true}};
+      {.B = 2, .C = 3, .S = 5, .k = 3, .stride = 1, .pad = 2, .channels_last = true},
+      {.B = 2, .C = 2, .S = 8, .k = 3, .stride = 2, .pad = 1, .keep = keep, .count = 3, .ps = 2}};
   for (const ops::ConvGeom& g : geoms) {
     const int D = 4, K = g.cols();
     const int64_t R = g.rows();
@@ -545,41 +551,54 @@ TEST_P(OpsFiniteDiff, Conv) {
       return dot(dout.data(), out.data(), R * D);
     };
     loss();
-    // The forward against the convolution's definition, summed in double: each output a sum of at
-    // most K + 1 products, so within (K + 1) u of the sum of their magnitudes (u = 2^-24).
+    // Each row's image and output position: raster order, or (keep) each kept patch's block of
+    // ps x ps positions in turn.
     const int G = g.G();
-    double worst = 0;  // |out - sum| / ((K + 1) u sum|terms|)
+    std::vector<std::array<int, 3>> at;  // (image, gy, gx)
     for (int n = 0; n < g.B; ++n) {
-      for (int gy = 0; gy < G; ++gy) {
-        for (int gx = 0; gx < G; ++gx) {
-          for (int d = 0; d < D; ++d) {
-            double sum = b[size_t(d)], mag = std::abs(b[size_t(d)]);
-            for (int c = 0; c < g.C; ++c) {
-              for (int ky = 0; ky < g.k; ++ky) {
-                for (int kx = 0; kx < g.k; ++kx) {
-                  const int y = gy * g.stride + ky - g.pad, x = gx * g.stride + kx - g.pad;
-                  if (y < 0 || y >= g.S || x < 0 || x >= g.S) continue;
-                  const int64_t at = g.channels_last ? ((int64_t(n) * g.S + y) * g.S + x) * g.C + c
-                                                     : ((int64_t(n) * g.C + c) * g.S + y) * g.S + x;
-                  const double t = double(w[size_t((d * g.C + c) * g.k * g.k + ky * g.k + kx)]) *
-                                   img[size_t(at)];
-                  sum += t;
-                  mag += std::abs(t);
-                }
-              }
-            }
-            const int64_t row = (int64_t(n) * G + gy) * G + gx;
-            const double bound = (K + 1) * std::ldexp(1.0, -24) * mag + 1e-30;
-            worst = std::max(worst, std::abs(out[size_t(row * D + d)] - sum) / bound);
-          }
-        }
+      if (!g.keep) {
+        for (int i = 0; i < G * G; ++i) at.push_back({n, i / G, i % G});
+        continue;
+      }
+      for (int j = 0; j < g.count; ++j) {
+        const int p = g.keep[n * g.count + j], side = G / g.ps;
+        for (int i = 0; i < g.ps * g.ps; ++i)
+          at.push_back({n, p / side * g.ps + i / g.ps, p % side * g.ps + i % g.ps});
       }
     }
-    EXPECT_LE(worst, 1.0) << "k " << g.k << " stride " << g.stride << " pad " << g.pad;
+    ASSERT_EQ(int64_t(at.size()), R);
+    // The forward against the convolution's definition, summed in double: each output a sum of at
+    // most K + 1 products, so within (K + 1) u of the sum of their magnitudes (u = 2^-24).
+    double worst = 0;  // |out - sum| / ((K + 1) u sum|terms|)
+    for (int64_t row = 0; row < R; ++row) {
+      const auto [n, gy, gx] = at[size_t(row)];
+      for (int d = 0; d < D; ++d) {
+        double sum = b[size_t(d)], mag = std::abs(b[size_t(d)]);
+        for (int c = 0; c < g.C; ++c) {
+          for (int ky = 0; ky < g.k; ++ky) {
+            for (int kx = 0; kx < g.k; ++kx) {
+              const int y = gy * g.stride + ky - g.pad, x = gx * g.stride + kx - g.pad;
+              if (y < 0 || y >= g.S || x < 0 || x >= g.S) continue;
+              const int64_t pixel = g.channels_last ? ((int64_t(n) * g.S + y) * g.S + x) * g.C + c
+                                                    : ((int64_t(n) * g.C + c) * g.S + y) * g.S + x;
+              const double t =
+                  double(w[size_t((d * g.C + c) * g.k * g.k + ky * g.k + kx)]) * img[size_t(pixel)];
+              sum += t;
+              mag += std::abs(t);
+            }
+          }
+        }
+        const double bound = (K + 1) * std::ldexp(1.0, -24) * mag + 1e-30;
+        worst = std::max(worst, std::abs(out[size_t(row * D + d)] - sum) / bound);
+      }
+    }
+    EXPECT_LE(worst, 1.0) << "k " << g.k << " stride " << g.stride << " pad " << g.pad
+                          << (g.keep ? " kept patches" : "");
     ops::linear_backward(op_context(), cols.data(), dw.data(), db.data(), dout.data(), cols.data(),
                          w.data(), R, K, D);
     ops::col2im(op_context(), dimg.data(), cols.data(), g);
-    const std::string what = "conv k" + std::to_string(g.k) + " s" + std::to_string(g.stride);
+    const std::string what =
+        "conv k" + std::to_string(g.k) + " s" + std::to_string(g.stride) + (g.keep ? " kept" : "");
     expect_fd(what + " dimages", img.data(), int64_t(img.size()), dimg.data(), loss);
     expect_fd(what + " dweight", w.data(), D * K, dw.data(), loss);
     expect_fd(what + " dbias", b.data(), D, db.data(), loss);

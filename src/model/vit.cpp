@@ -74,7 +74,6 @@ struct ForwardBuffers {
   // last) and, training, GELU'(h).
   float *stem_cols = nullptr, *stem_g = nullptr, *stem_slope = nullptr;
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
-  float* emb = nullptr;      // [B, N, D]: every token's embedding with patch dropout (training)
   // norm_pre: its input [B, N, D] and statistics [B*N] (training).
   float *prex = nullptr, *pre_mean = nullptr, *pre_rstd = nullptr;
   std::vector<float*> x;  // depth + 1 residual-stream states [B, N, D] (inference: one)
@@ -101,7 +100,7 @@ struct Lane {
   bool dropping = false;      // false: the last forward had no drop-path
   Arena acts;
   ForwardBuffers fwd;
-  // Gradient scratch, shared by all blocks (dx also holds fwd.emb during the forward).
+  // Gradient scratch, shared by all blocks.
   float *dx = nullptr, *dln = nullptr, *dqkv = nullptr, *dg = nullptr, *dpooled = nullptr,
         *dnormed = nullptr, *dpatches = nullptr, *dhalf = nullptr, *dstem = nullptr;
 };
@@ -541,7 +540,6 @@ void allocate_lane(const Config& c, Lane& L, int B) {
   Planner p{fresh.acts, {}};
   plan_activations(c, fresh, B, p);
   p.allocate();
-  fresh.fwd.emb = fresh.dx;      // free until the backward
   fresh.fwd.branch = fresh.dln;  // likewise
   fresh.capacity = B;
   L = std::move(fresh);
@@ -575,20 +573,38 @@ std::array<Float*, kMaxPrefix> prefix_rows(const Impl& m, Float* base) {
   return rows;
 }
 
-// The patch embedding's convolution as ops::ConvGeom: on the images [B, C, S, S], or on the
-// stem's output [B, Ss, Ss, Cs]; and the stem's 3 x 3, stride-2 convolution.
-ops::ConvGeom proj_geom(const Config& c, int B) {
-  const bool stem = c.stem_channels > 0;
+// The patch embedding's convolution as ops::ConvGeom, for images [B, C, S, S]: on the images, or
+// on the stem's output [B, Ss, Ss, Cs]; with patch dropout (keep) at the kept patches alone, whose
+// stem rows come (b, j, dy, dx): B * num_keep images of P/2 x P/2 positions.
+ops::ConvGeom proj_geom(const Config& c, int B, const int32_t* keep, int num_keep) {
   const int k = c.proj_kernel();
-  return {.B = B,
-          .C = c.proj_channels(),
-          .S = stem ? c.stem_side() : c.image_size,
+  if (c.stem_channels == 0) {
+    return {.B = B,
+            .C = c.channels,
+            .S = c.image_size,
+            .k = k,
+            .stride = k,
+            .keep = keep,
+            .count = num_keep};
+  }
+  return {.B = keep ? B * num_keep : B,
+          .C = c.stem_channels,
+          .S = keep ? k : c.stem_side(),
           .k = k,
           .stride = k,
-          .channels_last = stem};
+          .channels_last = true};
 }
-ops::ConvGeom stem_geom(const Config& c, int B) {
-  return {.B = B, .C = c.channels, .S = c.image_size, .k = 3, .stride = 2, .pad = 1};
+// The stem's 3 x 3, stride-2 convolution: at every position, or the kept patches' alone.
+ops::ConvGeom stem_geom(const Config& c, int B, const int32_t* keep, int num_keep) {
+  return {.B = B,
+          .C = c.channels,
+          .S = c.image_size,
+          .k = 3,
+          .stride = 2,
+          .pad = 1,
+          .keep = keep,
+          .count = num_keep,
+          .ps = c.proj_kernel()};
 }
 
 // The network's forward, written once: images [B, C, S, S] to logits F.logits [B, K], in the
@@ -608,29 +624,30 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
   auto W = [&](size_t off) { return m.weights.at(off); };
   auto Wopt = [&](size_t off) { return off == kNone ? nullptr : W(off); };
 
-  // With patch dropout the embedding of every token is built in F.emb and the kept ones are
-  // copied to x0 (with norm_pre, its input F.prex).
+  // The patch embedding, of every patch or, with patch dropout (keep), of the kept ones alone: Ne
+  // rows per image in keep's order. Then the prefix tokens and the positions make the blocks'
+  // input x0 (with norm_pre, its input F.prex).
+  const int Ne = keep ? num_keep : Np;
   float* x0 = c.norm_pre ? F.prex : F.x[0];
-  float* emb = keep ? F.emb : x0;
-  float* pe = F0 > 0 ? F.patches : emb;
+  float* pe = F0 > 0 ? F.patches : x0;
+  const ops::ConvGeom proj = proj_geom(c, B, keep, num_keep);
   if (c.stem_channels > 0) {
-    const ops::ConvGeom stem = stem_geom(c, B);
+    const ops::ConvGeom stem = stem_geom(c, B, keep, num_keep);
     ops::im2col(ctx, F.stem_cols, images, stem);
     ops::linear_gelu_forward(ctx, F.stem_g, F.stem_slope, F.stem_cols, W(m.stem_w), W(m.stem_b),
                              stem.rows(), stem.cols(), c.stem_channels);
-    ops::im2col(ctx, F.cols, F.stem_g, proj_geom(c, B));
+    ops::im2col(ctx, F.cols, F.stem_g, proj);
   } else {
-    ops::im2col(ctx, F.cols, images, proj_geom(c, B));
+    ops::im2col(ctx, F.cols, images, proj);
   }
-  ops::linear_forward(ctx, pe, F.cols, W(m.patch_w), Wopt(m.patch_b), int64_t(B) * Np,
-                      c.patch_dim(), D);
-  if (c.no_embed_class) ops::pos_add_forward(ctx, pe, pe, W(m.pos), B, Np, D);
+  ops::linear_forward(ctx, pe, F.cols, W(m.patch_w), Wopt(m.patch_b), proj.rows(), c.patch_dim(),
+                      D);
+  if (c.no_embed_class) ops::pos_add_forward(ctx, pe, pe, W(m.pos), B, Ne, D, keep);
   if (F0 > 0) {
     const auto rows = prefix_rows(m, m.weights.data());
-    ops::prefix_prepend_forward(ctx, emb, pe, rows.data(), B, F0, Np, D);
+    ops::prefix_prepend_forward(ctx, x0, pe, rows.data(), B, F0, Ne, D);
   }
-  if (!c.no_embed_class) ops::pos_add_forward(ctx, emb, emb, W(m.pos), B, c.num_tokens(), D);
-  if (keep) ops::token_keep_forward(ctx, x0, emb, keep, B, F0, Np, num_keep, D);
+  if (!c.no_embed_class) ops::pos_add_forward(ctx, x0, x0, W(m.pos), B, N, D, keep, F0);
   if (c.norm_pre) {
     ops::layernorm_forward(ctx, F.x[0], F.pre_mean, F.pre_rstd, x0, W(m.pre_w), W(m.pre_b), BN, D,
                            c.ln_eps);
@@ -852,37 +869,35 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     if (ready) ready(ready_offset(m, c.depth - l));
   }
 
-  // dx0: the gradient of the blocks' input (before norm_pre); demb: of every token's embedding.
-  // dx and dln are free in turn.
+  // dx0: the gradient of the blocks' input (before norm_pre).
   float* dx0 = L.dx;
   if (c.norm_pre) {
     ops::layernorm_backward(ctx, L.dln, G(m.pre_w), G(m.pre_b), L.dx, L.fwd.prex, L.fwd.pre_mean,
                             L.fwd.pre_rstd, m.W(m.pre_w), BN, D);
     dx0 = L.dln;
   }
-  float* demb = dx0;
-  if (L.num_keep) {
-    demb = dx0 == L.dx ? L.dln : L.dx;
-    ops::token_keep_backward(ctx, demb, dx0, L.keep.data(), B, F, Np, L.num_keep, D);
-  }
+  // Back through the positions and the prefix tokens to the embedded patches (Ne per image).
+  const int32_t* keep = L.num_keep ? L.keep.data() : nullptr;
+  const int Ne = keep ? L.num_keep : Np;
   float* dpos = learned ? G(m.pos) : nullptr;
-  if (!c.no_embed_class) ops::pos_add_backward(ctx, demb, dpos, demb, B, c.num_tokens(), D);
-  float* dpe = demb;
+  if (!c.no_embed_class) ops::pos_add_backward(ctx, dx0, dpos, dx0, B, N, D, keep, F);
+  float* dpe = dx0;
   if (F > 0) {
     const auto rows = prefix_rows(m, grads);
-    ops::prefix_prepend_backward(ctx, L.dpatches, rows.data(), demb, B, F, Np, D);
+    ops::prefix_prepend_backward(ctx, L.dpatches, rows.data(), dx0, B, F, Ne, D);
     dpe = L.dpatches;
   }
-  if (c.no_embed_class) ops::pos_add_backward(ctx, dpe, dpos, dpe, B, Np, D);
+  if (c.no_embed_class) ops::pos_add_backward(ctx, dpe, dpos, dpe, B, Ne, D, keep);
   // With a stem, the columns' gradient overwrites the columns (read first), then goes back
   // through col2im and the GELU to the stem's convolution.
   const bool stem = c.stem_channels > 0;
+  const ops::ConvGeom proj = proj_geom(c, B, keep, L.num_keep);
   ops::linear_backward(ctx, stem ? L.fwd.cols : nullptr, G(m.patch_w), Gopt(m.patch_b), dpe,
-                       L.fwd.cols, m.W(m.patch_w), int64_t(B) * Np, c.patch_dim(), D);
+                       L.fwd.cols, m.W(m.patch_w), proj.rows(), c.patch_dim(), D);
   if (stem) {
-    const ops::ConvGeom sg = stem_geom(c, B);
+    const ops::ConvGeom sg = stem_geom(c, B, keep, L.num_keep);
     const int64_t n = sg.rows() * c.stem_channels;
-    ops::col2im(ctx, L.dstem, L.fwd.cols, proj_geom(c, B));
+    ops::col2im(ctx, L.dstem, L.fwd.cols, proj);
     ops::gelu_backward(ctx, L.dstem, L.dstem, nullptr, L.fwd.stem_slope, n);
     ops::linear_backward(ctx, nullptr, G(m.stem_w), G(m.stem_b), L.dstem, L.fwd.stem_cols,
                          m.W(m.stem_w), sg.rows(), sg.cols(), c.stem_channels);

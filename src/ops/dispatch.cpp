@@ -257,27 +257,17 @@ void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* d
 }
 
 void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
-                     int D) {
-  return VIT_PICK(pos_add_forward)(ctx, out, x, pos, B, N, D);
+                     int D, const int32_t* keep, int F) {
+  return VIT_PICK(pos_add_forward)(ctx, out, x, pos, B, N, D, keep, F);
 }
 
 void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
-                      int D) {
-  return VIT_PICK(pos_add_backward)(ctx, dx, dpos, dout, B, N, D);
+                      int D, const int32_t* keep, int F) {
+  return VIT_PICK(pos_add_backward)(ctx, dx, dpos, dout, B, N, D, keep, F);
 }
 
 void sincos_table(const Context& ctx, float* out, int N, int D) {
   return VIT_PICK(sincos_table)(ctx, out, N, D);
-}
-
-void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
-                        int F, int Np, int Nk, int D) {
-  return VIT_PICK(token_keep_forward)(ctx, out, x, keep, B, F, Np, Nk, D);
-}
-
-void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
-                         int B, int F, int Np, int Nk, int D) {
-  return VIT_PICK(token_keep_backward)(ctx, dx, dout, keep, B, F, Np, Nk, D);
 }
 
 void prefix_pool_forward(const Context& ctx, float* out, const float* x, int B, int N, int D,

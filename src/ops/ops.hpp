@@ -105,9 +105,16 @@ struct Epilogue {
 struct ConvGeom {
   int B = 0, C = 0, S = 0, k = 0, stride = 1, pad = 0;
   bool channels_last = false;
+  // Patch dropout: only the positions of each image's kept patches, keep[b * count + j] (values
+  // in [0, (G / ps)^2)), each patch a ps x ps block of positions (blocks in raster order); rows
+  // ordered (b, j, dy, dx). Null: every position, rows (b, gy, gx).
+  const int32_t* keep = nullptr;
+  int count = 0, ps = 1;
   int G() const { return (S + 2 * pad - k) / stride + 1; }
-  int64_t rows() const { return int64_t(B) * G() * G(); }  // im2col's rows
-  int cols() const { return C * k * k; }                   // and columns
+  int64_t rows() const {  // im2col's rows
+    return keep ? int64_t(B) * count * ps * ps : int64_t(B) * G() * G();
+  }
+  int cols() const { return C * k * k; }  // and columns
 };
 
 // vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1) (one
@@ -149,11 +156,11 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, co
 // linear_forward on its rows (out [B*G*G, O] = cols @ weight^T + bias: every output position a
 // row, channels last); its backward is linear_backward, then col2im of the columns' gradient.
 // The patch embedding is the case k = stride = P, pad = 0.
-// cols [B*G*G, C*k*k]: position (gy, gx) of image b in raster order, column c*k*k + ky*k + kx
+// cols [rows(), C*k*k]: a row per output position (gy, gx) (g's order), column c*k*k + ky*k + kx
 // (a Conv2d weight's flattened order) = in(b, c, gy*stride + ky - pad, gx*stride + kx - pad), 0
 // outside the image.
 void im2col(const Context& ctx, float* cols, const float* in, const ConvGeom& g);
-// din (g's input layout) = im2col's adjoint applied to dcols [B*G*G, C*k*k]: each element the
+// din (g's input layout) = im2col's adjoint applied to dcols [rows(), C*k*k]: each element the
 // sum of the columns that read it (overwritten, 0 where none did), summed in one fixed order.
 void col2im(const Context& ctx, float* din, const float* dcols, const ConvGeom& g);
 
@@ -166,25 +173,20 @@ void prefix_prepend_forward(const Context& ctx, float* out, const float* tokens,
 void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* dprefix,
                              const float* dout, int B, int F, int Np, int D);
 
-// ---- Positional embedding: out [B, N, D] = x + pos [N, D]; out may alias x.
+// ---- Positional embedding: out [B, N, D] = x + pos [N, D]; out may alias x. With patch dropout
+// (keep non-null; timm's PatchDropout, whose kept patches alone are embedded: ConvGeom::keep),
+// x's rows are F prefix tokens and then each image's kept patches keep[b * (N - F) + j] (values
+// in [0, Np), in the order given): row F + j reads pos[F + keep[b * (N - F) + j]] instead (pos
+// [F + Np, D]).
 void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
-                     int D);
-// dx = dout (nullable; may alias dout, then nothing is copied); dpos (nullable) += sum_b dout[b].
+                     int D, const int32_t* keep = nullptr, int F = 0);
+// dx = dout (nullable; may alias dout, then nothing is copied); dpos (nullable) += each row's
+// gradient at the row of pos it read, summed per row of pos over the batch in order.
 void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
-                      int D);
+                      int D, const int32_t* keep = nullptr, int F = 0);
 // The fixed table of the seed: pe[i][j] = sin(i / 10000^(j/D)) for even j, and
 // cos(i / 10000^((j-1)/D)) for odd j; out [N, D].
 void sincos_table(const Context& ctx, float* out, int N, int D);
-
-// ---- Patch dropout (timm's PatchDropout), x [B, F + Np, D] with F prefix tokens (the class
-// token: F = 1, or 0): out [B, F + Nk, D] keeps every image's prefix rows and then, in the order
-// given, its patch rows F + keep[b * Nk + j] (keep values in [0, Np)).
-void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
-                        int F, int Np, int Nk, int D);
-// dx [B, F + Np, D] = dout's rows put back where they were taken from, zeros elsewhere (a row kept
-// twice gets both gradients).
-void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
-                         int B, int F, int Np, int Nk, int D);
 
 // ---- Pooling from x [B, N, D].
 // Token pooling: out [T, B, D] = x[b, t] for the first T tokens (the class token; and DeiT's

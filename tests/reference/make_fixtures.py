@@ -9,7 +9,7 @@ It writes these safetensors files into the given directory:
 
   ops.safetensors      one reference per op: layernorm, linear, gelu (erf),
                        timm-layout attention, patch_embed, cls_prepend,
-                       pos_add, token_keep (patch dropout), mean_pool,
+                       pos_add (also at patch dropout's kept patches), mean_pool,
                        cls_pool, cross_entropy (with and without label
                        smoothing), the sincos position table,
                        AdamW (3 steps, with and without weight decay), Adam with L2
@@ -256,17 +256,19 @@ def make_ops():
     put("pos_add.x", x); put("pos_add.pos", pos); put("pos_add.out", out)
     put("pos_add.dout", dout); put("pos_add.dx", xl.grad); put("pos_add.dpos", pl.grad)
 
-    # token_keep (patch dropout) -------------------------------------------
+    # pos_add at patch dropout's kept patches -------------------------------
     g = gen(1020)
-    x = randn(g, 2, 5, 3); dout = randn(g, 2, 4, 3)
+    x = randn(g, 2, 4, 3); pos = randn(g, 1, 5, 3); dout = randn(g, 2, 4, 3)
     keep = torch.tensor([[2, 0, 3], [1, 1, 3]])  # image 1 keeps patch 1 twice: its gradients add
-    xl = leaf(x)
-    # The class token (row 0), then the kept patches (rows 1 + keep), as timm's PatchDropout.
+    xl, pl = leaf(x), leaf(pos)
+    # The class token (row 0), then the kept patches, each at the position it came from (row
+    # 1 + keep), as timm's PatchDropout selects them after the positions are added.
     rows = torch.cat([torch.zeros(2, 1, dtype=torch.long), keep + 1], dim=1)
-    out = torch.gather(xl, 1, rows.unsqueeze(-1).expand(-1, -1, 3))
+    out = xl + pl[0][rows]
     out.backward(dout)
-    put("token_keep.x", x); put("token_keep.keep", keep.to(DT)); put("token_keep.out", out)
-    put("token_keep.dout", dout); put("token_keep.dx", xl.grad)
+    put("pos_keep.x", x); put("pos_keep.pos", pos); put("pos_keep.keep", keep.to(DT))
+    put("pos_keep.out", out); put("pos_keep.dout", dout); put("pos_keep.dx", xl.grad)
+    put("pos_keep.dpos", pl.grad)
 
     # mean_pool ------------------------------------------------------------
     g = gen(1008)

@@ -1,6 +1,7 @@
 // Token-level ops: prefix tokens' prepend (class, distillation, register), positional embedding
-// (learned add and the fixed sin/cos table), patch dropout's token selection and pooling to one
-// vector per image.
+// (learned add, also at patch dropout's kept patches, and the fixed sin/cos table) and pooling to
+// one vector per image.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -41,27 +42,61 @@ void prefix_prepend_backward(const Context& ctx, float* dtokens, float* const* d
 }
 
 void pos_add_forward(const Context& ctx, float* out, const float* x, const float* pos, int B, int N,
-                     int D) {
+                     int D, const int32_t* keep, int F) {
   const int64_t ND = int64_t(N) * D;
 #pragma omp parallel for schedule(static) num_threads(ctx.threads)
   for (int b = 0; b < B; ++b) {
     const float* xb = x + b * ND;
     float* ob = out + b * ND;
-    for (int64_t i = 0; i < ND; ++i) ob[i] = xb[i] + pos[i];
+    if (!keep) {
+      for (int64_t i = 0; i < ND; ++i) ob[i] = xb[i] + pos[i];
+      continue;
+    }
+    for (int n = 0; n < N; ++n) {
+      const float* p = pos + int64_t(n < F ? n : F + keep[int64_t(b) * (N - F) + n - F]) * D;
+      for (int d = 0; d < D; ++d) ob[int64_t(n) * D + d] = xb[int64_t(n) * D + d] + p[d];
+    }
   }
 }
 
 void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* dout, int B, int N,
-                      int D) {
+                      int D, const int32_t* keep, int F) {
   const int64_t ND = int64_t(N) * D;
   if (dx && dx != dout) std::memcpy(dx, dout, sizeof(float) * B * ND);
-  if (dpos) {
+  if (!dpos) return;
+  if (!keep) {
     // Each element summed over the batch in order by one thread: thread-count independent.
 #pragma omp parallel for schedule(static) if (B * ND > 32768) num_threads(ctx.threads)
     for (int64_t i = 0; i < ND; ++i) {
       float acc = 0.0f;
       for (int b = 0; b < B; ++b) acc += dout[b * ND + i];
       dpos[i] += acc;
+    }
+    return;
+  }
+  // Patch dropout: each row of pos gathers the rows that read it, by one thread, over (b, j) in
+  // order (the prefix rows: one per image), D_CHUNK columns at a time.
+  const int Nk = N - F;
+  int Np = 0;  // rows of pos past the prefix that some image read
+  for (int64_t i = 0; i < int64_t(B) * Nk; ++i) Np = std::max(Np, keep[i] + 1);
+  constexpr int kChunk = 256;
+#pragma omp parallel for schedule(static) if (int64_t(B) * ND > 32768) num_threads(ctx.threads)
+  for (int r = 0; r < F + Np; ++r) {
+    for (int d0 = 0; d0 < D; d0 += kChunk) {
+      const int w = std::min(kChunk, D - d0);
+      float acc[kChunk] = {};
+      for (int b = 0; b < B; ++b) {
+        const float* ob = dout + b * ND + d0;
+        if (r < F) {
+          for (int d = 0; d < w; ++d) acc[d] += ob[int64_t(r) * D + d];
+          continue;
+        }
+        for (int j = 0; j < Nk; ++j) {
+          if (keep[int64_t(b) * Nk + j] != r - F) continue;
+          for (int d = 0; d < w; ++d) acc[d] += ob[int64_t(F + j) * D + d];
+        }
+      }
+      for (int d = 0; d < w; ++d) dpos[int64_t(r) * D + d0 + d] += acc[d];
     }
   }
 }
@@ -74,37 +109,6 @@ void sincos_table(const Context& /*ctx: serial*/, float* out, int N, int D) {
       const int even = j - (j % 2);
       const double angle = i / std::pow(10000.0, double(even) / D);
       out[int64_t(i) * D + j] = float(j % 2 == 0 ? std::sin(angle) : std::cos(angle));
-    }
-  }
-}
-
-void token_keep_forward(const Context& ctx, float* out, const float* x, const int32_t* keep, int B,
-                        int F, int Np, int Nk, int D) {
-  const int64_t N = F + Np, Nout = F + Nk;
-#pragma omp parallel for schedule(static) num_threads(ctx.threads)
-  for (int b = 0; b < B; ++b) {
-    const float* xb = x + b * N * D;
-    float* ob = out + b * Nout * D;
-    std::memcpy(ob, xb, sizeof(float) * F * D);
-    for (int j = 0; j < Nk; ++j) {
-      std::memcpy(ob + (F + j) * D, xb + (F + keep[int64_t(b) * Nk + j]) * D, sizeof(float) * D);
-    }
-  }
-}
-
-void token_keep_backward(const Context& ctx, float* dx, const float* dout, const int32_t* keep,
-                         int B, int F, int Np, int Nk, int D) {
-  const int64_t N = F + Np, Nout = F + Nk;
-#pragma omp parallel for schedule(static) num_threads(ctx.threads)
-  for (int b = 0; b < B; ++b) {
-    float* gb = dx + b * N * D;
-    const float* ob = dout + b * Nout * D;
-    std::memcpy(gb, ob, sizeof(float) * F * D);
-    std::memset(gb + F * D, 0, sizeof(float) * Np * D);
-    for (int j = 0; j < Nk; ++j) {
-      float* g = gb + (F + keep[int64_t(b) * Nk + j]) * D;
-      const float* o = ob + (F + j) * D;
-      for (int d = 0; d < D; ++d) g[d] += o[d];
     }
   }
 }
