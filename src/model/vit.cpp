@@ -69,9 +69,10 @@ struct BlockActs {
 // Where one forward of the network (forward_graph) reads and writes, planned by plan_forward for
 // training (every block's activations kept) or inference (one block's buffers reused by all).
 struct ForwardBuffers {
-  float* cols = nullptr;  // [B*Np, C*P*P]: patch_embed.proj's im2col
+  float* cols =
+      nullptr;  // patch_embed.proj's im2col [B*Np, patch_dim()] (fewer rows when dropping)
   // The convolutional stem: its im2col [B*Ss*Ss, C*9], output g = GELU(h) [B*Ss*Ss, Cs] (channels
-  // last) and, training, GELU'(h).
+  // last) and, training, GELU'(h); with patch dropout, the kept patches' rows alone.
   float *stem_cols = nullptr, *stem_g = nullptr, *stem_slope = nullptr;
   float* patches = nullptr;  // [B*Np, D] (cls pooling only; otherwise the output is x[0])
   // norm_pre: its input [B, N, D] and statistics [B*N] (training).
