@@ -234,6 +234,23 @@ TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
   }
 }
 
+// A convolutional stem is vitcpp's own (timm's ConvStem has BatchNorm): export refuses it, saying
+// so, before it writes anything.
+TEST(Pretrained, ExportRefusesAConvolutionalStem) {
+  TempDir dir("export-stem");
+  const SafetensorsReader f(fixture("model_k.safetensors"));
+  LoadedModel a = model_from_fixture(f, Config::from_json(f.metadata().at("config")));
+  ASSERT_GT(a.model.config().stem_channels, 0);
+  const std::string out = dir / "stem";
+  try {
+    export_timm(a, out);
+    ADD_FAILURE() << "exported a model with a convolutional stem";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("convolutional stem"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out));
+}
+
 // timm's patch embedding has a bias exactly where it has no norm_pre. A model with norm_pre and a
 // bias (a CLIP tower fine-tuned by vitcpp before patch_bias existed: model_d's variants) exports
 // with the bias folded into pos_embed's patch rows; one with neither gets a zero bias. Both read
