@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/arena.hpp"
+#include "ops/cpu/amx.hpp"
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
@@ -79,17 +80,9 @@ __attribute__((target("avx512bf16"))) float dot_loop_bf16(float seed) {
   return _mm512_reduce_add_ps(s);
 }
 
-// AMX's tiles as the kernel configures them (palette 1, 16 rows of 64 bytes each).
-struct alignas(64) AmxConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-};
-
 // The AMX peak: TDPBF16PS into four accumulator tiles from two tiles of A and two of B.
 __attribute__((target("amx-tile,amx-bf16"))) float tile_loop_amx(float seed) {
-  static const AmxConfig config;
+  static const vit::ops::AmxConfig config;
   _tile_loadconfig(&config);
   alignas(64) uint16_t in[16 * 32];
   std::fill_n(in, 16 * 32, uint16_t(0x3a83));  // 1e-3 in bf16

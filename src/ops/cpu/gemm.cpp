@@ -28,6 +28,7 @@
 #include <tuple>
 #include <utility>
 
+#include "ops/cpu/amx.hpp"
 #include "ops/cpu/kernels.hpp"
 #include "ops/cpu/scratch.hpp"
 #include "ops/cpu/simd.hpp"
@@ -910,15 +911,8 @@ __attribute__((target("avx512bf16"))) void tile_bf16(int pairs, const uint16_t* 
   store_bf16_sums(acc, 32, MR, C, ldc, w, alpha, bias, accumulate);
 }
 
-// AMX's tile configuration (palette 1): tiles 0-3 the sums (16 rows x 16 fp32), 4-5 A's rows (16
-// x 16 pairs), 6-7 a panel's two halves (16 pairs x 16 columns): 64 bytes a row each.
-struct alignas(64) AmxConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-};
-
+// AMX's tiles (amx.hpp's configuration): 0-3 the sums (16 rows x 16 fp32), 4-5 A's rows (16 x 16
+// pairs), 6-7 a panel's two halves (16 pairs x 16 columns).
 // bf16_tiles on AMX: rows in blocks of 32 (A's buffer holds whole blocks: bf16_rows_alloc).
 __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
     int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* panels, int M, int N, int steps,
