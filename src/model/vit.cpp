@@ -1147,27 +1147,27 @@ void for_each_linear_weight(const Impl& m, F&& f) {
 
 namespace {
 // Where bf16 inference (or training) cannot run: vit::Error saying why.
-void check_bf16_runs(const std::string& what = "inference") {
+// what: "inference" or "training"; advice: what to do instead, where the CPU lacks bf16.
+void check_bf16_runs(const char* what, const char* advice) {
   if (!cpu_has_bf16()) {
-    throw Error("bf16 " + what +
+    throw Error(std::string("bf16 ") + what +
                 " needs a CPU with AVX512-BF16 (Intel Cooper Lake or Sapphire Rapids and "
                 "later, AMD Zen 4 and later), which this one lacks (it runs: " +
-                isa_list(supported_isas()) + "); use fp32" +
-                (what == "training"
-                     ? " (--dtype fp32; a run trained in bf16 goes on in fp32 with --resume DIR "
-                       "--dtype fp32)"
-                     : ""));
+                isa_list(supported_isas()) + "); " + advice);
   }
   if (active_isa() != Isa::kAvx512) {
-    throw Error("bf16 " + what + " runs on the avx512 kernels, and VIT_ISA chose " +
+    throw Error(std::string("bf16 ") + what + " runs on the avx512 kernels, and VIT_ISA chose " +
                 isa_name(active_isa()) + "; unset VIT_ISA or set it to avx512");
   }
 }
+constexpr const char* kInferenceAdvice = "use fp32";
+constexpr const char* kTrainingAdvice =
+    "use fp32 (a run trained in bf16 goes on in fp32 when resumed in fp32)";
 
 // Training in bf16: every linear weight converted both ways from the fp32 weights as they are now.
 void convert_for_training(Impl& m) {
   if (!m.train_packs) return;
-  check_bf16_runs("training");
+  check_bf16_runs("training", kTrainingAdvice);
   m.restore_weights();
   for_each_linear_weight(
       m, [&](size_t w, int O, int I, bool) { m.train_packs->add_bf16_training(m.W(w), O, I); });
@@ -1180,7 +1180,7 @@ void Model::set_training_dtype(Dtype dtype) {
     m.train_packs.reset();
     return;
   }
-  check_bf16_runs("training");
+  check_bf16_runs("training", kTrainingAdvice);
   m.require_f32();
   m.train_packs = std::make_unique<ops::PackedWeights>();
 }
@@ -1196,7 +1196,7 @@ void Model::load(const std::function<void(const ParamInfo&, float*)>& read, Dtyp
   std::unordered_map<size_t, std::pair<int, int>> linear;  // offset -> O, I
   std::unique_ptr<ops::PackedWeights> packs;
   if (dtype == Dtype::kBf16) {
-    check_bf16_runs();
+    check_bf16_runs("inference", kInferenceAdvice);
     for_each_linear_weight(m, [&](size_t w, int O, int I, bool) { linear[w] = {O, I}; });
     packs = std::make_unique<ops::PackedWeights>();
     // Only the biases, LayerNorms and embeddings between the weights are written here.
@@ -1243,7 +1243,7 @@ void Model::set_inference_dtype(Dtype dtype) {
     m.packed_dtype = Dtype::kF32;
     return;
   }
-  check_bf16_runs();
+  check_bf16_runs("inference", kInferenceAdvice);
   for_each_linear_weight(m, [&](size_t w, int O, int I, bool) { packs->add_bf16(m.W(w), O, I); });
   m.packed = std::move(packs);
   m.packed_dtype = Dtype::kBf16;
