@@ -378,7 +378,8 @@ void Model::init(uint64_t seed, const InitOptions& options, Dtype dtype) {
         const bool layer = weight != m.index.end() && m.params[weight->second].decay;
         if (torch && p.offset == m.cls) {
           for (int64_t j = 0; j < p.numel; ++j) w[j] = float(rng.uniform());
-        } else if (torch && layer) {
+        } else if ((torch && layer) || p.offset == m.stem_w || p.offset == m.stem_b) {
+          // PyTorch's default for a layer; the stem's convolution has it always (timm leaves it).
           const ParamInfo& wp = m.params[weight->second];
           const double bound = 1.0 / std::sqrt(double(wp.numel / wp.shape[0]));
           for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
@@ -388,10 +389,6 @@ void Model::init(uint64_t seed, const InitOptions& options, Dtype dtype) {
           std::fill(w, w + p.numel, 1.0f);
         } else if (p.name.ends_with(".gamma")) {
           std::fill(w, w + p.numel, kLayerScaleInit);
-        } else if (p.offset == m.stem_w || p.offset == m.stem_b) {
-          // A convolution timm leaves at PyTorch's default: uniform in +-1/sqrt(fan_in).
-          const double bound = 1.0 / std::sqrt(9.0 * m.cfg.channels);
-          for (int64_t j = 0; j < p.numel; ++j) w[j] = float((2.0 * rng.uniform() - 1.0) * bound);
         } else if (p.offset == m.reg) {  // timm: normal(0, 1e-6)
           for (int64_t j = 0; j < p.numel; ++j) w[j] = float(1e-6 * rng.normal());
         } else if (p.decay || p.offset == m.cls || p.offset == m.dist || p.offset == m.pos) {

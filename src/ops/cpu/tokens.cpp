@@ -75,7 +75,7 @@ void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* d
     return;
   }
   // Patch dropout: each row of pos gathers the rows that read it, by one thread, over (b, j) in
-  // order (the prefix rows: one per image), D_CHUNK columns at a time.
+  // order (the prefix rows: one per image), kChunk columns at a time.
   const int Nk = N - F;
   int Np = 0;  // rows of pos past the prefix that some image read
   for (int64_t i = 0; i < int64_t(B) * Nk; ++i) Np = std::max(Np, keep[i] + 1);
