@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "ops/cpu/kernels.hpp"
 
@@ -75,25 +76,39 @@ void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* d
     return;
   }
   // Patch dropout: each row of pos gathers the rows that read it, by one thread, over (b, j) in
-  // order (the prefix rows: one per image), kChunk columns at a time.
+  // order (the prefix rows: one per image), kChunk columns at a time. The (b, j) reading each row
+  // are listed once first (a counting sort by row, stable): O(B Nk + Np) instead of a scan of
+  // every (b, j) for each row.
   const int Nk = N - F;
+  const int64_t BK = int64_t(B) * Nk;
   int Np = 0;  // rows of pos past the prefix that some image read
-  for (int64_t i = 0; i < int64_t(B) * Nk; ++i) Np = std::max(Np, keep[i] + 1);
+  for (int64_t i = 0; i < BK; ++i) Np = std::max(Np, keep[i] + 1);
+  std::vector<int64_t> first(size_t(Np) + 1,
+                             0);  // readers of row F + p: order[first[p]..first[p+1])
+  for (int64_t i = 0; i < BK; ++i) ++first[size_t(keep[i]) + 1];
+  for (int p = 0; p < Np; ++p) first[size_t(p) + 1] += first[size_t(p)];
+  std::vector<int64_t> order(static_cast<size_t>(BK));  // b * N + F + j, the token that read it
+  {
+    std::vector<int64_t> next(first.begin(), first.end() - 1);
+    for (int64_t i = 0; i < BK; ++i) {
+      order[size_t(next[size_t(keep[i])]++)] = (i / Nk) * N + F + i % Nk;
+    }
+  }
   constexpr int kChunk = 256;
 #pragma omp parallel for schedule(static) if (int64_t(B) * ND > 32768) num_threads(ctx.threads)
   for (int r = 0; r < F + Np; ++r) {
     for (int d0 = 0; d0 < D; d0 += kChunk) {
       const int w = std::min(kChunk, D - d0);
       float acc[kChunk] = {};
-      for (int b = 0; b < B; ++b) {
-        const float* ob = dout + b * ND + d0;
-        if (r < F) {
-          for (int d = 0; d < w; ++d) acc[d] += ob[int64_t(r) * D + d];
-          continue;
+      if (r < F) {
+        for (int b = 0; b < B; ++b) {
+          const float* g = dout + b * ND + int64_t(r) * D + d0;
+          for (int d = 0; d < w; ++d) acc[d] += g[d];
         }
-        for (int j = 0; j < Nk; ++j) {
-          if (keep[int64_t(b) * Nk + j] != r - F) continue;
-          for (int d = 0; d < w; ++d) acc[d] += ob[int64_t(F + j) * D + d];
+      } else {
+        for (int64_t k = first[size_t(r - F)]; k < first[size_t(r - F) + 1]; ++k) {
+          const float* g = dout + order[size_t(k)] * D + d0;
+          for (int d = 0; d < w; ++d) acc[d] += g[d];
         }
       }
       for (int d = 0; d < w; ++d) dpos[int64_t(r) * D + d0 + d] += acc[d];
