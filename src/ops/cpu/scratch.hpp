@@ -1,7 +1,7 @@
 // Scratch memory for the CPU kernels (GEMM's packed panels, LayerNorm's partial sums, attention's
-// transposed heads and score rows), taken from the op's context (ops::Context): one set per thread
-// of the context, each region grown on first use of a size and then reused. Defined once in
-// src/ops/shared.cpp for every instruction-set variant.
+// transposed heads and score rows, the positions' readers), taken from the op's context
+// (ops::Context): one set per thread of the context, each region grown on first use of a size and
+// then reused. Defined once in src/ops/shared.cpp for every instruction-set variant.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +16,7 @@ enum ScratchSlot {
   kScratchGemmRows,
   kScratchLayerNorm,
   kScratchAttention,
+  kScratchTokens,  // pos_add_backward's lists of each position's readers
   kScratchSlots
 };
 

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/scratch.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 
@@ -83,17 +83,18 @@ void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* d
   const int64_t BK = int64_t(B) * Nk;
   int Np = 0;  // rows of pos past the prefix that some image read
   for (int64_t i = 0; i < BK; ++i) Np = std::max(Np, keep[i] + 1);
-  std::vector<int64_t> first(size_t(Np) + 1,
-                             0);  // readers of row F + p: order[first[p]..first[p+1])
-  for (int64_t i = 0; i < BK; ++i) ++first[size_t(keep[i]) + 1];
-  for (int p = 0; p < Np; ++p) first[size_t(p) + 1] += first[size_t(p)];
-  std::vector<int64_t> order(static_cast<size_t>(BK));  // b * N + F + j, the token that read it
-  {
-    std::vector<int64_t> next(first.begin(), first.end() - 1);
-    for (int64_t i = 0; i < BK; ++i) {
-      order[size_t(next[size_t(keep[i])]++)] = (i / Nk) * N + F + i % Nk;
-    }
-  }
+  // In the context's scratch (int64 words): order [B Nk] (b * N + F + j, the tokens reading row
+  // F + p, at order[first[p] .. first[p + 1])), first [Np + 1], next [Np] (where each row's next
+  // reader goes while they are listed).
+  int64_t* order = reinterpret_cast<int64_t*>(
+      scratch(ctx, kScratchTokens, 2 * (size_t(BK) + 2 * size_t(Np) + 1)));
+  int64_t* first = order + BK;
+  int64_t* next = first + Np + 1;
+  for (int p = 0; p <= Np; ++p) first[p] = 0;
+  for (int64_t i = 0; i < BK; ++i) ++first[keep[i] + 1];
+  for (int p = 0; p < Np; ++p) first[p + 1] += first[p];
+  for (int p = 0; p < Np; ++p) next[p] = first[p];
+  for (int64_t i = 0; i < BK; ++i) order[next[keep[i]]++] = (i / Nk) * N + F + i % Nk;
   constexpr int kChunk = 256;
 #pragma omp parallel for schedule(static) if (int64_t(B) * ND > 32768) num_threads(ctx.threads)
   for (int r = 0; r < F + Np; ++r) {
@@ -106,8 +107,8 @@ void pos_add_backward(const Context& ctx, float* dx, float* dpos, const float* d
           for (int d = 0; d < w; ++d) acc[d] += g[d];
         }
       } else {
-        for (int64_t k = first[size_t(r - F)]; k < first[size_t(r - F) + 1]; ++k) {
-          const float* g = dout + order[size_t(k)] * D + d0;
+        for (int64_t k = first[r - F]; k < first[r - F + 1]; ++k) {
+          const float* g = dout + order[k] * D + d0;
           for (int d = 0; d < w; ++d) acc[d] += g[d];
         }
       }
