@@ -107,7 +107,16 @@ struct TileOut {
 };
 
 // Sums A[0:MR, 0:kc] Bp over the chunk, Bp a packed kc x kNR panel, into C[0:MR, 0:w] as o says.
-template <int MR>
+// kFetchPanel: each step also asks for the panel's row 8 steps ahead into L1 (1 KB ahead), for the
+// first tile over a panel that the next tiles then read from L1 (chunk_rows' panels_outer). There
+// the panel comes from L2 or further, and its loads were where the tile waited: in a `perf` of
+// ViT-B at batch 1 (fp32, 2 threads, an Intel Xeon), about 16% of the tiles' samples sat on them.
+// Measured there (`vit bench --preset vit_base_patch16_224 --mode infer --batch 1 --steps 30
+// --threads 2`, a temporary build switching it by an environment variable, six alternated pairs):
+// 1.6-4.6% less time a forward in five, 0.4% in one; ViT-S, four pairs: three 2.6-9% faster, one
+// 1.2% slower; ViT-B at batch 16, three pairs, no difference beyond the spread; ViT-B's products
+// alone at batch 1 with their weights from memory 2-6% faster (medians of 14 interleaved calls).
+template <int MR, bool kFetchPanel = false>
 inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
                  const TileOut& o) {
   // Every loop over the MR rows is unrolled, so that the accumulators live in registers from start
@@ -117,6 +126,10 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero();
   for (int k = 0; k < kc; ++k) {
+    if constexpr (kFetchPanel) {  // (past the panel's end: the next panel's first rows)
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 8) * kNR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 8) * kNR + kNR / 2), _MM_HINT_T0);
+    }
     const Vec b0 = load(Bp + k * kNR);
     const Vec b1 = load(Bp + k * kNR + kLanes);
 #pragma GCC unroll 16
@@ -302,8 +315,12 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
     const float* a = ar.first;
     const int la = ar.second;
     float* c = C + int64_t(i) * ldc + p * kNR;
-    with_tile_rows<kMR>(mr,
-                        [&]<int MR>() { tile<MR>(kw, a, la, packed + p * stride, c, ldc, w, o); });
+    const float* bp = packed + p * stride;
+    if (panels_outer && i == m_begin) {  // the panel's first tile: its loads from L2 or further
+      with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR, true>(kw, a, la, bp, c, ldc, w, o); });
+    } else {
+      with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR>(kw, a, la, bp, c, ldc, w, o); });
+    }
   };
   // The partial sums the tile of rows i and panel p adds to (chunks after the first), toward L1
   // while the tile before it runs, where this call's partial sums are over 512 KB (half of a Zen
