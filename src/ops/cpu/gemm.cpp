@@ -107,7 +107,7 @@ struct TileOut {
 };
 
 // Sums A[0:MR, 0:kc] Bp over the chunk, Bp a packed kc x kNR panel, into C[0:MR, 0:w] as o says.
-// kFetchPanel: each step also asks for the panel's row 8 steps ahead into L1 (1 KB ahead), for the
+// kFetchPanel: each step also asks for the panel's row 32 steps ahead into L1 (4 KB ahead), for the
 // first tile over a panel that the next tiles then read from L1 (chunk_rows' panels_outer). There
 // the panel comes from L2 or further, and its loads were where the tile waited: in a `perf` of
 // ViT-B at batch 1 (fp32, 2 threads, an Intel Xeon), about 16% of the tiles' samples sat on them.
@@ -116,6 +116,8 @@ struct TileOut {
 // 1.6-4.6% less time a forward in five, 0.4% in one; ViT-S, four pairs: three 2.6-9% faster, one
 // 1.2% slower; ViT-B at batch 16, three pairs, no difference beyond the spread; ViT-B's products
 // alone at batch 1 with their weights from memory 2-6% faster (medians of 14 interleaved calls).
+// Those were 8 steps ahead; 32 then measured 1.5-3% faster than 8 on those products (4, 16, 64
+// and 128 tried too: 64 as 32, 4 slower) and faster in four of five alternated ViT-B forwards.
 template <int MR, bool kFetchPanel = false>
 inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
                  const TileOut& o) {
@@ -127,8 +129,8 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero();
   for (int k = 0; k < kc; ++k) {
     if constexpr (kFetchPanel) {  // (past the panel's end: the next panel's first rows)
-      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 8) * kNR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 8) * kNR + kNR / 2), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR + kNR / 2), _MM_HINT_T0);
     }
     const Vec b0 = load(Bp + k * kNR);
     const Vec b1 = load(Bp + k * kNR + kLanes);
