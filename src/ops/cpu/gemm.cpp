@@ -107,17 +107,25 @@ struct TileOut {
 };
 
 // Sums A[0:MR, 0:kc] Bp over the chunk, Bp a packed kc x kNR panel, into C[0:MR, 0:w] as o says.
-// kFetchPanel: each step also asks for the panel's row 32 steps ahead into L1 (4 KB ahead), for the
-// first tile over a panel that the next tiles then read from L1 (chunk_rows' panels_outer). There
-// the panel comes from L2 or further, and its loads were where the tile waited: in a `perf` of
-// ViT-B at batch 1 (fp32, 2 threads, an Intel Xeon), about 16% of the tiles' samples sat on them.
-// Measured there (`vit bench --preset vit_base_patch16_224 --mode infer --batch 1 --steps 30
+// kFetchPanel: each step also asks for the panel's row 32 steps ahead into L1 (4 KB ahead), for a
+// tile whose panel comes from L2 or further: every tile when the rows' tiles go over the panels in
+// turn, and the first of them over a panel when the panels go over the rows (chunk_rows'
+// panels_outer: the later tiles read it from L1). Those loads were where the tile waited: in a
+// `perf` of ViT-B at batch 1 (fp32, 2 threads, an Intel Xeon, AVX-512, panel by panel), about
+// 16% of the tiles' samples sat on them. Measured for the first tile over a panel alone
+// (`vit bench --preset vit_base_patch16_224 --mode infer --batch 1 --steps 30
 // --threads 2`, a temporary build switching it by an environment variable, six alternated pairs):
 // 1.6-4.6% less time a forward in five, 0.4% in one; ViT-S, four pairs: three 2.6-9% faster, one
 // 1.2% slower; ViT-B at batch 16, three pairs, no difference beyond the spread; ViT-B's products
 // alone at batch 1 with their weights from memory 2-6% faster (medians of 14 interleaved calls).
 // Those were 8 steps ahead; 32 then measured 1.5-3% faster than 8 on those products (4, 16, 64
 // and 128 tried too: 64 as 32, 4 slower) and faster in four of five alternated ViT-B forwards.
+// For every tile in row order (AVX2 always; AVX-512 where a thread's share of the weight fits
+// half an L2, and in training), against none: AVX2's ViT-B products 4-8% faster at batch 1 (from
+// memory) and 16; whole ViT-B forwards on AVX2, against the first tile alone, 5-7% faster at
+// batch 1 and 7-8% at batch 16 (three alternated pairs each); on AVX-512 ViT-B at batch 16 (seven
+// pairs), tiny28's training step (both ISAs) and ViT-Ti at batch 1 within their spread
+// (docs/PERFORMANCE.md).
 template <int MR, bool kFetchPanel = false>
 inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
                  const TileOut& o) {
@@ -130,7 +138,9 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
   for (int k = 0; k < kc; ++k) {
     if constexpr (kFetchPanel) {  // (past the panel's end: the next panel's first rows)
       _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR + kNR / 2), _MM_HINT_T0);
+      if constexpr (kNR > 16) {  // AVX-512's rows are two lines
+        _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR + 16), _MM_HINT_T0);
+      }
     }
     const Vec b0 = load(Bp + k * kNR);
     const Vec b1 = load(Bp + k * kNR + kLanes);
@@ -318,9 +328,9 @@ void chunk_rows(int m_begin, int m_end, int p_begin, int p_end, int nc, int k0, 
     const int la = ar.second;
     float* c = C + int64_t(i) * ldc + p * kNR;
     const float* bp = packed + p * stride;
-    if (panels_outer && i == m_begin) {  // the panel's first tile: its loads from L2 or further
+    if (!panels_outer || i == m_begin) {  // the panel from L2 or further (tile's kFetchPanel)
       with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR, true>(kw, a, la, bp, c, ldc, w, o); });
-    } else {
+    } else {  // a later tile over the panel: in L1 already
       with_tile_rows<kMR>(mr, [&]<int MR>() { tile<MR>(kw, a, la, bp, c, ldc, w, o); });
     }
   };
