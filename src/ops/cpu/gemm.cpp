@@ -112,20 +112,11 @@ struct TileOut {
 // turn, and the first of them over a panel when the panels go over the rows (chunk_rows'
 // panels_outer: the later tiles read it from L1). Those loads were where the tile waited: in a
 // `perf` of ViT-B at batch 1 (fp32, 2 threads, an Intel Xeon, AVX-512, panel by panel), about
-// 16% of the tiles' samples sat on them. Measured for the first tile over a panel alone
-// (`vit bench --preset vit_base_patch16_224 --mode infer --batch 1 --steps 30
-// --threads 2`, a temporary build switching it by an environment variable, six alternated pairs):
-// 1.6-4.6% less time a forward in five, 0.4% in one; ViT-S, four pairs: three 2.6-9% faster, one
-// 1.2% slower; ViT-B at batch 16, three pairs, no difference beyond the spread; ViT-B's products
-// alone at batch 1 with their weights from memory 2-6% faster (medians of 14 interleaved calls).
-// Those were 8 steps ahead; 32 then measured 1.5-3% faster than 8 on those products (4, 16, 64
-// and 128 tried too: 64 as 32, 4 slower) and faster in four of five alternated ViT-B forwards.
-// For every tile in row order (AVX2 always; AVX-512 where a thread's share of the weight fits
-// half an L2, and in training), against none: AVX2's ViT-B products 4-8% faster at batch 1 (from
-// memory) and 16; whole ViT-B forwards on AVX2, against the first tile alone, 5-7% faster at
-// batch 1 and 7-8% at batch 16 (three alternated pairs each); on AVX-512 ViT-B at batch 16 (seven
-// pairs), tiny28's training step (both ISAs) and ViT-Ti at batch 1 within their spread
-// (docs/PERFORMANCE.md).
+// 16% of the tiles' samples sat on them. Measured there (docs/PERFORMANCE.md, alternated pairs of
+// `vit bench`): ViT-B at batch 1 2-7% less time a forward on AVX-512 (the first tile alone), and
+// on AVX2 (every tile) 5-7% at batch 1 and 7-8% at batch 16; ViT-B at batch 16 on AVX-512,
+// tiny28's training step and ViT-Ti at batch 1 within their spread. 32 steps ahead beat 8 by
+// 1.5-3% on ViT-B's products alone (64 as 32; 4 slower).
 template <int MR, bool kFetchPanel = false>
 inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int ldc, int w,
                  const TileOut& o) {
@@ -136,10 +127,9 @@ inline void tile(int kc, const float* A, int lda, const float* Bp, float* C, int
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) c0[i] = c1[i] = zero();
   for (int k = 0; k < kc; ++k) {
-    if constexpr (kFetchPanel) {  // (past the panel's end: the next panel's first rows)
-      _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR), _MM_HINT_T0);
-      if constexpr (kNR > 16) {  // AVX-512's rows are two lines
-        _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR + 16), _MM_HINT_T0);
+    if constexpr (kFetchPanel) {  // each line of the row (past the panel's end: the next panel's)
+      for (int j = 0; j < kNR; j += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(Bp + (k + 32) * kNR + j), _MM_HINT_T0);
       }
     }
     const Vec b0 = load(Bp + k * kNR);
