@@ -100,7 +100,7 @@ TEST(Plot, TrainingCurvesFromRunDirectories) {
   const std::vector<EpochMetrics> a = read_metrics(dir / "a");
   ASSERT_EQ(a.size(), 2u);
   EXPECT_FALSE(a[0].val_loss.has_value());
-  EXPECT_DOUBLE_EQ(a[1].test_acc, 0.6);
+  EXPECT_DOUBLE_EQ(a[1].test_acc.value(), 0.6);
   EXPECT_DOUBLE_EQ(*read_metrics(dir / "b")[1].val_loss, 0.8);
   const std::string svg = training_curves_svg({dir / "a", dir / "b"}, {});
   // Loss and accuracy: a's train and test, b's train, val and test; lr: one each.
@@ -109,6 +109,18 @@ TEST(Plot, TrainingCurvesFromRunDirectories) {
     EXPECT_NE(svg.find(label), std::string::npos) << label;
   }
   EXPECT_EQ(svg.find(">a val<"), std::string::npos) << "a has no validation split";
+  // c: epoch 2 without test numbers (eval_every 2 over 3 epochs): the test curves join epochs 1
+  // and 3 in one line each (loss and accuracy: train and test; lr: one).
+  std::filesystem::create_directories(dir / "c");
+  std::string skipped = line(2, "null");
+  skipped.replace(skipped.find("\"test_loss\":1.2,\"test_acc\":0.6"), 30,
+                  "\"test_loss\":null,\"test_acc\":null");
+  std::ofstream(dir / "c/metrics.jsonl") << line(1, "null") << skipped << line(3, "null");
+  const std::vector<EpochMetrics> c = read_metrics(dir / "c");
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_FALSE(c[1].test_acc.has_value());
+  EXPECT_FALSE(c[1].test_loss.has_value());
+  EXPECT_EQ(count(training_curves_svg({dir / "c"}, {}), "<polyline"), 2 * 2 + 1);
   expect_error([&] { read_metrics(dir / "none"); }, "has no metrics.jsonl");
   std::ofstream(dir / "b/metrics.jsonl") << "not json\n" << line(1, "0.9");
   expect_error([&] { read_metrics(dir / "b"); }, "is not valid JSON");

@@ -257,7 +257,7 @@ TEST_F(Train, ResumeWithPatchDropoutIsBitwiseExact) {
   train(quadrant_config(), r, {data, "", dir / "straight", 256}, straight_rec);
   train(quadrant_config(), quick(3), {data, "", dir / "plain", 256}, plain_rec);
   EXPECT_NE(straight_rec.epochs[0].train_loss, plain_rec.epochs[0].train_loss);
-  EXPECT_GT(straight_rec.epochs[2].test_acc, 0.5);  // 4 classes
+  EXPECT_GT(straight_rec.epochs[2].test_acc.value(), 0.5);  // 4 classes
   // Without a validation split no epoch is chosen: no best checkpoint, no validation metrics, and
   // a run directory names its last checkpoint.
   EXPECT_FALSE(std::filesystem::exists(dir / "plain/best.safetensors"));
@@ -389,6 +389,54 @@ TEST_F(Train, ResumeIsBitwiseExact) {
   expect_error([&] { resume(dir / "resumed", 2, "", done); }, "was planned for 3 epochs");
 }
 
+// eval_every 2 over 5 epochs evaluates after epochs 2, 4 and 5 (the last) alone: the others have
+// no test or validation numbers (null in metrics.jsonl), the evaluated ones those of a run that
+// evaluates every epoch, whose weights it ends with bit for bit; the best epoch is the best
+// evaluated one.
+TEST_F(Train, EvaluatingEveryNthEpochTrainsTheSameWeights) {
+  Recorder every_rec, second_rec;
+  Recipe recipe = quick(5);
+  recipe.val_split = 0.25f;
+  train(quadrant_config(), recipe, {data, "", dir / "every", 256}, every_rec);
+  recipe.eval_every = 2;
+  const TrainSummary s =
+      train(quadrant_config(), recipe, {data, "", dir / "second", 256}, second_rec);
+  ASSERT_EQ(every_rec.epochs.size(), 5u);
+  ASSERT_EQ(second_rec.epochs.size(), 5u);
+  double best_val = -1;
+  int best_epoch = 0;
+  for (int e = 0; e < 5; ++e) {
+    const EpochMetrics &a = every_rec.epochs[size_t(e)], &b = second_rec.epochs[size_t(e)];
+    EXPECT_EQ(a.train_loss, b.train_loss) << "epoch " << e + 1;
+    const bool evaluated = e == 1 || e == 3 || e == 4;
+    EXPECT_EQ(b.test_acc.has_value(), evaluated) << "epoch " << e + 1;
+    EXPECT_EQ(b.test_loss.has_value(), evaluated) << "epoch " << e + 1;
+    EXPECT_EQ(b.val_acc.has_value(), evaluated) << "epoch " << e + 1;
+    ASSERT_TRUE(a.test_acc && a.val_acc);
+    if (!evaluated) continue;
+    EXPECT_EQ(a.test_acc, b.test_acc) << "epoch " << e + 1;
+    EXPECT_EQ(a.val_loss, b.val_loss) << "epoch " << e + 1;
+    if (*b.val_acc > best_val) best_val = *b.val_acc, best_epoch = e + 1;
+  }
+  EXPECT_EQ(s.best_epoch, best_epoch);
+  EXPECT_EQ(s.best_val_acc, best_val);
+  EXPECT_EQ(s.final_test_acc, *every_rec.epochs[4].test_acc);
+  std::ifstream f(dir / "second/metrics.jsonl");
+  std::string line;
+  for (int e = 0; std::getline(f, line); ++e) {
+    const auto j = nlohmann::json::parse(line);
+    for (const char* k : {"val_loss", "val_acc", "test_loss", "test_acc"}) {
+      EXPECT_EQ(j.at(k).is_null(), e == 0 || e == 2) << k << " of epoch " << e + 1;
+    }
+  }
+  SafetensorsReader a(dir / "every/last.safetensors"), b(dir / "second/last.safetensors");
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (const TensorInfo& t : a.tensors()) {
+    auto va = a.read_f32(t.name), vb = b.read_f32(t.name);
+    EXPECT_EQ(std::memcmp(va.data(), vb.data(), va.size() * 4), 0) << t.name;
+  }
+}
+
 // A second run given a directory a run is training in is refused (the directory's lock), also
 // before the first has saved anything, where the look for a run's files alone finds none; so is
 // a resume of a run that is still training. Neither changes the first run's files: it ends with
@@ -481,8 +529,8 @@ TEST(Presets, Tiny28HasItsOwnFashionRecipe) {
 
 // The recipe JSON a checkpoint keeps, written from Recipe's field list, has the keys, order and
 // values it had when each field was written out by hand (these are the lines `vit train` printed
-// before the field lists, with `init`, `val_split`, the preprocessing, random resized crop and
-// mixing added since), and reads back to the same recipe.
+// before the field lists, with `init`, `val_split`, the preprocessing, random resized crop,
+// mixing and the later fields added since), and reads back to the same recipe.
 TEST(Recipe, JsonKeepsItsKeysAndValues) {
   Recipe seed = find_preset("seed").recipe;
   seed.epochs = 2;
@@ -499,7 +547,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"erase_prob\":0.0,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.0,"
       "\"full_token_epochs\":0,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false,"
-      "\"dtype\":\"fp32\"}";
+      "\"dtype\":\"fp32\",\"eval_every\":1}";
   EXPECT_EQ(seed.to_json(), seed_json);
   Recipe fashion = find_preset("tiny28").recipe_for("fashion-mnist");
   fashion.epochs = 1;
@@ -517,7 +565,7 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
       "\"erase_prob\":0.25,\"mixup\":0.0,\"cutmix\":0.0,\"mix_prob\":1.0,\"patch_"
       "drop\":0.6,"
       "\"full_token_epochs\":3,\"drop_path\":0.0,\"layer_decay\":1.0,\"freeze_backbone\":false,"
-      "\"dtype\":\"fp32\"}";
+      "\"dtype\":\"fp32\",\"eval_every\":1}";
   EXPECT_EQ(fashion.to_json(), fashion_json);
   // JSON written before `dtype` existed (every checkpoint until then) reads as fp32; bf16 reads
   // back.
@@ -527,6 +575,13 @@ TEST(Recipe, JsonKeepsItsKeysAndValues) {
   std::string bf16 = fashion_json;
   bf16.replace(bf16.find("\"fp32\""), 6, "\"bf16\"");
   EXPECT_EQ(Recipe::from_json(bf16).dtype, Dtype::kBf16);
+  // JSON written before `eval_every` existed evaluates every epoch; 0 is refused.
+  std::string no_eval_every = fashion_json;
+  no_eval_every.erase(no_eval_every.find(",\"eval_every\":1"), 15);
+  EXPECT_EQ(Recipe::from_json(no_eval_every).to_json(), fashion_json);
+  std::string eval_never = fashion_json;
+  eval_never.replace(eval_never.find("\"eval_every\":1"), 14, "\"eval_every\":0");
+  expect_error([&] { Recipe::from_json(eval_never); }, "eval_every");
   for (const std::string& j : {seed_json, fashion_json}) {
     EXPECT_EQ(Recipe::from_json(j).to_json(), j);
   }

@@ -70,6 +70,10 @@ struct Recipe {
   // The precision of the linear layers' products in training (Model::set_training_dtype): fp32,
   // or bf16 mixed precision (fp32 weights, gradients and optimizer).
   Dtype dtype = Dtype::kF32;
+  // The test split (and the validation split, if any) is evaluated after every eval_every-th
+  // epoch and after the last; the epochs between have no test or validation numbers, and the
+  // best epoch is chosen among the evaluated ones. The weights do not depend on it.
+  int eval_every = 1;
   // Patch tokens a training step of 0-based epoch e keeps (num_patches when none are dropped).
   int kept_patches(int num_patches, int64_t epoch) const;
 
@@ -273,6 +277,13 @@ struct Recipe {
             .words = {"fp32", "bf16"},
             .optional = true},
       r.dtype);
+    v(Field{.name = "eval_every",
+            .help = "Evaluate the test (and validation) split after every N-th epoch and after "
+                    "the last (1: every epoch); the best epoch is chosen among those",
+            .lo = 1,
+            .hi = 100000,
+            .optional = true},
+      r.eval_every);
   }
 };
 
@@ -434,7 +445,9 @@ struct EpochMetrics {
   int epoch = 0;  // 1-based
   double train_loss = 0, train_acc = 0;
   std::optional<double> val_loss, val_acc;  // absent without a validation split (JSON null)
-  double test_loss = 0, test_acc = 0, lr = 0, seconds = 0, img_per_s = 0;
+  // Absent (JSON null) in the epochs that Recipe::eval_every leaves unevaluated; val_* too then.
+  std::optional<double> test_loss, test_acc;
+  double lr = 0, seconds = 0, img_per_s = 0;
   // The share of the epoch's training time the steps spent waiting for their images: each batch
   // is assembled on a worker thread while the step before it trains, so this is what the input
   // pipeline could not hide.

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "core/fields_json.hpp"
 #include "report/colormaps.hpp"
@@ -287,13 +288,14 @@ std::string training_curves_svg(const std::vector<std::string>& run_dirs,
     bool has_val = false;
     for (const EpochMetrics& m : epochs) {
       const double x = m.epoch;
-      const double val_loss = m.val_loss.value_or(NAN), val_acc = m.val_acc.value_or(NAN);
       has_val |= m.val_loss.has_value();
-      const double ls[3] = {m.train_loss, val_loss, m.test_loss};
-      const double as[3] = {m.train_acc, val_acc, m.test_acc};
+      // The epochs without a split's numbers (no validation split; those eval_every skips) add no
+      // point to its curve, which joins the epochs that have them.
+      const std::optional<double> ls[3] = {m.train_loss, m.val_loss, m.test_loss};
+      const std::optional<double> as[3] = {m.train_acc, m.val_acc, m.test_acc};
       for (int k = 0; k < 3; ++k) {
-        l[k].x.push_back(x), l[k].y.push_back(ls[k]);
-        a[k].x.push_back(x), a[k].y.push_back(100 * as[k]);
+        if (ls[k]) l[k].x.push_back(x), l[k].y.push_back(*ls[k]);
+        if (as[k]) a[k].x.push_back(x), a[k].y.push_back(100 * *as[k]);
       }
       rate.x.push_back(x), rate.y.push_back(m.lr);
     }

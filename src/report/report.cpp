@@ -65,8 +65,9 @@ std::string epoch_row(const char* what, const EpochMetrics& m) {
   std::string s = "<tr><th>" + std::string(what) + "</th><td>" + std::to_string(m.epoch) +
                   "</td><td>" + b + "</td><td>" + percent(m.train_acc) + "</td><td>" +
                   (m.val_acc ? percent(*m.val_acc) : "-") + "</td>";
-  std::snprintf(b, sizeof b, "%.4f", m.test_loss);
-  return s + "<td>" + b + "</td><td>" + percent(m.test_acc) + "</td></tr>\n";
+  if (!m.test_acc) return s + "<td>-</td><td>-</td></tr>\n";  // an epoch eval_every skipped
+  std::snprintf(b, sizeof b, "%.4f", *m.test_loss);
+  return s + "<td>" + b + "</td><td>" + percent(*m.test_acc) + "</td></tr>\n";
 }
 
 // Sample i of split as the model sees it: its input (split's eval transform, normalised) into
@@ -152,8 +153,8 @@ std::string report_html(const ReportInputs& in) {
     const bool has_val = epochs.back().val_acc.has_value();
     const EpochMetrics* best = &epochs.front();
     for (const EpochMetrics& e : epochs) {
-      const double a = has_val ? e.val_acc.value_or(-1) : e.test_acc;
-      const double b = has_val ? best->val_acc.value_or(-1) : best->test_acc;
+      const double a = (has_val ? e.val_acc : e.test_acc).value_or(-1);
+      const double b = (has_val ? best->val_acc : best->test_acc).value_or(-1);
       if (a > b) best = &e;
     }
     h += "<table>\n<tr><th></th><th>epoch</th><th>train loss</th><th>train acc</th><th>val "

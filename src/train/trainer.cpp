@@ -336,20 +336,24 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
       }
     }
     const double train_seconds = r.pos.seconds;
-    const EvalResult ev = eval(*r.data.test);
-    EvalResult val;
-    if (validate) val = eval(*r.data.val);
+    // Evaluated after every eval_every-th epoch and the last (the weights are the same either way).
+    const bool evaluated = (e + 1) % rc.eval_every == 0 || e + 1 == rc.epochs;
+    EvalResult ev, val;
+    if (evaluated) ev = eval(*r.data.test);
+    if (evaluated && validate) val = eval(*r.data.val);
 
     EpochMetrics m;
     m.epoch = int(e + 1);
     m.train_loss = r.pos.loss_sum / r.pos.seen;
     m.train_acc = double(r.pos.correct) / r.pos.seen;
-    if (validate) {
+    if (evaluated && validate) {
       m.val_loss = val.loss;
       m.val_acc = val.accuracy;
     }
-    m.test_loss = ev.loss;
-    m.test_acc = ev.accuracy;
+    if (evaluated) {
+      m.test_loss = ev.loss;
+      m.test_acc = ev.accuracy;
+    }
     m.lr = lr;
     m.seconds = seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
     m.img_per_s = r.pos.seen / std::max(train_seconds, 1e-9);
@@ -357,7 +361,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     m.wait_share = r.pos.wait_seconds / std::max(train_seconds, 1e-9);
     r.epochs_done = e + 1;
     r.pos = EpochPosition{};
-    if (validate && val.accuracy > r.best_acc) {
+    if (evaluated && validate && val.accuracy > r.best_acc) {
       r.best_acc = val.accuracy;
       r.best_test_acc = ev.accuracy;
       r.best_epoch = m.epoch;
@@ -371,7 +375,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
     append_metrics(r, m);
     save_last(r);
     rep.epoch(m, rc.epochs);
-    summary.final_test_acc = ev.accuracy;
+    if (evaluated) summary.final_test_acc = ev.accuracy;
     if (e + 1 < rc.epochs && stop_requested()) {
       if (r.distributed()) r.comm->barrier();  // (saved above, as after every epoch)
       summary.interrupted = true;

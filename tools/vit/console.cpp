@@ -99,18 +99,20 @@ class ConsoleReporter : public TrainReporter {
   void epoch(const EpochMetrics& m, int epochs) override {
     if (quiet_) return;
     clear_bar();
-    char val[64] = "", wait[48] = "";
+    char val[64] = "", test[64] = "", wait[48] = "";
     if (m.val_acc) {
       std::snprintf(val, sizeof val, "  val loss %.4f acc %.2f%%", *m.val_loss, 100 * *m.val_acc);
+    }
+    if (m.test_acc) {  // (not in the epochs eval_every skips)
+      std::snprintf(test, sizeof test, "  test loss %.4f acc %.2f%%", *m.test_loss,
+                    100 * *m.test_acc);
     }
     if (m.wait_share > 0) {
       std::snprintf(wait, sizeof wait, "  (%.0f%% waiting for other ranks)", 100 * m.wait_share);
     }
-    std::printf(
-        "epoch %d/%d  train loss %.4f acc %.2f%%%s  test loss %.4f acc %.2f%%  lr %.2e  %.1f s  "
-        "%.0f img/s%s\n",
-        m.epoch, epochs, m.train_loss, 100 * m.train_acc, val, m.test_loss, 100 * m.test_acc, m.lr,
-        m.seconds, m.img_per_s, wait);
+    std::printf("epoch %d/%d  train loss %.4f acc %.2f%%%s%s  lr %.2e  %.1f s  %.0f img/s%s\n",
+                m.epoch, epochs, m.train_loss, 100 * m.train_acc, val, test, m.lr, m.seconds,
+                m.img_per_s, wait);
     std::fflush(stdout);
   }
 
