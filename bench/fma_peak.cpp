@@ -7,7 +7,9 @@
 // weights read from memory, 128 MB of copies in turn); where the CPU has AVX512-BF16,
 // also "avx512_bf16": the VDPBF16PS peak and the linear layers with bf16 weights (--dtype bf16)
 // on that kernel, and where it has AMX-BF16, "amx_bf16": the TDPBF16PS peak and the same layers
-// on AMX (vit::set_amx).
+// on AMX (vit::set_amx). For AVX-512 and AVX2 also "tile_l1_gflops_1_thread" and its share of
+// the 1-thread peak: the GEMM's register tile alone with its operands in L1 (below), the most a
+// product built of that tile can reach on this core, to read the shapes' shares against.
 //
 // The peak loop: independent accumulators, each an FMA per iteration on registers only, so the
 // loop is bound by throughput alone: 12 for the FMAs (more than their latency x ports on any x86
@@ -26,8 +28,8 @@
 #include <vector>
 
 #include "core/arena.hpp"
-#include "ops/cpu/amx.hpp"
 #include "ops/context.hpp"
+#include "ops/cpu/amx.hpp"
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
 #include "vit/isa.hpp"
@@ -104,6 +106,84 @@ __attribute__((target("amx-tile,amx-bf16"))) float tile_loop_amx(float seed) {
   _tile_stored(0, out, 64);
   _tile_release();
   return out[0] + seed;
+}
+
+// The L1 ceiling: the shape of the fp32 GEMM's register tile (src/ops/cpu/gemm.cpp; 12 rows x 32
+// columns on AVX-512, 6 x 16 on AVX2): each step of k loads a row of the packed panel (two
+// registers), broadcasts one value of A for each row and multiplies into two accumulators a row,
+// over kTileK steps whose A (rows kTileK apart) and panel stay in L1; called again and again on the
+// same operands. It differs from the peak loop only by those loads. On an Intel Xeon with AMX
+// (2026-12-06, docs/PERFORMANCE.md) AVX2's tile reached its peak and AVX-512's 0.88 of it, and in a
+// scratch copy of this loop tiles of 14 x 32, 8 x 48 and 6 x 64 did no better than 12 x 32.
+constexpr int kTileK = 256;
+constexpr long kTileCalls = 200'000;
+
+template <int MR>
+__attribute__((target("avx512f"), noinline)) void tile_avx512(const float* A, const float* Bp,
+                                                              float* C) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16  // the accumulators in registers
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int k = 0; k < kTileK; ++k) {
+    const __m512 b0 = _mm512_load_ps(Bp + k * 32), b1 = _mm512_load_ps(Bp + k * 32 + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(A[i * kTileK + k]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(C + i * 32, _mm512_add_ps(_mm512_load_ps(C + i * 32), c0[i]));
+    _mm512_store_ps(C + i * 32 + 16, _mm512_add_ps(_mm512_load_ps(C + i * 32 + 16), c1[i]));
+  }
+}
+
+template <int MR>
+__attribute__((target("avx2,fma"), noinline)) void tile_avx2(const float* A, const float* Bp,
+                                                             float* C) {
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+  for (int k = 0; k < kTileK; ++k) {
+    const __m256 b0 = _mm256_load_ps(Bp + k * 16), b1 = _mm256_load_ps(Bp + k * 16 + 8);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(A + i * kTileK + k);
+      c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(C + i * 16, _mm256_add_ps(_mm256_load_ps(C + i * 16), c0[i]));
+    _mm256_store_ps(C + i * 16 + 8, _mm256_add_ps(_mm256_load_ps(C + i * 16 + 8), c1[i]));
+  }
+}
+
+// GFLOP/s of the tile above on one thread (best of 3), AVX-512's or AVX2's.
+double tile_l1_gflops(bool avx512) {
+  const int rows = avx512 ? 12 : 6, cols = avx512 ? 32 : 16;
+  vit::Arena arena;
+  const size_t ao = arena.add(size_t(rows) * kTileK), bo = arena.add(size_t(kTileK) * cols),
+               co = arena.add(size_t(rows) * cols);
+  arena.allocate();
+  std::fill_n(arena.at(ao), size_t(rows) * kTileK, 1e-3f);
+  std::fill_n(arena.at(bo), size_t(kTileK) * cols, 1e-3f);
+  std::fill_n(arena.at(co), size_t(rows) * cols, 0.0f);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long c = 0; c < kTileCalls; ++c) {
+      avx512 ? tile_avx512<12>(arena.at(ao), arena.at(bo), arena.at(co))
+             : tile_avx2<6>(arena.at(ao), arena.at(bo), arena.at(co));
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * rows * cols * kTileK * double(kTileCalls) / s / 1e9);
+  }
+  if (arena.at(co)[0] == 12345.0f) std::fprintf(stderr, " ");  // keeps the sums alive
+  return best;
 }
 
 enum class Loop { kAvx2, kAvx512, kBf16, kAmx };
@@ -213,9 +293,16 @@ int main(int argc, char** argv) {
     const double p1 = peak(loop, 1), pn = peak(loop, threads);
     char buf[256];
     std::snprintf(buf, sizeof buf,
-                  "%s\"%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, \"linear\": {",
+                  "%s\"%s\": {\"peak_gflops_1_thread\": %.1f, \"peak_gflops\": %.1f, ",
                   first_isa ? "" : ", ", name, p1, pn);
     json += buf;
+    if (loop == Loop::kAvx512 || loop == Loop::kAvx2) {
+      const double t = tile_l1_gflops(loop == Loop::kAvx512);
+      std::snprintf(buf, sizeof buf, "\"tile_l1_gflops_1_thread\": %.1f, \"tile_l1_share\": %.3f, ",
+                    t, t / p1);
+      json += buf;
+    }
+    json += "\"linear\": {";
     first_isa = false;
     bool first = true;
     for (const Shape& s : shapes) {
