@@ -268,6 +268,28 @@ TEST(Cli, TrainEvalPredictInfo) {
       EXPECT_EQ(count(outside), 0u) << outside;
     }
   }
+  // A run stopped after an epoch that --eval-every skipped ends on a line without validation or
+  // test numbers: its report still picks the best epoch by validation, and that row shows dashes.
+  {
+    const std::string metrics = dir / "run/metrics.jsonl";
+    std::string lines;
+    {
+      std::ifstream in(metrics);
+      lines.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    std::ofstream(metrics, std::ios::app)
+        << "{\"epoch\":99,\"train_loss\":0.5,\"train_acc\":0.9,\"val_loss\":null,\"val_acc\":null,"
+           "\"test_loss\":null,\"test_acc\":null,\"lr\":0.001,\"seconds\":1,\"img_per_s\":100,"
+           "\"data_share\":0.01}\n";
+    EXPECT_RUN("report " + (dir / "run"), 0, "wrote " + (dir / "run/report.html"));
+    std::ifstream in(dir / "run/report.html");
+    const std::string html((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(html.find("<th>best (validation)</th>"), std::string::npos);
+    EXPECT_NE(html.find("<tr><th>last</th><td>99</td><td>0.5000</td><td>90.00%</td><td>-</td><td>-"
+                        "</td><td>-</td></tr>"),
+              std::string::npos);
+    std::ofstream(metrics) << lines;
+  }
   EXPECT_RUN("report " + (dir / "none"), 1, "has no metrics.jsonl");
   // --errors: the most confident mistakes as a PNG grid (4 to a row).
   EXPECT_RUN("eval --model " + model + " --data " + data + " --errors " + (dir / "errors.png") +

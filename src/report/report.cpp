@@ -150,7 +150,9 @@ std::string report_html(const ReportInputs& in) {
     h += "<p class=\"note\">metrics.jsonl has no finished epoch yet.</p>\n";
   } else {
     h += training_curves_svg({in.run_dir});
-    const bool has_val = epochs.back().val_acc.has_value();
+    // (Any epoch: a run stopped after one that eval_every skipped ends on a line without them.)
+    const bool has_val = std::any_of(epochs.begin(), epochs.end(),
+                                     [](const EpochMetrics& e) { return e.val_acc.has_value(); });
     const EpochMetrics* best = &epochs.front();
     for (const EpochMetrics& e : epochs) {
       const double a = (has_val ? e.val_acc : e.test_acc).value_or(-1);
