@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -841,10 +842,8 @@ void blas_in_pieces(const Context& ctx, bool trans_a, bool trans_b, int M, int N
 //   AMX's own (each row of a B tile: 16 columns' pairs, 64 bytes; the panel's rows 128 bytes
 //   apart), and A's rows and the panels are padded with zeros to whole steps (bf16_steps_pairs).
 // Every C element is summed over the whole of K by one thread in one accumulator, in order: no
-// chunks, so the result depends on neither the thread count nor the rows around it. Columns are
-// split between the threads (each its panels); rows go in blocks whose bf16 A fits in half of L2
-// (one image's rows in one block) while each panel of the block's columns passes over it, the
-// panel (K x 32 bf16: 192 KB at K 3072) staying in L2 for the block's row tiles.
+// chunks, so the result depends on neither the thread count nor the rows around it. The threads
+// split C's rows or its columns (split_rows says which; row_share and column_share say how).
 constexpr int kBfRows = 12, kBfCols = 32, kAmxRows = 32, kAmxPairs = 16;
 
 // Pairs of depths an A row and a panel hold: K's, rounded up to whole AMX steps (ops.hpp's
@@ -930,23 +929,29 @@ __attribute__((target("avx512bf16"))) void tile_bf16(int pairs, const uint16_t* 
   store_bf16_sums(acc, 32, MR, C, ldc, w, alpha, bias, accumulate);
 }
 
+// The tiles a thread runs: rows [m_begin, m_end) (whole blocks of 32 rows but the last, which may
+// end at M) by panels [p_begin, p_end), in row blocks of `block`: each panel of the range passes
+// over a block's row tiles before the next block starts. With epi (only when the panels are all
+// of C's columns), each block's rows get the epilogue once their last panel is done, while they
+// are still in cache.
+struct Bf16Range {
+  int m_begin, m_end, p_begin, p_end, block;
+  const Epilogue* epi;
+};
+
 // AMX's tiles (amx.hpp's configuration): 0-3 the sums (16 rows x 16 fp32), 4-5 A's rows (16 x 16
 // pairs), 6-7 a panel's two halves (16 pairs x 16 columns).
-// bf16_tiles on AMX: rows in blocks of 32 (A's buffer holds whole blocks: bf16_rows_alloc).
+// bf16_tiles on AMX: rows in tiles of 32 (A's buffer holds whole tiles: bf16_rows_alloc).
 __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
-    int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* panels, int M, int N, int steps,
+    const Bf16Range& r, const uint16_t* A, int64_t lda, const uint16_t* panels, int N, int steps,
     float alpha, float* C, int ldc, const float* bias, bool accumulate) {
   static const AmxConfig config;
   _tile_loadconfig(&config);
-  const int count = (N + kBfCols - 1) / kBfCols;
   const int64_t panel_stride = int64_t(steps) * kAmxPairs * 64, a_bytes = lda * 2;
-  const int block =
-      M < 256 ? M : std::max(kAmxRows, int(512 * 1024 / a_bytes) / kAmxRows * kAmxRows);
-  const int p_begin = count * t / nt, p_end = count * (t + 1) / nt;
   alignas(64) float acc[kAmxRows * 32];
-  for (int m0 = 0; m0 < M; m0 += block) {
-    const int m1 = std::min(M, m0 + block);
-    for (int p = p_begin; p < p_end; ++p) {
+  for (int m0 = r.m_begin; m0 < r.m_end; m0 += r.block) {
+    const int m1 = std::min(r.m_end, m0 + r.block);
+    for (int p = r.p_begin; p < r.p_end; ++p) {
       const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
       const uint16_t* panel = panels + p * panel_stride;
       for (int i = m0; i < m1; i += kAmxRows) {
@@ -984,33 +989,25 @@ __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
                         bias ? bias + j0 : nullptr, accumulate);
       }
     }
+    if (r.epi) apply_epilogue(*r.epi, C + int64_t(m0) * ldc, ldc, m0, 0, m1 - m0, N);
   }
   _tile_release();
 }
 
-// C[0:M, 0:N] = alpha * A op(B) (+ bias) (+ C when accumulate), the tiles of thread t of nt (its
-// columns' panels): A's rows already in bf16 (lda = 2 bf16_steps_pairs(K), bf16_rows_alloc(M)
-// rows), op(B) in panels (ops.hpp's Bf16Panels), K's pairs padded with zeros to `steps` AMX steps.
-void bf16_tiles(int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* panels, int M, int N,
+// C[0:M, 0:N] = alpha * A op(B) (+ bias) (+ C when accumulate) over range r's tiles (then its
+// epilogue): A's rows already in bf16 (lda = 2 bf16_steps_pairs(K), bf16_rows_alloc(M) rows),
+// op(B) in panels (ops.hpp's Bf16Panels), K's pairs padded with zeros to `steps` AMX steps.
+void bf16_tiles(const Bf16Range& r, const uint16_t* A, int64_t lda, const uint16_t* panels, int N,
                 int K, float alpha, float* C, int ldc, const float* bias, bool accumulate) {
   const int steps = bf16_steps_pairs(K) / kAmxPairs, pairs = (K + 1) / 2;
   if (amx_active()) {
-    amx_tiles(t, nt, A, lda, panels, M, N, steps, alpha, C, ldc, bias, accumulate);
+    amx_tiles(r, A, lda, panels, N, steps, alpha, C, ldc, bias, accumulate);
     return;
   }
-  const int count = (N + kBfCols - 1) / kBfCols;
   const int64_t panel_stride = int64_t(steps) * kAmxPairs * 64;
-  // Rows per block: their bf16 values in 512 KB, whole tiles, at least one; one image's tokens (M <
-  // 256) in one block whatever K, so that each panel is read once and A again from L3 for each
-  // (in blocks of 84 rows, ViT-B's fc2 read a thread's 2.3 MB of panels three times). ViT-B's fc2
-  // at batch 1, weights from memory, interleaved 40 times with the blocks of 84: faster in 33 of
-  // 40 pairs (+2.2%); the whole bf16 forward faster in 29 of 40 calls (+1.1%).
-  const int block =
-      M < 256 ? M : std::max(kBfRows, int(512 * 1024 / (lda * 2)) / kBfRows * kBfRows);
-  const int p_begin = count * t / nt, p_end = count * (t + 1) / nt;
-  for (int m0 = 0; m0 < M; m0 += block) {
-    const int m1 = std::min(M, m0 + block);
-    for (int p = p_begin; p < p_end; ++p) {
+  for (int m0 = r.m_begin; m0 < r.m_end; m0 += r.block) {
+    const int m1 = std::min(r.m_end, m0 + r.block);
+    for (int p = r.p_begin; p < r.p_end; ++p) {
       const int j0 = p * kBfCols, wc = std::min(kBfCols, N - j0);
       for (int i = m0; i < m1; i += kBfRows) {
         with_tile_rows<kBfRows>(std::min(kBfRows, m1 - i), [&]<int MR>() {
@@ -1020,7 +1017,44 @@ void bf16_tiles(int t, int nt, const uint16_t* A, int64_t lda, const uint16_t* p
         });
       }
     }
+    if (r.epi) apply_epilogue(*r.epi, C + int64_t(m0) * ldc, ldc, m0, 0, m1 - m0, N);
   }
+}
+
+// Thread t's (of nt) columns: its share of the panels over all M rows, in row blocks whose bf16
+// A fits in half of L2 (whole tiles of both kernels, at least one), so that each panel passes
+// over a block's rows from L2; one image's tokens (M < 256) in one block whatever K, so that each
+// panel is read once and A again from L3 for each (in blocks of 84 rows, ViT-B's fc2 read a
+// thread's 2.3 MB of panels three times). On the AVX512-BF16 kernel, ViT-B's fc2 at batch 1,
+// weights from memory, interleaved 40 times with the blocks of 84: faster in 33 of 40 pairs
+// (+2.2%); the whole bf16 forward faster in 29 of 40 calls (+1.1%).
+Bf16Range column_share(int t, int nt, int M, int N, int64_t lda) {
+  const int count = (N + kBfCols - 1) / kBfCols;
+  constexpr int kTile = std::lcm(kBfRows, kAmxRows);
+  const int block = M < 256 ? M : std::max(kTile, int(512 * 1024 / (lda * 2)) / kTile * kTile);
+  return {0, M, count * t / nt, count * (t + 1) / nt, block, nullptr};
+}
+
+// Thread t's (of nt) rows: whole AMX tiles of rows (32), by every panel, in blocks of 96 rows
+// (three AMX tiles, eight of the AVX512-BF16 kernel's): a block's A and C rows stay in L1-L2 while
+// the panels pass, and the epilogue then finds them still in cache.
+Bf16Range row_share(int t, int nt, int M, int N, const Epilogue* epi) {
+  const int tiles = (M + kAmxRows - 1) / kAmxRows, count = (N + kBfCols - 1) / kBfCols;
+  const int begin = std::min(M, tiles * t / nt * kAmxRows);
+  const int end = std::min(M, tiles * (t + 1) / nt * kAmxRows);
+  return {begin, end, 0, count, std::lcm(kBfRows, kAmxRows), epi};
+}
+
+// Whether a bf16 product of M rows and N columns splits its rows between nt threads (row_share)
+// rather than its columns (column_share). By rows, a thread converts, multiplies and finishes (the
+// epilogue) only its own rows, with no barrier and no rows passing between cores, but reads every
+// panel of the weight; by columns, it reads only its panels, and the rows of A the other threads
+// converted. So rows win when there are at least as many rows as columns (and two tiles of rows
+// a thread), columns when a few rows meet a wide weight (batch 1). Measured on AMX, 2 threads
+// (bench/ops_bench.cpp, BM_GemmBf16; vit bench --mode infer --dtype bf16): docs/PERFORMANCE.md,
+// "bf16 products split by rows".
+bool split_rows(int M, int N, int nt) {
+  return nt > 1 && M >= 2 * kAmxRows * nt && M >= N;
 }
 
 // Runs run(t, nt) on the op's threads (ctx.threads; the calling thread alone with one).
@@ -1044,12 +1078,21 @@ void gemm_bf16(const Context& ctx, const uint16_t* panels, int M, int N, int K, 
   auto* abf =
       reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(M)) * (Kpad / 2)));
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
+  const bool by_rows = split_rows(M, N, ctx.threads);
   on_threads(ctx, [&](int t, int nt) {
+    if (by_rows) {  // each thread its own rows, start to finish
+      const Bf16Range r = row_share(t, nt, M, N, epi);
+      rows_to_bf16(abf, Kpad, A, lda, r.m_begin, r.m_end, K, Kpad);
+      bf16_tiles(r, abf, Kpad, panels, N, K, alpha, C, ldc, bias, accumulate);
+      if (epi && epi->stream) _mm_sfence();
+      return;
+    }
     rows_to_bf16(abf, Kpad, A, lda, M * t / nt, M * (t + 1) / nt, K, Kpad);
     if (nt > 1) {
 #pragma omp barrier
     }
-    bf16_tiles(t, nt, abf, Kpad, panels, M, N, K, alpha, C, ldc, bias, accumulate);
+    bf16_tiles(column_share(t, nt, M, N, Kpad), abf, Kpad, panels, N, K, alpha, C, ldc, bias,
+               accumulate);
     if (epi) {  // on whole rows, split evenly, once every column is done
       if (nt > 1) {
 #pragma omp barrier
@@ -1191,14 +1234,21 @@ void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, con
   auto* panels = reinterpret_cast<uint32_t*>(
       scratch(ctx, kScratchGemmRows, size_t(bf16_panels_size(int(R), I) / 2)));
   const int count = (I + kBfCols - 1) / kBfCols;
+  // Split dw's rows (each thread its own rows of dout^T, every panel of x) or its columns (its own
+  // panels, all of dout^T): whichever leaves the smaller operand to be read from the other cores
+  // (x's panels are R x I, dout^T is O x R). tiny28's qkv and fc1 (O 192 and 256, I 64) by rows:
+  // docs/PERFORMANCE.md, "bf16 products split by rows".
+  const bool by_rows = ctx.threads > 1 && I <= O && O >= 2 * kAmxRows * ctx.threads;
   on_threads(ctx, [&](int t, int nt) {
     transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt);
     panels_bf16(panels, x, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
     if (nt > 1) {
 #pragma omp barrier
     }
-    bf16_tiles(t, nt, reinterpret_cast<const uint16_t*>(a), 2 * int64_t(padded),
-               reinterpret_cast<const uint16_t*>(panels), O, I, int(R), 1.0f, dw, I, nullptr, true);
+    const Bf16Range r =
+        by_rows ? row_share(t, nt, O, I, nullptr) : column_share(t, nt, O, I, 2 * int64_t(padded));
+    bf16_tiles(r, reinterpret_cast<const uint16_t*>(a), 2 * int64_t(padded),
+               reinterpret_cast<const uint16_t*>(panels), I, int(R), 1.0f, dw, I, nullptr, true);
   });
   if (db) colsum_accumulate(ctx, db, dout, R, O);
 }
