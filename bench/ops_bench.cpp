@@ -137,10 +137,10 @@ BENCHMARK_CAPTURE(BM_GemmTN, openblas, false) GEMM_TN_SHAPES;
 
 // The bf16 products of training in bf16 (`--dtype bf16`), on AMX where the CPU has it: C[R, O] =
 // X[R, I] W[O, I]^T on W's bf16 panels (args I, O, R; arg 3: 0 AVX512-BF16, 1 AMX), and the weight
-// gradient dW[O, I] += dY[R, O]^T X[R, I] with both rounded to bf16 (args O, I, R, the same
-// switch). R = 1280: a batch of 64 images of 20 tokens (tiny28 with the Fashion-MNIST recipe's
-// patch dropout) on all threads; R = 320: one of its micro-batches (16 images), as training runs
-// it, on one thread (`lane`).
+// gradient dW[O, I] += dY[R, O]^T X[R, I] with both rounded to bf16, and the bias's db[O] +=
+// colsum(dY) (args O, I, R, the same switch). R = 1280: a batch of 64 images of 20 tokens (tiny28
+// with the Fashion-MNIST recipe's patch dropout) on all threads; R = 320: one of its micro-batches
+// (16 images), as training runs it, on one thread (`lane`).
 void BM_GemmBf16(benchmark::State& st, bool lane) {
   const int I = int(st.range(0)), O = int(st.range(1)), rows = int(st.range(2));
   if (!cpu_has_bf16() || (st.range(3) && !cpu_has_amx())) {
@@ -170,12 +170,12 @@ void BM_WeightGradBf16(benchmark::State& st, bool lane) {
   }
   set_amx(st.range(3) != 0);
   auto dy = randv(size_t(rows) * O, 1), x = randv(size_t(rows) * I, 2);
-  Vec dw(size_t(O) * I);
+  Vec dw(size_t(O) * I), db(static_cast<size_t>(O));
   ops::Context ctx = op_context();
   if (lane) ctx.threads = 1;
   ctx.bf16_grads = true;
   for (auto _ : st) {
-    ops::weight_grad(ctx, dw.data(), nullptr, dy.data(), x.data(), rows, I, O);
+    ops::weight_grad(ctx, dw.data(), db.data(), dy.data(), x.data(), rows, I, O);
     benchmark::DoNotOptimize(dw.data());
   }
   set_amx(cpu_has_amx());

@@ -224,7 +224,8 @@ TEST_F(Bf16, PanelsHoldTheRoundedValuesInTheirPlaces) {
 // double precision, with check_bf16's bound for a sum over the R rows (K = R) plus dw0's
 // addition: |dw - exact| <= (2u + u^2) S + gamma(R + 1) ((1 + 2u + u^2) S + |dw0|), S = sum_r
 // |dout_r x_r|; db = db0 + colsum(dout) stays fp32: within gamma(R + 1) (sum_r |dout_r| + |db0|).
-// The same bits on 1, 2 and 3 threads (each dw element is summed by one thread, in order).
+// The same bits on 1, 2 and 3 threads (each dw element is summed by one thread, in order), and
+// db the bits of the sum in row order.
 TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
   struct Shape {
     int R, I, O;
@@ -235,7 +236,7 @@ TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
       const auto dout = random_vector(int64_t(sh.R) * sh.O, 81),
                  x = random_vector(int64_t(sh.R) * sh.I, 82, 0.5);
       const auto dw0 = random_vector(int64_t(sh.O) * sh.I, 83), db0 = random_vector(sh.O, 84);
-      std::vector<float> first;
+      std::vector<float> first, first_db;
       for (const int threads : {1, 2, 3}) {
         ops::Context ctx = op_context(threads);
         ctx.bf16_grads = true;
@@ -243,9 +244,21 @@ TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
         ops::weight_grad(ctx, dw.data(), db.data(), dout.data(), x.data(), sh.R, sh.I, sh.O);
         if (threads == 1) {
           first = dw;
+          first_db = db;
+          // db as colsum_accumulate sums it: each column from zero, row after row, in fp32, then
+          // added to db0 (the conversion of dout reads it once for both).
+          for (int o = 0; o < sh.O; ++o) {
+            float sum = 0.0f;
+            for (int r = 0; r < sh.R; ++r) sum += dout[size_t(r) * sh.O + o];
+            const float want = db0[size_t(o)] + sum;
+            EXPECT_EQ(std::memcmp(&db[size_t(o)], &want, 4), 0)
+                << "db[" << o << "] is " << db[size_t(o)] << ", the sum in order " << want;
+          }
         } else {
           EXPECT_EQ(std::memcmp(dw.data(), first.data(), dw.size() * 4), 0)
               << threads << " threads, R " << sh.R << " I " << sh.I << " O " << sh.O;
+          EXPECT_EQ(std::memcmp(db.data(), first_db.data(), db.size() * 4), 0)
+              << "db, " << threads << " threads, R " << sh.R << " I " << sh.I << " O " << sh.O;
           continue;
         }
         const double e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16, g = gamma_n(sh.R + 1);

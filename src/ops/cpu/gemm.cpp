@@ -1109,16 +1109,18 @@ void gemm_bf16(const Context& ctx, const uint16_t* panels, int M, int N, int K, 
 // ---- Conversions to bf16 pairs for training's products (ops::bf16_panels, wgrad_bf16).
 // Lane j of the result: the pair (bf16(lo[j]), bf16(hi[j])), lo in the low half, for j < n (n <=
 // 16; zero past n, and hi's half zero when hi is null).
-__attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* lo, const float* hi,
-                                                                int n) {
-  const __mmask16 m = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
-  const __m512 l = _mm512_maskz_loadu_ps(m, lo);
-  const __m512 h = hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps();
+__attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(__m512 l, __m512 h) {
   // [l0 .. l15, h0 .. h15] as 16-bit values, interleaved to l0 h0 l1 h1 ...
   const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(h, l);
   const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
                                          8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(order, both);
+}
+__attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* lo, const float* hi,
+                                                                int n) {
+  const __mmask16 m = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+  return bf16_pairs(_mm512_maskz_loadu_ps(m, lo),
+                    hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps());
 }
 
 // Panels [p_begin, p_end) of op(B) [K, N] (ops::bf16_panels' layout) into out (all panels').
@@ -1199,23 +1201,51 @@ inline void transpose_16x16(__m512i r[16]) {
 
 // Rows [o_begin, o_end) of dout^T in bf16 pairs: out[o * padded + q] = (dout[2q, o], dout[2q + 1,
 // o]) for dout [R, O] (zero at R when R is odd, and from pair ceil(R / 2) to padded =
-// bf16_steps_pairs(R)): 16 pairs of 16 columns at a time, transposed in registers.
+// bf16_steps_pairs(R)): 16 pairs of 16 columns at a time, transposed in registers. With db, also
+// db[o] += colsum(dout)[o] for the same columns, in fp32 from the values read here, each column
+// summed row after row from zero and then added to db: colsum_accumulate's sums, bit for bit,
+// without its second pass over dout (whose one chain of additions per 16 columns waited on the
+// adder's latency: 2.7% of tiny28's bf16 training step in `perf`).
 __attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, const float* dout,
                                                                 int64_t R, int O, int o_begin,
-                                                                int o_end) {
+                                                                int o_end, float* db) {
   const int pairs = int((R + 1) / 2), padded = bf16_steps_pairs(int(R));
+  const int blocks = (o_end - o_begin + 15) / 16;
+  __m512 sums[16];  // a block of 16 columns each: O <= 256 a thread in one pass of the columns
   __m512i r[16];
-  for (int q0 = 0; q0 < padded; q0 += 16) {
-    for (int o0 = o_begin; o0 < o_end; o0 += 16) {
-      const int n = std::min(16, o_end - o0);
-      for (int j = 0; j < 16; ++j) {
-        const int q = q0 + j;
-        const float* lo = dout + int64_t(2 * q) * O + o0;
-        r[j] = q < pairs ? bf16_pairs(lo, 2 * q + 1 < R ? lo + O : nullptr, n)
-                         : _mm512_setzero_si512();
+  for (int b0 = 0; b0 < blocks; b0 += 16) {  // columns o_begin + 16 b0 ..., 256 at a time
+    const int o_first = o_begin + 16 * b0, o_last = std::min(o_end, o_first + 256);
+    for (__m512& v : sums) v = _mm512_setzero_ps();
+    for (int q0 = 0; q0 < padded; q0 += 16) {
+      for (int o0 = o_first; o0 < o_last; o0 += 16) {
+        const int n = std::min(16, o_last - o0);
+        const __mmask16 m = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+        __m512& sum = sums[(o0 - o_first) / 16];
+        for (int j = 0; j < 16; ++j) {
+          const int q = q0 + j;
+          if (q >= pairs) {
+            r[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* lo = dout + int64_t(2 * q) * O + o0;
+          const __m512 l = _mm512_maskz_loadu_ps(m, lo);
+          const __m512 h = 2 * q + 1 < R ? _mm512_maskz_loadu_ps(m, lo + O) : _mm512_setzero_ps();
+          if (db) {
+            sum = _mm512_add_ps(sum, l);
+            if (2 * q + 1 < R) sum = _mm512_add_ps(sum, h);
+          }
+          r[j] = bf16_pairs(l, h);
+        }
+        transpose_16x16(r);
+        for (int i = 0; i < n; ++i) _mm512_storeu_si512(out + int64_t(o0 + i) * padded + q0, r[i]);
       }
-      transpose_16x16(r);
-      for (int i = 0; i < n; ++i) _mm512_storeu_si512(out + int64_t(o0 + i) * padded + q0, r[i]);
+    }
+    if (!db) continue;
+    for (int o0 = o_first; o0 < o_last; o0 += 16) {
+      const int n = std::min(16, o_last - o0);
+      const __mmask16 m = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+      const __m512 d = _mm512_maskz_loadu_ps(m, db + o0);
+      _mm512_mask_storeu_ps(db + o0, m, _mm512_add_ps(d, sums[(o0 - o_first) / 16]));
     }
   }
 }
@@ -1240,7 +1270,7 @@ void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, con
   // docs/PERFORMANCE.md, "bf16 products split by rows".
   const bool by_rows = ctx.threads > 1 && I <= O && O >= 2 * kAmxRows * ctx.threads;
   on_threads(ctx, [&](int t, int nt) {
-    transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt);
+    transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt, db);
     panels_bf16(panels, x, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
     if (nt > 1) {
 #pragma omp barrier
@@ -1250,7 +1280,6 @@ void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, con
     bf16_tiles(r, reinterpret_cast<const uint16_t*>(a), 2 * int64_t(padded),
                reinterpret_cast<const uint16_t*>(panels), I, int(R), 1.0f, dw, I, nullptr, true);
   });
-  if (db) colsum_accumulate(ctx, db, dout, R, O);
 }
 #endif
 
