@@ -294,6 +294,15 @@ void BM_AddInto(benchmark::State& st) {
 }
 BENCHMARK(BM_AddInto)->Arg(305'034)->Arg(5'717'416);
 
+// The global gradient norm's sum of squares (clip_grad_norm) over tiny28's and ViT-Ti's gradients.
+void BM_SumSquares(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Vec g = randv(size_t(n), 15);
+  for (auto _ : st) benchmark::DoNotOptimize(ops::sum_squares(op_context(), g.data(), n));
+  st.SetBytesProcessed(int64_t(st.iterations()) * n * 4);
+}
+BENCHMARK(BM_SumSquares)->Arg(305'034)->Arg(5'717'416);
+
 // Resampling as the folder datasets run it (data/resample.hpp, bicubic): arg 0, the first decode's
 // resize of a 500 x 375 RGB photo (interleaved, as decoded) to its stored 341 x 256; arg 1, a
 // random resized crop's window of 200 x 150 pixels of that stored image (planar) to 224 x 224.

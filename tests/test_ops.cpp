@@ -385,6 +385,29 @@ TEST_P(OpsFixture, ClipGradNorm) {
                kGradRtol);
 }
 
+// The global gradient norm's sum of squares: fixed chunks of 2^14 elements, each summed from zero
+// element after element in double (each square exact, so one rounding a step), the chunks' sums
+// then added in order. That definition, bit for bit, on 1 and 2 threads: within one chunk, a whole
+// set of 8 chunks the kernel runs side by side, a set with a short last chunk, and more chunks than
+// one group of partials (256).
+TEST_P(Ops, SumOfSquaresIsTheChunksSumsInOrder) {
+  constexpr int64_t kChunk = 1 << 14;
+  for (const int64_t n : {int64_t(1000), 8 * kChunk, 19 * kChunk + 123, 300 * kChunk + 5}) {
+    const auto g = random_vector(n, 91);
+    double want = 0.0;
+    for (int64_t lo = 0; lo < n; lo += kChunk) {
+      double s = 0.0;
+      for (int64_t i = lo; i < std::min(n, lo + kChunk); ++i) s += double(g[i]) * double(g[i]);
+      want += s;
+    }
+    for (const int threads : {1, 2}) {
+      const double got = ops::sum_squares(op_context(threads), g.data(), n);
+      EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0)
+          << "n " << n << ", " << threads << " threads: " << got << " against " << want;
+    }
+  }
+}
+
 // ---- Finite differences: L = sum(g * f(inputs)) for a random upstream g, in double.
 
 TEST_P(OpsFiniteDiff, LayerNorm) {

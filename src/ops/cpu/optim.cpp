@@ -73,8 +73,14 @@ void adamw_update(const Context& ctx, float* p, float* m, float* v, const float*
 }
 
 double sum_squares(const Context& ctx, const float* g, int64_t n) {
-  // Fixed chunks, each summed by one thread, then the partials added in chunk order.
+  // Fixed chunks, each summed from zero by one thread, element after element (a chain of
+  // dependent additions: each square is exact in double, so each step rounds once), then the
+  // partials added in chunk order. A thread runs up to kWays of its chunks side by side, one chain
+  // each, so that their additions overlap instead of each waiting on the one before (one chain at
+  // a time, this took 1.9% of tiny28's bf16 Fashion-MNIST step in `perf`): every chunk's chain is
+  // the same, so the sum has the same bits.
   constexpr int64_t kChunk = 1 << 14;
+  constexpr int kWays = 8;
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   double total = 0.0;
   // Partials in fixed-size groups, so no allocation scales with n.
@@ -82,12 +88,50 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
   double partial[kGroup];
   for (int64_t c0 = 0; c0 < nchunks; c0 += kGroup) {
     const int64_t cn = std::min(kGroup, nchunks - c0);
-#pragma omp parallel for schedule(static) if (n > kChunk) num_threads(ctx.threads)
-    for (int64_t c = 0; c < cn; ++c) {
-      const int64_t lo = (c0 + c) * kChunk, hi = std::min(n, lo + kChunk);
-      double s = 0.0;
-      for (int64_t i = lo; i < hi; ++i) s = mul_add(double(g[i]), double(g[i]), s);
-      partial[c] = s;
+    // Chunks [begin, end) of this group, kWays at a time, into partial[].
+    auto run = [&](int64_t begin, int64_t end) {
+      for (int64_t first = begin; first < end; first += kWays) {
+        const int64_t count = std::min<int64_t>(kWays, end - first);
+        const float* at[kWays];
+        int64_t len[kWays];
+        double s[kWays] = {};
+        int64_t common = kChunk;  // elements every chunk of the set has
+        for (int64_t c = 0; c < count; ++c) {
+          const int64_t lo = (c0 + first + c) * kChunk;
+          at[c] = g + lo;
+          len[c] = std::min(n, lo + kChunk) - lo;
+          common = std::min(common, len[c]);
+        }
+        if (count == kWays) {
+          for (int64_t i = 0; i < common; ++i) {
+#pragma GCC unroll 8
+            for (int c = 0; c < kWays; ++c) {
+              s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
+            }
+          }
+        } else {
+          for (int64_t i = 0; i < common; ++i) {
+            for (int64_t c = 0; c < count; ++c) {
+              s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
+            }
+          }
+        }
+        for (int64_t c = 0; c < count; ++c) {  // the rest of a set's longer chunks
+          for (int64_t i = common; i < len[c]; ++i) {
+            s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
+          }
+          partial[first + c] = s[c];
+        }
+      }
+    };
+    if (ctx.threads > 1 && n > kChunk) {  // each thread an even share of the chunks
+#pragma omp parallel num_threads(ctx.threads)
+      {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        run(cn * t / nt, cn * (t + 1) / nt);
+      }
+    } else {
+      run(0, cn);
     }
     for (int64_t c = 0; c < cn; ++c) total += partial[c];
   }
