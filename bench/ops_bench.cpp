@@ -135,70 +135,81 @@ void BM_GemmTN(benchmark::State& st, bool ours) {
 BENCHMARK_CAPTURE(BM_GemmTN, dispatch, true) GEMM_TN_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmTN, openblas, false) GEMM_TN_SHAPES;
 
+// The kernel a bf16 benchmark runs on (arg 3: 1 AMX, 0 AVX512-BF16), set for its lifetime; ok()
+// is false (and the benchmark skips) where this CPU lacks it.
+struct Bf16Kernel {
+  explicit Bf16Kernel(benchmark::State& st) {
+    if (!cpu_has_bf16() || (st.range(3) && !cpu_has_amx())) {
+      st.SkipWithError("this CPU lacks AVX512-BF16 (or AMX-BF16)");
+      return;
+    }
+    set_amx(st.range(3) != 0);
+    ok_ = true;
+  }
+  ~Bf16Kernel() {
+    if (ok_) set_amx(cpu_has_amx());
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  bool ok_ = false;
+};
+
+// The benchmarks' context: all threads, or one (`lane`).
+ops::Context lane_or_all(bool lane) {
+  ops::Context ctx = op_context();
+  if (lane) ctx.threads = 1;
+  return ctx;
+}
+
 // The bf16 products of training in bf16 (`--dtype bf16`), on AMX where the CPU has it: C[R, O] =
 // X[R, I] W[O, I]^T on W's bf16 panels (args I, O, R; arg 3: 0 AVX512-BF16, 1 AMX), and the weight
 // gradient dW[O, I] += dY[R, O]^T X[R, I] with both rounded to bf16, and the bias's db[O] +=
-// colsum(dY) (args O, I, R, the same switch). R = 1280: a batch of 64 images of 20 tokens (tiny28
-// with the Fashion-MNIST recipe's patch dropout) on all threads; R = 320: one of its micro-batches
-// (16 images), as training runs it, on one thread (`lane`).
+// colsum(dY) (the same args). R = 1280: a batch of 64 images of 20 tokens (tiny28 with the
+// Fashion-MNIST recipe's patch dropout) on all threads; R = 320: one of its micro-batches (16
+// images), as training runs it, on one thread (`lane`).
 void BM_GemmBf16(benchmark::State& st, bool lane) {
   const int I = int(st.range(0)), O = int(st.range(1)), rows = int(st.range(2));
-  if (!cpu_has_bf16() || (st.range(3) && !cpu_has_amx())) {
-    st.SkipWithError("this CPU lacks AVX512-BF16 (or AMX-BF16)");
-    return;
-  }
-  set_amx(st.range(3) != 0);
+  const Bf16Kernel kernel(st);
+  if (!kernel.ok()) return;
   auto x = randv(size_t(rows) * I, 1), w = randv(size_t(O) * I, 2);
   Vec c(size_t(rows) * O);
   ops::PackedWeights packs;
   packs.add_bf16(w.data(), O, I);
-  ops::Context ctx = op_context();
-  if (lane) ctx.threads = 1;
+  ops::Context ctx = lane_or_all(lane);
   ctx.packed = &packs;
   for (auto _ : st) {
     ops::gemm(ctx, false, true, rows, O, I, 1.0f, x.data(), I, w.data(), I, 0.0f, c.data(), O);
     benchmark::DoNotOptimize(c.data());
   }
-  set_amx(cpu_has_amx());
   st.counters["GFLOP/s"] = gflops(2.0 * rows * O * I);
 }
 void BM_WeightGradBf16(benchmark::State& st, bool lane) {
-  const int O = int(st.range(0)), I = int(st.range(1)), rows = int(st.range(2));
-  if (!cpu_has_bf16() || (st.range(3) && !cpu_has_amx())) {
-    st.SkipWithError("this CPU lacks AVX512-BF16 (or AMX-BF16)");
-    return;
-  }
-  set_amx(st.range(3) != 0);
+  const int I = int(st.range(0)), O = int(st.range(1)), rows = int(st.range(2));
+  const Bf16Kernel kernel(st);
+  if (!kernel.ok()) return;
   auto dy = randv(size_t(rows) * O, 1), x = randv(size_t(rows) * I, 2);
   Vec dw(size_t(O) * I), db(static_cast<size_t>(O));
-  ops::Context ctx = op_context();
-  if (lane) ctx.threads = 1;
+  ops::Context ctx = lane_or_all(lane);
   ctx.bf16_grads = true;
   for (auto _ : st) {
     ops::weight_grad(ctx, dw.data(), db.data(), dy.data(), x.data(), rows, I, O);
     benchmark::DoNotOptimize(dw.data());
   }
-  set_amx(cpu_has_amx());
   st.counters["GFLOP/s"] = gflops(2.0 * rows * O * I);
 }
-#define GEMM_BF16_SHAPES(R, amx) \
-  ->Args({64, 192, R, amx})      \
-      ->Args({64, 64, R, amx})   \
-      ->Args({64, 256, R, amx})  \
+// tiny28's four linear layers (I, O): qkv, proj, fc1, fc2.
+#define TINY28_LINEARS(R, amx)  \
+  ->Args({64, 192, R, amx})     \
+      ->Args({64, 64, R, amx})  \
+      ->Args({64, 256, R, amx}) \
       ->Args({256, 64, R, amx})
-BENCHMARK_CAPTURE(BM_GemmBf16, all, false)
-GEMM_BF16_SHAPES(64 * 20, 1) GEMM_BF16_SHAPES(64 * 20, 0);
-BENCHMARK_CAPTURE(BM_GemmBf16, lane, true)
-GEMM_BF16_SHAPES(16 * 20, 1) GEMM_BF16_SHAPES(16 * 20, 0);
-#define WGRAD_BF16_SHAPES(R, amx) \
-  ->Args({192, 64, R, amx})       \
-      ->Args({64, 64, R, amx})    \
-      ->Args({256, 64, R, amx})   \
-      ->Args({64, 256, R, amx})
+BENCHMARK_CAPTURE(BM_GemmBf16, all, false) TINY28_LINEARS(64 * 20, 1) TINY28_LINEARS(64 * 20, 0);
+BENCHMARK_CAPTURE(BM_GemmBf16, lane, true) TINY28_LINEARS(16 * 20, 1) TINY28_LINEARS(16 * 20, 0);
 BENCHMARK_CAPTURE(BM_WeightGradBf16, all, false)
-WGRAD_BF16_SHAPES(64 * 20, 1) WGRAD_BF16_SHAPES(64 * 20, 0);
+TINY28_LINEARS(64 * 20, 1) TINY28_LINEARS(64 * 20, 0);
 BENCHMARK_CAPTURE(BM_WeightGradBf16, lane, true)
-WGRAD_BF16_SHAPES(16 * 20, 1) WGRAD_BF16_SHAPES(16 * 20, 0);
+TINY28_LINEARS(16 * 20, 1) TINY28_LINEARS(16 * 20, 0);
 
 void BM_AttentionForward(benchmark::State& st) {
   const bool train = st.range(0);

@@ -1253,8 +1253,8 @@ __attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, c
 // Training's weight gradient in bf16 (ops::Context::bf16_grads): dw [O, I] += dout^T x, dout and
 // x rounded to bf16 (the error bound of gemm_bf16's products, K = R), summed in fp32 over the
 // whole of R in one register each (so the same bits for any thread count); db [O] += colsum(dout)
-// in fp32. dout^T's rows (pairs of tokens) and x's panels are converted by the op's threads, then
-// each thread runs its columns' panels.
+// in fp32 (taken while dout is converted). dout^T's rows (pairs of tokens) and x's panels are
+// converted by the op's threads, then each thread runs its rows or its columns of dw.
 void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
                 int64_t R, int I, int O) {
   VIT_CHECK(R < (int64_t(1) << 30),
