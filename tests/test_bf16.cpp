@@ -368,15 +368,16 @@ TEST_F(Bf16, OtherProductsStayFp32) {
 // same bf16 weights followed by the separate ops.
 // On 2 threads: one image's rows by a wider weight (the threads split the columns: the epilogue
 // after a barrier) and more rows than columns, the last tile of rows partial (they split the rows:
-// each block's epilogue as soon as its columns are done).
-void check_fused_epilogues(int R, int I, int O) {
-  SCOPED_TRACE("R " + std::to_string(R) + " I " + std::to_string(I) + " O " + std::to_string(O));
+// each block's epilogue as soon as its columns are done); on 1 thread, row blocks (a small weight).
+void check_fused_epilogues(int R, int I, int O, int threads) {
+  SCOPED_TRACE("R " + std::to_string(R) + " I " + std::to_string(I) + " O " + std::to_string(O) +
+               ", " + std::to_string(threads) + " threads");
   auto x = random_vector(int64_t(R) * I, 61), w = random_vector(int64_t(O) * I, 62, 0.2);
   auto b = random_vector(O, 63, 0.5), res = random_vector(int64_t(R) * O, 64, 2.0);
   auto lw = random_vector(O, 65, 0.3, 1.0), lb = random_vector(O, 66, 0.3);
   ops::PackedWeights packs;
   packs.add_bf16(w.data(), O, I);
-  ops::Context ctx = op_context(2);
+  ops::Context ctx = op_context(threads);
   ctx.packed = &packs;
 
   std::vector<float> h(size_t(R) * O), g(size_t(R) * O), slope(size_t(R) * O);
@@ -414,8 +415,9 @@ void check_fused_epilogues(int R, int I, int O) {
 
 TEST_F(Bf16, FusedEpiloguesMatchComposition) {
   on_each_bf16_kernel([] {
-    check_fused_epilogues(197, 192, 300);
-    check_fused_epilogues(333, 64, 96);
+    check_fused_epilogues(197, 192, 300, 2);
+    check_fused_epilogues(333, 64, 96, 2);
+    check_fused_epilogues(333, 64, 96, 1);
   });
 }
 

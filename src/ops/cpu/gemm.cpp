@@ -1045,16 +1045,21 @@ Bf16Range row_share(int t, int nt, int M, int N, const Epilogue* epi) {
   return {begin, end, 0, count, std::lcm(kBfRows, kAmxRows), epi};
 }
 
-// Whether a bf16 product of M rows and N columns splits its rows between nt threads (row_share)
-// rather than its columns (column_share). By rows, a thread converts, multiplies and finishes (the
-// epilogue) only its own rows, with no barrier and no rows passing between cores, but reads every
-// panel of the weight; by columns, it reads only its panels, and the rows of A the other threads
-// converted. So rows win when there are at least as many rows as columns (and two tiles of rows
-// a thread), columns when a few rows meet a wide weight (batch 1). Measured on AMX, 2 threads
-// (bench/ops_bench.cpp, BM_GemmBf16; vit bench --mode infer --dtype bf16): docs/PERFORMANCE.md,
-// "bf16 products split by rows".
-bool split_rows(int M, int N, int nt) {
-  return nt > 1 && M >= 2 * kAmxRows * nt && M >= N;
+// Whether a bf16 product of M rows and N columns (its panels panel_bytes) splits its rows between
+// nt threads (row_share) rather than its columns (column_share). By rows, a thread converts,
+// multiplies and finishes (the epilogue) only its own rows, with no barrier and no rows passing
+// between cores, but reads every panel of the weight; by columns, it reads only its panels, and
+// the rows of A the other threads converted. So rows win when there are at least as many rows as
+// columns (and two tiles of rows a thread), columns when a few rows meet a wide weight (batch 1).
+// On one thread (a training lane) the choice is the loop's order: by rows, blocks of 96 rows take
+// every panel in turn while they stay in cache, and the epilogue finds them there; by columns,
+// each panel passes over all the rows. Rows when the panels are small enough to stay in L2 (at
+// most 512 KB: tiny28's, ViT-Ti's). Measured on AMX (bench/ops_bench.cpp, BM_GemmBf16; vit bench
+// --mode infer --dtype bf16; bf16 training epochs): docs/PERFORMANCE.md, "bf16 products split by
+// rows".
+bool split_rows(int M, int N, int64_t panel_bytes, int nt) {
+  if (nt == 1) return M >= 2 * kAmxRows && panel_bytes <= 512 * 1024;
+  return M >= 2 * kAmxRows * nt && M >= N;
 }
 
 // Runs run(t, nt) on the op's threads (ctx.threads; the calling thread alone with one).
@@ -1078,7 +1083,7 @@ void gemm_bf16(const Context& ctx, const uint16_t* panels, int M, int N, int K, 
   auto* abf =
       reinterpret_cast<uint16_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(M)) * (Kpad / 2)));
   const Epilogue* epi = epilogue.kind != Epilogue::kNone ? &epilogue : nullptr;
-  const bool by_rows = split_rows(M, N, ctx.threads);
+  const bool by_rows = split_rows(M, N, bf16_panels_size(K, N) * 2, ctx.threads);
   on_threads(ctx, [&](int t, int nt) {
     if (by_rows) {  // each thread its own rows, start to finish
       const Bf16Range r = row_share(t, nt, M, N, epi);
