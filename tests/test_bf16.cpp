@@ -242,6 +242,21 @@ TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
         ctx.bf16_grads = true;
         std::vector<float> dw = dw0, db = db0;
         ops::weight_grad(ctx, dw.data(), db.data(), dout.data(), x.data(), sh.R, sh.I, sh.O);
+        // x as the forward saves it in bf16 training: bf16_panels' values and layout, and the
+        // same gradient bit for bit.
+        std::vector<uint16_t> panels(size_t(ops::bf16_panels_size(sh.R, sh.I)), 0xFFFF),
+            want(panels.size());
+        ops::input_panels_bf16(ctx, panels.data(), x.data(), sh.R, sh.I);
+        ops::bf16_panels(want.data(), x.data(), sh.I, false, sh.R, sh.I);
+        EXPECT_EQ(std::memcmp(panels.data(), want.data(), panels.size() * 2), 0)
+            << "input_panels_bf16, " << threads << " threads, R " << sh.R << " I " << sh.I;
+        std::vector<float> dw_p = dw0, db_p = db0;
+        ops::weight_grad(ctx, dw_p.data(), db_p.data(), dout.data(),
+                         ops::LayerInput(nullptr, panels.data()), sh.R, sh.I, sh.O);
+        EXPECT_EQ(std::memcmp(dw_p.data(), dw.data(), dw.size() * 4), 0)
+            << "dw from x's panels, " << threads << " threads, R " << sh.R << " I " << sh.I;
+        EXPECT_EQ(std::memcmp(db_p.data(), db.data(), db.size() * 4), 0)
+            << "db from x's panels, " << threads << " threads, R " << sh.R << " I " << sh.I;
         if (threads == 1) {
           first = dw;
           first_db = db;
@@ -292,6 +307,13 @@ TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
       }
     }
   });
+  // fp32 gradients need x's fp32 rows: its panels alone are refused.
+  std::vector<float> dw(6), dout(4);
+  std::vector<uint16_t> panels(size_t(ops::bf16_panels_size(2, 3)));
+  const ops::Context ctx = op_context(1);
+  EXPECT_THROW(ops::weight_grad(ctx, dw.data(), nullptr, dout.data(),
+                                ops::LayerInput(nullptr, panels.data()), 2, 3, 2),
+               Error);
 }
 
 // Training in bf16 (Model::set_training_dtype): a batch's gradient against the same model's in
@@ -334,6 +356,23 @@ TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
       const auto bf16_one = gradients(Dtype::kBf16, 1);
       EXPECT_EQ(std::memcmp(bf16.data(), bf16_one.data(), bf16.size() * 4), 0)
           << "bf16 training's gradient differs on 1 and 2 threads";
+      // A model trained in bf16 and then in fp32 (a run resumed in fp32): its lanes, which kept
+      // ln1, ln2 and g in bf16 alone, are planned again, and its fp32 gradient is fp32's.
+      {
+        set_num_threads(2);
+        Model model(c);
+        model.init(5);
+        model.enable_training(B);
+        std::vector<float> probs(size_t(B) * 5), dlogits(size_t(B) * 5);
+        for (const Dtype dtype : {Dtype::kBf16, Dtype::kF32}) {
+          model.set_training_dtype(dtype);
+          model.zero_grad();
+          batch_gradients(model, images.data(), labels.data(), B, 0.0f, nullptr, 0, probs.data(),
+                          dlogits.data(), /*micro_batch=*/3);
+        }
+        EXPECT_EQ(std::memcmp(model.grad_data(), f32.data(), f32.size() * 4), 0)
+            << "fp32 training after bf16 differs from fp32's alone";
+      }
       double diff = 0, norm = 0;
       for (size_t i = 0; i < f32.size(); ++i) {
         diff += (double(bf16[i]) - f32[i]) * (double(bf16[i]) - f32[i]);

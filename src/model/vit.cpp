@@ -64,6 +64,9 @@ struct BlockActs {
   float *qkv_raw = nullptr, *qk_mean = nullptr, *qk_rstd = nullptr;
   // LayerScale: proj's and fc2's outputs before the scale (kept for ls1's and ls2's gradients).
   float *y1 = nullptr, *y2 = nullptr;
+  // Training in bf16: ln1, ln2 and g as their layers' weight gradients read them (the bf16 panels
+  // of ops::input_panels_bf16), saved instead of the fp32 rows, which the blocks then share.
+  uint16_t *ln1_bf16 = nullptr, *ln2_bf16 = nullptr, *g_bf16 = nullptr;
 };
 
 // Where one forward of the network (forward_graph) reads and writes, planned by plan_forward for
@@ -94,6 +97,7 @@ struct ForwardBuffers {
 // One set of training activations and gradient scratch, for batches of up to `capacity` images.
 struct Lane {
   int capacity = 0;
+  bool bf16 = false;          // planned for training in bf16 (plan_forward's kTrainingBf16)
   int last_batch = 0;         // B of the last forward, 0 when there is nothing to backpropagate
   std::vector<int32_t> keep;  // the last forward's patch dropout indices [B, num_keep]
   int num_keep = 0;           // 0: the last forward kept every token
@@ -407,33 +411,46 @@ struct ActivationSlot {
   float** ptr;
   size_t off;
 };
+struct Bf16Slot {
+  uint16_t** ptr;
+  size_t off;
+};
 
 // Records, for buffers planned in an arena, where each pointer will point once it is allocated.
 struct Planner {
   Arena& arena;
   std::vector<ActivationSlot> slots;
+  std::vector<Bf16Slot> bf16_slots;
   size_t plan(float** ptr, int64_t n) {
     const size_t off = arena.add(size_t(n));
     slots.push_back({ptr, off});
     return off;
   }
+  void plan_bf16(uint16_t** ptr, int64_t n) {  // n bf16 values, in the arena's floats
+    bf16_slots.push_back({ptr, arena.add(size_t((n + 1) / 2))});
+  }
   void alias(float** ptr, size_t off) { slots.push_back({ptr, off}); }
   void allocate() {
     arena.allocate();
     for (const ActivationSlot& s : slots) *s.ptr = arena.at(s.off);
+    for (const Bf16Slot& s : bf16_slots) *s.ptr = reinterpret_cast<uint16_t*>(arena.at(s.off));
   }
 };
 
-enum class Pass { kTraining, kInference };
+// kTrainingBf16: training whose weight gradients read bf16 (ops::Context::bf16_grads).
+enum class Pass { kTraining, kTrainingBf16, kInference };
 
 // Plans forward_graph's buffers for batches of B images. Training: every block keeps its own
 // activations, and with them what only the backward reads (LayerNorm statistics, attention
 // probabilities, GELU slopes). Inference: one block's buffers serve every block, the residual
 // stream is updated in place (x_l, xmid and x_l+1 are one buffer; ln1 and ln2 one), and what
 // only the backward reads stays null. The pointers of blocks after the first are copied from the
-// first by finish_forward once the arena is allocated.
+// first by finish_forward once the arena is allocated. Training in bf16 saves ln1, ln2 and g as
+// the bf16 panels their weight gradients read (half the bytes of fp32), and every block shares
+// one buffer of fp32 rows for ln1 and ln2 (as inference does) and one for g, where the forward
+// makes them in cache for the next product and its panels.
 void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuffers& F) {
-  const bool training = pass == Pass::kTraining;
+  const bool training = pass != Pass::kInference, bf16 = pass == Pass::kTrainingBf16;
   const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
                 K = c.num_classes;
   const int64_t BN = B * N, BND = BN * D;
@@ -461,9 +478,21 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   for (int l = 1; l <= c.depth; ++l) {
     if (training) p.plan(&F.x[l], BND);
   }
+  size_t shared_ln = 0, shared_g = 0;  // bf16 training's fp32 rows of ln1 and ln2, and of g
   for (int l = 0; l < (training ? c.depth : std::min(c.depth, 1)); ++l) {
     BlockActs& s = F.blocks[l];
-    const size_t ln1 = p.plan(&s.ln1, BND);
+    size_t ln1 = shared_ln;
+    if (bf16 && l > 0) {
+      p.alias(&s.ln1, ln1);
+    } else {
+      ln1 = p.plan(&s.ln1, BND);
+    }
+    if (bf16) {
+      shared_ln = ln1;
+      p.plan_bf16(&s.ln1_bf16, ops::bf16_panels_size(int(BN), int(D)));
+      p.plan_bf16(&s.ln2_bf16, ops::bf16_panels_size(int(BN), int(D)));
+      p.plan_bf16(&s.g_bf16, ops::bf16_panels_size(int(BN), int(M)));
+    }
     saved(&s.mean1, BN);
     saved(&s.rstd1, BN);
     p.plan(&s.qkv, 3 * BND);
@@ -484,14 +513,22 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
     }
     if (training) {
       p.plan(&s.xmid, BND);
-      p.plan(&s.ln2, BND);
+      if (bf16) {
+        p.alias(&s.ln2, ln1);
+      } else {
+        p.plan(&s.ln2, BND);
+      }
     } else {
       p.alias(&s.xmid, x0);
       p.alias(&s.ln2, ln1);
     }
     saved(&s.mean2, BN);
     saved(&s.rstd2, BN);
-    p.plan(&s.g, BN * M);
+    if (bf16 && l > 0) {
+      p.alias(&s.g, shared_g);
+    } else {
+      shared_g = p.plan(&s.g, BN * M);
+    }
     saved(&s.slope, BN * M);
   }
   if (c.mean_after_norm) {
@@ -515,12 +552,12 @@ void finish_forward(ForwardBuffers& F) {
   }
 }
 
-// Plans lane L's training activations and gradient scratch for batch B into arena `a` (offsets
-// only: nothing is allocated).
-void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
+// Plans lane L's training activations (bf16: for training in bf16) and gradient scratch for batch
+// B into arena `a` (offsets only: nothing is allocated).
+void plan_activations(const Config& c, Lane& L, int64_t B, bool bf16, Planner& p) {
   const int64_t BND = B * c.num_tokens() * c.dim, BN = B * c.num_tokens();
   const int64_t Np = c.num_patches(), D = c.dim, M = c.mlp_dim, T = c.pooled_tokens();
-  plan_forward(c, B, Pass::kTraining, p, L.fwd);
+  plan_forward(c, B, bf16 ? Pass::kTrainingBf16 : Pass::kTraining, p, L.fwd);
   p.plan(&L.dx, BND);
   p.plan(&L.dln, BND);
   p.plan(&L.dqkv, 3 * BND);
@@ -532,14 +569,15 @@ void plan_activations(const Config& c, Lane& L, int64_t B, Planner& p) {
   if (c.dist_token) p.plan(&L.dhalf, B * c.num_classes);
 }
 
-// Allocates lane L's activations for batches of up to B images.
-void allocate_lane(const Config& c, Lane& L, int B) {
+// Allocates lane L's activations for batches of up to B images (bf16: for training in bf16).
+void allocate_lane(const Config& c, Lane& L, int B, bool bf16) {
   Lane fresh;  // L is replaced only once the memory is there
-  Planner p{fresh.acts, {}};
-  plan_activations(c, fresh, B, p);
+  Planner p{fresh.acts, {}, {}};
+  plan_activations(c, fresh, B, bf16, p);
   p.allocate();
   fresh.fwd.branch = fresh.dln;  // likewise
   fresh.capacity = B;
+  fresh.bf16 = bf16;
   L = std::move(fresh);
 }
 
@@ -671,6 +709,7 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
     float* y1 = c.layer_scale ? s.y1 : F.branch;
     float* y2 = c.layer_scale ? s.y2 : F.branch;
     const float* qkv_b = Wopt(p.qkv_b);
+    if (s.ln1_bf16) ops::input_panels_bf16(ctx, s.ln1_bf16, s.ln1, BN, D);
     if (c.qk_norm) {
       float* raw = s.qkv_raw ? s.qkv_raw : s.qkv;  // inference: in place
       ops::linear_forward(ctx, raw, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
@@ -691,12 +730,14 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
                                         W(p.proj_b), F.x[l], W(p.norm2_w), W(p.norm2_b), BN, D, D,
                                         c.ln_eps);
     }
+    if (s.ln2_bf16) ops::input_panels_bf16(ctx, s.ln2_bf16, s.ln2, BN, D);
     if (c.act == Act::kGelu) {
       ops::linear_gelu_forward(ctx, s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
     } else {
       ops::linear_forward(ctx, s.g, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
       ops::quick_gelu_forward(ctx, s.g, s.slope, s.g, BN * M);
     }
+    if (s.g_bf16) ops::input_panels_bf16(ctx, s.g_bf16, s.g, BN, M);
     BlockActs next{};  // the next block's norm1 outputs (none after the last block)
     const float *norm_w = nullptr, *norm_b = nullptr;
     if (l + 1 < c.depth) {
@@ -794,6 +835,11 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
   ops::Context ctx = executor_context(m);
   ctx.packed = m.train_packs.get();           // training in bf16: the weights' bf16 copies, and
   ctx.bf16_grads = m.train_packs != nullptr;  // the weight gradients' products in bf16
+  // A layer's saved input: its bf16 panels where the lane keeps them (its fp32 rows then belong
+  // to a later block), else its fp32 rows.
+  auto saved = [](const float* rows, const uint16_t* panels) {
+    return panels ? ops::LayerInput(nullptr, panels) : ops::LayerInput(rows);
+  };
 
   const int K = c.num_classes, T = c.pooled_tokens();
   // A frozen backbone (a linear probe) needs the heads' gradients alone.
@@ -841,9 +887,10 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
                               ls ? m.W(p.ls2) : nullptr, ds2, N, BN, D);
       dy2 = L.dln;
     }
-    ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), dy2, s.g, m.W(p.fc2_w), s.slope,
-                              BN, M, D);
-    ops::linear_backward(ctx, L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, s.ln2, m.W(p.fc1_w), BN, D, M);
+    ops::linear_backward_gelu(ctx, L.dg, G(p.fc2_w), G(p.fc2_b), dy2, saved(s.g, s.g_bf16),
+                              m.W(p.fc2_w), s.slope, BN, M, D);
+    ops::linear_backward(ctx, L.dln, G(p.fc1_w), G(p.fc1_b), L.dg, saved(s.ln2, s.ln2_bf16),
+                         m.W(p.fc1_w), BN, D, M);
     ops::layernorm_backward(ctx, L.dx, G(p.norm2_w), G(p.norm2_b), L.dln, s.xmid, s.mean2, s.rstd2,
                             m.W(p.norm2_w), BN, D, /*accumulate=*/true);  // + the skip path's
     // xmid = x_l + ls1 * proj(attention(qkv(norm1(x_l)))) * drop
@@ -860,8 +907,8 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
       ops::qk_norm_backward(ctx, L.dqkv, G(p.qn_w), G(p.qn_b), G(p.kn_w), G(p.kn_b), L.dqkv,
                             s.qkv_raw, s.qk_mean, s.qk_rstd, m.W(p.qn_w), m.W(p.kn_w), BN, D, H);
     }
-    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, s.ln1, m.W(p.qkv_w), BN, D,
-                         3 * D);
+    ops::linear_backward(ctx, L.dln, G(p.qkv_w), Gopt(p.qkv_b), L.dqkv, saved(s.ln1, s.ln1_bf16),
+                         m.W(p.qkv_w), BN, D, 3 * D);
     ops::layernorm_backward(ctx, L.dx, G(p.norm1_w), G(p.norm1_b), L.dln, L.fwd.x[l], s.mean1,
                             s.rstd1, m.W(p.norm1_w), BN, D, /*accumulate=*/true);
     if (ready) ready(ready_offset(m, c.depth - l));
@@ -942,11 +989,15 @@ int64_t Model::training_bytes(const Config& config, int max_batch) {
   Impl plan;
   plan_parameters(plan, config);
   const int threads = num_threads();
-  auto activations = [&](int images) {
-    Arena a;
-    Planner p{a, {}};
-    plan_activations(config, plan.main, images, p);
-    return int64_t(a.size());
+  auto activations = [&](int images) {  // the larger of the fp32 and bf16 plans
+    int64_t most = 0;
+    for (const bool bf16 : {false, true}) {
+      Arena a;
+      Planner p{a, {}, {}};
+      plan_activations(config, plan.main, images, bf16, p);
+      most = std::max(most, int64_t(a.size()));
+    }
+    return most;
   };
   // Parameters, gradients and the two AdamW moments: four arenas of the parameter layout; then
   // the activations of a forward over the whole batch or, if more, the lanes of micro-batches
@@ -973,7 +1024,7 @@ int64_t Model::inference_bytes(const Config& config, int B) {
   const int per = micro_batch_images(config, B, N), parts = micro_batch_count(B, N, per);
   const int spaces = plan_lanes(parts, num_threads()).lanes;
   Arena a;
-  Planner p{a, {}};
+  Planner p{a, {}, {}};
   std::vector<ForwardBuffers> buffers(static_cast<size_t>(spaces));
   for (ForwardBuffers& F : buffers) plan_forward(config, per, Pass::kInference, p, F);
   return int64_t(sizeof(float)) * (int64_t(plan.weights.size()) + int64_t(a.size()));
@@ -999,11 +1050,13 @@ void lanes::enable(Model& model, int lanes, int max_batch, int grad_buffers) {
   VIT_CHECK(m.grads.allocated(), "lanes::enable: call enable_training(max_batch) first");
   m.cpu.with_threads(std::max(lanes, num_threads()));  // scratch for each lane's thread
   const int capacity = m.lanes.empty() ? 0 : m.lanes.front().capacity;
-  if (lanes > int(m.lanes.size()) || max_batch > capacity) {
+  const bool bf16 = m.train_packs != nullptr;  // the plan follows the training dtype
+  if (lanes > int(m.lanes.size()) || max_batch > capacity ||
+      (!m.lanes.empty() && m.lanes.front().bf16 != bf16)) {
     const int n = std::max(lanes, int(m.lanes.size())), b = std::max(max_batch, capacity);
     m.lanes.clear();
     m.lanes.resize(size_t(n));
-    for (Lane& L : m.lanes) allocate_lane(m.cfg, L, b);
+    for (Lane& L : m.lanes) allocate_lane(m.cfg, L, b, bf16);
   }
   if (grad_buffers > int(m.grad_buffer_offsets.size())) {
     Arena a;
@@ -1028,7 +1081,10 @@ const float* Model::forward(const float* images, int B, const int32_t* keep, int
                             const float* drop_path) {
   Impl& m = *impl_;
   VIT_CHECK(m.max_batch > 0, "forward: call enable_training(max_batch) first (or use predict)");
-  if (m.main.capacity < m.max_batch) allocate_lane(m.cfg, m.main, m.max_batch);
+  const bool bf16 = m.train_packs != nullptr;  // the plan follows the training dtype
+  if (m.main.capacity < m.max_batch || m.main.bf16 != bf16) {
+    allocate_lane(m.cfg, m.main, m.max_batch, bf16);
+  }
   check_forward(m.cfg, m.main, B, keep, num_keep, drop_path);
   convert_for_training(m);
   return lane_forward(m, m.main, images, B, keep, num_keep, drop_path);
@@ -1090,7 +1146,7 @@ void Model::predict(const float* images, int B, float* logits) {
     const int n = std::max(spaces, int(m.infer_spaces.size()));
     Arena arena;  // the old workspaces are replaced only once the memory is there
     std::vector<ForwardBuffers> spaces(static_cast<size_t>(n));
-    Planner p{arena, {}};
+    Planner p{arena, {}, {}};
     for (ForwardBuffers& F : spaces) plan_forward(c, b, Pass::kInference, p, F);
     p.allocate();
     for (ForwardBuffers& F : spaces) finish_forward(F);
@@ -1256,7 +1312,7 @@ void Model::forward_attention(const float* image, float* logits, float* att) {
   const Config& c = m.cfg;
   Arena arena;
   ForwardBuffers F;
-  Planner p{arena, {}};
+  Planner p{arena, {}, {}};
   plan_forward(c, 1, Pass::kTraining, p, F);  // the training plan: each block's att is kept
   p.allocate();
   ops::Context ctx = executor_context(m);

@@ -234,7 +234,10 @@ void gemm_unpack_weight(float* w, const float* panels, int O, int I) {
 void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, int K, int N) {
   return VIT_PICK(bf16_panels)(panels, B, ldb, trans_b, K, N);
 }
-void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+void input_panels_bf16(const Context& ctx, uint16_t* panels, const float* x, int64_t R, int I) {
+  return VIT_PICK(input_panels_bf16)(ctx, panels, x, R, I);
+}
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                  int64_t R, int I, int O) {
   return VIT_PICK(weight_grad)(ctx, dw, db, dout, x, R, I, O);
 }
@@ -336,7 +339,7 @@ void linear_forward(const Context& ctx, float* out, const float* x, const float*
 }
 
 void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
-                     const float* x, const float* w, int64_t R, int I, int O) {
+                     LayerInput x, const float* w, int64_t R, int I, int O) {
   return VIT_PICK(linear_backward)(ctx, dx, dw, db, dout, x, w, R, I, O);
 }
 
@@ -354,7 +357,7 @@ void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float
 }
 
 void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
-                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          LayerInput g, const float* w, const float* slope, int64_t R, int I,
                           int O) {
   return VIT_PICK(linear_backward_gelu)(ctx, dh, dw, db, dout, g, w, slope, R, I, O);
 }

@@ -63,6 +63,17 @@ inline int64_t bf16_panels_size(int K, int N) {
   return int64_t((N + 31) / 32) * ((K + 31) / 32 * 16) * 64;
 }
 
+// ---- A linear layer's input x [R, I] as its backward reads it (linear_backward, weight_grad): the
+// fp32 rows, or in bf16 training (Context::bf16_grads) the bf16 panels input_panels_bf16 made of
+// them in the forward (x as the weight gradient's op(B) [R, I], R its depth), which are all that
+// product reads of x: the forward's fp32 rows then need not be kept. From a pointer: the fp32 rows.
+struct LayerInput {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;  // [bf16_panels_size(R, I)]; non-null only with bf16_grads
+  LayerInput(const float* rows) : f32(rows) {}  // NOLINT: implicit, as a plain x is the common case
+  LayerInput(const float* rows, const uint16_t* panels) : f32(rows), bf16(panels) {}
+};
+
 // ---- A linear layer's weight w [O, I] rearranged in place, once, into the fp32 GEMM's panels
 // (PackedWeights::pack_f32): in w's own memory, the panels the GEMM would otherwise pack from w on
 // every call, laid out as it packs them (gemm_pack_weight: its column blocks, then its chunks of
@@ -147,9 +158,15 @@ void gemm_unpack_weight(float* w, const float* panels, int O, int I);
 // AVX-512 variant converts with AVX512-BF16's VCVTNE2PS2BF16 (denormals to zero); the others round
 // as vit::ops::to_bf16 does (the bf16 products, the AVX-512 variant's, read denormals as zero).
 void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, int K, int N);
+// panels [bf16_panels_size(R, I)] = x [R, I] as bf16 training's weight gradient reads it (op(B) =
+// x, K = R, N = I: bf16_panels' values and layout), split over the context's threads: made by the
+// forward while x is in cache, for linear_backward's LayerInput.
+void input_panels_bf16(const Context& ctx, uint16_t* panels, const float* x, int64_t R, int I);
 // A linear layer's parameter gradients: dw [O, I] += dout^T x and, when db is non-null,
 // db [O] += colsum(dout), for dout [R, O] and x [R, I]; with our kernel, in one pass over dout.
-void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+// With bf16_grads, x's bf16 panels when it has them, else its fp32 rows (converted here); without,
+// its fp32 rows (vit::Error when x has none).
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                  int64_t R, int I, int O);
 
 // ---- Convolutions (src/ops/cpu/conv.cpp): a Conv2d with weight [O, C, k, k] is im2col, then
@@ -251,7 +268,7 @@ void linear_forward(const Context& ctx, float* out, const float* x, const float*
 // dw += dout^T @ x; db (nullable) += colsum(dout); then dx (nullable) = dout @ w. dx may alias x:
 // x is only read before dx is written.
 void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
-                     const float* x, const float* w, int64_t R, int I, int O);
+                     LayerInput x, const float* w, int64_t R, int I, int O);
 
 // ---- Linear + residual + LayerNorm, fused (the end of each half of a block): out [R, O] =
 // residual + x @ w^T + b; then, when ln is non-null, ln = LayerNorm(out) with ln_w, ln_b, eps
@@ -271,7 +288,7 @@ void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float
 // db += colsum(dout); then dh = (dout @ w) * slope, the slope GELU'(h) from the forward. dh may
 // alias g.
 void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
-                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          LayerInput g, const float* w, const float* slope, int64_t R, int I,
                           int O);
 
 // ---- GELU, exact: y = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (src/ops/cpu/gelu.cpp).

@@ -1258,16 +1258,22 @@ __attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, c
 // Training's weight gradient in bf16 (ops::Context::bf16_grads): dw [O, I] += dout^T x, dout and
 // x rounded to bf16 (the error bound of gemm_bf16's products, K = R), summed in fp32 over the
 // whole of R in one register each (so the same bits for any thread count); db [O] += colsum(dout)
-// in fp32 (taken while dout is converted). dout^T's rows (pairs of tokens) and x's panels are
-// converted by the op's threads, then each thread runs its rows or its columns of dw.
-void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+// in fp32 (taken while dout is converted). dout^T's rows (pairs of tokens) and, unless x comes in
+// panels already (x.bf16, made in the forward), x's panels are converted by the op's threads,
+// then each thread runs its rows or its columns of dw.
+void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                 int64_t R, int I, int O) {
   VIT_CHECK(R < (int64_t(1) << 30),
             "weight_grad: " + std::to_string(R) + " rows are too many for bf16's products");
   const int padded = bf16_steps_pairs(int(R));
   auto* a = reinterpret_cast<uint32_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(O)) * padded));
-  auto* panels = reinterpret_cast<uint32_t*>(
-      scratch(ctx, kScratchGemmRows, size_t(bf16_panels_size(int(R), I) / 2)));
+  const uint32_t* panels = reinterpret_cast<const uint32_t*>(x.bf16);
+  uint32_t* made = nullptr;  // x's panels converted here
+  if (!panels) {
+    made = reinterpret_cast<uint32_t*>(
+        scratch(ctx, kScratchGemmRows, size_t(bf16_panels_size(int(R), I) / 2)));
+    panels = made;
+  }
   const int count = (I + kBfCols - 1) / kBfCols;
   // Split dw's rows (each thread its own rows of dout^T, every panel of x) or its columns (its own
   // panels, all of dout^T): whichever leaves the smaller operand to be read from the other cores
@@ -1276,7 +1282,7 @@ void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, con
   const bool by_rows = ctx.threads > 1 && I <= O && O >= 2 * kAmxRows * ctx.threads;
   on_threads(ctx, [&](int t, int nt) {
     transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt, db);
-    panels_bf16(panels, x, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
+    if (made) panels_bf16(made, x.f32, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
     if (nt > 1) {
 #pragma omp barrier
     }
@@ -1448,8 +1454,28 @@ void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, in
   }
 }
 
-void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, const float* x,
+void input_panels_bf16(const Context& ctx, uint16_t* panels, const float* x, int64_t R, int I) {
+  VIT_CHECK(R < (int64_t(1) << 30),
+            "input_panels_bf16: " + std::to_string(R) + " rows are too many for bf16's products");
+#if defined(__AVX512F__)
+  if (cpu_has_bf16()) {
+    const int count = (I + kBfCols - 1) / kBfCols;
+    on_threads(ctx, [&](int t, int nt) {
+      panels_bf16(reinterpret_cast<uint32_t*>(panels), x, I, false, int(R), I, count * t / nt,
+                  count * (t + 1) / nt);
+    });
+    return;
+  }
+#endif
+  (void)ctx;
+  bf16_panels(panels, x, I, false, int(R), I);
+}
+
+void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                  int64_t R, int I, int O) {
+  VIT_CHECK(x.f32 || (ctx.bf16_grads && x.bf16),
+            "weight_grad: x came as bf16 panels alone, and fp32 gradients (bf16_grads off) read "
+            "its fp32 rows: pass them");
   if (ctx.bf16_grads) {
 #if defined(__AVX512F__)
     if (dw) {
@@ -1462,11 +1488,11 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, co
   }
 #if VIT_SIMD
   if (dw) {
-    gemm_wgrad(ctx, O, I, int(R), dout, O, x, I, 1.0f, dw, I, db);
+    gemm_wgrad(ctx, O, I, int(R), dout, O, x.f32, I, 1.0f, dw, I, db);
     return;
   }
 #endif
-  if (dw) gemm(ctx, true, false, O, I, int(R), 1.0f, dout, O, x, I, 1.0f, dw, I);
+  if (dw) gemm(ctx, true, false, O, I, int(R), 1.0f, dout, O, x.f32, I, 1.0f, dw, I);
   if (db) colsum_accumulate(ctx, db, dout, R, O);
 }
 

@@ -10,7 +10,7 @@ void linear_forward(const Context& ctx, float* out, const float* x, const float*
 }
 
 void linear_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dout,
-                     const float* x, const float* w, int64_t R, int I, int O) {
+                     LayerInput x, const float* w, int64_t R, int I, int O) {
   weight_grad(ctx, dw, db, dout, x, R, I, O);
   if (dx) gemm(ctx, false, false, int(R), I, O, 1.0f, dout, O, w, I, 0.0f, dx, I);
 }
@@ -50,7 +50,7 @@ void linear_gelu_forward(const Context& ctx, float* g, float* slope, const float
 }
 
 void linear_backward_gelu(const Context& ctx, float* dh, float* dw, float* db, const float* dout,
-                          const float* g, const float* w, const float* slope, int64_t R, int I,
+                          LayerInput g, const float* w, const float* slope, int64_t R, int I,
                           int O) {
   linear_backward(ctx, nullptr, dw, db, dout, g, w, R, I,
                   O);  // dw, db: those of a plain linear on g
