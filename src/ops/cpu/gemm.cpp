@@ -1128,56 +1128,6 @@ __attribute__((target("avx512bf16"))) inline __m512i bf16_pairs(const float* lo,
                     hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps());
 }
 
-// Panels [p_begin, p_end) of op(B) [K, N] (ops::bf16_panels' layout) into out (all panels').
-__attribute__((target("avx512bf16"))) void panels_bf16(uint32_t* out, const float* B, int64_t ldb,
-                                                       bool trans_b, int K, int N, int p_begin,
-                                                       int p_end) {
-  const int pairs = (K + 1) / 2, padded = bf16_steps_pairs(K);
-  for (int p = p_begin; p < p_end; ++p) {
-    uint32_t* panel = out + int64_t(p) * padded * kBfCols;
-    const int n0 = p * kBfCols, cols = std::min(kBfCols, N - n0);
-    // The padding pairs (zeros), then the panel's pairs.
-    std::fill(panel + int64_t(pairs) * kBfCols, panel + int64_t(padded) * kBfCols, 0u);
-    if (!trans_b) {  // B [K, N]: rows 2q and 2q + 1, 32 columns each
-      for (int q = 0; q < pairs; ++q) {
-        const float* lo = B + int64_t(2 * q) * ldb + n0;
-        const float* hi = 2 * q + 1 < K ? lo + ldb : nullptr;
-        _mm512_storeu_si512(panel + q * kBfCols, bf16_pairs(lo, hi, std::min(16, cols)));
-        _mm512_storeu_si512(panel + q * kBfCols + 16,
-                            cols > 16 ? bf16_pairs(lo + 16, hi ? hi + 16 : nullptr, cols - 16)
-                                      : _mm512_setzero_si512());
-      }
-      continue;
-    }
-    // B [N, K]: column n of op(B) is row n of B, whose 32 depths at a time make 16 pairs, each
-    // stored into its own pair's row of the panel (32 pairs apart).
-    const __m512i apart =
-        _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32(kBfCols));
-    for (int c = 0; c < kBfCols; ++c) {
-      if (c >= cols) {
-        for (int q = 0; q < pairs; ++q) panel[q * kBfCols + c] = 0;
-        continue;
-      }
-      const float* row = B + int64_t(n0 + c) * ldb;
-      for (int q0 = 0; q0 < pairs; q0 += 16) {
-        const int k0 = 2 * q0, n = std::min(32, K - k0);
-        const __m512 lo =
-            _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xffff : (1u << n) - 1), row + k0);
-        const __m512 hi =
-            n > 16 ? _mm512_maskz_loadu_ps(__mmask16(n >= 32 ? 0xffff : (1u << (n - 16)) - 1),
-                                           row + k0 + 16)
-                   : _mm512_setzero_ps();
-        // 32 depths in order: lane j holds the pair (k0 + 2j, k0 + 2j + 1).
-        const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-        const int np = std::min(16, pairs - q0);
-        _mm512_mask_i32scatter_epi32(panel + q0 * kBfCols + c,
-                                     __mmask16(np >= 16 ? 0xffff : (1u << np) - 1), apart, v, 4);
-      }
-    }
-  }
-}
-
 // r[0:16] transposed as 16 x 16 32-bit values: r[i] lane j <- r[j] lane i.
 inline void transpose_16x16(__m512i r[16]) {
   __m512i t[16], u[16];
@@ -1201,6 +1151,56 @@ inline void transpose_16x16(__m512i r[16]) {
     r[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xDD);   // column 8 + j
     r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);   // column 4 + j
     r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xDD);  // column 12 + j
+  }
+}
+
+// Panels [p_begin, p_end) of op(B) [K, N] (ops::bf16_panels' layout) into out (all panels').
+__attribute__((target("avx512bf16"))) void panels_bf16(uint32_t* out, const float* B, int64_t ldb,
+                                                       bool trans_b, int K, int N, int p_begin,
+                                                       int p_end) {
+  const int pairs = (K + 1) / 2, padded = bf16_steps_pairs(K);
+  for (int p = p_begin; p < p_end; ++p) {
+    uint32_t* panel = out + int64_t(p) * padded * kBfCols;
+    const int n0 = p * kBfCols, cols = std::min(kBfCols, N - n0);
+    // The padding pairs (zeros), then the panel's pairs.
+    std::fill(panel + int64_t(pairs) * kBfCols, panel + int64_t(padded) * kBfCols, 0u);
+    if (!trans_b) {  // B [K, N]: rows 2q and 2q + 1, 32 columns each
+      for (int q = 0; q < pairs; ++q) {
+        const float* lo = B + int64_t(2 * q) * ldb + n0;
+        const float* hi = 2 * q + 1 < K ? lo + ldb : nullptr;
+        _mm512_storeu_si512(panel + q * kBfCols, bf16_pairs(lo, hi, std::min(16, cols)));
+        _mm512_storeu_si512(panel + q * kBfCols + 16,
+                            cols > 16 ? bf16_pairs(lo + 16, hi ? hi + 16 : nullptr, cols - 16)
+                                      : _mm512_setzero_si512());
+      }
+      continue;
+    }
+    // B [N, K]: column n of op(B) is row n of B, whose 32 depths at a time make 16 pairs. 16
+    // rows' pairs, transposed in registers, are 16 of the panel's rows of pairs, 16 columns each
+    // (zero past N). (Scattering each row's pairs to their 16 rows took 1.7% of tiny28's bf16
+    // training step, the weights' conversions, in perf.)
+    for (int c0 = 0; c0 < kBfCols; c0 += 16) {
+      for (int q0 = 0; q0 < pairs; q0 += 16) {
+        const int k0 = 2 * q0, n = std::min(32, K - k0);
+        const __mmask16 m_lo = __mmask16(n >= 16 ? 0xffff : (1u << n) - 1);
+        const __mmask16 m_hi = __mmask16(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+        __m512i r[16];
+        for (int j = 0; j < 16; ++j) {
+          if (c0 + j >= cols) {
+            r[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const float* row = B + int64_t(n0 + c0 + j) * ldb + k0;
+          const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row);
+          const __m512 hi = n > 16 ? _mm512_maskz_loadu_ps(m_hi, row + 16) : _mm512_setzero_ps();
+          r[j] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // lane i: the pair (k0 + 2i, k0 + 2i + 1)
+        }
+        transpose_16x16(r);  // r[i] lane j: column c0 + j's pair q0 + i
+        for (int i = 0, np = std::min(16, pairs - q0); i < np; ++i) {
+          _mm512_storeu_si512(panel + (q0 + i) * kBfCols + c0, r[i]);
+        }
+      }
+    }
   }
 }
 
