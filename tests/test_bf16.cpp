@@ -321,7 +321,10 @@ TEST_F(Bf16, WeightGradientWithinTheDerivedBound) {
 // bound (the rounding errors pass through the whole network); it is checked to be bf16's size:
 // every product's inputs carry relative errors up to u = 2^-8, so the gradient's relative error
 // is a few u (measured: 0.0062 on both kernels), far above fp32's rounding (2^-24), with room for
-// the errors of two blocks' worth of products to add up (16 u).
+// the errors of two blocks' worth of products to add up (16 u). Plain blocks, a convolutional
+// stem, and the unfused blocks (LayerScale, drop-path) with qk_norm and patch dropout: bf16
+// training's blocks share their inputs' fp32 rows (plan_forward), so a backward reading another
+// block's would miss by far more.
 TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
   Config c;
   c.image_size = 16;
@@ -336,21 +339,47 @@ TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
   const auto images = random_vector(int64_t(B) * 3 * 16 * 16, 91);
   std::vector<int32_t> labels(B);
   for (int b = 0; b < B; ++b) labels[size_t(b)] = b % 5;
+  // Patch dropout: image b keeps the 10 of its 16 patches outside the window b .. b + 5 (mod
+  // 16), in order; drop-path: some branches dropped, the others scaled.
+  const int num_keep = 10;
+  std::vector<int32_t> keep;
+  for (int b = 0; b < B; ++b) {
+    for (int q = 0; q < 16; ++q) {
+      if ((q - b + 16) % 16 >= 6) keep.push_back(q);
+    }
+  }
+  std::vector<float> drop(size_t(B) * c.depth * 2);
+  for (size_t i = 0; i < drop.size(); ++i) drop[i] = i % 3 == 0 ? 0.0f : 1.5f;
+  bool dropping = false;  // the variant below: keep and drop passed
+  auto run = [&](Model& model) {
+    // LayerScale's gamma at 1 rather than timm's 1e-5, so that the blocks' own weight gradients
+    // weigh in the gap.
+    for (const ParamInfo& p : model.params()) {
+      if (p.name.find(".ls") != std::string::npos) {
+        std::fill_n(model.param_data() + p.offset, p.numel, 1.0f);
+      }
+    }
+    std::vector<float> probs(size_t(B) * 5), dlogits(size_t(B) * 5);
+    batch_gradients(model, images.data(), labels.data(), B, 0.0f, dropping ? keep.data() : nullptr,
+                    dropping ? num_keep : 0, probs.data(), dlogits.data(), /*micro_batch=*/3,
+                    nullptr, 1.0f, nullptr, dropping ? drop.data() : nullptr);
+  };
   auto gradients = [&](Dtype dtype, int threads) {
     set_num_threads(threads);
     Model model(c);
     model.init(5);
     model.enable_training(B);
     model.set_training_dtype(dtype);
-    std::vector<float> probs(size_t(B) * 5), dlogits(size_t(B) * 5);
-    batch_gradients(model, images.data(), labels.data(), B, 0.0f, nullptr, 0, probs.data(),
-                    dlogits.data(), /*micro_batch=*/3);
+    run(model);
     return std::vector<float>(model.grad_data(), model.grad_data() + model.arena_floats());
   };
   const int threads = num_threads();
-  for (const int stem : {0, 16}) {  // and with a convolutional stem, whose products are bf16 too
-    SCOPED_TRACE("stem_channels " + std::to_string(stem));
-    c.stem_channels = stem;
+  for (const int variant : {0, 1, 2}) {
+    c.stem_channels = variant == 1 ? 16 : 0;  // a convolutional stem, whose products are bf16 too
+    c.qk_norm = c.layer_scale = dropping = variant == 2;
+    SCOPED_TRACE(variant == 0   ? "plain blocks"
+                 : variant == 1 ? "a convolutional stem"
+                                : "qk_norm, LayerScale, patch dropout and drop-path");
     on_each_bf16_kernel([&] {
       const auto f32 = gradients(Dtype::kF32, 2), bf16 = gradients(Dtype::kBf16, 2);
       const auto bf16_one = gradients(Dtype::kBf16, 1);
@@ -363,12 +392,10 @@ TEST_F(Bf16, TrainingGradientsNearFp32AndTheSameOnAnyThreads) {
         Model model(c);
         model.init(5);
         model.enable_training(B);
-        std::vector<float> probs(size_t(B) * 5), dlogits(size_t(B) * 5);
         for (const Dtype dtype : {Dtype::kBf16, Dtype::kF32}) {
           model.set_training_dtype(dtype);
           model.zero_grad();
-          batch_gradients(model, images.data(), labels.data(), B, 0.0f, nullptr, 0, probs.data(),
-                          dlogits.data(), /*micro_batch=*/3);
+          run(model);
         }
         EXPECT_EQ(std::memcmp(model.grad_data(), f32.data(), f32.size() * 4), 0)
             << "fp32 training after bf16 differs from fp32's alone";
