@@ -86,6 +86,7 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
   // Partials in fixed-size groups, so no allocation scales with n.
   constexpr int64_t kGroup = 256;
   double partial[kGroup];
+  auto step = [](double s, float x) { return mul_add(double(x), double(x), s); };  // s + x^2
   for (int64_t c0 = 0; c0 < nchunks; c0 += kGroup) {
     const int64_t cn = std::min(kGroup, nchunks - c0);
     // Chunks [begin, end) of this group, kWays at a time, into partial[].
@@ -105,21 +106,15 @@ double sum_squares(const Context& ctx, const float* g, int64_t n) {
         if (count == kWays) {
           for (int64_t i = 0; i < common; ++i) {
 #pragma GCC unroll 8
-            for (int c = 0; c < kWays; ++c) {
-              s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
-            }
+            for (int c = 0; c < kWays; ++c) s[c] = step(s[c], at[c][i]);
           }
         } else {
           for (int64_t i = 0; i < common; ++i) {
-            for (int64_t c = 0; c < count; ++c) {
-              s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
-            }
+            for (int64_t c = 0; c < count; ++c) s[c] = step(s[c], at[c][i]);
           }
         }
         for (int64_t c = 0; c < count; ++c) {  // the rest of a set's longer chunks
-          for (int64_t i = common; i < len[c]; ++i) {
-            s[c] = mul_add(double(at[c][i]), double(at[c][i]), s[c]);
-          }
+          for (int64_t i = common; i < len[c]; ++i) s[c] = step(s[c], at[c][i]);
           partial[first + c] = s[c];
         }
       }
