@@ -481,14 +481,17 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   size_t shared_ln = 0, shared_g = 0;  // bf16 training's fp32 rows of ln1 and ln2, and of g
   for (int l = 0; l < (training ? c.depth : std::min(c.depth, 1)); ++l) {
     BlockActs& s = F.blocks[l];
-    size_t ln1 = shared_ln;
-    if (bf16 && l > 0) {
-      p.alias(&s.ln1, ln1);
-    } else {
-      ln1 = p.plan(&s.ln1, BND);
-    }
+    // A buffer of n floats: its own, or in bf16 training the first block's (first) after it.
+    auto plan_shared = [&](float** ptr, int64_t n, size_t& first) {
+      if (bf16 && l > 0) {
+        p.alias(ptr, first);
+      } else {
+        first = p.plan(ptr, n);
+      }
+      return first;
+    };
+    const size_t ln1 = plan_shared(&s.ln1, BND, shared_ln);
     if (bf16) {
-      shared_ln = ln1;
       p.plan_bf16(&s.ln1_bf16, ops::bf16_panels_size(int(BN), int(D)));
       p.plan_bf16(&s.ln2_bf16, ops::bf16_panels_size(int(BN), int(D)));
       p.plan_bf16(&s.g_bf16, ops::bf16_panels_size(int(BN), int(M)));
@@ -524,11 +527,7 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
     }
     saved(&s.mean2, BN);
     saved(&s.rstd2, BN);
-    if (bf16 && l > 0) {
-      p.alias(&s.g, shared_g);
-    } else {
-      shared_g = p.plan(&s.g, BN * M);
-    }
+    plan_shared(&s.g, BN * M, shared_g);
     saved(&s.slope, BN * M);
   }
   if (c.mean_after_norm) {

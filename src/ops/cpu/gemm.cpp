@@ -772,6 +772,12 @@ void gemm_wgrad(const Context& ctx, int M, int N, int K, const float* A, int lda
 
 namespace {
 
+// vit::Error from op `what` unless R rows fit the bf16 products' 32-bit counts of pairs.
+void check_bf16_depth(const char* what, int64_t R) {
+  VIT_CHECK(R < (int64_t(1) << 30), std::string(what) + ": " + std::to_string(R) +
+                                        " rows are too many for bf16's products");
+}
+
 // C[M,N] = alpha * op(A) op(B) + beta * C on OpenBLAS, cut into pieces that depend on the shape
 // alone: up to 8 row blocks (when M >= N) or column blocks, each one sgemm call on one thread.
 // Every element is then computed by the same call on any thread count, so the result is the same
@@ -1263,8 +1269,7 @@ __attribute__((target("avx512bf16"))) void transposed_rows_bf16(uint32_t* out, c
 // then each thread runs its rows or its columns of dw.
 void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                 int64_t R, int I, int O) {
-  VIT_CHECK(R < (int64_t(1) << 30),
-            "weight_grad: " + std::to_string(R) + " rows are too many for bf16's products");
+  check_bf16_depth("weight_grad", R);
   const int padded = bf16_steps_pairs(int(R));
   auto* a = reinterpret_cast<uint32_t*>(pack_buffer(ctx, size_t(bf16_rows_alloc(O)) * padded));
   const uint32_t* panels = reinterpret_cast<const uint32_t*>(x.bf16);
@@ -1455,8 +1460,7 @@ void bf16_panels(uint16_t* panels, const float* B, int64_t ldb, bool trans_b, in
 }
 
 void input_panels_bf16(const Context& ctx, uint16_t* panels, const float* x, int64_t R, int I) {
-  VIT_CHECK(R < (int64_t(1) << 30),
-            "input_panels_bf16: " + std::to_string(R) + " rows are too many for bf16's products");
+  check_bf16_depth("input_panels_bf16", R);
 #if defined(__AVX512F__)
   if (cpu_has_bf16()) {
     const int count = (I + kBfCols - 1) / kBfCols;
