@@ -211,17 +211,19 @@ TINY28_LINEARS(64 * 20, 1) TINY28_LINEARS(64 * 20, 0);
 BENCHMARK_CAPTURE(BM_WeightGradBf16, lane, true)
 TINY28_LINEARS(16 * 20, 1) TINY28_LINEARS(16 * 20, 0);
 
+// tiny28's attention at batch 128: every token (N 50) or patch dropout's 0.6 (N 20).
 void BM_AttentionForward(benchmark::State& st) {
   const bool train = st.range(0);
-  auto qkv = randv(size_t(R) * 3 * D, 3);
-  Vec out(size_t(R) * D), att(size_t(B) * H * N * N);
+  const int n = int(st.range(1)), rows = B * n;
+  auto qkv = randv(size_t(rows) * 3 * D, 3);
+  Vec out(size_t(rows) * D), att(size_t(B) * H * n * n);
   for (auto _ : st) {
-    ops::attention_forward(op_context(), out.data(), train ? att.data() : nullptr, qkv.data(), B, N,
+    ops::attention_forward(op_context(), out.data(), train ? att.data() : nullptr, qkv.data(), B, n,
                            D, H);
   }
-  st.counters["GFLOP/s"] = gflops(4.0 * B * N * N * D);
+  st.counters["GFLOP/s"] = gflops(4.0 * B * n * n * D);
 }
-BENCHMARK(BM_AttentionForward)->Arg(1)->Arg(0);
+BENCHMARK(BM_AttentionForward)->Args({1, N})->Args({0, N})->Args({1, 20});
 
 // One image's inference attention at ViT-S/16's shapes (197 tokens, 6 heads of 64), fp32 (arg 0)
 // or with its products in bf16 (arg 1: where the CPU has AVX512-BF16 and the AVX-512 kernels run).
@@ -241,16 +243,17 @@ void BM_AttentionViTS(benchmark::State& st) {
 BENCHMARK(BM_AttentionViTS)->Arg(0)->Arg(1);
 
 void BM_AttentionBackward(benchmark::State& st) {
-  auto qkv = randv(size_t(R) * 3 * D, 3), dout = randv(size_t(R) * D, 4);
-  Vec out(size_t(R) * D), att(size_t(B) * H * N * N), dqkv(size_t(R) * 3 * D);
-  ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, N, D, H);
+  const int n = int(st.range(0)), rows = B * n;
+  auto qkv = randv(size_t(rows) * 3 * D, 3), dout = randv(size_t(rows) * D, 4);
+  Vec out(size_t(rows) * D), att(size_t(B) * H * n * n), dqkv(size_t(rows) * 3 * D);
+  ops::attention_forward(op_context(), out.data(), att.data(), qkv.data(), B, n, D, H);
   for (auto _ : st) {
     ops::attention_backward(op_context(), dqkv.data(), dout.data(), qkv.data(), att.data(),
-                            out.data(), B, N, D, H);
+                            out.data(), B, n, D, H);
   }
-  st.counters["GFLOP/s"] = gflops(8.0 * B * N * N * D);
+  st.counters["GFLOP/s"] = gflops(8.0 * B * n * n * D);
 }
-BENCHMARK(BM_AttentionBackward);
+BENCHMARK(BM_AttentionBackward)->Arg(N)->Arg(20);
 
 void BM_LayerNorm(benchmark::State& st) {
   auto x = randv(size_t(R) * D, 5), w = randv(D, 6), b = randv(D, 7), dy = randv(size_t(R) * D, 8);

@@ -169,15 +169,16 @@ inline void scores(float* s, const float* q, int64_t qstride, const float* kt, i
 template <int M>
 inline void softmax_rows(float* s, int N, float* copy = nullptr, int64_t copy_stride = 0) {
   const int Np = padded(N);
-  for (int r = 0; r < M; ++r) {
-    for (int j = N; j < Np; ++j) s[r * Np + j] = -INFINITY;
-  }
 #if VIT_SIMD
   using namespace simd;
+  // The scores past N count as -inf: replaced in registers (keep_first), not in memory, where the
+  // scalar stores before the vector loads stalled each row (the hottest instruction of tiny28's
+  // patch-dropout forward in perf, N 20 of Np 32).
+  const Vec ninf = set1(-INFINITY);
   Vec mx[M], sum[M];
-  for (int r = 0; r < M; ++r) mx[r] = set1(-INFINITY);
+  for (int r = 0; r < M; ++r) mx[r] = ninf;
   for (int j = 0; j < Np; j += kLanes) {
-    for (int r = 0; r < M; ++r) mx[r] = max(mx[r], load(s + r * Np + j));
+    for (int r = 0; r < M; ++r) mx[r] = max(mx[r], keep_first(load(s + r * Np + j), N - j, ninf));
   }
   for (int r = 0; r < M; ++r) {
     mx[r] = set1(reduce_max(mx[r]));
@@ -186,7 +187,7 @@ inline void softmax_rows(float* s, int N, float* copy = nullptr, int64_t copy_st
   for (int j = 0; j < Np; j += kLanes) {
     for (int r = 0; r < M; ++r) {
       float* x = s + r * Np + j;
-      const Vec e = vmath::exp(sub(load(x), mx[r]));  // 0 past N
+      const Vec e = vmath::exp(sub(keep_first(load(x), N - j, ninf), mx[r]));  // 0 past N
       store(x, e);
       sum[r] = add(sum[r], e);
     }
@@ -201,6 +202,9 @@ inline void softmax_rows(float* s, int N, float* copy = nullptr, int64_t copy_st
     }
   }
 #else
+  for (int r = 0; r < M; ++r) {
+    for (int j = N; j < Np; ++j) s[r * Np + j] = -INFINITY;
+  }
   for (int r = 0; r < M; ++r) {
     float* x = s + r * Np;
     float mx = x[0];

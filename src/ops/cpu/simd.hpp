@@ -264,6 +264,18 @@ inline void store_first(float* p, int n, Vec v) {
   }
 }
 
+// v's first n lanes (n may exceed kLanes: all of them), `fill` in the others: padding made in a
+// register, where scalar stores into the vector's memory would stall its next load (the store
+// cannot be forwarded to it).
+inline Vec keep_first(Vec v, int n, Vec fill) {
+  if (n >= kLanes) return v;
+#if defined(__AVX512F__)
+  return _mm512_mask_blend_ps(first(n), fill, v);
+#else
+  return _mm256_blendv_ps(fill, v, _mm256_castsi256_ps(first(n)));
+#endif
+}
+
 inline bool full(Mask m) {
 #if defined(__AVX512F__)
   return m == 0xFFFF;
