@@ -97,10 +97,14 @@ struct Product {
 // So |C - exact| <= (2u + u^2) S + gamma(K + 3) ((1 + 2u + u^2) S + |bias| + |beta c0|), S = sum_k
 // |alpha a_k w_k|.
 // With trans_b false the weight is w [K, N] and the product A w, converted as training converts
-// it for the input gradient (add_bf16_training); the bound is the same.
-void check_bf16(const Product& p, int threads, bool trans_b = true) {
+// it for the input gradient (add_bf16_training); the bound is the same. The bias is random, or
+// zeros (kZero), or none at all (kNone: the backward's input gradients). Returns C.
+enum class Bias { kRandom, kZero, kNone };
+std::vector<float> check_bf16(const Product& p, int threads, bool trans_b = true,
+                              Bias bias_kind = Bias::kRandom) {
   auto A = random_vector(int64_t(p.M) * p.K, 1), w = random_vector(int64_t(p.N) * p.K, 2, 0.1);
   auto C0 = random_vector(int64_t(p.M) * p.N, 3), bias = random_vector(p.N, 4);
+  if (bias_kind != Bias::kRandom) std::fill(bias.begin(), bias.end(), 0.0f);
   ops::PackedWeights packs;
   if (trans_b) {
     packs.add_bf16(w.data(), p.N, p.K);
@@ -111,7 +115,8 @@ void check_bf16(const Product& p, int threads, bool trans_b = true) {
   ctx.packed = &packs;
   std::vector<float> C = C0;
   ops::gemm(ctx, false, trans_b, p.M, p.N, p.K, p.alpha, A.data(), p.K, w.data(),
-            trans_b ? p.K : p.N, p.beta, C.data(), p.N, bias.data());
+            trans_b ? p.K : p.N, p.beta, C.data(), p.N,
+            bias_kind == Bias::kNone ? nullptr : bias.data());
   auto W = [&](int k, int j) { return trans_b ? w[size_t(j) * p.K + k] : w[size_t(k) * p.N + j]; };
   const double e = 2 * kUnitBf16 + kUnitBf16 * kUnitBf16, g = gamma_n(p.K + 3);
   double worst = 0;
@@ -141,6 +146,7 @@ void check_bf16(const Product& p, int threads, bool trans_b = true) {
   // product in fp32 the error is many times the fp32 one).
   EXPECT_GT(worst, 1e-3) << "M " << p.M << " N " << p.N << " K " << p.K
                          << ": the product looks unrounded (not bf16?)";
+  return C;
 }
 
 TEST_F(Bf16, GemmWithinTheDerivedBound) {
@@ -153,6 +159,33 @@ TEST_F(Bf16, GemmWithinTheDerivedBound) {
     on_each_bf16_kernel([&] {
       for (int threads : {1, 2}) {
         for (bool trans_b : {true, false}) check_bf16(p, threads, trans_b);
+      }
+    });
+  }
+}
+
+// A product with no bias, alpha 1 and beta 0 (the backward's input gradients) has AMX store its
+// tiles straight to C where a block of C is whole (32 x 32): within the bound, and the same values
+// as the product with a zero bias, which passes every sum through the vector registers, in every
+// place of C (whole and partial blocks; rows or columns split between the threads).
+TEST_F(Bf16, PlainProductEqualsTheOneWithAZeroBias) {
+  for (const Product& p : {Product{320, 64, 64, 1.0f, 0.0f}, Product{197, 96, 768, 1.0f, 0.0f},
+                           Product{64, 256, 64, 1.0f, 0.0f}, Product{45, 70, 33, 1.0f, 0.0f},
+                           Product{128, 192, 256, 1.0f, 0.0f}}) {
+    on_each_bf16_kernel([&] {
+      for (int threads : {1, 2}) {
+        for (bool trans_b : {true, false}) {
+          const auto plain = check_bf16(p, threads, trans_b, Bias::kNone);
+          const auto zero = check_bf16(p, threads, trans_b, Bias::kZero);
+          size_t differ = 0, first = 0;
+          for (size_t i = 0; i < plain.size(); ++i) {
+            if (plain[i] != zero[i] && differ++ == 0) first = i;  // -0 == 0
+          }
+          EXPECT_EQ(differ, 0u) << "M " << p.M << " N " << p.N << " K " << p.K << ", " << threads
+                                << " threads, trans_b " << trans_b << ": element " << first
+                                << " is " << plain[first] << " without a bias, " << zero[first]
+                                << " with a zero one";
+        }
       }
     });
   }

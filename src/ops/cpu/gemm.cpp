@@ -954,6 +954,11 @@ __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
   static const AmxConfig config;
   _tile_loadconfig(&config);
   const int64_t panel_stride = int64_t(steps) * kAmxPairs * 64, a_bytes = lda * 2;
+  const int64_t c_bytes = int64_t(ldc) * 4;
+  // C = A op(B) alone (no scale, bias or sum onto C: the backward's input gradients): whole
+  // blocks' tiles are stored to C itself, not through acc and a pass of vector instructions.
+  // The same values: that pass computed 1 * s + 0, which changes only a zero's sign (-0 to 0).
+  const bool plain = alpha == 1.0f && !bias && !accumulate;
   alignas(64) float acc[kAmxRows * 32];
   for (int m0 = r.m_begin; m0 < r.m_end; m0 += r.block) {
     const int m1 = std::min(r.m_end, m0 + r.block);
@@ -978,8 +983,6 @@ __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
           }
-          _tile_stored(2, acc + 16 * 32, 128);
-          _tile_stored(3, acc + 16 * 32 + 16, 128);
         } else {
           for (int s = 0; s < steps; ++s) {
             _tile_loadd(4, a + s * 2 * kAmxPairs, a_bytes);
@@ -989,10 +992,24 @@ __attribute__((target("amx-tile,amx-bf16,avx512bf16"))) void amx_tiles(
             _tile_dpbf16ps(1, 4, 7);
           }
         }
+        float* c = C + int64_t(i) * ldc + j0;
+        if (plain && wc == kBfCols && (rows == kAmxRows || rows == 16)) {
+          // The sums are C's values: the tiles go straight to C's rows.
+          _tile_stored(0, c, c_bytes);
+          _tile_stored(1, c + 16, c_bytes);
+          if (rows > 16) {
+            _tile_stored(2, c + 16 * ldc, c_bytes);
+            _tile_stored(3, c + 16 * ldc + 16, c_bytes);
+          }
+          continue;
+        }
+        if (rows > 16) {
+          _tile_stored(2, acc + 16 * 32, 128);
+          _tile_stored(3, acc + 16 * 32 + 16, 128);
+        }
         _tile_stored(0, acc, 128);
         _tile_stored(1, acc + 16, 128);
-        store_bf16_sums(acc, 32, rows, C + int64_t(i) * ldc + j0, ldc, wc, alpha,
-                        bias ? bias + j0 : nullptr, accumulate);
+        store_bf16_sums(acc, 32, rows, c, ldc, wc, alpha, bias ? bias + j0 : nullptr, accumulate);
       }
     }
     if (r.epi) apply_epilogue(*r.epi, C + int64_t(m0) * ldc, ldc, m0, 0, m1 - m0, N);
