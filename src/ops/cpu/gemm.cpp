@@ -1068,8 +1068,9 @@ Bf16Range row_share(int t, int nt, int M, int N, const Epilogue* epi) {
   return {begin, end, 0, count, std::lcm(kBfRows, kAmxRows), epi};
 }
 
-// Whether a bf16 product of M rows and N columns (its panels panel_bytes) splits its rows between
-// nt threads (row_share) rather than its columns (column_share). By rows, a thread converts,
+// Whether a bf16 product of M rows and N columns (its panels panel_bytes; gemm_bf16's C, or
+// wgrad_bf16's dw on x's panels) splits its rows between nt threads (row_share) rather than its
+// columns (column_share). By rows, a thread converts,
 // multiplies and finishes (the epilogue) only its own rows, with no barrier and no rows passing
 // between cores, but reads every panel of the weight; by columns, it reads only its panels, and
 // the rows of A the other threads converted. So rows win when there are at least as many rows as
@@ -1297,11 +1298,12 @@ void wgrad_bf16(const Context& ctx, float* dw, float* db, const float* dout, Lay
     panels = made;
   }
   const int count = (I + kBfCols - 1) / kBfCols;
-  // Split dw's rows (each thread its own rows of dout^T, every panel of x) or its columns (its own
-  // panels, all of dout^T): whichever leaves the smaller operand to be read from the other cores
-  // (x's panels are R x I, dout^T is O x R). tiny28's qkv and fc1 (O 192 and 256, I 64) by rows:
-  // docs/PERFORMANCE.md, "bf16 products split by rows".
-  const bool by_rows = ctx.threads > 1 && I <= O && O >= 2 * kAmxRows * ctx.threads;
+  // dw's rows (each thread its own rows of dout^T, every panel of x) or its columns (its own
+  // panels, all of dout^T), by gemm_bf16's rule (split_rows: on several threads rows when O >= I,
+  // so that the operand read from the other cores is the smaller, x's panels being R x I and
+  // dout^T O x R). tiny28's qkv and fc1 (O 192 and 256, I 64) by rows: docs/PERFORMANCE.md, "bf16
+  // products split by rows".
+  const bool by_rows = split_rows(O, I, bf16_panels_size(int(R), I) * 2, ctx.threads);
   on_threads(ctx, [&](int t, int nt) {
     transposed_rows_bf16(a, dout, R, O, O * t / nt, O * (t + 1) / nt, db);
     if (made) panels_bf16(made, x.f32, I, false, int(R), I, count * t / nt, count * (t + 1) / nt);
