@@ -91,11 +91,11 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     return stats;
   }
 
-  // Each micro-batch's parameter gradients go to a buffer of their own, which is then added to
-  // the gradient arena, the micro-batches in their order: the batch's gradient is
-  // ((g_0 + g_1) + g_2) + ..., the same bits whichever thread ran which micro-batch, and whatever
-  // the thread count. Every check is made here, before the parallel region, which an exception
-  // must not leave.
+  // Each micro-batch's parameter gradients go to a buffer of their own (on one rank the first's to
+  // the gradient arena itself), which is then added to the gradient arena, the micro-batches in
+  // their order: the batch's gradient is ((g_0 + g_1) + g_2) + ..., the same bits whichever
+  // thread ran which micro-batch, and whatever the thread count. Every check is made here, before
+  // the parallel region, which an exception must not leave.
   ops::check_loss_inputs(labels, B, K, smoothing);
   VIT_CHECK(model.max_batch() > 0, "batch_gradients: call enable_training(max_batch) first");
   // Whole rounds of micro-batches run one per thread, each thread on its own lane, a thread
@@ -134,9 +134,12 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   float* total = model.grad_data();
 
   // ready: told as the backward finishes the gradients from an offset on (a distributed step).
+  // On one rank, micro-batch 0's gradients go straight into the gradient arena (total): folded
+  // first, they were a copy of their buffer, and the later micro-batches are only added to it once
+  // micro-batch 0 is done (run_on_lanes_ordered folds in order).
   auto run = [&](int lane, int buffer, int i, const lanes::GradsReady& ready = nullptr) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
-    float* grads = lanes::grad_buffer(model, buffer);
+    float* grads = !distributed && i == 0 ? total : lanes::grad_buffer(model, buffer);
     ops::fill_zero(ops_context(), grads, int64_t(floats));
     const float* logits = lanes::forward(
         model, lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr,
@@ -151,9 +154,13 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     lanes::backward(model, lane, d, grads, ready);
     correct[i] = count_correct(logits, y, bc, K);
   };
-  // total (+)= micro-batch i's gradients (split over the threads when called outside a region).
+  // total += micro-batch i's gradients (split over the threads when called outside a region);
+  // micro-batch 0's are there already.
   auto fold = [&](int buffer, int i) {
-    ops::add_into(ops_context(), total, lanes::grad_buffer(model, buffer), int64_t(floats), i == 0);
+    if (i > 0) {
+      ops::add_into(ops_context(), total, lanes::grad_buffer(model, buffer), int64_t(floats),
+                    /*copy=*/false);
+    }
   };
   if (distributed) {
     // The sums of each batch shape (the last batch of an epoch may be cut into fewer parts),
