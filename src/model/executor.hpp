@@ -51,8 +51,8 @@ float* grad_buffer(Model& model, int i);
 void check_forward(const Model& model, int lane, int B, const int32_t* keep, int num_keep,
                    const float* drop_path = nullptr);
 // Model::forward() and backward() on lane `lane` (one thread each may use its own lane at a
-// time), backward accumulating the parameter gradients into grads; backward differentiates the
-// lane's last forward.
+// time), backward accumulating the parameter gradients into grads, or (zero_first) writing them
+// there, the previous contents ignored; backward differentiates the lane's last forward.
 const float* forward(Model& model, int lane, const float* images, int B,
                      const int32_t* keep = nullptr, int num_keep = 0,
                      const float* drop_path = nullptr);
@@ -63,7 +63,7 @@ const float* forward(Model& model, int lane, const float* images, int B,
 // backward goes on).
 using GradsReady = std::function<void(size_t from)>;
 void backward(Model& model, int lane, const float* dlogits, float* grads,
-              const GradsReady& ready = nullptr);
+              const GradsReady& ready = nullptr, bool zero_first = false);
 // The offsets backward passes to `ready`, in the order it passes them (descending).
 std::vector<size_t> ready_offsets(const Model& model);
 

@@ -818,9 +818,10 @@ size_t ready_offset(const Impl& m, int s) {
 }
 
 // The backward of lane L's last forward, accumulating the parameter gradients into grads (the
-// gradient arena's layout); ready as lanes::backward documents.
+// gradient arena's layout), zeroed first a stage at a time when zero_first; ready as
+// lanes::backward documents.
 void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
-                   const lanes::GradsReady& ready = nullptr) {
+                   const lanes::GradsReady& ready = nullptr, bool zero_first = false) {
   m.restore_weights();
   const Config& c = m.cfg;
   const int B = L.last_batch;
@@ -840,6 +841,14 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     return panels ? ops::LayerInput(nullptr, panels) : ops::LayerInput(rows);
   };
 
+  // zero_first: each stage's range of grads (ready_offset's stages: the heads and the final
+  // norm, each block, then the embeddings) is zeroed just before the stage adds into it, so that
+  // the stage finds it in cache (zeroed whole before the forward, it was read back from memory).
+  auto zero = [&](size_t from, size_t to) {
+    if (zero_first) ops::fill_zero(ctx, grads + from, int64_t(to - from));
+  };
+  zero(ready_offset(m, 0), m.weights.size());
+
   const int K = c.num_classes, T = c.pooled_tokens();
   // A frozen backbone (a linear probe) needs the heads' gradients alone.
   float* dnormed = m.frozen ? nullptr : L.dnormed;
@@ -855,7 +864,10 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     ops::linear_backward(ctx, dnormed, G(m.head_w), G(m.head_b), dlogits, L.fwd.normed,
                          m.W(m.head_w), B, D, K);
   }
-  if (m.frozen) return;
+  if (m.frozen) {
+    zero(0, ready_offset(m, 0));  // the backbone's gradients: none
+    return;
+  }
   if (c.mean_after_norm) {  // dln is free here
     ops::mean_pool_backward(ctx, L.dln, L.dnormed, B, N, D, F);
     ops::layernorm_backward(ctx, L.dx, G(m.norm_w), G(m.norm_b), L.dln, L.fwd.x[c.depth],
@@ -878,6 +890,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
     const float* ds1 = L.dropping ? L.drop.data() + int64_t(2 * l) * B : nullptr;
     const float* ds2 = L.dropping ? L.drop.data() + int64_t(2 * l + 1) * B : nullptr;
     const bool ls = c.layer_scale;
+    zero(p.norm1_w, ready_offset(m, c.depth - l - 1));  // the block's parameters
     // x_l+1 = xmid + ls2 * fc2(act(fc1(norm2(xmid)))) * drop; the slope is act's, GELU's or
     // QuickGELU's.
     const float* dy2 = L.dx;
@@ -914,6 +927,7 @@ void lane_backward(Impl& m, Lane& L, const float* dlogits, float* grads,
   }
 
   // dx0: the gradient of the blocks' input (before norm_pre).
+  zero(0, ready_offset(m, c.depth));  // the embeddings' parameters
   float* dx0 = L.dx;
   if (c.norm_pre) {
     ops::layernorm_backward(ctx, L.dln, G(m.pre_w), G(m.pre_b), L.dx, L.fwd.prex, L.fwd.pre_mean,
@@ -1111,9 +1125,9 @@ const float* lanes::forward(Model& model, int lane, const float* images, int B, 
 }
 
 void lanes::backward(Model& model, int lane, const float* dlogits, float* grads,
-                     const GradsReady& ready) {
+                     const GradsReady& ready, bool zero_first) {
   Impl& m = detail::ModelAccess::impl(model);
-  lane_backward(m, m.lanes[size_t(lane)], dlogits, grads, ready);
+  lane_backward(m, m.lanes[size_t(lane)], dlogits, grads, ready, zero_first);
 }
 
 std::vector<size_t> lanes::ready_offsets(const Model& model) {

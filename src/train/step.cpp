@@ -140,7 +140,6 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
   auto run = [&](int lane, int buffer, int i, const lanes::GradsReady& ready = nullptr) {
     const int b0 = micro_batch_start(B, parts, i), bc = micro_batch_start(B, parts, i + 1) - b0;
     float* grads = !distributed && i == 0 ? total : lanes::grad_buffer(model, buffer);
-    ops::fill_zero(ops_context(), grads, int64_t(floats));
     const float* logits = lanes::forward(
         model, lane, images + b0 * pixels, bc, keep ? keep + int64_t(b0) * num_keep : nullptr,
         num_keep, drop_path ? drop_path + int64_t(b0) * drop_floats : nullptr);
@@ -151,7 +150,7 @@ BatchStats batch_gradients(Model& model, const float* images, const int32_t* lab
     // The gradient of (bc / B) x the micro-batch's mean loss: its share of the batch's mean.
     losses[i] = loss_and_gradient(serial, p, d, logits, y, labels2 ? labels2 + b0 : nullptr, lam,
                                   bc, K, smoothing, float(bc) / float(B));
-    lanes::backward(model, lane, d, grads, ready);
+    lanes::backward(model, lane, d, grads, ready, /*zero_first=*/true);
     correct[i] = count_correct(logits, y, bc, K);
   };
   // total += micro-batch i's gradients (split over the threads when called outside a region);
