@@ -1070,17 +1070,16 @@ Bf16Range row_share(int t, int nt, int M, int N, const Epilogue* epi) {
 
 // Whether a bf16 product of M rows and N columns (its panels panel_bytes; gemm_bf16's C, or
 // wgrad_bf16's dw on x's panels) splits its rows between nt threads (row_share) rather than its
-// columns (column_share). By rows, a thread converts,
-// multiplies and finishes (the epilogue) only its own rows, with no barrier and no rows passing
-// between cores, but reads every panel of the weight; by columns, it reads only its panels, and
-// the rows of A the other threads converted. So rows win when there are at least as many rows as
-// columns (and two tiles of rows a thread), columns when a few rows meet a wide weight (batch 1).
-// On one thread (a training lane) the choice is the loop's order: by rows, blocks of 96 rows take
-// every panel in turn while they stay in cache, and the epilogue finds them there; by columns,
-// each panel passes over all the rows. Rows when the panels are small enough to stay in L2 (at
-// most 512 KB: tiny28's, ViT-Ti's). Measured on AMX (bench/ops_bench.cpp, BM_GemmBf16; vit bench
-// --mode infer --dtype bf16; bf16 training epochs): docs/PERFORMANCE.md, "bf16 products split by
-// rows".
+// columns (column_share). By rows, a thread converts, multiplies and finishes (the epilogue) only
+// its own rows, with no barrier and no rows passing between cores, but reads every panel of the
+// weight; by columns, it reads only its panels, and the rows of A the other threads converted. So
+// rows win when there are at least as many rows as columns (and two tiles of rows a thread),
+// columns when a few rows meet a wide weight (batch 1). On one thread (a training lane) the choice
+// is the loop's order: by rows, blocks of 96 rows take every panel in turn while they stay in
+// cache, and the epilogue finds them there; by columns, each panel passes over all the rows. Rows
+// when the panels are small enough to stay in L2 (at most 512 KB: tiny28's, ViT-Ti's). Measured on
+// AMX (bench/ops_bench.cpp, BM_GemmBf16; vit bench --mode infer --dtype bf16; bf16 training
+// epochs): docs/PERFORMANCE.md, "bf16 products split by rows".
 bool split_rows(int M, int N, int64_t panel_bytes, int nt) {
   if (nt == 1) return M >= 2 * kAmxRows && panel_bytes <= 512 * 1024;
   return M >= 2 * kAmxRows * nt && M >= N;
