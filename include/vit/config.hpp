@@ -19,11 +19,12 @@ struct Config {
   int image_size = 28;  // pixels per side; a multiple of patch_size
   int channels = 1;     // C
   int patch_size = 4;   // P
-  // A convolutional stem (0: none): a 3 x 3 convolution of stride 2 from the C image channels to
-  // stem_channels, with bias and GELU, named as layer 0 of timm's ConvStem
-  // (patch_embed.backbone.0.conv, without its BatchNorm); patch_embed.proj is then a convolution
-  // of kernel = stride = P / 2 on the stem's output (P even), so the tokens are the same P x P
-  // patches' (Xiao et al. 2021, "Early convolutions help transformers see better").
+  // A convolutional stem (0: none): a kStemKernel x kStemKernel convolution of stride kStemStride
+  // (padding kStemPad) from the C image channels to stem_channels, with bias and GELU, named as
+  // layer 0 of timm's ConvStem (patch_embed.backbone.0.conv, without its BatchNorm);
+  // patch_embed.proj is then a convolution of kernel = stride = P / 2 on the stem's output (P
+  // even), so the tokens are the same P x P patches' (Xiao et al. 2021, "Early convolutions help
+  // transformers see better").
   int stem_channels = 0;
   int dim = 64;          // D
   int depth = 6;         // number of encoder blocks
@@ -74,10 +75,10 @@ struct Config {
   int num_tokens() const { return num_patches() + num_prefix_tokens(); }  // N
   int head_dim() const { return dim / heads; }                            // Dh
   // patch_embed.proj: a convolution of kernel = stride = proj_kernel() on proj_channels()
-  // channels (the image's, or the stem's, whose output is stem_side() pixels a side).
+  // channels (the image's, or the stem's output: src/model/executor.hpp's stem_geom).
   int proj_channels() const { return stem_channels > 0 ? stem_channels : channels; }
   int proj_kernel() const { return stem_channels > 0 ? patch_size / 2 : patch_size; }
-  int stem_side() const { return (image_size - 1) / 2 + 1; }  // (S + 2 - 3) / 2 + 1
+  static constexpr int kStemKernel = 3, kStemStride = 2, kStemPad = 1;  // the stem's convolution
   int patch_dim() const { return proj_channels() * proj_kernel() * proj_kernel(); }  // C*P*P
 
   // Number of parameters, and forward multiply-adds x 2 for one image (every matmul counted as

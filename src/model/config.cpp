@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/fields_json.hpp"
+#include "model/executor.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -48,9 +49,9 @@ void Config::validate() const {
 
 int64_t Config::num_params() const {
   const int64_t D = dim, M = mlp_dim, K = num_classes;
-  int64_t n = int64_t(patch_dim()) * D + (patch_bias ? D : 0);  // patch_embed.proj
-  n += int64_t(stem_channels) * (channels * 9 + 1);             // patch_embed.backbone.0.conv
-  n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;       // pos_embed, cls/dist/reg tokens
+  int64_t n = int64_t(patch_dim()) * D + (patch_bias ? D : 0);     // patch_embed.proj
+  n += int64_t(stem_channels) * (stem_geom(*this, 1).cols() + 1);  // patch_embed.backbone.0.conv
+  n += int64_t(pos_rows()) * D + num_prefix_tokens() * D;          // pos_embed, cls/dist/reg tokens
   if (norm_pre) n += 2 * D;
   const int64_t block = 2 * D                                             // norm1
                         + 3 * D * D + (qkv_bias ? 3 * D : 0) + D * D + D  // attn
@@ -82,12 +83,13 @@ std::string Config::variants() const {
 
 int64_t Config::forward_flops() const {
   const int64_t N = num_tokens(), D = dim, M = mlp_dim;
-  int64_t f = 2 * int64_t(num_patches()) * patch_dim() * D;                    // patch embedding
-  f += 2 * int64_t(stem_side()) * stem_side() * channels * 9 * stem_channels;  // its stem
-  const int64_t block = 2 * N * D * 3 * D                                      // qkv
-                        + 2 * N * N * D * 2   // QK^T and AV over all heads
-                        + 2 * N * D * D       // proj
-                        + 2 * N * D * M * 2;  // fc1, fc2
+  int64_t f = 2 * int64_t(num_patches()) * patch_dim() * D;  // patch embedding
+  const ops::ConvGeom stem = stem_geom(*this, 1);
+  f += 2 * stem.rows() * stem.cols() * stem_channels;  // its stem
+  const int64_t block = 2 * N * D * 3 * D              // qkv
+                        + 2 * N * N * D * 2            // QK^T and AV over all heads
+                        + 2 * N * D * D                // proj
+                        + 2 * N * D * M * 2;           // fc1, fc2
   f += depth * block;
   f += pooled_tokens() * 2 * D * num_classes;  // head (and head_dist)
   return f;

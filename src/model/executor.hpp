@@ -8,9 +8,15 @@
 #include <functional>
 #include <vector>
 
+#include "ops/ops.hpp"
 #include "vit/model.hpp"
 
 namespace vit {
+
+// The stem's convolution (Config::stem_channels) on B images as ops::ConvGeom: at every position
+// (its G() x G() outputs a side are the stem's output), or with patch dropout (keep: num_keep
+// patches an image) at the kept patches' alone.
+ops::ConvGeom stem_geom(const Config& c, int B, const int32_t* keep = nullptr, int num_keep = 0);
 
 // Images per micro-batch for batches of B images whose blocks see N tokens each: as many as keep
 // the widest activation (qkv or the MLP's hidden layer) near 512 KiB, a quarter of a core's L2 here

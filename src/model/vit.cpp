@@ -213,8 +213,9 @@ void plan_parameters(Impl& m, const Config& cfg) {
   if (cfg.reg_tokens > 0) m.reg = m.add_param("reg_token", {1, cfg.reg_tokens, D}, false);
   m.pos = m.add_param("pos_embed", {1, cfg.pos_rows(), D}, false, learned);
   if (cfg.stem_channels > 0) {
-    m.stem_w = m.add_param("patch_embed.backbone.0.conv.weight",
-                           {cfg.stem_channels, cfg.channels, 3, 3}, true);
+    m.stem_w = m.add_param(
+        "patch_embed.backbone.0.conv.weight",
+        {cfg.stem_channels, cfg.channels, Config::kStemKernel, Config::kStemKernel}, true);
     m.stem_b = m.add_param("patch_embed.backbone.0.conv.bias", {cfg.stem_channels}, false);
   }
   m.patch_w = m.add_param("patch_embed.proj.weight",
@@ -405,6 +406,18 @@ void Model::init(uint64_t seed, const InitOptions& options, Dtype dtype) {
       dtype);
 }
 
+ops::ConvGeom stem_geom(const Config& c, int B, const int32_t* keep, int num_keep) {
+  return {.B = B,
+          .C = c.channels,
+          .S = c.image_size,
+          .k = Config::kStemKernel,
+          .stride = Config::kStemStride,
+          .pad = Config::kStemPad,
+          .keep = keep,
+          .count = num_keep,
+          .ps = c.proj_kernel()};
+}
+
 namespace {
 
 struct ActivationSlot {
@@ -463,8 +476,9 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
   F.blocks.assign(c.depth, BlockActs{});
   p.plan(&F.cols, B * Np * c.patch_dim());
   if (c.stem_channels > 0) {
-    const int64_t rows = B * c.stem_side() * c.stem_side();
-    p.plan(&F.stem_cols, rows * c.channels * 9);
+    const ops::ConvGeom stem = stem_geom(c, int(B));
+    const int64_t rows = stem.rows();
+    p.plan(&F.stem_cols, rows * stem.cols());
     p.plan(&F.stem_g, rows * c.stem_channels);
     saved(&F.stem_slope, rows * c.stem_channels);
   }
@@ -564,7 +578,7 @@ void plan_activations(const Config& c, Lane& L, int64_t B, bool bf16, Planner& p
   p.plan(&L.dpooled, T * B * D);
   p.plan(&L.dnormed, T * B * D);
   if (c.num_prefix_tokens() > 0) p.plan(&L.dpatches, B * Np * D);
-  if (c.stem_channels > 0) p.plan(&L.dstem, B * c.stem_side() * c.stem_side() * c.stem_channels);
+  if (c.stem_channels > 0) p.plan(&L.dstem, stem_geom(c, int(B)).rows() * c.stem_channels);
   if (c.dist_token) p.plan(&L.dhalf, B * c.num_classes);
 }
 
@@ -624,22 +638,10 @@ ops::ConvGeom proj_geom(const Config& c, int B, const int32_t* keep, int num_kee
   }
   return {.B = keep ? B * num_keep : B,
           .C = c.stem_channels,
-          .S = keep ? k : c.stem_side(),
+          .S = keep ? k : stem_geom(c, B).G(),
           .k = k,
           .stride = k,
           .channels_last = true};
-}
-// The stem's 3 x 3, stride-2 convolution: at every position, or the kept patches' alone.
-ops::ConvGeom stem_geom(const Config& c, int B, const int32_t* keep, int num_keep) {
-  return {.B = B,
-          .C = c.channels,
-          .S = c.image_size,
-          .k = 3,
-          .stride = 2,
-          .pad = 1,
-          .keep = keep,
-          .count = num_keep,
-          .ps = c.proj_kernel()};
 }
 
 // The network's forward, written once: images [B, C, S, S] to logits F.logits [B, K], in the
@@ -1199,7 +1201,7 @@ template <typename F>
 void for_each_linear_weight(const Impl& m, F&& f) {
   const Config& c = m.cfg;
   const int D = c.dim, M = c.mlp_dim, K = c.num_classes;
-  if (m.stem_w != kNone) f(m.stem_w, c.stem_channels, c.channels * 9, false);
+  if (m.stem_w != kNone) f(m.stem_w, c.stem_channels, stem_geom(c, 1).cols(), false);
   f(m.patch_w, D, c.patch_dim(), false);
   for (const BlockOffsets& p : m.blocks) {
     f(p.qkv_w, 3 * D, D, false);
