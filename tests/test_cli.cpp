@@ -91,6 +91,10 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("train --data mnist --out /tmp/x --pos fourier", 2, "--pos");
   EXPECT_RUN("train --data mnist --out /tmp/x --patch-drop 1", 2, "--patch-drop");
   EXPECT_RUN("train --data mnist --out /tmp/x --full-token-epochs -1", 2, "--full-token-epochs");
+  EXPECT_RUN("train --data mnist --out /tmp/x --timeout nan", 2,
+             "vit: --timeout: must be a finite number (got nan)");
+  EXPECT_RUN("train --data mnist --out /tmp/x --timeout 0", 2, "--timeout: must be in [1, ");
+  EXPECT_RUN("report /tmp/x --out /tmp/x/last.train.safetensors", 2, "name it NAME.html");
   EXPECT_RUN("train --data mnist --out /tmp/x --preset huge", 2, "unknown preset");
   // Near misses get the nearest name; every message starts with "vit:".
   EXPECT_RUN("train --data mnist --out /tmp/x --preset tiny_28", 2,
@@ -291,6 +295,37 @@ TEST(Cli, TrainEvalPredictInfo) {
     std::ofstream(metrics) << lines;
   }
   EXPECT_RUN("report " + (dir / "none"), 1, "has no metrics.jsonl");
+  // The report never replaces a file of the run (only an .html page), and training never a
+  // directory with a run's checkpoint in it, best.safetensors alone included.
+  {
+    const auto size = std::filesystem::file_size(dir / "run/last.train.safetensors");
+    EXPECT_RUN("report " + (dir / "run") + " --out " + (dir / "run/last.train.safetensors"), 2,
+               "the report is an HTML page");
+    EXPECT_EQ(std::filesystem::file_size(dir / "run/last.train.safetensors"), size);
+    EXPECT_RUN("report " + (dir / "run") + " --out " + (dir / "page.HTML"), 0, "wrote");
+    std::filesystem::create_directories(dir / "keep");
+    std::filesystem::copy_file(dir / "run/best.safetensors", dir / "keep/best.safetensors");
+    const auto best = std::filesystem::file_size(dir / "keep/best.safetensors");
+    EXPECT_RUN("train --data " + data + model_flags + " --epochs 1 --out " + (dir / "keep"), 2,
+               "already holds a training run (best.safetensors); choose another --out");
+    EXPECT_EQ(std::filesystem::file_size(dir / "keep/best.safetensors"), best);
+  }
+  // A named dataset read from --data-dir: the next steps say where, and the report finds it there.
+  {
+    const Result d = vit("train --data mnist --data-dir " + (dir / "data") + model_flags +
+                         " --epochs 1 --out " + (dir / "named"));
+    ASSERT_EQ(d.code, 0) << d.out;
+    EXPECT_NE(d.out.find(" eval --model " + (dir / "named") + " --data mnist --data-dir " +
+                         (dir / "data")),
+              std::string::npos)
+        << d.out;
+    const Result r = vit("report " + (dir / "named"));
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("no evaluation"), std::string::npos) << r.out;
+    std::ifstream in(dir / "named/report.html");
+    const std::string html((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(html.find("<h2>Evaluation</h2>"), std::string::npos);
+  }
   // --errors: the most confident mistakes as a PNG grid (4 to a row).
   EXPECT_RUN("eval --model " + model + " --data " + data + " --errors " + (dir / "errors.png") +
                  " --error-count 6",
@@ -588,6 +623,10 @@ TEST(Cli, TimmModels) {
   EXPECT_RUN(
       "train --init " + folder + " --data " + data + " --normalize imagenet --out " + (dir / "x"),
       2, "--normalize cannot be given with --init");
+  // --image-size with --init: a multiple of the pretrained patches (--patch cannot change).
+  EXPECT_RUN("train --init " + folder + " --data " + data + " --image-size 30 --out " + (dir / "x"),
+             2, "so the size must be a multiple of");
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
 }
 
 // `vit plot`: the training curves of run directories as SVG.
@@ -648,6 +687,29 @@ TEST(Cli, AttentionPicturesAndMaps) {
   EXPECT_RUN("attention --model " + model + " --out " + (dir / "x.png") + " " + seven + " " + three,
              2, "names one picture for 2 images");
   EXPECT_RUN("attention --model " + model + " --method gradcam " + seven, 2, "--method");
+  // --out never replaces an input, and names a directory or one .png (any case).
+  std::filesystem::copy_file(seven, dir / "in.png");
+  const auto input_size = std::filesystem::file_size(dir / "in.png");
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "in.png") + " " + (dir / "in.png"),
+             2, "is the input image");
+  EXPECT_EQ(std::filesystem::file_size(dir / "in.png"), input_size);
+  std::filesystem::copy_file(seven, dir / "in-rollout.png");
+  EXPECT_RUN("attention --model " + model + " --out " + dir.path + " " + (dir / "in-rollout.png"),
+             0, "-> " + (dir / "in-rollout-rollout.png"));
+  EXPECT_RUN("attention --model " + model + " --out " + dir.path + " " + (dir / "in.png") + " " +
+                 (dir / "in-rollout.png"),
+             0, "in.png: 7 (");
+  EXPECT_EQ(std::filesystem::file_size(dir / "in-rollout.png"), input_size)
+      << "in.png's picture is numbered past the input of that name";
+  EXPECT_TRUE(std::filesystem::exists(dir / "in-rollout-2.png"));
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "UP.PNG") + " " + seven, 0,
+             "-> " + (dir / "UP.PNG"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(dir / "UP.PNG"));
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "a.jpg") + " " + seven, 2,
+             "the pictures are PNG");
+  std::ofstream(dir / "notes.txt") << "not a directory\n";
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "notes.txt") + " " + seven, 2,
+             "is a file, not a directory");
   EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + (dir / "none.png"),
              1, "none.png");
 }

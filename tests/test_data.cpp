@@ -745,8 +745,17 @@ TEST(Image, ImageFilesExpandsDirectories) {
   for (const char* name : {"b.PNG", "a.jpg", "notes.txt", "c.pgm"})
     std::ofstream(dir / name) << "x";
   std::filesystem::create_directory(dir / "sub");
+  std::filesystem::create_directory(dir / "folder.png");  // a folder, whatever its name
   EXPECT_EQ(image_files({dir.path}),
             (std::vector<std::string>{dir / "a.jpg", dir / "b.PNG", dir / "c.pgm"}));
+  // A dangling link among them is listed (the decoder then names it), wherever it sorts.
+  for (const char* name : {"0.png", "z.png"}) {
+    std::filesystem::create_symlink(dir / "nowhere", dir / name);
+    const std::vector<std::string> files = image_files({dir.path});
+    EXPECT_EQ(files.size(), 4u);
+    EXPECT_NE(std::find(files.begin(), files.end(), dir / name), files.end()) << name;
+    std::filesystem::remove(dir / name);
+  }
   EXPECT_EQ(image_files({dir / "notes.txt"}), std::vector<std::string>{dir / "notes.txt"});
   expect_error([&] { image_files({dir / "sub"}); }, "holds no image file");
   EXPECT_EQ(image_files({dir / "missing.png"}), std::vector<std::string>{dir / "missing.png"})

@@ -205,6 +205,19 @@ TEST(Sources, ImageFolders) {
   EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
   EXPECT_EQ(seen.back(), 11);
   fs::remove(root / "train/b-cat/broken.ppm");
+  // Links to folders are followed, but a folder reached twice would count its images again: a
+  // loop (torchvision's walk follows it until the path is too long) is refused, naming the link.
+  fs::create_directory_symlink(root / "train/b-cat/more", root / "train/a-dog/linked");
+  s = load_dataset(spec, 3, "", {3, 4, 4});
+  EXPECT_EQ(s.train->size(), 6) << "b-cat/more/y.ppm again, as a dog";
+  fs::remove(root / "train/a-dog/linked");
+  fs::create_directory_symlink("..", root / "train/b-cat/more/up");
+  expect_error(
+      [&] {
+        load_dataset(spec, 3, "", {3, 4, 4});
+      },
+      "through the link '" + (root / "train/b-cat/more/up").string() + "'");
+  fs::remove(root / "train/b-cat/more/up");
   expect_error([&] { load_dataset(spec, 5, "", {3, 4, 4}); }, "set `num_classes` to 3");
   expect_error(
       [&] {

@@ -39,8 +39,9 @@ bool image_file_name(const std::string& path);
 std::string image_extensions();
 
 // The image files that paths name: a path that is not a directory as it is (decode_image reports
-// a missing or unreadable one); a directory, the files in it (not below it) whose names are
-// image_file_name's, sorted by name. vit::Error for a directory with no image file.
+// a missing or unreadable one); a directory, the entries in it (not below it) that are not
+// directories and whose names are image_file_name's, sorted by name (a dangling link among them:
+// decode_image reports it). vit::Error for a directory with no image file.
 std::vector<std::string> image_files(const std::vector<std::string>& paths);
 
 }  // namespace vit

@@ -527,6 +527,7 @@ struct TrainSummary {
   int epochs = 0;  // finished epochs
   double seconds = 0;
   std::string dir, data;  // the run directory and its dataset (as load_dataset's spec)
+  std::string data_dir;   // where that dataset was read (TrainOptions::data_dir; "": its default)
   // Stopped on request (TrainReporter::stop_requested) before the last epoch: the state was
   // saved after step stopped_step of epoch stopped_epoch, and resume() continues from there.
   bool interrupted = false;
@@ -544,8 +545,11 @@ struct TrainSummary {
 // gradient stops training with a vit::Error. One process at a time trains in a run directory:
 // train() and resume() lock it (DIR/.vit.lock) and refuse one that another process holds. The
 // first file of a training run that dir holds (last.safetensors, last.train.safetensors,
-// metrics.jsonl), or "" when it holds none: train() refuses such a directory.
+// metrics.jsonl, best.safetensors), or "" when it holds none: train() refuses such a directory.
 std::string existing_run_file(const std::string& dir);
+// Where the run in run_dir read its dataset (TrainOptions::data_dir, as its resume state
+// records it): "" for the dataset's default place, or when run_dir holds no resume state.
+std::string run_data_dir(const std::string& run_dir);
 
 TrainSummary train(const Config& config, const Recipe& recipe, const TrainOptions& options,
                    TrainReporter& reporter);

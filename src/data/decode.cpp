@@ -166,7 +166,9 @@ std::vector<std::string> image_files(const std::vector<std::string>& paths) {
     }
     std::vector<std::string> found;
     for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
-      if (image_file_name(e.path().string()) && e.is_regular_file(ec)) {
+      // Not a directory: a file, or a link decode_image then reports (a dangling one by name).
+      std::error_code type_ec;
+      if (image_file_name(e.path().string()) && !e.is_directory(type_ec)) {
         found.push_back(e.path().string());
       }
     }

@@ -51,8 +51,11 @@ struct Listing {
   std::vector<int32_t> labels;
 };
 
-// Every image file of split/<class>/ (below it too, as torchvision walks), by class then name,
-// for the class folders split has (train/'s classes, numbered by `index`).
+// Every image file of split/<class>/ (below it too, as torchvision walks, following links to
+// folders), by class then name, for the class folders split has (train/'s classes, numbered by
+// `index`). A folder reached twice (a link back up the tree, a loop torchvision would follow
+// until the path is too long, or two links to one folder) is a vit::Error naming the link: its
+// images would count again, under this class.
 Listing list_split(const fs::path& split, const std::map<std::string, int>& index) {
   Listing l;
   for (const std::string& name : class_folders(split)) {
@@ -60,12 +63,25 @@ Listing list_split(const fs::path& split, const std::map<std::string, int>& inde
     const int k = index.at(name);
     std::vector<std::string> found;
     std::error_code ec;
+    std::map<fs::path, fs::path> folders{{fs::canonical(dir, ec), dir}};  // real path: first way in
     auto it =
         fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (hidden(it->path())) {
         if (it->is_directory(ec)) it.disable_recursion_pending();
         continue;
+      }
+      if (it->is_directory(ec)) {
+        const auto [first, fresh] = folders.emplace(fs::canonical(it->path(), ec), it->path());
+        if (!ec && !fresh) {
+          fs::path link = it->path();  // the link on the way: the innermost one
+          std::error_code link_ec;
+          while (link != dir && !fs::is_symlink(link, link_ec)) link = link.parent_path();
+          throw Error("'" + it->path().string() + "' is '" + first->second.string() +
+                      "' again, through the link '" + link.string() +
+                      "' (a loop, or a second way in): its images would count twice; remove "
+                      "the link");
+        }
       }
       if (image_file_name(it->path().string()) && it->is_regular_file(ec)) {
         found.push_back(it->path().string());

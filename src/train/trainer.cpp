@@ -244,6 +244,7 @@ TrainSummary run_epochs(Run& r, TrainReporter& rep) {
   TrainSummary summary;
   summary.dir = r.dir;
   summary.data = r.data_spec;
+  summary.data_dir = r.data_dir;
   const bool validate = r.data.val != nullptr;
   // The summary's best epoch, from the run's state (also what earlier sessions of it found).
   auto note_best = [&] {
@@ -417,18 +418,28 @@ void truncate_metrics(const Run& r, int64_t epochs) {
 }  // namespace
 
 std::string existing_run_file(const std::string& dir) {
-  for (const char* f : {kLast, kLastTrain, kMetrics}) {
+  for (const char* f : {kLast, kLastTrain, kMetrics, kBest}) {
     if (fs::exists(fs::path(dir) / f)) return f;
   }
   return "";
+}
+
+std::string run_data_dir(const std::string& run_dir) {
+  const std::string state = (fs::path(run_dir) / kLastTrain).string();
+  std::error_code ec;
+  if (!fs::is_regular_file(state, ec)) return "";
+  const SafetensorsReader file(state);
+  return TrainState::from_metadata(file.metadata(), state).data_dir;
 }
 
 namespace {
 
 void check_no_run(const std::string& dir) {
   const std::string existing = existing_run_file(dir);
-  VIT_CHECK(existing.empty(), "'" + dir + "' already holds a training run (" + existing +
-                                  "); continue it with `resume` or choose another `out_dir`");
+  VIT_CHECK(existing.empty(), "'" + dir + "' already holds a training run (" + existing + "); " +
+                                  (existing == kBest ? "choose another `out_dir`"
+                                                     : "continue it with `resume` or choose "
+                                                       "another `out_dir`"));
 }
 
 // The writer locks the run directory, so that a second process given the same directory is

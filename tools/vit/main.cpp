@@ -62,6 +62,12 @@ vit::Comm* g_comm = nullptr;
 bool g_every_rank_fails = false;
 
 // text as a shell word: itself when it holds only safe characters, else in single quotes.
+// text in lower case (ASCII): file extensions compared in any case.
+std::string lowercase(std::string text) {
+  for (char& ch : text) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return text;
+}
+
 std::string shell_word(const std::string& text) {
   const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
     return std::isalnum(c) || std::strchr("/._-+:=,@%", c);
@@ -202,20 +208,25 @@ CLI::Option* add_field_option(CLI::App* cmd, const vit::Field& f, std::string& t
       ->type_name(value_type<T>(f));
 }
 
-// An integer option of a command (not a settings field) in [lo, hi], checked, shown and refused
-// as field options are ("--batch: must be in [1, 65536] (got 0)").
-CLI::Option* add_int_option(CLI::App* cmd, const std::string& option, int& value,
-                            const std::string& help, int lo, int hi) {
+// A number option of a command (not a settings field) in [lo, hi] (finite), checked, shown and
+// refused as field options are ("--batch: must be in [1, 65536] (got 0)").
+template <class T>
+CLI::Option* add_number_option(CLI::App* cmd, const std::string& option, T& value,
+                               const std::string& help, double lo, double hi) {
   vit::Field f;
   f.lo = lo;
   f.hi = hi;
   const CLI::Validator check(
       [f](std::string& text) {
-        int v = 0;
+        T v{};
         return vit::parse_field(f, text, v);
       },
       "");
-  return cmd->add_option(option, value, help)->check(check)->type_name(value_type<int>(f));
+  return cmd->add_option(option, value, help)->check(check)->type_name(value_type<T>(f));
+}
+CLI::Option* add_int_option(CLI::App* cmd, const std::string& option, int& value,
+                            const std::string& help, int lo, int hi) {
+  return add_number_option<int>(cmd, option, value, help, lo, hi);
 }
 
 // What --model takes (vit::load_any_model).
@@ -361,10 +372,10 @@ void add_train(CLI::App& app, TrainArgs& a) {
   add_field_option<double>(t, vit::mlp_ratio_field(), a.model[vit::mlp_ratio_field().name], m);
   add_field_options<Recipe>(t, "Recipe (default: the preset's)", a.recipe);
   add_threads_option(t, a.threads);
-  t->add_option("--timeout", a.timeout,
-                "Distributed runs (mpirun): seconds a rank waits for the others before it stops "
-                "the job (a rank that died or hangs)")
-      ->check(CLI::Range(1.0, 1e6))
+  add_number_option<double>(t, "--timeout", a.timeout,
+                            "Distributed runs (mpirun): seconds a rank waits for the others "
+                            "before it stops the job (a rank that died or hangs)",
+                            1.0, 1e6)
       ->capture_default_str();
 }
 
@@ -497,8 +508,11 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     named_dataset(a.data);
     const std::string existing = vit::existing_run_file(a.out);
     if (!existing.empty()) {
-      throw UsageError("--out '" + a.out + "' already holds a training run (" + existing +
-                       "); continue it with --resume " + a.out + " or choose another --out");
+      // best.safetensors alone: a run's checkpoint, but no state to resume from.
+      throw UsageError("--out '" + a.out + "' already holds a training run (" + existing + "); " +
+                       (existing == "best.safetensors"
+                            ? "choose another --out (or move the checkpoint away)"
+                            : "continue it with --resume " + a.out + " or choose another --out"));
     }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
@@ -550,6 +564,19 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       run.config = init->meta.config;
       for (const auto& [name, text] : model) {
         if (name == "num_classes" || name == "image_size") vit::set_field(run.config, name, text);
+      }
+      const Config& c = run.config;
+      if (c.image_size % c.patch_size != 0) {
+        throw UsageError("--image-size " + std::to_string(c.image_size) +
+                         ": the pretrained model's patches are " + std::to_string(c.patch_size) +
+                         " pixels a side, so the size must be a multiple of " +
+                         std::to_string(c.patch_size) + " (the model's own is " +
+                         std::to_string(init->meta.config.image_size) + ")");
+      }
+      try {
+        c.validate();
+      } catch (const Error& e) {
+        throw UsageError(e.what());
       }
       vit::Preprocess given = init->meta.preprocess;
       for (const auto& field : given_fields<Recipe>(cmd, a.recipe)) {
@@ -615,12 +642,14 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
         "--val-split F holds out a fraction F of the training images)\n",
         last.c_str());
   }
+  const std::string data_dir = s.data_dir.empty() ? "" : " --data-dir " + shell_word(s.data_dir);
   std::printf(
-      "next:\n  %s eval --model %s --data %s\n  %s predict --model %s IMAGE|DIR...\n  "
+      "next:\n  %s eval --model %s --data %s%s\n  %s predict --model %s IMAGE|DIR...\n  "
       "%s info --model %s\n  %s plot %s --out %s\n  %s report %s   (writes %s)\n",
-      vit.c_str(), dir.c_str(), shell_word(s.data).c_str(), vit.c_str(), dir.c_str(), vit.c_str(),
-      dir.c_str(), vit.c_str(), dir.c_str(), shell_word(s.dir + "/curves.svg").c_str(), vit.c_str(),
-      dir.c_str(), shell_word(s.dir + "/report.html").c_str());
+      vit.c_str(), dir.c_str(), shell_word(s.data).c_str(), data_dir.c_str(), vit.c_str(),
+      dir.c_str(), vit.c_str(), dir.c_str(), vit.c_str(), dir.c_str(),
+      shell_word(s.dir + "/curves.svg").c_str(), vit.c_str(), dir.c_str(),
+      shell_word(s.dir + "/report.html").c_str());
   return 0;
 }
 
@@ -1046,11 +1075,33 @@ void add_attention(CLI::App& app, AttentionArgs& a) {
 }
 
 int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
+  namespace fs = std::filesystem;
   const std::vector<std::string> files = vit::image_files(a.images);
-  const bool one_file = a.out.ends_with(".png");
+  const std::string ext = lowercase(fs::path(a.out).extension().string());
+  const bool one_file = ext == ".png";
   if (one_file && files.size() != 1) {
     throw UsageError("--out " + a.out + " names one picture for " + std::to_string(files.size()) +
                      " images: give a directory instead");
+  }
+  std::error_code ec;
+  if (!a.out.empty() && !one_file) {
+    if (vit::image_file_name(a.out) || ext == ".svg") {
+      throw UsageError("--out " + a.out + ": the pictures are PNG; name one NAME.png, or give " +
+                       "a directory for them");
+    }
+    if (fs::exists(a.out, ec) && !fs::is_directory(a.out, ec)) {
+      throw UsageError("--out " + a.out + " is a file, not a directory: name a directory for " +
+                       "the pictures (or NAME.png for one image's)");
+    }
+  }
+  // The inputs, as paths to compare a picture's name with: a picture never replaces one.
+  std::set<std::string> inputs;
+  for (const std::string& file : files) inputs.insert(fs::weakly_canonical(file, ec).string());
+  const auto is_input = [&](const std::string& path) {
+    return inputs.count(fs::weakly_canonical(path, ec).string()) > 0;
+  };
+  if (one_file && is_input(a.out)) {
+    throw UsageError("--out " + a.out + " is the input image: name another file for the picture");
   }
   const bool pictures = !a.json || !a.out.empty();
   if (pictures && !vit::png_supported()) {
@@ -1103,7 +1154,7 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
       // IMAGE-METHOD.png, numbered when two images share a name.
       const std::string stem = std::filesystem::path(file).stem().string() + "-" + a.method;
       out = (std::filesystem::path(dir) / (stem + ".png")).string();
-      for (int n = 2; written.count(out); ++n) {
+      for (int n = 2; written.count(out) || is_input(out); ++n) {
         out = (std::filesystem::path(dir) / (stem + "-" + std::to_string(n) + ".png")).string();
       }
     }
@@ -1309,7 +1360,8 @@ void add_report(CLI::App& app, ReportArgs& a) {
   p->add_option("--split", a.split, "The split to evaluate on: test, val or train")
       ->check(CLI::IsMember({"test", "val", "train"}))
       ->capture_default_str();
-  p->add_option("--data-dir", a.data_dir, "Where the run's named dataset lives");
+  p->add_option("--data-dir", a.data_dir,
+                "Where the run's named dataset lives (default: where the run read it)");
   add_cache_dir_option(p, a.cache_dir);
   add_threads_option(p, a.threads);
 }
@@ -1318,7 +1370,11 @@ int run_report(const ReportArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   const std::string out =
       a.out.empty() ? (std::filesystem::path(a.run) / "report.html").string() : a.out;
+  if (lowercase(std::filesystem::path(out).extension().string()) != ".html") {
+    throw UsageError("--out '" + out + "': the report is an HTML page; name it NAME.html");
+  }
   vit::read_metrics(a.run);  // a run directory, or a clear error before anything is loaded
+  const std::string data_dir = a.data_dir.empty() ? vit::run_data_dir(a.run) : a.data_dir;
   const std::string checkpoint = vit::checkpoint_path(a.run);
   vit::LoadedModel m = vit::load_model(checkpoint);
   vit::ReportInputs in;
@@ -1333,7 +1389,7 @@ int run_report(const ReportArgs& a) {
                  "on; the page has no evaluation\n");
   } else {
     try {
-      data = load_eval_data(m, checkpoint, m.meta.dataset, a.split, a.data_dir, a.cache_dir, false,
+      data = load_eval_data(m, checkpoint, m.meta.dataset, a.split, data_dir, a.cache_dir, false,
                             "vit report");
       in.data = data.split;
     } catch (const Error& e) {
