@@ -684,20 +684,21 @@ Blob blob(const std::vector<uint8_t>& p, int size) {
   return b;
 }
 
-constexpr InputStyle kMnistStyle{.dark_background = true, .fit_mnist = true};
+constexpr InputStyle kMnistStyle{.background = Background::kDark, .fit_mnist = true};
 
 // A black stroke on a transparent background (what drawing apps export): alpha composited over
 // white, never dropped, so the stroke is seen; then, the model's data being light on dark, the
 // light border inverts it.
 TEST(Prepare, AlphaIsCompositedNotDropped) {
   const Image im = canvas(40, 40, 4, {0, 0, 0, 0}, {0, 0, 0, 255}, 15, 5, 25, 35);
-  const PreparedImage p = prepare_image(im, 1, 28, {.dark_background = true});
+  const PreparedImage p = prepare_image(im, 1, 28, {.background = Background::kDark});
   EXPECT_TRUE(p.inverted);
   EXPECT_EQ(p.pixels[0], 0) << "the transparent background, composited over white, inverted";
   EXPECT_EQ(p.pixels[size_t(14 * 28 + 14)], 255) << "the stroke";
   // Over a black background (--background 0) the same file is light-on-dark... all black: the
   // stroke is black too, so nothing but the background's polarity decides.
-  const PreparedImage q = prepare_image(im, 1, 28, {.dark_background = true}, {.background = 0});
+  const PreparedImage q =
+      prepare_image(im, 1, 28, {.background = Background::kDark}, {.background = 0});
   EXPECT_FALSE(q.inverted);
 }
 
@@ -706,7 +707,7 @@ TEST(Prepare, AlphaIsCompositedNotDropped) {
 TEST(Prepare, PolarityFollowsTheTrainingData) {
   const Image white_on_black = canvas(28, 28, 1, {0}, {255}, 10, 4, 18, 24);
   const Image black_on_white = canvas(28, 28, 1, {255}, {0}, 10, 4, 18, 24);
-  const InputStyle dark{.dark_background = true}, light{.dark_background = false};
+  const InputStyle dark{.background = Background::kDark}, light{.background = Background::kLight};
   EXPECT_FALSE(prepare_image(white_on_black, 1, 28, dark).inverted);
   EXPECT_TRUE(prepare_image(black_on_white, 1, 28, dark).inverted);
   EXPECT_TRUE(prepare_image(white_on_black, 1, 28, light).inverted);
@@ -715,6 +716,15 @@ TEST(Prepare, PolarityFollowsTheTrainingData) {
             prepare_image(white_on_black, 1, 28, dark).pixels);
   EXPECT_TRUE(prepare_image(white_on_black, 1, 28, dark, {.invert = Invert::kOn}).inverted);
   EXPECT_FALSE(prepare_image(black_on_white, 1, 28, dark, {.invert = Invert::kOff}).inverted);
+  // Trained on photos (no shared background): never inverted automatically, the pixels those of
+  // --invert off; on still inverts.
+  const InputStyle mixed{.background = Background::kMixed};
+  for (const Image& im : {white_on_black, black_on_white}) {
+    const PreparedImage p = prepare_image(im, 1, 28, mixed);
+    EXPECT_FALSE(p.inverted);
+    EXPECT_EQ(p.pixels, prepare_image(im, 1, 28, mixed, {.invert = Invert::kOff}).pixels);
+    EXPECT_TRUE(prepare_image(im, 1, 28, mixed, {.invert = Invert::kOn}).inverted);
+  }
 }
 
 // MNIST's fit: a small digit anywhere in a large picture ends up with its longer side 20 pixels

@@ -52,7 +52,7 @@ TEST(Predict, DemoModelReadsDrawnDigits) {
   // The checkpoint says what it was trained on, and so how vit predict prepares a picture for it.
   EXPECT_EQ(m.meta.dataset, "mnist");
   ASSERT_TRUE(m.meta.input.has_value());
-  EXPECT_TRUE(m.meta.input->dark_background);
+  EXPECT_EQ(m.meta.input->background, Background::kDark);
   EXPECT_TRUE(m.meta.input->fit_mnist);
   std::string misread;
   const double fitted = drawings_accuracy(m, *m.meta.input, {}, &misread);

@@ -59,7 +59,7 @@ TEST(Sources, Cifar10BinaryVersion) {
   EXPECT_EQ(a.image(3)[0], uint8_t(21));                 // batch 2's second record
   EXPECT_EQ(a.image(3)[1024 + 5], uint8_t(21 + 3 + 5));  // its green plane
   EXPECT_EQ(s.class_names[9], "truck");
-  EXPECT_TRUE(s.style.dark_background == false || s.style.dark_background == true);
+  EXPECT_NE(s.style.background, Background::kDark) << "CIFAR-like noise: no shared background";
   // Refused with the file and the reason: a truncated file, a label beyond the classes, a
   // missing file (saying where the real ones are), a model of another class count.
   std::vector<uint8_t> cut = cifar_record({1}, 0);
@@ -116,6 +116,30 @@ void write_ppm(const std::string& path, int w, int h, uint8_t value) {
     }
   }
   write_text(path, s);
+}
+
+// The background the training images share, which prediction's automatic inversion follows:
+// dark or light where nine in ten images' borders are, else mixed (photos: no inversion).
+TEST(Sources, BackgroundIsWhatTheImagesShare) {
+  TempDir dir("background");
+  const fs::path root(dir.path);
+  const auto make = [&](int light, int dark) {
+    fs::remove_all(root);
+    for (const char* split : {"train", "test"}) {
+      for (int i = 0; i < light + dark; ++i) {
+        const std::string d = (root / split / (i % 2 ? "a" : "b")).string();
+        fs::create_directories(d);
+        const char level = char(i < light ? 230 : 20);
+        write_text(d + "/" + std::to_string(i) + ".pgm", "P5\n4 4\n255\n" + std::string(16, level));
+      }
+    }
+    return load_dataset("folder:" + dir.path, 2, "", {1, 4, 4}).style.background;
+  };
+  EXPECT_EQ(make(0, 20), Background::kDark);
+  EXPECT_EQ(make(20, 0), Background::kLight);
+  EXPECT_EQ(make(19, 1), Background::kLight);
+  EXPECT_EQ(make(10, 10), Background::kMixed);
+  EXPECT_EQ(make(3, 17), Background::kMixed);
 }
 
 TEST(Sources, ImageFolders) {

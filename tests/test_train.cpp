@@ -170,7 +170,7 @@ TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   // and a run directory names its best checkpoint.
   EXPECT_EQ(best.meta.dataset, data);
   ASSERT_TRUE(best.meta.input.has_value());
-  EXPECT_EQ(best.meta.input->dark_background, d.style.dark_background);
+  EXPECT_EQ(best.meta.input->background, d.style.background);
   EXPECT_FALSE(best.meta.input->fit_mnist) << "an idx:DIR source is not MNIST-fitted";
   EXPECT_EQ(checkpoint_path(dir / "run"), dir / "run/best.safetensors");
   EXPECT_EQ(checkpoint_path(dir / "run/last.safetensors"), dir / "run/last.safetensors");

@@ -26,12 +26,16 @@ struct Normalization {
   static Normalization preset(Source source, int channels);
 };
 
-// How a dataset's images look, which a checkpoint records for prediction: whether objects are
-// light on a dark background (MNIST, Fashion-MNIST) and whether they went through MNIST's own
-// preprocessing (the digit's bounding box scaled to fit 20 x 20, keeping its aspect, and centred
-// by its centre of mass in 28 x 28).
+// The background a dataset's images share: dark (objects light on black: MNIST, Fashion-MNIST),
+// light (dark ink on paper), or none (kMixed: photos, whose borders vary), where prediction never
+// inverts an image.
+enum class Background { kDark, kLight, kMixed };
+
+// How a dataset's images look, which a checkpoint records for prediction: their background and
+// whether they went through MNIST's own preprocessing (the digit's bounding box scaled to fit
+// 20 x 20, keeping its aspect, and centred by its centre of mass in 28 x 28).
 struct InputStyle {
-  bool dark_background = false;
+  Background background = Background::kMixed;
   bool fit_mnist = false;
 };
 

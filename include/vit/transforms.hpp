@@ -64,7 +64,7 @@ enum class Invert { kAuto, kOn, kOff };
 
 struct PrepareOptions {
   // kAuto: invert when the image's border (its background) is light and the training data's is
-  // dark, or the other way round.
+  // dark, or the other way round; never when the training data's is mixed (photos).
   Invert invert = Invert::kAuto;
   // Follow InputStyle::fit_mnist (-1), or not (0), or fit whatever the style says (1).
   int fit_mnist = -1;

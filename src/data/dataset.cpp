@@ -91,9 +91,10 @@ void interleave(const uint8_t* planar, int channels, int S, Image& out) {
   }
 }
 
-// Whether the images' background is dark: the median over (at most 1,000 evenly spaced) samples
-// of their border's mean gray level is below half.
-bool dark_background(const Dataset& d) {
+// The images' background, from their borders' mean gray levels (over at most 1,000 evenly spaced
+// samples): dark when nine in ten are under 64, light when nine in ten are over 191, else mixed.
+// (Fashion-MNIST's: 90% under 24, 99% under 38; MNIST's all under 9.)
+Background background(const Dataset& d) {
   const int64_t n = d.size(), step = std::max<int64_t>(1, n / 1000);
   std::vector<double> levels;
   Image im;
@@ -112,9 +113,12 @@ bool dark_background(const Dataset& d) {
     }
     levels.push_back(sum / double(count));
   }
-  if (levels.empty()) return false;
-  std::nth_element(levels.begin(), levels.begin() + levels.size() / 2, levels.end());
-  return levels[levels.size() / 2] < 127.5;
+  if (levels.empty()) return Background::kMixed;
+  std::sort(levels.begin(), levels.end());
+  const size_t tenth = levels.size() / 10;
+  if (levels[levels.size() - 1 - tenth] < 64) return Background::kDark;
+  if (levels[tenth] > 191) return Background::kLight;
+  return Background::kMixed;
 }
 
 }  // namespace
@@ -194,7 +198,7 @@ DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& option
     }
   }
   s.style.fit_mnist = found->fit_mnist;
-  s.style.dark_background = dark_background(*s.train);
+  s.style.background = background(*s.train);
   s.class_names.resize(size_t(num_classes));
   for (int k = 0; k < num_classes; ++k) {
     if (s.class_names[size_t(k)].empty()) s.class_names[size_t(k)] = std::to_string(k);

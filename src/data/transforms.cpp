@@ -391,21 +391,25 @@ PreparedImage prepare_image(const Image& img, int channels, int size, const Inpu
   VIT_CHECK(!fit || channels == 1, "MNIST's fit is for one-channel (gray) models; this one has " +
                                        std::to_string(channels) + " channels");
   const int planes = channels >= 3 ? 3 : 1;
+  // Images of a mixed background (photos) are never inverted automatically.
+  const Invert invert = options.invert == Invert::kAuto && style.background == Background::kMixed
+                            ? Invert::kOff
+                            : options.invert;
   PreparedImage r;
-  if (!fit && options.invert == Invert::kOff && img.channels == channels) {
+  if (!fit && invert == Invert::kOff && img.channels == channels) {
     // No inversion, the channels the model takes: compositing would change nothing, so the
     // file's pixels go to the eval transform directly (the path of every photo).
     r.pixels = eval_transform(img, size, options.preprocess, options.border_fill);
     return r;
   }
   std::vector<float> px = composite(img, planes, options.background);
-  if (options.invert == Invert::kAuto) {
+  if (invert == Invert::kAuto) {
     // The background's lightness: the border's median, in gray.
     std::vector<float> gray = planes == 1 ? px : composite(img, 1, options.background);
     const bool light = median(border(gray.data(), w, h)) > 127.5f;
-    r.inverted = light == style.dark_background;
+    r.inverted = light == (style.background == Background::kDark);
   } else {
-    r.inverted = options.invert == Invert::kOn;
+    r.inverted = invert == Invert::kOn;
   }
   if (r.inverted) {
     for (float& v : px) v = 255.0f - v;

@@ -39,7 +39,10 @@ void save_model(const std::string& path, Model& model, const ModelMeta& meta,
   md["preprocess"] = meta.preprocess.to_json();
   if (!meta.dataset.empty()) md["dataset"] = meta.dataset;
   if (meta.input) {
-    md["input"] = nlohmann::json{{"background", meta.input->dark_background ? "dark" : "light"},
+    const Background b = meta.input->background;
+    md["input"] = nlohmann::json{{"background", b == Background::kDark    ? "dark"
+                                                : b == Background::kLight ? "light"
+                                                                          : "mixed"},
                                  {"fit", meta.input->fit_mnist ? "mnist" : "none"}}
                       .dump();
   }
@@ -177,13 +180,19 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
   }
   if (md.count("input")) {
     const auto in = parse_json(md.at("input"), "input", path);
-    const auto text = [&](const char* key, const char* a, const char* b) {
-      VIT_CHECK(in.is_object() && in.contains(key) && in[key].is_string() &&
-                    (in[key] == a || in[key] == b),
-                "'" + path + "': input." + key + " must be \"" + a + "\" or \"" + b + "\"");
-      return in[key] == a;
+    // The index of input[key] among words, or vit::Error naming them.
+    const auto word = [&](const char* key, std::initializer_list<const char*> words) {
+      std::string list;
+      int i = 0;
+      for (const char* w : words) {
+        if (in.is_object() && in.contains(key) && in[key].is_string() && in[key] == w) return i;
+        list += std::string(i++ ? ", " : "") + "\"" + w + "\"";
+      }
+      throw Error("'" + path + "': input." + key + " must be one of " + list);
     };
-    meta.input = InputStyle{text("background", "dark", "light"), text("fit", "mnist", "none")};
+    meta.input =
+        InputStyle{.background = Background(word("background", {"dark", "light", "mixed"})),
+                   .fit_mnist = word("fit", {"mnist", "none"}) == 0};
   }
 
   Model model = read_weights(file, c, extra_prefix, false, dtype);

@@ -883,7 +883,8 @@ struct ImageInputArgs {
 const char* const kImageInputFooter =
     "Transparent pixels are composited over --background; an image whose background is the "
     "other way from the training data's (dark digits on white paper for an MNIST model) is "
-    "inverted, and the output says so; a model trained on MNIST-style digits gets MNIST's own "
+    "inverted, and the output says so (not where the training images share no background, as "
+    "photos); a model trained on MNIST-style digits gets MNIST's own "
     "preprocessing (the digit scaled into 20x20 and centred by mass); any other image is "
     "resized and cropped as the model's checkpoint says (timm's eval transform: the shorter "
     "side to size / crop_pct, the centre cut; --crop-pct, --crop-mode and --interpolation "
@@ -901,7 +902,8 @@ void add_model_and_images(CLI::App* p, std::string& model, std::string& arch,
 void add_image_input_options(CLI::App* p, ImageInputArgs& a) {
   p->add_option("--invert", a.invert,
                 "auto: invert images whose background is the other way from the training "
-                "data's; on (also --invert alone): always; off: never")
+                "data's (where its images share one: digits, not photos); on (also --invert "
+                "alone): always; off: never")
       ->expected(0, 1)
       ->default_str("on")  // the value of --invert alone, which --help would show as the default
       ->option_text("TEXT:{auto,on,off}=auto")
