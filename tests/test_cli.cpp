@@ -369,6 +369,11 @@ TEST(Cli, TrainEvalPredictInfo) {
   EXPECT_EQ(pj["logits"].size(), 4u);
   EXPECT_EQ(pj["top"][0]["index"], 3) << p.out;
   EXPECT_RUN("predict --model " + model + " " + (dir / "q3.pgm"), 0, "q3.pgm: 3 (");
+  // A file name that is not UTF-8 (any bytes, on Linux) reads in JSON with U+FFFD for its byte.
+  write_bytes(dir / "q\xe9.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
+  const Result latin = vit("predict --json --model " + model + " " + (dir / "q\xe9.pgm"));
+  ASSERT_EQ(latin.code, 0) << latin.out;
+  EXPECT_EQ(nlohmann::json::parse(latin.out)["file"], dir / "q\xef\xbf\xbd.pgm");
   EXPECT_RUN("predict --model " + model + " " + (dir / "q3.pgm") + " " + (dir / "missing.png"), 1,
              "cannot read image");
   EXPECT_RUN("info --model " + model, 0, "parameters:");

@@ -242,6 +242,15 @@ TEST(Sources, ImageFolders) {
       },
       "through the link '" + (root / "train/b-cat/more/up").string() + "'");
   fs::remove(root / "train/b-cat/more/up");
+  // A class's name is stored as JSON text: a folder name that is not UTF-8 is refused up front.
+  fs::create_directories(root / "train/caf\xe9");
+  write_ppm(root / "train/caf\xe9/c.ppm", 4, 4, 90);
+  expect_error([&] { load_dataset(spec, 4, "", {3, 4, 4}); }, "is not UTF-8 text");
+  fs::remove_all(root / "train/caf\xe9");
+  fs::create_directories(root / "train/caf\xc3\xa9");  // UTF-8's é is any other name
+  write_ppm(root / "train/caf\xc3\xa9/c.ppm", 4, 4, 90);
+  EXPECT_EQ(load_dataset(spec, 4, "", {3, 4, 4}).class_names.back(), "caf\xc3\xa9");
+  fs::remove_all(root / "train/caf\xc3\xa9");
   expect_error([&] { load_dataset(spec, 5, "", {3, 4, 4}); }, "set `num_classes` to 3");
   expect_error(
       [&] {

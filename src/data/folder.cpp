@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -34,7 +35,27 @@ bool hidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
-// The class folders of a split directory, sorted by name (byte order).
+// Whether text is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool utf8(const std::string& text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  for (size_t i = 0, n = text.size(); i < n;) {
+    const unsigned c = s[i];
+    const int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+    for (int k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (s[i + k] & 0x3f);
+    }
+    constexpr uint32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};  // below: an overlong form
+    if (cp < kLeast[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += size_t(len);
+  }
+  return true;
+}
+
+// The class folders of a split directory, sorted by name (byte order). Their names become the
+// checkpoint's class names, JSON text: a name that is not UTF-8 is refused here, before training.
 std::vector<std::string> class_folders(const fs::path& split) {
   std::vector<std::string> names;
   std::error_code ec;
@@ -42,6 +63,11 @@ std::vector<std::string> class_folders(const fs::path& split) {
     if (!hidden(e.path()) && e.is_directory(ec)) names.push_back(e.path().filename().string());
   }
   VIT_CHECK(!ec, "cannot list '" + split.string() + "': " + ec.message());
+  for (const std::string& name : names) {
+    VIT_CHECK(utf8(name), "class folder '" + (split / name).string() +
+                              "': its name, the class's, is not UTF-8 text (as a checkpoint "
+                              "stores class names); rename it");
+  }
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -68,6 +68,13 @@ std::string lowercase(std::string text) {
   return text;
 }
 
+// One JSON object as a line of output: text that is not UTF-8 (a file's name may be any bytes)
+// shown with U+FFFD in place of its bad bytes rather than stopping the command.
+template <class Json>
+std::string json_line(const Json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string shell_word(const std::string& text) {
   const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
     return std::isalnum(c) || std::strchr("/._-+:=,@%", c);
@@ -835,7 +842,7 @@ int run_eval(EvalArgs& a) {
                         {"max_relative_diff", agree->max_relative_diff},
                         {"accuracy_fp32", agree->accuracy_fp32}};
     }
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
   std::printf("%s (%s split, %lld images): accuracy %.2f%%, loss %.4f%s\n", a.data.c_str(),
@@ -1022,7 +1029,7 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
       j["logits"] = logits;
       j["inverted"] = prepared.inverted;
       j["fitted"] = prepared.fitted;
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_line(j).c_str());
     } else {
       std::printf("%s:", file.c_str());
       for (size_t i = 0; i < top.size(); ++i) {
@@ -1148,7 +1155,7 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
         }
         j["maps"].push_back(std::move(rows));
       }
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", json_line(j).c_str());
     }
     if (!pictures) continue;
     std::string out = a.out;
@@ -1244,7 +1251,7 @@ int run_info(const InfoArgs& a) {
     j["bf16"] = vit::bf16_active();
     j["amx"] = vit::amx_active();
     for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
   std::printf("model:       %dx%dx%d images, patch %d, %d tokens\n", c.channels, c.image_size,
@@ -1560,7 +1567,7 @@ int run_data_bench(const CLI::App& cmd, const BenchArgs& a, const vit::Preset& p
     j["open_seconds"] = r.open_seconds;
     j["open_img_per_s"] = open_rate;
     j["batch_img_per_s"] = r.batch_img_per_s;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
   const vit::AugmentOptions& g = o.augment;
@@ -1630,7 +1637,7 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
       if (o.train) j["one_thread_train_img_per_s"] = b.train.img_per_s;
       if (o.infer) j["one_thread_infer_img_per_s"] = b.infer.img_per_s;
     }
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", json_line(j).c_str());
     return 0;
   }
   auto row = [](const char* name, const vit::BenchTiming& t) {
