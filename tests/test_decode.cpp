@@ -1,7 +1,7 @@
 // The image decoders on files written here with the same libraries: JPEG (libjpeg-turbo) in gray
 // and colour, with EXIF orientations, DCT-domain scaling and truncation; PNG (libpng) of every
 // colour type and bit depth, palettes with transparency, 16-bit samples (no gamma applied) and
-// interlacing; and the formats refused.
+// interlacing; 24-bit BMP, bottom-up and top-down, and a short one; and the formats refused.
 #include <gtest/gtest.h>
 #include <jpeglib.h>
 #include <png.h>
@@ -256,6 +256,52 @@ TEST(Decode, WebpLosslessAndLossy) {
   bad[12] = 'X';  // the image chunk's name: neither VP8, VP8L nor VP8X
   write_bytes(dir / "bad.webp", bad, false);
   expect_error([&] { decode_image(dir / "bad.webp"); }, "bad.webp': WebP:");
+}
+
+// A 24-bit BI_RGB BMP of im (3 channels): BGR rows padded to 4 bytes, bottom-up (the format's
+// usual order) or top-down (a negative height).
+std::vector<uint8_t> encode_bmp(const Image& im, bool top_down) {
+  const int row = (im.width * 3 + 3) / 4 * 4;
+  const uint32_t offset = 54, size = offset + uint32_t(row * im.height);
+  std::vector<uint8_t> b(size, 0);
+  const auto put = [&](size_t at, uint32_t v, int bytes) {
+    for (int k = 0; k < bytes; ++k) b[at + size_t(k)] = uint8_t(v >> (8 * k));
+  };
+  b[0] = 'B', b[1] = 'M';
+  put(2, size, 4), put(10, offset, 4), put(14, 40, 4), put(18, uint32_t(im.width), 4);
+  put(22, uint32_t(top_down ? -im.height : im.height), 4), put(26, 1, 2), put(28, 24, 2);
+  for (int y = 0; y < im.height; ++y) {
+    const int file_row = top_down ? y : im.height - 1 - y;
+    for (int x = 0; x < im.width; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        b[offset + size_t(file_row * row + x * 3 + (2 - c))] =
+            im.pixels[size_t((y * im.width + x) * 3 + c)];
+      }
+    }
+  }
+  return b;
+}
+
+// BMP's pixels exactly, in either row order; a file shorter than the rows its header declares
+// (cut, or a header that claims far more pixels than it holds) is refused, not padded with black.
+TEST(Decode, BmpRowsAndTruncation) {
+  TempDir dir("bmp");
+  const Image im = pattern(5, 3, 3);  // rows of 15 bytes, padded to 16
+  for (const bool top_down : {false, true}) {
+    write_bytes(dir / "a.bmp", encode_bmp(im, top_down), false);
+    EXPECT_EQ(max_diff(decode_image(dir / "a.bmp"), im), 0) << "top-down " << top_down;
+  }
+  std::vector<uint8_t> cut = encode_bmp(im, false);
+  cut.resize(cut.size() - 1);
+  write_bytes(dir / "cut.bmp", cut, false);
+  expect_error([&] { decode_image(dir / "cut.bmp"); }, "cut.bmp': the BMP file is truncated");
+  std::vector<uint8_t> lying = encode_bmp(im, true);
+  for (const size_t at : {18, 22}) {  // 8000 x -8000
+    const uint32_t v = at == 18 ? 8000u : uint32_t(-8000);
+    for (int k = 0; k < 4; ++k) lying[at + size_t(k)] = uint8_t(v >> (8 * k));
+  }
+  write_bytes(dir / "lying.bmp", lying, false);
+  expect_error([&] { decode_image(dir / "lying.bmp"); }, "declares 8000 x 8000 pixels of 24 bits");
 }
 
 TEST(Decode, UnknownFormatsAreRefused) {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -98,6 +100,33 @@ bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& i
   return true;
 }
 
+// An uncompressed BMP's (BI_RGB, BI_BITFIELDS) rows, from its header: the pixel data at the
+// header's offset, each row padded to 4 bytes, must fit in the file; vit::Error saying it is
+// truncated otherwise. Other BMPs are left to the decoder.
+void check_bmp_rows(const std::vector<uint8_t>& b, const std::string& path) {
+  const auto u16 = [&](size_t at) { return uint32_t(b[at]) | uint32_t(b[at + 1]) << 8; };
+  const auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
+  if (b.size() < 18) throw Error("cannot read image '" + path + "': the BMP file is truncated");
+  const uint32_t offset = u32(10), header = u32(14);
+  int64_t w = 0, h = 0, bits = 0, compression = 0;
+  if (header == 12 && b.size() >= 26) {  // OS/2's BITMAPCOREHEADER
+    w = u16(18), h = u16(20), bits = u16(24);
+  } else if (header >= 40 && b.size() >= 34) {
+    w = int32_t(u32(18)), h = std::abs(int64_t(int32_t(u32(22)))), bits = u16(28);
+    compression = u32(30);
+  } else {
+    return;
+  }
+  if (compression != 0 && compression != 3 && compression != 6) return;  // RLE, JPEG, PNG
+  if (w <= 0 || bits <= 0 || bits > 32) return;
+  const int64_t row = (w * bits + 31) / 32 * 4, size = int64_t(b.size());
+  VIT_CHECK(size >= int64_t(offset) && h <= (size - int64_t(offset)) / row,
+            "cannot read image '" + path + "': the BMP file is truncated (its header declares " +
+                std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
+                std::to_string(bits) + " bits: " + std::to_string(offset + row * h) +
+                " bytes, the file has " + std::to_string(b.size()) + ")");
+}
+
 }  // namespace
 
 Image decode_image(const std::string& path, const DecodeOptions& options) {
@@ -116,7 +145,9 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
             "cannot read image '" + path +
                 "': not an image format vitcpp reads (PNG, JPEG, WebP, BMP, PGM/PPM)");
   VIT_CHECK(bytes.size() <= size_t(INT32_MAX), "cannot read image '" + path + "': too large");
-  // BMP: stb_image, decoded to the file's own channel count.
+  // BMP: stb_image, decoded to the file's own channel count, once the file is seen to hold every
+  // row its header declares (stb_image fills a short file's missing rows with zeros).
+  check_bmp_rows(bytes, path);
   int w = 0, h = 0, n = 0;
   std::unique_ptr<stbi_uc, void (*)(void*)> stb(
       stbi_load_from_memory(bytes.data(), int(bytes.size()), &w, &h, &n, 0), stbi_image_free);
