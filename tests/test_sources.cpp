@@ -197,6 +197,14 @@ TEST(Sources, ImageFolders) {
   EXPECT_EQ(s.test->size(), 3);
   // Refused, with what to do: a class of val/ that train/ lacks, an empty class folder, a
   // corrupt image (named), a model with another number of classes, no train/.
+  fs::create_directories(root / "val/.hidden");  // val/ with no class folder: said so
+  fs::remove_all(root / "val/a-dog");
+  fs::remove_all(root / "val/b-cat");
+  expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "val' holds no class folder");
+  for (const char* c : {"a-dog", "b-cat"}) {
+    fs::create_directories(root / "val" / c);
+    write_ppm(root / "val" / c / "v.ppm", 5, 5, 80);
+  }
   fs::create_directories(root / "val/d-fox");
   expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "has no counterpart in train/");
   fs::remove_all(root / "val/d-fox");

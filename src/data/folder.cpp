@@ -315,6 +315,10 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
                                     "/ must be one the model trains on");
     }
     listings[name] = list_split(split, index);
+    VIT_CHECK(!listings[name].files.empty(), "'" + split.string() + "' holds no class folder (" +
+                                                 name +
+                                                 "/<class>/<images>); add them, or "
+                                                 "remove the empty folder");
     total += int64_t(listings[name].files.size());
   }
   auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
