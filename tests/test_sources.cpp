@@ -250,6 +250,15 @@ TEST(Sources, ImageFolders) {
       },
       "through the link '" + (root / "train/b-cat/more/up").string() + "'");
   fs::remove(root / "train/b-cat/more/up");
+  // A strip too long to store once resized (8192 x 1 with its shorter side at 9: 73728 x 9) is
+  // refused as unreadable, naming it, whether or not a cache keeps the split.
+  write_ppm(root / "train/a-dog/strip.ppm", 8192, 1, 5);
+  expect_error(
+      [&] {
+        load_dataset(spec, 3, "", {3, 8, 8});
+      },
+      "strip.ppm' is 8192 x 1 pixels: resized for the model, it would be 73728 x 9");
+  fs::remove(root / "train/a-dog/strip.ppm");
   // A class's name is stored as JSON text: a folder name that is not UTF-8 is refused up front.
   fs::create_directories(root / "train/caf\xe9");
   write_ppm(root / "train/caf\xe9/c.ppm", 4, 4, 90);

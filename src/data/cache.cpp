@@ -98,7 +98,7 @@ std::shared_ptr<ImageList> open_cache(const std::string& path, uint64_t key, int
     int64_t row[4];
     std::memcpy(row, index + 32 * i, sizeof row);
     const int64_t offset = row[0], w = row[1], h = row[2], label = row[3];
-    if (w < 1 || h < 1 || w > 1 << 20 || h > 1 << 20 || offset < 0 ||
+    if (w < 1 || h < 1 || w > kMaxStoredSide || h > kMaxStoredSide || offset < 0 ||
         uint64_t(offset) + uint64_t(channels * w * h) > t.pixel_bytes || label < 0 ||
         label > INT32_MAX) {
       return nullptr;

@@ -14,6 +14,11 @@
 
 namespace vit::data {
 
+// The longest side a split's stored (resized) image may have, in memory or in a cache file: a
+// file whose aspect would make it longer (an 8192 x 1 strip with its shorter side resized to 146)
+// is refused as unreadable, naming it.
+constexpr int kMaxStoredSide = 1 << 16;
+
 // One file of the cache: <dir>/<prefix>-<key as 16 hex digits>.vitcache.
 std::string cache_file(const std::string& dir, const std::string& prefix, uint64_t key);
 

@@ -172,6 +172,13 @@ void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* d
             decode_image(l.files[size_t(c0 + j)], {.min_side = scale, .exif = o.preprocess.exif}),
             channels);
         const Extent e = resized_extent(image.width, image.height, size, pre, scale);
+        if (std::max(e.width, e.height) > data::kMaxStoredSide) {
+          throw Error("'" + l.files[size_t(c0 + j)] + "' is " + std::to_string(image.width) +
+                      " x " + std::to_string(image.height) + " pixels: resized for the model, it " +
+                      "would be " + std::to_string(e.width) + " x " + std::to_string(e.height) +
+                      ", over the " + std::to_string(data::kMaxStoredSide) +
+                      " pixels a side a dataset's image may have; crop it");
+        }
         std::vector<uint8_t>& px = decoded[size_t(j)];
         px.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
         data::resize_planes(data::Planes::interleaved(image), e.width, e.height, pre.interpolation,
