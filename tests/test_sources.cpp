@@ -280,6 +280,51 @@ TEST(Sources, ImageFolders) {
 // sizes and modification times and the preprocessing stay the same, rebuilt when they change; a
 // damaged cache file is not used; the reasons for unreadable files are kept; an abandoned build's
 // temporary file is removed; a validation split shares the mapped pixels.
+// A training split stored larger for random resized crops (train_scale): its samples, and the
+// validation images held out of it, are what evaluation shows (the eval resize, then the centre),
+// not the centre of the larger image. A white image with a black centre square a quarter of its
+// side: at the eval resize (9 for 8) the sample is mostly white; the centre 8 x 8 of the image
+// stored at 36 would be all black.
+TEST(Sources, LargerTrainingStorageSamplesAsEvaluation) {
+  TempDir dir("train-scale");
+  const fs::path root(dir.path);
+  for (const char* split : {"train", "test"}) {
+    for (const char* c : {"a", "b"}) {
+      fs::create_directories(root / split / c);
+      std::string pgm = "P5\n40 40\n255\n";
+      for (int y = 0; y < 40; ++y) {
+        for (int x = 0; x < 40; ++x) pgm += char(x >= 15 && x < 25 && y >= 15 && y < 25 ? 0 : 255);
+      }
+      for (const char* name : {"1.pgm", "2.pgm"})
+        write_text((root / split / c / name).string(), pgm);
+    }
+  }
+  const auto mean = [](const Dataset& d) {
+    Image im;
+    d.read(0, im);
+    double sum = 0;
+    for (uint8_t v : im.pixels) sum += v;
+    return sum / double(im.pixels.size());
+  };
+  DatasetOptions o;
+  o.num_classes = 2;
+  o.shape = {1, 8, 8};
+  for (const std::string cache : {std::string(), dir / "cache"}) {
+    o.cache_dir = cache;
+    o.train_scale = 0;
+    const double eval = mean(*load_dataset("folder:" + dir.path, o).train);
+    EXPECT_GT(eval, 150) << "the eval resize's centre: white around a small black square";
+    o.train_scale = 36;
+    DatasetSplits s = load_dataset("folder:" + dir.path, o);
+    ASSERT_NE(s.train->as_list(), nullptr);
+    EXPECT_EQ(s.train->as_list()->widths[0], 36) << "stored at the larger side";
+    EXPECT_NEAR(mean(*s.train), eval, 12) << "cache '" << cache << "'";
+    hold_out_validation(s, 0.5, 1);
+    ASSERT_NE(s.val, nullptr);
+    EXPECT_NEAR(mean(*s.val), eval, 12) << "cache '" << cache << "'";
+  }
+}
+
 TEST(Sources, FolderCacheIsReusedAndInvalidated) {
   TempDir dir("folder-cache");
   const fs::path root(dir.path);

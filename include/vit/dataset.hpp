@@ -72,6 +72,11 @@ struct ImageList final : Dataset {
   std::shared_ptr<const uint8_t> storage;
   std::vector<int64_t> offsets;  // image i at offsets[i] of the storage or pixels
   std::vector<int32_t> widths, heights, labels;
+  // A training split stored larger than the eval resize (DatasetOptions::train_scale, for random
+  // resized crops): a sample (centre, read) is its image first resized again as this eval
+  // transform resizes (resized_extent), so that without a random crop, and on validation images
+  // held out of the split, the model sees what evaluation shows. Null: stored at the eval resize.
+  std::shared_ptr<const Preprocess> rescale;
 
   int64_t size() const override { return int64_t(labels.size()); }
   int32_t label(int64_t i) const override { return labels[size_t(i)]; }
@@ -92,7 +97,8 @@ struct ImageList final : Dataset {
   void seal();
   // The samples idx as a list: sharing the storage, or with copies of the pixels.
   std::shared_ptr<ImageList> select(const std::vector<int64_t>& idx) const;
-  // Sample i's centred S x S into out [C, S, S], fill[c] where the image does not reach.
+  // Sample i's centred S x S into out [C, S, S], fill[c] where the image does not reach (after
+  // `rescale`'s resize, where there is one).
   void centre(int64_t i, const uint8_t* fill, uint8_t* out) const;
 };
 

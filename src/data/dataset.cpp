@@ -6,6 +6,7 @@
 
 #include "core/arena.hpp"
 
+#include "data/resample.hpp"
 #include "data/sources.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
@@ -244,6 +245,7 @@ std::shared_ptr<ImageList> ImageList::select(const std::vector<int64_t>& idx) co
   out->channels = channels;
   out->image_size = image_size;
   out->storage = storage;
+  out->rescale = rescale;
   for (int64_t i : idx) {
     if (storage) {
       out->offsets.push_back(offsets[size_t(i)]);
@@ -258,11 +260,23 @@ std::shared_ptr<ImageList> ImageList::select(const std::vector<int64_t>& idx) co
 }
 
 void ImageList::centre(int64_t i, const uint8_t* fill, uint8_t* out) const {
-  const int w = widths[size_t(i)], h = heights[size_t(i)], S = image_size;
+  int w = widths[size_t(i)], h = heights[size_t(i)];
+  const int S = image_size;
+  const uint8_t* pixels = image(i);
+  thread_local std::vector<uint8_t> resized;
+  if (rescale) {
+    const Extent e = resized_extent(w, h, S, *rescale);
+    resized.resize(size_t(channels) * size_t(e.width) * size_t(e.height));
+    data::resize_planes(data::Planes::planar(pixels, channels, h, w), e.width, e.height,
+                        rescale->interpolation, resized.data());
+    pixels = resized.data();
+    w = e.width;
+    h = e.height;
+  }
   const int ox = centre_offset(w, S), oy = centre_offset(h, S);
   const int64_t plane = int64_t(S) * S;
   for (int c = 0; c < channels; ++c) {
-    const uint8_t* src = image(i) + int64_t(c) * w * h;
+    const uint8_t* src = pixels + int64_t(c) * w * h;
     uint8_t* dst = out + c * plane;
     const uint8_t f = fill ? fill[c] : 0;
     for (int y = 0; y < S; ++y) {

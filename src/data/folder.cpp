@@ -236,10 +236,15 @@ std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptio
                                             int64_t* done, int64_t total,
                                             std::vector<std::string>* skipped) {
   const int channels = o.shape.channels, size = o.shape.height;
+  // Stored larger than the eval resize: its samples resized again (ImageList::rescale).
+  const auto rescale = scale != o.preprocess.scale_size(size)
+                           ? std::make_shared<const Preprocess>(o.preprocess)
+                           : nullptr;
   if (o.cache_dir.empty()) {
     auto list = std::make_shared<ImageList>();
     list->channels = channels;
     list->image_size = size;
+    list->rescale = rescale;
     const int64_t files = int64_t(l.files.size());
     decode_all(l, o, scale, done, total,
                {[&](const uint8_t* p, int w, int h, int32_t y) {
@@ -278,6 +283,7 @@ std::shared_ptr<const ImageList> load_split(const Listing& l, const DatasetOptio
   }
   *done += int64_t(l.files.size());
   if (o.progress) o.progress(*done, total);
+  cached->rescale = rescale;
   return cached;
 }
 

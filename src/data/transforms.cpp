@@ -635,7 +635,7 @@ void make_batch(const Dataset& d, const int64_t* idx, int B, const Normalization
       data::resize_planes(whole.region(box.left, box.top, box.width, box.height), S, S,
                           aug.interpolation, cropped.data());
       src = cropped.data();
-    } else if (whole.w != S || whole.h != S) {
+    } else if (whole.w != S || whole.h != S || (list && list->rescale)) {
       list->centre(i, fill.data(), cropped.data());
       src = cropped.data();
     }
