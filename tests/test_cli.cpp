@@ -310,6 +310,13 @@ TEST(Cli, TrainEvalPredictInfo) {
                "already holds a training run (best.safetensors); choose another --out");
     EXPECT_EQ(std::filesystem::file_size(dir / "keep/best.safetensors"), best);
   }
+  // export: a timm folder of its own, never into a run directory (whose --model it would become).
+  EXPECT_RUN("export --model " + (dir / "run") + " --out " + (dir / "run"), 2,
+             "holds a training run (last.safetensors): export to a folder of its own");
+  EXPECT_FALSE(std::filesystem::exists(dir / "run/config.json"));
+  EXPECT_RUN("export --model " + (dir / "run") + " --out " + (dir / "timm"), 0,
+             "wrote " + (dir / "timm/config.json"));
+  EXPECT_RUN("info --model " + (dir / "timm"), 0, "parameters:");
   // A named dataset read from --data-dir: the next steps say where, and the report finds it there.
   {
     const Result d = vit("train --data mnist --data-dir " + (dir / "data") + model_flags +

@@ -368,7 +368,15 @@ TEST(Data, ValidationSplitIsStratifiedSeededAndDisjoint) {
   tiny->pixels = {1, 2, 3};
   tiny->labels = {0, 1, 2};
   expect_error([&] { split(tiny, 0.2, 0); }, "holds none of them");
-  expect_error([&] { split(tiny, 0.9, 0); }, "leaves no training images");
+  expect_error([&] { split(tiny, 0.9, 0); }, "would hold out every one");
+  // ... or a class it would take whole (one image at 0.5), which the model would never train on.
+  auto lone = std::make_shared<ImageArray>();
+  lone->image_size = 1;
+  lone->pixels = {1, 2, 3, 4, 5};
+  lone->labels = {0, 0, 0, 0, 1};
+  expect_error([&] { split(lone, 0.5, 0); },
+               "class 1 has 1 training image: a validation split of 0.5 would hold out every one");
+  EXPECT_EQ(split(lone, 0.3, 0).val->size(), 1);
   DatasetSplits twice = a;
   expect_error([&] { hold_out_validation(twice, 0.1, 0); }, "its own validation split");
 }

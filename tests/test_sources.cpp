@@ -70,7 +70,10 @@ TEST(Sources, Cifar10BinaryVersion) {
   expect_error([&] { load_dataset(spec, 10); }, "record 0 has label 10, outside the 10 classes");
   fs::remove(dir / "test_batch.bin");
   expect_error([&] { load_dataset(spec, 10); }, "www.cs.toronto.edu/~kriz/cifar.html");
-  expect_error([&] { load_dataset(spec, 12); }, "set `num_classes` to 10");
+  fs::create_directory(dir / "test_batch.bin");
+  expect_error([&] { load_dataset(spec, 10); }, "test_batch.bin' is a folder, not a CIFAR batch");
+  fs::remove(dir / "test_batch.bin");
+  expect_error([&] { load_dataset(spec, 12); }, "a model for this data has `num_classes` 10");
 }
 
 TEST(Sources, Cifar100FineAndCoarseLabels) {
@@ -268,7 +271,11 @@ TEST(Sources, ImageFolders) {
   write_ppm(root / "train/caf\xc3\xa9/c.ppm", 4, 4, 90);
   EXPECT_EQ(load_dataset(spec, 4, "", {3, 4, 4}).class_names.back(), "caf\xc3\xa9");
   fs::remove_all(root / "train/caf\xc3\xa9");
-  expect_error([&] { load_dataset(spec, 5, "", {3, 4, 4}); }, "set `num_classes` to 3");
+  expect_error(
+      [&] {
+        load_dataset(spec, 5, "", {3, 4, 4});
+      },
+      "a model for this data has `num_classes` 3");
   expect_error(
       [&] {
         load_dataset("folder:" + (dir / "none"), 3, "", {3, 4, 4});

@@ -24,6 +24,9 @@ constexpr const char* kWhere =
 // pixels. Every label must be below `classes`.
 void read_records(const std::string& path, int label_bytes, int label_at, int classes,
                   ImageArray& out) {
+  std::error_code ec;
+  VIT_CHECK(!std::filesystem::is_directory(path, ec),
+            "'" + path + "' is a folder, not a CIFAR batch file" + kWhere);
   std::ifstream f(path, std::ios::binary);
   VIT_CHECK(f.good(), "'" + path + "' not found" + kWhere);
   std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});

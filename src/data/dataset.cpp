@@ -152,7 +152,7 @@ const DatasetSource& dataset_source(const std::string& spec, std::string* arg) {
 void data::require_classes(const std::string& spec, int classes, const DatasetOptions& options) {
   VIT_CHECK(options.num_classes == classes,
             "dataset '" + spec + "' has " + std::to_string(classes) + " classes but the model " +
-                std::to_string(options.num_classes) + "; set `num_classes` to " +
+                std::to_string(options.num_classes) + ": a model for this data has `num_classes` " +
                 std::to_string(classes));
 }
 

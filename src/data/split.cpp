@@ -87,6 +87,11 @@ void hold_out_validation(DatasetSplits& s, double fraction, uint64_t seed) {
     std::vector<int64_t>& c = by_class[k];
     // round(fraction * n) of the class, drawn as the first steps of a seeded Fisher-Yates shuffle.
     const int64_t n = int64_t(c.size()), v = std::llround(fraction * double(n));
+    VIT_CHECK(n == 0 || v < n, "class " + std::to_string(k) + " has " + std::to_string(n) +
+                                   (n == 1 ? " training image" : " training images") +
+                                   ": a validation split of " + shown(fraction) +
+                                   " would hold out every one, leaving none to train on; lower "
+                                   "`val_split` or add images");
     Rng rng(seed, val_stream(int32_t(k)));
     for (int64_t j = 0; j < v; ++j) {
       std::swap(c[size_t(j)], c[size_t(j + int64_t(rng.below(uint64_t(n - j))))]);

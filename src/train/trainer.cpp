@@ -419,7 +419,8 @@ void truncate_metrics(const Run& r, int64_t epochs) {
 
 std::string existing_run_file(const std::string& dir) {
   for (const char* f : {kLast, kLastTrain, kMetrics, kBest}) {
-    if (fs::exists(fs::path(dir) / f)) return f;
+    std::error_code ec;  // an unreadable path (a link loop): no run file, and the write says why
+    if (fs::exists(fs::path(dir) / f, ec)) return f;
   }
   return "";
 }

@@ -1312,6 +1312,11 @@ void add_export(CLI::App& app, ExportArgs& a) {
 }
 
 int run_export(const ExportArgs& a) {
+  // A run directory's --model would then be the export, not its best or last checkpoint.
+  if (const std::string existing = vit::existing_run_file(a.out); !existing.empty()) {
+    throw UsageError("--out '" + a.out + "' holds a training run (" + existing +
+                     "): export to a folder of its own");
+  }
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   vit::export_timm(m, a.out);
   std::printf("wrote %s/config.json and %s/model.safetensors\n", a.out.c_str(), a.out.c_str());
