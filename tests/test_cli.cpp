@@ -111,6 +111,8 @@ TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
              "vit: --epochs: must be in [1, 100000] (got 0)");
   EXPECT_RUN("train --help", 0, "--val-split FLOAT in [0, 0.9]");
   EXPECT_RUN("train --data mnist --out /tmp/x --val-split 1", 2, "must be in [0, 0.9] (got 1)");
+  EXPECT_RUN("train --data mnist --out /tmp/x --val-split 1e-300", 2,
+             "vit: --val-split: is too close to 0 to be held (got '1e-300')");
   EXPECT_RUN("eval --help", 0, "--batch INT in [1, 65536]");
   EXPECT_RUN("eval --model m --data mnist --batch 0", 2,
              "vit: --batch: must be in [1, 65536] (got 0)");
@@ -662,6 +664,9 @@ TEST(Cli, PlotWritesAnSvgOfRuns) {
   EXPECT_RUN("plot " + (dir / "run") + " --out " + (dir / "c.pdf"), 2, "SVG (.svg) or PNG (.png)");
   EXPECT_RUN("plot " + (dir / "run") + " --names a b --out " + out, 2, "2 names for 1 runs");
   EXPECT_RUN("plot " + (dir / "none") + " --out " + out, 1, "has no metrics.jsonl");
+  std::filesystem::create_directories(dir / "empty");
+  std::ofstream(dir / "empty/metrics.jsonl") << "{\"epoch\": 1, \"train_l";  // torn, as a crash
+  EXPECT_RUN("plot " + (dir / "empty") + " --out " + out, 1, "has no finished epoch");
 }
 
 // vit attention: a picture per image (or --out one file), the maps as numbers with --json, and

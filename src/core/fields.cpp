@@ -64,6 +64,10 @@ std::string parse_real(const Field& f, const std::string& text, T& out) {
     return "must be a number (got '" + text + "')";
   }
   out = static_cast<T>(v);
+  // A value too small for T would read as 0 (no validation split for --val-split 1e-300).
+  if (v != 0 && out == 0) {
+    return "is too close to 0 to be held (got '" + text + "'): give 0 or a larger value";
+  }
   return field_problem(f, out);
 }
 

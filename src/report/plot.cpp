@@ -273,6 +273,9 @@ std::string training_curves_svg(const std::vector<std::string>& run_dirs,
       lr{"Learning rate", "epoch", "learning rate (end of epoch)", {}};
   for (size_t r = 0; r < run_dirs.size(); ++r) {
     const std::vector<EpochMetrics> epochs = read_metrics(run_dirs[r]);
+    VIT_CHECK(!epochs.empty(), "'" + run_dirs[r] +
+                                   "' has no finished epoch in its metrics.jsonl yet: nothing to "
+                                   "draw");
     std::string name = r < names.size() ? names[r] : "";
     if (name.empty()) name = run_name(run_dirs[r]);
     const std::string prefix = run_dirs.size() > 1 ? name + " " : "";
