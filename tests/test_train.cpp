@@ -122,6 +122,40 @@ TEST_F(Train, EvaluateKeepsTheMostConfidentMistakes) {
   }
 }
 
+// A request to stop while a folder's images are decoded (a first run over a large folder takes
+// minutes): the decoding is given up at once, with no cache file and no run directory left.
+TEST_F(Train, StopWhileDecodingWritesNothing) {
+  const std::string folder = dir / "folder";
+  for (const char* split : {"train", "test"}) {
+    for (const char* c : {"a", "b", "c", "d"}) {
+      std::filesystem::create_directories(folder + "/" + split + "/" + c);
+      std::ofstream(folder + "/" + split + "/" + c + "/1.pgm") << "P5\n8 8\n255\n"
+                                                               << std::string(64, c[0]);
+    }
+  }
+  struct Stopping : Recorder {
+    int asked = 0;
+    bool stop_requested() override { return ++asked > 0; }
+  } rec;
+  const std::string cache = dir / "cache", out = dir / "stopped";
+  const TrainSummary s =
+      train(quadrant_config(), quick(2),
+            {.data = "folder:" + folder, .out_dir = out, .cache_dir = cache}, rec);
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_EQ(s.stopped_epoch, 0);
+  EXPECT_GT(rec.asked, 0);
+  EXPECT_TRUE(rec.epochs.empty());
+  EXPECT_FALSE(std::filesystem::exists(out)) << "a new run stopped before training writes nothing";
+  if (std::filesystem::exists(cache)) {
+    EXPECT_TRUE(std::filesystem::is_empty(cache)) << "no cache file, whole or in part";
+  }
+  // Without the request, the same run trains (the folder is readable).
+  Recorder plain;
+  EXPECT_FALSE(train(quadrant_config(), quick(2),
+                     {.data = "folder:" + folder, .out_dir = out, .cache_dir = cache}, plain)
+                   .interrupted);
+}
+
 TEST_F(Train, LossFallsAndAccuracyBeatsChance) {
   Recorder rec;
   Recipe recipe = quick(6);

@@ -138,6 +138,9 @@ struct DatasetOptions {
   // Called now and then while a source decodes its files (images done, of total), from the
   // thread that called load_dataset.
   std::function<void(int64_t done, int64_t total)> progress;
+  // Sources that decode image files: asked between chunks of images (from the thread that called
+  // load_dataset); true gives the work up with vit::Stopped, leaving no cache file behind.
+  std::function<bool()> stop;
 };
 
 // One named source of datasets. `name` is matched whole ("mnist") or, when it ends in ':', as a

@@ -1,5 +1,6 @@
-// vit::Error: the one exception type the library throws (EveryRankError is a kind of it). Its
-// message says what was wrong and what to do about it; the CLI prints it and exits non-zero.
+// vit::Error: the one exception type the library throws (EveryRankError and Stopped are kinds of
+// it). Its message says what was wrong and what to do about it; the CLI prints it and exits
+// non-zero.
 #pragma once
 
 #include <stdexcept>
@@ -17,6 +18,13 @@ class Error : public std::runtime_error {
 // normally, where an error of one rank alone must end the others (MPI_Abort). One process: an
 // Error like any other.
 class EveryRankError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Long work given up because its caller asked it to stop (DatasetOptions::stop: a signal arrived
+// while a folder's images were decoded); nothing half made is kept.
+class Stopped : public Error {
  public:
   using Error::Error;
 };

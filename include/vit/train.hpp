@@ -530,6 +530,8 @@ struct TrainSummary {
   std::string data_dir;   // where that dataset was read (TrainOptions::data_dir; "": its default)
   // Stopped on request (TrainReporter::stop_requested) before the last epoch: the state was
   // saved after step stopped_step of epoch stopped_epoch, and resume() continues from there.
+  // stopped_epoch 0: stopped while the images were decoded, before the first step; a new run
+  // wrote nothing, a resumed one is as it was.
   bool interrupted = false;
   int stopped_epoch = 0;
   int64_t stopped_step = 0;

@@ -158,6 +158,10 @@ void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* d
   std::vector<Extent> extents(static_cast<size_t>(kChunk));
   std::vector<std::string> errors(static_cast<size_t>(kChunk));
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    if (o.stop && o.stop()) {
+      throw Stopped("stopped while decoding the images (" + std::to_string(*done + c0) + " of " +
+                    std::to_string(total) + " done); nothing was kept");
+    }
     const int64_t m = std::min(kChunk, n - c0);
     std::exception_ptr error;
     std::atomic<bool> failed{false};

@@ -168,6 +168,9 @@ void open_data(Run& r, TrainReporter& reporter) {
   o.progress = [&reporter](int64_t done, int64_t total) {
     reporter.progress("decoding images", done, total);
   };
+  // One process: a request to stop gives up decoding (vit::Stopped) instead of finishing it. (The
+  // ranks of a distributed run wait on one another here, so they decode to the end.)
+  if (!r.distributed()) o.stop = [&reporter] { return reporter.stop_requested(); };
   // The ranks of a machine one after the other, so that a folder dataset's cache is built once
   // (by local rank 0) and then read by the others, which wait as long as that takes.
   if (r.distributed()) {
@@ -179,6 +182,18 @@ void open_data(Run& r, TrainReporter& reporter) {
   }
   check_data_fits(r.config, r.data);
   if (r.recipe.val_split > 0) hold_out_validation(r.data, r.recipe.val_split, r.recipe.seed);
+}
+
+// The summary of a run stopped on request while its images were decoded, before its first step:
+// stopped_epoch 0 (a new run has written nothing; a resumed one is as it was).
+TrainSummary stopped_before_training(const Run& r) {
+  TrainSummary s;
+  s.dir = r.dir;
+  s.data = r.data_spec;
+  s.data_dir = r.data_dir;
+  s.epochs = int(r.epochs_done);
+  s.interrupted = true;
+  return s;
 }
 
 // Lists the images the dataset left out (skip_bad_images) in the run directory, and says so.
@@ -518,7 +533,11 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
               "image size: " +
                   init->meta.config.to_json() + " (asked for " + config.to_json() + ")");
   }
-  open_data(r, reporter);
+  try {
+    open_data(r, reporter);
+  } catch (const Stopped&) {
+    return stopped_before_training(r);
+  }
   r.norm = init ? init->meta.normalize
            : recipe.normalize == Normalization::kData
                ? compute_normalization(*r.data.train)
@@ -614,7 +633,11 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   r.config = loaded.meta.config;
   r.norm = loaded.meta.normalize;
 
-  open_data(r, reporter);
+  try {
+    open_data(r, reporter);
+  } catch (const Stopped&) {
+    return stopped_before_training(r);
+  }
   note_skipped(r, reporter);
   const int64_t steps_per_epoch = (r.data.train->size() + step_batch(r) - 1) / step_batch(r);
   VIT_CHECK(r.pos.step >= 0 && r.pos.step < steps_per_epoch &&

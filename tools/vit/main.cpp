@@ -620,11 +620,24 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       const std::string launcher = !dist                       ? ""
                                    : comm.launcher() == "srun" ? "srun -n " + ranks + " --mpi=pmix "
                                                                : "mpirun -np " + ranks + " ";
-      std::printf(
-          "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
-          "  %s%s train --resume %s\n",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)s.stopped_step, s.stopped_epoch,
-          launcher.c_str(), vit.c_str(), dir.c_str());
+      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      if (s.stopped_epoch == 0 && a.resume.empty()) {
+        std::printf(
+            "stopped by %s while decoding the images, before training; nothing was "
+            "written\n",
+            name);
+      } else if (s.stopped_epoch == 0) {
+        std::printf(
+            "stopped by %s while decoding the images; the run is as it was. Continue "
+            "with:\n  %s%s train --resume %s\n",
+            name, launcher.c_str(), vit.c_str(), dir.c_str());
+      } else {
+        std::printf(
+            "stopped by %s after step %lld of epoch %d; the state is saved. Continue with:\n"
+            "  %s%s train --resume %s\n",
+            name, (long long)s.stopped_step, s.stopped_epoch, launcher.c_str(), vit.c_str(),
+            dir.c_str());
+      }
     }
     if (dist) {
       // mpirun, stopping the job, kills its ranks a second after its SIGTERM: MPI_Finalize, which
