@@ -333,6 +333,27 @@ TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
                "names its own architecture");
 }
 
+// config.json's architecture name gives the heads where model_args does not (timm's hub configs
+// often have none): vit_huge's 1280 wide has 16 heads, not 1280 / 64 = 20. Only for the width the
+// name's size has; other widths keep 64 a head.
+TEST(Pretrained, ArchitectureNameGivesTheHeads) {
+  EXPECT_EQ(timm_size_of("vit_huge_patch14_224")->heads, 16);
+  EXPECT_EQ(timm_size_of("timm/deit3_huge_patch14_224.fb_in22k_ft_in1k")->dim, 1280);
+  EXPECT_EQ(timm_size_of("vit_giant_patch14_dinov2.lvd142m")->heads, 16);
+  EXPECT_EQ(timm_size_of("deit_small_patch16_224")->heads, 6);
+  EXPECT_EQ(timm_size_of("vit_base_patch16_clip_224.openai")->heads, 12);
+  EXPECT_EQ(timm_size_of("resnet50"), nullptr);
+  EXPECT_EQ(timm_size_of("vit_wee_patch16_224"), nullptr);
+  EXPECT_EQ(&timm_size("huge"), timm_size_of("vit_huge_patch14_clip_224"));
+  expect_error([] { timm_size("wee"); }, "no ViT size 'wee'");
+  // The hint on the fixture (64 wide): a size of its width gives its heads, another width none.
+  const SafetensorsReader f(fixture("timm/avg.safetensors"));
+  const TimmSize narrow{"narrow", 64, 1, 2}, wide{"wide", 128, 1, 2};
+  EXPECT_EQ(timm_config(f, {.size = &narrow}).heads, 2);
+  EXPECT_EQ(timm_config(f, {.size = &wide}).heads, 1) << "64 / 64";
+  EXPECT_EQ(timm_config(f, {.heads = 4, .size = &narrow}).heads, 4) << "model_args first";
+}
+
 // Copies of the fixture's tensors, with one added or renamed, written as a bare state dict.
 std::string with_tensor(const TempDir& dir, const std::string& name, const std::string& add,
                         const std::string& rename_from = "", const std::string& rename_to = "") {

@@ -15,8 +15,25 @@ namespace vit {
 // What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
 // width / 64, every timm ViT's head size), the MLP's activation, LayerNorm's eps, and
 // no_embed_class where pos_embed's rows could be read either way.
+// timm's VisionTransformer sizes (vision_transformer.py's and deit.py's model definitions), by the
+// size word of an architecture's name: vit_huge_patch14_224 is "huge", 1280 wide in 32 blocks of
+// 16 heads (not 1280 / 64).
+struct TimmSize {
+  const char* name;
+  int dim, depth, heads;
+};
+// The size named `word` ("tiny", "small", "medium", "base", "large", "huge", "giant",
+// "gigantic"); a vit::Error for another word.
+const TimmSize& timm_size(const std::string& word);
+// The size an architecture's name says (vit_*, deit_*, deit3_*, eva02_*; a "timm/" prefix and a
+// ".tag" suffix allowed), or null when it names none.
+const TimmSize* timm_size_of(const std::string& architecture);
+
 struct TimmHints {
   int heads = 0;
+  // config.json's architecture's size, when it names one: its heads where the width is its width
+  // and nothing else gives them.
+  const TimmSize* size = nullptr;
   Act act = Act::kGelu;
   float ln_eps = 1e-6f;
   std::optional<bool> no_embed_class;
@@ -52,7 +69,8 @@ struct TimmArch {
 
 // A timm model folder (config.json + model.safetensors) or a bare timm .safetensors. From
 // config.json: num_classes, global_pool, model_args.num_heads, .no_embed_class and .act_layer, the
-// architecture's name (CLIP's LayerNorm eps 1e-5, QuickGELU), label_names (or id2label) and
+// architecture's name (its size's heads where model_args has none, CLIP's LayerNorm eps 1e-5,
+// QuickGELU), label_names (or id2label) and
 // pretrained_cfg's input_size, mean, std, crop_pct, crop_mode and interpolation, each checked
 // against the tensors; a bare file gets timm's ViT defaults (mean and std 0.5, crop_pct 0.9,
 // bicubic). 1,000 classes without names are ImageNet's. A folder with only pytorch_model.bin is

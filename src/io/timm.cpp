@@ -282,6 +282,7 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   VIT_CHECK(head || !f.contains("head.bias"), "'" + path + "' has head.bias but no head.weight");
   c.num_classes = head ? int(need(f, "head.weight", 2).shape[0]) : 2;  // placeholder
   int heads = hints.heads;
+  if (heads <= 0 && hints.size && hints.size->dim == c.dim) heads = hints.size->heads;
   if (heads <= 0) {
     VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
                                    " is not a multiple of 64, so the number of heads cannot be "
@@ -295,6 +296,35 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
     throw Error("'" + path + "': " + e.what());
   }
   return c;
+}
+
+namespace {
+constexpr TimmSize kTimmSizes[] = {{"tiny", 192, 12, 3},    {"small", 384, 12, 6},
+                                   {"medium", 512, 12, 8},  {"base", 768, 12, 12},
+                                   {"large", 1024, 24, 16}, {"huge", 1280, 32, 16},
+                                   {"giant", 1408, 40, 16}, {"gigantic", 1664, 48, 16}};
+}  // namespace
+
+const TimmSize& timm_size(const std::string& word) {
+  for (const TimmSize& s : kTimmSizes) {
+    if (word == s.name) return s;
+  }
+  throw Error("timm has no ViT size '" + word + "'");
+}
+
+const TimmSize* timm_size_of(const std::string& architecture) {
+  std::string name = architecture;
+  if (name.starts_with("timm/")) name = name.substr(5);
+  name = name.substr(0, name.find('.'));  // the pretrained tag
+  for (const char* family : {"vit_", "deit3_", "deit_", "eva02_"}) {
+    if (!name.starts_with(family)) continue;
+    const std::string rest = name.substr(std::string(family).size());
+    const std::string word = rest.substr(0, rest.find('_'));
+    for (const TimmSize& s : kTimmSizes) {
+      if (word == s.name) return &s;
+    }
+  }
+  return nullptr;
 }
 
 bool is_timm_model(const std::string& path) {
@@ -348,6 +378,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     // say), and the *_quickgelu_* ones QuickGELU.
     if (name.find("_clip_") != std::string::npos) hints.ln_eps = 1e-5f;
     if (name.find("quickgelu") != std::string::npos) hints.act = Act::kQuickGelu;
+    hints.size = timm_size_of(name);
     // The pooling: model_args' global_pool, else the top level's (timm writes both).
     for (const nlohmann::json* o :
          {&config, config.contains("model_args") ? &config["model_args"] : &config}) {

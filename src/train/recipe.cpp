@@ -8,6 +8,7 @@
 #include "data/rand_augment.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
+#include "vit/pretrained.hpp"
 #include "vit/suggest.hpp"
 #include "vit/train.hpp"
 
@@ -210,17 +211,13 @@ std::vector<Preset> make_presets() {
   // 518 px, crop_pct 1) and CLIP image towers (OpenAI CLIP's mean and std); crop_pct 0.9 at 224
   // and 1.0 at 384, bicubic. The recipe carries those defaults, which a bare timm state dict loaded
   // with --arch takes.
-  struct Shape {
-    const char* size;
-    int dim, depth, heads;
-  };
-  const Shape shapes[] = {
-      {"tiny", 192, 12, 3}, {"small", 384, 12, 6}, {"base", 768, 12, 12}, {"large", 1024, 24, 16}};
-  const Shape& tiny = shapes[0];
-  const Shape& small = shapes[1];
-  const Shape& base = shapes[2];
-  const Shape& large = shapes[3];
-  const Shape medium{"medium", 512, 12, 8}, huge{"huge", 1280, 32, 16};  // DeiT III's alone
+  using Shape = TimmSize;  // include/vit/pretrained.hpp's table
+  const Shape& tiny = timm_size("tiny");
+  const Shape& small = timm_size("small");
+  const Shape& base = timm_size("base");
+  const Shape& large = timm_size("large");
+  const Shape* const shapes[] = {&tiny, &small, &base, &large};
+  const Shape &medium = timm_size("medium"), &huge = timm_size("huge");  // DeiT III's alone
   // family: what the description calls the weights; variant: the Config fields beyond the shape.
   auto add = [&](const std::string& name, const Shape& s, int patch, int image, const char* family,
                  Normalization::Source norm, double crop_pct, auto&& variant) {
@@ -254,11 +251,12 @@ std::vector<Preset> make_presets() {
   };
   auto plain = [](Config&) {};
   const double crop224 = 0.9, crop384 = 1.0;  // timm's _cfg default, and its 384 models'
-  for (const Shape& s : shapes) {
+  for (const Shape* shape : shapes) {
+    const Shape& s = *shape;
     for (int patch : {16, 32}) {
       if (&s == &tiny && patch == 32) continue;  // not a timm model
       for (int image : {224, 384}) {
-        add("vit_" + std::string(s.size) + "_patch" + std::to_string(patch) + "_" +
+        add("vit_" + std::string(s.name) + "_patch" + std::to_string(patch) + "_" +
                 std::to_string(image),
             s, patch, image, "timm's", Normalization::kInception, image == 384 ? crop384 : crop224,
             plain);
@@ -266,9 +264,9 @@ std::vector<Preset> make_presets() {
     }
   }
   for (const Shape* s : {&tiny, &small, &base}) {
-    add("deit_" + std::string(s->size) + "_patch16_224", *s, 16, 224, "DeiT's",
+    add("deit_" + std::string(s->name) + "_patch16_224", *s, 16, 224, "DeiT's",
         Normalization::kImagenet, crop224, plain);
-    add("deit_" + std::string(s->size) + "_distilled_patch16_224", *s, 16, 224, "DeiT's",
+    add("deit_" + std::string(s->name) + "_distilled_patch16_224", *s, 16, 224, "DeiT's",
         Normalization::kImagenet, crop224, [](Config& c) { c.dist_token = true; });
   }
   auto deit3 = [](Config& c) {
@@ -277,7 +275,7 @@ std::vector<Preset> make_presets() {
   };
   for (const Shape* s : {&small, &base, &large}) {
     for (int image : {224, 384}) {
-      add("deit3_" + std::string(s->size) + "_patch16_" + std::to_string(image), *s, 16, image,
+      add("deit3_" + std::string(s->name) + "_patch16_" + std::to_string(image), *s, 16, image,
           "DeiT III's", Normalization::kImagenet, image == 384 ? crop384 : crop224, deit3);
     }
   }
@@ -287,9 +285,9 @@ std::vector<Preset> make_presets() {
   add("deit3_huge_patch14_224", huge, 14, 224, "DeiT III's", Normalization::kImagenet, crop224,
       deit3);
   for (const Shape* s : {&small, &base, &large}) {
-    add("vit_" + std::string(s->size) + "_patch14_dinov2", *s, 14, 518, "DINOv2's",
+    add("vit_" + std::string(s->name) + "_patch14_dinov2", *s, 14, 518, "DINOv2's",
         Normalization::kImagenet, 1.0, [](Config& c) { c.layer_scale = true; });
-    add("vit_" + std::string(s->size) + "_patch14_reg4_dinov2", *s, 14, 518, "DINOv2's",
+    add("vit_" + std::string(s->name) + "_patch14_reg4_dinov2", *s, 14, 518, "DINOv2's",
         Normalization::kImagenet, 1.0, [](Config& c) {
           c.layer_scale = true;
           c.reg_tokens = 4;
@@ -302,7 +300,7 @@ std::vector<Preset> make_presets() {
   };
   for (const ClipShape& cs : {ClipShape{&base, 16}, ClipShape{&base, 32}, ClipShape{&large, 14}}) {
     for (bool quick : {false, true}) {
-      add("vit_" + std::string(cs.shape->size) + "_patch" + std::to_string(cs.patch) + "_clip_" +
+      add("vit_" + std::string(cs.shape->name) + "_patch" + std::to_string(cs.patch) + "_clip_" +
               (quick ? "quickgelu_" : "") + "224",
           *cs.shape, cs.patch, 224, "CLIP's", Normalization::kClip, crop224, [quick](Config& c) {
             c.norm_pre = true;
