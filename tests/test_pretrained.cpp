@@ -188,6 +188,18 @@ TEST(Pretrained, ExportRoundTrips) {
     }
     EXPECT_EQ(logits_for_photo(b), logits_for_photo(a));
   }
+  // A vitcpp model keeps what timm does not read (config.json's vitcpp_input and vitcpp_exif), so
+  // that its prediction follows it: the MNIST demo's fit and inversion, and the EXIF orientation.
+  LoadedModel demo = load_any_model(fixture("demo_tiny28.f16.safetensors"));
+  ASSERT_TRUE(demo.meta.input.has_value());
+  demo.meta.preprocess.exif = true;
+  export_timm(demo, dir / "demo");
+  const LoadedModel back = load_any_model(dir / "demo");
+  ASSERT_TRUE(back.meta.input.has_value());
+  EXPECT_EQ(back.meta.input->background, demo.meta.input->background);
+  EXPECT_EQ(back.meta.input->fit_mnist, demo.meta.input->fit_mnist);
+  EXPECT_TRUE(back.meta.preprocess.exif);
+  EXPECT_FALSE(load_any_model(fixture("timm/cls")).meta.preprocess.exif) << "timm's own: PIL's";
 }
 
 // A model of config c with the fixture file f's tensors of its parameters, and the metadata an

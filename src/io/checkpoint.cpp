@@ -39,14 +39,32 @@ void save_model(const std::string& path, Model& model, const ModelMeta& meta,
   md["preprocess"] = meta.preprocess.to_json();
   if (!meta.dataset.empty()) md["dataset"] = meta.dataset;
   if (meta.input) {
-    const Background b = meta.input->background;
-    md["input"] = nlohmann::json{{"background", b == Background::kDark    ? "dark"
-                                                : b == Background::kLight ? "light"
-                                                                          : "mixed"},
-                                 {"fit", meta.input->fit_mnist ? "mnist" : "none"}}
-                      .dump();
+    md["input"] = input_style_json(*meta.input).dump();
   }
   write_safetensors(path, tensors, md);
+}
+
+nlohmann::json input_style_json(const InputStyle& style) {
+  const Background b = style.background;
+  return {{"background", b == Background::kDark    ? "dark"
+                         : b == Background::kLight ? "light"
+                                                   : "mixed"},
+          {"fit", style.fit_mnist ? "mnist" : "none"}};
+}
+
+InputStyle input_style_from_json(const nlohmann::json& j, const std::string& where) {
+  // The index of j[key] among words, or vit::Error naming them.
+  const auto word = [&](const char* key, std::initializer_list<const char*> words) {
+    std::string list;
+    int i = 0;
+    for (const char* w : words) {
+      if (j.is_object() && j.contains(key) && j[key].is_string() && j[key] == w) return i;
+      list += std::string(i++ ? ", " : "") + "\"" + w + "\"";
+    }
+    throw Error(where + "." + key + " must be one of " + list);
+  };
+  return {.background = Background(word("background", {"dark", "light", "mixed"})),
+          .fit_mnist = word("fit", {"mnist", "none"}) == 0};
 }
 
 std::string checkpoint_path(const std::string& path) {
@@ -179,20 +197,8 @@ LoadedModel load_model(const SafetensorsReader& file, const std::string& extra_p
     }
   }
   if (md.count("input")) {
-    const auto in = parse_json(md.at("input"), "input", path);
-    // The index of input[key] among words, or vit::Error naming them.
-    const auto word = [&](const char* key, std::initializer_list<const char*> words) {
-      std::string list;
-      int i = 0;
-      for (const char* w : words) {
-        if (in.is_object() && in.contains(key) && in[key].is_string() && in[key] == w) return i;
-        list += std::string(i++ ? ", " : "") + "\"" + w + "\"";
-      }
-      throw Error("'" + path + "': input." + key + " must be one of " + list);
-    };
     meta.input =
-        InputStyle{.background = Background(word("background", {"dark", "light", "mixed"})),
-                   .fit_mnist = word("fit", {"mnist", "none"}) == 0};
+        input_style_from_json(parse_json(md.at("input"), "input", path), "'" + path + "': input");
   }
 
   Model model = read_weights(file, c, extra_prefix, false, dtype);

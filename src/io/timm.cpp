@@ -440,6 +440,16 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     }
   }
   meta.preprocess.exif = false;  // timm reads images with PIL, which leaves EXIF alone
+  if (config.is_object()) {      // ... but vitcpp's exports keep what timm does not read
+    if (config.contains("vitcpp_input")) {
+      meta.input = input_style_from_json(config["vitcpp_input"], "'" + path + "': vitcpp_input");
+    }
+    if (config.contains("vitcpp_exif")) {
+      VIT_CHECK(config["vitcpp_exif"].is_boolean(),
+                "'" + path + "': vitcpp_exif must be true or false");
+      meta.preprocess.exif = config["vitcpp_exif"].get<bool>();
+    }
+  }
   Model model = read_weights(f, meta.config, "", headless, dtype);
   std::map<std::string, std::string> md = f.metadata();
   if (headless) md["headless"] = "true";
@@ -516,6 +526,11 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   if (quick && !clip) j["model_args"]["act_layer"] = "quick_gelu";
   const Preprocess& p = m.meta.preprocess;
   const nlohmann::ordered_json pre = nlohmann::ordered_json::parse(p.to_json());
+  // What timm does not read, for vitcpp's own prediction to give the same logits from the export:
+  // how the training images looked (MNIST's fit, the background that inversion follows) and the
+  // EXIF orientation. timm ignores config.json's keys it does not know.
+  if (m.meta.input) j["vitcpp_input"] = input_style_json(*m.meta.input);
+  if (p.exif) j["vitcpp_exif"] = true;
   j["pretrained_cfg"] = {{"input_size", {c.channels, c.image_size, c.image_size}},
                          {"fixed_input_size", true},
                          {"interpolation", pre["interpolation"]},

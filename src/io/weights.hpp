@@ -2,9 +2,11 @@
 // (checkpoint.cpp) and timm's files (timm.cpp).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "vit/model.hpp"
+#include "vit/normalization.hpp"
 #include "vit/safetensors.hpp"
 
 namespace vit {
@@ -19,5 +21,11 @@ namespace vit {
 Model read_weights(const SafetensorsReader& file, const Config& c,
                    const std::string& extra_prefix = "", bool headless = false,
                    Dtype dtype = Dtype::kF32);
+
+// How a model's training images looked (ModelMeta::input) as JSON, in a checkpoint's "input"
+// metadata and an export's config.json ("vitcpp_input"): {"background": "dark" | "light" |
+// "mixed", "fit": "mnist" | "none"}; and back, a vit::Error naming `where` for anything else.
+nlohmann::json input_style_json(const InputStyle& style);
+InputStyle input_style_from_json(const nlohmann::json& j, const std::string& where);
 
 }  // namespace vit
