@@ -297,6 +297,14 @@ TEST(Cli, TrainEvalPredictInfo) {
     std::ofstream(metrics) << lines;
   }
   EXPECT_RUN("report " + (dir / "none"), 1, "has no metrics.jsonl");
+  // A run stopped in its first epoch (its checkpoints, no metrics.jsonl yet): a page that says
+  // so, and no chart to draw.
+  std::filesystem::create_directories(dir / "first");
+  for (const char* f : {"last.safetensors", "last.train.safetensors"})
+    std::filesystem::copy_file(dir / ("run/" + std::string(f)), dir / ("first/" + std::string(f)));
+  EXPECT_RUN("report " + (dir / "first"), 0, "wrote " + (dir / "first/report.html"));
+  EXPECT_RUN("plot " + (dir / "first") + " --out " + (dir / "first/c.svg"), 1,
+             "has no finished epoch");
   // The report never replaces a file of the run (only an .html page), and training never a
   // directory with a run's checkpoint in it, best.safetensors alone included.
   {
@@ -311,6 +319,10 @@ TEST(Cli, TrainEvalPredictInfo) {
     EXPECT_RUN("train --data " + data + model_flags + " --epochs 1 --out " + (dir / "keep"), 2,
                "already holds a training run (best.safetensors); choose another --out");
     EXPECT_EQ(std::filesystem::file_size(dir / "keep/best.safetensors"), best);
+    // A run killed while its first state was written: no --resume to offer.
+    std::filesystem::copy_file(dir / "run/metrics.jsonl", dir / "keep/metrics.jsonl");
+    EXPECT_RUN("train --data " + data + model_flags + " --epochs 1 --out " + (dir / "keep"), 2,
+               "it stopped before its first save and cannot be resumed");
   }
   // export: a timm folder of its own, never into a run directory (whose --model it would become).
   EXPECT_RUN("export --model " + (dir / "run") + " --out " + (dir / "run"), 2,
@@ -798,7 +810,7 @@ TEST(Cli, Bf16Training) {
   EXPECT_RUN("train --resume " + (dir / "bf16") + " --epochs 11 --dtype fp32", 0,
              "training in fp32 from here on (until now bf16)");
   EXPECT_RUN("train --resume " + (dir / "bf16") + " --epochs 12 --lr 1", 2,
-             "only --epochs, --threads, --data-dir, --timeout and --dtype apply");
+             "only --epochs, --threads, --data-dir, --timeout, --dtype and --cache-dir apply");
 }
 
 // The progress bar: drawn with an ETA when stderr is a terminal (a pseudo-terminal from

@@ -45,7 +45,8 @@ std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
 std::string run_name(const std::string& run_dir);
 
 // The epochs of a run directory's metrics.jsonl, in file order (a torn last line, as a crash can
-// leave, is skipped). vit::Error when the directory has no metrics.jsonl or a line is not one.
+// leave, is skipped); none for a run stopped in its first epoch (its last checkpoint and no
+// metrics.jsonl). vit::Error when the directory holds no run or a line is not one.
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir);
 
 // The training curves of runs against epochs: loss (train, validation when the run has one,

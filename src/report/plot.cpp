@@ -246,6 +246,11 @@ std::string run_name(const std::string& run_dir) {
 
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir) {
   const fs::path path = fs::path(run_dir) / "metrics.jsonl";
+  std::error_code ec;
+  if (!fs::exists(path, ec) && (fs::exists(fs::path(run_dir) / "last.train.safetensors", ec) ||
+                                fs::exists(fs::path(run_dir) / "last.safetensors", ec))) {
+    return {};  // a run stopped in its first epoch: saved, but no epoch finished
+  }
   std::ifstream in(path);
   VIT_CHECK(in.good(), "'" + run_dir + "' has no metrics.jsonl: not a training run directory");
   std::vector<std::string> lines;

@@ -452,10 +452,15 @@ namespace {
 
 void check_no_run(const std::string& dir) {
   const std::string existing = existing_run_file(dir);
-  VIT_CHECK(existing.empty(), "'" + dir + "' already holds a training run (" + existing + "); " +
-                                  (existing == kBest ? "choose another `out_dir`"
-                                                     : "continue it with `resume` or choose "
-                                                       "another `out_dir`"));
+  if (existing.empty()) return;
+  std::error_code ec;
+  const bool resumable = fs::exists(fs::path(dir) / kLastTrain, ec);
+  throw Error("'" + dir + "' already holds a training run (" + existing + "); " +
+              (resumable ? "continue it with `resume` or choose another `out_dir`"
+               : existing == kBest
+                   ? "choose another `out_dir`"
+                   : "it stopped before its first save and cannot be resumed: remove its files, or "
+                     "choose another `out_dir`"));
 }
 
 // The writer locks the run directory, so that a second process given the same directory is

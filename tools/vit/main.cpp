@@ -456,8 +456,8 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
 
 // What --resume still takes from the command line; every other option is the run's own (kept in
 // its checkpoint) and refused.
-const char* const kResumeOptions[] = {"--epochs", "--threads", "--data-dir", "--timeout",
-                                      "--dtype"};
+const char* const kResumeOptions[] = {"--epochs",  "--threads", "--data-dir",
+                                      "--timeout", "--dtype",   "--cache-dir"};
 
 int run_train(CLI::App& cmd, TrainArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
@@ -515,11 +515,18 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     named_dataset(a.data);
     const std::string existing = vit::existing_run_file(a.out);
     if (!existing.empty()) {
-      // best.safetensors alone: a run's checkpoint, but no state to resume from.
+      // Without last.train.safetensors there is no state to resume from: best.safetensors alone
+      // (a checkpoint put there), or a run stopped before its first save was whole.
+      std::error_code ec;
+      const bool resumable =
+          std::filesystem::exists(std::filesystem::path(a.out) / "last.train.safetensors", ec);
       throw UsageError("--out '" + a.out + "' already holds a training run (" + existing + "); " +
-                       (existing == "best.safetensors"
+                       (resumable
+                            ? "continue it with --resume " + a.out + " or choose another --out"
+                        : existing == "best.safetensors"
                             ? "choose another --out (or move the checkpoint away)"
-                            : "continue it with --resume " + a.out + " or choose another --out"));
+                            : "it stopped before its first save and cannot be resumed: remove "
+                              "its files, or choose another --out"));
     }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
