@@ -646,6 +646,8 @@ TEST(Cli, TimmModels) {
              "give the pretrained model with --init");
   EXPECT_RUN("train --init " + folder + " --data " + data + " --dim 32 --out " + (dir / "x"), 2,
              "--dim cannot be given with --init");
+  EXPECT_RUN("train --init " + folder + " --data " + data + " --pos sincos --out " + (dir / "x"), 2,
+             "vit: --pos cannot be given with --init");
   EXPECT_RUN(
       "train --init " + folder + " --data " + data + " --normalize imagenet --out " + (dir / "x"),
       2, "--normalize cannot be given with --init");

@@ -346,6 +346,16 @@ vit::FieldValues given_fields(const CLI::App& cmd, const std::map<std::string, s
   return values;
 }
 
+// The option that sets settings struct S's field `name` ("pos_embed": --pos).
+template <class S>
+std::string option_of(const std::string& name) {
+  std::string option = "--" + name;
+  S::visit_fields(defaults<S>(), [&](const vit::Field& f, const auto&) {
+    if (name == f.name) option = option_name(f);
+  });
+  return option;
+}
+
 void add_train(CLI::App& app, TrainArgs& a) {
   CLI::App* t = app.add_subcommand("train", "Train a ViT on a dataset (or resume a run)");
   t->footer("Presets:" + preset_list() +
@@ -535,7 +545,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     if (!a.init.empty()) {
       for (const auto& [name, text] : model) {
         if (name != "num_classes" && name != "image_size") {
-          throw UsageError("--" + std::string(name == "patch_size" ? "patch" : name) +
+          throw UsageError(option_of<Config>(name) +
                            " cannot be given with --init: the model's shape is the pretrained "
                            "model's (only --classes, for a new head, and --image-size, with "
                            "pos_embed resampled, may change)");
