@@ -93,7 +93,9 @@ void check_data_fits(const Config& c, const DatasetSplits& d) {
                 std::to_string(s.height) + "x" + std::to_string(s.width) +
                 " images but the model expects " + std::to_string(c.channels) + "x" +
                 std::to_string(c.image_size) + "x" + std::to_string(c.image_size) +
-                "; set `image_size` and `channels` to match the data");
+                ": the model's `image_size` and `channels` must be the data's (a pretrained "
+                "model's channels are its own; image folders are decoded at the model's size and "
+                "channels)");
   VIT_CHECK(d.train->size() > 0, "dataset '" + d.name + "' has no training images");
 }
 
