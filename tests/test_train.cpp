@@ -496,6 +496,8 @@ TEST_F(Train, ASecondRunInTheSameDirectoryIsRefused) {
   first.on_first_step = [&] {
     EXPECT_FALSE(std::filesystem::exists(run + "/last.train.safetensors"));
     expect_error([&] { train(quadrant_config(), recipe, {data, "", run, 256}, second); }, in_use);
+    // A resume too, though there is nothing to resume yet: the run is named as in use.
+    expect_error([&] { resume(run, 0, "", second); }, in_use);
     ++refusals;
   };
   first.on_first_epoch = [&] {

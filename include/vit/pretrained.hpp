@@ -25,7 +25,7 @@ struct TimmSize {
 // The size named `word` ("tiny", "small", "medium", "base", "large", "huge", "giant",
 // "gigantic"); a vit::Error for another word.
 const TimmSize& timm_size(const std::string& word);
-// The size an architecture's name says (vit_*, deit_*, deit3_*, eva02_*; a "timm/" prefix and a
+// The size an architecture's name says (vit_*, deit_*, deit3_*; a "timm/" prefix and a
 // ".tag" suffix allowed), or null when it names none.
 const TimmSize* timm_size_of(const std::string& architecture);
 

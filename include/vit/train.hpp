@@ -542,7 +542,8 @@ struct TrainSummary {
 // moments, epoch, step, recipe), last.safetensors (weights + config, class names, normalisation,
 // dataset, recipe), best.safetensors when the validation accuracy improves (only with a
 // validation split: the recipe's val_split or the dataset's own; the test set never chooses),
-// and a line of metrics.jsonl. Every write is atomic. Refuses, before allocating, a batch whose
+// and a line of metrics.jsonl. Every checkpoint write is atomic (metrics.jsonl is appended; a
+// torn last line is dropped on resume). Refuses, before allocating, a batch whose
 // memory (Model::training_bytes) exceeds what the machine has available; a non-finite loss or
 // gradient stops training with a vit::Error. One process at a time trains in a run directory:
 // train() and resume() lock it (DIR/.vit.lock) and refuse one that another process holds. The

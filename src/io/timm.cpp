@@ -316,7 +316,7 @@ const TimmSize* timm_size_of(const std::string& architecture) {
   std::string name = architecture;
   if (name.starts_with("timm/")) name = name.substr(5);
   name = name.substr(0, name.find('.'));  // the pretrained tag
-  for (const char* family : {"vit_", "deit3_", "deit_", "eva02_"}) {
+  for (const char* family : {"vit_", "deit3_", "deit_"}) {
     if (!name.starts_with(family)) continue;
     const std::string rest = name.substr(std::string(family).size());
     const std::string word = rest.substr(0, rest.find('_'));

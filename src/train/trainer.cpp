@@ -611,10 +611,11 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
   Run r;
   r.dir = run_dir;
   const std::string state = path_in(r, kLastTrain);
+  r.comm = comm;
+  // The lock first: a run still in its first epoch there is named (pid, host) as in use.
+  claim_run_dir(r, /*fresh=*/false, /*create=*/false, reporter);
   VIT_CHECK(fs::exists(state), "'" + run_dir + "' holds no run to resume (no " + kLastTrain +
                                    "; training writes it after the first epoch)");
-  r.comm = comm;
-  claim_run_dir(r, /*fresh=*/false, /*create=*/false, reporter);
   if (r.writer()) remove_interrupted_writes(run_dir);
   SafetensorsReader file(state);
   static_cast<TrainState&>(r) = TrainState::from_metadata(file.metadata(), state);

@@ -61,7 +61,6 @@ vit::Comm* g_comm = nullptr;
 // Every rank is failing with its own message (an agreement all of them checked; see fail()).
 bool g_every_rank_fails = false;
 
-// text as a shell word: itself when it holds only safe characters, else in single quotes.
 // text in lower case (ASCII): file extensions compared in any case.
 std::string lowercase(std::string text) {
   for (char& ch : text) ch = char(std::tolower(static_cast<unsigned char>(ch)));
@@ -75,6 +74,7 @@ std::string json_line(const Json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// text as a shell word: itself when it holds only safe characters, else in single quotes.
 std::string shell_word(const std::string& text) {
   const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) {
     return std::isalnum(c) || std::strchr("/._-+:=,@%", c);
