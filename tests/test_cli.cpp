@@ -78,6 +78,7 @@ TEST(Cli, ReportsAndChoosesTheKernels) {
 TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("", 2, "subcommand");
   EXPECT_RUN("frobnicate", 2, "frobnicate");
+  EXPECT_RUN("--bogus", 2, "vit: unknown option '--bogus'");
   EXPECT_RUN("train --data mnist --out /tmp/x --bogus", 2, "--bogus");
   EXPECT_RUN("train --data mnist --out /tmp/x --batch 0", 2, "--batch");
   EXPECT_RUN("train --data mnist --out /tmp/x --epochs 0", 2, "--epochs");
@@ -390,6 +391,8 @@ TEST(Cli, TrainEvalPredictInfo) {
   EXPECT_EQ(pj["logits"].size(), 4u);
   EXPECT_EQ(pj["top"][0]["index"], 3) << p.out;
   EXPECT_RUN("predict --model " + model + " " + (dir / "q3.pgm"), 0, "q3.pgm: 3 (");
+  EXPECT_RUN("predict --model " + model + " --top-k 5 " + (dir / "q3.pgm"), 2,
+             "--top-k 5: the model has 4 classes");
   // A file name that is not UTF-8 (any bytes, on Linux) reads in JSON with U+FFFD for its byte.
   write_bytes(dir / "q\xe9.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end()), false);
   const Result latin = vit("predict --json --model " + model + " " + (dir / "q\xe9.pgm"));
@@ -541,6 +544,8 @@ TEST(Cli, TimmModels) {
   const auto info = nlohmann::json::parse(i.out);
   EXPECT_EQ(info["format"], "timm");
   EXPECT_EQ(info["architecture"], "vit_test_patch8_32");
+  EXPECT_RUN("info --model " + folder + " --arch tiny28", 2, "is not a timm architecture");
+  EXPECT_RUN("info --model " + folder + " --arch tiny_28", 2, "did you mean 'tiny28'?");
   EXPECT_EQ(info["config"]["heads"], 4);
   EXPECT_EQ(info["preprocess"]["crop_pct"], 0.9);
   EXPECT_RUN("predict --model " + fixture("timm/avg.safetensors") + " " + photo, 0, "photo.png: ");

@@ -246,7 +246,11 @@ constexpr const char* kModelHelp =
 std::unique_ptr<vit::TimmArch> timm_arch(const std::string& name) {
   if (name.empty()) return nullptr;
   named_preset(name);  // an unknown name: a usage error with the nearest
-  return std::make_unique<vit::TimmArch>(vit::preset_arch(name));
+  try {
+    return std::make_unique<vit::TimmArch>(vit::preset_arch(name));
+  } catch (const Error& e) {  // a preset that is no timm architecture (tiny28): the flag's value
+    throw UsageError(e.what());
+  }
 }
 
 void add_arch_option(CLI::App* cmd, std::string& arch) {
@@ -1037,6 +1041,10 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get(), false, dtype);
   m.model.set_inference_dtype(dtype);
   const int K = m.meta.config.num_classes, k = std::min(a.top_k, K);
+  if (cmd.count("--top-k") && a.top_k > K) {
+    throw UsageError("--top-k " + std::to_string(a.top_k) + ": the model has " + std::to_string(K) +
+                     " classes");
+  }
   std::vector<float> logits(K);
   ImageInput input(cmd, a.input, m);
   int failures = 0;
@@ -1761,6 +1769,14 @@ int main(int argc, char** argv) {
   add_plot(app, plot_args);
   add_report(app, report_args);
   const std::string first = argc >= 2 ? argv[1] : "";
+  // An option before any command: the tool's own are --help and --version.
+  if (first.starts_with("-") && first != "-h" && first != "--help" && first != "--version") {
+    std::fprintf(stderr,
+                 "vit: unknown option '%s' (vit's own options are --help and --version; the "
+                 "others follow a command: vit COMMAND --help)\n",
+                 first.c_str());
+    return 2;
+  }
   if (!first.empty() && first[0] != '-') {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == first;
