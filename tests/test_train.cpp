@@ -507,7 +507,11 @@ TEST_F(Train, ASecondRunInTheSameDirectoryIsRefused) {
   train(quadrant_config(), recipe, {data, "", run, 256}, first);
   EXPECT_EQ(refusals, 2);
   EXPECT_TRUE(second.epochs.empty());
+  // A killed write's temporary file in the directory a new run starts in goes, as on resume.
+  std::filesystem::create_directories(dir / "alone");
+  std::ofstream(dir / "alone/best.safetensors.tmp-99999") << "half a checkpoint";
   train(quadrant_config(), recipe, {data, "", dir / "alone", 256}, alone);
+  EXPECT_FALSE(std::filesystem::exists(dir / "alone/best.safetensors.tmp-99999"));
   ASSERT_EQ(first.epochs.size(), 2u);
   EXPECT_EQ(first.epochs[1].train_loss, alone.epochs[1].train_loss);
   SafetensorsReader a(run + "/last.safetensors"), b(dir / "alone/last.safetensors");

@@ -588,6 +588,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
   }
   make_step(r, reporter);
   claim_run_dir(r, /*fresh=*/true, /*create=*/true, reporter);
+  if (r.writer()) remove_interrupted_writes(r.dir);  // a killed run's, as resume removes them
   note_skipped(r, reporter);
   if (recipe.batch_size > r.data.train->size()) {
     reporter.message("note: the batch (" + std::to_string(recipe.batch_size) +
