@@ -641,6 +641,13 @@ TEST(Image, PgmMaxval) {
   EXPECT_EQ(load_image(dir / "b.pgm", 1, 2), (std::vector<uint8_t>{85, 255, 85, 255}));
   std::ofstream(dir / "c.pgm", std::ios::binary) << "P5 99999999999 1 255\n";
   expect_error([&] { load_image(dir / "c.pgm", 1, 2); }, "the width has too many digits");
+  // Plain (text) PGM and PPM: the same samples as decimal numbers, comments between them.
+  std::ofstream(dir / "p2.pgm") << "P2\n2 1\n3\n1 # dark\n  3\n";
+  EXPECT_EQ(load_image(dir / "p2.pgm", 1, 2), (std::vector<uint8_t>{85, 255, 85, 255}));
+  std::ofstream(dir / "p3.ppm") << "P3 1 1 65535 43981 0 65535";
+  EXPECT_EQ(load_image(dir / "p3.ppm", 3, 1), (std::vector<uint8_t>{0xAB, 0, 255}));
+  std::ofstream(dir / "p3cut.ppm") << "P3 1 1 255 1 2\n";
+  expect_error([&] { load_image(dir / "p3cut.ppm", 3, 1); }, "truncated (2 of 3 samples)");
 }
 
 // Channel conversion: gray to RGB repeats, RGB to gray is luminance (77 R + 150 G + 29 B) / 256.

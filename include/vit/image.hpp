@@ -26,10 +26,9 @@ struct DecodeOptions {
 // Decodes an image file as it is stored (its own size and channels): JPEG (libjpeg-turbo; gray
 // or RGB, CMYK converted, turned upright by its EXIF orientation), PNG (libpng; palettes,
 // transparency and 16-bit samples at 8 bits, no gamma correction), WebP (libwebp; still images,
-// RGB or RGBA), BMP (stb_image) and binary
-// PGM/PPM (8- or 16-bit, scaled to 8). Up to 8192 pixels a side and 256 MiB of file. An
-// unreadable, corrupt (also partly: a truncated JPEG) or unsupported file is a vit::Error naming
-// it and the reason.
+// RGB or RGBA), BMP (stb_image) and PGM/PPM (binary P5/P6 or plain-text P2/P3; 8- or 16-bit,
+// scaled to 8). Up to 8192 pixels a side and 256 MiB of file. An unreadable, corrupt (also partly:
+// a truncated JPEG) or unsupported file is a vit::Error naming it and the reason.
 Image decode_image(const std::string& path, const DecodeOptions& options = {});
 
 // Whether a file's name is an image's that directories are searched for: not hidden (no leading

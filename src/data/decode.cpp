@@ -54,7 +54,8 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 // pixel data uninitialised, reads 16-bit samples in the wrong byte order and then past its buffer
 // when converting channels, and ignores a maxval below 255. Samples scale by 255 / maxval.
 bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& img) {
-  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return false;
+  if (b.size() < 2 || b[0] != 'P' || b[1] < '2' || b[1] > '6' || b[1] == '4') return false;
+  const bool ascii = b[1] == '2' || b[1] == '3';  // "plain": samples as decimal numbers
   const std::string what = "cannot read image '" + path + "': corrupt PGM/PPM header (";
   size_t i = 2;
   auto number = [&](const char* name) {
@@ -76,14 +77,30 @@ bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& i
   };
   const int64_t w = number("width"), h = number("height"), maxval = number("maximum value");
   VIT_CHECK(i < b.size() && std::isspace(b[i]), what + "no whitespace after the maximum value)");
-  ++i;
+  if (!ascii) ++i;
   VIT_CHECK(w >= 1 && h >= 1 && w <= 8192 && h <= 8192,
             what + std::to_string(w) + " x " + std::to_string(h) +
                 " pixels; 1 to 8192 a side are supported)");
   VIT_CHECK(maxval >= 1 && maxval <= 65535,
             what + "maximum value " + std::to_string(maxval) + ", not in [1, 65535])");
-  const int n = b[1] == '6' ? 3 : 1, bytes = maxval > 255 ? 2 : 1;
+  const int n = b[1] == '6' || b[1] == '3' ? 3 : 1, bytes = maxval > 255 ? 2 : 1;
   const int64_t samples = w * h * n, have = int64_t(b.size() - i);
+  if (ascii) {
+    img.width = int(w);
+    img.height = int(h);
+    img.channels = n;
+    img.pixels.resize(size_t(samples));
+    for (int64_t k = 0; k < samples; ++k) {
+      while (i < b.size() && std::isspace(b[i])) ++i;
+      VIT_CHECK(i < b.size(), "cannot read image '" + path + "': the PGM/PPM file is truncated (" +
+                                  std::to_string(k) + " of " + std::to_string(samples) +
+                                  " samples)");
+      --i;  // number() reads from the whitespace before the sample
+      const int64_t v = number("sample");
+      img.pixels[size_t(k)] = uint8_t((std::min(v, maxval) * 255 + maxval / 2) / maxval);
+    }
+    return true;
+  }
   VIT_CHECK(have >= samples * bytes, "cannot read image '" + path +
                                          "': the PGM/PPM file is truncated (" +
                                          std::to_string(have) + " of " +
