@@ -43,7 +43,7 @@ test-isa: build
 
 # The portable (scalar) kernels cross-compiled for 64-bit ARM (aarch64, Debian's
 # g++-aarch64-linux-gnu and arm64 libraries) and the op, GEMM, model, thread and format tests run
-# under qemu-user, in build-arm64/. Not in CI: emulation makes it slow (112 tests in about 10
+# under qemu-user, in build-arm64/. Not in CI: emulation makes it slow (112 tests, when last run, in about 10
 # minutes on 2 cores). Model.MicroBatchesGiveTheBatchGradient is left out: its bound takes a
 # backward pass per image and class, over 10 minutes emulated.
 ARM64_TESTS ?= ^(Cpu/|Model|Fixtures/ModelFixture|Threads|Safetensors|Config|VMath)

@@ -204,7 +204,9 @@ struct Recipe {
             .hi = 64},
       r.augment.crop_padding);
     v(Field{.name = "hflip",
-            .help = "Random horizontal flips (default: the preset's, off for digits)"},
+            .help = "Random horizontal flips (default: the preset's where a mirror keeps the "
+                    "labels, as in Fashion-MNIST and CIFAR; off for digits, IDX sets and image "
+                    "folders, whose content is unknown)"},
       r.augment.hflip);
     v(Field{.name = "rand_augment",
             .help = "timm's RandAugment after the crop and flip, as its config string (DeiT's: "

@@ -110,7 +110,9 @@ void named_dataset(const std::string& spec) {
 std::string preset_list() {
   std::string s;
   for (const vit::Preset& p : vit::presets()) s += "\n  " + p.name + ": " + p.description;
-  return s;
+  return s +
+         "\n(A preset's flips apply where a mirror keeps the labels: Fashion-MNIST and CIFAR; "
+         "digits, IDX sets and image folders train without them unless --hflip is given.)";
 }
 
 // ---------------------------------------------------------------- train
@@ -254,9 +256,10 @@ std::unique_ptr<vit::TimmArch> timm_arch(const std::string& name) {
 }
 
 void add_arch_option(CLI::App* cmd, std::string& arch) {
-  cmd->add_option("--arch", arch,
-                  "For a timm file: its architecture (a vit_* or deit_* preset), which gives "
-                  "the heads, and the normalisation and preprocessing when the file does not");
+  cmd->add_option(
+      "--arch", arch,
+      "For a timm file: its architecture (a vit_*, deit_* or deit3_* preset), which gives "
+      "the heads, and the normalisation and preprocessing when the file does not");
 }
 
 // Where folder datasets keep decoded images: --cache-dir, else $VIT_CACHE, else
@@ -277,9 +280,10 @@ std::string image_cache_dir(const std::string& flag) {
 }
 
 void add_cache_dir_option(CLI::App* cmd, std::string& dir) {
-  cmd->add_option("--cache-dir", dir,
-                  "Where folder datasets keep their decoded images between runs (default: "
-                  "$VIT_CACHE, else ~/.cache/vitcpp; off: decode every time)");
+  cmd->add_option(
+      "--cache-dir", dir,
+      "Where folder datasets keep their decoded images between runs (default: "
+      "$VIT_CACHE, else $XDG_CACHE_HOME/vitcpp, else ~/.cache/vitcpp; off: decode every time)");
 }
 
 // --threads, as every command takes it.
@@ -1074,8 +1078,10 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
         std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[top[i].index].c_str(),
                     100 * top[i].prob);
       }
-      std::printf("%s\n",
-                  prepared.inverted ? "  [inverted: its background was the other way]" : "");
+      std::printf("%s\n", !prepared.inverted ? ""
+                          : a.input.invert == "on"
+                              ? "  [inverted]"
+                              : "  [inverted: its background was the other way]");
     }
   }
   return failures ? 1 : 0;
@@ -1505,8 +1511,10 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       "          vit bench --preset cifar --data cifar10:cifar-10-batches-bin\n"
       "          vit bench --preset tiny28 --batch 128 --mode train --contend");
   b->add_option("--preset", a.preset, "Model shape")->capture_default_str();
-  add_int_option(b, "--batch", a.batch, "Images per step (default: 128, 1 for 224x224 presets)", 1,
-                 65536);
+  add_int_option(
+      b, "--batch", a.batch,
+      "Images per step (default: 128; 1 for a preset of 224 pixels or more, without --data)", 1,
+      65536);
   b->add_option("--mode", a.mode, "train, infer or both")
       ->check(CLI::IsMember({"train", "infer", "both"}))
       ->capture_default_str();
