@@ -645,7 +645,10 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
       const std::string launcher = !dist                       ? ""
                                    : comm.launcher() == "srun" ? "srun -n " + ranks + " --mpi=pmix "
                                                                : "mpirun -np " + ranks + " ";
-      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      // (A rank the signal did not reach stops with the others: the signal was another rank's.)
+      const char* name = sig == SIGTERM  ? "SIGTERM"
+                         : sig == SIGINT ? "SIGINT"
+                                         : "a signal to another rank";
       if (s.stopped_epoch == 0 && a.resume.empty()) {
         std::printf(
             "stopped by %s while decoding the images, before training; nothing was "
