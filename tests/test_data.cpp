@@ -648,6 +648,8 @@ TEST(Image, PgmMaxval) {
   EXPECT_EQ(load_image(dir / "p3.ppm", 3, 1), (std::vector<uint8_t>{0xAB, 0, 255}));
   std::ofstream(dir / "p3cut.ppm") << "P3 1 1 255 1 2\n";
   expect_error([&] { load_image(dir / "p3cut.ppm", 3, 1); }, "truncated (2 of 3 samples)");
+  std::ofstream(dir / "p2big.pgm") << "P2 8192 8192 255 0 0 0";
+  expect_error([&] { load_image(dir / "p2big.pgm", 1, 2); }, "truncated (6 bytes for 67108864");
 }
 
 // Channel conversion: gray to RGB repeats, RGB to gray is luminance (77 R + 150 G + 29 B) / 256.

@@ -86,6 +86,11 @@ bool decode_pnm(const std::vector<uint8_t>& b, const std::string& path, Image& i
   const int n = b[1] == '6' || b[1] == '3' ? 3 : 1, bytes = maxval > 255 ? 2 : 1;
   const int64_t samples = w * h * n, have = int64_t(b.size() - i);
   if (ascii) {
+    // A sample takes at least a digit and a separator: the file must be that long before the
+    // pixels are allocated (a few bytes cannot claim 8192 x 8192 of them).
+    VIT_CHECK(have >= 2 * samples - 1,
+              "cannot read image '" + path + "': the PGM/PPM file is truncated (" +
+                  std::to_string(have) + " bytes for " + std::to_string(samples) + " samples)");
     img.width = int(w);
     img.height = int(h);
     img.channels = n;
