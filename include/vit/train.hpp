@@ -552,6 +552,10 @@ struct TrainSummary {
 // first file of a training run that dir holds (last.safetensors, last.train.safetensors,
 // metrics.jsonl, best.safetensors), or "" when it holds none: train() refuses such a directory.
 std::string existing_run_file(const std::string& dir);
+// vit::Error when dir holds a training run's files (existing_run_file), saying what to do: resume
+// it, or, where it cannot be resumed (best.safetensors alone; a run stopped before its first save
+// was whole), choose another directory.
+void check_no_run(const std::string& dir);
 // Where the run in run_dir read its dataset (TrainOptions::data_dir, as its resume state
 // records it): "" for the dataset's default place, or when run_dir holds no resume state.
 std::string run_data_dir(const std::string& run_dir);

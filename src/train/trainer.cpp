@@ -442,6 +442,19 @@ std::string existing_run_file(const std::string& dir) {
   return "";
 }
 
+void check_no_run(const std::string& dir) {
+  const std::string existing = existing_run_file(dir);
+  if (existing.empty()) return;
+  std::error_code ec;
+  const bool resumable = fs::exists(fs::path(dir) / kLastTrain, ec);
+  throw Error("'" + dir + "' already holds a training run (" + existing + "); " +
+              (resumable ? "continue it with `resume` " + dir + " or choose another `out_dir`"
+               : existing == kBest
+                   ? "choose another `out_dir` (or move the checkpoint away)"
+                   : "it stopped before its first save and cannot be resumed: remove its files, or "
+                     "choose another `out_dir`"));
+}
+
 std::string run_data_dir(const std::string& run_dir) {
   const std::string state = (fs::path(run_dir) / kLastTrain).string();
   std::error_code ec;
@@ -451,19 +464,6 @@ std::string run_data_dir(const std::string& run_dir) {
 }
 
 namespace {
-
-void check_no_run(const std::string& dir) {
-  const std::string existing = existing_run_file(dir);
-  if (existing.empty()) return;
-  std::error_code ec;
-  const bool resumable = fs::exists(fs::path(dir) / kLastTrain, ec);
-  throw Error("'" + dir + "' already holds a training run (" + existing + "); " +
-              (resumable ? "continue it with `resume` or choose another `out_dir`"
-               : existing == kBest
-                   ? "choose another `out_dir`"
-                   : "it stopped before its first save and cannot be resumed: remove its files, or "
-                     "choose another `out_dir`"));
-}
 
 // The writer locks the run directory, so that a second process given the same directory is
 // refused before it writes there, even while the first has not yet saved anything. With `create`

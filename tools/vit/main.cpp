@@ -531,20 +531,10 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
     }
     const vit::Preset& p = named_preset(a.preset);
     named_dataset(a.data);
-    const std::string existing = vit::existing_run_file(a.out);
-    if (!existing.empty()) {
-      // Without last.train.safetensors there is no state to resume from: best.safetensors alone
-      // (a checkpoint put there), or a run stopped before its first save was whole.
-      std::error_code ec;
-      const bool resumable =
-          std::filesystem::exists(std::filesystem::path(a.out) / "last.train.safetensors", ec);
-      throw UsageError("--out '" + a.out + "' already holds a training run (" + existing + "); " +
-                       (resumable
-                            ? "continue it with --resume " + a.out + " or choose another --out"
-                        : existing == "best.safetensors"
-                            ? "choose another --out (or move the checkpoint away)"
-                            : "it stopped before its first save and cannot be resumed: remove "
-                              "its files, or choose another --out"));
+    try {
+      vit::check_no_run(a.out);
+    } catch (const Error& e) {
+      throw UsageError("--out " + std::string(e.what()));  // `resume`, `out_dir`: the options
     }
     vit::RunSettings run;
     vit::FieldValues model = given_fields<Config>(cmd, a.model);
