@@ -9,11 +9,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,23 +35,15 @@ bool hidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
-// Whether text is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
-bool utf8(const std::string& text) {
-  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
-  for (size_t i = 0, n = text.size(); i < n;) {
-    const unsigned c = s[i];
-    const int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > n) return false;
-    uint32_t cp = len == 1 ? c : c & (0x7f >> len);
-    for (int k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    constexpr uint32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};  // below: an overlong form
-    if (cp < kLeast[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += size_t(len);
+// Whether text can be JSON text (well-formed UTF-8), as a checkpoint's class names must: what
+// nlohmann's writer, which writes them, checks.
+bool json_text(const std::string& text) {
+  try {
+    (void)nlohmann::json(text).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
   }
-  return true;
 }
 
 // The class folders of a split directory, sorted by name (byte order). Their names become the
@@ -64,9 +56,9 @@ std::vector<std::string> class_folders(const fs::path& split) {
   }
   VIT_CHECK(!ec, "cannot list '" + split.string() + "': " + ec.message());
   for (const std::string& name : names) {
-    VIT_CHECK(utf8(name), "class folder '" + (split / name).string() +
-                              "': its name, the class's, is not UTF-8 text (as a checkpoint "
-                              "stores class names); rename it");
+    VIT_CHECK(json_text(name), "class folder '" + (split / name).string() +
+                                   "': its name, the class's, is not UTF-8 text (as a checkpoint "
+                                   "stores class names); rename it");
   }
   std::sort(names.begin(), names.end());
   return names;
