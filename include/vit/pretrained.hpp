@@ -12,9 +12,6 @@
 
 namespace vit {
 
-// What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
-// width / 64, every timm ViT's head size), the MLP's activation, LayerNorm's eps, and
-// no_embed_class where pos_embed's rows could be read either way.
 // timm's VisionTransformer sizes (vision_transformer.py's and deit.py's model definitions), by the
 // size word of an architecture's name: vit_huge_patch14_224 is "huge", 1280 wide in 32 blocks of
 // 16 heads (not 1280 / 64).
@@ -29,6 +26,9 @@ const TimmSize& timm_size(const std::string& word);
 // ".tag" suffix allowed), or null when it names none.
 const TimmSize* timm_size_of(const std::string& architecture);
 
+// What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
+// the size's below, else width / 64, every other timm ViT's head size), the MLP's activation,
+// LayerNorm's eps, and no_embed_class where pos_embed's rows could be read either way.
 struct TimmHints {
   int heads = 0;
   // config.json's architecture's size, when it names one: its heads where the width is its width

@@ -303,13 +303,20 @@ constexpr TimmSize kTimmSizes[] = {{"tiny", 192, 12, 3},    {"small", 384, 12, 6
                                    {"medium", 512, 12, 8},  {"base", 768, 12, 12},
                                    {"large", 1024, 24, 16}, {"huge", 1280, 32, 16},
                                    {"giant", 1408, 40, 16}, {"gigantic", 1664, 48, 16}};
+
+// The size named `word`, or null.
+const TimmSize* find_size(const std::string& word) {
+  for (const TimmSize& s : kTimmSizes) {
+    if (word == s.name) return &s;
+  }
+  return nullptr;
+}
 }  // namespace
 
 const TimmSize& timm_size(const std::string& word) {
-  for (const TimmSize& s : kTimmSizes) {
-    if (word == s.name) return s;
-  }
-  throw Error("timm has no ViT size '" + word + "'");
+  const TimmSize* s = find_size(word);
+  VIT_CHECK(s, "timm has no ViT size '" + word + "'");
+  return *s;
 }
 
 const TimmSize* timm_size_of(const std::string& architecture) {
@@ -319,10 +326,7 @@ const TimmSize* timm_size_of(const std::string& architecture) {
   for (const char* family : {"vit_", "deit3_", "deit_"}) {
     if (!name.starts_with(family)) continue;
     const std::string rest = name.substr(std::string(family).size());
-    const std::string word = rest.substr(0, rest.find('_'));
-    for (const TimmSize& s : kTimmSizes) {
-      if (word == s.name) return &s;
-    }
+    if (const TimmSize* s = find_size(rest.substr(0, rest.find('_')))) return s;
   }
   return nullptr;
 }
