@@ -1,5 +1,6 @@
-// libFuzzer harness: the image path of `vit predict` (decode with stb_image, convert channels,
-// resize) on arbitrary bytes, for 1- and 3-channel models.
+// libFuzzer harness: the image path of `vit predict` (decode with libjpeg-turbo, libpng, libwebp,
+// our PGM/PPM reader or stb_image for BMP; convert channels; resize) on arbitrary bytes, for 1- and
+// 3-channel models.
 
 #include <cstdint>
 #include <string>
