@@ -152,5 +152,31 @@ TEST(Attention, PanelsDecodeBackAsPng) {
   EXPECT_GT(distinct, 100) << "the picture is (nearly) constant";
 }
 
+// Text that is not UTF-8 (a Latin-1 file name) is drawn with U+FFFD: cairo, given it, stops
+// drawing, which left every later panel white. And inputs of any channel count are drawn.
+TEST(Attention, PanelsSurviveTextThatIsNotUtf8) {
+  if (!png_supported()) GTEST_SKIP() << "built without cairo";
+  // 4 channels (RGBA): its first three; 2 (grey and alpha): its first.
+  std::vector<uint8_t> rgba(4 * 2 * 2), ga(2 * 2 * 2);
+  for (size_t i = 0; i < rgba.size(); ++i) rgba[i] = uint8_t(10 * i + 1);
+  for (size_t i = 0; i < ga.size(); ++i) ga[i] = uint8_t(30 * i + 1);
+  const RgbImage four = to_rgb(rgba.data(), 4, 2), two = to_rgb(ga.data(), 2, 2);
+  EXPECT_EQ(four.rgb, (std::vector<uint8_t>{1, 41, 81, 11, 51, 91, 21, 61, 101, 31, 71, 111}));
+  EXPECT_EQ(two.rgb, (std::vector<uint8_t>{1, 1, 1, 31, 31, 31, 61, 61, 61, 91, 91, 91}));
+
+  std::vector<uint8_t> black(28 * 28, 0);
+  const RgbImage image = to_rgb(black.data(), 1, 28, 2);
+  const std::vector<Panel> panels = {{image, "caf\xe9.png"}, {image, "\xc3"}};
+  const std::string png = png_panels(panels, 1, "caf\xe9.png: 3 (91.3%)");
+  TempDir dir("attention-utf8");
+  const std::string path = dir / "p.png";
+  std::ofstream(path, std::ios::binary) << png;
+  const Image back = decode_image(path);
+  // The second panel (under the first, its caption and the margin) is black.
+  const int y = 30 + 56 + 24 + 12 + 28, x = 12 + 28;
+  const uint8_t* px = &back.pixels[(size_t(y) * back.width + x) * 3];
+  EXPECT_EQ(px[0] + px[1] + px[2], 0) << "the second panel was not drawn";
+}
+
 }  // namespace
 }  // namespace vit::test

@@ -275,6 +275,17 @@ TEST(Cli, TrainEvalPredictInfo) {
       EXPECT_EQ(count(outside), 0u) << outside;
     }
   }
+  // A dataset that cannot be read: the page says why it has no evaluation.
+  {
+    std::filesystem::rename(dir / "data", dir / "moved");
+    EXPECT_RUN("report " + (dir / "run") + " --out " + (dir / "nodata.html"), 0, "warning");
+    std::filesystem::rename(dir / "moved", dir / "data");
+    std::ifstream in(dir / "nodata.html");
+    const std::string html((std::istreambuf_iterator<char>(in)), {});
+    const size_t at = html.find("No evaluation: ");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_NE(html.find(dir / "data", at), std::string::npos) << html.substr(at, 300);
+  }
   // A run stopped after an epoch that --eval-every skipped ends on a line without validation or
   // test numbers: its report still picks the best epoch by validation, and that row shows dashes.
   {
@@ -694,8 +705,9 @@ TEST(Cli, AttentionPicturesAndMaps) {
   TempDir dir("cli-attention");
   const std::string model = fixture("demo_tiny28.f16.safetensors");
   const std::string seven = fixture("drawings/7_017.png"), three = fixture("drawings/3_013.png");
+  // The drawings are dark on white, the other way from MNIST: inverted, as predict says too.
   EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + seven + " " + three,
-             0, "7_017.png: 7 (");
+             0, "7_017-rollout.png  [inverted: its background was the other way]");
   EXPECT_TRUE(std::filesystem::exists(dir / "pics/7_017-rollout.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "pics/3_013-rollout.png"));
   const std::string one = dir / "heads.png";
@@ -711,6 +723,8 @@ TEST(Cli, AttentionPicturesAndMaps) {
   EXPECT_EQ(j["grid"], 7);
   EXPECT_EQ(j["class_token"], true);
   EXPECT_EQ(j["prediction"]["class"], "7");
+  EXPECT_EQ(j["inverted"], true);
+  EXPECT_EQ(j["fitted"], true);
   ASSERT_EQ(j["maps"].size(), 4u);  // tiny28's heads
   double sum = 0;
   for (const auto& row : j["maps"][0]) {
@@ -748,6 +762,23 @@ TEST(Cli, AttentionPicturesAndMaps) {
              "is a file, not a directory");
   EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + (dir / "none.png"),
              1, "none.png");
+  // A folder that is also the pictures' folder: a second run replaces the first's pictures and
+  // does not read them as images.
+  const std::string both = dir / "both";
+  std::filesystem::create_directories(both);
+  std::filesystem::copy_file(seven, dir / "both/7_017.png");
+  std::filesystem::copy_file(three, dir / "both/3_013.png");
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_RUN("attention --model " + model + " --out " + both + " " + both, 0, "7_017.png: 7 (");
+  }
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(both)) {
+    ++files;
+    EXPECT_EQ(e.path().string().find("rollout-"), std::string::npos) << e.path();
+  }
+  EXPECT_EQ(files, 4) << "two images and their pictures";
+  EXPECT_RUN("attention --model " + model + " --out " + (dir / "pics") + " " + (dir / "pics"), 1,
+             "holds only pictures of an earlier `vit attention`");
 }
 
 // --dtype bf16 on predict, eval (with --agreement) and bench where the CPU has AVX512-BF16, and

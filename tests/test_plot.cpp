@@ -41,6 +41,14 @@ TEST(Plot, NiceTicksCoverTheRangeInRoundSteps) {
   const std::vector<double> flat = nice_ticks(3, 3, 5);
   EXPECT_LT(flat.front(), 3);
   EXPECT_GT(flat.back(), 3);
+  // ... on its own scale: a constant learning rate of 5e-3 is not drawn on an axis from -0.5 to 1.
+  const std::vector<double> lr = nice_ticks(5e-3, 5e-3, 5);
+  EXPECT_LT(lr.front(), 5e-3);
+  EXPECT_GT(lr.back(), 5e-3);
+  EXPECT_GE(lr.front(), 0.0);
+  EXPECT_LE(lr.back(), 1e-2);
+  // Two epochs: ticks 1 and 2, not 1.2, 1.4...
+  EXPECT_EQ(nice_ticks(1, 2, 6, 1), (std::vector<double>{1, 2}));
   expect_error([] { nice_ticks(1, 0); }, "lo <= hi");
 }
 
@@ -60,6 +68,11 @@ TEST(Plot, ChartsAreWellFormedSvgWithEveryCurveAndLabel) {
   EXPECT_EQ(svg.find("Loss <&>"), std::string::npos);
   EXPECT_EQ(count(svg, "stroke-dasharray=\"6 3\""), 2 * (2 + 1)) << "dashed val and its legend";
   expect_error([] { svg_charts({}); }, "needs a chart");
+  // Two epochs: whole ticks on the epoch axis.
+  const std::string two = svg_charts({Chart{"Loss", "epoch", "y", {{"a", {1, 2}, {1, 3}, 0, 0}}}});
+  EXPECT_EQ(count(two, "text-anchor=\"middle\">2</text>"), 1) << two;
+  EXPECT_EQ(count(two, ">1.5</text>"), 1) << "the y axis keeps its steps";
+  EXPECT_EQ(count(two, "text-anchor=\"middle\">1.5</text>"), 0) << two;
 }
 
 // viridis from its published table (matplotlib's first and last entries), and the heat map: a cell
@@ -71,7 +84,7 @@ TEST(Plot, ConfusionHeatMap) {
   EXPECT_EQ(report::colour_hex(report::kViridis, NAN), "#440154");
   const std::vector<std::vector<int64_t>> m = {{8, 2, 0}, {0, 10, 0}, {1, 1, 3}};
   const std::string svg = svg_confusion(m, {"cat", "dog", "<fox>"}, "test & more");
-  EXPECT_EQ(count(svg, "<title>"), 9);
+  EXPECT_EQ(count(svg, "<title>"), 9 + 2 * 3) << "a tooltip per cell and per name";
   EXPECT_NE(svg.find("<title>cat as dog: 2</title>"), std::string::npos);
   EXPECT_NE(svg.find("fill=\"#fde725\"><title>dog as dog: 10</title>"), std::string::npos)
       << "a whole row in one cell is the top of the map";
@@ -80,6 +93,11 @@ TEST(Plot, ConfusionHeatMap) {
   EXPECT_NE(svg.find(">test &amp; more<"), std::string::npos);
   EXPECT_EQ(count(svg, "<svg"), 1);
   EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  // A long name is cut to 23 characters (a 2-byte one counted once), whole in its tooltip.
+  const std::string dog = "German shepherd, German shepherd dog, alsatian";
+  const std::string l = svg_confusion(m, {"\u00e9" + dog, "dog", "fox"}, "t");
+  EXPECT_EQ(count(l, "<title>\u00e9" + dog + "</title>\u00e9German shepherd, Germ\u2026</text>"), 2)
+      << l;
   expect_error([&] { svg_confusion(m, {"a"}, ""); }, "1 class names for a 3 x 3 matrix");
   expect_error([] { svg_confusion({{1, 2}, {3}}, {"a", "b"}, ""); }, "not square");
 }

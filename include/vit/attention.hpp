@@ -26,8 +26,8 @@ AttentionMethod parse_attention_method(const std::string& name);
 
 struct AttentionMaps {
   int grid = 0;  // patches per side: each map is grid x grid, row-major
-  // Whose attention: the class token's (pool cls), or, for a model without one (pool mean), the
-  // mean over the patch tokens' rows, the tokens that pool mean averages.
+  // Whose attention: the class token's (pool cls), or, for a model that averages its patch
+  // tokens (pool mean, with or without a class token), the mean over their rows.
   bool class_token = true;
   // One map (rollout, last) or one per head (heads): the attention on each patch token (the prefix
   // tokens' share left out, so a map sums to at most 1).

@@ -14,8 +14,9 @@ struct RgbImage {
   std::vector<uint8_t> rgb;  // [height, width, 3], row-major
 };
 
-// Prepared model input (uint8 [channels, size, size], channels 1 or 3) as RGB, each pixel repeated
-// into a scale x scale square (scale >= 1).
+// Prepared model input (uint8 [channels, size, size]) as RGB, each pixel repeated into a
+// scale x scale square (scale >= 1): one channel as grey, three as RGB; of more, the first three
+// (RGBA's colour); of two, the first (grey and alpha's grey).
 RgbImage to_rgb(const uint8_t* pixels, int channels, int size, int scale = 1);
 
 // map (grid x grid, row-major; one value per patch) as size x size pixels by bilinear

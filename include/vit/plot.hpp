@@ -19,17 +19,18 @@ struct Curve {
   int style = 0;
 };
 
-// A chart: axes with "nice" ticks (1, 2 or 5 times a power of ten) and gridlines covering every
-// curve's points, the axis labels, a title and a legend of the curves' labels.
+// A chart: axes with "nice" ticks (1, 2 or 5 times a power of ten; whole numbers where every x is
+// one, as epochs) and gridlines covering every curve's points, the axis labels, a title and a
+// legend of the curves' labels.
 struct Chart {
   std::string title, x_label, y_label;
   std::vector<Curve> curves;
 };
 
 // About `count` (>= 2) nicely rounded tick values covering [lo, hi]: the first <= lo, the last
-// >= hi, evenly spaced by 1, 2 or 5 times a power of ten. lo == hi gets a unit-wide range around
-// it.
-std::vector<double> nice_ticks(double lo, double hi, int count = 5);
+// >= hi, evenly spaced by 1, 2 or 5 times a power of ten, and by at least min_step. lo == hi gets
+// a range around it of its own size (lo / 2 to 3 lo / 2; 0: -0.5 to 0.5).
+std::vector<double> nice_ticks(double lo, double hi, int count = 5, double min_step = 0);
 
 // A standalone SVG document of the charts side by side, each width x height pixels. Text is
 // XML-escaped.
@@ -37,7 +38,8 @@ std::string svg_charts(const std::vector<Chart>& charts, int width = 420, int he
 
 // A confusion matrix ([true class][predicted class] counts, K x K) as an SVG heat map: each cell
 // coloured by its share of the true class's samples on the viridis map (its published table), its
-// count written in it, the class names along both axes, a colour bar, and the title above.
+// count written in it, the class names along both axes (cut to 23 characters with an ellipsis,
+// whole in their tooltips), a colour bar, and the title above.
 std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
                           const std::vector<std::string>& class_names, const std::string& title);
 

@@ -30,10 +30,11 @@ struct ReportInputs {
   std::string run_dir;           // its metrics.jsonl gives the curves and the epochs' table
   LoadedModel* model = nullptr;  // the run's checkpoint (its best, else last); evaluated
   std::string checkpoint;        // that checkpoint's path, as shown
-  // The split to evaluate on (null: the page says the dataset was not available, and has no
-  // evaluation sections) and its name.
+  // The split to evaluate on (null: the page has no evaluation sections, and says why:
+  // no_data_reason) and its name.
   const Dataset* data = nullptr;
   std::string split = "test";
+  std::string no_data_reason = "the dataset was not available";
   int mistakes = 16;         // images in the misclassified section
   int attention_images = 4;  // the split's first images, with their attention rollout
 };

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "report/colormaps.hpp"
 #include "vit/error.hpp"
 
@@ -18,7 +20,7 @@
 namespace vit {
 
 RgbImage to_rgb(const uint8_t* pixels, int channels, int size, int scale) {
-  VIT_CHECK(channels == 1 || channels == 3, "to_rgb: channels must be 1 or 3");
+  VIT_CHECK(channels >= 1, "to_rgb: channels must be at least 1");
   VIT_CHECK(size >= 1 && scale >= 1, "to_rgb: size and scale must be at least 1");
   RgbImage out;
   out.width = out.height = size * scale;
@@ -28,7 +30,7 @@ RgbImage to_rgb(const uint8_t* pixels, int channels, int size, int scale) {
     for (int x = 0; x < out.width; ++x) {
       const int64_t src = int64_t(y / scale) * size + x / scale;
       uint8_t* o = &out.rgb[(size_t(y) * out.width + x) * 3];
-      for (int ch = 0; ch < 3; ++ch) o[ch] = pixels[(channels == 3 ? ch : 0) * plane + src];
+      for (int ch = 0; ch < 3; ++ch) o[ch] = pixels[(channels >= 3 ? ch : 0) * plane + src];
     }
   }
   return out;
@@ -141,7 +143,12 @@ std::string encode_png(cairo_surface_t* surface, const char* who) {
 }
 
 // Text in DejaVu Sans at size, left edge x, baseline y, shortened with "..." to fit max_width.
+// Bytes that are not UTF-8 (a Latin-1 file name, say) are drawn as U+FFFD: given them, cairo would
+// stop drawing anything more on the picture.
 void draw_text(cairo_t* cr, std::string text, double x, double y, double size, double max_width) {
+  text = nlohmann::json::parse(
+             nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+             .get<std::string>();
   cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size(cr, size);
   cairo_text_extents_t e;
@@ -204,6 +211,9 @@ std::string png_panels(const std::vector<Panel>& panels, int columns, const std:
     cairo_set_source_rgb(cr, 0, 0, 0);
     draw_text(cr, p.caption, x0, y0 + cell_h + kCaptionHeight - 7, kCaptionSize, cell_w);
   }
+  VIT_CHECK(cairo_status(cr) == CAIRO_STATUS_SUCCESS,
+            std::string("png_panels: cairo could not draw the picture: ") +
+                cairo_status_to_string(cairo_status(cr)));
   return encode_png(canvas.surface.p, "png_panels");
 }
 

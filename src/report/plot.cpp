@@ -53,13 +53,34 @@ std::string svg_open(const std::string& width, const std::string& height) {
          "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
 }
 
+// The characters (UTF-8 sequences) of text.
+size_t text_chars(const std::string& text) {
+  size_t n = 0;
+  for (char c : text) n += (uint8_t(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// text cut to at most max_chars characters, its last an ellipsis when cut.
+std::string shorten_text(const std::string& text, size_t max_chars) {
+  if (text_chars(text) <= max_chars) return text;
+  size_t chars = 0, end = 0;
+  while (end < text.size()) {
+    if ((uint8_t(text[end]) & 0xC0) != 0x80 && ++chars == max_chars) break;
+    ++end;
+  }
+  return text.substr(0, end) + "\u2026";
+}
+
 }  // namespace
 
-std::vector<double> nice_ticks(double lo, double hi, int count) {
-  VIT_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && count >= 2,
-            "nice_ticks: needs finite lo <= hi and at least 2 ticks");
-  if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) lo -= 0.5, hi += 0.5;
-  const double raw = (hi - lo) / (count - 1);
+std::vector<double> nice_ticks(double lo, double hi, int count, double min_step) {
+  VIT_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && count >= 2 && min_step >= 0,
+            "nice_ticks: needs finite lo <= hi, at least 2 ticks and min_step >= 0");
+  if (hi - lo < 1e-12 * std::max(1.0, std::fabs(hi))) {
+    const double d = hi != 0 ? 0.5 * std::fabs(hi) : 0.5;  // a constant learning rate of 1e-3
+    lo -= d, hi += d;
+  }
+  const double raw = std::max((hi - lo) / (count - 1), min_step);
   const double p = std::pow(10.0, std::floor(std::log10(raw)));
   double step = 10 * p;
   for (double m : {1.0, 2.0, 5.0}) {
@@ -96,7 +117,13 @@ std::string svg_charts(const std::vector<Chart>& charts, int width, int height) 
       }
     }
     if (!std::isfinite(xlo)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;  // nothing to draw
-    const std::vector<double> xt = nice_ticks(xlo, xhi, 6), yt = nice_ticks(ylo, yhi, 5);
+    // x that are whole numbers (epochs) get whole ticks: not 1.2, 1.4... over two epochs.
+    bool whole_x = true;
+    for (const Curve& cv : ch.curves) {
+      for (double x : cv.x) whole_x = whole_x && (!std::isfinite(x) || x == std::round(x));
+    }
+    const std::vector<double> xt = nice_ticks(xlo, xhi, 6, whole_x ? 1 : 0),
+                              yt = nice_ticks(ylo, yhi, 5);
     const double ax = xt.front(), bx = xt.back(), ay = yt.front(), by = yt.back();
     auto X = [&](double v) { return x0 + (v - ax) / (bx - ax) * (x1 - x0); };
     auto Y = [&](double v) { return y0 + (v - ay) / (by - ay) * (y1 - y0); };
@@ -155,7 +182,8 @@ std::string svg_charts(const std::vector<Chart>& charts, int width, int height) 
           flush();
           continue;
         }
-        points += (points.empty() ? "" : " ") + num(X(cv.x[i])) + "," + num(Y(cv.y[i]));
+        if (!points.empty()) points += ' ';
+        points += num(X(cv.x[i])) + "," + num(Y(cv.y[i]));
         if (dots) {
           s += "<circle cx=\"" + num(X(cv.x[i])) + "\" cy=\"" + num(Y(cv.y[i])) +
                "\" r=\"2.2\" fill=\"" + colour + "\"/>\n";
@@ -184,14 +212,24 @@ std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
   for (const auto& row : confusion) {
     VIT_CHECK(row.size() == K, "svg_confusion: the matrix is not square");
   }
+  // Names are written in at most kNameChars characters (about 6.5 px each), longer ones cut with
+  // an ellipsis, whole in their tooltip (ImageNet's run to 60: "German shepherd, German shepherd
+  // dog, ...").
+  constexpr size_t kNameChars = 23;
+  std::vector<std::string> shown(K);
   size_t longest = 1;
-  for (const std::string& n : class_names) longest = std::max(longest, n.size());
+  for (size_t k = 0; k < K; ++k) {
+    shown[k] = shorten_text(class_names[k], kNameChars);
+    longest = std::max(longest, text_chars(shown[k]));
+  }
   const double cell = K <= 10 ? 40 : K <= 30 ? 22 : 10;  // counts are written from 22 px up
-  const double names = std::min(160.0, 6.5 * double(longest) + 10);
+  const double names = 6.5 * double(longest) + 10;
   const double left = names + 30, top = 40, side = cell * double(K);
-  const double width = left + side + 90, height = top + side + names + 30;
+  // Wide enough for the title (bold 13 px: about 8 px a character).
+  const double width = std::max(left + side + 90, 8.0 * double(text_chars(title)) + 24);
+  const double height = top + side + names + 30;
   std::string s = svg_open(num(width), num(height));
-  s += "<text x=\"" + num(left + side / 2) +
+  s += "<text x=\"" + num(std::max(left + side / 2, width / 2)) +
        "\" y=\"20\" text-anchor=\"middle\" font-size=\"13\" " + "font-weight=\"bold\">" +
        escape(title) + "</text>\n";
   for (size_t t = 0; t < K; ++t) {
@@ -212,11 +250,12 @@ std::string svg_confusion(const std::vector<std::vector<int64_t>>& confusion,
              (share > 0.6 ? "black" : "white") + "\">" + std::to_string(v) + "</text>\n";
       }
     }
+    const std::string name =
+        "<title>" + escape(class_names[t]) + "</title>" + escape(shown[t]) + "</text>\n";
     s += "<text x=\"" + num(left - 4) + "\" y=\"" + num(y + cell / 2 + 4) +
-         "\" text-anchor=\"end\">" + escape(class_names[t]) + "</text>\n";
+         "\" text-anchor=\"end\">" + name;
     s += "<text transform=\"translate(" + num(left + cell * double(t) + cell / 2 + 4) + " " +
-         num(top + side + 4) + ") rotate(-90)\" text-anchor=\"end\">" + escape(class_names[t]) +
-         "</text>\n";
+         num(top + side + 4) + ") rotate(-90)\" text-anchor=\"end\">" + name;
   }
   s += "<text transform=\"translate(14 " + num(top + side / 2) +
        ") rotate(-90)\" text-anchor=\"middle\">true class</text>\n";

@@ -92,10 +92,10 @@ std::string mistakes_png(const EvalResult& r, const Dataset& split, const ModelM
   std::vector<Panel> panels;
   for (const Mistake& e : r.mistakes) {
     model_view(split, e.index, meta, image.data(), &pixels);
-    char caption[160];
-    std::snprintf(caption, sizeof caption, "%s as %s (%.0f%%)",
-                  meta.class_names[size_t(e.label)].c_str(),
-                  meta.class_names[size_t(e.predicted)].c_str(), 100 * e.prob);
+    char prob[16];
+    std::snprintf(prob, sizeof prob, " (%.0f%%)", 100 * e.prob);
+    const std::string caption =
+        meta.class_names[size_t(e.label)] + " as " + meta.class_names[size_t(e.predicted)] + prob;
     panels.push_back({to_rgb(pixels.data(), c.channels, c.image_size, scale), caption});
   }
   const std::string title =
@@ -120,9 +120,8 @@ std::string attention_png(const Config& c, const uint8_t* pixels, const Attentio
                                     : how + ": " + predicted + " " + p;
     panels.push_back({heat_overlay(image, maps.maps[h], maps.grid), caption});
   }
-  const std::string whose = maps.class_token
-                                ? "class token"
-                                : "mean over the patch tokens (the model has no class token)";
+  const std::string whose =
+      maps.class_token ? "class token" : "mean over the patch tokens (which the model averages)";
   const std::string title = name + ": " + predicted + " (" + p + "); " + how + ", " + whose;
   return png_panels(panels, method == AttentionMethod::kHeads ? 4 : 2, title);
 }
@@ -169,8 +168,8 @@ std::string report_html(const ReportInputs& in) {
   if (recipe != m.metadata.end()) h += "<h2>Recipe</h2>\n" + json_table(recipe->second);
 
   if (!in.data) {
-    h += "<h2>Evaluation</h2>\n<p class=\"note\">The dataset was not available, so the page has "
-         "no evaluation.</p>\n";
+    h += "<h2>Evaluation</h2>\n<p class=\"note\">No evaluation: " + escape(in.no_data_reason) +
+         ".</p>\n";
     return h + "</body>\n</html>\n";
   }
   const EvalResult r = evaluate(m.model, *in.data, m.meta.normalize, 256, in.mistakes);

@@ -67,6 +67,11 @@ std::string lowercase(std::string text) {
   return text;
 }
 
+// A file name's extension (".png"), lower case.
+std::string extension_of(const std::string& path) {
+  return lowercase(std::filesystem::path(path).extension().string());
+}
+
 // One JSON object as a line of output: text that is not UTF-8 (a file's name may be any bytes)
 // shown with U+FFFD in place of its bad bytes rather than stopping the command.
 template <class Json>
@@ -693,8 +698,8 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
 
 // A chart's file: .svg, or .png where this build can draw SVG as PNG (cairo and librsvg).
 void check_chart_path(const char* flag, const std::string& path) {
-  if (path.ends_with(".svg")) return;
-  if (!path.ends_with(".png")) {
+  if (extension_of(path) == ".svg") return;
+  if (extension_of(path) != ".png") {
     throw UsageError(std::string(flag) + " '" + path +
                      "': charts are written as SVG (.svg) or PNG (.png)");
   }
@@ -709,7 +714,7 @@ void check_chart_path(const char* flag, const std::string& path) {
 
 // Writes the chart (SVG text) to path, as PNG when the name says so.
 void write_chart(const std::string& path, const std::string& svg) {
-  vit::write_file_atomically(path, path.ends_with(".png") ? vit::svg_to_png(svg) : svg);
+  vit::write_file_atomically(path, extension_of(path) == ".png" ? vit::svg_to_png(svg) : svg);
 }
 
 // ---------------------------------------------------------------- eval
@@ -811,7 +816,7 @@ int run_eval(EvalArgs& a) {
   }
   if (!a.confusion.empty()) check_chart_path("--confusion", a.confusion);
   if (!a.errors.empty()) {
-    if (!a.errors.ends_with(".png")) {
+    if (extension_of(a.errors) != ".png") {
       throw UsageError("--errors '" + a.errors + "': the picture is written as PNG (a .png file)");
     }
     if (!vit::png_supported()) {
@@ -1007,6 +1012,12 @@ class ImageInput {
   std::vector<float> input_;
 };
 
+// What follows an image's line of output when it was inverted, and why; "" when not.
+const char* inverted_note(const vit::PreparedImage& prepared, const ImageInputArgs& a) {
+  if (!prepared.inverted) return "";
+  return a.invert == "on" ? "  [inverted]" : "  [inverted: its background was the other way]";
+}
+
 struct PredictArgs {
   std::string model, arch, dtype = "fp32";
   std::vector<std::string> images;
@@ -1071,10 +1082,7 @@ int run_predict(const CLI::App& cmd, const PredictArgs& a) {
         std::printf("%s %s (%.1f%%)", i ? "," : "", m.meta.class_names[top[i].index].c_str(),
                     100 * top[i].prob);
       }
-      std::printf("%s\n", !prepared.inverted ? ""
-                          : a.input.invert == "on"
-                              ? "  [inverted]"
-                              : "  [inverted: its background was the other way]");
+      std::printf("%s\n", inverted_note(prepared, a.input));
     }
   }
   return failures ? 1 : 0;
@@ -1099,9 +1107,10 @@ void add_attention(CLI::App& app, AttentionArgs& a) {
       "prediction and its probability. rollout: Abnar & Zuidema's attention rollout (per block the "
       "heads' mean, the residual counted as half: (A + I) / 2, multiplied through the blocks); "
       "last: the last block's attention, the heads' mean; heads: each head of the last block. A "
-      "model without a class token (mean pooling) shows the mean attention of its patch tokens, "
-      "and says so. --out FILE.png for one image; otherwise a directory (default: the current "
-      "one) that gets IMAGE-METHOD.png for each image.\n" +
+      "model that averages its patch tokens (mean pooling) shows their mean attention, and says "
+      "so. --out FILE.png for one image; otherwise a directory (default: the current one) that "
+      "gets IMAGE-METHOD.png for each image, replacing an earlier run's; when that directory is "
+      "also one of the images', such pictures in it are not read as images.\n" +
       std::string(kImageInputFooter) +
       "\nExamples:\n  vit attention --model runs/demo digit.png\n  vit attention --model "
       "vit_base_folder --method heads --out cat-heads.png cat.jpg\n  vit attention --model "
@@ -1115,21 +1124,57 @@ void add_attention(CLI::App& app, AttentionArgs& a) {
                 "directory; with --json, none unless given)");
   p->add_flag("--json", a.json,
               "One JSON object per image: file, method, class_token, grid, prediction {class, "
-              "index, prob}, maps (each grid x grid rows of attention shares)");
+              "index, prob}, inverted, fitted, maps (each grid x grid rows of attention shares)");
   add_image_input_options(p, a.input);
   add_threads_option(p, a.threads);
 }
 
+// Whether a file's name is one `vit attention` gives its pictures: NAME-METHOD.png or
+// NAME-METHOD-N.png.
+bool attention_picture_name(const std::string& path) {
+  std::string n = std::filesystem::path(path).filename().string();
+  if (extension_of(n) != ".png") return false;
+  n.resize(n.size() - 4);
+  const size_t dash = n.find_last_of('-');
+  if (dash != std::string::npos && dash + 1 < n.size() &&
+      n.find_first_not_of("0123456789", dash + 1) == std::string::npos) {
+    n.resize(dash);
+  }
+  for (const char* method : {"-rollout", "-last", "-heads"}) {
+    if (n.size() > std::strlen(method) && n.ends_with(method)) return true;
+  }
+  return false;
+}
+
 int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
   namespace fs = std::filesystem;
-  const std::vector<std::string> files = vit::image_files(a.images);
-  const std::string ext = lowercase(fs::path(a.out).extension().string());
+  const std::string ext = extension_of(a.out);
   const bool one_file = ext == ".png";
+  const std::string dir = one_file ? "" : (a.out.empty() ? "." : a.out);
+  std::error_code ec;
+  // A directory of images that is also the pictures' directory holds the pictures of an earlier
+  // run: they are not images to explain (which would give IMAGE-rollout-rollout.png, and move
+  // this run's pictures to numbered names).
+  std::vector<std::string> files;
+  for (const std::string& path : a.images) {
+    const std::vector<std::string> found = vit::image_files({path});
+    const bool out_dir = !dir.empty() && fs::is_directory(path, ec) &&
+                         fs::weakly_canonical(path, ec) == fs::weakly_canonical(dir, ec);
+    size_t kept = 0;
+    for (const std::string& file : found) {
+      if (out_dir && attention_picture_name(file)) continue;
+      files.push_back(file);
+      ++kept;
+    }
+    if (kept == 0) {
+      throw Error("'" + path + "' holds only pictures of an earlier `vit attention` (" +
+                  "IMAGE-METHOD.png), no image to explain");
+    }
+  }
   if (one_file && files.size() != 1) {
     throw UsageError("--out " + a.out + " names one picture for " + std::to_string(files.size()) +
                      " images: give a directory instead");
   }
-  std::error_code ec;
   if (!a.out.empty() && !one_file) {
     if (vit::image_file_name(a.out) || ext == ".svg") {
       throw UsageError("--out " + a.out + ": the pictures are PNG; name one NAME.png, or give " +
@@ -1162,7 +1207,6 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
   const int K = c.num_classes, N = c.num_tokens();
   std::vector<float> logits(K), att(size_t(c.depth) * c.heads * N * N);
   ImageInput input(cmd, a.input, m);
-  const std::string dir = one_file ? "" : (a.out.empty() ? "." : a.out);
   if (pictures && !one_file) std::filesystem::create_directories(dir);
   std::set<std::string> written;
   int failures = 0;
@@ -1183,6 +1227,8 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
       j["class_token"] = maps.class_token;
       j["grid"] = maps.grid;
       j["prediction"] = {{"class", name}, {"index", top.index}, {"prob", top.prob}};
+      j["inverted"] = prepared.inverted;
+      j["fitted"] = prepared.fitted;
       j["maps"] = nlohmann::json::array();
       for (const std::vector<double>& map : maps.maps) {
         nlohmann::ordered_json rows = nlohmann::ordered_json::array();
@@ -1209,8 +1255,8 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
                                 std::filesystem::path(file).filename().string()));
     written.insert(out);
     if (!a.json) {
-      std::printf("%s: %s (%.1f%%) -> %s\n", file.c_str(), name.c_str(), 100 * top.prob,
-                  out.c_str());
+      std::printf("%s: %s (%.1f%%) -> %s%s\n", file.c_str(), name.c_str(), 100 * top.prob,
+                  out.c_str(), inverted_note(prepared, a.input));
     }
   }
   return failures ? 1 : 0;
@@ -1421,7 +1467,7 @@ int run_report(const ReportArgs& a) {
   if (a.threads) vit::set_num_threads(a.threads);
   const std::string out =
       a.out.empty() ? (std::filesystem::path(a.run) / "report.html").string() : a.out;
-  if (lowercase(std::filesystem::path(out).extension().string()) != ".html") {
+  if (extension_of(out) != ".html") {
     throw UsageError("--out '" + out + "': the report is an HTML page; name it NAME.html");
   }
   vit::read_metrics(a.run);  // a run directory, or a clear error before anything is loaded
@@ -1435,15 +1481,16 @@ int run_report(const ReportArgs& a) {
   in.split = a.split;
   EvalData data;
   if (m.meta.dataset.empty()) {
-    std::fprintf(stderr,
-                 "vit report: warning: the checkpoint does not say what it was trained "
-                 "on; the page has no evaluation\n");
+    in.no_data_reason = "the checkpoint does not say what it was trained on";
+    std::fprintf(stderr, "vit report: warning: %s; the page has no evaluation\n",
+                 in.no_data_reason.c_str());
   } else {
     try {
       data = load_eval_data(m, checkpoint, m.meta.dataset, a.split, data_dir, a.cache_dir, false,
                             "vit report");
       in.data = data.split;
     } catch (const Error& e) {
+      in.no_data_reason = e.what();
       std::fprintf(stderr, "vit report: warning: %s; the page has no evaluation\n", e.what());
     }
   }
