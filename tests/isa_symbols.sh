@@ -7,8 +7,11 @@
 set -euo pipefail
 isa=$1
 shift
-# Global definitions (nm's upper-case types), less the personality routine's pointer (data).
-leaks=$("${NM:-nm}" -C --defined-only "$@" | grep -E '^[0-9a-f]+ [A-Z] ' | grep -v "vit::ops::isa_${isa}::" |
+[ $# -ge 1 ] || { echo "no object files given"; exit 1; }
+# Every object's symbols (nm failing on one fails the check), then the global definitions (nm's
+# upper-case types), less the personality routine's pointer (data).
+symbols=$("${NM:-nm}" -C --defined-only "$@")
+leaks=$(grep -E '^[0-9a-f]+ [A-Z] ' <<<"$symbols" | grep -v "vit::ops::isa_${isa}::" |
         grep -v 'DW\.ref\.__gxx_personality_v0' | sort -u || true)
 if [ -n "$leaks" ]; then
   echo "the $isa kernels define symbols outside vit::ops::isa_$isa (move what defines them to a"

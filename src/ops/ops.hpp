@@ -129,8 +129,17 @@ struct ConvGeom {
 };
 
 // vit::Error, naming the value, unless every label is in [0, K) and smoothing in [0, 1) (one
-// definition, src/ops/checks.cpp, for every variant).
+// definition, src/ops/shared.cpp, for every variant).
 void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing);
+
+// The kernels' errors, built once (src/ops/shared.cpp): a kernel variant that built a vit::Error
+// itself would instantiate std::string's and the Error's inline code in its own instruction set
+// (tests/isa_symbols.sh).
+[[noreturn]] void throw_error(const char* message);
+// vit::Error from op `what` unless R rows fit the bf16 products' 32-bit counts of pairs.
+void check_bf16_depth(const char* what, int64_t R);
+// A weight [O, I] packed in panels of `width` asked for a product the kernels cannot run on them.
+[[noreturn]] void throw_packed_mismatch(int O, int I, int width);
 }  // namespace vit::ops
 #endif
 

@@ -26,6 +26,21 @@ void check_loss_inputs(const int32_t* labels, int B, int K, float smoothing) {
   }
 }
 
+void throw_error(const char* message) {
+  throw Error(message);
+}
+
+void check_bf16_depth(const char* what, int64_t R) {
+  VIT_CHECK(R < (int64_t(1) << 30), std::string(what) + ": " + std::to_string(R) +
+                                        " rows are too many for bf16's products");
+}
+
+void throw_packed_mismatch(int O, int I, int width) {
+  throw Error("gemm: a weight [" + std::to_string(O) + ", " + std::to_string(I) +
+              "] packed in place in panels of " + std::to_string(width) +
+              " is asked for a product these kernels cannot run on them; restore it first");
+}
+
 CpuContext::CpuContext() : scratch_(std::make_unique<ScratchSet>()) {}
 
 Context CpuContext::with_threads(int threads) {

@@ -772,12 +772,6 @@ void gemm_wgrad(const Context& ctx, int M, int N, int K, const float* A, int lda
 
 namespace {
 
-// vit::Error from op `what` unless R rows fit the bf16 products' 32-bit counts of pairs.
-void check_bf16_depth(const char* what, int64_t R) {
-  VIT_CHECK(R < (int64_t(1) << 30), std::string(what) + ": " + std::to_string(R) +
-                                        " rows are too many for bf16's products");
-}
-
 // C[M,N] = alpha * op(A) op(B) + beta * C on OpenBLAS, cut into pieces that depend on the shape
 // alone: up to 8 row blocks (when M >= N) or column blocks, each one sgemm call on one thread.
 // Every element is then computed by the same call on any thread count, so the result is the same
@@ -1337,7 +1331,7 @@ void gemm_pack_weight(float* panels, const float* w, int O, int I) {
   });
 #else
   (void)panels, (void)w, (void)O, (void)I;
-  throw Error("gemm_pack_weight: the scalar kernels read weights unpacked");
+  throw_error("gemm_pack_weight: the scalar kernels read weights unpacked");
 #endif
 }
 
@@ -1352,7 +1346,7 @@ void gemm_unpack_weight(float* w, const float* panels, int O, int I) {
   });
 #else
   (void)panels, (void)w, (void)O, (void)I;
-  throw Error("gemm_unpack_weight: the scalar kernels read weights unpacked");
+  throw_error("gemm_unpack_weight: the scalar kernels read weights unpacked");
 #endif
 }
 
@@ -1371,9 +1365,7 @@ void gemm(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, f
       return;
     }
 #endif
-    throw Error("gemm: a weight [" + std::to_string(w.O) + ", " + std::to_string(w.I) +
-                "] packed in place in panels of " + std::to_string(w.width) +
-                " is asked for a product these kernels cannot run on them; restore it first");
+    throw_packed_mismatch(w.O, w.I, w.width);
   }
 #if defined(__AVX512F__)
   // A weight converted to bf16 (ops::Context::packed): as w^T (inference, training's forward) or
@@ -1495,9 +1487,11 @@ void input_panels_bf16(const Context& ctx, uint16_t* panels, const float* x, int
 
 void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, LayerInput x,
                  int64_t R, int I, int O) {
-  VIT_CHECK(x.f32 || (ctx.bf16_grads && x.bf16),
-            "weight_grad: x came as bf16 panels alone, and fp32 gradients (bf16_grads off) read "
-            "its fp32 rows: pass them");
+  if (!x.f32 && !(ctx.bf16_grads && x.bf16)) {
+    throw_error(
+        "weight_grad: x came as bf16 panels alone, and fp32 gradients (bf16_grads off) read its "
+        "fp32 rows: pass them");
+  }
   if (ctx.bf16_grads) {
 #if defined(__AVX512F__)
     if (dw) {
@@ -1505,7 +1499,7 @@ void weight_grad(const Context& ctx, float* dw, float* db, const float* dout, La
       return;
     }
 #else
-    throw Error("weight_grad: bf16 gradients run on the avx512 kernels");
+    throw_error("weight_grad: bf16 gradients run on the avx512 kernels");
 #endif
   }
 #if VIT_SIMD
