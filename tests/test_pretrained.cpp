@@ -308,6 +308,9 @@ TEST(Pretrained, ArchGivesHeadsAndPreprocessing) {
   EXPECT_EQ(vit384.config.image_size, 384);
   EXPECT_DOUBLE_EQ(vit384.preprocess.crop_pct, 1.0);
   EXPECT_FLOAT_EQ(vit384.normalize.std[2], 0.5f);
+  // CLIP: the OpenAI weights' crops (vision_transformer.py's openai tags).
+  EXPECT_DOUBLE_EQ(preset_arch("vit_large_patch14_clip_quickgelu_224").preprocess.crop_pct, 1.0);
+  EXPECT_DOUBLE_EQ(preset_arch("vit_base_patch16_clip_224").preprocess.crop_pct, 0.9);
   expect_error([] { preset_arch("tiny28"); }, "not a timm architecture");
   // The variants' presets, as timm's model definitions build them.
   const Config reg4 = preset_arch("vit_base_patch14_reg4_dinov2").config;
@@ -358,6 +361,12 @@ TEST(Pretrained, ArchitectureNameGivesTheHeads) {
   EXPECT_EQ(timm_size_of("vit_wee_patch16_224"), nullptr);
   EXPECT_EQ(&timm_size("huge"), timm_size_of("vit_huge_patch14_clip_224"));
   expect_error([] { timm_size("wee"); }, "no ViT size 'wee'");
+  // SigLIP's widths, and timm's one base of 16 heads: not width / 64 (18, 24) nor base's 12.
+  EXPECT_EQ(timm_size_of("timm/vit_so400m_patch14_siglip_gap_224.webli")->heads, 16);
+  EXPECT_EQ(timm_size_of("vit_so400m_patch14_siglip_gap_224")->dim, 1152);
+  EXPECT_EQ(timm_size_of("vit_giantopt_patch16_siglip_gap_256")->heads, 16);
+  EXPECT_EQ(timm_size_of("vit_base_patch16_gap_224")->heads, 16);
+  EXPECT_EQ(timm_size_of("vit_base_patch16_224.augreg_in21k")->heads, 12);
   // The hint on the fixture (64 wide): a size of its width gives its heads, another width none.
   const SafetensorsReader f(fixture("timm/avg.safetensors"));
   const TimmSize narrow{"narrow", 64, 1, 2}, wide{"wide", 128, 1, 2};
@@ -481,6 +490,35 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
                                    "\"input_size\": [\n            3,\n            64"));
       },
       "contradicts the tensors' 3x32x32");
+  // Architectures whose tensors read as a ViT that vitcpp runs, but which compute otherwise: only
+  // the name tells.
+  const std::string test_arch = "\"vit_test_patch8_32\"";
+  expect_error(
+      [&] {
+        load_any_model(folder_with("rpn", test_arch, "\"vit_base_patch16_rpn_224.sw_in1k\""));
+      },
+      "norms after attention and the MLP (ResPostBlock)");
+  expect_error(
+      [&] {
+        load_any_model(
+            folder_with("tanh", test_arch, "\"timm/vit_so400m_patch16_siglip_gap_384.v2_webli\""));
+      },
+      "GELU's tanh approximation");
+  // A headless folder: the advice names the folder, whose config.json --init then reads.
+  {
+    const std::string d = folder_with("headless", test_arch, test_arch);
+    const SafetensorsReader f(d + "/model.safetensors");
+    std::vector<std::vector<float>> data;
+    std::vector<TensorToWrite> t;
+    data.reserve(f.tensors().size());
+    for (const TensorInfo& i : f.tensors()) {
+      if (i.name.starts_with("head.")) continue;
+      data.push_back(f.read_f32(i.name));
+      t.push_back({i.name, i.shape, data.back().data()});
+    }
+    write_safetensors(d + "/model.safetensors", t, {{"format", "pt"}});
+    expect_error([&] { load_any_model(d); }, "`vit train --init " + d + " --data ...`");
+  }
 }
 
 }  // namespace

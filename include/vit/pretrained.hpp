@@ -14,16 +14,17 @@ namespace vit {
 
 // timm's VisionTransformer sizes (vision_transformer.py's and deit.py's model definitions), by the
 // size word of an architecture's name: vit_huge_patch14_224 is "huge", 1280 wide in 32 blocks of
-// 16 heads (not 1280 / 64).
+// 16 heads (not 1280 / 64); SigLIP's so400m is 1152 wide with 16 heads (not 18).
 struct TimmSize {
   const char* name;
   int dim, depth, heads;
 };
 // The size named `word` ("tiny", "small", "medium", "base", "large", "huge", "giant",
-// "gigantic"); a vit::Error for another word.
+// "gigantic", "so400m", "giantopt"); a vit::Error for another word.
 const TimmSize& timm_size(const std::string& word);
 // The size an architecture's name says (vit_*, deit_*, deit3_*; a "timm/" prefix and a
-// ".tag" suffix allowed), or null when it names none.
+// ".tag" suffix allowed), or null when it names none. vit_base_patch16_gap_224 is base's width
+// with 16 heads, as timm defines it.
 const TimmSize* timm_size_of(const std::string& architecture);
 
 // What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
@@ -43,6 +44,9 @@ struct TimmHints {
   // A file without a classifier head (head.weight) is read with a placeholder head of 2 classes
   // instead of refused: timm's DINOv2 and other backbones, for fine-tuning only.
   bool headless_ok = false;
+  // The model as the user named it (a folder keeps its config.json), for the advice in errors;
+  // empty: the file's path.
+  std::string model_path;
 };
 
 // The vitcpp config of a timm VisionTransformer's tensors (timm's names): patch size, channels and

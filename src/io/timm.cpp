@@ -278,7 +278,7 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
                 "' has no head.weight: a model without a classifier head (features only, as "
                 "timm's DINOv2 backbones); vitcpp runs classifiers. Fine-tune it on your classes "
                 "with `vit train --init " +
-                path + " --data ...`");
+                (hints.model_path.empty() ? path : hints.model_path) + " --data ...`");
   VIT_CHECK(head || !f.contains("head.bias"), "'" + path + "' has head.bias but no head.weight");
   c.num_classes = head ? int(need(f, "head.weight", 2).shape[0]) : 2;  // placeholder
   int heads = hints.heads;
@@ -299,10 +299,46 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
 }
 
 namespace {
-constexpr TimmSize kTimmSizes[] = {{"tiny", 192, 12, 3},    {"small", 384, 12, 6},
-                                   {"medium", 512, 12, 8},  {"base", 768, 12, 12},
-                                   {"large", 1024, 24, 16}, {"huge", 1280, 32, 16},
-                                   {"giant", 1408, 40, 16}, {"gigantic", 1664, 48, 16}};
+constexpr TimmSize kTimmSizes[] = {{"tiny", 192, 12, 3},     {"small", 384, 12, 6},
+                                   {"medium", 512, 12, 8},   {"base", 768, 12, 12},
+                                   {"large", 1024, 24, 16},  {"huge", 1280, 32, 16},
+                                   {"giant", 1408, 40, 16},  {"gigantic", 1664, 48, 16},
+                                   {"so400m", 1152, 27, 16}, {"giantopt", 1536, 40, 16}};
+// timm's one base-named ViT of another head count.
+constexpr TimmSize kBaseGap{"base", 768, 12, 16};
+
+// An architecture's name without a "timm/" prefix or a ".tag" suffix.
+std::string bare_architecture(const std::string& architecture) {
+  std::string name = architecture;
+  if (name.starts_with("timm/")) name = name.substr(5);
+  return name.substr(0, name.find('.'));
+}
+
+// timm's architectures with GELU's tanh approximation (act_layer gelu_tanh: SigLIP 2's towers),
+// which neither their tensors nor their config.json say.
+constexpr const char* kGeluTanh[] = {
+    "vit_base_patch32_siglip_256",         "vit_large_patch16_siglip_512",
+    "vit_so400m_patch16_siglip_256",       "vit_so400m_patch16_siglip_384",
+    "vit_so400m_patch16_siglip_512",       "vit_giantopt_patch16_siglip_256",
+    "vit_giantopt_patch16_siglip_384",     "vit_base_patch32_siglip_gap_256",
+    "vit_large_patch16_siglip_gap_512",    "vit_so400m_patch16_siglip_gap_256",
+    "vit_so400m_patch16_siglip_gap_384",   "vit_so400m_patch16_siglip_gap_512",
+    "vit_giantopt_patch16_siglip_gap_256", "vit_giantopt_patch16_siglip_gap_384"};
+
+// vit::Error for the timm architectures whose tensors read as a ViT vitcpp runs but which compute
+// otherwise, as only their name tells.
+void check_architecture(const std::string& path, const std::string& architecture) {
+  const std::string name = bare_architecture(architecture);
+  VIT_CHECK(name.find("_rpn_") == std::string::npos,
+            "'" + path + "' is " + architecture +
+                ", timm's ViT with its norms after attention and the MLP (ResPostBlock), which "
+                "vitcpp's ViT (norms before them) is not");
+  for (const char* tanh : kGeluTanh) {
+    VIT_CHECK(name != tanh, "'" + path + "' is " + architecture +
+                                ", whose MLP uses GELU's tanh approximation (timm's gelu_tanh), "
+                                "which vitcpp's ViT does not have");
+  }
+}
 
 // The size named `word`, or null.
 const TimmSize* find_size(const std::string& word) {
@@ -320,9 +356,8 @@ const TimmSize& timm_size(const std::string& word) {
 }
 
 const TimmSize* timm_size_of(const std::string& architecture) {
-  std::string name = architecture;
-  if (name.starts_with("timm/")) name = name.substr(5);
-  name = name.substr(0, name.find('.'));  // the pretrained tag
+  const std::string name = bare_architecture(architecture);
+  if (name == "vit_base_patch16_gap_224") return &kBaseGap;
   for (const char* family : {"vit_", "deit3_", "deit_"}) {
     if (!name.starts_with(family)) continue;
     const std::string rest = name.substr(std::string(family).size());
@@ -366,6 +401,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
   const SafetensorsReader f(weights);
   TimmHints hints;
   hints.headless_ok = headless_ok;
+  hints.model_path = path;
   if (arch) {
     hints.heads = arch->config.heads;
     hints.act = arch->config.act;
@@ -382,6 +418,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     // say), and the *_quickgelu_* ones QuickGELU.
     if (name.find("_clip_") != std::string::npos) hints.ln_eps = 1e-5f;
     if (name.find("quickgelu") != std::string::npos) hints.act = Act::kQuickGelu;
+    check_architecture(path, name);
     hints.size = timm_size_of(name);
     // The pooling: model_args' global_pool, else the top level's (timm writes both).
     for (const nlohmann::json* o :

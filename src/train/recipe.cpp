@@ -298,11 +298,14 @@ std::vector<Preset> make_presets() {
     const Shape* shape;
     int patch;
   };
+  // The OpenAI weights' preprocessing (other tags differ: some base_patch16 tags crop 0.95 or 1.0,
+  // the laion2b large ones normalise with Inception's mean and std); large crops 1.0 in every tag.
   for (const ClipShape& cs : {ClipShape{&base, 16}, ClipShape{&base, 32}, ClipShape{&large, 14}}) {
     for (bool quick : {false, true}) {
       add("vit_" + std::string(cs.shape->name) + "_patch" + std::to_string(cs.patch) + "_clip_" +
               (quick ? "quickgelu_" : "") + "224",
-          *cs.shape, cs.patch, 224, "CLIP's", Normalization::kClip, crop224, [quick](Config& c) {
+          *cs.shape, cs.patch, 224, "CLIP's", Normalization::kClip,
+          cs.shape == &large ? 1.0 : crop224, [quick](Config& c) {
             c.norm_pre = true;
             c.patch_bias = false;  // as timm's CLIP towers
             c.ln_eps = 1e-5f;
