@@ -282,6 +282,44 @@ TEST(Mpi, ResumesOnAnotherNumberOfRanks) {
       vit_shell(mpirun(3) + vit_words() + "train --resume " + (dir / "mpi") + " --epochs 2");
   ASSERT_EQ(second.code, 0) << second.out;
   expect_same_run(dir / "one", dir / "mpi", "2 ranks, resumed on 3");
+  // A run begun in one process with the automatic micro-batches (here one a step) keeps them on 2
+  // ranks: the same bits, a rank waiting.
+  std::string automatic = train_args(dir / "data", dir / "auto", 1);
+  automatic.replace(automatic.find(" --micro-batch 8"), 16, "");
+  ASSERT_EQ(vit(automatic).code, 0);
+  fs::copy(dir / "auto", dir / "auto2");
+  ASSERT_EQ(vit("train --resume " + (dir / "auto") + " --epochs 2").code, 0);
+  const Result two =
+      vit_shell(mpirun(2) + vit_words() + "train --resume " + (dir / "auto2") + " --epochs 2");
+  ASSERT_EQ(two.code, 0) << two.out;
+  EXPECT_NE(two.out.find("note: this run began in one process, whose cut of each step into 1 "
+                         "micro-batch it keeps, so as to train the same bits: 1 of the 2 ranks "
+                         "wait"),
+            std::string::npos)
+      << two.out;
+  expect_same_run(dir / "auto", dir / "auto2", "one process, resumed on 2 ranks");
+}
+
+// The same path on each machine holding other files (here: each rank in its own directory, with
+// the same relative --data) is refused on every rank, before training.
+TEST(Mpi, RanksWithDifferentDataAreRefused) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-data");
+  write_quadrant_dataset(dir / "a/data", 400, 100, 8);
+  write_quadrant_dataset(dir / "b/data", 300, 100, 8);
+  const std::string script = dir / "cd.sh";
+  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then cd " +
+                               (dir / "b") + "; else cd " + (dir / "a") + "; fi\nexec \"$@\"\n";
+  fs::permissions(script, fs::perms::owner_all);
+  const Result r =
+      vit_shell(mpirun(2) + script + " " + vit_words() + train_args("data", dir / "run", 1));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(
+      r.out.find("the ranks read different datasets from 'idx:data' (rank 0: 400 train / 100 test "
+                 "images of 4 classes; rank 1: 300 train / 100 test images of 4 classes)"),
+      std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir / "run/last.safetensors"));
 }
 
 // The ranks share every gradient, so a non-finite one stops all of them at the same step, and the

@@ -114,12 +114,20 @@ int step_batch(const Run& r) {
 // distributed run needs at least one micro-batch per rank: where the automatic choice
 // (micro_batch_images) gives fewer, the recipe's micro_batch becomes the batch over the ranks,
 // kept in the run's state so that a resume on another number of ranks cuts the batches alike.
-void make_step(Run& r, TrainReporter& reporter) {
+// A run begun in one process and resumed on several keeps its cut (its bits), ranks left over
+// waiting.
+void make_step(Run& r, TrainReporter& reporter, bool resuming) {
   const int B = step_batch(r);
   check_memory(r.config, B);
   if (r.distributed() && r.recipe.micro_batch == 0) {
     const int N = r.config.num_tokens(), ranks = r.comm->size();
-    if (micro_batch_count(B, N, micro_batch_images(r.config, B, N)) < ranks) {
+    const int parts = micro_batch_count(B, N, micro_batch_images(r.config, B, N));
+    if (parts < ranks && resuming) {
+      reporter.message("note: this run began in one process, whose cut of each step into " +
+                       std::to_string(parts) + " micro-batch" + (parts == 1 ? "" : "es") +
+                       " it keeps, so as to train the same bits: " + std::to_string(ranks - parts) +
+                       " of the " + std::to_string(ranks) + " ranks wait");
+    } else if (parts < ranks) {
       r.recipe.micro_batch = std::max(1, B / ranks);
       reporter.message("note: " + std::to_string(ranks) +
                        " ranks share each step's micro-batches; this model would train a batch "
@@ -155,6 +163,38 @@ ModelMeta model_meta(const Run& r) {
   return m;
 }
 
+// vit::EveryRankError unless every rank read a dataset of rank 0's splits' sizes and class names:
+// the same path on each machine may hold another copy, whose batches would not be the same.
+void check_same_data(Run& r) {
+  const DatasetSplits& d = r.data;
+  uint32_t names = 2166136261u;  // FNV-1a of the class names, each ended by a newline
+  for (const std::string& n : d.class_names) {
+    for (char ch : n + '\n') names = (names ^ uint8_t(ch)) * 16777619u;
+  }
+  constexpr int kFields = 5;
+  const double mine[kFields] = {double(d.train->size()), d.val ? double(d.val->size()) : -1.0,
+                                double(d.test->size()), double(d.class_names.size()),
+                                double(names)};
+  const int ranks = r.comm->size();
+  std::vector<double> all(size_t(ranks) * kFields);
+  r.comm->all_gather(mine, std::vector<int>(size_t(ranks), kFields), all.data());
+  auto describe = [&](int rank) {
+    const double* f = &all[size_t(rank) * kFields];
+    return std::to_string(int64_t(f[0])) + " train / " +
+           (f[1] >= 0 ? std::to_string(int64_t(f[1])) + " validation / " : "") +
+           std::to_string(int64_t(f[2])) + " test images of " + std::to_string(int64_t(f[3])) +
+           " classes";
+  };
+  for (int rank = 1; rank < ranks; ++rank) {
+    if (std::equal(&all[0], &all[kFields], &all[size_t(rank) * kFields])) continue;
+    const std::string other = describe(rank);
+    throw EveryRankError("the ranks read different datasets from '" + r.data_spec +
+                         "' (rank 0: " + describe(0) + "; rank " + std::to_string(rank) + ": " +
+                         (other == describe(0) ? "other class names" : other) +
+                         "): every machine must hold the same files at that path");
+  }
+}
+
 // The dataset of r's spec, checked against its model, with the recipe's validation split held
 // out (the same one on every resume: it depends only on the seed and the fraction). A source that
 // decodes files reports its progress.
@@ -179,6 +219,9 @@ void open_data(Run& r, TrainReporter& reporter) {
     if (r.comm->local_rank() == 0) r.data = load_dataset(r.data_spec, o);
     r.comm->barrier(/*bounded=*/false);
     if (r.comm->local_rank() != 0) r.data = load_dataset(r.data_spec, o);
+    // ... and wait for the others to read it (or decode it, without a cache) just as long.
+    r.comm->barrier(/*bounded=*/false);
+    check_same_data(r);
   } else {
     r.data = load_dataset(r.data_spec, o);
   }
@@ -586,7 +629,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                           ? "; a new head for " + std::to_string(config.num_classes) + " classes"
                           : ""));
   }
-  make_step(r, reporter);
+  make_step(r, reporter, /*resuming=*/false);
   claim_run_dir(r, /*fresh=*/true, /*create=*/true, reporter);
   if (r.writer()) remove_interrupted_writes(r.dir);  // a killed run's, as resume removes them
   note_skipped(r, reporter);
@@ -596,7 +639,7 @@ TrainSummary train(const Config& config, const Recipe& recipe, const TrainOption
                      " training images; each step takes all of them");
   }
   reporter.message("model: " + config.to_json());
-  reporter.message("recipe: " + recipe.to_json());
+  reporter.message("recipe: " + r.recipe.to_json());  // as make_step may have set micro_batch
   reporter.message("training on " + options.data + ": " + std::to_string(r.data.train->size()) +
                    " train / " +
                    (r.data.val ? std::to_string(r.data.val->size()) + " validation / " : "") +
@@ -654,7 +697,7 @@ TrainSummary resume(const std::string& run_dir, int epochs, const std::string& d
             "'" + state + "' does not fit the dataset '" + r.data_spec +
                 "' (its step counts disagree with the number of training images)");
   r.model = std::make_unique<Model>(std::move(loaded.model));
-  make_step(r, reporter);
+  make_step(r, reporter, /*resuming=*/true);
   for (const ParamInfo& p : r.model->params()) {
     if (!p.trainable) continue;
     file.read_f32(kMoment1 + p.name, r.opt->exp_avg() + p.offset, p.numel);

@@ -435,8 +435,10 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
   require_rank0s(
       comm, line,
       [&](const std::string& first) {
-        return rank + " was started with another command line than rank 0 (" +
-               first.substr(0, 200) +
+        std::string shown = first.substr(0, 200);  // its words, one a line
+        std::replace(shown.begin(), shown.end(), '\n', ' ');
+        while (!shown.empty() && shown.back() == ' ') shown.pop_back();
+        return rank + " was started with another command line than rank 0 (" + shown +
                "); every rank of a distributed run must run the same command";
       },
       [](const std::string&) {
