@@ -246,6 +246,29 @@ TEST_P(TransformFixture, RandomResizedCropBoxIsTorchvisions) {
 
 // The training crop is seeded per sample: the same batch whatever the thread count, and another
 // epoch draws other boxes; an ImageList's crop reads its whole image.
+// A normalisation that does not cover the channels (a default ModelMeta's is empty) is an error,
+// not a read past its end.
+TEST(Transforms, NormalizationMustCoverTheChannels) {
+  const std::vector<uint8_t> px(3 * 2 * 2, 128);
+  std::vector<float> out(px.size());
+  expect_error([&] { normalize_image(px.data(), 3, 2, Normalization{}, out.data()); },
+               "normalize_image: the normalisation has 0 means and 0 standard deviations for 3 "
+               "channels");
+  expect_error(
+      [&] {
+        normalize_image(px.data(), 3, 2, {{0.5f}, {0.5f}}, out.data());
+      },
+      "has 1 means");
+  expect_error(
+      [&] {
+        normalize_image(px.data(), 1, 2, {{0.5f}, {0.0f}}, out.data());
+      },
+      "channel 0's normalisation needs a finite mean and a positive std");
+  expect_error([&] { denormalize_image(out.data(), 3, 2, {{0.5f}, {0.5f}}); }, "denormalize_image");
+  normalize_image(px.data(), 1, 2, {{0.5f}, {0.5f}}, out.data());
+  EXPECT_FLOAT_EQ(out[0], (128 / 255.0f - 0.5f) / 0.5f);
+}
+
 TEST(Transforms, RandomResizedCropIsSeededPerSample) {
   auto list = std::make_shared<ImageList>();
   list->channels = 3;

@@ -27,7 +27,8 @@ bool mpi_built();
 class Comm {
  public:
   // The process's communicator: MPI's world when built with MPI and started by an MPI launcher
-  // (which MPI_Init's here, once), else a one-process one. vit::Error when the launcher started
+  // (MPI_Init'ed here, once, unless the program did so itself: then it finalises MPI too), else
+  // a one-process one. vit::Error when the launcher started
   // several processes that this one cannot reach (a build without MPI; srun without an MPI
   // plugin): each would otherwise train alone.
   static Comm& world();

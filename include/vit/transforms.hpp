@@ -95,7 +95,8 @@ PreparedImage prepare_image(const Image& image, int channels, int size, const In
 // Per-channel mean and standard deviation of pixel / 255 over a dataset (the training split).
 Normalization compute_normalization(const Dataset& d);
 
-// Normalises uint8 pixels [C, S, S] into floats: (p / 255 - mean[c]) / std[c].
+// Normalises uint8 pixels [C, S, S] into floats: (p / 255 - mean[c]) / std[c]. vit::Error unless
+// norm has a finite mean and a positive std for each channel.
 void normalize_image(const uint8_t* pixels, int channels, int size, const Normalization& norm,
                      float* out);
 // The inverse, for showing a model's input: (x * std[c] + mean[c]) * 255, rounded, clamped to

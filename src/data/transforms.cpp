@@ -508,8 +508,25 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   return order;
 }
 
+namespace {
+// vit::Error unless norm has a mean and a positive, finite std for each of the channels.
+void check_normalization(const Normalization& norm, int channels, const char* who) {
+  VIT_CHECK(
+      channels >= 1 && norm.mean.size() >= size_t(channels) && norm.std.size() >= size_t(channels),
+      std::string(who) + ": the normalisation has " + std::to_string(norm.mean.size()) +
+          " means and " + std::to_string(norm.std.size()) + " standard deviations for " +
+          std::to_string(channels) + " channels");
+  for (int c = 0; c < channels; ++c) {
+    VIT_CHECK(std::isfinite(norm.mean[c]) && std::isfinite(norm.std[c]) && norm.std[c] > 0,
+              std::string(who) + ": channel " + std::to_string(c) +
+                  "'s normalisation needs a finite mean and a positive std");
+  }
+}
+}  // namespace
+
 void normalize_image(const uint8_t* pixels, int channels, int size, const Normalization& norm,
                      float* out) {
+  check_normalization(norm, channels, "normalize_image");
   const int64_t plane = int64_t(size) * size;
   for (int c = 0; c < channels; ++c) {
     const float scale = 1.0f / (255.0f * norm.std[c]);
@@ -520,6 +537,7 @@ void normalize_image(const uint8_t* pixels, int channels, int size, const Normal
 
 std::vector<uint8_t> denormalize_image(const float* x, int channels, int size,
                                        const Normalization& norm) {
+  check_normalization(norm, channels, "denormalize_image");
   const int64_t plane = int64_t(size) * size;
   std::vector<uint8_t> out(size_t(channels * plane));
   for (int c = 0; c < channels; ++c) {

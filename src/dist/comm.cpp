@@ -72,7 +72,8 @@ struct Comm::Impl {
   double waited = 0;  // seconds spent in waits since take_wait_seconds
   std::mutex mpi;     // one MPI call at a time (MPI_THREAD_SERIALIZED)
 #ifdef VIT_MPI
-  bool initialized = false;
+  bool initialized = false;        // MPI in use
+  bool owned = false;              // ... started here (MPI_Init_thread), so finalised here
   MPI_Comm world = MPI_COMM_NULL;  // a duplicate of MPI_COMM_WORLD: our messages only
   int tag_ub = 32767;
 
@@ -115,7 +116,7 @@ Comm::Comm(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Comm::~Comm() {
 #ifdef VIT_MPI
-  if (impl_->initialized) {
+  if (impl_->owned) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
@@ -130,14 +131,23 @@ Comm& Comm::world() {
   impl->by_srun = std::getenv("SLURM_STEP_NUM_TASKS") && !std::getenv("OMPI_COMM_WORLD_SIZE");
 #ifdef VIT_MPI
   if (launched_by_mpi()) {
-    int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+    // A program that started MPI itself keeps it (and finalises it): vitcpp uses its level.
+    int started = 0, provided = 0;
+    MPI_Initialized(&started);
+    if (started) {
+      MPI_Query_thread(&provided);
+    } else {
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
+      impl->owned = true;
+    }
     impl->initialized = true;
     if (provided < MPI_THREAD_SERIALIZED) {
-      MPI_Finalize();
-      throw Error(
-          "this MPI library cannot be called from more than one thread "
-          "(MPI_THREAD_SERIALIZED), which vitcpp needs; use another MPI build");
+      if (impl->owned) MPI_Finalize();
+      throw Error(started ? "the program started MPI for one thread only; vitcpp calls it from "
+                            "more (MPI_THREAD_SERIALIZED): start it with MPI_Init_thread(..., "
+                            "MPI_THREAD_SERIALIZED, ...)"
+                          : "this MPI library cannot be called from more than one thread "
+                            "(MPI_THREAD_SERIALIZED), which vitcpp needs; use another MPI build");
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &impl->world);
     MPI_Comm_rank(impl->world, &impl->rank);
