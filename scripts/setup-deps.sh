@@ -13,7 +13,7 @@ packages=(g++ cmake ninja-build make libopenblas-dev libopenblas-openmp-dev
           zlib1g-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libstb-dev libcli11-dev
           libcairo2-dev librsvg2-dev fonts-dejavu-core
           libopenmpi-dev openmpi-bin
-          libgtest-dev libbenchmark-dev)
+          libgtest-dev libbenchmark-dev locales)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang libclang-rt-14-dev libomp-dev)
 fi

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <clocale>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -773,6 +775,48 @@ TEST(Recipe, FrozenBackboneTrainsTheHeadsAlone) {
 
 // The resume state (last.train.safetensors' metadata) from its field list: the keys runs have
 // always written, numbers exactly, and back.
+// A program that sets a locale with a decimal comma (de_DE, built here with localedef) reads and
+// writes recipes and run states as any other: strtod and printf would read "0.003" as 0 and write
+// "0,97".
+TEST(TrainState, NumbersIgnoreTheProgramsLocale) {
+  TempDir dir("locale");
+  const std::string build = "localedef -i de_DE -f UTF-8 " + (dir / "de_DE.UTF-8") + " 2>&1";
+  if (std::system(build.c_str()) != 0) GTEST_SKIP() << "localedef cannot build de_DE (locales)";
+  const std::string before = std::setlocale(LC_ALL, nullptr);
+  setenv("LOCPATH", dir.path.c_str(), 1);
+  const bool set = std::setlocale(LC_ALL, "de_DE.UTF-8") != nullptr;
+  const std::string comma = std::localeconv()->decimal_point;
+  Recipe r;
+  std::string lr_error;
+  try {
+    set_field(r, "lr", "0.003");
+  } catch (const Error& e) {
+    lr_error = e.what();
+  }
+  TrainState s;
+  s.recipe = r;
+  s.best_acc = 0.9735;
+  const std::map<std::string, std::string> md = s.to_metadata();
+  std::string back_error;
+  TrainState back;
+  try {
+    back = TrainState::from_metadata(md, "run");
+  } catch (const Error& e) {
+    back_error = e.what();
+  }
+  std::setlocale(LC_ALL, before.c_str());
+  unsetenv("LOCPATH");
+  ASSERT_TRUE(set);
+  ASSERT_EQ(comma, ",") << "de_DE's decimal point";
+  EXPECT_EQ(lr_error, "");
+  EXPECT_FLOAT_EQ(r.lr, 0.003f);
+  EXPECT_NE(md.at("recipe").find("\"lr\":0.003,"), std::string::npos) << md.at("recipe");
+  EXPECT_EQ(md.at("best_acc"), "0.97350000000000003");
+  EXPECT_EQ(back_error, "");
+  EXPECT_EQ(back.best_acc, 0.9735);
+  EXPECT_FLOAT_EQ(back.recipe.lr, 0.003f);
+}
+
 TEST(TrainState, MetadataKeysAndRoundTrip) {
   TrainState s;
   s.epochs_done = 3;

@@ -2,11 +2,12 @@
 // field's value from its text form.
 #include "vit/fields.hpp"
 
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+
+#include "core/numbers.hpp"
 
 namespace vit {
 namespace {
@@ -54,15 +55,12 @@ std::string parse_integer(const Field& f, const std::string& text, T& out) {
 }
 
 // Floats are read as the command line always read them (CLI11: strtold, then rounded to the
-// member's type), so that a flag gives the same bits it gave before.
+// member's type), so that a flag gives the same bits it gave before; in any locale.
 template <class T>
 std::string parse_real(const Field& f, const std::string& text, T& out) {
-  char* end = nullptr;
-  errno = 0;
-  const long double v = text.empty() ? 0.0L : std::strtold(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size()) {
-    return "must be a number (got '" + text + "')";
-  }
+  const std::optional<long double> read = parse_number<long double>(text);
+  if (!read) return "must be a number (got '" + text + "')";
+  const long double v = *read;
   out = static_cast<T>(v);
   // A value too small for T would read as 0 (no validation split for --val-split 1e-300).
   if (v != 0 && out == 0) {

@@ -5,12 +5,14 @@
 #include <charconv>
 #include <string>
 
+#include "core/numbers.hpp"
+
 namespace vit {
 
 inline double json_float(float v) {
   char buf[32];
   auto res = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::stod(std::string(buf, res.ptr));
+  return *parse_number<double>(std::string_view(buf, size_t(res.ptr - buf)));
 }
 
 }  // namespace vit

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/numbers.hpp"
 #include "data/cache.hpp"
 #include "data/resample.hpp"
 #include "data/sources.hpp"
@@ -211,9 +212,9 @@ void decode_all(const Listing& l, const DatasetOptions& o, int scale, int64_t* d
 uint64_t split_key(const Listing& l, const DatasetOptions& o, int scale) {
   std::string d = "vitcpp folder cache 1\n";
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%d %d %.17g %d %d %d%s\n", o.shape.channels, o.shape.height,
-                o.preprocess.crop_pct, int(o.preprocess.crop_mode), int(o.preprocess.interpolation),
-                scale, o.preprocess.exif ? "" : " no-exif");
+  std::snprintf(buf, sizeof buf, "%d %d %s %d %d %d%s\n", o.shape.channels, o.shape.height,
+                general_text(o.preprocess.crop_pct, 17).c_str(), int(o.preprocess.crop_mode),
+                int(o.preprocess.interpolation), scale, o.preprocess.exif ? "" : " no-exif");
   d += buf;
   for (size_t i = 0; i < l.files.size(); ++i) {
     std::error_code ec;

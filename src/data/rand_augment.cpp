@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/numbers.hpp"
 #include "vit/error.hpp"
 
 namespace vit::data {
@@ -338,9 +339,7 @@ void affine(const PlanarImage& im, const double a[6], Interpolation filter, cons
 // Python's round(v, 15): the correctly rounded 15-decimal value (halves to even, as glibc's
 // printf on the exact binary value), read back.
 double round15(double v) {
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.15f", v);
-  return std::strtod(text, nullptr);
+  return *parse_number<double>(fixed_text(v, 15));
 }
 
 // Image.rotate(degrees, filter, fillcolor=fill) without expand: the exact transposes for 0, 180
@@ -406,9 +405,9 @@ RandAugment RandAugment::parse(const std::string& spec) {
     const std::string value = digit == std::string::npos ? "" : section.substr(digit);
     const std::string bad = "`rand_augment` '" + spec + "': cannot read section '" + section + "'";
     VIT_CHECK(!value.empty(), bad + usage);
-    char* stop = nullptr;
-    const double number = std::strtod(value.c_str(), &stop);
-    VIT_CHECK(stop && *stop == '\0' && std::isfinite(number), bad + usage);
+    const std::optional<double> read = parse_number<double>(value);
+    VIT_CHECK(read && std::isfinite(*read), bad + usage);
+    const double number = *read;
     const bool integral = number == std::floor(number) && value.find('.') == std::string::npos;
     auto integer = [&](int lo, int hi) {
       VIT_CHECK(integral && number >= lo && number <= hi,

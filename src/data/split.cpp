@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/numbers.hpp"
 #include "core/rng.hpp"
 #include "vit/dataset.hpp"
 #include "vit/error.hpp"
@@ -59,9 +60,7 @@ uint64_t val_stream(int32_t k) {
 }
 
 std::string shown(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
+  return general_text(v, 6);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "core/fields_json.hpp"
+#include "core/numbers.hpp"
 #include "report/colormaps.hpp"
 #include "report/markup.hpp"
 #include "vit/error.hpp"
@@ -26,23 +27,15 @@ constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", 
 using report::escape;
 
 std::string num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
-  return b;
+  return fixed_text(v, 2);
 }
 
 // A tick's label: as few digits as tell the ticks apart (step), %g beyond 1e4 or below 1e-3.
 std::string tick_label(double v, double step) {
-  char b[32];
   if (std::fabs(v) < step * 1e-6) v = 0;
   const double a = std::fabs(v);
-  if (a != 0 && (a >= 1e4 || a < 1e-3)) {
-    std::snprintf(b, sizeof b, "%.3g", v);
-  } else {
-    const int decimals = std::max(0, int(std::ceil(-std::log10(step) - 1e-9)));
-    std::snprintf(b, sizeof b, "%.*f", decimals, v);
-  }
-  return b;
+  if (a != 0 && (a >= 1e4 || a < 1e-3)) return general_text(v, 3);
+  return fixed_text(v, std::max(0, int(std::ceil(-std::log10(step) - 1e-9))));
 }
 
 // An SVG document's opening, width x height pixels, on white; close it with "</svg>\n".

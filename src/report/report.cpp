@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/numbers.hpp"
 #include "report/markup.hpp"
 #include "vit/classify.hpp"
 #include "vit/error.hpp"
@@ -26,9 +27,7 @@ int enlarge(int size, int target) {
 
 std::string percent(double v) {
   if (std::isnan(v)) return "-";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
-  return b;
+  return fixed_text(100 * v, 2) + "%";
 }
 
 std::string base64(const std::string& bytes) {
@@ -60,14 +59,12 @@ std::string json_table(const std::string& json) {
 }
 
 std::string epoch_row(const char* what, const EpochMetrics& m) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.4f", m.train_loss);
   std::string s = "<tr><th>" + std::string(what) + "</th><td>" + std::to_string(m.epoch) +
-                  "</td><td>" + b + "</td><td>" + percent(m.train_acc) + "</td><td>" +
-                  (m.val_acc ? percent(*m.val_acc) : "-") + "</td>";
+                  "</td><td>" + fixed_text(m.train_loss, 4) + "</td><td>" + percent(m.train_acc) +
+                  "</td><td>" + (m.val_acc ? percent(*m.val_acc) : "-") + "</td>";
   if (!m.test_acc) return s + "<td>-</td><td>-</td></tr>\n";  // an epoch eval_every skipped
-  std::snprintf(b, sizeof b, "%.4f", *m.test_loss);
-  return s + "<td>" + b + "</td><td>" + percent(*m.test_acc) + "</td></tr>\n";
+  return s + "<td>" + fixed_text(*m.test_loss, 4) + "</td><td>" + percent(*m.test_acc) +
+         "</td></tr>\n";
 }
 
 // Sample i of split as the model sees it: its input (split's eval transform, normalised) into
@@ -92,10 +89,9 @@ std::string mistakes_png(const EvalResult& r, const Dataset& split, const ModelM
   std::vector<Panel> panels;
   for (const Mistake& e : r.mistakes) {
     model_view(split, e.index, meta, image.data(), &pixels);
-    char prob[16];
-    std::snprintf(prob, sizeof prob, " (%.0f%%)", 100 * e.prob);
-    const std::string caption =
-        meta.class_names[size_t(e.label)] + " as " + meta.class_names[size_t(e.predicted)] + prob;
+    const std::string caption = meta.class_names[size_t(e.label)] + " as " +
+                                meta.class_names[size_t(e.predicted)] + " (" +
+                                fixed_text(100 * e.prob, 0) + "%)";
     panels.push_back({to_rgb(pixels.data(), c.channels, c.image_size, scale), caption});
   }
   const std::string title =
@@ -110,8 +106,7 @@ std::string attention_png(const Config& c, const uint8_t* pixels, const Attentio
                           AttentionMethod method, const std::string& predicted, double prob,
                           const std::string& name) {
   const RgbImage image = to_rgb(pixels, c.channels, c.image_size, enlarge(c.image_size, 224));
-  char p[32];
-  std::snprintf(p, sizeof p, "%.1f%%", 100 * prob);
+  const std::string p = fixed_text(100 * prob, 1) + "%";
   const std::string how = attention_method_name(method);
   std::vector<Panel> panels = {{image, "input, as the model sees it"}};
   for (size_t h = 0; h < maps.maps.size(); ++h) {
@@ -174,10 +169,8 @@ std::string report_html(const ReportInputs& in) {
   }
   const EvalResult r = evaluate(m.model, *in.data, m.meta.normalize, 256, in.mistakes);
   const std::string what = m.meta.dataset + " (" + in.split + " split)";
-  char loss[32];
-  std::snprintf(loss, sizeof loss, "%.4f", r.loss);
   h += "<h2>Evaluation</h2>\n<p>" + escape(what) + ", " + std::to_string(r.count) +
-       " images: accuracy " + percent(r.accuracy) + ", loss " + loss + "</p>\n";
+       " images: accuracy " + percent(r.accuracy) + ", loss " + fixed_text(r.loss, 4) + "</p>\n";
   h += svg_confusion(r.confusion, m.meta.class_names, what);
   h += "<h3>Per-class accuracy</h3>\n<table>\n<tr><th>class</th><th>accuracy</th></tr>\n";
   for (size_t k = 0; k < r.per_class_accuracy.size(); ++k) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "core/fields_json.hpp"
+#include "core/numbers.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -21,9 +22,7 @@ std::map<std::string, std::string> TrainState::to_metadata() const {
     } else if constexpr (std::is_same_v<T, Recipe>) {
       md[f.name] = v.to_json();
     } else if constexpr (std::is_same_v<T, double>) {
-      char buf[40];
-      std::snprintf(buf, sizeof buf, "%.17g", v);
-      md[f.name] = buf;
+      md[f.name] = general_text(v, 17);
     } else {
       md[f.name] = std::to_string(v);
     }
@@ -51,8 +50,9 @@ TrainState TrainState::from_metadata(const std::map<std::string, std::string>& m
       try {
         size_t used = 0;
         if constexpr (std::is_same_v<T, double>) {
-          v = std::stod(text, &used);
-          ok = used == text.size() && std::isfinite(v);
+          const std::optional<double> read = parse_number<double>(text);
+          ok = read && std::isfinite(*read);
+          if (ok) v = *read;
         } else {
           const long long x = std::stoll(text, &used);
           v = T(x);

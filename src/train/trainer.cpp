@@ -28,6 +28,7 @@
 #include <sstream>
 
 #include "core/dir_lock.hpp"
+#include "core/numbers.hpp"
 #include "model/executor.hpp"
 #include "train/prefetch.hpp"
 #include "train/state.hpp"
@@ -81,9 +82,7 @@ std::string epochs_text(int64_t n) {
 }
 
 std::string exact(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  return general_text(v, 17);
 }
 
 void check_data_fits(const Config& c, const DatasetSplits& d) {
