@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
 #include "vit/data.hpp"
+#include "vit/model_input.hpp"
+#include "vit/pretrained.hpp"
 
 namespace vit::test {
 namespace {
@@ -61,6 +64,31 @@ TEST(Predict, DemoModelReadsDrawnDigits) {
   std::printf("drawn digits: %.1f%% prepared (MNIST's fit, polarity), %.1f%% resized as drawn\n",
               100 * fitted, 100 * plain);
   EXPECT_GE(fitted, 0.95) << "misread:" << misread;
+}
+
+// The library's ModelInput gives the model `vit predict`'s input: the same logits, bit for bit,
+// for the drawings (inverted and fitted) and a photograph (resized and cropped).
+TEST(Predict, ModelInputIsVitPredicts) {
+  for (const auto& [model, file] :
+       {std::pair{fixture("demo_tiny28.f16.safetensors"), fixture("drawings/7_017.png")},
+        std::pair{fixture("demo_tiny28.f16.safetensors"), fixture("drawings/3_013.png")},
+        std::pair{fixture("timm/cls"), fixture("timm/photo.png")}}) {
+    SCOPED_TRACE(file);
+    LoadedModel m = load_any_model(model);
+    ModelInput input(m);
+    const PreparedImage p = input.prepare(file);
+    std::vector<float> logits(size_t(m.meta.config.num_classes));
+    m.model.predict(input.input(), 1, logits.data());
+    const Result r = vit("predict --json --model " + model + " " + file);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["logits"].size(), logits.size());
+    for (size_t k = 0; k < logits.size(); ++k) {
+      EXPECT_EQ(j["logits"][k].get<float>(), logits[k]) << k;
+    }
+    EXPECT_EQ(j["inverted"].get<bool>(), p.inverted);
+    EXPECT_EQ(j["fitted"].get<bool>(), p.fitted);
+  }
 }
 
 }  // namespace

@@ -52,8 +52,9 @@ Image convert_image(const Image& image, int channels, uint8_t background = 255);
 // The same, taking the image: one already in `channels` channels is handed back, not copied.
 Image convert_image(Image&& image, int channels, uint8_t background = 255);
 
-// `vit predict`'s input: decode_image(path), then resize_image. Unreadable or undecodable files
-// are a vit::Error.
+// A file decoded (decode_image) and squashed to size x size (resize_image): no crop, inversion
+// rule or normalisation, as the fuzz harness reads files. A model's input as `vit predict` makes it
+// is vit::ModelInput's (vit/model_input.hpp). Unreadable or undecodable files are a vit::Error.
 std::vector<uint8_t> load_image(const std::string& path, int channels, int size,
                                 bool invert = false);
 

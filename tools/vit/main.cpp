@@ -33,6 +33,7 @@
 #include "vit/dist.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
+#include "vit/model_input.hpp"
 #include "vit/picture.hpp"
 #include "vit/plot.hpp"
 #include "vit/pretrained.hpp"
@@ -964,54 +965,40 @@ void add_image_input_options(CLI::App* p, ImageInputArgs& a) {
       ->capture_default_str();
 }
 
-// Makes image files into model m's input, as the flags say.
+// Makes image files into model m's input (vit::ModelInput), as the flags say.
 class ImageInput {
  public:
   ImageInput(const CLI::App& cmd, const ImageInputArgs& a, const vit::LoadedModel& m)
-      : m_(m),
-        input_(size_t(m.meta.config.channels) * m.meta.config.image_size *
-               m.meta.config.image_size) {
-    // Checkpoints from before the input style was recorded: no automatic inversion, no fit.
-    style_ = m.meta.input.value_or(vit::InputStyle{});
-    options_.invert = a.invert == "on"                     ? vit::Invert::kOn
-                      : a.invert == "off" || !m.meta.input ? vit::Invert::kOff
-                                                           : vit::Invert::kAuto;
-    options_.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
-    options_.background = uint8_t(a.background);
-    options_.preprocess = m.meta.preprocess;
-    for (const auto& [name, text] : given_fields<vit::Preprocess>(cmd, a.preprocess)) {
-      vit::set_field(options_.preprocess, name, text);
-    }
-    options_.border_fill = vit::border_fill(m.meta.normalize);
-  }
-  // The file decoded and prepared (vit::Error when it cannot be); input() is then its normalised
-  // tensor [C, S, S].
-  vit::PreparedImage prepare(const std::string& file) {
-    const Config& c = m_.meta.config;
-    vit::PreparedImage prepared =
-        vit::prepare_image(vit::decode_image(file, {.exif = options_.preprocess.exif}), c.channels,
-                           c.image_size, style_, options_);
-    vit::normalize_image(prepared.pixels.data(), c.channels, c.image_size, m_.meta.normalize,
-                         input_.data());
-    return prepared;
-  }
-  // prepare(file) into out, or its error on stderr as `who` and false.
+      : input_(m, options(cmd, a, m)) {}
+  // input_.prepare(file), or its error on stderr as `who` and false.
   bool prepare_or_report(const std::string& file, const char* who, vit::PreparedImage* out) {
     try {
-      *out = prepare(file);
+      *out = input_.prepare(file);
       return true;
     } catch (const Error& e) {
       std::fprintf(stderr, "%s: %s\n", who, e.what());
       return false;
     }
   }
-  const float* input() const { return input_.data(); }
+  const float* input() const { return input_.input(); }
 
  private:
-  const vit::LoadedModel& m_;
-  vit::InputStyle style_;
-  vit::PrepareOptions options_;
-  std::vector<float> input_;
+  static vit::ModelInputOptions options(const CLI::App& cmd, const ImageInputArgs& a,
+                                        const vit::LoadedModel& m) {
+    vit::ModelInputOptions o;
+    o.invert = a.invert == "on"    ? vit::Invert::kOn
+               : a.invert == "off" ? vit::Invert::kOff
+                                   : vit::Invert::kAuto;
+    o.fit_mnist = a.fit == "mnist" ? 1 : (a.fit == "none" ? 0 : -1);
+    o.background = uint8_t(a.background);
+    vit::Preprocess p = m.meta.preprocess;
+    for (const auto& [name, text] : given_fields<vit::Preprocess>(cmd, a.preprocess)) {
+      vit::set_field(p, name, text);
+    }
+    o.preprocess = p;
+    return o;
+  }
+  vit::ModelInput input_;
 };
 
 // What follows an image's line of output when it was inverted, and why; "" when not.
