@@ -176,6 +176,9 @@ TEST(Cli, BenchSmoke) {
   }
   EXPECT_EQ(j["train_micro_batch"].get<int>(), 2);  // 2 images are one micro-batch
   EXPECT_EQ(j["infer_micro_batch"].get<int>(), 2);
+  // Without --threads: OMP_NUM_THREADS where it is set.
+  EXPECT_RUN("OMP_NUM_THREADS=1 bench --preset seed --batch 2 --steps 1 --warmup 0 --mode infer", 0,
+             "seed, batch 2, 1 thread,");
   // Micro-batches of 1 image: said in the report and in the JSON.
   EXPECT_RUN("bench --preset tiny28 --batch 2 --steps 1 --warmup 0 --mode train --micro-batch 1", 0,
              "micro-batches of at most 1 image)");

@@ -7,8 +7,9 @@ namespace vit {
 // Threads available to this process (its CPU affinity mask), at least 1.
 int available_cores();
 
-// Sets the threads the kernels use. n must be in [1, 1024]; otherwise
-// vit::Error. The library starts with available_cores().
+// Sets the threads the kernels use (and OpenMP's count for the calling program). n must be in
+// [1, 1024]; otherwise vit::Error. The library starts with OMP_NUM_THREADS's count where the
+// environment sets it, else available_cores().
 void set_num_threads(int n);
 int num_threads();
 

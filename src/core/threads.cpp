@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -17,10 +18,15 @@
 namespace vit {
 namespace {
 
-int g_threads = 0;  // 0: not decided yet
+std::atomic<int> g_threads = 0;  // 0: not decided yet
 
+// The default: OMP_NUM_THREADS where the program's environment sets it (OpenMP has read it), else
+// every core this process may run on.
 void ensure_initialized() {
-  if (g_threads == 0) set_num_threads(available_cores());
+  if (g_threads.load() == 0) {
+    set_num_threads(std::getenv("OMP_NUM_THREADS") ? std::clamp(omp_get_max_threads(), 1, 1024)
+                                                   : available_cores());
+  }
 }
 
 }  // namespace
@@ -38,7 +44,7 @@ int available_cores() {
 void set_num_threads(int n) {
   VIT_CHECK(n >= 1 && n <= 1024,
             "threads must be between 1 and 1024 (got " + std::to_string(n) + ")");
-  g_threads = n;
+  g_threads.store(n);
   omp_set_num_threads(n);
 }
 

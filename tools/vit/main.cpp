@@ -294,7 +294,8 @@ void add_cache_dir_option(CLI::App* cmd, std::string& dir) {
 
 // --threads, as every command takes it.
 void add_threads_option(CLI::App* cmd, int& threads) {
-  add_int_option(cmd, "--threads", threads, "Threads (default: all cores)", 1, 1024);
+  add_int_option(cmd, "--threads", threads,
+                 "Threads (default: OMP_NUM_THREADS where it is set, else all cores)", 1, 1024);
 }
 
 // --dtype: the precision of inference's products (vit::Model::set_inference_dtype); bench's
@@ -1534,7 +1535,7 @@ void add_bench(CLI::App& app, BenchArgs& a) {
       "Training steps are forward + backward + AdamW; inference uses the path that keeps no "
       "activations. GFLOP/s counts 2*m*n*k over every matmul (training: 3x the forward).\n"
       "--contend measures a shared machine: a child process spins on one core (the first this "
-      "process may use) while the benchmark runs with --threads (default: all cores) and then "
+      "process may use) while the benchmark runs with --threads (its default) and then "
       "with 1 thread, and both are reported.\n"
       "Examples: vit bench --preset tiny28 --batch 128 --threads 2\n"
       "          vit bench --preset cifar --data cifar10:cifar-10-batches-bin\n"
@@ -1726,9 +1727,10 @@ int run_bench(const CLI::App& cmd, const BenchArgs& a) {
   };
   auto report = [&](int n, const vit::BenchResult& res) {
     std::printf(
-        "%s, batch %d, %d threads, %s kernels%s, %d timed steps after %d warm-up%s\n",
-        a.preset.c_str(), o.batch, n, vit::isa_name(vit::active_isa()),
-        o.dtype == vit::Dtype::kBf16 && o.infer ? ", inference in bf16" : "", o.steps, o.warmup,
+        "%s, batch %d, %d thread%s, %s kernels%s, %d timed step%s after %d warm-up%s\n",
+        a.preset.c_str(), o.batch, n, n == 1 ? "" : "s", vit::isa_name(vit::active_isa()),
+        o.dtype == vit::Dtype::kBf16 && o.infer ? ", inference in bf16" : "", o.steps,
+        o.steps == 1 ? "" : "s", o.warmup,
         a.contend ? (", beside a busy process on CPU " + std::to_string(busy_cpu)).c_str() : "");
     if (o.train) {
       row("train", res.train);
