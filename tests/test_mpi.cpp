@@ -294,7 +294,7 @@ TEST(Mpi, ResumesOnAnotherNumberOfRanks) {
   ASSERT_EQ(two.code, 0) << two.out;
   EXPECT_NE(two.out.find("note: this run began in one process, whose cut of each step into 1 "
                          "micro-batch it keeps, so as to train the same bits: 1 of the 2 ranks "
-                         "wait"),
+                         "waits"),
             std::string::npos)
       << two.out;
   expect_same_run(dir / "auto", dir / "auto2", "one process, resumed on 2 ranks");

@@ -95,7 +95,8 @@ struct Recipe {
       r.batch_size);
     v(Field{.name = "micro_batch",
             .help = "Images per micro-batch of a training step (0: chosen from the model's "
-                    "shape); a distributed run cuts the batch into at least one per rank",
+                    "shape, and in a distributed run at least one per rank); the ranks share "
+                    "the micro-batches out",
             .lo = 0,
             .hi = 65536,
             .optional = true},

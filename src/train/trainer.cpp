@@ -125,14 +125,17 @@ void make_step(Run& r, TrainReporter& reporter, bool resuming) {
       reporter.message("note: this run began in one process, whose cut of each step into " +
                        std::to_string(parts) + " micro-batch" + (parts == 1 ? "" : "es") +
                        " it keeps, so as to train the same bits: " + std::to_string(ranks - parts) +
-                       " of the " + std::to_string(ranks) + " ranks wait");
+                       " of the " + std::to_string(ranks) + " ranks " +
+                       (ranks - parts == 1 ? "waits" : "wait"));
     } else if (parts < ranks) {
       r.recipe.micro_batch = std::max(1, B / ranks);
+      const int cut = micro_batch_count(B, N, r.recipe.micro_batch);
       reporter.message("note: " + std::to_string(ranks) +
                        " ranks share each step's micro-batches; this model would train a batch "
-                       "in fewer, so micro-batches of " +
-                       std::to_string(r.recipe.micro_batch) + " images are used (`micro_batch` " +
-                       std::to_string(r.recipe.micro_batch) + " gives one process the same bits)");
+                       "in fewer, so each step is cut into " +
+                       std::to_string(cut) + " (`micro_batch` " +
+                       std::to_string(r.recipe.micro_batch) + " gives one process the same bits)" +
+                       (cut % ranks ? ", which the ranks share unevenly" : ""));
     }
   }
   if (r.distributed()) {
@@ -141,6 +144,14 @@ void make_step(Run& r, TrainReporter& reporter, bool resuming) {
     const int N = r.config.num_tokens(), ranks = r.comm->size();
     const int parts =
         micro_batch_count(B, N, micro_batch_images(r.config, B, N, r.recipe.micro_batch));
+    if (parts < ranks && r.recipe.micro_batch > 0) {
+      reporter.message("note: each step is cut into " + std::to_string(parts) + " micro-batch" +
+                       (parts == 1 ? "" : "es") + " (`micro_batch` " +
+                       std::to_string(r.recipe.micro_batch) + "), so " +
+                       std::to_string(ranks - parts) + " of the " + std::to_string(ranks) +
+                       " ranks " + (ranks - parts == 1 ? "waits" : "wait") +
+                       ": a smaller `micro_batch` shares the work");
+    }
     const int64_t floats = int64_t(r.model->arena_floats());
     const int64_t buffers = (parts + ranks - 1) / ranks * floats + parts * (floats / ranks + 16);
     require_memory((Model::training_bytes(r.config, B) + 4 * buffers) * r.comm->local_size(),
