@@ -472,7 +472,7 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
         load_any_model(
             folder_with("pool", "\"global_pool\": \"token\"", "\"global_pool\": \"map\""));
       },
-      "global_pool 'map' contradicts the tensors");
+      "global_pool 'map': vitcpp reads token and avg pooling only");
   {
     // A class token and `norm` with global_pool 'avg' is timm's class token beside average
     // pooling, with the norm on the tokens before it (fc_norm=False).
@@ -490,6 +490,16 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
                                    "\"input_size\": [\n            3,\n            64"));
       },
       "contradicts the tensors' 3x32x32");
+  // An input size the patch does not divide: timm drops the rest, vitcpp does not.
+  expect_error(
+      [&] {
+        load_any_model(
+            folder_with("p14", "\"input_size\": [\n            3,\n            32,\n            32",
+                        "\"input_size\": [\n            3,\n            35,\n            35"));
+      },
+      "input_size [3,35,35] is no multiple of the patch (8): timm's patch embedding drops the last "
+      "3 "
+      "rows and columns");
   // Architectures whose tensors read as a ViT that vitcpp runs, but which compute otherwise: only
   // the name tells.
   const std::string test_arch = "\"vit_test_patch8_32\"";
