@@ -150,6 +150,13 @@ TEST(Attention, PanelsDecodeBackAsPng) {
     if (!seen[size_t(v)]) seen[size_t(v)] = true, ++distinct;
   }
   EXPECT_GT(distinct, 100) << "the picture is (nearly) constant";
+  // A title wider than the panels goes on to a second line, 20 pixels lower.
+  const std::string two_lines = png_panels(
+      panels, 2,
+      "a_file_name_of_some_length.png: tabby, tabby cat (41.5%); rollout, mean over the patch "
+      "tokens (which the model averages)");
+  std::ofstream(path, std::ios::binary) << two_lines;
+  EXPECT_EQ(decode_image(path).height, 30 + 20 + 2 * (224 + 24 + 12));
 }
 
 // Text that is not UTF-8 (a Latin-1 file name) is drawn with U+FFFD: cairo, given it, stops

@@ -47,7 +47,8 @@ bool svg_png_supported();
 std::string svg_to_png(const std::string& svg);
 
 // The panels in a grid of `columns` columns (row by row), each with its caption under it, the title
-// above them all, on white; as the bytes of a PNG file. vit::Error without cairo.
+// above them all (broken into two lines where one is narrower than it), on white; as the bytes of
+// a PNG file. vit::Error without cairo.
 std::string png_panels(const std::vector<Panel>& panels, int columns, const std::string& title);
 
 }  // namespace vit

@@ -93,7 +93,7 @@ bool png_supported() {
 
 namespace {
 
-constexpr int kMargin = 12, kTitleHeight = 30, kCaptionHeight = 24;
+constexpr int kMargin = 12, kTitleHeight = 30, kTitleLine = 20, kCaptionHeight = 24;
 constexpr double kTitleSize = 16, kCaptionSize = 13;
 
 // Owns a cairo (or librsvg) object: destroyed on every way out.
@@ -142,13 +142,44 @@ std::string encode_png(cairo_surface_t* surface, const char* who) {
   return png;
 }
 
-// Text in DejaVu Sans at size, left edge x, baseline y, shortened with "..." to fit max_width.
-// Bytes that are not UTF-8 (a Latin-1 file name, say) are drawn as U+FFFD: given them, cairo would
-// stop drawing anything more on the picture.
-void draw_text(cairo_t* cr, std::string text, double x, double y, double size, double max_width) {
-  text = nlohmann::json::parse(
+// text with the bytes that are not UTF-8 (a Latin-1 file name, say) as U+FFFD: given them, cairo
+// would stop drawing anything more on the picture.
+std::string drawable(const std::string& text) {
+  return nlohmann::json::parse(
              nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
-             .get<std::string>();
+      .get<std::string>();
+}
+
+// How wide text (drawable) is in DejaVu Sans at size.
+double text_width(cairo_t* cr, const std::string& text, double size) {
+  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, size);
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, text.c_str(), &e);
+  return e.x_advance;
+}
+
+// A title in at most two lines of max_width, broken at the last space that lets the first fit
+// (the second is shortened when drawn).
+std::vector<std::string> title_lines(const std::string& title, double size, double max_width) {
+  Owned<cairo_surface_t, cairo_surface_destroy> scratch{
+      cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1)};
+  Owned<cairo_t, cairo_destroy> cr{cairo_create(scratch.p)};
+  const std::string text = drawable(title);
+  if (text_width(cr.p, text, size) <= max_width) return {text};
+  for (size_t at = text.rfind(' '); at != std::string::npos && at > 0;
+       at = text.rfind(' ', at - 1)) {
+    if (text_width(cr.p, text.substr(0, at), size) <= max_width) {
+      return {text.substr(0, at), text.substr(at + 1)};
+    }
+  }
+  return {text};
+}
+
+// Text in DejaVu Sans at size, left edge x, baseline y, shortened with "..." to fit max_width
+// (drawable: see there).
+void draw_text(cairo_t* cr, std::string text, double x, double y, double size, double max_width) {
+  text = drawable(text);
   cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size(cr, size);
   cairo_text_extents_t e;
@@ -177,19 +208,24 @@ std::string png_panels(const std::vector<Panel>& panels, int columns, const std:
   columns = std::min<int>(columns, int(panels.size()));
   const int rows = (int(panels.size()) + columns - 1) / columns;
   const int width = kMargin + columns * (cell_w + kMargin);
-  const int height = kTitleHeight + rows * (cell_h + kCaptionHeight + kMargin);
+  const std::vector<std::string> lines = title_lines(title, kTitleSize, width - 2 * kMargin);
+  const int title_height = kTitleHeight + kTitleLine * (int(lines.size()) - 1);
+  const int height = title_height + rows * (cell_h + kCaptionHeight + kMargin);
   VIT_CHECK(int64_t(width) * height <= (int64_t(1) << 28),
             "png_panels: the picture would be " + std::to_string(width) + " x " +
                 std::to_string(height) + " pixels; draw fewer or smaller panels");
   Canvas canvas = white_canvas(width, height, "png_panels");
   cairo_t* cr = canvas.cr.p;
   cairo_set_source_rgb(cr, 0, 0, 0);
-  draw_text(cr, title, kMargin, kTitleHeight - 10, kTitleSize, width - 2 * kMargin);
+  for (size_t l = 0; l < lines.size(); ++l) {
+    draw_text(cr, lines[l], kMargin, kTitleHeight - 10 + kTitleLine * int(l), kTitleSize,
+              width - 2 * kMargin);
+  }
 
   for (size_t i = 0; i < panels.size(); ++i) {
     const Panel& p = panels[i];
     const int x0 = kMargin + int(i % columns) * (cell_w + kMargin);
-    const int y0 = kTitleHeight + int(i / columns) * (cell_h + kCaptionHeight + kMargin);
+    const int y0 = title_height + int(i / columns) * (cell_h + kCaptionHeight + kMargin);
     // The panel's pixels into a surface of cairo's own layout (0x00RRGGBB words, its stride).
     Owned<cairo_surface_t, cairo_surface_destroy> img{
         cairo_image_surface_create(CAIRO_FORMAT_RGB24, p.image.width, p.image.height)};

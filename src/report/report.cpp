@@ -115,8 +115,11 @@ std::string attention_png(const Config& c, const uint8_t* pixels, const Attentio
                                     : how + ": " + predicted + " " + p;
     panels.push_back({heat_overlay(image, maps.maps[h], maps.grid), caption});
   }
+  // A distilled model predicts from both its tokens' heads; the map is the class token's.
   const std::string whose =
-      maps.class_token ? "class token" : "mean over the patch tokens (which the model averages)";
+      !maps.class_token ? "mean over the patch tokens (which the model averages)"
+      : c.dist_token    ? "class token (the distillation token's head, also predicting, not shown)"
+                        : "class token";
   const std::string title = name + ": " + predicted + " (" + p + "); " + how + ", " + whose;
   return png_panels(panels, method == AttentionMethod::kHeads ? 4 : 2, title);
 }
