@@ -21,6 +21,7 @@
 #include "test_util.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/dist.hpp"
+#include "vit/isa.hpp"
 #include "vit/train.hpp"
 
 namespace vit::test {
@@ -403,6 +404,26 @@ TEST(Mpi, RanksMustRunTheSameCommand) {
     EXPECT_EQ(isa.code, 2) << isa.out;
     EXPECT_NE(isa.out.find("rank 1 runs the scalar kernels"), std::string::npos) << isa.out;
   }
+}
+
+// bf16 training with AMX on one rank and AVX512-BF16 on another (VIT_AMX=0), whose products
+// round differently, is refused on every rank.
+TEST(Mpi, Bf16KernelsMustMatch) {
+  REQUIRE_MPI();
+  if (!amx_active()) GTEST_SKIP() << "this CPU has no AMX-BF16";
+  TempDir dir("mpi-amx");
+  write_quadrant_dataset(dir / "data", 400, 100, 8);
+  const std::string script = dir / "amx.sh";
+  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export "
+                           "VIT_AMX=0; fi\nexec \"$@\"\n";
+  fs::permissions(script, fs::perms::owner_all);
+  const Result r = vit_shell(mpirun(2) + script + " " + vit_words() +
+                             train_args(dir / "data", dir / "run", 1) + " --dtype bf16");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("rank 0 runs bf16's products on AMX-BF16 and rank 1 on AVX512-BF16"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir / "run/last.safetensors"));
 }
 
 // A background mpirun of a long run, each rank's pid and exit code in files of dir.

@@ -35,6 +35,7 @@
 #include "vit/checkpoint.hpp"
 #include "vit/dist.hpp"
 #include "vit/error.hpp"
+#include "vit/isa.hpp"
 #include "vit/memory.hpp"
 #include "vit/optim.hpp"
 #include "vit/pretrained.hpp"
@@ -136,6 +137,22 @@ void make_step(Run& r, TrainReporter& reporter, bool resuming) {
                        std::to_string(cut) + " (`micro_batch` " +
                        std::to_string(r.recipe.micro_batch) + " gives one process the same bits)" +
                        (cut % ranks ? ", which the ranks share unevenly" : ""));
+    }
+  }
+  if (r.distributed() && r.recipe.dtype == Dtype::kBf16) {
+    // bf16's products on AMX and on AVX512-BF16 round differently (docs/CONVENTIONS.md): ranks
+    // mixing them would not give one process's bits.
+    const int ranks = r.comm->size();
+    const double mine = amx_active() ? 1 : 0;
+    std::vector<double> all(static_cast<size_t>(ranks));
+    r.comm->all_gather(&mine, std::vector<int>(size_t(ranks), 1), all.data());
+    for (int rank = 1; rank < ranks; ++rank) {
+      if (all[size_t(rank)] == all[0]) continue;
+      auto kernel = [](double amx) { return amx ? "AMX-BF16" : "AVX512-BF16"; };
+      throw EveryRankError("rank 0 runs bf16's products on " + std::string(kernel(all[0])) +
+                           " and rank " + std::to_string(rank) + " on " + kernel(all[rank]) +
+                           ", which round differently: choose one for every rank (mpirun -x "
+                           "VIT_AMX=0 runs AVX512-BF16 everywhere)");
     }
   }
   if (r.distributed()) {
