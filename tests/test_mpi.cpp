@@ -140,6 +140,17 @@ std::string train_args(const std::string& data, const std::string& out, int epoc
   return a;
 }
 
+// The path of an executable script (written at `path`) that runs its arguments as a command, rank
+// 1 doing `rank1` (a shell command) first and every other rank `others`: mpirun starts each rank
+// through it to give one rank another environment, directory or argument.
+std::string rank1_wrapper(const std::string& path, const std::string& rank1,
+                          const std::string& others = ":") {
+  std::ofstream(path) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then " << rank1
+                      << "; else " << others << "; fi\nexec \"$@\"\n";
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
 std::string bytes_of(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -308,10 +319,7 @@ TEST(Mpi, RanksWithDifferentDataAreRefused) {
   TempDir dir("mpi-data");
   write_quadrant_dataset(dir / "a/data", 400, 100, 8);
   write_quadrant_dataset(dir / "b/data", 300, 100, 8);
-  const std::string script = dir / "cd.sh";
-  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then cd " +
-                               (dir / "b") + "; else cd " + (dir / "a") + "; fi\nexec \"$@\"\n";
-  fs::permissions(script, fs::perms::owner_all);
+  const std::string script = rank1_wrapper(dir / "cd.sh", "cd " + (dir / "b"), "cd " + (dir / "a"));
   const Result r =
       vit_shell(mpirun(2) + script + " " + vit_words() + train_args("data", dir / "run", 1));
   EXPECT_EQ(r.code, 1) << r.out;
@@ -384,10 +392,7 @@ TEST(Mpi, RanksMustRunTheSameCommand) {
   TempDir dir("mpi-differ");
   write_quadrant_dataset(dir / "data", 400, 100, 8);
   // Rank 1 is given another seed.
-  const std::string script = dir / "differ.sh";
-  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then exec \"$@\" "
-                           "--seed 7; fi\nexec \"$@\"\n";
-  fs::permissions(script, fs::perms::owner_all);
+  const std::string script = rank1_wrapper(dir / "differ.sh", "exec \"$@\" --seed 7");
   const Result r =
       vit_shell(mpirun(2) + script + " " + vit_words() + train_args(dir / "data", dir / "run", 1));
   EXPECT_EQ(r.code, 2) << r.out;
@@ -396,10 +401,8 @@ TEST(Mpi, RanksMustRunTheSameCommand) {
       << r.out;
   EXPECT_FALSE(fs::exists(dir / "run/last.safetensors"));
   // Rank 1 runs other kernels (the scalar ones, which every CPU has).
-  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export "
-                           "VIT_ISA=scalar; fi\nexec \"$@\"\n";
-  const Result isa =
-      vit_shell(mpirun(2) + script + " " + vit_words() + train_args(dir / "data", dir / "run", 1));
+  const Result isa = vit_shell(mpirun(2) + rank1_wrapper(dir / "isa.sh", "export VIT_ISA=scalar") +
+                               " " + vit_words() + train_args(dir / "data", dir / "run", 1));
   if (isa_name(active_isa()) != std::string("scalar")) {
     EXPECT_EQ(isa.code, 2) << isa.out;
     EXPECT_NE(isa.out.find("rank 1 runs the scalar kernels"), std::string::npos) << isa.out;
@@ -413,10 +416,7 @@ TEST(Mpi, Bf16KernelsMustMatch) {
   if (!amx_active()) GTEST_SKIP() << "this CPU has no AMX-BF16";
   TempDir dir("mpi-amx");
   write_quadrant_dataset(dir / "data", 400, 100, 8);
-  const std::string script = dir / "amx.sh";
-  std::ofstream(script) << "#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then export "
-                           "VIT_AMX=0; fi\nexec \"$@\"\n";
-  fs::permissions(script, fs::perms::owner_all);
+  const std::string script = rank1_wrapper(dir / "amx.sh", "export VIT_AMX=0");
   const Result r = vit_shell(mpirun(2) + script + " " + vit_words() +
                              train_args(dir / "data", dir / "run", 1) + " --dtype bf16");
   EXPECT_EQ(r.code, 1) << r.out;
