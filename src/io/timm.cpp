@@ -325,7 +325,7 @@ std::string bare_architecture(const std::string& architecture) {
   return name.substr(0, name.find('.'));
 }
 
-// timm's architectures with GELU's tanh approximation (act_layer gelu_tanh: SigLIP 2's towers),
+// timm's architectures with GELU's tanh approximation (act_layer gelu_tanh: SigLIP towers, 2's),
 // which neither their tensors nor their config.json say.
 constexpr const char* kGeluTanh[] = {
     "vit_base_patch32_siglip_256",         "vit_large_patch16_siglip_512",
