@@ -110,6 +110,23 @@ int step_batch(const Run& r) {
   return int(std::min<int64_t>(r.recipe.batch_size, r.data.train->size()));
 }
 
+// Every rank's n values (all[rank * n + i]), and the first rank after 0 whose values are not rank
+// 0's (0 when there is none).
+int first_rank_unlike_rank0(Comm& comm, const double* mine, int n, std::vector<double>* all) {
+  const int ranks = comm.size();
+  all->assign(size_t(ranks) * n, 0.0);
+  comm.all_gather(mine, std::vector<int>(size_t(ranks), n), all->data());
+  for (int rank = 1; rank < ranks; ++rank) {
+    if (!std::equal(all->begin(), all->begin() + n, all->begin() + int64_t(rank) * n)) return rank;
+  }
+  return 0;
+}
+
+// "1 micro-batch", "4 micro-batches".
+std::string micro_batches_text(int n) {
+  return std::to_string(n) + (n == 1 ? " micro-batch" : " micro-batches");
+}
+
 // r's training step (and its optimizer), once the memory it needs is known to be there. A
 // distributed run needs at least one micro-batch per rank: where the automatic choice
 // (micro_batch_images) gives fewer, the recipe's micro_batch becomes the batch over the ranks,
@@ -119,18 +136,14 @@ int step_batch(const Run& r) {
 void make_step(Run& r, TrainReporter& reporter, bool resuming) {
   const int B = step_batch(r);
   check_memory(r.config, B);
-  if (r.distributed() && r.recipe.micro_batch == 0) {
+  if (r.distributed()) {
     const int N = r.config.num_tokens(), ranks = r.comm->size();
-    const int parts = micro_batch_count(B, N, micro_batch_images(r.config, B, N));
-    if (parts < ranks && resuming) {
-      reporter.message("note: this run began in one process, whose cut of each step into " +
-                       std::to_string(parts) + " micro-batch" + (parts == 1 ? "" : "es") +
-                       " it keeps, so as to train the same bits: " + std::to_string(ranks - parts) +
-                       " of the " + std::to_string(ranks) + " ranks " +
-                       (ranks - parts == 1 ? "waits" : "wait"));
-    } else if (parts < ranks) {
+    auto parts_of = [&](int micro_batch) {
+      return micro_batch_count(B, N, micro_batch_images(r.config, B, N, micro_batch));
+    };
+    if (r.recipe.micro_batch == 0 && !resuming && parts_of(0) < ranks) {
       r.recipe.micro_batch = std::max(1, B / ranks);
-      const int cut = micro_batch_count(B, N, r.recipe.micro_batch);
+      const int cut = parts_of(r.recipe.micro_batch);
       reporter.message("note: " + std::to_string(ranks) +
                        " ranks share each step's micro-batches; this model would train a batch "
                        "in fewer, so each step is cut into " +
@@ -138,37 +151,35 @@ void make_step(Run& r, TrainReporter& reporter, bool resuming) {
                        std::to_string(r.recipe.micro_batch) + " gives one process the same bits)" +
                        (cut % ranks ? ", which the ranks share unevenly" : ""));
     }
-  }
-  if (r.distributed() && r.recipe.dtype == Dtype::kBf16) {
-    // bf16's products on AMX and on AVX512-BF16 round differently (docs/CONVENTIONS.md): ranks
-    // mixing them would not give one process's bits.
-    const int ranks = r.comm->size();
-    const double mine = amx_active() ? 1 : 0;
-    std::vector<double> all(static_cast<size_t>(ranks));
-    r.comm->all_gather(&mine, std::vector<int>(size_t(ranks), 1), all.data());
-    for (int rank = 1; rank < ranks; ++rank) {
-      if (all[size_t(rank)] == all[0]) continue;
-      auto kernel = [](double amx) { return amx ? "AMX-BF16" : "AVX512-BF16"; };
-      throw EveryRankError("rank 0 runs bf16's products on " + std::string(kernel(all[0])) +
-                           " and rank " + std::to_string(rank) + " on " + kernel(all[rank]) +
-                           ", which round differently: choose one for every rank (mpirun -x "
-                           "VIT_AMX=0 runs AVX512-BF16 everywhere)");
+    const int parts = parts_of(r.recipe.micro_batch);
+    if (parts < ranks) {
+      const std::string waiting = std::to_string(ranks - parts) + " of the " +
+                                  std::to_string(ranks) + " ranks " +
+                                  (ranks - parts == 1 ? "waits" : "wait");
+      // Still automatic: a resumed run that began in one process.
+      reporter.message(r.recipe.micro_batch == 0
+                           ? "note: this run began in one process, whose cut of each step into " +
+                                 micro_batches_text(parts) +
+                                 " it keeps, so as to train the same bits: " + waiting
+                           : "note: each step is cut into " + micro_batches_text(parts) +
+                                 " (`micro_batch` " + std::to_string(r.recipe.micro_batch) +
+                                 "), so " + waiting + ": a smaller `micro_batch` shares the work");
     }
-  }
-  if (r.distributed()) {
+    if (r.recipe.dtype == Dtype::kBf16) {
+      // bf16's products on AMX and on AVX512-BF16 round differently (docs/CONVENTIONS.md): ranks
+      // mixing them would not give one process's bits.
+      const double mine = amx_active() ? 1 : 0;
+      std::vector<double> all;
+      if (const int rank = first_rank_unlike_rank0(*r.comm, &mine, 1, &all)) {
+        auto kernel = [](double amx) { return amx ? "AMX-BF16" : "AVX512-BF16"; };
+        throw EveryRankError("rank 0 runs bf16's products on " + std::string(kernel(all[0])) +
+                             " and rank " + std::to_string(rank) + " on " + kernel(all[rank]) +
+                             ", which round differently: choose one for every rank (mpirun -x "
+                             "VIT_AMX=0 runs AVX512-BF16 everywhere)");
+      }
+    }
     // Besides one process's memory: a gradient buffer for each of this rank's micro-batches (held
     // until sent) and its slice of every other micro-batch, for each rank on this machine.
-    const int N = r.config.num_tokens(), ranks = r.comm->size();
-    const int parts =
-        micro_batch_count(B, N, micro_batch_images(r.config, B, N, r.recipe.micro_batch));
-    if (parts < ranks && r.recipe.micro_batch > 0) {
-      reporter.message("note: each step is cut into " + std::to_string(parts) + " micro-batch" +
-                       (parts == 1 ? "" : "es") + " (`micro_batch` " +
-                       std::to_string(r.recipe.micro_batch) + "), so " +
-                       std::to_string(ranks - parts) + " of the " + std::to_string(ranks) +
-                       " ranks " + (ranks - parts == 1 ? "waits" : "wait") +
-                       ": a smaller `micro_batch` shares the work");
-    }
     const int64_t floats = int64_t(r.model->arena_floats());
     const int64_t buffers = (parts + ranks - 1) / ranks * floats + parts * (floats / ranks + 16);
     require_memory((Model::training_bytes(r.config, B) + 4 * buffers) * r.comm->local_size(),
@@ -202,24 +213,21 @@ void check_same_data(Run& r) {
   const double mine[kFields] = {double(d.train->size()), d.val ? double(d.val->size()) : -1.0,
                                 double(d.test->size()), double(d.class_names.size()),
                                 double(names)};
-  const int ranks = r.comm->size();
-  std::vector<double> all(size_t(ranks) * kFields);
-  r.comm->all_gather(mine, std::vector<int>(size_t(ranks), kFields), all.data());
-  auto describe = [&](int rank) {
-    const double* f = &all[size_t(rank) * kFields];
+  std::vector<double> all;
+  const int rank = first_rank_unlike_rank0(*r.comm, mine, kFields, &all);
+  if (rank == 0) return;
+  auto describe = [&](int k) {
+    const double* f = &all[size_t(k) * kFields];
     return std::to_string(int64_t(f[0])) + " train / " +
            (f[1] >= 0 ? std::to_string(int64_t(f[1])) + " validation / " : "") +
            std::to_string(int64_t(f[2])) + " test images of " + std::to_string(int64_t(f[3])) +
            " classes";
   };
-  for (int rank = 1; rank < ranks; ++rank) {
-    if (std::equal(&all[0], &all[kFields], &all[size_t(rank) * kFields])) continue;
-    const std::string other = describe(rank);
-    throw EveryRankError("the ranks read different datasets from '" + r.data_spec +
-                         "' (rank 0: " + describe(0) + "; rank " + std::to_string(rank) + ": " +
-                         (other == describe(0) ? "other class names" : other) +
-                         "): every machine must hold the same files at that path");
-  }
+  const std::string other = describe(rank);
+  throw EveryRankError("the ranks read different datasets from '" + r.data_spec +
+                       "' (rank 0: " + describe(0) + "; rank " + std::to_string(rank) + ": " +
+                       (other == describe(0) ? "other class names" : other) +
+                       "): every machine must hold the same files at that path");
 }
 
 // The dataset of r's spec, checked against its model, with the recipe's validation split held
