@@ -625,19 +625,8 @@ TEST(Cli, TimmModels) {
   // A backbone without a head (timm's DINOv2 with num_classes 0; here the register-token,
   // LayerScale fixture without head.*): refused by predict, fine-tuned with a new head, at another
   // image size (its pos_embed, the patches' rows only, resampled).
-  {
-    const SafetensorsReader reg(fixture("timm/reg.safetensors"));
-    std::vector<std::vector<float>> values;
-    std::vector<TensorToWrite> t;
-    values.reserve(reg.tensors().size());
-    for (const TensorInfo& i : reg.tensors()) {
-      if (i.name.starts_with("head.")) continue;
-      values.push_back(reg.read_f32(i.name));
-      t.push_back({i.name, i.shape, values.back().data()});
-    }
-    write_safetensors(dir / "backbone.safetensors", t, {{"format", "pt"}});
-  }
   const std::string backbone = dir / "backbone.safetensors";
+  write_without_head(fixture("timm/reg.safetensors"), backbone);
   EXPECT_RUN("predict --model " + backbone + " " + photo, 1, "has no head.weight");
   EXPECT_RUN("train --init " + backbone + " --data " + data +
                  " --image-size 40 --epochs 1 --warmup 0 --batch 8 --threads 2 --out " +

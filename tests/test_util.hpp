@@ -267,4 +267,21 @@ inline std::vector<float> read(const SafetensorsReader& f, const std::string& na
   return v;
 }
 
+// The tensors of the safetensors file `from` but those named head.*, written to `to` (which may
+// be `from`) as a bare timm state dict: a backbone without its classifier.
+inline void write_without_head(const std::string& from, const std::string& to) {
+  std::vector<std::vector<float>> values;
+  std::vector<TensorToWrite> t;
+  {
+    const SafetensorsReader f(from);
+    values.reserve(f.tensors().size());
+    for (const TensorInfo& i : f.tensors()) {
+      if (i.name.starts_with("head.")) continue;
+      values.push_back(f.read_f32(i.name));
+      t.push_back({i.name, i.shape, values.back().data()});
+    }
+  }
+  write_safetensors(to, t, {{"format", "pt"}});
+}
+
 }  // namespace vit::test

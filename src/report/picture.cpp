@@ -180,17 +180,12 @@ std::vector<std::string> title_lines(const std::string& title, double size, doub
 // (drawable: see there).
 void draw_text(cairo_t* cr, std::string text, double x, double y, double size, double max_width) {
   text = drawable(text);
-  cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, text.c_str(), &e);
   std::string body = text;
-  while (e.x_advance > max_width && !body.empty()) {
+  while (text_width(cr, text, size) > max_width && !body.empty()) {
     // One character (a whole UTF-8 sequence) less before the "...".
     while (!body.empty() && (uint8_t(body.back()) & 0xC0) == 0x80) body.pop_back();
     if (!body.empty()) body.pop_back();
     text = body + "...";
-    cairo_text_extents(cr, text.c_str(), &e);
   }
   cairo_move_to(cr, x, y);
   cairo_show_text(cr, text.c_str());
