@@ -49,7 +49,8 @@ TEST(Attention, MapsMatchPyTorch) {
         flat.insert(flat.end(), map.begin(), map.end());
       ASSERT_EQ(flat.size(), want.size()) << name;
       // Both sides in float64 from the same float32 inputs, in different orders (a few dozen
-      // operations each): far below the reference's own float32 storage (2^-24 relative).
+      // operations each), but vitcpp keeps each block's heads' mean rounded to float32 (2^-24
+      // relative, carried through 3 blocks): within the reference's own float32 storage.
       expect_close(name, flat.data(), want, 1e-9, 1e-6);
     }
   }
@@ -57,37 +58,68 @@ TEST(Attention, MapsMatchPyTorch) {
 
 // With the query and key weights zero every score is 0 and every attention row uniform, 1/N. Then
 // A' = (J/N + I) / 2 with J/N idempotent, so A'^L = 2^-L (I + (2^L - 1) J/N): the class token's row
-// gives each patch (1 - 2^-L) / N; the last block's gives 1/N.
+// gives each patch (1 - 2^-L) / N; the last block's gives 1/N. The first block left random shows
+// that each block's probabilities reach their own place as the forward makes them.
 TEST(Attention, ForwardKeepsTheAttentionOfAKnownModel) {
   Config c = quadrant_config();
   c.depth = 3;
   Model model(c);
   model.init(7);
   const int D = c.dim, N = c.num_tokens();
-  for (int l = 0; l < c.depth; ++l) {
+  auto zero_scores = [&](int l) {
     const std::string b = "blocks." + std::to_string(l) + ".attn.qkv.";
     TensorView w = model.param(b + "weight"), bias = model.param(b + "bias");
     std::fill(w.data, w.data + int64_t(2) * D * D, 0.0f);  // rows of q and k: [3D, D]
     std::fill(bias.data, bias.data + 2 * D, 0.0f);
-  }
+  };
+  for (int l = 0; l < c.depth; ++l) zero_scores(l);
   const std::vector<float> image =
       random_vector(int64_t(c.channels) * c.image_size * c.image_size, 3);
   std::vector<float> logits(c.num_classes), predicted(c.num_classes);
-  std::vector<float> att(size_t(c.depth) * c.heads * N * N);
-  model.forward_attention(image.data(), logits.data(), att.data());
-  for (float a : att) ASSERT_FLOAT_EQ(a, 1.0f / N);
+  AttentionProbs probs;  // made for the model's shape by the call
+  model.forward_attention(image.data(), logits.data(), probs);
+  ASSERT_EQ(probs.depth, c.depth);
+  ASSERT_EQ(probs.tokens, N);
+  for (float a : probs.mean) ASSERT_FLOAT_EQ(a, 1.0f / N);
+  for (float a : probs.last) ASSERT_FLOAT_EQ(a, 1.0f / N);
   model.predict(image.data(), 1, predicted.data());
   expect_close("logits against predict", logits.data(), predicted, 1e-6, 1e-5);
 
-  const AttentionMaps rollout = attention_maps(c, att.data(), AttentionMethod::kRollout);
-  const AttentionMaps last = attention_maps(c, att.data(), AttentionMethod::kLast);
+  const AttentionMaps rollout = attention_maps(c, probs, AttentionMethod::kRollout);
+  const AttentionMaps last = attention_maps(c, probs, AttentionMethod::kLast);
   ASSERT_EQ(rollout.maps.size(), 1u);
   ASSERT_EQ(int(rollout.maps[0].size()), c.num_patches());
   for (int p = 0; p < c.num_patches(); ++p) {
     EXPECT_NEAR(rollout.maps[0][p], (1 - std::pow(2.0, -c.depth)) / N, 1e-7) << "patch " << p;
     EXPECT_NEAR(last.maps[0][p], 1.0 / N, 1e-7) << "patch " << p;
   }
-  EXPECT_EQ(attention_maps(c, att.data(), AttentionMethod::kHeads).maps.size(), size_t(c.heads));
+  EXPECT_EQ(attention_maps(c, probs, AttentionMethod::kHeads).maps.size(), size_t(c.heads));
+
+  // Block 0 with random (and sharpened) queries and keys: its rows are softmaxes, not uniform;
+  // blocks 1 and 2 stay uniform, the last block's heads too.
+  Model mixed(c);
+  mixed.init(7);
+  model = std::move(mixed);
+  zero_scores(1);
+  zero_scores(2);
+  TensorView q1 = model.param("blocks.0.attn.qkv.weight");  // init's scale is small: sharpen
+  for (int64_t i = 0; i < int64_t(D) * D; ++i) q1.data[i] *= 30.0f;
+  model.forward_attention(image.data(), logits.data(), probs);
+  const int64_t nn = int64_t(N) * N;
+  double spread = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    double row = 0;
+    for (int64_t j = 0; j < N; ++j) {
+      const float a = probs.mean[size_t(i * N + j)];
+      row += a;
+      spread = std::max(spread, std::abs(a - 1.0 / N));
+      ASSERT_FLOAT_EQ(probs.mean[size_t(nn + i * N + j)], 1.0f / N) << "block 1";
+      ASSERT_FLOAT_EQ(probs.mean[size_t(2 * nn + i * N + j)], 1.0f / N) << "block 2";
+    }
+    EXPECT_NEAR(row, 1.0, 1e-5) << "block 0, row " << i;
+  }
+  EXPECT_GT(spread, 1e-3) << "block 0's attention came out uniform";
+  for (float a : probs.last) ASSERT_FLOAT_EQ(a, 1.0f / N);
 }
 
 // A map with one hot patch, upsampled: the hottest pixel lies in that patch's square, for several

@@ -19,6 +19,7 @@
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
 #include "test_util.hpp"
+#include "vit/attention.hpp"
 #include "vit/checkpoint.hpp"
 #include "vit/classify.hpp"
 #include "vit/data.hpp"
@@ -803,8 +804,8 @@ TEST_F(Bf16, LoadedForBf16AloneKeepsNoFp32Weights) {
       EXPECT_NE(std::string(e.what()).find("load it again"), std::string::npos) << e.what();
     }
   }
-  std::vector<float> att(size_t(c.depth) * c.heads * c.num_tokens() * c.num_tokens());
-  EXPECT_THROW(alone.model.forward_attention(images.data(), a.data(), att.data()), Error);
+  AttentionProbs probs(c);
+  EXPECT_THROW(alone.model.forward_attention(images.data(), a.data(), probs), Error);
 
   // init() writes every parameter again: a random model for bf16 alone (vit bench) predicts what
   // the same model converted after an fp32 init does, and an fp32 init makes it whole again.

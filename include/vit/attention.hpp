@@ -34,8 +34,25 @@ struct AttentionMaps {
   std::vector<std::vector<double>> maps;
 };
 
-// The maps of one image from att [depth, H, N, N] (row-major: block, head, query token, key
-// token; each row a softmax), N = config.num_tokens(). Computed in double.
+// What the maps read of one image's attention probabilities, kept block by block as a forward
+// makes them (Model::forward_attention), so that a large model never holds every block's heads
+// at once (DINOv2-L at 518 pixels: 24 x 16 x 1374^2 floats, 2.9 GB; kept here, 0.3 GB).
+struct AttentionProbs {
+  int depth = 0, heads = 0, tokens = 0;  // L, H, N
+  std::vector<float> mean;  // [L, N, N]: each block's heads' mean (in double, then rounded)
+  std::vector<float> last;  // [H, N, N]: the last block's, head by head
+  // Room for a model of this shape (config.num_tokens() tokens).
+  explicit AttentionProbs(const Config& config);
+  AttentionProbs() = default;
+  // Keeps block l's probabilities att [H, N, N] (row-major: head, query token, key token; each
+  // row a softmax).
+  void add_block(int l, const float* att);
+};
+
+// The maps of one image from its probabilities (computed in double).
+AttentionMaps attention_maps(const Config& config, const AttentionProbs& probs,
+                             AttentionMethod method);
+// The same from every block's att [L, H, N, N] at once.
 AttentionMaps attention_maps(const Config& config, const float* att, AttentionMethod method);
 
 }  // namespace vit

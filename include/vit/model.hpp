@@ -13,6 +13,8 @@
 
 namespace vit {
 
+struct AttentionProbs;  // vit/attention.hpp
+
 namespace detail {
 struct ModelImpl;
 struct ModelAccess;
@@ -171,10 +173,12 @@ class Model {
   // for bf16 alone takes kBf16 (it has it already) and refuses kF32.
   void set_inference_dtype(Dtype dtype);
   Dtype inference_dtype() const;
-  // One image [C, S, S] through the same graph, keeping every block's attention probabilities:
-  // logits [K] and att [depth, H, N, N] (N = config().num_tokens(); each row a softmax), for
-  // attention maps (vit/attention.hpp). One image's activations are allocated for the call.
-  void forward_attention(const float* image, float* logits, float* att);
+  // One image [C, S, S] through the same graph (inference's buffers, one block's at a time),
+  // giving logits [K] and each block's attention probabilities to probs.add_block as the block
+  // makes them, for attention maps (vit/attention.hpp); probs is made for this model's shape
+  // when it is not. One image's activations and one block's probabilities are allocated for the
+  // call.
+  void forward_attention(const float* image, float* logits, AttentionProbs& probs);
 
  private:
   friend struct detail::ModelAccess;  // the CPU executor's lanes (src/model/executor.hpp)

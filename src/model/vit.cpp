@@ -34,6 +34,7 @@
 #include "ops/context.hpp"
 #include "ops/ops.hpp"
 #include "ops/packed.hpp"
+#include "vit/attention.hpp"
 #include "vit/error.hpp"
 #include "vit/isa.hpp"
 #include "vit/threads.hpp"
@@ -451,7 +452,9 @@ struct Planner {
 };
 
 // kTrainingBf16: training whose weight gradients read bf16 (ops::Context::bf16_grads).
-enum class Pass { kTraining, kTrainingBf16, kInference };
+// kAttention: inference's buffers, and one block's attention probabilities (att), which every
+// block writes in turn (Model::forward_attention).
+enum class Pass { kTraining, kTrainingBf16, kInference, kAttention };
 
 // Plans forward_graph's buffers for batches of B images. Training: every block keeps its own
 // activations, and with them what only the backward reads (LayerNorm statistics, attention
@@ -463,7 +466,8 @@ enum class Pass { kTraining, kTrainingBf16, kInference };
 // one buffer of fp32 rows for ln1 and ln2 (as inference does) and one for g, where the forward
 // makes them in cache for the next product and its panels.
 void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuffers& F) {
-  const bool training = pass != Pass::kInference, bf16 = pass == Pass::kTrainingBf16;
+  const bool training = pass == Pass::kTraining || pass == Pass::kTrainingBf16;
+  const bool bf16 = pass == Pass::kTrainingBf16;
   const int64_t N = c.num_tokens(), Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads,
                 K = c.num_classes;
   const int64_t BN = B * N, BND = BN * D;
@@ -518,7 +522,7 @@ void plan_forward(const Config& c, int64_t B, Pass pass, Planner& p, ForwardBuff
       saved(&s.qk_mean, 2 * BN * H);
       saved(&s.qk_rstd, 2 * BN * H);
     }
-    saved(&s.att, B * H * N * N);
+    if (training || pass == Pass::kAttention) p.plan(&s.att, B * H * N * N);
     p.plan(&s.attn, BND);
     if (c.layer_scale) {
       const size_t y1 = p.plan(&s.y1, BND);
@@ -652,7 +656,8 @@ ops::ConvGeom proj_geom(const Config& c, int B, const int32_t* keep, int num_kee
 // (training only, with F.branch or LayerScale's buffers) is drop-path: block l's attention branch
 // of image b is scaled by drop[2l * B + b] and its MLP branch by drop[(2l + 1) * B + b].
 void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, const float* images,
-                   int B, const int32_t* keep, int num_keep, const float* drop) {
+                   int B, const int32_t* keep, int num_keep, const float* drop,
+                   AttentionProbs* probs = nullptr) {
   const Config& c = m.cfg;
   const int Np = c.num_patches(), D = c.dim, M = c.mlp_dim, H = c.heads;
   const int F0 = c.num_prefix_tokens();  // the class token or none
@@ -720,6 +725,7 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
       ops::linear_forward(ctx, s.qkv, s.ln1, W(p.qkv_w), qkv_b, BN, D, 3 * D);
     }
     ops::attention_forward(ctx, s.attn, s.att, s.qkv, B, N, D, H);
+    if (probs) probs->add_block(l, s.att);
     if (unfused) {
       ops::linear_forward(ctx, y1, s.attn, W(p.proj_w), W(p.proj_b), BN, D, D);
       ops::scale_add_forward(ctx, s.xmid, F.x[l], y1, c.layer_scale ? W(p.ls1) : nullptr, ds1, N,
@@ -1321,22 +1327,24 @@ Dtype Model::inference_dtype() const {
   return impl_->packed ? impl_->packed_dtype : Dtype::kF32;
 }
 
-void Model::forward_attention(const float* image, float* logits, float* att) {
+void Model::forward_attention(const float* image, float* logits, AttentionProbs& probs) {
   Impl& m = *impl_;
   m.require_f32();
   const Config& c = m.cfg;
+  if (probs.depth != c.depth || probs.heads != c.heads || probs.tokens != c.num_tokens()) {
+    probs = AttentionProbs(c);
+  }
   Arena arena;
   ForwardBuffers F;
   Planner p{arena, {}, {}};
-  plan_forward(c, 1, Pass::kTraining, p, F);  // the training plan: each block's att is kept
+  plan_forward(c, 1, Pass::kAttention, p, F);
   p.allocate();
+  finish_forward(F);
+  F.logits = logits;
   ops::Context ctx = executor_context(m);
   // fp32 panels give the same bits as the weights unpacked; a bf16 copy is predict()'s alone.
   if (m.packed_dtype == Dtype::kF32) ctx.packed = m.packed.get();
-  forward_graph(m, ctx, F, image, 1, nullptr, 0, nullptr);
-  std::copy_n(F.logits, c.num_classes, logits);
-  const int64_t per_block = int64_t(c.heads) * c.num_tokens() * c.num_tokens();
-  for (int l = 0; l < c.depth; ++l) std::copy_n(F.blocks[l].att, per_block, att + l * per_block);
+  forward_graph(m, ctx, F, image, 1, nullptr, 0, nullptr, &probs);
 }
 
 int micro_batch_images(const Config& config, int B, int N, int requested) {

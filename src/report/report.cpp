@@ -189,21 +189,21 @@ std::string report_html(const ReportInputs& in) {
        png_img(mistakes_png(r, *in.data, m.meta, what), "misclassified images");
   h += "<h2>Where the model looks</h2>\n<p>Attention rollout (Abnar &amp; Zuidema 2020) of the "
        "split's first images.</p>\n";
-  const int N = c.num_tokens(), K = c.num_classes;
+  const int K = c.num_classes;
   std::vector<float> image(size_t(c.channels) * c.image_size * c.image_size), logits(K);
-  std::vector<float> att(size_t(c.depth) * c.heads * N * N);
+  AttentionProbs probs(c);
   std::vector<uint8_t> pixels;
   for (int64_t i = 0; i < std::min<int64_t>(in.attention_images, in.data->size()); ++i) {
     const int32_t label = model_view(*in.data, i, m.meta, image.data(), &pixels);
-    m.model.forward_attention(image.data(), logits.data(), att.data());
+    m.model.forward_attention(image.data(), logits.data(), probs);
     const ClassScore top = top_k(logits.data(), K, 1)[0];
     const std::string name =
         "image " + std::to_string(i) + " (" + m.meta.class_names[size_t(label)] + ")";
-    h += png_img(
-        attention_png(c, pixels.data(), attention_maps(c, att.data(), AttentionMethod::kRollout),
-                      AttentionMethod::kRollout, m.meta.class_names[size_t(top.index)], top.prob,
-                      name),
-        name);
+    h +=
+        png_img(attention_png(c, pixels.data(), attention_maps(c, probs, AttentionMethod::kRollout),
+                              AttentionMethod::kRollout, m.meta.class_names[size_t(top.index)],
+                              top.prob, name),
+                name);
   }
   return h + "</body>\n</html>\n";
 }

@@ -1194,8 +1194,9 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
   vit::LoadedModel m = vit::load_any_model(a.model, timm_arch(a.arch).get());
   const Config& c = m.meta.config;
   const vit::AttentionMethod method = vit::parse_attention_method(a.method);
-  const int K = c.num_classes, N = c.num_tokens();
-  std::vector<float> logits(K), att(size_t(c.depth) * c.heads * N * N);
+  const int K = c.num_classes;
+  std::vector<float> logits(K);
+  vit::AttentionProbs probs(c);
   ImageInput input(cmd, a.input, m);
   if (pictures && !one_file) std::filesystem::create_directories(dir);
   std::set<std::string> written;
@@ -1206,10 +1207,10 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
       ++failures;
       continue;
     }
-    m.model.forward_attention(input.input(), logits.data(), att.data());
+    m.model.forward_attention(input.input(), logits.data(), probs);
     const vit::ClassScore top = vit::top_k(logits.data(), K, 1)[0];
     const std::string name = m.meta.class_names[top.index];
-    const vit::AttentionMaps maps = vit::attention_maps(c, att.data(), method);
+    const vit::AttentionMaps maps = vit::attention_maps(c, probs, method);
     if (a.json) {
       nlohmann::ordered_json j;
       j["file"] = file;
