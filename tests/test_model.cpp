@@ -235,8 +235,9 @@ void init_with_larger_weights(Model& model, uint64_t seed, uint64_t noise_seed) 
 }
 
 // Model-level finite differences (independent of PyTorch): for a few entries of every trainable
-// tensor, d(loss)/dw by central differences matches the backward: class token, average pooling,
-// timm's CLIP layout (norm_pre, no patch-embedding bias), and a convolutional stem.
+// tensor, d(loss)/dw by central differences matches the backward: class token, average pooling
+// (with GELU's tanh approximation, as SigLIP 2's gap towers), timm's CLIP layout (norm_pre, no
+// patch-embedding bias), and a convolutional stem.
 TEST(ModelFiniteDiff, EveryParameterTensor) {
   for (int variant = 0; variant < 4; ++variant) {
     const Pool pool = variant == 1 ? Pool::kMean : Pool::kCls;
@@ -246,6 +247,7 @@ TEST(ModelFiniteDiff, EveryParameterTensor) {
     c.norm_pre = variant == 2;
     c.patch_bias = variant != 2;
     c.stem_channels = variant == 3 ? 3 : 0;
+    if (variant == 1) c.act = Act::kGeluTanh;
     Model model(c);
     init_with_larger_weights(model, 7, 3);
     const int B = 3, K = c.num_classes;

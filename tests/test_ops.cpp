@@ -456,6 +456,55 @@ TEST_P(OpsFiniteDiff, Gelu) {
   expect_fd("gelu dx", x.data(), n, dx.data(), loss, n, 1e-3f);
 }
 
+// GELU's tanh approximation against its formula in float64, 0.5 x (1 + tanh(u)) with
+// u = sqrt(2/pi) (x + 0.044715 x^3) (PyTorch's gelu(approximate="tanh")), and its slope against
+// the formula's derivative and finite differences. Error bound: the float u carries a few ulp
+// (relative 2.4e-7); e^(-2u) adds that times 2|u| and 2 ulp of its own, and 1/(1 + e) and x * s one
+// ulp each, so y is within (4.8e-7 |u| + 3e-7) |y| (plus an absolute 1e-37 where s underflows;
+// x reaches -9, where 2|u| nears exp's limit of 87); the slope's two terms likewise, plus its own
+// few products.
+TEST_P(OpsFiniteDiff, GeluTanh) {
+  std::vector<float> x;
+  for (int i = -90; i <= 90; ++i) x.push_back(0.1f * float(i) + 0.013f);
+  for (float v : {0.0f, -0.0f, 1e-6f, -1e-6f, 30.0f}) x.push_back(v);
+  const int n = int(x.size());
+  std::vector<float> y(n), slope(n), in_place = x;
+  ops::gelu_tanh_forward(op_context(), y.data(), slope.data(), x.data(), n);
+  const double a = std::sqrt(2.0 / M_PI), c = 0.044715;
+  int worst = 0;
+  double worst_ratio = 0;
+  for (int i = 0; i < n; ++i) {
+    const double v = x[size_t(i)], u = a * (v + c * v * v * v);
+    // 0.5 (1 + tanh(u)), which cancels in float64 too once u < -18 (tanh(u) = -1 + 2e-16):
+    // there its equal 1 / (1 + e^(-2u)).
+    const double s = u > -4 ? 0.5 * (1 + std::tanh(u)) : 1 / (1 + std::exp(-2 * u));
+    const double ref = v * s, second = v * s * (1 - s) * 2 * a * (1 + 3 * c * v * v);
+    const double ref_slope = s + second;
+    const double rel = 4.8e-7 * std::abs(u) + 3e-7;
+    const double tol_y = rel * std::abs(ref) + 1e-37;
+    const double tol_slope = (rel + 4e-7) * (std::abs(s) + std::abs(second)) + 1e-37;
+    const double ratio = std::max(std::abs(y[size_t(i)] - ref) / tol_y,
+                                  std::abs(slope[size_t(i)] - ref_slope) / tol_slope);
+    if (ratio > worst_ratio) worst_ratio = ratio, worst = i;
+  }
+  EXPECT_LE(worst_ratio, 1.0) << "worst at x = " << x[size_t(worst)] << ": y " << y[size_t(worst)]
+                              << ", slope " << slope[size_t(worst)];
+  ops::gelu_tanh_forward(op_context(), in_place.data(), nullptr, in_place.data(), n);
+  expect_close("gelu_tanh in place", in_place.data(), y.data(), n, 0, 0);
+
+  // The slope is the backward: L = g . gelu_tanh(x) over random x.
+  const int m = 64;
+  auto xr = random_vector(m, 44, 3.0), g = random_vector(m, 45);
+  std::vector<float> act(m), sl(m), dx(m);
+  auto loss = [&] {
+    ops::gelu_tanh_forward(op_context(), act.data(), sl.data(), xr.data(), m);
+    return dot(g.data(), act.data(), m);
+  };
+  loss();
+  for (int i = 0; i < m; ++i) dx[size_t(i)] = g[size_t(i)] * sl[size_t(i)];
+  expect_fd("gelu_tanh dx", xr.data(), m, dx.data(), loss, m, 1e-3f);
+}
+
 // Attention forward (both paths) and backward against a float64 loop implementation, at head
 // widths with their own compiled kernels (16, 32, 64) and a generic one (24), and at token counts
 // whose padded score rows end in each kind of column block (Np = 16, 64, 80, 96, 112).

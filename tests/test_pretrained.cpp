@@ -222,14 +222,19 @@ LoadedModel model_from_fixture(const SafetensorsReader& f, const Config& c) {
 // token with fc_norm, or `norm` without a class token).
 TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
   TempDir dir("export-avg");
-  for (const char* name : {"model_i", "model_j"}) {
-    const SafetensorsReader f(fixture(std::string(name) + ".safetensors"));
-    LoadedModel a = model_from_fixture(f, Config::from_json(f.metadata().at("config")));
+  // model_j again with GELU's tanh approximation: a SigLIP 2 gap tower's layout.
+  for (const std::string name : {"model_i", "model_j", "model_j_tanh"}) {
+    const bool tanh = name.ends_with("_tanh");
+    const SafetensorsReader f(fixture(name.substr(0, 7) + ".safetensors"));
+    Config fixture_config = Config::from_json(f.metadata().at("config"));
+    if (tanh) fixture_config.act = Act::kGeluTanh;
+    LoadedModel a = model_from_fixture(f, fixture_config);
     const Config& c = a.model.config();
     const std::string out = dir / name;
     export_timm(a, out);
     std::ifstream in(out + "/config.json");
     const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["model_args"].value("act_layer", "gelu"), tanh ? "gelu_tanh" : "gelu") << name;
     EXPECT_EQ(j["model_args"]["class_token"], c.has_class_token()) << name;
     EXPECT_EQ(j["model_args"]["global_pool"], "avg") << name;
     EXPECT_EQ(j["model_args"]["fc_norm"], !c.mean_after_norm) << name;
@@ -239,7 +244,8 @@ TEST(Pretrained, ExportRoundTripsAveragePoolingVariants) {
               0)
         << name;
     TimmHints heads;
-    heads.heads = c.heads;  // a bare file's widths do not say it
+    heads.heads = c.heads;  // a bare file's tensors say neither these nor the activation
+    heads.act = c.act;
     EXPECT_EQ(timm_config(SafetensorsReader(out + "/model.safetensors"), heads).to_json(),
               c.to_json())
         << name;
@@ -508,12 +514,39 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
         load_any_model(folder_with("rpn", test_arch, "\"vit_base_patch16_rpn_224.sw_in1k\""));
       },
       "norms after attention and the MLP (ResPostBlock)");
-  expect_error(
-      [&] {
-        load_any_model(
-            folder_with("tanh", test_arch, "\"timm/vit_so400m_patch16_siglip_gap_384.v2_webli\""));
-      },
-      "GELU's tanh approximation");
+  // timm builds SigLIP 2's towers with GELU's tanh approximation, which only the name says (or
+  // model_args.act_layer). The same tensors then give other logits: GELU's tanh form is within
+  // 4.7e-4 of GELU everywhere, QuickGELU 43 times further (2.0e-2), so to first order the logits
+  // move over 10 times less with it than with QuickGELU (measured: 1.2e-4 and 4.3e-3).
+  {
+    auto logits_of = [&](const std::string& d) {
+      LoadedModel m = load_any_model(d);
+      return std::make_pair(m.meta.config.act, logits_for_photo(m));
+    };
+    auto with_act = [&](const std::string& name, const std::string& act) {
+      return folder_with(name, "\"num_heads\": 4",
+                         "\"act_layer\": \"" + act + "\", \"num_heads\": 4");
+    };
+    const auto [gelu_act, gelu] = logits_of(fixture("timm/cls"));
+    const auto [tanh_act, tanh] = logits_of(
+        folder_with("tanh", test_arch, "\"timm/vit_so400m_patch16_siglip_gap_384.v2_webli\""));
+    const auto [args_act, args] = logits_of(with_act("tanh_args", "gelu_tanh"));
+    const auto [quick_act, quick] = logits_of(with_act("quick_args", "quick_gelu"));
+    EXPECT_EQ(gelu_act, Act::kGelu);
+    EXPECT_EQ(tanh_act, Act::kGeluTanh);
+    EXPECT_EQ(args_act, Act::kGeluTanh);
+    EXPECT_EQ(quick_act, Act::kQuickGelu);
+    EXPECT_EQ(tanh, args);
+    auto moved = [&](const std::vector<float>& z) {
+      double m = 0;
+      for (size_t k = 0; k < gelu.size(); ++k) m = std::max(m, double(std::abs(z[k] - gelu[k])));
+      return m;
+    };
+    EXPECT_GT(moved(tanh), 0.0) << "gelu_tanh gave GELU's logits";
+    EXPECT_LT(moved(tanh), moved(quick) / 10) << "gelu_tanh moved the logits as far as QuickGELU";
+    expect_error([&] { load_any_model(with_act("swish", "silu")); },
+                 "is not an activation vitcpp has (gelu, quick_gelu, gelu_tanh)");
+  }
   // A headless folder: the advice names the folder, whose config.json --init then reads.
   {
     const std::string d = folder_with("headless", test_arch, test_arch);

@@ -10,7 +10,9 @@ namespace vit {
 
 enum class PosEmbed { kLearned, kSinCos };
 enum class Pool { kCls, kMean };
-enum class Act { kGelu, kQuickGelu };
+// The MLP's activation: exact GELU (erf), QuickGELU (OpenAI CLIP's), or GELU's tanh approximation
+// (timm's gelu_tanh: SigLIP 2's towers).
+enum class Act { kGelu, kQuickGelu, kGeluTanh };
 
 // A ViT as timm builds it (pre-norm blocks, fused qkv, GELU MLP, final LayerNorm), on square
 // images. Letters used everywhere: B batch, C channels, P patch, N tokens, D width, H heads,
@@ -170,7 +172,7 @@ struct Config {
       c.qk_norm);
     v(Field{.name = "act",
             .help = "MLP activation",
-            .words = {"gelu", "quick_gelu"},
+            .words = {"gelu", "quick_gelu", "gelu_tanh"},
             .cli = false,
             .optional = true},
       c.act);

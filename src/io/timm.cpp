@@ -336,6 +336,14 @@ constexpr const char* kGeluTanh[] = {
     "vit_so400m_patch16_siglip_gap_384",   "vit_so400m_patch16_siglip_gap_512",
     "vit_giantopt_patch16_siglip_gap_256", "vit_giantopt_patch16_siglip_gap_384"};
 
+// Whether timm builds the architecture `name` (bare: no tag) with GELU's tanh approximation.
+bool gelu_tanh_architecture(const std::string& name) {
+  for (const char* tanh : kGeluTanh) {
+    if (name == tanh) return true;
+  }
+  return false;
+}
+
 // vit::Error for the timm architectures whose tensors read as a ViT vitcpp runs but which compute
 // otherwise, as only their name tells.
 void check_architecture(const std::string& path, const std::string& architecture) {
@@ -344,11 +352,6 @@ void check_architecture(const std::string& path, const std::string& architecture
             "'" + path + "' is " + architecture +
                 ", timm's ViT with its norms after attention and the MLP (ResPostBlock), which "
                 "vitcpp's ViT (norms before them) is not");
-  for (const char* tanh : kGeluTanh) {
-    VIT_CHECK(name != tanh, "'" + path + "' is " + architecture +
-                                ", whose MLP uses GELU's tanh approximation (timm's gelu_tanh), "
-                                "which vitcpp's ViT does not have");
-  }
 }
 
 // The size named `word`, or null.
@@ -429,6 +432,7 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     // say), and the *_quickgelu_* ones QuickGELU.
     if (name.find("_clip_") != std::string::npos) hints.ln_eps = 1e-5f;
     if (name.find("quickgelu") != std::string::npos) hints.act = Act::kQuickGelu;
+    if (gelu_tanh_architecture(bare_architecture(name))) hints.act = Act::kGeluTanh;
     check_architecture(path, name);
     hints.size = timm_size_of(name);
     // The pooling: model_args' global_pool, else the top level's (timm writes both).
@@ -453,10 +457,12 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
       }
       if (a.contains("act_layer")) {
         const auto& act = a["act_layer"];
-        VIT_CHECK(act.is_string() && (act == "gelu" || act == "quick_gelu"),
+        VIT_CHECK(act.is_string() && (act == "gelu" || act == "quick_gelu" || act == "gelu_tanh"),
                   "'" + path + "': model_args.act_layer " + act.dump() +
-                      " is not an activation vitcpp has (gelu, quick_gelu)");
-        hints.act = act == "gelu" ? Act::kGelu : Act::kQuickGelu;
+                      " is not an activation vitcpp has (gelu, quick_gelu, gelu_tanh)");
+        hints.act = act == "gelu"         ? Act::kGelu
+                    : act == "quick_gelu" ? Act::kQuickGelu
+                                          : Act::kGeluTanh;
       }
     }
   }
@@ -576,6 +582,7 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   // LayerScale exists in timm when init_values is set; the file's gammas replace the value.
   if (c.layer_scale) j["model_args"]["init_values"] = 1e-5;
   if (quick && !clip) j["model_args"]["act_layer"] = "quick_gelu";
+  if (c.act == Act::kGeluTanh) j["model_args"]["act_layer"] = "gelu_tanh";
   const Preprocess& p = m.meta.preprocess;
   const nlohmann::ordered_json pre = nlohmann::ordered_json::parse(p.to_json());
   // What timm does not read, for vitcpp's own prediction to give the same logits from the export:

@@ -78,6 +78,7 @@ std::string Config::variants() const {
   if (!patch_bias) add("no patch bias");
   if (qk_norm) add("qk-norm");
   if (act == Act::kQuickGelu) add("QuickGELU");
+  if (act == Act::kGeluTanh) add("GELU's tanh approximation");
   return t;
 }
 
@@ -99,7 +100,7 @@ const char* to_string(PosEmbed p) {
   return p == PosEmbed::kLearned ? "learned" : "sincos";
 }
 const char* to_string(Act a) {
-  return a == Act::kGelu ? "gelu" : "quick_gelu";
+  return a == Act::kGelu ? "gelu" : a == Act::kQuickGelu ? "quick_gelu" : "gelu_tanh";
 }
 const char* to_string(Pool p) {
   return p == Pool::kCls ? "cls" : "mean";

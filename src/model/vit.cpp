@@ -742,7 +742,11 @@ void forward_graph(const Impl& m, const ops::Context& ctx, ForwardBuffers& F, co
       ops::linear_gelu_forward(ctx, s.g, s.slope, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
     } else {
       ops::linear_forward(ctx, s.g, s.ln2, W(p.fc1_w), W(p.fc1_b), BN, D, M);
-      ops::quick_gelu_forward(ctx, s.g, s.slope, s.g, BN * M);
+      if (c.act == Act::kQuickGelu) {
+        ops::quick_gelu_forward(ctx, s.g, s.slope, s.g, BN * M);
+      } else {
+        ops::gelu_tanh_forward(ctx, s.g, s.slope, s.g, BN * M);
+      }
     }
     if (s.g_bf16) ops::input_panels_bf16(ctx, s.g_bf16, s.g, BN, M);
     BlockActs next{};  // the next block's norm1 outputs (none after the last block)

@@ -322,6 +322,10 @@ void quick_gelu_forward(const Context& ctx, float* out, float* slope, const floa
   return VIT_PICK(quick_gelu_forward)(ctx, out, slope, x, n);
 }
 
+void gelu_tanh_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n) {
+  return VIT_PICK(gelu_tanh_forward)(ctx, out, slope, x, n);
+}
+
 void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,
                        const float* w, const float* b, int64_t R, int D, float eps) {
   return VIT_PICK(layernorm_forward)(ctx, out, mean, rstd, x, w, b, R, D, eps);

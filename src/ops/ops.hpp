@@ -259,6 +259,12 @@ void qk_norm_backward(const Context& ctx, float* dqkv, float* dqw, float* dqb, f
 // (nullable) = s + 1.702 x s (1 - s) with s = sigmoid(1.702 x); out may alias x.
 void quick_gelu_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n);
 
+// ---- GELU's tanh approximation (src/ops/cpu/variants.cpp; PyTorch's gelu(approximate="tanh"),
+// timm's gelu_tanh): y = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as
+// x * sigmoid(2u) (the same function: 0.5 (1 + tanh(u)) = sigmoid(2u)); slope (nullable) =
+// s + x s (1 - s) 2 u', s = sigmoid(2u), u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2); out may alias x.
+void gelu_tanh_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n);
+
 // ---- LayerNorm over the last dimension (src/ops/cpu/layernorm.cpp), x [R, D]:
 // mean[r], rstd[r] = 1/sqrt(var[r] + eps) (biased variance), out = (x - mean) * rstd * w + b.
 void layernorm_forward(const Context& ctx, float* out, float* mean, float* rstd, const float* x,

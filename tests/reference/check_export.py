@@ -63,7 +63,7 @@ def model_from_folder(folder):
            "norm_pre": a.get("pre_norm", False), "qk_norm": a.get("qk_norm", False),
            "patch_bias": not a.get("pre_norm", False),  # timm's PatchEmbed: bias=not pre_norm
            "act": "quick_gelu" if ("quickgelu" in arch or a.get("act_layer") == "quick_gelu")
-           else "gelu"}
+           else a.get("act_layer", "gelu")}
     m = ViT(cfg)
     tensors, _ = read_safetensors(os.path.join(folder, "model.safetensors"))
     state = {k: torch.from_numpy(v.copy()).to(torch.float64) for k, v in tensors.items()}

@@ -9,7 +9,7 @@ QuickGELU.
 cfg is a dict with Config's fields: image_size, channels, patch_size, dim, depth, heads, mlp_dim,
 num_classes, pos_embed ("learned" | "sincos"), pool ("cls" | "mean"), qkv_bias, ln_eps; and
 optionally reg_tokens, dist_token, no_embed_class, layer_scale, norm_pre, patch_bias (default
-True; timm's CLIP towers have none), qk_norm, act ("gelu" | "quick_gelu").
+True; timm's CLIP towers have none), qk_norm, act ("gelu" | "quick_gelu" | "gelu_tanh").
 """
 import math
 
@@ -79,6 +79,8 @@ class Mlp(nn.Module):
         h = self.fc1(x)
         if self.act == "quick_gelu":  # timm.layers.QuickGELU
             return self.fc2(h * torch.sigmoid(1.702 * h))
+        if self.act == "gelu_tanh":  # timm's gelu_tanh: nn.GELU(approximate="tanh")
+            return self.fc2(F.gelu(h, approximate="tanh"))
         return self.fc2(F.gelu(h, approximate="none"))
 
 

@@ -1,11 +1,13 @@
 // Ops that only some of timm's ViT variants or recipes use: LayerScale (DeiT III, DINOv2) and
-// drop-path's scaled residual joins, qk-norm, QuickGELU (OpenAI CLIP). Plain loops: these models
+// drop-path's scaled residual joins, qk-norm, QuickGELU (OpenAI CLIP), GELU's tanh approximation
+// (SigLIP 2). Plain loops (GELU's tanh form on vmath's exp, so that it vectorises): these models
 // are the minority, and none of these ops is a measurable share of a step next to the GEMMs around
 // it.
 #include <cmath>
 #include <cstring>
 
 #include "ops/cpu/kernels.hpp"
+#include "ops/cpu/vmath.hpp"
 
 namespace vit::ops::VIT_ISA_NS {
 
@@ -167,6 +169,18 @@ void quick_gelu_forward(const Context& ctx, float* out, float* slope, const floa
     const float v = x[i];
     const float s = 1.0f / (1.0f + std::exp(-1.702f * v));
     if (slope) slope[i] = s + 1.702f * v * s * (1.0f - s);
+    out[i] = v * s;
+  }
+}
+
+void gelu_tanh_forward(const Context& ctx, float* out, float* slope, const float* x, int64_t n) {
+  constexpr float kA = 0.7978845608028654f, kB = 0.044715f;  // sqrt(2/pi), the cubic's weight
+#pragma omp parallel for schedule(static) num_threads(ctx.threads)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float u = kA * (v + kB * v * v * v);
+    const float s = 1.0f / (1.0f + vmath::exp(-2.0f * u));  // 0.5 (1 + tanh(u))
+    if (slope) slope[i] = s + v * s * (1.0f - s) * 2.0f * kA * (1.0f + 3.0f * kB * v * v);
     out[i] = v * s;
   }
 }
