@@ -506,8 +506,18 @@ TEST(Cli, TrainOnImageFoldersAndCifar) {
   const std::string list((std::istreambuf_iterator<char>(listed)), {});
   EXPECT_NE(list.find(broken), std::string::npos) << list;
   EXPECT_RUN("train --resume " + (dir / "skip") + " --epochs 2", 0, "epoch 2/2");
-  EXPECT_RUN("eval --model " + (dir / "run") + " --data " + data + " --skip-bad-images", 0,
-             "vit eval: warning: cannot read image '" + broken + "': JPEG: ");
+  // eval decodes only the split it evaluates: the test split reads nothing of train/.
+  {
+    const Result r = vit("eval --model " + (dir / "run") + " --data " + data);
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("(test split, 100 images)"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("broken.jpg"), std::string::npos) << r.out;
+  }
+  EXPECT_RUN("eval --model " + (dir / "run") + " --data " + data + " --split train", 1,
+             "broken.jpg': JPEG: ");
+  EXPECT_RUN(
+      "eval --model " + (dir / "run") + " --data " + data + " --split train --skip-bad-images", 0,
+      "vit eval: warning: cannot read image '" + broken + "': JPEG: ");
   std::filesystem::remove(broken);
 
   // CIFAR's format, 3x32x32: the tiny28 shape does not fit and says what to set; the cifar

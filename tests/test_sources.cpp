@@ -221,6 +221,35 @@ TEST(Sources, ImageFolders) {
       },
       "broken.ppm': the PGM/PPM file is truncated");
   expect_error([&] { load_dataset(spec, 3, "", {3, 4, 4}); }, "`skip_bad_images`");
+  // A caller that reads one split has only that one decoded (vit eval): the broken training
+  // image is never opened, and the progress counts the split's files alone.
+  {
+    DatasetOptions one;
+    one.num_classes = 3;
+    one.shape = {3, 4, 4};
+    int64_t counted = 0;
+    one.progress = [&](int64_t, int64_t total) { counted = total; };
+    one.splits = kTestSplit;
+    DatasetSplits t = load_dataset(spec, one);
+    EXPECT_EQ(t.train, nullptr);
+    EXPECT_EQ(t.val, nullptr);
+    ASSERT_NE(t.test, nullptr);
+    EXPECT_EQ(t.test->size(), 3);
+    EXPECT_EQ(counted, 3);
+    EXPECT_EQ(t.class_names, (std::vector<std::string>{"a-dog", "b-cat", "c-eel"}));
+    one.splits = kValSplit;  // val/ and test/ both there: val/ is the validation split
+    t = load_dataset(spec, one);
+    EXPECT_EQ(t.train, nullptr);
+    EXPECT_EQ(t.test, nullptr);
+    ASSERT_NE(t.val, nullptr);
+    EXPECT_EQ(t.val->size(), 2);
+    // Without val/, the validation split is held out of train/, which is then decoded.
+    fs::rename(root / "val", root / "val-aside");
+    expect_error([&] { load_dataset(spec, one); }, "broken.ppm': the PGM/PPM file is truncated");
+    one.splits = kTestSplit;
+    EXPECT_EQ(load_dataset(spec, one).test->size(), 3);
+    fs::rename(root / "val-aside", root / "val");
+  }
   // ... unless unreadable images are to be left out: then it is listed, the rest kept, and the
   // progress reaches every file.
   DatasetOptions o;

@@ -118,8 +118,17 @@ struct DatasetSplits {
   std::vector<std::string> skipped;
 };
 
+// DatasetOptions::splits' bits: the splits a caller reads.
+inline constexpr unsigned kTrainSplit = 1, kValSplit = 2, kTestSplit = 4,
+                          kAllSplits = kTrainSplit | kValSplit | kTestSplit;
+
 struct DatasetOptions {
-  int num_classes = 0;   // the model's; every label must lie in [0, num_classes)
+  int num_classes = 0;  // the model's; every label must lie in [0, num_classes)
+  // The splits the caller reads (kTrainSplit, kValSplit, kTestSplit). Sources that decode image
+  // files (folder:DIR) decode only these, and the training split as well for the validation split
+  // when theirs is to be held out of it (hold_out_validation: a folder without both val/ and
+  // test/); the splits left out stay null. Other sources read every split.
+  unsigned splits = kAllSplits;
   std::string data_dir;  // non-empty: where a named set lives, instead of its default place
   // The model's input (channels, and its square side as height and width): what a source whose
   // images vary in size (folder:DIR) decodes them to. Sources of fixed-size images ignore it.

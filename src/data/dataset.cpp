@@ -178,17 +178,24 @@ DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& option
   const DatasetSource* found = &dataset_source(spec, &arg);
   DatasetSplits s = found->open(arg, options);
   s.name = spec;
-  VIT_CHECK(s.train && s.test, "dataset '" + spec + "' has no training or no test split");
-  const SampleShape a = s.train->shape();
+  // The splits asked for (a source may give more): a training and a test split unless the
+  // caller reads neither.
+  const unsigned want = options.splits;
+  VIT_CHECK((s.train || !(want & kTrainSplit)) && (s.test || !(want & kTestSplit)),
+            "dataset '" + spec + "' has no training or no test split");
   const std::pair<const Dataset*, const char*> splits[] = {
       {s.train.get(), "training"}, {s.val.get(), "validation"}, {s.test.get(), "test"}};
+  const Dataset* first = nullptr;
+  const char* first_what = "";
   for (const auto& [d, what] : splits) {
     if (!d) continue;
-    const SampleShape b = d->shape();
+    if (!first) first = d, first_what = what;
+    const SampleShape a = first->shape(), b = d->shape();
     VIT_CHECK(a.channels == b.channels && a.width == b.width && a.height == b.height,
-              "dataset '" + spec + "': training images are " + std::to_string(a.channels) + "x" +
-                  std::to_string(a.height) + "x" + std::to_string(a.width) + " but " + what +
-                  " images " + std::to_string(b.channels) + "x" + std::to_string(b.height) + "x" +
+              "dataset '" + spec + "': " + first_what + " images are " +
+                  std::to_string(a.channels) + "x" + std::to_string(a.height) + "x" +
+                  std::to_string(a.width) + " but " + what + " images " +
+                  std::to_string(b.channels) + "x" + std::to_string(b.height) + "x" +
                   std::to_string(b.width));
     for (int64_t i = 0; i < d->size(); ++i) {
       const int32_t y = d->label(i);
@@ -199,7 +206,7 @@ DatasetSplits load_dataset(const std::string& spec, const DatasetOptions& option
     }
   }
   s.style.fit_mnist = found->fit_mnist;
-  s.style.background = background(*s.train);
+  if (s.train) s.style.background = background(*s.train);
   s.class_names.resize(size_t(num_classes));
   for (int k = 0; k < num_classes; ++k) {
     if (s.class_names[size_t(k)].empty()) s.class_names[size_t(k)] = std::to_string(k);

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -340,19 +341,34 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
     VIT_CHECK(a->size() > 0, "every image of '" + (root / name).string() + "' was unreadable");
     return a;
   };
-  s.train = open_split("train");
   // val/ chooses the best epoch and test/ is reported; with only one of them, it is the test
   // split (reported, never choosing), and a validation split can come from `val_split`.
+  VIT_CHECK(listings.count("val") || listings.count("test"),
+            "folder dataset '" + dir +
+                "' has no val/ or test/ folder to evaluate on; add one (val/<class>/<images>)");
+  const bool both = listings.count("val") && listings.count("test");
+  const unsigned asked = options.splits;
+  // Only the splits asked for are decoded (and counted in the progress).
+  std::set<std::string> decode;
+  if ((asked & kTrainSplit) || ((asked & kValSplit) && !both)) decode.insert("train");
+  if ((asked & kValSplit) && both) decode.insert("val");
+  if (asked & kTestSplit) decode.insert((both || listings.count("test")) ? "test" : "val");
+  for (auto it = listings.begin(); it != listings.end();) {
+    if (decode.count(it->first)) {
+      ++it;
+    } else {
+      total -= int64_t(it->second.files.size());
+      it = listings.erase(it);
+    }
+  }
+  s.train = open_split("train");
   std::shared_ptr<const Dataset> val = open_split("val"), test = open_split("test");
-  if (val && test) {
+  if (both) {
     s.val = val;
     s.test = test;
   } else {
     s.test = val ? val : test;
   }
-  VIT_CHECK(s.test != nullptr, "folder dataset '" + dir +
-                                   "' has no val/ or test/ folder to evaluate on; add one "
-                                   "(val/<class>/<images>)");
   return s;
 }
 

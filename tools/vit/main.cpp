@@ -784,6 +784,14 @@ EvalData load_eval_data(const vit::LoadedModel& m, const std::string& model_path
   options.skip_bad = skip_bad;
   options.preprocess = m.meta.preprocess;
   options.cache_dir = image_cache_dir(cache_dir);
+  // Only the split evaluated is decoded (an image folder's), with a bar on a terminal.
+  options.splits = split == "test"  ? vit::kTestSplit
+                   : split == "val" ? vit::kValSplit
+                                    : vit::kTrainSplit;
+  const auto reporter = vit_cli::make_console_reporter([](const std::string& s) { return s; });
+  options.progress = [&](int64_t done, int64_t total) {
+    reporter->progress("decoding images", done, total);
+  };
   EvalData out;
   vit::DatasetSplits& d = out.splits;
   d = vit::load_dataset(data, options);
