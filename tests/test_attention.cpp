@@ -146,6 +146,28 @@ TEST(Attention, HeatMapGeometry) {
         upsample_map(std::vector<double>(size_t(cs.grid) * cs.grid, 0.25), cs.grid, cs.size);
     for (double v : flat) ASSERT_DOUBLE_EQ(v, 0.25);
   }
+  // Patches that cover 28 of 30 pixels (extent 28/30): the heat lies on the first 28 rows and
+  // columns, with the map's peak in the last patch's square; the 2 past them get none.
+  {
+    std::vector<double> hot(49, 0.0);
+    hot[48] = 1.0;
+    const RgbImage grey{30, 30, std::vector<uint8_t>(30 * 30 * 3, 128)};
+    const RgbImage over = heat_overlay(grey, hot, 7, 0.6, 28.0 / 30);
+    const RgbImage cold = heat_overlay(grey, std::vector<double>(49, 0.0), 7, 0.6);
+    auto px = [](const RgbImage& im, int y, int x) {
+      return std::vector<uint8_t>(&im.rgb[(size_t(y) * 30 + x) * 3],
+                                  &im.rgb[(size_t(y) * 30 + x) * 3] + 3);
+    };
+    for (int i = 0; i < 30; ++i) {
+      for (int j : {28, 29}) {
+        EXPECT_EQ(px(over, i, j), px(cold, i, j))
+            << "heat past the patches at (" << i << ", " << j << ")";
+        EXPECT_EQ(px(over, j, i), px(cold, j, i))
+            << "heat past the patches at (" << j << ", " << i << ")";
+      }
+    }
+    EXPECT_NE(px(over, 26, 26), px(cold, 26, 26)) << "no heat in the hot patch (24..27)";
+  }
   std::vector<double> map = {1, 2, 3, 4, 5, 6, 7, 8, 9};
   const std::vector<double> up = upsample_map(map, 3, 21);  // cells of 7 pixels, centres 3, 10, 17
   for (int r = 0; r < 3; ++r) {

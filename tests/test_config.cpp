@@ -28,7 +28,18 @@ TEST(Config, DefaultIsValid) {
 }
 
 TEST(Config, RejectsImpossibleShapes) {
-  expect_rejected([](Config& c) { c.image_size = 30; }, "not divisible by patch_size");
+  // A patch that does not divide the image is timm's shape (the last rows and columns unseen),
+  // but not with vitcpp's stem.
+  Config uneven;
+  uneven.image_size = 30;
+  EXPECT_NO_THROW(uneven.validate());
+  EXPECT_EQ(uneven.grid(), 7);
+  expect_rejected(
+      [](Config& c) {
+        c.image_size = 30;
+        c.stem_channels = 8;
+      },
+      "a convolutional stem needs an image_size divisible by patch_size");
   expect_rejected([](Config& c) { c.image_size = 0; }, "image_size");
   expect_rejected([](Config& c) { c.patch_size = 0; }, "patch_size");
   expect_rejected([](Config& c) { c.patch_size = 56; }, "patch_size");

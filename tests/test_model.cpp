@@ -276,6 +276,42 @@ TEST(ModelFiniteDiff, EveryParameterTensor) {
   }
 }
 
+// A patch that does not divide the image (timm's SigLIP at 384 pixels in patches of 14): the
+// last rows and columns are not seen, so a 30-pixel model in patches of 4 computes what the
+// 28-pixel model with the same weights computes on the image's top-left 28 x 28, bit for bit,
+// forward and backward.
+TEST(Model, PixelsPastTheLastWholePatchAreNotSeen) {
+  Config c28 = small_config(), c30 = small_config();
+  c30.image_size = c28.image_size + c28.patch_size - 1;  // the same grid, 3 pixels more
+  ASSERT_EQ(c30.grid(), c28.grid());
+  Model m28(c28), m30(c30);
+  m28.init(5);
+  ASSERT_EQ(m28.arena_floats(), m30.arena_floats());
+  std::copy_n(m28.param_data(), m28.arena_floats(), m30.param_data());
+  const int B = 2, C = c28.channels, S28 = c28.image_size, S30 = c30.image_size;
+  const std::vector<float> big = random_vector(int64_t(B) * C * S30 * S30, 6);
+  std::vector<float> small(size_t(B) * C * S28 * S28);
+  for (int p = 0; p < B * C; ++p) {
+    for (int y = 0; y < S28; ++y) {
+      std::copy_n(&big[(size_t(p) * S30 + y) * S30], S28, &small[(size_t(p) * S28 + y) * S28]);
+    }
+  }
+  std::vector<float> z28(size_t(B) * c28.num_classes), z30(z28.size());
+  m28.predict(small.data(), B, z28.data());
+  m30.predict(big.data(), B, z30.data());
+  EXPECT_EQ(z28, z30);
+  m28.enable_training(B);
+  m30.enable_training(B);
+  const std::vector<float> dlogits = random_vector(int64_t(B) * c28.num_classes, 7);
+  for (auto [m, x] : {std::pair<Model*, const float*>{&m28, small.data()},
+                      std::pair<Model*, const float*>{&m30, big.data()}}) {
+    m->forward(x, B);
+    m->zero_grad();
+    m->backward(dlogits.data());
+  }
+  EXPECT_EQ(0, std::memcmp(m28.grad_data(), m30.grad_data(), m28.arena_floats() * sizeof(float)));
+}
+
 TEST(Model, TimmNamesAndShapes) {
   Config c = small_config();
   Model model(c);

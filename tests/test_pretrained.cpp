@@ -496,16 +496,21 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
                                    "\"input_size\": [\n            3,\n            64"));
       },
       "contradicts the tensors' 3x32x32");
-  // An input size the patch does not divide: timm drops the rest, vitcpp does not.
-  expect_error(
-      [&] {
-        load_any_model(
-            folder_with("p14", "\"input_size\": [\n            3,\n            32,\n            32",
-                        "\"input_size\": [\n            3,\n            35,\n            35"));
-      },
-      "input_size [3,35,35] is no multiple of the patch (8): timm's patch embedding drops the last "
-      "3 "
-      "rows and columns");
+  // An input size the patch does not divide (SigLIP's 384 in patches of 14) is the image size:
+  // the grid the tensors say, and the last rows and columns unseen, as in timm.
+  {
+    LoadedModel uneven = load_any_model(
+        folder_with("p14", "\"input_size\": [\n            3,\n            32,\n            32",
+                    "\"input_size\": [\n            3,\n            35,\n            35"));
+    EXPECT_EQ(uneven.meta.config.image_size, 35);
+    EXPECT_EQ(uneven.meta.config.grid(), 4);
+    const std::vector<float> z = logits_for_photo(uneven);
+    // Exported, it reads back at the same size, with the same logits.
+    export_timm(uneven, dir / "p14-export");
+    LoadedModel back = load_any_model(dir / "p14-export");
+    EXPECT_EQ(back.meta.config.image_size, 35);
+    EXPECT_EQ(logits_for_photo(back), z);
+  }
   // Architectures whose tensors read as a ViT that vitcpp runs, but which compute otherwise: only
   // the name tells.
   const std::string test_arch = "\"vit_test_patch8_32\"";

@@ -907,6 +907,9 @@ TEST(Presets, SettingsFromTheGivenFields) {
     expect_error([&] { preset_settings(p, "mnist", model, recipe); }, phrase);
   };
   expect_refused({{"heads", "5"}}, {}, "impossible model: config: dim 64 is not divisible");
+  // A new model sees its whole image (a pretrained one may not: Config::grid).
+  expect_refused({{"image_size", "30"}}, {},
+                 "impossible model: image_size 30 is not divisible by patch_size 4");
   expect_refused({}, {{"epochs", "1"}, {"warmup_epochs", "1"}},
                  "`warmup_epochs` must be in [0, epochs)");
   expect_refused({{"dim", "0"}}, {}, "impossible model: `dim` must be in [1, 65536] (got 0)");

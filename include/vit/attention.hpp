@@ -26,6 +26,9 @@ AttentionMethod parse_attention_method(const std::string& name);
 
 struct AttentionMaps {
   int grid = 0;  // patches per side: each map is grid x grid, row-major
+  // The share of the image's side the patches cover, from its top-left corner: grid * patch /
+  // image size, below 1 where the patch does not divide the image (Config::grid).
+  double extent = 1.0;
   // Whose attention: the class token's (pool cls), or, for a model that averages its patch
   // tokens (pool mean, with or without a class token), the mean over their rows.
   bool class_token = true;

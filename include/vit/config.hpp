@@ -18,7 +18,7 @@ enum class Act { kGelu, kQuickGelu, kGeluTanh };
 // images. Letters used everywhere: B batch, C channels, P patch, N tokens, D width, H heads,
 // Dh = D / H, M = MLP width, K classes.
 struct Config {
-  int image_size = 28;  // pixels per side; a multiple of patch_size
+  int image_size = 28;  // pixels per side; a multiple of patch_size but in timm's models (grid())
   int channels = 1;     // C
   int patch_size = 4;   // P
   // A convolutional stem (0: none): a kStemKernel x kStemKernel convolution of stride kStemStride
@@ -63,8 +63,10 @@ struct Config {
   // Throws vit::Error naming the first field that makes this configuration impossible.
   void validate() const;
 
-  int grid() const { return image_size / patch_size; }  // patches per side
-  int num_patches() const { return grid() * grid(); }   // Np
+  // Patches per side; when patch_size does not divide image_size, the last image_size % patch_size
+  // rows and columns are not seen (timm's patch embedding: a convolution of stride patch_size).
+  int grid() const { return image_size / patch_size; }
+  int num_patches() const { return grid() * grid(); }  // Np
   bool has_class_token() const { return pool == Pool::kCls || mean_class_token; }
   // The final LayerNorm is timm's `norm` (before the pooling, where the class token is read) or
   // `fc_norm` (after the average).

@@ -27,9 +27,10 @@ std::vector<double> upsample_map(const std::vector<double>& map, int grid, int s
 
 // The heat map over the image: map (grid x grid) upsampled to the image (square), scaled to [0, 1]
 // by its largest value, coloured with inferno (matplotlib's published table) and blended over the
-// image with weight alpha.
+// image with weight alpha. extent: the share of the image's side the patches cover, from its
+// top-left corner (AttentionMaps::extent); the pixels past it get no heat.
 RgbImage heat_overlay(const RgbImage& image, const std::vector<double>& map, int grid,
-                      double alpha = 0.6);
+                      double alpha = 0.6, double extent = 1.0);
 
 struct Panel {
   RgbImage image;

@@ -101,15 +101,13 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
     VIT_CHECK(p.is_object(), bad("pretrained_cfg must be an object"));
     if (p.contains("input_size")) {
       const nlohmann::json& s = p["input_size"];
-      // timm's patch embedding drops what the patch does not divide (SigLIP's 384 in patches of
-      // 14: a 27 x 27 grid of 378 pixels); vitcpp's stem does not.
-      const int p_ = c.patch_size, g = c.image_size / c.patch_size;
-      VIT_CHECK(!(s.is_array() && s.size() == 3 && s[1].is_number_integer() && s[1] == s[2] &&
-                  s[1].get<int64_t>() != c.image_size && s[1].get<int64_t>() / p_ == g),
-                bad("pretrained_cfg.input_size " + s.dump() + " is no multiple of the patch (" +
-                    std::to_string(p_) + "): timm's patch embedding drops the last " +
-                    std::to_string(s[1].get<int64_t>() - c.image_size) +
-                    " rows and columns of each image, which vitcpp's does not do"));
+      // An input size the patch does not divide (SigLIP's 384 in patches of 14: a 27 x 27 grid
+      // of 378 pixels) is the image size: timm's patch embedding, as vitcpp's, leaves the last
+      // rows and columns unseen (Config::grid), and the tensors say only the grid.
+      if (s.is_array() && s.size() == 3 && s[1].is_number_integer() && s[1] == s[2] &&
+          s[1].get<int64_t>() > c.image_size && s[1].get<int64_t>() / c.patch_size == c.grid()) {
+        m.config.image_size = s[1].get<int>();
+      }
       VIT_CHECK(s.is_array() && s.size() == 3 && s[0] == c.channels && s[1] == c.image_size &&
                     s[2] == c.image_size,
                 bad("pretrained_cfg.input_size " + s.dump() + " contradicts the tensors' " +

@@ -21,10 +21,12 @@ void Config::validate() const {
   validate_fields(*this, "config");
   VIT_CHECK(patch_size <= image_size, "config: `patch_size` must be in [1, image_size] (got " +
                                           std::to_string(patch_size) + ")");
-  VIT_CHECK(image_size % patch_size == 0, "config: image_size " + std::to_string(image_size) +
-                                              " is not divisible by patch_size " +
-                                              std::to_string(patch_size) +
-                                              "; pick a patch size that divides the image");
+  // A patch that does not divide the image leaves the last rows and columns unseen, as timm's
+  // patch embedding does (SigLIP's 384 pixels in patches of 14); vitcpp's own stem needs whole
+  // patches.
+  VIT_CHECK(stem_channels == 0 || image_size % patch_size == 0,
+            "config: a convolutional stem needs an image_size divisible by patch_size (got " +
+                std::to_string(image_size) + " and " + std::to_string(patch_size) + ")");
   VIT_CHECK(stem_channels == 0 || patch_size % 2 == 0,
             "config: a convolutional stem (stem_channels " + std::to_string(stem_channels) +
                 ") halves the image, so patch_size must be even (got " +

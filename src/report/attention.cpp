@@ -69,6 +69,7 @@ AttentionMaps attention_maps(const Config& c, const AttentionProbs& probs, Atten
                 " heads, " + std::to_string(probs.tokens) + " tokens)");
   AttentionMaps out;
   out.grid = c.grid();
+  out.extent = double(c.grid() * c.patch_size) / c.image_size;
   out.class_token = c.pool == Pool::kCls;  // what the head reads: the class token, or the mean
   // The query: a row vector over the tokens, e_0 (the class token) or the patch rows' mean.
   std::vector<double> query(size_t(N), 0.0);

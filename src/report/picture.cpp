@@ -65,17 +65,21 @@ std::vector<double> upsample_map(const std::vector<double>& map, int grid, int s
   return out;
 }
 
-RgbImage heat_overlay(const RgbImage& image, const std::vector<double>& map, int grid,
-                      double alpha) {
+RgbImage heat_overlay(const RgbImage& image, const std::vector<double>& map, int grid, double alpha,
+                      double extent) {
   VIT_CHECK(image.width == image.height && image.width >= 1,
             "heat_overlay: the image must be square");
+  VIT_CHECK(extent > 0 && extent <= 1, "heat_overlay: extent must be in (0, 1]");
   const int size = image.width;
-  const std::vector<double> up = upsample_map(map, grid, size);
+  const int covered = std::max(1, int(std::lround(size * extent)));
+  const std::vector<double> up = upsample_map(map, grid, covered);
   double hi = 0;
   for (double v : map) hi = std::max(hi, v);
   RgbImage out = image;
-  for (size_t i = 0; i < up.size(); ++i) {
-    const double t = hi > 0 ? up[i] / hi : 0.0;
+  for (size_t i = 0; i < size_t(size) * size; ++i) {
+    const int y = int(i / size), x = int(i % size);
+    const double v = y < covered && x < covered ? up[size_t(y) * covered + x] : 0.0;
+    const double t = hi > 0 ? v / hi : 0.0;
     const uint8_t* c = report::kInferno[std::clamp(int(t * 255 + 0.5), 0, 255)];
     for (int ch = 0; ch < 3; ++ch) {
       const double v = (1 - alpha) * image.rgb[i * 3 + ch] + alpha * c[ch];

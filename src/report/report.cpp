@@ -113,7 +113,7 @@ std::string attention_png(const Config& c, const uint8_t* pixels, const Attentio
     const std::string caption = method == AttentionMethod::kHeads
                                     ? "head " + std::to_string(h)
                                     : how + ": " + predicted + " " + p;
-    panels.push_back({heat_overlay(image, maps.maps[h], maps.grid), caption});
+    panels.push_back({heat_overlay(image, maps.maps[h], maps.grid, 0.6, maps.extent), caption});
   }
   // A distilled model predicts from both its tokens' heads; the map is the class token's.
   const std::string whose =

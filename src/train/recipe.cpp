@@ -387,6 +387,11 @@ RunSettings preset_settings(const Preset& preset, const std::string& dataset_spe
       s.config.mlp_dim = int(std::lround(mlp));
     }
     s.config.validate();
+    // A new model sees its whole image (a pretrained one's shape is timm's: Config::grid).
+    VIT_CHECK(s.config.image_size % s.config.patch_size == 0,
+              "image_size " + std::to_string(s.config.image_size) +
+                  " is not divisible by patch_size " + std::to_string(s.config.patch_size) +
+                  "; pick a patch size that divides the image");
   } catch (const Error& e) {
     throw Error(std::string("impossible model: ") + e.what());
   }

@@ -597,7 +597,7 @@ int run_train(CLI::App& cmd, TrainArgs& a) {
         if (name == "num_classes" || name == "image_size") vit::set_field(run.config, name, text);
       }
       const Config& c = run.config;
-      if (c.image_size % c.patch_size != 0) {
+      if (c.image_size % c.patch_size != 0 && c.image_size != init->meta.config.image_size) {
         throw UsageError("--image-size " + std::to_string(c.image_size) +
                          ": the pretrained model's patches are " + std::to_string(c.patch_size) +
                          " pixels a side, so the size must be a multiple of " +
