@@ -52,6 +52,8 @@ SUPPORTED = [
     ("DINOv2 + registers", "vit_small_patch14_reg4_dinov2",
      dict(img_size=28, patch_size=14)),
     ("mlp_ratio 2", "vit_base_patch16_224", dict(mlp_ratio=2.0)),
+    # An input size the patch does not divide (as SigLIP so400m's 384 in patches of 14).
+    ("input size 36, patch 8", "vit_base_patch16_224", dict(img_size=36)),
     # SigLIP 2's gap tower: the tanh GELU comes from the architecture's name alone.
     ("SigLIP 2 gap, gelu_tanh", "vit_base_patch32_siglip_gap_256",
      dict(img_size=32, patch_size=8)),
