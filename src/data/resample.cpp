@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 
 #include "ops/ops.hpp"
@@ -141,6 +142,15 @@ void resize_window(const Planes& in, int full_w, int full_h, int x0, int y0, int
   }
   const int cw = c1 - c0, nr = r1 - r0;
   thread_local std::vector<uint8_t> region, t_in, t_mid, mid;
+  // Kept for the thread's next image up to 8 MB each (a 1600 x 1600 RGB region); a larger one's
+  // are let go when it is done, so that one huge photo does not hold its buffers for good.
+  struct Release {
+    ~Release() {
+      for (std::vector<uint8_t>* v : {&region, &t_in, &t_mid, &mid}) {
+        if (v->capacity() > (size_t(8) << 20)) std::vector<uint8_t>().swap(*v);
+      }
+    }
+  } release;
   const int C = in.channels;
   const uint8_t* corner = in.p + int64_t(r0) * in.y_step + int64_t(c0) * in.x_step;
   // Interleaved RGB, the common case, resized across: split into planes and transposed in one pass
