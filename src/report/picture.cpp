@@ -78,8 +78,8 @@ RgbImage heat_overlay(const RgbImage& image, const std::vector<double>& map, int
   RgbImage out = image;
   for (size_t i = 0; i < size_t(size) * size; ++i) {
     const int y = int(i / size), x = int(i % size);
-    const double v = y < covered && x < covered ? up[size_t(y) * covered + x] : 0.0;
-    const double t = hi > 0 ? v / hi : 0.0;
+    const double heat = y < covered && x < covered ? up[size_t(y) * covered + x] : 0.0;
+    const double t = hi > 0 ? heat / hi : 0.0;
     const uint8_t* c = report::kInferno[std::clamp(int(t * 255 + 0.5), 0, 255)];
     for (int ch = 0; ch < 3; ++ch) {
       const double v = (1 - alpha) * image.rgb[i * 3 + ch] + alpha * c[ch];
