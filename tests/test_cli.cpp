@@ -75,6 +75,27 @@ TEST(Cli, ReportsAndChoosesTheKernels) {
   }
 }
 
+// A mistyped command line under an MPI launcher: every rank exits with 2, the first alone says
+// why (the launcher's variables tell the rank before MPI starts).
+TEST(Cli, CommandLineMistakesAreSaidOnceUnderALauncher) {
+  for (const char* mistake : {"train --epochz 3", "trian", "--bogus"}) {
+    SCOPED_TRACE(mistake);
+    const Result first = vit(std::string("OMPI_COMM_WORLD_RANK=0 ") + mistake);
+    EXPECT_EQ(first.code, 2);
+    EXPECT_NE(first.out.find("vit: "), std::string::npos) << first.out;
+    for (const char* other : {"OMPI_COMM_WORLD_RANK=1", "PMIX_RANK=2", "PMI_RANK=3",
+                              "SLURM_STEP_NUM_TASKS=4 SLURM_PROCID=3"}) {
+      const Result r = vit(std::string(other) + " " + mistake);
+      EXPECT_EQ(r.code, 2) << other;
+      EXPECT_EQ(r.out, "") << other;
+    }
+    // A batch script's own SLURM_PROCID is no launcher's rank.
+    const Result batch = vit(std::string("SLURM_PROCID=3 ") + mistake);
+    EXPECT_EQ(batch.code, 2);
+    EXPECT_NE(batch.out.find("vit: "), std::string::npos) << batch.out;
+  }
+}
+
 TEST(Cli, UsageErrorsExitTwoAndNameTheFlag) {
   EXPECT_RUN("", 2, "subcommand");
   EXPECT_RUN("frobnicate", 2, "frobnicate");

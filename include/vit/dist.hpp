@@ -24,6 +24,10 @@ namespace vit {
 // Whether this build can run distributed (built with MPI).
 bool mpi_built();
 
+// This process's rank by its launcher's variables (mpirun's OMPI_COMM_WORLD_RANK, PMIx's, PMI's,
+// srun's job step's SLURM_PROCID), read without starting MPI; 0 when none says.
+int launcher_rank();
+
 class Comm {
  public:
   // The process's communicator: MPI's world when built with MPI and started by an MPI launcher

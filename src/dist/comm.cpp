@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "core/host.hpp"
@@ -55,6 +56,19 @@ int launched_processes() {
 }
 
 }  // namespace
+
+int launcher_rank() {
+  const bool step = std::getenv("SLURM_STEP_NUM_TASKS") != nullptr;  // inside srun's job step
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (std::string(v) == "SLURM_PROCID" && !step) continue;  // a batch script's own
+    const char* s = std::getenv(v);
+    if (!s || !*s) continue;
+    char* end = nullptr;
+    const long r = std::strtol(s, &end, 10);
+    if (*end == '\0' && r >= 0 && r < 1 << 24) return int(r);
+  }
+  return 0;
+}
 
 bool mpi_built() {
 #ifdef VIT_MPI

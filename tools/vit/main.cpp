@@ -1818,7 +1818,11 @@ int main(int argc, char** argv) {
   add_report(app, report_args);
   const std::string first = argc >= 2 ? argv[1] : "";
   // An option before any command: the tool's own are --help and --version.
+  // Mistakes in the command line are the same on every rank an MPI launcher started: the first
+  // rank alone says so (each rank still exits with 2).
+  const bool quiet = vit::launcher_rank() != 0;
   if (first.starts_with("-") && first != "-h" && first != "--help" && first != "--version") {
+    if (quiet) return 2;
     std::fprintf(stderr,
                  "vit: unknown option '%s' (vit's own options are --help and --version; the "
                  "others follow a command: vit COMMAND --help)\n",
@@ -1829,6 +1833,7 @@ int main(int argc, char** argv) {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == first;
     if (!known) {
+      if (quiet) return 2;
       std::vector<std::string> names;
       std::string list;  // "train, eval, ..."
       for (const CLI::App* sub : app.get_subcommands({})) {
@@ -1849,6 +1854,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (quiet) return 2;
     // As every other message: "vit: ...", with the nearest option for a mistyped one.
     std::string message = e.what(), hint;
     CLI::App* sub = nullptr;
