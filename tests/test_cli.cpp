@@ -744,6 +744,7 @@ TEST(Cli, AttentionPicturesAndMaps) {
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["grid"], 7);
+  EXPECT_EQ(j["extent"], 1.0);
   EXPECT_EQ(j["class_token"], true);
   EXPECT_EQ(j["prediction"]["class"], "7");
   EXPECT_EQ(j["inverted"], true);

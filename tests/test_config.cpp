@@ -34,6 +34,10 @@ TEST(Config, RejectsImpossibleShapes) {
   uneven.image_size = 30;
   EXPECT_NO_THROW(uneven.validate());
   EXPECT_EQ(uneven.grid(), 7);
+  EXPECT_NE(uneven.variants().find("patches covering 28 x 28 pixels (the last 2 rows and columns "
+                                   "unseen)"),
+            std::string::npos)
+      << uneven.variants();
   expect_rejected(
       [](Config& c) {
         c.image_size = 30;

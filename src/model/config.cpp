@@ -81,6 +81,10 @@ std::string Config::variants() const {
   if (qk_norm) add("qk-norm");
   if (act == Act::kQuickGelu) add("QuickGELU");
   if (act == Act::kGeluTanh) add("GELU's tanh approximation");
+  if (const int seen = grid() * patch_size; seen < image_size) {
+    add("patches covering " + std::to_string(seen) + " x " + std::to_string(seen) +
+        " pixels (the last " + std::to_string(image_size - seen) + " rows and columns unseen)");
+  }
   return t;
 }
 

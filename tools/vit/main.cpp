@@ -1121,8 +1121,10 @@ void add_attention(CLI::App& app, AttentionArgs& a) {
                 "The PNG file (one image) or a directory for the pictures (default: the current "
                 "directory; with --json, none unless given)");
   p->add_flag("--json", a.json,
-              "One JSON object per image: file, method, class_token, grid, prediction {class, "
-              "index, prob}, inverted, fitted, maps (each grid x grid rows of attention shares)");
+              "One JSON object per image: file, method, class_token, grid, extent (the share of "
+              "the image's side the patches cover, from its top-left corner: below 1 where the "
+              "patch does not divide it), prediction {class, index, prob}, inverted, fitted, maps "
+              "(each grid x grid rows of attention shares)");
   add_image_input_options(p, a.input);
   add_threads_option(p, a.threads);
 }
@@ -1225,6 +1227,7 @@ int run_attention(const CLI::App& cmd, const AttentionArgs& a) {
       j["method"] = a.method;
       j["class_token"] = maps.class_token;
       j["grid"] = maps.grid;
+      j["extent"] = maps.extent;
       j["prediction"] = {{"class", name}, {"index", top.index}, {"prob", top.prob}};
       j["inverted"] = prepared.inverted;
       j["fitted"] = prepared.fitted;
