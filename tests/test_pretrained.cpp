@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -161,6 +162,140 @@ TEST(Pretrained, PosEmbedResamplesAsTimm) {
     EXPECT_EQ(std::vector<float>(got.begin(), got.begin() + 8),
               std::vector<float>(in.begin(), in.begin() + 8));
   }
+}
+
+// A Hugging Face transformers ViT folder (ViTForImageClassification's names, q, k and v apart, its
+// config.json and preprocessor_config.json), made here from the timm fixture's tensors: the same
+// network, so the same logits bit for bit on the same input; the shape from config.json, the
+// class names from id2label, and the processor's stretch to the model's size, resample and
+// statistics. Also ViTModel's backbone (its pooler unread) for fine-tuning, and what is refused.
+TEST(Pretrained, TransformersViTFolders) {
+  TempDir dir("transformers");
+  const SafetensorsReader timm(fixture("timm/cls/model.safetensors"));
+  auto hf_name = [](const std::string& name, const std::string& prefix) -> std::string {
+    static const std::map<std::string, std::string> top = {
+        {"cls_token", "embeddings.cls_token"},
+        {"pos_embed", "embeddings.position_embeddings"},
+        {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"},
+        {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"},
+        {"norm.weight", "layernorm.weight"},
+        {"norm.bias", "layernorm.bias"}};
+    static const std::map<std::string, std::string> block = {
+        {"norm1", "layernorm_before"},
+        {"norm2", "layernorm_after"},
+        {"attn.proj", "attention.output.dense"},
+        {"mlp.fc1", "intermediate.dense"},
+        {"mlp.fc2", "output.dense"}};
+    if (name == "head.weight" || name == "head.bias") return "classifier" + name.substr(4);
+    if (top.count(name)) return prefix + top.at(name);
+    const size_t dot = name.find('.', 7), last = name.rfind('.');
+    const std::string layer = name.substr(7, dot - 7);
+    return prefix + "encoder.layer." + layer + "." +
+           block.at(name.substr(dot + 1, last - dot - 1)) + name.substr(last);
+  };
+  // Writes the fixture's tensors under transformers' names into folder d.
+  auto write_folder = [&](const std::string& d, bool classifier, const std::string& prefix) {
+    fs::create_directories(d);
+    std::vector<std::vector<float>> keep;
+    std::vector<TensorToWrite> t;
+    for (const TensorInfo& info : timm.tensors()) {
+      if (!classifier && info.name.starts_with("head.")) continue;
+      std::vector<float> v = timm.read_f32(info.name);
+      if (info.name.find("attn.qkv.") != std::string::npos) {
+        const std::string layer = info.name.substr(7, info.name.find('.', 7) - 7);
+        const std::string what = info.name.ends_with("weight") ? "weight" : "bias";
+        const int64_t third = int64_t(v.size()) / 3;
+        std::vector<int64_t> shape = info.shape;
+        shape[0] /= 3;
+        const char* parts[] = {"query", "key", "value"};
+        for (int i = 0; i < 3; ++i) {
+          keep.emplace_back(v.begin() + i * third, v.begin() + (i + 1) * third);
+          t.push_back(
+              {prefix + "encoder.layer." + layer + ".attention.attention." + parts[i] + "." + what,
+               shape, nullptr});
+        }
+        continue;
+      }
+      keep.push_back(std::move(v));
+      t.push_back({hf_name(info.name, prefix), info.shape, nullptr});
+    }
+    if (!classifier) {  // ViTModel's pooler: dense + tanh on the class token
+      keep.emplace_back(size_t(64 * 64), 0.5f);
+      t.push_back({"pooler.dense.weight", {64, 64}, nullptr});
+      keep.emplace_back(size_t(64), 0.0f);
+      t.push_back({"pooler.dense.bias", {64}, nullptr});
+    }
+    for (size_t i = 0; i < t.size(); ++i) t[i].data = keep[i].data();
+    write_safetensors(d + "/model.safetensors", t, {{"format", "pt"}});
+    std::ofstream(d + "/config.json") << R"({
+  "architectures": [")" << (classifier ? "ViTForImageClassification" : "ViTModel")
+                                      << R"("],
+  "model_type": "vit", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+  "intermediate_size": 128, "hidden_act": "gelu", "image_size": 32, "patch_size": 8,
+  "num_channels": 3, "qkv_bias": true, "layer_norm_eps": 1e-06,
+  "id2label": {"0": "apple", "1": "bear", "2": "cloud", "3": "door", "4": "egg"}
+})";
+    std::ofstream(d + "/preprocessor_config.json") << R"({
+  "image_processor_type": "ViTImageProcessor", "do_resize": true,
+  "size": {"height": 32, "width": 32}, "resample": 3, "do_normalize": true,
+  "image_mean": [0.5, 0.4, 0.3], "image_std": [0.25, 0.2, 0.15]
+})";
+  };
+  const std::string hf = dir / "vit-hf";
+  write_folder(hf, true, "vit.");
+  LoadedModel a = load_any_model(fixture("timm/cls"));
+  LoadedModel b = load_any_model(hf);
+  EXPECT_EQ(b.meta.config.to_json(), a.meta.config.to_json());
+  EXPECT_EQ(b.meta.class_names,
+            (std::vector<std::string>{"apple", "bear", "cloud", "door", "egg"}));
+  EXPECT_EQ(b.meta.preprocess.crop_mode, CropMode::kSquash);
+  EXPECT_EQ(b.meta.preprocess.crop_pct, 1.0);
+  EXPECT_EQ(b.meta.preprocess.interpolation, Interpolation::kBicubic);
+  EXPECT_EQ(b.meta.normalize.mean, (std::vector<float>{0.5f, 0.4f, 0.3f}));
+  EXPECT_EQ(b.meta.normalize.std, (std::vector<float>{0.25f, 0.2f, 0.15f}));
+  EXPECT_EQ(b.metadata.at("architecture"), "ViTForImageClassification");
+  const std::vector<float> x = random_vector(3 * 32 * 32, 11);
+  std::vector<float> za(5), zb(5);
+  a.model.predict(x.data(), 1, za.data());
+  b.model.predict(x.data(), 1, zb.data());
+  EXPECT_EQ(za, zb);
+  // Exported, it is a timm folder with the same logits and preprocessing.
+  export_timm(b, dir / "as-timm");
+  LoadedModel back = load_any_model(dir / "as-timm");
+  std::vector<float> zback(5);
+  back.model.predict(x.data(), 1, zback.data());
+  EXPECT_EQ(zback, za);
+  EXPECT_EQ(back.meta.preprocess.crop_mode, CropMode::kSquash);
+  auto read_text = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  // config.json with `from` replaced by `to` (the original kept aside for the next case).
+  const std::string original = read_text(hf + "/config.json");
+  auto config_with = [&](const std::string& from, const std::string& to) {
+    std::string text = original;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    std::ofstream(hf + "/config.json") << text;
+  };
+  // transformers' own default eps (1e-12), when config.json leaves it out.
+  config_with(", \"layer_norm_eps\": 1e-06", "");
+  EXPECT_FLOAT_EQ(load_any_model(hf).meta.config.ln_eps, 1e-12f);
+  // Refused, saying why: an activation vitcpp lacks, a layer count the tensors contradict, the
+  // file without its folder.
+  config_with("\"gelu\"", "\"silu\"");
+  expect_error([&] { load_any_model(hf); }, "hidden_act 'silu' is not an activation");
+  config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+  expect_error([&] { load_any_model(hf); }, "num_hidden_layers contradicts the tensors' 2 layers");
+  expect_error([&] { load_any_model(hf + "/model.safetensors"); }, "give its folder");
+  // ViTModel (no prefix, a pooler, no classifier): a backbone that fine-tuning starts from.
+  const std::string backbone = dir / "vit-model";
+  write_folder(backbone, false, "");
+  expect_error([&] { load_any_model(backbone); }, "`vit train --init " + backbone);
+  LoadedModel c = load_any_model(backbone, nullptr, /*headless_ok=*/true);
+  EXPECT_EQ(c.metadata.at("headless"), "true");
+  EXPECT_EQ(c.meta.config.dim, 64);
 }
 
 // export_timm writes a folder that load_timm reads back to the same model: the same tensors byte

@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/atomic_file.hpp"
@@ -184,8 +186,9 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   for (const TensorInfo& t : f.tensors()) {
     VIT_CHECK(!t.name.starts_with("vit.") && !t.name.starts_with("embeddings."),
               "'" + path + "' holds '" + t.name +
-                  "': a Hugging Face transformers checkpoint, whose names vitcpp does not read; "
-                  "use the timm version of the model (hub names timm/...)");
+                  "': a Hugging Face transformers checkpoint, which vitcpp reads from its folder "
+                  "(config.json says its shape); or use the timm version of the model (hub names "
+                  "timm/...)");
     for (const Unsupported& u : kUnsupported) {
       VIT_CHECK(t.name.find(u.part) == std::string::npos, "'" + path + "' holds '" + t.name +
                                                               "': " + u.feature +
@@ -389,6 +392,192 @@ bool is_timm_model(const std::string& path) {
   return !f.metadata().count("format") || f.metadata().at("format") != "vitcpp";
 }
 
+namespace {
+
+// A Hugging Face transformers ViT (ViTForImageClassification, or ViTModel's backbone): the same
+// network as timm's with a class token, its tensors under other names and q, k and v apart. The
+// folder's config.json gives the shape (hidden_size, num_hidden_layers, num_attention_heads,
+// intermediate_size, image_size, patch_size, num_channels, layer_norm_eps, qkv_bias, hidden_act)
+// and id2label; preprocessor_config.json (ViTImageProcessor) the normalisation and the resize,
+// which stretches the image to the model's size (vitcpp's crop_mode squash).
+LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f,
+                              const nlohmann::json& j, bool headless_ok, Dtype dtype) {
+  auto bad = [&](const std::string& what) { return "'" + dir + "': " + what; };
+  const std::string p = f.contains("vit.embeddings.cls_token") ? "vit." : "";
+  auto hf = [&](const std::string& name) { return p + name; };
+  VIT_CHECK(f.contains(hf("embeddings.cls_token")) &&
+                f.contains(hf("embeddings.patch_embeddings.projection.weight")),
+            bad("a Hugging Face transformers checkpoint, but not a ViT's (ViTModel's tensors "
+                "embeddings.cls_token and embeddings.patch_embeddings.projection.weight); vitcpp "
+                "reads transformers' ViT, and timm's models (hub names timm/...)"));
+  auto integer = [&](const char* key, int fallback) {
+    if (!j.contains(key)) return fallback;
+    VIT_CHECK(j[key].is_number_integer() && j[key].get<int64_t>() >= 1 &&
+                  j[key].get<int64_t>() <= 1 << 16,
+              bad(std::string("config.json's ") + key + " must be a positive integer"));
+    return j[key].get<int>();
+  };
+  Config c;
+  const TensorInfo& pw = need(f, hf("embeddings.patch_embeddings.projection.weight"), 4);
+  c.dim = int(pw.shape[0]);
+  c.channels = int(pw.shape[1]);
+  c.patch_size = int(pw.shape[2]);
+  c.image_size = integer("image_size", 224);
+  c.heads = integer("num_attention_heads", 12);
+  c.depth = 0;
+  while (f.contains(hf("encoder.layer." + std::to_string(c.depth) + ".layernorm_before.weight")))
+    ++c.depth;
+  VIT_CHECK(c.depth == integer("num_hidden_layers", c.depth),
+            bad("config.json's num_hidden_layers contradicts the tensors' " +
+                std::to_string(c.depth) + " layers"));
+  c.mlp_dim = int(need(f, hf("encoder.layer.0.intermediate.dense.weight"), 2).shape[0]);
+  c.pos_embed = PosEmbed::kLearned;
+  c.pool = Pool::kCls;
+  c.qkv_bias = f.contains(hf("encoder.layer.0.attention.attention.query.bias"));
+  c.ln_eps = j.contains("layer_norm_eps") && j["layer_norm_eps"].is_number()
+                 ? j["layer_norm_eps"].get<float>()
+                 : 1e-12f;
+  const std::string act = j.value("hidden_act", std::string("gelu"));
+  VIT_CHECK(act == "gelu" || act == "gelu_pytorch_tanh" || act == "gelu_new",
+            bad("hidden_act '" + act + "' is not an activation vitcpp has (gelu, gelu_new)"));
+  c.act = act == "gelu" ? Act::kGelu : Act::kGeluTanh;  // gelu_new: the tanh form
+  const bool head = f.contains("classifier.weight");
+  VIT_CHECK(head || headless_ok,
+            bad("has no classifier (a ViTModel backbone): fine-tune it with `vit train --init " +
+                dir + " --data ...`"));
+  c.num_classes = head ? int(need(f, "classifier.weight", 2).shape[0]) : 2;  // placeholder
+  VIT_CHECK(need(f, hf("embeddings.position_embeddings"), 3).shape[1] == c.num_tokens(),
+            bad("embeddings.position_embeddings has " +
+                std::to_string(f.info(hf("embeddings.position_embeddings")).shape[1]) +
+                " rows, not the " + std::to_string(c.num_tokens()) + " tokens of image_size " +
+                std::to_string(c.image_size) + " in patches of " + std::to_string(c.patch_size)));
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(bad(e.what()));
+  }
+  // timm's name -> transformers' (qkv from three).
+  auto source = [&](const std::string& name) -> std::string {
+    if (name == "cls_token") return hf("embeddings.cls_token");
+    if (name == "pos_embed") return hf("embeddings.position_embeddings");
+    if (name == "patch_embed.proj.weight")
+      return hf("embeddings.patch_embeddings.projection.weight");
+    if (name == "patch_embed.proj.bias") return hf("embeddings.patch_embeddings.projection.bias");
+    if (name == "norm.weight") return hf("layernorm.weight");
+    if (name == "norm.bias") return hf("layernorm.bias");
+    if (name == "head.weight") return "classifier.weight";
+    if (name == "head.bias") return "classifier.bias";
+    const size_t dot = name.find('.', 7);  // "blocks.<l>."
+    const std::string layer = hf("encoder.layer." + name.substr(7, dot - 7) + ".");
+    const std::string rest = name.substr(dot + 1);
+    const std::map<std::string, std::string> in_block = {
+        {"norm1.weight", "layernorm_before.weight"},
+        {"norm1.bias", "layernorm_before.bias"},
+        {"attn.proj.weight", "attention.output.dense.weight"},
+        {"attn.proj.bias", "attention.output.dense.bias"},
+        {"norm2.weight", "layernorm_after.weight"},
+        {"norm2.bias", "layernorm_after.bias"},
+        {"mlp.fc1.weight", "intermediate.dense.weight"},
+        {"mlp.fc1.bias", "intermediate.dense.bias"},
+        {"mlp.fc2.weight", "output.dense.weight"},
+        {"mlp.fc2.bias", "output.dense.bias"}};
+    const auto it = in_block.find(rest);
+    return it == in_block.end() ? "" : layer + it->second;
+  };
+  std::set<std::string> used;
+  Model model(c);
+  model.load(
+      [&](const ParamInfo& param, float* w) {
+        if (!head && (param.name == "head.weight" || param.name == "head.bias")) return;
+        std::vector<std::string> parts;
+        if (param.name.ends_with("attn.qkv.weight") || param.name.ends_with("attn.qkv.bias")) {
+          const std::string l = param.name.substr(7, param.name.find('.', 7) - 7);
+          const std::string what = param.name.ends_with("weight") ? "weight" : "bias";
+          for (const char* x : {"query", "key", "value"})
+            parts.push_back(hf("encoder.layer." + l + ".attention.attention." + x + "." + what));
+        } else {
+          parts.push_back(source(param.name));
+        }
+        const int64_t each = param.numel / int64_t(parts.size());
+        for (size_t i = 0; i < parts.size(); ++i) {
+          VIT_CHECK(!parts[i].empty() && f.contains(parts[i]),
+                    bad("lacks the tensor '" + (parts[i].empty() ? param.name : parts[i]) +
+                        "' that a ViT of its config needs"));
+          VIT_CHECK(f.info(parts[i]).numel() == each,
+                    bad("tensor '" + parts[i] + "' has shape " +
+                        shape_text(f.info(parts[i]).shape) + ", which does not fit " + param.name));
+          f.read_f32(parts[i], w + int64_t(i) * each, each);
+          used.insert(parts[i]);
+        }
+        for (int64_t i = 0; i < param.numel; ++i) {
+          VIT_CHECK(std::isfinite(w[i]), bad("tensor for '" + param.name +
+                                             "' holds a non-finite value (NaN or infinity)"));
+        }
+      },
+      dtype);
+  for (const TensorInfo& t : f.tensors()) {
+    // ViTModel's pooler (dense + tanh on the class token) feeds no classifier: left unread.
+    VIT_CHECK(used.count(t.name) || t.name.starts_with(hf("pooler.")),
+              bad("holds a tensor '" + t.name +
+                  "' that vitcpp's ViT does not read (ViTForImageClassification's and "
+                  "ViTModel's are read)"));
+  }
+  ModelMeta meta;
+  meta.config = c;
+  if (head) apply_config_json(j, dir, meta);  // id2label
+  if (meta.class_names.empty()) {
+    for (int k = 0; k < c.num_classes; ++k) meta.class_names.push_back(std::to_string(k));
+  }
+  // ViTImageProcessor: resize to size (no crop) with resample (PIL's: 2 bilinear, 3 bicubic),
+  // then (x / 255 - image_mean) / image_std; its defaults 0.5 and bilinear.
+  meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
+                    std::vector<float>(size_t(c.channels), 0.5f)};
+  meta.preprocess = Preprocess{.crop_pct = 1.0,
+                               .crop_mode = CropMode::kSquash,
+                               .interpolation = Interpolation::kBilinear,
+                               .exif = false};
+  const fs::path processor = fs::path(dir) / "preprocessor_config.json";
+  std::error_code ec;
+  if (fs::exists(processor, ec)) {
+    const nlohmann::json q = read_json(processor.string());
+    auto channel_values = [&](const char* key, std::vector<float>& out) {
+      if (!q.contains(key)) return;
+      VIT_CHECK(q[key].is_array() && int(q[key].size()) == c.channels,
+                bad(std::string("preprocessor_config.json's ") + key + " must hold " +
+                    std::to_string(c.channels) + " numbers"));
+      for (int k = 0; k < c.channels; ++k) {
+        VIT_CHECK(q[key][size_t(k)].is_number(),
+                  bad(std::string("preprocessor_config.json's ") + key + " must hold numbers"));
+        out[size_t(k)] = q[key][size_t(k)].get<float>();
+      }
+    };
+    channel_values("image_mean", meta.normalize.mean);
+    channel_values("image_std", meta.normalize.std);
+    if (q.contains("resample")) {
+      VIT_CHECK(q["resample"] == 2 || q["resample"] == 3 || q["resample"] == 0,
+                bad("preprocessor_config.json's resample " + q["resample"].dump() +
+                    ": vitcpp resizes with bilinear (2), bicubic (3) or nearest (0)"));
+      meta.preprocess.interpolation = q["resample"] == 2   ? Interpolation::kBilinear
+                                      : q["resample"] == 3 ? Interpolation::kBicubic
+                                                           : Interpolation::kNearest;
+    }
+    VIT_CHECK(!q.value("do_center_crop", false),
+              bad("preprocessor_config.json crops the centre (do_center_crop), which "
+                  "transformers' ViTImageProcessor does not; vitcpp reads ViT's processor"));
+  }
+  std::map<std::string, std::string> md;
+  if (!head) md["headless"] = "true";
+  md["timm_source"] = dir;
+  md["checkpoint_format"] = "transformers";
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    md["architecture"] = j["architectures"][0].get<std::string>();
+  }
+  return LoadedModel{std::move(model), std::move(meta), md};
+}
+
+}  // namespace
+
 LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headless_ok,
                       Dtype dtype) {
   std::error_code ec;
@@ -411,6 +600,17 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
     config = read_json((dir / "config.json").string());
   }
   const SafetensorsReader f(weights);
+  const bool transformers =
+      std::any_of(f.tensors().begin(), f.tensors().end(), [](const TensorInfo& t) {
+        return t.name.starts_with("vit.") || t.name.starts_with("embeddings.");
+      });
+  if (transformers) {
+    VIT_CHECK(folder, "'" + path +
+                          "' holds a Hugging Face transformers checkpoint: give its folder, whose "
+                          "config.json says its shape (or use the timm version of the model, hub "
+                          "names timm/...)");
+    return load_transformers(path, f, config, headless_ok, dtype);
+  }
   TimmHints hints;
   hints.headless_ok = headless_ok;
   hints.model_path = path;

@@ -1312,7 +1312,10 @@ int run_info(const InfoArgs& a) {
     c = m.meta.config;
     const bool timm = m.metadata.count("timm_source") > 0;
     extra["file"] = timm ? m.metadata.at("timm_source") : vit::checkpoint_path(a.model);
-    if (timm) extra["format"] = "timm";
+    if (timm) {
+      extra["format"] =
+          m.metadata.count("checkpoint_format") ? m.metadata.at("checkpoint_format") : "timm";
+    }
     for (const char* key :
          {"architecture", "dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe"}) {
       if (m.metadata.count(key)) extra[key] = metadata_value(key, m.metadata.at(key));
