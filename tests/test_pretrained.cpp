@@ -194,7 +194,10 @@ TEST(Pretrained, TransformersViTFolders) {
            block.at(name.substr(dot + 1, last - dot - 1)) + name.substr(last);
   };
   // Writes the fixture's tensors under transformers' names into folder d.
-  auto write_folder = [&](const std::string& d, bool classifier, const std::string& prefix) {
+  // swap_fc1: that layer's intermediate.dense.weight declared [in, out], as a transposed export
+  // would (-1: none).
+  auto write_folder = [&](const std::string& d, bool classifier, const std::string& prefix,
+                          int swap_fc1 = -1) {
     fs::create_directories(d);
     std::vector<std::vector<float>> keep;
     std::vector<TensorToWrite> t;
@@ -218,6 +221,8 @@ TEST(Pretrained, TransformersViTFolders) {
       }
       keep.push_back(std::move(v));
       t.push_back({hf_name(info.name, prefix), info.shape, nullptr});
+      if (info.name == "blocks." + std::to_string(swap_fc1) + ".mlp.fc1.weight")
+        std::swap(t.back().shape[0], t.back().shape[1]);
     }
     if (!classifier) {  // ViTModel's pooler: dense + tanh on the class token
       keep.emplace_back(size_t(64 * 64), 0.5f);
@@ -289,6 +294,14 @@ TEST(Pretrained, TransformersViTFolders) {
   config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
   expect_error([&] { load_any_model(hf); }, "num_hidden_layers contradicts the tensors' 2 layers");
   expect_error([&] { load_any_model(hf + "/model.safetensors"); }, "give its folder");
+  std::ofstream(hf + "/config.json") << original;
+  write_folder(dir / "swapped0", true, "vit.", /*swap_fc1=*/0);
+  expect_error([&] { load_any_model(dir / "swapped0"); },
+               "config.json's hidden_size or intermediate_size contradicts the tensors' 64 and 64");
+  write_folder(dir / "swapped1", true, "vit.", /*swap_fc1=*/1);
+  expect_error([&] { load_any_model(dir / "swapped1"); },
+               "'vit.encoder.layer.1.intermediate.dense.weight' has shape [64, 128] where "
+               "blocks.1.mlp.fc1.weight needs [128, 64]");
   // ViTModel (no prefix, a pooler, no classifier): a backbone that fine-tuning starts from.
   const std::string backbone = dir / "vit-model";
   write_folder(backbone, false, "");

@@ -431,6 +431,10 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
             bad("config.json's num_hidden_layers contradicts the tensors' " +
                 std::to_string(c.depth) + " layers"));
   c.mlp_dim = int(need(f, hf("encoder.layer.0.intermediate.dense.weight"), 2).shape[0]);
+  VIT_CHECK(c.dim == integer("hidden_size", c.dim) &&
+                c.mlp_dim == integer("intermediate_size", c.mlp_dim),
+            bad("config.json's hidden_size or intermediate_size contradicts the tensors' " +
+                std::to_string(c.dim) + " and " + std::to_string(c.mlp_dim)));
   c.pos_embed = PosEmbed::kLearned;
   c.pool = Pool::kCls;
   c.qkv_bias = f.contains(hf("encoder.layer.0.attention.attention.query.bias"));
@@ -499,13 +503,17 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
           parts.push_back(source(param.name));
         }
         const int64_t each = param.numel / int64_t(parts.size());
+        // Each part's shape: the parameter's, a third of its rows for q, k and v.
+        std::vector<int64_t> shape = param.shape;
+        shape[0] /= int64_t(parts.size());
         for (size_t i = 0; i < parts.size(); ++i) {
           VIT_CHECK(!parts[i].empty() && f.contains(parts[i]),
                     bad("lacks the tensor '" + (parts[i].empty() ? param.name : parts[i]) +
                         "' that a ViT of its config needs"));
-          VIT_CHECK(f.info(parts[i]).numel() == each,
-                    bad("tensor '" + parts[i] + "' has shape " +
-                        shape_text(f.info(parts[i]).shape) + ", which does not fit " + param.name));
+          VIT_CHECK(
+              f.info(parts[i]).shape == shape,
+              bad("tensor '" + parts[i] + "' has shape " + shape_text(f.info(parts[i]).shape) +
+                  " where " + param.name + " needs " + shape_text(shape)));
           f.read_f32(parts[i], w + int64_t(i) * each, each);
           used.insert(parts[i]);
         }
