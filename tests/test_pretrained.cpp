@@ -3,6 +3,7 @@
 // timm's eval transform; what vitcpp cannot run is refused, named.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -286,7 +287,28 @@ TEST(Pretrained, TransformersViTFolders) {
   };
   // transformers' own default eps (1e-12), when config.json leaves it out.
   config_with(", \"layer_norm_eps\": 1e-06", "");
-  EXPECT_FLOAT_EQ(load_any_model(hf).meta.config.ln_eps, 1e-12f);
+  {
+    LoadedModel tiny_eps = load_any_model(hf);
+    EXPECT_FLOAT_EQ(tiny_eps.meta.config.ln_eps, 1e-12f);
+    // ... which timm's config.json cannot say: export refuses it, naming it.
+    expect_error([&] { export_timm(tiny_eps, dir / "eps-export"); },
+                 "this model has 1e-12 (a transformers ViT's 1e-12)");
+  }
+  config_with("\"model_type\": \"vit\"", "\"model_type\": \"dinov2\"");
+  expect_error([&] { load_any_model(hf); }, "a Hugging Face transformers \"dinov2\" checkpoint");
+  std::ofstream(hf + "/config.json") << original;
+  // A processor step vitcpp would not run as written is refused, not ignored.
+  const std::string processor = read_text(hf + "/preprocessor_config.json");
+  for (const auto& [from, to, phrase] : std::vector<std::array<std::string, 3>>{
+           {"\"do_normalize\": true", "\"do_normalize\": false", "do_normalize false"},
+           {"\"height\": 32", "\"height\": 48", "size {\"height\":48,\"width\":32} is not"},
+           {"\"resample\": 3", "\"resample\": 1", "resample 1"}}) {
+    std::string text = processor;
+    text.replace(text.find(from), from.size(), to);
+    std::ofstream(hf + "/preprocessor_config.json") << text;
+    expect_error([&] { load_any_model(hf); }, phrase);
+  }
+  std::ofstream(hf + "/preprocessor_config.json") << processor;
   // Refused, saying why: an activation vitcpp lacks, a layer count the tensors contradict, the
   // file without its folder.
   config_with("\"gelu\"", "\"silu\"");

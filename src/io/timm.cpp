@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/atomic_file.hpp"
+#include "core/numbers.hpp"
 #include "data/resample.hpp"
 #include "io/imagenet_classes.hpp"
 #include "io/weights.hpp"
@@ -403,6 +404,13 @@ namespace {
 LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f,
                               const nlohmann::json& j, bool headless_ok, Dtype dtype) {
   auto bad = [&](const std::string& what) { return "'" + dir + "': " + what; };
+  VIT_CHECK(j.is_object(), bad("config.json must be a JSON object"));
+  if (j.contains("model_type")) {
+    VIT_CHECK(j["model_type"] == "vit",
+              bad("a Hugging Face transformers " + j["model_type"].dump() +
+                  " checkpoint; vitcpp reads transformers' ViT (model_type \"vit\") and timm's "
+                  "models (hub names timm/...)"));
+  }
   const std::string p = f.contains("vit.embeddings.cls_token") ? "vit." : "";
   auto hf = [&](const std::string& name) { return p + name; };
   VIT_CHECK(f.contains(hf("embeddings.cls_token")) &&
@@ -427,6 +435,8 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   c.depth = 0;
   while (f.contains(hf("encoder.layer." + std::to_string(c.depth) + ".layernorm_before.weight")))
     ++c.depth;
+  VIT_CHECK(c.depth >= 1, bad("has no " + hf("encoder.layer.0.layernorm_before.weight") +
+                              ": not a transformers ViT vitcpp can read"));
   VIT_CHECK(c.depth == integer("num_hidden_layers", c.depth),
             bad("config.json's num_hidden_layers contradicts the tensors' " +
                 std::to_string(c.depth) + " layers"));
@@ -441,10 +451,16 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   c.ln_eps = j.contains("layer_norm_eps") && j["layer_norm_eps"].is_number()
                  ? j["layer_norm_eps"].get<float>()
                  : 1e-12f;
-  const std::string act = j.value("hidden_act", std::string("gelu"));
-  VIT_CHECK(act == "gelu" || act == "gelu_pytorch_tanh" || act == "gelu_new",
-            bad("hidden_act '" + act + "' is not an activation vitcpp has (gelu, gelu_new)"));
-  c.act = act == "gelu" ? Act::kGelu : Act::kGeluTanh;  // gelu_new: the tanh form
+  VIT_CHECK(!j.contains("hidden_act") || j["hidden_act"].is_string(),
+            bad("config.json's hidden_act must be a string"));
+  const std::string act = j.contains("hidden_act") ? j["hidden_act"].get<std::string>() : "gelu";
+  VIT_CHECK(act == "gelu" || act == "gelu_pytorch_tanh" || act == "gelu_new" || act == "quick_gelu",
+            bad("hidden_act '" + act +
+                "' is not an activation vitcpp has (gelu, gelu_new, gelu_pytorch_tanh, "
+                "quick_gelu)"));
+  c.act = act == "gelu"         ? Act::kGelu
+          : act == "quick_gelu" ? Act::kQuickGelu
+                                : Act::kGeluTanh;  // gelu_new, gelu_pytorch_tanh: the tanh form
   const bool head = f.contains("classifier.weight");
   VIT_CHECK(head || headless_ok,
             bad("has no classifier (a ViTModel backbone): fine-tune it with `vit train --init " +
@@ -548,6 +564,31 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   std::error_code ec;
   if (fs::exists(processor, ec)) {
     const nlohmann::json q = read_json(processor.string());
+    VIT_CHECK(q.is_object(), bad("preprocessor_config.json must be a JSON object"));
+    // ViTImageProcessor's steps as vitcpp runs them: anything else is refused, not ignored.
+    auto flag = [&](const char* key, bool want) {
+      VIT_CHECK(!q.contains(key) || q[key] == want,
+                bad(std::string("preprocessor_config.json's ") + key + " " + q[key].dump() +
+                    ": vitcpp runs ViTImageProcessor's resize, rescale and normalisation (" + key +
+                    " " + (want ? "true" : "false") + ")"));
+    };
+    flag("do_resize", true);
+    flag("do_rescale", true);
+    flag("do_normalize", true);
+    flag("do_center_crop", false);
+    VIT_CHECK(!q.contains("rescale_factor") ||
+                  (q["rescale_factor"].is_number() &&
+                   std::abs(q["rescale_factor"].get<double>() * 255 - 1) < 1e-6),
+              bad("preprocessor_config.json's rescale_factor " + q["rescale_factor"].dump() +
+                  ": vitcpp scales pixels by 1/255"));
+    if (q.contains("size")) {
+      const nlohmann::json& z = q["size"];
+      const bool square = z.is_object() && z.contains("height") && z.contains("width") &&
+                          z["height"] == c.image_size && z["width"] == c.image_size;
+      VIT_CHECK(square || (z.is_number_integer() && z == c.image_size),
+                bad("preprocessor_config.json's size " + z.dump() + " is not the model's " +
+                    std::to_string(c.image_size) + " x " + std::to_string(c.image_size)));
+    }
     auto channel_values = [&](const char* key, std::vector<float>& out) {
       if (!q.contains(key)) return;
       VIT_CHECK(q[key].is_array() && int(q[key].size()) == c.channels,
@@ -569,9 +610,6 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
                                       : q["resample"] == 3 ? Interpolation::kBicubic
                                                            : Interpolation::kNearest;
     }
-    VIT_CHECK(!q.value("do_center_crop", false),
-              bad("preprocessor_config.json crops the centre (do_center_crop), which "
-                  "transformers' ViTImageProcessor does not; vitcpp reads ViT's processor"));
   }
   std::map<std::string, std::string> md;
   if (!head) md["headless"] = "true";
@@ -751,7 +789,9 @@ void export_timm(LoadedModel& m, const std::string& dir) {
   VIT_CHECK(c.ln_eps == 1e-6f || (clip && !c.dist_token),
             "timm's ViTs use LayerNorm eps 1e-6 (CLIP's 1e-5, without a distillation token); this "
             "model has " +
-                std::to_string(c.ln_eps) + ", which config.json cannot say");
+                general_text(c.ln_eps, 6) +
+                " (a transformers ViT's 1e-12), which timm's config.json cannot say; keep it as "
+                "the folder it came from, or as a vitcpp checkpoint");
   VIT_CHECK(c.stem_channels == 0,
             "this model has a convolutional stem, which timm's VisionTransformer cannot rebuild "
             "(its ConvStem adds BatchNorm); keep it as a vitcpp checkpoint");
