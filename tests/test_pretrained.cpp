@@ -291,8 +291,9 @@ TEST(Pretrained, TransformersViTFolders) {
     LoadedModel tiny_eps = load_any_model(hf);
     EXPECT_FLOAT_EQ(tiny_eps.meta.config.ln_eps, 1e-12f);
     // ... which timm's config.json cannot say: export refuses it, naming it.
-    expect_error([&] { export_timm(tiny_eps, dir / "eps-export"); },
-                 "this model has 1e-12 (a transformers ViT's 1e-12)");
+    expect_error(
+        [&] { export_timm(tiny_eps, dir / "eps-export"); },
+        "this model has 1e-12 (a transformers ViT's default), which timm's config.json cannot say");
   }
   config_with("\"model_type\": \"vit\"", "\"model_type\": \"dinov2\"");
   expect_error([&] { load_any_model(hf); }, "a Hugging Face transformers \"dinov2\" checkpoint");

@@ -47,6 +47,12 @@ constexpr Unsupported kUnsupported[] = {
     {"mask_token", "a mask token (BEiT-style)"},
 };
 
+// Whether a tensor's name is a Hugging Face transformers ViT's (ViTForImageClassification's vit.*,
+// ViTModel's embeddings.*), not timm's.
+bool transformers_name(const std::string& name) {
+  return name.starts_with("vit.") || name.starts_with("embeddings.");
+}
+
 const TensorInfo& need(const SafetensorsReader& f, const std::string& name, size_t rank) {
   VIT_CHECK(f.contains(name), "'" + f.path() + "' has no tensor '" + name +
                                   "': not a timm VisionTransformer state dict vitcpp can read");
@@ -75,6 +81,21 @@ void timm_vit_defaults(ModelMeta& m) {
   m.normalize = {std::vector<float>(size_t(m.config.channels), 0.5f),
                  std::vector<float>(size_t(m.config.channels), 0.5f)};
   m.preprocess = Preprocess{.crop_pct = 0.9, .interpolation = Interpolation::kBicubic};
+}
+
+// o[key], when o has it, as `channels` finite numbers into out; otherwise a vit::Error that names
+// it as where + key ("'DIR': pretrained_cfg." + "mean").
+void read_channel_values(const nlohmann::json& o, const char* key, const std::string& where,
+                         int channels, std::vector<float>& out) {
+  if (!o.contains(key)) return;
+  const nlohmann::json& v = o[key];
+  VIT_CHECK(v.is_array() && int(v.size()) == channels,
+            where + key + " must hold " + std::to_string(channels) + " numbers");
+  out.clear();
+  for (const auto& x : v) {
+    VIT_CHECK(x.is_number() && std::isfinite(x.get<double>()), where + key + " must hold numbers");
+    out.push_back(x.get<float>());
+  }
 }
 
 // config.json's pretrained_cfg and labels into meta, each checked against the tensors' config.
@@ -117,21 +138,8 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
                     std::to_string(c.channels) + "x" + std::to_string(c.image_size) + "x" +
                     std::to_string(c.image_size)));
     }
-    auto channel_values = [&](const char* key, std::vector<float>& out) {
-      if (!p.contains(key)) return;
-      const nlohmann::json& v = p[key];
-      VIT_CHECK(v.is_array() && int(v.size()) == c.channels,
-                bad(std::string("pretrained_cfg.") + key + " must hold " +
-                    std::to_string(c.channels) + " numbers"));
-      out.clear();
-      for (const auto& x : v) {
-        VIT_CHECK(x.is_number() && std::isfinite(x.get<double>()),
-                  bad(std::string("pretrained_cfg.") + key + " must hold numbers"));
-        out.push_back(x.get<float>());
-      }
-    };
-    channel_values("mean", m.normalize.mean);
-    channel_values("std", m.normalize.std);
+    read_channel_values(p, "mean", bad("pretrained_cfg."), c.channels, m.normalize.mean);
+    read_channel_values(p, "std", bad("pretrained_cfg."), c.channels, m.normalize.std);
     for (float s : m.normalize.std) VIT_CHECK(s > 0, bad("pretrained_cfg.std must be positive"));
     // crop_pct, crop_mode and interpolation as the field lists read them.
     nlohmann::json pre = nlohmann::json::object();
@@ -185,7 +193,7 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
 Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   const std::string& path = f.path();
   for (const TensorInfo& t : f.tensors()) {
-    VIT_CHECK(!t.name.starts_with("vit.") && !t.name.starts_with("embeddings."),
+    VIT_CHECK(!transformers_name(t.name),
               "'" + path + "' holds '" + t.name +
                   "': a Hugging Face transformers checkpoint, which vitcpp reads from its folder "
                   "(config.json says its shape); or use the timm version of the model (hub names "
@@ -508,7 +516,7 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   Model model(c);
   model.load(
       [&](const ParamInfo& param, float* w) {
-        if (!head && (param.name == "head.weight" || param.name == "head.bias")) return;
+        if (!head && is_head_param(param.name)) return;  // stays zero
         std::vector<std::string> parts;
         if (param.name.ends_with("attn.qkv.weight") || param.name.ends_with("attn.qkv.bias")) {
           const std::string l = param.name.substr(7, param.name.find('.', 7) - 7);
@@ -589,19 +597,9 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
                 bad("preprocessor_config.json's size " + z.dump() + " is not the model's " +
                     std::to_string(c.image_size) + " x " + std::to_string(c.image_size)));
     }
-    auto channel_values = [&](const char* key, std::vector<float>& out) {
-      if (!q.contains(key)) return;
-      VIT_CHECK(q[key].is_array() && int(q[key].size()) == c.channels,
-                bad(std::string("preprocessor_config.json's ") + key + " must hold " +
-                    std::to_string(c.channels) + " numbers"));
-      for (int k = 0; k < c.channels; ++k) {
-        VIT_CHECK(q[key][size_t(k)].is_number(),
-                  bad(std::string("preprocessor_config.json's ") + key + " must hold numbers"));
-        out[size_t(k)] = q[key][size_t(k)].get<float>();
-      }
-    };
-    channel_values("image_mean", meta.normalize.mean);
-    channel_values("image_std", meta.normalize.std);
+    const std::string where = bad("preprocessor_config.json's ");
+    read_channel_values(q, "image_mean", where, c.channels, meta.normalize.mean);
+    read_channel_values(q, "image_std", where, c.channels, meta.normalize.std);
     if (q.contains("resample")) {
       VIT_CHECK(q["resample"] == 2 || q["resample"] == 3 || q["resample"] == 0,
                 bad("preprocessor_config.json's resample " + q["resample"].dump() +
@@ -647,9 +645,8 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
   }
   const SafetensorsReader f(weights);
   const bool transformers =
-      std::any_of(f.tensors().begin(), f.tensors().end(), [](const TensorInfo& t) {
-        return t.name.starts_with("vit.") || t.name.starts_with("embeddings.");
-      });
+      std::any_of(f.tensors().begin(), f.tensors().end(),
+                  [](const TensorInfo& t) { return transformers_name(t.name); });
   if (transformers) {
     VIT_CHECK(folder, "'" + path +
                           "' holds a Hugging Face transformers checkpoint: give its folder, whose "
@@ -790,8 +787,9 @@ void export_timm(LoadedModel& m, const std::string& dir) {
             "timm's ViTs use LayerNorm eps 1e-6 (CLIP's 1e-5, without a distillation token); this "
             "model has " +
                 general_text(c.ln_eps, 6) +
-                " (a transformers ViT's 1e-12), which timm's config.json cannot say; keep it as "
-                "the folder it came from, or as a vitcpp checkpoint");
+                (c.ln_eps == 1e-12f ? " (a transformers ViT's default)" : "") +
+                ", which timm's config.json cannot say; keep it as the folder it came from, or as "
+                "a vitcpp checkpoint");
   VIT_CHECK(c.stem_channels == 0,
             "this model has a convolutional stem, which timm's VisionTransformer cannot rebuild "
             "(its ConvStem adds BatchNorm); keep it as a vitcpp checkpoint");
