@@ -330,7 +330,6 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
                                                  name +
                                                  "/<class>/<images>); add them, or "
                                                  "remove the empty folder");
-    total += int64_t(listings[name].files.size());
   }
   auto open_split = [&](const char* name) -> std::shared_ptr<const Dataset> {
     if (!listings.count(name)) return nullptr;
@@ -348,19 +347,13 @@ DatasetSplits open_folder(const std::string& dir, const DatasetOptions& options)
                 "' has no val/ or test/ folder to evaluate on; add one (val/<class>/<images>)");
   const bool both = listings.count("val") && listings.count("test");
   const unsigned asked = options.splits;
-  // Only the splits asked for are decoded (and counted in the progress).
+  // Only the splits asked for are decoded, and counted in the progress.
   std::set<std::string> decode;
   if ((asked & kTrainSplit) || ((asked & kValSplit) && !both)) decode.insert("train");
   if ((asked & kValSplit) && both) decode.insert("val");
   if (asked & kTestSplit) decode.insert((both || listings.count("test")) ? "test" : "val");
-  for (auto it = listings.begin(); it != listings.end();) {
-    if (decode.count(it->first)) {
-      ++it;
-    } else {
-      total -= int64_t(it->second.files.size());
-      it = listings.erase(it);
-    }
-  }
+  std::erase_if(listings, [&](const auto& split) { return !decode.count(split.first); });
+  for (const auto& [name, listing] : listings) total += int64_t(listing.files.size());
   s.train = open_split("train");
   std::shared_ptr<const Dataset> val = open_split("val"), test = open_split("test");
   if (both) {
