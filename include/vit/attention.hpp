@@ -47,6 +47,8 @@ struct AttentionProbs {
   // Room for a model of this shape (config.num_tokens() tokens).
   explicit AttentionProbs(const Config& config);
   AttentionProbs() = default;
+  // Whether it has room for this model's shape (its blocks, heads and tokens).
+  bool fits(const Config& config) const;
   // Keeps block l's probabilities att [H, N, N] (row-major: head, query token, key token; each
   // row a softmax).
   void add_block(int l, const float* att);

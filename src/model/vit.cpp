@@ -1335,9 +1335,7 @@ void Model::forward_attention(const float* image, float* logits, AttentionProbs&
   Impl& m = *impl_;
   m.require_f32();
   const Config& c = m.cfg;
-  if (probs.depth != c.depth || probs.heads != c.heads || probs.tokens != c.num_tokens()) {
-    probs = AttentionProbs(c);
-  }
+  if (!probs.fits(c)) probs = AttentionProbs(c);
   Arena arena;
   ForwardBuffers F;
   Planner p{arena, {}, {}};

@@ -35,6 +35,10 @@ AttentionProbs::AttentionProbs(const Config& c)
   last.assign(size_t(heads) * nn, 0.0f);
 }
 
+bool AttentionProbs::fits(const Config& c) const {
+  return depth == c.depth && heads == c.heads && tokens == c.num_tokens();
+}
+
 void AttentionProbs::add_block(int l, const float* att) {
   VIT_CHECK(l >= 0 && l < depth, "AttentionProbs: block " + std::to_string(l) +
                                      " is outside the model's " + std::to_string(depth));
@@ -63,7 +67,7 @@ AttentionMaps attention_maps(const Config& c, const AttentionProbs& probs, Atten
   const int L = c.depth, H = c.heads, N = c.num_tokens(), F0 = c.num_prefix_tokens();
   const int Np = c.num_patches();
   VIT_CHECK(L >= 1, "attention_maps: the model has no blocks");
-  VIT_CHECK(probs.depth == L && probs.heads == H && probs.tokens == N,
+  VIT_CHECK(probs.fits(c),
             "attention_maps: the probabilities are of another shape than the model's (" +
                 std::to_string(probs.depth) + " blocks, " + std::to_string(probs.heads) +
                 " heads, " + std::to_string(probs.tokens) + " tokens)");
