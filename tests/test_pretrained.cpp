@@ -27,6 +27,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A file's bytes as text.
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// text with its first `from` replaced by `to` (a test failure when text has none).
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return text;
+}
+
 // The model's logits for a picture (the fixture's by default), prepared as vit predict prepares
 // it.
 std::vector<float> logits_for_photo(LoadedModel& m,
@@ -272,18 +286,10 @@ TEST(Pretrained, TransformersViTFolders) {
   back.model.predict(x.data(), 1, zback.data());
   EXPECT_EQ(zback, za);
   EXPECT_EQ(back.meta.preprocess.crop_mode, CropMode::kSquash);
-  auto read_text = [](const std::string& path) {
-    std::ifstream in(path);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
-  };
   // config.json with `from` replaced by `to` (the original kept aside for the next case).
   const std::string original = read_text(hf + "/config.json");
   auto config_with = [&](const std::string& from, const std::string& to) {
-    std::string text = original;
-    const size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-    std::ofstream(hf + "/config.json") << text;
+    std::ofstream(hf + "/config.json") << replaced(original, from, to);
   };
   // transformers' own default eps (1e-12), when config.json leaves it out.
   config_with(", \"layer_norm_eps\": 1e-06", "");
@@ -304,9 +310,7 @@ TEST(Pretrained, TransformersViTFolders) {
            {"\"do_normalize\": true", "\"do_normalize\": false", "do_normalize false"},
            {"\"height\": 32", "\"height\": 48", "size {\"height\":48,\"width\":32} is not"},
            {"\"resample\": 3", "\"resample\": 1", "resample 1"}}) {
-    std::string text = processor;
-    text.replace(text.find(from), from.size(), to);
-    std::ofstream(hf + "/preprocessor_config.json") << text;
+    std::ofstream(hf + "/preprocessor_config.json") << replaced(processor, from, to);
     expect_error([&] { load_any_model(hf); }, phrase);
   }
   std::ofstream(hf + "/preprocessor_config.json") << processor;
@@ -633,12 +637,8 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
     const std::string d = dir / name;
     fs::create_directories(d);
     fs::copy_file(fixture("timm/cls/model.safetensors"), d + "/model.safetensors");
-    std::ifstream in(fixture("timm/cls/config.json"));
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    const size_t at = text.find(from);
-    EXPECT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-    std::ofstream(d + "/config.json") << text;
+    std::ofstream(d + "/config.json")
+        << replaced(read_text(fixture("timm/cls/config.json")), from, to);
     return d;
   };
   expect_error(
