@@ -302,6 +302,17 @@ TEST(Decode, BmpRowsAndTruncation) {
   }
   write_bytes(dir / "lying.bmp", lying, false);
   expect_error([&] { decode_image(dir / "lying.bmp"); }, "declares 8000 x 8000 pixels of 24 bits");
+  // A header whose rows' bytes overflow 64 bits (fuzz_image found the message computing them):
+  // 2^31 - 1 pixels a side of 32 bits.
+  for (const size_t at : {18, 22}) {
+    const uint32_t v = at == 18 ? 0x7fffffffu : uint32_t(-0x7fffffff);
+    for (int k = 0; k < 4; ++k) lying[at + size_t(k)] = uint8_t(v >> (8 * k));
+  }
+  lying[28] = 32;
+  write_bytes(dir / "huge.bmp", lying, false);
+  expect_error([&] { decode_image(dir / "huge.bmp"); },
+               "declares 2147483647 x 2147483647 pixels of 32 bits: 2147483647 rows of 8589934588 "
+               "bytes from byte ");
 }
 
 TEST(Decode, UnknownFormatsAreRefused) {

@@ -145,8 +145,9 @@ void check_bmp_rows(const std::vector<uint8_t>& b, const std::string& path) {
   VIT_CHECK(size >= int64_t(offset) && h <= (size - int64_t(offset)) / row,
             "cannot read image '" + path + "': the BMP file is truncated (its header declares " +
                 std::to_string(w) + " x " + std::to_string(h) + " pixels of " +
-                std::to_string(bits) + " bits: " + std::to_string(offset + row * h) +
-                " bytes, the file has " + std::to_string(b.size()) + ")");
+                std::to_string(bits) + " bits: " + std::to_string(h) + " rows of " +
+                std::to_string(row) + " bytes from byte " + std::to_string(offset) +
+                ", the file has " + std::to_string(b.size()) + ")");
 }
 
 }  // namespace
