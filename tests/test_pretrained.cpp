@@ -179,17 +179,23 @@ TEST(Pretrained, PosEmbedResamplesAsTimm) {
   }
 }
 
-// A Hugging Face transformers ViT folder (ViTForImageClassification's names, q, k and v apart, its
-// config.json and preprocessor_config.json), made here from the timm fixture's tensors: the same
-// network, so the same logits bit for bit on the same input; the shape from config.json, the
-// class names from id2label, and the processor's stretch to the model's size, resample and
-// statistics. Also ViTModel's backbone (its pooler unread) for fine-tuning, and what is refused.
-TEST(Pretrained, TransformersViTFolders) {
-  TempDir dir("transformers");
-  const SafetensorsReader timm(fixture("timm/cls/model.safetensors"));
-  auto hf_name = [](const std::string& name, const std::string& prefix) -> std::string {
+// How write_transformers_tensors names a timm fixture's tensors: ViT's or DeiT's classifier
+// models (prefix "vit." or "deit."), or the backbone (prefix "", a pooler, no classifier).
+struct TransformersForm {
+  std::string prefix = "vit.";
+  bool classifier = true;
+  bool teacher = false;  // DeiTForImageClassificationWithTeacher's cls_ and distillation_classifier
+  int swap_fc1 = -1;     // that layer's intermediate.dense.weight declared [in, out] (-1: none)
+};
+
+// Writes the timm fixture's tensors under transformers' names (q, k and v apart) into d's
+// model.safetensors.
+void write_transformers_tensors(const SafetensorsReader& timm, const std::string& d,
+                                const TransformersForm& form) {
+  auto hf_name = [&](const std::string& name) -> std::string {
     static const std::map<std::string, std::string> top = {
         {"cls_token", "embeddings.cls_token"},
+        {"dist_token", "embeddings.distillation_token"},
         {"pos_embed", "embeddings.position_embeddings"},
         {"patch_embed.proj.weight", "embeddings.patch_embeddings.projection.weight"},
         {"patch_embed.proj.bias", "embeddings.patch_embeddings.projection.bias"},
@@ -201,52 +207,66 @@ TEST(Pretrained, TransformersViTFolders) {
         {"attn.proj", "attention.output.dense"},
         {"mlp.fc1", "intermediate.dense"},
         {"mlp.fc2", "output.dense"}};
-    if (name == "head.weight" || name == "head.bias") return "classifier" + name.substr(4);
-    if (top.count(name)) return prefix + top.at(name);
+    if (name.starts_with("head."))
+      return (form.teacher ? "cls_classifier" : "classifier") + name.substr(4);
+    if (name.starts_with("head_dist.")) return "distillation_classifier" + name.substr(9);
+    if (top.count(name)) return form.prefix + top.at(name);
     const size_t dot = name.find('.', 7), last = name.rfind('.');
     const std::string layer = name.substr(7, dot - 7);
-    return prefix + "encoder.layer." + layer + "." +
+    return form.prefix + "encoder.layer." + layer + "." +
            block.at(name.substr(dot + 1, last - dot - 1)) + name.substr(last);
   };
-  // Writes the fixture's tensors under transformers' names into folder d.
-  // swap_fc1: that layer's intermediate.dense.weight declared [in, out], as a transposed export
-  // would (-1: none).
+  fs::create_directories(d);
+  std::vector<std::vector<float>> keep;
+  std::vector<TensorToWrite> t;
+  for (const TensorInfo& info : timm.tensors()) {
+    if (!form.classifier && info.name.starts_with("head")) continue;
+    std::vector<float> v = timm.read_f32(info.name);
+    if (info.name.find("attn.qkv.") != std::string::npos) {
+      const std::string layer = info.name.substr(7, info.name.find('.', 7) - 7);
+      const std::string what = info.name.ends_with("weight") ? "weight" : "bias";
+      const int64_t third = int64_t(v.size()) / 3;
+      std::vector<int64_t> shape = info.shape;
+      shape[0] /= 3;
+      const char* parts[] = {"query", "key", "value"};
+      for (int i = 0; i < 3; ++i) {
+        keep.emplace_back(v.begin() + i * third, v.begin() + (i + 1) * third);
+        t.push_back({form.prefix + "encoder.layer." + layer + ".attention.attention." + parts[i] +
+                         "." + what,
+                     shape, nullptr});
+      }
+      continue;
+    }
+    keep.push_back(std::move(v));
+    t.push_back({hf_name(info.name), info.shape, nullptr});
+    if (info.name == "blocks." + std::to_string(form.swap_fc1) + ".mlp.fc1.weight")
+      std::swap(t.back().shape[0], t.back().shape[1]);
+  }
+  if (!form.classifier) {  // the backbone's pooler: dense + tanh on the class token
+    const int64_t D = timm.info("cls_token").shape[2];
+    keep.emplace_back(size_t(D * D), 0.5f);
+    t.push_back({"pooler.dense.weight", {D, D}, nullptr});
+    keep.emplace_back(size_t(D), 0.0f);
+    t.push_back({"pooler.dense.bias", {D}, nullptr});
+  }
+  for (size_t i = 0; i < t.size(); ++i) t[i].data = keep[i].data();
+  write_safetensors(d + "/model.safetensors", t, {{"format", "pt"}});
+}
+
+// A Hugging Face transformers ViT folder (ViTForImageClassification's names, q, k and v apart, its
+// config.json and preprocessor_config.json), made here from the timm fixture's tensors: the same
+// network, so the same logits bit for bit on the same input; the shape from config.json, the
+// class names from id2label, and the processor's stretch to the model's size, resample and
+// statistics. Also ViTModel's backbone (its pooler unread) for fine-tuning, and what is refused.
+TEST(Pretrained, TransformersViTFolders) {
+  TempDir dir("transformers");
+  const SafetensorsReader timm(fixture("timm/cls/model.safetensors"));
+  // The fixture's tensors under transformers' names in folder d, with a config.json and a
+  // ViTImageProcessor's preprocessor_config.json.
   auto write_folder = [&](const std::string& d, bool classifier, const std::string& prefix,
                           int swap_fc1 = -1) {
-    fs::create_directories(d);
-    std::vector<std::vector<float>> keep;
-    std::vector<TensorToWrite> t;
-    for (const TensorInfo& info : timm.tensors()) {
-      if (!classifier && info.name.starts_with("head.")) continue;
-      std::vector<float> v = timm.read_f32(info.name);
-      if (info.name.find("attn.qkv.") != std::string::npos) {
-        const std::string layer = info.name.substr(7, info.name.find('.', 7) - 7);
-        const std::string what = info.name.ends_with("weight") ? "weight" : "bias";
-        const int64_t third = int64_t(v.size()) / 3;
-        std::vector<int64_t> shape = info.shape;
-        shape[0] /= 3;
-        const char* parts[] = {"query", "key", "value"};
-        for (int i = 0; i < 3; ++i) {
-          keep.emplace_back(v.begin() + i * third, v.begin() + (i + 1) * third);
-          t.push_back(
-              {prefix + "encoder.layer." + layer + ".attention.attention." + parts[i] + "." + what,
-               shape, nullptr});
-        }
-        continue;
-      }
-      keep.push_back(std::move(v));
-      t.push_back({hf_name(info.name, prefix), info.shape, nullptr});
-      if (info.name == "blocks." + std::to_string(swap_fc1) + ".mlp.fc1.weight")
-        std::swap(t.back().shape[0], t.back().shape[1]);
-    }
-    if (!classifier) {  // ViTModel's pooler: dense + tanh on the class token
-      keep.emplace_back(size_t(64 * 64), 0.5f);
-      t.push_back({"pooler.dense.weight", {64, 64}, nullptr});
-      keep.emplace_back(size_t(64), 0.0f);
-      t.push_back({"pooler.dense.bias", {64}, nullptr});
-    }
-    for (size_t i = 0; i < t.size(); ++i) t[i].data = keep[i].data();
-    write_safetensors(d + "/model.safetensors", t, {{"format", "pt"}});
+    write_transformers_tensors(timm, d,
+                               {.prefix = prefix, .classifier = classifier, .swap_fc1 = swap_fc1});
     std::ofstream(d + "/config.json") << R"({
   "architectures": [")" << (classifier ? "ViTForImageClassification" : "ViTModel")
                                       << R"("],
@@ -336,6 +356,123 @@ TEST(Pretrained, TransformersViTFolders) {
   LoadedModel c = load_any_model(backbone, nullptr, /*headless_ok=*/true);
   EXPECT_EQ(c.metadata.at("headless"), "true");
   EXPECT_EQ(c.meta.config.dim, 64);
+}
+
+// A Hugging Face transformers DeiT folder (DeiTForImageClassificationWithTeacher: deit.* names,
+// the distillation token, cls_classifier and distillation_classifier), made from the timm DeiT
+// fixture's tensors: the same network, so the same logits bit for bit. Its DeiTImageProcessor
+// stretches the image to a square and cuts the model's size from its centre: crop_mode squash
+// with the crop_pct that gives that square back. DeiTModel's backbone loads for fine-tuning;
+// DeiTForImageClassification (one head on the class token beside a distillation token) and a
+// cut vitcpp would centre elsewhere are refused.
+TEST(Pretrained, TransformersDeiTFolders) {
+  TempDir dir("transformers-deit");
+  const SafetensorsReader timm(fixture("timm/dist/model.safetensors"));
+  const std::string hf = dir / "deit-hf";
+  write_transformers_tensors(timm, hf, {.prefix = "deit.", .teacher = true});
+  const std::string config = R"({
+  "architectures": ["DeiTForImageClassificationWithTeacher"], "model_type": "deit",
+  "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
+  "hidden_act": "gelu", "image_size": 32, "patch_size": 8, "num_channels": 3, "qkv_bias": true,
+  "layer_norm_eps": 1e-06
+})";
+  std::ofstream(hf + "/config.json") << config;
+  // The older feature extractor's form (sides as numbers), as facebook/deit-*-distilled-* have.
+  const std::string processor = R"({
+  "feature_extractor_type": "DeiTFeatureExtractor", "do_resize": true, "size": 36,
+  "do_center_crop": true, "crop_size": 32, "resample": 3, "do_normalize": true,
+  "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]
+})";
+  std::ofstream(hf + "/preprocessor_config.json") << processor;
+  LoadedModel a = load_any_model(fixture("timm/dist"));
+  LoadedModel b = load_any_model(hf);
+  EXPECT_EQ(b.meta.config.to_json(), a.meta.config.to_json());
+  ASSERT_TRUE(b.meta.config.dist_token);
+  EXPECT_EQ(b.metadata.at("architecture"), "DeiTForImageClassificationWithTeacher");
+  const std::vector<float> x = random_vector(3 * 32 * 32, 12);
+  std::vector<float> za(4), zb(4);
+  a.model.predict(x.data(), 1, za.data());
+  b.model.predict(x.data(), 1, zb.data());
+  EXPECT_EQ(za, zb);
+  // The processor's steps: stretched to 36 x 36 (bicubic), then the 32 x 32 at (36 - 32) // 2.
+  const Preprocess& pre = b.meta.preprocess;
+  EXPECT_EQ(pre.crop_mode, CropMode::kSquash);
+  EXPECT_EQ(pre.interpolation, Interpolation::kBicubic);
+  EXPECT_EQ(pre.scale_size(32), 36);
+  EXPECT_EQ(b.meta.normalize.mean, (std::vector<float>{0.485f, 0.456f, 0.406f}));
+  const Image photo = decode_image(fixture("timm/photo.png"), {.exif = false});
+  const std::vector<uint8_t> got = eval_transform(photo, 32, pre, {0, 0, 0});
+  const std::vector<uint8_t> whole = eval_transform(
+      photo, 36, Preprocess{.crop_pct = 1.0, .crop_mode = CropMode::kSquash, .exif = false},
+      {0, 0, 0});
+  ASSERT_EQ(got.size(), size_t(3 * 32 * 32));
+  for (int c = 0; c < 3; ++c) {
+    for (int y = 0; y < 32; ++y) {
+      for (int xx = 0; xx < 32; ++xx) {
+        ASSERT_EQ(got[size_t((c * 32 + y) * 32 + xx)],
+                  whole[size_t((c * 36 + y + 2) * 36 + xx + 2)])
+            << "channel " << c << " row " << y << " column " << xx;
+      }
+    }
+  }
+  // Exported, it is timm's DeiT distilled with the same logits and preprocessing.
+  export_timm(b, dir / "as-timm");
+  LoadedModel back = load_any_model(dir / "as-timm");
+  std::vector<float> zback(4);
+  back.model.predict(x.data(), 1, zback.data());
+  EXPECT_EQ(zback, za);
+  EXPECT_EQ(back.meta.preprocess.to_json(), pre.to_json());
+  // The processor's newer form says the same; without a cut, the size must be the model's.
+  auto processor_with = [&](const std::string& from, const std::string& to) {
+    std::ofstream(hf + "/preprocessor_config.json") << replaced(processor, from, to);
+    return hf;
+  };
+  processor_with(
+      "\"feature_extractor_type\": \"DeiTFeatureExtractor\", \"do_resize\": true, "
+      "\"size\": 36,",
+      "\"image_processor_type\": \"DeiTImageProcessor\", \"size\": {\"height\": 36, "
+      "\"width\": 36},");
+  EXPECT_EQ(load_any_model(hf).meta.preprocess.to_json(), pre.to_json());
+  processor_with("\"do_center_crop\": true", "\"do_center_crop\": false");
+  expect_error([&] { load_any_model(hf); }, "size 36 is not the model's 32 x 32");
+  std::ofstream(hf + "/preprocessor_config.json")
+      << replaced(replaced(processor, "\"do_center_crop\": true", "\"do_center_crop\": false"),
+                  "\"size\": 36", "\"size\": 32");
+  EXPECT_EQ(load_any_model(hf).meta.preprocess.crop_pct, 1.0);
+  // Refused: a processor vitcpp does not run, DeiT's default sizes (256, 224) for a 32-pixel
+  // model, a cut of 32 from 35 (transformers' margin 1, vitcpp's 2), a shortest edge.
+  for (const auto& [from, to, phrase] : std::vector<std::array<std::string, 3>>{
+           {"DeiTFeatureExtractor", "BitImageProcessor",
+            "processor BitImageProcessor: vitcpp runs"},
+           {"\"size\": 36,", "", "do_center_crop false"},
+           {"\"size\": 36", "\"size\": 35", "cuts 32 pixels from 35: an odd margin"},
+           {"\"size\": 36", "\"size\": {\"shortest_edge\": 36}", "is not a square at least"}}) {
+    if (from == "\"size\": 36,") {  // no size, no crop_size: DeiT's defaults
+      std::ofstream(hf + "/preprocessor_config.json")
+          << replaced(replaced(processor, "\"size\": 36,", ""), "\"crop_size\": 32,", "");
+      expect_error([&] { load_any_model(hf); }, "crop_size (224, the default) is not the model's");
+      continue;
+    }
+    processor_with(from, to);
+    expect_error([&] { load_any_model(hf); }, phrase);
+  }
+  // Without preprocessor_config.json, DeiTImageProcessor's defaults: 224 from 256.
+  fs::remove(hf + "/preprocessor_config.json");
+  expect_error([&] { load_any_model(hf); }, "crop_size (224, the default) is not the model's");
+  // DeiTForImageClassification: one classifier on the class token, the distillation token kept.
+  const std::string one_head = dir / "one-head";
+  write_transformers_tensors(timm, one_head, {.prefix = "deit."});
+  std::ofstream(one_head + "/config.json") << config;
+  expect_error([&] { load_any_model(one_head); }, "is a DeiTForImageClassification");
+  // DeiTModel (no prefix, a pooler, no classifier): a backbone that fine-tuning starts from.
+  const std::string backbone = dir / "deit-model";
+  write_transformers_tensors(timm, backbone, {.prefix = "", .classifier = false});
+  std::ofstream(backbone + "/config.json") << config;
+  std::ofstream(backbone + "/preprocessor_config.json") << processor;
+  expect_error([&] { load_any_model(backbone); }, "`vit train --init " + backbone);
+  LoadedModel c = load_any_model(backbone, nullptr, /*headless_ok=*/true);
+  EXPECT_EQ(c.metadata.at("headless"), "true");
+  EXPECT_TRUE(c.meta.config.dist_token);
 }
 
 // export_timm writes a folder that load_timm reads back to the same model: the same tensors byte

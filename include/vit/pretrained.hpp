@@ -78,7 +78,9 @@ struct TimmArch {
 // pretrained_cfg's input_size, mean, std, crop_pct, crop_mode and interpolation, each checked
 // against the tensors; a bare file gets timm's ViT defaults (mean and std 0.5, crop_pct 0.9,
 // bicubic). 1,000 classes without names are ImageNet's. A folder with only pytorch_model.bin is
-// a vit::Error saying how to convert it.
+// a vit::Error saying how to convert it. A Hugging Face transformers ViT or DeiT folder (tensors
+// under vit.*, deit.* or embeddings.*) is read from its config.json and preprocessor_config.json,
+// its tensors renamed to timm's.
 // With arch: its heads, and its normalisation and preprocessing where config.json does not give
 // them; tensors of another shape are a vit::Error.
 // headless_ok: a model without a head (timm's num_classes 0: DINOv2, backbones) loads for

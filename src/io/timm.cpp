@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -17,6 +18,7 @@
 #include "io/weights.hpp"
 #include "vit/error.hpp"
 #include "vit/pretrained.hpp"
+#include "vit/transforms.hpp"
 
 namespace vit {
 namespace {
@@ -47,10 +49,11 @@ constexpr Unsupported kUnsupported[] = {
     {"mask_token", "a mask token (BEiT-style)"},
 };
 
-// Whether a tensor's name is a Hugging Face transformers ViT's (ViTForImageClassification's vit.*,
-// ViTModel's embeddings.*), not timm's.
+// Whether a tensor's name is a Hugging Face transformers ViT's or DeiT's
+// (ViTForImageClassification's vit.*, DeiTForImageClassificationWithTeacher's deit.*, the
+// backbones' embeddings.*), not timm's.
 bool transformers_name(const std::string& name) {
-  return name.starts_with("vit.") || name.starts_with("embeddings.");
+  return name.starts_with("vit.") || name.starts_with("deit.") || name.starts_with("embeddings.");
 }
 
 const TensorInfo& need(const SafetensorsReader& f, const std::string& name, size_t rank) {
@@ -403,29 +406,132 @@ bool is_timm_model(const std::string& path) {
 
 namespace {
 
-// A Hugging Face transformers ViT (ViTForImageClassification, or ViTModel's backbone): the same
-// network as timm's with a class token, its tensors under other names and q, k and v apart. The
-// folder's config.json gives the shape (hidden_size, num_hidden_layers, num_attention_heads,
-// intermediate_size, image_size, patch_size, num_channels, layer_norm_eps, qkv_bias, hidden_act)
-// and id2label; preprocessor_config.json (ViTImageProcessor) the normalisation and the resize,
-// which stretches the image to the model's size (vitcpp's crop_mode squash).
+// A Hugging Face transformers image processor's steps, as vitcpp runs them, into meta's preprocess
+// and normalize. Its class (image_processor_type, or feature_extractor_type in older files; else
+// the model's) sets the defaults: ViTImageProcessor stretches the image to the model's size
+// (bilinear); DeiTImageProcessor stretches it to 256 x 256 (bicubic) and cuts the centre 224 x
+// 224; both normalise with 0.5 and 0.5. vitcpp's crop_mode squash is that stretch, and its crop_pct
+// the share the cut keeps. Any other step is refused, not ignored.
+void read_processor(const nlohmann::json& q, const std::string& model_type, const Config& c,
+                    const std::function<std::string(const std::string&)>& bad, ModelMeta& meta) {
+  VIT_CHECK(q.is_object(), bad("preprocessor_config.json must be a JSON object"));
+  std::string type = model_type == "deit" ? "DeiTImageProcessor" : "ViTImageProcessor";
+  for (const char* key : {"image_processor_type", "feature_extractor_type"}) {
+    if (!q.contains(key)) continue;
+    VIT_CHECK(q[key].is_string(),
+              bad(std::string("preprocessor_config.json's ") + key + " must be a string"));
+    type = q[key].get<std::string>();
+    // The slow and fast classes and the older feature extractors run the same steps.
+    if (type.ends_with("Fast")) type.resize(type.size() - 4);
+    if (type.ends_with("FeatureExtractor"))
+      type = type.substr(0, type.size() - 16) + "ImageProcessor";
+    break;
+  }
+  const bool deit = type == "DeiTImageProcessor";
+  VIT_CHECK(deit || type == "ViTImageProcessor",
+            bad("preprocessor_config.json's processor " + type +
+                ": vitcpp runs ViTImageProcessor's and DeiTImageProcessor's steps"));
+  auto flag = [&](const char* key, bool want) {
+    VIT_CHECK(!q.contains(key) || q[key] == want,
+              bad(std::string("preprocessor_config.json's ") + key + " " + q[key].dump() +
+                  ": vitcpp runs " + type + "'s resize, rescale and normalisation (" + key + " " +
+                  (want ? "true" : "false") + ")"));
+  };
+  flag("do_resize", true);
+  flag("do_rescale", true);
+  flag("do_normalize", true);
+  if (!deit) flag("do_center_crop", false);
+  const bool crop = deit && (!q.contains("do_center_crop") || q["do_center_crop"] == true);
+  if (deit) {
+    VIT_CHECK(!q.contains("do_center_crop") || q["do_center_crop"].is_boolean(),
+              bad("preprocessor_config.json's do_center_crop must be true or false"));
+  }
+  VIT_CHECK(!q.contains("rescale_factor") ||
+                (q["rescale_factor"].is_number() &&
+                 std::abs(q["rescale_factor"].get<double>() * 255 - 1) < 1e-6),
+            bad("preprocessor_config.json's rescale_factor " + q["rescale_factor"].dump() +
+                ": vitcpp scales pixels by 1/255"));
+  // A square side from {"height": n, "width": n} or, in older files, n; 0 for anything else (a
+  // shortest_edge, a rectangle).
+  auto square = [&](const char* key, int fallback) {
+    if (!q.contains(key)) return fallback;
+    const nlohmann::json& z = q[key];
+    if (z.is_number_integer()) return z.get<int>();
+    if (z.is_object() && z.size() == 2 && z.contains("height") && z.contains("width") &&
+        z["height"].is_number_integer() && z["height"] == z["width"])
+      return z["height"].get<int>();
+    return 0;
+  };
+  const int n = c.image_size;
+  const std::string model_side = std::to_string(n) + " x " + std::to_string(n);
+  const int size = square("size", deit ? 256 : n);
+  if (!crop) {
+    VIT_CHECK(size == n, bad("preprocessor_config.json's size " + q["size"].dump() +
+                             " is not the model's " + model_side));
+  } else {
+    const int cut = square("crop_size", 224);
+    VIT_CHECK(cut == n,
+              bad("preprocessor_config.json's crop_size " +
+                  (q.contains("crop_size") ? q["crop_size"].dump() : "(224, the default)") +
+                  " is not the model's " + model_side));
+    VIT_CHECK(size >= cut && size <= 1 << 16,
+              bad("preprocessor_config.json's size " +
+                  (q.contains("size") ? q["size"].dump() : "(256, the default)") +
+                  " is not a square at least as large as the crop, " + model_side));
+    // transformers puts the cut at (size - crop) // 2; vitcpp, as torchvision, rounds half of it
+    // to even. The two differ for some odd margins, which are refused.
+    VIT_CHECK((size - cut) / 2 == centre_offset(size, cut),
+              bad("preprocessor_config.json cuts " + std::to_string(cut) + " pixels from " +
+                  std::to_string(size) +
+                  ": an odd margin, whose centre vitcpp places a pixel "
+                  "away from transformers'"));
+    meta.preprocess.crop_pct = double(cut) / size;
+    // floor(cut / crop_pct) must give the size back (Preprocess::scale_size).
+    while (meta.preprocess.scale_size(cut) < size)
+      meta.preprocess.crop_pct = std::nextafter(meta.preprocess.crop_pct, 0.0);
+  }
+  const std::string where = bad("preprocessor_config.json's ");
+  read_channel_values(q, "image_mean", where, c.channels, meta.normalize.mean);
+  read_channel_values(q, "image_std", where, c.channels, meta.normalize.std);
+  if (q.contains("resample")) {
+    VIT_CHECK(q["resample"] == 2 || q["resample"] == 3 || q["resample"] == 0,
+              bad("preprocessor_config.json's resample " + q["resample"].dump() +
+                  ": vitcpp resizes with bilinear (2), bicubic (3) or nearest (0)"));
+    meta.preprocess.interpolation = q["resample"] == 2   ? Interpolation::kBilinear
+                                    : q["resample"] == 3 ? Interpolation::kBicubic
+                                                         : Interpolation::kNearest;
+  } else if (deit) {
+    meta.preprocess.interpolation = Interpolation::kBicubic;
+  }
+}
+
+// A Hugging Face transformers ViT (ViTForImageClassification, or ViTModel's backbone) or DeiT
+// (DeiTForImageClassificationWithTeacher, whose logits are its two heads' mean, or DeiTModel's
+// backbone): the same network as timm's with a class token (and DeiT's distillation token), its
+// tensors under other names and q, k and v apart. The folder's config.json gives the shape
+// (hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, image_size, patch_size,
+// num_channels, layer_norm_eps, qkv_bias, hidden_act) and id2label; preprocessor_config.json the
+// normalisation, the resize and the crop (read_processor).
 LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f,
                               const nlohmann::json& j, bool headless_ok, Dtype dtype) {
   auto bad = [&](const std::string& what) { return "'" + dir + "': " + what; };
   VIT_CHECK(j.is_object(), bad("config.json must be a JSON object"));
   if (j.contains("model_type")) {
-    VIT_CHECK(j["model_type"] == "vit",
+    VIT_CHECK(j["model_type"] == "vit" || j["model_type"] == "deit",
               bad("a Hugging Face transformers " + j["model_type"].dump() +
-                  " checkpoint; vitcpp reads transformers' ViT (model_type \"vit\") and timm's "
-                  "models (hub names timm/...)"));
+                  " checkpoint; vitcpp reads transformers' ViT and DeiT (model_type \"vit\", "
+                  "\"deit\") and timm's models (hub names timm/...)"));
   }
-  const std::string p = f.contains("vit.embeddings.cls_token") ? "vit." : "";
+  const std::string model_type = j.value("model_type", "vit");
+  const std::string p = f.contains("vit.embeddings.cls_token")    ? "vit."
+                        : f.contains("deit.embeddings.cls_token") ? "deit."
+                                                                  : "";
   auto hf = [&](const std::string& name) { return p + name; };
   VIT_CHECK(f.contains(hf("embeddings.cls_token")) &&
                 f.contains(hf("embeddings.patch_embeddings.projection.weight")),
-            bad("a Hugging Face transformers checkpoint, but not a ViT's (ViTModel's tensors "
-                "embeddings.cls_token and embeddings.patch_embeddings.projection.weight); vitcpp "
-                "reads transformers' ViT, and timm's models (hub names timm/...)"));
+            bad("a Hugging Face transformers checkpoint, but not a ViT's or DeiT's (their "
+                "tensors embeddings.cls_token and embeddings.patch_embeddings.projection.weight); "
+                "vitcpp reads transformers' ViT and DeiT, and timm's models (hub names timm/...)"));
   auto integer = [&](const char* key, int fallback) {
     if (!j.contains(key)) return fallback;
     VIT_CHECK(j[key].is_number_integer() && j[key].get<int64_t>() >= 1 &&
@@ -469,11 +575,24 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   c.act = act == "gelu"         ? Act::kGelu
           : act == "quick_gelu" ? Act::kQuickGelu
                                 : Act::kGeluTanh;  // gelu_new, gelu_pytorch_tanh: the tanh form
-  const bool head = f.contains("classifier.weight");
+  // DeiT's distillation token; with it, DeiTForImageClassificationWithTeacher's two heads.
+  c.dist_token = f.contains(hf("embeddings.distillation_token"));
+  const bool teacher = f.contains("cls_classifier.weight");
+  VIT_CHECK(!c.dist_token || !f.contains("classifier.weight"),
+            bad("is a DeiTForImageClassification, whose classifier reads the class token alone "
+                "while its distillation token still takes part; vitcpp runs DeiT as "
+                "DeiTForImageClassificationWithTeacher (and timm's deit_*_distilled) do, with the "
+                "mean of the class and distillation heads"));
+  VIT_CHECK(!teacher || c.dist_token,
+            bad("has cls_classifier (DeiTForImageClassificationWithTeacher's) but no " +
+                hf("embeddings.distillation_token")));
+  const std::string head_name = teacher ? "cls_classifier" : "classifier";
+  const bool head = f.contains(head_name + ".weight");
   VIT_CHECK(head || headless_ok,
-            bad("has no classifier (a ViTModel backbone): fine-tune it with `vit train --init " +
+            bad("has no classifier (a ViTModel or DeiTModel backbone): fine-tune it with `vit "
+                "train --init " +
                 dir + " --data ...`"));
-  c.num_classes = head ? int(need(f, "classifier.weight", 2).shape[0]) : 2;  // placeholder
+  c.num_classes = head ? int(need(f, head_name + ".weight", 2).shape[0]) : 2;  // placeholder
   VIT_CHECK(need(f, hf("embeddings.position_embeddings"), 3).shape[1] == c.num_tokens(),
             bad("embeddings.position_embeddings has " +
                 std::to_string(f.info(hf("embeddings.position_embeddings")).shape[1]) +
@@ -487,14 +606,15 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   // timm's name -> transformers' (qkv from three).
   auto source = [&](const std::string& name) -> std::string {
     if (name == "cls_token") return hf("embeddings.cls_token");
+    if (name == "dist_token") return hf("embeddings.distillation_token");
     if (name == "pos_embed") return hf("embeddings.position_embeddings");
     if (name == "patch_embed.proj.weight")
       return hf("embeddings.patch_embeddings.projection.weight");
     if (name == "patch_embed.proj.bias") return hf("embeddings.patch_embeddings.projection.bias");
     if (name == "norm.weight") return hf("layernorm.weight");
     if (name == "norm.bias") return hf("layernorm.bias");
-    if (name == "head.weight") return "classifier.weight";
-    if (name == "head.bias") return "classifier.bias";
+    if (name.starts_with("head.")) return head_name + name.substr(4);
+    if (name.starts_with("head_dist.")) return "distillation_classifier" + name.substr(9);
     const size_t dot = name.find('.', 7);  // "blocks.<l>."
     const std::string layer = hf("encoder.layer." + name.substr(7, dot - 7) + ".");
     const std::string rest = name.substr(dot + 1);
@@ -551,8 +671,8 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
     // ViTModel's pooler (dense + tanh on the class token) feeds no classifier: left unread.
     VIT_CHECK(used.count(t.name) || t.name.starts_with(hf("pooler.")),
               bad("holds a tensor '" + t.name +
-                  "' that vitcpp's ViT does not read (ViTForImageClassification's and "
-                  "ViTModel's are read)"));
+                  "' that vitcpp's ViT does not read (ViTForImageClassification's, "
+                  "DeiTForImageClassificationWithTeacher's and their backbones' are read)"));
   }
   ModelMeta meta;
   meta.config = c;
@@ -560,8 +680,7 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   if (meta.class_names.empty()) {
     for (int k = 0; k < c.num_classes; ++k) meta.class_names.push_back(std::to_string(k));
   }
-  // ViTImageProcessor: resize to size (no crop) with resample (PIL's: 2 bilinear, 3 bicubic),
-  // then (x / 255 - image_mean) / image_std; its defaults 0.5 and bilinear.
+  // Without preprocessor_config.json: ViTImageProcessor's defaults, stretched to the model's size.
   meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
                     std::vector<float>(size_t(c.channels), 0.5f)};
   meta.preprocess = Preprocess{.crop_pct = 1.0,
@@ -571,43 +690,9 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   const fs::path processor = fs::path(dir) / "preprocessor_config.json";
   std::error_code ec;
   if (fs::exists(processor, ec)) {
-    const nlohmann::json q = read_json(processor.string());
-    VIT_CHECK(q.is_object(), bad("preprocessor_config.json must be a JSON object"));
-    // ViTImageProcessor's steps as vitcpp runs them: anything else is refused, not ignored.
-    auto flag = [&](const char* key, bool want) {
-      VIT_CHECK(!q.contains(key) || q[key] == want,
-                bad(std::string("preprocessor_config.json's ") + key + " " + q[key].dump() +
-                    ": vitcpp runs ViTImageProcessor's resize, rescale and normalisation (" + key +
-                    " " + (want ? "true" : "false") + ")"));
-    };
-    flag("do_resize", true);
-    flag("do_rescale", true);
-    flag("do_normalize", true);
-    flag("do_center_crop", false);
-    VIT_CHECK(!q.contains("rescale_factor") ||
-                  (q["rescale_factor"].is_number() &&
-                   std::abs(q["rescale_factor"].get<double>() * 255 - 1) < 1e-6),
-              bad("preprocessor_config.json's rescale_factor " + q["rescale_factor"].dump() +
-                  ": vitcpp scales pixels by 1/255"));
-    if (q.contains("size")) {
-      const nlohmann::json& z = q["size"];
-      const bool square = z.is_object() && z.contains("height") && z.contains("width") &&
-                          z["height"] == c.image_size && z["width"] == c.image_size;
-      VIT_CHECK(square || (z.is_number_integer() && z == c.image_size),
-                bad("preprocessor_config.json's size " + z.dump() + " is not the model's " +
-                    std::to_string(c.image_size) + " x " + std::to_string(c.image_size)));
-    }
-    const std::string where = bad("preprocessor_config.json's ");
-    read_channel_values(q, "image_mean", where, c.channels, meta.normalize.mean);
-    read_channel_values(q, "image_std", where, c.channels, meta.normalize.std);
-    if (q.contains("resample")) {
-      VIT_CHECK(q["resample"] == 2 || q["resample"] == 3 || q["resample"] == 0,
-                bad("preprocessor_config.json's resample " + q["resample"].dump() +
-                    ": vitcpp resizes with bilinear (2), bicubic (3) or nearest (0)"));
-      meta.preprocess.interpolation = q["resample"] == 2   ? Interpolation::kBilinear
-                                      : q["resample"] == 3 ? Interpolation::kBicubic
-                                                           : Interpolation::kNearest;
-    }
+    read_processor(read_json(processor.string()), model_type, c, bad, meta);
+  } else if (model_type == "deit") {
+    read_processor(nlohmann::json::object(), model_type, c, bad, meta);
   }
   std::map<std::string, std::string> md;
   if (!head) md["headless"] = "true";
