@@ -241,6 +241,38 @@ TEST(Mpi, RanksGiveTheBytesOfOneProcess) {
   }
 }
 
+// Without --threads, the ranks of a machine that may run on the same cores (unbound, or bound
+// together, as mpirun's socket binding does with several ranks a socket) split them: with both
+// ranks confined to one core (taskset, inherited through mpirun), each runs 1 thread and the
+// first says that they take turns; unbound, they share the machine's cores without a warning.
+TEST(Mpi, RanksSharingCoresSplitThem) {
+  REQUIRE_MPI();
+  TempDir dir("mpi-cores");
+  write_quadrant_dataset(dir / "data", 80, 20, 8);
+  auto run = [&](const std::string& prefix, const std::string& out) {
+    std::string a = train_args(dir / "data", out, 1);
+    a.replace(a.find(" --threads 1"), 12, "");
+    return vit_shell(prefix + mpirun(2) + vit_words() + a);
+  };
+  const Result one_core = run("taskset -c 0 ", dir / "one-core");
+  ASSERT_EQ(one_core.code, 0) << one_core.out;
+  EXPECT_NE(one_core.out.find("2 ranks x 1 thread"), std::string::npos) << one_core.out;
+  EXPECT_NE(one_core.out.find("vit: warning: 2 ranks x 1 thread on "), std::string::npos)
+      << one_core.out;
+  EXPECT_NE(one_core.out.find(" share 1 core: they will take turns"), std::string::npos)
+      << one_core.out;
+  const int cores = available_cores();
+  if (cores < 2) GTEST_SKIP() << "one core";
+  const Result unbound = run("", dir / "unbound");
+  ASSERT_EQ(unbound.code, 0) << unbound.out;
+  const int each = cores / 2;
+  EXPECT_NE(
+      unbound.out.find("2 ranks x " + std::to_string(each) + (each == 1 ? " thread" : " threads")),
+      std::string::npos)
+      << unbound.out;
+  EXPECT_EQ(unbound.out.find("vit: warning"), std::string::npos) << unbound.out;
+}
+
 // A folder dataset: decoded into a fresh cache by the machine's local rank 0 while the other waits,
 // then read by both; the run is one process's, byte for byte.
 TEST(Mpi, FolderDatasetGivesTheBytesOfOneProcess) {

@@ -46,6 +46,10 @@ class Comm {
   // The ranks on this machine and this one's place among them.
   int local_rank() const;
   int local_size() const;
+  // How many of this machine's ranks, this one among them, may run on this rank's cores (their
+  // CPU affinities meet): local_size() where the launcher binds none, 1 where it binds each rank
+  // to cores of its own, those of its socket or NUMA node where it binds ranks there together.
+  int core_sharing() const;
   // This machine's name (MPI's processor name; the host name).
   std::string host() const;
   // The launcher that started the ranks: "srun" (a Slurm job step's variables and none of

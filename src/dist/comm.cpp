@@ -6,6 +6,7 @@
 // hanging them, and ranks sharing cores (more ranks than cores) do not spin against each other.
 // MPI is called from several threads (the lanes that finish micro-batches, a progress thread),
 // one call at a time under a mutex: MPI_THREAD_SERIALIZED.
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/host.hpp"
 #include "ops/ops.hpp"
@@ -55,6 +57,16 @@ int launched_processes() {
   return 1;
 }
 
+// This process's CPUs (its affinity; every CPU where it cannot be read).
+[[maybe_unused]] cpu_set_t affinity() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
+  }
+  return set;
+}
+
 }  // namespace
 
 int launcher_rank() {
@@ -80,6 +92,7 @@ bool mpi_built() {
 
 struct Comm::Impl {
   int rank = 0, size = 1, local_rank = 0, local_size = 1;
+  int core_sharing = 1;  // this machine's ranks whose CPU affinity meets this one's
   std::string host = host_name();
   bool by_srun = false;  // Slurm's job-step variables and none of mpirun's, before MPI_Init
   double timeout = 300;
@@ -170,6 +183,15 @@ Comm& Comm::world() {
     MPI_Comm_split_type(impl->world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &impl->local_rank);
     MPI_Comm_size(local, &impl->local_size);
+    // Each rank's CPUs, to count the ranks that may run on this one's.
+    const cpu_set_t mine = affinity();
+    std::vector<cpu_set_t> all(size_t(impl->local_size));
+    MPI_Allgather(&mine, int(sizeof mine), MPI_BYTE, all.data(), int(sizeof mine), MPI_BYTE, local);
+    impl->core_sharing = int(std::count_if(all.begin(), all.end(), [&](const cpu_set_t& other) {
+      cpu_set_t both;
+      CPU_AND(&both, &mine, &other);
+      return CPU_COUNT(&both) > 0;
+    }));
     MPI_Comm_free(&local);
     int* ub = nullptr;
     int found = 0;
@@ -211,6 +233,9 @@ int Comm::local_rank() const {
 }
 int Comm::local_size() const {
   return impl_->local_size;
+}
+int Comm::core_sharing() const {
+  return impl_->core_sharing;
 }
 std::string Comm::host() const {
   return impl_->host;

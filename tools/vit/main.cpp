@@ -464,20 +464,17 @@ void join_ranks(vit::Comm& comm, const TrainArgs& a) {
       [&](const std::string& first) {
         return "the ranks of this run would run different kernel variants: " + choose(first);
       });
-  // mpirun binds each rank to its own cores when there are few ranks (the rank's affinity is then
-  // fewer cores than the machine has): its threads are those. Unbound, the ranks of a machine share
-  // its cores.
-  const int own = vit::available_cores(), here = comm.local_size();
-  const int machine = std::max(own, int(sysconf(_SC_NPROCESSORS_ONLN)));
-  const bool bound = own < machine;
-  const int cores = bound ? own : machine, sharing = bound ? 1 : here;
+  // Each rank's threads: its cores (its CPU affinity: the machine's where the launcher binds
+  // none, fewer where it binds the rank) over the ranks that may run on them (this machine's,
+  // unbound; those bound to the same socket or NUMA node).
+  const int cores = vit::available_cores(), sharing = comm.core_sharing();
   if (!a.threads) vit::set_num_threads(std::max(1, cores / sharing));
   if (comm.local_rank() == 0 && sharing * vit::num_threads() > cores) {
     std::fprintf(stderr,
-                 "vit: warning: %d ranks x %d thread%s on %s, where %s %d core%s: they will take "
+                 "vit: warning: %d ranks x %d thread%s on %s share %d core%s: they will take "
                  "turns (fewer --threads, or fewer ranks on it, will be faster)\n",
-                 here, vit::num_threads(), vit::num_threads() == 1 ? "" : "s", comm.host().c_str(),
-                 bound ? "each rank is bound to" : "they share", cores, cores == 1 ? "" : "s");
+                 sharing, vit::num_threads(), vit::num_threads() == 1 ? "" : "s",
+                 comm.host().c_str(), cores, cores == 1 ? "" : "s");
   }
 }
 
