@@ -201,8 +201,14 @@ TEST(Decode, PngEveryKind) {
   EXPECT_EQ(p.channels, 4);
   EXPECT_EQ(p.pixels,
             (std::vector<uint8_t>{255, 0, 0, 255, 0, 0, 255, 0, 0, 0, 255, 0, 255, 0, 0, 255}));
-  // Truncated, and a corrupted chunk: errors naming the file.
+  // Without its IEND chunk (12 bytes), or cut inside it, every row is there: read, as Pillow does.
   std::vector<uint8_t> bytes = encode_png(5, 3, PNG_FORMAT_RGB, pattern(5, 3, 3).pixels.data());
+  for (const size_t drop : {12, 5}) {
+    write_bytes(dir / "end.png", std::vector<uint8_t>(bytes.begin(), bytes.end() - long(drop)),
+                false);
+    EXPECT_EQ(decode_image(dir / "end.png").pixels, pattern(5, 3, 3).pixels) << drop;
+  }
+  // Cut in its image data, and a corrupted chunk: errors naming the file.
   std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + long(bytes.size()) / 2);
   write_bytes(dir / "cut.png", cut, false);
   expect_error([&] { decode_image(dir / "cut.png"); }, "cut.png': PNG:");

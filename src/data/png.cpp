@@ -1,6 +1,8 @@
 // PNG decoding with libpng (Debian's libpng16), through its classic API so that no gamma or colour
 // correction is applied: the samples as the file holds them, at 8 bits. libpng reports errors by
-// longjmp: the function that can jump holds no C++ objects with destructors.
+// longjmp: the function that can jump holds no C++ objects with destructors. A file that ends once
+// every row is read (no IEND: a download cut at its very end) is read, as Pillow reads it; one
+// that ends sooner is refused.
 #include <png.h>
 
 #include <csetjmp>
@@ -19,12 +21,17 @@ constexpr int kMaxSide = 8192;
 struct Reader {
   const uint8_t* data;
   size_t size, at;
+  bool rows_read;  // every row decoded: what follows (chunks after the image, IEND) may be cut
+  bool cut;        // the file ended before libpng was done with it
   char message[256];
 };
 
 extern "C" void vit_png_on_read(png_structp png, png_bytep out, png_size_t n) {
   auto* r = static_cast<Reader*>(png_get_io_ptr(png));
-  if (n > r->size - r->at) png_error(png, "the file is truncated");
+  if (n > r->size - r->at) {
+    r->cut = true;
+    png_error(png, "the file is truncated");
+  }
   std::memcpy(out, r->data + r->at, n);
   r->at += n;
 }
@@ -48,7 +55,7 @@ bool decode(Reader* r, Image* out, std::vector<png_bytep>* rows) {
   if (!info || setjmp(png_jmpbuf(png))) {
     if (!info) std::strcpy(r->message, "out of memory");
     png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
-    return false;
+    return r->rows_read && r->cut;
   }
   png_set_user_limits(png, kMaxSide, kMaxSide);
   png_set_chunk_malloc_max(png, 64u << 20);
@@ -72,6 +79,7 @@ bool decode(Reader* r, Image* out, std::vector<png_bytep>* rows) {
   rows->resize(h);
   for (png_uint_32 y = 0; y < h; ++y) (*rows)[y] = out->pixels.data() + size_t(y) * row;
   png_read_image(png, rows->data());
+  r->rows_read = true;
   png_read_end(png, nullptr);
   png_destroy_read_struct(&png, &info, nullptr);
   return true;
@@ -84,7 +92,7 @@ bool is_png(const uint8_t* b, size_t n) {
 }
 
 Image decode_png(const uint8_t* bytes, size_t n, const std::string& path) {
-  Reader r{bytes, n, 0, ""};
+  Reader r{bytes, n, 0, false, false, ""};
   Image img;
   std::vector<png_bytep> rows;
   if (!decode(&r, &img, &rows)) throw Error("cannot read image '" + path + "': PNG: " + r.message);
