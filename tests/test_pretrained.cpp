@@ -439,13 +439,17 @@ TEST(Pretrained, TransformersDeiTFolders) {
       << replaced(replaced(processor, "\"do_center_crop\": true", "\"do_center_crop\": false"),
                   "\"size\": 36", "\"size\": 32");
   EXPECT_EQ(load_any_model(hf).meta.preprocess.crop_pct, 1.0);
+  std::ofstream(hf + "/preprocessor_config.json")
+      << replaced(replaced(processor, "\"do_center_crop\": true", "\"do_center_crop\": false"),
+                  "\"size\": 36,", "");
+  expect_error([&] { load_any_model(hf); }, "size (256, the default) is not the model's 32 x 32");
   // Refused: a processor vitcpp does not run, DeiT's default sizes (256, 224) for a 32-pixel
   // model, a cut of 32 from 35 (transformers' margin 1, vitcpp's 2), a shortest edge.
   for (const auto& [from, to, phrase] : std::vector<std::array<std::string, 3>>{
            {"DeiTFeatureExtractor", "BitImageProcessor",
             "processor BitImageProcessor: vitcpp runs"},
            {"\"size\": 36,", "", "do_center_crop false"},
-           {"\"size\": 36", "\"size\": 35", "cuts 32 pixels from 35: an odd margin"},
+           {"\"size\": 36", "\"size\": 35", "cuts 32 pixels from 35: a margin whose centre"},
            {"\"size\": 36", "\"size\": {\"shortest_edge\": 36}", "is not a square at least"}}) {
     if (from == "\"size\": 36,") {  // no size, no crop_size: DeiT's defaults
       std::ofstream(hf + "/preprocessor_config.json")

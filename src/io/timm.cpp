@@ -462,28 +462,29 @@ void read_processor(const nlohmann::json& q, const std::string& model_type, cons
       return z["height"].get<int>();
     return 0;
   };
-  const int n = c.image_size;
+  // The value as the file gives it, or the default's.
+  auto said = [&](const char* key, int fallback) {
+    return q.contains(key) ? q[key].dump() : "(" + std::to_string(fallback) + ", the default)";
+  };
+  const int n = c.image_size, default_size = deit ? 256 : n;
   const std::string model_side = std::to_string(n) + " x " + std::to_string(n);
-  const int size = square("size", deit ? 256 : n);
+  const int size = square("size", default_size);
   if (!crop) {
-    VIT_CHECK(size == n, bad("preprocessor_config.json's size " + q["size"].dump() +
+    VIT_CHECK(size == n, bad("preprocessor_config.json's size " + said("size", default_size) +
                              " is not the model's " + model_side));
   } else {
     const int cut = square("crop_size", 224);
-    VIT_CHECK(cut == n,
-              bad("preprocessor_config.json's crop_size " +
-                  (q.contains("crop_size") ? q["crop_size"].dump() : "(224, the default)") +
-                  " is not the model's " + model_side));
+    VIT_CHECK(cut == n, bad("preprocessor_config.json's crop_size " + said("crop_size", 224) +
+                            " is not the model's " + model_side));
     VIT_CHECK(size >= cut && size <= 1 << 16,
-              bad("preprocessor_config.json's size " +
-                  (q.contains("size") ? q["size"].dump() : "(256, the default)") +
+              bad("preprocessor_config.json's size " + said("size", default_size) +
                   " is not a square at least as large as the crop, " + model_side));
     // transformers puts the cut at (size - crop) // 2; vitcpp, as torchvision, rounds half of it
     // to even. The two differ for some odd margins, which are refused.
     VIT_CHECK((size - cut) / 2 == centre_offset(size, cut),
               bad("preprocessor_config.json cuts " + std::to_string(cut) + " pixels from " +
                   std::to_string(size) +
-                  ": an odd margin, whose centre vitcpp places a pixel "
+                  ": a margin whose centre vitcpp would place a pixel "
                   "away from transformers'"));
     meta.preprocess.crop_pct = double(cut) / size;
     // floor(cut / crop_pct) must give the size back (Preprocess::scale_size).
