@@ -3,8 +3,12 @@
 // interleaved RGB into transposed planes. Integer arithmetic, so every instruction-set variant
 // writes the same bytes: the AVX2 and AVX-512 variants hold sums in registers (intrinsics), the
 // SSE2-only one runs plain loops its flags vectorise. Measured: docs/PERFORMANCE.md "The input
-// pipeline" and "Resampling with its sums in registers".
+// pipeline" and "Resampling with its sums in registers". The transposes' 16 x 16 tiles are SSE2's
+// (every x86-64 variant); elsewhere (the scalar variant on another architecture, such as aarch64)
+// their byte loops do every pixel.
+#if defined(__SSE2__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 
@@ -80,6 +84,7 @@ void resample_down_u8(const Context&, uint8_t* out, int64_t out_ld, const uint8_
   }
 }
 
+#if defined(__SSE2__)
 namespace {
 
 // The 16 x 16 bytes of r (register i: row i) transposed in place (register i: column i): four
@@ -124,9 +129,11 @@ void transpose_tile(uint8_t* out, int64_t out_ld, const uint8_t* in, int64_t in_
 }
 
 }  // namespace
+#endif
 
 void transpose_u8(const Context&, uint8_t* out, int64_t out_ld, const uint8_t* in, int64_t in_ld,
                   int R, int W) {
+#if defined(__SSE2__)
   constexpr int kTile = 16;
   const int R16 = R - R % kTile, W16 = W - W % kTile;
   for (int y0 = 0; y0 < R16; y0 += kTile) {
@@ -134,6 +141,9 @@ void transpose_u8(const Context&, uint8_t* out, int64_t out_ld, const uint8_t* i
       transpose_tile(out + int64_t(x0) * out_ld + y0, out_ld, in + int64_t(y0) * in_ld + x0, in_ld);
     }
   }
+#else
+  const int R16 = 0, W16 = 0;
+#endif
   // The edges: the columns past W16 for every row, and the rows past R16 for the rest.
   for (int x = W16; x < W; ++x) {
     for (int y = 0; y < R; ++y) out[int64_t(x) * out_ld + y] = in[int64_t(y) * in_ld + x];
@@ -148,6 +158,7 @@ void transpose_u8(const Context&, uint8_t* out, int64_t out_ld, const uint8_t* i
 // transposed. The edges past whole tiles one byte at a time.
 void transpose_rgb_u8(const Context&, uint8_t* out, int64_t out_plane, int64_t out_ld,
                       const uint8_t* in, int64_t in_ld, int R, int W) {
+#if defined(__SSE2__)
   constexpr int kTile = 16;
   const int R16 = R - R % kTile, W16 = W - W % kTile;
 #if defined(__SSSE3__)
@@ -200,6 +211,9 @@ void transpose_rgb_u8(const Context&, uint8_t* out, int64_t out_plane, int64_t o
       }
     }
   }
+#else
+  const int R16 = 0, W16 = 0;
+#endif
   auto one = [&](int y, int x) {
     for (int c = 0; c < 3; ++c) {
       out[c * out_plane + int64_t(x) * out_ld + y] = in[int64_t(y) * in_ld + 3 * int64_t(x) + c];
