@@ -697,6 +697,33 @@ TEST(Pretrained, ArchitectureNameGivesTheHeads) {
   EXPECT_EQ(timm_config(f, {.heads = 4, .size = &narrow}).heads, 4) << "model_args first";
 }
 
+// A bare state dict says no heads: a width of timm's size table gets that size's (huge's 1280:
+// 16, not 1280 / 64 = 20), another width heads of 64; either way the model's metadata says it was
+// assumed (vit info shows it), and a folder's config.json or --arch ends the guess.
+TEST(Pretrained, BareFilesTakeTheirWidthsHeads) {
+  TempDir dir("heads");
+  for (const auto& [dim, heads] : {std::pair{1280, 16}, {320, 5}}) {
+    Config c;
+    c.channels = 3, c.image_size = 8, c.patch_size = 4, c.dim = dim, c.heads = heads;
+    c.depth = 1, c.mlp_dim = 8, c.num_classes = 3;
+    LoadedModel m{Model(c), {}, {}};
+    m.model.init(7);
+    m.meta.config = c;
+    m.meta.class_names = {"a", "b", "c"};
+    m.meta.normalize = {{0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+    const std::string out = dir / std::to_string(dim);
+    export_timm(m, out);
+    const LoadedModel bare = load_any_model(out + "/model.safetensors");
+    EXPECT_EQ(bare.meta.config.heads, heads) << dim;
+    ASSERT_TRUE(bare.metadata.count("heads_assumed")) << dim;
+    EXPECT_EQ(bare.metadata.at("heads_assumed").rfind(std::to_string(heads) + " (", 0), 0u)
+        << bare.metadata.at("heads_assumed");
+    const LoadedModel folder = load_any_model(out);  // config.json's model_args.num_heads
+    EXPECT_EQ(folder.meta.config.heads, heads);
+    EXPECT_FALSE(folder.metadata.count("heads_assumed")) << dim;
+  }
+}
+
 // Copies of the fixture's tensors, with one added or renamed, written as a bare state dict.
 std::string with_tensor(const TempDir& dir, const std::string& name, const std::string& add,
                         const std::string& rename_from = "", const std::string& rename_to = "") {

@@ -28,8 +28,9 @@ const TimmSize& timm_size(const std::string& word);
 const TimmSize* timm_size_of(const std::string& architecture);
 
 // What config.json or `--arch` tells that a timm file's tensors cannot: the number of heads (0:
-// the size's below, else width / 64, every other timm ViT's head size), the MLP's activation,
-// LayerNorm's eps, and no_embed_class where pos_embed's rows could be read either way.
+// the size's below; else the heads of timm's size of the tensors' width, else width / 64, every
+// other timm ViT's head size: load_timm's metadata "heads_assumed" then says so), the MLP's
+// activation, LayerNorm's eps, and no_embed_class where pos_embed's rows could be read either way.
 struct TimmHints {
   int heads = 0;
   // config.json's architecture's size, when it names one: its heads where the width is its width

@@ -193,6 +193,16 @@ void apply_config_json(const nlohmann::json& j, const std::string& path, ModelMe
 
 }  // namespace
 
+namespace {
+const TimmSize* size_of_width(int dim);
+
+// Whether hints say how many heads a model dim wide has (model_args, `--arch`, or the size its
+// architecture's name gives, when the width is that size's).
+bool heads_given(const TimmHints& hints, int dim) {
+  return hints.heads > 0 || (hints.size && hints.size->dim == dim);
+}
+}  // namespace
+
 Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   const std::string& path = f.path();
   for (const TensorInfo& t : f.tensors()) {
@@ -307,11 +317,17 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   c.num_classes = head ? int(need(f, "head.weight", 2).shape[0]) : 2;  // placeholder
   int heads = hints.heads;
   if (heads <= 0 && hints.size && hints.size->dim == c.dim) heads = hints.size->heads;
-  if (heads <= 0) {
-    VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
-                                   " is not a multiple of 64, so the number of heads cannot be "
-                                   "assumed; give it in config.json's model_args.num_heads");
-    heads = c.dim / 64;
+  if (!heads_given(hints, c.dim)) {
+    // Nothing says: timm's ViTs of this width have the table's heads (huge's 1280 has 16, not
+    // 1280 / 64), and the others heads of 64.
+    if (const TimmSize* s = size_of_width(c.dim)) {
+      heads = s->heads;
+    } else {
+      VIT_CHECK(c.dim % 64 == 0, "'" + path + "': width " + std::to_string(c.dim) +
+                                     " is not a multiple of 64, so the number of heads cannot be "
+                                     "assumed; give it in config.json's model_args.num_heads");
+      heads = c.dim / 64;
+    }
   }
   c.heads = heads;
   try {
@@ -371,6 +387,14 @@ void check_architecture(const std::string& path, const std::string& architecture
 const TimmSize* find_size(const std::string& word) {
   for (const TimmSize& s : kTimmSizes) {
     if (word == s.name) return &s;
+  }
+  return nullptr;
+}
+
+// The size dim wide (each size has its own width), or null.
+const TimmSize* size_of_width(int dim) {
+  for (const TimmSize& s : kTimmSizes) {
+    if (dim == s.dim) return &s;
   }
   return nullptr;
 }
@@ -838,6 +862,13 @@ LoadedModel load_timm(const std::string& path, const TimmArch* arch, bool headle
   Model model = read_weights(f, meta.config, "", headless, dtype);
   std::map<std::string, std::string> md = f.metadata();
   if (headless) md["headless"] = "true";
+  if (!heads_given(hints, meta.config.dim)) {
+    const TimmSize* s = size_of_width(meta.config.dim);
+    md["heads_assumed"] = std::to_string(meta.config.heads) + " (" +
+                          (s ? std::string("timm's ") + s->name + " ViTs'" : "heads of 64") +
+                          "): the file does not say; config.json's model_args.num_heads or "
+                          "--arch would";
+  }
   md["timm_source"] = folder ? path : weights;
   if (config.is_object() && config.contains("architecture") && config["architecture"].is_string()) {
     md["architecture"] = config["architecture"].get<std::string>();

@@ -1313,8 +1313,8 @@ int run_info(const InfoArgs& a) {
       extra["format"] =
           m.metadata.count("checkpoint_format") ? m.metadata.at("checkpoint_format") : "timm";
     }
-    for (const char* key :
-         {"architecture", "dataset", "input", "epoch", "step", "val_acc", "test_acc", "recipe"}) {
+    for (const char* key : {"architecture", "heads_assumed", "dataset", "input", "epoch", "step",
+                            "val_acc", "test_acc", "recipe"}) {
       if (m.metadata.count(key)) extra[key] = metadata_value(key, m.metadata.at(key));
     }
     // How prediction prepares image files (older checkpoints: what they were prepared with).
