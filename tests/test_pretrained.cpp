@@ -179,6 +179,17 @@ TEST(Pretrained, PosEmbedResamplesAsTimm) {
   }
 }
 
+// a's and b's logits on one random image (seed), the same bit for bit.
+void expect_same_logits(LoadedModel& a, LoadedModel& b, uint64_t seed) {
+  const Config& c = a.meta.config;
+  const std::vector<float> x =
+      random_vector(int64_t(c.channels) * c.image_size * c.image_size, seed);
+  std::vector<float> za(size_t(c.num_classes)), zb(za.size());
+  a.model.predict(x.data(), 1, za.data());
+  b.model.predict(x.data(), 1, zb.data());
+  EXPECT_EQ(za, zb);
+}
+
 // How write_transformers_tensors names a timm fixture's tensors: ViT's or DeiT's classifier
 // models (prefix "vit." or "deit."), or the backbone (prefix "", a pooler, no classifier).
 struct TransformersForm {
@@ -294,17 +305,11 @@ TEST(Pretrained, TransformersViTFolders) {
   EXPECT_EQ(b.meta.normalize.mean, (std::vector<float>{0.5f, 0.4f, 0.3f}));
   EXPECT_EQ(b.meta.normalize.std, (std::vector<float>{0.25f, 0.2f, 0.15f}));
   EXPECT_EQ(b.metadata.at("architecture"), "ViTForImageClassification");
-  const std::vector<float> x = random_vector(3 * 32 * 32, 11);
-  std::vector<float> za(5), zb(5);
-  a.model.predict(x.data(), 1, za.data());
-  b.model.predict(x.data(), 1, zb.data());
-  EXPECT_EQ(za, zb);
+  expect_same_logits(a, b, 11);
   // Exported, it is a timm folder with the same logits and preprocessing.
   export_timm(b, dir / "as-timm");
   LoadedModel back = load_any_model(dir / "as-timm");
-  std::vector<float> zback(5);
-  back.model.predict(x.data(), 1, zback.data());
-  EXPECT_EQ(zback, za);
+  expect_same_logits(a, back, 11);
   EXPECT_EQ(back.meta.preprocess.crop_mode, CropMode::kSquash);
   // config.json with `from` replaced by `to` (the original kept aside for the next case).
   const std::string original = read_text(hf + "/config.json");
@@ -389,11 +394,7 @@ TEST(Pretrained, TransformersDeiTFolders) {
   EXPECT_EQ(b.meta.config.to_json(), a.meta.config.to_json());
   ASSERT_TRUE(b.meta.config.dist_token);
   EXPECT_EQ(b.metadata.at("architecture"), "DeiTForImageClassificationWithTeacher");
-  const std::vector<float> x = random_vector(3 * 32 * 32, 12);
-  std::vector<float> za(4), zb(4);
-  a.model.predict(x.data(), 1, za.data());
-  b.model.predict(x.data(), 1, zb.data());
-  EXPECT_EQ(za, zb);
+  expect_same_logits(a, b, 12);
   // The processor's steps: stretched to 36 x 36 (bicubic), then the 32 x 32 at (36 - 32) // 2.
   const Preprocess& pre = b.meta.preprocess;
   EXPECT_EQ(pre.crop_mode, CropMode::kSquash);
@@ -418,9 +419,7 @@ TEST(Pretrained, TransformersDeiTFolders) {
   // Exported, it is timm's DeiT distilled with the same logits and preprocessing.
   export_timm(b, dir / "as-timm");
   LoadedModel back = load_any_model(dir / "as-timm");
-  std::vector<float> zback(4);
-  back.model.predict(x.data(), 1, zback.data());
-  EXPECT_EQ(zback, za);
+  expect_same_logits(a, back, 12);
   EXPECT_EQ(back.meta.preprocess.to_json(), pre.to_json());
   // The processor's newer form says the same; without a cut, the size must be the model's.
   auto processor_with = [&](const std::string& from, const std::string& to) {
