@@ -11,17 +11,13 @@
 #include <string>
 
 #include "idx_writer.hpp"
+#include "test_util.hpp"
 #include "vit/error.hpp"
 
 namespace vit::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string contents(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 int temp_files(const std::string& dir) {
   int n = 0;
@@ -35,15 +31,15 @@ TEST(AtomicFile, ReplacesWholeOrNotAtAll) {
   TempDir dir("atomic");
   const std::string path = dir / "f.bin";
   write_atomically(path, "old", 3);
-  EXPECT_EQ(contents(path), "old");
+  EXPECT_EQ(file_bytes(path), "old");
   {
     AtomicFileWriter w(path);
     w.write("new, never committed", 20);
     EXPECT_EQ(temp_files(dir.path), 1);
-    EXPECT_EQ(contents(path), "old");  // the real name is untouched while writing
+    EXPECT_EQ(file_bytes(path), "old");  // the real name is untouched while writing
   }  // destroyed without commit(): the temporary file goes, the old file stays
   EXPECT_EQ(temp_files(dir.path), 0);
-  EXPECT_EQ(contents(path), "old");
+  EXPECT_EQ(file_bytes(path), "old");
   {
     AtomicFileWriter w(path);
     w.write("ne", 2);
@@ -51,11 +47,11 @@ TEST(AtomicFile, ReplacesWholeOrNotAtAll) {
     w.write(nullptr, 0);
     w.commit();
   }
-  EXPECT_EQ(contents(path), "new");
+  EXPECT_EQ(file_bytes(path), "new");
   EXPECT_EQ(temp_files(dir.path), 0);
   write_atomically(path, "", 0);  // an empty file is a file
   EXPECT_TRUE(fs::exists(path));
-  EXPECT_EQ(contents(path), "");
+  EXPECT_EQ(file_bytes(path), "");
 }
 
 TEST(AtomicFile, FailuresNameTheFileAndTheStep) {

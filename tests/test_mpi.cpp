@@ -151,11 +151,6 @@ std::string rank1_wrapper(const std::string& path, const std::string& rank1,
   return path;
 }
 
-std::string bytes_of(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 // The run's metrics lines less the fields that measure time.
 std::string metrics_without_times(const std::string& dir) {
   std::ifstream f(dir + "/metrics.jsonl");
@@ -171,7 +166,7 @@ std::string metrics_without_times(const std::string& dir) {
 // Every file a run leaves that must not depend on how it was run.
 void expect_same_run(const std::string& a, const std::string& b, const std::string& what) {
   for (const char* f : {"last.train.safetensors", "last.safetensors", "best.safetensors"}) {
-    const std::string x = bytes_of(a + "/" + f), y = bytes_of(b + "/" + f);
+    const std::string x = file_bytes(a + "/" + f), y = file_bytes(b + "/" + f);
     EXPECT_FALSE(x.empty()) << a << "/" << f;
     EXPECT_TRUE(x == y) << what << ": " << f << " differs from one process's";
   }
@@ -297,7 +292,7 @@ TEST(Mpi, FolderDatasetGivesTheBytesOfOneProcess) {
                                args + (dir / "two"));
   ASSERT_EQ(two.code, 0) << two.out;
   for (const char* f : {"last.train.safetensors", "last.safetensors"}) {
-    EXPECT_TRUE(bytes_of(dir / "one/" + f) == bytes_of(dir / "two/" + f)) << f;
+    EXPECT_TRUE(file_bytes(dir / "one/" + f) == file_bytes(dir / "two/" + f)) << f;
   }
   // The same cache files (one per split), written whole once.
   auto files = [](const std::string& d) {
@@ -388,7 +383,7 @@ TEST(Mpi, DivergenceStopsEveryRank) {
       tensors.push_back({t.name, t.shape, data[i++].data()});
   }
   write_safetensors(state_path, tensors, metadata);
-  const std::string before = bytes_of(run + "/last.safetensors");
+  const std::string before = file_bytes(run + "/last.safetensors");
   const Result r = vit_shell(mpirun(2) + vit_words() + "train --resume " + run + " --epochs 2");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("vit (rank 0 of 2): training diverged at epoch 2, step 1"),
@@ -397,7 +392,8 @@ TEST(Mpi, DivergenceStopsEveryRank) {
   // Met by both ranks together: rank 0 reports it and both end as a run does, with no abort.
   EXPECT_EQ(r.out.find("rank 1 of 2"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("MPI_ABORT"), std::string::npos) << r.out;
-  EXPECT_TRUE(bytes_of(run + "/last.safetensors") == before) << "the last good checkpoint changed";
+  EXPECT_TRUE(file_bytes(run + "/last.safetensors") == before)
+      << "the last good checkpoint changed";
 }
 
 // A run directory another process trains in (here this test holds its lock) is refused on every
@@ -500,7 +496,7 @@ struct Job {
     }
   }
   std::string file(const std::string& name) const {
-    std::string s = bytes_of(dir + "/" + name);
+    std::string s = file_bytes(dir + "/" + name);
     while (!s.empty() && (s.back() == '\n')) s.pop_back();
     return s;
   }

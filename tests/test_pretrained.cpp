@@ -27,12 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A file's bytes as text.
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 // text with its first `from` replaced by `to` (a test failure when text has none).
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
   const size_t at = text.find(from);
@@ -312,7 +306,7 @@ TEST(Pretrained, TransformersViTFolders) {
   expect_same_logits(a, back, 11);
   EXPECT_EQ(back.meta.preprocess.crop_mode, CropMode::kSquash);
   // config.json with `from` replaced by `to` (the original kept aside for the next case).
-  const std::string original = read_text(hf + "/config.json");
+  const std::string original = file_bytes(hf + "/config.json");
   auto config_with = [&](const std::string& from, const std::string& to) {
     std::ofstream(hf + "/config.json") << replaced(original, from, to);
   };
@@ -330,7 +324,7 @@ TEST(Pretrained, TransformersViTFolders) {
   expect_error([&] { load_any_model(hf); }, "a Hugging Face transformers \"dinov2\" checkpoint");
   std::ofstream(hf + "/config.json") << original;
   // A processor step vitcpp would not run as written is refused, not ignored.
-  const std::string processor = read_text(hf + "/preprocessor_config.json");
+  const std::string processor = file_bytes(hf + "/preprocessor_config.json");
   for (const auto& [from, to, phrase] : std::vector<std::array<std::string, 3>>{
            {"\"do_normalize\": true", "\"do_normalize\": false", "do_normalize false"},
            {"\"height\": 32", "\"height\": 48", "size {\"height\":48,\"width\":32} is not"},
@@ -805,7 +799,7 @@ TEST(Pretrained, WhatCannotRunIsRefusedNamed) {
     fs::create_directories(d);
     fs::copy_file(fixture("timm/cls/model.safetensors"), d + "/model.safetensors");
     std::ofstream(d + "/config.json")
-        << replaced(read_text(fixture("timm/cls/config.json")), from, to);
+        << replaced(file_bytes(fixture("timm/cls/config.json")), from, to);
     return d;
   };
   expect_error(

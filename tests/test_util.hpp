@@ -11,7 +11,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -35,6 +37,12 @@ inline void PrintTo(Isa isa, std::ostream* os) {
 }  // namespace vit
 
 namespace vit::test {
+
+// A file's bytes (empty when it cannot be read).
+inline std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
 
 // The command that starts the `vit` tool: its path, after the emulator that runs it when the build
 // is a cross build (CMAKE_CROSSCOMPILING_EMULATOR, such as qemu-aarch64: a child process of an
