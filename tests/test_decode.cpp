@@ -301,19 +301,19 @@ TEST(Decode, BmpRowsAndTruncation) {
   cut.resize(cut.size() - 1);
   write_bytes(dir / "cut.bmp", cut, false);
   expect_error([&] { decode_image(dir / "cut.bmp"); }, "cut.bmp': the BMP file is truncated");
+  // The header's width and height (negative: top-down), as 32-bit little-endian numbers.
   std::vector<uint8_t> lying = encode_bmp(im, true);
-  for (const size_t at : {18, 22}) {  // 8000 x -8000
-    const uint32_t v = at == 18 ? 8000u : uint32_t(-8000);
-    for (int k = 0; k < 4; ++k) lying[at + size_t(k)] = uint8_t(v >> (8 * k));
-  }
+  auto declare = [&](int32_t width, int32_t height) {
+    for (const auto& [at, v] : {std::pair{18, uint32_t(width)}, {22, uint32_t(height)}}) {
+      for (int k = 0; k < 4; ++k) lying[size_t(at + k)] = uint8_t(v >> (8 * k));
+    }
+  };
+  declare(8000, -8000);
   write_bytes(dir / "lying.bmp", lying, false);
   expect_error([&] { decode_image(dir / "lying.bmp"); }, "declares 8000 x 8000 pixels of 24 bits");
   // A header whose rows' bytes overflow 64 bits (fuzz_image found the message computing them):
   // 2^31 - 1 pixels a side of 32 bits.
-  for (const size_t at : {18, 22}) {
-    const uint32_t v = at == 18 ? 0x7fffffffu : uint32_t(-0x7fffffff);
-    for (int k = 0; k < 4; ++k) lying[at + size_t(k)] = uint8_t(v >> (8 * k));
-  }
+  declare(0x7fffffff, -0x7fffffff);
   lying[28] = 32;
   write_bytes(dir / "huge.bmp", lying, false);
   expect_error([&] { decode_image(dir / "huge.bmp"); },
