@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/host.hpp"
 #include "vit/error.hpp"
 
 namespace vit {
@@ -32,12 +33,8 @@ void ensure_initialized() {
 }  // namespace
 
 int available_cores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
+  const cpu_set_t set = cpu_affinity();
+  if (const int n = CPU_COUNT(&set); n > 0) return n;
   return std::max(1, omp_get_num_procs());
 }
 

@@ -6,7 +6,6 @@
 // hanging them, and ranks sharing cores (more ranks than cores) do not spin against each other.
 // MPI is called from several threads (the lanes that finish micro-batches, a progress thread),
 // one call at a time under a mutex: MPI_THREAD_SERIALIZED.
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,16 +54,6 @@ int launched_processes() {
     if (*end == '\0' && n >= 1 && n <= 1 << 24) return int(n);
   }
   return 1;
-}
-
-// This process's CPUs (its affinity; every CPU where it cannot be read).
-[[maybe_unused]] cpu_set_t affinity() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) == 0) {
-    for (int c = 0; c < CPU_SETSIZE; ++c) CPU_SET(c, &set);
-  }
-  return set;
 }
 
 }  // namespace
@@ -183,8 +172,12 @@ Comm& Comm::world() {
     MPI_Comm_split_type(impl->world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
     MPI_Comm_rank(local, &impl->local_rank);
     MPI_Comm_size(local, &impl->local_size);
-    // Each rank's CPUs, to count the ranks that may run on this one's.
-    const cpu_set_t mine = affinity();
+    // Each rank's CPUs, to count the ranks that may run on this one's (every CPU where the
+    // affinity cannot be read).
+    cpu_set_t mine = cpu_affinity();
+    if (CPU_COUNT(&mine) == 0) {
+      for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &mine);
+    }
     std::vector<cpu_set_t> all(size_t(impl->local_size));
     MPI_Allgather(&mine, int(sizeof mine), MPI_BYTE, all.data(), int(sizeof mine), MPI_BYTE, local);
     impl->core_sharing = int(std::count_if(all.begin(), all.end(), [&](const cpu_set_t& other) {
