@@ -317,7 +317,7 @@ Config timm_config(const SafetensorsReader& f, const TimmHints& hints) {
   c.num_classes = head ? int(need(f, "head.weight", 2).shape[0]) : 2;  // placeholder
   int heads = hints.heads;
   if (heads <= 0 && hints.size && hints.size->dim == c.dim) heads = hints.size->heads;
-  if (!heads_given(hints, c.dim)) {
+  if (heads <= 0) {
     // Nothing says: timm's ViTs of this width have the table's heads (huge's 1280 has 16, not
     // 1280 / 64), and the others heads of 64.
     if (const TimmSize* s = size_of_width(c.dim)) {
@@ -430,12 +430,13 @@ bool is_timm_model(const std::string& path) {
 
 namespace {
 
-// A Hugging Face transformers image processor's steps, as vitcpp runs them, into meta's preprocess
-// and normalize. Its class (image_processor_type, or feature_extractor_type in older files; else
-// the model's) sets the defaults: ViTImageProcessor stretches the image to the model's size
-// (bilinear); DeiTImageProcessor stretches it to 256 x 256 (bicubic) and cuts the centre 224 x
-// 224; both normalise with 0.5 and 0.5. vitcpp's crop_mode squash is that stretch, and its crop_pct
-// the share the cut keeps. Any other step is refused, not ignored.
+// A Hugging Face transformers image processor's steps (preprocessor_config.json, q; an empty
+// object where the folder has none), as vitcpp runs them, into meta's preprocess and normalize.
+// Its class (image_processor_type, or feature_extractor_type in older files; else the model's)
+// sets the defaults: ViTImageProcessor stretches the image to the model's size (bilinear);
+// DeiTImageProcessor stretches it to 256 x 256 (bicubic) and cuts the centre 224 x 224; both
+// normalise with 0.5 and 0.5. vitcpp's crop_mode squash is that stretch, and its crop_pct the
+// share the cut keeps. Any other step is refused, not ignored.
 void read_processor(const nlohmann::json& q, const std::string& model_type, const Config& c,
                     const std::function<std::string(const std::string&)>& bad, ModelMeta& meta) {
   VIT_CHECK(q.is_object(), bad("preprocessor_config.json must be a JSON object"));
@@ -455,6 +456,13 @@ void read_processor(const nlohmann::json& q, const std::string& model_type, cons
   VIT_CHECK(deit || type == "ViTImageProcessor",
             bad("preprocessor_config.json's processor " + type +
                 ": vitcpp runs ViTImageProcessor's and DeiTImageProcessor's steps"));
+  meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
+                    std::vector<float>(size_t(c.channels), 0.5f)};
+  meta.preprocess =
+      Preprocess{.crop_pct = 1.0,
+                 .crop_mode = CropMode::kSquash,
+                 .interpolation = deit ? Interpolation::kBicubic : Interpolation::kBilinear,
+                 .exif = false};
   auto flag = [&](const char* key, bool want) {
     VIT_CHECK(!q.contains(key) || q[key] == want,
               bad(std::string("preprocessor_config.json's ") + key + " " + q[key].dump() +
@@ -465,11 +473,9 @@ void read_processor(const nlohmann::json& q, const std::string& model_type, cons
   flag("do_rescale", true);
   flag("do_normalize", true);
   if (!deit) flag("do_center_crop", false);
-  const bool crop = deit && (!q.contains("do_center_crop") || q["do_center_crop"] == true);
-  if (deit) {
-    VIT_CHECK(!q.contains("do_center_crop") || q["do_center_crop"].is_boolean(),
-              bad("preprocessor_config.json's do_center_crop must be true or false"));
-  }
+  VIT_CHECK(!q.contains("do_center_crop") || q["do_center_crop"].is_boolean(),
+            bad("preprocessor_config.json's do_center_crop must be true or false"));
+  const bool crop = deit && q.value("do_center_crop", true);
   VIT_CHECK(!q.contains("rescale_factor") ||
                 (q["rescale_factor"].is_number() &&
                  std::abs(q["rescale_factor"].get<double>() * 255 - 1) < 1e-6),
@@ -525,8 +531,6 @@ void read_processor(const nlohmann::json& q, const std::string& model_type, cons
     meta.preprocess.interpolation = q["resample"] == 2   ? Interpolation::kBilinear
                                     : q["resample"] == 3 ? Interpolation::kBicubic
                                                          : Interpolation::kNearest;
-  } else if (deit) {
-    meta.preprocess.interpolation = Interpolation::kBicubic;
   }
 }
 
@@ -705,20 +709,11 @@ LoadedModel load_transformers(const std::string& dir, const SafetensorsReader& f
   if (meta.class_names.empty()) {
     for (int k = 0; k < c.num_classes; ++k) meta.class_names.push_back(std::to_string(k));
   }
-  // Without preprocessor_config.json: ViTImageProcessor's defaults, stretched to the model's size.
-  meta.normalize = {std::vector<float>(size_t(c.channels), 0.5f),
-                    std::vector<float>(size_t(c.channels), 0.5f)};
-  meta.preprocess = Preprocess{.crop_pct = 1.0,
-                               .crop_mode = CropMode::kSquash,
-                               .interpolation = Interpolation::kBilinear,
-                               .exif = false};
   const fs::path processor = fs::path(dir) / "preprocessor_config.json";
   std::error_code ec;
-  if (fs::exists(processor, ec)) {
-    read_processor(read_json(processor.string()), model_type, c, bad, meta);
-  } else if (model_type == "deit") {
-    read_processor(nlohmann::json::object(), model_type, c, bad, meta);
-  }
+  read_processor(
+      fs::exists(processor, ec) ? read_json(processor.string()) : nlohmann::json::object(),
+      model_type, c, bad, meta);
   std::map<std::string, std::string> md;
   if (!head) md["headless"] = "true";
   md["timm_source"] = dir;
